@@ -1,0 +1,1 @@
+"""Pydantic models of every event on the wire, one module per producing party."""

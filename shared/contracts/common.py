@@ -1,0 +1,77 @@
+"""Building blocks used by several contracts."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.contracts.codes import Weekday
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def parse_hhmm(value: str) -> time:
+    """Parse "HH:MM" (24-hour) into a time; raises ValueError with a readable message."""
+    if not _HHMM.match(value):
+        raise ValueError(f"'{value}' is not a time of day in HH:MM (24-hour) form")
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+class Contract(BaseModel):
+    """Base of every model on the wire: unknown fields are refused, so nothing slips in unseen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(Contract):
+    """Base of every published event."""
+
+    schema_version: int = Field(default=1, description="Version of this event's schema; bumped on any breaking change.")
+    event_id: str = Field(description="Unique id of this event; also its Nats-Msg-Id, so replays are de-duplicated.")
+    occurred_at: AwareDatetime = Field(description="When the fact happened (ISO 8601 with offset).")
+
+
+class WeeklyWindow(Contract):
+    """A weekly availability window in Europe/London local time, e.g. mon 16:00–19:00."""
+
+    day: Weekday = Field(description="Day of the week: mon, tue, wed, thu, fri, sat or sun.")
+    start: str = Field(description="Start, HH:MM, Europe/London local time.")
+    end: str = Field(description="End, HH:MM, Europe/London local time; after start.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WeeklyWindow:
+        if parse_hhmm(self.end) <= parse_hhmm(self.start):
+            raise ValueError(f"window {self.day} {self.start}-{self.end} ends before it starts")
+        return self
+
+    @property
+    def start_time(self) -> time:
+        return parse_hhmm(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return parse_hhmm(self.end)
+
+
+class FieldError(Contract):
+    """One problem with a submitted body."""
+
+    field: str = Field(description="Dotted path of the offending field, e.g. young_person.date_of_birth; '' for the whole body.")
+    message: str = Field(description="What is wrong, in plain English.")
+
+
+class SessionSlot(Contract):
+    """One booked mentoring session."""
+
+    session_id: str = Field(description="Stable id of the session.")
+    start: datetime = Field(description="Start, ISO 8601 with offset (Europe/London).")
+    end: datetime = Field(description="End, ISO 8601 with offset (Europe/London).")

@@ -1,0 +1,224 @@
+"""What agencies send to intake, and the events intake publishes.
+
+`Referral` is the body an agency publishes on `referrals.submitted.<agency_id>`. It holds personal
+data and never leaves intake: `ReferralAccepted` carries only what risk and scheduling need (no names,
+no birth date, no contact details, no free-text reason).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from shared.contracts.codes import (
+    INDICATOR_CODES,
+    PROTECTIVE_FACTOR_CODES,
+    Gender,
+    IndexOffence,
+    canonical_borough,
+)
+from shared.contracts.common import Contract, Event, FieldError, WeeklyWindow
+
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
+
+
+def _language(code: str) -> str:
+    lowered = code.strip().lower()
+    if not _LANGUAGE.match(lowered):
+        raise ValueError(f"'{code}' is not an ISO 639-1 language code (two letters, e.g. 'en')")
+    return lowered
+
+
+class Referrer(Contract):
+    """The professional making the referral."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"'{value}' is not an email address")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE.match(value):
+            raise ValueError("not a phone number (digits, spaces, +, -, brackets; 7 to 20 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Referrer:
+        if not self.email and not self.phone:
+            raise ValueError("give the referrer's email or phone, so we can reach them")
+        return self
+
+
+class YoungPerson(Contract):
+    """The young person referred. Personal data: stays in intake."""
+
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date = Field(description="YYYY-MM-DD")
+    gender: Gender
+    borough: str = Field(description="A London borough, matched case-insensitively.")
+    languages: list[str] = Field(min_length=1, description="ISO 639-1 codes, e.g. ['en', 'so'].")
+
+    @field_validator("borough")
+    @classmethod
+    def _borough(cls, value: str) -> str:
+        canonical = canonical_borough(value)
+        if canonical is None:
+            raise ValueError(f"'{value}' is not a London borough")
+        return canonical
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        return [_language(code) for code in value]
+
+
+class Consent(Contract):
+    """The young person's (or guardian's) consent to the referral."""
+
+    given: bool
+    recorded_at: AwareDatetime = Field(description="When consent was recorded, ISO 8601 with offset.")
+
+
+class Indicator(Contract):
+    """An indicator code with the date it was last observed (the referral date when not given)."""
+
+    code: str
+    observed_at: date | None = Field(default=None, description="YYYY-MM-DD; defaults to the referral date.")
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in INDICATOR_CODES:
+            raise ValueError(f"unknown indicator '{value}' (see the README for the list of codes)")
+        return value
+
+
+class Preferences(Contract):
+    """What the young person asked for in a mentor."""
+
+    mentor_gender: Gender | Literal["any"] = "any"
+    language: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else _language(value)
+
+
+class Referral(Contract):
+    """A referral as an agency submits it (the body of `referrals.submitted.<agency_id>`)."""
+
+    agency_referral_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")
+    referrer: Referrer
+    young_person: YoungPerson
+    consent: Consent
+    reason: str = Field(min_length=1, max_length=10_000)
+    index_offence: IndexOffence | None = None
+    prior_proven_offences: int | None = Field(default=None, ge=0, le=200)
+    age_at_first_proven_offence: int | None = Field(default=None, ge=8, le=30)
+    indicators: list[Indicator] = Field(default_factory=list, description="Codes, or {code, observed_at} objects.")
+    protective_factors: list[str] = Field(default_factory=list)
+    unsafe_areas: list[str] = Field(default_factory=list, max_length=50)
+    preferences: Preferences = Field(default_factory=Preferences)
+    availability: list[WeeklyWindow] = Field(default_factory=list, max_length=50)
+
+    @field_validator("indicators", mode="before")
+    @classmethod
+    def _codes_or_objects(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"code": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("protective_factors")
+    @classmethod
+    def _protective(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in PROTECTIVE_FACTOR_CODES]
+        if unknown:
+            raise ValueError(f"unknown protective factor(s) {', '.join(repr(c) for c in unknown)}")
+        return value
+
+    @field_validator("consent")
+    @classmethod
+    def _consent_given(cls, value: Consent) -> Consent:
+        if not value.given:
+            raise ValueError("consent has not been given; we cannot accept a referral without it")
+        return value
+
+
+class PersonFacts(Contract):
+    """What risk and scheduling may know of the young person: no names, birth date or contact details."""
+
+    age_years: int = Field(description="Age in whole years on the referral date.")
+    age_band: str = Field(description="'10-13', '14-15', '16-17', '18-21' or '22+'.")
+    gender: Gender
+    borough: str = Field(description="Canonical London borough name.")
+    languages: list[str]
+
+
+class ReferralAccepted(Event):
+    """Intake stored a valid referral (`referrals.accepted.<agency_id>`)."""
+
+    referral_id: str = Field(description="Our id for the referral.")
+    agency_id: str
+    agency_referral_id: str = Field(description="The agency's own id for the referral.")
+    duplicate: bool = Field(default=False, description="True when this repeats an earlier accepted submission.")
+    person: PersonFacts
+    index_offence: IndexOffence | None = None
+    prior_proven_offences: int | None = None
+    age_at_first_proven_offence: int | None = None
+    indicators: list[Indicator] = Field(description="Each with observed_at filled in.")
+    protective_factors: list[str]
+    unsafe_areas: list[str]
+    preferences: Preferences
+    availability: list[WeeklyWindow]
+
+
+class ReferralRejected(Event):
+    """Intake refused a submission (`referrals.rejected.<agency_id>`); nothing was stored for it."""
+
+    agency_id: str
+    agency_referral_id: str | None = Field(default=None, description="When it could be read from the body.")
+    errors: list[FieldError] = Field(description="One entry per problem.")
+
+
+def age_band(age_years: int) -> str:
+    """Coarse age band shared with downstream services instead of a birth date."""
+    if age_years <= 13:
+        return "10-13"
+    if age_years <= 15:
+        return "14-15"
+    if age_years <= 17:
+        return "16-17"
+    if age_years <= 21:
+        return "18-21"
+    return "22+"
+
+
+__all__ = [
+    "Consent",
+    "FieldError",
+    "Indicator",
+    "PersonFacts",
+    "Preferences",
+    "Referral",
+    "ReferralAccepted",
+    "ReferralRejected",
+    "Referrer",
+    "YoungPerson",
+    "age_band",
+]

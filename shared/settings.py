@@ -1,0 +1,66 @@
+"""Settings shared by every service and the CLI; read from the environment once, at start-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NATS_URL_FILE = "nats.url"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class ServiceSettings(BaseSettings):
+    """Settings common to the three services. Environment variables are prefixed `REROUTE_` unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".reroute"), description="Where SQLite files, traces and the local NATS live.")
+    nats_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NATS_URL", "REROUTE_NATS_URL"),
+        description="NATS server; when unset, the one `reroute up` started (recorded in the data dir).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "REROUTE_DATABASE_URL"),
+        description="PostgreSQL URL; when unset each service keeps a SQLite file in the data dir.",
+    )
+    namespace: str = Field(
+        default="",
+        description="Prefix for subjects, streams and database schemas, to run isolated copies on one server.",
+    )
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
+    max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
+            raise ValueError("namespace must be lower-case letters, digits and _ (at most 31), starting with a letter")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+    def resolved_nats_url(self) -> str:
+        """NATS_URL, else the server `reroute up` recorded in the data dir."""
+        if self.nats_url:
+            return self.nats_url
+        recorded = self.data_dir / NATS_URL_FILE
+        if recorded.exists():
+            return recorded.read_text().strip()
+        raise ConfigurationError(
+            f"No NATS server known: set NATS_URL, or start one with `reroute up` (looked for {recorded})."
+        )
