@@ -1,0 +1,11 @@
+"""`python -m services.scheduling` runs the scheduling service until SIGINT/SIGTERM."""
+
+import asyncio
+
+from services.scheduling.app import create_app
+from shared.service import configure_logging
+from shared.settings import ServiceSettings
+
+settings = ServiceSettings()
+configure_logging("scheduling", settings.log_level)
+asyncio.run(create_app(settings).run())

@@ -1,0 +1,176 @@
+"""The mentor match: a pure function of the case, the mentors and `now` (no I/O, no clock).
+
+Hard rules live in constraints.py, session times in slots.py; this module ranks the mentors that can take
+the case, books the first session and the follow-ups of the tier's cadence, or explains the waitlist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from itertools import cycle
+
+from services.scheduling.constraints import Case, MentorState, Rule, exclusion, first_exclusion, summarise
+from services.scheduling.slots import LONDON, SESSION, Calendar, Interval, earliest_start, to_utc, wall_clock_days_later
+from shared.contracts.codes import Tier
+from shared.contracts.common import parse_hhmm
+
+__all__ = [
+    "LONDON",
+    "Case",
+    "Match",
+    "MentorState",
+    "Option",
+    "Waitlist",
+    "deadline_for",
+    "exclusion",
+    "match",
+    "rank",
+    "score",
+    "with_booking",
+]
+
+HORIZON_DAYS = 28  # the first session must start within this many days of now
+PROGRAMME_DAYS = 28  # follow-ups are booked up to this many days after the first session
+DEADLINE: dict[Tier, timedelta] = {
+    Tier.VERY_HIGH: timedelta(hours=24),
+    Tier.HIGH: timedelta(hours=72),
+    Tier.MEDIUM: timedelta(days=7),
+    Tier.LOW: timedelta(days=14),
+}
+CADENCE: dict[Tier, tuple[int, ...]] = {  # days between sessions, repeated in turn
+    Tier.VERY_HIGH: (3, 4),
+    Tier.HIGH: (7,),
+    Tier.MEDIUM: (7,),
+    Tier.LOW: (14,),
+}
+# Soft weights from domain.md §6(e): S03 language match, S10 workload balance.
+LANGUAGE_WEIGHT = 8.0
+WORKLOAD_WEIGHT = 2.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """The chosen mentor and the booked sessions (aware, Europe/London)."""
+
+    mentor_id: str
+    sessions: list[Interval]
+    deadline_met: bool
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Waitlist:
+    """No mentor fits; `reason` says why in plain English."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """An eligible mentor with a free first slot, and why they rank where they do."""
+
+    mentor_id: str
+    first: Interval  # Europe/London
+    deadline_met: bool
+    score: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.score.values())
+
+
+def deadline_for(case: Case) -> datetime:
+    """When the first session is due, by tier, counted from acceptance (Europe/London)."""
+    return (to_utc(case.accepted_at) + DEADLINE[case.tier]).astimezone(LONDON)
+
+
+def score(case: Case, mentor: MentorState) -> dict[str, float]:
+    """The soft score of an eligible mentor, by component; higher is better."""
+    spoken = {language.strip().casefold() for language in mentor.record.languages}
+    preferred = case.preferred_language is not None and case.preferred_language.strip().casefold() in spoken
+    load = mentor.caseload / mentor.record.max_caseload if mentor.record.max_caseload else 1.0
+    return {
+        "preferred_language": LANGUAGE_WEIGHT if preferred else 0.0,
+        "workload_balance": WORKLOAD_WEIGHT * (1.0 - load),
+    }
+
+
+def calendar(case: Case, mentor: MentorState) -> Calendar:
+    """The mentor's calendar for this case: both parties' windows, the mentor's bookings and licence."""
+    licence = mentor.record.licence
+    return Calendar(
+        mentor_windows=tuple(mentor.record.availability),
+        young_person_windows=tuple(case.availability),
+        busy=tuple((to_utc(start), to_utc(end)) for start, end in mentor.busy),
+        return_by=parse_hhmm(licence.return_by) if mentor.record.kind == "rotl" and licence else None,
+    )
+
+
+def _assess(
+    case: Case, mentors: Sequence[MentorState], now: datetime
+) -> tuple[list[tuple[Option, MentorState]], Counter[Rule]]:
+    earliest = earliest_start(now)
+    horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
+    due = deadline_for(case)
+    options: list[tuple[Option, MentorState]] = []
+    excluded: Counter[Rule] = Counter()
+    for mentor in mentors:
+        ruled_out = first_exclusion(case, mentor)
+        if ruled_out is not None:
+            excluded[ruled_out.rule] += 1
+            continue
+        start = calendar(case, mentor).first_fit(not_before=earliest, not_after=horizon)
+        if start is None:
+            excluded["no_slot"] += 1
+            continue
+        first = (start.astimezone(LONDON), (start + SESSION).astimezone(LONDON))
+        options.append((Option(mentor.record.id, first, start <= due, score(case, mentor)), mentor))
+    options.sort(key=lambda pair: _order(pair[0]))
+    return options, excluded
+
+
+def _order(option: Option) -> tuple[bool, float, float, str]:
+    return (not option.deadline_met, -option.total, option.first[0].timestamp(), option.mentor_id)
+
+
+def rank(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> list[Option]:
+    """Mentors who can take the case, best first: deadline met, then score, then earliest slot, then id."""
+    return [option for option, _ in _assess(case, mentors, now)[0]]
+
+
+def sessions_from(case: Case, mentor: MentorState, first: datetime) -> list[Interval]:
+    """The first session and the tier's follow-ups up to 28 days after it (aware, Europe/London)."""
+    cal = calendar(case, mentor).booked(first)
+    local = first.astimezone(LONDON)
+    limit = wall_clock_days_later(first, PROGRAMME_DAYS)
+    starts, offset = [to_utc(first)], 0
+    for interval in cycle(CADENCE[case.tier]):
+        offset += interval
+        if offset > PROGRAMME_DAYS:
+            break
+        target = local.date() + timedelta(days=offset)
+        start = cal.follow_up(target=target, at=local.time(), days=interval, not_after=limit)
+        if start is not None:
+            starts.append(start)
+            cal = cal.booked(start)
+    return [(start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)) for start in starts]
+
+
+def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match | Waitlist:
+    """Book the best mentor's first session and cadence, or say why the case waits."""
+    if not mentors:
+        return Waitlist("no mentors registered")
+    options, excluded = _assess(case, mentors, now)
+    if not options:
+        return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))
+    best, mentor = options[0]
+    sessions = sessions_from(case, mentor, best.first[0])
+    return Match(best.mentor_id, sessions, best.deadline_met, deadline_for(case))
+
+
+def with_booking(mentor: MentorState, sessions: Sequence[Interval]) -> MentorState:
+    """The mentor after taking one more young person with these sessions (the input is left untouched)."""
+    return replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions])

@@ -1,0 +1,141 @@
+"""Session times: one-hour sessions starting on :00 or :30, Europe/London wall-clock time.
+
+Instants are handled in UTC inside this module (aware datetimes that share a tzinfo compare by wall clock,
+which is wrong across a clock change); rules about the time of day read the London wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from shared.contracts.codes import WEEKDAYS, Weekday
+from shared.contracts.common import WeeklyWindow
+
+LONDON = ZoneInfo("Europe/London")
+SESSION = timedelta(minutes=60)
+STEP = timedelta(minutes=30)
+NOTICE = timedelta(hours=2)
+RETURN_BUFFER = timedelta(minutes=60)
+
+Interval = tuple[datetime, datetime]
+
+
+def to_utc(instant: datetime) -> datetime:
+    if instant.tzinfo is None:
+        raise ValueError(f"{instant.isoformat()} has no time zone")
+    return instant.astimezone(UTC)
+
+
+def earliest_start(now: datetime) -> datetime:
+    """`now` rounded up to the next :00 or :30, plus two hours' notice (UTC)."""
+    # London's offsets are whole hours, so UTC half-hours are London half-hours.
+    utc = to_utc(now)
+    floor = utc.replace(minute=utc.minute - utc.minute % 30, second=0, microsecond=0)
+    return (floor if floor == utc else floor + STEP) + NOTICE
+
+
+def weekday(day: date) -> Weekday:
+    return WEEKDAYS[day.weekday()]
+
+
+def local_start(day: date, at: time) -> datetime | None:
+    """The London wall-clock time `at` on `day` as a UTC instant; None when the clocks skip it."""
+    wall = datetime.combine(day, at, tzinfo=LONDON)
+    utc = wall.astimezone(UTC)
+    if utc.astimezone(LONDON).replace(tzinfo=None) != wall.replace(tzinfo=None):
+        return None
+    return utc
+
+
+def wall_clock_days_later(instant: datetime, days: int) -> datetime:
+    """The same London wall-clock time `days` calendar days later (UTC)."""
+    local = instant.astimezone(LONDON)
+    return datetime.combine(local.date() + timedelta(days=days), local.time(), tzinfo=LONDON).astimezone(UTC)
+
+
+def inside(windows: Sequence[WeeklyWindow], start: datetime) -> bool:
+    """Whether the session starting at `start` lies, on the London wall clock, within one of the windows."""
+    begin, end = start.astimezone(LONDON), (start.astimezone(UTC) + SESSION).astimezone(LONDON)
+    if end.date() != begin.date():
+        return False
+    day = weekday(begin.date())
+    return any(w.day == day and w.start_time <= begin.time() and end.time() <= w.end_time for w in windows)
+
+
+def overlaps(busy: Sequence[Interval], start: datetime) -> bool:
+    """Whether the session starting at `start` overlaps a busy interval (touching end to start is fine)."""
+    end = start + SESSION
+    return any(start < b_end and b_start < end for b_start, b_end in busy)
+
+
+def returns_in_time(return_by: time, start: datetime) -> bool:
+    """Licence rule: session end + 60 minutes is no later than `return_by` on the session's London day."""
+    back = (start.astimezone(UTC) + SESSION + RETURN_BUFFER).astimezone(LONDON)
+    return back.date() == start.astimezone(LONDON).date() and back.time() <= return_by
+
+
+def half_hours(windows: Sequence[WeeklyWindow], day: date) -> list[time]:
+    """Wall-clock :00/:30 times on `day` that fall inside one of the windows (candidates, not yet checked)."""
+    found: set[time] = set()
+    for window in windows:
+        if window.day != weekday(day):
+            continue
+        start = window.start_time.hour * 60 + window.start_time.minute
+        end = window.end_time.hour * 60 + window.end_time.minute
+        for minutes in range(-(-start // 30) * 30, end, 30):
+            found.add(time(minutes // 60, minutes % 60))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What decides whether a mentor can hold a session with a young person at a given instant."""
+
+    mentor_windows: Sequence[WeeklyWindow]
+    young_person_windows: Sequence[WeeklyWindow]  # empty means any time
+    busy: Sequence[Interval] = field(default_factory=tuple)
+    return_by: time | None = None  # rotl licence
+
+    def fits(self, start: datetime) -> bool:
+        start = to_utc(start)
+        return (
+            inside(self.mentor_windows, start)
+            and (not self.young_person_windows or inside(self.young_person_windows, start))
+            and not overlaps(self.busy, start)
+            and (self.return_by is None or returns_in_time(self.return_by, start))
+        )
+
+    def starts_on(self, day: date) -> list[datetime]:
+        """Every start on the London `day` that fits, earliest first (UTC)."""
+        candidates = (local_start(day, at) for at in half_hours(self.mentor_windows, day))
+        return sorted(start for start in candidates if start is not None and self.fits(start))
+
+    def first_fit(self, *, not_before: datetime, not_after: datetime) -> datetime | None:
+        """The earliest start in [not_before, not_after] that fits (UTC)."""
+        day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
+        while day <= last:
+            for start in self.starts_on(day):
+                if not_before <= start <= not_after:
+                    return start
+            day += timedelta(days=1)
+        return None
+
+    def follow_up(self, *, target: date, at: time, days: int, not_after: datetime) -> datetime | None:
+        """On the first of `days` days from `target` that has a fit: `at` if it fits, else that day's earliest."""
+        for offset in range(days):
+            day = target + timedelta(days=offset)
+            same = local_start(day, at)
+            if same is not None and same <= not_after and self.fits(same):
+                return same
+            fits = [start for start in self.starts_on(day) if start <= not_after]
+            if fits:
+                return fits[0]
+        return None
+
+    def booked(self, start: datetime) -> Calendar:
+        """This calendar with a session at `start` marked busy."""
+        start = to_utc(start)
+        return replace(self, busy=(*self.busy, (start, start + SESSION)))

@@ -1,0 +1,47 @@
+"""Tables the scheduling service owns: mentors, cases awaiting or holding a mentor, and booked sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class MentorRow(SQLModel, table=True):
+    __tablename__ = "mentor"
+
+    mentor_id: str = Field(primary_key=True, max_length=64)
+    record: str = Field(description="The imported MentorRecord as JSON.")
+    updated_at: datetime
+
+
+class CaseRow(SQLModel, table=True):
+    """One referral as scheduling sees it. Facts come from `referrals.accepted`, the tier from `risk.assessed`;
+    whichever arrives second triggers booking."""
+
+    __tablename__ = "sched_case"
+
+    referral_id: str = Field(primary_key=True, max_length=40)
+    agency_id: str = Field(index=True, max_length=64)
+    facts: str | None = Field(default=None, description="The ReferralAccepted event as JSON (pseudonymous).")
+    tier: str | None = Field(default=None, max_length=16)
+    status: str = Field(max_length=24, index=True, description="awaiting_referral, awaiting_assessment, scheduled, waitlisted")
+    mentor_id: str | None = Field(default=None, index=True, max_length=64)
+    reason: str | None = None
+    deadline_met: bool | None = None
+    updated_at: datetime
+
+
+class SessionRow(SQLModel, table=True):
+    __tablename__ = "session"
+
+    session_id: str = Field(primary_key=True, max_length=40)
+    referral_id: str = Field(index=True, max_length=40)
+    mentor_id: str = Field(index=True, max_length=64)
+    start: datetime = Field(index=True)
+    end: datetime
+    status: str = Field(default="booked", max_length=16)
+    created_at: datetime
+
+
+TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow]
