@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 def make_engine(service: str, settings: ServiceSettings) -> Engine:
     """The service's own database. Transactions are write transactions from the start (no lost updates)."""
     if settings.database_url:
-        return _postgres_engine(settings.database_url, schema=f"{settings.namespace}_{service}".lstrip("_"))
+        prefix = settings.db_schema_prefix if settings.db_schema_prefix is not None else settings.namespace
+        return _postgres_engine(settings.database_url, schema=f"{prefix}_{service}" if prefix else service)
     return _sqlite_engine(settings.data_dir / f"{service}.db")
 
 

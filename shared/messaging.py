@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from datetime import UTC, datetime
 
 import nats.errors
@@ -20,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from opentelemetry import trace
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, record_processed, seen
@@ -27,6 +29,7 @@ from shared.subjects import DUPLICATE_WINDOW_SECONDS, Subjects
 from shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
+E = TypeVar("E", bound=BaseModel)
 
 
 async def ensure_streams(js: JetStreamContext, subjects: Subjects) -> None:
@@ -43,6 +46,10 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects) -> None:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for a message that can never be processed: dead-lettered at once, with this reason."""
 
 
 @dataclass
@@ -64,6 +71,15 @@ class Delivery:
     @property
     def headers(self) -> dict[str, str]:
         return self.msg.headers or {}
+
+
+def parse_event(model: type[E], d: Delivery) -> E:
+    """Decode an internal event; one that does not match its contract is poison (dead-lettered with the reason)."""
+    try:
+        return model.model_validate_json(d.data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise PoisonMessage(f"not a valid {model.__name__}: {problems}") from exc
 
 
 BatchHandler = Callable[[Connection, list[Delivery], datetime], list[Outgoing]]
@@ -141,16 +157,16 @@ class BatchConsumer:
         deliveries = [self._delivery(m) for m in msgs]
         try:
             out = self._commit(deliveries)
-        except Exception:
+        except Exception as exc:
             if len(deliveries) == 1:
-                await self._failed(deliveries[0])
+                await self._failed(deliveries[0], exc)
                 return
             log.warning("%s: batch of %d failed; retrying one by one", self.service, len(deliveries), exc_info=True)
             for d in deliveries:
                 try:
                     single = self._commit([d])
-                except Exception:
-                    await self._failed(d)
+                except Exception as single_exc:
+                    await self._failed(d, single_exc)
                     continue
                 await self._relay.publish(single)
                 await d.msg.ack()
@@ -193,19 +209,25 @@ class BatchConsumer:
             add_to_outbox(conn, out, now=now)
         return out
 
-    async def _failed(self, d: Delivery) -> None:
-        """A message that fails on its own: retry later, or dead-letter it after max_deliver attempts."""
+    async def _failed(self, d: Delivery, exc: Exception) -> None:
+        """A message that fails on its own: retry later, or dead-letter it (at once when it is poison)."""
         delivered = d.msg.metadata.num_delivered
-        d.span.set_status(trace.StatusCode.ERROR, "handler failed")
-        log.exception("%s: message %s failed (delivery %d of %d)", self.service, d.key, delivered, self._max_deliver)
-        if delivered < self._max_deliver:
+        d.span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+        poison = isinstance(exc, PoisonMessage)
+        if poison:
+            log.error("%s: message %s cannot be processed: %s", self.service, d.key, exc)
+        else:
+            log.error("%s: message %s failed (delivery %d of %d)", self.service, d.key, delivered, self._max_deliver,
+                      exc_info=exc)
+        if not poison and delivered < self._max_deliver:
             await d.msg.nak(delay=min(2.0**delivered, 30.0))
         else:
+            reason = str(exc) if poison else f"{type(exc).__name__} after {delivered} deliveries; see the service log"
             headers = {
                 **d.headers,
                 "Reroute-Failed-Subject": d.subject,
                 "Reroute-Failed-Service": self.service,
-                "Reroute-Failed-Reason": "handler failed repeatedly; see the service log for the traceback",
+                "Reroute-Failed-Reason": " ".join(reason.split())[:500],
                 "Nats-Msg-Id": f"dead:{d.key}",
             }
             try:

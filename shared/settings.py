@@ -35,11 +35,15 @@ class ServiceSettings(BaseSettings):
         default="",
         description="Prefix for subjects, streams and database schemas, to run isolated copies on one server.",
     )
+    db_schema_prefix: str | None = Field(
+        default=None,
+        description="PostgreSQL only: schemas are <prefix>_<service> (default: the namespace, else just <service>).",
+    )
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
     log_level: str = Field(default="INFO")
 
-    @field_validator("namespace")
+    @field_validator("namespace", "db_schema_prefix")
     @classmethod
     def _namespace(cls, value: str) -> str:
         if value and not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):

@@ -1,0 +1,328 @@
+"""`reroute`: the command-line client for schedulers and operators. It talks to the services over NATS only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from shared.cli.client import CliError, ServiceClient, connect
+from shared.cli.referral_files import read_mentors, read_referrals
+from shared.cli.submit import Outcome, submit
+from shared.cli.up import LocalStack
+from shared.settings import ConfigurationError, ServiceSettings
+from shared.subjects import AGENCY_ID
+from shared.telemetry import StoredSpan, spans_of_referral
+
+app = typer.Typer(help="reroute: referrals in, explainable risk, mentors booked.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+mentors_app = typer.Typer(help="Mentor registry.", no_args_is_help=True)
+rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
+app.add_typer(mentors_app, name="mentors")
+app.add_typer(rules_app, name="rules")
+console = Console()
+T = TypeVar("T")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
+
+
+def _settings(data_dir: Path | None = None) -> ServiceSettings:
+    if data_dir is not None:
+        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
+    return ServiceSettings()
+
+
+def _run(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | None = None) -> T:
+    async def main() -> T:
+        async with connect(_settings(data_dir)) as client:
+            return await fn(client)
+
+    return asyncio.run(main())
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option(help="Import the sample mentors and submit the sample referrals.")] = False,
+    examples: Annotated[Path, typer.Option(help="Where the sample files are.")] = Path("examples"),
+) -> None:
+    """Start NATS (unless NATS_URL is set) and the three services; run until Ctrl-C."""
+    settings = _settings(data_dir)
+
+    async def main() -> None:
+        stack = LocalStack(settings, console)
+        try:
+            await stack.start()
+            if demo:
+                async with connect(settings) as client:
+                    await _import_mentors(client, examples / "mentors.yaml")
+                    outcomes = await _submit(client, examples / "referrals.json", "demo", timeout=30)
+                    _print_outcomes(outcomes)
+            console.print(f"[bold green]reroute is running[/bold green] (data in {settings.data_dir}). "
+                          "Try `reroute calendar m-amara` in another terminal. Ctrl-C stops everything.")
+            await stack.watch()
+        finally:
+            stack.stop()
+
+    asyncio.run(main())
+
+
+@mentors_app.command("import")
+def mentors_import(file: Path, data_dir: DataDir = None) -> None:
+    """Create or update mentors from a YAML or JSON list (re-importing never duplicates)."""
+    _run(lambda c: _import_mentors(c, file), data_dir)
+
+
+async def _import_mentors(client: ServiceClient, file: Path) -> None:
+    mentors = read_mentors(file)
+    result = await client.rpc("scheduling", "mentors.import", {"mentors": mentors}, timeout=30)
+    if result["errors"]:
+        for err in result["errors"]:
+            console.print(f"[red]mentor #{err['index'] + 1} ({err['id'] or 'no id'}): {err['field']}: {err['message']}[/red]")
+        raise CliError(f"{file}: nothing imported; fix the {len(result['errors'])} problem(s) above")
+    console.print(f"Imported {result['imported']} mentors from {file} ({result['created']} new, "
+                  f"{result['updated']} updated).")
+
+
+@mentors_app.command("list")
+def mentors_list(data_dir: DataDir = None) -> None:
+    """Every registered mentor."""
+    result = _run(lambda c: c.rpc("scheduling", "mentors.list"), data_dir)
+    table = Table("id", "name", "kind", "boroughs", "languages", "gender", "max caseload")
+    for m in result["mentors"]:
+        table.add_row(m["id"], m["name"], m["kind"], ", ".join(m["boroughs"]), ", ".join(m["languages"]), m["gender"],
+                      str(m["max_caseload"]))
+    console.print(table)
+
+
+@app.command("submit")
+def submit_cmd(
+    file: Path,
+    agency: Annotated[str, typer.Option(help="Your agency id: lower-case letters, digits, - and _.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for outcomes.")] = 30,
+    data_dir: DataDir = None,
+) -> None:
+    """Submit referrals from a JSON list or NDJSON file and show each one's outcome."""
+    if not AGENCY_ID.match(agency):
+        raise CliError(f"agency id '{agency}' is not valid: use lower-case letters, digits, - and _")
+    outcomes = _run(lambda c: _submit(c, file, agency, timeout=timeout), data_dir)
+    _print_outcomes(outcomes)
+
+
+async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float) -> list[Outcome]:
+    bodies = read_referrals(file)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=True) as progress:
+        sent = progress.add_task("published", total=len(bodies))
+        answered = progress.add_task("answered by intake", total=len(bodies))
+        done = progress.add_task("scheduled or waitlisted", total=len(bodies))
+
+        def on_progress(kind: str, outcome: Outcome | None) -> None:
+            if kind == "published":
+                progress.advance(sent)
+            elif kind == "answered":
+                progress.advance(answered)
+                if outcome is not None and outcome.rejected:
+                    progress.advance(done)
+            else:
+                progress.advance(done)
+
+        return await submit(client, bodies, agency, timeout=timeout, on_progress=on_progress)
+
+
+def _print_outcomes(outcomes: list[Outcome]) -> None:
+    table = Table("#", "agency ref", "referral", "tier", "outcome", "mentor", "first session", title="Referral outcomes")
+    for o in outcomes:
+        if o.rejected:
+            why = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in o.rejected)
+            table.add_row(str(o.row), o.agency_referral_id or "?", "-", "-", f"[red]rejected[/red]: {why}", "-", "-")
+            continue
+        if o.referral_id is None:
+            table.add_row(str(o.row), o.agency_referral_id or "?", "-", "-", "[yellow]no answer yet[/yellow]", "-", "-")
+            continue
+        outcome = o.status or "in progress"
+        if o.status == "waitlisted":
+            outcome = f"[yellow]waitlisted[/yellow]: {o.reason}"
+        elif o.status == "scheduled" and o.deadline_met is False:
+            outcome = "scheduled [yellow](after the tier's deadline)[/yellow]"
+        if o.duplicate:
+            outcome += " (repeat submission)"
+        first = _local(o.first_session) if o.first_session else "-"
+        table.add_row(str(o.row), o.agency_referral_id or "?", o.referral_id, o.tier or "…", outcome, o.mentor_id or "-", first)
+    console.print(table)
+    counts = {
+        "accepted": sum(1 for o in outcomes if o.referral_id and not o.duplicate),
+        "repeats": sum(1 for o in outcomes if o.duplicate),
+        "rejected": sum(1 for o in outcomes if o.rejected),
+        "unanswered": sum(1 for o in outcomes if not o.referral_id and not o.rejected),
+    }
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@app.command()
+def status(referral_id: str, data_dir: DataDir = None) -> None:
+    """Where one referral stands: received, assessed, scheduled or waitlisted."""
+
+    async def fetch(c: ServiceClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        return (await c.rpc("intake", "status", {"referral_id": referral_id}),
+                await c.rpc("risk", "assessment", {"referral_id": referral_id}),
+                await c.rpc("scheduling", "status", {"referral_id": referral_id}))
+
+    intake, risk, sched = _run(fetch, data_dir)
+    if not intake["found"]:
+        raise CliError(f"no referral {referral_id}")
+    console.print(f"[bold]{referral_id}[/bold] from {intake['agency_id']} (their ref {intake['agency_referral_id']}), "
+                  f"received {_local(intake['received_at'])}")
+    if risk["found"]:
+        a = risk["assessment"]
+        console.print(f"Risk: [bold]{a['tier']}[/bold] (likelihood {a['likelihood']['tier']}, harm {a['harm']['tier']}, "
+                      f"wellbeing {a['wellbeing']['tier']}); rules {a['rules_version']}")
+        if a["escalations"]:
+            console.print(f"[red]Safeguarding escalations: {', '.join(a['escalations'])}[/red]")
+    else:
+        console.print("Risk: not assessed yet")
+    if sched["found"] and sched["status"] == "scheduled":
+        console.print(f"Scheduled with {sched['mentor_id']}: {len(sched['sessions'])} sessions, first "
+                      f"{_local(sched['sessions'][0]['start'])}" + ("" if sched["deadline_met"] else " (after the tier's deadline)"))
+    elif sched["found"] and sched["status"] == "waitlisted":
+        console.print(f"[yellow]Waitlisted[/yellow]: {sched['reason']}")
+    else:
+        console.print("Scheduling: waiting for the assessment")
+
+
+@app.command()
+def assessment(referral_id: str, data_dir: DataDir = None) -> None:
+    """The risk assessment of a referral, with every reason."""
+    result = _run(lambda c: c.rpc("risk", "assessment", {"referral_id": referral_id}), data_dir)
+    if not result["found"]:
+        raise CliError(f"no assessment for {referral_id} (yet)")
+    a = result["assessment"]
+    console.print(f"[bold]{referral_id}[/bold]: overall tier [bold]{a['tier']}[/bold] (rules {a['rules_version']})")
+    for axis in ("likelihood", "harm", "wellbeing"):
+        ax = a[axis]
+        floor = f", floor {ax['floor']} from an escalation" if ax.get("floor") else ""
+        console.print(f"\n[bold]{axis}[/bold]: {ax['tier']} (score {ax['score']:g}{floor})")
+        for r in ax["reasons"]:
+            console.print(f"  {r['points']:+g}  {r['rule_id']}: {r['explanation']}")
+        if ax["could_lower"]:
+            console.print(f"  What could lower this: {', '.join(ax['could_lower'])}")
+    if a["escalations"]:
+        console.print(f"\n[red]Escalations: {', '.join(a['escalations'])}[/red]")
+    if a["needs"]:
+        console.print("\nNeeds: " + ", ".join(f"{n['name']} ({n['score']})" for n in a["needs"] if n["score"]))
+        console.print("Focus: " + ", ".join(a["focus"]))
+
+
+@rules_app.command("list")
+def rules_list(data_dir: DataDir = None) -> None:
+    """Every indicator and protective-factor code, with its meaning."""
+    result = _run(lambda c: c.rpc("risk", "rules"), data_dir)
+    console.print(f"Rules {result['id']} version {result['version']}")
+    for title, key in (("Indicators", "indicators"), ("Protective factors", "protective_factors")):
+        table = Table("code", "meaning", title=title)
+        for code, meaning in sorted(result[key].items()):
+            table.add_row(code, meaning)
+        console.print(table)
+
+
+@app.command()
+def calendar(
+    mentor_id: str,
+    weeks: Annotated[int, typer.Option(help="How many weeks to show.")] = 4,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default today).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """A mentor's booked sessions, week by week (case references only)."""
+    try:
+        first_day = date.fromisoformat(start) if start else None
+    except ValueError:
+        raise CliError(f"--start '{start}' is not a date in YYYY-MM-DD form") from None
+    payload = {"mentor_id": mentor_id, "days": weeks * 7, "start": first_day.isoformat() if first_day else None}
+    result = _run(lambda c: c.rpc("scheduling", "calendar", payload), data_dir)
+    if not result["found"]:
+        raise CliError(f"no mentor '{mentor_id}' (see `reroute mentors list`)")
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    m = result["mentor"]
+    console.print(f"[bold]{m['name']}[/bold] ({m['id']}, {m['kind']}): {len(result['sessions'])} sessions, "
+                  f"{_local(result['from'])[:10]} to {_local(result['to'])[:10]}")
+    week_start = datetime.fromisoformat(result["from"]).date()
+    week_start -= timedelta(days=week_start.weekday())
+    by_week: dict[date, list[dict[str, Any]]] = {}
+    for s in result["sessions"]:
+        day = datetime.fromisoformat(s["start"]).date()
+        by_week.setdefault(day - timedelta(days=day.weekday()), []).append(s)
+    for w in range(weeks + 1):
+        monday = week_start + timedelta(weeks=w)
+        sessions = by_week.get(monday, [])
+        if not sessions:
+            continue
+        table = Table("day", "time", "case", "status", title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
+        for s in sessions:
+            st, en = datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])
+            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", s["case"], s["status"])
+        console.print(table)
+
+
+@app.command()
+def trace(referral_id: str, data_dir: DataDir = None) -> None:
+    """The span tree of one referral across the three services, with durations."""
+    settings = _settings(data_dir)
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        console.print(f"Spans are exported over OTLP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}; search your "
+                      f"tracing UI for the attribute referral.id={referral_id}. Locally stored spans:")
+    spans = spans_of_referral(settings.data_dir, referral_id)
+    if not spans:
+        raise CliError(f"no spans found for {referral_id} in {settings.data_dir / 'traces'} "
+                       "(spans are written a few seconds after the work)")
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[StoredSpan]] = {}
+    for s in spans:
+        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
+    for root in children.get(None, []):
+        tree = Tree(f"[bold]trace {root.trace_id}[/bold]")
+        _add(tree, root, children, spans[0].start_ns)
+        console.print(tree)
+
+
+def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpan]], t0: int) -> None:
+    outcome = span.attributes.get("reroute.outcome", "")
+    label = (f"[cyan]{span.service}[/cyan] {span.name}  {span.duration_ms:.1f} ms "
+             f"(+{(span.start_ns - t0) / 1e6:.0f} ms) {outcome}" + (" [red]ERROR[/red]" if span.status == "ERROR" else ""))
+    branch = node.add(label)
+    for child in children.get(span.span_id, []):
+        _add(branch, child, children, t0)
+
+
+def _local(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(_london()).strftime("%a %d %b %Y %H:%M")
+
+
+def _london() -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Europe/London")
+
+
+def main() -> None:
+    try:
+        app()
+    except (CliError, ConfigurationError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""`reroute submit`: publish referrals as an agency would, then follow each one to its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from shared.cli.client import ServiceClient
+
+
+@dataclass
+class Outcome:
+    row: int
+    agency_referral_id: str | None
+    referral_id: str | None = None
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    duplicate: bool = False
+    tier: str | None = None
+    status: str | None = None
+    mentor_id: str | None = None
+    first_session: str | None = None
+    deadline_met: bool | None = None
+    reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.rejected) or self.status in {"scheduled", "waitlisted"}
+
+
+def _arid(body: bytes) -> str | None:
+    try:
+        value = json.loads(body).get("agency_referral_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def submit(client: ServiceClient, bodies: list[bytes], agency: str, *, timeout: float = 30,
+                 on_progress: Any = None) -> list[Outcome]:
+    """Publish every body on referrals.submitted.<agency>; wait for intake's answers and the final outcomes."""
+    s = client.subjects
+    outcomes = [Outcome(row=i + 1, agency_referral_id=_arid(b)) for i, b in enumerate(bodies)]
+    by_arid: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        if o.agency_referral_id:
+            by_arid.setdefault(o.agency_referral_id, []).append(o)
+    unidentified = [o for o in outcomes if o.agency_referral_id is None]
+    answered: set[int] = set()
+    heard = asyncio.Event()
+
+    async def on_answer(msg: Msg) -> None:
+        event = json.loads(msg.data)
+        arid = event.get("agency_referral_id")
+        candidates = by_arid.get(arid, []) if arid else unidentified
+        target = next((o for o in candidates if o.row not in answered), None)
+        if target is None:
+            return
+        answered.add(target.row)
+        if msg.subject == s.accepted(agency):
+            target.referral_id, target.duplicate = event["referral_id"], event["duplicate"]
+        else:
+            target.rejected = event["errors"]
+        if on_progress:
+            on_progress("answered", target)
+        heard.set()
+
+    sub_ok = await client.nc.subscribe(s.accepted(agency), cb=on_answer)
+    sub_no = await client.nc.subscribe(s.rejected(agency), cb=on_answer)
+    js = client.nc.jetstream()
+    try:
+        for body in bodies:
+            await js.publish(s.submitted(agency), body)
+            if on_progress:
+                on_progress("published", None)
+        deadline = time.monotonic() + timeout
+        while len(answered) < len(outcomes) and time.monotonic() < deadline:
+            heard.clear()
+            try:
+                await asyncio.wait_for(heard.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+    finally:
+        await sub_ok.unsubscribe()
+        await sub_no.unsubscribe()
+    await follow(client, [o for o in outcomes if o.referral_id], timeout=max(1.0, deadline - time.monotonic()),
+                 on_progress=on_progress)
+    return outcomes
+
+
+async def follow(client: ServiceClient, outcomes: list[Outcome], *, timeout: float, on_progress: Any = None) -> None:
+    """Poll risk and scheduling until each referral is scheduled or waitlisted, or the time runs out."""
+    deadline = time.monotonic() + timeout
+    pending = [o for o in outcomes if not o.finished]
+    while pending and time.monotonic() < deadline:
+        for o in pending:
+            await fill_status(client, o)
+            if o.finished and on_progress:
+                on_progress("finished", o)
+        pending = [o for o in pending if not o.finished]
+        if pending:
+            await asyncio.sleep(0.3)
+
+
+async def fill_status(client: ServiceClient, o: Outcome) -> None:
+    assert o.referral_id
+    risk = await client.rpc("risk", "assessment", {"referral_id": o.referral_id})
+    if risk.get("found"):
+        o.tier = risk["assessment"]["tier"]
+    sched = await client.rpc("scheduling", "status", {"referral_id": o.referral_id})
+    if sched.get("found"):
+        o.status = sched["status"]
+        o.mentor_id = sched["mentor_id"]
+        o.deadline_met = sched["deadline_met"]
+        o.reason = sched["reason"]
+        o.first_session = sched["sessions"][0]["start"] if sched["sessions"] else None

