@@ -133,7 +133,7 @@ class BatchConsumer:
             durable_name=self._durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60,
+            ack_wait=10,  # a crashed replica's unacked batch is redelivered after this; batches take milliseconds
             max_ack_pending=self._batch_size * 4,
             filter_subject=self._filter,
         )

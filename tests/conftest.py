@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from shared.local_nats import start_nats_server
-from tests.support.cluster import Cluster, Probe, start_cluster
+import asyncio
+
+from tests.support.cluster import Cluster, Probe, launch_cluster, ready
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -78,16 +80,19 @@ def _drop_schemas(prefix: str) -> None:
 
 
 def make_cluster(nats_server: tuple[str, bool], data_dir: Path, name: str, *, isolated: bool = False) -> Cluster:
-    """Services on their own namespace when the server is shared (or `isolated`), else on the bare contract subjects."""
+    """Services on their own namespace when the server is shared (or `isolated`), else on the bare contract subjects.
+
+    Await `ready(cluster)` before use."""
     url, shared = nats_server
     namespace = f"t{RUN_ID}{name}" if (shared or isolated) else ""
-    return start_cluster(url, data_dir, namespace=namespace, schema_prefix=f"t{RUN_ID}{name}")
+    return launch_cluster(url, data_dir, namespace=namespace, schema_prefix=f"t{RUN_ID}{name}")
 
 
 @pytest.fixture(scope="session")
 def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One set of services shared by the end-to-end tests (each test uses its own agency ids and mentors)."""
     c = make_cluster(nats_server, tmp_path_factory.mktemp("reroute-data"), "main")
+    asyncio.run(ready(c))
     try:
         yield c
     finally:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
 from shared.contracts.codes import (
     INDICATOR_CODES,
@@ -32,6 +32,9 @@ def _language(code: str) -> str:
     if not _LANGUAGE.match(lowered):
         raise ValueError(f"'{code}' is not an ISO 639-1 language code (two letters, e.g. 'en')")
     return lowered
+
+
+LanguageCode = Annotated[str, AfterValidator(_language)]
 
 
 class Referrer(Contract):
@@ -71,7 +74,7 @@ class YoungPerson(Contract):
     date_of_birth: date = Field(description="YYYY-MM-DD")
     gender: Gender
     borough: str = Field(description="A London borough, matched case-insensitively.")
-    languages: list[str] = Field(min_length=1, description="ISO 639-1 codes, e.g. ['en', 'so'].")
+    languages: list[LanguageCode] = Field(min_length=1, description="ISO 639-1 codes, e.g. ['en', 'so'].")
 
     @field_validator("borough")
     @classmethod
@@ -80,11 +83,6 @@ class YoungPerson(Contract):
         if canonical is None:
             raise ValueError(f"'{value}' is not a London borough")
         return canonical
-
-    @field_validator("languages")
-    @classmethod
-    def _languages(cls, value: list[str]) -> list[str]:
-        return [_language(code) for code in value]
 
 
 class Consent(Contract):

@@ -13,7 +13,7 @@ import nats.errors
 import pytest
 
 from tests.conftest import _drop_schemas, make_cluster, RUN_ID
-from tests.support.cluster import Probe, mentor, referral, unique, unique_language
+from tests.support.cluster import Probe, mentor, ready, referral, unique, unique_language
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ async def _stored(probe: Probe, subject: str) -> list[dict[str, Any]]:
 async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
     nats_server: tuple[str, bool], tmp_path: Path, service: str
 ) -> None:
-    cluster = make_cluster(nats_server, tmp_path, f"restart{service}", isolated=True)
+    cluster = await ready(make_cluster(nats_server, tmp_path, f"restart{service}", isolated=True))
     probe = await Probe.open(cluster.nats_url, cluster.subjects)
     try:
         lang, agency = unique_language(), unique("yot")
@@ -54,7 +54,7 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
         cluster.processes.start(service)
         await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, (service,), timeout=60)
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 45
         while True:
             accepted = await _stored(probe, cluster.subjects.accepted(agency))
             assessed = await _stored(probe, cluster.subjects.assessed(agency))

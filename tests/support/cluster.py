@@ -50,7 +50,8 @@ class Cluster:
         return list(read_spans(self.data_dir))
 
 
-def start_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
+def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
+    """Start the three service processes; await `ready(cluster)` before using them."""
     env = {
         "NATS_URL": nats_url,
         "REROUTE_DATA_DIR": str(data_dir),
@@ -59,16 +60,19 @@ def start_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefi
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "REROUTE_LOG_LEVEL": "INFO",
     }
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     procs = ServiceProcesses(env, log_dir=data_dir / "logs")
     procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     procs.start_all()
-    cluster = Cluster(nats_url, namespace, data_dir, procs)
+    return Cluster(nats_url, namespace, data_dir, procs)
+
+
+async def ready(cluster: Cluster) -> Cluster:
+    """Wait until all three services answer; on failure stop them and show their logs."""
     try:
-        asyncio.run(procs.wait_ready(nats_url, cluster.subjects, timeout=60))
+        await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, timeout=60)
     except BaseException:
-        procs.stop_all()
-        for log in sorted((data_dir / "logs").glob("*.log")):
+        cluster.processes.stop_all()
+        for log in sorted((cluster.data_dir / "logs").glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-3000:]}")
         raise
     return cluster

@@ -1,0 +1,35 @@
+"""Services talk only through NATS: none imports another, and shared/ imports no service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["intake", "risk", "scheduling"]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_imports_only_itself_and_shared(service: str) -> None:
+    others = [s for s in SERVICES if s != service]
+    for path in (ROOT / "services" / service).rglob("*.py"):
+        for name in _imports(path):
+            assert not any(name.startswith(f"services.{o}") for o in others), f"{path} imports {name}"
+
+
+def test_shared_imports_no_service() -> None:
+    for path in (ROOT / "shared").rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith("services"), f"{path} imports {name}"
