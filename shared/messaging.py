@@ -140,6 +140,12 @@ class BatchConsumer:
         sub = await self._js.pull_subscribe(self._filter, durable=self._durable, stream=self._stream, config=config)
         self.ready.set()
         log.info("%s consuming %s as %s", self.service, self._filter, self._durable)
+        try:
+            await self._loop(sub, stop)
+        finally:
+            await sub.unsubscribe()  # else the connection's drain at shutdown waits on it forever
+
+    async def _loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(self._batch_size, timeout=1.0)

@@ -142,13 +142,17 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
 
 def _print_outcomes(outcomes: list[Outcome]) -> None:
     table = Table("#", "agency ref", "referral", "tier", "outcome", "mentor", "first session", title="Referral outcomes")
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    problems: list[str] = []
     for o in outcomes:
+        ref = o.agency_referral_id or "?"
         if o.rejected:
-            why = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in o.rejected)
-            table.add_row(str(o.row), o.agency_referral_id or "?", "-", "-", f"[red]rejected[/red]: {why}", "-", "-")
+            table.add_row(str(o.row), ref, "-", "-", f"[red]rejected[/red] ({len(o.rejected)} problems, below)", "-", "-")
+            problems += [f"#{o.row} {ref}: {e['field'] or 'body'}: {e['message']}" for e in o.rejected]
             continue
         if o.referral_id is None:
-            table.add_row(str(o.row), o.agency_referral_id or "?", "-", "-", "[yellow]no answer yet[/yellow]", "-", "-")
+            table.add_row(str(o.row), ref, "-", "-", "[yellow]no answer from intake yet[/yellow]", "-", "-")
             continue
         outcome = o.status or "in progress"
         if o.status == "waitlisted":
@@ -158,8 +162,10 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
         if o.duplicate:
             outcome += " (repeat submission)"
         first = _local(o.first_session) if o.first_session else "-"
-        table.add_row(str(o.row), o.agency_referral_id or "?", o.referral_id, o.tier or "…", outcome, o.mentor_id or "-", first)
+        table.add_row(str(o.row), ref, o.referral_id, o.tier or "…", outcome, o.mentor_id or "-", first)
     console.print(table)
+    for line in problems:
+        console.print(f"  [red]✗[/red] {line}")
     counts = {
         "accepted": sum(1 for o in outcomes if o.referral_id and not o.duplicate),
         "repeats": sum(1 for o in outcomes if o.duplicate),
