@@ -18,7 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
 	$(BIN)/python -m bench.pipeline
 
 clean:
