@@ -213,6 +213,7 @@ class BatchConsumer:
             out = self._handler(conn, fresh, now) if fresh else []
             record_processed(conn, [d.key for d in fresh], consumer=self._durable, now=now)
             add_to_outbox(conn, out, now=now)
+            self._relay.mark_sent(conn, now=now)
         return out
 
     async def _failed(self, d: Delivery, exc: Exception) -> None:

@@ -109,6 +109,7 @@ class OutboxRelay:
         self._js = js
         self._sweep_seconds = sweep_seconds
         self._lock = asyncio.Lock()
+        self._sent: list[str] = []
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         """Publish with pipelined PubAcks, then mark sent. A failure leaves rows for the sweep."""
@@ -124,18 +125,28 @@ class OutboxRelay:
             except Exception:
                 log.warning("publishing %d outbox events failed; the sweep will retry", len(messages), exc_info=True)
                 return
-            ids = [m.event_id for m in messages]
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.event_id.in_(ids))  # type: ignore[attr-defined]
-                    .values(sent_at=datetime.now(UTC))
-                )
+            self._sent.extend(m.event_id for m in messages)
+
+    def mark_sent(self, conn: Connection, *, now: datetime) -> None:
+        """Record as sent what was published since the last call, inside the caller's transaction.
+
+        Folding this into the next batch's transaction saves a commit per batch; the sweep flushes it when
+        no batch follows. If the caller's transaction rolls back the rows stay unsent and are re-published
+        with the same Nats-Msg-Id, which the stream and every consumer's inbox drop.
+        """
+        ids, self._sent = self._sent, []
+        for chunk in range(0, len(ids), 500):
+            conn.execute(
+                update(OutboxRow)
+                .where(OutboxRow.event_id.in_(ids[chunk : chunk + 500]))  # type: ignore[attr-defined]
+                .values(sent_at=now)
+            )
 
     async def sweep_once(self, *, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
         """Publish unsent rows older than `older_than`; returns how many were found."""
         cutoff = datetime.now(UTC) - older_than
         with self._engine.begin() as conn:
+            self.mark_sent(conn, now=datetime.now(UTC))
             rows = conn.execute(
                 select(OutboxRow)
                 .where(OutboxRow.sent_at.is_(None), OutboxRow.created_at <= cutoff)  # type: ignore[union-attr]

@@ -46,35 +46,43 @@ def handle_submissions(conn: Connection, batch: list[Delivery], now: datetime, *
     keys = {(agency, r.agency_referral_id) for _, agency, r in parsed if isinstance(r, Referral)}
     known = _known_referrals(conn, keys)
     out: list[Outgoing] = []
+    new_rows: list[dict[str, object]] = []
+    rejections: list[dict[str, object]] = []
     for d, agency, result in parsed:
         d.span.set_attribute("agency.id", agency)
         if isinstance(result, list):
-            out.append(_reject(conn, d, agency, result, now=now, subjects=subjects))
+            event, row = _reject(d, agency, result, now=now)
+            rejections.append(row)
+            out.append(outgoing(event, subjects.rejected(agency), span=d.span))
             continue
         key = (agency, result.agency_referral_id)
         existing = known.get(key)
         if existing is None:
             referral_id = new_referral_id()
-            conn.execute(
-                insert(ReferralRecord).values(
-                    referral_id=referral_id,
-                    agency_id=agency,
-                    agency_referral_id=result.agency_referral_id,
-                    received_at=now,
-                    body=result.model_dump_json(),
-                    cloudevent=_cloudevent_headers(d.headers),
-                    submissions=1,
-                )
+            new_rows.append(
+                {
+                    "referral_id": referral_id,
+                    "agency_id": agency,
+                    "agency_referral_id": result.agency_referral_id,
+                    "received_at": now,
+                    "body": result.model_dump_json(),
+                    "cloudevent": _cloudevent_headers(d.headers),
+                    "submissions": 1,
+                }
             )
             known[key] = (referral_id, now)
             event_id, duplicate, received_at = f"accepted:{referral_id}", False, now
         else:
             referral_id, received_at = existing
-            conn.execute(
-                update(ReferralRecord)
-                .where(ReferralRecord.referral_id == referral_id)  # type: ignore[arg-type]
-                .values(submissions=ReferralRecord.submissions + 1)
-            )
+            pending = next((r for r in new_rows if r["referral_id"] == referral_id), None)
+            if pending is not None:  # repeated within this batch: not inserted yet
+                pending["submissions"] = int(pending["submissions"]) + 1  # type: ignore[call-overload]
+            else:
+                conn.execute(
+                    update(ReferralRecord)
+                    .where(ReferralRecord.referral_id == referral_id)  # type: ignore[arg-type]
+                    .values(submissions=ReferralRecord.submissions + 1)
+                )
             event_id, duplicate = f"accepted:{referral_id}:repeat:{d.key}", True
         d.span.set_attribute("referral.id", referral_id)
         d.span.set_attribute("reroute.outcome", "duplicate" if duplicate else "accepted")
@@ -82,6 +90,10 @@ def handle_submissions(conn: Connection, batch: list[Delivery], now: datetime, *
             result, referral_id=referral_id, agency_id=agency, received_at=received_at, event_id=event_id, now=now
         ).model_copy(update={"duplicate": duplicate})
         out.append(outgoing(event, subjects.accepted(agency), span=d.span))
+    if new_rows:
+        conn.execute(insert(ReferralRecord), new_rows)
+    if rejections:
+        conn.execute(insert(RejectionRecord), rejections)
     return out
 
 
@@ -112,9 +124,7 @@ def accepted_event(
     )
 
 
-def _reject(
-    conn: Connection, d: Delivery, agency: str, errors: list[FieldError], *, now: datetime, subjects: Subjects
-) -> Outgoing:
+def _reject(d: Delivery, agency: str, errors: list[FieldError], *, now: datetime) -> tuple[ReferralRejected, dict[str, object]]:
     event = ReferralRejected(
         event_id=f"rejected:{d.key}",
         occurred_at=now,
@@ -122,18 +132,16 @@ def _reject(
         agency_referral_id=readable_agency_referral_id(d.data),
         errors=errors,
     )
-    conn.execute(
-        insert(RejectionRecord).values(
-            event_id=event.event_id,
-            agency_id=agency,
-            agency_referral_id=event.agency_referral_id,
-            received_at=now,
-            errors=json.dumps([e.model_dump() for e in errors]),
-        )
-    )
     d.span.set_attribute("reroute.outcome", "rejected")
     d.span.set_attribute("reroute.error_count", len(errors))
-    return outgoing(event, subjects.rejected(agency), span=d.span)
+    row = {
+        "event_id": event.event_id,
+        "agency_id": agency,
+        "agency_referral_id": event.agency_referral_id,
+        "received_at": now,
+        "errors": json.dumps([e.model_dump() for e in errors]),
+    }
+    return event, row
 
 
 def _known_referrals(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, datetime]]:

@@ -25,6 +25,9 @@ def handle_accepted(
     events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
     ids = [e.referral_id for _, e in events]
     known = set(conn.execute(select(RiskCase.referral_id).where(RiskCase.referral_id.in_(ids))).scalars())  # type: ignore[attr-defined]
+    cases: list[dict[str, object]] = []
+    records: list[dict[str, object]] = []
+    alert_rows: list[dict[str, object]] = []
     for d, accepted in events:
         d.span.set_attribute("referral.id", accepted.referral_id)
         if accepted.referral_id in known:
@@ -34,33 +37,36 @@ def handle_accepted(
         result = assess(accepted, rules, now=now)
         assessed = assessed_event(accepted, result, number=1, now=now)
         alerts = alert_events(accepted, result, now=now)
-        conn.execute(
-            insert(RiskCase).values(
-                referral_id=accepted.referral_id,
-                agency_id=accepted.agency_id,
-                facts=accepted.model_dump_json(),
-                accepted_at=accepted.occurred_at,
-                current_tier=result.tier.value,
-                assessments=1,
-            )
+        cases.append(
+            {
+                "referral_id": accepted.referral_id,
+                "agency_id": accepted.agency_id,
+                "facts": accepted.model_dump_json(),
+                "accepted_at": accepted.occurred_at,
+                "current_tier": result.tier.value,
+                "assessments": 1,
+            }
         )
-        _store_assessment(conn, assessed, number=1, now=now)
+        records.append(assessment_row(assessed, number=1, now=now))
         for alert in alerts:
-            conn.execute(
-                insert(AlertRecord).values(
-                    event_id=alert.event_id,
-                    referral_id=alert.referral_id,
-                    rule_id=alert.rule_id,
-                    raised_at=now,
-                    deadline=alert.deadline,
-                    actions=json.dumps(alert.actions),
-                )
+            alert_rows.append(
+                {
+                    "event_id": alert.event_id,
+                    "referral_id": alert.referral_id,
+                    "rule_id": alert.rule_id,
+                    "raised_at": now,
+                    "deadline": alert.deadline,
+                    "actions": json.dumps(alert.actions),
+                }
             )
             out.append(outgoing(alert, subjects.alert(accepted.agency_id), span=d.span))
         out.append(outgoing(assessed, subjects.assessed(accepted.agency_id), span=d.span))
         d.span.set_attribute("risk.tier", result.tier.value)
         d.span.set_attribute("risk.escalations", len(alerts))
         d.span.set_attribute("reroute.outcome", "assessed")
+    for table, rows in ((RiskCase, cases), (AssessmentRecord, records), (AlertRecord, alert_rows)):
+        if rows:
+            conn.execute(insert(table), rows)
     return out
 
 
@@ -99,16 +105,14 @@ def alert_events(accepted: ReferralAccepted, result: Assessment, *, now: datetim
     ]
 
 
-def _store_assessment(conn: Connection, event: RiskAssessed, *, number: int, now: datetime) -> None:
-    conn.execute(
-        insert(AssessmentRecord).values(
-            event_id=event.event_id,
-            referral_id=event.referral_id,
-            number=number,
-            assessed_at=now,
-            computed_tier=event.computed_tier.value,
-            final_tier=event.tier.value,
-            rules_version=event.rules_version,
-            event=event.model_dump_json(),
-        )
-    )
+def assessment_row(event: RiskAssessed, *, number: int, now: datetime) -> dict[str, object]:
+    return {
+        "event_id": event.event_id,
+        "referral_id": event.referral_id,
+        "number": number,
+        "assessed_at": now,
+        "computed_tier": event.computed_tier.value,
+        "final_tier": event.tier.value,
+        "rules_version": event.rules_version,
+        "event": event.model_dump_json(),
+    }

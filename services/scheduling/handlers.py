@@ -27,56 +27,56 @@ BOOKING_LOCK = "scheduling:booking"
 
 def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Keep the facts scheduling needs; book when the assessment is already here."""
+    events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
+    cases = _cases(conn, [e.referral_id for _, e in events])
     ready: list[tuple[CaseRow, trace.Span]] = []
-    for d in batch:
-        event = parse_event(ReferralAccepted, d)
+    new_rows: list[dict[str, object]] = []
+    for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
-        row = _case(conn, event.referral_id)
+        row = cases.get(event.referral_id)
         if row is not None and row.facts is not None:
             continue  # a repeat submission: the referral is already known
         facts = event.model_dump_json()
         if row is None:
-            conn.execute(
-                insert(CaseRow).values(
-                    referral_id=event.referral_id,
-                    agency_id=event.agency_id,
-                    facts=facts,
-                    status="awaiting_assessment",
-                    updated_at=now,
-                )
-            )
+            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
+                      "status": "awaiting_assessment", "updated_at": now}
+            new_rows.append(values)
+            cases[event.referral_id] = CaseRow.model_validate(values)
         else:
             conn.execute(
                 update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(facts=facts, updated_at=now)  # type: ignore[arg-type]
             )
-            ready.append((_case(conn, event.referral_id), d.span))  # type: ignore[arg-type]
+            row.facts = facts
+            ready.append((row, d.span))
+    if new_rows:
+        conn.execute(insert(CaseRow), new_rows)
     return book(conn, ready, now=now, subjects=subjects)
 
 
 def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Record the tier; book when the referral's facts are already here."""
+    events = [(d, parse_event(RiskAssessed, d)) for d in batch]
+    cases = _cases(conn, [e.referral_id for _, e in events])
     ready: list[tuple[CaseRow, trace.Span]] = []
-    for d in batch:
-        event = parse_event(RiskAssessed, d)
+    new_rows: list[dict[str, object]] = []
+    for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
-        row = _case(conn, event.referral_id)
-        if row is not None and row.status in {"scheduled", "waitlisted"}:
-            continue  # re-planning on a changed tier is not handled here
+        row = cases.get(event.referral_id)
+        if row is not None and (row.tier is not None or row.status in {"scheduled", "waitlisted"}):
+            continue  # already assessed: re-planning on a changed tier is not handled here
         if row is None:
-            conn.execute(
-                insert(CaseRow).values(
-                    referral_id=event.referral_id,
-                    agency_id=event.agency_id,
-                    tier=event.tier.value,
-                    status="awaiting_referral",
-                    updated_at=now,
-                )
-            )
+            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": event.tier.value,
+                      "status": "awaiting_referral", "updated_at": now}
+            new_rows.append(values)
+            cases[event.referral_id] = CaseRow.model_validate(values)
             continue
         conn.execute(
             update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(tier=event.tier.value, updated_at=now)  # type: ignore[arg-type]
         )
-        ready.append((_case(conn, event.referral_id), d.span))  # type: ignore[arg-type]
+        row.tier = event.tier.value
+        ready.append((row, d.span))
+    if new_rows:
+        conn.execute(insert(CaseRow), new_rows)
     return book(conn, ready, now=now, subjects=subjects)
 
 
@@ -89,26 +89,24 @@ def book(
     lock_for_update(conn, BOOKING_LOCK)
     mentors = load_mentor_states(conn, now=now)
     out: list[Outgoing] = []
+    session_rows: list[dict[str, object]] = []
     for row, span in cases:
         case = case_from(row)
         result = match(case, list(mentors.values()), now=now)
         if isinstance(result, Match):
             slots = [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e) for s, e in result.sessions]
-            conn.execute(
-                insert(SessionRow),
-                [
-                    {
-                        "session_id": slot.session_id,
-                        "referral_id": row.referral_id,
-                        "mentor_id": result.mentor_id,
-                        "start": slot.start,
-                        "end": slot.end,
-                        "status": "booked",
-                        "created_at": now,
-                    }
-                    for slot in slots
-                ],
-            )
+            session_rows += [
+                {
+                    "session_id": slot.session_id,
+                    "referral_id": row.referral_id,
+                    "mentor_id": result.mentor_id,
+                    "start": slot.start,
+                    "end": slot.end,
+                    "status": "booked",
+                    "created_at": now,
+                }
+                for slot in slots
+            ]
             _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id, deadline_met=result.deadline_met)
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions)
             event: SessionsScheduled | SessionsWaitlisted = SessionsScheduled(
@@ -137,6 +135,8 @@ def book(
             )
             span.set_attribute("reroute.outcome", "waitlisted")
             out.append(outgoing(event, subjects.waitlisted(row.agency_id), span=span))
+    if session_rows:
+        conn.execute(insert(SessionRow), session_rows)
     return out
 
 
@@ -183,9 +183,9 @@ def case_from(row: CaseRow) -> Case:
     )
 
 
-def _case(conn: Connection, referral_id: str) -> CaseRow | None:
-    row = conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).first()
-    return None if row is None else CaseRow.model_validate(row._mapping)
+def _cases(conn: Connection, referral_ids: list[str]) -> dict[str, CaseRow]:
+    rows = conn.execute(select(CaseRow).where(CaseRow.referral_id.in_(referral_ids)))  # type: ignore[attr-defined]
+    return {r.referral_id: CaseRow.model_validate(r._mapping) for r in rows}
 
 
 def _set_status(conn: Connection, referral_id: str, status: str, now: datetime, **values: object) -> None:
