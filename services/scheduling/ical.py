@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from icalendar import CLASS, STATUS, TRANSP, Calendar, Event, Timezone, vDuration
+from icalendar import CLASS, STATUS, TRANSP, Calendar, Event, Timezone
 
 from services.scheduling.slots import LONDON, to_utc
 
@@ -96,8 +96,9 @@ def build_feed(*, mentor_id: str, mentor_name: str, sessions: Sequence[FeedSessi
         refresh_interval=REFRESH,
         uid=f"feed-{mentor_id}@{UID_DOMAIN}",  # Calendar.new would otherwise make a random one per build
     )
+    calendar["REFRESH-INTERVAL"].params["VALUE"] = "DURATION"  # RFC 7986 requires it; icalendar leaves it out
     # Outlook reads the older X-PUBLISHED-TTL; icalendar writes unknown X- values as TEXT, so pass the text.
-    calendar.add("X-PUBLISHED-TTL", vDuration(REFRESH).to_ical().decode())
+    calendar.add("X-PUBLISHED-TTL", f"PT{REFRESH // timedelta(minutes=1)}M")
     calendar.add("X-WR-TIMEZONE", TZID)
     calendar.add_component(_london(kept, now=now))
     for s in kept:
