@@ -14,13 +14,13 @@ from typing import Literal
 
 from services.risk.ruleset import RuleSet
 from shared.contracts.codes import Tier
-from shared.contracts.risk import RiskAssessed
+from shared.contracts.risk import AxisAssessment, RiskAssessed
 
 OverrideKind = Literal["confirm", "up", "down"]
 Direction = Literal["up", "down", "same"]
 Measure = Literal["high_or_very_high", "override_up", "override_down"]
 
-AXES: tuple[str, ...] = ("likelihood", "harm", "wellbeing")
+AXES: tuple[str, str, str] = ("likelihood", "harm", "wellbeing")
 OVERRIDE_KINDS: tuple[OverrideKind, ...] = ("up", "down", "confirm")
 MEASURES: tuple[Measure, ...] = ("high_or_very_high", "override_up", "override_down")
 _MEASURE_NAMES: dict[Measure, str] = {
@@ -89,9 +89,13 @@ def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request
     return kind
 
 
+def _axes(assessed: RiskAssessed) -> tuple[AxisAssessment, AxisAssessment, AxisAssessment]:
+    return assessed.likelihood, assessed.harm, assessed.wellbeing
+
+
 def overall_floor(assessed: RiskAssessed) -> Tier | None:
     """The highest floor that an escalation set on any axis, or None when none did."""
-    floors = [axis.floor for axis in (assessed.likelihood, assessed.harm, assessed.wellbeing) if axis.floor]
+    floors = [axis.floor for axis in _axes(assessed) if axis.floor]
     return Tier.highest(*floors) if floors else None
 
 
@@ -135,18 +139,18 @@ def _fired(assessed: RiskAssessed) -> list[str]:
 def diff(old: RiskAssessed, new: RiskAssessed) -> AssessmentDiff:
     """Compare two assessments by what the rules computed (before overrides), axis by axis and rule by rule."""
     axes = {
-        name: (getattr(old, name).tier, getattr(new, name).tier)
-        for name in AXES
-        if getattr(old, name).tier != getattr(new, name).tier
+        name: (was.tier, now.tier)
+        for name, was, now in zip(AXES, _axes(old), _axes(new), strict=True)
+        if was.tier != now.tier
     }
-    before, now = _fired(old), _fired(new)
+    before, after = _fired(old), _fired(new)
     return AssessmentDiff(
         old_tier=old.computed_tier,
         new_tier=new.computed_tier,
         direction=_direction(old.computed_tier, new.computed_tier),
         axes=axes,
-        rules_added=[rule for rule in now if rule not in before],
-        rules_removed=[rule for rule in before if rule not in now],
+        rules_added=[rule for rule in after if rule not in before],
+        rules_removed=[rule for rule in before if rule not in after],
     )
 
 
@@ -274,9 +278,11 @@ class AuditReport:
     def lines(self) -> list[str]:
         """A readable report in which every count under 5 is shown as "<5" (and its share and ratio withheld)."""
         out = [
-            f"Equality audit of {_count(self.total)} assessments "
-            f"(flag at {self.ratio_threshold:g}× the others; groups under {self.min_group_size} too few to compare; "
-            f"counts under {SUPPRESS_BELOW} shown as <{SUPPRESS_BELOW})",
+            (
+                f"Equality audit of {_count(self.total)} assessments (flag at {self.ratio_threshold:g}× the others; "
+                f"groups under {self.min_group_size} too few to compare; counts under {SUPPRESS_BELOW} shown as "
+                f"<{SUPPRESS_BELOW})"
+            ),
             "Tiers: " + ", ".join(f"{t.value} {_counted(n, self.total)}" for t, n in self.tiers.items()),
             "Reviews: " + ", ".join(f"{kind} {_counted(n, self.total)}" for kind, n in self.overrides.items()),
         ]
@@ -361,7 +367,7 @@ def audit(rows: Sequence[AuditRow], *, min_group_size: int = 10, ratio_threshold
     if ratio_threshold <= 1:
         raise ValueError("ratio_threshold must be above 1, or every group would be flagged")
     tiers = Counter(row.tier for row in rows)
-    reviews = Counter(row.override or "none" for row in rows)
+    reviews: Counter[str] = Counter(row.override or "none" for row in rows)
     groups: dict[str, list[GroupStat]] = {}
     recorded: dict[str, int] = {}
     for name in _fields(rows):

@@ -1,0 +1,443 @@
+"""Human review of the tier: override rules, reassessment diffs, review dates, re-score and equality reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.risk.review import (
+    AssessmentDiff,
+    AuditRow,
+    Direction,
+    OverrideKind,
+    OverrideRefused,
+    OverrideRequest,
+    audit,
+    check_override,
+    diff,
+    overall_floor,
+    overdue,
+    rescore_summary,
+    review_due,
+)
+from services.risk.ruleset import RuleSet, load_rules
+from shared.contracts.codes import Tier
+from shared.contracts.risk import AxisAssessment, Reason, RiskAssessed
+
+NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
+LOW, MEDIUM, HIGH, VERY_HIGH = Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.VERY_HIGH
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return load_rules()
+
+
+# ---- overrides -------------------------------------------------------------------------------------------------
+
+
+def request(
+    tier: Tier, *, reason: str = "seen in person", by: str = "Ana Lee", countersign: str | None = None
+) -> OverrideRequest:
+    return OverrideRequest(tier=tier, reason=reason, by=by, countersign=countersign)
+
+
+@pytest.mark.parametrize(
+    ("computed", "current", "floor", "req", "kind"),
+    [
+        # confirm: the tier in force, no reason needed
+        (HIGH, HIGH, None, request(HIGH, reason=""), "confirm"),
+        (HIGH, HIGH, HIGH, request(HIGH, reason=""), "confirm"),
+        (HIGH, MEDIUM, None, request(MEDIUM, reason=""), "confirm"),  # an earlier countersigned down-override
+        # up: any distance, a reason, no countersignature
+        (LOW, LOW, None, request(VERY_HIGH), "up"),
+        (MEDIUM, MEDIUM, None, request(HIGH), "up"),
+        (HIGH, MEDIUM, None, request(HIGH), "up"),  # undoing a down-override
+        # down: one tier below computed, reason and a second person
+        (HIGH, HIGH, None, request(MEDIUM, countersign="Ben Okafor"), "down"),
+        (VERY_HIGH, VERY_HIGH, None, request(HIGH, countersign="Ben Okafor"), "down"),
+        (MEDIUM, MEDIUM, None, request(LOW, countersign="Ben Okafor"), "down"),
+        (VERY_HIGH, VERY_HIGH, HIGH, request(HIGH, countersign="Ben Okafor"), "down"),  # down to the floor itself
+        (MEDIUM, VERY_HIGH, None, request(MEDIUM, countersign="Ben Okafor"), "down"),  # dropping an up-override
+        (MEDIUM, VERY_HIGH, None, request(LOW, countersign="Ben Okafor"), "down"),  # measured from computed
+        (HIGH, HIGH, None, request(MEDIUM, by=" ana  lee", countersign="Ana Leeson"), "down"),
+    ],
+)
+def test_allowed_reviews(computed: Tier, current: Tier, floor: Tier | None, req: OverrideRequest, kind: str) -> None:
+    assert check_override(computed=computed, current=current, floor=floor, request=req) == kind
+
+
+@pytest.mark.parametrize(
+    ("computed", "current", "floor", "req", "message"),
+    [
+        (HIGH, HIGH, None, request(HIGH, by=""), "say who is making this decision: the practitioner's name (by)"),
+        (HIGH, HIGH, None, request(VERY_HIGH, by="  "), "the practitioner's name (by) is missing"),
+        (MEDIUM, MEDIUM, None, request(HIGH, reason=""), "an up-override needs a reason"),
+        (MEDIUM, MEDIUM, None, request(HIGH, reason=" \n"), "an up-override needs a reason"),
+        (HIGH, HIGH, None, request(MEDIUM, reason="", countersign="Ben"), "a down-override needs a reason"),
+        (HIGH, HIGH, None, request(MEDIUM), "a down-override needs a countersignature from a second person"),
+        (HIGH, HIGH, None, request(MEDIUM, countersign=" "), "a down-override needs a countersignature"),
+        (
+            HIGH,
+            HIGH,
+            None,
+            request(MEDIUM, countersign="  ANA lee "),
+            "a down-override needs a countersignature from a second person, not Ana Lee again",
+        ),
+        (
+            HIGH,
+            HIGH,
+            None,
+            request(MEDIUM, reason=""),
+            "a down-override needs a reason; a down-override needs a countersignature from a second person",
+        ),
+        (
+            VERY_HIGH,
+            VERY_HIGH,
+            None,
+            request(MEDIUM, countersign="Ben"),
+            "medium is more than one tier below the computed very_high (the lowest allowed is high)",
+        ),
+        (HIGH, HIGH, None, request(LOW, countersign="Ben"), "low is more than one tier below the computed high"),
+        (
+            VERY_HIGH,
+            VERY_HIGH,
+            VERY_HIGH,
+            request(HIGH, countersign="Ben"),
+            "an escalation (floor very_high) forbids a tier below very_high",
+        ),
+        (HIGH, HIGH, HIGH, request(MEDIUM, countersign="Ben"), "an escalation (floor high) forbids a tier below high"),
+        (
+            VERY_HIGH,
+            VERY_HIGH,
+            VERY_HIGH,
+            request(MEDIUM, countersign="Ben"),
+            (
+                "an escalation (floor very_high) forbids a tier below very_high; medium is more than one tier below "
+                "the computed very_high (the lowest allowed is very_high)"
+            ),
+        ),
+        # a tier that no longer meets the limits cannot be confirmed or raised to a still-too-low tier
+        (VERY_HIGH, MEDIUM, None, request(MEDIUM, reason=""), "medium is more than one tier below the computed"),
+        (HIGH, MEDIUM, HIGH, request(MEDIUM, reason=""), "an escalation (floor high) forbids a tier below high"),
+        (VERY_HIGH, LOW, None, request(MEDIUM), "medium is more than one tier below the computed very_high"),
+    ],
+)
+def test_refused_reviews(computed: Tier, current: Tier, floor: Tier | None, req: OverrideRequest, message: str) -> None:
+    with pytest.raises(OverrideRefused) as refused:
+        check_override(computed=computed, current=current, floor=floor, request=req)
+    assert message in str(refused.value)
+
+
+def test_a_forbidden_tier_is_refused_without_asking_for_paperwork() -> None:
+    with pytest.raises(OverrideRefused) as refused:
+        check_override(computed=HIGH, current=HIGH, floor=HIGH, request=request(MEDIUM, reason=""))
+    assert str(refused.value) == "an escalation (floor high) forbids a tier below high"
+
+
+def test_override_refused_is_a_value_error() -> None:
+    assert issubclass(OverrideRefused, ValueError)
+
+
+# ---- assessments for diffs -------------------------------------------------------------------------------------
+
+
+def axis(tier: Tier, *rule_ids: str, floor: Tier | None = None) -> AxisAssessment:
+    return AxisAssessment(
+        tier=tier,
+        score=0,
+        floor=floor,
+        reasons=[Reason(rule_id=r, axis="likelihood", explanation=r) for r in rule_ids],
+    )
+
+
+LOW_AXIS = axis(LOW)
+
+
+def assessed(
+    likelihood: AxisAssessment = LOW_AXIS,
+    harm: AxisAssessment = LOW_AXIS,
+    wellbeing: AxisAssessment = LOW_AXIS,
+    *,
+    escalations: tuple[str, ...] = (),
+) -> RiskAssessed:
+    tier = Tier.highest(likelihood.tier, harm.tier, wellbeing.tier)
+    reasons = [*likelihood.reasons, *harm.reasons, *wellbeing.reasons]
+    reasons += [Reason(rule_id=e, axis="escalation", explanation=e) for e in escalations]
+    return RiskAssessed(
+        event_id="assessed:ref-1:1",
+        occurred_at=NOW,
+        referral_id="ref-1",
+        agency_id="agency-1",
+        tier=tier,
+        computed_tier=tier,
+        likelihood=likelihood,
+        harm=harm,
+        wellbeing=wellbeing,
+        reasons=reasons,
+        needs=[],
+        focus=[],
+        escalations=list(escalations),
+        rules_version="1.0.0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("floors", "expected"),
+    [
+        ((None, None, None), None),
+        ((HIGH, None, None), HIGH),
+        ((None, None, MEDIUM), MEDIUM),
+        ((HIGH, VERY_HIGH, MEDIUM), VERY_HIGH),
+    ],
+)
+def test_overall_floor_is_the_highest_axis_floor(floors: tuple[Tier | None, ...], expected: Tier | None) -> None:
+    likelihood, harm, wellbeing = (axis(VERY_HIGH, floor=f) for f in floors)
+    assert overall_floor(assessed(likelihood, harm, wellbeing)) == expected
+
+
+def test_diff_names_axes_and_rules_that_changed() -> None:
+    old = assessed(axis(MEDIUM, "L01_prior", "P02_trusted_prosocial_adult"), axis(LOW), axis(MEDIUM, "W01_missing"))
+    new = assessed(axis(HIGH, "L01_prior", "L10_weapon_carrying"), axis(LOW), axis(MEDIUM, "W01_missing"))
+    result = diff(old, new)
+    assert result == AssessmentDiff(
+        old_tier=MEDIUM,
+        new_tier=HIGH,
+        direction="up",
+        axes={"likelihood": (MEDIUM, HIGH)},
+        rules_added=["L10_weapon_carrying"],
+        rules_removed=["P02_trusted_prosocial_adult"],
+    )
+    assert result.summary() == (
+        "medium → high: likelihood medium → high; new: L10_weapon_carrying; gone: P02_trusted_prosocial_adult"
+    )
+
+
+def test_diff_down_across_several_axes_with_an_escalation_gone() -> None:
+    old = assessed(axis(HIGH, "L10_weapon_carrying"), axis(VERY_HIGH, "H01_firearm"), escalations=("E01_threat",))
+    new = assessed(axis(MEDIUM), axis(LOW))
+    result = diff(old, new)
+    assert (result.old_tier, result.new_tier, result.direction) == (VERY_HIGH, MEDIUM, "down")
+    assert result.axes == {"likelihood": (HIGH, MEDIUM), "harm": (VERY_HIGH, LOW)}
+    assert result.rules_added == []
+    assert result.rules_removed == ["L10_weapon_carrying", "H01_firearm", "E01_threat"]
+    assert result.summary() == (
+        "very_high → medium: likelihood high → medium; harm very_high → low; "
+        "gone: L10_weapon_carrying, H01_firearm, E01_threat"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "summary"),
+    [
+        (assessed(axis(MEDIUM, "L01")), assessed(axis(MEDIUM, "L01")), "medium (unchanged): no change"),
+        (assessed(axis(MEDIUM, "L01")), assessed(axis(MEDIUM, "L02")), "medium (unchanged): new: L02; gone: L01"),
+        (
+            assessed(axis(HIGH), axis(LOW)),
+            assessed(axis(MEDIUM), axis(HIGH)),
+            "high (unchanged): likelihood high → medium; harm low → high",
+        ),
+    ],
+)
+def test_diff_with_the_same_tier(old: RiskAssessed, new: RiskAssessed, summary: str) -> None:
+    result = diff(old, new)
+    assert result.direction == "same"
+    assert result.summary() == summary
+
+
+def test_diff_compares_the_computed_tiers_not_the_overridden_ones() -> None:
+    old = assessed(axis(MEDIUM)).model_copy(update={"tier": HIGH})
+    assert diff(old, assessed(axis(MEDIUM))).direction == "same"
+
+
+# ---- reviews ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tier", "weeks"),
+    [(VERY_HIGH, 4), (HIGH, 6), (MEDIUM, 12), (LOW, 12)],
+)
+def test_review_due_per_tier(rules: RuleSet, tier: Tier, weeks: int) -> None:
+    due = review_due(tier=tier, last_assessed_at=NOW, rules=rules)
+    assert due == NOW + timedelta(weeks=weeks)
+    assert not overdue(due, due)
+    assert overdue(due, due + timedelta(seconds=1))
+    assert not overdue(due, NOW)
+
+
+def test_review_due_needs_a_time_zone(rules: RuleSet) -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        review_due(tier=LOW, last_assessed_at=datetime(2025, 6, 15), rules=rules)
+
+
+# ---- re-score --------------------------------------------------------------------------------------------------
+
+
+def change(old: Tier, new: Tier, added: tuple[str, ...] = (), removed: tuple[str, ...] = ()) -> AssessmentDiff:
+    direction: Direction = "same" if old == new else "up" if new.rank > old.rank else "down"
+    return AssessmentDiff(old, new, direction, {}, list(added), list(removed))
+
+
+def test_rescore_counts_directions_transitions_and_reasons() -> None:
+    changes = [
+        ("r1", change(MEDIUM, HIGH, added=("L10_weapon_carrying",))),
+        (
+            "r2",
+            change(MEDIUM, HIGH, added=("L10_weapon_carrying", "L11_group")),
+        ),
+        ("r3", change(LOW, MEDIUM, added=("L11_group",), removed=("P02_trusted",))),
+        ("r4", change(HIGH, MEDIUM, removed=("L10_weapon_carrying",))),
+        ("r5", change(HIGH, HIGH, added=("L99_unchanged_tier",))),  # tier kept: its rules are not reasons for a move
+        ("r6", change(LOW, LOW)),
+    ]
+    summary = rescore_summary(changes)
+    assert (summary.total, summary.unchanged, summary.up, summary.down) == (6, 2, 3, 1)
+    assert summary.transitions == {(MEDIUM, HIGH): 2, (LOW, MEDIUM): 1, (HIGH, MEDIUM): 1}
+    assert list(summary.transitions) == [(MEDIUM, HIGH), (LOW, MEDIUM), (HIGH, MEDIUM)]
+    assert summary.rules_added == [("L10_weapon_carrying", 2), ("L11_group", 2)]
+    assert summary.rules_removed == [("L10_weapon_carrying", 1), ("P02_trusted", 1)]
+    assert summary.lines() == [
+        "Re-scored 6 referrals: 2 unchanged, 3 up, 1 down",
+        "  medium → high: 2",
+        "  low → medium: 1",
+        "  high → medium: 1",
+        "Rules now firing in referrals whose tier changed: L10_weapon_carrying (2), L11_group (2)",
+        "Rules no longer firing in referrals whose tier changed: L10_weapon_carrying (1), P02_trusted (1)",
+    ]
+    assert summary.lines(top=1)[-1] == (
+        "Rules no longer firing in referrals whose tier changed: L10_weapon_carrying (1), and 1 more"
+    )
+
+
+def test_rescore_of_nothing() -> None:
+    summary = rescore_summary([])
+    assert (summary.total, summary.unchanged, summary.up, summary.down) == (0, 0, 0, 0)
+    assert summary.lines() == ["Re-scored 0 referrals: 0 unchanged, 0 up, 0 down"]
+
+
+# ---- equality audit --------------------------------------------------------------------------------------------
+
+
+def rows(n: int, group: str, *, high: int = 0, up: int = 0, down: int = 0, name: str = "ethnicity") -> list[AuditRow]:
+    """n cases in one group: the first `high` at high, then `up` up-overrides and `down` down-overrides."""
+    out: list[AuditRow] = []
+    for i in range(n):
+        override: OverrideKind | None = "up" if i < up else "down" if i < up + down else None
+        out.append(AuditRow(tier=HIGH if i < high else LOW, override=override, groups={name: group}))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("a_high", "flagged", "ratio"),
+    [
+        (5, True, 1.25),  # 50% against 40%: exactly the threshold
+        (4, False, 1.0),
+        (6, True, 1.5),
+    ],
+)
+def test_audit_flags_a_group_at_the_threshold(a_high: int, flagged: bool, ratio: float) -> None:
+    report = audit(rows(10, "A", high=a_high) + rows(10, "B", high=4))
+    a = next(s for s in report.groups["ethnicity"] if s.group == "A")
+    assert a.size == 10 and a.comparable
+    assert a.rates["high_or_very_high"].ratio == ratio
+    assert a.rates["high_or_very_high"].share == a_high / 10
+    assert a.flagged is flagged
+    assert a.flags == (["high_or_very_high"] if flagged else [])
+
+
+def test_audit_ratio_just_under_the_threshold_is_not_flagged() -> None:
+    # 50% against 41/100 = 1.2195...
+    report = audit(rows(10, "A", high=5) + rows(100, "B", high=41))
+    a = next(s for s in report.groups["ethnicity"] if s.group == "A")
+    assert a.rates["high_or_very_high"].ratio == pytest.approx(0.5 / 0.41)
+    assert not a.flagged
+
+
+def test_audit_flags_override_rates_too() -> None:
+    report = audit(rows(20, "A", up=6, down=0) + rows(20, "B", up=2, down=5))
+    a, b = report.groups["ethnicity"]
+    assert (a.group, a.flags) == ("A", ["override_up"])
+    assert a.rates["override_up"].ratio == 3.0
+    assert (b.group, b.flags) == ("B", ["override_down"])
+    assert b.rates["override_down"].ratio == float("inf")
+    assert report.overrides == {"up": 8, "down": 5, "confirm": 0, "none": 27}
+
+
+@pytest.mark.parametrize(
+    ("sizes", "comparable"),
+    [
+        ({"A": 9, "B": 30}, {"A": False, "B": False}),  # B's only comparison is the 9 in A
+        ({"A": 9, "B": 30, "C": 10}, {"A": False, "B": True, "C": True}),
+        ({"A": 10, "B": 10}, {"A": True, "B": True}),
+        ({"A": 40}, {"A": False}),  # nobody else to compare with
+    ],
+)
+def test_audit_too_few_to_compare_is_never_flagged(sizes: dict[str, int], comparable: dict[str, bool]) -> None:
+    report = audit([row for group, n in sizes.items() for row in rows(n, group, high=n if group == "A" else 1)])
+    stats = {s.group: s for s in report.groups["ethnicity"]}
+    assert {group: stat.comparable for group, stat in stats.items()} == comparable
+    for stat in stats.values():
+        if not stat.comparable:
+            assert not stat.flagged
+            assert all(rate.ratio is None for rate in stat.rates.values())
+    assert stats["A"].flagged is comparable["A"]  # everyone in A is high: flagged whenever it can be compared
+
+
+def test_audit_counts_only_those_who_answered_a_field() -> None:
+    data = rows(10, "A", high=5) + rows(10, "B", high=4)
+    data += [
+        AuditRow(tier=VERY_HIGH, override=None),
+        AuditRow(tier=HIGH, override="confirm", groups={"ethnicity": " "}),
+    ]
+    data += rows(12, "female", name="gender")
+    report = audit(data)
+    assert report.total == 34
+    assert report.recorded == {"ethnicity": 20, "gender": 12}
+    assert report.tiers == {LOW: 23, MEDIUM: 0, HIGH: 10, VERY_HIGH: 1}
+    assert [s.group for s in report.groups["gender"]] == ["female"]
+    assert not report.groups["gender"][0].comparable  # nobody else answered
+
+
+def test_audit_lines_suppress_small_counts_and_name_the_flags() -> None:
+    report = audit(rows(20, "Black", high=10, down=3) + rows(30, "White", high=6, down=6) + rows(3, "Mixed", high=3))
+    lines = report.lines()
+    assert lines[0] == (
+        "Equality audit of 53 assessments (flag at 1.25× the others; groups under 10 too few to compare; "
+        "counts under 5 shown as <5)"
+    )
+    assert lines[1] == "Tiers: low 34 (64%), medium <5, high 19 (36%), very_high <5"
+    assert lines[2] == "Reviews: up <5, down 9 (17%), confirm <5, none 44 (83%)"
+    assert lines[3] == "ethnicity (answered for 53):"
+    assert lines[4] == (
+        "  White: 30 people; high or very high 6 (20%, 0.35× the others); up-overrides <5; "
+        "down-overrides 6 (20%, 1.53× the others) — FLAGGED: down-overrides"
+    )
+    assert lines[5] == (
+        "  Black: 20 people; high or very high 10 (50%, 1.83× the others); up-overrides <5; down-overrides <5"
+        " — FLAGGED: high or very high"
+    )
+    assert lines[6] == "  Mixed: too few to compare (<5 people)"
+    assert lines[7] == (
+        "2 group(s) flagged for a human review: ethnicity White (down-overrides); ethnicity Black (high or very high)"
+    )
+
+
+def test_audit_with_no_monitoring_data() -> None:
+    report = audit([AuditRow(tier=LOW, override=None)] * 12)
+    assert report.groups == {} and report.flagged == []
+    assert report.lines()[-1] == "No group flagged."
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"min_group_size": 0}, "min_group_size"), ({"ratio_threshold": 1.0}, "ratio_threshold must be above 1")],
+)
+def test_audit_refuses_settings_that_make_no_sense(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        audit([], **kwargs)  # type: ignore[arg-type]
+
+
+def test_audit_row_refuses_an_unknown_override() -> None:
+    with pytest.raises(ValueError, match="not one of up, down, confirm"):
+        AuditRow(tier=LOW, override="sideways")  # type: ignore[arg-type]
