@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 from shared.contracts.codes import Tier, place_key
@@ -40,6 +41,11 @@ class MentorState:
     record: MentorRecord
     caseload: int  # young people currently assigned
     busy: list[tuple[datetime, datetime]]  # sessions already booked (aware)
+
+    @cached_property
+    def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The booked sessions in UTC, in order (computed once per state, reused for every case)."""
+        return tuple(sorted((start.astimezone(UTC), end.astimezone(UTC)) for start, end in self.busy))
 
 
 @dataclass(frozen=True)

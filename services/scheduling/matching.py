@@ -104,7 +104,7 @@ def calendar(case: Case, mentor: MentorState) -> Calendar:
     return Calendar(
         mentor_windows=tuple(mentor.record.availability),
         young_person_windows=tuple(case.availability),
-        busy=tuple((to_utc(start), to_utc(end)) for start, end in mentor.busy),
+        busy=mentor.busy_utc,
         return_by=parse_hhmm(licence.return_by) if mentor.record.kind == "rotl" and licence else None,
     )
 

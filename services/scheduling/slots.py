@@ -7,7 +7,9 @@ which is wrong across a clock change); rules about the time of day read the Lond
 from __future__ import annotations
 
 from collections.abc import Sequence
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -104,9 +106,23 @@ class Calendar:
         return (
             inside(self.mentor_windows, start)
             and (not self.young_person_windows or inside(self.young_person_windows, start))
-            and not overlaps(self.busy, start)
+            and not self._overlaps(start)
             and (self.return_by is None or returns_in_time(self.return_by, start))
         )
+
+    @cached_property
+    def _busy_index(self) -> tuple[list[datetime], list[datetime]]:
+        """Busy starts in order, with the latest end seen so far: overlap tests in O(log n)."""
+        ordered = sorted((to_utc(b_start), to_utc(b_end)) for b_start, b_end in self.busy)
+        latest: list[datetime] = []
+        for _, b_end in ordered:
+            latest.append(b_end if not latest or b_end > latest[-1] else latest[-1])
+        return [b_start for b_start, _ in ordered], latest
+
+    def _overlaps(self, start: datetime) -> bool:
+        starts, latest_end = self._busy_index
+        before_end = bisect_left(starts, start + SESSION)  # intervals that start before the session ends
+        return before_end > 0 and latest_end[before_end - 1] > start
 
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
@@ -117,8 +133,13 @@ class Calendar:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            for start in self.starts_on(day):
-                if not_before <= start <= not_after:
+            for at in half_hours(self.mentor_windows, day):  # earliest first: stop at the first fit
+                start = local_start(day, at)
+                if start is None or start < not_before:
+                    continue
+                if start > not_after:
+                    return None
+                if self.fits(start):
                     return start
             day += timedelta(days=1)
         return None

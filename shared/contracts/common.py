@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import datetime, time
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,6 +13,7 @@ from shared.contracts.codes import Weekday
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+@lru_cache(maxsize=4096)
 def parse_hhmm(value: str) -> time:
     """Parse "HH:MM" (24-hour) into a time; raises ValueError with a readable message."""
     if not _HHMM.match(value):
