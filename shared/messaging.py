@@ -108,7 +108,7 @@ class BatchConsumer:
         tracer: trace.Tracer,
         subjects: Subjects,
         stream: str,
-        filter_subject: str,
+        filter_subjects: list[str],
         durable: str,
         handler: BatchHandler,
         batch_size: int = 256,
@@ -121,7 +121,7 @@ class BatchConsumer:
         self._tracer = tracer
         self._subjects = subjects
         self._stream = stream
-        self._filter = filter_subject
+        self._filters = filter_subjects
         self._durable = durable
         self._handler = handler
         self._batch_size = batch_size
@@ -135,11 +135,15 @@ class BatchConsumer:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=10,  # a crashed replica's unacked batch is redelivered after this; batches take milliseconds
             max_ack_pending=self._batch_size * 4,
-            filter_subject=self._filter,
+            filter_subjects=self._filters,  # one consumer, so a referral's submission and update keep their order
         )
-        sub = await self._js.pull_subscribe(self._filter, durable=self._durable, stream=self._stream, config=config)
+        try:
+            await self._js.add_consumer(self._stream, config)
+        except BadRequestError:  # exists with older settings: bring it up to date
+            await self._js.update_consumer(self._stream, config)
+        sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
         self.ready.set()
-        log.info("%s consuming %s as %s", self.service, self._filter, self._durable)
+        log.info("%s consuming %s as %s", self.service, ", ".join(self._filters), self._durable)
         try:
             await self._loop(sub, stop)
         finally:

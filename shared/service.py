@@ -7,33 +7,36 @@ returns `host.app`: a FastStream application (`python -m services.<name>` runs i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 from shared.db import create_tables, make_engine
 from shared.messaging import BatchConsumer, BatchHandler, ensure_streams
-from shared.outbox import InboxRow, OutboxRelay, OutboxRow
+from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
     stream: str
-    filter_subject: str
+    filter_subjects: list[str]
     durable: str
     handler: BatchHandler
 
@@ -66,12 +69,29 @@ class ServiceHost:
             on_shutdown=[self._shutdown],
         )
 
-    def consume(self, *, stream: str, filter_subject: str, what: str, handler: BatchHandler) -> None:
-        self._consumer_specs.append(ConsumerSpec(stream, filter_subject, self.subjects.durable(self.name, what), handler))
+    def consume(self, *, stream: str, subjects: list[str], what: str, handler: BatchHandler) -> None:
+        """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
+        self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler))
 
     def reply(self, verb: str, **kwargs: Any) -> Any:
         """Decorator: a request-reply handler on reroute.rpc.<service>.<verb>, load-shared by replicas."""
         return self.router.subscriber(self.subjects.rpc(self.name, verb), queue=self.name, **kwargs)
+
+    async def transact(self, decide: Callable[[Connection, datetime], tuple[T, list[Outgoing]]]) -> T:
+        """Run `decide` in one transaction with its events in the outbox, then publish them (request handlers)."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            result, out = decide(conn, now)
+            add_to_outbox(conn, out, now=now)
+        await self.relay.publish(out)
+        return result
+
+    async def request(self, service: str, verb: str, payload: dict[str, Any], *, timeout: float = 10) -> Any:
+        """Ask another service over NATS request-reply (services never import each other)."""
+        reply = await self.broker.connection.request(
+            self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=timeout
+        )
+        return json.loads(reply.data)
 
     def finish_routes(self) -> None:
         @self.reply("ping")
@@ -95,7 +115,7 @@ class ServiceHost:
                 tracer=self.tracer,
                 subjects=self.subjects,
                 stream=spec.stream,
-                filter_subject=spec.filter_subject,
+                filter_subjects=spec.filter_subjects,
                 durable=spec.durable,
                 handler=spec.handler,
                 batch_size=self.settings.batch_size,

@@ -34,6 +34,9 @@ class Subjects:
     def submitted(self, agency: str = "*") -> str:
         return self._s(f"referrals.submitted.{agency}")
 
+    def updated(self, agency: str = "*") -> str:
+        return self._s(f"referrals.updated.{agency}")
+
     def accepted(self, agency: str = "*") -> str:
         return self._s(f"referrals.accepted.{agency}")
 

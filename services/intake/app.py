@@ -6,13 +6,20 @@ from functools import partial
 from typing import Any
 
 from faststream import FastStream
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from services.intake.handlers import handle_submissions
-from services.intake.tables import TABLES, ReferralRecord
+from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
+from shared.contracts.codes import Tier
+from shared.fairness import AuditRow, audit
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
+
+
+class AuditRequest(BaseModel):
+    min_group_size: int = Field(default=10, ge=1)
+    ratio_threshold: float = Field(default=1.25, gt=1)
 
 
 class StatusRequest(BaseModel):
@@ -27,7 +34,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
     s = host.subjects
     host.consume(
         stream=s.referrals_stream,
-        filter_subject=s.submitted(),
+        subjects=[s.submitted(), s.updated()],
         what="submitted",
         handler=partial(handle_submissions, subjects=s),
     )
@@ -56,7 +63,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
             "agency_referral_id": row.agency_referral_id,
             "received_at": row.received_at.isoformat(),
             "submissions": row.submissions,
+            "revision": row.revision,
         }
+
+    @host.reply("audit")
+    async def fairness_audit(request: AuditRequest) -> dict[str, Any]:
+        """Tier and override rates overall and by equality-monitoring group (aggregates only, small counts hidden)."""
+        risk = await host.request("risk", "audit.rows", {}, timeout=30)
+        with host.engine.connect() as conn:
+            answers = {
+                r.referral_id: {k: v for k, v in (("ethnicity", r.ethnicity), ("religion", r.religion),
+                                                  ("disability", r.disability)) if v}
+                for r in conn.execute(select(EqualityRecord))
+            }
+        rows = [AuditRow(tier=Tier(r["tier"]), override=r["override"], groups=answers.get(r["referral_id"], {}))
+                for r in risk["rows"]]
+        report = audit(rows, min_group_size=request.min_group_size, ratio_threshold=request.ratio_threshold)
+        return {"lines": report.lines(), "flagged": len(report.flagged), "total": report.total}
 
     host.finish_routes()
     return host.app

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
 
-from services.intake.tables import ReferralRecord, RejectionRecord
+from services.intake.tables import EqualityRecord, ReferralRecord, RejectionRecord
 from services.intake.validation import readable_agency_referral_id, validate_referral
 from shared.contracts.common import FieldError
 from shared.contracts.intake import (
@@ -31,8 +32,23 @@ def new_referral_id() -> str:
     return f"ref_{secrets.token_hex(8)}"
 
 
+@dataclass
+class _Stored:
+    """A referral as this batch sees it: loaded from the table or created in this batch."""
+
+    referral_id: str
+    received_at: datetime
+    body: str
+    revision: int
+    submissions: int
+    new: bool = False
+    changed: bool = False
+    cloudevent: str | None = None
+
+
 def handle_submissions(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
-    """Accept or reject each submission; a repeat of (agency, agency_referral_id) is the same referral."""
+    """Accept or reject each submission or update; a repeat of (agency, agency_referral_id) is the same referral."""
+    update_prefix = subjects.updated("")
     parsed: list[tuple[Delivery, str, Referral | list[FieldError]]] = []
     for d in batch:
         agency = subjects.agency_of(d.subject)
@@ -46,55 +62,75 @@ def handle_submissions(conn: Connection, batch: list[Delivery], now: datetime, *
     keys = {(agency, r.agency_referral_id) for _, agency, r in parsed if isinstance(r, Referral)}
     known = _known_referrals(conn, keys)
     out: list[Outgoing] = []
-    new_rows: list[dict[str, object]] = []
     rejections: list[dict[str, object]] = []
+    monitoring: dict[str, dict[str, object]] = {}
     for d, agency, result in parsed:
         d.span.set_attribute("agency.id", agency)
+        is_update = d.subject.startswith(update_prefix)
+        stored = known.get((agency, result.agency_referral_id)) if isinstance(result, Referral) else None
+        if isinstance(result, Referral) and is_update and stored is None:
+            result = [FieldError(field="agency_referral_id", message=(
+                f"no referral '{result.agency_referral_id}' from {agency} to update: submit it on "
+                "referrals.submitted first"))]
         if isinstance(result, list):
             event, row = _reject(d, agency, result, now=now)
             rejections.append(row)
             out.append(outgoing(event, subjects.rejected(agency), span=d.span))
             continue
-        key = (agency, result.agency_referral_id)
-        existing = known.get(key)
-        if existing is None:
-            referral_id = new_referral_id()
-            new_rows.append(
-                {
-                    "referral_id": referral_id,
-                    "agency_id": agency,
-                    "agency_referral_id": result.agency_referral_id,
-                    "received_at": now,
-                    "body": result.model_dump_json(),
-                    "cloudevent": _cloudevent_headers(d.headers),
-                    "submissions": 1,
-                }
-            )
-            known[key] = (referral_id, now)
-            event_id, duplicate, received_at = f"accepted:{referral_id}", False, now
-        else:
-            referral_id, received_at = existing
-            pending = next((r for r in new_rows if r["referral_id"] == referral_id), None)
-            if pending is not None:  # repeated within this batch: not inserted yet
-                pending["submissions"] = int(pending["submissions"]) + 1  # type: ignore[call-overload]
-            else:
-                conn.execute(
-                    update(ReferralRecord)
-                    .where(ReferralRecord.referral_id == referral_id)  # type: ignore[arg-type]
-                    .values(submissions=ReferralRecord.submissions + 1)
-                )
-            event_id, duplicate = f"accepted:{referral_id}:repeat:{d.key}", True
-        d.span.set_attribute("referral.id", referral_id)
-        d.span.set_attribute("reroute.outcome", "duplicate" if duplicate else "accepted")
+        body = result.model_dump_json(exclude={"equality_monitoring"})
+        if stored is None:
+            stored = _Stored(new_referral_id(), now, body, revision=0, submissions=1, new=True,
+                             cloudevent=_cloudevent_headers(d.headers))
+            known[(agency, result.agency_referral_id)] = stored
+            event_id, duplicate = f"accepted:{stored.referral_id}", False
+        elif is_update and body != stored.body:
+            stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
+            event_id, duplicate = f"accepted:{stored.referral_id}:r{stored.revision}", False
+        else:  # a repeat, or an update that changes nothing: acknowledge again
+            stored.submissions += 1
+            stored.changed = True
+            event_id, duplicate = f"accepted:{stored.referral_id}:repeat:{d.key}", True
+        if result.equality_monitoring is not None:
+            monitoring[stored.referral_id] = {
+                "referral_id": stored.referral_id, "recorded_at": now, **result.equality_monitoring.model_dump()}
+        d.span.set_attribute("referral.id", stored.referral_id)
+        outcome = "duplicate" if duplicate else ("updated" if is_update else "accepted")
+        d.span.set_attribute("reroute.outcome", outcome)
         event = accepted_event(
-            result, referral_id=referral_id, agency_id=agency, received_at=received_at, event_id=event_id, now=now
-        ).model_copy(update={"duplicate": duplicate})
+            result, referral_id=stored.referral_id, agency_id=agency, received_at=stored.received_at,
+            event_id=event_id, now=now,
+        ).model_copy(update={"duplicate": duplicate, "revision": stored.revision})
         out.append(outgoing(event, subjects.accepted(agency), span=d.span))
-    if new_rows:
-        conn.execute(insert(ReferralRecord), new_rows)
+    _save(conn, known, now=now)
     if rejections:
         conn.execute(insert(RejectionRecord), rejections)
+    if monitoring:
+        conn.execute(delete(EqualityRecord).where(EqualityRecord.referral_id.in_(list(monitoring))))  # type: ignore[attr-defined]
+        conn.execute(insert(EqualityRecord), list(monitoring.values()))
     return out
+
+
+def _save(conn: Connection, known: dict[tuple[str, str], _Stored], *, now: datetime) -> None:
+    new = [
+        {"referral_id": s.referral_id, "agency_id": agency, "agency_referral_id": arid, "received_at": s.received_at,
+         "updated_at": now, "body": s.body, "revision": s.revision, "submissions": s.submissions,
+         "cloudevent": s.cloudevent}
+        for (agency, arid), s in known.items() if s.new
+    ]
+    changed = [
+        {"rid": s.referral_id, "body": s.body, "revision": s.revision, "submissions": s.submissions, "updated_at": now}
+        for s in known.values() if s.changed and not s.new
+    ]
+    if new:
+        conn.execute(insert(ReferralRecord), new)
+    if changed:
+        conn.execute(
+            update(ReferralRecord)
+            .where(ReferralRecord.referral_id == bindparam("rid"))  # type: ignore[arg-type]
+            .values(body=bindparam("body"), revision=bindparam("revision"), submissions=bindparam("submissions"),
+                    updated_at=bindparam("updated_at")),
+            changed,
+        )
 
 
 def accepted_event(
@@ -144,18 +180,18 @@ def _reject(d: Delivery, agency: str, errors: list[FieldError], *, now: datetime
     return event, row
 
 
-def _known_referrals(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, datetime]]:
+def _known_referrals(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Stored]:
     if not keys:
         return {}
     rows = conn.execute(
-        select(
-            ReferralRecord.agency_id,
-            ReferralRecord.agency_referral_id,
-            ReferralRecord.referral_id,
-            ReferralRecord.received_at,
-        ).where(tuple_(ReferralRecord.agency_id, ReferralRecord.agency_referral_id).in_(list(keys)))
+        select(ReferralRecord).where(
+            tuple_(ReferralRecord.agency_id, ReferralRecord.agency_referral_id).in_(list(keys))
+        )
     ).all()
-    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    return {
+        (r.agency_id, r.agency_referral_id): _Stored(r.referral_id, r.received_at, r.body, r.revision, r.submissions)
+        for r in rows
+    }
 
 
 def _cloudevent_headers(headers: dict[str, str]) -> str | None:

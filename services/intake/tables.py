@@ -17,6 +17,8 @@ class ReferralRecord(SQLModel, table=True):
     agency_referral_id: str = Field(max_length=100)
     received_at: datetime
     body: str = Field(description="The submitted referral as validated JSON (personal data).")
+    updated_at: datetime
+    revision: int = Field(default=0, description="How many times the agency updated it.")
     cloudevent: str | None = Field(default=None, description="CloudEvents ce-* headers, when present, as JSON.")
     submissions: int = Field(default=1, description="How many times the agency submitted it.")
 
@@ -33,4 +35,16 @@ class RejectionRecord(SQLModel, table=True):
     errors: str = Field(description="JSON list of {field, message}.")
 
 
-TABLES: list[type[SQLModel]] = [ReferralRecord, RejectionRecord]
+class EqualityRecord(SQLModel, table=True):
+    """Equality-monitoring answers, apart from the referral: never sent on, read only by the fairness audit."""
+
+    __tablename__ = "equality_monitoring"
+
+    referral_id: str = Field(primary_key=True, max_length=40)
+    ethnicity: str | None = Field(default=None, max_length=100)
+    religion: str | None = Field(default=None, max_length=100)
+    disability: str | None = Field(default=None, max_length=100)
+    recorded_at: datetime
+
+
+TABLES: list[type[SQLModel]] = [ReferralRecord, RejectionRecord, EqualityRecord]

@@ -1,83 +1,206 @@
-"""Risk's batch handler: assess each accepted referral, raise safeguarding alerts, publish the assessment."""
+"""Risk's handlers: assess accepted referrals (again after each update or rules change), raise safeguarding
+alerts, and record practitioners' reviews. Every assessment is kept, with who changed it and why."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from opentelemetry import trace
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from services.risk.assessment import Assessment, assess
+from services.risk.review import OverrideRequest, check_override, diff, overall_floor, review_due
 from services.risk.ruleset import RuleSet
 from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
 from shared.contracts.intake import ReferralAccepted
-from shared.contracts.risk import RiskAssessed, SafeguardingAlert
+from shared.contracts.risk import Change, Override, RiskAssessed, SafeguardingAlert
 from shared.messaging import Delivery, parse_event
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
 
+@dataclass
+class Case:
+    """A referral's risk state as one transaction sees it."""
+
+    facts: ReferralAccepted
+    latest: RiskAssessed
+    new: bool = False
+    changed: bool = False
+
+
+@dataclass
+class Decided:
+    """A new assessment and the alerts it raises, ready to store and publish."""
+
+    assessed: RiskAssessed
+    alerts: list[SafeguardingAlert]
+    changed_by: str | None = None
+
+
 def handle_accepted(
     conn: Connection, batch: list[Delivery], now: datetime, *, rules: RuleSet, subjects: Subjects
 ) -> list[Outgoing]:
-    """Assess each new referral once; alerts go out first and never wait for scheduling."""
-    out: list[Outgoing] = []
+    """Assess each new referral and re-assess each updated one; alerts go out first, never waiting for scheduling."""
     events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
-    ids = [e.referral_id for _, e in events]
-    known = set(conn.execute(select(RiskCase.referral_id).where(RiskCase.referral_id.in_(ids))).scalars())  # type: ignore[attr-defined]
-    cases: list[dict[str, object]] = []
-    records: list[dict[str, object]] = []
-    alert_rows: list[dict[str, object]] = []
+    cases = load_cases(conn, [e.referral_id for _, e in events])
+    decided: list[tuple[Decided, Delivery]] = []
     for d, accepted in events:
         d.span.set_attribute("referral.id", accepted.referral_id)
-        if accepted.referral_id in known:
+        case = cases.get(accepted.referral_id)
+        if case is not None and accepted.revision <= case.facts.revision:
             d.span.set_attribute("reroute.outcome", "already_assessed")
             continue
-        known.add(accepted.referral_id)
-        result = assess(accepted, rules, now=now)
-        assessed = assessed_event(accepted, result, number=1, now=now)
-        alerts = alert_events(accepted, result, now=now)
-        cases.append(
-            {
-                "referral_id": accepted.referral_id,
-                "agency_id": accepted.agency_id,
-                "facts": accepted.model_dump_json(),
-                "accepted_at": accepted.occurred_at,
-                "current_tier": result.tier.value,
-                "assessments": 1,
-            }
+        if case is None:
+            case = cases[accepted.referral_id] = Case(accepted, _placeholder(accepted), new=True)
+        result = decide(case, accepted, rules=rules, now=now, cause="update")
+        decided.append((result, d))
+        d.span.set_attribute("risk.tier", result.assessed.tier.value)
+        d.span.set_attribute("reroute.outcome", "assessed" if result.assessed.number == 1 else "reassessed")
+    return store(conn, cases.values(), [r for r, _ in decided], now=now, subjects=subjects,
+                 spans={r.assessed.event_id: d.span for r, d in decided})
+
+
+def decide(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str) -> Decided:
+    """Compute the next assessment of `case` from `facts` and update the case in place."""
+    result = assess(facts, rules, now=now)
+    number = 1 if case.new else case.latest.number + 1
+    assessed = _from_result(facts, result, number=number, rules=rules, now=now)
+    if not case.new:
+        previous = case.latest
+        carried = _carry_override(previous, assessed)
+        assessed = (carried or assessed).model_copy(
+            update={"change": change_between(previous, carried or assessed, cause=cause)}
         )
-        records.append(assessment_row(assessed, number=1, now=now))
-        for alert in alerts:
-            alert_rows.append(
-                {
-                    "event_id": alert.event_id,
-                    "referral_id": alert.referral_id,
-                    "rule_id": alert.rule_id,
-                    "raised_at": now,
-                    "deadline": alert.deadline,
-                    "actions": json.dumps(alert.actions),
-                }
-            )
-            out.append(outgoing(alert, subjects.alert(accepted.agency_id), span=d.span))
-        out.append(outgoing(assessed, subjects.assessed(accepted.agency_id), span=d.span))
-        d.span.set_attribute("risk.tier", result.tier.value)
-        d.span.set_attribute("risk.escalations", len(alerts))
-        d.span.set_attribute("reroute.outcome", "assessed")
-    for table, rows in ((RiskCase, cases), (AssessmentRecord, records), (AlertRecord, alert_rows)):
-        if rows:
-            conn.execute(insert(table), rows)
+    raised = set() if case.new else set(case.latest.escalations)
+    alerts = [
+        SafeguardingAlert(
+            event_id=f"alert:{facts.referral_id}:{e.rule_id}:{number}",
+            occurred_at=now,
+            referral_id=facts.referral_id,
+            agency_id=facts.agency_id,
+            rule_id=e.rule_id,
+            actions=e.actions,
+            deadline=e.deadline,
+        )
+        for e in result.escalations
+        if e.rule_id not in raised
+    ]
+    case.facts, case.latest, case.changed = facts, assessed, True
+    return Decided(assessed, alerts)
+
+
+def review(case: Case, request: OverrideRequest, *, rules: RuleSet, now: datetime) -> Decided:
+    """A practitioner confirms or overrides the tier; raises OverrideRefused when the rules forbid it."""
+    previous = case.latest
+    kind = check_override(
+        computed=previous.computed_tier, current=previous.tier, floor=overall_floor(previous), request=request
+    )
+    number = previous.number + 1
+    assessed = previous.model_copy(
+        update={
+            "event_id": f"assessed:{previous.referral_id}:{number}",
+            "occurred_at": now,
+            "number": number,
+            "tier": request.tier,
+            "override": Override(kind=kind, tier=request.tier, reason=request.reason, by=request.by,
+                                 countersigned_by=request.countersign, at=now),
+            "review_due": review_due(tier=request.tier, last_assessed_at=now, rules=rules),
+        }
+    )
+    assessed = assessed.model_copy(update={"change": change_between(previous, assessed, cause="override")})
+    case.latest, case.changed = assessed, True
+    return Decided(assessed, [], changed_by=request.by)
+
+
+def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, now: datetime, subjects: Subjects,
+          spans: dict[str, trace.Span] | None = None) -> list[Outgoing]:
+    """Save changed cases, the assessments and alerts; return the events (alerts first) for the outbox."""
+    save_cases(conn, cases, now=now)
+    out: list[Outgoing] = []
+    assessments, alerts = [], []
+    for result in decided:
+        span = (spans or {}).get(result.assessed.event_id)
+        a = result.assessed
+        assessments.append({
+            "event_id": a.event_id, "referral_id": a.referral_id, "number": a.number, "assessed_at": now,
+            "computed_tier": a.computed_tier.value, "final_tier": a.tier.value,
+            "cause": a.change.cause if a.change else "referral", "changed_by": result.changed_by,
+            "rules_version": a.rules_version, "event": a.model_dump_json(),
+        })
+        for alert in result.alerts:
+            alerts.append({
+                "event_id": alert.event_id, "referral_id": alert.referral_id, "rule_id": alert.rule_id,
+                "raised_at": now, "deadline": alert.deadline, "actions": json.dumps(alert.actions),
+            })
+            out.append(outgoing(alert, subjects.alert(alert.agency_id), span=span))
+        out.append(outgoing(a, subjects.assessed(a.agency_id), span=span))
+    if assessments:
+        conn.execute(insert(AssessmentRecord), assessments)
+    if alerts:
+        conn.execute(insert(AlertRecord), alerts)
     return out
 
 
-def assessed_event(accepted: ReferralAccepted, result: Assessment, *, number: int, now: datetime) -> RiskAssessed:
+def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
+    rows = conn.execute(
+        select(RiskCase.facts, RiskCase.latest).where(RiskCase.referral_id.in_(referral_ids))  # type: ignore[attr-defined]
+    )
+    cases = {}
+    for facts, latest in rows:
+        case = Case(ReferralAccepted.model_validate_json(facts), RiskAssessed.model_validate_json(latest))
+        cases[case.facts.referral_id] = case
+    return cases
+
+
+def save_cases(conn: Connection, cases: Iterable[Case], *, now: datetime) -> None:
+    def values(c: Case) -> dict[str, object]:
+        a = c.latest
+        return {
+            "facts": c.facts.model_dump_json(), "latest": a.model_dump_json(), "tier": a.tier.value,
+            "computed_tier": a.computed_tier.value, "override": a.override.kind if a.override else None,
+            "rules_version": a.rules_version, "review_due": a.review_due, "updated_at": now,
+        }
+
+    changed = [c for c in cases if c.changed]
+    new = [{"referral_id": c.facts.referral_id, "agency_id": c.facts.agency_id, **values(c)} for c in changed if c.new]
+    old = [{"rid": c.facts.referral_id, **values(c)} for c in changed if not c.new]
+    if new:
+        conn.execute(insert(RiskCase), new)
+    if old:
+        columns = {k: bindparam(k) for k in old[0] if k != "rid"}
+        conn.execute(
+            update(RiskCase).where(RiskCase.referral_id == bindparam("rid")).values(**columns),  # type: ignore[arg-type]
+            old,
+        )
+    for c in changed:
+        c.new = c.changed = False
+
+
+def change_between(previous: RiskAssessed, new: RiskAssessed, *, cause: str) -> Change:
+    d = diff(previous, new)
+    rank = new.tier.rank - previous.tier.rank
+    direction = "up" if rank > 0 else "down" if rank < 0 else "same"
+    tiers = f"{previous.tier.value} → {new.tier.value}" if rank else f"{new.tier.value} (unchanged)"
+    summary = f"{tiers} by {new.override.kind} of {new.override.by}" if cause == "override" and new.override else (
+        d.summary())
+    return Change(previous_tier=previous.tier, direction=direction, cause=cause, rules_added=d.rules_added,
+                  rules_removed=d.rules_removed, summary=summary)
+
+
+def _from_result(facts: ReferralAccepted, result: Assessment, *, number: int, rules: RuleSet,
+                 now: datetime) -> RiskAssessed:
     return RiskAssessed(
-        event_id=f"assessed:{accepted.referral_id}:{number}",
+        event_id=f"assessed:{facts.referral_id}:{number}",
         occurred_at=now,
-        referral_id=accepted.referral_id,
-        agency_id=accepted.agency_id,
+        referral_id=facts.referral_id,
+        agency_id=facts.agency_id,
         tier=result.tier,
         computed_tier=result.tier,
+        number=number,
         likelihood=result.likelihood,
         harm=result.harm,
         wellbeing=result.wellbeing,
@@ -87,32 +210,18 @@ def assessed_event(accepted: ReferralAccepted, result: Assessment, *, number: in
         escalations=[e.rule_id for e in result.escalations],
         flags=result.flags,
         rules_version=result.rules_version,
+        review_due=review_due(tier=result.tier, last_assessed_at=now, rules=rules),
     )
 
 
-def alert_events(accepted: ReferralAccepted, result: Assessment, *, now: datetime) -> list[SafeguardingAlert]:
-    return [
-        SafeguardingAlert(
-            event_id=f"alert:{accepted.referral_id}:{e.rule_id}",
-            occurred_at=now,
-            referral_id=accepted.referral_id,
-            agency_id=accepted.agency_id,
-            rule_id=e.rule_id,
-            actions=e.actions,
-            deadline=e.deadline,
-        )
-        for e in result.escalations
-    ]
+def _carry_override(previous: RiskAssessed, fresh: RiskAssessed) -> RiskAssessed | None:
+    """Keep a practitioner's earlier decision while the computed tier is unchanged and no new floor forbids it."""
+    o, floor = previous.override, overall_floor(fresh)
+    if o is None or fresh.computed_tier != previous.computed_tier or (floor is not None and o.tier.rank < floor.rank):
+        return None
+    return fresh.model_copy(update={"tier": o.tier, "override": o})
 
 
-def assessment_row(event: RiskAssessed, *, number: int, now: datetime) -> dict[str, object]:
-    return {
-        "event_id": event.event_id,
-        "referral_id": event.referral_id,
-        "number": number,
-        "assessed_at": now,
-        "computed_tier": event.computed_tier.value,
-        "final_tier": event.tier.value,
-        "rules_version": event.rules_version,
-        "event": event.model_dump_json(),
-    }
+def _placeholder(facts: ReferralAccepted) -> RiskAssessed:
+    """Stands in for 'no assessment yet' on a new case; never stored or published."""
+    return RiskAssessed.model_construct(referral_id=facts.referral_id, number=0, escalations=[])

@@ -1,4 +1,4 @@
-"""Tables the risk service owns: the facts it assessed, every assessment, and the alerts it raised."""
+"""Tables the risk service owns: each referral's facts and latest assessment, every assessment, and the alerts."""
 
 from __future__ import annotations
 
@@ -8,20 +8,24 @@ from sqlmodel import Field, SQLModel
 
 
 class RiskCase(SQLModel, table=True):
-    """The pseudonymous facts of one referral (as in `referrals.accepted`), kept for re-assessment."""
+    """One referral: its pseudonymous facts (as in `referrals.accepted`) and where its assessment stands now."""
 
     __tablename__ = "risk_case"
 
     referral_id: str = Field(primary_key=True, max_length=40)
     agency_id: str = Field(index=True, max_length=64)
-    facts: str = Field(description="The ReferralAccepted event as JSON.")
-    accepted_at: datetime
-    current_tier: str = Field(max_length=16)
-    assessments: int = Field(default=0, description="How many assessments were made (the latest is number N).")
+    facts: str = Field(description="The latest ReferralAccepted event as JSON.")
+    latest: str = Field(description="The latest RiskAssessed event as JSON.")
+    tier: str = Field(max_length=16, index=True)
+    computed_tier: str = Field(max_length=16)
+    override: str | None = Field(default=None, max_length=16, description="confirm, up or down, when reviewed.")
+    rules_version: str = Field(max_length=40)
+    review_due: datetime = Field(index=True)
+    updated_at: datetime
 
 
 class AssessmentRecord(SQLModel, table=True):
-    """Every assessment ever published, with its full explanation: the audit trail."""
+    """Every assessment ever published, with its full explanation, who changed it and why: the audit trail."""
 
     __tablename__ = "assessment"
 
@@ -31,6 +35,8 @@ class AssessmentRecord(SQLModel, table=True):
     assessed_at: datetime
     computed_tier: str = Field(max_length=16)
     final_tier: str = Field(max_length=16)
+    cause: str = Field(max_length=16, description="referral, update, override or rescore.")
+    changed_by: str | None = Field(default=None, max_length=200)
     rules_version: str = Field(max_length=40)
     event: str = Field(description="The RiskAssessed event as JSON.")
 

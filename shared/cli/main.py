@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -110,16 +112,18 @@ def submit_cmd(
     file: Path,
     agency: Annotated[str, typer.Option(help="Your agency id: lower-case letters, digits, - and _.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for outcomes.")] = 30,
+    update: Annotated[bool, typer.Option("--update", help="Send as updates of referrals already submitted.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Submit referrals from a JSON list or NDJSON file and show each one's outcome."""
     if not AGENCY_ID.match(agency):
         raise CliError(f"agency id '{agency}' is not valid: use lower-case letters, digits, - and _")
-    outcomes = _run(lambda c: _submit(c, file, agency, timeout=timeout), data_dir)
+    outcomes = _run(lambda c: _submit(c, file, agency, timeout=timeout, update=update), data_dir)
     _print_outcomes(outcomes)
 
 
-async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float) -> list[Outcome]:
+async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float,
+                  update: bool = False) -> list[Outcome]:
     bodies = read_referrals(file)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
                   transient=True) as progress:
@@ -137,7 +141,7 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
             else:
                 progress.advance(done)
 
-        return await submit(client, bodies, agency, timeout=timeout, on_progress=on_progress)
+        return await submit(client, bodies, agency, timeout=timeout, on_progress=on_progress, update=update)
 
 
 def _print_outcomes(outcomes: list[Outcome]) -> None:
@@ -227,6 +231,93 @@ def assessment(referral_id: str, data_dir: DataDir = None) -> None:
     if a["needs"]:
         console.print("\nNeeds: " + ", ".join(f"{n['name']} ({n['score']})" for n in a["needs"] if n["score"]))
         console.print("Focus: " + ", ".join(a["focus"]))
+    if a.get("review_due"):
+        console.print(f"Next review due {_local(a['review_due'])}")
+    table = Table("#", "when", "computed", "tier", "cause", "by", "why", title="History")
+    for h in result["history"]:
+        who = (h["by"] or "") + (f" (countersigned {h['countersigned_by']})" if h["countersigned_by"] else "")
+        table.add_row(str(h["number"]), _local(h["at"]), h["computed_tier"], h["tier"], h["cause"], who,
+                      h["reason"] or h["summary"])
+    console.print(table)
+
+
+@app.command()
+def override(
+    referral_id: str,
+    tier: Annotated[str, typer.Option(help="The tier you decide: low, medium, high or very_high.")],
+    by: Annotated[str, typer.Option(help="Your name.")],
+    reason: Annotated[str, typer.Option(help="Why (needed to raise or lower the tier).")] = "",
+    countersign: Annotated[str | None, typer.Option(help="A second person's name (needed to lower the tier).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Confirm or override a referral's tier. Lowering it needs a reason and a second person's countersignature."""
+    if tier not in {"low", "medium", "high", "very_high"}:
+        raise CliError(f"--tier '{tier}' is not one of low, medium, high, very_high")
+    payload = {"referral_id": referral_id, "tier": tier, "reason": reason, "by": by, "countersign": countersign}
+    result = _run(lambda c: c.rpc("risk", "override", payload), data_dir)
+    a = result["assessment"]
+    console.print(f"{referral_id}: tier {a['tier']} ({a['change']['summary']}); computed tier {a['computed_tier']}. "
+                  "Published to scheduling.")
+
+
+reviews_app = typer.Typer(help="Scheduled reviews of tiers.", no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
+
+
+@reviews_app.command("due")
+def reviews_due(
+    within: Annotated[int, typer.Option(help="Days ahead to look.")] = 14, data_dir: DataDir = None
+) -> None:
+    """Referrals whose tier must be reviewed soon (very_high every 4 weeks, high 6, medium and low 12)."""
+    result = _run(lambda c: c.rpc("risk", "reviews.due", {"within_days": within}), data_dir)
+    if not result["reviews"]:
+        console.print(f"No reviews due in the next {within} days.")
+        return
+    table = Table("referral", "agency", "tier", "due", title=f"Reviews due within {within} days")
+    for r in result["reviews"]:
+        due = _local(r["due"]) + (" [red](overdue)[/red]" if r["overdue"] else "")
+        table.add_row(r["referral_id"], r["agency_id"], r["tier"], due)
+    console.print(table)
+
+
+@app.command("audit")
+def audit_cmd(
+    min_group: Annotated[int, typer.Option(help="Smallest group compared.")] = 10, data_dir: DataDir = None
+) -> None:
+    """Fairness audit: tiers and overrides overall and by equality-monitoring group, flagging disproportion."""
+    result = _run(lambda c: c.rpc("intake", "audit", {"min_group_size": min_group}, timeout=60), data_dir)
+    for line in result["lines"]:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+@rules_app.command("check")
+def rules_check(file: Path) -> None:
+    """Validate a rules file exactly as the risk service does when it starts (no service needed)."""
+    done = subprocess.run([sys.executable, "-m", "services.risk.check", str(file)], capture_output=True, text=True)
+    if done.returncode != 0:
+        console.print(done.stderr.strip() or done.stdout.strip(), markup=False, soft_wrap=True)
+        raise SystemExit(1)
+    console.print(done.stdout.strip(), markup=False, soft_wrap=True)
+
+
+@rules_app.command("rescore")
+def rules_rescore(
+    dry_run: Annotated[bool, typer.Option("--dry-run/--apply", help="Only report (default), or publish.")] = True,
+    rules: Annotated[Path | None, typer.Option(help="Preview a candidate rules file instead of the loaded one.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-score every referral with the rules the risk service has loaded, and say what changes and why."""
+    payload: dict[str, Any] = {"dry_run": dry_run}
+    if rules is not None:
+        try:
+            payload |= {"rules_yaml": rules.read_text(encoding="utf-8"), "rules_name": rules.name}
+        except OSError as exc:
+            raise CliError(f"cannot read {rules}: {exc.strerror}") from None
+    result = _run(lambda c: c.rpc("risk", "rules.rescore", payload, timeout=120), data_dir)
+    for line in result["lines"]:
+        console.print(line, markup=False, soft_wrap=True)
+    if not dry_run:
+        console.print(f"Published {result['republished']} new assessments (rules {result['rules_version']}).")
 
 
 @rules_app.command("list")

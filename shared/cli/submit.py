@@ -41,7 +41,7 @@ def _arid(body: bytes) -> str | None:
 
 
 async def submit(client: ServiceClient, bodies: list[bytes], agency: str, *, timeout: float = 30,
-                 on_progress: Any = None) -> list[Outcome]:
+                 on_progress: Any = None, update: bool = False) -> list[Outcome]:
     """Publish every body on referrals.submitted.<agency>; wait for intake's answers and the final outcomes."""
     s = client.subjects
     outcomes = [Outcome(row=i + 1, agency_referral_id=_arid(b)) for i, b in enumerate(bodies)]
@@ -74,7 +74,7 @@ async def submit(client: ServiceClient, bodies: list[bytes], agency: str, *, tim
     js = client.nc.jetstream()
     try:
         for body in bodies:
-            await js.publish(s.submitted(agency), body)
+            await js.publish(s.updated(agency) if update else s.submitted(agency), body)
             if on_progress:
                 on_progress("published", None)
         deadline = time.monotonic() + timeout

@@ -118,6 +118,15 @@ class Preferences(Contract):
         return None if value is None else _language(value)
 
 
+class EqualityMonitoring(Contract):
+    """Optional equality-monitoring answers. Stored apart by intake, never sent on, never a rule input:
+    used only for the fairness audit's aggregate counts."""
+
+    ethnicity: str | None = Field(default=None, max_length=100)
+    religion: str | None = Field(default=None, max_length=100)
+    disability: str | None = Field(default=None, max_length=100)
+
+
 class Referral(Contract):
     """A referral as an agency submits it (the body of `referrals.submitted.<agency_id>`)."""
 
@@ -134,6 +143,9 @@ class Referral(Contract):
     unsafe_areas: list[str] = Field(default_factory=list, max_length=50)
     preferences: Preferences = Field(default_factory=Preferences)
     availability: list[WeeklyWindow] = Field(default_factory=list, max_length=50)
+    equality_monitoring: EqualityMonitoring | None = Field(
+        default=None, description="Optional; kept apart and used only for the fairness audit."
+    )
 
     @field_validator("indicators", mode="before")
     @classmethod
@@ -175,6 +187,7 @@ class ReferralAccepted(Event):
     agency_id: str
     agency_referral_id: str = Field(description="The agency's own id for the referral.")
     duplicate: bool = Field(default=False, description="True when this repeats an earlier accepted submission.")
+    revision: int = Field(default=0, description="0 as first submitted; 1, 2, ... after each referrals.updated.")
     person: PersonFacts
     index_offence: IndexOffence | None = None
     prior_proven_offences: int | None = None
@@ -209,6 +222,7 @@ def age_band(age_years: int) -> str:
 
 __all__ = [
     "Consent",
+    "EqualityMonitoring",
     "FieldError",
     "Indicator",
     "PersonFacts",

@@ -35,6 +35,28 @@ class Need(Contract):
     score: int
 
 
+class Override(Contract):
+    """A practitioner's decision on the computed tier (the human in the loop)."""
+
+    kind: str = Field(description="confirm, up or down.")
+    tier: Tier
+    reason: str
+    by: str
+    countersigned_by: str | None = None
+    at: AwareDatetime
+
+
+class Change(Contract):
+    """How this assessment differs from the previous one of the same referral."""
+
+    previous_tier: Tier
+    direction: str = Field(description="up, down or same.")
+    cause: str = Field(description="update (the agency updated the referral), override, or rescore (new rules).")
+    rules_added: list[str] = Field(default_factory=list)
+    rules_removed: list[str] = Field(default_factory=list)
+    summary: str
+
+
 class RiskAssessed(Event):
     """The rule-based assessment of an accepted referral (`risk.assessed.<agency_id>`)."""
 
@@ -51,6 +73,10 @@ class RiskAssessed(Event):
     flags: list[str] = Field(default_factory=list, description="Sub-flags such as risk_to_staff.")
     rules_version: str
     computed_tier: Tier = Field(description="The tier the rules computed, before any practitioner override.")
+    number: int = Field(default=1, description="1 for the first assessment of the referral, then 2, 3, ...")
+    override: Override | None = Field(default=None, description="Set when a practitioner decided the tier.")
+    change: Change | None = Field(default=None, description="Set on every assessment after the first.")
+    review_due: AwareDatetime | None = Field(default=None, description="When the tier must next be reviewed.")
 
 
 class SafeguardingAlert(Event):

@@ -1,0 +1,150 @@
+"""Risk end to end: safeguarding alerts, the practitioner's review of a tier, and re-assessment on update."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+
+pytestmark = pytest.mark.e2e
+
+
+async def _assessed(probe: Probe, cluster: Cluster, agency: str, arid: str, *, number: int = 1) -> dict:  # type: ignore[type-arg]
+    accepted = await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid)
+    rid = accepted[0]["referral_id"]
+    found = await probe.wait_for(cluster.subjects.assessed(agency),
+                                 lambda e: e["referral_id"] == rid and e["number"] == number)
+    return found[0]
+
+
+async def test_a_threat_to_life_referral_raises_an_alert_and_is_very_high(cluster: Cluster, probe: Probe) -> None:
+    agency, arid = unique("police"), unique("TTL")
+    await probe.submit(agency, referral(arid, language="en", indicators=["threat_to_life_warning", "peers_offending"]))
+
+    assessed = await _assessed(probe, cluster, agency, arid)
+    alerts = await probe.wait_for(cluster.subjects.alert(agency), lambda e: e["referral_id"] == assessed["referral_id"])
+
+    assert assessed["tier"] == "very_high"
+    assert assessed["harm"]["tier"] == "very_high" and assessed["harm"]["floor"] == "very_high"
+    alert = next(a for a in alerts if a["rule_id"].startswith("E02"))
+    assert alert["actions"], "the alert says what to do"
+    deadline = datetime.fromisoformat(alert["deadline"])
+    assert deadline <= datetime.fromisoformat(alert["occurred_at"]) + timedelta(hours=24)
+    assert "E02_threat_to_life_warning" in assessed["escalations"]
+    assert any(r["rule_id"].startswith("E02") for r in assessed["reasons"])
+
+
+async def test_override_up_then_down_with_countersign_changes_the_published_tier_with_an_audit_trail(
+    cluster: Cluster, probe: Probe
+) -> None:
+    agency, arid = unique("yot"), unique("OVR")
+    await probe.submit(agency, referral(arid, language="en", indicators=["peers_offending"]))
+    first = await _assessed(probe, cluster, agency, arid)
+    rid, computed = first["referral_id"], first["computed_tier"]
+    assert computed == "low"
+
+    refused = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee"})
+    assert "needs a reason" in refused["error"]
+    up = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee",
+                                              "reason": "Disclosed carrying a knife at interview"})
+    assert up["assessment"]["tier"] == "high" and up["assessment"]["override"]["kind"] == "up"
+    republished = await _assessed(probe, cluster, agency, arid, number=2)
+    assert republished["tier"] == "high" and republished["computed_tier"] == "low"
+
+    no_countersign = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
+                                                          "reason": "Knife disclosure withdrawn"})
+    assert "countersignature" in no_countersign["error"]
+    same_person = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
+                                                       "reason": "Knife disclosure withdrawn", "countersign": "ana lee"})
+    assert "second person" in same_person["error"]
+    down = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
+                                                "reason": "Knife disclosure withdrawn", "countersign": "Sam Roy"})
+    assert down["assessment"]["tier"] == "low"
+    assert (await _assessed(probe, cluster, agency, arid, number=3))["tier"] == "low"
+
+    history = (await probe.rpc("risk", "assessment", {"referral_id": rid}))["history"]
+    assert [(h["tier"], h["cause"], h["by"]) for h in history] == [
+        ("low", "referral", None), ("high", "override", "Ana Lee"), ("low", "override", "Ana Lee")]
+    assert history[2]["countersigned_by"] == "Sam Roy" and history[2]["reason"] == "Knife disclosure withdrawn"
+
+
+async def test_a_down_override_below_an_escalation_floor_is_refused(cluster: Cluster, probe: Probe) -> None:
+    agency, arid = unique("yot"), unique("FLR")
+    await probe.submit(agency, referral(arid, language="en", indicators=["weapon_carrying"]))
+    first = await _assessed(probe, cluster, agency, arid)
+    assert first["tier"] == "high" and first["harm"]["floor"] == "high"
+
+    refused = await probe.rpc("risk", "override", {"referral_id": first["referral_id"], "tier": "medium",
+                                                   "by": "Ana Lee", "reason": "Seems calmer", "countersign": "Sam Roy"})
+
+    assert "floor high" in refused["error"]
+    current = await probe.rpc("risk", "assessment", {"referral_id": first["referral_id"]})
+    assert current["assessment"]["tier"] == "high" and len(current["history"]) == 1
+
+
+async def test_an_update_from_the_agency_reassesses_and_stores_the_diff(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid = unique_language(), unique("school"), unique("UPD")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    body = referral(arid, language=lang, indicators=["peers_offending"])
+    await probe.submit(agency, body)
+    first = await _assessed(probe, cluster, agency, arid)
+
+    updated = {**body, "indicators": ["peers_offending", "weapon_carrying"]}
+    await probe.nc.jetstream().publish(cluster.subjects.updated(agency), __import__("json").dumps(updated).encode())
+    second = await _assessed(probe, cluster, agency, arid, number=2)
+
+    assert second["tier"] == "high" and first["tier"] == "low"
+    change = second["change"]
+    assert change["cause"] == "update" and change["previous_tier"] == "low" and change["direction"] == "up"
+    assert "L10_weapon_carrying" in change["rules_added"]
+    history = (await probe.rpc("risk", "assessment", {"referral_id": first["referral_id"]}))["history"]
+    assert [h["cause"] for h in history] == ["referral", "update"]
+    assert "low → high" in history[1]["summary"]
+    revisions = probe.matching(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid)
+    assert [e["revision"] for e in revisions] == [0, 1]
+
+
+async def test_an_update_of_an_unknown_referral_is_rejected(cluster: Cluster, probe: Probe) -> None:
+    agency, arid = unique("school"), unique("NOPE")
+    await probe.nc.jetstream().publish(cluster.subjects.updated(agency),
+                                       __import__("json").dumps(referral(arid, language="en")).encode())
+    rejected = (await probe.wait_for(cluster.subjects.rejected(agency)))[0]
+    assert rejected["errors"][0]["field"] == "agency_referral_id"
+    assert "submit it on referrals.submitted first" in rejected["errors"][0]["message"]
+
+
+async def test_rescore_dry_run_reports_changes_without_publishing(cluster: Cluster, probe: Probe) -> None:
+    result = await probe.rpc("risk", "rules.rescore", {"dry_run": True})
+    assert result["total"] >= 1 and result["republished"] == 0
+    assert any("re-scored" in line or "referral" in line for line in result["lines"])
+
+
+async def test_the_fairness_audit_counts_groups_from_monitoring_data_held_by_intake(
+    cluster: Cluster, probe: Probe
+) -> None:
+    agency = unique("charity")
+    for i in range(3):
+        await probe.submit(agency, referral(unique("EQ"), language="en",
+                                            equality_monitoring={"ethnicity": "Test group", "religion": None}))
+    await probe.wait_for(cluster.subjects.assessed(agency), count=3)
+    result = await probe.rpc("intake", "audit", {"min_group_size": 10})
+    text = "\n".join(result["lines"])
+    assert "ethnicity" in text and "Test group" in text
+    assert "<5" in text, "small counts are suppressed"
+
+
+def test_the_shipped_rules_pass_the_check_and_a_prohibited_rule_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ok = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check",
+                         "services/risk/rules/sos-risk-needs.yaml"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "rules.yaml"
+    text = open("services/risk/rules/sos-risk-needs.yaml").read()
+    bad.write_text(text.replace("weapon_carrying: 5", "stop_and_search: 5", 1))
+    refused = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check", str(bad)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "prohibited input" in refused.stdout + refused.stderr
