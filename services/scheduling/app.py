@@ -37,9 +37,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
     settings = settings or ServiceSettings()
     host = ServiceHost("scheduling", settings, TABLES)
     s = host.subjects
-    host.consume(stream=s.referrals_stream, filter_subject=s.accepted(), what="accepted",
+    host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",
                  handler=partial(handle_accepted, subjects=s))
-    host.consume(stream=s.risk_stream, filter_subject=s.assessed(), what="assessed",
+    host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
 
     @host.reply("mentors.import")
