@@ -55,6 +55,12 @@ class Subjects:
     def waitlisted(self, agency: str = "*") -> str:
         return self._s(f"sessions.waitlisted.{agency}")
 
+    def rescheduled(self, agency: str = "*") -> str:
+        return self._s(f"sessions.rescheduled.{agency}")
+
+    def cancelled(self, agency: str = "*") -> str:
+        return self._s(f"sessions.cancelled.{agency}")
+
     def dead_letter(self, service: str) -> str:
         return self._s(f"deadletter.{service}")
 

@@ -10,7 +10,7 @@ from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import insert, select, update
 
-from services.scheduling.handlers import book, handle_accepted, handle_assessed
+from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.matching import LONDON
 from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow
 from shared.contracts.scheduling import MentorRecord
@@ -66,16 +66,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
                 else:
                     conn.execute(insert(MentorRow).values(mentor_id=record.id, **values))
             waiting = [
-                (CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
+                Work(CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
                 for r in conn.execute(select(CaseRow).where(CaseRow.status == "waitlisted"))
             ]
-            for row, span in waiting:
-                span.set_attribute("referral.id", row.referral_id)
-            out = book(conn, waiting, now=now, subjects=s)
+            for w in waiting:
+                w.span.set_attribute("referral.id", w.row.referral_id)
+            out = plan(conn, waiting, now=now, subjects=s)
             add_to_outbox(conn, out, now=now)
         await host.relay.publish(out)
-        for _, span in waiting:
-            span.end()
+        for w in waiting:
+            w.span.end()
         created = sum(1 for r in records if r.id not in existing)
         return {"imported": len(records), "created": created, "updated": len(records) - created,
                 "waitlisted_retried": len(waiting), "errors": []}

@@ -1,143 +1,220 @@
-"""Scheduling's batch handlers: collect each referral's facts and tier, then book a mentor or waitlist."""
+"""Scheduling's batch handlers: collect each referral's facts and tier, then book a mentor or waitlist, and
+re-plan the remaining sessions when the tier changes."""
 
 from __future__ import annotations
 
 import secrets
 from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from opentelemetry import trace
 from sqlalchemy import Connection, func, insert, select, update
 
 from services.scheduling.constraints import Case, MentorState
-from services.scheduling.matching import LONDON, Match, match, with_booking
+from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
 from services.scheduling.tables import CaseRow, MentorRow, SessionRow
 from shared.contracts.codes import Tier
-from shared.contracts.common import SessionSlot
+from shared.contracts.common import Event, SessionSlot
 from shared.contracts.intake import ReferralAccepted
 from shared.contracts.risk import RiskAssessed
-from shared.contracts.scheduling import MentorRecord, SessionsScheduled, SessionsWaitlisted
+from shared.contracts.scheduling import (
+    MentorRecord,
+    SessionsCancelled,
+    SessionsRescheduled,
+    SessionsScheduled,
+    SessionsWaitlisted,
+)
 from shared.db import lock_for_update
 from shared.messaging import Delivery, parse_event
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
-from opentelemetry import trace
 
 BOOKING_LOCK = "scheduling:booking"
+
+
+@dataclass
+class Work:
+    """A case to book (`old_tier` None) or to re-plan after its tier changed."""
+
+    row: CaseRow
+    span: trace.Span
+    old_tier: str | None = None
 
 
 def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Keep the facts scheduling needs; book when the assessment is already here."""
     events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
     cases = _cases(conn, [e.referral_id for _, e in events])
-    ready: list[tuple[CaseRow, trace.Span]] = []
+    work: list[Work] = []
     new_rows: list[dict[str, object]] = []
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
-        if row is not None and row.facts is not None:
-            continue  # a repeat submission: the referral is already known
         facts = event.model_dump_json()
         if row is None:
             values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
                       "status": "awaiting_assessment", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
-        else:
-            conn.execute(
-                update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(facts=facts, updated_at=now)  # type: ignore[arg-type]
-            )
-            row.facts = facts
-            ready.append((row, d.span))
+            continue
+        if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
+            continue  # a repeat submission, or facts we already hold
+        conn.execute(
+            update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(facts=facts, updated_at=now)  # type: ignore[arg-type]
+        )
+        waiting_for_facts = row.facts is None
+        row.facts = facts
+        if waiting_for_facts and row.tier is not None:
+            work.append(Work(row, d.span))
     if new_rows:
         conn.execute(insert(CaseRow), new_rows)
-    return book(conn, ready, now=now, subjects=subjects)
+    return plan(conn, work, now=now, subjects=subjects)
 
 
 def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
-    """Record the tier; book when the referral's facts are already here."""
+    """Record the tier; book when the facts are here, or re-plan the cadence when the tier changed."""
     events = [(d, parse_event(RiskAssessed, d)) for d in batch]
     cases = _cases(conn, [e.referral_id for _, e in events])
-    ready: list[tuple[CaseRow, trace.Span]] = []
+    work: list[Work] = []
     new_rows: list[dict[str, object]] = []
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
-        if row is not None and (row.tier is not None or row.status in {"scheduled", "waitlisted"}):
-            continue  # already assessed: re-planning on a changed tier is not handled here
         if row is None:
             values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": event.tier.value,
-                      "status": "awaiting_referral", "updated_at": now}
+                      "assessment_number": event.number, "status": "awaiting_referral", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
+        if event.number <= row.assessment_number:
+            continue  # an older or repeated assessment
+        old_tier = row.tier
         conn.execute(
-            update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(tier=event.tier.value, updated_at=now)  # type: ignore[arg-type]
+            update(CaseRow)
+            .where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
+            .values(tier=event.tier.value, assessment_number=event.number, updated_at=now)
         )
-        row.tier = event.tier.value
-        ready.append((row, d.span))
+        row.tier, row.assessment_number = event.tier.value, event.number
+        if row.facts is None or old_tier == event.tier.value:
+            continue
+        if row.status == "scheduled":
+            work.append(Work(row, d.span, old_tier=old_tier))
+        elif row.status in {"awaiting_assessment", "waitlisted"}:
+            work.append(Work(row, d.span))
     if new_rows:
         conn.execute(insert(CaseRow), new_rows)
-    return book(conn, ready, now=now, subjects=subjects)
+    return plan(conn, work, now=now, subjects=subjects)
 
 
-def book(
-    conn: Connection, cases: list[tuple[CaseRow, trace.Span]], *, now: datetime, subjects: Subjects
-) -> list[Outgoing]:
-    """Match each case in turn against the mentors as they stand, so no mentor is double-booked."""
-    if not cases:
+def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subjects) -> list[Outgoing]:
+    """Book or re-plan each case in turn against the mentors as they stand, so no mentor is double-booked."""
+    if not work:
         return []
     lock_for_update(conn, BOOKING_LOCK)
     mentors = load_mentor_states(conn, now=now)
     out: list[Outgoing] = []
-    session_rows: list[dict[str, object]] = []
-    for row, span in cases:
+    new_sessions: list[dict[str, object]] = []
+    for item in work:
+        row, span = item.row, item.span
         case = case_from(row)
-        result = match(case, list(mentors.values()), now=now)
+        if item.old_tier is None:
+            result = match(case, list(mentors.values()), now=now)
+            events = _booking_events(row, case, result, now=now)
+        else:
+            result, events = _replan(conn, item, case, mentors, now=now)
         if isinstance(result, Match):
-            slots = [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e) for s, e in result.sessions]
-            session_rows += [
-                {
-                    "session_id": slot.session_id,
-                    "referral_id": row.referral_id,
-                    "mentor_id": result.mentor_id,
-                    "start": slot.start,
-                    "end": slot.end,
-                    "status": "booked",
-                    "created_at": now,
-                }
-                for slot in slots
-            ]
-            _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id, deadline_met=result.deadline_met)
+            slots = _slots(result)
+            new_sessions += [_session_row(row.referral_id, result.mentor_id, slot, now) for slot in slots]
+            events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions)
-            event: SessionsScheduled | SessionsWaitlisted = SessionsScheduled(
-                event_id=f"scheduled:{row.referral_id}",
-                occurred_at=now,
-                referral_id=row.referral_id,
-                agency_id=row.agency_id,
-                mentor_id=result.mentor_id,
-                tier=case.tier,
-                sessions=slots,
-                deadline_met=result.deadline_met,
-            )
+            _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id,
+                        deadline_met=result.deadline_met, reason=None)
+            row.status, row.mentor_id = "scheduled", result.mentor_id
             span.set_attribute("mentor.id", result.mentor_id)
             span.set_attribute("sessions.count", len(slots))
-            span.set_attribute("reroute.outcome", "scheduled")
-            out.append(outgoing(event, subjects.scheduled(row.agency_id), span=span))
         else:
-            _set_status(conn, row.referral_id, "waitlisted", now, reason=result.reason)
-            event = SessionsWaitlisted(
-                event_id=f"waitlisted:{row.referral_id}:{int(now.timestamp())}",
-                occurred_at=now,
-                referral_id=row.referral_id,
-                agency_id=row.agency_id,
-                tier=case.tier,
-                reason=result.reason,
-            )
-            span.set_attribute("reroute.outcome", "waitlisted")
-            out.append(outgoing(event, subjects.waitlisted(row.agency_id), span=span))
-    if session_rows:
-        conn.execute(insert(SessionRow), session_rows)
+            _set_status(conn, row.referral_id, "waitlisted", now, mentor_id=None, reason=result.reason)
+            row.status, row.mentor_id = "waitlisted", None
+        span.set_attribute("reroute.outcome", "scheduled" if isinstance(result, Match) else "waitlisted")
+        out += [outgoing(e, _subject(subjects, e, row.agency_id), span=span) for e in events]
+    if new_sessions:
+        conn.execute(insert(SessionRow), new_sessions)
     return out
+
+
+def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: datetime) -> list[Event]:
+    if isinstance(result, Match):
+        return [SessionsScheduled(
+            event_id=f"scheduled:{row.referral_id}", occurred_at=now, referral_id=row.referral_id,
+            agency_id=row.agency_id, mentor_id=result.mentor_id, tier=case.tier, sessions=[],
+            deadline_met=result.deadline_met,
+        )]
+    return [_waitlisted(row, case, result.reason, now=now)]
+
+
+def _replan(
+    conn: Connection, item: Work, case: Case, mentors: dict[str, MentorState], *, now: datetime
+) -> tuple[Match | Waitlist, list[Event]]:
+    """Cancel the case's sessions that have not started and plan them again at the new tier's cadence."""
+    row = item.row
+    assert row.mentor_id is not None
+    cancelled = conn.execute(
+        select(SessionRow.session_id, SessionRow.start)
+        .where(SessionRow.referral_id == row.referral_id, SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+               SessionRow.start > now)
+        .order_by(SessionRow.start)  # type: ignore[arg-type]
+    ).all()
+    ids = [sid for sid, _ in cancelled]
+    if ids:
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
+            .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now)
+        )
+    starts = {start for _, start in cancelled}  # aware datetimes hash by instant, whatever their zone
+    current = mentors[row.mentor_id]
+    current = replace(current, caseload=max(current.caseload - 1, 0),
+                      busy=[(b, e) for b, e in current.busy if b not in starts])
+    mentors[row.mentor_id] = current
+    prefer = cancelled[0][1].astimezone(LONDON) if cancelled else None
+    result = replan(case, current, list(mentors.values()), now=now, prefer=prefer)
+    why = f"tier changed {item.old_tier} → {case.tier.value}: new cadence"
+    if isinstance(result, Match):
+        moved = result.mentor_id != row.mentor_id
+        reason = why + (f"; {row.mentor_id} cannot take a {case.tier.value} case, so a new mentor" if moved else "")
+        return result, [SessionsRescheduled(
+            event_id=f"rescheduled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+            referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=result.mentor_id,
+            previous_mentor_id=row.mentor_id, tier=case.tier, sessions=[], cancelled=ids, reason=reason,
+        )]
+    cancel = SessionsCancelled(
+        event_id=f"cancelled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=f"{why}; {result.reason}",
+    )
+    return result, [cancel, _waitlisted(row, case, result.reason, now=now)]
+
+
+def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> SessionsWaitlisted:
+    return SessionsWaitlisted(
+        event_id=f"waitlisted:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, tier=case.tier, reason=reason,
+    )
+
+
+def _slots(result: Match) -> list[SessionSlot]:
+    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e) for s, e in result.sessions]
+
+
+def _session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime) -> dict[str, object]:
+    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id, "start": slot.start,
+            "end": slot.end, "status": "booked", "sequence": 0, "created_at": now, "updated_at": now}
+
+
+def _subject(subjects: Subjects, event: Event, agency: str) -> str:
+    by_type = {SessionsScheduled: subjects.scheduled, SessionsWaitlisted: subjects.waitlisted,
+               SessionsRescheduled: subjects.rescheduled, SessionsCancelled: subjects.cancelled}
+    return by_type[type(event)](agency)
 
 
 def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorState]:
@@ -153,7 +230,7 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
     for mentor_id, start, end in conn.execute(
         select(SessionRow.mentor_id, SessionRow.start, SessionRow.end).where(
-            SessionRow.status == "booked", SessionRow.end > now - timedelta(days=1)
+            SessionRow.status.in_(["booked", "confirmed"]), SessionRow.end > now - timedelta(days=1)  # type: ignore[attr-defined]
         )
     ):
         busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
@@ -181,6 +258,10 @@ def case_from(row: CaseRow) -> Case:
         unsafe_areas=facts.unsafe_areas,
         accepted_at=facts.occurred_at,
     )
+
+
+def _revision(facts: str) -> int:
+    return ReferralAccepted.model_validate_json(facts).revision
 
 
 def _cases(conn: Connection, referral_ids: list[str]) -> dict[str, CaseRow]:

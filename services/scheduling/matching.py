@@ -171,6 +171,29 @@ def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match
     return Match(best.mentor_id, sessions, best.deadline_met, deadline_for(case))
 
 
+def replan(
+    case: Case, current: MentorState, mentors: Sequence[MentorState], *, now: datetime, prefer: datetime | None
+) -> Match | Waitlist:
+    """Re-plan a case's remaining sessions after a change (a new tier, say): the same mentor and, where it still
+    fits, the same weekly slot (`prefer`); else the best other mentor; else the waitlist.
+
+    `current` is the mentor as if this case's future sessions were already cancelled and it held no place.
+    """
+    if first_exclusion(case, current) is None:
+        cal = calendar(case, current)
+        earliest = earliest_start(now)
+        first: datetime | None
+        if prefer is not None and to_utc(prefer) >= earliest and cal.fits(prefer):
+            first = to_utc(prefer)
+        else:
+            first = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
+        if first is not None:
+            sessions = sessions_from(case, current, first.astimezone(LONDON))
+            met = first <= to_utc(now) + DEADLINE[case.tier]
+            return Match(current.record.id, sessions, met, (to_utc(now) + DEADLINE[case.tier]).astimezone(LONDON))
+    return match(case, [m for m in mentors if m.record.id != current.record.id], now=now)
+
+
 def with_booking(mentor: MentorState, sessions: Sequence[Interval]) -> MentorState:
     """The mentor after taking one more young person with these sessions (the input is left untouched)."""
     return replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions])

@@ -25,6 +25,7 @@ class CaseRow(SQLModel, table=True):
     agency_id: str = Field(index=True, max_length=64)
     facts: str | None = Field(default=None, description="The ReferralAccepted event as JSON (pseudonymous).")
     tier: str | None = Field(default=None, max_length=16)
+    assessment_number: int = Field(default=0, description="The latest risk.assessed number applied.")
     status: str = Field(max_length=24, index=True, description="awaiting_referral, awaiting_assessment, scheduled, waitlisted")
     mentor_id: str | None = Field(default=None, index=True, max_length=64)
     reason: str | None = None
@@ -40,8 +41,10 @@ class SessionRow(SQLModel, table=True):
     mentor_id: str = Field(index=True, max_length=64)
     start: datetime = Field(index=True)
     end: datetime
-    status: str = Field(default="booked", max_length=16)
+    status: str = Field(default="booked", max_length=16, description="booked, confirmed, cancelled, attended, missed")
+    sequence: int = Field(default=0, description="Bumped on every change, for calendar feeds.")
     created_at: datetime
+    updated_at: datetime
 
 
 TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow]

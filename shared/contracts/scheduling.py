@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.contracts.codes import Gender, Tier
 from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm
-from pydantic import field_validator
 
 MentorKind = Literal["staff", "volunteer", "rotl"]
 
@@ -55,6 +54,28 @@ class SessionsScheduled(Event):
     tier: Tier
     sessions: list[SessionSlot]
     deadline_met: bool = Field(description="Whether the first session starts within the tier's deadline.")
+
+
+class SessionsRescheduled(Event):
+    """A referral's remaining sessions were re-planned (`sessions.rescheduled.<agency_id>`)."""
+
+    referral_id: str
+    agency_id: str
+    mentor_id: str
+    previous_mentor_id: str
+    tier: Tier
+    sessions: list[SessionSlot] = Field(description="The new sessions from now on.")
+    cancelled: list[str] = Field(description="Ids of the sessions they replace.")
+    reason: str = Field(description="Why, in plain English.")
+
+
+class SessionsCancelled(Event):
+    """Sessions were cancelled without replacement (`sessions.cancelled.<agency_id>`)."""
+
+    referral_id: str
+    agency_id: str
+    cancelled: list[str]
+    reason: str
 
 
 class SessionsWaitlisted(Event):
