@@ -8,13 +8,15 @@ from typing import Any
 
 from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
+from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
+from services.scheduling.sessions import change_session
 from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow
 from shared.contracts.scheduling import MentorRecord
-from shared.outbox import add_to_outbox
+from shared.outbox import Outgoing, add_to_outbox
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
 
@@ -31,6 +33,12 @@ class CalendarRequest(BaseModel):
 
 class ReferralRequest(BaseModel):
     referral_id: str
+
+
+class SessionRequest(BaseModel):
+    session_id: str
+    action: Action
+    reason: str = ""
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastStream:
@@ -137,6 +145,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
                 for sid, st, en in sessions
             ],
         }
+
+    @host.reply("session")
+    async def session(request: SessionRequest) -> dict[str, Any]:
+        """Confirm or cancel a session, or record it attended or missed."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            try:
+                return change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
+                                      subjects=s)
+            except (LifecycleRefused, LookupError) as exc:
+                return {"error": str(exc).strip("'")}, []
+
+        return await host.transact(decide)
 
     @host.reply("mentors.list")
     async def list_mentors() -> dict[str, Any]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass, replace
+from typing import Literal
 from datetime import datetime, timedelta
 
 from opentelemetry import trace
 from sqlalchemy import Connection, func, insert, select, update
 
 from services.scheduling.constraints import Case, MentorState
+from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
 from services.scheduling.tables import CaseRow, MentorRow, SessionRow
 from shared.contracts.codes import Tier
@@ -31,15 +33,17 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
 BOOKING_LOCK = "scheduling:booking"
+MISSING_WHY = "the young person is reported missing (E05): sessions are suspended until they are found"
 
 
 @dataclass
 class Work:
-    """A case to book (`old_tier` None) or to re-plan after its tier changed."""
+    """A case to book, re-plan (its cadence tier changed, or it resumes), or suspend (the young person is missing)."""
 
     row: CaseRow
     span: trace.Span
-    old_tier: str | None = None
+    kind: Literal["book", "replan", "suspend", "resume"] = "book"
+    why: str = ""
 
 
 def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
@@ -66,14 +70,14 @@ def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, s
         waiting_for_facts = row.facts is None
         row.facts = facts
         if waiting_for_facts and row.tier is not None:
-            work.append(Work(row, d.span))
+            work.append(Work(row, d.span, "suspend", MISSING_WHY) if row.missing else Work(row, d.span))
     if new_rows:
         conn.execute(insert(CaseRow), new_rows)
     return plan(conn, work, now=now, subjects=subjects)
 
 
 def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
-    """Record the tier; book when the facts are here, or re-plan the cadence when the tier changed."""
+    """Record the tier; book when the facts are here; re-plan when the cadence changes; suspend while missing."""
     events = [(d, parse_event(RiskAssessed, d)) for d in batch]
     cases = _cases(conn, [e.referral_id for _, e in events])
     work: list[Work] = []
@@ -81,25 +85,38 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
+        tier, wellbeing = event.tier.value, event.wellbeing.tier.value
         if row is None:
-            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": event.tier.value,
-                      "assessment_number": event.number, "status": "awaiting_referral", "updated_at": now}
+            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier,
+                      "cadence_tier": tier, "wellbeing_tier": wellbeing, "assessment_number": event.number,
+                      "missing": MISSING in event.escalations, "status": "awaiting_referral", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
         if event.number <= row.assessment_number:
             continue  # an older or repeated assessment
-        old_tier = row.tier
+        old_cadence = row.cadence_tier
+        cadence, lower = (event.tier, 0) if old_cadence is None else cadence_after(
+            Tier(old_cadence), event.tier, row.lower_reviews)
         conn.execute(
             update(CaseRow)
             .where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
-            .values(tier=event.tier.value, assessment_number=event.number, updated_at=now)
+            .values(tier=tier, cadence_tier=cadence.value, lower_reviews=lower, wellbeing_tier=wellbeing,
+                    assessment_number=event.number, missing=MISSING in event.escalations, updated_at=now)
         )
-        row.tier, row.assessment_number = event.tier.value, event.number
-        if row.facts is None or old_tier == event.tier.value:
+        missing = MISSING in event.escalations
+        row.tier, row.cadence_tier, row.lower_reviews = tier, cadence.value, lower
+        row.wellbeing_tier, row.assessment_number, row.missing = wellbeing, event.number, missing
+        if row.facts is None or row.status == "closed":
             continue
-        if row.status == "scheduled":
-            work.append(Work(row, d.span, old_tier=old_tier))
+        if missing and row.status != "suspended":
+            work.append(Work(row, d.span, "suspend", MISSING_WHY))
+        elif not missing and row.status == "suspended":
+            work.append(Work(row, d.span, "resume", "the young person is no longer missing: sessions resume"))
+        elif missing:
+            continue
+        elif row.status == "scheduled" and old_cadence != cadence.value:
+            work.append(Work(row, d.span, "replan", f"tier changed {old_cadence} → {cadence.value}: new cadence"))
         elif row.status in {"awaiting_assessment", "waitlisted"}:
             work.append(Work(row, d.span))
     if new_rows:
@@ -118,7 +135,12 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
     for item in work:
         row, span = item.row, item.span
         case = case_from(row)
-        if item.old_tier is None:
+        if item.kind == "suspend":
+            out += [outgoing(e, _subject(subjects, e, row.agency_id), span=span)
+                    for e in _suspend(conn, item, case, mentors, now=now)]
+            span.set_attribute("reroute.outcome", "suspended")
+            continue
+        if item.kind == "book" or row.mentor_id is None:
             result = match(case, list(mentors.values()), now=now)
             events = _booking_events(row, case, result, now=now)
         else:
@@ -161,7 +183,8 @@ def _replan(
     assert row.mentor_id is not None
     cancelled = conn.execute(
         select(SessionRow.session_id, SessionRow.start)
-        .where(SessionRow.referral_id == row.referral_id, SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+        .where(SessionRow.referral_id == row.referral_id,
+               SessionRow.status.in_(["booked", "confirmed", "suspended"]),  # type: ignore[attr-defined]
                SessionRow.start > now)
         .order_by(SessionRow.start)  # type: ignore[arg-type]
     ).all()
@@ -179,7 +202,7 @@ def _replan(
     mentors[row.mentor_id] = current
     prefer = cancelled[0][1].astimezone(LONDON) if cancelled else None
     result = replan(case, current, list(mentors.values()), now=now, prefer=prefer)
-    why = f"tier changed {item.old_tier} → {case.tier.value}: new cadence"
+    why = item.why
     if isinstance(result, Match):
         moved = result.mentor_id != row.mentor_id
         reason = why + (f"; {row.mentor_id} cannot take a {case.tier.value} case, so a new mentor" if moved else "")
@@ -193,6 +216,33 @@ def _replan(
         referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=f"{why}; {result.reason}",
     )
     return result, [cancel, _waitlisted(row, case, result.reason, now=now)]
+
+
+def _suspend(conn: Connection, item: Work, case: Case, mentors: dict[str, MentorState], *,
+             now: datetime) -> list[Event]:
+    """Hold the case's future sessions while the young person is missing; the mentor keeps the place."""
+    row = item.row
+    ids = list(conn.execute(
+        select(SessionRow.session_id).where(
+            SessionRow.referral_id == row.referral_id,
+            SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+            SessionRow.start > now,
+        )
+    ).scalars())
+    if ids:
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
+            .values(status="suspended", sequence=SessionRow.sequence + 1, updated_at=now)
+        )
+    _set_status(conn, row.referral_id, "suspended", now, reason=item.why)
+    row.status = "suspended"
+    if row.mentor_id is None:  # not booked yet: nothing to hold, the case waits
+        return [_waitlisted(row, case, item.why, now=now)]
+    return [SessionsCancelled(
+        event_id=f"suspended:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=item.why,
+    )]
 
 
 def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> SessionsWaitlisted:
@@ -222,7 +272,7 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
         dict(
             conn.execute(
                 select(CaseRow.mentor_id, func.count())
-                .where(CaseRow.status == "scheduled")
+                .where(CaseRow.status.in_(["scheduled", "suspended"]))  # type: ignore[attr-defined]
                 .group_by(CaseRow.mentor_id)
             ).all()
         )
@@ -249,7 +299,7 @@ def case_from(row: CaseRow) -> Case:
     facts = ReferralAccepted.model_validate_json(row.facts)
     return Case(
         referral_id=row.referral_id,
-        tier=Tier(row.tier),
+        tier=Tier(row.cadence_tier or row.tier),  # the cadence tier: never below the risk tier
         borough=facts.person.borough,
         languages=facts.person.languages,
         mentor_gender=facts.preferences.mentor_gender,

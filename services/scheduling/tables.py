@@ -26,7 +26,14 @@ class CaseRow(SQLModel, table=True):
     facts: str | None = Field(default=None, description="The ReferralAccepted event as JSON (pseudonymous).")
     tier: str | None = Field(default=None, max_length=16)
     assessment_number: int = Field(default=0, description="The latest risk.assessed number applied.")
-    status: str = Field(max_length=24, index=True, description="awaiting_referral, awaiting_assessment, scheduled, waitlisted")
+    cadence_tier: str | None = Field(default=None, max_length=16, description="The tier whose cadence is booked.")
+    lower_reviews: int = Field(default=0, description="Consecutive reviews below the cadence tier.")
+    wellbeing_tier: str | None = Field(default=None, max_length=16)
+    missing: bool = Field(default=False, description="The latest assessment says the young person is missing.")
+    status: str = Field(
+        max_length=24, index=True,
+        description="awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended or closed",
+    )
     mentor_id: str | None = Field(default=None, index=True, max_length=64)
     reason: str | None = None
     deadline_met: bool | None = None
@@ -41,7 +48,9 @@ class SessionRow(SQLModel, table=True):
     mentor_id: str = Field(index=True, max_length=64)
     start: datetime = Field(index=True)
     end: datetime
-    status: str = Field(default="booked", max_length=16, description="booked, confirmed, cancelled, attended, missed")
+    status: str = Field(
+        default="booked", max_length=16, description="booked, confirmed, cancelled, attended, missed or suspended"
+    )
     sequence: int = Field(default=0, description="Bumped on every change, for calendar feeds.")
     created_at: datetime
     updated_at: datetime

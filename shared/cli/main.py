@@ -374,6 +374,26 @@ def calendar(
 
 
 @app.command()
+def session(
+    action: Annotated[str, typer.Argument(help="confirm, cancel, attended or missed")],
+    session_id: str,
+    reason: Annotated[str, typer.Option(help="Why (for a cancellation).")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Confirm or cancel a session, or record it attended or missed."""
+    if action not in {"confirm", "cancel", "attended", "missed"}:
+        raise CliError(f"'{action}' is not one of confirm, cancel, attended, missed")
+    payload = {"session_id": session_id, "action": action, "reason": reason}
+    result = _run(lambda c: c.rpc("scheduling", "session", payload), data_dir)
+    console.print(f"{session_id} is now {result['status']} (case {result['referral_id']}).")
+    if result["follow_up"] == "escalate":
+        console.print("[red]Three missed sessions in a row with wellbeing high or above: disengagement escalation "
+                      "raised to the safeguarding lead.[/red]")
+    elif result["follow_up"] == "close":
+        console.print("[yellow]Three missed sessions in a row: the case is closed and its sessions cancelled.[/yellow]")
+
+
+@app.command()
 def trace(referral_id: str, data_dir: DataDir = None) -> None:
     """The span tree of one referral across the three services, with durations."""
     settings = _settings(data_dir)

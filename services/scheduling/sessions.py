@@ -1,0 +1,89 @@
+"""A scheduler or mentor changes a session: confirm, cancel, or record it attended or missed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, select, update
+
+from services.scheduling.lifecycle import DISENGAGEMENT, Action, after_misses, transition
+from services.scheduling.tables import CaseRow, SessionRow
+from shared.contracts.codes import Tier
+from shared.contracts.risk import SafeguardingAlert
+from shared.contracts.scheduling import SessionsCancelled
+from shared.outbox import Outgoing, outgoing
+from shared.subjects import Subjects
+
+DISENGAGEMENT_ACTIONS = ["dsl_review_within_2_working_days", "contact_referrer", "outreach_attempts_varied_time_place"]
+
+
+def change_session(
+    conn: Connection, session_id: str, action: Action, *, reason: str, now: datetime, subjects: Subjects
+) -> tuple[dict[str, object], list[Outgoing]]:
+    """Apply `action`; raises LifecycleRefused (or LookupError for an unknown session) with a readable reason."""
+    session = conn.execute(select(SessionRow).where(SessionRow.session_id == session_id)).first()
+    if session is None:
+        raise LookupError(f"no session {session_id}")
+    status = transition(session.status, action, start=session.start, now=now)
+    conn.execute(
+        update(SessionRow)
+        .where(SessionRow.session_id == session_id)  # type: ignore[arg-type]
+        .values(status=status, sequence=SessionRow.sequence + 1, updated_at=now)
+    )
+    case = conn.execute(select(CaseRow).where(CaseRow.referral_id == session.referral_id)).first()
+    assert case is not None
+    out: list[Outgoing] = []
+    if action == "cancel":
+        event = SessionsCancelled(event_id=f"session:{session_id}:cancel", occurred_at=now,
+                                  referral_id=case.referral_id, agency_id=case.agency_id, cancelled=[session_id],
+                                  reason=reason or "cancelled by the scheduler")
+        out.append(outgoing(event, subjects.cancelled(case.agency_id)))
+    follow_up = None
+    if action in ("attended", "missed"):
+        outcomes = list(conn.execute(
+            select(SessionRow.status)
+            .where(SessionRow.referral_id == case.referral_id,
+                   SessionRow.status.in_(["attended", "missed"]))  # type: ignore[attr-defined]
+            .order_by(SessionRow.start)  # type: ignore[arg-type]
+        ).scalars())
+        follow_up = after_misses(outcomes, Tier(case.wellbeing_tier) if case.wellbeing_tier else None)
+        if follow_up == "escalate":
+            alert = SafeguardingAlert(
+                event_id=f"alert:{case.referral_id}:{DISENGAGEMENT}:{session_id}", occurred_at=now,
+                referral_id=case.referral_id, agency_id=case.agency_id, rule_id=DISENGAGEMENT,
+                actions=DISENGAGEMENT_ACTIONS, deadline=add_working_days(now, 2),
+            )
+            out.append(outgoing(alert, subjects.alert(case.agency_id)))
+        elif follow_up == "close":
+            out += _close(conn, case.referral_id, case.agency_id, now=now, subjects=subjects)
+    return {"session_id": session_id, "status": status, "referral_id": case.referral_id,
+            "follow_up": follow_up}, out
+
+
+def _close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, subjects: Subjects) -> list[Outgoing]:
+    ids = list(conn.execute(
+        select(SessionRow.session_id).where(
+            SessionRow.referral_id == referral_id,
+            SessionRow.status.in_(["booked", "confirmed", "suspended"]),  # type: ignore[attr-defined]
+            SessionRow.start > now,
+        )
+    ).scalars())
+    if ids:
+        conn.execute(update(SessionRow).where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
+                     .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+    reason = "case closed after three missed sessions in a row"
+    conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
+                 .values(status="closed", reason=reason, updated_at=now))
+    event = SessionsCancelled(event_id=f"closed:{referral_id}", occurred_at=now, referral_id=referral_id,
+                              agency_id=agency_id, cancelled=ids, reason=reason)
+    return [outgoing(event, subjects.cancelled(agency_id))]
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """`days` working days (Monday to Friday) after `start`, at the same time of day."""
+    current = start
+    while days:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
