@@ -10,6 +10,7 @@ from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, insert, select, update
 
+from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
@@ -33,6 +34,14 @@ class CalendarRequest(BaseModel):
 
 class ReferralRequest(BaseModel):
     referral_id: str
+
+
+class AssignRequest(BaseModel):
+    referral_id: str
+    mentor_id: str
+    start: datetime | None = None
+    reason: str = ""
+    by: str = ""
 
 
 class SessionRequest(BaseModel):
@@ -157,6 +166,33 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
                 return {"error": str(exc).strip("'")}, []
 
         return await host.transact(decide)
+
+    @host.reply("recommend")
+    async def recommend_options(request: ReferralRequest) -> dict[str, Any]:
+        """The top three mentor and first-slot options with scores, and why each other mentor is out."""
+        with host.engine.connect() as conn:
+            try:
+                return recommend(conn, request.referral_id, now=datetime.now(UTC))
+            except LookupError as exc:
+                return {"error": str(exc).strip("'")}
+
+    @host.reply("assign")
+    async def assign_mentor(request: AssignRequest) -> dict[str, Any]:
+        """Book the scheduler's chosen mentor (and slot), refused with the constraint it would break."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            try:
+                return assign(conn, request.referral_id, request.mentor_id, start=request.start,
+                              reason=request.reason, by=request.by, now=now, subjects=s)
+            except (AssignmentRefused, LookupError) as exc:
+                return {"error": str(exc).strip("'")}, []
+
+        return await host.transact(decide)
+
+    @host.reply("waitlist")
+    async def waiting() -> dict[str, Any]:
+        """Who waits, how long, why, and what capacity would place them."""
+        with host.engine.connect() as conn:
+            return {"waiting": waitlist(conn, now=datetime.now(UTC))}
 
     @host.reply("mentors.list")
     async def list_mentors() -> dict[str, Any]:

@@ -136,7 +136,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         row, span = item.row, item.span
         case = case_from(row)
         if item.kind == "suspend":
-            out += [outgoing(e, _subject(subjects, e, row.agency_id), span=span)
+            out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span)
                     for e in _suspend(conn, item, case, mentors, now=now)]
             span.set_attribute("reroute.outcome", "suspended")
             continue
@@ -146,8 +146,8 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         else:
             result, events = _replan(conn, item, case, mentors, now=now)
         if isinstance(result, Match):
-            slots = _slots(result)
-            new_sessions += [_session_row(row.referral_id, result.mentor_id, slot, now) for slot in slots]
+            slots = slots_for(result)
+            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now) for slot in slots]
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions)
             _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id,
@@ -159,7 +159,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
             _set_status(conn, row.referral_id, "waitlisted", now, mentor_id=None, reason=result.reason)
             row.status, row.mentor_id = "waitlisted", None
         span.set_attribute("reroute.outcome", "scheduled" if isinstance(result, Match) else "waitlisted")
-        out += [outgoing(e, _subject(subjects, e, row.agency_id), span=span) for e in events]
+        out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
     if new_sessions:
         conn.execute(insert(SessionRow), new_sessions)
     return out
@@ -252,16 +252,16 @@ def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> Sess
     )
 
 
-def _slots(result: Match) -> list[SessionSlot]:
+def slots_for(result: Match) -> list[SessionSlot]:
     return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e) for s, e in result.sessions]
 
 
-def _session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime) -> dict[str, object]:
+def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime) -> dict[str, object]:
     return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id, "start": slot.start,
             "end": slot.end, "status": "booked", "sequence": 0, "created_at": now, "updated_at": now}
 
 
-def _subject(subjects: Subjects, event: Event, agency: str) -> str:
+def subject_for(subjects: Subjects, event: Event, agency: str) -> str:
     by_type = {SessionsScheduled: subjects.scheduled, SessionsWaitlisted: subjects.waitlisted,
                SessionsRescheduled: subjects.rescheduled, SessionsCancelled: subjects.cancelled}
     return by_type[type(event)](agency)

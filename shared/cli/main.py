@@ -374,6 +374,59 @@ def calendar(
 
 
 @app.command()
+def recommend(referral_id: str, data_dir: DataDir = None) -> None:
+    """The top three mentor + first-slot options with their scores, and why every other mentor is excluded."""
+    r = _run(lambda c: c.rpc("scheduling", "recommend", {"referral_id": referral_id}), data_dir)
+    current = f"; now with {r['current_mentor']}" if r["current_mentor"] else ""
+    console.print(f"[bold]{referral_id}[/bold] ({r['tier']} tier{current})")
+    table = Table("#", "mentor", "first session", "deadline", "score", "why", title="Options")
+    for i, o in enumerate(r["options"], 1):
+        why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f}" for k, v in o["breakdown"].items())
+        table.add_row(str(i), o["mentor_id"], _local(o["first_start"]), "met" if o["deadline_met"] else "missed",
+                      f"{o['score']:.1f}", why)
+    console.print(table if r["options"] else "[yellow]No mentor can take this referral now.[/yellow]")
+    for e in r["excluded"]:
+        console.print(f"  {e['mentor_id']}: {e['reason']}", soft_wrap=True)
+
+
+@app.command()
+def assign(
+    referral_id: str,
+    mentor_id: str,
+    reason: Annotated[str, typer.Option(help="Why this mentor (recorded).")],
+    by: Annotated[str, typer.Option(help="Your name (recorded).")],
+    start: Annotated[str | None, typer.Option(help="First session, YYYY-MM-DDTHH:MM (Europe/London).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Assign a mentor you chose; refused, with the constraint named, if it breaks one."""
+    first = None
+    if start:
+        try:
+            first = datetime.fromisoformat(start)
+        except ValueError:
+            raise CliError(f"--start '{start}' is not a date and time like 2026-12-01T16:00") from None
+        if first.tzinfo is None:
+            first = first.replace(tzinfo=_london())
+    payload = {"referral_id": referral_id, "mentor_id": mentor_id, "reason": reason, "by": by,
+               "start": first.isoformat() if first else None}
+    r = _run(lambda c: c.rpc("scheduling", "assign", payload), data_dir)
+    console.print(f"{referral_id} assigned to {r['mentor_id']}: {r['sessions']} sessions, first {_local(r['first'])}.")
+
+
+@app.command()
+def waitlist(data_dir: DataDir = None) -> None:
+    """Who is waiting for a mentor, for how long, why, and what capacity would place them."""
+    r = _run(lambda c: c.rpc("scheduling", "waitlist"), data_dir)
+    if not r["waiting"]:
+        console.print("Nobody is waiting.")
+        return
+    table = Table("referral", "tier", "waiting", "why", "would place them", title="Waitlist")
+    for w in r["waiting"]:
+        table.add_row(w["referral_id"], w["tier"], f"{w['days']} days", w["reason"] or "-", w["would_place"])
+    console.print(table)
+
+
+@app.command()
 def session(
     action: Annotated[str, typer.Argument(help="confirm, cancel, attended or missed")],
     session_id: str,

@@ -1,0 +1,164 @@
+"""What a scheduler sees and decides by hand: recommendations, a chosen assignment, and the waitlist."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert, select, update
+
+from services.scheduling.constraints import Case, MentorState, first_exclusion
+from services.scheduling.handlers import (
+    BOOKING_LOCK,
+    session_row,
+    slots_for,
+    subject_for,
+    case_from,
+    load_mentor_states,
+)
+from services.scheduling.matching import HORIZON_DAYS, LONDON, Match, calendar, deadline_for, rank, sessions_from
+from services.scheduling.slots import earliest_start, to_utc
+from services.scheduling.tables import CaseRow, SessionRow
+from shared.contracts.common import Event
+from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
+from shared.db import lock_for_update
+from shared.outbox import Outgoing, outgoing
+from shared.subjects import Subjects
+
+
+class AssignmentRefused(ValueError):
+    """The chosen mentor or slot breaks a hard constraint; the message names it."""
+
+
+def _case_row(conn: Connection, referral_id: str) -> CaseRow:
+    row = conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).first()
+    if row is None:
+        raise LookupError(f"no referral {referral_id} in scheduling")
+    case = CaseRow.model_validate(row._mapping)
+    if case.facts is None or case.tier is None:
+        raise LookupError(f"{referral_id} is not assessed yet")
+    return case
+
+
+def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> None:
+    """The mentors as if this case held no place and no future sessions (to weigh it afresh)."""
+    if row.mentor_id is None or row.mentor_id not in mentors:
+        return
+    starts = set(conn.execute(select(SessionRow.start).where(
+        SessionRow.referral_id == row.referral_id, SessionRow.start > now,
+        SessionRow.status.in_(["booked", "confirmed"]))).scalars())  # type: ignore[attr-defined]
+    m = mentors[row.mentor_id]
+    mentors[row.mentor_id] = MentorState(m.record, max(m.caseload - 1, 0), [(b, e) for b, e in m.busy if b not in starts])
+
+
+def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str, object]:
+    """The top three mentor + first-slot options with their scores, and why every other mentor is out."""
+    row = _case_row(conn, referral_id)
+    case = case_from(row)
+    mentors = load_mentor_states(conn, now=now)
+    _without(mentors, row, conn, now)
+    options = rank(case, list(mentors.values()), now=now)
+    top = options[:3]
+    shown = {o.mentor_id for o in top}
+    others = []
+    for mentor_id, m in mentors.items():
+        if mentor_id in shown:
+            continue
+        ex = first_exclusion(case, m)
+        if ex is not None:
+            others.append({"mentor_id": mentor_id, "reason": ex.reason})
+        elif mentor_id in {o.mentor_id for o in options}:
+            others.append({"mentor_id": mentor_id, "reason": "fits, but ranks below the top three"})
+        else:
+            others.append({"mentor_id": mentor_id, "reason": f"no free slot in the next {HORIZON_DAYS} days"})
+    return {
+        "referral_id": referral_id, "tier": case.tier.value, "current_mentor": row.mentor_id,
+        "options": [{"mentor_id": o.mentor_id, "first_start": o.first[0].isoformat(), "first_end": o.first[1].isoformat(),
+                     "deadline_met": o.deadline_met, "score": o.total, "breakdown": o.score} for o in top],
+        "excluded": others,
+    }
+
+
+def assign(
+    conn: Connection, referral_id: str, mentor_id: str, *, start: datetime | None, reason: str, by: str,
+    now: datetime, subjects: Subjects,
+) -> tuple[dict[str, object], list[Outgoing]]:
+    """Book the scheduler's chosen mentor (and first slot), re-checking every hard constraint now."""
+    if not reason.strip() or not by.strip():
+        raise AssignmentRefused("say who chose this (by) and why (reason): the choice is recorded")
+    lock_for_update(conn, BOOKING_LOCK)
+    row = _case_row(conn, referral_id)
+    case = case_from(row)
+    mentors = load_mentor_states(conn, now=now)
+    if mentor_id not in mentors:
+        raise AssignmentRefused(f"no mentor {mentor_id}")
+    _without(mentors, row, conn, now)
+    mentor = mentors[mentor_id]
+    excluded = first_exclusion(case, mentor)
+    if excluded is not None:
+        raise AssignmentRefused(f"{mentor_id} cannot take this case: {excluded.reason}")
+    cal = calendar(case, mentor)
+    earliest = earliest_start(now)
+    if start is not None:
+        if to_utc(start) < earliest:
+            raise AssignmentRefused("the first session must start at least two hours from now, on :00 or :30")
+        if not cal.fits(start):
+            raise AssignmentRefused(f"{mentor_id} cannot meet at {start.astimezone(LONDON):%a %d %b %H:%M}: outside "
+                                    "their or the young person's availability, already booked, or past a licence "
+                                    "return time")
+        first = to_utc(start)
+    else:
+        found = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
+        if found is None:
+            raise AssignmentRefused(f"{mentor_id} has no free slot in the next {HORIZON_DAYS} days")
+        first = found
+    cancelled = list(conn.execute(select(SessionRow.session_id).where(
+        SessionRow.referral_id == referral_id, SessionRow.start > now,
+        SessionRow.status.in_(["booked", "confirmed", "suspended"]))).scalars())  # type: ignore[attr-defined]
+    if cancelled:
+        conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
+                     .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+    sessions = sessions_from(case, mentor, first.astimezone(LONDON))
+    slots = slots_for(Match(mentor_id, sessions, True, now))
+    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now) for slot in slots])
+    note = f"assigned by {by.strip()}: {reason.strip()}"
+    conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
+                 .values(status="scheduled", mentor_id=mentor_id, reason=note, updated_at=now))
+    event: Event
+    if row.mentor_id is not None and row.status in {"scheduled", "suspended"}:
+        event = SessionsRescheduled(
+            event_id=f"assigned:{referral_id}:{int(now.timestamp())}", occurred_at=now, referral_id=referral_id,
+            agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=row.mentor_id, tier=case.tier,
+            sessions=slots, cancelled=cancelled, reason=note)
+    else:
+        event = SessionsScheduled(
+            event_id=f"scheduled:{referral_id}", occurred_at=now, referral_id=referral_id, agency_id=row.agency_id,
+            mentor_id=mentor_id, tier=case.tier, sessions=slots, deadline_met=first <= to_utc(deadline_for(case)))
+    return {"referral_id": referral_id, "mentor_id": mentor_id, "sessions": len(slots),
+            "first": slots[0].start.isoformat()}, [outgoing(event, subject_for(subjects, event, row.agency_id))]
+
+
+def waitlist(conn: Connection, *, now: datetime) -> list[dict[str, object]]:
+    """Who waits, since when, why, and what capacity would place them."""
+    rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
+        select(CaseRow).where(CaseRow.status == "waitlisted").order_by(CaseRow.updated_at))]  # type: ignore[arg-type]
+    mentors = load_mentor_states(conn, now=now)
+    result = []
+    for row in rows:
+        case = case_from(row)
+        full = [m.record.id for m in mentors.values()
+                if (ex := first_exclusion(case, m)) is not None and ex.rule == "capacity"]
+        result.append({
+            "referral_id": row.referral_id, "agency_id": row.agency_id, "tier": case.tier.value,
+            "waiting_since": row.updated_at.isoformat(), "days": (now - row.updated_at).days,
+            "reason": row.reason, "would_place": _would_place(case, full),
+        })
+    return result
+
+
+def _would_place(case: Case, full: list[str]) -> str:
+    if full:
+        return f"one more place with {', '.join(sorted(full)[:3])}" + (" (or others)" if len(full) > 3 else "")
+    who = "a staff mentor" if case.tier.rank >= 2 else "a mentor"
+    gender = "" if case.mentor_gender in ("any", "not_stated") else f" ({case.mentor_gender.replace('_', '-')})"
+    return (f"{who}{gender} covering {case.borough} who speaks {' or '.join(case.languages)}, with a free weekly slot"
+            + (" in the young person's availability" if case.availability else ""))
