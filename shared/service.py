@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from fastapi import FastAPI
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.specification import AsyncAPI
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 from shared.db import create_tables, make_engine
+from shared.http import HttpServer
 from shared.messaging import BatchConsumer, BatchHandler, ensure_streams
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox
 from shared.settings import ServiceSettings
@@ -62,12 +64,18 @@ class ServiceHost:
         self._consumers: list[BatchConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._http: HttpServer | None = None
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(title=f"reroute {name}", version="1.0.0"),
             after_startup=[self._start],
             on_shutdown=[self._shutdown],
         )
+
+    def serve_http(self, app: FastAPI, *, port: int) -> None:
+        """Serve `app` on `port` (0: not at all) while the service runs."""
+        if port:
+            self._http = HttpServer(app, host=self.settings.http_host, port=port)
 
     def consume(self, *, stream: str, subjects: list[str], what: str, handler: BatchHandler) -> None:
         """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
@@ -124,9 +132,13 @@ class ServiceHost:
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(self._stop), name=f"{self.name}:{spec.durable}"))
         self._tasks.append(asyncio.create_task(relay.run(self._stop), name=f"{self.name}:outbox"))
+        if self._http is not None:
+            await self._http.start()
         log.info("%s started (pid %d)", self.name, os.getpid())
 
     async def _shutdown(self) -> None:
+        if self._http is not None:
+            await self._http.stop()
         self._stop.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)

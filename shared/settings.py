@@ -39,6 +39,7 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="PostgreSQL only: schemas are <prefix>_<service> (default: the namespace, else just <service>).",
     )
+    http_host: str = Field(default="127.0.0.1", description="Address the services' HTTP faces listen on.")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
     log_level: str = Field(default="INFO")

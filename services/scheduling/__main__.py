@@ -2,10 +2,9 @@
 
 import asyncio
 
-from services.scheduling.app import create_app
+from services.scheduling.app import SchedulingSettings, create_app
 from shared.service import configure_logging
-from shared.settings import ServiceSettings
 
-settings = ServiceSettings()
+settings = SchedulingSettings()
 configure_logging("scheduling", settings.log_level)
 asyncio.run(create_app(settings).run())

@@ -10,6 +10,7 @@ from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, insert, select, update
 
+from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
@@ -50,9 +51,21 @@ class SessionRequest(BaseModel):
     reason: str = ""
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastStream:
-    settings = settings or ServiceSettings()
+class SchedulingSettings(ServiceSettings):
+    calendar_port: int = Field(default=8082, ge=0, le=65535, description="Calendar feeds' HTTP port; 0: none.")
+    calendar_url: str | None = Field(default=None, description="Public base URL of the feeds, when proxied.")
+
+
+class FeedRequest(BaseModel):
+    mentor_id: str
+    revoke: bool = False
+
+
+def create_app(settings: SchedulingSettings | None = None) -> FastStream:
+    settings = settings or SchedulingSettings()
     host = ServiceHost("scheduling", settings, TABLES)
+    host.serve_http(calendar_api(host.engine), port=settings.calendar_port)
+    base_url = settings.calendar_url or f"http://{settings.http_host}:{settings.calendar_port}"
     s = host.subjects
     host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",
                  handler=partial(handle_accepted, subjects=s))
@@ -193,6 +206,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
         """Who waits, how long, why, and what capacity would place them."""
         with host.engine.connect() as conn:
             return {"waiting": waitlist(conn, now=datetime.now(UTC))}
+
+    @host.reply("calendar.feed")
+    async def feed(request: FeedRequest) -> dict[str, Any]:
+        """Issue a new feed link for a mentor (the old one stops working), or revoke it."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            if request.revoke:
+                return {"revoked": revoke_tokens(conn, request.mentor_id, now=now)}, []
+            try:
+                token = issue_token(conn, request.mentor_id, now=now)
+            except FeedRefused as exc:
+                return {"error": str(exc)}, []
+            return {"ics": f"{base_url}/v1/calendars/{token}.ics", "json": f"{base_url}/v1/calendars/{token}.json"}, []
+
+        return await host.transact(decide)
 
     @host.reply("mentors.list")
     async def list_mentors() -> dict[str, Any]:

@@ -56,4 +56,15 @@ class SessionRow(SQLModel, table=True):
     updated_at: datetime
 
 
-TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow]
+class CalendarToken(SQLModel, table=True):
+    """A mentor's calendar-feed token, stored hashed; revoking or re-issuing makes the old link dead."""
+
+    __tablename__ = "calendar_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    mentor_id: str = Field(index=True, max_length=64)
+    issued_at: datetime
+    revoked_at: datetime | None = None
+
+
+TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, CalendarToken]

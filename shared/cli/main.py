@@ -338,9 +338,20 @@ def calendar(
     weeks: Annotated[int, typer.Option(help="How many weeks to show.")] = 4,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default today).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    feed: Annotated[bool, typer.Option("--feed", help="Issue a new calendar-feed link (the old one stops).")] = False,
+    revoke_feed: Annotated[bool, typer.Option("--revoke-feed", help="Revoke the mentor's feed link.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """A mentor's booked sessions, week by week (case references only)."""
+    """A mentor's booked sessions, week by week (case references only); --feed gives an iCalendar link."""
+    if feed or revoke_feed:
+        r = _run(lambda c: c.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": revoke_feed}),
+                 data_dir)
+        if revoke_feed:
+            console.print(f"Revoked {r['revoked']} feed link(s) of {mentor_id}.")
+        else:
+            console.print(f"Calendar feed for {mentor_id} (share it only with them; it shows case references only):")
+            console.print(f"  iCalendar: {r['ics']}\n  JSON:      {r['json']}", soft_wrap=True)
+        return
     try:
         first_day = date.fromisoformat(start) if start else None
     except ValueError:

@@ -17,6 +17,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from shared.local_nats import free_port
 from shared.processes import ServiceProcesses
 from shared.subjects import Subjects
 from shared.telemetry import StoredSpan, read_spans
@@ -46,6 +47,10 @@ class Cluster:
     def subjects(self) -> Subjects:
         return Subjects(self.namespace)
 
+    @property
+    def calendar_url(self) -> str:
+        return f"http://127.0.0.1:{self.processes.env['REROUTE_CALENDAR_PORT']}"
+
     def spans(self) -> list[StoredSpan]:
         return list(read_spans(self.data_dir))
 
@@ -58,6 +63,7 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         "REROUTE_NAMESPACE": namespace,
         "REROUTE_DB_SCHEMA_PREFIX": schema_prefix,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "REROUTE_CALENDAR_PORT": str(free_port()),
         "REROUTE_LOG_LEVEL": "INFO",
     }
     procs = ServiceProcesses(env, log_dir=data_dir / "logs")
