@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from services.scheduling.constraints import Case, MentorState, first_exclusion
+from services.scheduling.constraints import Case, MentorState, first_exclusion, venue_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     session_row,
@@ -118,8 +118,9 @@ def assign(
         conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                      .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
     sessions = sessions_from(case, mentor, first.astimezone(LONDON))
-    slots = slots_for(Match(mentor_id, sessions, True, now))
-    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now) for slot in slots])
+    venue = venue_for(case, mentor)
+    slots = slots_for(Match(mentor_id, sessions, True, now), venue)
+    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now, venue) for slot in slots])
     note = f"assigned by {by.strip()}: {reason.strip()}"
     conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
                  .values(status="scheduled", mentor_id=mentor_id, reason=note, updated_at=now))

@@ -11,10 +11,14 @@ from typing import Literal
 
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import MentorRecord
+from shared.contracts.scheduling import MentorRecord, VenueRecord
 
 GenderRequest = Literal["female", "male", "non_binary", "not_stated", "any"]
-Rule = Literal["borough", "language", "capacity", "tier", "gender", "exclusion_zone", "no_slot"]
+Rule = Literal[
+    "vetting", "licence", "borough", "language", "capacity", "points", "tier", "gender", "exclusion_zone", "conflict",
+    "venue", "no_slot",
+]
+TIER_POINTS: dict[Tier, float] = {Tier.VERY_HIGH: 3.0, Tier.HIGH: 2.0, Tier.MEDIUM: 1.5, Tier.LOW: 1.0}
 
 LOWER_TIERS = frozenset({Tier.LOW, Tier.MEDIUM})
 
@@ -32,6 +36,9 @@ class Case:
     availability: list[WeeklyWindow]  # the young person's weekly windows; empty means any time
     unsafe_areas: list[str]
     accepted_at: datetime  # aware
+    staffed_only: bool = False  # harm high or above, or risk to staff: staffed venue, ending by 19:00
+    previous_mentor: str | None = None  # on a re-referral
+    needs: tuple[str, ...] = ()  # needs codes and indicator codes, for lived-experience matching
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,10 @@ class MentorState:
 
     record: MentorRecord
     caseload: int  # young people currently assigned
-    busy: list[tuple[datetime, datetime]]  # sessions already booked (aware)
+    busy: list[tuple[datetime, datetime]]  # sessions already booked, and leave (aware)
+    points: float = 0.0  # risk-weighted load of the current caseload
+    vetting_expired: bool = False
+    venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
 
     @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
@@ -73,16 +83,41 @@ def _shared_language(case: Case, mentor: MentorState) -> str | None:
     return "no shared language"
 
 
+def _vetting(case: Case, mentor: MentorState) -> str | None:
+    if not mentor.vetting_expired:
+        return None
+    assert mentor.record.vetting is not None
+    return f"enhanced check expired on {mentor.record.vetting.enhanced_check_expires.isoformat()}"
+
+
+def _licence(case: Case, mentor: MentorState) -> str | None:
+    licence = mentor.record.licence
+    if mentor.record.kind == "rotl" and licence is not None and licence.suspended:
+        return "licence suspended"
+    return None
+
+
 def _capacity(case: Case, mentor: MentorState) -> str | None:
     if mentor.caseload < mentor.record.max_caseload:
         return None
     return f"at caseload ({mentor.caseload} of {mentor.record.max_caseload})"
 
 
-def _tier(case: Case, mentor: MentorState) -> str | None:
-    if mentor.record.kind == "staff" or case.tier in LOWER_TIERS:
+def _points(case: Case, mentor: MentorState) -> str | None:
+    cap = mentor.record.points_cap
+    if mentor.points + TIER_POINTS[case.tier] <= cap + 1e-9:
         return None
-    return f"{mentor.record.kind} mentors take only low and medium tiers"
+    return f"at risk-weighted load ({mentor.points:g} of {cap:g} points; this case adds {TIER_POINTS[case.tier]:g})"
+
+
+def _tier(case: Case, mentor: MentorState) -> str | None:
+    record = mentor.record
+    if case.tier in LOWER_TIERS or record.kind == "staff":
+        return None
+    if record.kind == "volunteer" and record.experience == "experienced":
+        return None
+    who = "rotl mentors" if record.kind == "rotl" else "new volunteers"
+    return f"{who} take only low and medium tiers"
 
 
 def _gender(case: Case, mentor: MentorState) -> str | None:
@@ -102,13 +137,60 @@ def _exclusion_zone(case: Case, mentor: MentorState) -> str | None:
     return None
 
 
+def _conflict(case: Case, mentor: MentorState) -> str | None:
+    areas = {place_key(area) for area in (case.borough, *case.unsafe_areas)}
+    for entry in mentor.record.conflicts:
+        if place_key(entry) in areas:
+            return f"conflict register: {entry}"
+    return None
+
+
+def _venue(case: Case, mentor: MentorState) -> str | None:
+    if venue_for(case, mentor) is not None:
+        return None
+    need = "staffed venue" if case.staffed_only else "venue"
+    return f"no {need} clear of the young person's unsafe areas" + (
+        " and approved by the licence" if mentor.record.kind == "rotl" else "")
+
+
+def default_offices(boroughs: list[str]) -> tuple[VenueRecord, ...]:
+    """With no venues registered: the organisation's staffed office in each of the mentor's boroughs."""
+    return tuple(
+        VenueRecord(id="office-" + "-".join(place_key(b).split()), name=f"{b} office", borough=b, staffed=True, rooms=50)
+        for b in boroughs
+    )
+
+
+def venue_for(case: Case, mentor: MentorState) -> VenueRecord | None:
+    """The first venue the mentor may use that is safe for this case: in the young person's borough when possible,
+    clear of their unsafe areas and the mentor's exclusion zones, approved by a licence, staffed when required."""
+    blocked = {place_key(a) for a in case.unsafe_areas}
+    licence = mentor.record.licence if mentor.record.kind == "rotl" else None
+    if licence is not None:
+        blocked |= {place_key(z) for z in licence.exclusion_zones}
+    venues = mentor.venues if mentor.venues is not None else default_offices(mentor.record.boroughs)
+    fits = [
+        v for v in venues
+        if place_key(v.borough) not in blocked and place_key(v.name) not in blocked
+        and (v.staffed or not case.staffed_only)
+        and (licence is None or licence.approved_venues is None or v.id in licence.approved_venues)
+    ]
+    fits.sort(key=lambda v: (place_key(v.borough) != place_key(case.borough), v.id))
+    return fits[0] if fits else None
+
+
 _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
+    ("vetting", _vetting),
+    ("licence", _licence),
     ("borough", _borough),
     ("language", _shared_language),
     ("capacity", _capacity),
+    ("points", _points),
     ("tier", _tier),
     ("gender", _gender),
     ("exclusion_zone", _exclusion_zone),
+    ("conflict", _conflict),
+    ("venue", _venue),
 ]
 
 
@@ -136,6 +218,11 @@ def summarise(case: Case, counts: Counter[Rule], *, horizon_days: int) -> str:
     wanted, days = gender_label(case.mentor_gender), horizon_days
     zone_tail = "an exclusion zone over the young person's areas"
     phrases: dict[Rule, tuple[str, str]] = {  # (one, many)
+        "vetting": ("has an expired enhanced check", "have an expired enhanced check"),
+        "licence": ("has a suspended licence", "have a suspended licence"),
+        "points": ("is at risk-weighted load", "are at risk-weighted load"),
+        "conflict": ("has a conflict-register match", "have a conflict-register match"),
+        "venue": ("has no safe venue", "have no safe venue"),
         "borough": (f"does not cover {case.borough}", f"do not cover {case.borough}"),
         "language": ("shares no language", "share no language"),
         "capacity": ("at caseload", "at caseload"),

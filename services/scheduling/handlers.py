@@ -3,25 +3,27 @@ re-plan the remaining sessions when the tier changes."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Literal
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from opentelemetry import trace
 from sqlalchemy import Connection, func, insert, select, update
 
-from services.scheduling.constraints import Case, MentorState
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, venue_for
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
-from services.scheduling.tables import CaseRow, MentorRow, SessionRow
-from shared.contracts.codes import Tier
+from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
+from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import Event, SessionSlot
 from shared.contracts.intake import ReferralAccepted
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.scheduling import (
     MentorRecord,
+    VenueRecord,
     SessionsCancelled,
     SessionsRescheduled,
     SessionsScheduled,
@@ -86,10 +88,13 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
         tier, wellbeing = event.tier.value, event.wellbeing.tier.value
+        staffed = event.harm.tier.rank >= Tier.HIGH.rank or "risk_to_staff" in event.flags
+        needs = json.dumps(event.focus)
         if row is None:
             values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier,
                       "cadence_tier": tier, "wellbeing_tier": wellbeing, "assessment_number": event.number,
-                      "missing": MISSING in event.escalations, "status": "awaiting_referral", "updated_at": now}
+                      "missing": MISSING in event.escalations, "staffed_only": staffed, "needs": needs,
+                      "status": "awaiting_referral", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
@@ -102,11 +107,14 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
             update(CaseRow)
             .where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
             .values(tier=tier, cadence_tier=cadence.value, lower_reviews=lower, wellbeing_tier=wellbeing,
-                    assessment_number=event.number, missing=MISSING in event.escalations, updated_at=now)
+                    assessment_number=event.number, missing=MISSING in event.escalations, staffed_only=staffed,
+                    needs=needs, updated_at=now)
         )
+        safety_changed = staffed != row.staffed_only
         missing = MISSING in event.escalations
         row.tier, row.cadence_tier, row.lower_reviews = tier, cadence.value, lower
         row.wellbeing_tier, row.assessment_number, row.missing = wellbeing, event.number, missing
+        row.staffed_only, row.needs = staffed, needs
         if row.facts is None or row.status == "closed":
             continue
         if missing and row.status != "suspended":
@@ -117,6 +125,8 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
             continue
         elif row.status == "scheduled" and old_cadence != cadence.value:
             work.append(Work(row, d.span, "replan", f"tier changed {old_cadence} → {cadence.value}: new cadence"))
+        elif row.status == "scheduled" and safety_changed and staffed:
+            work.append(Work(row, d.span, "replan", "harm is now high or above: staffed venue, ending by 19:00"))
         elif row.status in {"awaiting_assessment", "waitlisted"}:
             work.append(Work(row, d.span))
     if new_rows:
@@ -146,8 +156,9 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         else:
             result, events = _replan(conn, item, case, mentors, now=now)
         if isinstance(result, Match):
-            slots = slots_for(result)
-            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now) for slot in slots]
+            venue = venue_for(case, mentors[result.mentor_id])
+            slots = slots_for(result, venue)
+            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue) for slot in slots]
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions)
             _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id,
@@ -252,13 +263,17 @@ def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> Sess
     )
 
 
-def slots_for(result: Match) -> list[SessionSlot]:
-    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e) for s, e in result.sessions]
+def slots_for(result: Match, venue: VenueRecord | None) -> list[SessionSlot]:
+    name = venue.name if venue else None
+    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=name)
+            for s, e in result.sessions]
 
 
-def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime) -> dict[str, object]:
-    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id, "start": slot.start,
-            "end": slot.end, "status": "booked", "sequence": 0, "created_at": now, "updated_at": now}
+def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
+                venue: VenueRecord | None) -> dict[str, object]:
+    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id,
+            "venue_id": venue.id if venue else None, "start": slot.start, "end": slot.end, "status": "booked",
+            "sequence": 0, "created_at": now, "updated_at": now}
 
 
 def subject_for(subjects: Subjects, event: Event, agency: str) -> str:
@@ -268,15 +283,15 @@ def subject_for(subjects: Subjects, event: Event, agency: str) -> str:
 
 
 def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorState]:
-    caseloads = Counter(
-        dict(
-            conn.execute(
-                select(CaseRow.mentor_id, func.count())
-                .where(CaseRow.status.in_(["scheduled", "suspended"]))  # type: ignore[attr-defined]
-                .group_by(CaseRow.mentor_id)
-            ).all()
-        )
-    )
+    """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now."""
+    caseloads: Counter[str] = Counter()
+    points: Counter[str] = Counter()
+    for mentor_id, tier in conn.execute(
+        select(CaseRow.mentor_id, func.coalesce(CaseRow.cadence_tier, CaseRow.tier))
+        .where(CaseRow.status.in_(["scheduled", "suspended"]))  # type: ignore[attr-defined]
+    ):
+        caseloads[mentor_id] += 1
+        points[mentor_id] += TIER_POINTS[Tier(tier)]
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
     for mentor_id, start, end in conn.execute(
         select(SessionRow.mentor_id, SessionRow.start, SessionRow.end).where(
@@ -284,19 +299,46 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
         )
     ):
         busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
+    today = now.astimezone(LONDON).date()
+    for mentor_id, first, last in conn.execute(
+        select(LeaveRow.mentor_id, LeaveRow.first_day, LeaveRow.last_day).where(LeaveRow.last_day >= today)
+    ):
+        busy.setdefault(mentor_id, []).append(leave_interval(first, last))
+    venues = [VenueRecord.model_validate_json(r) for r in conn.execute(select(VenueRow.record)).scalars()]
     states: dict[str, MentorState] = {}
-    for mentor_id, record in conn.execute(select(MentorRow.mentor_id, MentorRow.record).order_by(MentorRow.mentor_id)):
+    for mentor_id, raw in conn.execute(select(MentorRow.mentor_id, MentorRow.record).order_by(MentorRow.mentor_id)):
+        record = MentorRecord.model_validate_json(raw)
         states[mentor_id] = MentorState(
-            record=MentorRecord.model_validate_json(record),
+            record=record,
             caseload=caseloads.get(mentor_id, 0),
             busy=busy.get(mentor_id, []),
+            points=points.get(mentor_id, 0.0),
+            vetting_expired=record.vetting is not None and record.vetting.enhanced_check_expires < today,
+            venues=_venues_of(record, venues),
         )
     return states
+
+
+def leave_interval(first: date, last: date) -> tuple[datetime, datetime]:
+    """Leave from the start of `first` to the end of `last`, Europe/London days, both inclusive."""
+    return (datetime.combine(first, time(0), tzinfo=LONDON),
+            datetime.combine(last + timedelta(days=1), time(0), tzinfo=LONDON))
+
+
+def _venues_of(record: MentorRecord, venues: list[VenueRecord]) -> tuple[VenueRecord, ...] | None:
+    """The registered venues the mentor may use; None (the default staffed offices) when none apply."""
+    if record.venues is not None:
+        chosen = [v for v in venues if v.id in record.venues]
+    else:
+        boroughs = {place_key(b) for b in record.boroughs}
+        chosen = [v for v in venues if place_key(v.borough) in boroughs]
+    return tuple(chosen) if chosen else None
 
 
 def case_from(row: CaseRow) -> Case:
     assert row.facts is not None and row.tier is not None
     facts = ReferralAccepted.model_validate_json(row.facts)
+    needs = tuple(json.loads(row.needs)) if row.needs else ()
     return Case(
         referral_id=row.referral_id,
         tier=Tier(row.cadence_tier or row.tier),  # the cadence tier: never below the risk tier
@@ -307,6 +349,8 @@ def case_from(row: CaseRow) -> Case:
         availability=facts.availability,
         unsafe_areas=facts.unsafe_areas,
         accepted_at=facts.occurred_at,
+        staffed_only=row.staffed_only,
+        needs=needs + tuple(i.code for i in facts.indicators),
     )
 
 

@@ -9,13 +9,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import cycle
 
 from services.scheduling.constraints import Case, MentorState, Rule, exclusion, first_exclusion, summarise
-from services.scheduling.slots import LONDON, SESSION, Calendar, Interval, earliest_start, to_utc, wall_clock_days_later
-from shared.contracts.codes import Tier
-from shared.contracts.common import parse_hhmm
+from services.scheduling.slots import (
+    LONDON,
+    RETURN_BUFFER,
+    SESSION,
+    Calendar,
+    Interval,
+    earliest_start,
+    to_utc,
+    wall_clock_days_later,
+    weekday,
+)
+from shared.contracts.codes import Tier, place_key
+from shared.contracts.common import WeeklyWindow, parse_hhmm
 
 __all__ = [
     "LONDON",
@@ -33,6 +43,7 @@ __all__ = [
 ]
 
 HORIZON_DAYS = 28  # the first session must start within this many days of now
+STAFFED_END_BY = time(19, 0)  # harm high or above, or risk to staff: sessions end by 19:00
 PROGRAMME_DAYS = 28  # follow-ups are booked up to this many days after the first session
 DEADLINE: dict[Tier, timedelta] = {
     Tier.VERY_HIGH: timedelta(hours=24),
@@ -47,7 +58,10 @@ CADENCE: dict[Tier, tuple[int, ...]] = {  # days between sessions, repeated in t
     Tier.LOW: (14,),
 }
 # Soft weights from domain.md §6(e): S03 language match, S10 workload balance.
+CONTINUITY_WEIGHT = 10.0  # S01: the previous mentor on a re-referral
 LANGUAGE_WEIGHT = 8.0
+LIVED_EXPERIENCE_WEIGHT = 6.0  # S04
+PROXIMITY_WEIGHT = 5.0  # S05, by borough: the mentor's home borough is the young person's
 WORKLOAD_WEIGHT = 2.0
 
 
@@ -88,25 +102,45 @@ def deadline_for(case: Case) -> datetime:
 
 
 def score(case: Case, mentor: MentorState) -> dict[str, float]:
-    """The soft score of an eligible mentor, by component; higher is better."""
-    spoken = {language.strip().casefold() for language in mentor.record.languages}
+    """The soft score of an eligible mentor, by component (domain brief §6(e) weights); higher is better."""
+    record = mentor.record
+    spoken = {language.strip().casefold() for language in record.languages}
     preferred = case.preferred_language is not None and case.preferred_language.strip().casefold() in spoken
-    load = mentor.caseload / mentor.record.max_caseload if mentor.record.max_caseload else 1.0
+    load = mentor.caseload / record.max_caseload if record.max_caseload else 1.0
+    lived = {tag.strip().casefold() for tag in record.lived_experience} & {n.casefold() for n in case.needs}
     return {
+        "previous_mentor": CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0,
         "preferred_language": LANGUAGE_WEIGHT if preferred else 0.0,
+        "lived_experience": LIVED_EXPERIENCE_WEIGHT if lived else 0.0,
+        "home_borough": PROXIMITY_WEIGHT if place_key(record.boroughs[0]) == place_key(case.borough) else 0.0,
         "workload_balance": WORKLOAD_WEIGHT * (1.0 - load),
     }
 
 
 def calendar(case: Case, mentor: MentorState) -> Calendar:
-    """The mentor's calendar for this case: both parties' windows, the mentor's bookings and licence."""
-    licence = mentor.record.licence
+    """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits."""
+    record = mentor.record
+    licence = record.licence if record.kind == "rotl" else None
     return Calendar(
-        mentor_windows=tuple(mentor.record.availability),
+        mentor_windows=tuple(record.availability),
         young_person_windows=tuple(case.availability),
         busy=mentor.busy_utc,
-        return_by=parse_hhmm(licence.return_by) if mentor.record.kind == "rotl" and licence else None,
+        return_by=parse_hhmm(licence.return_by) if licence else None,
+        return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes) if licence else RETURN_BUFFER,
+        licence_days=frozenset(licence.days) if licence and licence.days is not None else None,
+        valid_from=licence.valid_from if licence else None,
+        valid_to=licence.valid_to if licence else None,
+        not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
+        end_by=STAFFED_END_BY if case.staffed_only else None,
+        overrides=_overrides(mentor),
     )
+
+
+def _overrides(mentor: MentorState) -> dict[date, tuple[WeeklyWindow, ...]]:
+    return {
+        o.date: tuple(WeeklyWindow(day=weekday(o.date), start=start, end=end) for start, end in o.windows)
+        for o in mentor.record.date_overrides
+    }
 
 
 def _assess(

@@ -6,7 +6,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -73,9 +73,9 @@ def overlaps(busy: Sequence[Interval], start: datetime) -> bool:
     return any(start < b_end and b_start < end for b_start, b_end in busy)
 
 
-def returns_in_time(return_by: time, start: datetime) -> bool:
-    """Licence rule: session end + 60 minutes is no later than `return_by` on the session's London day."""
-    back = (start.astimezone(UTC) + SESSION + RETURN_BUFFER).astimezone(LONDON)
+def returns_in_time(return_by: time, start: datetime, buffer: timedelta = RETURN_BUFFER) -> bool:
+    """Licence rule: session end + travel + 60 minutes is no later than `return_by` on the session's London day."""
+    back = (start.astimezone(UTC) + SESSION + buffer).astimezone(LONDON)
     return back.date() == start.astimezone(LONDON).date() and back.time() <= return_by
 
 
@@ -100,14 +100,37 @@ class Calendar:
     young_person_windows: Sequence[WeeklyWindow]  # empty means any time
     busy: Sequence[Interval] = field(default_factory=tuple)
     return_by: time | None = None  # rotl licence
+    return_buffer: timedelta = RETURN_BUFFER  # 60 minutes plus travel back to the establishment
+    licence_days: frozenset[Weekday] | None = None  # permitted days; None: any
+    valid_from: date | None = None
+    valid_to: date | None = None
+    not_before: time | None = None  # the licence's window start
+    end_by: time | None = None  # staffed-venue cases end by 19:00
+    overrides: Mapping[date, tuple[WeeklyWindow, ...]] = field(default_factory=dict)  # a day's own windows
+
+    def windows_on(self, day: date) -> Sequence[WeeklyWindow]:
+        """The mentor's windows on a London day: the day's override, else the weekly pattern."""
+        return self.overrides.get(day, self.mentor_windows)
 
     def fits(self, start: datetime) -> bool:
         start = to_utc(start)
+        local = start.astimezone(LONDON)
+        day = local.date()
         return (
-            inside(self.mentor_windows, start)
+            inside(self.windows_on(day), start)
             and (not self.young_person_windows or inside(self.young_person_windows, start))
+            and self._licence_allows(day, local.time())
+            and (self.end_by is None or (start + SESSION).astimezone(LONDON).time() <= self.end_by)
             and not self._overlaps(start)
-            and (self.return_by is None or returns_in_time(self.return_by, start))
+            and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))
+        )
+
+    def _licence_allows(self, day: date, at: time) -> bool:
+        return (
+            (self.licence_days is None or weekday(day) in self.licence_days)
+            and (self.valid_from is None or day >= self.valid_from)
+            and (self.valid_to is None or day <= self.valid_to)
+            and (self.not_before is None or at >= self.not_before)
         )
 
     @cached_property
@@ -126,14 +149,14 @@ class Calendar:
 
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
-        candidates = (local_start(day, at) for at in half_hours(self.mentor_windows, day))
+        candidates = (local_start(day, at) for at in half_hours(self.windows_on(day), day))
         return sorted(start for start in candidates if start is not None and self.fits(start))
 
     def first_fit(self, *, not_before: datetime, not_after: datetime) -> datetime | None:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            for at in half_hours(self.mentor_windows, day):  # earliest first: stop at the first fit
+            for at in half_hours(self.windows_on(day), day):  # earliest first: stop at the first fit
                 start = local_start(day, at)
                 if start is None or start < not_before:
                     continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
@@ -30,6 +30,8 @@ class CaseRow(SQLModel, table=True):
     lower_reviews: int = Field(default=0, description="Consecutive reviews below the cadence tier.")
     wellbeing_tier: str | None = Field(default=None, max_length=16)
     missing: bool = Field(default=False, description="The latest assessment says the young person is missing.")
+    staffed_only: bool = Field(default=False, description="Harm high or above, or risk to staff.")
+    needs: str | None = Field(default=None, description="JSON list of the plan's focus needs codes.")
     status: str = Field(
         max_length=24, index=True,
         description="awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended or closed",
@@ -46,6 +48,7 @@ class SessionRow(SQLModel, table=True):
     session_id: str = Field(primary_key=True, max_length=40)
     referral_id: str = Field(index=True, max_length=40)
     mentor_id: str = Field(index=True, max_length=64)
+    venue_id: str | None = Field(default=None, max_length=64)
     start: datetime = Field(index=True)
     end: datetime
     status: str = Field(
@@ -54,6 +57,26 @@ class SessionRow(SQLModel, table=True):
     sequence: int = Field(default=0, description="Bumped on every change, for calendar feeds.")
     created_at: datetime
     updated_at: datetime
+
+
+class VenueRow(SQLModel, table=True):
+    __tablename__ = "venue"
+
+    venue_id: str = Field(primary_key=True, max_length=64)
+    record: str = Field(description="The imported VenueRecord as JSON.")
+    updated_at: datetime
+
+
+class LeaveRow(SQLModel, table=True):
+    """A mentor's leave: Europe/London dates, both inclusive."""
+
+    __tablename__ = "mentor_leave"
+
+    id: int | None = Field(default=None, primary_key=True)
+    mentor_id: str = Field(index=True, max_length=64)
+    first_day: date
+    last_day: date
+    created_at: datetime
 
 
 class CalendarToken(SQLModel, table=True):
@@ -67,4 +90,4 @@ class CalendarToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, CalendarToken]
+TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken]

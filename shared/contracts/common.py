@@ -77,3 +77,4 @@ class SessionSlot(Contract):
     session_id: str = Field(description="Stable id of the session.")
     start: datetime = Field(description="Start, ISO 8601 with offset (Europe/London).")
     end: datetime = Field(description="End, ISO 8601 with offset (Europe/London).")
+    venue: str | None = Field(default=None, description="Where: a venue name (an office), never a home address.")

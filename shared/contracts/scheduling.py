@@ -6,43 +6,102 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.contracts.codes import Gender, Tier
+from datetime import date
+
+from shared.contracts.codes import Gender, Tier, Weekday
 from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm
 
 MentorKind = Literal["staff", "volunteer", "rotl"]
 
 
 class Licence(Contract):
-    """Release-on-temporary-licence conditions of a serving prisoner mentor."""
+    """Release-on-temporary-licence conditions of a serving prisoner mentor. Only return_by is required."""
 
     return_by: str = Field(description="HH:MM by which the mentor must be back at the establishment.")
     exclusion_zones: list[str] = Field(default_factory=list, description="Place names the mentor must not enter.")
+    valid_from: date | None = Field(default=None, description="First day the licence allows mentoring.")
+    valid_to: date | None = Field(default=None, description="Last day the licence allows mentoring.")
+    days: list[Weekday] | None = Field(default=None, description="Permitted days; every day when not given.")
+    window_start: str | None = Field(default=None, description="HH:MM: no session before this time.")
+    travel_minutes: int = Field(default=0, ge=0, le=600, description="Travel back to the establishment.")
+    approved_venues: list[str] | None = Field(default=None, description="Venue ids the licence allows; any when unset.")
+    suspended: bool = Field(default=False, description="A suspended licence: no sessions until lifted.")
 
-    @field_validator("return_by")
+    @field_validator("return_by", "window_start")
     @classmethod
-    def _hhmm(cls, value: str) -> str:
-        parse_hhmm(value)
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_hhmm(value)
+        return value
+
+
+class Vetting(Contract):
+    """The mentor's enhanced check (DBS with the children's barred list)."""
+
+    enhanced_check_expires: date = Field(description="After this day the mentor gets no new sessions.")
+
+
+class DateOverride(Contract):
+    """A day that differs from the weekly pattern: other windows, or none at all."""
+
+    date: date
+    windows: list[tuple[str, str]] = Field(default_factory=list, description="[start, end] HH:MM pairs; none = away.")
+
+    @field_validator("windows")
+    @classmethod
+    def _hhmm(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for start, end in value:
+            if parse_hhmm(end) <= parse_hhmm(start):
+                raise ValueError(f"window {start}-{end} ends before it starts")
         return value
 
 
 class MentorRecord(Contract):
-    """A mentor as imported with `reroute mentors import`."""
+    """A mentor as imported with `reroute mentors import`. Every field after `licence` is optional."""
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=200)
     kind: MentorKind
-    boroughs: list[str] = Field(min_length=1)
+    boroughs: list[str] = Field(min_length=1, description="The first is the mentor's home borough.")
     languages: list[str] = Field(min_length=1)
     gender: Gender
     max_caseload: int = Field(ge=0, le=100)
     availability: list[WeeklyWindow] = Field(default_factory=list)
     licence: Licence | None = None
+    vetting: Vetting | None = Field(default=None, description="No record: allowed, and listed as a problem.")
+    experience: Literal["new", "experienced"] | None = Field(
+        default=None, description="Volunteers not marked experienced count as new: low and medium tiers only."
+    )
+    lived_experience: list[str] = Field(default_factory=list, description="Tags, e.g. custody, county_lines.")
+    conflicts: list[str] = Field(default_factory=list, description="Areas, groups or people never to be matched.")
+    date_overrides: list[DateOverride] = Field(default_factory=list)
+    max_points: float | None = Field(
+        default=None, ge=0, description="Risk-weighted load cap (very_high 3, high 2, medium 1.5, low 1); 2 × max_caseload."
+    )
+    venues: list[str] | None = Field(default=None, description="Venue ids the mentor works from; any in their boroughs.")
 
     @model_validator(mode="after")
     def _licence_for_rotl(self) -> MentorRecord:
         if self.kind == "rotl" and self.licence is None:
             raise ValueError("a rotl mentor needs a licence with return_by")
         return self
+
+    @property
+    def points_cap(self) -> float:
+        """max_points, else twice max_caseload (and room for one very_high case, so first-cut files keep working)."""
+        if self.max_points is not None:
+            return self.max_points
+        return max(2.0 * self.max_caseload, 3.0) if self.max_caseload else 0.0
+
+
+class VenueRecord(Contract):
+    """A place where sessions are held. With none registered, each borough has a staffed office."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    borough: str
+    staffed: bool = True
+    rooms: int = Field(default=1, ge=1, le=100)
 
 
 class SessionsScheduled(Event):

@@ -127,7 +127,7 @@ ROTL_ZONE_PECKHAM = {"kind": "rotl", "zones": ("PECKHAM",)}
             "volunteer refuses high",
             {"tier": Tier.HIGH},
             {"kind": "volunteer"},
-            "volunteer mentors take only low and medium tiers",
+            "new volunteers take only low and medium tiers",
         ),
         ("rotl takes medium", {"tier": Tier.MEDIUM}, {"kind": "rotl"}, None),
         (
@@ -322,8 +322,9 @@ def test_rank_order(label: str, case_changes: dict[str, Any], mentors: list[Ment
 def test_rank_explains_the_score() -> None:
     somali = case(languages=["en", "so"], preferred_language="so")
     [option] = rank(somali, [mentor(languages=("SO",), caseload=1, max_caseload=4)], now=NOW)
-    assert option.score == {"preferred_language": 8.0, "workload_balance": 1.5}
-    assert option.total == 9.5
+    assert option.score == {"previous_mentor": 0.0, "preferred_language": 8.0, "lived_experience": 0.0,
+                            "home_borough": 5.0, "workload_balance": 1.5}
+    assert option.total == 14.5
     assert option.deadline_met
 
 
