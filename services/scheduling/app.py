@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
@@ -16,15 +16,26 @@ from services.scheduling.handlers import Work, handle_accepted, handle_assessed,
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
 from services.scheduling.sessions import change_session
-from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow
-from shared.contracts.scheduling import MentorRecord
-from shared.outbox import Outgoing, add_to_outbox
+from services.scheduling.replanning import add_leave, replan_mentor
+from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow, VenueRow
+from shared.contracts.scheduling import MentorRecord, VenueRecord
+from shared.outbox import Outgoing
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
 
 
 class ImportRequest(BaseModel):
     mentors: list[dict[str, Any]]
+
+
+class VenueImportRequest(BaseModel):
+    venues: list[dict[str, Any]]
+
+
+class LeaveRequest(BaseModel):
+    mentor_id: str
+    first_day: date
+    last_day: date
 
 
 class CalendarRequest(BaseModel):
@@ -61,6 +72,62 @@ class FeedRequest(BaseModel):
     revoke: bool = False
 
 
+R = TypeVar("R", MentorRecord, VenueRecord)
+
+
+def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], list[dict[str, Any]]]:
+    """Every record valid, or every problem (with its index, id and field): nothing is imported half-way."""
+    records: list[R] = []
+    errors: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        try:
+            records.append(model.model_validate(raw))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"])
+                errors.append({"index": index, "id": raw.get("id") if isinstance(raw, dict) else None,
+                               "field": field, "message": err["msg"]})
+    return records, errors
+
+
+def _upsert(conn: Connection, table: Any, key: str, records: list[Any], *, now: datetime) -> set[str]:
+    existing = set(conn.execute(select(getattr(table, key))).scalars())
+    for record in records:
+        values = {"record": record.model_dump_json(), "updated_at": now}
+        if record.id in existing:
+            conn.execute(update(table).where(getattr(table, key) == record.id).values(**values))
+        else:
+            conn.execute(insert(table).values(**{key: record.id}, **values))
+    return existing
+
+
+def mentor_problems(record: MentorRecord, today: date) -> list[str]:
+    """What a scheduler should look at: missing or expiring checks, licence limits."""
+    problems = []
+    if record.vetting is None:
+        problems.append("no enhanced check recorded")
+    elif record.vetting.enhanced_check_expires < today:
+        problems.append(f"enhanced check expired {record.vetting.enhanced_check_expires.isoformat()}")
+    elif record.vetting.enhanced_check_expires <= today + timedelta(days=30):
+        problems.append(f"enhanced check expires {record.vetting.enhanced_check_expires.isoformat()}")
+    licence = record.licence
+    if record.kind == "rotl" and licence is not None:
+        if licence.suspended:
+            problems.append("licence suspended")
+        if licence.valid_to is not None and licence.valid_to < today + timedelta(days=30):
+            problems.append(f"licence ends {licence.valid_to.isoformat()}")
+    return problems
+
+
+def _cannot_continue(record: MentorRecord, today: date) -> str | None:
+    """Why a mentor may no longer keep their cases, if so."""
+    if record.vetting is not None and record.vetting.enhanced_check_expires < today:
+        return f"{record.id}'s enhanced check expired on {record.vetting.enhanced_check_expires.isoformat()}"
+    if record.kind == "rotl" and record.licence is not None and record.licence.suspended:
+        return f"{record.id}'s licence is suspended"
+    return None
+
+
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     settings = settings or SchedulingSettings()
     host = ServiceHost("scheduling", settings, TABLES)
@@ -74,41 +141,61 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
 
     @host.reply("mentors.import")
     async def import_mentors(request: ImportRequest) -> dict[str, Any]:
-        """Create or update mentors (re-importing never duplicates), then retry waitlisted referrals."""
-        errors: list[dict[str, Any]] = []
-        records: list[MentorRecord] = []
-        for index, raw in enumerate(request.mentors):
-            try:
-                records.append(MentorRecord.model_validate(raw))
-            except ValidationError as exc:
-                for err in exc.errors():
-                    field = ".".join(str(p) for p in err["loc"])
-                    errors.append({"index": index, "id": raw.get("id"), "field": field, "message": err["msg"]})
+        """Create or update mentors (re-importing never duplicates); move the cases of a mentor whose check has
+        expired or whose licence is suspended; then retry waitlisted referrals."""
+        records, errors = _validated(MentorRecord, request.mentors)
         if errors:
             return {"imported": 0, "errors": errors}
-        now = datetime.now(UTC)
-        with host.engine.begin() as conn:
-            existing = set(conn.execute(select(MentorRow.mentor_id)).scalars())
+
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            existing = _upsert(conn, MentorRow, "mentor_id", records, now=now)
+            out: list[Outgoing] = []
+            moved = 0
+            today = now.astimezone(LONDON).date()
             for record in records:
-                values = {"record": record.model_dump_json(), "updated_at": now}
-                if record.id in existing:
-                    conn.execute(update(MentorRow).where(MentorRow.mentor_id == record.id).values(**values))  # type: ignore[arg-type]
-                else:
-                    conn.execute(insert(MentorRow).values(mentor_id=record.id, **values))
-            waiting = [
-                Work(CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
-                for r in conn.execute(select(CaseRow).where(CaseRow.status == "waitlisted"))
-            ]
+                why = _cannot_continue(record, today)
+                if why:
+                    cases, events = replan_mentor(conn, record.id, why, now=now, subjects=s, tracer=host.tracer)
+                    moved, out = moved + cases, out + events
+            waiting = [Work(CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
+                       for r in conn.execute(select(CaseRow).where(CaseRow.status == "waitlisted"))]
             for w in waiting:
                 w.span.set_attribute("referral.id", w.row.referral_id)
-            out = plan(conn, waiting, now=now, subjects=s)
-            add_to_outbox(conn, out, now=now)
-        await host.relay.publish(out)
-        for w in waiting:
-            w.span.end()
-        created = sum(1 for r in records if r.id not in existing)
-        return {"imported": len(records), "created": created, "updated": len(records) - created,
-                "waitlisted_retried": len(waiting), "errors": []}
+            out += plan(conn, waiting, now=now, subjects=s)
+            for w in waiting:
+                w.span.end()
+            created = sum(1 for r in records if r.id not in existing)
+            return {"imported": len(records), "created": created, "updated": len(records) - created,
+                    "cases_moved": moved, "waitlisted_retried": len(waiting), "errors": []}, out
+
+        return await host.transact(decide)
+
+    @host.reply("venues.import")
+    async def import_venues(request: VenueImportRequest) -> dict[str, Any]:
+        """Create or update venues (where sessions are held)."""
+        records, errors = _validated(VenueRecord, request.venues)
+        if errors:
+            return {"imported": 0, "errors": errors}
+
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            existing = _upsert(conn, VenueRow, "venue_id", records, now=now)
+            created = sum(1 for r in records if r.id not in existing)
+            return {"imported": len(records), "created": created, "updated": len(records) - created,
+                    "errors": []}, []
+
+        return await host.transact(decide)
+
+    @host.reply("mentors.leave")
+    async def leave(request: LeaveRequest) -> dict[str, Any]:
+        """Record a mentor's leave (Europe/London dates, inclusive) and move the sessions it touches."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            try:
+                return add_leave(conn, request.mentor_id, request.first_day, request.last_day, now=now, subjects=s,
+                                 tracer=host.tracer)
+            except (LookupError, ValueError) as exc:
+                return {"error": str(exc).strip("'")}, []
+
+        return await host.transact(decide)
 
     @host.reply("calendar")
     async def calendar(request: CalendarRequest) -> dict[str, Any]:
@@ -223,9 +310,15 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
 
     @host.reply("mentors.list")
     async def list_mentors() -> dict[str, Any]:
+        """Every mentor, each with the problems a scheduler should fix (vetting, licence)."""
+        today = datetime.now(LONDON).date()
         with host.engine.connect() as conn:
             rows = conn.execute(select(MentorRow.record).order_by(MentorRow.mentor_id)).scalars().all()
-        return {"mentors": [MentorRecord.model_validate_json(r).model_dump() for r in rows]}
+        mentors = []
+        for raw in rows:
+            record = MentorRecord.model_validate_json(raw)
+            mentors.append({**record.model_dump(mode="json"), "problems": mentor_problems(record, today)})
+        return {"mentors": mentors}
 
     host.finish_routes()
     return host.app

@@ -1,0 +1,108 @@
+"""Re-planning when a mentor changes: leave moves only the sessions it touches; an expired check or a suspended
+licence moves the mentor's cases to other mentors. Every move is published with its reason."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+from opentelemetry import trace
+from sqlalchemy import Connection, insert, select, update
+
+from services.scheduling.constraints import MentorState
+from services.scheduling.handlers import (
+    BOOKING_LOCK,
+    Work,
+    case_from,
+    leave_interval,
+    load_mentor_states,
+    plan,
+    subject_for,
+)
+from services.scheduling.matching import LONDON, calendar
+from services.scheduling.slots import SESSION, to_utc
+from services.scheduling.tables import CaseRow, LeaveRow, SessionRow
+from shared.contracts.common import SessionSlot
+from shared.contracts.scheduling import SessionsRescheduled
+from shared.db import lock_for_update
+from shared.outbox import Outgoing, outgoing
+from shared.subjects import Subjects
+
+
+def add_leave(
+    conn: Connection, mentor_id: str, first: date, last: date, *, now: datetime, subjects: Subjects,
+    tracer: trace.Tracer,
+) -> tuple[dict[str, object], list[Outgoing]]:
+    """Record leave and move each session it touches: same mentor, same time, later that week where possible."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    lock_for_update(conn, BOOKING_LOCK)
+    mentors = load_mentor_states(conn, now=now)
+    if mentor_id not in mentors:
+        raise LookupError(f"no mentor {mentor_id}")
+    conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
+    away = leave_interval(first, last)
+    affected = conn.execute(
+        select(SessionRow).where(
+            SessionRow.mentor_id == mentor_id, SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+            SessionRow.start < away[1], SessionRow.end > away[0], SessionRow.start > now,
+        ).order_by(SessionRow.start)  # type: ignore[arg-type]
+    ).all()
+    by_case: dict[str, list[SessionRow]] = defaultdict(list)
+    for s in affected:
+        by_case[s.referral_id].append(s)
+    mentor = mentors[mentor_id]
+    taken = {s.start for s in affected}
+    state = MentorState(mentor.record, mentor.caseload, [(b, e) for b, e in mentor.busy if b not in taken] + [away],
+                        mentor.points, mentor.vetting_expired, mentor.venues)
+    out: list[Outgoing] = []
+    moved = dropped = 0
+    reason = f"{mentor_id} is on leave {first.isoformat()} to {last.isoformat()}"
+    for referral_id, sessions in by_case.items():
+        row = CaseRow.model_validate(conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).one()._mapping)
+        case = case_from(row)
+        new_slots, cancelled = [], []
+        for s in sessions:
+            cal = calendar(case, state)
+            local = s.start.astimezone(LONDON)
+            start = cal.follow_up(target=local.date(), at=local.time(), days=7,
+                                  not_after=to_utc(local + timedelta(days=7)))
+            if start is None:
+                cancelled.append(s.session_id)
+                continue
+            end = start + SESSION
+            conn.execute(update(SessionRow).where(SessionRow.session_id == s.session_id)  # type: ignore[arg-type]
+                         .values(start=start, end=end, sequence=SessionRow.sequence + 1, updated_at=now))
+            state = MentorState(state.record, state.caseload, [*state.busy, (start, end)], state.points,
+                                state.vetting_expired, state.venues)
+            new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
+                                         end=end.astimezone(LONDON)))
+        if cancelled:
+            conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
+                         .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+        moved, dropped = moved + len(new_slots), dropped + len(cancelled)
+        event = SessionsRescheduled(
+            event_id=f"leave:{referral_id}:{mentor_id}:{first.isoformat()}:{int(now.timestamp())}", occurred_at=now,
+            referral_id=referral_id, agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=mentor_id,
+            tier=case.tier, sessions=new_slots, cancelled=cancelled,
+            reason=reason + ("" if not cancelled else f"; {len(cancelled)} could not be moved within a week"))
+        span = tracer.start_span("scheduling move sessions for leave", attributes={"referral.id": referral_id})
+        out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
+        span.end()
+    return {"mentor_id": mentor_id, "moved": moved, "cancelled": dropped, "cases": len(by_case)}, out
+
+
+def replan_mentor(
+    conn: Connection, mentor_id: str, why: str, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
+) -> tuple[int, list[Outgoing]]:
+    """Move every case of a mentor who may no longer take them (expired check, suspended licence)."""
+    rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
+        select(CaseRow).where(CaseRow.mentor_id == mentor_id, CaseRow.status == "scheduled"))]
+    work = []
+    for row in rows:
+        span = tracer.start_span("scheduling replan for mentor change", attributes={"referral.id": row.referral_id})
+        work.append(Work(row, span, "replan", why))
+    out = plan(conn, work, now=now, subjects=subjects)
+    for w in work:
+        w.span.end()
+    return len(rows), out

@@ -1,0 +1,138 @@
+"""Each hard constraint, through the real services: the mentor who would break it is never booked."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+
+pytestmark = pytest.mark.e2e
+LONDON = ZoneInfo("Europe/London")
+TODAY = datetime.now(LONDON).date()
+ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def rotl(**licence: Any) -> dict[str, Any]:
+    return {"kind": "rotl", "licence": {"return_by": "20:00", "exclusion_zones": [], **licence}}
+
+
+# (label, mentor changes, referral changes, words expected in the waitlist reason)
+REFUSED = [
+    ("expired check", {"vetting": {"enhanced_check_expires": (TODAY - timedelta(days=1)).isoformat()}}, {},
+     "expired enhanced check"),
+    ("suspended licence", rotl(suspended=True), {}, "suspended licence"),
+    ("licence not yet valid", rotl(valid_from=(TODAY + timedelta(days=40)).isoformat()), {}, "no free slot"),
+    ("licence ended", rotl(valid_to=(TODAY - timedelta(days=1)).isoformat()), {}, "no free slot"),
+    ("no permitted day", {**rotl(days=["mon"]), "availability": [{"day": "tue", "start": "09:00", "end": "17:00"}]},
+     {}, "no free slot"),
+    ("return time with travel", {**rotl(return_by="17:00", travel_minutes=90),
+                                 "availability": [{"day": d, "start": "14:30", "end": "15:30"} for d in ALL_DAYS]},
+     {}, "no free slot"),
+    ("licence window start", {**rotl(window_start="16:00"),
+                              "availability": [{"day": d, "start": "09:00", "end": "15:00"} for d in ALL_DAYS]},
+     {}, "no free slot"),
+    ("rotl on a high tier", rotl(), {"indicators": ["weapon_carrying"]}, "only low and medium tiers"),
+    ("new volunteer on a high tier", {"kind": "volunteer"}, {"indicators": ["weapon_carrying"]},
+     "only low and medium tiers"),
+    ("risk-weighted points", {"max_caseload": 5, "max_points": 1.0}, {"indicators": ["weapon_carrying"]},
+     "risk-weighted load"),
+    ("conflict register", {"conflicts": ["Hackney"]}, {}, "conflict-register match"),
+    ("exclusion zone", rotl(exclusion_zones=["Dalston"]), {"unsafe_areas": ["Dalston"]}, "exclusion zone"),
+    ("requested gender", {"gender": "male"}, {"preferences": {"mentor_gender": "female"}}, "not female"),
+    ("staffed venue ends by 19:00", {"availability": [{"day": d, "start": "18:30", "end": "20:00"} for d in ALL_DAYS]},
+     {"indicators": ["weapon_carrying"]}, "no free slot"),
+    ("young person's availability", {"availability": [{"day": "mon", "start": "09:00", "end": "12:00"}]},
+     {"availability": [{"day": "tue", "start": "16:00", "end": "18:00"}]}, "no free slot"),
+    ("whole horizon on leave by date override",
+     {"availability": [{"day": d, "start": "09:00", "end": "12:00"} for d in ALL_DAYS],
+      "date_overrides": [{"date": (TODAY + timedelta(days=i)).isoformat(), "windows": []} for i in range(31)]},
+     {}, "no free slot"),
+]
+
+
+@pytest.mark.parametrize(("label", "mentor_changes", "referral_changes", "reason"), REFUSED,
+                         ids=[r[0] for r in REFUSED])
+async def test_a_mentor_who_would_break_a_hard_constraint_is_never_booked(
+    cluster: Cluster, probe: Probe, label: str, mentor_changes: dict[str, Any], referral_changes: dict[str, Any],
+    reason: str,
+) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("HC")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang, **mentor_changes)]})
+    await probe.submit(agency, referral(arid, language=lang, **referral_changes))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    waitlisted = (await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid))[0]
+    assert reason in waitlisted["reason"], (label, waitlisted["reason"])
+    assert not probe.matching(cluster.subjects.scheduled(agency))
+
+
+async def test_a_staffed_only_case_gets_a_staffed_venue_and_ends_by_seven(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("ST")
+    mentor_id = unique("m")
+    await probe.rpc("venues.import" and "scheduling", "venues.import", {"venues": [
+        {"id": unique("drop-in"), "name": "Hackney drop-in", "borough": "Hackney", "staffed": False},
+        {"id": unique("centre"), "name": "Hackney youth centre", "borough": "Hackney", "staffed": True}]})
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
+    await probe.submit(agency, referral(arid, language=lang, indicators=["weapon_carrying"]))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    scheduled = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    for s in scheduled["sessions"]:
+        assert datetime.fromisoformat(s["end"]).astimezone(LONDON).time() <= datetime.strptime("19:00", "%H:%M").time()
+        assert s["venue"] != "Hackney drop-in"
+
+
+async def test_leave_moves_only_the_sessions_it_touches_keeping_their_ids(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("LV"), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
+    await probe.submit(agency, referral(arid, language=lang))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    second = booked["sessions"][1]
+    day = datetime.fromisoformat(second["start"]).astimezone(LONDON).date()
+
+    r = await probe.rpc("scheduling", "mentors.leave", {"mentor_id": mentor_id, "first_day": day.isoformat(),
+                                                        "last_day": day.isoformat()})
+    assert r["moved"] == 1 and r["cancelled"] == 0
+    moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    assert [s["session_id"] for s in moved["sessions"]] == [second["session_id"]]
+    new_day = datetime.fromisoformat(moved["sessions"][0]["start"]).astimezone(LONDON).date()
+    assert new_day != day and 0 < (new_day - day).days < 7
+    assert "on leave" in moved["reason"]
+    status = await probe.rpc("scheduling", "status", {"referral_id": rid})
+    untouched = {s["session_id"]: s["start"] for s in status["sessions"]}
+    for s in booked["sessions"]:
+        if s["session_id"] != second["session_id"]:
+            same = datetime.fromisoformat(untouched[s["session_id"]]) == datetime.fromisoformat(s["start"])
+            assert same, "other sessions stay where they were"
+
+
+@pytest.mark.parametrize("change", ["expired check", "suspended licence"])
+async def test_a_mentor_who_can_no_longer_mentor_hands_their_cases_on(
+    cluster: Cluster, probe: Probe, change: str
+) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("MV")
+    first = mentor(unique("first"), language=lang, **(rotl() if change == "suspended licence" else {}))
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [first]})
+    await probe.submit(agency, referral(arid, language=lang))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+    second = mentor(unique("second"), language=lang)
+    if change == "expired check":
+        first["vetting"] = {"enhanced_check_expires": (date.today() - timedelta(days=1)).isoformat()}
+    else:
+        first["licence"]["suspended"] = True
+
+    result = await probe.rpc("scheduling", "mentors.import", {"mentors": [first, second]})
+
+    assert result["cases_moved"] == 1
+    moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    assert moved["previous_mentor_id"] == first["id"] and moved["mentor_id"] == second["id"]
+    listed = {m["id"]: m["problems"] for m in (await probe.rpc("scheduling", "mentors.list", {}))["mentors"]}
+    assert listed[first["id"]]
