@@ -6,16 +6,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from services.scheduling.constraints import Case, MentorState, first_exclusion, venue_for
+from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
+    VenueRooms,
     session_row,
     slots_for,
     subject_for,
     case_from,
     load_mentor_states,
 )
-from services.scheduling.matching import HORIZON_DAYS, LONDON, Match, calendar, deadline_for, rank, sessions_from
+from services.scheduling.matching import HORIZON_DAYS, LONDON, calendar, deadline_for, rank, sessions_from
 from services.scheduling.slots import earliest_start, to_utc
 from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.common import Event
@@ -118,9 +119,12 @@ def assign(
         conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                      .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
     sessions = sessions_from(case, mentor, first.astimezone(LONDON))
-    venue = venue_for(case, mentor)
-    slots = slots_for(Match(mentor_id, sessions, True, now), venue)
-    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now, venue) for slot in slots])
+    placed = VenueRooms.load(conn, now=now).place(venues_for(case, mentor), sessions)
+    if not placed:
+        raise AssignmentRefused(f"no venue has a room free at {mentor_id}'s times")
+    slots = slots_for(placed)
+    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now, venue)
+                                      for slot, (_, venue) in zip(slots, placed, strict=True)])
     note = f"assigned by {by.strip()}: {reason.strip()}"
     conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
                  .values(status="scheduled", mentor_id=mentor_id, reason=note, updated_at=now))

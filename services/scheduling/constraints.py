@@ -161,9 +161,10 @@ def default_offices(boroughs: list[str]) -> tuple[VenueRecord, ...]:
     )
 
 
-def venue_for(case: Case, mentor: MentorState) -> VenueRecord | None:
-    """The first venue the mentor may use that is safe for this case: in the young person's borough when possible,
-    clear of their unsafe areas and the mentor's exclusion zones, approved by a licence, staffed when required."""
+def venues_for(case: Case, mentor: MentorState) -> list[VenueRecord]:
+    """The venues the mentor may use that are safe for this case, best first: in the young person's borough when
+    possible, clear of their unsafe areas and the mentor's exclusion zones, approved by a licence, staffed when
+    required."""
     blocked = {place_key(a) for a in case.unsafe_areas}
     licence = mentor.record.licence if mentor.record.kind == "rotl" else None
     if licence is not None:
@@ -176,6 +177,12 @@ def venue_for(case: Case, mentor: MentorState) -> VenueRecord | None:
         and (licence is None or licence.approved_venues is None or v.id in licence.approved_venues)
     ]
     fits.sort(key=lambda v: (place_key(v.borough) != place_key(case.borough), v.id))
+    return fits
+
+
+def venue_for(case: Case, mentor: MentorState) -> VenueRecord | None:
+    """The best safe venue for this case and mentor, if any."""
+    fits = venues_for(case, mentor)
     return fits[0] if fits else None
 
 

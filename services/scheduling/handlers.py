@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from opentelemetry import trace
 from sqlalchemy import Connection, func, insert, select, update
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, venue_for
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, venues_for
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
@@ -140,6 +140,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         return []
     lock_for_update(conn, BOOKING_LOCK)
     mentors = load_mentor_states(conn, now=now)
+    rooms = VenueRooms.load(conn, now=now)
     out: list[Outgoing] = []
     new_sessions: list[dict[str, object]] = []
     for item in work:
@@ -156,11 +157,18 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         else:
             result, events = _replan(conn, item, case, mentors, now=now)
         if isinstance(result, Match):
-            venue = venue_for(case, mentors[result.mentor_id])
-            slots = slots_for(result, venue)
-            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue) for slot in slots]
+            placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
+            if placed:
+                result = replace(result, sessions=[interval for interval, _ in placed])
+            else:
+                result = Waitlist("no venue has a room free at the mentor's times")
+                events = [_waitlisted(row, case, result.reason, now=now)]
+        if isinstance(result, Match):
+            slots = slots_for(placed)
+            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue)
+                             for slot, (_, venue) in zip(slots, placed, strict=True)]
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
-            mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions)
+            mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
             _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id,
                         deadline_met=result.deadline_met, reason=None)
             row.status, row.mentor_id = "scheduled", result.mentor_id
@@ -263,14 +271,48 @@ def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> Sess
     )
 
 
-def slots_for(result: Match, venue: VenueRecord | None) -> list[SessionSlot]:
-    name = venue.name if venue else None
-    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=name)
-            for s, e in result.sessions]
+def slots_for(placed: list[tuple[tuple[datetime, datetime], VenueRecord | None]]) -> list[SessionSlot]:
+    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=v.name if v else None)
+            for (s, e), v in placed]
+
+
+class VenueRooms:
+    """Sessions already held at each venue, so no room is ever double-booked."""
+
+    def __init__(self, held: dict[str, list[tuple[datetime, datetime]]]) -> None:
+        self._held = held
+
+    @classmethod
+    def load(cls, conn: Connection, *, now: datetime) -> VenueRooms:
+        held: dict[str, list[tuple[datetime, datetime]]] = {}
+        for venue_id, start, end in conn.execute(
+            select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
+                SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
+                SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+            )
+        ):
+            held.setdefault(venue_id, []).append((start, end))
+        return cls(held)
+
+    def place(
+        self, venues: list[VenueRecord], sessions: list[tuple[datetime, datetime]]
+    ) -> list[tuple[tuple[datetime, datetime], VenueRecord | None]]:
+        """Each session at the best venue with a free room; a session no venue has room for is dropped."""
+        placed: list[tuple[tuple[datetime, datetime], VenueRecord | None]] = []
+        for start, end in sessions:
+            venue = next((v for v in venues if sum(1 for s, e in self._held.get(v.id, []) if s < end and start < e)
+                          < v.rooms), None)
+            if venue is None and venues:
+                continue
+            if venue is not None:
+                self._held.setdefault(venue.id, []).append((start, end))
+            placed.append(((start, end), venue))
+        return placed
 
 
 def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
                 venue: VenueRecord | None) -> dict[str, object]:
+    """A sessions-table row for a newly booked slot."""
     return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id,
             "venue_id": venue.id if venue else None, "start": slot.start, "end": slot.end, "status": "booked",
             "sequence": 0, "created_at": now, "updated_at": now}

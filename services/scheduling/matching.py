@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from itertools import cycle
 
-from services.scheduling.constraints import Case, MentorState, Rule, exclusion, first_exclusion, summarise
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, exclusion, first_exclusion, summarise
 from services.scheduling.slots import (
     LONDON,
     RETURN_BUFFER,
@@ -228,6 +228,8 @@ def replan(
     return match(case, [m for m in mentors if m.record.id != current.record.id], now=now)
 
 
-def with_booking(mentor: MentorState, sessions: Sequence[Interval]) -> MentorState:
-    """The mentor after taking one more young person with these sessions (the input is left untouched)."""
-    return replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions])
+def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None) -> MentorState:
+    """The mentor after taking one more young person (of `tier`, for the risk-weighted points) with these sessions.
+    The input is left untouched."""
+    points = mentor.points + (TIER_POINTS[tier] if tier is not None else 0.0)
+    return replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points)

@@ -73,17 +73,19 @@ async def test_a_mentor_who_would_break_a_hard_constraint_is_never_booked(
 async def test_a_staffed_only_case_gets_a_staffed_venue_and_ends_by_seven(cluster: Cluster, probe: Probe) -> None:
     lang, agency, arid = unique_language(), unique("yot"), unique("ST")
     mentor_id = unique("m")
-    await probe.rpc("venues.import" and "scheduling", "venues.import", {"venues": [
-        {"id": unique("drop-in"), "name": "Hackney drop-in", "borough": "Hackney", "staffed": False},
-        {"id": unique("centre"), "name": "Hackney youth centre", "borough": "Hackney", "staffed": True}]})
-    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
-    await probe.submit(agency, referral(arid, language=lang, indicators=["weapon_carrying"]))
+    drop_in, centre = unique("drop-in"), unique("centre")
+    await probe.rpc("scheduling", "venues.import", {"venues": [
+        {"id": drop_in, "name": "Barnet drop-in", "borough": "Barnet", "staffed": False},
+        {"id": centre, "name": "Barnet youth centre", "borough": "Barnet", "staffed": True, "rooms": 2}]})
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(mentor_id, language=lang, borough="Barnet", venues=[drop_in, centre])]})
+    await probe.submit(agency, referral(arid, language=lang, borough="Barnet", indicators=["weapon_carrying"]))
     rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "referral_id"]
     scheduled = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
     for s in scheduled["sessions"]:
         assert datetime.fromisoformat(s["end"]).astimezone(LONDON).time() <= datetime.strptime("19:00", "%H:%M").time()
-        assert s["venue"] != "Hackney drop-in"
+        assert s["venue"] == "Barnet youth centre", "never the unstaffed drop-in"
 
 
 async def test_leave_moves_only_the_sessions_it_touches_keeping_their_ids(cluster: Cluster, probe: Probe) -> None:
