@@ -1,0 +1,118 @@
+"""NATS users and permissions: each agency confined to its own subjects, each service to what it needs.
+
+`render_config` writes the authorization block nats-server reads; `reroute up` runs its server with it and
+reloads it when the agency registry changes. deploy/nats-auth.md shows the same for an operator-run cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bcrypt
+
+from shared.subjects import Subjects
+
+SERVICES = ("intake", "risk", "scheduling")
+ADMIN = "operator"
+
+# What each service publishes besides its dead-letter subject, and whom it asks over request-reply.
+_PUBLISHES: dict[str, list[str]] = {
+    "intake": ["referrals.accepted.*", "referrals.rejected.*"],
+    "risk": ["risk.assessed.*", "safeguarding.alert.*"],
+    "scheduling": ["sessions.*.*", "safeguarding.alert.*"],
+}
+_ASKS: dict[str, list[str]] = {"intake": ["risk"], "risk": [], "scheduling": ["intake"]}
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    user: str
+    password: str  # a bcrypt hash in the config
+    publish: list[str]
+    subscribe: list[str]
+    allow_responses: bool = False
+
+
+def inbox_prefix(name: str) -> str:
+    """Each client's private reply subjects, so no one can read another's replies."""
+    return f"_INBOX_{name.replace('-', '_')}"
+
+
+def agency_user(agency_id: str, password_hash: str) -> NatsUser:
+    """An agency may publish only its own referrals and read only its own outcomes; no streams, no risk."""
+    return NatsUser(
+        user=f"agency-{agency_id}",
+        password=password_hash,
+        publish=[f"referrals.submitted.{agency_id}", f"referrals.updated.{agency_id}"],
+        subscribe=[f"referrals.*.{agency_id}", f"sessions.*.{agency_id}", f"{inbox_prefix(agency_id)}.>"],
+    )
+
+
+def service_user(service: str, password_hash: str) -> NatsUser:
+    s = Subjects()
+    return NatsUser(
+        user=service,
+        password=password_hash,
+        publish=[*_PUBLISHES[service], s.dead_letter(service), "$JS.API.>", "$JS.ACK.>",
+                 *(f"reroute.rpc.{other}.>" for other in _ASKS[service])],
+        subscribe=[f"reroute.rpc.{service}.>", f"{inbox_prefix(service)}.>"],
+        allow_responses=True,
+    )
+
+
+def admin_user(password_hash: str) -> NatsUser:
+    """The operator's CLI: everything (it is the operator)."""
+    return NatsUser(user=ADMIN, password=password_hash, publish=[">"], subscribe=[">"])
+
+
+def render_config(users: list[NatsUser], *, host: str, port: int, store_dir: Path) -> str:
+    """A nats-server configuration with JetStream and these users (JSON is valid NATS config syntax)."""
+    config = {
+        "host": host,
+        "port": port,
+        "jetstream": {"store_dir": str(store_dir)},
+        "authorization": {
+            "users": [
+                {
+                    "user": u.user,
+                    "password": u.password,
+                    "permissions": {
+                        "publish": {"allow": u.publish},
+                        "subscribe": {"allow": u.subscribe},
+                        **({"allow_responses": True} if u.allow_responses else {}),
+                    },
+                }
+                for u in users
+            ]
+        },
+    }
+    return json.dumps(config, indent=2)
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode().replace("$2b$", "$2a$", 1)
+
+
+@dataclass
+class LocalCredentials:
+    """The services' and the operator's passwords for a local server, kept in the data dir (mode 0600)."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> LocalCredentials:
+        if path.exists():
+            return cls(json.loads(path.read_text()))
+        creds = cls({name: secrets.token_urlsafe(24) for name in (*SERVICES, ADMIN)})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(creds.passwords))
+        return creds
+
+    def url(self, name: str, base: str) -> str:
+        """`base` (nats://host:port) with this user's credentials."""
+        scheme, rest = base.split("://", 1)
+        return f"{scheme}://{name}:{self.passwords[name]}@{rest}"
