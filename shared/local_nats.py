@@ -37,11 +37,16 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start_nats_server(store_dir: Path, *, port: int | None = None, log_file: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start nats-server -js on 127.0.0.1 (a free port unless given); returns the process and its URL."""
+def start_nats_server(
+    store_dir: Path, *, port: int | None = None, log_file: Path | None = None, config: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nats-server -js on 127.0.0.1 (a free port unless given; `config` sets users and permissions);
+    returns the process and its URL."""
     port = port or free_port()
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
+    if config is not None:
+        args += ["-c", str(config)]
     if log_file is not None:
         args += ["-l", str(log_file)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

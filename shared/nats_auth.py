@@ -68,12 +68,14 @@ def admin_user(password_hash: str) -> NatsUser:
     return NatsUser(user=ADMIN, password=password_hash, publish=[">"], subscribe=[">"])
 
 
-def render_config(users: list[NatsUser], *, host: str, port: int, store_dir: Path) -> str:
-    """A nats-server configuration with JetStream and these users (JSON is valid NATS config syntax)."""
-    config = {
-        "host": host,
-        "port": port,
-        "jetstream": {"store_dir": str(store_dir)},
+def render_config(users: list[NatsUser], *, host: str | None = None, port: int | None = None,
+                  store_dir: Path | None = None) -> str:
+    """A nats-server configuration with these users, and JetStream when `store_dir` is given (JSON is valid NATS
+    config syntax). Leave host, port and store out when the command line gives them."""
+    config: dict[str, object] = {
+        **({"host": host} if host else {}),
+        **({"port": port} if port else {}),
+        **({"jetstream": {"store_dir": str(store_dir)}} if store_dir else {}),
         "authorization": {
             "users": [
                 {
@@ -116,3 +118,31 @@ class LocalCredentials:
         """`base` (nats://host:port) with this user's credentials."""
         scheme, rest = base.split("://", 1)
         return f"{scheme}://{name}:{self.passwords[name]}@{rest}"
+
+
+@dataclass(frozen=True)
+class AgencyCredential:
+    agency_id: str
+    password_hash: str
+
+
+class NatsAuthFile:
+    """The local server's configuration: the services, the operator and every active agency."""
+
+    def __init__(self, path: Path, creds: LocalCredentials) -> None:
+        self.path = path
+        self._creds = creds
+        self._hashes = {name: hash_password(pw) for name, pw in creds.passwords.items()}
+        self._agencies: list[AgencyCredential] | None = None
+
+    def write(self, *, agencies: list[AgencyCredential]) -> bool:
+        """Write the configuration; False when the agencies are unchanged (nothing to reload)."""
+        if agencies == self._agencies:
+            return False
+        users = [service_user(s, self._hashes[s]) for s in SERVICES]
+        users += [admin_user(self._hashes[ADMIN]), *(agency_user(a.agency_id, a.password_hash) for a in agencies)]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600)
+        self.path.write_text(render_config(users))
+        self._agencies = list(agencies)
+        return True

@@ -21,8 +21,10 @@ SERVICES = ("intake", "risk", "scheduling")
 class ServiceProcesses:
     """Starts, stops and restarts `python -m services.<name>` processes with a shared environment."""
 
-    def __init__(self, env: Mapping[str, str], *, log_dir: Path) -> None:
+    def __init__(self, env: Mapping[str, str], *, log_dir: Path,
+                 per_service: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.env = {**os.environ, **env}
+        self.per_service = per_service or {}
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -30,7 +32,8 @@ class ServiceProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", f"services.{name}"], env={**self.env, **self.per_service.get(name, {})},
+            stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `reroute up`, which stops services in order
         )
 

@@ -57,6 +57,7 @@ class ServiceHost:
             name=f"reroute-{name}-{os.getpid()}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            inbox_prefix=settings.inbox_prefix,
             log_level=logging.DEBUG,  # FastStream logs every message at INFO otherwise
         )
         self.router = NatsRouter()

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NATS_URL_FILE = "nats.url"
+CREDENTIALS_FILE = "nats-credentials.json"
 
 
 class ConfigurationError(RuntimeError):
@@ -39,6 +40,7 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="PostgreSQL only: schemas are <prefix>_<service> (default: the namespace, else just <service>).",
     )
+    inbox_prefix: str = Field(default="_INBOX", description="Reply-subject prefix (per user on a secured server).")
     http_host: str = Field(default="127.0.0.1", description="Address the services' HTTP faces listen on.")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")

@@ -11,7 +11,8 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
-from shared.settings import ServiceSettings
+from shared.nats_auth import ADMIN, LocalCredentials
+from shared.settings import CREDENTIALS_FILE, ServiceSettings
 from shared.subjects import Subjects
 
 
@@ -39,15 +40,25 @@ class ServiceClient:
         return data
 
 
+def operator_url(settings: ServiceSettings) -> str:
+    """NATS_URL as given; else the local server `reroute up` started, as its operator user."""
+    url = settings.resolved_nats_url()
+    creds = settings.data_dir / CREDENTIALS_FILE
+    if settings.nats_url or not creds.exists():
+        return url
+    return LocalCredentials.load_or_create(creds).url(ADMIN, url)
+
+
 @asynccontextmanager
 async def connect(settings: ServiceSettings) -> AsyncIterator[ServiceClient]:
-    url = settings.resolved_nats_url()
+    url = operator_url(settings)
     try:
         nc = await nats.connect(url, max_reconnect_attempts=1, connect_timeout=3, reconnect_time_wait=0.2,
                                 allow_reconnect=False, name="reroute-cli")
     except Exception:
-        raise CliError(f"Cannot reach NATS at {url}. Is `reroute up` running (or NATS_URL right)?") from None
+        shown = url.split("@")[-1]
+        raise CliError(f"Cannot reach NATS at {shown}. Is `reroute up` running (or NATS_URL right)?") from None
     try:
-        yield ServiceClient(nc, Subjects(settings.namespace), url)
+        yield ServiceClient(nc, Subjects(settings.namespace), url.split("@")[-1])
     finally:
         await nc.close()

@@ -11,9 +11,10 @@ from pathlib import Path
 from rich.console import Console
 
 from shared.cli.client import CliError
-from shared.local_nats import start_nats_server
+from shared.local_nats import free_port, port_open, start_nats_server
+from shared.nats_auth import ADMIN, LocalCredentials, NatsAuthFile, inbox_prefix
 from shared.processes import SERVICES, ServiceProcesses
-from shared.settings import NATS_URL_FILE, ServiceSettings
+from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ServiceSettings
 from shared.subjects import Subjects
 
 PID_FILE = "up.pid"
@@ -42,26 +43,42 @@ class LocalStack:
         self.nats: subprocess.Popen[bytes] | None = None
         self.services: ServiceProcesses | None = None
         self.url = ""
+        self.admin_url = ""
+        self.auth: NatsAuthFile | None = None
 
     async def start(self) -> None:
         data_dir = self.settings.data_dir
         _claim_data_dir(data_dir)
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        per_service: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
         if self.settings.nats_url:
-            self.url = self.settings.nats_url
+            self.url = admin_url = self.settings.nats_url
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
         else:
+            creds = LocalCredentials.load_or_create(data_dir / CREDENTIALS_FILE)
+            port = free_port()
+            self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
+            self.auth.write(agencies=[])
             with self.console.status("Starting NATS with JetStream…"):
-                self.nats, self.url = start_nats_server(data_dir / "nats", log_file=logs / "nats.log")
+                self.nats, self.url = start_nats_server(data_dir / "nats", port=port, log_file=logs / "nats.log",
+                                                        config=self.auth.path)
             (data_dir / NATS_URL_FILE).write_text(self.url)
-            self.console.print(f"NATS with JetStream on {self.url} (store {data_dir / 'nats'})")
-        env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url}
-        self.services = ServiceProcesses(env, log_dir=logs)
+            admin_url = creds.url(ADMIN, self.url)
+            for name in SERVICES:
+                per_service[name] = {"NATS_URL": creds.url(name, self.url), "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
+            self.console.print(f"NATS with JetStream on {self.url} (store {data_dir / 'nats'}; users and permissions "
+                               f"in {self.auth.path})")
+        self.admin_url = admin_url
+        calendar_port = 8082 if not port_open("127.0.0.1", 8082) else free_port()
+        env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
+               "REROUTE_CALENDAR_PORT": str(calendar_port)}
+        self.services = ServiceProcesses(env, log_dir=logs, per_service=per_service)
         self.services.start_all()
         with self.console.status("Starting intake, risk and scheduling…"):
-            await self.services.wait_ready(self.url, Subjects(self.settings.namespace))
-        self.console.print(f"Services ready: {', '.join(SERVICES)} (logs in {logs})")
+            await self.services.wait_ready(admin_url, Subjects(self.settings.namespace))
+        self.console.print(f"Services ready: {', '.join(SERVICES)} (logs in {logs}); calendar feeds on port "
+                           f"{calendar_port}")
 
     async def watch(self) -> None:
         """Until Ctrl-C: restart a service that dies, so one crash does not stop the others."""
