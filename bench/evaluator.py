@@ -1,0 +1,286 @@
+"""One independent judge of a schedule: re-checks every hard rule and counts placements.
+
+Written from the contracts (shared/contracts) and the rules as the spec states them, not from the matcher: it
+calls no function of services.scheduling and only reads the `Case` and `MentorState` records. Every solver in
+bench/scheduling_quality.py, and the batch plan's property test, is scored by this one function.
+
+Hard rules checked, per booking:
+- vetting not expired; a rotl licence not suspended; borough covered; a shared language; the gender request
+  (any / not_stated mean no request); nothing on the mentor's conflict register in the young person's areas;
+- staff take every tier, volunteers marked experienced too, other volunteers and rotl mentors only low and
+  medium; caseload + new bookings ≤ max_caseload; risk-weighted points (very high 3, high 2, medium 1.5,
+  low 1) within the record's cap;
+- a safe venue: one of the mentor's (or, with none registered, a staffed office in each of their boroughs)
+  outside the young person's unsafe areas and the rotl exclusion zones, approved by the licence, staffed when
+  the case needs it (room bookings are the service's, not the plan's, and are not checked here);
+- rotl: no licence exclusion zone equal to the young person's borough or one of their unsafe areas; sessions
+  on permitted days, within the licence's dates, not before its window start, and ending at least 60 minutes
+  plus the travel time before return_by on the same London day;
+- every session 60 minutes, starting on :00 or :30, inside one of the mentor's windows for that date (a date
+  override replaces the weekly pattern) and (if any) the young person's, on the Europe/London wall clock;
+  ending by 19:00 when the case needs a staffed venue;
+- the first session no earlier than `now` rounded up to the half hour plus two hours, no later than now + 28 days;
+- no two sessions of a mentor overlap, counting the sessions they already had; nor two of one young person.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.scheduling.constraints import Case, MentorState
+from shared.contracts.common import WeeklyWindow
+from shared.contracts.scheduling import Licence, MentorRecord
+
+LONDON = ZoneInfo("Europe/London")
+HALF_HOUR = timedelta(minutes=30)
+HOUR = timedelta(hours=1)
+NOTICE = timedelta(hours=2)
+HORIZON = timedelta(days=28)
+RETURN_BUFFER = timedelta(minutes=60)
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LOW_TIERS = ("low", "medium")
+DEADLINE = {
+    "very_high": timedelta(hours=24),
+    "high": timedelta(hours=72),
+    "medium": timedelta(days=7),
+    "low": timedelta(days=14),
+}
+POINTS = {"very_high": 3.0, "high": 2.0, "medium": 1.5, "low": 1.0}
+STAFFED_END = time(19, 0)
+# Sessions in a full programme: the first plus the tier's cadence over the following 28 days.
+FULL_PROGRAMME = {"very_high": 9, "high": 5, "medium": 5, "low": 3}
+
+Interval = tuple[datetime, datetime]
+Booking = tuple[str, Sequence[Interval]]  # mentor id, sessions
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A hard rule a booking breaks."""
+
+    referral_id: str
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a schedule achieves, and every hard rule it breaks (must be none)."""
+
+    placed: int
+    placed_by_tier: dict[str, int]
+    sessions: int
+    full_programme_sessions: int  # what the tier cadences would give every placed young person
+    deadline_met: int
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def cadence_kept(self) -> float:
+        return self.sessions / self.full_programme_sessions if self.full_programme_sessions else 1.0
+
+
+def _place(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _word(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _licence(record: MentorRecord) -> Licence | None:
+    return record.licence if record.kind == "rotl" else None
+
+
+def _safe_venue(case: Case, state: MentorState) -> bool:
+    record, licence = state.record, _licence(state.record)
+    blocked = {_place(a) for a in case.unsafe_areas} | {_place(z) for z in (licence.exclusion_zones if licence else [])}
+    if state.venues is not None:
+        venues = [(v.id, v.name, v.borough, v.staffed) for v in state.venues]
+    else:
+        venues = [("office-" + "-".join(_place(b).split()), f"{b} office", b, True) for b in record.boroughs]
+    return any(
+        _place(borough) not in blocked
+        and _place(name) not in blocked
+        and (staffed or not case.staffed_only)
+        and (licence is None or licence.approved_venues is None or venue_id in licence.approved_venues)
+        for venue_id, name, borough, staffed in venues
+    )
+
+
+def rule_broken(case: Case, state: MentorState) -> str | None:
+    """The first time-independent rule (other than caseload and points) the pairing breaks; None when allowed."""
+    record, licence = state.record, _licence(state.record)
+    areas = {_place(case.borough), *(_place(a) for a in case.unsafe_areas)}
+    if state.vetting_expired:
+        return "vetting"
+    if record.kind == "rotl" and (licence is None or licence.suspended):
+        return "licence"
+    if _place(case.borough) not in {_place(b) for b in record.boroughs}:
+        return "borough"
+    if not {_word(x) for x in case.languages} & {_word(x) for x in record.languages}:
+        return "language"
+    trusted = record.kind == "staff" or (record.kind == "volunteer" and record.experience == "experienced")
+    if not trusted and str(case.tier) not in LOW_TIERS:
+        return "tier"
+    if case.mentor_gender not in ("any", "not_stated") and case.mentor_gender != record.gender:
+        return "gender"
+    if licence is not None and any(_place(zone) in areas for zone in licence.exclusion_zones):
+        return "exclusion_zone"
+    if any(_place(entry) in areas for entry in record.conflicts):
+        return "conflict"
+    if not _safe_venue(case, state):
+        return "venue"
+    return None
+
+
+def mentor_windows(record: MentorRecord, start: datetime) -> list[WeeklyWindow]:
+    """The mentor's windows on the London date of `start`: that date's override, else the weekly pattern."""
+    day = start.astimezone(LONDON).date()
+    for override in record.date_overrides:
+        if override.date == day:
+            name = DAY_NAMES[day.weekday()]
+            return [WeeklyWindow.model_validate({"day": name, "start": a, "end": b}) for a, b in override.windows]
+    return list(record.availability)
+
+
+def within(windows: Iterable[WeeklyWindow], start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies inside one weekly window on the London wall clock, on one day."""
+    s, e = start.astimezone(LONDON), end.astimezone(LONDON)
+    if s.date() != e.date():
+        return False
+    day = DAY_NAMES[s.weekday()]
+    return any(w.day == day and _hhmm(w.start) <= s.time() and e.time() <= _hhmm(w.end) for w in windows)
+
+
+def licence_allows(record: MentorRecord, start: datetime, end: datetime) -> bool:
+    """rotl licence: permitted day and dates, not before the window start, and back (end + 60 minutes + travel)
+    no later than return_by on the same London day."""
+    licence = _licence(record)
+    if licence is None:
+        return record.kind != "rotl"
+    local = start.astimezone(LONDON)
+    back = (end + RETURN_BUFFER + timedelta(minutes=licence.travel_minutes)).astimezone(LONDON)
+    return (
+        (licence.days is None or DAY_NAMES[local.weekday()] in licence.days)
+        and (licence.valid_from is None or local.date() >= licence.valid_from)
+        and (licence.valid_to is None or local.date() <= licence.valid_to)
+        and (licence.window_start is None or local.time() >= _hhmm(licence.window_start))
+        and back.date() == local.date()
+        and back.time() <= _hhmm(licence.return_by)
+    )
+
+
+def case_allows(case: Case, start: datetime, end: datetime) -> bool:
+    """The young person's side: inside their windows (if any); ending by 19:00 when a staffed venue is needed."""
+    if case.availability and not within(case.availability, start, end):
+        return False
+    local_end = end.astimezone(LONDON)
+    return not case.staffed_only or (
+        local_end.date() == start.astimezone(LONDON).date() and local_end.time() <= STAFFED_END
+    )
+
+
+def first_start_range(now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest allowed first-session start (UTC)."""
+    utc = now.astimezone(UTC)
+    rounded = datetime.fromtimestamp(math.ceil(utc.timestamp() / 1800) * 1800, UTC)
+    return rounded + NOTICE, utc + HORIZON
+
+
+def session_problems(case: Case, record: MentorRecord, start: datetime, end: datetime) -> list[str]:
+    """The hard rules one session breaks, whoever else is booked."""
+    problems = []
+    if start.tzinfo is None or end.tzinfo is None:
+        return ["naive_time"]
+    if end - start != HOUR:
+        problems.append("length")
+    local = start.astimezone(LONDON)
+    if local.minute not in (0, 30) or local.second or local.microsecond:
+        problems.append("half_hour")
+    if not within(mentor_windows(record, start), start, end):
+        problems.append("mentor_window")
+    if not case_allows(case, start, end):
+        problems.append("young_person_window_or_staffed_hours")
+    if not licence_allows(record, start, end):
+        problems.append("licence_times")
+    return problems
+
+
+def _clashes(intervals: list[tuple[datetime, datetime, str]]) -> Iterable[tuple[str, str]]:
+    """Pairs of owners whose intervals overlap (touching end to start is fine)."""
+    ordered = sorted(intervals, key=lambda item: (item[0].timestamp(), item[1].timestamp()))
+    latest_end, latest_owner = None, ""
+    for start, end, owner in ordered:
+        if latest_end is not None and start.timestamp() < latest_end.timestamp():
+            yield latest_owner, owner
+        if latest_end is None or end.timestamp() > latest_end.timestamp():
+            latest_end, latest_owner = end, owner
+
+
+def evaluate(
+    cases: Sequence[Case], mentors: Sequence[MentorState], bookings: Mapping[str, Booking], *, now: datetime
+) -> Report:
+    """Score a schedule: placements, sessions, deadlines met, and every hard-rule violation."""
+    by_case = {case.referral_id: case for case in cases}
+    by_mentor = {state.record.id: state for state in mentors}
+    earliest, latest = first_start_range(now)
+    violations: list[Violation] = []
+    taken: Counter[str] = Counter()
+    load: dict[str, float] = defaultdict(float)
+    calendars: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    for state in mentors:
+        calendars[state.record.id].extend((start, end, "existing booking") for start, end in state.busy)
+    sessions = full = met = 0
+    by_tier: Counter[str] = Counter()
+
+    def flag(referral_id: str, rule: str, detail: str = "") -> None:
+        violations.append(Violation(referral_id, rule, detail))
+
+    for referral_id, (mentor_id, booked) in sorted(bookings.items()):
+        case, mentor = by_case.get(referral_id), by_mentor.get(mentor_id)
+        if case is None or mentor is None:
+            flag(referral_id, "unknown", f"referral or mentor {mentor_id} not in the instance")
+            continue
+        if not booked:
+            flag(referral_id, "no_sessions")
+            continue
+        broken = rule_broken(case, mentor)
+        if broken is not None:
+            flag(referral_id, broken, mentor_id)
+        taken[mentor_id] += 1
+        load[mentor_id] += POINTS[str(case.tier)]
+        first = min(booked, key=lambda interval: interval[0].timestamp())[0]
+        if not earliest.timestamp() <= first.timestamp() <= latest.timestamp():
+            flag(referral_id, "first_session_time", first.isoformat())
+        for start, end in booked:
+            for problem in session_problems(case, mentor.record, start, end):
+                flag(referral_id, problem, f"{mentor_id} {start.isoformat()}")
+            calendars[mentor_id].append((start, end, referral_id))
+        for one, other in _clashes([(start, end, referral_id) for start, end in booked]):
+            flag(referral_id, "young_person_double_booked", f"{one} / {other}")
+        sessions += len(booked)
+        full += FULL_PROGRAMME[str(case.tier)]
+        met += first.timestamp() <= (case.accepted_at + DEADLINE[str(case.tier)]).timestamp()
+        by_tier[str(case.tier)] += 1
+    for mentor_id, count in sorted(taken.items()):
+        state = by_mentor[mentor_id]
+        if state.caseload + count > state.record.max_caseload:
+            flag("", "caseload", f"{mentor_id}: {state.caseload} + {count} > {state.record.max_caseload}")
+        if state.points + load[mentor_id] > state.record.points_cap + 1e-9:
+            flag("", "points", f"{mentor_id}: {state.points} + {load[mentor_id]} > {state.record.points_cap}")
+    for mentor_id, intervals in sorted(calendars.items()):
+        for one, other in _clashes(intervals):
+            if other != "existing booking" or one != "existing booking":  # the instance's own overlaps are not ours
+                culprit = other if other != "existing booking" else one
+                flag(culprit, "mentor_double_booked", f"{mentor_id}: {one} / {other}")
+    return Report(sum(by_tier.values()), dict(by_tier), sessions, full, met, violations)

@@ -1,0 +1,455 @@
+"""The batch round: re-plan waitlisted referrals and unconfirmed assignments together, as an exact min-cost flow.
+
+Pure: no I/O and no clock in the decision (`now` is passed in; the wall clock only times the solve).
+
+The model is the research pilot's model B (scheduling-research.md §2.3). Each referral sends one unit of flow
+either to a candidate first slot, a node per (mentor, start) with capacity 1 so that no two referrals get the
+same slot, and on through its mentor (capacity max_caseload − caseload) to the sink; or straight to the sink
+along its "unassigned" arc. The unassigned penalty grows with the tier and outweighs all assignment costs put
+together, so the flow places as many young people as possible, higher tiers first, and only then looks at the
+match: deadline met, `matching.score`, earliest day.
+
+The flow's picks then become bookings in two passes. First sessions: each pick is checked against every first
+session given out or still reserved (two starts half an hour apart both pass the flow), and against the
+time-independent rules with the mentor's load so far (the risk-weighted points cap, a knapsack, is beyond a
+flow), moving to the referral's next candidate or the mentor's next free start if it must; what still fails
+is re-solved against what is left. Follow-ups: for every placed referral, higher tiers first, `matching.sessions_from` against a
+calendar holding every session given out so far, so nothing is double-booked and no follow-up takes a time a
+first session needed. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
+waitlist reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from time import perf_counter
+
+import numpy as np
+from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
+
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, first_exclusion, summarise
+from services.scheduling.matching import (
+    HORIZON_DAYS,
+    Match,
+    calendar,
+    deadline_for,
+    match,
+    score,
+    sessions_from,
+    with_booking,
+)
+from services.scheduling.slots import LONDON, SESSION, STEP, Calendar, Interval, earliest_start, to_utc
+from shared.contracts.codes import WEEKDAYS, Tier, place_key
+from shared.contracts.common import WeeklyWindow
+from shared.contracts.scheduling import MentorRecord
+
+__all__ = ["Pinned", "Plan", "plan"]
+
+MAX_SLOTS = 25  # candidate first starts per (referral, mentor) at most; fewer when the mentor has fewer places
+REPAIR_ROUNDS = 3  # solves at most; a round after the first only re-plans what the previous one could not book
+MISSED_DEADLINE_COST = 10_000  # outweighs any score difference, as the online ranking puts the deadline first
+SCORE_UNIT = 100  # cost per point of matching.score
+BITS_PER_DAY = timedelta(days=1) // STEP
+NO_MENTORS = "no mentors registered"
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """An assignment that must stay: the young person has confirmed a session with this mentor."""
+
+    referral_id: str
+    mentor_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The batch round's decision for every referral that was not pinned."""
+
+    assignments: dict[str, Match]  # referral_id -> mentor and sessions, as the online matcher returns them
+    waitlisted: dict[str, str]  # referral_id -> why nothing fits, in plain English
+    solve_seconds: float
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The possible first-session starts, [earliest start, now + horizon] every half hour (UTC), as bit numbers."""
+
+    first: datetime
+    last: datetime
+
+    @property
+    def everything(self) -> int:
+        return (1 << (self.bit(self.last) + 1)) - 1 if self.last >= self.first else 0
+
+    def at(self, bit: int) -> datetime:
+        return self.first + bit * STEP
+
+    def bit(self, start: datetime) -> int:
+        return (start - self.first) // STEP
+
+    def mask(self, cal: Calendar) -> int:
+        """The starts on the grid that fit the calendar, found exactly as `Calendar.first_fit` looks for them."""
+        bits, day, end = 0, self.first.astimezone(LONDON).date(), self.last.astimezone(LONDON).date()
+        while day <= end:
+            for start in cal.starts_on(day):
+                if self.first <= start <= self.last:
+                    bits |= 1 << self.bit(start)
+            day += timedelta(days=1)
+        return bits
+
+
+@dataclass(frozen=True)
+class _First:
+    """A first session given out in the batch round, before its follow-ups are booked."""
+
+    case: Case
+    mentor: int
+    session: Interval
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The flow's pick for one referral: a mentor and its candidate first starts, the chosen one first."""
+
+    mentor: int
+    starts: list[datetime]
+
+
+def _low_bits(mask: int, limit: int) -> list[int]:
+    found: list[int] = []
+    while mask and len(found) < limit:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
+
+
+def _back_to_back(mask: int) -> int:
+    """Every other start in each run of consecutive half-hours: the starts a mentor can give one after another.
+
+    Offering these first keeps the referrals of one mentor on one grid, so the flow's distinct slots rarely
+    overlap by half an hour.
+    """
+    chosen, previous = 0, -2
+    for bit in _low_bits(mask, mask.bit_count()):
+        if bit >= previous + 2:
+            chosen, previous = chosen | 1 << bit, bit
+    return chosen
+
+
+def _priority(case: Case) -> tuple[int, datetime, str]:
+    return (-case.tier.rank, to_utc(case.accepted_at), case.referral_id)
+
+
+class _Round:
+    """Mutable working state of one call to `plan`: mentor states as bookings land, and cached start masks."""
+
+    def __init__(self, mentors: list[MentorState], *, now: datetime) -> None:
+        self.now = now
+        self.grid = _Grid(earliest_start(now), to_utc(now) + timedelta(days=HORIZON_DAYS))
+        self.states = mentors
+        self.covering: dict[str, list[int]] = defaultdict(list)
+        for index, mentor in enumerate(mentors):
+            for borough in {place_key(b) for b in mentor.record.boroughs}:
+                self.covering[borough].append(index)
+        self._masks: dict[int, tuple[int, int]] = {}  # mentor index -> (fitting starts, back-to-back starts)
+        self._windows: dict[WeeklyWindow, int] = {}
+        self._end_by: dict[time, int] = {}
+
+    def free(self, index: int) -> int:
+        state = self.states[index]
+        return state.record.max_caseload - state.caseload
+
+    def mentor_starts(self, index: int) -> tuple[int, int]:
+        """Starts that fit the mentor's windows, bookings and licence, whoever the young person is."""
+        if index not in self._masks:
+            state = self.states[index]
+            cal = calendar(_ANYONE, state)
+            fits = self.grid.mask(cal)
+            self._masks[index] = (fits, _back_to_back(fits))
+        return self._masks[index]
+
+    def case_starts(self, case: Case) -> int:
+        """Starts that fit the young person's side of the calendar: their windows and safety limits.
+
+        `Calendar.fits` is a conjunction of rules on the mentor's side and rules on the case's side, so a start
+        fits the pair exactly when it is in both masks. Should `calendar` learn another rule read from the case,
+        it belongs here; the booking pass checks every start with the full calendar, so until then a missing
+        rule costs a candidate, never a broken rule.
+        """
+        side = calendar(case, _ANY_TIME)
+        bits = self.grid.everything
+        if side.young_person_windows:
+            bits = 0
+            for window in side.young_person_windows:
+                if window not in self._windows:
+                    self._windows[window] = self.grid.mask(Calendar(mentor_windows=(window,), young_person_windows=()))
+                bits |= self._windows[window]
+        if side.end_by is not None:
+            if side.end_by not in self._end_by:
+                self._end_by[side.end_by] = self.grid.mask(
+                    Calendar(mentor_windows=_ALL_DAY, young_person_windows=(), end_by=side.end_by)
+                )
+            bits &= self._end_by[side.end_by]
+        return bits
+
+    def eligible(self, case: Case) -> list[int]:
+        """Mentors that pass every time-independent rule (`first_exclusion`) and have room."""
+        found = []
+        for index in self.covering.get(place_key(case.borough), ()):  # the borough rule, which comes first
+            if first_exclusion(case, self.states[index]) is None:
+                found.append(index)
+        return found
+
+    def book(self, index: int, case: Case, sessions: list[Interval]) -> None:
+        """The mentor takes the case: one more place, its risk-weighted points, and the sessions."""
+        state = self.states[index]
+        self.states[index] = replace(with_booking(state, sessions), points=state.points + TIER_POINTS[case.tier])
+        self._masks.pop(index, None)
+
+    def solve(self, cases: Sequence[Case]) -> dict[int, _Choice]:
+        """One min-cost flow over `cases` against the current states; case index -> the flow's pick."""
+        mentor_nodes = len(cases)
+        sink = mentor_nodes + len(self.states)
+        slot_nodes: dict[tuple[int, int], int] = {}
+        tails: list[int] = []
+        heads: list[int] = []
+        costs: list[int] = []
+        picks: list[tuple[int, int, int]] = []  # per referral → slot arc: (case index, mentor index, bit)
+        candidates = [self._candidates(case) for case in cases]
+        best = max((total for found in candidates for _, total, _ in found), default=0.0)
+        for ci, found in enumerate(candidates):
+            for mi, total, bits in found:
+                shortfall = round(SCORE_UNIT * (best - total))  # ≥ 0: costs stay non-negative
+                for bit, cost in bits:
+                    node = slot_nodes.setdefault((mi, bit), sink + 1 + len(slot_nodes))
+                    tails.append(ci)
+                    heads.append(node)
+                    costs.append(cost + shortfall)
+                    picks.append((ci, mi, bit))
+        caps = [1] * len(tails)
+        for (mi, _), node in slot_nodes.items():
+            tails.append(node)
+            heads.append(mentor_nodes + mi)
+            caps.append(1)
+            costs.append(0)
+        for mi in range(len(self.states)):
+            tails.append(mentor_nodes + mi)
+            heads.append(sink)
+            caps.append(max(0, self.free(mi)))
+            costs.append(0)
+        # The unit of the unassigned penalty outweighs any sum of assignment costs, so the flow first maximises the
+        # placed tier weights (1 + rank). Placeable sets of referrals form a matroid (a gammoid), so a set of
+        # maximum positive weight is also a largest one: the weights pick who is placed, never how many.
+        base = (max(costs, default=0) + 1) * (len(cases) + 1)
+        for ci, case in enumerate(cases):
+            tails.append(ci)
+            heads.append(sink)
+            caps.append(1)
+            costs.append(base * (1 + case.tier.rank))
+        flow = SimpleMinCostFlow()
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.array(tails, dtype=np.int32),
+            np.array(heads, dtype=np.int32),
+            np.array(caps, dtype=np.int64),
+            np.array(costs, dtype=np.int64),
+        )
+        flow.set_nodes_supplies(
+            np.array([*range(len(cases)), sink], dtype=np.int32),
+            np.array([*([1] * len(cases)), -len(cases)], dtype=np.int64),
+        )
+        status = flow.solve()
+        if status != flow.OPTIMAL:
+            raise RuntimeError(f"min-cost flow ended {status}")  # a bug: the unassigned arcs make it feasible
+        used = np.asarray(flow.flows(np.arange(len(picks), dtype=np.int32)))
+        options: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for ci, mi, bit in picks:
+            options[ci, mi].append(bit)
+        choices: dict[int, _Choice] = {}
+        for arc in np.flatnonzero(used):
+            ci, mi, bit = picks[int(arc)]
+            others = sorted(b for b in options[ci, mi] if b != bit)
+            choices[ci] = _Choice(mi, [self.grid.at(b) for b in (bit, *others)])
+        return choices
+
+    def _candidates(self, case: Case) -> list[tuple[int, float, list[tuple[int, int]]]]:
+        """Every mentor who can take the case: (mentor, match score, [(start bit, cost apart from the score)])."""
+        wanted = self.case_starts(case)
+        on_time = (to_utc(deadline_for(case)) - self.grid.first) // STEP  # the last start bit that meets the deadline
+        found: list[tuple[int, float, list[tuple[int, int]]]] = []
+        for mi in self.eligible(case):
+            fits, back_to_back = self.mentor_starts(mi)
+            fits &= wanted
+            if not fits:
+                continue
+            # As many starts as the mentor has places: a mentor who takes k referrals can always give them k
+            # distinct starts from these (Hall's theorem), so offering more could not place anyone more.
+            limit = min(MAX_SLOTS, self.free(mi))
+            bits = _low_bits(fits & back_to_back, limit)
+            bits = sorted(bits + _low_bits(fits & ~back_to_back, limit - len(bits)))
+            total = sum(score(case, self.states[mi]).values())
+            late = MISSED_DEADLINE_COST
+            found.append((mi, total, [(bit, bit // BITS_PER_DAY + (late if bit > on_time else 0)) for bit in bits]))
+        return found
+
+    def place_firsts(self, cases: Sequence[Case], choices: dict[int, _Choice]) -> tuple[dict[str, _First], list[int]]:
+        """Give each pick its first session, higher tiers first; the case indices whose pick no longer fits.
+
+        A pick's start is checked against every first session already given out and every one still reserved
+        for another pick, so a start half an hour from another's moves to the referral's next candidate.
+        """
+        reserved: dict[int, dict[int, Interval]] = defaultdict(dict)
+        for ci, choice in choices.items():
+            reserved[choice.mentor][ci] = (choice.starts[0], choice.starts[0] + SESSION)
+        placed: dict[str, _First] = {}
+        failed: list[int] = []
+        for ci in sorted(choices, key=lambda ci: (-cases[ci].tier.rank, choices[ci].starts[0], cases[ci].referral_id)):
+            case, choice = cases[ci], choices[ci]
+            del reserved[choice.mentor][ci]
+            state = self.states[choice.mentor]
+            if first_exclusion(case, state) is not None:  # e.g. risk-weighted points, which the flow cannot count
+                failed.append(ci)
+                continue
+            cal = calendar(case, replace(state, busy=[*state.busy, *reserved[choice.mentor].values()]))
+            first = next((start for start in choice.starts if cal.fits(start)), None)
+            if first is None:
+                first = cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)
+            if first is None:
+                failed.append(ci)
+                continue
+            session = (first.astimezone(LONDON), (first + SESSION).astimezone(LONDON))
+            self.book(choice.mentor, case, [session])
+            placed[case.referral_id] = _First(case, choice.mentor, session)
+        return placed, failed
+
+    def follow_ups(self, first: _First) -> Match:
+        """The first session and the tier's follow-ups, around every session given out so far."""
+        state = self.states[first.mentor]
+        busy = list(state.busy)
+        busy.remove(first.session)  # the mentor's calendar without this young person's own first session
+        sessions = sessions_from(first.case, replace(state, busy=busy), first.session[0])
+        self.states[first.mentor] = replace(state, busy=[*state.busy, *sessions[1:]])
+        self._masks.pop(first.mentor, None)
+        due = deadline_for(first.case)
+        return Match(state.record.id, sessions, first.session[0] <= due, due)
+
+    def fill_or_explain(self, case: Case) -> Match | str:
+        """The online matcher's answer for a case the flow left over: a booking, or the waitlist reason."""
+        if not self.states:
+            return NO_MENTORS
+        counts: Counter[Rule] = Counter()
+        wanted = self.case_starts(case)
+        open_to: list[int] = []
+        for mi, state in enumerate(self.states):
+            ruled_out = first_exclusion(case, state)
+            if ruled_out is not None:
+                counts[ruled_out.rule] += 1
+            elif self.mentor_starts(mi)[0] & wanted:
+                open_to.append(mi)
+            else:
+                counts["no_slot"] += 1
+        if open_to:
+            result = match(case, [self.states[mi] for mi in open_to], now=self.now)
+            if isinstance(result, Match):
+                taker = next(mi for mi in open_to if self.states[mi].record.id == result.mentor_id)
+                self.book(taker, case, result.sessions)
+                return result
+            counts["no_slot"] += len(open_to)
+        return summarise(case, counts, horizon_days=HORIZON_DAYS)
+
+
+# A case with no windows and no limits: `calendar(_ANYONE, mentor)` is the mentor's side of the calendar alone.
+_ANYONE = Case(
+    referral_id="",
+    tier=Tier.LOW,
+    borough="",
+    languages=[],
+    mentor_gender="any",
+    preferred_language=None,
+    availability=[],
+    unsafe_areas=[],
+    accepted_at=datetime(2000, 1, 1, tzinfo=LONDON),
+)
+_ALL_DAY = tuple(WeeklyWindow(day=day, start="00:00", end="23:59") for day in WEEKDAYS)
+# A staff mentor free all day, every day: `calendar(case, _ANY_TIME)` is the case's side of the calendar alone.
+_ANY_TIME = MentorState(
+    record=MentorRecord(
+        id="any-time",
+        name="any time",
+        kind="staff",
+        boroughs=["-"],
+        languages=["-"],
+        gender="not_stated",
+        max_caseload=1,
+        availability=list(_ALL_DAY),
+    ),
+    caseload=0,
+    busy=[],
+)
+
+
+def plan(
+    cases: Sequence[Case],
+    mentors: Sequence[MentorState],
+    *,
+    now: datetime,
+    pinned: Sequence[Pinned] = (),
+    time_limit_s: float = 10,
+) -> Plan:
+    """Place as many young people as the hard rules allow, higher tiers first, then the best match.
+
+    `mentors` are the mentors as they stand without this round's assignments: `caseload` and `points` count
+    neither the referrals in `cases` nor the pinned ones, and `busy` holds every session that stays, the pinned
+    referrals' confirmed sessions included. A pinned referral keeps its mentor and takes one of that mentor's
+    places, and its risk-weighted points when it is among `cases` (pass it there); it is left out of the plan,
+    in neither `assignments` nor `waitlisted`. `time_limit_s` bounds the repair re-solves only: the first
+    min-cost flow always runs to optimality (building and solving it is about 6 s of a 10 s plan at 500
+    mentors × 5,000 referrals on two cores).
+    """
+    started = perf_counter()
+    _check_unique([case.referral_id for case in cases], "referral")
+    _check_unique([mentor.record.id for mentor in mentors], "mentor")
+    kept: dict[str, str] = {}
+    for pin in pinned:
+        if kept.setdefault(pin.referral_id, pin.mentor_id) != pin.mentor_id:
+            raise ValueError(f"referral {pin.referral_id} is pinned to two mentors")
+    places = Counter(kept.values())
+    load: dict[str, float] = defaultdict(float)
+    for case in cases:
+        if case.referral_id in kept:
+            load[kept[case.referral_id]] += TIER_POINTS[case.tier]
+    states = [
+        replace(m, caseload=m.caseload + places[m.record.id], points=m.points + load[m.record.id])
+        for m in sorted(mentors, key=lambda m: m.record.id)
+    ]
+    work = _Round(states, now=now)
+    pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
+    firsts: dict[str, _First] = {}
+    # First sessions for everyone before any follow-up, so a follow-up never takes a time a first one needs.
+    for _ in range(REPAIR_ROUNDS):
+        if not pending or not states:
+            break
+        placed, failed = work.place_firsts(pending, work.solve(pending))
+        firsts.update(placed)
+        pending = [case for case in pending if case.referral_id not in placed]
+        if not failed or perf_counter() - started > time_limit_s:
+            break
+    order = sorted(firsts.values(), key=lambda f: (-f.case.tier.rank, f.session[0], f.case.referral_id))
+    assignments = {first.case.referral_id: work.follow_ups(first) for first in order}
+    waitlisted: dict[str, str] = {}
+    for case in pending:
+        outcome = work.fill_or_explain(case)
+        if isinstance(outcome, Match):
+            assignments[case.referral_id] = outcome
+        else:
+            waitlisted[case.referral_id] = outcome
+    return Plan(assignments, waitlisted, perf_counter() - started)
+
+
+def _check_unique(ids: list[str], what: str) -> None:
+    repeated = sorted(name for name, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{what} ids appear more than once: {', '.join(repeated[:5])}")
