@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from shared.contracts.codes import Tier, place_key
@@ -153,7 +153,8 @@ def _venue(case: Case, mentor: MentorState) -> str | None:
         " and approved by the licence" if mentor.record.kind == "rotl" else "")
 
 
-def default_offices(boroughs: list[str]) -> tuple[VenueRecord, ...]:
+@lru_cache(maxsize=1024)
+def default_offices(boroughs: tuple[str, ...]) -> tuple[VenueRecord, ...]:
     """With no venues registered: the organisation's staffed office in each of the mentor's boroughs."""
     return tuple(
         VenueRecord(id="office-" + "-".join(place_key(b).split()), name=f"{b} office", borough=b, staffed=True, rooms=50)
@@ -169,7 +170,7 @@ def venues_for(case: Case, mentor: MentorState) -> list[VenueRecord]:
     licence = mentor.record.licence if mentor.record.kind == "rotl" else None
     if licence is not None:
         blocked |= {place_key(z) for z in licence.exclusion_zones}
-    venues = mentor.venues if mentor.venues is not None else default_offices(mentor.record.boroughs)
+    venues = mentor.venues if mentor.venues is not None else default_offices(tuple(mentor.record.boroughs))
     fits = [
         v for v in venues
         if place_key(v.borough) not in blocked and place_key(v.name) not in blocked
