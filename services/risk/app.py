@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
 from services.risk.assessment import assess
+from services.risk import privacy
 from services.risk.handlers import Case, decide, handle_accepted, load_cases, review, store
 from services.risk.review import OverrideRefused, OverrideRequest, diff, rescore_summary
 from services.risk.ruleset import RulesError, load_rules
@@ -32,6 +33,10 @@ class RiskSettings(ServiceSettings):
 
 class ReferralRequest(BaseModel):
     referral_id: str
+
+
+class ReferralsRequest(BaseModel):
+    referral_ids: list[str] = Field(max_length=1000)
 
 
 class OverrideBody(BaseModel):
@@ -166,6 +171,20 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
         with host.engine.connect() as conn:
             rows = conn.execute(select(RiskCase.referral_id, RiskCase.tier, RiskCase.override)).all()
         return {"rows": [{"referral_id": r[0], "tier": r[1], "override": r[2]} for r in rows]}
+
+    @host.reply("person.export")
+    async def person_export(request: ReferralsRequest) -> dict[str, Any]:
+        """Everything this service holds about these referrals (a subject access request)."""
+        with host.engine.connect() as conn:
+            return {"service": "risk", "data": privacy.export(conn, request.referral_ids)}
+
+    @host.reply("person.erase")
+    async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
+        """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return {"service": "risk", "erased": privacy.erase(conn, request.referral_ids)}, []
+
+        return await host.transact(decide)
 
     host.finish_routes()
     return host.app

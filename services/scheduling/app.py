@@ -12,11 +12,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
+from services.scheduling import privacy
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
 from services.scheduling.sessions import change_session
 from services.scheduling.replanning import add_leave, replan_mentor
+from services.scheduling.rounds import run_round
 from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.scheduling import MentorRecord, VenueRecord
 from shared.outbox import Outgoing
@@ -46,6 +48,10 @@ class CalendarRequest(BaseModel):
 
 class ReferralRequest(BaseModel):
     referral_id: str
+
+
+class ReferralsRequest(BaseModel):
+    referral_ids: list[str] = Field(max_length=1000)
 
 
 class AssignRequest(BaseModel):
@@ -288,6 +294,14 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
 
         return await host.transact(decide)
 
+    @host.reply("plan")
+    async def plan_round() -> dict[str, Any]:
+        """Run the batch round now: re-optimise waitlisted referrals and unconfirmed assignments together."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return run_round(conn, now=now, subjects=s, tracer=host.tracer)
+
+        return await host.transact(decide)
+
     @host.reply("waitlist")
     async def waiting() -> dict[str, Any]:
         """Who waits, how long, why, and what capacity would place them."""
@@ -319,6 +333,20 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             record = MentorRecord.model_validate_json(raw)
             mentors.append({**record.model_dump(mode="json"), "problems": mentor_problems(record, today)})
         return {"mentors": mentors}
+
+    @host.reply("person.export")
+    async def person_export(request: ReferralsRequest) -> dict[str, Any]:
+        """Everything this service holds about these referrals (a subject access request)."""
+        with host.engine.connect() as conn:
+            return {"service": "scheduling", "data": privacy.export(conn, request.referral_ids)}
+
+    @host.reply("person.erase")
+    async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
+        """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return {"service": "scheduling", "erased": privacy.erase(conn, request.referral_ids)}, []
+
+        return await host.transact(decide)
 
     host.finish_routes()
     return host.app

@@ -1,0 +1,40 @@
+"""What scheduling holds about a person, for a subject access request, and its anonymisation on erasure.
+
+Erasure keeps anonymous counts only: sessions stay (mentors' workload history) under a random case reference,
+with no link back to the referral; the case's facts are deleted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+
+from services.scheduling.tables import CaseRow, SessionRow
+from shared.outbox import OutboxRow
+
+
+def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
+    cases = conn.execute(select(CaseRow).where(CaseRow.referral_id.in_(referral_ids))).all()  # type: ignore[attr-defined]
+    sessions = conn.execute(
+        select(SessionRow).where(SessionRow.referral_id.in_(referral_ids)).order_by(SessionRow.start)  # type: ignore[attr-defined, arg-type]
+    ).all()
+    return {
+        "cases": [{"referral_id": c.referral_id, "status": c.status, "tier": c.tier, "mentor_id": c.mentor_id,
+                   "reason": c.reason} for c in cases],
+        "sessions": [{"session_id": s.session_id, "referral_id": s.referral_id, "mentor_id": s.mentor_id,
+                      "start": s.start.isoformat(), "end": s.end.isoformat(), "status": s.status} for s in sessions],
+    }
+
+
+def erase(conn: Connection, referral_ids: list[str]) -> dict[str, int]:
+    if not referral_ids:
+        return {"referrals": 0}
+    found = list(conn.execute(select(CaseRow.referral_id).where(CaseRow.referral_id.in_(referral_ids))).scalars())  # type: ignore[attr-defined]
+    for rid in referral_ids:
+        conn.execute(update(SessionRow).where(SessionRow.referral_id == rid)  # type: ignore[arg-type]
+                     .values(referral_id=f"erased_{secrets.token_hex(8)}"))
+        conn.execute(delete(OutboxRow).where(OutboxRow.payload.contains(rid.encode())))  # type: ignore[attr-defined]
+    conn.execute(delete(CaseRow).where(CaseRow.referral_id.in_(referral_ids)))  # type: ignore[attr-defined]
+    return {"referrals": len(found)}
