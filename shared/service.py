@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -66,6 +66,7 @@ class ServiceHost:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._http: HttpServer | None = None
+        self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(title=f"reroute {name}", version="1.0.0"),
@@ -77,6 +78,23 @@ class ServiceHost:
         """Serve `app` on `port` (0: not at all) while the service runs."""
         if port:
             self._http = HttpServer(app, host=self.settings.http_host, port=port)
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
+        """Run `job` every `seconds` while the service runs (0: never); a failure is logged, not fatal."""
+        if seconds > 0:
+            self._periodic.append((seconds, job, name))
+
+    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await job()
+            except Exception:
+                log.exception("%s: periodic %s failed; will try again", self.name, name)
 
     def consume(self, *, stream: str, subjects: list[str], what: str, handler: BatchHandler) -> None:
         """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
@@ -133,6 +151,8 @@ class ServiceHost:
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(self._stop), name=f"{self.name}:{spec.durable}"))
         self._tasks.append(asyncio.create_task(relay.run(self._stop), name=f"{self.name}:outbox"))
+        for seconds, job, name in self._periodic:
+            self._tasks.append(asyncio.create_task(self._repeat(seconds, job, name), name=f"{self.name}:{name}"))
         if self._http is not None:
             await self._http.start()
         log.info("%s started (pid %d)", self.name, os.getpid())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -68,9 +69,13 @@ class SessionRequest(BaseModel):
     reason: str = ""
 
 
+log = logging.getLogger(__name__)
+
+
 class SchedulingSettings(ServiceSettings):
     calendar_port: int = Field(default=8082, ge=0, le=65535, description="Calendar feeds' HTTP port; 0: none.")
     calendar_url: str | None = Field(default=None, description="Public base URL of the feeds, when proxied.")
+    plan_every_minutes: float = Field(default=0, ge=0, description="Run the batch round this often; 0: on request.")
 
 
 class FeedRequest(BaseModel):
@@ -301,6 +306,12 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             return run_round(conn, now=now, subjects=s, tracer=host.tracer)
 
         return await host.transact(decide)
+
+    async def periodic_round() -> None:
+        report = await plan_round()
+        log.info("batch round: %s", report)
+
+    host.every(settings.plan_every_minutes * 60, periodic_round, name="batch-round")
 
     @host.reply("waitlist")
     async def waiting() -> dict[str, Any]:
