@@ -299,17 +299,19 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
 
         return await host.transact(decide)
 
-    @host.reply("plan")
-    async def plan_round() -> dict[str, Any]:
-        """Run the batch round now: re-optimise waitlisted referrals and unconfirmed assignments together."""
+    async def batch_round() -> dict[str, Any]:
         def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             return run_round(conn, now=now, subjects=s, tracer=host.tracer)
 
         return await host.transact(decide)
 
+    @host.reply("plan")
+    async def plan_round() -> dict[str, Any]:
+        """Run the batch round now: re-optimise waitlisted referrals and unconfirmed assignments together."""
+        return await batch_round()
+
     async def periodic_round() -> None:
-        report = await plan_round()
-        log.info("batch round: %s", report)
+        log.info("batch round: %s", await batch_round())
 
     host.every(settings.plan_every_minutes * 60, periodic_round, name="batch-round")
 
