@@ -1,20 +1,29 @@
-"""The intake service: agencies' referrals in, accepted or rejected events out."""
+"""The intake service: agencies' referrals in (NATS and HTTP), accepted or rejected events out.
+
+It alone holds personal data (encrypted), the agencies' API keys, and the log of who asked for a first name."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from faststream import FastStream
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 
+from services.intake.agencies import AgencyError, AgencyRegistry
+from services.intake.crypto import load_keys
 from services.intake.handlers import handle_submissions
+from services.intake.http import create_http_api
+from services.intake.http_server import HttpServer
+from services.intake.personal_data import first_name_for
+from services.intake.settings import IntakeSettings
 from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
 from shared.contracts.codes import Tier
 from shared.fairness import AuditRow, audit
 from shared.service import ServiceHost
-from shared.settings import ServiceSettings
 
 
 class AuditRequest(BaseModel):
@@ -28,27 +37,40 @@ class StatusRequest(BaseModel):
     agency_referral_id: str | None = None
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastStream:
-    settings = settings or ServiceSettings()
+class AgencyRequest(BaseModel):
+    agency_id: str = ""
+    name: str = ""
+
+
+class FirstNameRequest(BaseModel):
+    referral_id: str = ""
+    asked_by: str = ""
+    purpose: str = ""
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastStream:
+    settings = settings or IntakeSettings()
+    keys = load_keys(settings)  # before anything else: a bad key refuses start-up with its reason
     host = ServiceHost("intake", settings, TABLES)
     s = host.subjects
     host.consume(
         stream=s.referrals_stream,
         subjects=[s.submitted(), s.updated()],
         what="submitted",
-        handler=partial(handle_submissions, subjects=s),
+        handler=partial(handle_submissions, subjects=s, keys=keys),
     )
+    agencies = AgencyRegistry(host.engine)
 
     @host.reply("status")
     async def status(request: StatusRequest) -> dict[str, Any]:
         """Where a referral stands at intake (ids and dates only), by our id or the agency's."""
         query = select(ReferralRecord)
         if request.referral_id:
-            query = query.where(ReferralRecord.referral_id == request.referral_id)
+            query = query.where(col(ReferralRecord.referral_id) == request.referral_id)
         elif request.agency_id and request.agency_referral_id:
             query = query.where(
-                ReferralRecord.agency_id == request.agency_id,
-                ReferralRecord.agency_referral_id == request.agency_referral_id,
+                col(ReferralRecord.agency_id) == request.agency_id,
+                col(ReferralRecord.agency_referral_id) == request.agency_referral_id,
             )
         else:
             return {"error": "give referral_id, or agency_id and agency_referral_id"}
@@ -64,7 +86,46 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
             "received_at": row.received_at.isoformat(),
             "submissions": row.submissions,
             "revision": row.revision,
+            "person_id": row.person_id,
         }
+
+    @host.reply("first_name")
+    async def first_name(request: FirstNameRequest) -> dict[str, Any]:
+        """The young person's first name, for a named person and a stated purpose; every request is logged."""
+        with host.engine.begin() as conn:
+            return first_name_for(conn, keys, referral_id=request.referral_id, asked_by=request.asked_by,
+                                  purpose=request.purpose, now=datetime.now(UTC))
+
+    @host.reply("agencies.add")
+    async def add_agency(request: AgencyRequest) -> dict[str, Any]:
+        """Register an agency; the reply holds its API key, which is never shown again."""
+        try:
+            agency, key = agencies.add(request.agency_id, request.name, now=datetime.now(UTC))
+        except AgencyError as exc:
+            return {"error": str(exc)}
+        return {"agency": agency, "api_key": key}
+
+    @host.reply("agencies.rotate")
+    async def rotate_agency(request: AgencyRequest) -> dict[str, Any]:
+        """Issue an agency a new API key; the old one stops working at once."""
+        try:
+            agency, key = agencies.rotate(request.agency_id, now=datetime.now(UTC))
+        except AgencyError as exc:
+            return {"error": str(exc)}
+        return {"agency": agency, "api_key": key}
+
+    @host.reply("agencies.revoke")
+    async def revoke_agency(request: AgencyRequest) -> dict[str, Any]:
+        """Revoke an agency's API key at once."""
+        try:
+            return {"agency": agencies.revoke(request.agency_id, now=datetime.now(UTC))}
+        except AgencyError as exc:
+            return {"error": str(exc)}
+
+    @host.reply("agencies.list")
+    async def list_agencies() -> dict[str, Any]:
+        """Every registered agency (never keys or hashes)."""
+        return {"agencies": agencies.all()}
 
     @host.reply("audit")
     async def fairness_audit(request: AuditRequest) -> dict[str, Any]:
@@ -81,5 +142,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastStream:
         report = audit(rows, min_group_size=request.min_group_size, ratio_threshold=request.ratio_threshold)
         return {"lines": report.lines(), "flagged": len(report.flagged), "total": report.total}
 
+    if settings.intake_http_port:
+        api = create_http_api(host=host, keys=keys, agencies=agencies, max_body_bytes=settings.intake_max_body_bytes)
+        server = HttpServer(api, host=settings.intake_http_host, port=settings.intake_http_port)
+        host.app.after_startup(server.start)
+        host.app.on_shutdown(server.stop)
     host.finish_routes()
     return host.app

@@ -1,21 +1,30 @@
-"""Intake's batch handler: validate, de-duplicate, store and acknowledge submitted referrals."""
+"""Intake's decision on each submitted or updated referral: validate, de-duplicate, store, outbox event.
+
+One function, `decide_submissions`, makes it for both doors: a batch of NATS messages (`handle_submissions`)
+and a single HTTP request (services/intake/http.py), so the two can never disagree.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from opentelemetry import trace
+from sqlalchemy import Connection
 
-from services.intake.tables import EqualityRecord, ReferralRecord, RejectionRecord
+from services.intake.crypto import IntakeKeys
+from services.intake.people import match_key, previous_referrals
+from services.intake.store import ReferralStore, StoredReferral, rejection_row
 from services.intake.validation import readable_agency_referral_id, validate_referral
 from shared.contracts.common import FieldError
 from shared.contracts.intake import (
     Indicator,
     PersonFacts,
+    PreviousReferrals,
     Referral,
     ReferralAccepted,
     ReferralRejected,
@@ -26,115 +35,139 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
 
 LONDON = ZoneInfo("Europe/London")
+Outcome = Literal["accepted", "updated", "duplicate", "rejected"]
 
 
 def new_referral_id() -> str:
     return f"ref_{secrets.token_hex(8)}"
 
 
-@dataclass
-class _Stored:
-    """A referral as this batch sees it: loaded from the table or created in this batch."""
+@dataclass(frozen=True)
+class Submission:
+    """One referral an agency submitted or updated, whichever door it came through."""
 
-    referral_id: str
-    received_at: datetime
-    body: str
-    revision: int
-    submissions: int
-    new: bool = False
-    changed: bool = False
+    agency_id: str
+    data: bytes
+    key: str  # identity of this submission: the NATS message key, or the HTTP request's id
+    is_update: bool
+    span: trace.Span
     cloudevent: str | None = None
 
 
-def handle_submissions(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
-    """Accept or reject each submission or update; a repeat of (agency, agency_referral_id) is the same referral."""
+@dataclass(frozen=True)
+class Decision:
+    """What intake decided for one submission."""
+
+    outcome: Outcome
+    agency_referral_id: str | None
+    referral_id: str | None = None
+    revision: int = 0
+    errors: list[FieldError] = field(default_factory=list)
+
+
+def handle_submissions(
+    conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys
+) -> list[Outgoing]:
+    """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission."""
     update_prefix = subjects.updated("")
-    parsed: list[tuple[Delivery, str, Referral | list[FieldError]]] = []
-    for d in batch:
-        agency = subjects.agency_of(d.subject)
-        result: Referral | list[FieldError]
-        if not AGENCY_ID.match(agency):
-            result = [FieldError(field="", message=f"agency id '{agency}' in the subject is not valid")]
-        else:
-            result = validate_referral(d.data)
-        parsed.append((d, agency, result))
+    submissions = [
+        Submission(subjects.agency_of(d.subject), d.data, d.key, d.subject.startswith(update_prefix), d.span,
+                   _cloudevent_headers(d.headers))
+        for d in batch
+    ]
+    return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys)[1]
 
-    keys = {(agency, r.agency_referral_id) for _, agency, r in parsed if isinstance(r, Referral)}
-    known = _known_referrals(conn, keys)
+
+def decide_submissions(
+    conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys
+) -> tuple[list[Decision], list[Outgoing]]:
+    """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral."""
+    checked = [(s, _check(s)) for s in submissions]
+    valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
+    store = ReferralStore(conn, keys)
+    store.load({(s.agency_id, r.agency_referral_id) for s, r in valid}, {match_key(keys.matcher, r) for _, r in valid})
+    decisions: list[Decision] = []
     out: list[Outgoing] = []
-    rejections: list[dict[str, object]] = []
-    monitoring: dict[str, dict[str, object]] = {}
-    for d, agency, result in parsed:
-        d.span.set_attribute("agency.id", agency)
-        is_update = d.subject.startswith(update_prefix)
-        stored = known.get((agency, result.agency_referral_id)) if isinstance(result, Referral) else None
-        if isinstance(result, Referral) and is_update and stored is None:
-            result = [FieldError(field="agency_referral_id", message=(
-                f"no referral '{result.agency_referral_id}' from {agency} to update: submit it on "
-                "referrals.submitted first"))]
-        if isinstance(result, list):
-            event, row = _reject(d, agency, result, now=now)
-            rejections.append(row)
-            out.append(outgoing(event, subjects.rejected(agency), span=d.span))
-            continue
-        body = result.model_dump_json(exclude={"equality_monitoring"})
-        if stored is None:
-            stored = _Stored(new_referral_id(), now, body, revision=0, submissions=1, new=True,
-                             cloudevent=_cloudevent_headers(d.headers))
-            known[(agency, result.agency_referral_id)] = stored
-            event_id, duplicate = f"accepted:{stored.referral_id}", False
-        elif is_update and body != stored.body:
-            stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
-            event_id, duplicate = f"accepted:{stored.referral_id}:r{stored.revision}", False
-        else:  # a repeat, or an update that changes nothing: acknowledge again
-            stored.submissions += 1
-            stored.changed = True
-            event_id, duplicate = f"accepted:{stored.referral_id}:repeat:{d.key}", True
-        if result.equality_monitoring is not None:
-            monitoring[stored.referral_id] = {
-                "referral_id": stored.referral_id, "recorded_at": now, **result.equality_monitoring.model_dump()}
-        d.span.set_attribute("referral.id", stored.referral_id)
-        outcome = "duplicate" if duplicate else ("updated" if is_update else "accepted")
-        d.span.set_attribute("reroute.outcome", outcome)
-        event = accepted_event(
-            result, referral_id=stored.referral_id, agency_id=agency, received_at=stored.received_at,
-            event_id=event_id, now=now,
-        ).model_copy(update={"duplicate": duplicate, "revision": stored.revision})
-        out.append(outgoing(event, subjects.accepted(agency), span=d.span))
-    _save(conn, known, now=now)
-    if rejections:
-        conn.execute(insert(RejectionRecord), rejections)
-    if monitoring:
-        conn.execute(delete(EqualityRecord).where(EqualityRecord.referral_id.in_(list(monitoring))))  # type: ignore[attr-defined]
-        conn.execute(insert(EqualityRecord), list(monitoring.values()))
-    return out
+    for submission, result in checked:
+        decision, event = _decide(store, submission, result, now=now, subjects=subjects, keys=keys)
+        decisions.append(decision)
+        out.append(event)
+    store.save(now=now)
+    return decisions, out
 
 
-def _save(conn: Connection, known: dict[tuple[str, str], _Stored], *, now: datetime) -> None:
-    new = [
-        {"referral_id": s.referral_id, "agency_id": agency, "agency_referral_id": arid, "received_at": s.received_at,
-         "updated_at": now, "body": s.body, "revision": s.revision, "submissions": s.submissions,
-         "cloudevent": s.cloudevent}
-        for (agency, arid), s in known.items() if s.new
-    ]
-    changed = [
-        {"rid": s.referral_id, "body": s.body, "revision": s.revision, "submissions": s.submissions, "updated_at": now}
-        for s in known.values() if s.changed and not s.new
-    ]
-    if new:
-        conn.execute(insert(ReferralRecord), new)
-    if changed:
-        conn.execute(
-            update(ReferralRecord)
-            .where(ReferralRecord.referral_id == bindparam("rid"))  # type: ignore[arg-type]
-            .values(body=bindparam("body"), revision=bindparam("revision"), submissions=bindparam("submissions"),
-                    updated_at=bindparam("updated_at")),
-            changed,
-        )
+def _check(s: Submission) -> Referral | list[FieldError]:
+    if not AGENCY_ID.match(s.agency_id):
+        return [FieldError(field="", message=f"agency id '{s.agency_id}' in the subject is not valid")]
+    return validate_referral(s.data)
+
+
+def _decide(
+    store: ReferralStore, s: Submission, result: Referral | list[FieldError], *, now: datetime, subjects: Subjects,
+    keys: IntakeKeys,
+) -> tuple[Decision, Outgoing]:
+    s.span.set_attribute("agency.id", s.agency_id)
+    stored = store.find(s.agency_id, result.agency_referral_id) if isinstance(result, Referral) else None
+    if isinstance(result, Referral) and s.is_update and stored is None:
+        result = [FieldError(field="agency_referral_id", message=(
+            f"no referral '{result.agency_referral_id}' from {s.agency_id} to update: submit it on "
+            "referrals.submitted first (or POST /v1/referrals)"))]
+    if isinstance(result, list):
+        return _reject(store, s, result, now=now, subjects=subjects)
+    body = result.model_dump_json(exclude={"equality_monitoring"})
+    outcome: Outcome
+    if stored is None:
+        stored = StoredReferral(new_referral_id(), s.agency_id, result.agency_referral_id, now, body, revision=0,
+                                submissions=1, person_id=store.person_for(match_key(keys.matcher, result)),
+                                cloudevent=s.cloudevent)
+        store.add(stored)
+        event_id, outcome = f"accepted:{stored.referral_id}", "accepted"
+    elif s.is_update and body != stored.body:
+        stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
+        person_id = store.person_for(match_key(keys.matcher, result))
+        if person_id != stored.person_id:
+            store.move(stored, person_id)
+        event_id, outcome = f"accepted:{stored.referral_id}:r{stored.revision}", "updated"
+    else:  # a repeat, or an update that changes nothing: acknowledge again what we hold
+        stored.submissions += 1
+        stored.changed = True
+        result = Referral.model_validate_json(stored.body).model_copy(
+            update={"equality_monitoring": result.equality_monitoring})
+        event_id, outcome = f"accepted:{stored.referral_id}:repeat:{s.key}", "duplicate"
+    if result.equality_monitoring is not None:
+        store.keep_monitoring(stored.referral_id, result.equality_monitoring.model_dump(), now=now)
+    s.span.set_attribute("referral.id", stored.referral_id)
+    s.span.set_attribute("reroute.outcome", outcome)
+    event = accepted_event(
+        result, referral_id=stored.referral_id, agency_id=s.agency_id, received_at=stored.received_at,
+        event_id=event_id, now=now, person_id=stored.person_id,
+        previously_referred=previous_referrals(store.earlier_referrals(stored)),
+    ).model_copy(update={"duplicate": outcome == "duplicate", "revision": stored.revision})
+    decision = Decision(outcome, stored.agency_referral_id, stored.referral_id, stored.revision)
+    return decision, outgoing(event, subjects.accepted(s.agency_id), span=s.span)
+
+
+def _reject(
+    store: ReferralStore, s: Submission, errors: list[FieldError], *, now: datetime, subjects: Subjects
+) -> tuple[Decision, Outgoing]:
+    event = ReferralRejected(
+        event_id=f"rejected:{s.key}",
+        occurred_at=now,
+        agency_id=s.agency_id,
+        agency_referral_id=readable_agency_referral_id(s.data),
+        errors=errors,
+    )
+    s.span.set_attribute("reroute.outcome", "rejected")
+    s.span.set_attribute("reroute.error_count", len(errors))
+    store.reject(rejection_row(event.event_id, s.agency_id, event.agency_referral_id,
+                               [e.model_dump() for e in errors], now=now))
+    decision = Decision("rejected", event.agency_referral_id, errors=errors)
+    return decision, outgoing(event, subjects.rejected(s.agency_id), span=s.span)
 
 
 def accepted_event(
-    referral: Referral, *, referral_id: str, agency_id: str, received_at: datetime, event_id: str, now: datetime
+    referral: Referral, *, referral_id: str, agency_id: str, received_at: datetime, event_id: str, now: datetime,
+    person_id: str | None = None, previously_referred: PreviousReferrals | None = None,
 ) -> ReferralAccepted:
     """What risk and scheduling may know: no names, birth date, contact details or free text."""
     referral_date = received_at.astimezone(LONDON).date()
@@ -146,6 +179,8 @@ def accepted_event(
         referral_id=referral_id,
         agency_id=agency_id,
         agency_referral_id=referral.agency_referral_id,
+        person_id=person_id,
+        previously_referred=previously_referred,
         person=PersonFacts(
             age_years=age, age_band=age_band(age), gender=yp.gender, borough=yp.borough, languages=yp.languages
         ),
@@ -158,40 +193,6 @@ def accepted_event(
         preferences=referral.preferences,
         availability=referral.availability,
     )
-
-
-def _reject(d: Delivery, agency: str, errors: list[FieldError], *, now: datetime) -> tuple[ReferralRejected, dict[str, object]]:
-    event = ReferralRejected(
-        event_id=f"rejected:{d.key}",
-        occurred_at=now,
-        agency_id=agency,
-        agency_referral_id=readable_agency_referral_id(d.data),
-        errors=errors,
-    )
-    d.span.set_attribute("reroute.outcome", "rejected")
-    d.span.set_attribute("reroute.error_count", len(errors))
-    row = {
-        "event_id": event.event_id,
-        "agency_id": agency,
-        "agency_referral_id": event.agency_referral_id,
-        "received_at": now,
-        "errors": json.dumps([e.model_dump() for e in errors]),
-    }
-    return event, row
-
-
-def _known_referrals(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Stored]:
-    if not keys:
-        return {}
-    rows = conn.execute(
-        select(ReferralRecord).where(
-            tuple_(ReferralRecord.agency_id, ReferralRecord.agency_referral_id).in_(list(keys))
-        )
-    ).all()
-    return {
-        (r.agency_id, r.agency_referral_id): _Stored(r.referral_id, r.received_at, r.body, r.revision, r.submissions)
-        for r in rows
-    }
 
 
 def _cloudevent_headers(headers: dict[str, str]) -> str | None:

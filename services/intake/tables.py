@@ -1,8 +1,9 @@
-"""Tables the intake service owns. The referral body holds personal data: it never leaves intake."""
+"""Tables the intake service owns. The referral body holds personal data: it is stored encrypted and never
+leaves intake; a person is recognised again by a keyed hash, never by plain names or birth dates."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -16,7 +17,8 @@ class ReferralRecord(SQLModel, table=True):
     agency_id: str = Field(index=True, max_length=64)
     agency_referral_id: str = Field(max_length=100)
     received_at: datetime
-    body: str = Field(description="The submitted referral as validated JSON (personal data).")
+    body: str = Field(description="The submitted referral as validated JSON, encrypted (Fernet): personal data.")
+    person_id: str = Field(index=True, max_length=40, description="The young person (see PersonRecord).")
     updated_at: datetime
     revision: int = Field(default=0, description="How many times the agency updated it.")
     cloudevent: str | None = Field(default=None, description="CloudEvents ce-* headers, when present, as JSON.")
@@ -47,4 +49,53 @@ class EqualityRecord(SQLModel, table=True):
     recorded_at: datetime
 
 
-TABLES: list[type[SQLModel]] = [ReferralRecord, RejectionRecord, EqualityRecord]
+class PersonRecord(SQLModel, table=True):
+    """A young person as intake recognises them across referrals: a pseudonymous id and a keyed hash."""
+
+    __tablename__ = "person"
+
+    person_id: str = Field(primary_key=True, max_length=40)
+    match_key: str = Field(unique=True, max_length=64, description="HMAC-SHA256 of normalised names and birth date.")
+    created_at: datetime
+
+
+class AgencyRecord(SQLModel, table=True):
+    """An agency allowed to use the HTTP API. Only a salted scrypt hash of its API key is kept.
+
+    `agency_id` and `status` are what a NATS permission/credential issuer needs: an agency may publish only on
+    subjects ending in its id, and a revoked one on none."""
+
+    __tablename__ = "agency"
+
+    agency_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    key_salt: str = Field(max_length=64, description="Hex salt of the key hash.")
+    key_hash: str = Field(max_length=128, description="Hex scrypt hash of the API key.")
+    status: str = Field(default="active", max_length=16, description="'active' or 'revoked'.")
+    created_at: datetime
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class PersonalDataAccessRecord(SQLModel, table=True):
+    """Who asked intake for a piece of a young person's personal data, when and why."""
+
+    __tablename__ = "personal_data_access"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(index=True, max_length=40)
+    item: str = Field(max_length=40, description="What was asked for, e.g. 'first_name'.")
+    asked_by: str = Field(max_length=200)
+    purpose: str = Field(max_length=500)
+    asked_at: datetime
+    answered: bool = Field(description="False when no such referral was found.")
+
+
+TABLES: list[type[SQLModel]] = [
+    ReferralRecord, RejectionRecord, EqualityRecord, PersonRecord, AgencyRecord, PersonalDataAccessRecord,
+]
+
+
+def as_utc(value: datetime) -> datetime:
+    """Datetimes come back naive from SQLite; intake only ever stores UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

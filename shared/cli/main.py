@@ -18,9 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.tree import Tree
 
+from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
 from shared.cli.referral_files import read_mentors, read_referrals
-from shared.cli.submit import Outcome, submit
+from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
 from shared.settings import ConfigurationError, ServiceSettings
 from shared.subjects import AGENCY_ID
@@ -32,6 +33,7 @@ mentors_app = typer.Typer(help="Mentor registry.", no_args_is_help=True)
 rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
 app.add_typer(mentors_app, name="mentors")
 app.add_typer(rules_app, name="rules")
+app.add_typer(agencies_app, name="agencies")
 console = Console()
 T = TypeVar("T")
 
@@ -94,17 +96,63 @@ async def _import_mentors(client: ServiceClient, file: Path) -> None:
         raise CliError(f"{file}: nothing imported; fix the {len(result['errors'])} problem(s) above")
     console.print(f"Imported {result['imported']} mentors from {file} ({result['created']} new, "
                   f"{result['updated']} updated).")
+    if result.get("cases_moved"):
+        console.print(f"[yellow]{result['cases_moved']} young people moved from mentors who can no longer keep "
+                      "them (expired check or suspended licence).[/yellow]")
 
 
 @mentors_app.command("list")
-def mentors_list(data_dir: DataDir = None) -> None:
-    """Every registered mentor."""
+def mentors_list(
+    problems: Annotated[bool, typer.Option("--problems", help="Only mentors with something to fix.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Every registered mentor (with --problems: missing or expiring checks, licence limits)."""
     result = _run(lambda c: c.rpc("scheduling", "mentors.list"), data_dir)
-    table = Table("id", "name", "kind", "boroughs", "languages", "gender", "max caseload")
+    table = Table("id", "name", "kind", "boroughs", "languages", "caseload", "problems")
     for m in result["mentors"]:
-        table.add_row(m["id"], m["name"], m["kind"], ", ".join(m["boroughs"]), ", ".join(m["languages"]), m["gender"],
-                      str(m["max_caseload"]))
+        if problems and not m["problems"]:
+            continue
+        table.add_row(m["id"], m["name"], m["kind"], ", ".join(m["boroughs"]), ", ".join(m["languages"]),
+                      str(m["max_caseload"]), "; ".join(m["problems"]) or "-")
     console.print(table)
+
+
+@mentors_app.command("leave")
+def mentors_leave(
+    mentor_id: str,
+    first: Annotated[str, typer.Option("--from", help="First day of leave, YYYY-MM-DD (Europe/London).")],
+    last: Annotated[str, typer.Option("--to", help="Last day of leave, YYYY-MM-DD (inclusive).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Record a mentor's leave; the sessions it touches move to another time that week, or are cancelled."""
+    try:
+        days = (date.fromisoformat(first), date.fromisoformat(last))
+    except ValueError:
+        raise CliError("--from and --to are dates like 2026-12-21") from None
+    payload = {"mentor_id": mentor_id, "first_day": days[0].isoformat(), "last_day": days[1].isoformat()}
+    r = _run(lambda c: c.rpc("scheduling", "mentors.leave", payload), data_dir)
+    console.print(f"Leave recorded for {mentor_id}: {r['moved']} sessions moved, {r['cancelled']} cancelled, "
+                  f"across {r['cases']} young people.")
+
+
+venues_app = typer.Typer(help="Venues where sessions are held.", no_args_is_help=True)
+app.add_typer(venues_app, name="venues")
+
+
+@venues_app.command("import")
+def venues_import(file: Path, data_dir: DataDir = None) -> None:
+    """Create or update venues from YAML or JSON: id, name, borough, staffed, rooms."""
+    venues = read_mentors(file)
+
+    async def send(c: ServiceClient) -> dict[str, Any]:
+        return await c.rpc("scheduling", "venues.import", {"venues": venues}, timeout=30)
+
+    result = _run(send, data_dir)
+    if result["errors"]:
+        for err in result["errors"]:
+            console.print(f"[red]venue #{err['index'] + 1} ({err['id'] or 'no id'}): {err['field']}: {err['message']}[/red]")
+        raise CliError(f"{file}: nothing imported; fix the {len(result['errors'])} problem(s) above")
+    console.print(f"Imported {result['imported']} venues ({result['created']} new, {result['updated']} updated).")
 
 
 @app.command("submit")
@@ -115,7 +163,10 @@ def submit_cmd(
     update: Annotated[bool, typer.Option("--update", help="Send as updates of referrals already submitted.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Submit referrals from a JSON list or NDJSON file and show each one's outcome."""
+    """Submit referrals from a JSON list, NDJSON or CSV file and show each one's outcome.
+
+    Bad rows are reported and skipped; re-running after an interruption re-sends nothing new (repeats are
+    reported as duplicates). CSV columns: see README.md, "CLI"."""
     if not AGENCY_ID.match(agency):
         raise CliError(f"agency id '{agency}' is not valid: use lower-case letters, digits, - and _")
     outcomes = _run(lambda c: _submit(c, file, agency, timeout=timeout, update=update), data_dir)
@@ -124,12 +175,14 @@ def submit_cmd(
 
 async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float,
                   update: bool = False) -> list[Outcome]:
-    bodies = read_referrals(file)
+    rows = read_referrals(file)
+    readable = sum(1 for r in rows if r.body is not None)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
                   transient=True) as progress:
-        sent = progress.add_task("published", total=len(bodies))
-        answered = progress.add_task("answered by intake", total=len(bodies))
-        done = progress.add_task("scheduled or waitlisted", total=len(bodies))
+        sent = progress.add_task("published", total=readable)
+        answered = progress.add_task("answered by intake", total=readable)
+        done = progress.add_task("scheduled, waitlisted or rejected", total=len(rows),
+                                 completed=len(rows) - readable)
 
         def on_progress(kind: str, outcome: Outcome | None) -> None:
             if kind == "published":
@@ -141,7 +194,7 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
             else:
                 progress.advance(done)
 
-        return await submit(client, bodies, agency, timeout=timeout, on_progress=on_progress, update=update)
+        return await submit(client, rows, agency, timeout=timeout, on_progress=on_progress, update=update)
 
 
 def _print_outcomes(outcomes: list[Outcome]) -> None:
@@ -152,8 +205,9 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         ref = o.agency_referral_id or "?"
         if o.rejected:
-            table.add_row(str(o.row), ref, "-", "-", f"[red]rejected[/red] ({len(o.rejected)} problems, below)", "-", "-")
-            problems += [f"#{o.row} {ref}: {e['field'] or 'body'}: {e['message']}" for e in o.rejected]
+            what = "rejected" if o.sent else "not sent: row unreadable"
+            table.add_row(str(o.row), ref, "-", "-", f"[red]{what}[/red] ({len(o.rejected)} problems, below)", "-", "-")
+            problems += [f"row {o.row} {ref}: {e['field'] or 'body'}: {e['message']}" for e in o.rejected]
             continue
         if o.referral_id is None:
             table.add_row(str(o.row), ref, "-", "-", "[yellow]no answer from intake yet[/yellow]", "-", "-")
@@ -164,19 +218,13 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
         elif o.status == "scheduled" and o.deadline_met is False:
             outcome = "scheduled [yellow](after the tier's deadline)[/yellow]"
         if o.duplicate:
-            outcome += " (repeat submission)"
+            outcome += " (duplicate: submitted before)"
         first = _local(o.first_session) if o.first_session else "-"
         table.add_row(str(o.row), ref, o.referral_id, o.tier or "…", outcome, o.mentor_id or "-", first)
     console.print(table)
     for line in problems:
         console.print(f"  [red]✗[/red] {line}")
-    counts = {
-        "accepted": sum(1 for o in outcomes if o.referral_id and not o.duplicate),
-        "repeats": sum(1 for o in outcomes if o.duplicate),
-        "rejected": sum(1 for o in outcomes if o.rejected),
-        "unanswered": sum(1 for o in outcomes if not o.referral_id and not o.rejected),
-    }
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    console.print(", ".join(f"{v} {k}" for k, v in count(outcomes).items()))
 
 
 @app.command()
@@ -424,6 +472,17 @@ def assign(
     console.print(f"{referral_id} assigned to {r['mentor_id']}: {r['sessions']} sessions, first {_local(r['first'])}.")
 
 
+@app.command("plan")
+def plan_cmd(data_dir: DataDir = None) -> None:
+    """Run the batch round now: place as many waiting young people as the rules allow (exact optimisation),
+    never moving a session someone has confirmed."""
+    with console.status("Optimising…"):
+        r = _run(lambda c: c.rpc("scheduling", "plan", {}, timeout=300), data_dir)
+    console.print(f"Batch round: {r['considered']} referrals considered ({r['pinned']} kept for confirmed sessions); "
+                  f"{r['placed']} of {r['waitlisted_before']} waiting placed, {r['moved']} moved to another mentor "
+                  f"(solved in {r['solve_seconds']} s).")
+
+
 @app.command()
 def waitlist(data_dir: DataDir = None) -> None:
     """Who is waiting for a mentor, for how long, why, and what capacity would place them."""
@@ -488,7 +547,7 @@ def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpa
 
 
 def _local(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(_london()).strftime("%a %d %b %Y %H:%M")
+    return datetime.fromisoformat(iso).astimezone(_london()).strftime("%a %d %b %H:%M")
 
 
 def _london() -> Any:

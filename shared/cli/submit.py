@@ -11,6 +11,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from shared.cli.client import ServiceClient
+from shared.cli.referral_files import ReferralRow
 
 
 @dataclass
@@ -26,10 +27,21 @@ class Outcome:
     first_session: str | None = None
     deadline_met: bool | None = None
     reason: str | None = None
+    sent: bool = True  # False: the row could not be read, so it was never published
 
     @property
     def finished(self) -> bool:
         return bool(self.rejected) or self.status in {"scheduled", "waitlisted"}
+
+
+def count(outcomes: list[Outcome]) -> dict[str, int]:
+    """The closing counts: a re-run after an interruption shows what was sent before as duplicates."""
+    return {
+        "accepted": sum(1 for o in outcomes if o.referral_id and not o.duplicate),
+        "duplicates": sum(1 for o in outcomes if o.duplicate),
+        "rejected": sum(1 for o in outcomes if o.rejected),
+        "unanswered": sum(1 for o in outcomes if o.sent and not o.referral_id and not o.rejected),
+    }
 
 
 def _arid(body: bytes) -> str | None:
@@ -40,16 +52,26 @@ def _arid(body: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def submit(client: ServiceClient, bodies: list[bytes], agency: str, *, timeout: float = 30,
+async def submit(client: ServiceClient, rows: list[ReferralRow], agency: str, *, timeout: float = 30,
                  on_progress: Any = None, update: bool = False) -> list[Outcome]:
-    """Publish every body on referrals.submitted.<agency>; wait for intake's answers and the final outcomes."""
+    """Publish every readable row on referrals.submitted.<agency>; wait for intake's answers and the final outcomes.
+
+    Rows that could not be read come back rejected with their problems, unsent."""
     s = client.subjects
-    outcomes = [Outcome(row=i + 1, agency_referral_id=_arid(b)) for i, b in enumerate(bodies)]
+    outcomes = [
+        Outcome(row=r.number, agency_referral_id=_arid(r.body)) if r.body is not None
+        else Outcome(row=r.number, agency_referral_id=r.agency_referral_id, rejected=list(r.problems), sent=False)
+        for r in rows
+    ]
+    bodies = [r.body for r in rows if r.body is not None]
+    to_answer = sum(1 for o in outcomes if o.sent)
     by_arid: dict[str, list[Outcome]] = {}
     for o in outcomes:
+        if not o.sent:
+            continue
         if o.agency_referral_id:
             by_arid.setdefault(o.agency_referral_id, []).append(o)
-    unidentified = [o for o in outcomes if o.agency_referral_id is None]
+    unidentified = [o for o in outcomes if o.sent and o.agency_referral_id is None]
     answered: set[int] = set()
     heard = asyncio.Event()
 
@@ -78,7 +100,7 @@ async def submit(client: ServiceClient, bodies: list[bytes], agency: str, *, tim
             if on_progress:
                 on_progress("published", None)
         deadline = time.monotonic() + timeout
-        while len(answered) < len(outcomes) and time.monotonic() < deadline:
+        while len(answered) < to_answer and time.monotonic() < deadline:
             heard.clear()
             try:
                 await asyncio.wait_for(heard.wait(), timeout=0.5)

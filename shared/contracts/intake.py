@@ -49,7 +49,7 @@ class Referrer(Contract):
     @classmethod
     def _email(cls, value: str | None) -> str | None:
         if value is not None and not _EMAIL.match(value):
-            raise ValueError(f"'{value}' is not an email address")
+            raise ValueError("not an email address")  # never echo the value: it would be stored and sent on
         return value
 
     @field_validator("phone")
@@ -180,6 +180,13 @@ class PersonFacts(Contract):
     languages: list[str]
 
 
+class PreviousReferrals(Contract):
+    """Earlier referrals of the same young person, by any agency (matched inside intake on name and birth date)."""
+
+    count: int = Field(ge=1, description="How many earlier referrals of this young person intake holds.")
+    last_referred_at: AwareDatetime = Field(description="When the most recent earlier referral was received.")
+
+
 class ReferralAccepted(Event):
     """Intake stored a valid referral (`referrals.accepted.<agency_id>`)."""
 
@@ -188,6 +195,14 @@ class ReferralAccepted(Event):
     agency_referral_id: str = Field(description="The agency's own id for the referral.")
     duplicate: bool = Field(default=False, description="True when this repeats an earlier accepted submission.")
     revision: int = Field(default=0, description="0 as first submitted; 1, 2, ... after each referrals.updated.")
+    person_id: str | None = Field(
+        default=None,
+        description="Pseudonymous id of the young person: the same for every referral of the same person, by any "
+        "agency. Set by intake on every event it publishes; absent only on events from before it existed.",
+    )
+    previously_referred: PreviousReferrals | None = Field(
+        default=None, description="Set when intake holds earlier referrals of the same young person."
+    )
     person: PersonFacts
     index_offence: IndexOffence | None = None
     prior_proven_offences: int | None = None
@@ -227,6 +242,7 @@ __all__ = [
     "Indicator",
     "PersonFacts",
     "Preferences",
+    "PreviousReferrals",
     "Referral",
     "ReferralAccepted",
     "ReferralRejected",

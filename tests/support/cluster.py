@@ -22,7 +22,8 @@ from shared.processes import ServiceProcesses
 from shared.subjects import Subjects
 from shared.telemetry import StoredSpan, read_spans
 
-_languages = (f"{a}{b}" for a, b in itertools.product("xq", "abcdefghijklmnopqrstuvwxyz"))
+_languages = (f"{a}{b}" for a, b in itertools.product("xqzjkvwybcdfghlmnprst", "abcdefghijklmnopqrstuvwxyz")
+              if f"{a}{b}" != "en")
 
 
 def unique_language() -> str:
@@ -65,6 +66,7 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "REROUTE_CALENDAR_PORT": str(free_port()),
         "REROUTE_LOG_LEVEL": "INFO",
+        "REROUTE_INTAKE_HTTP_PORT": str(free_port()),
     }
     procs = ServiceProcesses(env, log_dir=data_dir / "logs")
     procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
@@ -124,7 +126,7 @@ class Probe:
         return [body for subj, body, _ in self.events if subj == subject and where(body)]
 
     async def wait_for(self, subject: str, where: Callable[[dict[str, Any]], bool] = lambda _: True, *,
-                       count: int = 1, timeout: float = 5) -> list[dict[str, Any]]:
+                       count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             found = self.matching(subject, where)
@@ -185,3 +187,31 @@ def mentor(mentor_id: str, *, language: str, borough: str = "Hackney", max_casel
 
 def env_flag(name: str) -> bool:
     return bool(os.environ.get(name))
+
+
+def intake_url(cluster: Cluster) -> str:
+    """Base URL of the cluster's intake HTTP API."""
+    return f"http://127.0.0.1:{cluster.processes.env['REROUTE_INTAKE_HTTP_PORT']}"
+
+
+async def register_agency(probe: Probe, agency_id: str, name: str = "Test agency") -> str:
+    """Register an agency with intake and return its API key."""
+    reply = await probe.rpc("intake", "agencies.add", {"agency_id": agency_id, "name": name})
+    assert "api_key" in reply, reply
+    key: str = reply["api_key"]
+    return key
+
+
+def service_engine(cluster: Cluster, service: str) -> Any:
+    """A SQLAlchemy engine on a service's own database in this cluster (SQLite file or PostgreSQL schema)."""
+    from shared.db import make_engine
+    from shared.settings import ServiceSettings
+
+    settings = ServiceSettings(data_dir=cluster.data_dir, namespace=cluster.namespace,
+                               db_schema_prefix=cluster.processes.env["REROUTE_DB_SCHEMA_PREFIX"])
+    return make_engine(service, settings)
+
+
+def fresh_language() -> str:
+    """The same as `unique_language` (one pool, large enough for the whole suite)."""
+    return unique_language()

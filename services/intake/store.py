@@ -1,0 +1,160 @@
+"""Intake's one store of referrals and people, as one transaction sees them: loaded once, decided on, saved once.
+
+Both doors (NATS batches and HTTP requests) go through it. Referral bodies are encrypted here on the way in
+and decrypted on the way out, so no other module touches ciphertext.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlmodel import col
+
+from services.intake.crypto import IntakeKeys
+from services.intake.people import new_person_id
+from services.intake.tables import EqualityRecord, PersonRecord, ReferralRecord, RejectionRecord, as_utc
+
+
+@dataclass
+class StoredReferral:
+    """A referral as this transaction sees it; `body` is the plain validated JSON, held in memory only."""
+
+    referral_id: str
+    agency_id: str
+    agency_referral_id: str
+    received_at: datetime
+    body: str
+    revision: int
+    submissions: int
+    person_id: str
+    cloudevent: str | None = None
+    new: bool = False
+    changed: bool = False
+
+
+class ReferralStore:
+    """Referrals by (agency, agency_referral_id), people by match key, and each person's referral history."""
+
+    def __init__(self, conn: Connection, keys: IntakeKeys) -> None:
+        self._conn = conn
+        self._keys = keys
+        self._referrals: dict[tuple[str, str], StoredReferral] = {}
+        self._people: dict[str, str] = {}  # match key -> person id
+        self._new_people: dict[str, str] = {}
+        self._history: dict[str, list[tuple[datetime, str]]] = {}  # person id -> sorted (received_at, referral id)
+        self._rejections: list[dict[str, object]] = []
+        self._monitoring: dict[str, dict[str, object]] = {}
+
+    def load(self, referral_keys: set[tuple[str, str]], match_keys: set[str]) -> None:
+        """Read what the coming decisions need, in three queries whatever the batch size."""
+        if referral_keys:
+            rows = self._conn.execute(select(ReferralRecord).where(
+                tuple_(ReferralRecord.agency_id, ReferralRecord.agency_referral_id).in_(list(referral_keys))
+            )).all()
+            for r in rows:
+                self._referrals[(r.agency_id, r.agency_referral_id)] = StoredReferral(
+                    r.referral_id, r.agency_id, r.agency_referral_id, as_utc(r.received_at),
+                    self._keys.cipher.decrypt(r.body), r.revision, r.submissions, r.person_id)
+        if match_keys:
+            found = self._conn.execute(select(col(PersonRecord.match_key), col(PersonRecord.person_id)).where(
+                col(PersonRecord.match_key).in_(list(match_keys)))).all()
+            self._people.update({k: p for k, p in found})
+        people = set(self._people.values()) | {s.person_id for s in self._referrals.values()}
+        if people:
+            history = self._conn.execute(
+                select(col(ReferralRecord.person_id), col(ReferralRecord.received_at), col(ReferralRecord.referral_id))
+                .where(col(ReferralRecord.person_id).in_(list(people)))
+            ).all()
+            for person_id, received_at, referral_id in history:
+                self._history.setdefault(person_id, []).append((as_utc(received_at), referral_id))
+            for entries in self._history.values():
+                entries.sort()
+
+    def find(self, agency_id: str, agency_referral_id: str) -> StoredReferral | None:
+        return self._referrals.get((agency_id, agency_referral_id))
+
+    def add(self, referral: StoredReferral) -> None:
+        referral.new = True
+        self._referrals[(referral.agency_id, referral.agency_referral_id)] = referral
+        self._history.setdefault(referral.person_id, []).append((referral.received_at, referral.referral_id))
+
+    def person_for(self, match_key: str) -> str:
+        """The person with this match key, created if intake has never seen them."""
+        person_id = self._people.get(match_key)
+        if person_id is None:
+            person_id = self._people[match_key] = self._new_people[match_key] = new_person_id()
+        return person_id
+
+    def move(self, referral: StoredReferral, person_id: str) -> None:
+        """An update changed who the referral is about (names or birth date corrected)."""
+        old = self._history.get(referral.person_id, [])
+        entry = (referral.received_at, referral.referral_id)
+        if entry in old:
+            old.remove(entry)
+        bisect.insort(self._history.setdefault(person_id, []), entry)
+        referral.person_id = person_id
+
+    def earlier_referrals(self, referral: StoredReferral) -> list[datetime]:
+        """When this person's other referrals, received before this one, were received."""
+        entries = self._history.get(referral.person_id, [])
+        entry = (referral.received_at, referral.referral_id)
+        before = entries[: entries.index(entry)] if entry in entries else entries
+        return [received for received, rid in before if rid != referral.referral_id]
+
+    def reject(self, row: dict[str, object]) -> None:
+        self._rejections.append(row)
+
+    def keep_monitoring(self, referral_id: str, answers: dict[str, object], *, now: datetime) -> None:
+        self._monitoring[referral_id] = {"referral_id": referral_id, "recorded_at": now, **answers}
+
+    def save(self, *, now: datetime) -> None:
+        """Write everything decided in this transaction, bodies encrypted."""
+        if self._new_people:
+            self._conn.execute(insert(PersonRecord), [
+                {"person_id": p, "match_key": k, "created_at": now} for k, p in self._new_people.items()])
+            self._new_people.clear()
+        new = [self._row(s, now=now) for s in self._referrals.values() if s.new]
+        changed = [
+            {"rid": s.referral_id, "body": self._keys.cipher.encrypt(s.body), "revision": s.revision,
+             "submissions": s.submissions, "person_id": s.person_id, "updated_at": now}
+            for s in self._referrals.values() if s.changed and not s.new
+        ]
+        if new:
+            self._conn.execute(insert(ReferralRecord), new)
+        if changed:
+            self._conn.execute(
+                update(ReferralRecord)
+                .where(col(ReferralRecord.referral_id) == bindparam("rid"))
+                .values(body=bindparam("body"), revision=bindparam("revision"), submissions=bindparam("submissions"),
+                        person_id=bindparam("person_id"), updated_at=bindparam("updated_at")),
+                changed,
+            )
+        for s in self._referrals.values():
+            s.new = s.changed = False
+        if self._rejections:
+            self._conn.execute(insert(RejectionRecord), self._rejections)
+            self._rejections = []
+        if self._monitoring:
+            ids = list(self._monitoring)
+            self._conn.execute(delete(EqualityRecord).where(col(EqualityRecord.referral_id).in_(ids)))
+            self._conn.execute(insert(EqualityRecord), list(self._monitoring.values()))
+            self._monitoring = {}
+
+    def _row(self, s: StoredReferral, *, now: datetime) -> dict[str, object]:
+        return {
+            "referral_id": s.referral_id, "agency_id": s.agency_id, "agency_referral_id": s.agency_referral_id,
+            "received_at": s.received_at, "updated_at": now, "body": self._keys.cipher.encrypt(s.body),
+            "revision": s.revision, "submissions": s.submissions, "cloudevent": s.cloudevent,
+            "person_id": s.person_id,
+        }
+
+
+def rejection_row(event_id: str, agency_id: str, agency_referral_id: str | None, errors: list[dict[str, str]], *,
+                  now: datetime) -> dict[str, object]:
+    """A refused submission: its reasons only, never its body."""
+    return {"event_id": event_id, "agency_id": agency_id, "agency_referral_id": agency_referral_id,
+            "received_at": now, "errors": json.dumps(errors)}

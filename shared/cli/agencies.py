@@ -1,0 +1,78 @@
+"""`reroute agencies`: register agencies and manage their HTTP API keys (effective at once, no restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.cli.client import connect
+from shared.settings import ServiceSettings
+
+agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
+console = Console()
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
+
+
+def _ask(verb: str, payload: dict[str, Any], data_dir: Path | None) -> dict[str, Any]:
+    if data_dir is not None:
+        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
+
+    async def main() -> dict[str, Any]:
+        async with connect(ServiceSettings()) as client:
+            return await client.rpc("intake", verb, payload, timeout=15)
+
+    return asyncio.run(main())
+
+
+def _show_key(result: dict[str, Any], what: str) -> None:
+    agency = result["agency"]
+    console.print(f"{what} [bold]{agency['agency_id']}[/bold] ({agency['name']}). Its HTTP API key:\n")
+    console.print(result["api_key"], markup=False, soft_wrap=True)
+    console.print("\n[yellow]This key cannot be shown again:[/yellow] store it now (a password manager, or the "
+                  "agency's secret store) and send it to the agency by a secure channel. Requests authenticate with "
+                  "`Authorization: Bearer <key>`. Lost it? `reroute agencies rotate` issues a new one.")
+    console.print("(This is the HTTP API key; NATS credentials, for agencies that publish on NATS, are separate.)")
+
+
+@agencies_app.command("add")
+def add(
+    agency_id: Annotated[str, typer.Argument(help="Lower-case letters, digits, - and _, e.g. yot-southwark.")],
+    name: Annotated[str, typer.Option(help="The agency's name, e.g. 'Southwark Youth Offending Team'.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Register an agency and print its API key, once."""
+    _show_key(_ask("agencies.add", {"agency_id": agency_id, "name": name}, data_dir), "Registered")
+
+
+@agencies_app.command("rotate")
+def rotate(agency_id: str, data_dir: DataDir = None) -> None:
+    """Issue a new API key (printed once); the old key stops working at once."""
+    _show_key(_ask("agencies.rotate", {"agency_id": agency_id}, data_dir), "New key for")
+
+
+@agencies_app.command("revoke")
+def revoke(agency_id: str, data_dir: DataDir = None) -> None:
+    """Revoke the agency's API key at once (`rotate` issues a new one)."""
+    agency = _ask("agencies.revoke", {"agency_id": agency_id}, data_dir)["agency"]
+    console.print(f"Revoked the API key of {agency['agency_id']} ({agency['name']}): its requests now get 401.")
+
+
+@agencies_app.command("list")
+def list_agencies(data_dir: DataDir = None) -> None:
+    """Every registered agency and its key's status (never the keys)."""
+    agencies = _ask("agencies.list", {}, data_dir)["agencies"]
+    if not agencies:
+        console.print("No agencies registered yet: `reroute agencies add ID --name NAME`.")
+        return
+    table = Table("id", "name", "status", "registered", "key rotated", "revoked")
+    for a in agencies:
+        status = "[green]active[/green]" if a["status"] == "active" else "[red]revoked[/red]"
+        table.add_row(a["agency_id"], a["name"], status, a["created_at"][:16], (a["rotated_at"] or "-")[:16],
+                      (a["revoked_at"] or "-")[:16])
+    console.print(table)

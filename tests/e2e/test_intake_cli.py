@@ -1,0 +1,93 @@
+"""`reroute agencies ...` and `reroute submit FILE.csv` as a person runs them, against the running services."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import Cluster, Probe, fresh_language, mentor, unique
+
+pytestmark = pytest.mark.e2e
+
+
+def reroute(cluster: Cluster, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
+           "REROUTE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
+                          check=False,
+                          timeout=90)
+
+
+def test_agencies_add_prints_the_key_once_and_rotate_and_revoke_take_effect(cluster: Cluster, tmp_path: Path) -> None:
+    agency = unique("yot")
+
+    added = reroute(cluster, tmp_path, "agencies", "add", agency, "--name", "Southwark YOT")
+    again = reroute(cluster, tmp_path, "agencies", "add", agency, "--name", "Southwark YOT")
+    listed = reroute(cluster, tmp_path, "agencies", "list")
+    rotated = reroute(cluster, tmp_path, "agencies", "rotate", agency)
+    revoked = reroute(cluster, tmp_path, "agencies", "revoke", agency)
+    after = reroute(cluster, tmp_path, "agencies", "list")
+
+    assert added.returncode == 0, added.stderr
+    key = next(line for line in added.stdout.splitlines() if line.startswith(f"rr1.{agency}."))
+    assert "cannot be shown again" in added.stdout
+    assert again.returncode == 1 and "already registered" in again.stdout
+    assert agency in listed.stdout and "active" in listed.stdout and key not in listed.stdout
+    assert rotated.returncode == 0 and key not in rotated.stdout and f"rr1.{agency}." in rotated.stdout
+    assert revoked.returncode == 0 and "401" in revoked.stdout
+    row = next(line for line in after.stdout.splitlines() if agency in line)
+    assert "revoked" in row
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _row(arid: str, language: str, **changes: str) -> dict[str, str]:
+    row = {
+        "agency_referral_id": arid, "given_name": "Jordan", "family_name": "Csvperson", "date_of_birth": "2010-05-17",
+        "gender": "male", "borough": "Hackney", "languages": language, "referrer_name": "Test Referrer",
+        "referrer_role": "YOT case manager", "referrer_email": "referrer@example.org", "consent_given": "yes",
+        "consent_recorded_at": "2026-11-20T10:00:00+00:00", "reason": "Worried about older associates.",
+        "indicators": "peers_offending; unstructured_time", "prior_proven_offences": "0",
+        "availability": "mon 16:00-19:00; sat 10:00-13:00",
+    }
+    return row | changes
+
+
+async def test_submit_a_csv_file_keeps_going_past_bad_rows_and_a_rerun_reports_duplicates(
+    cluster: Cluster, probe: Probe, tmp_path: Path
+) -> None:
+    lang, agency = fresh_language(), unique("yot")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    good = [_row(unique("CSV"), lang) for _ in range(3)]
+    unreadable = _row(unique("CSV"), lang, prior_proven_offences="several")
+    refused = _row(unique("CSV"), lang, borough="Atlantis")
+    first_part, whole = tmp_path / "first.csv", tmp_path / "all.csv"
+    _write_csv(first_part, good[:2])
+    _write_csv(whole, [*good, unreadable, refused])
+
+    interrupted = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(first_part), "--agency", agency)
+    rerun = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(whole), "--agency", agency)
+
+    assert interrupted.returncode == 0, interrupted.stdout + interrupted.stderr
+    assert "2 accepted, 0 duplicates, 0 rejected, 0 unanswered" in interrupted.stdout, interrupted.stdout
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "1 accepted, 2 duplicates, 2 rejected, 0 unanswered" in rerun.stdout, rerun.stdout
+    assert "row 5" in rerun.stdout and "'several' is not a whole number" in rerun.stdout
+    assert "not sent" in rerun.stdout
+    assert "row 6" in rerun.stdout and "young_person.borough" in rerun.stdout
+    await probe.wait_for(cluster.subjects.accepted(agency), count=5)
+    sent = probe.matching(cluster.subjects.accepted(agency), lambda e: not e["duplicate"])
+    assert sorted(e["agency_referral_id"] for e in sent) == sorted(r["agency_referral_id"] for r in good)
+    assert not probe.matching(cluster.subjects.rejected(agency),
+                              lambda e: e["agency_referral_id"] == unreadable["agency_referral_id"])

@@ -1,0 +1,87 @@
+"""Agency API keys: shown once, stored as salted scrypt hashes, rotated and revoked at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from services.intake.agencies import AgencyError, AgencyRegistry, agency_of_key, key_matches
+from services.intake.settings import IntakeSettings
+from services.intake.tables import TABLES, AgencyRecord
+from shared.db import create_tables, is_postgres, make_engine
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
+    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
+    engine = make_engine("intake", settings)
+    create_tables(engine, TABLES)
+    yield engine
+    if is_postgres(engine):
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{settings.db_schema_prefix}_intake" CASCADE'))
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("key", "agency"), [
+    ("rr1.yot-southwark.abcDEF_-123", "yot-southwark"),
+    ("rr1.Yot.abc", None),
+    ("rr2.yot.abc", None),
+    ("rr1.yot", None),
+    ("rr1.yot.a.b", None),
+    ("", None),
+])
+def test_the_agency_is_read_from_the_key(key: str, agency: str | None) -> None:
+    assert agency_of_key(key) == agency
+
+
+async def test_only_the_current_key_of_an_active_agency_authenticates(engine: Engine) -> None:
+    registry = AgencyRegistry(engine)
+    agency, key = registry.add("yot-a", "YOT A", now=NOW)
+
+    assert agency["status"] == "active" and key.startswith("rr1.yot-a.")
+    assert await registry.authenticate(key) == "yot-a"
+    assert await registry.authenticate(key) == "yot-a", "the second check is served from the cache"
+    assert await registry.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert await registry.authenticate(None) is None
+    assert await registry.authenticate("rr1.nobody.xyz") is None
+
+    _, new_key = registry.rotate("yot-a", now=NOW)
+    assert await registry.authenticate(key) is None, "rotation kills the old key at once, cache or not"
+    assert await registry.authenticate(new_key) == "yot-a"
+
+    registry.revoke("yot-a", now=NOW)
+    assert await registry.authenticate(new_key) is None
+    assert registry.all()[0]["status"] == "revoked"
+
+
+def test_the_key_itself_is_never_stored(engine: Engine) -> None:
+    registry = AgencyRegistry(engine)
+    _, key = registry.add("yot-a", "YOT A", now=NOW)
+    with engine.connect() as conn:
+        row = conn.execute(select(AgencyRecord)).one()
+    assert key not in str(tuple(row)) and key.rsplit(".", 1)[1] not in str(tuple(row))
+    assert key_matches(key, salt_hex=row.key_salt, hash_hex=row.key_hash)
+    assert "key" not in " ".join(registry.all()[0])
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    (lambda r: r.add("Bad Id", "X", now=NOW), "not valid"),
+    (lambda r: r.add("yot-b", " ", now=NOW), "--name"),
+    (lambda r: r.add("yot-a", "Again", now=NOW), "already registered"),
+    (lambda r: r.rotate("nobody", now=NOW), "reroute agencies add nobody"),
+    (lambda r: r.revoke("nobody", now=NOW), "no agency 'nobody'"),
+])
+def test_refusals_say_what_to_do(engine: Engine, action: object, message: str) -> None:
+    registry = AgencyRegistry(engine)
+    registry.add("yot-a", "YOT A", now=NOW)
+    with pytest.raises(AgencyError, match=message):
+        action(registry)  # type: ignore[operator]

@@ -1,0 +1,124 @@
+"""`decide_submissions`, the one decision both doors share, against a real (SQLite) database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from sqlalchemy import Engine, select, text
+
+from services.intake.crypto import IntakeKeys, load_keys
+from services.intake.handlers import Decision, Submission, decide_submissions
+from services.intake.settings import IntakeSettings
+from services.intake.tables import TABLES, ReferralRecord, RejectionRecord
+from shared.db import create_tables, is_postgres, make_engine
+from shared.outbox import Outgoing
+from shared.subjects import Subjects
+from tests.support.cluster import referral
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+SUBJECTS = Subjects()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[tuple[Engine, IntakeKeys]]:
+    """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
+    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
+    engine = make_engine("intake", settings)
+    create_tables(engine, TABLES)
+    yield engine, load_keys(settings)
+    if is_postgres(engine):
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{settings.db_schema_prefix}_intake" CASCADE'))
+    engine.dispose()
+
+
+def decide(db: tuple[Engine, IntakeKeys], *bodies: dict[str, Any] | bytes, agency: str = "yot", update: bool = False,
+           now: datetime = NOW) -> tuple[list[Decision], list[dict[str, Any]]]:
+    engine, keys = db
+    submissions = [Submission(agency, b if isinstance(b, bytes) else json.dumps(b).encode(), f"k{i}-{now}", update,
+                              trace.INVALID_SPAN) for i, b in enumerate(bodies)]
+    with engine.begin() as conn:
+        decisions, out = decide_submissions(conn, submissions, now, subjects=SUBJECTS, keys=keys)
+    return decisions, [_event(o) for o in out]
+
+
+def _event(o: Outgoing) -> dict[str, Any]:
+    return {"subject": o.subject, **json.loads(o.payload)}
+
+
+def test_a_new_referral_is_stored_encrypted_with_an_accepted_event_for_its_agency(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    (decision,), (event,) = decide(db, referral("R1", language="en"))
+
+    assert decision.outcome == "accepted" and decision.referral_id
+    assert event["subject"] == "referrals.accepted.yot" and event["person_id"].startswith("psn_")
+    assert "Jordan" not in json.dumps(event) and "2010-05-17" not in json.dumps(event)
+    with db[0].connect() as conn:
+        row = conn.execute(select(ReferralRecord)).one()
+    assert "Jordan" not in row.body
+    assert json.loads(db[1].cipher.decrypt(row.body))["young_person"]["given_name"] == "Jordan"
+
+
+def test_a_repeat_is_the_same_referral_and_an_update_is_a_new_revision(db: tuple[Engine, IntakeKeys]) -> None:
+    body = referral("R1", language="en")
+    (first,), _ = decide(db, body)
+    (repeat,), (repeat_event,) = decide(db, body, now=NOW + timedelta(minutes=1))
+    (changed,), (changed_event,) = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True)
+    (unknown,), (refusal,) = decide(db, referral("R2", language="en"), update=True)
+
+    assert (repeat.outcome, repeat.referral_id, repeat_event["duplicate"]) == ("duplicate", first.referral_id, True)
+    assert (changed.outcome, changed.revision, changed_event["revision"]) == ("updated", 1, 1)
+    assert changed_event["indicators"][0]["code"] == "weapon_carrying"
+    assert unknown.outcome == "rejected" and refusal["subject"] == "referrals.rejected.yot"
+    assert refusal["errors"][0]["field"] == "agency_referral_id"
+
+
+def test_a_rejection_keeps_the_reasons_but_never_the_body(db: tuple[Engine, IntakeKeys]) -> None:
+    body = referral("BAD", language="en")
+    body["referrer"]["email"] = "jordan.private.address"
+    (decision,), (event,) = decide(db, body)
+
+    assert decision.outcome == "rejected"
+    assert event["errors"] == [{"field": "referrer.email", "message": "not an email address"}]
+    with db[0].connect() as conn:
+        stored = conn.execute(select(RejectionRecord)).one()
+        assert conn.execute(select(ReferralRecord)).first() is None
+    assert "jordan.private.address" not in json.dumps([str(v) for v in stored])
+
+
+def test_the_same_person_twice_in_one_batch_is_one_person_referred_again(db: tuple[Engine, IntakeKeys]) -> None:
+    first = referral("R1", language="en")
+    again = referral("R2", language="en")
+    again["young_person"] |= {"given_name": "JORDAN", "family_name": " testperson "}
+    other = referral("R3", language="en")
+    other["young_person"]["date_of_birth"] = "2011-01-01"
+
+    _, events = decide(db, first, again, other)
+
+    assert events[0]["person_id"] == events[1]["person_id"] != events[2]["person_id"]
+    assert events[0]["previously_referred"] is None and events[2]["previously_referred"] is None
+    assert events[1]["previously_referred"]["count"] == 1
+
+
+def test_an_update_that_corrects_the_birth_date_moves_the_referral_to_that_person(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    someone = referral("R1", language="en")
+    someone["young_person"]["date_of_birth"] = "2011-01-01"
+    _, (before,) = decide(db, someone)
+    _, (other,) = decide(db, referral("R2", language="en"), now=NOW + timedelta(days=1))
+
+    _, (after,) = decide(db, referral("R1", language="en"), update=True, now=NOW + timedelta(days=2))
+
+    assert after["person_id"] == other["person_id"] != before["person_id"]
+    assert after["previously_referred"] is None, "R1 was received before R2, so R2 is not earlier"
+    _, (third,) = decide(db, referral("R3", language="en"), now=NOW + timedelta(days=3))
+    assert third["previously_referred"]["count"] == 2
