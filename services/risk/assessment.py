@@ -109,8 +109,17 @@ def _facts(referral: ReferralAccepted, today: date) -> _Facts:
         counts={
             "prior_proven_offences": referral.prior_proven_offences,
             "age_at_first_proven_offence": referral.age_at_first_proven_offence,
+            "referrals_in_last_12_months": _recent_referrals(referral, today),
         },
     )
+
+
+def _recent_referrals(referral: ReferralAccepted, today: date) -> int | None:
+    """1 when the young person was referred before within 12 months of this referral; None (no factor) else."""
+    earlier = referral.previously_referred
+    if earlier is None or not _within_months(earlier.last_referred_at.date(), today, 12):
+        return None
+    return 1
 
 
 # ---- time ------------------------------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ ScoredAxis = Literal["likelihood", "wellbeing"]
 Loc = tuple[str | int, ...]
 
 INDEX_OFFENCES: frozenset[str] = frozenset(get_args(IndexOffence))
-COUNT_INPUTS: frozenset[str] = frozenset({"prior_proven_offences", "age_at_first_proven_offence"})
+COUNT_INPUTS: frozenset[str] = frozenset(
+    {"prior_proven_offences", "age_at_first_proven_offence", "referrals_in_last_12_months"}
+)
 ALLOWED_INPUTS: frozenset[str] = INDICATOR_CODES | PROTECTIVE_FACTOR_CODES | COUNT_INPUTS | {"index_offence"}
 # Victim is not perpetrator: these feed wellbeing, never the likelihood of offending (§2.6).
 VICTIMISATION_CODES: frozenset[str] = frozenset(

@@ -1,0 +1,33 @@
+"""A repeat referral within 12 months counts towards likelihood, explained like any other rule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from services.risk.assessment import assess
+from services.risk.ruleset import load_rules
+from shared.contracts.intake import PreviousReferrals
+from tests.unit.test_risk_assessment import NOW, referral
+
+RULES = load_rules()
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "fires"),
+    [(None, False), (30, True), (364, True), (366, False), (800, False)],
+)
+def test_a_repeat_referral_within_12_months_adds_two_likelihood_points(days_ago: int | None, fires: bool) -> None:
+    base = referral("peers_offending")
+    earlier = None if days_ago is None else PreviousReferrals(count=1, last_referred_at=NOW - timedelta(days=days_ago))
+    result = assess(base.model_copy(update={"previously_referred": earlier}), RULES, now=NOW)
+    without = assess(base, RULES, now=NOW)
+
+    hits = [r for r in result.likelihood.reasons if r.rule_id == "L06_referred_again_within_12_months"]
+    assert bool(hits) is fires
+    if fires:
+        assert hits[0].points == 2 and "within 12 months" in hits[0].explanation
+        assert result.likelihood.score == without.likelihood.score + 2
+    else:
+        assert result.likelihood.score == without.likelihood.score
