@@ -56,7 +56,7 @@ def mentors(n: int, rng: random.Random) -> list[dict[str, object]]:
 async def pipeline(url: str, data_dir: Path, n: int, n_mentors: int) -> float:
     subjects = Subjects()
     procs = ServiceProcesses({"NATS_URL": url, "REROUTE_DATA_DIR": str(data_dir), "REROUTE_LOG_LEVEL": "WARNING",
-                              "REROUTE_CALENDAR_PORT": "0"},
+                              "REROUTE_CALENDAR_PORT": "0", "REROUTE_INTAKE_HTTP_PORT": "0"},
                              log_dir=data_dir / "logs")
     procs.start_all()
     try:

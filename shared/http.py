@@ -1,35 +1,69 @@
-"""Serve a service's HTTP face (FastAPI) inside its own event loop, started and stopped with the service."""
+"""Serve a service's HTTP face (FastAPI) inside its own event loop, started and stopped with the service.
+
+uvicorn runs as a task of the service: started after the broker connects, stopped first on shutdown. The
+service process, not uvicorn, owns SIGINT/SIGTERM.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 from collections.abc import Generator
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from shared.settings import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
+class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the service (FastStream) owns SIGINT/SIGTERM and stops us in order
+        yield  # the service handles signals and stops us in its shutdown hook
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
-        self._server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                              access_log=False))
+    """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
+
+    def __init__(self, app: ASGIApp, *, host: str, port: int, name: str, port_setting: str) -> None:
+        self._config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None,
+                                      server_header=False, timeout_graceful_shutdown=5)
+        self._server = _EmbeddedServer(self._config)
         self._task: asyncio.Task[None] | None = None
+        self.host, self.port = host, port
+        self._name, self._port_setting = name, port_setting
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # re-raise why it could not start (port in use, say)
-            await asyncio.sleep(0.02)
+        """Listen (failing with a clear message if the port is taken), then serve in the background."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections: no 40 ms Nagle waits
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(
+                f"{self._name} cannot listen on {self.host}:{self.port} for its HTTP API ({exc.strerror}): set "
+                f"{self._port_setting} to a free port, or to 0 to turn the HTTP API off") from None
+        sock.listen(128)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"{self._name}:http")
+        while not self._server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            self._task.result()  # re-raise why it could not start
+        log.info("%s HTTP API on http://%s:%d (OpenAPI at /docs)", self._name, self.host, self.port)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._server.should_exit = True
-            await asyncio.wait([self._task], timeout=10)
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, timeout=10)
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("%s HTTP API did not stop in time", self._name)
+        self._task = None

@@ -24,7 +24,11 @@ _PUBLISHES: dict[str, list[str]] = {
     "risk": ["risk.assessed.*", "safeguarding.alert.*"],
     "scheduling": ["sessions.*.*", "safeguarding.alert.*"],
 }
-_ASKS: dict[str, list[str]] = {"intake": ["risk"], "risk": [], "scheduling": ["intake"]}
+_ASKS: dict[str, list[str]] = {  # request-reply verbs each service may call on another
+    "intake": ["risk.assessment", "risk.audit.rows", "scheduling.status", "scheduling.calendar"],
+    "risk": [],
+    "scheduling": ["intake.first_name"],
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def service_user(service: str, password_hash: str) -> NatsUser:
         user=service,
         password=password_hash,
         publish=[*_PUBLISHES[service], s.dead_letter(service), "$JS.API.>", "$JS.ACK.>",
-                 *(f"reroute.rpc.{other}.>" for other in _ASKS[service])],
+                 *(f"reroute.rpc.{verb}" for verb in _ASKS[service])],
         subscribe=[f"reroute.rpc.{service}.>", f"{inbox_prefix(service)}.>"],
         allow_responses=True,
     )

@@ -74,10 +74,12 @@ class ServiceHost:
             on_shutdown=[self._shutdown],
         )
 
-    def serve_http(self, app: FastAPI, *, port: int) -> None:
-        """Serve `app` on `port` (0: not at all) while the service runs."""
+    def serve_http(self, app: FastAPI, *, port: int, port_setting: str, host: str | None = None) -> None:
+        """Serve `app` on `port` (0: not at all) while the service runs; `port_setting` names the variable to
+        change when the port is taken."""
         if port:
-            self._http = HttpServer(app, host=self.settings.http_host, port=port)
+            self._http = HttpServer(app, host=host or self.settings.http_host, port=port, name=self.name,
+                                    port_setting=port_setting)
 
     def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
         """Run `job` every `seconds` while the service runs (0: never); a failure is logged, not fatal."""

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from services.intake.tables import AgencyRecord, as_utc
+from shared.nats_auth import hash_password
 from shared.subjects import AGENCY_ID
 
 KEY_PREFIX = "rr1"
@@ -63,21 +64,21 @@ def public(row: AgencyRecord | Any) -> dict[str, Any]:
 class AgencyRegistry:
     """The agency table: add, rotate, revoke, list, and authenticate a bearer key.
 
-    NATS credentials are not issued here: a credential issuer reads the active agencies from `all()` (the
-    `agencies.list` request) and confines each to the subjects ending in its id."""
+    Each agency also gets NATS credentials (user `agency-<id>`): only a bcrypt hash is kept, which the NATS
+    server configuration reads (`nats_credentials`, the `agencies.nats` request)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._verified: dict[str, str] = {}  # sha256 of a key that passed -> the hash it passed against
 
-    def add(self, agency_id: str, name: str, *, now: datetime) -> tuple[dict[str, Any], str]:
-        """Register an agency; returns it and its API key (the only time the key exists in clear)."""
+    def add(self, agency_id: str, name: str, *, now: datetime) -> tuple[dict[str, Any], str, str]:
+        """Register an agency; returns it, its API key and its NATS password (the only time they exist in clear)."""
         if not AGENCY_ID.match(agency_id):
             raise AgencyError(f"agency id '{agency_id}' is not valid: use lower-case letters, digits, - and _ "
                               "(at most 63), starting with a letter or digit")
         if not name.strip() or len(name) > 200:
             raise AgencyError("give the agency's name (1 to 200 characters) with --name")
-        key = new_api_key(agency_id)
+        key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
         exists = AgencyError(f"agency '{agency_id}' is already registered: `reroute agencies rotate {agency_id}` "
                              "issues it a new key")
@@ -87,21 +88,30 @@ class AgencyRegistry:
                     raise exists
                 conn.execute(insert(AgencyRecord).values(
                     agency_id=agency_id, name=name.strip(), key_salt=salt.hex(), key_hash=hash_key(key, salt),
-                    status="active", created_at=now))
+                    nats_password_hash=hash_password(nats_password), status="active", created_at=now))
         except IntegrityError:  # added at the same moment by another replica
             raise exists from None
-        return self._public(agency_id), key
+        return self._public(agency_id), key, nats_password
 
-    def rotate(self, agency_id: str, *, now: datetime) -> tuple[dict[str, Any], str]:
-        """A new key for the agency (re-activating a revoked one); the old key stops working at once."""
-        key = new_api_key(agency_id)
+    def rotate(self, agency_id: str, *, now: datetime) -> tuple[dict[str, Any], str, str]:
+        """A new key and NATS password for the agency (re-activating a revoked one); the old ones stop at once."""
+        key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
         with self._engine.begin() as conn:
             done = conn.execute(update(AgencyRecord).where(col(AgencyRecord.agency_id) == agency_id).values(
-                key_salt=salt.hex(), key_hash=hash_key(key, salt), status="active", rotated_at=now, revoked_at=None))
+                key_salt=salt.hex(), key_hash=hash_key(key, salt), nats_password_hash=hash_password(nats_password),
+                status="active", rotated_at=now, revoked_at=None))
         if done.rowcount == 0:
             raise AgencyError(f"no agency '{agency_id}': register it with `reroute agencies add {agency_id} --name ...`")
-        return self._public(agency_id), key
+        return self._public(agency_id), key, nats_password
+
+    def nats_credentials(self) -> list[dict[str, str]]:
+        """Active agencies' NATS password hashes, for the server configuration."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(col(AgencyRecord.agency_id), col(AgencyRecord.nats_password_hash)).where(
+                col(AgencyRecord.status) == "active", col(AgencyRecord.nats_password_hash).is_not(None)
+            ).order_by(col(AgencyRecord.agency_id))).all()
+        return [{"agency_id": r[0], "password_hash": r[1]} for r in rows]
 
     def revoke(self, agency_id: str, *, now: datetime) -> dict[str, Any]:
         """The agency's key stops working at once; `rotate` issues a new one."""

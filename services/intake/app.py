@@ -17,12 +17,12 @@ from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import load_keys
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
-from services.intake.http_server import HttpServer
 from services.intake.personal_data import first_name_for
 from services.intake.settings import IntakeSettings
 from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
 from shared.contracts.codes import Tier
 from shared.fairness import AuditRow, audit
+from shared.nats_auth import inbox_prefix
 from shared.service import ServiceHost
 
 
@@ -46,6 +46,13 @@ class FirstNameRequest(BaseModel):
     referral_id: str = ""
     asked_by: str = ""
     purpose: str = ""
+
+
+def nats_access(agency_id: str, password: str) -> dict[str, Any]:
+    """What an agency's IT team needs to publish on NATS."""
+    return {"nats": {"user": f"agency-{agency_id}", "password": password, "inbox_prefix": inbox_prefix(agency_id),
+                     "publish": [f"referrals.submitted.{agency_id}", f"referrals.updated.{agency_id}"],
+                     "subscribe": [f"referrals.*.{agency_id}", f"sessions.*.{agency_id}"]}}
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastStream:
@@ -100,19 +107,19 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     async def add_agency(request: AgencyRequest) -> dict[str, Any]:
         """Register an agency; the reply holds its API key, which is never shown again."""
         try:
-            agency, key = agencies.add(request.agency_id, request.name, now=datetime.now(UTC))
+            agency, key, nats_password = agencies.add(request.agency_id, request.name, now=datetime.now(UTC))
         except AgencyError as exc:
             return {"error": str(exc)}
-        return {"agency": agency, "api_key": key}
+        return {"agency": agency, "api_key": key, **nats_access(request.agency_id, nats_password)}
 
     @host.reply("agencies.rotate")
     async def rotate_agency(request: AgencyRequest) -> dict[str, Any]:
         """Issue an agency a new API key; the old one stops working at once."""
         try:
-            agency, key = agencies.rotate(request.agency_id, now=datetime.now(UTC))
+            agency, key, nats_password = agencies.rotate(request.agency_id, now=datetime.now(UTC))
         except AgencyError as exc:
             return {"error": str(exc)}
-        return {"agency": agency, "api_key": key}
+        return {"agency": agency, "api_key": key, **nats_access(request.agency_id, nats_password)}
 
     @host.reply("agencies.revoke")
     async def revoke_agency(request: AgencyRequest) -> dict[str, Any]:
@@ -121,6 +128,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
             return {"agency": agencies.revoke(request.agency_id, now=datetime.now(UTC))}
         except AgencyError as exc:
             return {"error": str(exc)}
+
+    @host.reply("agencies.nats")
+    async def agencies_nats() -> dict[str, Any]:
+        """Active agencies' NATS password hashes, for the NATS server's configuration (operator only)."""
+        return {"agencies": agencies.nats_credentials()}
 
     @host.reply("agencies.list")
     async def list_agencies() -> dict[str, Any]:
@@ -144,8 +156,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
 
     if settings.intake_http_port:
         api = create_http_api(host=host, keys=keys, agencies=agencies, max_body_bytes=settings.intake_max_body_bytes)
-        server = HttpServer(api, host=settings.intake_http_host, port=settings.intake_http_port)
-        host.app.after_startup(server.start)
-        host.app.on_shutdown(server.stop)
+        host.serve_http(api, port=settings.intake_http_port, host=settings.intake_http_host,
+                        port_setting="REROUTE_INTAKE_HTTP_PORT")
     host.finish_routes()
     return host.app

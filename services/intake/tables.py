@@ -71,6 +71,7 @@ class AgencyRecord(SQLModel, table=True):
     name: str = Field(max_length=200)
     key_salt: str = Field(max_length=64, description="Hex salt of the key hash.")
     key_hash: str = Field(max_length=128, description="Hex scrypt hash of the API key.")
+    nats_password_hash: str | None = Field(default=None, max_length=100, description="bcrypt, as nats-server reads.")
     status: str = Field(default="active", max_length=16, description="'active' or 'revoked'.")
     created_at: datetime
     rotated_at: datetime | None = None

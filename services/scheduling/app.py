@@ -142,7 +142,7 @@ def _cannot_continue(record: MentorRecord, today: date) -> str | None:
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     settings = settings or SchedulingSettings()
     host = ServiceHost("scheduling", settings, TABLES)
-    host.serve_http(calendar_api(host.engine), port=settings.calendar_port)
+    host.serve_http(calendar_api(host.engine), port=settings.calendar_port, port_setting="REROUTE_CALENDAR_PORT")
     base_url = settings.calendar_url or f"http://{settings.http_host}:{settings.calendar_port}"
     s = host.subjects
     host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",

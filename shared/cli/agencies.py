@@ -37,7 +37,14 @@ def _show_key(result: dict[str, Any], what: str) -> None:
     console.print("\n[yellow]This key cannot be shown again:[/yellow] store it now (a password manager, or the "
                   "agency's secret store) and send it to the agency by a secure channel. Requests authenticate with "
                   "`Authorization: Bearer <key>`. Lost it? `reroute agencies rotate` issues a new one.")
-    console.print("(This is the HTTP API key; NATS credentials, for agencies that publish on NATS, are separate.)")
+    nats = result.get("nats")
+    if nats:
+        console.print(f"\nIts NATS credentials (also shown only now): user [bold]{nats['user']}[/bold], password",
+                      soft_wrap=True)
+        console.print(nats["password"], markup=False, soft_wrap=True)
+        console.print(f"Connect with inbox prefix {nats['inbox_prefix']}; it may publish on "
+                      f"{' and '.join(nats['publish'])} and read {' and '.join(nats['subscribe'])}. The local server "
+                      "started by `reroute up` picks the change up within seconds.", soft_wrap=True)
 
 
 @agencies_app.command("add")

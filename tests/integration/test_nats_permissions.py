@@ -133,3 +133,37 @@ async def test_a_service_publishes_only_its_own_events(server: str, streams: Non
     await asyncio.sleep(0.2)
     assert len(errors.seen) == 1 and "referrals.accepted.a" in errors.seen[0]
     await risk.close()
+
+
+async def test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_out(tmp_path: Path) -> None:
+    import signal
+
+    from shared.local_nats import start_nats_server
+    from shared.nats_auth import AgencyCredential, LocalCredentials, NatsAuthFile
+
+    creds = LocalCredentials.load_or_create(tmp_path / "creds.json")
+    auth = NatsAuthFile(tmp_path / "auth.conf", creds)
+    auth.write(agencies=[])
+    proc, url = start_nats_server(tmp_path / "js", config=auth.path)
+    try:
+        base = url.removeprefix("nats://")
+        with pytest.raises(Exception):
+            await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1, allow_reconnect=False)
+        agency_c = [AgencyCredential("c", hash_password("pw-c"))]
+        assert auth.write(agencies=agency_c)
+        assert not auth.write(agencies=list(agency_c)), "unchanged: nothing to reload"
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        nc = await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1,
+                                inbox_prefix=inbox_prefix("c").encode())
+        await nc.publish("referrals.submitted.c", b"{}")
+        await nc.flush()
+        await nc.close()
+        auth.write(agencies=[])
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        with pytest.raises(Exception):
+            await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1, allow_reconnect=False)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -45,7 +45,7 @@ def test_the_agency_is_read_from_the_key(key: str, agency: str | None) -> None:
 
 async def test_only_the_current_key_of_an_active_agency_authenticates(engine: Engine) -> None:
     registry = AgencyRegistry(engine)
-    agency, key = registry.add("yot-a", "YOT A", now=NOW)
+    agency, key, _ = registry.add("yot-a", "YOT A", now=NOW)
 
     assert agency["status"] == "active" and key.startswith("rr1.yot-a.")
     assert await registry.authenticate(key) == "yot-a"
@@ -54,7 +54,7 @@ async def test_only_the_current_key_of_an_active_agency_authenticates(engine: En
     assert await registry.authenticate(None) is None
     assert await registry.authenticate("rr1.nobody.xyz") is None
 
-    _, new_key = registry.rotate("yot-a", now=NOW)
+    _, new_key, _ = registry.rotate("yot-a", now=NOW)
     assert await registry.authenticate(key) is None, "rotation kills the old key at once, cache or not"
     assert await registry.authenticate(new_key) == "yot-a"
 
@@ -65,7 +65,7 @@ async def test_only_the_current_key_of_an_active_agency_authenticates(engine: En
 
 def test_the_key_itself_is_never_stored(engine: Engine) -> None:
     registry = AgencyRegistry(engine)
-    _, key = registry.add("yot-a", "YOT A", now=NOW)
+    _, key, _ = registry.add("yot-a", "YOT A", now=NOW)
     with engine.connect() as conn:
         row = conn.execute(select(AgencyRecord)).one()
     assert key not in str(tuple(row)) and key.rsplit(".", 1)[1] not in str(tuple(row))
@@ -85,3 +85,15 @@ def test_refusals_say_what_to_do(engine: Engine, action: object, message: str) -
     registry.add("yot-a", "YOT A", now=NOW)
     with pytest.raises(AgencyError, match=message):
         action(registry)  # type: ignore[operator]
+
+
+def test_nats_credentials_are_issued_hashed_and_dropped_on_revoke(engine: Engine) -> None:
+    import bcrypt
+
+    registry = AgencyRegistry(engine)
+    _, _, password = registry.add("yot-n", "YOT N", now=NOW)
+    [entry] = [c for c in registry.nats_credentials() if c["agency_id"] == "yot-n"]
+    assert entry["password_hash"].startswith("$2a$") and password not in entry["password_hash"]
+    assert bcrypt.checkpw(password.encode(), entry["password_hash"].replace("$2a$", "$2b$", 1).encode())
+    registry.revoke("yot-n", now=NOW)
+    assert not [c for c in registry.nats_credentials() if c["agency_id"] == "yot-n"]
