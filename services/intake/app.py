@@ -10,11 +10,12 @@ from typing import Any
 
 from faststream import FastStream
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlmodel import col
 
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import load_keys
+from services.intake import privacy
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
 from services.intake.personal_data import first_name_for
@@ -23,7 +24,12 @@ from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
 from shared.contracts.codes import Tier
 from shared.fairness import AuditRow, audit
 from shared.nats_auth import inbox_prefix
+from shared.outbox import Outgoing
 from shared.service import ServiceHost
+
+
+class PersonRequest(BaseModel):
+    person_id: str = Field(min_length=1, max_length=40)
 
 
 class AuditRequest(BaseModel):
@@ -128,6 +134,26 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
             return {"agency": agencies.revoke(request.agency_id, now=datetime.now(UTC))}
         except AgencyError as exc:
             return {"error": str(exc)}
+
+    @host.reply("person.referrals")
+    async def person_referrals(request: PersonRequest) -> dict[str, Any]:
+        """The referral ids of one young person (for export and erasure across the services)."""
+        with host.engine.connect() as conn:
+            return {"referral_ids": privacy.referral_ids(conn, request.person_id)}
+
+    @host.reply("person.export")
+    async def person_export(request: PersonRequest) -> dict[str, Any]:
+        """Everything intake holds about one young person (a subject access request)."""
+        with host.engine.connect() as conn:
+            return {"service": "intake", "data": privacy.export(conn, keys, request.person_id)}
+
+    @host.reply("person.erase")
+    async def person_erase(request: PersonRequest) -> dict[str, Any]:
+        """Erase one young person irreversibly, keeping anonymous counts only; confirms what was done."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return {"service": "intake", "erased": privacy.erase(conn, request.person_id)}, []
+
+        return await host.transact(decide)
 
     @host.reply("agencies.nats")
     async def agencies_nats() -> dict[str, Any]:

@@ -43,6 +43,7 @@ class LeaveRequest(BaseModel):
 
 class CalendarRequest(BaseModel):
     mentor_id: str
+    names_for: str | None = Field(default=None, description="Who is asking, to show first names (logged by intake).")
     start: date | None = None
     days: int = Field(default=28, ge=1, le=366)
 
@@ -224,6 +225,14 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 .order_by(SessionRow.start)  # type: ignore[arg-type]
             ).all()
         record = MentorRecord.model_validate_json(mentor[0])
+        names: dict[str, str] = {}
+        if request.names_for:
+            for case in sorted({r.referral_id for r in rows}):
+                answer = await host.request("intake", "first_name", {
+                    "referral_id": case, "asked_by": request.names_for,
+                    "purpose": f"scheduler's calendar view of mentor {record.id}"})
+                if answer.get("found"):
+                    names[case] = answer["first_name"]
         return {
             "found": True,
             "mentor": {"id": record.id, "name": record.name, "kind": record.kind, "max_caseload": record.max_caseload},
@@ -233,6 +242,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 {
                     "session_id": r.session_id,
                     "case": r.referral_id,
+                    **({"first_name": names[r.referral_id]} if r.referral_id in names else {}),
                     "start": r.start.astimezone(LONDON).isoformat(),
                     "end": r.end.astimezone(LONDON).isoformat(),
                     "status": r.status,

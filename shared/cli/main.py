@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import subprocess
@@ -388,6 +389,7 @@ def calendar(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     feed: Annotated[bool, typer.Option("--feed", help="Issue a new calendar-feed link (the old one stops).")] = False,
     revoke_feed: Annotated[bool, typer.Option("--revoke-feed", help="Revoke the mentor's feed link.")] = False,
+    names: Annotated[bool, typer.Option("--names", help="Show mentees' first names (each look-up is logged).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """A mentor's booked sessions, week by week (case references only); --feed gives an iCalendar link."""
@@ -404,7 +406,8 @@ def calendar(
         first_day = date.fromisoformat(start) if start else None
     except ValueError:
         raise CliError(f"--start '{start}' is not a date in YYYY-MM-DD form") from None
-    payload = {"mentor_id": mentor_id, "days": weeks * 7, "start": first_day.isoformat() if first_day else None}
+    payload = {"mentor_id": mentor_id, "days": weeks * 7, "start": first_day.isoformat() if first_day else None,
+               "names_for": getpass.getuser() if names else None}
     result = _run(lambda c: c.rpc("scheduling", "calendar", payload), data_dir)
     if not result["found"]:
         raise CliError(f"no mentor '{mentor_id}' (see `reroute mentors list`)")
@@ -428,7 +431,8 @@ def calendar(
         table = Table("day", "time", "case", "status", title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
         for s in sessions:
             st, en = datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])
-            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", s["case"], s["status"])
+            case = f"{s['first_name']} ({s['case']})" if s.get("first_name") else s["case"]
+            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", case, s["status"])
         console.print(table)
 
 
@@ -514,6 +518,76 @@ def session(
                       "raised to the safeguarding lead.[/red]")
     elif result["follow_up"] == "close":
         console.print("[yellow]Three missed sessions in a row: the case is closed and its sessions cancelled.[/yellow]")
+
+
+person_app = typer.Typer(help="A young person's data across the services (subject access, erasure).",
+                         no_args_is_help=True)
+app.add_typer(person_app, name="person")
+
+
+@person_app.command("export")
+def person_export(
+    person_id: str,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (default: print it).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Gather everything every service holds about one young person into one JSON document."""
+    async def gather(c: ServiceClient) -> dict[str, Any]:
+        intake = await c.rpc("intake", "person.export", {"person_id": person_id}, timeout=30)
+        ids = [r["referral_id"] for r in intake["data"]["referrals"]]
+        if not ids:
+            raise CliError(f"no young person {person_id} at intake")
+        doc = {"person_id": person_id, "exported_at": datetime.now(_london()).isoformat(), "intake": intake["data"]}
+        for service in ("risk", "scheduling"):
+            doc[service] = (await c.rpc(service, "person.export", {"referral_ids": ids}, timeout=30))["data"]
+        return doc
+
+    doc = _run(gather, data_dir)
+    text = json.dumps(doc, indent=2, default=str)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        out.chmod(0o600)
+        console.print(f"Wrote {out} ({len(doc['intake']['referrals'])} referrals). It holds personal data: keep it "
+                      "safe and delete it once the request is answered.")
+
+
+@person_app.command("erase")
+def person_erase(
+    person_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase one young person from all three services, irreversibly (anonymous counts are kept)."""
+    if not yes:
+        typer.confirm(f"Erase {person_id} from intake, risk and scheduling? This cannot be undone", abort=True)
+
+    async def erase_all(c: ServiceClient) -> list[tuple[str, dict[str, Any] | str]]:
+        ids = (await c.rpc("intake", "person.referrals", {"person_id": person_id}))["referral_ids"]
+        if not ids:
+            raise CliError(f"no young person {person_id} at intake")
+        results: list[tuple[str, dict[str, Any] | str]] = []
+        for service in ("risk", "scheduling"):  # intake last: it holds the link from person to referrals
+            try:
+                results.append((service, (await c.rpc(service, "person.erase", {"referral_ids": ids}))["erased"]))
+            except CliError as exc:
+                results.append((service, str(exc)))
+        if all(isinstance(r, dict) for _, r in results):
+            results.append(("intake", (await c.rpc("intake", "person.erase", {"person_id": person_id}))["erased"]))
+        else:
+            results.append(("intake", "not erased yet: the link is kept until every service has confirmed; run again"))
+        return results
+
+    failed = False
+    for service, result in _run(erase_all, data_dir):
+        if isinstance(result, dict):
+            console.print(f"  {service}: erased ({result['referrals']} referrals)")
+        else:
+            failed = True
+            console.print(f"  [red]{service}: {result}[/red]")
+    if failed:
+        raise SystemExit(1)
 
 
 @app.command()

@@ -1,0 +1,80 @@
+"""A subject access request and an erasure, end to end, through the CLI as an operator would run them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
+           "REROUTE_DATA_DIR": str(cluster.data_dir), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+async def test_export_gathers_every_service_and_erase_removes_the_person_everywhere(
+    cluster: Cluster, probe: Probe, tmp_path: Path
+) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("SAR")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    body = referral(arid, language=lang)
+    body["young_person"]["given_name"] = "Zephyrine"
+    await probe.submit(agency, body)
+    accepted = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0]
+    rid, person = accepted["referral_id"], accepted["person_id"]
+    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+
+    out = tmp_path / "sar.json"
+    exported = await asyncio.to_thread(_cli, cluster, "person", "export", person, "--out", str(out))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    doc = json.loads(out.read_text())
+    assert doc["intake"]["referrals"][0]["referral"]["young_person"]["given_name"] == "Zephyrine"
+    assert doc["risk"]["assessments"][0]["referral_id"] == rid
+    assert doc["scheduling"]["sessions"] and doc["scheduling"]["cases"][0]["referral_id"] == rid
+
+    erased = await asyncio.to_thread(_cli, cluster, "person", "erase", person, "--yes")
+    assert erased.returncode == 0, erased.stdout + erased.stderr
+    for service in ("risk", "scheduling", "intake"):
+        assert f"{service}: erased (1 referrals)" in erased.stdout
+
+    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"] is False
+    assert (await probe.rpc("risk", "assessment", {"referral_id": rid}))["found"] is False
+    assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["found"] is False
+    again = await asyncio.to_thread(_cli, cluster, "person", "export", person)
+    assert again.returncode == 1 and "no young person" in again.stdout
+
+
+async def test_a_schedulers_calendar_shows_first_names_only_on_request_and_each_look_up_is_logged(
+    cluster: Cluster, probe: Probe
+) -> None:
+    lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("FN"), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
+    body = referral(arid, language=lang)
+    body["young_person"]["given_name"] = "Oluwaseun"
+    await probe.submit(agency, body)
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+
+    plain = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 30})
+    named = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 30, "names_for": "kim"})
+
+    assert all("first_name" not in s for s in plain["sessions"])
+    assert {s["first_name"] for s in named["sessions"]} == {"Oluwaseun"}
+    person = (await probe.rpc("intake", "status", {"referral_id": rid}))
+    assert person["found"]
+    sar = await probe.rpc("intake", "person.export", {"person_id": probe.matching(
+        cluster.subjects.accepted(agency), lambda e: e["referral_id"] == rid)[0]["person_id"]})
+    log = sar["data"]["personal_data_access_log"]
+    assert log and log[0]["asked_by"] == "kim" and mentor_id in log[0]["purpose"]
