@@ -25,7 +25,8 @@ _PUBLISHES: dict[str, list[str]] = {
     "scheduling": ["sessions.*.*", "safeguarding.alert.*"],
 }
 _ASKS: dict[str, list[str]] = {  # request-reply verbs each service may call on another
-    "intake": ["risk.assessment", "risk.audit.rows", "scheduling.status", "scheduling.calendar"],
+    "intake": ["risk.assessment", "risk.audit.rows", "risk.person.erase", "scheduling.status",
+               "scheduling.calendar", "scheduling.closed.before", "scheduling.person.erase"],
     "risk": [],
     "scheduling": ["intake.first_name"],
 }

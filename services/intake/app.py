@@ -4,6 +4,8 @@ It alone holds personal data (encrypted), the agencies' API keys, and the log of
 
 from __future__ import annotations
 
+import logging
+
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -26,6 +28,13 @@ from shared.fairness import AuditRow, audit
 from shared.nats_auth import inbox_prefix
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
+
+
+log = logging.getLogger(__name__)
+
+
+class PurgeRequest(BaseModel):
+    days: float | None = Field(default=None, ge=0)
 
 
 class PersonRequest(BaseModel):
@@ -154,6 +163,29 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
             return {"service": "intake", "erased": privacy.erase(conn, request.person_id)}, []
 
         return await host.transact(decide)
+
+    async def purge(days: float) -> dict[str, Any]:
+        """Erase referrals closed more than `days` ago from every service (retention policy)."""
+        ids = (await host.request("scheduling", "closed.before", {"days": days}, timeout=30))["referral_ids"]
+        if not ids:
+            return {"purged": 0}
+        for service in ("risk", "scheduling"):
+            await host.request(service, "person.erase", {"referral_ids": ids}, timeout=60)
+
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return {"purged": privacy.erase_referrals(conn, ids)}, []
+
+        return await host.transact(decide)
+
+    @host.reply("purge")
+    async def purge_now(request: PurgeRequest) -> dict[str, Any]:
+        """Purge closed referrals now (default: the configured retention period)."""
+        return await purge(settings.retention_days if request.days is None else request.days)
+
+    async def scheduled_purge() -> None:
+        log.info("retention purge: %s", await purge(settings.retention_days))
+
+    host.every(settings.purge_every_hours * 3600, scheduled_purge, name="retention-purge")
 
     @host.reply("agencies.nats")
     async def agencies_nats() -> dict[str, Any]:

@@ -43,6 +43,13 @@ def export(conn: Connection, keys: IntakeKeys, person_id: str) -> dict[str, Any]
 
 def erase(conn: Connection, person_id: str) -> dict[str, int]:
     ids = referral_ids(conn, person_id)
+    erase_referrals(conn, ids)
+    conn.execute(delete(PersonRecord).where(col(PersonRecord.person_id) == person_id))
+    return {"referrals": len(ids)}
+
+
+def erase_referrals(conn: Connection, ids: list[str]) -> int:
+    """Anonymise these referrals (the person's other referrals, and the person, stay)."""
     for rid in ids:
         conn.execute(update(ReferralRecord).where(col(ReferralRecord.referral_id) == rid).values(
             referral_id=f"erased_{secrets.token_hex(8)}", agency_referral_id=f"erased_{secrets.token_hex(8)}",
@@ -50,5 +57,4 @@ def erase(conn: Connection, person_id: str) -> dict[str, int]:
         conn.execute(delete(OutboxRow).where(col(OutboxRow.payload).contains(rid.encode())))
     conn.execute(delete(EqualityRecord).where(col(EqualityRecord.referral_id).in_(ids)))
     conn.execute(delete(PersonalDataAccessRecord).where(col(PersonalDataAccessRecord.referral_id).in_(ids)))
-    conn.execute(delete(PersonRecord).where(col(PersonRecord.person_id) == person_id))
-    return {"referrals": len(ids)}
+    return len(ids)

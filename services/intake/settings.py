@@ -19,6 +19,10 @@ class IntakeSettings(ServiceSettings):
     intake_max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="HTTP request bodies larger than this are refused with 413."
     )
+    retention_days: float = Field(
+        default=365, ge=0, description="Closed referrals are purged from every service this many days after closing."
+    )
+    purge_every_hours: float = Field(default=6, ge=0, description="How often to purge; 0: only on request.")
     intake_encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) encrypting personal data at rest, comma-separated (the first encrypts, all "

@@ -17,7 +17,7 @@ from services.scheduling import privacy
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
-from services.scheduling.sessions import change_session
+from services.scheduling.sessions import change_session, close
 from services.scheduling.replanning import add_leave, replan_mentor
 from services.scheduling.rounds import run_round
 from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow, VenueRow
@@ -62,6 +62,16 @@ class AssignRequest(BaseModel):
     start: datetime | None = None
     reason: str = ""
     by: str = ""
+
+
+class CloseRequest(BaseModel):
+    referral_id: str
+    reason: str = ""
+    by: str = ""
+
+
+class RetentionRequest(BaseModel):
+    days: float = Field(ge=0)
 
 
 class SessionRequest(BaseModel):
@@ -250,6 +260,33 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 for r in rows
             ],
         }
+
+    @host.reply("close")
+    async def close_case(request: CloseRequest) -> dict[str, Any]:
+        """Close a referral: its future sessions are cancelled and the mentor's place is freed."""
+        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            if not request.reason.strip() or not request.by.strip():
+                return {"error": "say who closes it (by) and why (reason): it is recorded"}, []
+            row = conn.execute(select(CaseRow.status, CaseRow.agency_id).where(
+                CaseRow.referral_id == request.referral_id)).first()
+            if row is None:
+                return {"error": f"no referral {request.referral_id} in scheduling"}, []
+            if row.status == "closed":
+                return {"error": f"{request.referral_id} is already closed"}, []
+            out = close(conn, request.referral_id, row.agency_id, now=now, subjects=s,
+                        reason=f"closed by {request.by.strip()}: {request.reason.strip()}")
+            return {"referral_id": request.referral_id, "status": "closed"}, out
+
+        return await host.transact(decide)
+
+    @host.reply("closed.before")
+    async def closed_before(request: RetentionRequest) -> dict[str, Any]:
+        """Referrals closed more than `days` ago: due for purging under the retention policy."""
+        cutoff = datetime.now(UTC) - timedelta(days=request.days)
+        with host.engine.connect() as conn:
+            ids = conn.execute(select(CaseRow.referral_id).where(
+                CaseRow.status == "closed", CaseRow.updated_at < cutoff)).scalars().all()
+        return {"referral_ids": list(ids)}
 
     @host.reply("status")
     async def status(request: ReferralRequest) -> dict[str, Any]:

@@ -55,12 +55,15 @@ def change_session(
             )
             out.append(outgoing(alert, subjects.alert(case.agency_id)))
         elif follow_up == "close":
-            out += _close(conn, case.referral_id, case.agency_id, now=now, subjects=subjects)
+            out += close(conn, case.referral_id, case.agency_id, now=now, subjects=subjects,
+                         reason="case closed after three missed sessions in a row")
     return {"session_id": session_id, "status": status, "referral_id": case.referral_id,
             "follow_up": follow_up}, out
 
 
-def _close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, subjects: Subjects) -> list[Outgoing]:
+def close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, subjects: Subjects,
+          reason: str) -> list[Outgoing]:
+    """Close the case: cancel what has not happened, free the mentor's place, say why."""
     ids = list(conn.execute(
         select(SessionRow.session_id).where(
             SessionRow.referral_id == referral_id,
@@ -71,7 +74,6 @@ def _close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime,
     if ids:
         conn.execute(update(SessionRow).where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
                      .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
-    reason = "case closed after three missed sessions in a row"
     conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
                  .values(status="closed", reason=reason, updated_at=now))
     event = SessionsCancelled(event_id=f"closed:{referral_id}", occurred_at=now, referral_id=referral_id,

@@ -590,6 +590,30 @@ def person_erase(
         raise SystemExit(1)
 
 
+@app.command("close")
+def close_cmd(
+    referral_id: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")],
+    by: Annotated[str, typer.Option(help="Your name (recorded).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Close a referral: its future sessions are cancelled; it is purged after the retention period."""
+    payload = {"referral_id": referral_id, "reason": reason, "by": by}
+    _run(lambda c: c.rpc("scheduling", "close", payload), data_dir)
+    console.print(f"{referral_id} closed; its remaining sessions are cancelled.")
+
+
+@app.command()
+def purge(
+    days: Annotated[float | None, typer.Option(help="Purge referrals closed this many days ago (default: the "
+                                                     "retention period, REROUTE_RETENTION_DAYS).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase closed referrals past the retention period from every service, keeping anonymous counts."""
+    r = _run(lambda c: c.rpc("intake", "purge", {"days": days}, timeout=300), data_dir)
+    console.print(f"Purged {r['purged']} closed referrals.")
+
+
 @app.command()
 def trace(referral_id: str, data_dir: DataDir = None) -> None:
     """The span tree of one referral across the three services, with durations."""

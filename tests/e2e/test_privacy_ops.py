@@ -78,3 +78,25 @@ async def test_a_schedulers_calendar_shows_first_names_only_on_request_and_each_
         cluster.subjects.accepted(agency), lambda e: e["referral_id"] == rid)[0]["person_id"]})
     log = sar["data"]["personal_data_access_log"]
     assert log and log[0]["asked_by"] == "kim" and mentor_id in log[0]["purpose"]
+
+
+async def test_closed_referrals_are_purged_after_the_retention_period(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("RET")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    await probe.submit(agency, referral(arid, language=lang))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+    assert "by" in (await probe.rpc("scheduling", "close", {"referral_id": rid}))["error"]
+    await probe.rpc("scheduling", "close", {"referral_id": rid, "reason": "Moved away", "by": "Kim"})
+    cancelled = (await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid))[0]
+    assert cancelled["reason"] == "closed by Kim: Moved away"
+
+    kept = await probe.rpc("intake", "purge", {"days": 30})
+    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"], "not yet past retention"
+    purged = await probe.rpc("intake", "purge", {"days": 0})
+
+    assert kept["purged"] == 0 and purged["purged"] >= 1
+    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"] is False
+    assert (await probe.rpc("risk", "assessment", {"referral_id": rid}))["found"] is False
+    assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["found"] is False
