@@ -60,15 +60,17 @@ def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, s
         facts = event.model_dump_json()
         if row is None:
             values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
-                      "status": "awaiting_assessment", "updated_at": now}
+                      "person_id": event.person_id, "status": "awaiting_assessment", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
         if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
             continue  # a repeat submission, or facts we already hold
         conn.execute(
-            update(CaseRow).where(CaseRow.referral_id == event.referral_id).values(facts=facts, updated_at=now)  # type: ignore[arg-type]
+            update(CaseRow).where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
+            .values(facts=facts, person_id=event.person_id, updated_at=now)
         )
+        row.person_id = event.person_id
         waiting_for_facts = row.facts is None
         row.facts = facts
         if waiting_for_facts and row.tier is not None:
@@ -152,6 +154,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
             span.set_attribute("reroute.outcome", "suspended")
             continue
         if item.kind == "book" or row.mentor_id is None:
+            case = replace(case, previous_mentor=previous_mentor(conn, row))
             result = match(case, list(mentors.values()), now=now)
             events = _booking_events(row, case, result, now=now)
         else:
@@ -394,6 +397,20 @@ def case_from(row: CaseRow) -> Case:
         staffed_only=row.staffed_only,
         needs=needs + tuple(i.code for i in facts.indicators),
     )
+
+
+def previous_mentor(conn: Connection, row: CaseRow) -> str | None:
+    """The mentor of this young person's most recent earlier referral, if any (continuity, S01)."""
+    if row.person_id is None:
+        return None
+    found = conn.execute(
+        select(CaseRow.mentor_id)
+        .where(CaseRow.person_id == row.person_id, CaseRow.referral_id != row.referral_id,
+               CaseRow.mentor_id.is_not(None))  # type: ignore[union-attr]
+        .order_by(CaseRow.updated_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).scalar()
+    return str(found) if found else None
 
 
 def _revision(facts: str) -> int:

@@ -23,6 +23,7 @@ class CaseRow(SQLModel, table=True):
 
     referral_id: str = Field(primary_key=True, max_length=40)
     agency_id: str = Field(index=True, max_length=64)
+    person_id: str | None = Field(default=None, index=True, max_length=40, description="Pseudonymous, from intake.")
     facts: str | None = Field(default=None, description="The ReferralAccepted event as JSON (pseudonymous).")
     tier: str | None = Field(default=None, max_length=16)
     assessment_number: int = Field(default=0, description="The latest risk.assessed number applied.")
