@@ -13,7 +13,12 @@ from faststream.specification import AsyncAPI
 
 from shared.contracts.intake import Referral, ReferralAccepted, ReferralRejected
 from shared.contracts.risk import RiskAssessed, SafeguardingAlert
-from shared.contracts.scheduling import SessionsScheduled, SessionsWaitlisted
+from shared.contracts.scheduling import (
+    SessionsCancelled,
+    SessionsRescheduled,
+    SessionsScheduled,
+    SessionsWaitlisted,
+)
 
 broker = NatsBroker(description="reroute event contract. Every subject ends in the agency id.")
 
@@ -25,6 +30,13 @@ async def submitted(body: Referral) -> None:
     """Documentation only."""
 
 
+@broker.subscriber("referrals.updated.{agency_id}", title="referrals.updated", include_in_schema=True,
+                   description="An agency updates a referral it submitted (same body, same agency_referral_id). "
+                               "Consumed by intake; risk re-assesses.")
+async def updated(body: Referral) -> None:
+    """Documentation only."""
+
+
 _PUBLISHED = [
     ("referrals.accepted.{agency_id}", ReferralAccepted, "Intake stored a valid referral (no personal data)."),
     ("referrals.rejected.{agency_id}", ReferralRejected, "Intake refused a submission; one error per problem."),
@@ -32,6 +44,10 @@ _PUBLISHED = [
     ("safeguarding.alert.{agency_id}", SafeguardingAlert, "An urgent safeguarding escalation, before scheduling."),
     ("sessions.scheduled.{agency_id}", SessionsScheduled, "A mentor matched and sessions booked."),
     ("sessions.waitlisted.{agency_id}", SessionsWaitlisted, "No mentor fits yet, and why."),
+    ("sessions.rescheduled.{agency_id}", SessionsRescheduled, "Sessions re-planned (tier change, leave, a mentor "
+     "who can no longer mentor, the batch round, a scheduler's choice), with why."),
+    ("sessions.cancelled.{agency_id}", SessionsCancelled, "Sessions cancelled, suspended while missing, or a case "
+     "closed, with why."),
 ]
 for _subject, _model, _description in _PUBLISHED:
     broker.publisher(_subject, title=_subject.split(".{")[0], schema=_model, description=_description)
