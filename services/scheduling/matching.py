@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from itertools import cycle
+from itertools import cycle, groupby
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, exclusion, first_exclusion, summarise
 from services.scheduling.slots import (
@@ -194,15 +194,36 @@ def sessions_from(case: Case, mentor: MentorState, first: datetime) -> list[Inte
 
 
 def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match | Waitlist:
-    """Book the best mentor's first session and cadence, or say why the case waits."""
+    """Book the best mentor's first session and cadence, or say why the case waits.
+
+    The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in score
+    order, a group of equal scores at a time, looking only up to the deadline first.
+    """
     if not mentors:
         return Waitlist("no mentors registered")
-    options, excluded = _assess(case, mentors, now)
-    if not options:
-        return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))
-    best, mentor = options[0]
-    sessions = sessions_from(case, mentor, best.first[0])
-    return Match(best.mentor_id, sessions, best.deadline_met, deadline_for(case))
+    excluded: Counter[Rule] = Counter()
+    eligible: list[tuple[float, str, MentorState]] = []
+    for mentor in mentors:
+        ruled_out = first_exclusion(case, mentor)
+        if ruled_out is not None:
+            excluded[ruled_out.rule] += 1
+        else:
+            eligible.append((sum(score(case, mentor).values()), mentor.record.id, mentor))
+    eligible.sort(key=lambda item: (-item[0], item[1]))
+    groups = [list(g) for _, g in groupby(eligible, key=lambda item: item[0])]
+    earliest, due = earliest_start(now), to_utc(deadline_for(case))
+    horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
+    for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
+        for group in groups:
+            starts = [(start, mentor_id, mentor) for _, mentor_id, mentor in group
+                      if (start := calendar(case, mentor).first_fit(not_before=earliest, not_after=not_after))]
+            if starts:
+                start, mentor_id, mentor = min(starts, key=lambda item: (item[0], item[1]))
+                sessions = sessions_from(case, mentor, start.astimezone(LONDON))
+                return Match(mentor_id, sessions, start <= due, deadline_for(case))
+    if eligible:
+        excluded["no_slot"] += len(eligible)
+    return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))
 
 
 def replan(
