@@ -11,7 +11,7 @@ from typing import Literal
 from datetime import date, datetime, time, timedelta
 
 from opentelemetry import trace
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, venues_for
 from services.scheduling.lifecycle import MISSING, cadence_after
@@ -145,6 +145,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
     rooms = VenueRooms.load(conn, now=now)
     out: list[Outgoing] = []
     new_sessions: list[dict[str, object]] = []
+    statuses: list[dict[str, object]] = []
     for item in work:
         row, span = item.row, item.span
         case = case_from(row)
@@ -172,18 +173,27 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
                              for slot, (_, venue) in zip(slots, placed, strict=True)]
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
-            _set_status(conn, row.referral_id, "scheduled", now, mentor_id=result.mentor_id,
-                        deadline_met=result.deadline_met, reason=None)
+            statuses.append({"rid": row.referral_id, "status": "scheduled", "mentor_id": result.mentor_id,
+                             "deadline_met": result.deadline_met, "reason": None, "updated_at": now})
             row.status, row.mentor_id = "scheduled", result.mentor_id
             span.set_attribute("mentor.id", result.mentor_id)
             span.set_attribute("sessions.count", len(slots))
         else:
-            _set_status(conn, row.referral_id, "waitlisted", now, mentor_id=None, reason=result.reason)
+            statuses.append({"rid": row.referral_id, "status": "waitlisted", "mentor_id": None,
+                             "deadline_met": None, "reason": result.reason, "updated_at": now})
             row.status, row.mentor_id = "waitlisted", None
         span.set_attribute("reroute.outcome", "scheduled" if isinstance(result, Match) else "waitlisted")
         out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
     if new_sessions:
         conn.execute(insert(SessionRow), new_sessions)
+    if statuses:  # one statement for the batch
+        conn.execute(
+            update(CaseRow).where(CaseRow.referral_id == bindparam("rid"))  # type: ignore[arg-type]
+            .values(status=bindparam("status"), mentor_id=bindparam("mentor_id"),
+                    deadline_met=bindparam("deadline_met"), reason=bindparam("reason"),
+                    updated_at=bindparam("updated_at")),
+            statuses,
+        )
     return out
 
 
