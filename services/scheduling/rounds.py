@@ -22,7 +22,7 @@ from services.scheduling.handlers import (
     slots_for,
     subject_for,
 )
-from services.scheduling.matching import Match, calendar, with_booking
+from services.scheduling.matching import calendar, with_booking
 from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.codes import Tier
 from shared.contracts.common import Event

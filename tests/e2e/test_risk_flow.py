@@ -127,7 +127,7 @@ async def test_the_fairness_audit_counts_groups_from_monitoring_data_held_by_int
     cluster: Cluster, probe: Probe
 ) -> None:
     agency = unique("charity")
-    for i in range(3):
+    for _ in range(3):
         await probe.submit(agency, referral(unique("EQ"), language="en",
                                             equality_monitoring={"ethnicity": "Test group", "religion": None}))
     await probe.wait_for(cluster.subjects.assessed(agency), count=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.contracts.codes import Tier
-from shared.fairness import AuditRow, audit
+from shared.fairness import AuditRow, OverrideKind, audit
 
 LOW, MEDIUM, HIGH, VERY_HIGH = Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.VERY_HIGH
 

@@ -9,7 +9,6 @@ import pytest
 from services.risk.review import (
     AssessmentDiff,
     Direction,
-    OverrideKind,
     OverrideRefused,
     OverrideRequest,
     check_override,
