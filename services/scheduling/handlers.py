@@ -267,7 +267,7 @@ def _suspend(conn: Connection, item: Work, case: Case, mentors: dict[str, Mentor
             .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
             .values(status="suspended", sequence=SessionRow.sequence + 1, updated_at=now)
         )
-    _set_status(conn, row.referral_id, "suspended", now, reason=item.why)
+    set_status(conn, row.referral_id, "suspended", now, reason=item.why)
     row.status = "suspended"
     if row.mentor_id is None:  # not booked yet: nothing to hold, the case waits
         return [_waitlisted(row, case, item.why, now=now)]
@@ -432,7 +432,7 @@ def _cases(conn: Connection, referral_ids: list[str]) -> dict[str, CaseRow]:
     return {r.referral_id: CaseRow.model_validate(r._mapping) for r in rows}
 
 
-def _set_status(conn: Connection, referral_id: str, status: str, now: datetime, **values: object) -> None:
+def set_status(conn: Connection, referral_id: str, status: str, now: datetime, **values: object) -> None:
     conn.execute(
         update(CaseRow).where(CaseRow.referral_id == referral_id).values(status=status, updated_at=now, **values)  # type: ignore[arg-type]
     )

@@ -15,7 +15,7 @@ from services.scheduling.constraints import TIER_POINTS, MentorState, first_excl
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     VenueRooms,
-    _set_status,
+    set_status,
     case_from,
     load_mentor_states,
     session_row,
@@ -77,7 +77,7 @@ def run_round(
         conn.execute(insert(SessionRow), [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
                                           for slot, (_, venue) in zip(slots, bookings, strict=True)])
         state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
-        _set_status(conn, row.referral_id, "scheduled", now, mentor_id=chosen.mentor_id,
+        set_status(conn, row.referral_id, "scheduled", now, mentor_id=chosen.mentor_id,
                     deadline_met=chosen.deadline_met, reason="placed by the batch round")
         event: Event
         if row.status == "waitlisted":

@@ -21,7 +21,7 @@ from rich.tree import Tree
 
 from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
-from shared.cli.referral_files import read_mentors, read_referrals
+from shared.cli.referral_files import read_records, read_referrals
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
 from shared.settings import ConfigurationError, ServiceSettings
@@ -89,7 +89,7 @@ def mentors_import(file: Path, data_dir: DataDir = None) -> None:
 
 
 async def _import_mentors(client: ServiceClient, file: Path) -> None:
-    mentors = read_mentors(file)
+    mentors = read_records(file, "mentors")
     result = await client.rpc("scheduling", "mentors.import", {"mentors": mentors}, timeout=30)
     if result["errors"]:
         for err in result["errors"]:
@@ -143,7 +143,7 @@ app.add_typer(venues_app, name="venues")
 @venues_app.command("import")
 def venues_import(file: Path, data_dir: DataDir = None) -> None:
     """Create or update venues from YAML or JSON: id, name, borough, staffed, rooms."""
-    venues = read_mentors(file)
+    venues = read_records(file, "venues")
 
     async def send(c: ServiceClient) -> dict[str, Any]:
         return await c.rpc("scheduling", "venues.import", {"venues": venues}, timeout=30)

@@ -159,14 +159,15 @@ def _put(body: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     body[path[-1]] = value
 
 
-def read_mentors(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path, what: str) -> list[dict[str, Any]]:
+    """A YAML or JSON list of records (mentors, venues), each a mapping."""
     text = _read(path)
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise CliError(f"{path}: cannot be read as {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
-        raise CliError(f"{path}: expected a list of mentors")
+        raise CliError(f"{path}: expected a list of {what}")
     return data
 
 
