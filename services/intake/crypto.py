@@ -110,8 +110,10 @@ def _configured_or_kept(
     if configured is not None:
         return configured.get_secret_value(), variable
     if external_db:
-        log.warning("%s is not set: using the key kept in %s. With an external database, set it explicitly and keep "
-                    "it safe: without it the personal data stored cannot be read.", variable, path)
+        raise ConfigurationError(
+            f"{variable} is not set. With an external database (DATABASE_URL) intake will not generate a key on "
+            f"its own: make one with {_MAKE_KEY}, keep it in your secret store, and set it"
+        )
     try:
         return _kept_key(path), f"{path} (used because {variable} is not set)"
     except OSError as exc:

@@ -189,10 +189,9 @@ def test_malformed_bodies_over_http_are_refused_specifically_and_none_is_stored(
     key = loop.run(probe.rpc("intake", "agencies.add", {"agency_id": agency, "name": "Fuzzed agency"}))["api_key"]
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
     arids: list[str] = []
-    started = time.monotonic()
     with httpx.Client(base_url=intake_url(cluster), timeout=15) as http:
 
-        @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
         @given(flaws=malformed)
         def refused(flaws: list[Flaw]) -> None:
             arid = unique("BAD")
@@ -209,8 +208,7 @@ def test_malformed_bodies_over_http_are_refused_specifically_and_none_is_stored(
             assert http.post("/v1/referrals", json=body, headers=headers).status_code == 202
 
         _still_works_and_nothing_was_stored(cluster, loop, probe, agency, arids, submit)
-    assert len(arids) >= 150, "enough examples ran"
-    assert time.monotonic() - started < 120
+    assert len(arids) >= 1000, "enough examples ran"
 
 
 def test_malformed_bodies_over_nats_are_refused_specifically_and_none_is_stored(
@@ -228,7 +226,7 @@ def test_malformed_bodies_over_nats_are_refused_specifically_and_none_is_stored(
                                      lambda e: e["event_id"] == f"rejected:{subject}|{msg_id}", timeout=10)
         return found[0]
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(flaws=malformed)
     def refused(flaws: list[Flaw]) -> None:
         arid = unique("BAD")
@@ -244,4 +242,4 @@ def test_malformed_bodies_over_nats_are_refused_specifically_and_none_is_stored(
         loop.run(probe.submit(agency, body))
 
     _still_works_and_nothing_was_stored(cluster, loop, probe, agency, arids, submit)
-    assert len(arids) >= 100, "enough examples ran"
+    assert len(arids) >= 800, "enough examples ran"

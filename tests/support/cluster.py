@@ -68,6 +68,11 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         "REROUTE_LOG_LEVEL": "INFO",
         "REROUTE_INTAKE_HTTP_PORT": str(free_port()),
     }
+    if os.environ.get("DATABASE_URL"):  # outside the embedded default intake needs its keys configured
+        from cryptography.fernet import Fernet
+
+        env["REROUTE_INTAKE_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+        env["REROUTE_INTAKE_MATCHING_KEY"] = Fernet.generate_key().decode()
     procs = ServiceProcesses(env, log_dir=data_dir / "logs")
     procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     procs.start_all()

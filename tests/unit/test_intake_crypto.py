@@ -16,8 +16,15 @@ from services.intake.settings import IntakeSettings
 from shared.settings import ConfigurationError
 
 
-def settings(tmp_path: Path, **values: str) -> IntakeSettings:
-    return IntakeSettings(data_dir=tmp_path, **values)  # type: ignore[arg-type]
+def settings(tmp_path: Path, **values: str | None) -> IntakeSettings:
+    """The embedded default (no external database) unless a test says otherwise."""
+    return IntakeSettings(data_dir=tmp_path, **{"DATABASE_URL": None, **values})  # type: ignore[arg-type]
+
+
+def test_with_an_external_database_intake_refuses_to_start_without_configured_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="REROUTE_INTAKE_ENCRYPTION_KEY is not set. With an external database"):
+        load_keys(settings(tmp_path, DATABASE_URL="postgresql://someone@db.example/reroute"))
+    assert not (tmp_path / ENCRYPTION_KEY_FILE).exists(), "no key is generated behind the operator's back"
 
 
 def test_unset_keys_are_generated_once_kept_private_and_reused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from opentelemetry import trace
 from sqlalchemy import Engine, select, text
 
@@ -29,7 +30,9 @@ SUBJECTS = Subjects()
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[Engine, IntakeKeys]]:
     """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
-    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
+    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}",
+                              intake_encryption_key=Fernet.generate_key().decode(),  # type: ignore[arg-type]
+                              intake_matching_key=Fernet.generate_key().decode())  # type: ignore[arg-type]
     engine = make_engine("intake", settings)
     create_tables(engine, TABLES)
     yield engine, load_keys(settings)
