@@ -190,6 +190,7 @@ def accepted_event(
         indicators=[Indicator(code=i.code, observed_at=i.observed_at or referral_date) for i in referral.indicators],
         protective_factors=referral.protective_factors,
         unsafe_areas=referral.unsafe_areas,
+        conflict_groups=referral.conflict_groups,
         preferences=referral.preferences,
         availability=referral.availability,
     )

@@ -39,6 +39,8 @@ class Case:
     staffed_only: bool = False  # harm high or above, or risk to staff: staffed venue, ending by 19:00
     previous_mentor: str | None = None  # on a re-referral
     needs: tuple[str, ...] = ()  # needs codes and indicator codes, for lived-experience matching
+    conflict_groups: tuple[str, ...] = ()  # groups to keep the young person apart from
+    gender_required: bool = True  # False: mentor_gender is a preference (scored), not a rule
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def _tier(case: Case, mentor: MentorState) -> str | None:
 
 
 def _gender(case: Case, mentor: MentorState) -> str | None:
-    if case.mentor_gender in ("any", "not_stated", mentor.record.gender):  # not_stated: no preference given
+    # not_stated: no preference given; a preference that is not required is scored instead
+    if not case.gender_required or case.mentor_gender in ("any", "not_stated", mentor.record.gender):
         return None
     return f"not {gender_label(case.mentor_gender)} as requested"
 
@@ -138,7 +141,7 @@ def _exclusion_zone(case: Case, mentor: MentorState) -> str | None:
 
 
 def _conflict(case: Case, mentor: MentorState) -> str | None:
-    areas = {place_key(area) for area in (case.borough, *case.unsafe_areas)}
+    areas = {place_key(area) for area in (case.borough, *case.unsafe_areas, *case.conflict_groups)}
     for entry in mentor.record.conflicts:
         if place_key(entry) in areas:
             return f"conflict register: {entry}"

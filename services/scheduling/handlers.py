@@ -406,6 +406,8 @@ def case_from(row: CaseRow) -> Case:
         accepted_at=facts.occurred_at,
         staffed_only=row.staffed_only,
         needs=needs + tuple(i.code for i in facts.indicators),
+        conflict_groups=tuple(facts.conflict_groups),
+        gender_required=facts.preferences.mentor_gender_required,
     )
 
 

@@ -59,6 +59,7 @@ CADENCE: dict[Tier, tuple[int, ...]] = {  # days between sessions, repeated in t
 }
 # Soft weights from domain.md §6(e): S03 language match, S10 workload balance.
 CONTINUITY_WEIGHT = 10.0  # S01: the previous mentor on a re-referral
+GENDER_WEIGHT = 8.0  # S02, when the gender is preferred rather than required
 LANGUAGE_WEIGHT = 8.0
 LIVED_EXPERIENCE_WEIGHT = 6.0  # S04
 PROXIMITY_WEIGHT = 5.0  # S05, by borough: the mentor's home borough is the young person's
@@ -108,8 +109,10 @@ def score(case: Case, mentor: MentorState) -> dict[str, float]:
     preferred = case.preferred_language is not None and case.preferred_language.strip().casefold() in spoken
     load = mentor.caseload / record.max_caseload if record.max_caseload else 1.0
     lived = {tag.strip().casefold() for tag in record.lived_experience} & {n.casefold() for n in case.needs}
+    wanted = case.mentor_gender not in ("any", "not_stated") and not case.gender_required
     return {
         "previous_mentor": CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0,
+        **({"gender_preference": GENDER_WEIGHT if record.gender == case.mentor_gender else 0.0} if wanted else {}),
         "preferred_language": LANGUAGE_WEIGHT if preferred else 0.0,
         "lived_experience": LIVED_EXPERIENCE_WEIGHT if lived else 0.0,
         "home_borough": PROXIMITY_WEIGHT if place_key(record.boroughs[0]) == place_key(case.borough) else 0.0,

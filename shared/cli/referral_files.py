@@ -55,6 +55,7 @@ _LISTS = {
     "languages": ("young_person", "languages"),
     "protective_factors": ("protective_factors",),
     "unsafe_areas": ("unsafe_areas",),
+    "conflict_groups": ("conflict_groups",),
 }
 _INTEGERS = {"prior_proven_offences": ("prior_proven_offences",),
              "age_at_first_proven_offence": ("age_at_first_proven_offence",)}

@@ -110,6 +110,9 @@ class Preferences(Contract):
     """What the young person asked for in a mentor."""
 
     mentor_gender: Gender | Literal["any"] = "any"
+    mentor_gender_required: bool = Field(
+        default=True, description="True: only a mentor of that gender (a request); false: preferred, scored."
+    )
     language: str | None = None
 
     @field_validator("language")
@@ -141,6 +144,11 @@ class Referral(Contract):
     indicators: list[Indicator] = Field(default_factory=list, description="Codes, or {code, observed_at} objects.")
     protective_factors: list[str] = Field(default_factory=list)
     unsafe_areas: list[str] = Field(default_factory=list, max_length=50)
+    conflict_groups: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Groups the young person must be kept apart from (rival or exploiting groups), matched against "
+        "mentors' conflict registers only; never a risk input, and never a person's name.",
+    )
     preferences: Preferences = Field(default_factory=Preferences)
     availability: list[WeeklyWindow] = Field(default_factory=list, max_length=50)
     equality_monitoring: EqualityMonitoring | None = Field(
@@ -210,6 +218,7 @@ class ReferralAccepted(Event):
     indicators: list[Indicator] = Field(description="Each with observed_at filled in.")
     protective_factors: list[str]
     unsafe_areas: list[str]
+    conflict_groups: list[str] = Field(default_factory=list)
     preferences: Preferences
     availability: list[WeeklyWindow]
 

@@ -138,3 +138,34 @@ async def test_a_mentor_who_can_no_longer_mentor_hands_their_cases_on(
     assert moved["previous_mentor_id"] == first["id"] and moved["mentor_id"] == second["id"]
     listed = {m["id"]: m["problems"] for m in (await probe.rpc("scheduling", "mentors.list", {}))["mentors"]}
     assert listed[first["id"]]
+
+
+async def test_a_conflict_group_named_in_the_referral_keeps_the_mentor_away(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("CG")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(unique("m"), language=lang, conflicts=["Northside Crew"])]})
+    await probe.submit(agency, referral(arid, language=lang, conflict_groups=["northside crew"]))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    waitlisted = (await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid))[0]
+    assert "conflict-register match" in waitlisted["reason"]
+
+
+async def test_a_preferred_gender_is_scored_not_required(cluster: Cluster, probe: Probe) -> None:
+    lang, agency = unique_language(), unique("yot")
+    woman, man = unique("b-woman"), unique("a-man")  # the man sorts first: only the preference picks the woman
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(man, language=lang, gender="male"), mentor(woman, language=lang, gender="female")]})
+    prefer = {"mentor_gender": "female", "mentor_gender_required": False}
+    await probe.submit(agency, referral(first := unique("PG"), language=lang, preferences=prefer))
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == first))[0][
+        "referral_id"]
+    assert (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0][
+        "mentor_id"] == woman
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(woman, language=lang, gender="female", max_caseload=1)]})
+    await probe.submit(agency, referral(second := unique("PG"), language=lang, preferences=prefer))
+    rid2 = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == second))[0][
+        "referral_id"]
+    scheduled = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid2))[0]
+    assert scheduled["mentor_id"] == man, "with the preferred mentor full, another gender still gets the case"
