@@ -85,3 +85,45 @@ async def test_the_cadence_rises_at_once_and_steps_down_only_after_two_lower_rev
     stepped = await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid, count=2)
     assert len(stepped) == 2, "one re-plan for the rise, one for the step down after the second lower review"
     assert stepped[1]["tier"] == "high" and "very_high → high" in stepped[1]["reason"]
+
+
+@pytest.mark.parametrize(("wellbeing", "expected"), [("high", "escalate"), ("medium", "close")])
+async def test_three_missed_sessions_escalate_or_close_through_the_service(
+    cluster: Cluster, probe: Probe, wellbeing: str, expected: str
+) -> None:
+    """Attendance can only be recorded once a session has started, so the past sessions are put in place in
+    scheduling's own database (the arrangement); marking them goes through the service over NATS."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, update
+
+    from services.scheduling.tables import CaseRow, SessionRow
+    from tests.support.cluster import service_engine
+
+    agency, rid, scheduled, _ = await _booked(probe, cluster, indicators=["peers_offending"])
+    now = datetime.now(UTC)
+    past = [f"{rid}-past{i}" for i in range(4)]
+    engine = service_engine(cluster, "scheduling")
+    with engine.begin() as conn:
+        conn.execute(update(CaseRow).where(CaseRow.referral_id == rid).values(wellbeing_tier=wellbeing))
+        conn.execute(insert(SessionRow), [
+            {"session_id": sid, "referral_id": rid, "mentor_id": scheduled["mentor_id"],
+             "start": now - timedelta(days=22 - 7 * i), "end": now - timedelta(days=22 - 7 * i) + timedelta(hours=1),
+             "status": "booked", "sequence": 0, "created_at": now - timedelta(days=30),
+             "updated_at": now - timedelta(days=30)} for i, sid in enumerate(past)])
+    engine.dispose()
+
+    attended = await probe.rpc("scheduling", "session", {"session_id": past[0], "action": "attended"})
+    results = [await probe.rpc("scheduling", "session", {"session_id": sid, "action": "missed"}) for sid in past[1:]]
+
+    assert attended["status"] == "attended" and attended["follow_up"] is None
+    assert [r["follow_up"] for r in results] == [None, None, expected]
+    if expected == "escalate":
+        alert = (await probe.wait_for(cluster.subjects.alert(agency), lambda e: e["referral_id"] == rid))[0]
+        assert alert["rule_id"] == "E12_disengagement_with_rising_risk"
+        assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["status"] == "scheduled"
+    else:
+        closed = (await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid))[0]
+        assert "three missed sessions" in closed["reason"]
+        assert sorted(closed["cancelled"]) == sorted(s["session_id"] for s in scheduled["sessions"])
+        assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["status"] == "closed"
