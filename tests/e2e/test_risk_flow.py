@@ -148,3 +148,21 @@ def test_the_shipped_rules_pass_the_check_and_a_prohibited_rule_is_refused(tmp_p
                              capture_output=True, text=True)
     assert refused.returncode == 1
     assert "prohibited input" in refused.stdout + refused.stderr
+
+
+async def test_rescore_apply_with_unchanged_rules_republishes_nothing(cluster: Cluster, probe: Probe) -> None:
+    before = len(probe.events)
+    result = await probe.rpc("risk", "rules.rescore", {"dry_run": False})
+    assert result["republished"] == 0 and result["up"] == 0 and result["down"] == 0
+    assert not [s for s, _, _ in probe.events[before:] if ".assessed." in s]
+
+
+async def test_a_candidate_rules_file_is_previewed_never_applied(cluster: Cluster, probe: Probe) -> None:
+    text = open("services/risk/rules/sos-risk-needs.yaml").read().replace("weapon_carrying: 5", "weapon_carrying: 9", 1)
+    refused = await probe.rpc("risk", "rules.rescore", {"dry_run": False, "rules_yaml": text})
+    assert "can only be previewed" in refused["error"]
+    preview = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text, "rules_name": "v2.yaml"})
+    assert preview["republished"] == 0 and preview["total"] >= 1
+    broken = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text.replace(
+        "weapon_carrying: 9", "ethnicity: 9", 1)})
+    assert "prohibited input" in broken["error"]
