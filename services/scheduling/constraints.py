@@ -55,6 +55,14 @@ class MentorState:
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
 
     @cached_property
+    def borough_keys(self) -> frozenset[str]:
+        return frozenset(place_key(b) for b in self.record.boroughs)
+
+    @cached_property
+    def language_keys(self) -> frozenset[str]:
+        return frozenset(_language(x) for x in self.record.languages)
+
+    @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
         """The booked sessions in UTC, in order (computed once per state, reused for every case)."""
         return tuple(sorted((start.astimezone(UTC), end.astimezone(UTC)) for start, end in self.busy))
@@ -73,14 +81,14 @@ def _language(word: str) -> str:
 
 
 def _borough(case: Case, mentor: MentorState) -> str | None:
-    if place_key(case.borough) in {place_key(b) for b in mentor.record.boroughs}:
+    if place_key(case.borough) in mentor.borough_keys:
         return None
     return f"does not cover {case.borough}"
 
 
 def _shared_language(case: Case, mentor: MentorState) -> str | None:
     # preferred_language is only a preference (scored); the hard rule reads case.languages.
-    if {_language(x) for x in case.languages} & {_language(x) for x in mentor.record.languages}:
+    if {_language(x) for x in case.languages} & mentor.language_keys:
         return None
     return "no shared language"
 

@@ -61,10 +61,11 @@ def wall_clock_days_later(instant: datetime, days: int) -> datetime:
 def inside(windows: Sequence[WeeklyWindow], start: datetime) -> bool:
     """Whether the session starting at `start` lies, on the London wall clock, within one of the windows."""
     begin, end = start.astimezone(LONDON), (start.astimezone(UTC) + SESSION).astimezone(LONDON)
-    if end.date() != begin.date():
-        return False
-    day = weekday(begin.date())
-    return any(w.day == day and w.start_time <= begin.time() and end.time() <= w.end_time for w in windows)
+    return begin.date() == end.date() and _inside_local(windows, weekday(begin.date()), begin.time(), end.time())
+
+
+def _inside_local(windows: Sequence[WeeklyWindow], day: Weekday, begin: time, end: time) -> bool:
+    return any(w.day == day and w.start_time <= begin and end <= w.end_time for w in windows)
 
 
 def overlaps(busy: Sequence[Interval], start: datetime) -> bool:
@@ -114,13 +115,16 @@ class Calendar:
 
     def fits(self, start: datetime) -> bool:
         start = to_utc(start)
-        local = start.astimezone(LONDON)
+        local, local_end = start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)
         day = local.date()
+        if local_end.date() != day:
+            return False
+        begin_t, end_t, name = local.time(), local_end.time(), weekday(day)
         return (
-            inside(self.windows_on(day), start)
-            and (not self.young_person_windows or inside(self.young_person_windows, start))
-            and self._licence_allows(day, local.time())
-            and (self.end_by is None or (start + SESSION).astimezone(LONDON).time() <= self.end_by)
+            _inside_local(self.windows_on(day), name, begin_t, end_t)
+            and (not self.young_person_windows or _inside_local(self.young_person_windows, name, begin_t, end_t))
+            and self._licence_allows(day, begin_t)
+            and (self.end_by is None or end_t <= self.end_by)
             and not self._overlaps(start)
             and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))
         )
