@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg

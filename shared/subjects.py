@@ -6,9 +6,8 @@ A namespace (tests, side-by-side copies) prefixes every subject and stream name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 

@@ -7,6 +7,7 @@ Database: PostgreSQL when DATABASE_URL is set (one fresh schema per service and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from shared.local_nats import start_nats_server
-import asyncio
-
 from tests.support.cluster import Cluster, Probe, launch_cluster, ready
 
 RUN_ID = uuid.uuid4().hex[:8]

@@ -5,7 +5,6 @@ It alone holds personal data (encrypted), the agencies' API keys, and the log of
 from __future__ import annotations
 
 import logging
-
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -15,9 +14,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 from sqlmodel import col
 
+from services.intake import privacy
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import load_keys
-from services.intake import privacy
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
 from services.intake.personal_data import first_name_for
@@ -28,7 +27,6 @@ from shared.fairness import AuditRow, audit
 from shared.nats_auth import inbox_prefix
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
-
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from services.intake.agencies import AgencyRegistry
+from services.intake.body_limit import BodySizeLimit
 from services.intake.crypto import IntakeKeys
 from services.intake.handlers import Decision, Submission, decide_submissions
-from services.intake.body_limit import BodySizeLimit
 from services.intake.referral_status import ReferralStatus, ask_status
 from services.intake.tables import ReferralRecord, as_utc
 from shared.contracts.common import FieldError

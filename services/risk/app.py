@@ -14,8 +14,8 @@ from faststream import FastStream
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
-from services.risk.assessment import assess
 from services.risk import privacy
+from services.risk.assessment import assess
 from services.risk.handlers import Case, decide, handle_accepted, load_cases, review, store
 from services.risk.review import OverrideRefused, OverrideRequest, diff, rescore_summary
 from services.risk.ruleset import RulesError, load_rules

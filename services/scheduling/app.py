@@ -11,15 +11,15 @@ from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, insert, select, update
 
+from services.scheduling import privacy
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
-from services.scheduling import privacy
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
-from services.scheduling.sessions import change_session, close
 from services.scheduling.replanning import add_leave, replan_mentor
 from services.scheduling.rounds import run_round
+from services.scheduling.sessions import change_session, close
 from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.scheduling import MentorRecord, VenueRecord
 from shared.outbox import Outgoing

@@ -10,11 +10,11 @@ from services.scheduling.constraints import Case, MentorState, first_exclusion, 
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     VenueRooms,
+    case_from,
+    load_mentor_states,
     session_row,
     slots_for,
     subject_for,
-    case_from,
-    load_mentor_states,
 )
 from services.scheduling.matching import HORIZON_DAYS, LONDON, calendar, deadline_for, rank, sessions_from
 from services.scheduling.slots import earliest_start, to_utc

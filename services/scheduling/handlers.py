@@ -7,8 +7,8 @@ import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Literal
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from opentelemetry import trace
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -23,11 +23,11 @@ from shared.contracts.intake import ReferralAccepted
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.scheduling import (
     MentorRecord,
-    VenueRecord,
     SessionsCancelled,
     SessionsRescheduled,
     SessionsScheduled,
     SessionsWaitlisted,
+    VenueRecord,
 )
 from shared.db import lock_for_update
 from shared.messaging import Delivery, parse_event

@@ -15,10 +15,10 @@ from services.scheduling.constraints import TIER_POINTS, MentorState, first_excl
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     VenueRooms,
-    set_status,
     case_from,
     load_mentor_states,
     session_row,
+    set_status,
     slots_for,
     subject_for,
 )

@@ -6,11 +6,11 @@ which is wrong across a clock change); rules about the time of day read the Lond
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from shared.contracts.codes import WEEKDAYS, Weekday

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
-
-from datetime import date
 
 from shared.contracts.codes import Gender, Tier, Weekday
 from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm

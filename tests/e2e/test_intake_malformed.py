@@ -11,7 +11,6 @@ import json
 import re
 import string
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass

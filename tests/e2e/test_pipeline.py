@@ -145,7 +145,7 @@ async def test_twenty_referrals_at_once_never_double_book_a_mentor_or_exceed_cas
 
     accepted = await probe.wait_for(cluster.subjects.accepted(agency), count=20, timeout=15)
     ids = {e["referral_id"] for e in accepted}
-    done = lambda e: e["referral_id"] in ids  # noqa: E731
+    done = lambda e: e["referral_id"] in ids
     deadline = time.monotonic() + 20
     while len(probe.matching(cluster.subjects.scheduled(agency), done)) + len(
         probe.matching(cluster.subjects.waitlisted(agency), done)

@@ -12,7 +12,7 @@ from typing import Any
 import nats.errors
 import pytest
 
-from tests.conftest import _drop_schemas, make_cluster, RUN_ID
+from tests.conftest import RUN_ID, _drop_schemas, make_cluster
 from tests.support.cluster import Probe, mentor, ready, referral, unique, unique_language
 
 pytestmark = pytest.mark.e2e

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
-import nats.errors
-import pytest
 import nats.aio.client
 import nats.aio.msg
+import nats.errors
+import pytest
 
 from shared.local_nats import free_port, nats_server_binary, port_open
 from shared.nats_auth import admin_user, agency_user, hash_password, inbox_prefix, render_config, service_user
