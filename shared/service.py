@@ -33,6 +33,7 @@ from shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,15 @@ class ServiceHost:
         """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
         self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler))
 
-    def reply(self, verb: str, **kwargs: Any) -> Any:
+    def reply(self, verb: str, **kwargs: Any) -> Callable[[H], H]:
         """Decorator: a request-reply handler on reroute.rpc.<service>.<verb>, load-shared by replicas."""
-        return self.router.subscriber(self.subjects.rpc(self.name, verb), queue=self.name, **kwargs)
+        subscriber = self.router.subscriber(self.subjects.rpc(self.name, verb), queue=self.name, **kwargs)
+
+        def register(handler: H) -> H:
+            subscriber(handler)
+            return handler
+
+        return register
 
     async def transact(self, decide: Callable[[Connection, datetime], tuple[T, list[Outgoing]]]) -> T:
         """Run `decide` in one transaction with its events in the outbox, then publish them (request handlers)."""
