@@ -19,7 +19,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import APIError, BadRequestError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
@@ -137,10 +137,11 @@ class BatchConsumer:
             max_ack_pending=self._batch_size * 4,
             filter_subjects=self._filters,  # one consumer, so a referral's submission and update keep their order
         )
-        try:
+        try:  # creates the consumer, or updates one made by an earlier version (the server allows most changes)
             await self._js.add_consumer(self._stream, config)
-        except BadRequestError:  # exists with older settings: bring it up to date
-            await self._js.update_consumer(self._stream, config)
+        except APIError as exc:  # a change the server cannot make in place: keep going with the consumer as it is
+            log.error("%s: consumer %s keeps its earlier settings (%s); delete it to apply the new ones",
+                      self.service, self._durable, exc.description)
         sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
         self.ready.set()
         log.info("%s consuming %s as %s", self.service, ", ".join(self._filters), self._durable)

@@ -1,0 +1,54 @@
+"""A service started over a durable consumer made by an earlier version keeps consuming."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.sdk.trace import TracerProvider
+
+from shared.db import create_tables, make_engine
+from shared.local_nats import start_nats_server
+from shared.messaging import BatchConsumer
+from shared.outbox import InboxRow, OutboxRelay, OutboxRow
+from shared.settings import ServiceSettings
+from shared.subjects import Subjects
+
+
+async def test_an_older_consumer_is_updated_or_kept_and_messages_still_flow(tmp_path: Path) -> None:
+    proc, url = start_nats_server(tmp_path / "js")
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="UPG", subjects=["upg.>"])
+        # an earlier version's consumer: a setting the server cannot change in place
+        await js.add_consumer("UPG", ConsumerConfig(durable_name="svc-in", ack_policy=AckPolicy.EXPLICIT,
+                                                    deliver_policy=DeliverPolicy.NEW, filter_subject="upg.in"))
+        engine = make_engine("svc", ServiceSettings(data_dir=tmp_path, DATABASE_URL=None))  # type: ignore[call-arg]
+        create_tables(engine, [OutboxRow, InboxRow])
+        seen: list[bytes] = []
+
+        def handler(conn, batch, now):  # type: ignore[no-untyped-def]
+            seen.extend(d.data for d in batch)
+            return []
+
+        consumer = BatchConsumer(service="svc", js=js, engine=engine, relay=OutboxRelay(engine, js),
+                                 tracer=TracerProvider().get_tracer("t"), subjects=Subjects(), stream="UPG",
+                                 filter_subjects=["upg.in"], durable="svc-in", handler=handler)
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        await asyncio.wait_for(consumer.ready.wait(), 10)
+        await js.publish("upg.in", b"hello")
+        for _ in range(50):
+            if seen:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert seen == [b"hello"]
+    finally:
+        await nc.close()
+        proc.terminate()
+        proc.wait(timeout=10)
