@@ -26,7 +26,7 @@ _PUBLISHES: dict[str, list[str]] = {
 }
 _ASKS: dict[str, list[str]] = {  # request-reply verbs each service may call on another
     "intake": ["risk.assessment", "risk.audit.rows", "risk.person.erase", "scheduling.status",
-               "scheduling.calendar", "scheduling.closed.before", "scheduling.person.erase"],
+               "scheduling.closed.before", "scheduling.person.erase"],
     "risk": [],
     "scheduling": ["intake.first_name"],
 }
@@ -136,7 +136,6 @@ class NatsAuthFile:
 
     def __init__(self, path: Path, creds: LocalCredentials) -> None:
         self.path = path
-        self._creds = creds
         self._hashes = {name: hash_password(pw) for name, pw in creds.passwords.items()}
         self._agencies: list[AgencyCredential] | None = None
 

@@ -65,14 +65,10 @@ def status_of(
 
 async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id: str, received_at: datetime,
                      revision: int, timeout: float = 3) -> ReferralStatus:
-    """Ask risk and scheduling where the referral stands (and scheduling for the mentor's name)."""
+    """Ask risk and scheduling where the referral stands (scheduling also gives the mentor's first name)."""
     risk = await _ask(host, "risk", "assessment", {"referral_id": referral_id}, timeout=timeout)
     scheduling = await _ask(host, "scheduling", "status", {"referral_id": referral_id}, timeout=timeout)
-    mentor_name = None
-    if scheduling and scheduling.get("status") == "scheduled" and scheduling.get("mentor_id"):
-        calendar = await _ask(host, "scheduling", "calendar", {"mentor_id": scheduling["mentor_id"], "days": 1},
-                              timeout=timeout)
-        mentor_name = (calendar or {}).get("mentor", {}).get("name")
+    mentor_name = (scheduling or {}).get("mentor_first_name")
     return status_of(referral_id=referral_id, agency_referral_id=agency_referral_id, received_at=received_at,
                      revision=revision, risk=risk, scheduling=scheduling, mentor_name=mentor_name)
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from services.risk import privacy
 from services.risk.assessment import assess
 from services.risk.handlers import Case, decide, handle_accepted, load_cases, review, store
-from services.risk.review import OverrideRefused, OverrideRequest, diff, rescore_summary
+from services.risk.review import OverrideRefused, OverrideRequest, diff, overdue, rescore_summary
 from services.risk.ruleset import RulesError, load_rules
 from services.risk.tables import TABLES, AssessmentRecord, RiskCase
 from shared.contracts.codes import Tier
@@ -120,7 +120,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
             ).all()
         return {"reviews": [
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "tier": r.tier, "due": r.review_due.isoformat(),
-             "overdue": r.review_due < now} for r in rows
+             "overdue": overdue(r.review_due, now)} for r in rows
         ]}
 
     @host.reply("rules")
@@ -157,7 +157,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
                 changes.append((rid, change))
                 if not request.dry_run and (case.latest.rules_version != candidate.version
                                             or change.direction != "same" or change.rules_added or change.rules_removed):
-                    decided.append(decide(case, case.facts, rules=candidate, now=now, cause="rescore"))
+                    decided.append(decide(case, case.facts, rules=candidate, now=now, cause="rescore", result=fresh))
             summary = rescore_summary(changes)
             out = store(conn, cases.values(), decided, now=now, subjects=s) if decided else []
             return {"rules_version": candidate.version, "dry_run": request.dry_run, "lines": summary.lines(),

@@ -64,9 +64,11 @@ def handle_accepted(
                  spans={r.assessed.event_id: d.span for r, d in decided})
 
 
-def decide(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str) -> Decided:
-    """Compute the next assessment of `case` from `facts` and update the case in place."""
-    result = assess(facts, rules, now=now)
+def decide(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str,
+           result: Assessment | None = None) -> Decided:
+    """Compute the next assessment of `case` from `facts` (or take `result`, already computed) and update the case
+    in place."""
+    result = result or assess(facts, rules, now=now)
     number = 1 if case.new else case.latest.number + 1
     assessed = _from_result(facts, result, number=number, rules=rules, now=now)
     if not case.new:

@@ -295,6 +295,10 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             case = conn.execute(select(CaseRow).where(CaseRow.referral_id == request.referral_id)).first()
             if case is None:
                 return {"found": False}
+            mentor = conn.execute(select(MentorRow.record).where(MentorRow.mentor_id == case.mentor_id)).scalar()
+        names = MentorRecord.model_validate_json(mentor).name.split() if mentor else []
+        mentor_first_name = names[0] if names else None
+        with host.engine.connect() as conn:
             sessions = conn.execute(
                 select(SessionRow.session_id, SessionRow.start, SessionRow.end)
                 .where(SessionRow.referral_id == request.referral_id, SessionRow.status == "booked")
@@ -305,6 +309,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             "status": case.status,
             "tier": case.tier,
             "mentor_id": case.mentor_id,
+            "mentor_first_name": mentor_first_name,
             "deadline_met": case.deadline_met,
             "reason": case.reason,
             "sessions": [

@@ -58,20 +58,9 @@ def wall_clock_days_later(instant: datetime, days: int) -> datetime:
     return datetime.combine(local.date() + timedelta(days=days), local.time(), tzinfo=LONDON).astimezone(UTC)
 
 
-def inside(windows: Sequence[WeeklyWindow], start: datetime) -> bool:
-    """Whether the session starting at `start` lies, on the London wall clock, within one of the windows."""
-    begin, end = start.astimezone(LONDON), (start.astimezone(UTC) + SESSION).astimezone(LONDON)
-    return begin.date() == end.date() and _inside_local(windows, weekday(begin.date()), begin.time(), end.time())
-
-
 def _inside_local(windows: Sequence[WeeklyWindow], day: Weekday, begin: time, end: time) -> bool:
+    """Whether a session from `begin` to `end` (London wall clock, same day) lies within one of the windows."""
     return any(w.day == day and w.start_time <= begin and end <= w.end_time for w in windows)
-
-
-def overlaps(busy: Sequence[Interval], start: datetime) -> bool:
-    """Whether the session starting at `start` overlaps a busy interval (touching end to start is fine)."""
-    end = start + SESSION
-    return any(start < b_end and b_start < end for b_start, b_end in busy)
 
 
 def returns_in_time(return_by: time, start: datetime, buffer: timedelta = RETURN_BUFFER) -> bool:
