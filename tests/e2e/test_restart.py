@@ -19,17 +19,22 @@ pytestmark = pytest.mark.e2e
 
 
 async def _stored(probe: Probe, subject: str) -> list[dict[str, Any]]:
-    """Every message the stream holds on `subject` (what a consumer would get), duplicates included."""
+    """Every message the stream holds on `subject` (what a consumer would get), duplicates included.
+
+    Reads until the consumer has nothing pending, not until a fetch times out: on a loaded machine a fetch can
+    time out with messages still to come, which would make a message look lost."""
     sub = await probe.nc.jetstream().pull_subscribe(subject, durable=None)
     found: list[dict[str, Any]] = []
     while True:
         try:
             msgs = await sub.fetch(500, timeout=1)
         except (nats.errors.TimeoutError, TimeoutError):
-            break
+            msgs = []
         for m in msgs:
             found.append(json.loads(m.data))
             await m.ack()
+        if not msgs and (await sub.consumer_info()).num_pending == 0:
+            break
     await sub.unsubscribe()
     return found
 
@@ -59,7 +64,9 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
             accepted = await _stored(probe, cluster.subjects.accepted(agency))
             assessed = await _stored(probe, cluster.subjects.assessed(agency))
             scheduled = await _stored(probe, cluster.subjects.scheduled(agency))
-            if len({e["referral_id"] for e in scheduled}) >= 60 or time.monotonic() > deadline:
+            done = (len({e["referral_id"] for e in scheduled}) >= 60
+                    and len({e["agency_referral_id"] for e in accepted}) >= 60)
+            if done or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
 
