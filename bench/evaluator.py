@@ -11,8 +11,12 @@ Hard rules checked, per booking:
   medium; caseload + new bookings ≤ max_caseload; risk-weighted points (very high 3, high 2, medium 1.5,
   low 1) within the record's cap;
 - a safe venue: one of the mentor's (or, with none registered, a staffed office in each of their boroughs)
-  outside the young person's unsafe areas and the rotl exclusion zones, approved by the licence, staffed when
-  the case needs it (room bookings are the service's, not the plan's, and are not checked here);
+  whose borough, area, name and id are outside the young person's unsafe areas and the rotl exclusion zones,
+  approved by the licence, staffed when the case needs it, and reachable from the young person's home borough
+  (and a rotl mentor's establishment) without entering an unsafe borough (or exclusion zone) on the map;
+- when the venues are given (`visits`): each session at such a venue, with a route that starts where the
+  person sets out, ends in the venue's borough, steps only between neighbouring boroughs and enters none to
+  avoid; and no venue holding more sessions at once than it has rooms, counting those it already held;
 - rotl: no licence exclusion zone equal to the young person's borough or one of their unsafe areas; sessions
   on permitted days, within the licence's dates, not before its window start, and ending at least 60 minutes
   plus the travel time before return_by on the same London day;
@@ -30,11 +34,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from services.scheduling.constraints import Case, MentorState
+from services.scheduling.constraints import Case, MentorState, SafeVenue
+from services.scheduling.routes import NEIGHBOURS  # the map (data), not the route planner
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import Licence, MentorRecord
+from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord
 
 LONDON = ZoneInfo("Europe/London")
 HALF_HOUR = timedelta(minutes=30)
@@ -101,20 +107,76 @@ def _licence(record: MentorRecord) -> Licence | None:
     return record.licence if record.kind == "rotl" else None
 
 
-def _safe_venue(case: Case, state: MentorState) -> bool:
-    record, licence = state.record, _licence(state.record)
-    blocked = {_place(a) for a in case.unsafe_areas} | {_place(z) for z in (licence.exclusion_zones if licence else [])}
+_NEIGHBOURS = {_p: {" ".join(n.split()).casefold() for n in ns}
+               for _p, ns in ((" ".join(b.split()).casefold(), ns) for b, ns in NEIGHBOURS.items())}
+
+
+def _venues(state: MentorState) -> list[VenueRecord]:
     if state.venues is not None:
-        venues = [(v.id, v.name, v.borough, v.staffed) for v in state.venues]
-    else:
-        venues = [("office-" + "-".join(_place(b).split()), f"{b} office", b, True) for b in record.boroughs]
-    return any(
-        _place(borough) not in blocked
-        and _place(name) not in blocked
-        and (staffed or not case.staffed_only)
-        and (licence is None or licence.approved_venues is None or venue_id in licence.approved_venues)
-        for venue_id, name, borough, staffed in venues
+        return list(state.venues)
+    return [VenueRecord(id="office-" + "-".join(_place(b).split()), name=f"{b} office", borough=b, rooms=50)
+            for b in state.record.boroughs]
+
+
+def _origin(record: MentorRecord) -> str:
+    licence = record.licence
+    return licence.establishment_borough if licence and licence.establishment_borough else record.boroughs[0]
+
+
+def _reachable(start: str, goal: str, avoid: set[str]) -> bool:
+    """Whether the map joins `start` to `goal` through boroughs outside `avoid` (setting out from one is fine)."""
+    seen, todo = {_place(start)}, [_place(start)]
+    while todo:
+        here = todo.pop()
+        if here == _place(goal):
+            return True
+        for there in _NEIGHBOURS.get(here, ()):
+            if there not in seen and there not in avoid:
+                seen.add(there)
+                todo.append(there)
+    return False
+
+
+def _venue_allowed(case: Case, state: MentorState, venue: VenueRecord) -> bool:
+    """The venue itself: not in an unsafe area or exclusion zone, licence-approved, staffed when needed."""
+    licence = _licence(state.record)
+    blocked = {_place(a) for a in case.unsafe_areas} | {_place(z) for z in (licence.exclusion_zones if licence else [])}
+    return (
+        not {_place(venue.borough), _place(venue.name), _place(venue.id), _place(venue.area or venue.borough)} & blocked
+        and (venue.staffed or not case.staffed_only)
+        and (licence is None or licence.approved_venues is None or venue.id in licence.approved_venues)
     )
+
+
+def _avoid(case: Case, state: MentorState) -> tuple[set[str], set[str]]:
+    """Places the young person's route must not enter, and those a rotl mentor's must not."""
+    licence = _licence(state.record)
+    return {_place(a) for a in case.unsafe_areas}, {_place(z) for z in (licence.exclusion_zones if licence else [])}
+
+
+def _safe_venue(case: Case, state: MentorState) -> bool:
+    unsafe, zones = _avoid(case, state)
+    rotl = _licence(state.record) is not None
+    return any(
+        _venue_allowed(case, state, v)
+        and _reachable(case.borough, v.borough, unsafe)
+        and (not rotl or _reachable(_origin(state.record), v.borough, zones))
+        for v in _venues(state)
+    )
+
+
+def route_problem(route: Sequence[str] | None, start: str, goal: str, avoid: set[str]) -> str | None:
+    """Why a planned route is not a safe journey from `start` to `goal`; None when it is."""
+    if not route:
+        return "no route"
+    steps = [_place(b) for b in route]
+    if steps[0] != _place(start) or steps[-1] != _place(goal):
+        return f"runs {route[0]} to {route[-1]}, not {start} to {goal}"
+    for here, there in pairwise(steps):
+        if there not in _NEIGHBOURS.get(here, ()):
+            return f"jumps from {here} to {there}"
+    entered = [b for b in route[1:] if _place(b) in avoid]
+    return f"enters {', '.join(entered)}" if entered else None
 
 
 def rule_broken(case: Case, state: MentorState) -> str | None:
@@ -216,6 +278,24 @@ def session_problems(case: Case, record: MentorRecord, start: datetime, end: dat
     return problems
 
 
+def _visit_problems(case: Case, state: MentorState, visit: SafeVenue | None) -> list[str]:
+    """The rules one session's venue and routes break."""
+    if visit is None:
+        return ["no_venue"]
+    venue, problems = visit.venue, []
+    if venue.id not in {v.id for v in _venues(state)}:
+        problems.append("venue_not_the_mentors")
+    if not _venue_allowed(case, state, venue):
+        problems.append("venue")
+    unsafe, zones = _avoid(case, state)
+    if route_problem(visit.route, case.borough, venue.borough, unsafe):
+        problems.append("route")
+    if _licence(state.record) is not None and route_problem(visit.mentor_route, _origin(state.record), venue.borough,
+                                                            zones):
+        problems.append("mentor_route")
+    return problems
+
+
 def _clashes(intervals: list[tuple[datetime, datetime, str]]) -> Iterable[tuple[str, str]]:
     """Pairs of owners whose intervals overlap (touching end to start is fine)."""
     ordered = sorted(intervals, key=lambda item: (item[0].timestamp(), item[1].timestamp()))
@@ -228,9 +308,14 @@ def _clashes(intervals: list[tuple[datetime, datetime, str]]) -> Iterable[tuple[
 
 
 def evaluate(
-    cases: Sequence[Case], mentors: Sequence[MentorState], bookings: Mapping[str, Booking], *, now: datetime
+    cases: Sequence[Case], mentors: Sequence[MentorState], bookings: Mapping[str, Booking], *, now: datetime,
+    visits: Mapping[str, Sequence[SafeVenue | None]] | None = None, held: Mapping[str, Sequence[Interval]] | None = None,
 ) -> Report:
-    """Score a schedule: placements, sessions, deadlines met, and every hard-rule violation."""
+    """Score a schedule: placements, sessions, deadlines met, and every hard-rule violation.
+
+    `visits` gives, per referral, the venue and routes of each booked session (in the order of its sessions);
+    `held` the sessions each venue already held. Without `visits`, only that a safe venue exists is checked.
+    """
     by_case = {case.referral_id: case for case in cases}
     by_mentor = {state.record.id: state for state in mentors}
     earliest, latest = first_start_range(now)
@@ -242,6 +327,7 @@ def evaluate(
         calendars[state.record.id].extend((start, end, "existing booking") for start, end in state.busy)
     sessions = full = met = 0
     by_tier: Counter[str] = Counter()
+    in_rooms: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
 
     def flag(referral_id: str, rule: str, detail: str = "") -> None:
         violations.append(Violation(referral_id, rule, detail))
@@ -268,6 +354,14 @@ def evaluate(
             calendars[mentor_id].append((start, end, referral_id))
         for one, other in _clashes([(start, end, referral_id) for start, end in booked]):
             flag(referral_id, "young_person_double_booked", f"{one} / {other}")
+        if visits is not None:
+            for (start, end), visit in zip(booked, visits.get(referral_id, ()), strict=False):
+                for problem in _visit_problems(case, mentor, visit):
+                    flag(referral_id, problem, f"{mentor_id} {start.isoformat()}")
+                if visit is not None:
+                    in_rooms[visit.venue.id].append((start, end, referral_id))
+            if len(visits.get(referral_id, ())) != len(booked):
+                flag(referral_id, "venue_missing", f"{len(booked)} sessions, {len(visits.get(referral_id, ()))} venues")
         sessions += len(booked)
         full += FULL_PROGRAMME[str(case.tier)]
         met += first.timestamp() <= (case.accepted_at + DEADLINE[str(case.tier)]).timestamp()
@@ -283,4 +377,12 @@ def evaluate(
             if other != "existing booking" or one != "existing booking":  # the instance's own overlaps are not ours
                 culprit = other if other != "existing booking" else one
                 flag(culprit, "mentor_double_booked", f"{mentor_id}: {one} / {other}")
+    rooms = {v.id: v.rooms for state in mentors for v in _venues(state)}
+    for venue_id, intervals in sorted(in_rooms.items()):
+        intervals += [(start, end, "held") for start, end in (held or {}).get(venue_id, ())]
+        for start, _, referral_id in intervals:
+            if referral_id != "held":
+                at_once = sum(1 for s, e, _ in intervals if s.timestamp() <= start.timestamp() < e.timestamp())
+                if at_once > rooms.get(venue_id, 1):
+                    flag(referral_id, "room_double_booked", f"{venue_id} {start.isoformat()}: {at_once} sessions")
     return Report(sum(by_tier.values()), dict(by_tier), sessions, full, met, violations)

@@ -12,14 +12,19 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.scheduling.constraints import TIER_POINTS, Case, GenderRequest, MentorState
-from shared.contracts.codes import LONDON_BOROUGHS, Gender, Tier
+from services.scheduling.routes import NEIGHBOURS
+from shared.contracts.codes import LONDON_BOROUGHS, Gender, Tier, place_key
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import Licence, MentorKind, MentorRecord
+from shared.contracts.scheduling import Licence, MentorKind, MentorRecord, VenueRecord
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)  # a Monday; the 28-day horizon crosses the spring clock change
-AREAS = ("Peckham", "Brixton", "Tottenham", "Stratford", "Walworth", "Edmonton", "Harlesden", "Deptford")
+AREA_BOROUGH = {  # neighbourhoods named as unsafe areas, and the borough each lies in
+    "Peckham": "Southwark", "Brixton": "Lambeth", "Tottenham": "Haringey", "Stratford": "Newham",
+    "Walworth": "Southwark", "Edmonton": "Enfield", "Harlesden": "Brent", "Deptford": "Lewisham",
+}
+AREAS = tuple(AREA_BOROUGH)
 SECOND_LANGUAGES = ("so", "pl", "bn", "ur", "pt", "ar", "tr", "es", "yo")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 ALL_DAYS = (*WEEKDAYS, "sat", "sun")
@@ -41,11 +46,26 @@ def _window(day: str, start: str, end: str) -> WeeklyWindow:
     return WeeklyWindow.model_validate({"day": day, "start": start, "end": end})
 
 
-def _near(rng: random.Random, home: int, spread: int) -> list[str]:
-    """Boroughs around `home` on a ring of the 33 (a stand-in for geography)."""
-    count = len(LONDON_BOROUGHS)
-    picks = {home % count} | {(home + rng.randint(-spread, spread)) % count for _ in range(rng.randint(0, 3))}
-    return [LONDON_BOROUGHS[i] for i in sorted(picks)]
+def _near(rng: random.Random, home: str, most: int) -> list[str]:
+    """`home` and up to `most` of its neighbours on the map, home first."""
+    neighbours = list(NEIGHBOURS[home])
+    return [home, *rng.sample(neighbours, rng.randint(0, min(most, len(neighbours))))]
+
+
+def _venues(rng: random.Random) -> list[VenueRecord]:
+    """In each borough: a staffed office, a staffed youth centre (in a named area where there is one) and an
+    unstaffed library."""
+    venues = []
+    for borough in LONDON_BOROUGHS:
+        key = "-".join(place_key(borough).split())
+        area = next((a for a, b in AREA_BOROUGH.items() if b == borough), None)
+        venues += [
+            VenueRecord(id=f"{key}-office", name=f"{borough} office", borough=borough, rooms=rng.randint(6, 10)),
+            VenueRecord(id=f"{key}-youth", name=f"{borough} youth centre", borough=borough, area=area,
+                        rooms=rng.randint(2, 4)),
+            VenueRecord(id=f"{key}-library", name=f"{borough} library", borough=borough, staffed=False, rooms=2),
+        ]
+    return venues
 
 
 def _mentor_windows(rng: random.Random, kind: MentorKind) -> list[WeeklyWindow]:
@@ -97,25 +117,32 @@ def _busy(rng: random.Random, windows: list[WeeklyWindow], caseload: int, now: d
     return busy
 
 
-def _mentor(rng: random.Random, index: int, now: datetime, *, loose_points: bool) -> MentorState:
+def _mentor(
+    rng: random.Random, index: int, now: datetime, venues: list[VenueRecord], *, loose_points: bool
+) -> MentorState:
     kinds: list[MentorKind] = ["staff", "volunteer", "rotl"]
     kind = rng.choices(kinds, weights=[35, 45, 20])[0]
     max_caseload = {"staff": rng.randint(14, 20), "volunteer": rng.randint(4, 6), "rotl": 3}[kind]
-    home = rng.randrange(len(LONDON_BOROUGHS))
+    home = rng.choice(LONDON_BOROUGHS)
+    boroughs = _near(rng, home, 2)
+    theirs = tuple(v for v in venues if v.borough in boroughs)
     languages = ["en"] + ([rng.choice(SECOND_LANGUAGES)] if rng.random() < 0.3 else [])
     genders: list[Gender] = ["female", "male", "non_binary"]
     gender = rng.choices(genders, weights=[50, 45, 5])[0]
     windows = _mentor_windows(rng, kind)
     licence = None
     if kind == "rotl":
-        zones = rng.sample(AREAS, rng.randint(0, 2)) + _near(rng, home + rng.choice([-3, 3]), 1)[:1]
-        licence = Licence(return_by=rng.choice(["15:00", "16:30", "17:00", "19:00"]), exclusion_zones=zones)
+        further = sorted({n for b in NEIGHBOURS[home] for n in NEIGHBOURS[b]} - {home, *boroughs})
+        zones = rng.sample(AREAS, rng.randint(0, 2)) + rng.sample(further, rng.randint(0, 1))
+        approved = [v.id for v in theirs if v.staffed] if rng.random() < 0.5 else None
+        licence = Licence(return_by=rng.choice(["15:00", "16:30", "17:00", "19:00"]), exclusion_zones=zones,
+                          establishment_borough=rng.choice(LONDON_BOROUGHS), approved_venues=approved)
     experienced = kind == "volunteer" and rng.random() < 0.3
     record = MentorRecord(
         id=f"m{index:04d}",
         name=f"Mentor {index}",
         kind=kind,
-        boroughs=_near(rng, home, 2),
+        boroughs=boroughs,
         languages=languages,
         gender=gender,
         max_caseload=max_caseload,
@@ -127,7 +154,8 @@ def _mentor(rng: random.Random, index: int, now: datetime, *, loose_points: bool
     caseload = rng.randint(0, max_caseload // 3)
     tiers = list(Tier) if kind == "staff" or experienced else [Tier.LOW, Tier.MEDIUM]
     points = sum(TIER_POINTS[rng.choice(tiers)] for _ in range(caseload))
-    return MentorState(record=record, caseload=caseload, busy=_busy(rng, windows, caseload, now), points=points)
+    return MentorState(record=record, caseload=caseload, busy=_busy(rng, windows, caseload, now), points=points,
+                       venues=theirs)
 
 
 def _case(rng: random.Random, index: int, now: datetime, borough_weights: list[float]) -> Case:
@@ -143,7 +171,7 @@ def _case(rng: random.Random, index: int, now: datetime, borough_weights: list[f
     preferred = next((lang for lang in languages if lang != "en"), None) if rng.random() < 0.7 else None
     requests: list[GenderRequest] = ["any", "not_stated", "male", "female", "non_binary"]
     wanted = rng.choices(requests, weights=[62, 10, 14, 12, 2])[0]
-    neighbours = [b for b in _near(rng, LONDON_BOROUGHS.index(borough), 2) if b != borough]
+    neighbours = _near(rng, borough, 1)[1:]
     tier = rng.choices(list(Tier), weights=[30, 35, 25, 10])[0]
     return Case(
         referral_id=f"r{index:05d}",
@@ -169,7 +197,8 @@ def generate(
     (2 × max_caseload), where the cap binds for mentors given many high-tier cases.
     """
     rng = random.Random(f"{GENERATOR_VERSION}:{n_mentors}:{n_referrals}:{seed}")
-    mentors = [_mentor(rng, i, now, loose_points=loose_points) for i in range(n_mentors)]
+    venues = _venues(rng)
+    mentors = [_mentor(rng, i, now, venues, loose_points=loose_points) for i in range(n_mentors)]
     # Demand is uneven across boroughs, as it is in London: a few boroughs carry several times the average.
     borough_weights = [rng.choice([1.0, 1.0, 1.5, 3.0]) for _ in LONDON_BOROUGHS]
     cases = [_case(rng, i, now, borough_weights) for i in range(n_referrals)]

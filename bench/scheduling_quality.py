@@ -24,7 +24,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -33,11 +33,12 @@ import numpy as np
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
 
 from bench import evaluator
-from bench.evaluator import HALF_HOUR, HOUR, Booking, Report
+from bench.evaluator import HALF_HOUR, HOUR, Booking, Interval, Report
 from bench.instances import GENERATOR_VERSION, Instance, generate
 from services.scheduling.batch import plan
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState
+from services.scheduling.constraints import Case, MentorState, SafeVenue, venues_for
 from services.scheduling.matching import Match, match, with_booking
+from services.scheduling.rooms import Rooms
 from shared.contracts.codes import Tier
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import MentorRecord
@@ -61,26 +62,47 @@ class Row:
     bound_s: float
 
 
-def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> dict[str, Booking]:
+@dataclass
+class Schedule:
+    """Bookings, and the venue (with routes) of each booked session, as the service would store them."""
+
+    bookings: dict[str, Booking] = field(default_factory=dict)
+    visits: dict[str, list[SafeVenue | None]] = field(default_factory=dict)
+    no_room: int = 0  # young people a plan placed but no venue had a room for
+
+    def add(self, case: Case, mentor: MentorState, sessions: Sequence[Interval], rooms: Rooms) -> list[Interval]:
+        """Hold rooms for the sessions the way the service does (a session without a room is dropped); the
+        sessions kept, none when the first cannot be held anywhere."""
+        placed = rooms.place(venues_for(case, mentor), sessions)
+        if not placed:
+            self.no_room += 1
+            return []
+        self.bookings[case.referral_id] = (mentor.record.id, [interval for interval, _ in placed])
+        self.visits[case.referral_id] = [visit for _, visit in placed]
+        return [interval for interval, _ in placed]
+
+
+def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> Schedule:
     """The online matcher, one referral after another, highest tier first, then longest waiting."""
     states = {state.record.id: state for state in mentors}
-    bookings: dict[str, Booking] = {}
+    schedule, rooms = Schedule(), Rooms()
     for case in sorted(cases, key=lambda c: (-c.tier.rank, c.accepted_at, c.referral_id)):
         result = match(case, list(states.values()), now=now)
         if isinstance(result, Match):
-            taker = states[result.mentor_id]
-            # As the service sees the mentor once the booking is stored: one more place, the case's points too.
-            states[result.mentor_id] = replace(
-                with_booking(taker, result.sessions), points=taker.points + TIER_POINTS[case.tier]
-            )
-            bookings[case.referral_id] = (result.mentor_id, result.sessions)
-    return bookings
+            kept = schedule.add(case, states[result.mentor_id], result.sessions, rooms)
+            if kept:  # as the service sees the mentor once the booking is stored: one more place and its points
+                states[result.mentor_id] = with_booking(states[result.mentor_id], kept, case.tier)
+    return schedule
 
 
-def run_batch(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> dict[str, Booking]:
-    """The batch plan over the whole round."""
+def run_batch(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> Schedule:
+    """The batch plan over the whole round, then rooms held for its sessions in referral order."""
     result = plan(cases, mentors, now=now)
-    return {rid: (m.mentor_id, m.sessions) for rid, m in result.assignments.items()}
+    by_case, by_mentor = {c.referral_id: c for c in cases}, {m.record.id: m for m in mentors}
+    schedule, rooms = Schedule(), Rooms()
+    for referral_id, chosen in sorted(result.assignments.items()):
+        schedule.add(by_case[referral_id], by_mentor[chosen.mentor_id], chosen.sessions, rooms)
+    return schedule
 
 
 class _Starts:
@@ -218,8 +240,8 @@ def measure(inst: Instance) -> Row:
     return Row(
         inst,
         sum(max(0, s.record.max_caseload - s.caseload) for s in inst.mentors),
-        evaluator.evaluate(inst.cases, inst.mentors, online, now=inst.now),
-        evaluator.evaluate(inst.cases, inst.mentors, batch, now=inst.now),
+        evaluator.evaluate(inst.cases, inst.mentors, online.bookings, now=inst.now, visits=online.visits),
+        evaluator.evaluate(inst.cases, inst.mentors, batch.bookings, now=inst.now, visits=batch.visits),
         bound,
         bound_high,
         online_s,

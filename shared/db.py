@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -25,7 +25,31 @@ def make_engine(service: str, settings: ServiceSettings) -> Engine:
 
 
 def create_tables(engine: Engine, tables: Sequence[type[SQLModel]]) -> None:
+    """Create missing tables, and add the optional columns a newer version brought to existing ones."""
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in tables])  # type: ignore[attr-defined]
+    _add_new_columns(engine, [t.__table__ for t in tables])  # type: ignore[attr-defined]
+
+
+def _add_new_columns(engine: Engine, tables: Sequence[Table]) -> None:
+    """Bring a database made by an earlier version up to date: a new column that may be empty is added (old
+    rows get NULL); a new required one cannot be, and the error says what to do."""
+    schema = engine.get_execution_options().get("schema_translate_map", {}).get(None)
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        for table in tables:
+            present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(
+                        f"the database's table {table.name} has no column {column.name}, which this version needs "
+                        "and cannot add to existing rows: move the old data aside (`make clean` removes .reroute "
+                        "for local runs) and start again")
+                kind = column.type.compile(dialect=engine.dialect)
+                where = f'"{schema}"."{table.name}"' if schema else f'"{table.name}"'
+                conn.execute(text(f'ALTER TABLE {where} ADD COLUMN "{column.name}" {kind}'))
+                log.warning("added column %s.%s (an earlier version's database)", table.name, column.name)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -234,6 +235,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 .where(SessionRow.mentor_id == request.mentor_id, SessionRow.start >= start, SessionRow.start < end)
                 .order_by(SessionRow.start)  # type: ignore[arg-type]
             ).all()
+            venue_names = {v.id: v.name for v in map(VenueRecord.model_validate_json,
+                                                      conn.execute(select(VenueRow.record)).scalars())}
         record = MentorRecord.model_validate_json(mentor[0])
         names: dict[str, str] = {}
         if request.names_for:
@@ -256,6 +259,9 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                     "start": r.start.astimezone(LONDON).isoformat(),
                     "end": r.end.astimezone(LONDON).isoformat(),
                     "status": r.status,
+                    "venue": venue_names.get(r.venue_id, r.venue_id),
+                    "route": json.loads(r.route) if r.route else None,
+                    "mentor_route": json.loads(r.mentor_route) if r.mentor_route else None,
                 }
                 for r in rows
             ],

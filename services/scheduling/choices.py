@@ -9,9 +9,9 @@ from sqlalchemy import Connection, insert, select, update
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
-    VenueRooms,
     case_from,
     load_mentor_states,
+    load_rooms,
     session_row,
     slots_for,
     subject_for,
@@ -59,6 +59,7 @@ def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str,
     _without(mentors, row, conn, now)
     options = rank(case, list(mentors.values()), now=now)
     top = options[:3]
+    where = {o.mentor_id: venues_for(case, mentors[o.mentor_id])[0] for o in top}  # eligible: at least one
     shown = {o.mentor_id for o in top}
     others = []
     for mentor_id, m in mentors.items():
@@ -74,7 +75,9 @@ def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str,
     return {
         "referral_id": referral_id, "tier": case.tier.value, "current_mentor": row.mentor_id,
         "options": [{"mentor_id": o.mentor_id, "first_start": o.first[0].isoformat(), "first_end": o.first[1].isoformat(),
-                     "deadline_met": o.deadline_met, "score": o.total, "breakdown": o.score} for o in top],
+                     "deadline_met": o.deadline_met, "score": o.total, "breakdown": o.score,
+                     "venue": where[o.mentor_id].venue.name, "route": list(where[o.mentor_id].route),
+                     "mentor_route": list(r) if (r := where[o.mentor_id].mentor_route) else None} for o in top],
         "excluded": others,
     }
 
@@ -119,7 +122,7 @@ def assign(
         conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                      .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
     sessions = sessions_from(case, mentor, first.astimezone(LONDON))
-    placed = VenueRooms.load(conn, now=now).place(venues_for(case, mentor), sessions)
+    placed = load_rooms(conn, now=now).place(venues_for(case, mentor), sessions)
     if not placed:
         raise AssignmentRefused(f"no venue has a room free at {mentor_id}'s times")
     slots = slots_for(placed)

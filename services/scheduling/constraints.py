@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import Literal
 
+from services.scheduling.routes import Route, boroughs_in, plan_route
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import MentorRecord, VenueRecord
@@ -157,11 +158,12 @@ def _conflict(case: Case, mentor: MentorState) -> str | None:
 
 
 def _venue(case: Case, mentor: MentorState) -> str | None:
-    if venue_for(case, mentor) is not None:
+    if venues_for(case, mentor):
         return None
     need = "staffed venue" if case.staffed_only else "venue"
-    return f"no {need} clear of the young person's unsafe areas" + (
-        " and approved by the licence" if mentor.record.kind == "rotl" else "")
+    rotl = mentor.record.kind == "rotl"
+    return (f"no {need} clear of the young person's unsafe areas" + (" and approved by the licence" if rotl else "")
+            + " with a route around them" + (" and the exclusion zones" if rotl else ""))
 
 
 @lru_cache(maxsize=1024)
@@ -173,29 +175,48 @@ def default_offices(boroughs: tuple[str, ...]) -> tuple[VenueRecord, ...]:
     )
 
 
-def venues_for(case: Case, mentor: MentorState) -> list[VenueRecord]:
-    """The venues the mentor may use that are safe for this case, best first: in the young person's borough when
-    possible, clear of their unsafe areas and the mentor's exclusion zones, approved by a licence, staffed when
-    required."""
-    blocked = {place_key(a) for a in case.unsafe_areas}
+@dataclass(frozen=True)
+class SafeVenue:
+    """A venue both can reach safely: the young person's route from home, and a rotl mentor's from the
+    establishment (None for other mentors, whose routes carry no licence conditions)."""
+
+    venue: VenueRecord
+    route: Route
+    mentor_route: Route | None = None
+
+
+def mentor_origin(record: MentorRecord) -> str:
+    """Where a rotl mentor's journey starts: the establishment's borough, else their first borough."""
+    licence = record.licence
+    return licence.establishment_borough if licence and licence.establishment_borough else record.boroughs[0]
+
+
+def venues_for(case: Case, mentor: MentorState) -> list[SafeVenue]:
+    """The venues the mentor may use that are safe for this case, best first (the shortest journey for the young
+    person): clear of their unsafe areas and the mentor's exclusion zones by borough, area and name, reached by
+    routes around both, approved by a licence, staffed when required."""
+    unsafe = tuple(case.unsafe_areas)
     licence = mentor.record.licence if mentor.record.kind == "rotl" else None
-    if licence is not None:
-        blocked |= {place_key(z) for z in licence.exclusion_zones}
+    zones = tuple(licence.exclusion_zones) if licence is not None else ()
+    blocked = {place_key(a) for a in (*unsafe, *zones)}
+    avoid, avoid_zones = boroughs_in(unsafe), boroughs_in(zones)
     venues = mentor.venues if mentor.venues is not None else default_offices(tuple(mentor.record.boroughs))
-    fits = [
-        v for v in venues
-        if place_key(v.borough) not in blocked and place_key(v.name) not in blocked
-        and (v.staffed or not case.staffed_only)
-        and (licence is None or licence.approved_venues is None or v.id in licence.approved_venues)
-    ]
-    fits.sort(key=lambda v: (place_key(v.borough) != place_key(case.borough), v.id))
+    fits: list[SafeVenue] = []
+    for v in venues:
+        names = {place_key(v.borough), place_key(v.name), place_key(v.id), place_key(v.area or v.borough)}
+        if (case.staffed_only and not v.staffed) or names & blocked:
+            continue
+        if licence is not None and licence.approved_venues is not None and v.id not in licence.approved_venues:
+            continue
+        route = plan_route(case.borough, v.borough, avoid)
+        if route is None:
+            continue
+        mentor_route = plan_route(mentor_origin(mentor.record), v.borough, avoid_zones) if licence else None
+        if licence is not None and mentor_route is None:
+            continue
+        fits.append(SafeVenue(v, route, mentor_route))
+    fits.sort(key=lambda f: (len(f.route), f.venue.id))
     return fits
-
-
-def venue_for(case: Case, mentor: MentorState) -> VenueRecord | None:
-    """The best safe venue for this case and mentor, if any."""
-    fits = venues_for(case, mentor)
-    return fits[0] if fits else None
 
 
 _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
@@ -241,7 +262,7 @@ def summarise(case: Case, counts: Counter[Rule], *, horizon_days: int) -> str:
         "licence": ("has a suspended licence", "have a suspended licence"),
         "points": ("is at risk-weighted load", "are at risk-weighted load"),
         "conflict": ("has a conflict-register match", "have a conflict-register match"),
-        "venue": ("has no safe venue", "have no safe venue"),
+        "venue": ("has no safe venue or safe route to one", "have no safe venue or safe route to one"),
         "borough": (f"does not cover {case.borough}", f"do not cover {case.borough}"),
         "language": ("shares no language", "share no language"),
         "capacity": ("at caseload", "at caseload"),

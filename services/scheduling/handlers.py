@@ -13,9 +13,11 @@ from typing import Literal
 from opentelemetry import trace
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, venues_for
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, venues_for
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
+from services.scheduling.rooms import Placed, Rooms
+from services.scheduling.routes import Route
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import Event, SessionSlot
@@ -142,7 +144,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         return []
     lock_for_update(conn, BOOKING_LOCK)
     mentors = load_mentor_states(conn, now=now)
-    rooms = VenueRooms.load(conn, now=now)
+    rooms = load_rooms(conn, now=now)
     out: list[Outgoing] = []
     new_sessions: list[dict[str, object]] = []
     statuses: list[dict[str, object]] = []
@@ -284,51 +286,36 @@ def _waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> Sess
     )
 
 
-def slots_for(placed: list[tuple[tuple[datetime, datetime], VenueRecord | None]]) -> list[SessionSlot]:
-    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=v.name if v else None)
+def slots_for(placed: list[Placed]) -> list[SessionSlot]:
+    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=v.venue.name if v else None)
             for (s, e), v in placed]
 
 
-class VenueRooms:
-    """Sessions already held at each venue, so no room is ever double-booked."""
-
-    def __init__(self, held: dict[str, list[tuple[datetime, datetime]]]) -> None:
-        self._held = held
-
-    @classmethod
-    def load(cls, conn: Connection, *, now: datetime) -> VenueRooms:
-        held: dict[str, list[tuple[datetime, datetime]]] = {}
-        for venue_id, start, end in conn.execute(
-            select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
-                SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
-                SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
-            )
-        ):
-            held.setdefault(venue_id, []).append((start, end))
-        return cls(held)
-
-    def place(
-        self, venues: list[VenueRecord], sessions: list[tuple[datetime, datetime]]
-    ) -> list[tuple[tuple[datetime, datetime], VenueRecord | None]]:
-        """Each session at the best venue with a free room; a session no venue has room for is dropped."""
-        placed: list[tuple[tuple[datetime, datetime], VenueRecord | None]] = []
-        for start, end in sessions:
-            venue = next((v for v in venues if sum(1 for s, e in self._held.get(v.id, []) if s < end and start < e)
-                          < v.rooms), None)
-            if venue is None and venues:
-                continue
-            if venue is not None:
-                self._held.setdefault(venue.id, []).append((start, end))
-            placed.append(((start, end), venue))
-        return placed
+def load_rooms(conn: Connection, *, now: datetime) -> Rooms:
+    """The rooms taken at each venue by sessions still to come."""
+    held: dict[str, list[tuple[datetime, datetime]]] = {}
+    for venue_id, start, end in conn.execute(
+        select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
+            SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
+            SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+        )
+    ):
+        held.setdefault(venue_id, []).append((start, end))
+    return Rooms(held)
 
 
 def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
-                venue: VenueRecord | None) -> dict[str, object]:
-    """A sessions-table row for a newly booked slot."""
+                venue: SafeVenue | None) -> dict[str, object]:
+    """A sessions-table row for a newly booked slot, with the venue and the routes planned to it."""
     return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id,
-            "venue_id": venue.id if venue else None, "start": slot.start, "end": slot.end, "status": "booked",
-            "sequence": 0, "created_at": now, "updated_at": now}
+            "venue_id": venue.venue.id if venue else None, "route": _route_json(venue.route if venue else None),
+            "mentor_route": _route_json(venue.mentor_route if venue else None),
+            "start": slot.start, "end": slot.end, "status": "booked", "sequence": 0, "created_at": now,
+            "updated_at": now}
+
+
+def _route_json(route: Route | None) -> str | None:
+    return None if route is None else json.dumps(list(route))
 
 
 def subject_for(subjects: Subjects, event: Event, agency: str) -> str:

@@ -14,9 +14,9 @@ from services.scheduling.batch import plan as batch_plan
 from services.scheduling.constraints import TIER_POINTS, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
-    VenueRooms,
     case_from,
     load_mentor_states,
+    load_rooms,
     session_row,
     set_status,
     slots_for,
@@ -49,7 +49,7 @@ def run_round(
     result = batch_plan(cases, list(released.values()), now=now, time_limit_s=time_limit_s)
 
     state = dict(mentors)  # as it stands: kept assignments keep their sessions
-    rooms = VenueRooms.load(conn, now=now)
+    rooms = load_rooms(conn, now=now)
     out: list[Outgoing] = []
     placed = moved = 0
     for row, case in zip(movable, cases, strict=True):

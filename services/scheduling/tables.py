@@ -50,6 +50,8 @@ class SessionRow(SQLModel, table=True):
     referral_id: str = Field(index=True, max_length=40)
     mentor_id: str = Field(index=True, max_length=64)
     venue_id: str | None = Field(default=None, max_length=64)
+    route: str | None = Field(default=None, description="JSON list of boroughs: the young person's planned route.")
+    mentor_route: str | None = Field(default=None, description="JSON list of boroughs: a rotl mentor's route.")
     start: datetime = Field(index=True)
     end: datetime
     status: str = Field(

@@ -428,11 +428,14 @@ def calendar(
         sessions = by_week.get(monday, [])
         if not sessions:
             continue
-        table = Table("day", "time", "case", "status", title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
+        rotl = m["kind"] == "rotl"
+        table = Table("day", "time", "case", "status", "venue", *(["mentor's route"] if rotl else []),
+                      title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
         for s in sessions:
             st, en = datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])
             case = f"{s['first_name']} ({s['case']})" if s.get("first_name") else s["case"]
-            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", case, s["status"])
+            route = [" → ".join(s["mentor_route"] or [])] if rotl else []
+            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", case, s["status"], s.get("venue") or "", *route)
         console.print(table)
 
 
@@ -442,11 +445,12 @@ def recommend(referral_id: str, data_dir: DataDir = None) -> None:
     r = _run(lambda c: c.rpc("scheduling", "recommend", {"referral_id": referral_id}), data_dir)
     current = f"; now with {r['current_mentor']}" if r["current_mentor"] else ""
     console.print(f"[bold]{referral_id}[/bold] ({r['tier']} tier{current})")
-    table = Table("#", "mentor", "first session", "deadline", "score", "why", title="Options")
+    table = Table("#", "mentor", "first session", "deadline", "venue and route", "score", "why", title="Options")
     for i, o in enumerate(r["options"], 1):
         why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f}" for k, v in o["breakdown"].items())
+        where = f"{o['venue']}\n{' → '.join(o['route'])}" if o.get("venue") else ""
         table.add_row(str(i), o["mentor_id"], _local(o["first_start"]), "met" if o["deadline_met"] else "missed",
-                      f"{o['score']:.1f}", why)
+                      where, f"{o['score']:.1f}", why)
     console.print(table if r["options"] else "[yellow]No mentor can take this referral now.[/yellow]")
     for e in r["excluded"]:
         console.print(f"  {e['mentor_id']}: {e['reason']}", soft_wrap=True)

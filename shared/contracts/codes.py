@@ -133,6 +133,14 @@ def canonical_borough(name: str) -> str | None:
     return _BOROUGH_BY_KEY.get(key)
 
 
+def london_borough(value: str) -> str:
+    """The borough's canonical spelling; a ValueError naming the value for anything that is not a London borough."""
+    canonical = canonical_borough(value)
+    if canonical is None:
+        raise ValueError(f"'{value}' is not a London borough (one of the 32 boroughs or the City of London)")
+    return canonical
+
+
 def place_key(name: str) -> str:
     """How place names (boroughs, unsafe areas, exclusion zones) are compared: case- and space-insensitively."""
     return " ".join(name.split()).casefold()

@@ -18,7 +18,7 @@ from shared.contracts.codes import (
     PROTECTIVE_FACTOR_CODES,
     Gender,
     IndexOffence,
-    canonical_borough,
+    london_borough,
 )
 from shared.contracts.common import Contract, Event, FieldError, WeeklyWindow
 
@@ -79,10 +79,7 @@ class YoungPerson(Contract):
     @field_validator("borough")
     @classmethod
     def _borough(cls, value: str) -> str:
-        canonical = canonical_borough(value)
-        if canonical is None:
-            raise ValueError(f"'{value}' is not a London borough")
-        return canonical
+        return london_borough(value)
 
 
 class Consent(Contract):

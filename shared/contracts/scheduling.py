@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.contracts.codes import Gender, Tier, Weekday
+from shared.contracts.codes import Gender, Tier, Weekday, london_borough
 from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm
 
 MentorKind = Literal["staff", "volunteer", "rotl"]
@@ -25,6 +25,16 @@ class Licence(Contract):
     travel_minutes: int = Field(default=0, ge=0, le=600, description="Travel back to the establishment.")
     approved_venues: list[str] | None = Field(default=None, description="Venue ids the licence allows; any when unset.")
     suspended: bool = Field(default=False, description="A suspended licence: no sessions until lifted.")
+    establishment_borough: str | None = Field(
+        default=None,
+        description="London borough of the establishment or pick-up point, where the mentor's route to a venue "
+        "starts (checked against exclusion zones); the mentor's first borough when not given.",
+    )
+
+    @field_validator("establishment_borough")
+    @classmethod
+    def _borough(cls, value: str | None) -> str | None:
+        return None if value is None else london_borough(value)
 
     @field_validator("return_by", "window_start")
     @classmethod
@@ -79,6 +89,11 @@ class MentorRecord(Contract):
     )
     venues: list[str] | None = Field(default=None, description="Venue ids the mentor works from; any in their boroughs.")
 
+    @field_validator("boroughs")
+    @classmethod
+    def _boroughs(cls, value: list[str]) -> list[str]:
+        return [london_borough(b) for b in value]
+
     @model_validator(mode="after")
     def _licence_for_rotl(self) -> MentorRecord:
         if self.kind == "rotl" and self.licence is None:
@@ -99,8 +114,17 @@ class VenueRecord(Contract):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=200)
     borough: str
+    area: str | None = Field(
+        default=None, max_length=200,
+        description="The estate, neighbourhood or postcode district it is in, checked against unsafe areas.",
+    )
     staffed: bool = True
     rooms: int = Field(default=1, ge=1, le=100)
+
+    @field_validator("borough")
+    @classmethod
+    def _borough(cls, value: str) -> str:
+        return london_borough(value)
 
 
 class SessionsScheduled(Event):

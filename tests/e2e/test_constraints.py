@@ -169,3 +169,51 @@ async def test_a_preferred_gender_is_scored_not_required(cluster: Cluster, probe
         "referral_id"]
     scheduled = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid2))[0]
     assert scheduled["mentor_id"] == man, "with the preferred mentor full, another gender still gets the case"
+
+
+async def _outcome(cluster: Cluster, probe: Probe, agency: str, body: dict[str, Any], subject: str) -> dict[str, Any]:
+    """Submit a referral and wait for its event on `subject` (scheduled or waitlisted)."""
+    arid = body["agency_referral_id"]
+    await probe.submit(agency, body)
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    return (await probe.wait_for(subject, lambda e: e["referral_id"] == rid))[0]
+
+
+async def test_routes_go_round_unsafe_areas_and_exclusion_zones_or_the_mentor_is_not_booked(
+    cluster: Cluster, probe: Probe,
+) -> None:
+    lang, agency = unique_language(), unique("yot")
+    southwark, city = unique("sw-centre"), unique("city-centre")
+    staff, prisoner = unique("m"), unique("m")
+    await probe.rpc("scheduling", "venues.import", {"venues": [
+        {"id": southwark, "name": "Southwark centre", "borough": "Southwark"},
+        {"id": city, "name": "City centre", "borough": "City of London"}]})
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(staff, language=lang, max_caseload=1, venues=[southwark]),
+        mentor(prisoner, language=lang, max_caseload=1, venues=[city], **rotl(
+            return_by="20:00", exclusion_zones=["Southwark", "Westminster"], establishment_borough="Lambeth"))]})
+
+    # Hackney to Southwark without entering the City; the rotl mentor is kept out by the young person's
+    # unsafe City, where their only venue is.
+    scheduled, waitlisted = cluster.subjects.scheduled(agency), cluster.subjects.waitlisted(agency)
+    first = await _outcome(cluster, probe, agency, referral(
+        unique("RT"), language=lang, unsafe_areas=["City of London"]), scheduled)
+    assert first["mentor_id"] == staff, first
+    sessions = (await probe.rpc("scheduling", "calendar", {"mentor_id": staff, "days": 60}))["sessions"]
+    assert sessions and {s["venue"] for s in sessions} == {"Southwark centre"}
+    assert {tuple(s["route"]) for s in sessions} == {("Hackney", "Tower Hamlets", "Southwark")}
+
+    # The rotl mentor's journey from the establishment goes round their exclusion zones.
+    second = await _outcome(cluster, probe, agency, referral(unique("RT"), language=lang), scheduled)
+    assert second["mentor_id"] == prisoner, second
+    theirs = (await probe.rpc("scheduling", "calendar", {"mentor_id": prisoner, "days": 60}))["sessions"]
+    assert theirs and all(not {"Southwark", "Westminster"} & set(s["mentor_route"]) for s in theirs)
+    assert theirs[0]["mentor_route"][0] == "Lambeth" and theirs[0]["mentor_route"][-1] == "City of London"
+
+    # Every way out of Hackney is unsafe: a free mentor's venue in Southwark cannot be reached, so nobody is booked.
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang, venues=[southwark])]})
+    boxed_in = ["City of London", "Tower Hamlets", "Newham", "Islington", "Haringey", "Waltham Forest"]
+    third = await _outcome(cluster, probe, agency, referral(unique("RT"), language=lang, unsafe_areas=boxed_in),
+                           waitlisted)
+    assert "1 has no safe venue or safe route to one" in third["reason"], third
