@@ -87,7 +87,7 @@ def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: da
     states = {state.record.id: state for state in mentors}
     schedule, rooms = Schedule(), Rooms()
     for case in sorted(cases, key=lambda c: (-c.tier.rank, c.accepted_at, c.referral_id)):
-        result = match(case, list(states.values()), now=now)
+        result = match(case, list(states.values()), now=now, rooms=rooms)  # as the service: rooms in view
         if isinstance(result, Match):
             kept = schedule.add(case, states[result.mentor_id], result.sessions, rooms)
             if kept:  # as the service sees the mentor once the booking is stored: one more place and its points

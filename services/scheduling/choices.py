@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     case_from,
@@ -17,8 +18,10 @@ from services.scheduling.handlers import (
     subject_for,
 )
 from services.scheduling.matching import HORIZON_DAYS, LONDON, calendar, deadline_for, rank, sessions_from
+from services.scheduling.rooms import Rooms
 from services.scheduling.slots import earliest_start, to_utc
 from services.scheduling.tables import CaseRow, SessionRow
+from shared.contracts.codes import Tier
 from shared.contracts.common import Event
 from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
 from shared.db import lock_for_update
@@ -40,15 +43,19 @@ def _case_row(conn: Connection, referral_id: str) -> CaseRow:
     return case
 
 
-def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> None:
-    """The mentors as if this case held no place and no future sessions (to weigh it afresh)."""
-    if row.mentor_id is None or row.mentor_id not in mentors:
-        return
-    starts = set(conn.execute(select(SessionRow.start).where(
+def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> Rooms:
+    """The mentors and rooms as if this case held no place and no future sessions (to weigh it afresh)."""
+    future = conn.execute(select(SessionRow.session_id, SessionRow.start).where(
         SessionRow.referral_id == row.referral_id, SessionRow.start > now,
-        SessionRow.status.in_(["booked", "confirmed"]))).scalars())  # type: ignore[attr-defined]
+        SessionRow.status.in_(["booked", "confirmed"]))).all()  # type: ignore[attr-defined]
+    rooms = load_rooms(conn, now=now, excluding=[sid for sid, _ in future])
+    if row.mentor_id is None or row.mentor_id not in mentors:
+        return rooms
+    starts = {start for _, start in future}
     m = mentors[row.mentor_id]
-    mentors[row.mentor_id] = MentorState(m.record, max(m.caseload - 1, 0), [(b, e) for b, e in m.busy if b not in starts])
+    mentors[row.mentor_id] = replace(m, caseload=max(m.caseload - 1, 0), points=max(m.points - TIER_POINTS[
+        Tier(row.cadence_tier or row.tier or "low")], 0.0), busy=[(b, e) for b, e in m.busy if b not in starts])
+    return rooms
 
 
 def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str, object]:
@@ -56,8 +63,8 @@ def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str,
     row = _case_row(conn, referral_id)
     case = case_from(row)
     mentors = load_mentor_states(conn, now=now)
-    _without(mentors, row, conn, now)
-    options = rank(case, list(mentors.values()), now=now)
+    rooms = _without(mentors, row, conn, now)
+    options = rank(case, list(mentors.values()), now=now, rooms=rooms)
     top = options[:3]
     where = {o.mentor_id: venues_for(case, mentors[o.mentor_id])[0] for o in top}  # eligible: at least one
     shown = {o.mentor_id for o in top}
@@ -95,20 +102,20 @@ def assign(
     mentors = load_mentor_states(conn, now=now)
     if mentor_id not in mentors:
         raise AssignmentRefused(f"no mentor {mentor_id}")
-    _without(mentors, row, conn, now)
+    rooms = _without(mentors, row, conn, now)
     mentor = mentors[mentor_id]
     excluded = first_exclusion(case, mentor)
     if excluded is not None:
         raise AssignmentRefused(f"{mentor_id} cannot take this case: {excluded.reason}")
-    cal = calendar(case, mentor)
+    cal = calendar(case, mentor, rooms)
     earliest = earliest_start(now)
     if start is not None:
         if to_utc(start) < earliest:
             raise AssignmentRefused("the first session must start at least two hours from now, on :00 or :30")
         if not cal.fits(start):
             raise AssignmentRefused(f"{mentor_id} cannot meet at {start.astimezone(LONDON):%a %d %b %H:%M}: outside "
-                                    "their or the young person's availability, already booked, or past a licence "
-                                    "return time")
+                                    "their or the young person's availability, already booked, past a licence "
+                                    "return time, or no room free at a safe venue")
         first = to_utc(start)
     else:
         found = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
@@ -121,8 +128,8 @@ def assign(
     if cancelled:
         conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                      .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
-    sessions = sessions_from(case, mentor, first.astimezone(LONDON))
-    placed = load_rooms(conn, now=now).place(venues_for(case, mentor), sessions)
+    sessions = sessions_from(case, mentor, first.astimezone(LONDON), rooms)
+    placed = rooms.place(venues_for(case, mentor), sessions)
     if not placed:
         raise AssignmentRefused(f"no venue has a room free at {mentor_id}'s times")
     slots = slots_for(placed)

@@ -17,7 +17,6 @@ from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Safe
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
 from services.scheduling.rooms import Placed, Rooms
-from services.scheduling.routes import Route
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import Event, SessionSlot
@@ -158,10 +157,10 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
             continue
         if item.kind == "book" or row.mentor_id is None:
             case = replace(case, previous_mentor=previous_mentor(conn, row))
-            result = match(case, list(mentors.values()), now=now)
+            result = match(case, list(mentors.values()), now=now, rooms=rooms)
             events = _booking_events(row, case, result, now=now)
         else:
-            result, events = _replan(conn, item, case, mentors, now=now)
+            result, events = _replan(conn, item, case, mentors, rooms, now=now)
         if isinstance(result, Match):
             placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
             if placed:
@@ -210,32 +209,34 @@ def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: 
 
 
 def _replan(
-    conn: Connection, item: Work, case: Case, mentors: dict[str, MentorState], *, now: datetime
+    conn: Connection, item: Work, case: Case, mentors: dict[str, MentorState], rooms: Rooms, *, now: datetime
 ) -> tuple[Match | Waitlist, list[Event]]:
     """Cancel the case's sessions that have not started and plan them again at the new tier's cadence."""
     row = item.row
     assert row.mentor_id is not None
     cancelled = conn.execute(
-        select(SessionRow.session_id, SessionRow.start)
+        select(SessionRow.session_id, SessionRow.start, SessionRow.end, SessionRow.venue_id)
         .where(SessionRow.referral_id == row.referral_id,
                SessionRow.status.in_(["booked", "confirmed", "suspended"]),  # type: ignore[attr-defined]
                SessionRow.start > now)
         .order_by(SessionRow.start)  # type: ignore[arg-type]
     ).all()
-    ids = [sid for sid, _ in cancelled]
+    ids = [sid for sid, *_ in cancelled]
+    for _, start, end, venue_id in cancelled:
+        rooms.release(venue_id, start, end)
     if ids:
         conn.execute(
             update(SessionRow)
             .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
             .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now)
         )
-    starts = {start for _, start in cancelled}  # aware datetimes hash by instant, whatever their zone
+    starts = {start for _, start, *_ in cancelled}  # aware datetimes hash by instant, whatever their zone
     current = mentors[row.mentor_id]
     current = replace(current, caseload=max(current.caseload - 1, 0),
                       busy=[(b, e) for b, e in current.busy if b not in starts])
     mentors[row.mentor_id] = current
     prefer = cancelled[0][1].astimezone(LONDON) if cancelled else None
-    result = replan(case, current, list(mentors.values()), now=now, prefer=prefer)
+    result = replan(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)
     why = item.why
     if isinstance(result, Match):
         moved = result.mentor_id != row.mentor_id
@@ -291,15 +292,17 @@ def slots_for(placed: list[Placed]) -> list[SessionSlot]:
             for (s, e), v in placed]
 
 
-def load_rooms(conn: Connection, *, now: datetime) -> Rooms:
-    """The rooms taken at each venue by sessions still to come."""
+def load_rooms(conn: Connection, *, now: datetime, excluding: list[str] | None = None) -> Rooms:
+    """The rooms taken at each venue by sessions still to come (other than those `excluding` names, which are
+    being moved)."""
     held: dict[str, list[tuple[datetime, datetime]]] = {}
-    for venue_id, start, end in conn.execute(
-        select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
-            SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
-            SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
-        )
-    ):
+    query = select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
+        SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
+        SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+    )
+    if excluding:
+        query = query.where(SessionRow.session_id.not_in(excluding))  # type: ignore[attr-defined]
+    for venue_id, start, end in conn.execute(query):
         held.setdefault(venue_id, []).append((start, end))
     return Rooms(held)
 
@@ -307,15 +310,17 @@ def load_rooms(conn: Connection, *, now: datetime) -> Rooms:
 def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
                 venue: SafeVenue | None) -> dict[str, object]:
     """A sessions-table row for a newly booked slot, with the venue and the routes planned to it."""
-    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id,
-            "venue_id": venue.venue.id if venue else None, "route": _route_json(venue.route if venue else None),
-            "mentor_route": _route_json(venue.mentor_route if venue else None),
+    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id, **venue_columns(venue),
             "start": slot.start, "end": slot.end, "status": "booked", "sequence": 0, "created_at": now,
             "updated_at": now}
 
 
-def _route_json(route: Route | None) -> str | None:
-    return None if route is None else json.dumps(list(route))
+def venue_columns(venue: SafeVenue | None) -> dict[str, str | None]:
+    """A session's venue and planned routes, as stored."""
+    if venue is None:
+        return {"venue_id": None, "route": None, "mentor_route": None}
+    mentor_route = json.dumps(list(venue.mentor_route)) if venue.mentor_route is not None else None
+    return {"venue_id": venue.venue.id, "route": json.dumps(list(venue.route)), "mentor_route": mentor_route}
 
 
 def subject_for(subjects: Subjects, event: Event, agency: str) -> str:

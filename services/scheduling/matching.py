@@ -12,7 +12,17 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from itertools import cycle, groupby
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, exclusion, first_exclusion, summarise
+from services.scheduling.constraints import (
+    TIER_POINTS,
+    Case,
+    MentorState,
+    Rule,
+    exclusion,
+    first_exclusion,
+    summarise,
+    venues_for,
+)
+from services.scheduling.rooms import Rooms
 from services.scheduling.slots import (
     LONDON,
     RETURN_BUFFER,
@@ -120,8 +130,9 @@ def score(case: Case, mentor: MentorState) -> dict[str, float]:
     }
 
 
-def calendar(case: Case, mentor: MentorState) -> Calendar:
-    """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits."""
+def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Calendar:
+    """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits,
+    and (given `rooms`) a free room at one of the venues safe for both."""
     record = mentor.record
     licence = record.licence if record.kind == "rotl" else None
     return Calendar(
@@ -136,6 +147,7 @@ def calendar(case: Case, mentor: MentorState) -> Calendar:
         not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
         end_by=STAFFED_END_BY if case.staffed_only else None,
         overrides=_overrides(mentor),
+        room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
     )
 
 
@@ -147,7 +159,7 @@ def _overrides(mentor: MentorState) -> dict[date, tuple[WeeklyWindow, ...]]:
 
 
 def _assess(
-    case: Case, mentors: Sequence[MentorState], now: datetime
+    case: Case, mentors: Sequence[MentorState], now: datetime, rooms: Rooms | None
 ) -> tuple[list[tuple[Option, MentorState]], Counter[Rule]]:
     earliest = earliest_start(now)
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
@@ -159,7 +171,7 @@ def _assess(
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
             continue
-        start = calendar(case, mentor).first_fit(not_before=earliest, not_after=horizon)
+        start = calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=horizon)
         if start is None:
             excluded["no_slot"] += 1
             continue
@@ -173,14 +185,14 @@ def _order(option: Option) -> tuple[bool, float, float, str]:
     return (not option.deadline_met, -option.total, option.first[0].timestamp(), option.mentor_id)
 
 
-def rank(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> list[Option]:
+def rank(case: Case, mentors: Sequence[MentorState], *, now: datetime, rooms: Rooms | None = None) -> list[Option]:
     """Mentors who can take the case, best first: deadline met, then score, then earliest slot, then id."""
-    return [option for option, _ in _assess(case, mentors, now)[0]]
+    return [option for option, _ in _assess(case, mentors, now, rooms)[0]]
 
 
-def sessions_from(case: Case, mentor: MentorState, first: datetime) -> list[Interval]:
+def sessions_from(case: Case, mentor: MentorState, first: datetime, rooms: Rooms | None = None) -> list[Interval]:
     """The first session and the tier's follow-ups up to 28 days after it (aware, Europe/London)."""
-    cal = calendar(case, mentor).booked(first)
+    cal = calendar(case, mentor, rooms).booked(first)
     local = first.astimezone(LONDON)
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
     starts, offset = [to_utc(first)], 0
@@ -196,7 +208,9 @@ def sessions_from(case: Case, mentor: MentorState, first: datetime) -> list[Inte
     return [(start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)) for start in starts]
 
 
-def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match | Waitlist:
+def match(
+    case: Case, mentors: Sequence[MentorState], *, now: datetime, rooms: Rooms | None = None
+) -> Match | Waitlist:
     """Book the best mentor's first session and cadence, or say why the case waits.
 
     The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in score
@@ -219,10 +233,10 @@ def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
         for group in groups:
             starts = [(start, mentor_id, mentor) for _, mentor_id, mentor in group
-                      if (start := calendar(case, mentor).first_fit(not_before=earliest, not_after=not_after))]
+                      if (start := calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=not_after))]
             if starts:
                 start, mentor_id, mentor = min(starts, key=lambda item: (item[0], item[1]))
-                sessions = sessions_from(case, mentor, start.astimezone(LONDON))
+                sessions = sessions_from(case, mentor, start.astimezone(LONDON), rooms)
                 return Match(mentor_id, sessions, start <= due, deadline_for(case))
     if eligible:
         excluded["no_slot"] += len(eligible)
@@ -230,7 +244,8 @@ def match(case: Case, mentors: Sequence[MentorState], *, now: datetime) -> Match
 
 
 def replan(
-    case: Case, current: MentorState, mentors: Sequence[MentorState], *, now: datetime, prefer: datetime | None
+    case: Case, current: MentorState, mentors: Sequence[MentorState], *, now: datetime, prefer: datetime | None,
+    rooms: Rooms | None = None,
 ) -> Match | Waitlist:
     """Re-plan a case's remaining sessions after a change (a new tier, say): the same mentor and, where it still
     fits, the same weekly slot (`prefer`); else the best other mentor; else the waitlist.
@@ -238,7 +253,7 @@ def replan(
     `current` is the mentor as if this case's future sessions were already cancelled and it held no place.
     """
     if first_exclusion(case, current) is None:
-        cal = calendar(case, current)
+        cal = calendar(case, current, rooms)
         earliest = earliest_start(now)
         first: datetime | None
         if prefer is not None and to_utc(prefer) >= earliest and cal.fits(prefer):
@@ -246,10 +261,10 @@ def replan(
         else:
             first = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
         if first is not None:
-            sessions = sessions_from(case, current, first.astimezone(LONDON))
+            sessions = sessions_from(case, current, first.astimezone(LONDON), rooms)
             met = first <= to_utc(now) + DEADLINE[case.tier]
             return Match(current.record.id, sessions, met, (to_utc(now) + DEADLINE[case.tier]).astimezone(LONDON))
-    return match(case, [m for m in mentors if m.record.id != current.record.id], now=now)
+    return match(case, [m for m in mentors if m.record.id != current.record.id], now=now, rooms=rooms)
 
 
 def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None) -> MentorState:

@@ -9,15 +9,17 @@ from datetime import date, datetime, timedelta
 from opentelemetry import trace
 from sqlalchemy import Connection, insert, select, update
 
-from services.scheduling.constraints import MentorState
+from services.scheduling.constraints import MentorState, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     Work,
     case_from,
     leave_interval,
     load_mentor_states,
+    load_rooms,
     plan,
     subject_for,
+    venue_columns,
 )
 from services.scheduling.matching import LONDON, calendar
 from services.scheduling.slots import SESSION, to_utc
@@ -58,25 +60,30 @@ def add_leave(
     out: list[Outgoing] = []
     moved = dropped = 0
     reason = f"{mentor_id} is on leave {first.isoformat()} to {last.isoformat()}"
+    rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in affected])
     for referral_id, sessions in by_case.items():
         row = CaseRow.model_validate(conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).one()._mapping)
         case = case_from(row)
         new_slots, cancelled = [], []
         for s in sessions:
-            cal = calendar(case, state)
+            cal = calendar(case, state, rooms)  # a time when a safe venue has a room free
             local = s.start.astimezone(LONDON)
             start = cal.follow_up(target=local.date(), at=local.time(), days=7,
                                   not_after=to_utc(local + timedelta(days=7)))
-            if start is None:
+            # the same venue if it still has a room, else the best other safe one (rooms and routes re-checked)
+            venues = sorted(venues_for(case, state), key=lambda f: f.venue.id != s.venue_id)
+            placed = rooms.place(venues, [(start, start + SESSION)]) if start is not None else []
+            if start is None or not placed:
                 cancelled.append(s.session_id)
                 continue
-            end = start + SESSION
+            end, where = start + SESSION, placed[0][1]
             conn.execute(update(SessionRow).where(SessionRow.session_id == s.session_id)  # type: ignore[arg-type]
-                         .values(start=start, end=end, sequence=SessionRow.sequence + 1, updated_at=now))
+                         .values(start=start, end=end, sequence=SessionRow.sequence + 1, updated_at=now,
+                                 **venue_columns(where)))
             state = MentorState(state.record, state.caseload, [*state.busy, (start, end)], state.points,
                                 state.vetting_expired, state.venues)
             new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
-                                         end=end.astimezone(LONDON)))
+                                         end=end.astimezone(LONDON), venue=where.venue.name if where else None))
         if cancelled:
             conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                          .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))

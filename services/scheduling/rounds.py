@@ -59,16 +59,19 @@ def run_round(
         mentor = state.get(chosen.mentor_id)
         if mentor is None or first_exclusion(case, mentor) is not None:
             continue
-        cal = calendar(case, mentor)
+        old_sessions = future.get(row.referral_id, [])
+        for _, start, end, venue_id in old_sessions:  # its rooms are free for the new plan (incl. its own)
+            rooms.release(venue_id, start, end)
+        cal = calendar(case, mentor, rooms)
         sessions = [s for s in chosen.sessions if cal.fits(s[0])]
-        if not sessions or sessions[0] != chosen.sessions[0]:
-            continue  # the first slot is gone since the solve: leave this case as it is
-        bookings = rooms.place(venues_for(case, mentor), sessions)
-        if not bookings:
+        bookings = rooms.place(venues_for(case, mentor), sessions) if sessions[:1] == chosen.sessions[:1] else []
+        if not bookings:  # the first slot is gone since the solve: leave this case as it is
+            for _, start, end, venue_id in old_sessions:
+                if venue_id is not None:
+                    rooms.hold(venue_id, start, end)
             continue
         slots = slots_for(bookings)
-        old_sessions = future.get(row.referral_id, [])
-        cancelled = [sid for sid, _ in old_sessions]
+        cancelled = [sid for sid, *_ in old_sessions]
         if cancelled:
             conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
                          .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
@@ -101,20 +104,23 @@ def run_round(
             "placed": placed, "moved": moved, "solve_seconds": round(result.solve_seconds, 3)}, out
 
 
-def _future_unconfirmed(
-    conn: Connection, referral_ids: list[str], now: datetime
-) -> dict[str, list[tuple[str, datetime]]]:
-    found: dict[str, list[tuple[str, datetime]]] = {}
-    for rid, sid, start in conn.execute(select(SessionRow.referral_id, SessionRow.session_id, SessionRow.start).where(
-            SessionRow.referral_id.in_(referral_ids), SessionRow.status == "booked",  # type: ignore[attr-defined]
-            SessionRow.start > now)):
-        found.setdefault(rid, []).append((sid, start))
+Held = tuple[str, datetime, datetime, str | None]  # a booked session: id, start, end, venue id
+
+
+def _future_unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[Held]]:
+    found: dict[str, list[Held]] = {}
+    for rid, sid, start, end, venue_id in conn.execute(
+        select(SessionRow.referral_id, SessionRow.session_id, SessionRow.start, SessionRow.end, SessionRow.venue_id)
+        .where(SessionRow.referral_id.in_(referral_ids), SessionRow.status == "booked",  # type: ignore[attr-defined]
+               SessionRow.start > now)
+    ):
+        found.setdefault(rid, []).append((sid, start, end, venue_id))
     return found
 
 
-def _without(m: MentorState, row: CaseRow, sessions: list[tuple[str, datetime]]) -> MentorState:
+def _without(m: MentorState, row: CaseRow, sessions: list[Held]) -> MentorState:
     """The mentor as if this assignment were open again (its place, points and unconfirmed sessions freed)."""
-    starts = {start for _, start in sessions}
+    starts = {start for _, start, *_ in sessions}
     return replace(
         m, caseload=max(m.caseload - 1, 0),
         points=max(m.points - TIER_POINTS[Tier(row.cadence_tier or row.tier or "low")], 0.0),
@@ -123,7 +129,7 @@ def _without(m: MentorState, row: CaseRow, sessions: list[tuple[str, datetime]])
 
 
 def _release(mentors: dict[str, MentorState], rows: list[CaseRow],
-             future: dict[str, list[tuple[str, datetime]]]) -> dict[str, MentorState]:
+             future: dict[str, list[Held]]) -> dict[str, MentorState]:
     released = dict(mentors)
     for row in rows:
         if row.mentor_id in released:

@@ -7,7 +7,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -97,6 +97,7 @@ class Calendar:
     not_before: time | None = None  # the licence's window start
     end_by: time | None = None  # staffed-venue cases end by 19:00
     overrides: Mapping[date, tuple[WeeklyWindow, ...]] = field(default_factory=dict)  # a day's own windows
+    room_free: Callable[[datetime], bool] | None = None  # whether a safe venue has a room then; None: not asked
 
     def windows_on(self, day: date) -> Sequence[WeeklyWindow]:
         """The mentor's windows on a London day: the day's override, else the weekly pattern."""
@@ -116,6 +117,7 @@ class Calendar:
             and (self.end_by is None or end_t <= self.end_by)
             and not self._overlaps(start)
             and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))
+            and (self.room_free is None or self.room_free(start))
         )
 
     def _licence_allows(self, day: date, at: time) -> bool:

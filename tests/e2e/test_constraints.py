@@ -217,3 +217,47 @@ async def test_routes_go_round_unsafe_areas_and_exclusion_zones_or_the_mentor_is
     third = await _outcome(cluster, probe, agency, referral(unique("RT"), language=lang, unsafe_areas=boxed_in),
                            waitlisted)
     assert "1 has no safe venue or safe route to one" in third["reason"], third
+
+
+async def test_rooms_are_never_double_booked_when_referrals_share_a_venue_or_leave_moves_a_session(
+    cluster: Cluster, probe: Probe,
+) -> None:
+    lang, agency, hub = unique_language(), unique("yot"), unique("hub")
+    early = [{"day": d, "start": "09:00", "end": "10:00"} for d in ALL_DAYS]  # one session a day
+    first_mentor, second_mentor = unique("m"), unique("m")
+    await probe.rpc("scheduling", "venues.import", {"venues": [
+        {"id": hub, "name": "One-room hub", "borough": "Hackney", "rooms": 1}]})
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(m, language=lang, max_caseload=1, availability=early, venues=[hub])
+        for m in (first_mentor, second_mentor)]})
+    scheduled = cluster.subjects.scheduled(agency)
+    one = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang), scheduled)
+    two = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang), scheduled)
+
+    def starts(event: dict[str, Any]) -> list[datetime]:
+        return [datetime.fromisoformat(s["start"]) for s in event["sessions"]]
+
+    # Both mentors are free at 09:00 on the first day; the hub's one room is not, so the second starts a day later.
+    assert one["mentor_id"] != two["mentor_id"]
+    assert starts(two)[0] - starts(one)[0] == timedelta(days=1)
+    assert not set(starts(one)) & set(starts(two))
+
+    # Leave on the day of the first young person's second session: moved to the same time the next day would
+    # take the room the second young person holds then, so it goes a day later still.
+    second = one["sessions"][1]
+    day = datetime.fromisoformat(second["start"]).astimezone(LONDON).date()
+    assert datetime.combine(day + timedelta(days=1), datetime.min.time().replace(hour=9), tzinfo=LONDON) in starts(two)
+    r = await probe.rpc("scheduling", "mentors.leave", {"mentor_id": one["mentor_id"], "first_day": day.isoformat(),
+                                                        "last_day": day.isoformat()})
+    assert r["moved"] == 1, r
+    moved = (await probe.wait_for(cluster.subjects.rescheduled(agency),
+                                  lambda e: e["referral_id"] == one["referral_id"]))[0]
+    (slot,) = moved["sessions"]
+    assert slot["session_id"] == second["session_id"] and slot["venue"] == "One-room hub"
+    assert datetime.fromisoformat(slot["start"]).astimezone(LONDON).date() == day + timedelta(days=2)
+    held: list[tuple[datetime, str]] = []
+    for m in (first_mentor, second_mentor):
+        calendar = await probe.rpc("scheduling", "calendar", {"mentor_id": m, "days": 60})
+        held += [(datetime.fromisoformat(s["start"]), s["session_id"]) for s in calendar["sessions"]
+                 if s["status"] in ("booked", "confirmed")]
+    assert len({start for start, _ in held}) == len(held), "two sessions in the one room at once"
