@@ -30,6 +30,7 @@ from services.scheduling.slots import (
     Calendar,
     Interval,
     earliest_start,
+    local_start,
     to_utc,
     wall_clock_days_later,
     weekday,
@@ -74,6 +75,7 @@ LANGUAGE_WEIGHT = 8.0
 LIVED_EXPERIENCE_WEIGHT = 6.0  # S04
 PROXIMITY_WEIGHT = 5.0  # S05, by borough: the mentor's home borough is the young person's
 WORKLOAD_WEIGHT = 2.0
+ROUTINE_WEIGHT = 3.0  # S09: each follow-up on the weekday and at the time the routine says
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,9 @@ def _assess(
         if start is None:
             excluded["no_slot"] += 1
             continue
-        first = (start.astimezone(LONDON), (start + SESSION).astimezone(LONDON))
-        options.append((Option(mentor.record.id, first, start <= due, score(case, mentor)), mentor))
+        sessions, routine = _programme(case, mentor, start.astimezone(LONDON), rooms)
+        scored = {**score(case, mentor), "same_weekly_slot": ROUTINE_WEIGHT * routine}
+        options.append((Option(mentor.record.id, sessions[0], start <= due, scored), mentor))
     options.sort(key=lambda pair: _order(pair[0]))
     return options, excluded
 
@@ -192,20 +195,31 @@ def rank(case: Case, mentors: Sequence[MentorState], *, now: datetime, rooms: Ro
 
 def sessions_from(case: Case, mentor: MentorState, first: datetime, rooms: Rooms | None = None) -> list[Interval]:
     """The first session and the tier's follow-ups up to 28 days after it (aware, Europe/London)."""
+    return _programme(case, mentor, first, rooms)[0]
+
+
+def _programme(
+    case: Case, mentor: MentorState, first: datetime, rooms: Rooms | None
+) -> tuple[list[Interval], float]:
+    """The sessions from `first`, and the share of the cadence's follow-ups that keep the routine: on the day
+    the cadence sets, at the first session's time (1.0 when the cadence has none)."""
     cal = calendar(case, mentor, rooms).booked(first)
     local = first.astimezone(LONDON)
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
-    starts, offset = [to_utc(first)], 0
+    starts, offset, targets, kept = [to_utc(first)], 0, 0, 0
     for interval in cycle(CADENCE[case.tier]):
         offset += interval
         if offset > PROGRAMME_DAYS:
             break
         target = local.date() + timedelta(days=offset)
+        targets += 1
         start = cal.follow_up(target=target, at=local.time(), days=interval, not_after=limit)
         if start is not None:
             starts.append(start)
             cal = cal.booked(start)
-    return [(start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)) for start in starts]
+            kept += start == local_start(target, local.time())
+    sessions = [(start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)) for start in starts]
+    return sessions, kept / targets if targets else 1.0
 
 
 def match(
@@ -213,8 +227,9 @@ def match(
 ) -> Match | Waitlist:
     """Book the best mentor's first session and cadence, or say why the case waits.
 
-    The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in score
-    order, a group of equal scores at a time, looking only up to the deadline first.
+    The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in order
+    of their score before the routine (S09), a group of equal scores at a time, looking only up to the deadline
+    first, and no further once no later group could beat the best found even with a perfect routine.
     """
     if not mentors:
         return Waitlist("no mentors registered")
@@ -231,13 +246,20 @@ def match(
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
+        best: tuple[float, datetime, str, list[Interval]] | None = None  # (-total, first start, mentor, sessions)
         for group in groups:
-            starts = [(start, mentor_id, mentor) for _, mentor_id, mentor in group
-                      if (start := calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=not_after))]
-            if starts:
-                start, mentor_id, mentor = min(starts, key=lambda item: (item[0], item[1]))
-                sessions = sessions_from(case, mentor, start.astimezone(LONDON), rooms)
-                return Match(mentor_id, sessions, start <= due, deadline_for(case))
+            if best is not None and group[0][0] + ROUTINE_WEIGHT < -best[0] - 1e-9:
+                break
+            for static, mentor_id, mentor in group:
+                start = calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=not_after)
+                if start is None:
+                    continue
+                sessions, routine = _programme(case, mentor, start.astimezone(LONDON), rooms)
+                found = (-(static + ROUTINE_WEIGHT * routine), start, mentor_id, sessions)
+                if best is None or found[:3] < best[:3]:
+                    best = found
+        if best is not None:
+            return Match(best[2], best[3], best[1] <= due, deadline_for(case))
     if eligible:
         excluded["no_slot"] += len(eligible)
     return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))

@@ -323,9 +323,23 @@ def test_rank_explains_the_score() -> None:
     somali = case(languages=["en", "so"], preferred_language="so")
     [option] = rank(somali, [mentor(languages=("SO",), caseload=1, max_caseload=4)], now=NOW)
     assert option.score == {"previous_mentor": 0.0, "preferred_language": 8.0, "lived_experience": 0.0,
-                            "home_borough": 5.0, "workload_balance": 1.5}
-    assert option.total == 14.5
+                            "home_borough": 5.0, "workload_balance": 1.5, "same_weekly_slot": 3.0}
+    assert option.total == 17.5
     assert option.deadline_met
+
+
+def test_a_mentor_who_keeps_the_same_weekday_and_time_each_week_ranks_first() -> None:
+    # m1 is busy at the first session's time in week three, so that follow-up moves off the routine; m2 is not.
+    first = at(2, 11)
+    busy = ((first + timedelta(days=14), first + timedelta(days=14, hours=1)),)
+    broken, steady = mentor("m1", busy=busy), mentor("m2")
+    options = rank(case(tier=Tier.MEDIUM), [broken, steady], now=NOW)
+    assert [o.mentor_id for o in options] == ["m2", "m1"]
+    assert options[0].score["same_weekly_slot"] == 3.0
+    assert options[1].score["same_weekly_slot"] == 3.0 * 3 / 4  # three of the four weekly follow-ups kept
+    result = match(case(tier=Tier.MEDIUM), [broken, steady], now=NOW)
+    assert isinstance(result, Match) and result.mentor_id == "m2"
+    assert {s.astimezone(LONDON).strftime("%a %H:%M") for s, _ in result.sessions} == {"Mon 11:00"}
 
 
 def test_match_is_deterministic_whatever_the_input_order() -> None:
