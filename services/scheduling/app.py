@@ -139,6 +139,9 @@ def mentor_problems(record: MentorRecord, today: date) -> list[str]:
             problems.append("licence suspended")
         if licence.valid_to is not None and licence.valid_to < today + timedelta(days=30):
             problems.append(f"licence ends {licence.valid_to.isoformat()}")
+        if licence.exclusion_zones and licence.establishment_borough is None:
+            problems.append(f"no establishment_borough: routes round the exclusion zones are planned from "
+                            f"{record.boroughs[0]}")
     return problems
 
 

@@ -142,7 +142,7 @@ app.add_typer(venues_app, name="venues")
 
 @venues_app.command("import")
 def venues_import(file: Path, data_dir: DataDir = None) -> None:
-    """Create or update venues from YAML or JSON: id, name, borough, staffed, rooms."""
+    """Create or update venues from YAML or JSON: id, name, borough, area, staffed, rooms."""
     venues = read_records(file, "venues")
 
     async def send(c: ServiceClient) -> dict[str, Any]:
@@ -392,7 +392,8 @@ def calendar(
     names: Annotated[bool, typer.Option("--names", help="Show mentees' first names (each look-up is logged).")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """A mentor's booked sessions, week by week (case references only); --feed gives an iCalendar link."""
+    """A mentor's booked sessions and venues, week by week (case references only; a rotl mentor's route too);
+    --feed gives an iCalendar link."""
     if feed or revoke_feed:
         r = _run(lambda c: c.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": revoke_feed}),
                  data_dir)

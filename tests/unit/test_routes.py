@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench.evaluator import evaluate, route_problem
+from services.scheduling.app import mentor_problems
 from services.scheduling.constraints import Case, MentorState, SafeVenue, first_exclusion, venues_for
 from services.scheduling.matching import LONDON
 from services.scheduling.routes import NEIGHBOURS, plan_route
@@ -189,3 +190,12 @@ def test_the_evaluator_flags_a_bad_route_and_a_room_held_twice() -> None:
     assert {(v.referral_id, v.rule) for v in report.violations} >= {("r1", "route"), ("r2", "room_double_booked")}
     alone = evaluate(cases[:1], mentors, {"r1": ("m1", slot)}, now=NOW, visits={"r1": [good]})
     assert alone.violations == []
+
+
+def test_a_rotl_licence_with_zones_but_no_establishment_is_listed_as_a_problem() -> None:
+    today = NOW.date()
+    unknown = mentor(boroughs=["Lambeth"], **rotl(["Southwark"], None)).record
+    assert "no establishment_borough: routes round the exclusion zones are planned from Lambeth" in mentor_problems(
+        unknown, today)
+    known = mentor(**rotl(["Southwark"], "Lambeth")).record
+    assert not any("establishment" in p for p in mentor_problems(known, today))
