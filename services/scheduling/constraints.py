@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from functools import cached_property, lru_cache
 from typing import Literal
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
+from services.scheduling.slots import Calendar, Slot
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import MentorRecord, VenueRecord
@@ -43,6 +44,10 @@ class Case:
     conflict_groups: tuple[str, ...] = ()  # groups to keep the young person apart from
     gender_required: bool = True  # False: mentor_gender is a preference (scored), not a rule
 
+    @cached_property
+    def borough_key(self) -> str:
+        return place_key(self.borough)
+
 
 @dataclass(frozen=True)
 class MentorState:
@@ -54,6 +59,11 @@ class MentorState:
     points: float = 0.0  # risk-weighted load of the current caseload
     vetting_expired: bool = False
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
+    # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
+    day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    own_calendar: list[Calendar] = field(default_factory=list, init=False, repr=False, compare=False)  # 0 or 1
+    safe_venues: dict[tuple[str, tuple[str, ...], bool], tuple[SafeVenue, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def borough_keys(self) -> frozenset[str]:
@@ -82,7 +92,7 @@ def _language(word: str) -> str:
 
 
 def _borough(case: Case, mentor: MentorState) -> str | None:
-    if place_key(case.borough) in mentor.borough_keys:
+    if case.borough_key in mentor.borough_keys:
         return None
     return f"does not cover {case.borough}"
 
@@ -191,10 +201,18 @@ def mentor_origin(record: MentorRecord) -> str:
     return licence.establishment_borough if licence and licence.establishment_borough else record.boroughs[0]
 
 
-def venues_for(case: Case, mentor: MentorState) -> list[SafeVenue]:
+def venues_for(case: Case, mentor: MentorState) -> tuple[SafeVenue, ...]:
     """The venues the mentor may use that are safe for this case, best first (the shortest journey for the young
     person): clear of their unsafe areas and the mentor's exclusion zones by borough, area and name, reached by
     routes around both, approved by a licence, staffed when required."""
+    key = (case.borough, tuple(case.unsafe_areas), case.staffed_only)  # all it reads of the case
+    found = mentor.safe_venues.get(key)
+    if found is None:
+        found = mentor.safe_venues[key] = tuple(_safe_venues(case, mentor))
+    return found
+
+
+def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
     unsafe = tuple(case.unsafe_areas)
     licence = mentor.record.licence if mentor.record.kind == "rotl" else None
     zones = tuple(licence.exclusion_zones) if licence is not None else ()

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from itertools import cycle, groupby
 
 from services.scheduling.constraints import (
@@ -29,6 +30,7 @@ from services.scheduling.slots import (
     SESSION,
     Calendar,
     Interval,
+    Slot,
     earliest_start,
     local_start,
     to_utc,
@@ -135,11 +137,30 @@ def score(case: Case, mentor: MentorState) -> dict[str, float]:
 def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Calendar:
     """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits,
     and (given `rooms`) a free room at one of the venues safe for both."""
+    return replace(
+        _own_calendar(mentor),
+        young_person_windows=tuple(case.availability),
+        end_by=STAFFED_END_BY if case.staffed_only else None,
+        room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
+        mentor_slots=partial(_day_slots, mentor),
+        shared_busy=len(mentor.busy_utc),
+    )
+
+
+def _own_calendar(mentor: MentorState) -> Calendar:
+    """The mentor's side alone: their windows and date overrides, bookings and leave, and licence (made once
+    per mentor state)."""
+    if not mentor.own_calendar:
+        mentor.own_calendar.append(_build_own_calendar(mentor))
+    return mentor.own_calendar[0]
+
+
+def _build_own_calendar(mentor: MentorState) -> Calendar:
     record = mentor.record
     licence = record.licence if record.kind == "rotl" else None
     return Calendar(
         mentor_windows=tuple(record.availability),
-        young_person_windows=tuple(case.availability),
+        young_person_windows=(),
         busy=mentor.busy_utc,
         return_by=parse_hhmm(licence.return_by) if licence else None,
         return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes) if licence else RETURN_BUFFER,
@@ -147,10 +168,16 @@ def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Cal
         valid_from=licence.valid_from if licence else None,
         valid_to=licence.valid_to if licence else None,
         not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
-        end_by=STAFFED_END_BY if case.staffed_only else None,
         overrides=_overrides(mentor),
-        room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
     )
+
+
+def _day_slots(mentor: MentorState, day: date) -> tuple[Slot, ...]:
+    """The mentor's side of a day, worked out once per mentor state and shared by every case."""
+    found = mentor.day_slots.get(day)
+    if found is None:
+        found = mentor.day_slots[day] = tuple(_own_calendar(mentor).mentor_side(day))
+    return found
 
 
 def _overrides(mentor: MentorState) -> dict[date, tuple[WeeklyWindow, ...]]:

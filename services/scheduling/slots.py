@@ -7,7 +7,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -23,6 +23,7 @@ NOTICE = timedelta(hours=2)
 RETURN_BUFFER = timedelta(minutes=60)
 
 Interval = tuple[datetime, datetime]
+Slot = tuple[datetime, Weekday, time, time]  # a start (UTC), its London weekday, and its wall-clock start and end
 
 
 def to_utc(instant: datetime) -> datetime:
@@ -98,6 +99,10 @@ class Calendar:
     end_by: time | None = None  # staffed-venue cases end by 19:00
     overrides: Mapping[date, tuple[WeeklyWindow, ...]] = field(default_factory=dict)  # a day's own windows
     room_free: Callable[[datetime], bool] | None = None  # whether a safe venue has a room then; None: not asked
+    # The mentor's side of this calendar worked out once for every case: the day's starts that fit the mentor's
+    # windows, licence and the bookings they had when it was made (see matching.calendar). None: worked out here.
+    mentor_slots: Callable[[date], Sequence[Slot]] | None = None
+    shared_busy: int = 0  # how many of `busy` (the first) mentor_slots already keeps clear of
 
     def windows_on(self, day: date) -> Sequence[WeeklyWindow]:
         """The mentor's windows on a London day: the day's override, else the weekly pattern."""
@@ -142,22 +147,60 @@ class Calendar:
         before_end = bisect_left(starts, start + SESSION)  # intervals that start before the session ends
         return before_end > 0 and latest_end[before_end - 1] > start
 
+    def mentor_side(self, day: date) -> list[Slot]:
+        """The day's starts allowed by the mentor's windows, licence and bookings alone, earliest first."""
+        found: list[Slot] = []
+        windows, name = self.windows_on(day), weekday(day)
+        for at in half_hours(windows, day):
+            start = local_start(day, at)
+            if start is None:
+                continue
+            end = (start + SESSION).astimezone(LONDON)
+            if (end.date() == day and _inside_local(windows, name, at, end.time()) and self._licence_allows(day, at)
+                    and not self._overlaps(start)
+                    and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))):
+                found.append((start, name, at, end.time()))
+        return found
+
+    def _fits_case(self, slot: Slot) -> bool:
+        """The rest of `fits` for a start the mentor's side allows: the young person's windows, the staffed-venue
+        end, bookings made since the mentor's side was worked out, and a room."""
+        start, name, begin, end = slot
+        return (
+            (not self.young_person_windows or _inside_local(self.young_person_windows, name, begin, end))
+            and (self.end_by is None or end <= self.end_by)
+            and not self._overlaps_since(start)
+            and (self.room_free is None or self.room_free(start))
+        )
+
+    def _overlaps_since(self, start: datetime) -> bool:
+        """Overlap with the bookings the mentor's side has not seen (all of them when it is worked out here)."""
+        if self.mentor_slots is None:
+            return False  # mentor_side checked every booking
+        end = start + SESSION
+        return any(b_start < end and start < b_end for b_start, b_end in self.busy[self.shared_busy:])
+
+    def _fitting(self, day: date) -> Iterator[datetime]:
+        """The day's starts that fit, earliest first (UTC)."""
+        slots = self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
+        return (slot[0] for slot in slots if self._fits_case(slot))
+
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
-        candidates = (local_start(day, at) for at in half_hours(self.windows_on(day), day))
-        return sorted(start for start in candidates if start is not None and self.fits(start))
+        return list(self._fitting(day))
 
     def first_fit(self, *, not_before: datetime, not_after: datetime) -> datetime | None:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            for at in half_hours(self.windows_on(day), day):  # earliest first: stop at the first fit
-                start = local_start(day, at)
-                if start is None or start < not_before:
+            slots = self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
+            for slot in slots:  # earliest first: stop at the first fit
+                start = slot[0]
+                if start < not_before:
                     continue
                 if start > not_after:
                     return None
-                if self.fits(start):
+                if self._fits_case(slot):
                     return start
             day += timedelta(days=1)
         return None
@@ -175,6 +218,6 @@ class Calendar:
         return None
 
     def booked(self, start: datetime) -> Calendar:
-        """This calendar with a session at `start` marked busy."""
+        """This calendar with a session at `start` marked busy (after the bookings it had)."""
         start = to_utc(start)
         return replace(self, busy=(*self.busy, (start, start + SESSION)))

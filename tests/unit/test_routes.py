@@ -109,7 +109,7 @@ def test_the_young_persons_route_avoids_their_unsafe_boroughs() -> None:
 
 def test_a_venue_with_no_safe_route_rules_the_mentor_out_and_says_so() -> None:
     cut_off = case(unsafe_areas=list(NEIGHBOURS["Hackney"]))
-    assert venues_for(cut_off, mentor([venue("far", "Southwark")])) == []
+    assert venues_for(cut_off, mentor([venue("far", "Southwark")])) == ()
     excluded = first_exclusion(cut_off, mentor([venue("far", "Southwark")]))
     assert excluded is not None and excluded.rule == "venue" and "route" in excluded.reason
     home = venue("home", "Hackney")
