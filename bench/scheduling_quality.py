@@ -60,6 +60,7 @@ class Row:
     online_s: float
     batch_s: float
     bound_s: float
+    no_room: int  # young people online or batch placed but no venue had a room for
 
 
 @dataclass
@@ -247,6 +248,7 @@ def measure(inst: Instance) -> Row:
         online_s,
         batch_s,
         bound_s,
+        online.no_room + batch.no_room,
     )
 
 
@@ -280,7 +282,7 @@ def table_row(row: Row) -> str:
     )
 
 
-def document(rows: list[str], command: str) -> str:
+def document(rows: list[str], command: str, no_room: int) -> str:
     machine = f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"
     return f"""# Scheduling quality: online matcher, batch plan, exact bound
 
@@ -291,10 +293,13 @@ instance generator v{GENERATOR_VERSION} (bench/instances.py), {datetime.now().da
 {chr(10).join(rows)}
 
 - **online**: `matching.match` called for one referral after another (highest tier first, then longest
-  waiting), each booking applied with `with_booking`: what the service does as referrals arrive.
+  waiting), with the venues' rooms in view, each booking's sessions given rooms at safe venues and applied
+  with `with_booking`: what the service does as referrals arrive.
 - **batch**: `services.scheduling.batch.plan` over the whole round (min-cost flow over referral → (mentor,
   first start) → mentor, every eligible mentor, follow-ups booked afterwards, re-solve and online
-  fill-up for what the flow's slots could not hold).
+  fill-up for what the flow's slots could not hold), then rooms held at safe venues in referral order, as
+  the service's round does (a session with no room free is dropped; {no_room} young people lost their
+  place for want of a room in these runs, online and batch together).
 - **bound**: exact min-cost flow over every eligible (referral, mentor, first start), built from the
   evaluator's rules, each (mentor, start) used once, caseloads respected, follow-ups ignored. No schedule can
   place more young people; the gaps are measured against it.
@@ -308,13 +313,20 @@ instance generator v{GENERATOR_VERSION} (bench/instances.py), {datetime.now().da
   young people, so each gets a smaller share of their tier's cadence. Whether that trade is right is a
   service decision, not a solver one; "sessions booked" and "cadence kept" are here so that it is made
   knowingly. More seeds: `--seeds N`.
-- **hard violations**: counted by the one independent evaluator (bench/evaluator.py); must be 0.
+- **hard violations**: counted by the one independent evaluator (bench/evaluator.py), which also checks every
+  session's venue, the young person's route to it and a rotl mentor's (starting where they set out, ending
+  at the venue, stepping between neighbouring boroughs, entering none to avoid) and each venue's rooms; must
+  be 0. The bound counts a pairing only when such a venue and routes exist, but knows nothing of rooms.
 - Instances: staff (35 %, caseload 14–20, weekday hours), volunteers (45 %, 4–6, evenings and weekends, 30 %
   of them experienced, who may take high tiers), ROTL (20 %, 3, daytime, return-by 15:00–19:00, exclusion
   zones); referrals 30 % low, 35 % medium, 25 % high, 10 % very high, half of the high and very high needing a
   staffed venue and an end by 19:00, a third free any time and the rest after school or at weekends, uneven
   demand by borough; mentors already at up to a third of their caseload with weekly sessions. The 28-day
-  horizon crosses the spring clock change. Risk-weighted points caps are set out of reach (3 × max caseload)
+  horizon crosses the spring clock change. Venues: in each borough a staffed office (6–10 rooms), a staffed
+  youth centre (2–4 rooms, in a named neighbourhood where one lies in that borough) and an unstaffed library
+  (2 rooms); mentors use those in their boroughs (their home borough and up to two neighbours on the map);
+  rotl licences name an establishment borough and half approve only staffed venues. Unsafe areas and
+  exclusion zones name neighbourhoods and neighbouring boroughs, so routes have to go round them. Risk-weighted points caps are set out of reach (3 × max caseload)
   so that the bound stays exact; `--default-points` keeps the records' default cap (2 × max caseload), which
   binds, and the bound, which cannot count points, is then only an upper bound that no plan may reach.
 """
@@ -334,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(HEADER, flush=True)
     rows: list[str] = []
-    failed = False
+    failed, no_room = False, 0
     for size in (int(part) for part in args.sizes.split(",")):
         for seed in range(1, args.seeds + 1):
             row = measure(generate(size, size * args.ratio, seed=seed, loose_points=not args.default_points))
             rows.append(table_row(row))
+            no_room += row.no_room
             print(rows[-1], flush=True)
             for name, report in (("online", row.online), ("batch", row.batch)):
                 for violation in report.violations[:5]:
@@ -346,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= bool(report.violations)
     command = ".venv/bin/python -m bench.scheduling_quality" + (f" {' '.join(sys.argv[1:])}" if argv is None else "")
     if not args.no_write:
-        DOC.write_text(document(rows, command.strip()))
+        DOC.write_text(document(rows, command.strip(), no_room))
         print(f"written to {DOC.relative_to(DOC.parents[1])}")
     return 1 if failed else 0
 
