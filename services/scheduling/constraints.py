@@ -238,9 +238,9 @@ def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
 
 
 _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
+    ("borough", _borough),  # first: most mentors work elsewhere, and it is the plainest reason
     ("vetting", _vetting),
     ("licence", _licence),
-    ("borough", _borough),
     ("language", _shared_language),
     ("capacity", _capacity),
     ("points", _points),
