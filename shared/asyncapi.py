@@ -44,10 +44,10 @@ _PUBLISHED = [
     ("safeguarding.alert.{agency_id}", SafeguardingAlert, "An urgent safeguarding escalation, before scheduling."),
     ("sessions.scheduled.{agency_id}", SessionsScheduled, "A mentor matched and sessions booked."),
     ("sessions.waitlisted.{agency_id}", SessionsWaitlisted, "No mentor fits yet, and why."),
-    ("sessions.rescheduled.{agency_id}", SessionsRescheduled, "Sessions re-planned (tier change, leave, a mentor "
-     "who can no longer mentor, the batch round, a scheduler's choice), with why."),
-    ("sessions.cancelled.{agency_id}", SessionsCancelled, "Sessions cancelled, suspended while missing, or a case "
-     "closed, with why."),
+    ("sessions.rescheduled.{agency_id}", SessionsRescheduled, ("Sessions re-planned (tier change, leave, a mentor "
+     "who can no longer mentor, the batch round, a scheduler's choice), with why.")),
+    ("sessions.cancelled.{agency_id}", SessionsCancelled, ("Sessions cancelled, suspended while missing, or a case "
+     "closed, with why.")),
 ]
 for _subject, _model, _description in _PUBLISHED:
     broker.publisher(_subject, title=_subject.split(".{")[0], schema=_model, description=_description)

@@ -176,7 +176,7 @@ class BatchConsumer:
             for d in deliveries:
                 try:
                     single = self._commit([d])
-                except Exception as single_exc:
+                except Exception as single_exc:  # noqa: BLE001 - whatever breaks one message dead-letters it alone
                     await self._failed(d, single_exc)
                     continue
                 await self._relay.publish(single)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import nats
+import nats.errors
 
 from shared.subjects import Subjects
 
@@ -81,8 +82,8 @@ class ServiceProcesses:
                         reply = await nc.request(subjects.rpc(name, "ping"), b"{}", timeout=0.5)
                         if b'"ready":true' in reply.data.replace(b" ", b""):
                             pending.discard(name)
-                    except Exception:
-                        pass
+                    except (nats.errors.Error, TimeoutError):
+                        continue  # not answering yet: ask again
                 if pending and time.monotonic() > deadline:
                     raise TimeoutError(f"services not ready after {timeout:.0f} s: {', '.join(sorted(pending))}")
                 if pending:

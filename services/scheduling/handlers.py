@@ -232,8 +232,9 @@ def _replan(
         )
     starts = {start for _, start, *_ in cancelled}  # aware datetimes hash by instant, whatever their zone
     current = mentors[row.mentor_id]
-    current = replace(current, caseload=max(current.caseload - 1, 0),
-                      busy=[(b, e) for b, e in current.busy if b not in starts])
+    # As if the case had no place yet: its points (already at its new tier) go too, as booking adds them back.
+    current = replace(current, caseload=max(current.caseload - 1, 0), points=max(current.points - TIER_POINTS[
+        case.tier], 0.0), busy=[(b, e) for b, e in current.busy if b not in starts])
     mentors[row.mentor_id] = current
     prefer = cancelled[0][1].astimezone(LONDON) if cancelled else None
     result = replan(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)

@@ -55,7 +55,7 @@ async def connect(settings: ServiceSettings) -> AsyncIterator[ServiceClient]:
     try:
         nc = await nats.connect(url, max_reconnect_attempts=1, connect_timeout=3, reconnect_time_wait=0.2,
                                 allow_reconnect=False, name="reroute-cli")
-    except Exception:
+    except (OSError, TimeoutError, nats.errors.Error):
         shown = url.split("@")[-1]
         raise CliError(f"Cannot reach NATS at {shown}. Is `reroute up` running (or NATS_URL right)?") from None
     try:

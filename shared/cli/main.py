@@ -342,7 +342,8 @@ def audit_cmd(
 @rules_app.command("check")
 def rules_check(file: Path) -> None:
     """Validate a rules file exactly as the risk service does when it starts (no service needed)."""
-    done = subprocess.run([sys.executable, "-m", "services.risk.check", str(file)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "services.risk.check", str(file)], capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         console.print(done.stderr.strip() or done.stdout.strip(), markup=False, soft_wrap=True)
         raise SystemExit(1)

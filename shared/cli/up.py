@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nats
 import nats.aio.client
+import nats.errors
 from rich.console import Console
 
 from shared.cli.client import CliError
@@ -119,8 +120,8 @@ class LocalStack:
         try:
             reply = await nc.request(Subjects(self.settings.namespace).rpc("intake", "agencies.nats"), b"{}", timeout=2)
             agencies = [AgencyCredential(a["agency_id"], a["password_hash"]) for a in json.loads(reply.data)["agencies"]]
-        except Exception:
-            return  # intake is restarting: try again next time
+        except (nats.errors.Error, TimeoutError, ValueError, KeyError):
+            return  # intake is restarting (or answered oddly): try again next time
         if self.auth.write(agencies=agencies):
             self.nats.send_signal(signal.SIGHUP)
 

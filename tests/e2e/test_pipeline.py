@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime
 
@@ -160,6 +161,6 @@ async def test_twenty_referrals_at_once_never_double_book_a_mentor_or_exceed_cas
     for m in mentors:
         calendar = await probe.rpc("scheduling", "calendar", {"mentor_id": m["id"], "days": 60})
         sessions = sorted((datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])) for s in calendar["sessions"])
-        for (_, end), (start, _) in zip(sessions, sessions[1:]):
+        for (_, end), (start, _) in itertools.pairwise(sessions):
             assert end <= start, f"{m['id']} is double-booked"
         assert len({s["case"] for s in calendar["sessions"]}) <= m["max_caseload"]

@@ -20,7 +20,7 @@ def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
            "REROUTE_DATA_DIR": str(cluster.data_dir), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
 
 
 async def test_export_gathers_every_service_and_erase_removes_the_person_everywhere(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 
 pytestmark = pytest.mark.e2e
+SHIPPED_RULES = Path("services/risk/rules/sos-risk-needs.yaml").read_text()
 
 
 async def _assessed(probe: Probe, cluster: Cluster, agency: str, arid: str, *, number: int = 1) -> dict:  # type: ignore[type-arg]
@@ -139,13 +141,13 @@ async def test_the_fairness_audit_counts_groups_from_monitoring_data_held_by_int
 
 def test_the_shipped_rules_pass_the_check_and_a_prohibited_rule_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     ok = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check",
-                         "services/risk/rules/sos-risk-needs.yaml"], capture_output=True, text=True)
+                         "services/risk/rules/sos-risk-needs.yaml"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "rules.yaml"
-    text = open("services/risk/rules/sos-risk-needs.yaml").read()
+    text = SHIPPED_RULES
     bad.write_text(text.replace("weapon_carrying: 5", "stop_and_search: 5", 1))
     refused = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check", str(bad)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
     assert refused.returncode == 1
     assert "prohibited input" in refused.stdout + refused.stderr
 
@@ -158,7 +160,7 @@ async def test_rescore_apply_with_unchanged_rules_republishes_nothing(cluster: C
 
 
 async def test_a_candidate_rules_file_is_previewed_never_applied(cluster: Cluster, probe: Probe) -> None:
-    text = open("services/risk/rules/sos-risk-needs.yaml").read().replace("weapon_carrying: 5", "weapon_carrying: 9", 1)
+    text = SHIPPED_RULES.replace("weapon_carrying: 5", "weapon_carrying: 9", 1)
     refused = await probe.rpc("risk", "rules.rescore", {"dry_run": False, "rules_yaml": text})
     assert "can only be previewed" in refused["error"]
     preview = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text, "rules_name": "v2.yaml"})
