@@ -298,8 +298,8 @@ instance generator v{GENERATOR_VERSION} (bench/instances.py), {datetime.now().da
 - **batch**: `services.scheduling.batch.plan` over the whole round (min-cost flow over referral → (mentor,
   first start) → mentor, every eligible mentor, follow-ups booked afterwards, re-solve and online
   fill-up for what the flow's slots could not hold), then rooms held at safe venues in referral order, as
-  the service's round does (a session with no room free is dropped; {no_room} young people lost their
-  place for want of a room in these runs, online and batch together).
+  the service's round does (a session with no room free is dropped; in these runs, online and batch together,
+  {no_room} {"young person" if no_room == 1 else "young people"} lost a place for want of a room).
 - **bound**: exact min-cost flow over every eligible (referral, mentor, first start), built from the
   evaluator's rules, each (mentor, start) used once, caseloads respected, follow-ups ignored. No schedule can
   place more young people; the gaps are measured against it.
