@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff and strict mypy (not part of `make test`: new releases of either add rules)
+	$(BIN)/ruff check services shared bench tests
+	$(BIN)/mypy services shared bench
 
 bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
 	$(BIN)/python -m bench.pipeline

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from shared.contracts.common import Event
 
@@ -68,7 +68,7 @@ def add_to_outbox(conn: Connection, messages: Sequence[Outgoing], *, now: dateti
         return
     existing = set(
         conn.execute(
-            select(OutboxRow.event_id).where(OutboxRow.event_id.in_([m.event_id for m in messages]))  # type: ignore[attr-defined]
+            select(col(OutboxRow.event_id)).where(col(OutboxRow.event_id).in_([m.event_id for m in messages]))
         ).scalars()
     )
     rows = [
@@ -92,7 +92,7 @@ def seen(conn: Connection, keys: Iterable[str]) -> set[str]:
     keys = list(keys)
     if not keys:
         return set()
-    stmt = select(InboxRow.message_key).where(InboxRow.message_key.in_(keys))  # type: ignore[attr-defined]
+    stmt = select(col(InboxRow.message_key)).where(col(InboxRow.message_key).in_(keys))
     return set(conn.execute(stmt).scalars())
 
 
@@ -138,7 +138,7 @@ class OutboxRelay:
         for chunk in range(0, len(ids), 500):
             conn.execute(
                 update(OutboxRow)
-                .where(OutboxRow.event_id.in_(ids[chunk : chunk + 500]))  # type: ignore[attr-defined]
+                .where(col(OutboxRow.event_id).in_(ids[chunk : chunk + 500]))
                 .values(sent_at=now)
             )
 
@@ -149,8 +149,8 @@ class OutboxRelay:
             self.mark_sent(conn, now=datetime.now(UTC))
             rows = conn.execute(
                 select(OutboxRow)
-                .where(OutboxRow.sent_at.is_(None), OutboxRow.created_at <= cutoff)  # type: ignore[union-attr]
-                .order_by(OutboxRow.created_at)  # type: ignore[arg-type]
+                .where(col(OutboxRow.sent_at).is_(None), col(OutboxRow.created_at) <= cutoff)
+                .order_by(col(OutboxRow.created_at))
                 .limit(limit)
             ).all()
         messages = [Outgoing(r.event_id, r.subject, r.payload, json.loads(r.headers)) for r in rows]
@@ -166,7 +166,7 @@ class OutboxRelay:
                 if datetime.now(UTC) - last_prune > timedelta(hours=1):
                     last_prune = datetime.now(UTC)
                     with self._engine.begin() as conn:
-                        conn.execute(delete(OutboxRow).where(OutboxRow.sent_at < last_prune - timedelta(days=1)))  # type: ignore[operator]
+                        conn.execute(delete(OutboxRow).where(col(OutboxRow.sent_at) < last_prune - timedelta(days=1)))
             except Exception:
                 log.exception("outbox sweep failed; retrying")
             try:

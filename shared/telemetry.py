@@ -71,6 +71,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def _span_record(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
+    assert ctx is not None, "an ended SDK span always has a context"
     return {
         "trace_id": f"{ctx.trace_id:032x}",
         "span_id": f"{ctx.span_id:016x}",

@@ -111,7 +111,7 @@ class AgencyRegistry:
             rows = conn.execute(select(col(AgencyRecord.agency_id), col(AgencyRecord.nats_password_hash)).where(
                 col(AgencyRecord.status) == "active", col(AgencyRecord.nats_password_hash).is_not(None)
             ).order_by(col(AgencyRecord.agency_id))).all()
-        return [{"agency_id": r[0], "password_hash": r[1]} for r in rows]
+        return [{"agency_id": agency_id, "password_hash": hashed} for agency_id, hashed in rows if hashed is not None]
 
     def revoke(self, agency_id: str, *, now: datetime) -> dict[str, Any]:
         """The agency's key stops working at once; `rotate` issues a new one."""

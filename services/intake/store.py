@@ -53,7 +53,7 @@ class ReferralStore:
         """Read what the coming decisions need, in three queries whatever the batch size."""
         if referral_keys:
             rows = self._conn.execute(select(ReferralRecord).where(
-                tuple_(ReferralRecord.agency_id, ReferralRecord.agency_referral_id).in_(list(referral_keys))
+                tuple_(col(ReferralRecord.agency_id), col(ReferralRecord.agency_referral_id)).in_(list(referral_keys))
             )).all()
             for r in rows:
                 self._referrals[(r.agency_id, r.agency_referral_id)] = StoredReferral(

@@ -13,6 +13,7 @@ from typing import Any
 from faststream import FastStream
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
+from sqlmodel import col
 
 from services.risk import privacy
 from services.risk.assessment import assess
@@ -71,8 +72,8 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
         with host.engine.connect() as conn:
             rows = conn.execute(
                 select(AssessmentRecord)
-                .where(AssessmentRecord.referral_id == request.referral_id)
-                .order_by(AssessmentRecord.number)  # type: ignore[arg-type]
+                .where(col(AssessmentRecord.referral_id) == request.referral_id)
+                .order_by(col(AssessmentRecord.number))
             ).all()
         if not rows:
             return {"found": False}
@@ -114,9 +115,9 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
         until = now + timedelta(days=request.within_days)
         with host.engine.connect() as conn:
             rows = conn.execute(
-                select(RiskCase.referral_id, RiskCase.agency_id, RiskCase.tier, RiskCase.review_due)
-                .where(RiskCase.review_due <= until)
-                .order_by(RiskCase.review_due)  # type: ignore[arg-type]
+                select(col(RiskCase.referral_id), col(RiskCase.agency_id), col(RiskCase.tier), col(RiskCase.review_due))
+                .where(col(RiskCase.review_due) <= until)
+                .order_by(col(RiskCase.review_due))
             ).all()
         return {"reviews": [
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "tier": r.tier, "due": r.review_due.isoformat(),
@@ -145,7 +146,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
                     return {"error": f"the candidate rules are refused:\n{exc}"}
 
         def rescore_all(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            ids = list(conn.execute(select(RiskCase.referral_id)).scalars())
+            ids = list(conn.execute(select(col(RiskCase.referral_id))).scalars())
             cases = load_cases(conn, ids)
             changes, decided = [], []
             for rid, case in cases.items():
@@ -169,7 +170,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     async def audit_rows() -> dict[str, Any]:
         """Each referral's final tier and review kind (ids only), for intake's fairness audit."""
         with host.engine.connect() as conn:
-            rows = conn.execute(select(RiskCase.referral_id, RiskCase.tier, RiskCase.override)).all()
+            rows = conn.execute(select(col(RiskCase.referral_id), col(RiskCase.tier), col(RiskCase.override))).all()
         return {"rows": [{"referral_id": r[0], "tier": r[1], "override": r[2]} for r in rows]}
 
     @host.reply("person.export")

@@ -7,9 +7,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlmodel import col
 
 from services.risk.assessment import Assessment, assess
 from services.risk.review import OverrideRequest, check_override, diff, overall_floor, review_due
@@ -149,7 +151,7 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
 
 def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
     rows = conn.execute(
-        select(RiskCase.facts, RiskCase.latest).where(RiskCase.referral_id.in_(referral_ids))  # type: ignore[attr-defined]
+        select(col(RiskCase.facts), col(RiskCase.latest)).where(col(RiskCase.referral_id).in_(referral_ids))
     )
     cases = {}
     for facts, latest in rows:
@@ -173,9 +175,9 @@ def save_cases(conn: Connection, cases: Iterable[Case], *, now: datetime) -> Non
     if new:
         conn.execute(insert(RiskCase), new)
     if old:
-        columns = {k: bindparam(k) for k in old[0] if k != "rid"}
+        columns: dict[str, Any] = {k: bindparam(k) for k in old[0] if k != "rid"}
         conn.execute(
-            update(RiskCase).where(RiskCase.referral_id == bindparam("rid")).values(**columns),  # type: ignore[arg-type]
+            update(RiskCase).where(col(RiskCase.referral_id) == bindparam("rid")).values(**columns),
             old,
         )
     for c in changed:

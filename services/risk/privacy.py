@@ -11,18 +11,19 @@ import secrets
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
+from sqlmodel import col
 
 from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
 from shared.outbox import OutboxRow
 
 
 def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
-    cases = conn.execute(select(RiskCase).where(RiskCase.referral_id.in_(referral_ids))).all()  # type: ignore[attr-defined]
+    cases = conn.execute(select(RiskCase).where(col(RiskCase.referral_id).in_(referral_ids))).all()
     assessments = conn.execute(
-        select(AssessmentRecord).where(AssessmentRecord.referral_id.in_(referral_ids))  # type: ignore[attr-defined]
-        .order_by(AssessmentRecord.referral_id, AssessmentRecord.number)  # type: ignore[arg-type]
+        select(AssessmentRecord).where(col(AssessmentRecord.referral_id).in_(referral_ids))
+        .order_by(col(AssessmentRecord.referral_id), col(AssessmentRecord.number))
     ).all()
-    alerts = conn.execute(select(AlertRecord).where(AlertRecord.referral_id.in_(referral_ids))).all()  # type: ignore[attr-defined]
+    alerts = conn.execute(select(AlertRecord).where(col(AlertRecord.referral_id).in_(referral_ids))).all()
     return {
         "facts": [json.loads(c.facts) for c in cases],
         "assessments": [json.loads(a.event) for a in assessments],
@@ -35,13 +36,13 @@ def erase(conn: Connection, referral_ids: list[str]) -> dict[str, int]:
     """Delete the facts; keep each assessment's tiers under a random id no one can trace back."""
     if not referral_ids:
         return {"referrals": 0}
-    found = list(conn.execute(select(RiskCase.referral_id).where(RiskCase.referral_id.in_(referral_ids))).scalars())  # type: ignore[attr-defined]
+    found = list(conn.execute(select(col(RiskCase.referral_id)).where(col(RiskCase.referral_id).in_(referral_ids))).scalars())
     for rid in referral_ids:
         anon = f"erased_{secrets.token_hex(8)}"
-        conn.execute(update(AssessmentRecord).where(AssessmentRecord.referral_id == rid)  # type: ignore[arg-type]
+        conn.execute(update(AssessmentRecord).where(col(AssessmentRecord.referral_id) == rid)
                      .values(referral_id=anon, event="{}", changed_by=None))
-        conn.execute(update(AlertRecord).where(AlertRecord.referral_id == rid)  # type: ignore[arg-type]
+        conn.execute(update(AlertRecord).where(col(AlertRecord.referral_id) == rid)
                      .values(referral_id=anon))
-        conn.execute(delete(OutboxRow).where(OutboxRow.payload.contains(rid.encode())))  # type: ignore[attr-defined]
-    conn.execute(delete(RiskCase).where(RiskCase.referral_id.in_(referral_ids)))  # type: ignore[attr-defined]
+        conn.execute(delete(OutboxRow).where(col(OutboxRow.payload).contains(rid.encode())))
+    conn.execute(delete(RiskCase).where(col(RiskCase.referral_id).in_(referral_ids)))
     return {"referrals": len(found)}

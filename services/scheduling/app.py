@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, insert, select, update
+from sqlmodel import col
 
 from services.scheduling import privacy
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
@@ -184,7 +185,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                     cases, events = replan_mentor(conn, record.id, why, now=now, subjects=s, tracer=host.tracer)
                     moved, out = moved + cases, out + events
             waiting = [Work(CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
-                       for r in conn.execute(select(CaseRow).where(CaseRow.status == "waitlisted"))]
+                       for r in conn.execute(select(CaseRow).where(col(CaseRow.status) == "waitlisted"))]
             for w in waiting:
                 w.span.set_attribute("referral.id", w.row.referral_id)
             out += plan(conn, waiting, now=now, subjects=s)
@@ -230,16 +231,16 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         start = datetime.combine(start_day, datetime.min.time(), tzinfo=LONDON)
         end = start + timedelta(days=request.days)
         with host.engine.connect() as conn:
-            mentor = conn.execute(select(MentorRow.record).where(MentorRow.mentor_id == request.mentor_id)).first()
+            mentor = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == request.mentor_id)).first()
             if mentor is None:
                 return {"found": False}
             rows = conn.execute(
                 select(SessionRow)
-                .where(SessionRow.mentor_id == request.mentor_id, SessionRow.start >= start, SessionRow.start < end)
-                .order_by(SessionRow.start)  # type: ignore[arg-type]
+                .where(col(SessionRow.mentor_id) == request.mentor_id, col(SessionRow.start) >= start, col(SessionRow.start) < end)
+                .order_by(col(SessionRow.start))
             ).all()
             venue_names = {v.id: v.name for v in map(VenueRecord.model_validate_json,
-                                                      conn.execute(select(VenueRow.record)).scalars())}
+                                                      conn.execute(select(col(VenueRow.record))).scalars())}
         record = MentorRecord.model_validate_json(mentor[0])
         names: dict[str, str] = {}
         if request.names_for:
@@ -276,8 +277,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             if not request.reason.strip() or not request.by.strip():
                 return {"error": "say who closes it (by) and why (reason): it is recorded"}, []
-            row = conn.execute(select(CaseRow.status, CaseRow.agency_id).where(
-                CaseRow.referral_id == request.referral_id)).first()
+            row = conn.execute(select(col(CaseRow.status), col(CaseRow.agency_id)).where(
+                col(CaseRow.referral_id) == request.referral_id)).first()
             if row is None:
                 return {"error": f"no referral {request.referral_id} in scheduling"}, []
             if row.status == "closed":
@@ -293,25 +294,25 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         """Referrals closed more than `days` ago: due for purging under the retention policy."""
         cutoff = datetime.now(UTC) - timedelta(days=request.days)
         with host.engine.connect() as conn:
-            ids = conn.execute(select(CaseRow.referral_id).where(
-                CaseRow.status == "closed", CaseRow.updated_at < cutoff)).scalars().all()
+            ids = conn.execute(select(col(CaseRow.referral_id)).where(
+                col(CaseRow.status) == "closed", col(CaseRow.updated_at) < cutoff)).scalars().all()
         return {"referral_ids": list(ids)}
 
     @host.reply("status")
     async def status(request: ReferralRequest) -> dict[str, Any]:
         """Where a referral stands in scheduling: mentor and sessions, or why it waits."""
         with host.engine.connect() as conn:
-            case = conn.execute(select(CaseRow).where(CaseRow.referral_id == request.referral_id)).first()
+            case = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == request.referral_id)).first()
             if case is None:
                 return {"found": False}
-            mentor = conn.execute(select(MentorRow.record).where(MentorRow.mentor_id == case.mentor_id)).scalar()
+            mentor = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == case.mentor_id)).scalar()
         names = MentorRecord.model_validate_json(mentor).name.split() if mentor else []
         mentor_first_name = names[0] if names else None
         with host.engine.connect() as conn:
             sessions = conn.execute(
-                select(SessionRow.session_id, SessionRow.start, SessionRow.end)
-                .where(SessionRow.referral_id == request.referral_id, SessionRow.status == "booked")
-                .order_by(SessionRow.start)  # type: ignore[arg-type]
+                select(col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end))
+                .where(col(SessionRow.referral_id) == request.referral_id, col(SessionRow.status) == "booked")
+                .order_by(col(SessionRow.start))
             ).all()
         return {
             "found": True,
@@ -401,7 +402,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         """Every mentor, each with the problems a scheduler should fix (vetting, licence)."""
         today = datetime.now(LONDON).date()
         with host.engine.connect() as conn:
-            rows = conn.execute(select(MentorRow.record).order_by(MentorRow.mentor_id)).scalars().all()
+            rows = conn.execute(select(col(MentorRow.record)).order_by(col(MentorRow.mentor_id))).scalars().all()
         mentors = []
         for raw in rows:
             record = MentorRecord.model_validate_json(raw)

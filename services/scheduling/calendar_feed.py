@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Response
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlmodel import col
 
 from services.scheduling.ical import FeedSession, build_feed, feed_sessions_window
 from services.scheduling.matching import LONDON
@@ -32,7 +33,7 @@ def _hash(token: str) -> str:
 
 def issue_token(conn: Connection, mentor_id: str, *, now: datetime) -> str:
     """A new token for the mentor's feed; any earlier one stops working."""
-    row = conn.execute(select(MentorRow.record).where(MentorRow.mentor_id == mentor_id)).first()
+    row = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == mentor_id)).first()
     if row is None:
         raise FeedRefused(f"no mentor {mentor_id}")
     if MentorRecord.model_validate_json(row[0]).kind == "rotl":
@@ -46,7 +47,7 @@ def issue_token(conn: Connection, mentor_id: str, *, now: datetime) -> str:
 def revoke_tokens(conn: Connection, mentor_id: str, *, now: datetime) -> int:
     result = conn.execute(
         update(CalendarToken)
-        .where(CalendarToken.mentor_id == mentor_id, CalendarToken.revoked_at.is_(None))  # type: ignore[arg-type, union-attr]
+        .where(col(CalendarToken.mentor_id) == mentor_id, col(CalendarToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
     return int(result.rowcount)
@@ -54,9 +55,9 @@ def revoke_tokens(conn: Connection, mentor_id: str, *, now: datetime) -> int:
 
 def _mentor_for(conn: Connection, token: str) -> MentorRecord:
     row = conn.execute(
-        select(MentorRow.record)
-        .join(CalendarToken, CalendarToken.mentor_id == MentorRow.mentor_id)  # type: ignore[arg-type]
-        .where(CalendarToken.token_hash == _hash(token), CalendarToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        select(col(MentorRow.record))
+        .join(CalendarToken, col(CalendarToken.mentor_id) == col(MentorRow.mentor_id))
+        .where(col(CalendarToken.token_hash) == _hash(token), col(CalendarToken.revoked_at).is_(None))
     ).first()
     mentor = None if row is None else MentorRecord.model_validate_json(row[0])
     if mentor is None or mentor.kind == "rotl":
@@ -67,8 +68,8 @@ def _mentor_for(conn: Connection, token: str) -> MentorRecord:
 def _sessions(conn: Connection, mentor_id: str, now: datetime) -> list[FeedSession]:
     rows = conn.execute(
         select(SessionRow)
-        .where(SessionRow.mentor_id == mentor_id, SessionRow.end > now - timedelta(days=PAST_DAYS))
-        .order_by(SessionRow.start)  # type: ignore[arg-type]
+        .where(col(SessionRow.mentor_id) == mentor_id, col(SessionRow.end) > now - timedelta(days=PAST_DAYS))
+        .order_by(col(SessionRow.start))
     ).all()
     sessions = [
         FeedSession(session_id=r.session_id, case_ref=r.referral_id, start=r.start, end=r.end,

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
+from sqlmodel import col
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
@@ -34,7 +35,7 @@ class AssignmentRefused(ValueError):
 
 
 def _case_row(conn: Connection, referral_id: str) -> CaseRow:
-    row = conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).first()
+    row = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).first()
     if row is None:
         raise LookupError(f"no referral {referral_id} in scheduling")
     case = CaseRow.model_validate(row._mapping)
@@ -45,9 +46,9 @@ def _case_row(conn: Connection, referral_id: str) -> CaseRow:
 
 def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> Rooms:
     """The mentors and rooms as if this case held no place and no future sessions (to weigh it afresh)."""
-    future = conn.execute(select(SessionRow.session_id, SessionRow.start).where(
-        SessionRow.referral_id == row.referral_id, SessionRow.start > now,
-        SessionRow.status.in_(["booked", "confirmed"]))).all()  # type: ignore[attr-defined]
+    future = conn.execute(select(col(SessionRow.session_id), col(SessionRow.start)).where(
+        col(SessionRow.referral_id) == row.referral_id, col(SessionRow.start) > now,
+        col(SessionRow.status).in_(["booked", "confirmed"]))).all()
     rooms = load_rooms(conn, now=now, excluding=[sid for sid, _ in future])
     if row.mentor_id is None or row.mentor_id not in mentors:
         return rooms
@@ -122,12 +123,12 @@ def assign(
         if found is None:
             raise AssignmentRefused(f"{mentor_id} has no free slot in the next {HORIZON_DAYS} days")
         first = found
-    cancelled = list(conn.execute(select(SessionRow.session_id).where(
-        SessionRow.referral_id == referral_id, SessionRow.start > now,
-        SessionRow.status.in_(["booked", "confirmed", "suspended"]))).scalars())  # type: ignore[attr-defined]
+    cancelled = list(conn.execute(select(col(SessionRow.session_id)).where(
+        col(SessionRow.referral_id) == referral_id, col(SessionRow.start) > now,
+        col(SessionRow.status).in_(["booked", "confirmed", "suspended"]))).scalars())
     if cancelled:
-        conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
-                     .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+        conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
+                     .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
     sessions = sessions_from(case, mentor, first.astimezone(LONDON), rooms)
     placed = rooms.place(venues_for(case, mentor), sessions)
     if not placed:
@@ -136,7 +137,7 @@ def assign(
     conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now, venue)
                                       for slot, (_, venue) in zip(slots, placed, strict=True)])
     note = f"assigned by {by.strip()}: {reason.strip()}"
-    conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
+    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
                  .values(status="scheduled", mentor_id=mentor_id, reason=note, updated_at=now))
     event: Event
     if row.mentor_id is not None and row.status in {"scheduled", "suspended"}:
@@ -155,9 +156,9 @@ def assign(
 def waitlist(conn: Connection, *, now: datetime) -> list[dict[str, object]]:
     """Who waits, since when, why, and what capacity would place them."""
     rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(CaseRow.status == "waitlisted").order_by(CaseRow.updated_at))]  # type: ignore[arg-type]
+        select(CaseRow).where(col(CaseRow.status) == "waitlisted").order_by(col(CaseRow.updated_at)))]
     mentors = load_mentor_states(conn, now=now)
-    result = []
+    result: list[dict[str, object]] = []
     for row in rows:
         case = case_from(row)
         full = [m.record.id for m in mentors.values()

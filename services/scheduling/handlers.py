@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from opentelemetry import trace
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlmodel import col
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, venues_for
 from services.scheduling.lifecycle import MISSING, cadence_after
@@ -60,7 +61,7 @@ def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, s
         row = cases.get(event.referral_id)
         facts = event.model_dump_json()
         if row is None:
-            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
+            values: dict[str, object] = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
                       "person_id": event.person_id, "status": "awaiting_assessment", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
@@ -68,7 +69,7 @@ def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, s
         if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
             continue  # a repeat submission, or facts we already hold
         conn.execute(
-            update(CaseRow).where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
+            update(CaseRow).where(col(CaseRow.referral_id) == event.referral_id)
             .values(facts=facts, person_id=event.person_id, updated_at=now)
         )
         row.person_id = event.person_id
@@ -94,7 +95,7 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
         staffed = event.harm.tier.rank >= Tier.HIGH.rank or "risk_to_staff" in event.flags
         needs = json.dumps(event.focus)
         if row is None:
-            values = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier,
+            values: dict[str, object] = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier,
                       "cadence_tier": tier, "wellbeing_tier": wellbeing, "assessment_number": event.number,
                       "missing": MISSING in event.escalations, "staffed_only": staffed, "needs": needs,
                       "status": "awaiting_referral", "updated_at": now}
@@ -108,7 +109,7 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
             Tier(old_cadence), event.tier, row.lower_reviews)
         conn.execute(
             update(CaseRow)
-            .where(CaseRow.referral_id == event.referral_id)  # type: ignore[arg-type]
+            .where(col(CaseRow.referral_id) == event.referral_id)
             .values(tier=tier, cadence_tier=cadence.value, lower_reviews=lower, wellbeing_tier=wellbeing,
                     assessment_number=event.number, missing=MISSING in event.escalations, staffed_only=staffed,
                     needs=needs, updated_at=now)
@@ -189,7 +190,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
         conn.execute(insert(SessionRow), new_sessions)
     if statuses:  # one statement for the batch
         conn.execute(
-            update(CaseRow).where(CaseRow.referral_id == bindparam("rid"))  # type: ignore[arg-type]
+            update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid"))
             .values(status=bindparam("status"), mentor_id=bindparam("mentor_id"),
                     deadline_met=bindparam("deadline_met"), reason=bindparam("reason"),
                     updated_at=bindparam("updated_at")),
@@ -215,11 +216,11 @@ def _replan(
     row = item.row
     assert row.mentor_id is not None
     cancelled = conn.execute(
-        select(SessionRow.session_id, SessionRow.start, SessionRow.end, SessionRow.venue_id)
-        .where(SessionRow.referral_id == row.referral_id,
-               SessionRow.status.in_(["booked", "confirmed", "suspended"]),  # type: ignore[attr-defined]
-               SessionRow.start > now)
-        .order_by(SessionRow.start)  # type: ignore[arg-type]
+        select(col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id))
+        .where(col(SessionRow.referral_id) == row.referral_id,
+               col(SessionRow.status).in_(["booked", "confirmed", "suspended"]),
+               col(SessionRow.start) > now)
+        .order_by(col(SessionRow.start))
     ).all()
     ids = [sid for sid, *_ in cancelled]
     for _, start, end, venue_id in cancelled:
@@ -227,8 +228,8 @@ def _replan(
     if ids:
         conn.execute(
             update(SessionRow)
-            .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
-            .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now)
+            .where(col(SessionRow.session_id).in_(ids))
+            .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now)
         )
     starts = {start for _, start, *_ in cancelled}  # aware datetimes hash by instant, whatever their zone
     current = mentors[row.mentor_id]
@@ -259,17 +260,17 @@ def _suspend(conn: Connection, item: Work, case: Case, mentors: dict[str, Mentor
     """Hold the case's future sessions while the young person is missing; the mentor keeps the place."""
     row = item.row
     ids = list(conn.execute(
-        select(SessionRow.session_id).where(
-            SessionRow.referral_id == row.referral_id,
-            SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
-            SessionRow.start > now,
+        select(col(SessionRow.session_id)).where(
+            col(SessionRow.referral_id) == row.referral_id,
+            col(SessionRow.status).in_(["booked", "confirmed"]),
+            col(SessionRow.start) > now,
         )
     ).scalars())
     if ids:
         conn.execute(
             update(SessionRow)
-            .where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
-            .values(status="suspended", sequence=SessionRow.sequence + 1, updated_at=now)
+            .where(col(SessionRow.session_id).in_(ids))
+            .values(status="suspended", sequence=col(SessionRow.sequence) + 1, updated_at=now)
         )
     set_status(conn, row.referral_id, "suspended", now, reason=item.why)
     row.status = "suspended"
@@ -297,14 +298,15 @@ def load_rooms(conn: Connection, *, now: datetime, excluding: list[str] | None =
     """The rooms taken at each venue by sessions still to come (other than those `excluding` names, which are
     being moved)."""
     held: dict[str, list[tuple[datetime, datetime]]] = {}
-    query = select(SessionRow.venue_id, SessionRow.start, SessionRow.end).where(
-        SessionRow.venue_id.is_not(None), SessionRow.end > now,  # type: ignore[union-attr]
-        SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
+    query = select(col(SessionRow.venue_id), col(SessionRow.start), col(SessionRow.end)).where(
+        col(SessionRow.venue_id).is_not(None), col(SessionRow.end) > now,
+        col(SessionRow.status).in_(["booked", "confirmed"]),
     )
     if excluding:
-        query = query.where(SessionRow.session_id.not_in(excluding))  # type: ignore[attr-defined]
+        query = query.where(col(SessionRow.session_id).not_in(excluding))
     for venue_id, start, end in conn.execute(query):
-        held.setdefault(venue_id, []).append((start, end))
+        if venue_id is not None:  # (the query keeps only those with a venue)
+            held.setdefault(venue_id, []).append((start, end))
     return Rooms(held)
 
 
@@ -333,28 +335,30 @@ def subject_for(subjects: Subjects, event: Event, agency: str) -> str:
 def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorState]:
     """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now."""
     caseloads: Counter[str] = Counter()
-    points: Counter[str] = Counter()
+    points: defaultdict[str, float] = defaultdict(float)
     for mentor_id, tier in conn.execute(
-        select(CaseRow.mentor_id, func.coalesce(CaseRow.cadence_tier, CaseRow.tier))
-        .where(CaseRow.status.in_(["scheduled", "suspended"]))  # type: ignore[attr-defined]
+        select(col(CaseRow.mentor_id), func.coalesce(col(CaseRow.cadence_tier), col(CaseRow.tier)))
+        .where(col(CaseRow.status).in_(["scheduled", "suspended"]))
     ):
+        if mentor_id is None:  # scheduled and suspended cases always have one
+            continue
         caseloads[mentor_id] += 1
         points[mentor_id] += TIER_POINTS[Tier(tier)]
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
     for mentor_id, start, end in conn.execute(
-        select(SessionRow.mentor_id, SessionRow.start, SessionRow.end).where(
-            SessionRow.status.in_(["booked", "confirmed"]), SessionRow.end > now - timedelta(days=1)  # type: ignore[attr-defined]
+        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end)).where(
+            col(SessionRow.status).in_(["booked", "confirmed"]), col(SessionRow.end) > now - timedelta(days=1)
         )
     ):
         busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
     today = now.astimezone(LONDON).date()
     for mentor_id, first, last in conn.execute(
-        select(LeaveRow.mentor_id, LeaveRow.first_day, LeaveRow.last_day).where(LeaveRow.last_day >= today)
+        select(col(LeaveRow.mentor_id), col(LeaveRow.first_day), col(LeaveRow.last_day)).where(col(LeaveRow.last_day) >= today)
     ):
         busy.setdefault(mentor_id, []).append(leave_interval(first, last))
-    venues = [VenueRecord.model_validate_json(r) for r in conn.execute(select(VenueRow.record)).scalars()]
+    venues = [VenueRecord.model_validate_json(r) for r in conn.execute(select(col(VenueRow.record))).scalars()]
     states: dict[str, MentorState] = {}
-    for mentor_id, raw in conn.execute(select(MentorRow.mentor_id, MentorRow.record).order_by(MentorRow.mentor_id)):
+    for mentor_id, raw in conn.execute(select(col(MentorRow.mentor_id), col(MentorRow.record)).order_by(col(MentorRow.mentor_id))):
         record = MentorRecord.model_validate_json(raw)
         states[mentor_id] = MentorState(
             record=record,
@@ -409,10 +413,10 @@ def previous_mentor(conn: Connection, row: CaseRow) -> str | None:
     if row.person_id is None:
         return None
     found = conn.execute(
-        select(CaseRow.mentor_id)
-        .where(CaseRow.person_id == row.person_id, CaseRow.referral_id != row.referral_id,
-               CaseRow.mentor_id.is_not(None))  # type: ignore[union-attr]
-        .order_by(CaseRow.updated_at.desc())  # type: ignore[attr-defined]
+        select(col(CaseRow.mentor_id))
+        .where(col(CaseRow.person_id) == row.person_id, col(CaseRow.referral_id) != row.referral_id,
+               col(CaseRow.mentor_id).is_not(None))
+        .order_by(col(CaseRow.updated_at).desc())
         .limit(1)
     ).scalar()
     return str(found) if found else None
@@ -423,11 +427,11 @@ def _revision(facts: str) -> int:
 
 
 def _cases(conn: Connection, referral_ids: list[str]) -> dict[str, CaseRow]:
-    rows = conn.execute(select(CaseRow).where(CaseRow.referral_id.in_(referral_ids)))  # type: ignore[attr-defined]
+    rows = conn.execute(select(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids)))
     return {r.referral_id: CaseRow.model_validate(r._mapping) for r in rows}
 
 
 def set_status(conn: Connection, referral_id: str, status: str, now: datetime, **values: object) -> None:
     conn.execute(
-        update(CaseRow).where(CaseRow.referral_id == referral_id).values(status=status, updated_at=now, **values)  # type: ignore[arg-type]
+        update(CaseRow).where(col(CaseRow.referral_id) == referral_id).values(status=status, updated_at=now, **values)
     )

@@ -10,15 +10,16 @@ import secrets
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
+from sqlmodel import col
 
 from services.scheduling.tables import CaseRow, SessionRow
 from shared.outbox import OutboxRow
 
 
 def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
-    cases = conn.execute(select(CaseRow).where(CaseRow.referral_id.in_(referral_ids))).all()  # type: ignore[attr-defined]
+    cases = conn.execute(select(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids))).all()
     sessions = conn.execute(
-        select(SessionRow).where(SessionRow.referral_id.in_(referral_ids)).order_by(SessionRow.start)  # type: ignore[attr-defined, arg-type]
+        select(SessionRow).where(col(SessionRow.referral_id).in_(referral_ids)).order_by(col(SessionRow.start))
     ).all()
     return {
         "cases": [{"referral_id": c.referral_id, "status": c.status, "tier": c.tier, "mentor_id": c.mentor_id,
@@ -31,10 +32,10 @@ def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
 def erase(conn: Connection, referral_ids: list[str]) -> dict[str, int]:
     if not referral_ids:
         return {"referrals": 0}
-    found = list(conn.execute(select(CaseRow.referral_id).where(CaseRow.referral_id.in_(referral_ids))).scalars())  # type: ignore[attr-defined]
+    found = list(conn.execute(select(col(CaseRow.referral_id)).where(col(CaseRow.referral_id).in_(referral_ids))).scalars())
     for rid in referral_ids:
-        conn.execute(update(SessionRow).where(SessionRow.referral_id == rid)  # type: ignore[arg-type]
+        conn.execute(update(SessionRow).where(col(SessionRow.referral_id) == rid)
                      .values(referral_id=f"erased_{secrets.token_hex(8)}"))
-        conn.execute(delete(OutboxRow).where(OutboxRow.payload.contains(rid.encode())))  # type: ignore[attr-defined]
-    conn.execute(delete(CaseRow).where(CaseRow.referral_id.in_(referral_ids)))  # type: ignore[attr-defined]
+        conn.execute(delete(OutboxRow).where(col(OutboxRow.payload).contains(rid.encode())))
+    conn.execute(delete(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids)))
     return {"referrals": len(found)}

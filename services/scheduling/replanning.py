@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from opentelemetry import trace
 from sqlalchemy import Connection, insert, select, update
+from sqlmodel import col
 
 from services.scheduling.constraints import MentorState, venues_for
 from services.scheduling.handlers import (
@@ -44,12 +45,12 @@ def add_leave(
         raise LookupError(f"no mentor {mentor_id}")
     conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
     away = leave_interval(first, last)
-    affected = conn.execute(
+    affected = [SessionRow.model_validate(r._mapping) for r in conn.execute(
         select(SessionRow).where(
-            SessionRow.mentor_id == mentor_id, SessionRow.status.in_(["booked", "confirmed"]),  # type: ignore[attr-defined]
-            SessionRow.start < away[1], SessionRow.end > away[0], SessionRow.start > now,
-        ).order_by(SessionRow.start)  # type: ignore[arg-type]
-    ).all()
+            col(SessionRow.mentor_id) == mentor_id, col(SessionRow.status).in_(["booked", "confirmed"]),
+            col(SessionRow.start) < away[1], col(SessionRow.end) > away[0], col(SessionRow.start) > now,
+        ).order_by(col(SessionRow.start))
+    )]
     by_case: dict[str, list[SessionRow]] = defaultdict(list)
     for s in affected:
         by_case[s.referral_id].append(s)
@@ -62,7 +63,7 @@ def add_leave(
     reason = f"{mentor_id} is on leave {first.isoformat()} to {last.isoformat()}"
     rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in affected])
     for referral_id, sessions in by_case.items():
-        row = CaseRow.model_validate(conn.execute(select(CaseRow).where(CaseRow.referral_id == referral_id)).one()._mapping)
+        row = CaseRow.model_validate(conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).one()._mapping)
         case = case_from(row)
         new_slots, cancelled = [], []
         for s in sessions:
@@ -77,16 +78,16 @@ def add_leave(
                 cancelled.append(s.session_id)
                 continue
             end, where = start + SESSION, placed[0][1]
-            conn.execute(update(SessionRow).where(SessionRow.session_id == s.session_id)  # type: ignore[arg-type]
-                         .values(start=start, end=end, sequence=SessionRow.sequence + 1, updated_at=now,
+            conn.execute(update(SessionRow).where(col(SessionRow.session_id) == s.session_id)
+                         .values(start=start, end=end, sequence=col(SessionRow.sequence) + 1, updated_at=now,
                                  **venue_columns(where)))
             state = MentorState(state.record, state.caseload, [*state.busy, (start, end)], state.points,
                                 state.vetting_expired, state.venues)
             new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
                                          end=end.astimezone(LONDON), venue=where.venue.name if where else None))
         if cancelled:
-            conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
-                         .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+            conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
+                         .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
         moved, dropped = moved + len(new_slots), dropped + len(cancelled)
         event = SessionsRescheduled(
             event_id=f"leave:{referral_id}:{mentor_id}:{first.isoformat()}:{int(now.timestamp())}", occurred_at=now,
@@ -104,7 +105,7 @@ def replan_mentor(
 ) -> tuple[int, list[Outgoing]]:
     """Move every case of a mentor who may no longer take them (expired check, suspended licence)."""
     rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(CaseRow.mentor_id == mentor_id, CaseRow.status == "scheduled"))]
+        select(CaseRow).where(col(CaseRow.mentor_id) == mentor_id, col(CaseRow.status) == "scheduled"))]
     work = []
     for row in rows:
         span = tracer.start_span("scheduling replan for mentor change", attributes={"referral.id": row.referral_id})

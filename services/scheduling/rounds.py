@@ -9,6 +9,7 @@ from datetime import datetime
 
 from opentelemetry import trace
 from sqlalchemy import Connection, insert, select, update
+from sqlmodel import col
 
 from services.scheduling.batch import plan as batch_plan
 from services.scheduling.constraints import TIER_POINTS, MentorState, first_exclusion, venues_for
@@ -37,10 +38,10 @@ def run_round(
 ) -> tuple[dict[str, object], list[Outgoing]]:
     lock_for_update(conn, BOOKING_LOCK)
     rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(CaseRow.status.in_(["waitlisted", "scheduled"]),  # type: ignore[attr-defined]
-                              CaseRow.facts.is_not(None)))]  # type: ignore[union-attr]
-    confirmed = set(conn.execute(select(SessionRow.referral_id).where(
-        SessionRow.status == "confirmed", SessionRow.start > now)).scalars())
+        select(CaseRow).where(col(CaseRow.status).in_(["waitlisted", "scheduled"]),
+                              col(CaseRow.facts).is_not(None)))]
+    confirmed = set(conn.execute(select(col(SessionRow.referral_id)).where(
+        col(SessionRow.status) == "confirmed", col(SessionRow.start) > now)).scalars())
     movable = [r for r in rows if r.referral_id not in confirmed]
     mentors = load_mentor_states(conn, now=now)
     future = _future_unconfirmed(conn, [r.referral_id for r in movable if r.status == "scheduled"], now)
@@ -73,8 +74,8 @@ def run_round(
         slots = slots_for(bookings)
         cancelled = [sid for sid, *_ in old_sessions]
         if cancelled:
-            conn.execute(update(SessionRow).where(SessionRow.session_id.in_(cancelled))  # type: ignore[attr-defined]
-                         .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
+            conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
+                         .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
         if row.mentor_id in state:
             state[row.mentor_id] = _without(state[row.mentor_id], row, old_sessions)
         conn.execute(insert(SessionRow), [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
@@ -110,9 +111,9 @@ Held = tuple[str, datetime, datetime, str | None]  # a booked session: id, start
 def _future_unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[Held]]:
     found: dict[str, list[Held]] = {}
     for rid, sid, start, end, venue_id in conn.execute(
-        select(SessionRow.referral_id, SessionRow.session_id, SessionRow.start, SessionRow.end, SessionRow.venue_id)
-        .where(SessionRow.referral_id.in_(referral_ids), SessionRow.status == "booked",  # type: ignore[attr-defined]
-               SessionRow.start > now)
+        select(col(SessionRow.referral_id), col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id))
+        .where(col(SessionRow.referral_id).in_(referral_ids), col(SessionRow.status) == "booked",
+               col(SessionRow.start) > now)
     ):
         found.setdefault(rid, []).append((sid, start, end, venue_id))
     return found

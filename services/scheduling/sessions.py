@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select, update
+from sqlmodel import col
 
 from services.scheduling.lifecycle import DISENGAGEMENT, Action, after_misses, transition
 from services.scheduling.tables import CaseRow, SessionRow
@@ -21,16 +22,16 @@ def change_session(
     conn: Connection, session_id: str, action: Action, *, reason: str, now: datetime, subjects: Subjects
 ) -> tuple[dict[str, object], list[Outgoing]]:
     """Apply `action`; raises LifecycleRefused (or LookupError for an unknown session) with a readable reason."""
-    session = conn.execute(select(SessionRow).where(SessionRow.session_id == session_id)).first()
+    session = conn.execute(select(SessionRow).where(col(SessionRow.session_id) == session_id)).first()
     if session is None:
         raise LookupError(f"no session {session_id}")
     status = transition(session.status, action, start=session.start, now=now)
     conn.execute(
         update(SessionRow)
-        .where(SessionRow.session_id == session_id)  # type: ignore[arg-type]
-        .values(status=status, sequence=SessionRow.sequence + 1, updated_at=now)
+        .where(col(SessionRow.session_id) == session_id)
+        .values(status=status, sequence=col(SessionRow.sequence) + 1, updated_at=now)
     )
-    case = conn.execute(select(CaseRow).where(CaseRow.referral_id == session.referral_id)).first()
+    case = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == session.referral_id)).first()
     assert case is not None
     out: list[Outgoing] = []
     if action == "cancel":
@@ -41,10 +42,10 @@ def change_session(
     follow_up = None
     if action in ("attended", "missed"):
         outcomes = list(conn.execute(
-            select(SessionRow.status)
-            .where(SessionRow.referral_id == case.referral_id,
-                   SessionRow.status.in_(["attended", "missed"]))  # type: ignore[attr-defined]
-            .order_by(SessionRow.start)  # type: ignore[arg-type]
+            select(col(SessionRow.status))
+            .where(col(SessionRow.referral_id) == case.referral_id,
+                   col(SessionRow.status).in_(["attended", "missed"]))
+            .order_by(col(SessionRow.start))
         ).scalars())
         follow_up = after_misses(outcomes, Tier(case.wellbeing_tier) if case.wellbeing_tier else None)
         if follow_up == "escalate":
@@ -65,16 +66,16 @@ def close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, 
           reason: str) -> list[Outgoing]:
     """Close the case: cancel what has not happened, free the mentor's place, say why."""
     ids = list(conn.execute(
-        select(SessionRow.session_id).where(
-            SessionRow.referral_id == referral_id,
-            SessionRow.status.in_(["booked", "confirmed", "suspended"]),  # type: ignore[attr-defined]
-            SessionRow.start > now,
+        select(col(SessionRow.session_id)).where(
+            col(SessionRow.referral_id) == referral_id,
+            col(SessionRow.status).in_(["booked", "confirmed", "suspended"]),
+            col(SessionRow.start) > now,
         )
     ).scalars())
     if ids:
-        conn.execute(update(SessionRow).where(SessionRow.session_id.in_(ids))  # type: ignore[attr-defined]
-                     .values(status="cancelled", sequence=SessionRow.sequence + 1, updated_at=now))
-    conn.execute(update(CaseRow).where(CaseRow.referral_id == referral_id)  # type: ignore[arg-type]
+        conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(ids))
+                     .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
+    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
                  .values(status="closed", reason=reason, updated_at=now))
     event = SessionsCancelled(event_id=f"closed:{referral_id}", occurred_at=now, referral_id=referral_id,
                               agency_id=agency_id, cancelled=ids, reason=reason)
