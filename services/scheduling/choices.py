@@ -113,6 +113,8 @@ def assign(
     if start is not None:
         if to_utc(start) < earliest:
             raise AssignmentRefused("the first session must start at least two hours from now, on :00 or :30")
+        if start.minute % 30 or start.second or start.microsecond:
+            raise AssignmentRefused(f"sessions start on the hour or at half past, not at {start:%H:%M}")
         if not cal.fits(start):
             raise AssignmentRefused(f"{mentor_id} cannot meet at {start.astimezone(LONDON):%a %d %b %H:%M}: outside "
                                     "their or the young person's availability, already booked, past a licence "

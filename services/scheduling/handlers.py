@@ -88,6 +88,7 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
     cases = _cases(conn, [e.referral_id for _, e in events])
     work: list[Work] = []
     new_rows: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []  # in order: a later assessment of the same referral wins
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
@@ -107,13 +108,9 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
         old_cadence = row.cadence_tier
         cadence, lower = (event.tier, 0) if old_cadence is None else cadence_after(
             Tier(old_cadence), event.tier, row.lower_reviews)
-        conn.execute(
-            update(CaseRow)
-            .where(col(CaseRow.referral_id) == event.referral_id)
-            .values(tier=tier, cadence_tier=cadence.value, lower_reviews=lower, wellbeing_tier=wellbeing,
-                    assessment_number=event.number, missing=MISSING in event.escalations, staffed_only=staffed,
-                    needs=needs, updated_at=now)
-        )
+        updates.append({"rid": event.referral_id, "b_tier": tier, "b_cadence": cadence.value, "b_lower": lower,
+                        "b_wellbeing": wellbeing, "b_number": event.number, "b_missing": MISSING in event.escalations,
+                        "b_staffed": staffed, "b_needs": needs})
         safety_changed = staffed != row.staffed_only
         missing = MISSING in event.escalations
         row.tier, row.cadence_tier, row.lower_reviews = tier, cadence.value, lower
@@ -135,6 +132,15 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
             work.append(Work(row, d.span))
     if new_rows:
         conn.execute(insert(CaseRow), new_rows)
+    if updates:  # one statement for the batch, before planning reads the tiers back
+        conn.execute(
+            update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid")).values(
+                tier=bindparam("b_tier"), cadence_tier=bindparam("b_cadence"), lower_reviews=bindparam("b_lower"),
+                wellbeing_tier=bindparam("b_wellbeing"), assessment_number=bindparam("b_number"),
+                missing=bindparam("b_missing"), staffed_only=bindparam("b_staffed"), needs=bindparam("b_needs"),
+                updated_at=now),
+            updates,
+        )
     return plan(conn, work, now=now, subjects=subjects)
 
 
@@ -145,6 +151,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
     lock_for_update(conn, BOOKING_LOCK)
     mentors = load_mentor_states(conn, now=now)
     rooms = load_rooms(conn, now=now)
+    earlier = previous_mentors(conn, [item.row for item in work if item.kind == "book" or item.row.mentor_id is None])
     out: list[Outgoing] = []
     new_sessions: list[dict[str, object]] = []
     statuses: list[dict[str, object]] = []
@@ -157,7 +164,7 @@ def plan(conn: Connection, work: list[Work], *, now: datetime, subjects: Subject
             span.set_attribute("reroute.outcome", "suspended")
             continue
         if item.kind == "book" or row.mentor_id is None:
-            case = replace(case, previous_mentor=previous_mentor(conn, row))
+            case = replace(case, previous_mentor=earlier.get(row.referral_id))
             result = match(case, list(mentors.values()), now=now, rooms=rooms)
             events = _booking_events(row, case, result, now=now)
         else:
@@ -408,18 +415,25 @@ def case_from(row: CaseRow) -> Case:
     )
 
 
-def previous_mentor(conn: Connection, row: CaseRow) -> str | None:
-    """The mentor of this young person's most recent earlier referral, if any (continuity, S01)."""
-    if row.person_id is None:
-        return None
-    found = conn.execute(
-        select(col(CaseRow.mentor_id))
-        .where(col(CaseRow.person_id) == row.person_id, col(CaseRow.referral_id) != row.referral_id,
-               col(CaseRow.mentor_id).is_not(None))
-        .order_by(col(CaseRow.updated_at).desc())
-        .limit(1)
-    ).scalar()
-    return str(found) if found else None
+def previous_mentors(conn: Connection, rows: list[CaseRow]) -> dict[str, str]:
+    """For each referral, the mentor of the same young person's most recently updated other referral, where
+    there is one (continuity, S01); one query for the batch."""
+    people = {r.person_id for r in rows if r.person_id is not None}
+    if not people:
+        return {}
+    theirs: defaultdict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for person_id, referral_id, mentor_id, updated_at in conn.execute(
+        select(col(CaseRow.person_id), col(CaseRow.referral_id), col(CaseRow.mentor_id), col(CaseRow.updated_at))
+        .where(col(CaseRow.person_id).in_(people), col(CaseRow.mentor_id).is_not(None))
+    ):
+        if person_id is not None and mentor_id is not None:
+            theirs[person_id].append((updated_at, referral_id, mentor_id))
+    found: dict[str, str] = {}
+    for row in rows:
+        others = [(at, mentor) for at, rid, mentor in theirs.get(row.person_id or "", []) if rid != row.referral_id]
+        if others:
+            found[row.referral_id] = max(others)[1]
+    return found
 
 
 def _revision(facts: str) -> int:

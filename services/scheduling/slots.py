@@ -109,7 +109,11 @@ class Calendar:
         return self.overrides.get(day, self.mentor_windows)
 
     def fits(self, start: datetime) -> bool:
+        """Whether a session may start then (a start on :00 or :30 when the mentor's side is shared)."""
         start = to_utc(start)
+        if self.mentor_slots is not None:
+            slot = next((s for s in self.mentor_slots(start.astimezone(LONDON).date()) if s[0] == start), None)
+            return slot is not None and self._fits_case(slot)
         local, local_end = start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)
         day = local.date()
         if local_end.date() != day:
