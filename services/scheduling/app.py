@@ -16,6 +16,7 @@ from sqlmodel import col
 from services.scheduling import privacy
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
+from services.scheduling.constraints import default_offices
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
@@ -242,6 +243,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             venue_names = {v.id: v.name for v in map(VenueRecord.model_validate_json,
                                                       conn.execute(select(col(VenueRow.record))).scalars())}
         record = MentorRecord.model_validate_json(mentor[0])
+        for office in default_offices(tuple(record.boroughs)):  # where no venues are registered
+            venue_names.setdefault(office.id, office.name)
         names: dict[str, str] = {}
         if request.names_for:
             for case in sorted({r.referral_id for r in rows}):

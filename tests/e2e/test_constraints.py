@@ -261,3 +261,16 @@ async def test_rooms_are_never_double_booked_when_referrals_share_a_venue_or_lea
         held += [(datetime.fromisoformat(s["start"]), s["session_id"]) for s in calendar["sessions"]
                  if s["status"] in ("booked", "confirmed")]
     assert len({start for start, _ in held}) == len(held), "two sessions in the one room at once"
+
+
+async def test_with_no_venues_registered_sessions_are_at_the_borough_office_and_the_calendar_names_it(
+    cluster: Cluster, probe: Probe,
+) -> None:
+    lang, agency, mentor_id = unique_language(), unique("yot"), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang, borough="Sutton")]})
+    booked = await _outcome(cluster, probe, agency, referral(unique("OF"), language=lang, borough="Sutton"),
+                            cluster.subjects.scheduled(agency))
+    assert {s["venue"] for s in booked["sessions"]} == {"Sutton office"}
+    calendar = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 60})
+    assert {(s["venue"], tuple(s["route"])) for s in calendar["sessions"]} == {("Sutton office", ("Sutton",))}
+    assert all(s["mentor_route"] is None for s in calendar["sessions"])  # a staff mentor's route is not planned
