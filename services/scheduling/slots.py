@@ -7,7 +7,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -112,7 +112,7 @@ class Calendar:
         """Whether a session may start then (a start on :00 or :30 when the mentor's side is shared)."""
         start = to_utc(start)
         if self.mentor_slots is not None:
-            slot = next((s for s in self.mentor_slots(start.astimezone(LONDON).date()) if s[0] == start), None)
+            slot = next((s for s in self._mentor_day(start.astimezone(LONDON).date()) if s[0] == start), None)
             return slot is not None and self._fits_case(slot)
         local, local_end = start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)
         day = local.date()
@@ -184,21 +184,18 @@ class Calendar:
         end = start + SESSION
         return any(b_start < end and start < b_end for b_start, b_end in self.busy[self.shared_busy:])
 
-    def _fitting(self, day: date) -> Iterator[datetime]:
-        """The day's starts that fit, earliest first (UTC)."""
-        slots = self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
-        return (slot[0] for slot in slots if self._fits_case(slot))
+    def _mentor_day(self, day: date) -> Sequence[Slot]:
+        return self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
 
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
-        return list(self._fitting(day))
+        return [slot[0] for slot in self._mentor_day(day) if self._fits_case(slot)]
 
     def first_fit(self, *, not_before: datetime, not_after: datetime) -> datetime | None:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            slots = self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
-            for slot in slots:  # earliest first: stop at the first fit
+            for slot in self._mentor_day(day):  # earliest first: stop at the first fit
                 start = slot[0]
                 if start < not_before:
                     continue
