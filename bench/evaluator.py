@@ -107,8 +107,7 @@ def _licence(record: MentorRecord) -> Licence | None:
     return record.licence if record.kind == "rotl" else None
 
 
-_NEIGHBOURS = {_p: {" ".join(n.split()).casefold() for n in ns}
-               for _p, ns in ((" ".join(b.split()).casefold(), ns) for b, ns in NEIGHBOURS.items())}
+_NEIGHBOURS = {_place(b): {_place(n) for n in ns} for b, ns in NEIGHBOURS.items()}  # the map, by place key
 
 
 def _venues(state: MentorState) -> list[VenueRecord]:
