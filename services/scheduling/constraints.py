@@ -10,7 +10,7 @@ from functools import cached_property, lru_cache
 from typing import Literal
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
-from services.scheduling.slots import Calendar, Slot
+from services.scheduling.slots import Calendar, Slot, mentor_calendar
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import MentorRecord, VenueRecord
@@ -61,7 +61,6 @@ class MentorState:
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
     # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
     day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    own_calendar: list[Calendar] = field(default_factory=list, init=False, repr=False, compare=False)  # 0 or 1
     safe_venues: dict[tuple[str, tuple[str, ...], bool], tuple[SafeVenue, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -72,6 +71,11 @@ class MentorState:
     @cached_property
     def language_keys(self) -> frozenset[str]:
         return frozenset(_language(x) for x in self.record.languages)
+
+    @cached_property
+    def own_calendar(self) -> Calendar:
+        """The mentor's side of the calendar, shared by every case (see matching.calendar)."""
+        return mentor_calendar(self.record, self.busy_utc)
 
     @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:

@@ -26,7 +26,6 @@ from services.scheduling.constraints import (
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import (
     LONDON,
-    RETURN_BUFFER,
     SESSION,
     Calendar,
     Interval,
@@ -35,10 +34,8 @@ from services.scheduling.slots import (
     local_start,
     to_utc,
     wall_clock_days_later,
-    weekday,
 )
 from shared.contracts.codes import Tier, place_key
-from shared.contracts.common import WeeklyWindow, parse_hhmm
 
 __all__ = [
     "LONDON",
@@ -138,7 +135,7 @@ def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Cal
     """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits,
     and (given `rooms`) a free room at one of the venues safe for both."""
     return replace(
-        _own_calendar(mentor),
+        mentor.own_calendar,
         young_person_windows=tuple(case.availability),
         end_by=STAFFED_END_BY if case.staffed_only else None,
         room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
@@ -147,44 +144,12 @@ def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Cal
     )
 
 
-def _own_calendar(mentor: MentorState) -> Calendar:
-    """The mentor's side alone: their windows and date overrides, bookings and leave, and licence (made once
-    per mentor state)."""
-    if not mentor.own_calendar:
-        mentor.own_calendar.append(_build_own_calendar(mentor))
-    return mentor.own_calendar[0]
-
-
-def _build_own_calendar(mentor: MentorState) -> Calendar:
-    record = mentor.record
-    licence = record.licence if record.kind == "rotl" else None
-    return Calendar(
-        mentor_windows=tuple(record.availability),
-        young_person_windows=(),
-        busy=mentor.busy_utc,
-        return_by=parse_hhmm(licence.return_by) if licence else None,
-        return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes) if licence else RETURN_BUFFER,
-        licence_days=frozenset(licence.days) if licence and licence.days is not None else None,
-        valid_from=licence.valid_from if licence else None,
-        valid_to=licence.valid_to if licence else None,
-        not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
-        overrides=_overrides(mentor),
-    )
-
-
 def _day_slots(mentor: MentorState, day: date) -> tuple[Slot, ...]:
     """The mentor's side of a day, worked out once per mentor state and shared by every case."""
     found = mentor.day_slots.get(day)
     if found is None:
-        found = mentor.day_slots[day] = tuple(_own_calendar(mentor).mentor_side(day))
+        found = mentor.day_slots[day] = tuple(mentor.own_calendar.mentor_side(day))
     return found
-
-
-def _overrides(mentor: MentorState) -> dict[date, tuple[WeeklyWindow, ...]]:
-    return {
-        o.date: tuple(WeeklyWindow(day=weekday(o.date), start=start, end=end) for start, end in o.windows)
-        for o in mentor.record.date_overrides
-    }
 
 
 def _assess(

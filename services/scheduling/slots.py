@@ -14,7 +14,8 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from shared.contracts.codes import WEEKDAYS, Weekday
-from shared.contracts.common import WeeklyWindow
+from shared.contracts.common import WeeklyWindow, parse_hhmm
+from shared.contracts.scheduling import MentorRecord
 
 LONDON = ZoneInfo("Europe/London")
 SESSION = timedelta(minutes=60)
@@ -222,3 +223,22 @@ class Calendar:
         """This calendar with a session at `start` marked busy (after the bookings it had)."""
         start = to_utc(start)
         return replace(self, busy=(*self.busy, (start, start + SESSION)))
+
+
+def mentor_calendar(record: MentorRecord, busy: Sequence[Interval]) -> Calendar:
+    """A mentor's side of the calendar alone: their windows and date overrides, bookings and leave (`busy`,
+    UTC, in order), and for rotl mentors the licence."""
+    licence = record.licence if record.kind == "rotl" else None
+    return Calendar(
+        mentor_windows=tuple(record.availability),
+        young_person_windows=(),
+        busy=busy,
+        return_by=parse_hhmm(licence.return_by) if licence else None,
+        return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes) if licence else RETURN_BUFFER,
+        licence_days=frozenset(licence.days) if licence and licence.days is not None else None,
+        valid_from=licence.valid_from if licence else None,
+        valid_to=licence.valid_to if licence else None,
+        not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
+        overrides={o.date: tuple(WeeklyWindow(day=weekday(o.date), start=start, end=end) for start, end in o.windows)
+                   for o in record.date_overrides},
+    )
