@@ -428,11 +428,12 @@ def previous_mentors(conn: Connection, rows: list[CaseRow]) -> dict[str, str]:
     ):
         if person_id is not None and mentor_id is not None:
             theirs[person_id].append((updated_at, referral_id, mentor_id))
+    latest = {person: sorted(entries, reverse=True)[:2] for person, entries in theirs.items()}  # one may be itself
     found: dict[str, str] = {}
     for row in rows:
-        others = [(at, mentor) for at, rid, mentor in theirs.get(row.person_id or "", []) if rid != row.referral_id]
-        if others:
-            found[row.referral_id] = max(others)[1]
+        other = next((mentor for _, rid, mentor in latest.get(row.person_id or "", []) if rid != row.referral_id), None)
+        if other is not None:
+            found[row.referral_id] = other
     return found
 
 

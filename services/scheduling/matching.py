@@ -285,4 +285,10 @@ def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier |
     """The mentor after taking one more young person (of `tier`, for the risk-weighted points) with these sessions.
     The input is left untouched."""
     points = mentor.points + (TIER_POINTS[tier] if tier is not None else 0.0)
-    return replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points)
+    after = replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points)
+    # What the new sessions cannot change carries over: days without one (a session never crosses midnight),
+    # and the safe venues.
+    touched = {start.astimezone(LONDON).date() for start, _ in sessions}
+    after.day_slots.update((day, slots) for day, slots in mentor.day_slots.items() if day not in touched)
+    after.safe_venues.update(mentor.safe_venues)
+    return after
