@@ -32,11 +32,22 @@ INDICATORS = ["peers_offending", "unstructured_time", "substance_use", "ete_dise
               "weapon_carrying", "missing_episodes", "unexplained_money"]
 
 
+def _letters(i: int) -> str:
+    """A distinct run of letters per number (intake matches people on names' letters, so digits would make
+    every bench referral the same young person)."""
+    word = ""
+    while True:
+        i, rest = divmod(i, 26)
+        word = chr(ord("a") + rest) + word
+        if i == 0:
+            return word
+
+
 def referral(i: int, rng: random.Random) -> bytes:
     return json.dumps({
         "agency_referral_id": f"B-{i}",
         "referrer": {"name": "Bench Referrer", "role": "YOT", "email": "bench@example.org"},
-        "young_person": {"given_name": "Bench", "family_name": f"Person{i}", "date_of_birth": "2010-03-04",
+        "young_person": {"given_name": "Bench", "family_name": f"Person{_letters(i)}", "date_of_birth": "2010-03-04",
                          "gender": rng.choice(["male", "female"]), "borough": rng.choice(BOROUGHS), "languages": ["en"]},
         "consent": {"given": True, "recorded_at": "2026-11-20T10:00:00+00:00"},
         "reason": "Benchmark referral.",
