@@ -20,6 +20,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
+
+
+class ReferralsRequest(BaseModel):
+    referral_ids: list[str] = Field(max_length=1000)
 
 @dataclass(frozen=True)
 class ConsumerSpec:
@@ -128,6 +133,27 @@ class ServiceHost:
             self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=timeout
         )
         return json.loads(reply.data)
+
+    def serve_personal_data(
+        self,
+        export: Callable[[Connection, list[str]], dict[str, Any]],
+        erase: Callable[[Connection, list[str]], dict[str, int]],
+    ) -> None:
+        """person.export and person.erase for a service that holds data by referral id (subject access and
+        erasure, orchestrated by intake)."""
+        @self.reply("person.export")
+        async def person_export(request: ReferralsRequest) -> dict[str, Any]:
+            """Everything this service holds about these referrals (a subject access request)."""
+            with self.engine.connect() as conn:
+                return {"service": self.name, "data": export(conn, request.referral_ids)}
+
+        @self.reply("person.erase")
+        async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
+            """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
+            def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+                return {"service": self.name, "erased": erase(conn, request.referral_ids)}, []
+
+            return await self.transact(decide)
 
     def finish_routes(self) -> None:
         @self.reply("ping")

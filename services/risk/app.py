@@ -36,10 +36,6 @@ class ReferralRequest(BaseModel):
     referral_id: str
 
 
-class ReferralsRequest(BaseModel):
-    referral_ids: list[str] = Field(max_length=1000)
-
-
 class OverrideBody(BaseModel):
     referral_id: str
     tier: Tier
@@ -173,19 +169,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
             rows = conn.execute(select(col(RiskCase.referral_id), col(RiskCase.tier), col(RiskCase.override))).all()
         return {"rows": [{"referral_id": r[0], "tier": r[1], "override": r[2]} for r in rows]}
 
-    @host.reply("person.export")
-    async def person_export(request: ReferralsRequest) -> dict[str, Any]:
-        """Everything this service holds about these referrals (a subject access request)."""
-        with host.engine.connect() as conn:
-            return {"service": "risk", "data": privacy.export(conn, request.referral_ids)}
-
-    @host.reply("person.erase")
-    async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
-        """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            return {"service": "risk", "erased": privacy.erase(conn, request.referral_ids)}, []
-
-        return await host.transact(decide)
+    host.serve_personal_data(privacy.export, privacy.erase)
 
     host.finish_routes()
     return host.app

@@ -55,10 +55,6 @@ class ReferralRequest(BaseModel):
     referral_id: str
 
 
-class ReferralsRequest(BaseModel):
-    referral_ids: list[str] = Field(max_length=1000)
-
-
 class AssignRequest(BaseModel):
     referral_id: str
     mentor_id: str
@@ -412,19 +408,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             mentors.append({**record.model_dump(mode="json"), "problems": mentor_problems(record, today)})
         return {"mentors": mentors}
 
-    @host.reply("person.export")
-    async def person_export(request: ReferralsRequest) -> dict[str, Any]:
-        """Everything this service holds about these referrals (a subject access request)."""
-        with host.engine.connect() as conn:
-            return {"service": "scheduling", "data": privacy.export(conn, request.referral_ids)}
-
-    @host.reply("person.erase")
-    async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
-        """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            return {"service": "scheduling", "erased": privacy.erase(conn, request.referral_ids)}, []
-
-        return await host.transact(decide)
+    host.serve_personal_data(privacy.export, privacy.erase)
 
     host.finish_routes()
     return host.app

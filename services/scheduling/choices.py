@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 from sqlmodel import col
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, first_exclusion, venues_for
+from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     case_from,
+    counted_tier,
     load_mentor_states,
     load_rooms,
     session_row,
     slots_for,
     subject_for,
 )
-from services.scheduling.matching import HORIZON_DAYS, LONDON, calendar, deadline_for, rank, sessions_from
+from services.scheduling.matching import (
+    HORIZON_DAYS,
+    LONDON,
+    calendar,
+    deadline_for,
+    rank,
+    sessions_from,
+    without_booking,
+)
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import earliest_start, to_utc
 from services.scheduling.tables import CaseRow, SessionRow
-from shared.contracts.codes import Tier
 from shared.contracts.common import Event
 from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
 from shared.db import lock_for_update
@@ -52,10 +59,8 @@ def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, no
     rooms = load_rooms(conn, now=now, excluding=[sid for sid, _ in future])
     if row.mentor_id is None or row.mentor_id not in mentors:
         return rooms
-    starts = {start for _, start in future}
-    m = mentors[row.mentor_id]
-    mentors[row.mentor_id] = replace(m, caseload=max(m.caseload - 1, 0), points=max(m.points - TIER_POINTS[
-        Tier(row.cadence_tier or row.tier or "low")], 0.0), busy=[(b, e) for b, e in m.busy if b not in starts])
+    mentors[row.mentor_id] = without_booking(mentors[row.mentor_id], (start for _, start in future),
+                                             counted_tier(row))
     return rooms
 
 

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, venues_for
 from services.scheduling.lifecycle import MISSING, cadence_after
-from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking
+from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking, without_booking
 from services.scheduling.rooms import Placed, Rooms
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
@@ -61,8 +61,9 @@ def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, s
         row = cases.get(event.referral_id)
         facts = event.model_dump_json()
         if row is None:
-            values: dict[str, object] = {"referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
-                      "person_id": event.person_id, "status": "awaiting_assessment", "updated_at": now}
+            values: dict[str, object] = {
+                "referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
+                "person_id": event.person_id, "status": "awaiting_assessment", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
@@ -96,10 +97,11 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
         staffed = event.harm.tier.rank >= Tier.HIGH.rank or "risk_to_staff" in event.flags
         needs = json.dumps(event.focus)
         if row is None:
-            values: dict[str, object] = {"referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier,
-                      "cadence_tier": tier, "wellbeing_tier": wellbeing, "assessment_number": event.number,
-                      "missing": MISSING in event.escalations, "staffed_only": staffed, "needs": needs,
-                      "status": "awaiting_referral", "updated_at": now}
+            values: dict[str, object] = {
+                "referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier, "cadence_tier": tier,
+                "wellbeing_tier": wellbeing, "assessment_number": event.number,
+                "missing": MISSING in event.escalations, "staffed_only": staffed, "needs": needs,
+                "status": "awaiting_referral", "updated_at": now}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
@@ -238,11 +240,8 @@ def _replan(
             .where(col(SessionRow.session_id).in_(ids))
             .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now)
         )
-    starts = {start for _, start, *_ in cancelled}  # aware datetimes hash by instant, whatever their zone
-    current = mentors[row.mentor_id]
     # As if the case had no place yet: its points (already at its new tier) go too, as booking adds them back.
-    current = replace(current, caseload=max(current.caseload - 1, 0), points=max(current.points - TIER_POINTS[
-        case.tier], 0.0), busy=[(b, e) for b, e in current.busy if b not in starts])
+    current = without_booking(mentors[row.mentor_id], (start for _, start, *_ in cancelled), case.tier)
     mentors[row.mentor_id] = current
     prefer = cancelled[0][1].astimezone(LONDON) if cancelled else None
     result = replan(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)
@@ -394,13 +393,18 @@ def _venues_of(record: MentorRecord, venues: list[VenueRecord]) -> tuple[VenueRe
     return tuple(chosen) if chosen else None
 
 
+def counted_tier(row: CaseRow) -> Tier:
+    """The tier a case is planned and counted at: its cadence tier, never below the risk tier."""
+    return Tier(row.cadence_tier or row.tier or "low")
+
+
 def case_from(row: CaseRow) -> Case:
     assert row.facts is not None and row.tier is not None
     facts = ReferralAccepted.model_validate_json(row.facts)
     needs = tuple(json.loads(row.needs)) if row.needs else ()
     return Case(
         referral_id=row.referral_id,
-        tier=Tier(row.cadence_tier or row.tier),  # the cadence tier: never below the risk tier
+        tier=counted_tier(row),
         borough=facts.person.borough,
         languages=facts.person.languages,
         mentor_gender=facts.preferences.mentor_gender,

@@ -7,7 +7,7 @@ the case, books the first session and the follow-ups of the tier's cadence, or e
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -50,6 +50,7 @@ __all__ = [
     "rank",
     "score",
     "with_booking",
+    "without_booking",
 ]
 
 HORIZON_DAYS = 28  # the first session must start within this many days of now
@@ -279,6 +280,14 @@ def replan(
             met = first <= to_utc(now) + DEADLINE[case.tier]
             return Match(current.record.id, sessions, met, (to_utc(now) + DEADLINE[case.tier]).astimezone(LONDON))
     return match(case, [m for m in mentors if m.record.id != current.record.id], now=now, rooms=rooms)
+
+
+def without_booking(mentor: MentorState, starts: Iterable[datetime], tier: Tier) -> MentorState:
+    """The mentor as if they no longer held one young person (of `tier`) and the sessions starting at `starts`:
+    the inverse of `with_booking`. The input is left untouched."""
+    gone = set(starts)  # aware datetimes hash by instant, whatever their zone
+    return replace(mentor, caseload=max(mentor.caseload - 1, 0), points=max(mentor.points - TIER_POINTS[tier], 0.0),
+                   busy=[(b, e) for b, e in mentor.busy if b not in gone])
 
 
 def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None) -> MentorState:

@@ -48,11 +48,13 @@ class Rooms:
             i -= 1
         return count
 
+    def _has_room(self, fit: SafeVenue, start: datetime, end: datetime) -> bool:
+        return self.in_use(fit.venue.id, start, end) < fit.venue.rooms
+
     def room_free(self, venues: Sequence[SafeVenue]) -> Callable[[datetime], bool]:
         """Whether one of these venues has a room free for a session starting then."""
         def free(start: datetime) -> bool:
-            end = start + SESSION
-            return not venues or any(self.in_use(f.venue.id, start, end) < f.venue.rooms for f in venues)
+            return not venues or any(self._has_room(f, start, start + SESSION) for f in venues)
         return free
 
     def place(self, venues: Sequence[SafeVenue], sessions: Sequence[Interval]) -> list[Placed]:
@@ -60,7 +62,7 @@ class Rooms:
         room for is dropped."""
         placed: list[Placed] = []
         for start, end in sessions:
-            fit = next((f for f in venues if self.in_use(f.venue.id, start, end) < f.venue.rooms), None)
+            fit = next((f for f in venues if self._has_room(f, start, end)), None)
             if fit is None and venues:
                 continue
             if fit is not None:

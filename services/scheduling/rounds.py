@@ -4,7 +4,6 @@ person who has a mentor keeps them unless the round gives them another, and ever
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from opentelemetry import trace
@@ -12,10 +11,11 @@ from sqlalchemy import Connection, insert, select, update
 from sqlmodel import col
 
 from services.scheduling.batch import plan as batch_plan
-from services.scheduling.constraints import TIER_POINTS, MentorState, first_exclusion, venues_for
+from services.scheduling.constraints import MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
     case_from,
+    counted_tier,
     load_mentor_states,
     load_rooms,
     session_row,
@@ -23,9 +23,8 @@ from services.scheduling.handlers import (
     slots_for,
     subject_for,
 )
-from services.scheduling.matching import calendar, with_booking
+from services.scheduling.matching import calendar, with_booking, without_booking
 from services.scheduling.tables import CaseRow, SessionRow
-from shared.contracts.codes import Tier
 from shared.contracts.common import Event
 from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
 from shared.db import lock_for_update
@@ -77,7 +76,8 @@ def run_round(
             conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
                          .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
         if row.mentor_id in state:
-            state[row.mentor_id] = _without(state[row.mentor_id], row, old_sessions)
+            state[row.mentor_id] = without_booking(
+                state[row.mentor_id], (s for _, s, *_ in old_sessions), counted_tier(row))
         conn.execute(insert(SessionRow), [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
                                           for slot, (_, venue) in zip(slots, bookings, strict=True)])
         state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
@@ -119,20 +119,11 @@ def _future_unconfirmed(conn: Connection, referral_ids: list[str], now: datetime
     return found
 
 
-def _without(m: MentorState, row: CaseRow, sessions: list[Held]) -> MentorState:
-    """The mentor as if this assignment were open again (its place, points and unconfirmed sessions freed)."""
-    starts = {start for _, start, *_ in sessions}
-    return replace(
-        m, caseload=max(m.caseload - 1, 0),
-        points=max(m.points - TIER_POINTS[Tier(row.cadence_tier or row.tier or "low")], 0.0),
-        busy=[(b, e) for b, e in m.busy if b not in starts],
-    )
-
-
 def _release(mentors: dict[str, MentorState], rows: list[CaseRow],
              future: dict[str, list[Held]]) -> dict[str, MentorState]:
     released = dict(mentors)
     for row in rows:
         if row.mentor_id in released:
-            released[row.mentor_id] = _without(released[row.mentor_id], row, future.get(row.referral_id, []))
+            released[row.mentor_id] = without_booking(
+                released[row.mentor_id], (s for _, s, *_ in future.get(row.referral_id, [])), counted_tier(row))
     return released
