@@ -126,8 +126,12 @@ def _recent_referrals(referral: ReferralAccepted, today: date) -> int | None:
 
 
 def _add_months(day: date, months: int) -> date:
+    """The same day `months` later (the month's last day when shorter). Past the end of the calendar it stays at
+    `date.max`: intake refuses future dates, but one stored before it did (year 9999) must not crash an assessment."""
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
+    if year > date.max.year:
+        return date.max
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from services.risk.assessment import Assessment, assess
 from services.risk.ruleset import RuleSet, ScoredAxis, load_rules
-from shared.contracts.codes import IndexOffence, Tier
+from shared.contracts.codes import INDICATOR_CODES, IndexOffence, Tier
 from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralAccepted
 from shared.contracts.risk import Reason
 
@@ -573,6 +573,23 @@ def test_need_scores(
 @pytest.mark.parametrize(("indicators", "focus"), [((), []), (("learning_needs",), ["N09"])])
 def test_focus_holds_only_needs_found(rules: RuleSet, indicators: tuple[str, ...], focus: list[str]) -> None:
     assert run(rules, *indicators).focus == focus
+
+
+# ---- dates intake refuses now, but that may be stored from before --------------------------------------------------
+
+
+def test_an_indicator_observed_in_year_9999_scores_as_one_observed_today(rules: RuleSet) -> None:
+    every = sorted(INDICATOR_CODES)
+    assert run(rules, *((code, date(9999, 12, 31)) for code in every)) == run(rules, *every)
+    assert run(rules, ("threat_to_life_warning", date(9999, 6, 1))) == run(rules, "threat_to_life_warning")
+
+
+def test_an_indicator_observed_in_year_1_scores_as_old_history(rules: RuleSet) -> None:
+    every = sorted(INDICATOR_CODES)
+    ancient = run(rules, *((code, date(1, 1, 1)) for code in every))
+    old = run(rules, *((code, TODAY - timedelta(days=30 * 365)) for code in every))
+    assert ancient.tier == old.tier
+    assert [(r.rule_id, r.points) for r in ancient.reasons] == [(r.rule_id, r.points) for r in old.reasons]
 
 
 # ---- the whole -------------------------------------------------------------------------------------------------
