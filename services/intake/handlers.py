@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from opentelemetry import trace
 from sqlalchemy import Connection
@@ -19,7 +18,13 @@ from sqlalchemy import Connection
 from services.intake.crypto import IntakeKeys
 from services.intake.people import match_key, previous_referrals
 from services.intake.store import ReferralStore, StoredReferral, rejection_row
-from services.intake.validation import readable_agency_referral_id, validate_referral
+from services.intake.validation import (
+    age_on,
+    date_problems,
+    london_date,
+    readable_agency_referral_id,
+    validate_referral,
+)
 from shared.contracts.common import FieldError
 from shared.contracts.intake import (
     Indicator,
@@ -34,7 +39,6 @@ from shared.messaging import Delivery
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
 
-LONDON = ZoneInfo("Europe/London")
 Outcome = Literal["accepted", "updated", "duplicate", "rejected"]
 
 
@@ -112,6 +116,8 @@ def _decide(
         result = [FieldError(field="agency_referral_id", message=(
             f"no referral '{result.agency_referral_id}' from {s.agency_id} to update: submit it on "
             "referrals.submitted first (or POST /v1/referrals)"))]
+    if isinstance(result, Referral):  # a repeat or an update keeps the referral date it was first received on
+        result = date_problems(result, referred_at=stored.received_at if stored else now, now=now) or result
     if isinstance(result, list):
         return _reject(store, s, result, now=now, subjects=subjects)
     body = result.model_dump_json(exclude={"equality_monitoring"})
@@ -170,9 +176,9 @@ def accepted_event(
     person_id: str | None = None, previously_referred: PreviousReferrals | None = None,
 ) -> ReferralAccepted:
     """What risk and scheduling may know: no names, birth date, contact details or free text."""
-    referral_date = received_at.astimezone(LONDON).date()
+    referral_date = london_date(received_at)
     yp = referral.young_person
-    age = _age_on(yp.date_of_birth, referral_date)
+    age = age_on(yp.date_of_birth, referral_date)
     return ReferralAccepted(
         event_id=event_id,
         occurred_at=now,
@@ -199,7 +205,3 @@ def accepted_event(
 def _cloudevent_headers(headers: dict[str, str]) -> str | None:
     ce = {k.lower(): v for k, v in headers.items() if k.lower().startswith("ce-")}
     return json.dumps(ce) if ce else None
-
-
-def _age_on(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))

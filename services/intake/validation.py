@@ -1,14 +1,24 @@
-"""Turn a submitted body into a `Referral`, or into one specific `FieldError` per problem. Pure."""
+"""Turn a submitted body into a `Referral`, or into one specific `FieldError` per problem. Pure.
+
+`validate_referral` checks the body against the contract; `date_problems` then checks the dates against when the
+referral was received, which the caller passes in (no clock here).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from shared.contracts.common import FieldError
 from shared.contracts.intake import Referral
+
+LONDON = ZoneInfo("Europe/London")
+YOUNGEST, OLDEST = 8, 25  # whole years on the referral date, both included
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours an agency's clock may be when it records consent
 
 _MESSAGES = {
     "missing": "required field is missing",
@@ -31,6 +41,41 @@ def validate_referral(data: bytes) -> Referral | list[FieldError]:
         return Referral.model_validate(body)
     except ValidationError as exc:
         return [_field_error(err) for err in exc.errors()]
+
+
+def date_problems(referral: Referral, *, referred_at: datetime, now: datetime) -> list[FieldError]:
+    """Dates that cannot be true: an age out of range, an indicator seen before birth or in the future, consent
+    recorded in the future. `referred_at` is when the referral was first received (its referral date, on which the
+    age is taken); `now` is when this submission was received. The messages name the rule, never the date given."""
+    born = referral.young_person.date_of_birth
+    problems: list[FieldError] = []
+    if not YOUNGEST <= age_on(born, london_date(referred_at)) <= OLDEST:
+        problems.append(FieldError(field="young_person.date_of_birth", message=(
+            f"the young person must be aged {YOUNGEST} to {OLDEST} on the referral date")))
+    tomorrow = london_date(now) + timedelta(days=1)  # an agency a time zone ahead may already be on the next day
+    for i, indicator in enumerate(referral.indicators):
+        field = f"indicators[{i}].observed_at"
+        if indicator.observed_at is None:
+            continue  # the referral date, filled in on acceptance
+        if indicator.observed_at < born:
+            problems.append(FieldError(field=field, message="cannot be before the young person's date of birth"))
+        elif indicator.observed_at > tomorrow:
+            problems.append(FieldError(field=field, message=(
+                "cannot be in the future: at the latest the day after the referral is received")))
+    if referral.consent.recorded_at > now + CLOCK_SKEW:
+        problems.append(FieldError(field="consent.recorded_at", message=(
+            f"cannot be in the future: at the latest {CLOCK_SKEW.seconds // 60} minutes after the referral is "
+            "received")))
+    return problems
+
+
+def age_on(born: date, on: date) -> int:
+    """Age in whole years on a day (a 29 February birthday counts from 1 March in other years)."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def london_date(moment: datetime) -> date:
+    return moment.astimezone(LONDON).date()
 
 
 def readable_agency_referral_id(data: bytes) -> str | None:

@@ -125,3 +125,33 @@ def test_an_update_that_corrects_the_birth_date_moves_the_referral_to_that_perso
     assert after["previously_referred"] is None, "R1 was received before R2, so R2 is not earlier"
     _, (third,) = decide(db, referral("R3", language="en"), now=NOW + timedelta(days=3))
     assert third["previously_referred"]["count"] == 2
+
+
+def test_impossible_dates_are_rejected_with_their_rules_and_nothing_is_stored(db: tuple[Engine, IntakeKeys]) -> None:
+    body = referral("R9999", language="en", indicators=[{"code": "weapon_carrying", "observed_at": "9999-12-31"}])
+    body["young_person"]["date_of_birth"] = "2019-01-01"
+
+    (decision,), (event,) = decide(db, body)
+
+    assert decision.outcome == "rejected" and event["subject"] == "referrals.rejected.yot"
+    assert event["agency_referral_id"] == "R9999"
+    assert event["errors"] == [
+        {"field": "young_person.date_of_birth", "message": "the young person must be aged 8 to 25 on the referral date"},
+        {"field": "indicators[0].observed_at",
+         "message": "cannot be in the future: at the latest the day after the referral is received"},
+    ]
+    with db[0].connect() as conn:
+        assert conn.execute(select(ReferralRecord)).first() is None
+
+
+def test_an_update_is_aged_on_the_date_the_referral_was_first_received(db: tuple[Engine, IntakeKeys]) -> None:
+    body = referral("R25", language="en")
+    body["young_person"]["date_of_birth"] = "2000-12-01"  # 25 on NOW's date, 26 the next day
+    (first,), _ = decide(db, body)
+
+    (update,), (event,) = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True,
+                                 now=NOW + timedelta(days=2))
+    (new,), _ = decide(db, body | {"agency_referral_id": "R26"}, now=NOW + timedelta(days=2))
+
+    assert (first.outcome, update.outcome, event["person"]["age_years"]) == ("accepted", "updated", 25)
+    assert new.outcome == "rejected" and new.errors[0].field == "young_person.date_of_birth"
