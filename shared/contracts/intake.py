@@ -71,7 +71,7 @@ class YoungPerson(Contract):
 
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date = Field(description="YYYY-MM-DD")
+    date_of_birth: date = Field(description="YYYY-MM-DD; the young person must be aged 8 to 25 on the referral date.")
     gender: Gender
     borough: str = Field(description="A London borough, matched case-insensitively.")
     languages: list[LanguageCode] = Field(min_length=1, description="ISO 639-1 codes, e.g. ['en', 'so'].")
@@ -86,14 +86,20 @@ class Consent(Contract):
     """The young person's (or guardian's) consent to the referral."""
 
     given: bool
-    recorded_at: AwareDatetime = Field(description="When consent was recorded, ISO 8601 with offset.")
+    recorded_at: AwareDatetime = Field(
+        description="When consent was recorded, ISO 8601 with offset; not in the future (5 minutes of clock skew allowed)."
+    )
 
 
 class Indicator(Contract):
     """An indicator code with the date it was last observed (the referral date when not given)."""
 
     code: str
-    observed_at: date | None = Field(default=None, description="YYYY-MM-DD; defaults to the referral date.")
+    observed_at: date | None = Field(
+        default=None,
+        description="YYYY-MM-DD, from the date of birth to the day after the referral is received; defaults to the "
+        "referral date.",
+    )
 
     @field_validator("code")
     @classmethod
