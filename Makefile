@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fault matrix under load (docs/reliability.md): minutes per scenario, so not part of `make test`.
+# Broker and crash faults run on SQLite; database faults only with DATABASE_URL (PostgreSQL).
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -s -m "faults and $(if $(DATABASE_URL),postgres,not postgres)"
 
 lint: $(STAMP)  ## ruff and strict mypy (not part of `make test`: new releases of either add rules)
 	$(BIN)/ruff check services shared bench tests

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -19,12 +20,13 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError
+from nats.js.errors import APIError, BadRequestError, ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, record_processed, seen
+from shared.db import DatabaseThread, is_unavailable
+from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
 from shared.subjects import DUPLICATE_WINDOW_SECONDS, Subjects
 from shared.telemetry import extract_context
 
@@ -95,15 +97,27 @@ def message_key(msg: Msg) -> str:
     return f"seq|{meta.stream}|{meta.sequence.stream}"
 
 
+class Stopping(Exception):
+    """The service is stopping while a batch waits for its database: the batch is left unacked (redelivered)."""
+
+
 class BatchConsumer:
-    """A durable pull consumer shared by every replica of a service."""
+    """A durable pull consumer shared by every replica of a service.
+
+    Failures are sorted by whose fault they are. A message that fails on its own spends one of its
+    `max_deliver` attempts (a poison message all of them at once) and is then dead-lettered. A dependency
+    that fails (the database unreachable or not answering, NATS without a stream leader or reconnecting)
+    is nobody's message's fault: consumption pauses, the batch in hand is kept (its ack deadline extended),
+    and the same batch is tried again once the dependency is back. The outage is logged once when it
+    starts and once when it ends.
+    """
 
     def __init__(
         self,
         *,
         service: str,
         js: JetStreamContext,
-        engine: Engine,
+        database: DatabaseThread,
         relay: OutboxRelay,
         tracer: trace.Tracer,
         subjects: Subjects,
@@ -116,21 +130,50 @@ class BatchConsumer:
     ) -> None:
         self.service = service
         self._js = js
-        self._engine = engine
+        self._database = database
+        self._engine = database.engine
         self._relay = relay
         self._tracer = tracer
         self._subjects = subjects
         self._stream = stream
         self._filters = filter_subjects
-        self._durable = durable
+        self.durable = durable
         self._handler = handler
         self._batch_size = batch_size
         self._max_deliver = max_deliver
         self.ready = asyncio.Event()
+        self.last_progress = time.monotonic()
+        """When the loop last fetched (messages or an empty answer) or finished a batch: liveness."""
+        self.problem: str | None = None
+        """What the consumer is waiting for, when a dependency is down (readiness); None when it is not."""
+        self._problem_since = 0.0
+        self.waiting_on_database = False
+        """True while a batch waits for the database thread (a slow database is not a hung consumer)."""
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Bind to the durable consumer (retrying while NATS cannot answer) and consume until stopped."""
+        while not stop.is_set():
+            try:
+                sub = await self._bind()
+            except Exception as exc:  # noqa: BLE001 - no leader yet, reconnecting: keep trying
+                self._trouble(f"cannot set up consumer {self.durable} ({describe(exc)})")
+                await _pause(stop, 1.0)
+                continue
+            self.ready.set()
+            self._recovered()
+            log.info("%s consuming %s as %s", self.service, ", ".join(self._filters), self.durable)
+            try:
+                await self._loop(sub, stop)
+            finally:
+                try:
+                    await asyncio.wait_for(sub.unsubscribe(), timeout=2)  # else the drain at shutdown waits on it
+                except Exception:  # noqa: BLE001, S110 - the connection is gone already
+                    pass
+            return
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
-            durable_name=self._durable,
+            durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=10,  # a crashed replica's unacked batch is redelivered after this; batches take milliseconds
@@ -139,54 +182,103 @@ class BatchConsumer:
         )
         try:  # creates the consumer, or updates one made by an earlier version (the server allows most changes)
             await self._js.add_consumer(self._stream, config)
-        except APIError as exc:  # a change the server cannot make in place: keep going with the consumer as it is
+        except APIError as exc:  # a change the server cannot make in place: keep the consumer as it is
+            if isinstance(exc, ServiceUnavailableError):
+                raise  # no leader yet: try again
             log.error("%s: consumer %s keeps its earlier settings (%s); delete it to apply the new ones",
-                      self.service, self._durable, exc.description)
-        sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
-        self.ready.set()
-        log.info("%s consuming %s as %s", self.service, ", ".join(self._filters), self._durable)
-        try:
-            await self._loop(sub, stop)
-        finally:
-            await sub.unsubscribe()  # else the connection's drain at shutdown waits on it forever
+                      self.service, self.durable, exc.description)
+        return await self._js.pull_subscribe_bind(durable=self.durable, stream=self._stream)
 
     async def _loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(self._batch_size, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
+                self.last_progress = time.monotonic()  # idle is healthy
+                self._recovered()
                 continue  # nats-py can raise the builtin TimeoutError too (see docs/performance.md)
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError, nats.errors.NoRespondersError):
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # noqa: BLE001 - no stream leader, reconnecting, closed: never let the loop die
+                self.last_progress = time.monotonic()  # waiting on NATS is not being hung
+                self._trouble(f"cannot fetch from {self._stream} ({describe(exc)})")
+                await _pause(stop, 1.0)
                 continue
+            self.last_progress = time.monotonic()
             try:
-                await self._process(msgs)
-            except Exception:  # never let the loop die; messages not acked are redelivered
+                await self._process(msgs, stop)
+            except Stopping:
+                return
+            except Exception:  # a bug: never let the loop die; messages not acked are redelivered
                 log.exception("%s: unexpected failure processing a batch of %d", self.service, len(msgs))
+            self.last_progress = time.monotonic()
 
-    async def _process(self, msgs: Sequence[Msg]) -> None:
+    async def _process(self, msgs: Sequence[Msg], stop: asyncio.Event) -> None:
         deliveries = [self._delivery(m) for m in msgs]
         try:
-            out = self._commit(deliveries)
-        except Exception as exc:
+            out = await self._commit_when_available(deliveries, stop)
+        except Stopping:
+            _end_spans(deliveries)
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted below: one message's fault, or the batch's
             if len(deliveries) == 1:
                 await self._failed(deliveries[0], exc)
                 return
-            log.warning("%s: batch of %d failed; retrying one by one", self.service, len(deliveries), exc_info=True)
-            for d in deliveries:
+            log.warning("%s: batch of %d failed (%s); retrying one by one", self.service, len(deliveries),
+                        describe(exc))
+            for i, d in enumerate(deliveries):
                 try:
-                    single = self._commit([d])
+                    single = await self._commit_when_available([d], stop)
+                except Stopping:
+                    _end_spans(deliveries[i:])
+                    raise
                 except Exception as single_exc:  # noqa: BLE001 - whatever breaks one message dead-letters it alone
                     await self._failed(d, single_exc)
                     continue
                 await self._relay.publish(single)
-                await d.msg.ack()
+                await _settle(d.msg.ack())
                 d.span.end()
             return
         await self._relay.publish(out)
         for d in deliveries:
-            await d.msg.ack()
+            await _settle(d.msg.ack())
             d.span.end()
+
+    async def _commit_when_available(self, deliveries: list[Delivery], stop: asyncio.Event) -> list[Outgoing]:
+        """Commit the batch; while the database is unavailable, keep the batch and try again."""
+        wait = 0.5
+        while True:
+            self.waiting_on_database = True
+            try:
+                out = await self._database.run(lambda: self._commit(deliveries))
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                problem = exc
+            else:
+                self._recovered()
+                return out
+            finally:
+                self.waiting_on_database = False
+            self.last_progress = time.monotonic()  # waiting on a dependency is not being hung
+            self._trouble(f"database unavailable ({describe(problem)}); consumption paused, nothing is "
+                          "dead-lettered for it")
+            await asyncio.gather(*(_settle(d.msg.in_progress()) for d in deliveries))
+            await _pause(stop, wait)
+            if stop.is_set():
+                raise Stopping from problem
+            wait = min(wait * 2, 5.0)
+
+    def _trouble(self, problem: str) -> None:
+        """Say once that a dependency is down (not once per message or per retry)."""
+        if self.problem is None:
+            self._problem_since = time.monotonic()
+            log.warning("%s: %s: %s", self.service, self.durable, problem)
+        self.problem = problem
+
+    def _recovered(self) -> None:
+        if self.problem is not None:
+            log.warning("%s: %s: recovered after %.0f s (%s)", self.service, self.durable,
+                        time.monotonic() - self._problem_since, self.problem)
+            self.problem = None
 
     def _delivery(self, msg: Msg) -> Delivery:
         span = self._tracer.start_span(
@@ -197,7 +289,7 @@ class BatchConsumer:
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": msg.subject,
-                "messaging.consumer.group.name": self._durable,
+                "messaging.consumer.group.name": self.durable,
                 "messaging.message.body.size": len(msg.data),
             },
         )
@@ -216,7 +308,7 @@ class BatchConsumer:
                 keys.add(d.key)
                 fresh.append(d)
             out = self._handler(conn, fresh, now) if fresh else []
-            record_processed(conn, [d.key for d in fresh], consumer=self._durable, now=now)
+            record_processed(conn, [d.key for d in fresh], consumer=self.durable, now=now)
             add_to_outbox(conn, out, now=now)
             self._relay.mark_sent(conn, now=now)
         return out
@@ -232,7 +324,7 @@ class BatchConsumer:
             log.error("%s: message %s failed (delivery %d of %d)", self.service, d.key, delivered, self._max_deliver,
                       exc_info=exc)
         if not poison and delivered < self._max_deliver:
-            await d.msg.nak(delay=min(2.0**delivered, 30.0))
+            await _settle(d.msg.nak(delay=min(2.0**delivered, 30.0)))
         else:
             reason = str(exc) if poison else f"{type(exc).__name__} after {delivered} deliveries; see the service log"
             headers = {
@@ -240,13 +332,36 @@ class BatchConsumer:
                 "Reroute-Failed-Subject": d.subject,
                 "Reroute-Failed-Service": self.service,
                 "Reroute-Failed-Reason": " ".join(reason.split())[:500],
-                "Nats-Msg-Id": f"dead:{d.key}",
+                # per service: when two services dead-letter one message, the stream keeps both records
+                "Nats-Msg-Id": f"dead:{self.service}:{d.key}",
             }
             try:
-                await self._js.publish(self._subjects.dead_letter(self.service), d.data, headers=headers)
-                await d.msg.term()
+                await self._js.publish(self._subjects.dead_letter(self.service), d.data, headers=headers, timeout=5)
+                await _settle(d.msg.term())
                 log.error("%s: dead-lettered %s after %d deliveries", self.service, d.key, delivered)
             except Exception:
                 log.exception("%s: could not dead-letter %s; it will be redelivered", self.service, d.key)
-                await d.msg.nak(delay=30.0)
+                await _settle(d.msg.nak(delay=30.0))
+        d.span.end()
+
+
+async def _settle(call: Awaitable[object]) -> None:
+    """Ack, nak, term or extend a message. If NATS is away the message is simply redelivered later, which the
+    inbox makes harmless, so a failure here is no reason to stop."""
+    try:
+        await asyncio.wait_for(call, timeout=5)
+    except Exception:  # noqa: BLE001, S110 - see above
+        pass
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def _end_spans(deliveries: Sequence[Delivery]) -> None:
+    for d in deliveries:
+        d.span.set_attribute("reroute.abandoned", True)
         d.span.end()

@@ -10,17 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlmodel import Field, SQLModel, col
 
 from shared.contracts.common import Event
+from shared.db import DatabaseThread
 
 log = logging.getLogger(__name__)
 _propagator = TraceContextTextMapPropagator()
@@ -102,30 +107,83 @@ def record_processed(conn: Connection, keys: Sequence[str], *, consumer: str, no
 
 
 class OutboxRelay:
-    """Publishes outbox rows: right after each commit, and in a sweep for anything left behind by a crash."""
+    """Publishes outbox rows: right after each commit, and in a sweep for anything left behind.
 
-    def __init__(self, engine: Engine, js: JetStreamContext, *, sweep_seconds: float = 1.0) -> None:
-        self._engine = engine
+    Every wait for a PubAck is bounded (`ack_timeout`) and no lock is held across it. nats-py never
+    resolves nor fails a `publish_async` future whose PubAck was in flight when the connection dropped
+    (../shared/reliability-notes.md): such a row is simply left unsent, and the sweep publishes it again
+    with the same `Nats-Msg-Id`, which the stream acknowledges as a duplicate if the first copy was stored.
+    The outbox's unsent rows are the truth; the relay only ever moves them forward.
+    """
+
+    def __init__(self, database: DatabaseThread, js: JetStreamContext, *, sweep_seconds: float = 1.0,
+                 ack_timeout: float = 5.0) -> None:
+        self._engine = database.engine
+        self._database = database
+        self._sent_lock = threading.Lock()  # publish() adds on the event loop, mark_sent() takes on the database thread
         self._js = js
         self._sweep_seconds = sweep_seconds
-        self._lock = asyncio.Lock()
+        self._ack_timeout = ack_timeout
         self._sent: list[str] = []
+        self.last_progress = time.monotonic()
+        """When the relay last confirmed a publish or found nothing to publish (for health checks)."""
+        self.oldest_unsent_age: float = 0.0
+        """Seconds since the oldest unsent row was written, as of the last sweep (0: none)."""
+        self._failing_since: float | None = None
 
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Publish with pipelined PubAcks, then mark sent. A failure leaves rows for the sweep."""
+    async def publish(self, messages: Sequence[Outgoing]) -> int:
+        """Publish with pipelined PubAcks and remember what the stream confirmed; returns how many were.
+
+        Rows not confirmed within `ack_timeout` (connection lost, server restarting, stream without a
+        leader) stay unsent for the sweep. Never raises for a broker problem, and never waits unbounded.
+        """
         if not messages:
-            return
-        async with self._lock:
+            return 0
+        futures: dict[asyncio.Future[PubAck], str] = {}
+        problem: BaseException | None = None
+        for m in messages:
             try:
-                futures = [
-                    await self._js.publish_async(m.subject, m.payload, headers={**m.headers, "Nats-Msg-Id": m.event_id})
-                    for m in messages
-                ]
-                await asyncio.gather(*futures)
-            except Exception:
-                log.warning("publishing %d outbox events failed; the sweep will retry", len(messages), exc_info=True)
-                return
-            self._sent.extend(m.event_id for m in messages)
+                future = await self._js.publish_async(
+                    m.subject, m.payload, headers={**m.headers, "Nats-Msg-Id": m.event_id},
+                    wait_stall=self._ack_timeout,
+                )
+            except Exception as exc:  # noqa: BLE001 - disconnected, buffer full, stalled: the sweep retries
+                problem = exc
+                break
+            futures[future] = m.event_id
+        confirmed: list[str] = []
+        if futures:
+            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+            for future in pending:
+                future.cancel()  # frees its slot in nats-py's pending-publish semaphore
+            for future in done:
+                if future.cancelled():
+                    continue
+                if (error := future.exception()) is not None:
+                    problem = problem or error
+                else:
+                    confirmed.append(futures[future])
+            if pending and problem is None:
+                problem = TimeoutError(f"{len(pending)} PubAcks not received within {self._ack_timeout:g} s")
+        with self._sent_lock:
+            self._sent.extend(confirmed)
+        if problem is None:
+            self._progressed()
+        else:
+            self._failed(f"{len(messages) - len(confirmed)} events not confirmed by NATS ({describe(problem)}); "
+                         "they stay in the outbox and are published again until they are")
+        return len(confirmed)
+
+    def _progressed(self) -> None:
+        self.last_progress = time.monotonic()
+        if self._failing_since is not None:
+            log.warning("outbox: publishing works again after %.0f s", time.monotonic() - self._failing_since)
+            self._failing_since = None
+
+    def _failed(self, what: str) -> None:
+        if self._failing_since is None:  # said once per outage, not once per batch
+            self._failing_since = time.monotonic()
+            log.warning("outbox: %s", what)
 
     def mark_sent(self, conn: Connection, *, now: datetime) -> None:
         """Record as sent what was published since the last call, inside the caller's transaction.
@@ -134,7 +192,8 @@ class OutboxRelay:
         no batch follows. If the caller's transaction rolls back the rows stay unsent and are re-published
         with the same Nats-Msg-Id, which the stream and every consumer's inbox drop.
         """
-        ids, self._sent = self._sent, []
+        with self._sent_lock:
+            ids, self._sent = self._sent, []
         for chunk in range(0, len(ids), 500):
             conn.execute(
                 update(OutboxRow)
@@ -144,18 +203,29 @@ class OutboxRelay:
 
     async def sweep_once(self, *, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
         """Publish unsent rows older than `older_than`; returns how many were found."""
-        cutoff = datetime.now(UTC) - older_than
+        now = datetime.now(UTC)
+
+        def unsent() -> Sequence[Row[OutboxRow]]:
+            with self._engine.begin() as conn:
+                self.mark_sent(conn, now=now)
+                return conn.execute(
+                    select(OutboxRow)
+                    .where(col(OutboxRow.sent_at).is_(None), col(OutboxRow.created_at) <= now - older_than)
+                    .order_by(col(OutboxRow.created_at))
+                    .limit(limit)
+                ).all()
+
+        rows = await self._database.run(unsent)
+        self.oldest_unsent_age = (now - _aware(rows[0].created_at)).total_seconds() if rows else 0.0
+        if not rows:
+            self._progressed()
+            return 0
+        await self.publish([Outgoing(r.event_id, r.subject, r.payload, json.loads(r.headers)) for r in rows])
+        return len(rows)
+
+    def _prune(self, *, sent_before: datetime) -> None:
         with self._engine.begin() as conn:
-            self.mark_sent(conn, now=datetime.now(UTC))
-            rows = conn.execute(
-                select(OutboxRow)
-                .where(col(OutboxRow.sent_at).is_(None), col(OutboxRow.created_at) <= cutoff)
-                .order_by(col(OutboxRow.created_at))
-                .limit(limit)
-            ).all()
-        messages = [Outgoing(r.event_id, r.subject, r.payload, json.loads(r.headers)) for r in rows]
-        await self.publish(messages)
-        return len(messages)
+            conn.execute(delete(OutboxRow).where(col(OutboxRow.sent_at) < sent_before))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until stopped; prune rows sent more than a day ago once an hour."""
@@ -165,11 +235,21 @@ class OutboxRelay:
                 await self.sweep_once()
                 if datetime.now(UTC) - last_prune > timedelta(hours=1):
                     last_prune = datetime.now(UTC)
-                    with self._engine.begin() as conn:
-                        conn.execute(delete(OutboxRow).where(col(OutboxRow.sent_at) < last_prune - timedelta(days=1)))
-            except Exception:
-                log.exception("outbox sweep failed; retrying")
+                    await self._database.run(partial(self._prune, sent_before=last_prune - timedelta(days=1)))
+            except Exception as exc:  # noqa: BLE001 - the database is down: said once, retried every sweep
+                self._failed(f"cannot read the outbox ({describe(exc)}); trying again every {self._sweep_seconds:g} s")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self._sweep_seconds)
             except TimeoutError:
                 pass
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the exception's type and the first line of its message."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
-from shared.db import create_tables, make_engine
+from shared.db import DatabaseThread, create_tables, make_engine
 from shared.http import HttpServer
 from shared.messaging import BatchConsumer, BatchHandler, ensure_streams
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox
@@ -38,8 +39,27 @@ H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
 
+HUNG_AFTER_SECONDS = 60
+"""A consumer loop that has neither fetched nor finished a batch for this long (with no dependency to blame)
+is hung: the replica is not live."""
+DATABASE_SLOW_SECONDS = 10
+"""A database call running this long makes the replica not ready (a hung link, a lock held elsewhere)."""
+OUTBOX_STUCK_SECONDS = 60
+"""An unsent outbox row this old makes the replica not ready."""
+SHUTDOWN_SECONDS = 8
+"""How long SIGTERM waits for the batches in hand before abandoning them unacked."""
+
+
 class ReferralsRequest(BaseModel):
     referral_ids: list[str] = Field(max_length=1000)
+
+
+class Health(BaseModel):
+    """A replica's own view of its health (the `ping` reply)."""
+
+    live: bool = Field(description="The process is working: restart it when false.")
+    ready: bool = Field(description="Live, and NATS, the database and the outbox all work.")
+    problems: list[str] = Field(description="What is wrong, in words, when not live or not ready.")
 
 @dataclass(frozen=True)
 class ConsumerSpec:
@@ -56,6 +76,7 @@ class ServiceHost:
         self.subjects = Subjects(settings.namespace)
         self.engine: Engine = make_engine(name, settings)
         create_tables(self.engine, [*tables, OutboxRow, InboxRow])
+        self.database = DatabaseThread(name, self.engine)
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
         self.tracer = self.tracer_provider.get_tracer(f"reroute.{name}")
         self.broker = NatsBroker(
@@ -71,6 +92,7 @@ class ServiceHost:
         self._consumers: list[BatchConsumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._started = False
         self._http: HttpServer | None = None
         self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
         self.app = FastStream(
@@ -120,10 +142,14 @@ class ServiceHost:
 
     async def transact(self, decide: Callable[[Connection, datetime], tuple[T, list[Outgoing]]]) -> T:
         """Run `decide` in one transaction with its events in the outbox, then publish them (request handlers)."""
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            result, out = decide(conn, now)
-            add_to_outbox(conn, out, now=now)
+        def work() -> tuple[T, list[Outgoing]]:
+            now = datetime.now(UTC)
+            with self.engine.begin() as conn:
+                result, out = decide(conn, now)
+                add_to_outbox(conn, out, now=now)
+            return result, out
+
+        result, out = await self.database.run(work)  # off the event loop: health and consumers keep answering
         await self.relay.publish(out)
         return result
 
@@ -158,21 +184,50 @@ class ServiceHost:
     def finish_routes(self) -> None:
         @self.reply("ping")
         async def ping() -> dict[str, Any]:
-            """Liveness and readiness of this replica."""
-            return {"service": self.name, "ready": all(c.ready.is_set() for c in self._consumers), "pid": os.getpid()}
+            """Liveness and readiness of this replica, with what is wrong when it is not ready."""
+            health = self.health()
+            return {"service": self.name, "pid": os.getpid(), **health.model_dump()}
 
         self.broker.include_router(self.router)
+
+    def health(self) -> Health:
+        """Live: the event loop answers (it is running this) and no consumer or relay task is dead or hung.
+        Ready: live, and its dependencies work: NATS connected, the database answering, the outbox moving.
+        A supervisor restarts a replica that is not live; one that is only not ready waits for its
+        dependency (restarting it would not bring the database back)."""
+        now = time.monotonic()
+        hung: list[str] = []
+        for task in self._tasks:
+            if task.done():
+                hung.append(f"task {task.get_name()} has stopped")
+        for consumer in self._consumers:
+            if (now - consumer.last_progress > HUNG_AFTER_SECONDS and consumer.problem is None
+                    and not consumer.waiting_on_database):
+                hung.append(f"consumer {consumer.durable} has not moved for {now - consumer.last_progress:.0f} s")
+        problems = [c.problem for c in self._consumers if c.problem is not None]
+        if not self._started:
+            problems.append("starting")
+        elif not all(c.ready.is_set() for c in self._consumers):
+            problems.append("consumers not bound yet")
+        if not self.broker.connection.is_connected:
+            problems.append("not connected to NATS")
+        if (busy := self.database.busy_for()) > DATABASE_SLOW_SECONDS:
+            problems.append(f"the database has not answered for {busy:.0f} s")
+        if self._started and self.relay.oldest_unsent_age > OUTBOX_STUCK_SECONDS:
+            problems.append(f"the oldest unsent event has waited {self.relay.oldest_unsent_age:.0f} s")
+        live = not hung
+        return Health(live=live, ready=live and not problems, problems=[*hung, *problems])
 
     async def _start(self) -> None:
         js = self.broker.connection.jetstream()
         await ensure_streams(js, self.subjects)
-        relay = OutboxRelay(self.engine, js)
+        relay = OutboxRelay(self.database, js)
         self.relay = relay
         for spec in self._consumer_specs:
             consumer = BatchConsumer(
                 service=self.name,
                 js=js,
-                engine=self.engine,
+                database=self.database,
                 relay=relay,
                 tracer=self.tracer,
                 subjects=self.subjects,
@@ -190,14 +245,21 @@ class ServiceHost:
             self._tasks.append(asyncio.create_task(self._repeat(seconds, job, name), name=f"{self.name}:{name}"))
         if self._http is not None:
             await self._http.start()
+        self._started = True
         log.info("%s started (pid %d)", self.name, os.getpid())
 
     async def _shutdown(self) -> None:
+        """Stop within a bound: the batch in hand finishes or is abandoned unacked (and so redelivered)."""
         if self._http is not None:
             await self._http.stop()
         self._stop.set()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            _, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS)
+            for task in pending:
+                log.warning("%s: %s did not stop within %d s; abandoning it (its messages are redelivered)",
+                            self.name, task.get_name(), SHUTDOWN_SECONDS)
+                task.cancel()
+        self.database.close()
         self.tracer_provider.shutdown()
         self.engine.dispose()
         log.info("%s stopped", self.name)

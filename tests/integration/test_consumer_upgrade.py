@@ -9,7 +9,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.db import create_tables, make_engine
+from shared.db import DatabaseThread, create_tables, make_engine
 from shared.local_nats import start_nats_server
 from shared.messaging import BatchConsumer
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow
@@ -34,7 +34,8 @@ async def test_an_older_consumer_is_updated_or_kept_and_messages_still_flow(tmp_
             seen.extend(d.data for d in batch)
             return []
 
-        consumer = BatchConsumer(service="svc", js=js, engine=engine, relay=OutboxRelay(engine, js),
+        database = DatabaseThread("svc", engine)
+        consumer = BatchConsumer(service="svc", js=js, database=database, relay=OutboxRelay(database, js),
                                  tracer=TracerProvider().get_tracer("t"), subjects=Subjects(), stream="UPG",
                                  filter_subjects=["upg.in"], durable="svc-in", handler=handler)
         stop = asyncio.Event()

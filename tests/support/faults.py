@@ -1,0 +1,315 @@
+"""The fault rig: a whole reroute stack under load, a fault injected while every stage has a backlog, and an
+exact count afterwards of what each referral became.
+
+Everything is real: its own nats-server (so the broker can be killed and restarted on the same store), the
+three services as processes, SQLite files or a PostgreSQL database of its own. Every wait is bounded and
+awaits a condition; the load stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.local_nats import free_port, start_nats_server
+from shared.processes import SERVICES, ServiceProcesses
+from shared.subjects import Subjects
+
+BOROUGHS = ["Hackney", "Lambeth", "Southwark", "Newham", "Croydon", "Brent", "Haringey", "Lewisham"]
+INDICATORS = ["peers_offending", "unstructured_time", "substance_use", "ete_disengaged", "family_conflict",
+              "weapon_carrying", "missing_episodes", "unexplained_money"]
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout: float, every: float = 0.5,
+                     what: str = "the condition") -> float:
+    """Poll `condition` until it holds; returns the seconds it took, or fails saying what did not happen."""
+    start = time.monotonic()
+    while not await condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+        await asyncio.sleep(every)
+    return time.monotonic() - start
+
+
+def _letters(i: int) -> str:
+    """Letters only: intake matches people on the letters of their names, so digits would merge them."""
+    word = ""
+    while True:
+        i, rest = divmod(i, 26)
+        word = chr(ord("a") + rest) + word
+        if i == 0:
+            return word
+
+
+def referral_body(arid: str, i: int, rng: random.Random) -> bytes:
+    return json.dumps({
+        "agency_referral_id": arid,
+        "referrer": {"name": "Fault Referrer", "role": "YOT case manager", "email": "faults@example.org"},
+        "young_person": {"given_name": "Fault", "family_name": f"Person{_letters(i)}", "date_of_birth": "2010-03-04",
+                         "gender": rng.choice(["male", "female"]), "borough": rng.choice(BOROUGHS),
+                         "languages": ["en"]},
+        "consent": {"given": True, "recorded_at": "2026-11-20T10:00:00+00:00"},
+        "reason": "Fault-injection referral.",
+        "indicators": rng.sample(INDICATORS, 3),
+    }).encode()
+
+
+def mentor_records(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    return [{
+        "id": f"fm-{i}", "name": f"Fault Mentor {i}", "kind": "staff", "boroughs": rng.sample(BOROUGHS, 3),
+        "languages": ["en"], "gender": rng.choice(["male", "female"]), "max_caseload": 15,
+        "vetting": {"enhanced_check_expires": "2029-01-01"},
+        "availability": [{"day": d, "start": "09:00", "end": "18:00"} for d in DAYS],
+    } for i in range(n)]
+
+
+@dataclass
+class Figures:
+    """What the streams hold after a fault: every referral should have reached exactly one outcome."""
+
+    scenario: str
+    submitted: int
+    accepted: int = 0
+    assessed: int = 0
+    outcomes: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    double_booked: int = 0
+    backlog_at_fault: dict[str, int] = field(default_factory=dict)
+    drain_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.scenario}: submitted {self.submitted}, accepted {self.accepted}, assessed {self.assessed}, "
+                f"outcomes {self.outcomes}, lost {self.lost}, duplicated {self.duplicated}, double-booked "
+                f"{self.double_booked}, drained {self.drain_seconds:.1f} s after the fault cleared; backlog at "
+                f"the fault: {self.backlog_at_fault}")
+
+
+class Rig:
+    """A stack of its own: nats-server, the three services, and a connection that watches like an operator."""
+
+    def __init__(self, root: Path, *, database_url: str | None, services_env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.store = root / "nats-store"
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.subjects = Subjects()
+        self.agency = f"fault-{uuid.uuid4().hex[:6]}"
+        self.nats_proc: subprocess.Popen[bytes] | None = None
+        env = {
+            "NATS_URL": self.url,
+            "REROUTE_DATA_DIR": str(root / "data"),
+            "REROUTE_LOG_LEVEL": "INFO",
+            "REROUTE_CALENDAR_PORT": "0",
+            "REROUTE_INTAKE_HTTP_PORT": "0",
+            "REROUTE_PLAN_EVERY_MINUTES": "0",
+            **(services_env or {}),
+        }
+        if database_url:
+            from cryptography.fernet import Fernet
+
+            env["DATABASE_URL"] = database_url
+            env["REROUTE_DB_SCHEMA_PREFIX"] = "fault"
+            env["REROUTE_INTAKE_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
+            env["REROUTE_INTAKE_MATCHING_KEY"] = Fernet.generate_key().decode()
+        self.services = ServiceProcesses(env, log_dir=root / "logs")
+        self.services.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        if not database_url:
+            self.services.env.pop("DATABASE_URL", None)
+        self.nc: Client | None = None
+        self.arids: list[str] = []
+
+    # --- the broker -------------------------------------------------------------------------------------
+    def start_nats(self) -> None:
+        self.nats_proc, _ = start_nats_server(self.store, port=self.port, log_file=self.root / "nats.log")
+
+    def kill_nats(self) -> None:
+        """SIGKILL, as a crash or a pulled plug would: the store stays."""
+        assert self.nats_proc is not None
+        os.kill(self.nats_proc.pid, signal.SIGKILL)
+        self.nats_proc.wait()
+        self.nats_proc = None
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+    async def start(self, *, mentors: int) -> None:
+        self.start_nats()
+        self.services.start_all()
+        await self.services.wait_ready(self.url, self.subjects, timeout=90)
+        self.nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                     error_cb=_quiet, disconnected_cb=_quiet_cb, reconnected_cb=_quiet_cb)
+        reply = await self.nc.request(self.subjects.rpc("scheduling", "mentors.import"),
+                                      json.dumps({"mentors": mentor_records(mentors, random.Random(3))}).encode(),
+                                      timeout=60)
+        imported = json.loads(reply.data)
+        assert imported.get("imported") == mentors and not imported.get("errors"), imported
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+        self.services.stop_all()
+        if self.nats_proc is not None:
+            self.nats_proc.terminate()
+            self.nats_proc.wait(timeout=10)
+
+    # --- load -------------------------------------------------------------------------------------------
+    async def submit_all(self, n: int, *, rate: float) -> None:
+        """Submit `n` referrals at `rate` per second as an agency would: each one retried until JetStream
+        confirms it (with the same Nats-Msg-Id, so a retry after a lost PubAck is not a second referral)."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        rng = random.Random(11)
+        start = time.monotonic()
+        for i in range(n):
+            arid = f"F-{i}-{uuid.uuid4().hex[:6]}"
+            self.arids.append(arid)
+            body = referral_body(arid, i, rng)
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for attempt in range(600):  # bounded: two minutes of a broker that does not come back
+                try:
+                    await js.publish(self.subjects.submitted(self.agency), body, timeout=2,
+                                     headers={"Nats-Msg-Id": f"{self.agency}:{arid}"})
+                    break
+                except (nats.errors.Error, TimeoutError):
+                    await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"could not submit {arid} for two minutes")
+
+    async def backlog(self) -> dict[str, int]:
+        """Messages waiting or in flight, per durable consumer of the services."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        found: dict[str, int] = {}
+        for stream in (self.subjects.referrals_stream, self.subjects.risk_stream):
+            for info in await js.consumers_info(stream):
+                name = info.config.durable_name
+                if name and name.split("-")[0] in SERVICES:
+                    found[name] = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        return found
+
+    async def until_every_stage_backlogged(self, *, timeout: float) -> dict[str, int]:
+        """Wait for the moment every service's consumer has work waiting (an idle pipeline hides faults)."""
+        seen: dict[str, int] = {}
+
+        async def backlogged() -> bool:
+            nonlocal seen
+            try:
+                seen = await self.backlog()
+            except (nats.errors.Error, TimeoutError):
+                return False
+            return len(seen) >= 4 and all(v > 0 for v in seen.values())
+
+        await wait_until(backlogged, timeout=timeout, every=0.05, what=f"a backlog at every stage (last: {seen})")
+        return seen
+
+    # --- what happened ----------------------------------------------------------------------------------
+    async def stored(self, subject: str) -> list[dict[str, Any]]:
+        """Every message the streams hold on `subject`, as an ephemeral consumer reads them."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        sub = await js.pull_subscribe(subject, durable=None,
+                                      config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+        found: list[dict[str, Any]] = []
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(1000, timeout=1)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    msgs = []
+                for m in msgs:
+                    found.append(json.loads(m.data))
+                    await m.ack()
+                if not msgs and (await sub.consumer_info()).num_pending == 0:
+                    return found
+        finally:
+            await sub.unsubscribe()
+
+    async def outcomes(self) -> list[dict[str, Any]]:
+        return [*await self.stored(self.subjects.scheduled(self.agency)),
+                *await self.stored(self.subjects.waitlisted(self.agency))]
+
+    async def all_have_outcomes(self) -> bool:
+        try:
+            accepted = await self.stored(self.subjects.accepted(self.agency))
+            ids = {e["referral_id"] for e in accepted}
+            return len(ids) >= len(self.arids) and ids <= {e["referral_id"] for e in await self.outcomes()}
+        except (nats.errors.Error, TimeoutError):
+            return False
+
+    async def count(self, scenario: str) -> Figures:
+        """Count everything once the pipeline has drained: lost, duplicated, double-booked."""
+        accepted = await self.stored(self.subjects.accepted(self.agency))
+        assessed = await self.stored(self.subjects.assessed(self.agency))
+        outcomes = await self.outcomes()
+        by_arid: dict[str, set[str]] = defaultdict(set)
+        for e in accepted:
+            by_arid[e["agency_referral_id"]].add(e["referral_id"])
+        first_accepts = Counter(e["referral_id"] for e in accepted if not e["duplicate"])
+        per_referral = Counter(e["referral_id"] for e in outcomes)
+        assessments = Counter(e["referral_id"] for e in assessed)
+        ids = {r for rs in by_arid.values() for r in rs}
+        figures = Figures(scenario, submitted=len(self.arids), accepted=len(by_arid), assessed=len(assessments),
+                          outcomes=len(per_referral))
+        figures.lost = len([a for a in self.arids if a not in by_arid]) + len(ids - set(per_referral))
+        figures.duplicated = (sum(c - 1 for c in per_referral.values()) + sum(c - 1 for c in assessments.values())
+                              + sum(c - 1 for c in first_accepts.values()) + sum(len(r) - 1 for r in by_arid.values()))
+        figures.double_booked = _double_bookings(outcomes)
+        return figures
+
+
+def _double_bookings(outcomes: list[dict[str, Any]]) -> int:
+    """Sessions of one mentor that overlap another of theirs."""
+    by_mentor: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for e in outcomes:
+        for s in e.get("sessions", []):
+            by_mentor[e["mentor_id"]].append((datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])))
+    clashes = 0
+    for slots in by_mentor.values():
+        slots.sort()
+        clashes += sum(1 for a, b in pairwise(slots) if b[0] < a[1])
+    return clashes
+
+
+async def _quiet(_exc: Exception) -> None:
+    """The watcher's own connection errors during a broker fault are expected."""
+
+
+async def _quiet_cb() -> None:
+    pass
+
+
+@asynccontextmanager
+async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None,
+              services_env: dict[str, str] | None = None) -> AsyncIterator[Rig]:
+    r = Rig(root, database_url=database_url, services_env=services_env)
+    try:
+        await r.start(mentors=mentors)
+        yield r
+    except BaseException:
+        for log in sorted((root / "logs").glob("*.log")):
+            print(f"--- {log.name} (last lines)\n{log.read_text()[-4000:]}")
+        raise
+    finally:
+        await r.close()
