@@ -97,6 +97,15 @@ def message_key(msg: Msg) -> str:
     return f"seq|{meta.stream}|{meta.sequence.stream}"
 
 
+ACK_WAIT_SECONDS = 10
+"""A crashed replica's unacked batch is redelivered after this; batches take milliseconds."""
+EXTEND_EVERY_SECONDS = 3.0
+"""While a batch waits for the database, its ack deadline is extended this often (well inside ACK_WAIT)."""
+
+SLOW_DATABASE_SECONDS = 10.0
+"""A database call running this long is reported (a hung link, a lock held elsewhere): the replica is not ready."""
+
+
 class Stopping(Exception):
     """The service is stopping while a batch waits for its database: the batch is left unacked (redelivered)."""
 
@@ -176,7 +185,7 @@ class BatchConsumer:
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=10,  # a crashed replica's unacked batch is redelivered after this; batches take milliseconds
+            ack_wait=ACK_WAIT_SECONDS,
             max_ack_pending=self._batch_size * 4,
             filter_subjects=self._filters,  # one consumer, so a referral's submission and update keep their order
         )
@@ -246,9 +255,8 @@ class BatchConsumer:
         """Commit the batch; while the database is unavailable, keep the batch and try again."""
         wait = 0.5
         while True:
-            self.waiting_on_database = True
             try:
-                out = await self._database.run(lambda: self._commit(deliveries))
+                out = await self._await_database(deliveries)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
@@ -256,16 +264,34 @@ class BatchConsumer:
             else:
                 self._recovered()
                 return out
-            finally:
-                self.waiting_on_database = False
             self.last_progress = time.monotonic()  # waiting on a dependency is not being hung
             self._trouble(f"database unavailable ({describe(problem)}); consumption paused, nothing is "
                           "dead-lettered for it")
-            await asyncio.gather(*(_settle(d.msg.in_progress()) for d in deliveries))
+            await self._extend(deliveries)
             await _pause(stop, wait)
             if stop.is_set():
                 raise Stopping from problem
             wait = min(wait * 2, 5.0)
+
+    async def _await_database(self, deliveries: list[Delivery]) -> list[Outgoing]:
+        """Commit on the database thread. A database that does not answer (a hung link) is waited for,
+        with the batch's ack deadline extended meanwhile, so it is not redelivered behind our back."""
+        self.waiting_on_database = True
+        commit = asyncio.ensure_future(self._database.run(lambda: self._commit(deliveries)))
+        try:
+            while True:
+                done, _ = await asyncio.wait({commit}, timeout=EXTEND_EVERY_SECONDS)
+                if done:
+                    return commit.result()
+                if (busy := self._database.busy_for()) > SLOW_DATABASE_SECONDS:
+                    self._trouble(f"the database has not answered for {busy:.0f} s; waiting for it")
+                await self._extend(deliveries)
+        finally:
+            self.waiting_on_database = False
+
+    async def _extend(self, deliveries: list[Delivery]) -> None:
+        """Tell JetStream the batch is still being worked on (resets its ack deadline)."""
+        await asyncio.gather(*(_settle(d.msg.in_progress()) for d in deliveries))
 
     def _trouble(self, problem: str) -> None:
         """Say once that a dependency is down (not once per message or per retry)."""

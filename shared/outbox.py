@@ -177,7 +177,7 @@ class OutboxRelay:
     def _progressed(self) -> None:
         self.last_progress = time.monotonic()
         if self._failing_since is not None:
-            log.warning("outbox: publishing works again after %.0f s", time.monotonic() - self._failing_since)
+            log.warning("outbox: working again after %.0f s", time.monotonic() - self._failing_since)
             self._failing_since = None
 
     def _failed(self, what: str) -> None:

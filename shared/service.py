@@ -27,7 +27,7 @@ from sqlmodel import SQLModel
 
 from shared.db import DatabaseThread, create_tables, make_engine
 from shared.http import HttpServer
-from shared.messaging import BatchConsumer, BatchHandler, ensure_streams
+from shared.messaging import SLOW_DATABASE_SECONDS, BatchConsumer, BatchHandler, ensure_streams
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
@@ -42,8 +42,6 @@ H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 HUNG_AFTER_SECONDS = 60
 """A consumer loop that has neither fetched nor finished a batch for this long (with no dependency to blame)
 is hung: the replica is not live."""
-DATABASE_SLOW_SECONDS = 10
-"""A database call running this long makes the replica not ready (a hung link, a lock held elsewhere)."""
 OUTBOX_STUCK_SECONDS = 60
 """An unsent outbox row this old makes the replica not ready."""
 SHUTDOWN_SECONDS = 8
@@ -211,7 +209,7 @@ class ServiceHost:
             problems.append("consumers not bound yet")
         if not self.broker.connection.is_connected:
             problems.append("not connected to NATS")
-        if (busy := self.database.busy_for()) > DATABASE_SLOW_SECONDS:
+        if (busy := self.database.busy_for()) > SLOW_DATABASE_SECONDS:
             problems.append(f"the database has not answered for {busy:.0f} s")
         if self._started and self.relay.oldest_unsent_age > OUTBOX_STUCK_SECONDS:
             problems.append(f"the oldest unsent event has waited {self.relay.oldest_unsent_age:.0f} s")

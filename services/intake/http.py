@@ -28,6 +28,7 @@ from services.intake.crypto import IntakeKeys
 from services.intake.handlers import Decision, Submission, decide_submissions
 from services.intake.referral_status import ReferralStatus, ask_status
 from services.intake.tables import ReferralRecord, as_utc
+from services.intake.validation import NotJson, load_json
 from shared.contracts.common import FieldError
 from shared.contracts.intake import Referral
 from shared.service import ServiceHost
@@ -189,8 +190,8 @@ def _answer(request: Request, decision: Decision) -> JSONResponse:
 def _with_path_id(data: bytes, agency_referral_id: str) -> tuple[bytes, FieldError | None]:
     """PUT's body may leave out agency_referral_id (the URL has it); when given, the two must agree."""
     try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = load_json(data)
+    except NotJson:
         return data, None  # the shared validator says what is wrong with it
     if not isinstance(body, dict):
         return data, None

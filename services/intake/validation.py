@@ -30,11 +30,30 @@ _MESSAGES = {
 }
 
 
+class NotJson(ValueError):
+    """A body that is not JSON we will read; the message says why without echoing it."""
+
+
+def load_json(data: bytes) -> Any:
+    """Parse a body from outside. Refuses, with a clear reason, what would otherwise escape as an unexpected
+    error: nesting deep enough to exhaust the parser's recursion, numbers too long to convert, bad UTF-8."""
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise NotJson("body is not valid UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise NotJson(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise NotJson("body is not valid JSON: it nests arrays or objects too deeply") from exc
+    except ValueError as exc:  # an integer longer than Python converts
+        raise NotJson("body is not valid JSON: a number has too many digits") from exc
+
+
 def validate_referral(data: bytes) -> Referral | list[FieldError]:
     try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return [FieldError(field="", message=f"body is not valid JSON: {exc}")]
+        body = load_json(data)
+    except NotJson as exc:
+        return [FieldError(field="", message=str(exc))]
     if not isinstance(body, dict):
         return [FieldError(field="", message=f"body must be a JSON object, not {type(body).__name__}")]
     try:
@@ -81,8 +100,8 @@ def london_date(moment: datetime) -> date:
 def readable_agency_referral_id(data: bytes) -> str | None:
     """The agency's id from a body we could not accept, when it can be read, for the rejection event."""
     try:
-        value = json.loads(data).get("agency_referral_id")
-    except (ValueError, AttributeError):
+        value = load_json(data).get("agency_referral_id")
+    except (NotJson, AttributeError):
         return None
     return value if isinstance(value, str) and 0 < len(value) <= 100 else None
 

@@ -8,16 +8,19 @@ PostgreSQL only (they need DATABASE_URL). The figures are printed (`-s`) and kep
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.support.faults import Figures, Rig, rig, wait_until
+from tests.support.faults import Figures, PostgresOfOwn, Rig, StallingProxy, rig, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
-REFERRALS = 1000
+REFERRALS = 1000  # at RATE: ten seconds of submissions, with the fault in the middle
 RATE = 100.0  # per second: faster than the pipeline drains, so every stage has a backlog
 DRAIN_CAP = 120.0  # seconds after the fault clears: a liveness cap, not a performance target
 
@@ -65,3 +68,108 @@ async def test_a_service_killed_under_load_loses_and_duplicates_nothing(tmp_path
         figures = await _drained(r, f"{service} kill -9 and restart", cleared)
         figures.backlog_at_fault = backlog
         _assert_exactly_once(figures)
+
+
+OUTAGE_SECONDS = 60.0
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    assert url, "the postgres scenarios need DATABASE_URL (make test-faults selects them only when it is set)"
+    return url
+
+
+def _tracebacks(root: Path) -> int:
+    return sum(log.read_text().count("Traceback") for log in (root / "logs").glob("*.log"))
+
+
+@pytest.mark.postgres
+async def test_a_database_outage_under_load_pauses_and_resumes_without_dead_letters(tmp_path: Path) -> None:
+    db = PostgresOfOwn(_postgres_url())
+    try:
+        async with rig(tmp_path, database_url=db.url) as r:
+            load = asyncio.create_task(r.submit_all(REFERRALS, rate=RATE))
+            backlog = await r.until_every_stage_backlogged(timeout=60)
+            before = _tracebacks(tmp_path)
+            db.refuse_connections()
+            await asyncio.sleep(OUTAGE_SECONDS)  # the fault's length, not a wait for a condition
+            db.allow_connections()
+            cleared = time.monotonic()
+            await load
+            figures = await _drained(r, "PostgreSQL refusing connections for 60 s", cleared)
+            figures.backlog_at_fault = backlog
+            _assert_exactly_once(figures)
+            assert await r.dead_letters() == [], "an outage of the service's own database dead-letters nothing"
+            assert _tracebacks(tmp_path) == before, "the outage is logged in words, not a traceback per message"
+    finally:
+        db.drop()
+
+
+@pytest.mark.postgres
+async def test_a_hung_database_link_under_load_is_waited_for_and_loses_nothing(tmp_path: Path) -> None:
+    db = PostgresOfOwn(_postgres_url())
+    parsed = make_url(db.url)
+    proxy = StallingProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    await proxy.start()
+    try:
+        through_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        async with rig(tmp_path, database_url=through_proxy) as r:
+            load = asyncio.create_task(r.submit_all(REFERRALS, rate=RATE))
+            backlog = await r.until_every_stage_backlogged(timeout=60)
+            proxy.stall()
+            not_ready = await r.until_not_ready(timeout=45)
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - not_ready))  # the rest of the fault's length
+            proxy.resume()
+            cleared = time.monotonic()
+            await load
+            figures = await _drained(r, "PostgreSQL link hung (proxy stops forwarding) for 60 s", cleared)
+            figures.backlog_at_fault = backlog
+            _assert_exactly_once(figures)
+            assert await r.dead_letters() == [], "a hung link dead-letters nothing"
+    finally:
+        await proxy.close()
+        db.drop()
+
+
+POISON = [
+    b"not json at all",
+    b'{"referral_id": 5}',
+    b"[" * 5000 + b"]" * 5000,
+    b'{"referral_id": "' + b"9" * 5000 + b'"}',
+    b"\xff\xfe\x00 binary",
+]
+
+
+async def test_poison_on_every_consumed_subject_is_dead_lettered_once_per_service_and_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        assert r.nc is not None
+        js = r.nc.jetstream()
+        load = asyncio.create_task(r.submit_all(REFERRALS, rate=RATE))
+        backlog = await r.until_every_stage_backlogged(timeout=60)
+        consumed = {
+            r.subjects.submitted(r.agency): set(),  # intake answers a bad submission with referrals.rejected
+            r.subjects.updated(r.agency): set(),
+            r.subjects.accepted(r.agency): {"risk", "scheduling"},
+            r.subjects.assessed(r.agency): {"scheduling"},
+        }
+        for subject in consumed:
+            for i, body in enumerate(POISON):
+                await js.publish(subject, body, headers={"Nats-Msg-Id": f"poison-{subject}-{i}"})
+        cleared = time.monotonic()
+        await load
+        figures = await _drained(r, "poison messages on every consumed subject", cleared)
+        figures.backlog_at_fault = backlog
+        _assert_exactly_once(figures)
+
+        expected = Counter((service, subject) for subject, services in consumed.items()
+                           for service in services for _ in POISON)
+        found = Counter((h["Reroute-Failed-Service"], h["Reroute-Failed-Subject"]) for h in await r.dead_letters())
+        at_intake = sum(n for (service, _), n in found.items() if service == "intake")
+        assert found - Counter({k: n for k, n in found.items() if k[0] == "intake"}) == expected, (
+            "each service dead-letters each poison message it consumes, once (both kept when two services fail one)")
+        # intake reads every body itself: nothing it is sent is poison to it
+        rejected = await r.stored(r.subjects.rejected(r.agency))
+        assert at_intake == 0 and len(rejected) == 2 * len(POISON), "intake rejects every bad submission with a reason"
+        assert all(p["live"] and p["ready"] for p in (await r.pings()).values()), "no service stopped"

@@ -226,12 +226,17 @@ class Rig:
 
     # --- what happened ----------------------------------------------------------------------------------
     async def stored(self, subject: str) -> list[dict[str, Any]]:
-        """Every message the streams hold on `subject`, as an ephemeral consumer reads them."""
+        """Every event the streams hold on `subject`, as an ephemeral consumer reads them (the poison that a
+        scenario published there is left out: it is not an event)."""
+        return [body for data, _ in await self.stored_raw(subject) if "event_id" in (body := _object(data))]
+
+    async def stored_raw(self, subject: str) -> list[tuple[bytes, dict[str, str]]]:
+        """Every message the streams hold on `subject`: body and headers."""
         assert self.nc is not None
         js = self.nc.jetstream()
         sub = await js.pull_subscribe(subject, durable=None,
                                       config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
-        found: list[dict[str, Any]] = []
+        found: list[tuple[bytes, dict[str, str]]] = []
         try:
             while True:
                 try:
@@ -239,12 +244,33 @@ class Rig:
                 except (nats.errors.TimeoutError, TimeoutError):
                     msgs = []
                 for m in msgs:
-                    found.append(json.loads(m.data))
+                    found.append((m.data, dict(m.headers or {})))
                     await m.ack()
                 if not msgs and (await sub.consumer_info()).num_pending == 0:
                     return found
         finally:
             await sub.unsubscribe()
+
+    async def dead_letters(self) -> list[dict[str, str]]:
+        """The headers of every dead letter (who failed it, on which subject, and why)."""
+        return [headers for _, headers in await self.stored_raw(self.subjects.dead_letter("*"))]
+
+    async def pings(self) -> dict[str, dict[str, Any]]:
+        assert self.nc is not None
+        replies = {}
+        for name in SERVICES:
+            reply = await self.nc.request(self.subjects.rpc(name, "ping"), b"{}", timeout=5)
+            replies[name] = json.loads(reply.data)
+        return replies
+
+    async def until_not_ready(self, *, timeout: float) -> float:
+        """Wait until some service says it is not ready (while staying live); returns the seconds it took."""
+        async def some_not_ready() -> bool:
+            pings = await self.pings()
+            assert all(p["live"] for p in pings.values()), f"a dependency outage must not make a service not live: {pings}"
+            return not all(p["ready"] for p in pings.values())
+
+        return await wait_until(some_not_ready, timeout=timeout, what="a service reporting itself not ready")
 
     async def outcomes(self) -> list[dict[str, Any]]:
         return [*await self.stored(self.subjects.scheduled(self.agency)),
@@ -277,6 +303,14 @@ class Rig:
                               + sum(c - 1 for c in first_accepts.values()) + sum(len(r) - 1 for r in by_arid.values()))
         figures.double_booked = _double_bookings(outcomes)
         return figures
+
+
+def _object(data: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # poison: not JSON, or nested deeper than Python's parser goes
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _double_bookings(outcomes: list[dict[str, Any]]) -> int:
@@ -313,3 +347,88 @@ async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None
         raise
     finally:
         await r.close()
+
+
+class PostgresOfOwn:
+    """A database made for one scenario with CREATE DATABASE on the server DATABASE_URL names, so its outage
+    touches nothing else; dropped afterwards."""
+
+    def __init__(self, server_url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(server_url)
+        if parsed.drivername in {"postgresql", "postgres"}:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.name = f"fault_{uuid.uuid4().hex[:10]}"
+        self._admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
+        self.url = parsed.set(database=self.name).render_as_string(hide_password=False)
+        self._execute(f'CREATE DATABASE "{self.name}"')
+
+    def _execute(self, sql: str) -> None:
+        from sqlalchemy import text
+
+        with self._admin.connect() as conn:
+            conn.execute(text(sql))
+
+    def refuse_connections(self) -> None:
+        """The outage: new connections refused, and every open one (pooled ones too) cut."""
+        self._execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+        self._execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}'")
+
+    def allow_connections(self) -> None:
+        self._execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+    def drop(self) -> None:
+        self.allow_connections()
+        self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._admin.dispose()
+
+
+class StallingProxy:
+    """A loopback TCP proxy that can stop forwarding while keeping every connection open: a hung link, where
+    neither side sees an error and only a client-side bound notices."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pump in self._pumps:
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
+        server_r, server_w = await asyncio.open_connection(*self._target)
+        for reader, writer in ((client_r, server_w), (server_r, client_w)):
+            task = asyncio.create_task(self._pump(reader, writer))
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,26 @@
+"""Bodies that would escape json.loads as an unexpected error are refused with a reason, never echoed."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.intake.validation import NotJson, load_json, validate_referral
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"[" * 5000 + b"]" * 5000, "nests arrays or objects too deeply"),
+    (b'{"a": ' * 3000 + b"1" + b"}" * 3000, "nests arrays or objects too deeply"),
+    (b'{"prior_proven_offences": ' + b"9" * 5000 + b"}", "a number has too many digits"),
+    (b"\xff\xfe\x00", "not valid UTF-8"),
+    (b"{not json", "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+])
+def test_a_body_that_is_not_json_we_read_is_refused_with_its_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(NotJson, match=reason):
+        load_json(body)
+    errors = validate_referral(body)
+    assert isinstance(errors, list) and reason in errors[0].message
+    assert "999" not in errors[0].message, "the rejected value is never echoed"
+
+
+def test_ordinary_json_still_parses() -> None:
+    assert load_json(b'{"a": [1, {"b": 2}]}') == {"a": [1, {"b": 2}]}
