@@ -40,7 +40,7 @@ def load_json(data: bytes) -> Any:
     try:
         return json.loads(data)
     except UnicodeDecodeError as exc:
-        raise NotJson("body is not valid UTF-8") from exc
+        raise NotJson("body is not valid JSON: it is not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise NotJson(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:

@@ -11,7 +11,7 @@ from services.intake.validation import NotJson, load_json, validate_referral
     (b"[" * 5000 + b"]" * 5000, "nests arrays or objects too deeply"),
     (b'{"a": ' * 3000 + b"1" + b"}" * 3000, "nests arrays or objects too deeply"),
     (b'{"prior_proven_offences": ' + b"9" * 5000 + b"}", "a number has too many digits"),
-    (b"\xff\xfe\x00", "not valid UTF-8"),
+    (b"\xff\xfe\x00", "not valid JSON: it is not UTF-8 text"),
     (b"{not json", "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
 ])
 def test_a_body_that_is_not_json_we_read_is_refused_with_its_reason(body: bytes, reason: str) -> None:
