@@ -23,8 +23,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import APIError, BadRequestError, ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
+from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
 from shared.subjects import DUPLICATE_WINDOW_SECONDS, Subjects
@@ -56,23 +57,19 @@ class PoisonMessage(Exception):
 
 @dataclass
 class Delivery:
-    """One inbound message inside a batch, with its processing span."""
+    """One inbound message inside a batch, with its processing span (`msg` is None for a replayed dead letter)."""
 
-    msg: Msg
+    subject: str
+    data: bytes
+    headers: dict[str, str]
     key: str
     span: trace.Span
+    msg: Msg | None = None
 
     @property
-    def subject(self) -> str:
-        return self.msg.subject
-
-    @property
-    def data(self) -> bytes:
-        return self.msg.data
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.msg.headers or {}
+    def received(self) -> Msg:
+        assert self.msg is not None, "only messages fetched from JetStream are acked"
+        return self.msg
 
 
 def parse_event(model: type[E], d: Delivery) -> E:
@@ -136,6 +133,7 @@ class BatchConsumer:
         handler: BatchHandler,
         batch_size: int = 256,
         max_deliver: int = 5,
+        seal: deadletters.Seal = bytes,
     ) -> None:
         self.service = service
         self._js = js
@@ -150,6 +148,7 @@ class BatchConsumer:
         self._handler = handler
         self._batch_size = batch_size
         self._max_deliver = max_deliver
+        self._seal = seal
         self.ready = asyncio.Event()
         self.last_progress = time.monotonic()
         """When the loop last fetched (messages or an empty answer) or finished a batch: liveness."""
@@ -243,12 +242,12 @@ class BatchConsumer:
                     await self._failed(d, single_exc)
                     continue
                 await self._relay.publish(single)
-                await _settle(d.msg.ack())
+                await _settle(d.received.ack())
                 d.span.end()
             return
         await self._relay.publish(out)
         for d in deliveries:
-            await _settle(d.msg.ack())
+            await _settle(d.received.ack())
             d.span.end()
 
     async def _commit_when_available(self, deliveries: list[Delivery], stop: asyncio.Event) -> list[Outgoing]:
@@ -291,7 +290,7 @@ class BatchConsumer:
 
     async def _extend(self, deliveries: list[Delivery]) -> None:
         """Tell JetStream the batch is still being worked on (resets its ack deadline)."""
-        await asyncio.gather(*(_settle(d.msg.in_progress()) for d in deliveries))
+        await asyncio.gather(*(_settle(d.received.in_progress()) for d in deliveries))
 
     def _trouble(self, problem: str) -> None:
         """Say once that a dependency is down (not once per message or per retry)."""
@@ -319,29 +318,14 @@ class BatchConsumer:
                 "messaging.message.body.size": len(msg.data),
             },
         )
-        return Delivery(msg=msg, key=message_key(msg), span=span)
+        return Delivery(msg.subject, msg.data, msg.headers or {}, message_key(msg), span, msg)
 
     def _commit(self, deliveries: list[Delivery]) -> list[Outgoing]:
-        now = datetime.now(UTC)
-        with self._engine.begin() as conn:
-            done = seen(conn, (d.key for d in deliveries))
-            fresh: list[Delivery] = []
-            keys: set[str] = set(done)
-            for d in deliveries:
-                if d.key in keys:
-                    d.span.set_attribute("reroute.duplicate", True)
-                    continue
-                keys.add(d.key)
-                fresh.append(d)
-            out = self._handler(conn, fresh, now) if fresh else []
-            record_processed(conn, [d.key for d in fresh], consumer=self.durable, now=now)
-            add_to_outbox(conn, out, now=now)
-            self._relay.mark_sent(conn, now=now)
-        return out
+        return commit_batch(self._engine, self._handler, deliveries, consumer=self.durable, relay=self._relay)
 
     async def _failed(self, d: Delivery, exc: Exception) -> None:
         """A message that fails on its own: retry later, or dead-letter it (at once when it is poison)."""
-        delivered = d.msg.metadata.num_delivered
+        delivered = d.received.metadata.num_delivered
         d.span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
         poison = isinstance(exc, PoisonMessage)
         if poison:
@@ -350,25 +334,69 @@ class BatchConsumer:
             log.error("%s: message %s failed (delivery %d of %d)", self.service, d.key, delivered, self._max_deliver,
                       exc_info=exc)
         if not poison and delivered < self._max_deliver:
-            await _settle(d.msg.nak(delay=min(2.0**delivered, 30.0)))
+            await _settle(d.received.nak(delay=min(2.0**delivered, 30.0)))
         else:
-            reason = str(exc) if poison else f"{type(exc).__name__} after {delivered} deliveries; see the service log"
-            headers = {
-                **d.headers,
-                "Reroute-Failed-Subject": d.subject,
-                "Reroute-Failed-Service": self.service,
-                "Reroute-Failed-Reason": " ".join(reason.split())[:500],
-                # per service: when two services dead-letter one message, the stream keeps both records
-                "Nats-Msg-Id": f"dead:{self.service}:{d.key}",
-            }
-            try:
-                await self._js.publish(self._subjects.dead_letter(self.service), d.data, headers=headers, timeout=5)
-                await _settle(d.msg.term())
-                log.error("%s: dead-lettered %s after %d deliveries", self.service, d.key, delivered)
-            except Exception:
-                log.exception("%s: could not dead-letter %s; it will be redelivered", self.service, d.key)
-                await _settle(d.msg.nak(delay=30.0))
+            await self._dead_letter(d, str(exc) if poison else
+                                    f"{type(exc).__name__} after {delivered} deliveries; see the service log",
+                                    delivered)
         d.span.end()
+
+    async def _dead_letter(self, d: Delivery, reason: str, delivered: int) -> None:
+        """Keep the message in this service's own store, then terminate it; a notice (no body) goes on the
+        broker for anyone watching. If it cannot be kept, it is redelivered instead: never dropped."""
+        reason = " ".join(reason.split())
+        try:
+            dead_letter_id = await self._database.run(lambda: self._keep(d, reason, delivered))
+        except Exception as exc:  # noqa: BLE001 - kept later: the message comes back
+            log.warning("%s: could not keep dead letter %s (%s); it will be redelivered", self.service, d.key,
+                        describe(exc))
+            await _settle(d.received.nak(delay=30.0))
+            return
+        await _settle(d.received.term())
+        log.error("%s: dead-lettered %s as %s after %d deliveries: %s", self.service, d.key, dead_letter_id,
+                  delivered, reason)
+        notice = {
+            "Reroute-Dead-Letter-Id": dead_letter_id,
+            "Reroute-Failed-Subject": d.subject,
+            "Reroute-Failed-Service": self.service,
+            "Reroute-Failed-Reason": reason[:500],
+            "Nats-Msg-Id": f"dead:{dead_letter_id}",
+        }
+        try:
+            await self._js.publish(self._subjects.dead_letter(self.service), b"", headers=notice, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the record is kept; the notice is a courtesy
+            log.warning("%s: dead letter %s kept, but its notice was not published (%s)", self.service,
+                        dead_letter_id, describe(exc))
+
+    def _keep(self, d: Delivery, reason: str, delivered: int) -> str:
+        with self._engine.begin() as conn:
+            return deadletters.record(conn, service=self.service, key=d.key, consumer=self.durable, subject=d.subject,
+                                      headers=d.headers, body=d.data, seal=self._seal, reason=reason,
+                                      deliveries=delivered, now=datetime.now(UTC))
+
+
+def commit_batch(engine: Engine, handler: BatchHandler, deliveries: list[Delivery], *, consumer: str,
+                 relay: OutboxRelay, also: Callable[[Connection, datetime], None] | None = None) -> list[Outgoing]:
+    """One transaction: skip what the inbox has seen, decide for the rest, record them as processed, and
+    write the events they cause to the outbox (with `also`, e.g. marking a dead letter replayed)."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        done = seen(conn, (d.key for d in deliveries))
+        fresh: list[Delivery] = []
+        keys: set[str] = set(done)
+        for d in deliveries:
+            if d.key in keys:
+                d.span.set_attribute("reroute.duplicate", True)
+                continue
+            keys.add(d.key)
+            fresh.append(d)
+        out = handler(conn, fresh, now) if fresh else []
+        record_processed(conn, [d.key for d in fresh], consumer=consumer, now=now)
+        add_to_outbox(conn, out, now=now)
+        relay.mark_sent(conn, now=now)
+        if also is not None:
+            also(conn, now)
+    return out
 
 
 async def _settle(call: Awaitable[object]) -> None:

@@ -20,18 +20,38 @@ from fastapi import FastAPI
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.specification import AsyncAPI
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
+from shared import deadletters
+from shared.contracts.deadletters import (
+    DeadLetterDetail,
+    DeadLetterDiscardRequest,
+    DeadLetterList,
+    DeadLetterListRequest,
+    DeadLetterReplayRequest,
+    DeadLetterResult,
+    DeadLetterResults,
+    DeadLetterShowRequest,
+)
 from shared.db import DatabaseThread, create_tables, make_engine
+from shared.deadletters import DeadLetterRow
 from shared.http import HttpServer
-from shared.messaging import SLOW_DATABASE_SECONDS, BatchConsumer, BatchHandler, ensure_streams
-from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox
+from shared.messaging import (
+    SLOW_DATABASE_SECONDS,
+    BatchConsumer,
+    BatchHandler,
+    Delivery,
+    commit_batch,
+    ensure_streams,
+)
+from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
-from shared.telemetry import setup_tracing
+from shared.telemetry import extract_context, setup_tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +66,10 @@ OUTBOX_STUCK_SECONDS = 60
 """An unsent outbox row this old makes the replica not ready."""
 SHUTDOWN_SECONDS = 8
 """How long SIGTERM waits for the batches in hand before abandoning them unacked."""
+
+
+class AlreadyResolved(Exception):
+    """A dead letter was replayed or discarded by someone else meanwhile."""
 
 
 class ReferralsRequest(BaseModel):
@@ -73,7 +97,7 @@ class ServiceHost:
         self.settings = settings
         self.subjects = Subjects(settings.namespace)
         self.engine: Engine = make_engine(name, settings)
-        create_tables(self.engine, [*tables, OutboxRow, InboxRow])
+        create_tables(self.engine, [*tables, OutboxRow, InboxRow, DeadLetterRow])
         self.database = DatabaseThread(name, self.engine)
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
         self.tracer = self.tracer_provider.get_tracer(f"reroute.{name}")
@@ -93,6 +117,8 @@ class ServiceHost:
         self._started = False
         self._http: HttpServer | None = None
         self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
+        self._seal: deadletters.Seal = bytes
+        self._unseal: deadletters.Seal = bytes
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(title=f"reroute {name}", version="1.0.0"),
@@ -179,7 +205,103 @@ class ServiceHost:
 
             return await self.transact(decide)
 
+    def seal_dead_letters(self, seal: deadletters.Seal, unseal: deadletters.Seal) -> None:
+        """Store this service's dead letters sealed (intake: encrypted, as they may hold personal data)."""
+        self._seal, self._unseal = seal, unseal
+
+    def _serve_dead_letters(self) -> None:
+        @self.reply("deadletters.list")
+        async def list_dead_letters(request: DeadLetterListRequest) -> dict[str, Any]:
+            """This service's dead letters, newest first, with the open ones counted by reason."""
+            def read() -> DeadLetterList:
+                with self.engine.connect() as conn:
+                    found, counts = deadletters.listing(conn, service=self.name, limit=request.limit,
+                                                        include_resolved=request.include_resolved)
+                return DeadLetterList(service=self.name, dead_letters=found, open_by_reason=counts)
+
+            return (await self.database.run(read)).model_dump(mode="json")
+
+        @self.reply("deadletters.show")
+        async def show_dead_letter(request: DeadLetterShowRequest) -> dict[str, Any]:
+            """One dead letter with its headers; its body only when asked for (and that is logged)."""
+            def read() -> DeadLetterRow | None:
+                with self.engine.connect() as conn:
+                    return deadletters.load(conn, request.id)
+
+            row = await self.database.run(read)
+            if row is None:
+                return {"error": f"no dead letter {request.id} in {self.name}", "code": "not_found"}
+            body = self._unseal(row.body)
+            if request.body:
+                log.warning("%s: dead letter %s body shown to %s", self.name, row.id, request.asked_by or "an operator")
+            return DeadLetterDetail(
+                dead_letter=deadletters.public(self.name, row), headers=json.loads(row.headers), body_bytes=len(body),
+                body=body.decode("utf-8", errors="replace") if request.body else None,
+            ).model_dump(mode="json")
+
+        @self.reply("deadletters.replay")
+        async def replay_dead_letters(request: DeadLetterReplayRequest) -> dict[str, Any]:
+            """Run each through its consumer's handler once (its cause fixed); events are published once."""
+            results = [await self._replay(i, asked_by=request.asked_by) for i in request.ids]
+            return DeadLetterResults(service=self.name, results=results).model_dump(mode="json")
+
+        @self.reply("deadletters.discard")
+        async def discard_dead_letter(request: DeadLetterDiscardRequest) -> dict[str, Any]:
+            """Set one aside for good, with the reason and who decided."""
+            def work() -> DeadLetterResult:
+                with self.engine.begin() as conn:
+                    row = deadletters.load(conn, request.id, for_update=True)
+                    if row is None:
+                        return DeadLetterResult(id=request.id, outcome="not found")
+                    if row.status != "open":
+                        return DeadLetterResult(id=request.id, outcome="already resolved", detail=row.status)
+                    deadletters.resolve(conn, request.id, status="discarded", by=request.asked_by,
+                                        note=request.reason, now=datetime.now(UTC))
+                return DeadLetterResult(id=request.id, outcome="discarded", detail=request.reason)
+
+            result = await self.database.run(work)
+            return DeadLetterResults(service=self.name, results=[result]).model_dump(mode="json")
+
+    async def _replay(self, dead_letter_id: str, *, asked_by: str) -> DeadLetterResult:
+        def read() -> DeadLetterRow | None:
+            with self.engine.connect() as conn:
+                return deadletters.load(conn, dead_letter_id)
+
+        row = await self.database.run(read)
+        if row is None:
+            return DeadLetterResult(id=dead_letter_id, outcome="not found")
+        if row.status != "open":
+            return DeadLetterResult(id=dead_letter_id, outcome="already resolved", detail=row.status)
+        spec = next((c for c in self._consumer_specs if c.durable == row.consumer), None)
+        if spec is None:
+            return DeadLetterResult(id=dead_letter_id, outcome="failed again",
+                                    detail=f"this version has no consumer {row.consumer}")
+        headers: dict[str, str] = json.loads(row.headers)
+        span = self.tracer.start_span(f"{self.name} replay {row.subject}", context=extract_context(headers),
+                                      kind=trace.SpanKind.CONSUMER, attributes={"reroute.dead_letter.id": row.id})
+        delivery = Delivery(row.subject, self._unseal(row.body), headers, row.message_key, span)
+
+        def mark(conn: Connection, now: datetime) -> None:
+            if not deadletters.mark_replayed(conn, dead_letter_id, by=asked_by, now=now):
+                raise AlreadyResolved  # another replay won the race: roll this one back
+
+        try:
+            out = await self.database.run(lambda: commit_batch(self.engine, spec.handler, [delivery],
+                                                               consumer=spec.durable, relay=self.relay, also=mark))
+        except AlreadyResolved:
+            return DeadLetterResult(id=dead_letter_id, outcome="already resolved", detail="replayed meanwhile")
+        except Exception as exc:  # noqa: BLE001 - still failing: it stays open, and the operator is told why
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            return DeadLetterResult(id=dead_letter_id, outcome="failed again", detail=describe(exc))
+        finally:
+            span.end()
+        await self.relay.publish(out)
+        log.warning("%s: dead letter %s replayed by %s (%d events)", self.name, dead_letter_id, asked_by, len(out))
+        return DeadLetterResult(id=dead_letter_id, outcome="replayed", detail=f"{len(out)} events published")
+
     def finish_routes(self) -> None:
+        self._serve_dead_letters()
+
         @self.reply("ping")
         async def ping() -> dict[str, Any]:
             """Liveness and readiness of this replica, with what is wrong when it is not ready."""
@@ -235,6 +357,7 @@ class ServiceHost:
                 handler=spec.handler,
                 batch_size=self.settings.batch_size,
                 max_deliver=self.settings.max_deliver,
+                seal=self._seal,
             )
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(self._stop), name=f"{self.name}:{spec.durable}"))

@@ -72,6 +72,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     settings = settings or IntakeSettings()
     keys = load_keys(settings)  # before anything else: a bad key refuses start-up with its reason
     host = ServiceHost("intake", settings, TABLES)
+    host.seal_dead_letters(keys.cipher.seal, keys.cipher.unseal)  # a submission holds personal data
     s = host.subjects
     host.consume(
         stream=s.referrals_stream,

@@ -44,6 +44,16 @@ class PersonalDataCipher:
     def encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode("ascii")
 
+    def seal(self, data: bytes) -> bytes:
+        """Encrypt raw bytes (a dead-lettered submission, which need not even be text)."""
+        return self._fernet.encrypt(data)
+
+    def unseal(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise UnreadablePersonalData("a sealed dead letter cannot be decrypted with the configured keys") from exc
+
     def decrypt(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()

@@ -21,6 +21,7 @@ from rich.tree import Tree
 
 from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
+from shared.cli.deadletters import deadletter_app
 from shared.cli.referral_files import read_records, read_referrals
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
@@ -35,6 +36,7 @@ rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
 app.add_typer(mentors_app, name="mentors")
 app.add_typer(rules_app, name="rules")
 app.add_typer(agencies_app, name="agencies")
+app.add_typer(deadletter_app, name="deadletter")
 console = Console()
 T = TypeVar("T")
 

@@ -1,0 +1,161 @@
+"""`reroute deadletter`: the messages a service set aside, gathered from the services that keep them.
+
+Each service keeps its own dead letters (intake's encrypted); this asks each over NATS and validates every
+reply into its contract, so an operator sees one list, replays a fixed one once, or discards it with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from shared.cli.client import CliError, ServiceClient, connect
+from shared.contracts.deadletters import DeadLetterDetail, DeadLetterList, DeadLetterResults
+from shared.deadletters import service_of
+from shared.processes import SERVICES
+from shared.settings import ServiceSettings
+
+deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
+                             no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
+By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the dead letter).")]
+
+
+def _client_run(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | None) -> T:
+    if data_dir is not None:
+        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
+
+    async def main() -> T:
+        async with connect(ServiceSettings()) as client:
+            return await fn(client)
+
+    try:
+        return asyncio.run(main())
+    except CliError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _service(dead_letter_id: str) -> str:
+    service = service_of(dead_letter_id)
+    if service not in SERVICES:
+        raise typer.BadParameter(f"{dead_letter_id!r} is not a dead letter id (they look like risk-1a2b3c4d5e)")
+    return service
+
+
+@deadletter_app.command("list")
+def list_cmd(
+    service: Annotated[str | None, typer.Option(help="Only this service's (intake, risk or scheduling).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Also those already replayed or discarded.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Dead letters, newest first, and the open ones counted by service and reason."""
+    names = [service] if service else list(SERVICES)
+
+    async def gather(c: ServiceClient) -> list[DeadLetterList]:
+        replies = [await c.rpc(n, "deadletters.list", {"include_resolved": everything}, timeout=10) for n in names]
+        return [DeadLetterList.model_validate(r) for r in replies]
+
+    lists = _client_run(gather, data_dir)
+    table = Table("id", "subject", "reason", "failed at", "tries", "status", title="Dead letters")
+    for found in lists:
+        for d in found.dead_letters:
+            table.add_row(d.id, escape(d.subject), escape(d.reason[:90]), f"{d.failed_at:%Y-%m-%d %H:%M}",
+                          str(d.deliveries), d.status + (f" by {escape(d.resolved_by)}" if d.resolved_by else ""))
+    if not any(f.dead_letters for f in lists):
+        console.print("No dead letters" + ("." if everything else " open. (`--all` shows resolved ones too.)"))
+        return
+    console.print(table)
+    for found in lists:
+        for reason, n in sorted(found.open_by_reason.items(), key=lambda kv: -kv[1]):
+            console.print(f"{found.service}: {n} open: {escape(reason)}")
+    console.print("Next: `reroute deadletter show ID` to read one; fix the cause, then `reroute deadletter replay ID`.")
+
+
+@deadletter_app.command("show")
+def show_cmd(
+    dead_letter_id: Annotated[str, typer.Argument(metavar="ID")],
+    body: Annotated[bool, typer.Option("--body", help="Print the message body too (logged: it may hold personal "
+                                                      "data).")] = False,
+    by: By = "",
+    data_dir: DataDir = None,
+) -> None:
+    """One dead letter: why it failed, where it came from, its headers (and body with --body)."""
+    service = _service(dead_letter_id)
+    payload = {"id": dead_letter_id, "body": body, "asked_by": by or getpass.getuser()}
+    detail = DeadLetterDetail.model_validate(
+        _client_run(lambda c: c.rpc(service, "deadletters.show", payload, timeout=10), data_dir))
+    d = detail.dead_letter
+    console.print(f"[bold]{d.id}[/bold] ({d.status}) failed in {d.service} ({d.consumer}) at "
+                  f"{d.failed_at:%Y-%m-%d %H:%M:%S} after {d.deliveries} deliveries")
+    console.print(f"subject:  {escape(d.subject)}")
+    console.print(f"reason:   {escape(d.reason)}")
+    if d.referral_id:
+        console.print(f"referral: {d.referral_id}")
+    if d.resolved_at:
+        console.print(f"resolved: {d.status} by {escape(d.resolved_by or '?')} at {d.resolved_at:%Y-%m-%d %H:%M}: "
+                      f"{escape(d.note or '')}")
+    for name, value in sorted(detail.headers.items()):
+        console.print(f"  {escape(name)}: {escape(value)}", soft_wrap=True)
+    if detail.body is not None:
+        console.print(detail.body, markup=False, soft_wrap=True)
+    else:
+        console.print(f"body: {detail.body_bytes} bytes (--body to print it)")
+
+
+@deadletter_app.command("replay")
+def replay_cmd(
+    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Dead letters whose cause is fixed.")],
+    by: By = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Run each through its service once more; each runs at most once, and its events are published once."""
+    by_service: dict[str, list[str]] = defaultdict(list)
+    for i in ids:
+        by_service[_service(i)].append(i)
+
+    async def replay(c: ServiceClient) -> list[DeadLetterResults]:
+        return [DeadLetterResults.model_validate(await c.rpc(
+            s, "deadletters.replay", {"ids": group, "asked_by": by or getpass.getuser()}, timeout=60))
+            for s, group in by_service.items()]
+
+    failed = False
+    for results in _client_run(replay, data_dir):
+        for r in results.results:
+            ok = r.outcome == "replayed"
+            failed |= not ok
+            colour = "green" if ok else "red"
+            console.print(f"[{colour}]{r.id}: {r.outcome}[/{colour}]" + (f": {escape(r.detail)}" if r.detail else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+@deadletter_app.command("discard")
+def discard_cmd(
+    dead_letter_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is set aside for good (recorded).")],
+    by: By = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Set one aside for good, with the reason and who decided."""
+    service = _service(dead_letter_id)
+    payload = {"id": dead_letter_id, "reason": reason, "asked_by": by or getpass.getuser()}
+    results = DeadLetterResults.model_validate(
+        _client_run(lambda c: c.rpc(service, "deadletters.discard", payload, timeout=10), data_dir))
+    r = results.results[0]
+    if r.outcome != "discarded":
+        console.print(f"[red]{r.id}: {r.outcome}[/red]" + (f" ({escape(r.detail)})" if r.detail else ""))
+        raise typer.Exit(1)
+    console.print(f"{r.id}: discarded ({escape(r.detail)})")

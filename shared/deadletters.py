@@ -1,0 +1,135 @@
+"""Dead letters kept by the service that failed them: stored, listed, shown, replayed once, or discarded.
+
+A consumer that gives up on a message writes it here, in its own database (sealed, where the service seals:
+intake encrypts, since a submission holds personal data), and publishes only a notice without the body on
+`deadletter.<service>`. An operator replays one once its cause is fixed: the service runs the message through
+the same handler, in one transaction with the inbox (so it is processed at most once) and the outbox (so its
+events are published once, with their own ids), and marks it replayed in that transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+from sqlmodel import Field, SQLModel, col
+
+from shared.contracts.deadletters import DeadLetter, DeadLetterStatus
+
+Seal = Callable[[bytes], bytes]
+REFERRAL_ID = re.compile(r"ref_[0-9a-f]{16}")
+"""The form of intake's referral ids: anything else in a failed body is not taken for one (nor echoed)."""
+
+
+class DeadLetterRow(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+
+    id: str = Field(primary_key=True, max_length=100)
+    message_key: str = Field(index=True, max_length=400)
+    consumer: str = Field(max_length=100)
+    subject: str = Field(max_length=300)
+    headers: str = Field(description="JSON object of the message's NATS headers.")
+    body: bytes = Field(description="The message body, sealed by the service's seal (intake: encrypted).")
+    reason: str = Field(max_length=1000)
+    deliveries: int
+    failed_at: datetime = Field(index=True)
+    referral_id: str | None = Field(default=None, index=True, max_length=100)
+    status: str = Field(default="open", index=True, max_length=20)
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+def new_id(service: str) -> str:
+    return f"{service}-{secrets.token_hex(5)}"
+
+
+def service_of(dead_letter_id: str) -> str:
+    """The service that keeps a dead letter, from its id."""
+    return dead_letter_id.split("-", 1)[0]
+
+
+def referral_named(body: bytes) -> str | None:
+    """The referral a message concerns, when its body is a JSON object naming one (for status and listing)."""
+    try:
+        value = json.loads(body).get("referral_id")
+    except (ValueError, RecursionError, AttributeError):
+        return None
+    return value if isinstance(value, str) and REFERRAL_ID.fullmatch(value) else None
+
+
+def record(conn: Connection, *, service: str, key: str, consumer: str, subject: str, headers: dict[str, str],
+           body: bytes, seal: Seal, reason: str, deliveries: int, now: datetime) -> str:
+    """Keep a failed message; returns its id. One per message and consumer: a second failure of the same
+    message (a redelivery that raced the first) returns the first record."""
+    existing = conn.execute(
+        select(col(DeadLetterRow.id)).where(col(DeadLetterRow.message_key) == key,
+                                            col(DeadLetterRow.consumer) == consumer,
+                                            col(DeadLetterRow.status) == "open")
+    ).scalar()
+    if existing is not None:
+        return str(existing)
+    dead_letter_id = new_id(service)
+    conn.execute(insert(DeadLetterRow).values(
+        id=dead_letter_id, message_key=key, consumer=consumer, subject=subject, headers=json.dumps(headers),
+        body=seal(body), reason=reason[:1000], deliveries=deliveries, failed_at=now, referral_id=referral_named(body),
+        status="open"))
+    return dead_letter_id
+
+
+def listing(conn: Connection, *, service: str, include_resolved: bool, limit: int) -> tuple[list[DeadLetter],
+                                                                                             dict[str, int]]:
+    query = select(DeadLetterRow).order_by(col(DeadLetterRow.failed_at).desc()).limit(limit)
+    if not include_resolved:
+        query = query.where(col(DeadLetterRow.status) == "open")
+    rows = [DeadLetterRow(**r) for r in conn.execute(query).mappings()]
+    reasons = conn.execute(select(col(DeadLetterRow.reason)).where(col(DeadLetterRow.status) == "open")).scalars()
+    return [public(service, r) for r in rows], dict(Counter(_reason_kind(r) for r in reasons))
+
+
+def load(conn: Connection, dead_letter_id: str, *, for_update: bool = False) -> DeadLetterRow | None:
+    query = select(DeadLetterRow).where(col(DeadLetterRow.id) == dead_letter_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = conn.execute(query).mappings().first()
+    return DeadLetterRow(**found) if found is not None else None
+
+
+def resolve(conn: Connection, dead_letter_id: str, *, status: DeadLetterStatus, by: str, note: str,
+            now: datetime) -> None:
+    conn.execute(update(DeadLetterRow).where(col(DeadLetterRow.id) == dead_letter_id)
+                 .values(status=status, resolved_at=now, resolved_by=by, note=note[:1000]))
+
+
+def mark_replayed(conn: Connection, dead_letter_id: str, *, by: str, now: datetime) -> bool:
+    """Mark an open dead letter replayed; False when it was no longer open (someone else resolved it)."""
+    done = conn.execute(update(DeadLetterRow)
+                        .where(col(DeadLetterRow.id) == dead_letter_id, col(DeadLetterRow.status) == "open")
+                        .values(status="replayed", resolved_at=now, resolved_by=by, note="replayed"))
+    return done.rowcount == 1
+
+
+def open_for_referrals(conn: Connection, referral_ids: list[str]) -> dict[str, str]:
+    """Open dead letters' reasons by referral id (a referral held for review)."""
+    if not referral_ids:
+        return {}
+    rows = conn.execute(select(col(DeadLetterRow.referral_id), col(DeadLetterRow.reason))
+                        .where(col(DeadLetterRow.referral_id).in_(referral_ids), col(DeadLetterRow.status) == "open"))
+    return {str(r): reason for r, reason in rows}
+
+
+def public(service: str, row: DeadLetterRow) -> DeadLetter:
+    return DeadLetter(id=row.id, service=service, consumer=row.consumer, subject=row.subject, reason=row.reason,
+                      deliveries=row.deliveries, failed_at=row.failed_at, referral_id=row.referral_id,
+                      status=row.status,  # type: ignore[arg-type]  # written only from DeadLetterStatus
+                      resolved_at=row.resolved_at, resolved_by=row.resolved_by, note=row.note)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its specifics, for counting: the text before the first colon."""
+    return reason.split(":", 1)[0][:80]
