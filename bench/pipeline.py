@@ -25,6 +25,7 @@ from nats.js.api import StreamConfig
 
 from shared.local_nats import start_nats_server
 from shared.processes import ServiceProcesses
+from shared.streams import provision_at
 from shared.subjects import Subjects
 
 BOROUGHS = ["Hackney", "Lambeth", "Southwark", "Newham", "Croydon", "Brent", "Haringey", "Lewisham"]
@@ -69,6 +70,7 @@ async def pipeline(url: str, data_dir: Path, n: int, n_mentors: int) -> float:
     procs = ServiceProcesses({"NATS_URL": url, "REROUTE_DATA_DIR": str(data_dir), "REROUTE_LOG_LEVEL": "WARNING",
                               "REROUTE_CALENDAR_PORT": "0", "REROUTE_INTAKE_HTTP_PORT": "0"},
                              log_dir=data_dir / "logs")
+    await provision_at([url], subjects, replicas=1)
     procs.start_all()
     try:
         await procs.wait_ready(url, subjects, timeout=60)

@@ -19,8 +19,8 @@ from typing import TypeVar
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError, ServiceUnavailableError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
@@ -28,27 +28,11 @@ from sqlalchemy import Connection, Engine
 from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
-from shared.subjects import DUPLICATE_WINDOW_SECONDS, Subjects
+from shared.subjects import Subjects
 from shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=BaseModel)
-
-
-async def ensure_streams(js: JetStreamContext, subjects: Subjects) -> None:
-    """Declare every stream with the same settings from every service, so no start-up order drifts them."""
-    for spec in subjects.streams():
-        config = StreamConfig(
-            name=spec.name,
-            subjects=spec.subjects,
-            storage=StorageType.FILE,
-            max_age=spec.max_age_days * 86_400,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        )
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
 
 
 class PoisonMessage(Exception):
@@ -191,8 +175,8 @@ class BatchConsumer:
         try:  # creates the consumer, or updates one made by an earlier version (the server allows most changes)
             await self._js.add_consumer(self._stream, config)
         except APIError as exc:  # a change the server cannot make in place: keep the consumer as it is
-            if isinstance(exc, ServiceUnavailableError):
-                raise  # no leader yet: try again
+            if isinstance(exc, (ServiceUnavailableError, NotFoundError)):
+                raise  # no leader yet, or the stream is not provisioned yet: try again
             log.error("%s: consumer %s keeps its earlier settings (%s); delete it to apply the new ones",
                       self.service, self.durable, exc.description)
         return await self._js.pull_subscribe_bind(durable=self.durable, stream=self._stream)

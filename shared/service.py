@@ -20,13 +20,14 @@ from fastapi import FastAPI
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.specification import AsyncAPI
+from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
-from shared import deadletters
+from shared import deadletters, streams
 from shared.contracts.deadletters import (
     DeadLetterDetail,
     DeadLetterDiscardRequest,
@@ -46,7 +47,6 @@ from shared.messaging import (
     BatchHandler,
     Delivery,
     commit_batch,
-    ensure_streams,
 )
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
 from shared.settings import ServiceSettings
@@ -102,7 +102,7 @@ class ServiceHost:
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
         self.tracer = self.tracer_provider.get_tracer(f"reroute.{name}")
         self.broker = NatsBroker(
-            settings.resolved_nats_url(),
+            settings.nats_servers(),
             name=f"reroute-{name}-{os.getpid()}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -310,6 +310,19 @@ class ServiceHost:
 
         self.broker.include_router(self.router)
 
+    async def _check_streams(self, js: JetStreamContext) -> None:
+        """Streams are provisioned by `reroute streams provision`, not by services: say what is missing.
+        The consumers keep trying to bind, so the service carries on once they are provisioned."""
+        try:
+            absent = await streams.missing(js, self.subjects)
+        except Exception as exc:  # noqa: BLE001 - no leader yet, say: the consumers wait and retry
+            log.warning("%s: cannot check the streams yet (%s)", self.name, describe(exc))
+            return
+        if absent:
+            log.error("%s: the streams %s do not exist; provision them with `reroute streams provision` (`reroute "
+                      "up` does it; a deployment runs it as a one-shot step). Waiting for them.", self.name,
+                      ", ".join(absent))
+
     def health(self) -> Health:
         """Live: the event loop answers (it is running this) and no consumer or relay task is dead or hung.
         Ready: live, and its dependencies work: NATS connected, the database answering, the outbox moving.
@@ -340,7 +353,7 @@ class ServiceHost:
 
     async def _start(self) -> None:
         js = self.broker.connection.jetstream()
-        await ensure_streams(js, self.subjects)
+        await self._check_streams(js)
         relay = OutboxRelay(self.database, js)
         self.relay = relay
         for spec in self._consumer_specs:

@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
     log_level: str = Field(default="INFO")
+    stream_replicas: int = Field(default=1, ge=1, le=5, description=(
+        "Replicas of each JetStream stream when `reroute streams provision` creates or updates it (3 on a "
+        "three-node cluster); never lowered on an existing stream."))
 
     @field_validator("namespace", "db_schema_prefix")
     @classmethod
@@ -60,6 +63,11 @@ class ServiceSettings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return upper
+
+    def nats_servers(self) -> list[str]:
+        """The NATS servers to try, in order: NATS_URL may list several, comma-separated (a cluster), so a
+        service starts and stays connected while any one of them is up."""
+        return [url.strip() for url in self.resolved_nats_url().split(",") if url.strip()]
 
     def resolved_nats_url(self) -> str:
         """NATS_URL, else the server `reroute up` recorded in the data dir."""

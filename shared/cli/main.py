@@ -23,6 +23,7 @@ from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
 from shared.cli.deadletters import deadletter_app
 from shared.cli.referral_files import read_records, read_referrals
+from shared.cli.streams import streams_app
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
 from shared.settings import ConfigurationError, ServiceSettings
@@ -37,6 +38,7 @@ app.add_typer(mentors_app, name="mentors")
 app.add_typer(rules_app, name="rules")
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(streams_app, name="streams")
 console = Console()
 T = TypeVar("T")
 

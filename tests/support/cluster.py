@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 
 from shared.local_nats import free_port
 from shared.processes import ServiceProcesses
+from shared.streams import provision_at
 from shared.subjects import Subjects
 from shared.telemetry import StoredSpan, read_spans
 
@@ -80,8 +81,10 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
 
 
 async def ready(cluster: Cluster) -> Cluster:
-    """Wait until all three services answer; on failure stop them and show their logs."""
+    """Provision the streams (as `reroute up` does), then wait until all three services answer; on failure stop
+    them and show their logs."""
     try:
+        await provision_at([cluster.nats_url], cluster.subjects, replicas=1)
         await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, timeout=60)
     except BaseException:
         cluster.processes.stop_all()
