@@ -56,6 +56,26 @@ async def test_a_broker_killed_and_restarted_under_load_loses_and_freezes_nothin
         _assert_exactly_once(figures)
 
 
+async def test_a_cluster_loses_its_stream_leader_under_load_and_carries_on(tmp_path: Path) -> None:
+    """Three JetStream nodes with R3 streams; the leader of the referrals stream is killed for good."""
+    async with rig(tmp_path, nodes=3) as r:
+        assert r.nc is not None
+        for stream in (r.subjects.referrals_stream, r.subjects.risk_stream, r.subjects.sessions_stream):
+            info = await r.nc.jetstream().stream_info(stream)
+            assert info.config.num_replicas == 3, f"{stream} is R3"
+        load = asyncio.create_task(r.submit_all(REFERRALS, rate=RATE))
+        backlog = await r.until_every_stage_backlogged(timeout=60)
+        leader = await r.stream_leader(r.subjects.referrals_stream)
+        r.kill_node(leader)
+        cleared = time.monotonic()  # two nodes of three keep the quorum: nothing to wait for but an election
+        await load
+        figures = await _drained(r, f"3-node cluster, R3 streams, stream leader {leader.name} killed", cleared)
+        figures.backlog_at_fault = backlog
+        _assert_exactly_once(figures)
+        new_leader = await r.stream_leader(r.subjects.referrals_stream)
+        assert new_leader is not leader
+
+
 @pytest.mark.parametrize("service", ["intake", "risk", "scheduling"])
 async def test_a_service_killed_under_load_loses_and_duplicates_nothing(tmp_path: Path, service: str) -> None:
     async with rig(tmp_path) as r:

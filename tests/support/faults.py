@@ -30,8 +30,9 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared.local_nats import free_port, start_nats_server
+from shared.local_nats import free_port, nats_server_binary, start_nats_server
 from shared.processes import SERVICES, ServiceProcesses
+from shared.streams import provision_at
 from shared.subjects import Subjects
 
 BOROUGHS = ["Hackney", "Lambeth", "Southwark", "Newham", "Croydon", "Brent", "Haringey", "Lewisham"]
@@ -106,19 +107,35 @@ class Figures:
                 f"the fault: {self.backlog_at_fault}")
 
 
-class Rig:
-    """A stack of its own: nats-server, the three services, and a connection that watches like an operator."""
+@dataclass
+class Node:
+    """One nats-server of the rig (one of three in a cluster), with its own store."""
 
-    def __init__(self, root: Path, *, database_url: str | None, services_env: dict[str, str] | None = None) -> None:
+    name: str
+    port: int
+    cluster_port: int
+    store: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+class Rig:
+    """A stack of its own: nats-server (one, or a three-node JetStream cluster with routes on loopback), the
+    three services, and a connection that watches like an operator."""
+
+    def __init__(self, root: Path, *, database_url: str | None, nodes: int = 1,
+                 services_env: dict[str, str] | None = None) -> None:
         self.root = root
-        self.store = root / "nats-store"
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
+        self.nodes = [Node(f"n{i}", free_port(), free_port(), root / f"nats-store-{i}") for i in range(nodes)]
+        self.url = self.nodes[0].url
+        self.replicas = 3 if nodes >= 3 else 1
         self.subjects = Subjects()
         self.agency = f"fault-{uuid.uuid4().hex[:6]}"
-        self.nats_proc: subprocess.Popen[bytes] | None = None
         env = {
-            "NATS_URL": self.url,
+            "NATS_URL": ",".join(n.url for n in self.nodes),  # every node: a service fails over to another
             "REROUTE_DATA_DIR": str(root / "data"),
             "REROUTE_LOG_LEVEL": "INFO",
             "REROUTE_CALENDAR_PORT": "0",
@@ -142,21 +159,55 @@ class Rig:
 
     # --- the broker -------------------------------------------------------------------------------------
     def start_nats(self) -> None:
-        self.nats_proc, _ = start_nats_server(self.store, port=self.port, log_file=self.root / "nats.log")
+        for node in self.nodes:
+            if node.proc is None:
+                self.start_node(node)
+
+    def start_node(self, node: Node) -> None:
+        if len(self.nodes) == 1:
+            node.proc, _ = start_nats_server(node.store, port=node.port, log_file=self.root / "nats.log")
+            return
+        routes = ",".join(f"nats://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node)
+        node.store.mkdir(parents=True, exist_ok=True)
+        node.proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(node.port), "-js", "-sd", str(node.store),
+             "-n", node.name, "--cluster_name", "reroute-faults", "--cluster", f"nats://127.0.0.1:{node.cluster_port}",
+             "--routes", routes, "-l", str(self.root / f"nats-{node.name}.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill_node(self, node: Node) -> None:
+        """SIGKILL, as a crash or a pulled plug would: the store stays."""
+        assert node.proc is not None
+        os.kill(node.proc.pid, signal.SIGKILL)
+        node.proc.wait()
+        node.proc = None
 
     def kill_nats(self) -> None:
-        """SIGKILL, as a crash or a pulled plug would: the store stays."""
-        assert self.nats_proc is not None
-        os.kill(self.nats_proc.pid, signal.SIGKILL)
-        self.nats_proc.wait()
-        self.nats_proc = None
+        for node in self.nodes:
+            self.kill_node(node)
+
+    async def stream_leader(self, stream: str) -> Node:
+        assert self.nc is not None
+        info = await self.nc.jetstream().stream_info(stream)
+        assert info.cluster is not None and info.cluster.leader, info
+        return next(n for n in self.nodes if n.name == info.cluster.leader)
 
     # --- lifecycle --------------------------------------------------------------------------------------
     async def start(self, *, mentors: int) -> None:
         self.start_nats()
+        servers = [n.url for n in self.nodes]
+
+        async def provisioned() -> bool:  # a cluster needs a moment to elect its meta leader
+            try:
+                await provision_at(servers, self.subjects, replicas=self.replicas)
+            except (nats.errors.Error, OSError, TimeoutError):
+                return False
+            return True
+
+        await wait_until(provisioned, timeout=30, what="the streams being provisioned")
         self.services.start_all()
         await self.services.wait_ready(self.url, self.subjects, timeout=90)
-        self.nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        self.nc = await nats.connect(servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                      error_cb=_quiet, disconnected_cb=_quiet_cb, reconnected_cb=_quiet_cb)
         reply = await self.nc.request(self.subjects.rpc("scheduling", "mentors.import"),
                                       json.dumps({"mentors": mentor_records(mentors, random.Random(3))}).encode(),
@@ -168,9 +219,10 @@ class Rig:
         if self.nc is not None:
             await self.nc.close()
         self.services.stop_all()
-        if self.nats_proc is not None:
-            self.nats_proc.terminate()
-            self.nats_proc.wait(timeout=10)
+        for node in self.nodes:
+            if node.proc is not None:
+                node.proc.terminate()
+                node.proc.wait(timeout=10)
 
     # --- load -------------------------------------------------------------------------------------------
     async def submit_all(self, n: int, *, rate: float) -> None:
@@ -335,9 +387,9 @@ async def _quiet_cb() -> None:
 
 
 @asynccontextmanager
-async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None,
+async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None, nodes: int = 1,
               services_env: dict[str, str] | None = None) -> AsyncIterator[Rig]:
-    r = Rig(root, database_url=database_url, services_env=services_env)
+    r = Rig(root, database_url=database_url, nodes=nodes, services_env=services_env)
     try:
         await r.start(mentors=mentors)
         yield r
