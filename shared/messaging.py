@@ -24,6 +24,7 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
@@ -206,7 +207,12 @@ class BatchConsumer:
     async def _process(self, msgs: Sequence[Msg], stop: asyncio.Event) -> None:
         deliveries = [self._delivery(m) for m in msgs]
         try:
-            out = await self._commit_when_available(deliveries, stop)
+            try:
+                out = await self._commit_when_available(deliveries, stop)
+            except IntegrityError:
+                # Another replica committed some of these first (a redelivery after its ack deadline): a fresh
+                # transaction sees its rows, and the inbox skips what it did. Not one message's fault.
+                out = await self._commit_when_available(deliveries, stop)
         except Stopping:
             _end_spans(deliveries)
             raise

@@ -100,7 +100,7 @@ def _postgres_url() -> str:
 
 
 def _tracebacks(root: Path) -> int:
-    return sum(log.read_text().count("Traceback") for log in (root / "logs").glob("*.log"))
+    return sum(log.read_text().count("Traceback") for log in root.glob("logs*/*.log"))
 
 
 @pytest.mark.postgres
@@ -193,3 +193,24 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_once_per_servic
         rejected = await r.stored(r.subjects.rejected(r.agency))
         assert at_intake == 0 and len(rejected) == 2 * len(POISON), "intake rejects every bad submission with a reason"
         assert all(p["live"] and p["ready"] for p in (await r.pings()).values()), "no service stopped"
+
+
+@pytest.mark.postgres
+async def test_two_replicas_of_each_service_on_postgres_one_killed_under_load(tmp_path: Path) -> None:
+    """Replicas start together (no start-up race), share the work, and when one of each is killed mid-batch the
+    others finish it: nothing lost, nothing twice, no mentor double-booked."""
+    db = PostgresOfOwn(_postgres_url())
+    try:
+        async with rig(tmp_path, database_url=db.url, replicas=2) as r:
+            load = asyncio.create_task(r.submit_all(REFERRALS, rate=RATE))
+            backlog = await r.until_every_stage_backlogged(timeout=60)
+            for service in ("intake", "risk", "scheduling"):
+                r.others[0].kill(service)
+            cleared = time.monotonic()
+            await load
+            figures = await _drained(r, "two replicas of each service on PostgreSQL, one of each killed", cleared)
+            figures.backlog_at_fault = backlog
+            _assert_exactly_once(figures)
+            assert not r.services.exited(), "the surviving replicas kept running"
+    finally:
+        db.drop()

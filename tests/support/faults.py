@@ -126,7 +126,7 @@ class Rig:
     """A stack of its own: nats-server (one, or a three-node JetStream cluster with routes on loopback), the
     three services, and a connection that watches like an operator."""
 
-    def __init__(self, root: Path, *, database_url: str | None, nodes: int = 1,
+    def __init__(self, root: Path, *, database_url: str | None, nodes: int = 1, replicas: int = 1,
                  services_env: dict[str, str] | None = None) -> None:
         self.root = root
         self.nodes = [Node(f"n{i}", free_port(), free_port(), root / f"nats-store-{i}") for i in range(nodes)]
@@ -154,6 +154,8 @@ class Rig:
         self.services.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         if not database_url:
             self.services.env.pop("DATABASE_URL", None)
+        self.others = [ServiceProcesses(self.services.env, log_dir=root / f"logs-replica-{i}") for i in range(1, replicas)]
+        """Further replicas of every service, on the same database and NATS (they share the durable consumers)."""
         self.nc: Client | None = None
         self.arids: list[str] = []
 
@@ -205,8 +207,11 @@ class Rig:
             return True
 
         await wait_until(provisioned, timeout=30, what="the streams being provisioned")
-        self.services.start_all()
-        await self.services.wait_ready(self.url, self.subjects, timeout=90)
+        for replicas in (self.services, *self.others):
+            replicas.start_all()  # together: replicas starting at once must not trip over each other
+        for replicas in (self.services, *self.others):
+            await replicas.wait_ready(self.url, self.subjects, timeout=90)
+            assert not replicas.exited(), f"a replica exited at start-up: {replicas.exited()}"
         self.nc = await nats.connect(servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                      error_cb=_quiet, disconnected_cb=_quiet_cb, reconnected_cb=_quiet_cb)
         reply = await self.nc.request(self.subjects.rpc("scheduling", "mentors.import"),
@@ -218,7 +223,8 @@ class Rig:
     async def close(self) -> None:
         if self.nc is not None:
             await self.nc.close()
-        self.services.stop_all()
+        for replicas in (self.services, *self.others):
+            replicas.stop_all()
         for node in self.nodes:
             if node.proc is not None:
                 node.proc.terminate()
@@ -387,14 +393,14 @@ async def _quiet_cb() -> None:
 
 
 @asynccontextmanager
-async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None, nodes: int = 1,
+async def rig(root: Path, *, mentors: int = 150, database_url: str | None = None, nodes: int = 1, replicas: int = 1,
               services_env: dict[str, str] | None = None) -> AsyncIterator[Rig]:
-    r = Rig(root, database_url=database_url, nodes=nodes, services_env=services_env)
+    r = Rig(root, database_url=database_url, nodes=nodes, replicas=replicas, services_env=services_env)
     try:
         await r.start(mentors=mentors)
         yield r
     except BaseException:
-        for log in sorted((root / "logs").glob("*.log")):
+        for log in sorted(root.glob("logs*/*.log")):
             print(f"--- {log.name} (last lines)\n{log.read_text()[-4000:]}")
         raise
     finally:
