@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 from sqlmodel import Field, SQLModel, col
 
-from shared.contracts.deadletters import DeadLetter, DeadLetterStatus
+from shared.contracts.deadletters import DeadLetter, DeadLetterStatus, HeldMessage
 
 Seal = Callable[[bytes], bytes]
 REFERRAL_ID = re.compile(r"ref_[0-9a-f]{16}")
@@ -114,13 +114,16 @@ def mark_replayed(conn: Connection, dead_letter_id: str, *, by: str, now: dateti
     return done.rowcount == 1
 
 
-def open_for_referrals(conn: Connection, referral_ids: list[str]) -> dict[str, str]:
-    """Open dead letters' reasons by referral id (a referral held for review)."""
+def open_for_referrals(conn: Connection, referral_ids: list[str]) -> dict[str, list[HeldMessage]]:
+    """Open dead letters by the referral they concern (a referral held for review)."""
     if not referral_ids:
         return {}
-    rows = conn.execute(select(col(DeadLetterRow.referral_id), col(DeadLetterRow.reason))
+    rows = conn.execute(select(col(DeadLetterRow.referral_id), col(DeadLetterRow.id), col(DeadLetterRow.reason))
                         .where(col(DeadLetterRow.referral_id).in_(referral_ids), col(DeadLetterRow.status) == "open"))
-    return {str(r): reason for r, reason in rows}
+    held: dict[str, list[HeldMessage]] = {}
+    for referral_id, dead_letter_id, reason in rows:
+        held.setdefault(str(referral_id), []).append(HeldMessage(id=dead_letter_id, reason=reason))
+    return held
 
 
 def public(service: str, row: DeadLetterRow) -> DeadLetter:

@@ -37,6 +37,8 @@ from shared.contracts.deadletters import (
     DeadLetterResult,
     DeadLetterResults,
     DeadLetterShowRequest,
+    Held,
+    HeldRequest,
 )
 from shared.db import DatabaseThread, create_tables, make_engine
 from shared.deadletters import DeadLetterRow
@@ -238,6 +240,15 @@ class ServiceHost:
                 dead_letter=deadletters.public(self.name, row), headers=json.loads(row.headers), body_bytes=len(body),
                 body=body.decode("utf-8", errors="replace") if request.body else None,
             ).model_dump(mode="json")
+
+        @self.reply("deadletters.held")
+        async def held_referrals(request: HeldRequest) -> dict[str, Any]:
+            """Which of these referrals have a message this service set aside (held for review)."""
+            def read() -> Held:
+                with self.engine.connect() as conn:
+                    return Held(service=self.name, held=deadletters.open_for_referrals(conn, request.referral_ids))
+
+            return (await self.database.run(read)).model_dump(mode="json")
 
         @self.reply("deadletters.replay")
         async def replay_dead_letters(request: DeadLetterReplayRequest) -> dict[str, Any]:

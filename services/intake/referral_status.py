@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field
 from shared.service import ServiceHost
 
 log = logging.getLogger(__name__)
-Stage = Literal["received", "assessed", "scheduled", "waitlisted", "suspended", "closed"]
+Stage = Literal["received", "assessed", "scheduled", "waitlisted", "suspended", "closed", "held"]
+HELD_FOR_REVIEW = "held for review by the service"
+"""All an agency is told of a message about its referral that a service set aside (operators see the reason)."""
 _SCHEDULING_STAGES: dict[str, Stage] = {
     "scheduled": "scheduled", "waitlisted": "waitlisted", "suspended": "suspended", "closed": "closed",
 }
@@ -27,7 +29,8 @@ class ReferralStatus(BaseModel):
 
     referral_id: str = Field(description="Our id for the referral.")
     agency_referral_id: str = Field(description="Your id for the referral.")
-    status: Stage = Field(description="The furthest stage reached.")
+    status: Stage = Field(description=(
+        "The furthest stage reached; `held` while a message about it waits for the service's review."))
     received_at: datetime = Field(description="When intake first accepted it.")
     revision: int = Field(description="How many times you updated it.")
     tier: str | None = Field(default=None, description="The risk tier, once assessed.")
@@ -40,8 +43,10 @@ class ReferralStatus(BaseModel):
 def status_of(
     *, referral_id: str, agency_referral_id: str, received_at: datetime, revision: int,
     risk: dict[str, Any] | None, scheduling: dict[str, Any] | None, mentor_name: str | None,
+    held: bool = False,
 ) -> ReferralStatus:
-    """Combine the answers (None: that service did not answer) into the agency's view."""
+    """Combine the answers (None: that service did not answer) into the agency's view. `held`: a service set a
+    message about it aside, so it will not move until an operator replays or discards that message."""
     status: Stage = "received"
     tier = None
     if risk and risk.get("found"):
@@ -56,6 +61,8 @@ def status_of(
             mentor = mentor_name.split()[0] if mentor_name and mentor_name.split() else None
         else:
             reason = scheduling.get("reason")
+    if held:
+        status, first, mentor, reason = "held", None, None, HELD_FOR_REVIEW
     return ReferralStatus(
         referral_id=referral_id, agency_referral_id=agency_referral_id, status=status, received_at=received_at,
         revision=revision, tier=tier, first_session=first, mentor_first_name=mentor, reason=reason,
@@ -69,8 +76,12 @@ async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id:
     risk = await _ask(host, "risk", "assessment", {"referral_id": referral_id}, timeout=timeout)
     scheduling = await _ask(host, "scheduling", "status", {"referral_id": referral_id}, timeout=timeout)
     mentor_name = (scheduling or {}).get("mentor_first_name")
+    held = False
+    for service in ("risk", "scheduling"):
+        answer = await _ask(host, service, "deadletters.held", {"referral_ids": [referral_id]}, timeout=timeout)
+        held |= bool(answer and answer.get("held", {}).get(referral_id))
     return status_of(referral_id=referral_id, agency_referral_id=agency_referral_id, received_at=received_at,
-                     revision=revision, risk=risk, scheduling=scheduling, mentor_name=mentor_name)
+                     revision=revision, risk=risk, scheduling=scheduling, mentor_name=mentor_name, held=held)
 
 
 async def _ask(host: ServiceHost, service: str, verb: str, payload: dict[str, Any], *,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.tree import Tree
@@ -26,6 +27,7 @@ from shared.cli.referral_files import read_records, read_referrals
 from shared.cli.streams import streams_app
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
+from shared.contracts.deadletters import Held
 from shared.settings import ConfigurationError, ServiceSettings
 from shared.subjects import AGENCY_ID
 from shared.telemetry import StoredSpan, spans_of_referral
@@ -236,12 +238,14 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 def status(referral_id: str, data_dir: DataDir = None) -> None:
     """Where one referral stands: received, assessed, scheduled or waitlisted."""
 
-    async def fetch(c: ServiceClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def fetch(c: ServiceClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Held]]:
+        held = [Held.model_validate(await c.rpc(s, "deadletters.held", {"referral_ids": [referral_id]}))
+                for s in ("risk", "scheduling")]
         return (await c.rpc("intake", "status", {"referral_id": referral_id}),
                 await c.rpc("risk", "assessment", {"referral_id": referral_id}),
-                await c.rpc("scheduling", "status", {"referral_id": referral_id}))
+                await c.rpc("scheduling", "status", {"referral_id": referral_id}), held)
 
-    intake, risk, sched = _run(fetch, data_dir)
+    intake, risk, sched, held = _run(fetch, data_dir)
     if not intake["found"]:
         raise CliError(f"no referral {referral_id}")
     console.print(f"[bold]{referral_id}[/bold] from {intake['agency_id']} (their ref {intake['agency_referral_id']}), "
@@ -261,6 +265,11 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
         console.print(f"[yellow]Waitlisted[/yellow]: {sched['reason']}")
     else:
         console.print("Scheduling: waiting for the assessment")
+    for answer in held:
+        for message in answer.held.get(referral_id, []):
+            console.print(f"[red]Held for review: {answer.service} set a message about it aside ({message.id}): "
+                          f"{escape(message.reason)}[/red]\n  Fix the cause, then `reroute deadletter replay "
+                          f"{message.id}`; the agency sees \"held for review by the service\".")
 
 
 @app.command()

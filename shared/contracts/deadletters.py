@@ -77,3 +77,19 @@ class DeadLetterResult(Contract):
 class DeadLetterResults(Contract):
     service: str
     results: list[DeadLetterResult]
+
+
+class HeldRequest(Contract):
+    referral_ids: list[str] = Field(max_length=1000)
+
+
+class HeldMessage(Contract):
+    id: str = Field(description="The dead letter's id.")
+    reason: str
+
+
+class Held(Contract):
+    """Referrals with a message this service set aside: held for review until it is replayed or discarded."""
+
+    service: str
+    held: dict[str, list[HeldMessage]] = Field(description="By referral id.")

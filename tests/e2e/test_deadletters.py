@@ -8,12 +8,22 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import insert
 
 from shared.deadletters import DeadLetterRow
 from tests.e2e.test_intake_cli import reroute
-from tests.support.cluster import Cluster, Probe, referral, register_agency, service_engine, unique, unique_language
+from tests.support.cluster import (
+    Cluster,
+    Probe,
+    intake_url,
+    referral,
+    register_agency,
+    service_engine,
+    unique,
+    unique_language,
+)
 from tests.support.faults import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -103,3 +113,34 @@ async def test_a_replayed_dead_letter_runs_once_and_publishes_its_events_once(
     assert mine["status"] == "replayed" and mine["resolved_by"] == "ops-ann"
     assert len(probe.matching(cluster.subjects.assessed(agency),
                               lambda e: e["referral_id"] == failed["referral_id"])) == len(assessed) == 1
+
+
+async def test_a_referral_with_a_dead_letter_is_held_for_review_until_it_is_resolved(
+    cluster: Cluster, probe: Probe, tmp_path: Path
+) -> None:
+    lang, agency = unique_language(), unique("yot")
+    key = await register_agency(probe, agency)
+    await probe.submit(agency, referral(unique("R"), language=lang))
+    referral_id = (await probe.wait_for(cluster.subjects.accepted(agency), timeout=20))[0]["referral_id"]
+    await probe.wait_for(cluster.subjects.waitlisted(agency), timeout=30)  # no mentor speaks this language
+    dead_letter_id = f"scheduling-{uuid.uuid4().hex[:10]}"
+    engine = service_engine(cluster, "scheduling")
+    with engine.begin() as conn:  # as if a later message about it had failed in scheduling
+        conn.execute(insert(DeadLetterRow).values(
+            id=dead_letter_id, message_key=unique("key"), consumer="scheduling-assessed",
+            subject=cluster.subjects.assessed(agency), headers="{}", body=b"{}",
+            reason="KeyError after 5 deliveries; see the service log", deliveries=5, failed_at=datetime.now(UTC),
+            referral_id=referral_id, status="open"))
+    engine.dispose()
+
+    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=20,
+                                 headers={"Authorization": f"Bearer {key}"}) as http:
+        held = (await http.get(f"/v1/referrals/{referral_id}")).json()
+        assert held["status"] == "held" and held["reason"] == "held for review by the service"
+        operator = reroute(cluster, tmp_path, "status", referral_id)
+        assert dead_letter_id in operator.stdout and "KeyError after 5 deliveries" in operator.stdout
+        assert "KeyError" not in json.dumps(held), "the agency is not told the service's internals"
+
+        reroute(cluster, tmp_path, "deadletter", "discard", dead_letter_id, "--reason", "superseded")
+        released = (await http.get(f"/v1/referrals/{referral_id}")).json()
+        assert released["status"] == "waitlisted"

@@ -46,3 +46,10 @@ def test_waitlisted_gives_the_reason_and_no_mentor() -> None:
     status = status_of(referral_id="ref_1", agency_referral_id="R1", received_at=RECEIVED, revision=0, risk=ASSESSED,
                        scheduling=WAITLISTED, mentor_name=None)
     assert status.reason == "no mentor speaks so" and status.mentor_first_name is None
+
+
+def test_a_referral_with_a_message_set_aside_is_held_and_the_agency_is_told_no_more() -> None:
+    status = status_of(referral_id="ref_1", agency_referral_id="R1", received_at=RECEIVED, revision=0, risk=ASSESSED,
+                       scheduling=SCHEDULED, mentor_name="Amara Okafor", held=True)
+    assert status.status == "held" and status.reason == "held for review by the service"
+    assert status.first_session is None and status.mentor_first_name is None
