@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -138,8 +140,18 @@ async def test_a_hung_database_link_under_load_is_waited_for_and_loses_nothing(t
             backlog = await r.until_every_stage_backlogged(timeout=60)
             proxy.stall()
             not_ready = await r.until_not_ready(timeout=45)
+            # SIGTERM still stops a service whose database call hangs, within its shutdown bound
+            risk = r.services.procs.pop("risk")
+            risk.send_signal(signal.SIGTERM)
+            try:
+                code = await asyncio.to_thread(risk.wait, 30)
+            except subprocess.TimeoutExpired:
+                risk.kill()
+                pytest.fail("risk did not stop on SIGTERM within 30 s while its database link hung")
+            assert code is not None
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - not_ready))  # the rest of the fault's length
             proxy.resume()
+            r.services.start("risk")  # as its supervisor would
             cleared = time.monotonic()
             await load
             figures = await _drained(r, "PostgreSQL link hung (proxy stops forwarding) for 60 s", cleared)
