@@ -19,6 +19,7 @@ from shared.local_nats import free_port, port_open, start_nats_server
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
 from shared.processes import SERVICES, ServiceProcesses
 from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ServiceSettings
+from shared.streams import provision_at
 from shared.subjects import Subjects
 
 PID_FILE = "up.pid"
@@ -79,6 +80,10 @@ class LocalStack:
             self.console.print(f"NATS with JetStream on {self.url} (store {data_dir / 'nats'}; users and permissions "
                                f"in {self.auth.path})")
         self.admin_url = admin_url
+        try:
+            await provision_at([admin_url], Subjects(self.settings.namespace), replicas=self.settings.stream_replicas)
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
         calendar_port = _port_or_free(8082)
         intake_port = _port_or_free(8081)
         env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
