@@ -7,7 +7,10 @@ import socket
 import subprocess
 import sysconfig
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from shared import processes
 
 
 class NatsServerError(RuntimeError):
@@ -37,19 +40,32 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start_nats_server(
-    store_dir: Path, *, port: int | None = None, log_file: Path | None = None, config: Path | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start nats-server -js on 127.0.0.1 (a free port unless given; `config` sets users and permissions);
-    returns the process and its URL."""
-    port = port or free_port()
+def spawn_nats_server(
+    store_dir: Path, *, port: int, log_file: Path | None = None, config: Path | None = None,
+    die_with_parent: bool = False, pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    """Start nats-server -js on 127.0.0.1:`port` without waiting for it to listen (`config` sets users and
+    permissions; `die_with_parent` and `pass_fds` as for `ServiceProcesses`)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
     if config is not None:
         args += ["-c", str(config)]
     if log_file is not None:
         args += ["-l", str(log_file)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    preexec = processes.die_with_parent() if die_with_parent else None  # one pre-resolved libc call: thread-safe enough
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=preexec, pass_fds=pass_fds)  # noqa: PLW1509
+
+
+def start_nats_server(
+    store_dir: Path, *, port: int | None = None, log_file: Path | None = None, config: Path | None = None,
+    die_with_parent: bool = False, pass_fds: Sequence[int] = (),
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nats-server -js on 127.0.0.1 (a free port unless given; `config` sets users and permissions) and
+    wait until it listens; returns the process and its URL."""
+    port = port or free_port()
+    proc = spawn_nats_server(store_dir, port=port, log_file=log_file, config=config, die_with_parent=die_with_parent,
+                             pass_fds=pass_fds)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import nats
@@ -18,25 +21,107 @@ from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once here: a child between fork and exec should do as little as it can."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    fn: Callable[..., int] = prctl
+    return fn
+
+
+_prctl = _load_prctl()
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel SIGKILL the child when this process dies, however it dies (SIGKILL
+    included); None where there is no PR_SET_PDEATHSIG (not Linux), so nothing is done there.
+
+    The kernel ties the signal to the *thread* that forked, so this refuses to be used off the main thread (a
+    worker thread's exit would kill the child)."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("start processes that die with their parent from the main thread only")
+    parent, sigkill = os.getpid(), int(signal.SIGKILL)
+
+    def preexec() -> None:
+        if prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def describe_exit(code: int) -> str:
+    """An exit code as a person reads it: `1`, or `-9 (SIGKILL)` for a signal."""
+    if code < 0:
+        try:
+            return f"{code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return str(code)
+    return str(code)
+
+
+class Backoff:
+    """Delays before restarting something that keeps failing: 1, 2, 4 … `cap` seconds, from 1 again once it
+    has run for `healthy_after` seconds before failing."""
+
+    def __init__(self, *, first: float = 1, cap: float = 30, healthy_after: float = 60) -> None:
+        self.first = first
+        self.cap = cap
+        self.healthy_after = healthy_after
+        self.failures = 0
+
+    def next(self, ran_for: float) -> float:
+        """The delay before the next start, after a run of `ran_for` seconds that just ended."""
+        if ran_for >= self.healthy_after:
+            self.failures = 0
+        delay = min(self.cap, self.first * (1 << min(self.failures, 30)))
+        self.failures += 1
+        return delay
+
 
 class ServiceProcesses:
-    """Starts, stops and restarts `python -m services.<name>` processes with a shared environment."""
+    """Starts, stops and restarts `python -m services.<name>` processes with a shared environment.
+
+    `die_with_parent`: the kernel kills each service when this process dies (Linux; see `die_with_parent()`);
+    `pass_fds`: descriptors each service inherits (`reroute up` passes its data-dir lock)."""
 
     def __init__(self, env: Mapping[str, str], *, log_dir: Path,
-                 per_service: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 per_service: Mapping[str, Mapping[str, str]] | None = None, die_with_parent: bool = False,
+                 pass_fds: Sequence[int] = ()) -> None:
         self.env = {**os.environ, **env}
         self.per_service = per_service or {}
         self.log_dir = log_dir
+        self.die_with_parent = die_with_parent
+        self.pass_fds = tuple(pass_fds)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
 
     def start(self, name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env={**self.env, **self.per_service.get(name, {})},
-            stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches `reroute up`, which stops services in order
-        )
+        with self.log_file(name).open("ab") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], env={**self.env, **self.per_service.get(name, {})},
+                stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches `reroute up`, which stops services in order
+                # a minimal preexec (one pre-resolved libc call), safe enough beside the threads asyncio keeps
+                preexec_fn=die_with_parent() if self.die_with_parent else None,  # noqa: PLW1509
+                pass_fds=self.pass_fds,
+            )
 
     def start_all(self) -> None:
         for name in SERVICES:
@@ -77,7 +162,7 @@ class ServiceProcesses:
             while pending:
                 for name in list(pending):
                     if name in self.exited():
-                        raise RuntimeError(f"{name} exited with code {self.exited()[name]}; see {self.log_dir / (name + '.log')}")
+                        raise RuntimeError(f"{name} exited with code {self.exited()[name]}; see {self.log_file(name)}")
                     try:
                         reply = await nc.request(subjects.rpc(name, "ping"), b"{}", timeout=0.5)
                         if b'"ready":true' in reply.data.replace(b" ", b""):
