@@ -1,42 +1,168 @@
-"""`reroute up`: a local NATS (unless NATS_URL is set), the three services, and optionally the sample data."""
+"""`reroute up`: a local NATS (unless NATS_URL is set), the three services, and optionally the sample data; then
+it keeps them running until Ctrl-C (restarts with back-off, liveness pings) and holds the data dir alone."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.aio.client
 import nats.errors
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from shared.cli.client import CliError
-from shared.local_nats import free_port, port_open, start_nats_server
+from shared.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
-from shared.processes import SERVICES, ServiceProcesses
-from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ServiceSettings
+from shared.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
+from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
-PID_FILE = "up.pid"
+LOCK_FILE = "up.lock"
+START_GRACE_SECONDS = 60.0
+"""A service that has not answered since it started gets this long (at least the hung bound) before it is hung."""
+RECONNECT_GRACE_SECONDS = 10.0
+"""After NATS answers again, the services get the hung bound, but at least this long, to reconnect and answer."""
+STOP_SECONDS = 10.0
+"""SIGTERM, then SIGKILL after this long (or after the hung bound, when shorter)."""
+HEALTHY_AFTER_SECONDS = 60.0
+"""A process that ran this long before failing starts its back-off from 1 s again."""
+PING_TIMEOUT_SECONDS = 2.0
+AGENCY_SYNC_SECONDS = 2.0
 
 
-def _claim_data_dir(data_dir: Path) -> None:
-    pid_file = data_dir / PID_FILE
-    if pid_file.exists():
+class UpSettings(BaseSettings):
+    """How `reroute up` watches what it runs (REROUTE_UP_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="REROUTE_UP_", extra="ignore")
+
+    ping_seconds: float = Field(default=5, gt=0, le=300, description="How often each service is pinged.")
+    hung_after_seconds: float = Field(default=30, gt=0, description="A service unanswered this long is restarted.")
+
+    @model_validator(mode="after")
+    def _at_least_one_ping(self) -> UpSettings:
+        if self.hung_after_seconds < self.ping_seconds:
+            raise ValueError("REROUTE_UP_HUNG_AFTER_SECONDS must be at least REROUTE_UP_PING_SECONDS")
+        return self
+
+    @classmethod
+    def load(cls) -> UpSettings:
         try:
-            pid = int(pid_file.read_text())
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass  # stale: the last `reroute up` did not stop cleanly
-        else:
-            raise CliError(f"reroute is already running from {data_dir} (pid {pid}); stop it first with Ctrl-C there.")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(str(os.getpid()))
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                (f"REROUTE_UP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+                for e in exc.errors())
+            raise ConfigurationError(problems) from None
+
+
+# --- the data dir's one owner -------------------------------------------------------------------------------
+
+
+class DataDirLock:
+    """`reroute up`'s claim on its data dir: an exclusive flock on <data dir>/up.lock, held for its whole life and
+    inherited by every process it starts, so the kernel lets go only when the last of them has gone, however they
+    went (no stale pid to guess about). A refused claim writes nothing; the file is never deleted (a deleted lock
+    file lets two claimants lock two different files)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def claim(cls, data_dir: Path, *, recorded_nats: Path | None) -> DataDirLock:
+        """Lock `data_dir` or say who holds it; `recorded_nats` (nats.url) must not name a live server either."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # opening an existing file changes nothing in it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CliError(_held_message(data_dir, path)) from None
+        url = recorded_nats.read_text().strip() if recorded_nats is not None and recorded_nats.exists() else ""
+        if url and _nats_answers(url):
+            os.close(fd)
+            raise CliError(
+                f"A NATS server still answers at {url}, recorded in {recorded_nats}, though no `reroute up` holds "
+                f"{data_dir}: probably one an earlier reroute left running on this store. Stop it (or delete "
+                f"{recorded_nats} if that server is not this store's), then start again. Nothing was started or changed.")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.close(self.fd)
+
+
+def _held_message(data_dir: Path, path: Path) -> str:
+    try:
+        pid: int | None = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = None  # claimed this very moment, before its owner wrote its pid
+    holders = _lock_holders(path)
+    running = pid is not None and (pid in {p for p, _ in holders} if holders else _alive(pid))
+    if running:
+        return (f"reroute is already running from {data_dir} (pid {pid}). Stop it with Ctrl-C in its terminal or "
+                f"`kill {pid}`, then start again. Nothing was started or changed.")
+    who = ", ".join(f"{what} (pid {p})" for p, what in holders) or "a process this user cannot see"
+    owner = f"the `reroute up` that started them (pid {pid}) is gone" if pid else "its owner is not known yet"
+    stop = f" (`kill {' '.join(str(p) for p, _ in holders)}`)" if holders else ""
+    return (f"{data_dir} is in use by {who}; {owner}. Stop them{stop}, then start again. "
+            "Nothing was started or changed.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _lock_holders(path: Path) -> list[tuple[int, str]]:
+    """Processes that have `path` open, with what they run (Linux /proc; none found elsewhere)."""
+    target = str(path.resolve())
+    found: list[tuple[int, str]] = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                args = (proc / "cmdline").read_bytes().split(b"\0")
+                what = " ".join(" ".join(Path(a.decode()).name for a in args[:3] if a).split())
+                found.append((int(proc.name), what[:60]))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or another user's
+    return sorted(found)
+
+
+def _nats_answers(url: str) -> bool:
+    """Whether a NATS server listens at `url` (a server greets every new client with INFO)."""
+    try:
+        host, port = url.split("://", 1)[-1].rsplit("@", 1)[-1].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.settimeout(1)
+            return sock.recv(4) == b"INFO"
+    except (OSError, ValueError):
+        return False
 
 
 def _port_or_free(preferred: int) -> int:
@@ -44,21 +170,72 @@ def _port_or_free(preferred: int) -> int:
     return preferred if not port_open("127.0.0.1", preferred) else free_port()
 
 
+# --- supervision ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Watched:
+    """What `reroute up` knows of one process it keeps running."""
+
+    name: str
+    log: Path
+    backoff: Backoff = field(default_factory=lambda: Backoff(healthy_after=HEALTHY_AFTER_SECONDS))
+    started_at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None  # last live answer since started_at
+    ready: bool | None = None  # None until it answers after a start
+    restarted: bool = False
+    kill_at: float | None = None  # SIGTERM sent, SIGKILL due at this time (inf: sent)
+    restart_at: float | None = None  # down; start again at this time
+    delay: float = 0.0  # the restart delay announced while it stops
+
+    def started(self, now: float) -> None:
+        self.started_at, self.answered_at, self.ready = now, None, None
+        self.kill_at = self.restart_at = None
+
+    @property
+    def steady(self) -> bool:
+        """Running, and neither being stopped nor waiting to start."""
+        return self.kill_at is None and self.restart_at is None
+
+
+async def _quiet_error(_: Exception) -> None:
+    """nats-py's callbacks: the supervisor reports NATS in its own words."""
+
+
+async def _quiet_event() -> None:
+    pass
+
+
 class LocalStack:
-    """The processes `reroute up` owns; stops them in reverse order."""
+    """The processes `reroute up` owns: starts them, keeps them running, stops them in reverse order."""
 
     def __init__(self, settings: ServiceSettings, console: Console) -> None:
         self.settings = settings
         self.console = console
+        self.up = UpSettings.load()
+        self.subjects = Subjects(settings.namespace)
+        self.lock: DataDirLock | None = None
         self.nats: subprocess.Popen[bytes] | None = None
+        self.nats_port = 0
         self.services: ServiceProcesses | None = None
         self.url = ""
         self.admin_url = ""
         self.auth: NatsAuthFile | None = None
+        self.watched: dict[str, Watched] = {}
+        self._reachable = True  # NATS answered the supervisor's last flush
+        self._resumed_at = 0.0  # when it answered again after not answering
+
+    @property
+    def _hung_after(self) -> float:
+        return self.up.hung_after_seconds
+
+    @property
+    def _stop_seconds(self) -> float:
+        return min(STOP_SECONDS, self.up.hung_after_seconds)
 
     async def start(self) -> None:
         data_dir = self.settings.data_dir
-        _claim_data_dir(data_dir)
+        self.lock = DataDirLock.claim(data_dir, recorded_nats=None if self.settings.nats_url else data_dir / NATS_URL_FILE)
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         per_service: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
@@ -67,70 +244,249 @@ class LocalStack:
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
         else:
             creds = LocalCredentials.load_or_create(data_dir / CREDENTIALS_FILE)
-            port = free_port()
+            self.nats_port = free_port()
             self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
             self.auth.write(agencies=[])
             with self.console.status("Starting NATS with JetStream…"):
-                self.nats, self.url = start_nats_server(data_dir / "nats", port=port, log_file=logs / "nats.log",
-                                                        config=self.auth.path)
+                self.nats, self.url = start_nats_server(
+                    data_dir / "nats", port=self.nats_port, log_file=logs / "nats.log", config=self.auth.path,
+                    die_with_parent=True, pass_fds=(self.lock.fd,))
+            self.watched["nats-server"] = Watched("nats-server", logs / "nats.log")
             (data_dir / NATS_URL_FILE).write_text(self.url)
             admin_url = creds.url(ADMIN, self.url)
             for name in SERVICES:
                 per_service[name] = {"NATS_URL": creds.url(name, self.url), "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
-            self.console.print(f"NATS with JetStream on {self.url} (store {data_dir / 'nats'}; users and permissions "
-                               f"in {self.auth.path})")
+            self.console.print(f"NATS with JetStream on {self.url} (pid {self.nats.pid}; store {data_dir / 'nats'}; "
+                               f"users and permissions in {self.auth.path})")
         self.admin_url = admin_url
         try:
-            await provision_at([admin_url], Subjects(self.settings.namespace), replicas=self.settings.stream_replicas)
+            await provision_at([admin_url], self.subjects, replicas=self.settings.stream_replicas)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
         calendar_port = _port_or_free(8082)
         intake_port = _port_or_free(8081)
         env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
                "REROUTE_CALENDAR_PORT": str(calendar_port), "REROUTE_INTAKE_HTTP_PORT": str(intake_port)}
-        self.services = ServiceProcesses(env, log_dir=logs, per_service=per_service)
+        self.services = ServiceProcesses(env, log_dir=logs, per_service=per_service, die_with_parent=True,
+                                         pass_fds=(self.lock.fd,))
         self.services.start_all()
+        for name in SERVICES:
+            self.watched[name] = Watched(name, self.services.log_file(name))
         with self.console.status("Starting intake, risk and scheduling…"):
-            await self.services.wait_ready(admin_url, Subjects(self.settings.namespace))
-        self.console.print(f"Services ready: {', '.join(SERVICES)} (logs in {logs})")
+            await self.services.wait_ready(admin_url, self.subjects)
+        pids = ", ".join(f"{name} (pid {proc.pid})" for name, proc in self.services.procs.items())
+        self.console.print(f"Services ready: {pids}; logs in {logs}")
         self.console.print(f"Agencies' HTTP API: http://127.0.0.1:{intake_port}/docs; calendar feeds on port "
                            f"{calendar_port}")
+        self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
+                           f"answer for {self._hung_after:g} s, is restarted.")
 
     async def watch(self) -> None:
-        """Until Ctrl-C: restart a service that dies, so one crash does not stop the others, and keep the NATS
-        server's agency users in step with the agency registry."""
+        """Until Ctrl-C (or SIGTERM, SIGHUP): restart nats-server and services that exit, and services that are
+        hung or say they are not live, each with its own back-off; report services that are not ready; keep the
+        NATS server's agency users in step with the agency registry."""
         assert self.services is not None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        nc = await nats.connect(self.admin_url, max_reconnect_attempts=-1, name="reroute-up")
+        nc = await nats.connect(self.admin_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="reroute-up",
+                                error_cb=_quiet_error, disconnected_cb=_quiet_event, reconnected_cb=_quiet_event)
+        tick = min(0.5, self.up.ping_seconds / 2)
+        next_ping = next_sync = 0.0
+        pinging: asyncio.Task[None] | None = None
+        syncing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                for name, code in self.services.exited().items():
-                    self.console.print(f"[red]{name} exited with code {code}; restarting (see logs/{name}.log)[/red]")
-                    self.services.start(name)
-                await self._sync_agencies(nc)
+                now = time.monotonic()
+                self._tend_nats(now)
+                for name in SERVICES:
+                    self._tend_service(name, now)
+                for task in (pinging, syncing):
+                    if task is not None and task.done():
+                        task.result()  # a bug in a round stops `reroute up` (and so everything) loudly
+                if (pinging is None or pinging.done()) and now >= next_ping:
+                    next_ping = now + self.up.ping_seconds
+                    pinging = asyncio.create_task(self._ping_round(nc))
+                if (syncing is None or syncing.done()) and now >= next_sync:
+                    next_sync = now + AGENCY_SYNC_SECONDS
+                    syncing = asyncio.create_task(self._sync_agencies(nc))
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=2)
+                    await asyncio.wait_for(stop.wait(), timeout=tick)
                 except TimeoutError:
                     pass
         finally:
+            for task in (pinging, syncing):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (pinging, syncing) if t is not None), return_exceptions=True)
             await nc.close()
+
+    # A process's round: running -> (exited | hung | not live) -> stopping -> waiting out its back-off -> running.
+
+    def _tend_service(self, name: str, now: float) -> None:
+        assert self.services is not None
+        w = self.watched[name]
+        if w.restart_at is not None:
+            if now >= w.restart_at:
+                try:
+                    self.services.start(name)
+                except OSError as exc:
+                    self._retry_later(w, f"{name} could not be started ({exc})", now)
+                    return
+                w.started(now)
+                w.restarted = True
+            return
+        proc = self.services.procs.get(name)
+        if proc is not None:
+            self._tend_process(w, proc, now)
+
+    def _tend_nats(self, now: float) -> None:
+        w = self.watched.get("nats-server")
+        if w is None or self.nats is None or self.lock is None or self.auth is None:
+            return  # NATS_URL: someone else's server
+        if w.restart_at is not None:
+            if now >= w.restart_at:
+                try:
+                    self.nats = spawn_nats_server(
+                        self.settings.data_dir / "nats", port=self.nats_port, log_file=w.log, config=self.auth.path,
+                        die_with_parent=True, pass_fds=(self.lock.fd,))
+                except (OSError, NatsServerError) as exc:
+                    self._retry_later(w, f"nats-server could not be started ({exc})", now)
+                    return
+                w.started(now)
+                w.restarted = True
+            return
+        self._tend_process(w, self.nats, now)
+
+    def _tend_process(self, w: Watched, proc: subprocess.Popen[bytes], now: float) -> None:
+        code = proc.poll()
+        if code is None:
+            if w.kill_at is not None and now >= w.kill_at:
+                proc.kill()  # SIGTERM was not enough
+                w.kill_at = math.inf
+            return
+        if w.kill_at is not None:  # stopped on purpose: why, and when it starts again, were said already
+            w.kill_at, w.restart_at = None, now + w.delay
+            return
+        delay = w.backoff.next(now - w.started_at)
+        where = f" (same port {self.nats_port}, store and configuration)" if w.name == "nats-server" else ""
+        self.console.print(f"[red]{w.name} exited with code {describe_exit(code)}; restarting it in {delay:g} s"
+                           f"{where} (log {w.log})[/red]")
+        w.restart_at = now + delay
+
+    def _stop_to_restart(self, w: Watched, proc: subprocess.Popen[bytes], why: str, now: float) -> None:
+        w.delay = w.backoff.next(now - w.started_at)
+        self.console.print(f"[red]{why}; stopping it (SIGTERM, SIGKILL after {self._stop_seconds:g} s), then "
+                           f"restarting it in {w.delay:g} s (log {w.log})[/red]")
+        proc.send_signal(signal.SIGTERM)
+        w.kill_at = now + self._stop_seconds
+
+    def _retry_later(self, w: Watched, why: str, now: float) -> None:
+        delay = w.backoff.next(0)
+        self.console.print(f"[red]{why}; trying again in {delay:g} s (log {w.log})[/red]")
+        w.restart_at = now + delay
+
+    # Liveness and readiness.
+
+    async def _ping_round(self, nc: nats.aio.client.Client) -> None:
+        """Is NATS answering? Then ping every steady service at once (a hung one delays no other)."""
+        reachable = nc.is_connected
+        if reachable:
+            try:
+                await nc.flush(timeout=math.ceil(PING_TIMEOUT_SECONDS))
+            except (nats.errors.Error, TimeoutError):
+                reachable = False
+        now = time.monotonic()
+        self._judge_nats(reachable, now)
+        if not reachable:
+            self._reachable = False  # unanswered pings would say nothing about the services
+            return
+        if not self._reachable:
+            self._reachable, self._resumed_at = True, now  # services reconnect too: a fresh grace
+        assert self.services is not None
+        asked = {name: proc.pid for name, proc in self.services.procs.items()
+                 if self.watched[name].steady and proc.poll() is None}
+        replies = await asyncio.gather(*(self._ping(nc, name) for name in asked))
+        now = time.monotonic()
+        for (name, pid), reply in zip(asked.items(), replies, strict=True):
+            self._judge_service(name, pid, reply, now)
+
+    async def _ping(self, nc: nats.aio.client.Client, name: str) -> dict[str, Any] | None:
+        try:
+            reply = await nc.request(self.subjects.rpc(name, "ping"), b"{}", timeout=PING_TIMEOUT_SECONDS)
+            body = json.loads(reply.data)
+        except (nats.errors.Error, TimeoutError, ValueError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _judge_nats(self, reachable: bool, now: float) -> None:
+        """Our nats-server is hung when it answered since it started and then stopped answering for the bound
+        (never before its first answer: recovering a large store takes as long as it takes)."""
+        w = self.watched.get("nats-server")
+        if w is None or self.nats is None or not w.steady or self.nats.poll() is not None:
+            return
+        if reachable:
+            w.answered_at = now
+        elif w.answered_at is not None and now - w.answered_at > self._hung_after:
+            self._stop_to_restart(w, self.nats, f"nats-server (pid {self.nats.pid}) has not answered for "
+                                                f"{now - w.answered_at:.0f} s", now)
+
+    def _judge_service(self, name: str, pid: int, reply: dict[str, Any] | None, now: float) -> None:
+        assert self.services is not None
+        w, proc = self.watched[name], self.services.procs.get(name)
+        if proc is None or proc.pid != pid or not w.steady or proc.poll() is not None:
+            return  # it changed while we asked
+        if reply is not None and reply.get("pid") == pid:
+            problems = "; ".join(str(p) for p in reply.get("problems") or []) or "no reason given"
+            if not reply.get("live", True):
+                self._stop_to_restart(w, proc, f"{name} (pid {pid}) says it is not live: {problems}", now)
+                return
+            w.answered_at = now
+            self._report_readiness(w, pid, ready=bool(reply.get("ready")), problems=problems, now=now)
+            return
+        if reply is not None:
+            return  # another replica of it answered: that says nothing about ours
+        since = max(w.started_at, self._resumed_at)
+        if w.answered_at is None or w.answered_at < since:
+            after_start = since == w.started_at
+            grace = max(START_GRACE_SECONDS if after_start else RECONNECT_GRACE_SECONDS, self._hung_after)
+            if now - since > grace:
+                what = "it started" if after_start else "NATS answered again"
+                self._stop_to_restart(w, proc, f"{name} (pid {pid}) has not answered its ping in {now - since:.0f} s "
+                                               f"since {what}", now)
+        elif now - w.answered_at > self._hung_after:
+            self._stop_to_restart(w, proc, f"{name} (pid {pid}) has not answered its ping for "
+                                           f"{now - w.answered_at:.0f} s", now)
+
+    def _report_readiness(self, w: Watched, pid: int, *, ready: bool, problems: str, now: float) -> None:
+        """Once when a service turns not ready, once when it is ready again; never a restart for it."""
+        if ready:
+            if w.ready is False:
+                self.console.print(f"[green]{w.name} is ready again[/green]")
+            elif w.ready is None and w.restarted:
+                self.console.print(f"[green]{w.name} is back (pid {pid})[/green]")
+            w.ready = True
+        elif w.ready is True or (w.ready is None and now - w.started_at > START_GRACE_SECONDS):
+            self.console.print(f"[yellow]{w.name} is not ready: {problems}; not restarting it (it waits for what it "
+                               "depends on)[/yellow]")
+            w.ready = False
 
     async def _sync_agencies(self, nc: nats.aio.client.Client) -> None:
         """Rewrite the server's users when agencies are added, rotated or revoked, and reload it."""
-        if self.auth is None or self.nats is None:
+        if self.auth is None or self.nats is None or not nc.is_connected:
             return
         try:
-            reply = await nc.request(Subjects(self.settings.namespace).rpc("intake", "agencies.nats"), b"{}", timeout=2)
+            reply = await nc.request(self.subjects.rpc("intake", "agencies.nats"), b"{}", timeout=2)
             agencies = [AgencyCredential(a["agency_id"], a["password_hash"]) for a in json.loads(reply.data)["agencies"]]
         except (nats.errors.Error, TimeoutError, ValueError, KeyError):
             return  # intake is restarting (or answered oddly): try again next time
-        if self.auth.write(agencies=agencies):
+        if self.auth.write(agencies=agencies) and self.nats.poll() is None:
             self.nats.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
+        if self.lock is None:
+            return  # refused: nothing here is ours to stop or clean
         if self.services is not None:
             self.console.print("Stopping services…")
             self.services.stop_all()
@@ -140,6 +496,8 @@ class LocalStack:
                 self.nats.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.nats.kill()
+                self.nats.wait()
             (self.settings.data_dir / NATS_URL_FILE).unlink(missing_ok=True)
-        (self.settings.data_dir / PID_FILE).unlink(missing_ok=True)
+        self.lock.release()
+        self.lock = None
         self.console.print("Stopped.")

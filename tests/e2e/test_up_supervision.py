@@ -1,0 +1,365 @@
+"""`reroute up` as a person runs it: one owner per data dir, children that die with it whatever kills it,
+restarts with back-off for nats-server and the services, and a hung service found by its pings."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+
+from shared.local_nats import start_nats_server
+from shared.nats_auth import ADMIN, LocalCredentials
+from shared.processes import SERVICES, die_with_parent
+from shared.subjects import Subjects
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's"),
+]
+
+REROUTE = Path(sys.executable).with_name("reroute")
+T = TypeVar("T")
+_runs = itertools.count()
+
+
+def _env() -> dict[str, str]:
+    """The user's environment without anything that would point `reroute up` at another NATS or database, and
+    short supervision bounds."""
+    dropped = {"NATS_URL", "REROUTE_NATS_URL", "DATABASE_URL", "REROUTE_DATABASE_URL", "REROUTE_DATA_DIR",
+               "REROUTE_NAMESPACE", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return env | {"COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_UP_PING_SECONDS": "0.5",
+                  "REROUTE_UP_HUNG_AFTER_SECONDS": "3"}
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, None when there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def gone(pid: int) -> bool:
+    """Not running (a zombie nobody has reaped yet runs nothing and holds nothing)."""
+    stat = _stat(pid)
+    return stat is None or stat[0] in {"Z", "X"}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
+    """Poll `check` until it gives something; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (found := await check()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def eventually(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    async def checked() -> bool | None:
+        return True if check() else None
+
+    await until(checked, timeout=timeout, what=what)
+
+
+async def ping(nc: Client, service: str) -> dict[str, Any] | None:
+    try:
+        reply = await nc.request(Subjects().rpc(service, "ping"), b"{}", timeout=1)
+    except (nats.errors.Error, TimeoutError):
+        return None
+    body: dict[str, Any] = json.loads(reply.data)
+    return body
+
+
+async def _quiet(*_: Any) -> None:
+    pass
+
+
+@dataclass
+class Up:
+    """One `reroute up` run, its console captured to a file."""
+
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    out: Path
+
+    @classmethod
+    def launch(cls, data_dir: Path) -> Up:
+        out = data_dir.parent / f"{data_dir.name}-up-{next(_runs)}.out"
+        with out.open("wb") as fh:
+            proc = subprocess.Popen([str(REROUTE), "up", "--data-dir", str(data_dir)], env=_env(), stdout=fh,
+                                    stderr=subprocess.STDOUT, preexec_fn=die_with_parent())  # noqa: PLW1509
+        return cls(data_dir, proc, out)
+
+    def output(self) -> str:
+        """What it said so far, as one line (the console wraps long lines)."""
+        return " ".join(self.out.read_text(errors="replace").split())
+
+    async def until_running(self) -> None:
+        def running() -> bool:
+            assert self.proc.poll() is None, f"reroute up exited with {self.proc.returncode}:\n{self.output()}"
+            return "reroute is running" in self.output()
+
+        await eventually(running, timeout=120, what=f"reroute up to be running; it said:\n{self.output()}")
+
+    def children(self) -> dict[int, str]:
+        """Running processes this `reroute up` started, with their command lines."""
+        kids = {}
+        for entry in Path("/proc").glob("[0-9]*"):
+            stat = _stat(int(entry.name))
+            if stat is not None and stat[1] == self.proc.pid and stat[0] not in {"Z", "X"}:
+                kids[int(entry.name)] = _cmdline(int(entry.name))
+        return kids
+
+    def nats_pid(self) -> int | None:
+        return next((pid for pid, cmd in self.children().items() if "nats-server" in cmd), None)
+
+    async def connect(self) -> Client:
+        url = (self.data_dir / "nats.url").read_text().strip()
+        creds = LocalCredentials(json.loads((self.data_dir / "nats-credentials.json").read_text()))
+        return await nats.connect(creds.url(ADMIN, url), max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                  error_cb=_quiet, disconnected_cb=_quiet, reconnected_cb=_quiet)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # its children die with it
+                self.proc.wait()
+
+
+async def all_ready(nc: Client) -> dict[str, int] | None:
+    """Each service's pid when all three answer ready, else None."""
+    replies = await asyncio.gather(*(ping(nc, name) for name in SERVICES))
+    if all(r is not None and r["ready"] for r in replies):
+        return {name: r["pid"] for name, r in zip(SERVICES, replies, strict=True) if r is not None}
+    return None
+
+
+@dataclass
+class Stack:
+    up: Up
+    nc: Client
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """One `reroute up` that the tests below hurt one way or another; each leaves it healthy again."""
+    up = Up.launch(tmp_path_factory.mktemp("up") / "data")
+    nc: Client | None = None
+    try:
+        await up.until_running()
+        nc = await up.connect()
+        yield Stack(up, nc)
+    finally:
+        if nc is not None:
+            await nc.close()
+        up.stop()
+        print(f"--- reroute up said:\n{up.output()}")
+
+
+def _snapshot(data_dir: Path) -> dict[str, tuple[int, bytes] | None]:
+    """What a second start could have written: every top-level file but the services' own databases (their
+    content, and mtime), and the names in logs/."""
+    files: dict[str, tuple[int, bytes] | None] = {}
+    for path in data_dir.iterdir():
+        if path.is_file() and ".db" not in path.name:
+            files[path.name] = (path.stat().st_mtime_ns, path.read_bytes())
+    files.update({f"logs/{p.name}": None for p in (data_dir / "logs").iterdir()})
+    return files
+
+
+async def test_a_second_up_on_the_same_data_dir_is_refused_and_touches_nothing(stack: Stack) -> None:
+    data_dir, first = stack.up.data_dir, stack.up.proc.pid
+    before, children = _snapshot(data_dir), stack.up.children()
+    pids = await until(lambda: all_ready(stack.nc), timeout=30, what="services ready")
+
+    second = await asyncio.to_thread(subprocess.run, [str(REROUTE), "up", "--data-dir", str(data_dir)], env=_env(),
+                                     capture_output=True, text=True, timeout=60, check=False)
+
+    said = " ".join(second.stdout.split())
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"reroute is already running from {data_dir} (pid {first})" in said, said
+    assert f"Ctrl-C in its terminal or `kill {first}`" in said
+    assert "Nothing was started or changed." in said
+    assert _snapshot(data_dir) == before
+    assert (data_dir / "up.lock").read_text() == f"{first}\n"
+    assert stack.up.children() == children and len(children) == 4
+    assert await all_ready(stack.nc) == pids
+
+
+async def test_a_service_killed_with_sigkill_is_restarted(stack: Stack) -> None:
+    old = (await until(lambda: ping(stack.nc, "risk"), timeout=30, what="risk answering"))["pid"]
+
+    os.kill(old, signal.SIGKILL)
+
+    async def new_risk() -> dict[str, Any] | None:
+        reply = await ping(stack.nc, "risk")
+        return reply if reply is not None and reply["pid"] != old and reply["ready"] else None
+
+    reply = await until(new_risk, timeout=60, what="a new risk process answering ready")
+    out = stack.up.output()
+    assert reply["live"] and gone(old)
+    assert out.count("risk exited with code -9 (SIGKILL); restarting it in 1 s (log ") == 1, out
+    await eventually(lambda: f"risk is back (pid {reply['pid']})" in stack.up.output(), timeout=10, what="risk said back")
+
+
+async def test_nats_server_killed_with_sigkill_is_restarted_and_the_services_reconnect(stack: Stack) -> None:
+    url = (stack.up.data_dir / "nats.url").read_text()
+    old = stack.up.nats_pid()
+    assert old is not None
+    pids = await until(lambda: all_ready(stack.nc), timeout=30, what="services ready")
+
+    os.kill(old, signal.SIGKILL)
+
+    async def new_nats() -> int | None:
+        pid = stack.up.nats_pid()
+        return pid if pid != old else None
+
+    new = await until(new_nats, timeout=30, what="a new nats-server")
+    port = url.rsplit(":", 1)[1]
+    assert f"-p {port} " in _cmdline(new) and f"-sd {stack.up.data_dir / 'nats'}" in _cmdline(new)
+    assert await until(lambda: all_ready(stack.nc), timeout=60, what="services ready again") == pids  # not restarted
+    out = stack.up.output()
+    assert out.count("nats-server exited with code -9 (SIGKILL); restarting it in ") == 1, out
+    assert f"(same port {port}, store and configuration) (log {stack.up.data_dir / 'logs' / 'nats.log'})" in out
+    assert (stack.up.data_dir / "nats.url").read_text() == url
+
+
+async def test_a_hung_service_is_killed_and_restarted(stack: Stack) -> None:
+    old = (await until(lambda: ping(stack.nc, "scheduling"), timeout=30, what="scheduling answering"))["pid"]
+
+    os.kill(old, signal.SIGSTOP)  # alive, but answers nothing
+    try:
+        async def new_scheduling() -> dict[str, Any] | None:
+            reply = await ping(stack.nc, "scheduling")
+            return reply if reply is not None and reply["pid"] != old and reply["ready"] else None
+
+        await until(new_scheduling, timeout=60, what="a new scheduling process answering ready")
+        assert gone(old)
+        out = stack.up.output()
+        # "... for N s", or "... in N s since NATS answered again" when the previous test's broker restart was
+        # still fresh for `reroute up`
+        assert out.count(f"scheduling (pid {old}) has not answered its ping ") == 1, out
+        assert "stopping it (SIGTERM, SIGKILL after 3 s), then restarting it in 1 s" in out
+    finally:
+        if not gone(old):
+            os.kill(old, signal.SIGCONT)
+
+
+async def test_sigkill_of_up_takes_its_children_down_and_a_new_up_starts_on_the_same_dir(tmp_path: Path) -> None:
+    first = Up.launch(tmp_path / "data")
+    second: Up | None = None
+    try:
+        await first.until_running()
+        children = first.children()
+        assert sorted(cmd.split()[-1] if "services." in cmd else "nats-server" for cmd in children.values()) == [
+            "nats-server", "services.intake", "services.risk", "services.scheduling"], children
+
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+
+        await eventually(lambda: all(gone(pid) for pid in children), timeout=15,
+                    what=f"the children of a killed `reroute up` to die: {children}")
+        second = Up.launch(tmp_path / "data")
+        await second.until_running()
+        nc = await second.connect()
+        try:
+            pids = await until(lambda: all_ready(nc), timeout=30, what="services ready")
+        finally:
+            await nc.close()
+        assert not set(pids.values()) & set(children)
+        assert (tmp_path / "data" / "up.lock").read_text() == f"{second.proc.pid}\n"
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+            assert second.proc.returncode == 0, second.output()
+            assert "Stopped." in second.output()
+
+
+def _hold_lock(path: Path, owner: int) -> subprocess.Popen[str]:
+    """Another process holding the lock, as a survivor of a killed `reroute up` would (`owner` the dead up)."""
+    code = ("import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, sys.argv[2].encode())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path), f"{owner}\n"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _refused(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REROUTE), "up", "--data-dir", str(data_dir)], env=_env(), capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_a_data_dir_still_held_by_survivors_of_a_killed_up_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    dead = _dead_pid()
+    holder = _hold_lock(data_dir / "up.lock", dead)
+    try:
+        refused = _refused(data_dir)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{data_dir} is in use by python -c" in said, said
+    assert f"(pid {holder.pid}); the `reroute up` that started them (pid {dead}) is gone" in said
+    assert f"Stop them (`kill {holder.pid}`), then start again. Nothing was started or changed." in said
+    assert sorted(p.name for p in data_dir.iterdir()) == ["up.lock"]
+
+
+def test_a_nats_server_still_answering_on_the_recorded_port_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    left, url = start_nats_server(tmp_path / "left-store")
+    try:
+        (data_dir / "nats.url").write_text(url)
+        refused = _refused(data_dir)
+    finally:
+        left.terminate()
+        left.wait(timeout=10)
+
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"A NATS server still answers at {url}, recorded in {data_dir / 'nats.url'}" in said, said
+    assert "Nothing was started or changed." in said
+    assert sorted(p.name for p in data_dir.iterdir()) == ["nats.url", "up.lock"]
+    assert (data_dir / "up.lock").read_text() == ""
