@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -24,7 +25,9 @@ import nats.errors
 from nats.js.api import StreamConfig
 
 from shared.local_nats import start_nats_server
+from shared.migrations import upgrade_all
 from shared.processes import ServiceProcesses
+from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
@@ -70,6 +73,7 @@ async def pipeline(url: str, data_dir: Path, n: int, n_mentors: int) -> float:
     procs = ServiceProcesses({"NATS_URL": url, "REROUTE_DATA_DIR": str(data_dir), "REROUTE_LOG_LEVEL": "WARNING",
                               "REROUTE_CALENDAR_PORT": "0", "REROUTE_INTAKE_HTTP_PORT": "0"},
                              log_dir=data_dir / "logs")
+    upgrade_all(ServiceSettings(data_dir=data_dir, DATABASE_URL=os.environ.get("DATABASE_URL")))  # type: ignore[call-arg]
     await provision_at([url], subjects, replicas=1)
     procs.start_all()
     try:

@@ -8,16 +8,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlmodel import SQLModel
 
 from shared.settings import ServiceSettings
 
@@ -31,39 +30,6 @@ def make_engine(service: str, settings: ServiceSettings) -> Engine:
         prefix = settings.db_schema_prefix if settings.db_schema_prefix is not None else settings.namespace
         return _postgres_engine(settings.database_url, schema=f"{prefix}_{service}" if prefix else service)
     return _sqlite_engine(settings.data_dir / f"{service}.db")
-
-
-def create_tables(engine: Engine, tables: Sequence[type[SQLModel]]) -> None:
-    """Create missing tables, and add the optional columns a newer version brought to existing ones.
-
-    Replicas starting together take turns (an advisory lock on PostgreSQL; SQLite's write lock), so one never
-    trips over a table another is creating."""
-    table_list = [t.__table__ for t in tables]  # type: ignore[attr-defined]
-    schema = engine.get_execution_options().get("schema_translate_map", {}).get(None)
-    with engine.begin() as conn:
-        lock_for_update(conn, f"reroute-schema:{schema}")
-        SQLModel.metadata.create_all(conn, tables=table_list)
-        _add_new_columns(conn, table_list, schema=schema)
-
-
-def _add_new_columns(conn: Connection, tables: Sequence[Table], *, schema: str | None) -> None:
-    """Bring a database made by an earlier version up to date: a new column that may be empty is added (old
-    rows get NULL); a new required one cannot be, and the error says what to do."""
-    inspector = inspect(conn)
-    for table in tables:
-        present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable:
-                raise RuntimeError(
-                    f"the database's table {table.name} has no column {column.name}, which this version needs "
-                    "and cannot add to existing rows: move the old data aside (`make clean` removes .reroute "
-                    "for local runs) and start again")
-            kind = column.type.compile(dialect=conn.dialect)
-            where = f'"{schema}"."{table.name}"' if schema else f'"{table.name}"'
-            conn.execute(text(f'ALTER TABLE {where} ADD COLUMN "{column.name}" {kind}'))
-            log.warning("added column %s.%s (an earlier version's database)", table.name, column.name)
 
 
 def is_postgres(engine: Engine) -> bool:

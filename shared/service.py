@@ -40,7 +40,7 @@ from shared.contracts.deadletters import (
     Held,
     HeldRequest,
 )
-from shared.db import DatabaseThread, create_tables, make_engine
+from shared.db import DatabaseThread, make_engine
 from shared.deadletters import DeadLetterRow
 from shared.http import HttpServer
 from shared.messaging import (
@@ -50,7 +50,8 @@ from shared.messaging import (
     Delivery,
     commit_batch,
 )
-from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
+from shared.migrations import require_head
+from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from shared.telemetry import extract_context, setup_tracing
@@ -99,7 +100,7 @@ class ServiceHost:
         self.settings = settings
         self.subjects = Subjects(settings.namespace)
         self.engine: Engine = make_engine(name, settings)
-        create_tables(self.engine, [*tables, OutboxRow, InboxRow, DeadLetterRow])
+        require_head(self.engine, name)  # the schema is migrated by `reroute db upgrade`, never here
         self.database = DatabaseThread(name, self.engine)
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
         self.tracer = self.tracer_provider.get_tracer(f"reroute.{name}")

@@ -22,6 +22,7 @@ from rich.tree import Tree
 
 from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
+from shared.cli.db import db_app
 from shared.cli.deadletters import deadletter_app
 from shared.cli.referral_files import read_records, read_referrals
 from shared.cli.streams import streams_app
@@ -41,6 +42,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
+app.add_typer(db_app, name="db")
 console = Console()
 T = TypeVar("T")
 

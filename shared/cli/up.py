@@ -25,6 +25,7 @@ from rich.console import Console
 
 from shared.cli.client import CliError
 from shared.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
+from shared.migrations import upgrade_all
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
 from shared.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
 from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings
@@ -259,6 +260,10 @@ class LocalStack:
             self.console.print(f"NATS with JetStream on {self.url} (pid {self.nats.pid}; store {data_dir / 'nats'}; "
                                f"users and permissions in {self.auth.path})")
         self.admin_url = admin_url
+        for done in upgrade_all(self.settings):  # the schema first: services refuse to start behind head
+            if done.before != done.after:
+                self.console.print(f"Database of {done.service}: upgraded from {done.before or 'nothing'} to "
+                                   f"{done.after}" + (" (adopted from before migrations)" if done.adopted else ""))
         try:
             await provision_at([admin_url], self.subjects, replicas=self.settings.stream_replicas)
         except (OSError, TimeoutError, nats.errors.Error) as exc:

@@ -8,8 +8,9 @@ from pathlib import Path
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.sdk.trace import TracerProvider
+from sqlmodel import SQLModel
 
-from shared.db import DatabaseThread, create_tables, make_engine
+from shared.db import DatabaseThread, make_engine
 from shared.local_nats import start_nats_server
 from shared.messaging import BatchConsumer
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow
@@ -27,7 +28,7 @@ async def test_an_older_consumer_is_updated_or_kept_and_messages_still_flow(tmp_
         await js.add_consumer("UPG", ConsumerConfig(durable_name="svc-in", ack_policy=AckPolicy.EXPLICIT,
                                                     deliver_policy=DeliverPolicy.NEW, filter_subject="upg.in"))
         engine = make_engine("svc", ServiceSettings(data_dir=tmp_path, DATABASE_URL=None))  # type: ignore[call-arg]
-        create_tables(engine, [OutboxRow, InboxRow])
+        SQLModel.metadata.create_all(engine, tables=[OutboxRow.__table__, InboxRow.__table__])  # type: ignore[attr-defined]
         seen: list[bytes] = []
 
         def handler(conn, batch, now):  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from services.scheduling.sessions import add_working_days, change_session
-from services.scheduling.tables import TABLES, CaseRow, SessionRow
-from shared.db import create_tables, make_engine
-from shared.outbox import InboxRow, OutboxRow
+from services.scheduling.tables import CaseRow, SessionRow
+from shared.db import make_engine
+from shared.migrations import upgrade
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 
@@ -27,7 +27,7 @@ def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"it{uuid.uuid4().hex[:8]}",
                                database_url=os.environ.get("DATABASE_URL"))
     eng = make_engine("scheduling", settings)
-    create_tables(eng, [*TABLES, OutboxRow, InboxRow])
+    upgrade(eng, "scheduling")
     yield eng
     if eng.dialect.name == "postgresql":
         from sqlalchemy import text

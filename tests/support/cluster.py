@@ -18,7 +18,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared.local_nats import free_port
+from shared.migrations import upgrade_all
 from shared.processes import ServiceProcesses
+from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
 from shared.telemetry import StoredSpan, read_spans
@@ -76,6 +78,8 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         env["REROUTE_INTAKE_MATCHING_KEY"] = Fernet.generate_key().decode()
     procs = ServiceProcesses(env, log_dir=data_dir / "logs")
     procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    upgrade_all(ServiceSettings(data_dir=data_dir, namespace=namespace, db_schema_prefix=schema_prefix,
+                                DATABASE_URL=os.environ.get("DATABASE_URL")))  # type: ignore[call-arg]  # as `reroute up`
     procs.start_all()
     return Cluster(nats_url, namespace, data_dir, procs)
 

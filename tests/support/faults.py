@@ -31,7 +31,9 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.local_nats import free_port, nats_server_binary, start_nats_server
+from shared.migrations import upgrade_all
 from shared.processes import SERVICES, ServiceProcesses
+from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
@@ -129,6 +131,7 @@ class Rig:
     def __init__(self, root: Path, *, database_url: str | None, nodes: int = 1, replicas: int = 1,
                  services_env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.database_url = database_url
         self.nodes = [Node(f"n{i}", free_port(), free_port(), root / f"nats-store-{i}") for i in range(nodes)]
         self.url = self.nodes[0].url
         self.replicas = 3 if nodes >= 3 else 1
@@ -207,6 +210,8 @@ class Rig:
             return True
 
         await wait_until(provisioned, timeout=30, what="the streams being provisioned")
+        upgrade_all(ServiceSettings(data_dir=self.root / "data", db_schema_prefix="fault",  # as `reroute up`
+                                    DATABASE_URL=self.database_url))  # type: ignore[call-arg]
         for replicas in (self.services, *self.others):
             replicas.start_all()  # together: replicas starting at once must not trip over each other
         for replicas in (self.services, *self.others):

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select, text
 
 from services.intake.agencies import AgencyError, AgencyRegistry, agency_of_key, key_matches
 from services.intake.settings import IntakeSettings
-from services.intake.tables import TABLES, AgencyRecord
-from shared.db import create_tables, is_postgres, make_engine
+from services.intake.tables import AgencyRecord
+from shared.db import is_postgres, make_engine
+from shared.migrations import upgrade
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -23,7 +24,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
     settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
     engine = make_engine("intake", settings)
-    create_tables(engine, TABLES)
+    upgrade(engine, "intake")
     yield engine
     if is_postgres(engine):
         with engine.begin() as conn:

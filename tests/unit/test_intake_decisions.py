@@ -17,8 +17,9 @@ from sqlalchemy import Engine, select, text
 from services.intake.crypto import IntakeKeys, load_keys
 from services.intake.handlers import Decision, Submission, decide_submissions
 from services.intake.settings import IntakeSettings
-from services.intake.tables import TABLES, ReferralRecord, RejectionRecord
-from shared.db import create_tables, is_postgres, make_engine
+from services.intake.tables import ReferralRecord, RejectionRecord
+from shared.db import is_postgres, make_engine
+from shared.migrations import upgrade
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
 from tests.support.cluster import referral
@@ -34,7 +35,7 @@ def db(tmp_path: Path) -> Iterator[tuple[Engine, IntakeKeys]]:
                               intake_encryption_key=Fernet.generate_key().decode(),  # type: ignore[arg-type]
                               intake_matching_key=Fernet.generate_key().decode())  # type: ignore[arg-type]
     engine = make_engine("intake", settings)
-    create_tables(engine, TABLES)
+    upgrade(engine, "intake")
     yield engine, load_keys(settings)
     if is_postgres(engine):
         with engine.begin() as conn:
