@@ -17,13 +17,13 @@ from sqlmodel import col
 from services.intake import privacy
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import load_keys
+from services.intake.fairness import AuditRow, audit
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
 from services.intake.personal_data import first_name_for
 from services.intake.settings import IntakeSettings
 from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
 from shared.contracts.codes import Tier
-from shared.fairness import AuditRow, audit
 from shared.nats_auth import inbox_prefix
 from shared.outbox import Outgoing
 from shared.service import ServiceHost

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.intake.fairness import AuditRow, OverrideKind, audit
 from shared.contracts.codes import Tier
-from shared.fairness import AuditRow, OverrideKind, audit
 
 LOW, MEDIUM, HIGH, VERY_HIGH = Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.VERY_HIGH
 
