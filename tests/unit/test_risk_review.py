@@ -21,6 +21,7 @@ from services.risk.review import (
 from services.risk.ruleset import RuleSet, load_rules
 from shared.contracts.codes import Tier
 from shared.contracts.risk import AxisAssessment, Reason, RiskAssessed
+from tests.support.shipped_rules import review_weeks
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 LOW, MEDIUM, HIGH, VERY_HIGH = Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.VERY_HIGH
@@ -251,13 +252,10 @@ def test_diff_compares_the_computed_tiers_not_the_overridden_ones() -> None:
 # ---- reviews ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("tier", "weeks"),
-    [(VERY_HIGH, 4), (HIGH, 6), (MEDIUM, 12), (LOW, 12)],
-)
-def test_review_due_per_tier(rules: RuleSet, tier: Tier, weeks: int) -> None:
+@pytest.mark.parametrize("tier", [VERY_HIGH, HIGH, MEDIUM, LOW])
+def test_review_due_per_tier(rules: RuleSet, tier: Tier) -> None:
     due = review_due(tier=tier, last_assessed_at=NOW, rules=rules)
-    assert due == NOW + timedelta(weeks=weeks)
+    assert due == NOW + timedelta(weeks=review_weeks(tier))
     assert not overdue(due, due)
     assert overdue(due, due + timedelta(seconds=1))
     assert not overdue(due, NOW)

@@ -19,6 +19,8 @@ from services.risk.ruleset import (
     prohibited_reason,
 )
 from shared.contracts.codes import INDICATOR_CODES, PROTECTIVE_FACTOR_CODES, Tier
+from tests.support.shipped_rules import band, review_weeks
+from tests.support.shipped_rules import shipped as shipped_data
 
 Data = dict[str, Any]
 
@@ -69,9 +71,10 @@ def _factor(data: Data, section: str, rule_id: str) -> Data:
 
 
 def test_shipped_rules_load(rules: RuleSet) -> None:
-    assert (rules.id, rules.version) == ("sos-risk-needs", "1.0.0")
-    assert [area.code for area in rules.needs.areas] == [f"N{n:02}" for n in range(1, 17)]
-    assert [e.id[:3] for e in rules.escalations] == [f"E{n:02}" for n in range(1, 10)]
+    data = shipped_data()
+    assert (rules.id, rules.version) == (data["id"], data["version"])
+    assert [area.code for area in rules.needs.areas] == [f"N{n:02}" for n in range(1, len(data["needs"]["areas"]) + 1)]
+    assert [e.id[:3] for e in rules.escalations] == [f"E{n:02}" for n in range(1, len(data["escalations"]) + 1)]
 
 
 def test_load_rules_defaults_to_the_shipped_file(rules: RuleSet) -> None:
@@ -100,9 +103,9 @@ def test_no_allowed_input_is_a_prohibited_one() -> None:
     assert [name for name in ALLOWED_INPUTS if prohibited_reason(name)] == []
 
 
-@pytest.mark.parametrize(("tier", "weeks"), [(Tier.VERY_HIGH, 4), (Tier.HIGH, 6), (Tier.MEDIUM, 12), (Tier.LOW, 12)])
-def test_review_weeks(rules: RuleSet, tier: Tier, weeks: int) -> None:
-    assert rules.review_weeks(tier) == weeks
+@pytest.mark.parametrize("tier", [Tier.VERY_HIGH, Tier.HIGH, Tier.MEDIUM, Tier.LOW])
+def test_review_weeks(rules: RuleSet, tier: Tier) -> None:
+    assert rules.review_weeks(tier) == review_weeks(tier)
 
 
 def test_a_copy_of_the_shipped_file_loads(tmp_path: Path, shipped: Data, rules: RuleSet) -> None:
@@ -132,6 +135,21 @@ def _tier(axis: str, tier: str, band: str | None) -> Callable[[Data], None]:
             data["tiers"][axis][tier] = band
 
     return edit
+
+
+def _bounded(axis: str, tier: str) -> tuple[str, int]:
+    """A shipped tier band that has an end: its label and its last score."""
+    label = str(shipped_data()["tiers"][axis][tier])
+    _, last = band(label)
+    assert last is not None, f"{axis} {tier} is the open band"
+    return label, last
+
+
+# tier bands made faulty by moving one edge of a shipped band by a point
+LIKELIHOOD_LOW, LIKELIHOOD_LOW_END = _bounded("likelihood", "low")
+OVERLAPPING_MEDIUM = f"{LIKELIHOOD_LOW_END}-{_bounded('likelihood', 'medium')[1]}"  # starts on low's last score
+WELLBEING_MEDIUM, WELLBEING_MEDIUM_END = _bounded("wellbeing", "medium")
+GAPPED_HIGH = f"{WELLBEING_MEDIUM_END + 2}-{_bounded('wellbeing', 'high')[1]}"  # skips the score after medium
 
 
 def _duplicate_id(data: Data) -> None:
@@ -248,15 +266,15 @@ DEFECTS: list[tuple[str, Callable[[Data], None], str, tuple[str, ...]]] = [
     ),
     (
         "overlapping tier thresholds",
-        _tier("likelihood", "medium", "9-17"),
-        "bands '0-9' and '9-17' overlap",
-        ("medium: 9-17",),
+        _tier("likelihood", "medium", OVERLAPPING_MEDIUM),
+        f"bands '{LIKELIHOOD_LOW}' and '{OVERLAPPING_MEDIUM}' overlap",
+        (f"medium: {OVERLAPPING_MEDIUM}",),
     ),
     (
         "gap between tier thresholds",
-        _tier("wellbeing", "high", "11-15"),
-        "gap between bands '5-9' and '11-15': value 10 is not covered",
-        ("high: 11-15",),
+        _tier("wellbeing", "high", GAPPED_HIGH),
+        f"gap between bands '{WELLBEING_MEDIUM}' and '{GAPPED_HIGH}': value {WELLBEING_MEDIUM_END + 1} is not covered",
+        (f"high: {GAPPED_HIGH}",),
     ),
     (
         "missing tier threshold",

@@ -1,0 +1,38 @@
+"""Inputs for the pure risk assessment: an accepted referral built from indicator codes and coded facts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from shared.contracts.codes import IndexOffence
+from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralAccepted
+
+NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+
+
+def referral(
+    *indicators: str | tuple[str, date | None],
+    protective: tuple[str, ...] = (),
+    index_offence: IndexOffence | None = None,
+    prior: int | None = None,
+    age_first: int | None = None,
+) -> ReferralAccepted:
+    """An accepted referral; an indicator is a code (observed today) or (code, observed_at)."""
+    pairs = [(i, TODAY) if isinstance(i, str) else i for i in indicators]
+    return ReferralAccepted(
+        event_id="evt-1",
+        occurred_at=NOW,
+        referral_id="ref-1",
+        agency_id="agency-1",
+        agency_referral_id="A-1",
+        person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney", languages=["en"]),
+        index_offence=index_offence,
+        prior_proven_offences=prior,
+        age_at_first_proven_offence=age_first,
+        indicators=[Indicator(code=code, observed_at=seen) for code, seen in pairs],
+        protective_factors=list(protective),
+        unsafe_areas=["Some Estate"],
+        preferences=Preferences(),
+        availability=[],
+    )
