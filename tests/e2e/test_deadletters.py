@@ -24,7 +24,7 @@ from tests.support.cluster import (
     unique,
     unique_language,
 )
-from tests.support.faults import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

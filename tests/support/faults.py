@@ -17,7 +17,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,22 +36,12 @@ from shared.processes import SERVICES, ServiceProcesses
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
+from tests.support.waiting import wait_until
 
 BOROUGHS = ["Hackney", "Lambeth", "Southwark", "Newham", "Croydon", "Brent", "Haringey", "Lewisham"]
 INDICATORS = ["peers_offending", "unstructured_time", "substance_use", "ete_disengaged", "family_conflict",
               "weapon_carrying", "missing_episodes", "unexplained_money"]
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat"]
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout: float, every: float = 0.5,
-                     what: str = "the condition") -> float:
-    """Poll `condition` until it holds; returns the seconds it took, or fails saying what did not happen."""
-    start = time.monotonic()
-    while not await condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        await asyncio.sleep(every)
-    return time.monotonic() - start
 
 
 def _letters(i: int) -> str:
