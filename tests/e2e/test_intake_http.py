@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.telemetry import StoredSpan
 from tests.conftest import _drop_schemas, make_cluster
 from tests.support.cluster import (
     Cluster,
@@ -24,6 +24,7 @@ from tests.support.cluster import (
     register_agency,
     unique,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +40,17 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def wait_for_status(http: httpx.AsyncClient, url: str, key: str, want: str, *, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    last: dict[str, Any] = {}
+
+    async def reached() -> bool:
         answer = await http.get(url, headers=bearer(key))
         assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        if body["status"] == want:
-            return body
-        assert time.monotonic() < deadline, f"status stayed {body['status']}, wanted {want}: {body}"
-        await asyncio.sleep(0.2)
+        last.update(answer.json())
+        return bool(last["status"] == want)
+
+    await wait_until(reached, timeout=timeout, every=0.2,
+                     what=lambda: f"status {want} (it stayed {last['status']}: {last})")
+    return last
 
 
 async def test_post_gets_202_with_a_status_url_and_a_repeat_gets_the_same_referral(
@@ -86,12 +89,12 @@ async def test_the_http_request_and_the_events_it_causes_are_one_trace(
 
     rid = answer.json()["referral_id"]
     await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid, timeout=15)
-    deadline = time.monotonic() + 10
-    while True:
-        spans = [s for s in cluster.spans() if s.attributes.get("referral.id") == rid]
-        if {s.service for s in spans} >= {"intake", "risk", "scheduling"} or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
+    def spans_of_the_referral() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.attributes.get("referral.id") == rid]
+
+    await wait_until(lambda: {s.service for s in spans_of_the_referral()} >= {"intake", "risk", "scheduling"},
+                     timeout=10, every=0.2, what="spans of the referral from intake, risk and scheduling")
+    spans = spans_of_the_referral()
     assert {s.service for s in spans} >= {"intake", "risk", "scheduling"}
     assert {s.trace_id for s in spans} == {caller_trace}, "the caller's trace continues through every service"
     assert any(s.name == "intake POST /v1/referrals" for s in spans)

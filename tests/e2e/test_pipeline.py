@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from datetime import datetime
 
 import pytest
 
+from shared.telemetry import StoredSpan
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +39,13 @@ async def test_referral_flows_through_all_three_services_in_one_trace(cluster: C
     assert len({s.trace_id for s in spans}) == 1, "one trace per referral across the three services"
 
 
-async def _spans_of(cluster: Cluster, referral_id: str, *, services: set[str], timeout: float = 10) -> list:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        spans = [s for s in cluster.spans() if s.attributes.get("referral.id") == referral_id]
-        if {s.service for s in spans} >= services or time.monotonic() > deadline:
-            assert {s.service for s in spans} >= services, f"spans only from {sorted({s.service for s in spans})}"
-            return spans
-        await asyncio.sleep(0.2)
+async def _spans_of(cluster: Cluster, referral_id: str, *, services: set[str], timeout: float = 10) -> list[StoredSpan]:
+    def spans() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.attributes.get("referral.id") == referral_id]
+
+    await wait_until(lambda: {s.service for s in spans()} >= services, timeout=timeout, every=0.2,
+                     what=lambda: f"spans from {sorted(services)} (only from {sorted({s.service for s in spans()})})")
+    return spans()
 
 
 async def test_the_same_referral_submitted_twice_is_one_referral_with_one_set_of_sessions(
@@ -147,12 +147,9 @@ async def test_twenty_referrals_at_once_never_double_book_a_mentor_or_exceed_cas
     accepted = await probe.wait_for(cluster.subjects.accepted(agency), count=20, timeout=15)
     ids = {e["referral_id"] for e in accepted}
     done = lambda e: e["referral_id"] in ids
-    deadline = time.monotonic() + 20
-    while len(probe.matching(cluster.subjects.scheduled(agency), done)) + len(
-        probe.matching(cluster.subjects.waitlisted(agency), done)
-    ) < 20:
-        assert time.monotonic() < deadline, "every referral is scheduled or waitlisted"
-        await asyncio.sleep(0.2)
+    await wait_until(lambda: len(probe.matching(cluster.subjects.scheduled(agency), done)) + len(
+        probe.matching(cluster.subjects.waitlisted(agency), done)) >= 20, timeout=20, every=0.2,
+        what="every referral being scheduled or waitlisted")
 
     scheduled = probe.matching(cluster.subjects.scheduled(agency), done)
     waitlisted = probe.matching(cluster.subjects.waitlisted(agency), done)

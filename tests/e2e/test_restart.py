@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import RUN_ID, _drop_schemas, make_cluster
 from tests.support.cluster import Probe, mentor, ready, referral, unique, unique_language
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -59,17 +59,19 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
         cluster.processes.start(service)
         await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, (service,), timeout=60)
 
-        deadline = time.monotonic() + 45
-        while True:
-            accepted = await _stored(probe, cluster.subjects.accepted(agency))
-            assessed = await _stored(probe, cluster.subjects.assessed(agency))
-            scheduled = await _stored(probe, cluster.subjects.scheduled(agency))
-            done = (len({e["referral_id"] for e in scheduled}) >= 60
-                    and len({e["agency_referral_id"] for e in accepted}) >= 60)
-            if done or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        accepted: list[dict[str, Any]] = []
+        scheduled: list[dict[str, Any]] = []
 
+        async def all_accepted_and_scheduled() -> bool:
+            accepted[:] = await _stored(probe, cluster.subjects.accepted(agency))
+            scheduled[:] = await _stored(probe, cluster.subjects.scheduled(agency))
+            return (len({e["referral_id"] for e in scheduled}) >= 60
+                    and len({e["agency_referral_id"] for e in accepted}) >= 60)
+
+        await wait_until(all_accepted_and_scheduled, timeout=45, every=0.5, what=lambda: (
+            f"all 60 referrals accepted and scheduled ({len({e['agency_referral_id'] for e in accepted})} accepted, "
+            f"{len({e['referral_id'] for e in scheduled})} scheduled)"))
+        assessed = await _stored(probe, cluster.subjects.assessed(agency))
         by_arid = {e["agency_referral_id"]: e["referral_id"] for e in accepted}
         assert sorted(by_arid) == sorted(arids), "every referral was accepted"
         assert len(set(by_arid.values())) == 60, "one referral id per agency referral"

@@ -16,6 +16,7 @@ from shared.messaging import BatchConsumer
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
+from tests.support.waiting import wait_until
 
 
 async def test_an_older_consumer_is_updated_or_kept_and_messages_still_flow(tmp_path: Path) -> None:
@@ -43,10 +44,7 @@ async def test_an_older_consumer_is_updated_or_kept_and_messages_still_flow(tmp_
         task = asyncio.create_task(consumer.run(stop))
         await asyncio.wait_for(consumer.ready.wait(), 10)
         await js.publish("upg.in", b"hello")
-        for _ in range(50):
-            if seen:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: bool(seen), timeout=5, every=0.1, what="the consumer handling the message")
         stop.set()
         await asyncio.wait_for(task, 10)
         assert seen == [b"hello"]

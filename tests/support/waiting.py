@@ -34,14 +34,3 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], *, timeout
         if time.monotonic() - start > timeout:
             raise _failure(what, timeout)
         await asyncio.sleep(every)
-
-
-def wait_until_sync(condition: Callable[[], bool], *, timeout: float, every: float = 0.05,
-                    what: Describe = "the condition") -> float:
-    """`wait_until` for code that is not async (a synchronous fixture): blocks the thread between checks."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise _failure(what, timeout)
-        time.sleep(every)
-    return time.monotonic() - start
