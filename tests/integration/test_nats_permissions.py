@@ -1,21 +1,25 @@
-"""NATS permissions against a real nats-server: agencies confined to their own traffic."""
+"""NATS permissions against a real nats-server: agencies confined to their own traffic.
+
+No test sleeps and hopes: each waits for the event it expects (the server's permission-violation error, a
+message, a connection), with a timeout that fails saying what did not happen. A check that something did NOT
+happen relies on order: the server answers one connection's messages in the order they were sent, so once the
+answer to a later message is in, none is still coming for an earlier one.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
 import nats.aio.client
-import nats.aio.msg
 import nats.errors
 import pytest
 
-from shared.local_nats import free_port, nats_server_binary, port_open
+from shared.local_nats import start_nats_server
 from shared.nats_auth import admin_user, agency_user, hash_password, inbox_prefix, render_config, service_user
+from tests.support.waiting import wait_until
 
 PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "risk": "pw-risk", "scheduling": "pw-sched",
              "operator": "pw-op"}
@@ -24,19 +28,13 @@ PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "risk": "pw-risk",
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("nats-auth")
-    port = free_port()
     users = [agency_user("a", hash_password(PASSWORDS["a"])), agency_user("b", hash_password(PASSWORDS["b"])),
              *(service_user(s, hash_password(PASSWORDS[s])) for s in ("intake", "risk", "scheduling")),
              admin_user(hash_password(PASSWORDS["operator"]))]
     conf = store / "auth.conf"
-    conf.write_text(render_config(users, host="127.0.0.1", port=port, store_dir=store / "js"))
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if port_open("127.0.0.1", port):
-            break
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
+    conf.write_text(render_config(users))
+    proc, url = start_nats_server(store / "js", config=conf)  # returns once the server listens
+    yield url.removeprefix("nats://")
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -46,9 +44,25 @@ class Errors:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self._arrived = asyncio.Condition()
 
     async def callback(self, exc: Exception) -> None:
-        self.seen.append(str(exc))
+        async with self._arrived:
+            self.seen.append(str(exc))
+            self._arrived.notify_all()
+
+    async def expect(self, fragment: str, *, timeout: float = 10) -> str:
+        """Wait for an error holding `fragment` (in any case); fails naming it and the errors that did come."""
+
+        def matching() -> list[str]:
+            return [e for e in self.seen if fragment.lower() in e.lower()]
+
+        try:
+            async with self._arrived:
+                await asyncio.wait_for(self._arrived.wait_for(matching), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no error with {fragment!r} within {timeout:g} s; errors: {self.seen}") from None
+        return matching()[0]
 
 
 @pytest.fixture
@@ -79,10 +93,7 @@ async def test_an_agency_cannot_publish_as_another(server: str, streams: None) -
     nc = await _agency(server, "a", errors)
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
         await nc.jetstream().publish("referrals.submitted.b", b"{}", timeout=1)
-    await nc.flush()
-    await asyncio.sleep(0.2)
-    assert any('permissions violation for publish to "referrals.submitted.b"' in e.lower() for e in errors.seen), (
-        errors.seen)
+    await errors.expect('permissions violation for publish to "referrals.submitted.b"')
     await nc.close()
 
 
@@ -92,10 +103,7 @@ async def test_an_agency_cannot_read_what_is_not_its_own(server: str, streams: N
     errors = Errors()
     nc = await _agency(server, "a", errors)
     await nc.subscribe(subject)
-    await nc.flush()
-    await asyncio.sleep(0.2)
-    assert any(f"permissions violation for subscription to \"{subject.lower()}\"" in e.lower() for e in errors.seen), (
-        errors.seen)
+    await errors.expect(f'permissions violation for subscription to "{subject}"')
     await nc.close()
 
 
@@ -103,24 +111,23 @@ async def test_an_agency_cannot_touch_streams(server: str, streams: None) -> Non
     errors = Errors()
     nc = await _agency(server, "a", errors)
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-        await nc.jetstream().stream_info("RISK")
+        await nc.jetstream(timeout=1).stream_info("RISK")
+    # refused, not merely slow: the server said so (no answer is ever coming)
+    await errors.expect('permissions violation for publish to "$JS.API.STREAM.INFO.RISK"')
     await nc.close()
 
 
 async def test_an_agency_reads_its_own_outcomes(server: str, streams: None) -> None:
     errors = Errors()
     nc = await _agency(server, "a", errors)
-    got: list[bytes] = []
-    async def collect(msg: nats.aio.msg.Msg) -> None:
-        got.append(msg.data)
-
-    await nc.subscribe("referrals.accepted.a", cb=collect)
-    await nc.flush()
+    sub = await nc.subscribe("referrals.accepted.a")
+    await nc.flush()  # the server has the subscription (or has refused it) before intake publishes
     intake = await nats.connect(f"nats://intake:{PASSWORDS['intake']}@{server}")
     await intake.publish("referrals.accepted.a", b"ok")
+    await intake.publish("referrals.accepted.a", b"sentinel")
     await intake.flush()
-    await asyncio.sleep(0.2)
-    assert got == [b"ok"] and not errors.seen
+    got = [(await sub.next_msg(timeout=10)).data for _ in range(2)]
+    assert got == [b"ok", b"sentinel"] and not errors.seen  # nothing else came before the sentinel
     await intake.close()
     await nc.close()
 
@@ -130,8 +137,8 @@ async def test_a_service_publishes_only_its_own_events(server: str, streams: Non
     risk = await nats.connect(f"nats://risk:{PASSWORDS['risk']}@{server}", error_cb=errors.callback)
     await risk.publish("risk.assessed.a", b"{}")
     await risk.publish("referrals.accepted.a", b"{}")
-    await risk.flush()
-    await asyncio.sleep(0.2)
+    await errors.expect('permissions violation for publish to "referrals.accepted.a"')
+    # an error for the allowed publish, sent before it, would have come before this one
     assert len(errors.seen) == 1 and "referrals.accepted.a" in errors.seen[0]
     await risk.close()
 
@@ -154,7 +161,7 @@ async def test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_ou
         assert auth.write(agencies=agency_c)
         assert not auth.write(agencies=list(agency_c)), "unchanged: nothing to reload"
         proc.send_signal(signal.SIGHUP)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: admitted(base), timeout=10, every=0.1, what="agency c admitted after the reload")
         nc = await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1,
                                 inbox_prefix=inbox_prefix("c").encode())
         await nc.publish("referrals.submitted.c", b"{}")
@@ -162,9 +169,24 @@ async def test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_ou
         await nc.close()
         auth.write(agencies=[])
         proc.send_signal(signal.SIGHUP)
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: refused(base), timeout=10, every=0.1, what="agency c shut out after the reload")
         with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
             await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1, allow_reconnect=False)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def admitted(base: str) -> bool:
+    """Whether agency c can connect now (a reload takes effect a moment after SIGHUP)."""
+    return not await refused(base)
+
+
+async def refused(base: str) -> bool:
+    """Whether the server turns agency c away now."""
+    try:
+        nc = await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1, allow_reconnect=False)
+    except (nats.errors.NoServersError, nats.errors.Error, OSError):
+        return True
+    await nc.close()
+    return False
