@@ -200,8 +200,10 @@ class Rig:
             return True
 
         await wait_until(provisioned, timeout=30, what="the streams being provisioned")
-        upgrade_all(ServiceSettings(data_dir=self.root / "data", db_schema_prefix="fault",  # as `reroute up`
-                                    DATABASE_URL=self.database_url))  # type: ignore[call-arg]
+        settings = ServiceSettings(data_dir=self.root / "data", db_schema_prefix="fault",
+                                   DATABASE_URL=self.database_url)  # type: ignore[call-arg]
+        # as `reroute up` does; in a thread, since a scenario's proxy to the database runs on this event loop
+        await asyncio.to_thread(upgrade_all, settings)
         for replicas in (self.services, *self.others):
             replicas.start_all()  # together: replicas starting at once must not trip over each other
         for replicas in (self.services, *self.others):
