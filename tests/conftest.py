@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
 from shared.local_nats import start_nats_server
-from tests.support.cluster import Cluster, Probe, launch_cluster, ready
-
-RUN_ID = uuid.uuid4().hex[:8]
+from tests.support.cluster import Cluster, Probe, ready
+from tests.support.suite import drop_schemas, make_cluster
 
 
 def _docker_nats() -> Iterator[str] | None:
@@ -61,32 +58,6 @@ def nats_url(nats_server: tuple[str, bool]) -> str:
     return nats_server[0]
 
 
-def _drop_schemas(prefix: str) -> None:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed)
-    with engine.begin() as conn:
-        for service in ("intake", "risk", "scheduling"):
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}_{service}" CASCADE'))
-    engine.dispose()
-
-
-def make_cluster(nats_server: tuple[str, bool], data_dir: Path, name: str, *, isolated: bool = False) -> Cluster:
-    """Services on their own namespace when the server is shared (or `isolated`), else on the bare contract subjects.
-
-    Await `ready(cluster)` before use."""
-    url, shared = nats_server
-    namespace = f"t{RUN_ID}{name}" if (shared or isolated) else ""
-    return launch_cluster(url, data_dir, namespace=namespace, schema_prefix=f"t{RUN_ID}{name}")
-
-
 @pytest.fixture(scope="session")
 def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One set of services shared by the end-to-end tests (each test uses its own agency ids and mentors)."""
@@ -96,7 +67,7 @@ def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFact
         yield c
     finally:
         c.processes.stop_all()
-        _drop_schemas(f"t{RUN_ID}main")
+        drop_schemas(c)
 
 
 @pytest.fixture

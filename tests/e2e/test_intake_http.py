@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from shared.telemetry import StoredSpan
-from tests.conftest import _drop_schemas, make_cluster
 from tests.support.cluster import (
     Cluster,
     Probe,
@@ -24,6 +23,7 @@ from tests.support.cluster import (
     register_agency,
     unique,
 )
+from tests.support.suite import drop_schemas, make_cluster
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -291,7 +291,7 @@ def partial_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.Temp
         yield c
     finally:
         c.processes.stop_all()
-        _drop_schemas(c.processes.env["REROUTE_DB_SCHEMA_PREFIX"])
+        drop_schemas(c)
 
 
 async def test_status_says_assessed_then_received_while_later_services_are_down(partial_cluster: Cluster) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import nats.errors
 import pytest
 
-from tests.conftest import RUN_ID, _drop_schemas, make_cluster
 from tests.support.cluster import Probe, mentor, ready, referral, unique, unique_language
+from tests.support.suite import drop_schemas, make_cluster
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -83,4 +83,4 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
     finally:
         await probe.close()
         cluster.processes.stop_all()
-        _drop_schemas(f"t{RUN_ID}restart{service}")
+        drop_schemas(cluster)
