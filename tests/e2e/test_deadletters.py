@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from shared.deadletters import DeadLetterRow
-from tests.e2e.test_intake_cli import reroute
+from tests.support.cli import reroute
 from tests.support.cluster import (
     Cluster,
     Probe,

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, fresh_language, mentor, unique
 
 pytestmark = pytest.mark.e2e
-
-
-def reroute(cluster: Cluster, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
-           "REROUTE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
-                          check=False,
-                          timeout=90)
 
 
 def test_agencies_add_prints_the_key_once_and_rotate_and_revoke_take_effect(cluster: Cluster, tmp_path: Path) -> None:

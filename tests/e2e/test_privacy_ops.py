@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 
 pytestmark = pytest.mark.e2e
 
 
 def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
-           "REROUTE_DATA_DIR": str(cluster.data_dir), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return reroute(cluster, cluster.data_dir, *args)  # the services' own data dir, as an operator on that host
 
 
 async def test_export_gathers_every_service_and_erase_removes_the_person_everywhere(
