@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from services.scheduling.matching import calendar
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, STEP, earliest_start
-from tests.unit.test_matching import NOW, cases, mentors
+from tests.support.matching import NOW, cases, mentors
 
 
 @settings(max_examples=200, deadline=None)

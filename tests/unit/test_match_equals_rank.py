@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.scheduling.matching import Match, match, rank, with_booking
-from tests.unit.test_matching import NOW, cases, mentors
+from tests.support.matching import NOW, cases, mentors
 
 
 @settings(max_examples=150, deadline=None)
