@@ -11,14 +11,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bench import evaluator
-from bench.evaluator import Booking
-from bench.scheduling_quality import run_batch, run_online
 from services.scheduling.batch import Pinned, Plan, plan
 from services.scheduling.matching import LONDON, Case, Match, MentorState, Waitlist, match
 from shared.contracts.codes import WEEKDAYS, Tier, Weekday
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorKind, MentorRecord, VenueRecord
+from tests.support.schedules import Booking, evaluate, run_batch, run_online
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)  # a Monday
 HOUR = timedelta(hours=1)
@@ -95,7 +93,7 @@ def assert_sound(cases: list[Case], mentors: list[MentorState], result: Plan) ->
     """Every case decided exactly once, and the independent evaluator finds no broken rule."""
     assert set(result.assignments) | set(result.waitlisted) == {c.referral_id for c in cases}
     assert not set(result.assignments) & set(result.waitlisted)
-    report = evaluator.evaluate(cases, mentors, bookings(result), now=NOW)
+    report = evaluate(cases, mentors, bookings(result), now=NOW)
     assert report.violations == []
 
 
@@ -352,7 +350,7 @@ def test_the_plan_breaks_no_rule_and_places_at_least_as_many_as_online(data: st.
     assert_sound(cases, mentors, result)
     online = run_online(cases, mentors, now=NOW)
     for schedule in (online, run_batch(cases, mentors, now=NOW)):  # with venues, rooms and routes, as stored
-        report = evaluator.evaluate(cases, mentors, schedule.bookings, now=NOW, visits=schedule.visits)
+        report = evaluate(cases, mentors, schedule.bookings, now=NOW, visits=schedule.visits)
         assert report.violations == []
     assert len(result.assignments) >= len(online.bookings)
     event(f"batch places {len(result.assignments) - len(online.bookings)} more")

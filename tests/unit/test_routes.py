@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from bench.evaluator import evaluate, route_problem
 from services.scheduling.app import mentor_problems
 from services.scheduling.constraints import Case, MentorState, SafeVenue, first_exclusion, venues_for
 from services.scheduling.matching import LONDON
 from services.scheduling.routes import NEIGHBOURS, plan_route
 from shared.contracts.codes import LONDON_BOROUGHS, Tier
 from shared.contracts.scheduling import MentorRecord, VenueRecord
+from tests.support.schedules import evaluate, route_problem
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)
 
