@@ -33,3 +33,14 @@ def test_shared_imports_no_service() -> None:
     for path in (ROOT / "shared").rglob("*.py"):
         for name in _imports(path):
             assert not name.startswith("services"), f"{path} imports {name}"
+
+
+def test_tests_share_helpers_only_through_tests_support() -> None:
+    """Builders live in tests/support/: no test imports another test module or conftest, and bench/ is reached
+    only through tests/support/schedules.py."""
+    test_modules = ("tests.unit", "tests.integration", "tests.e2e", "tests.faults", "tests.conftest")
+    for path in (ROOT / "tests").rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(test_modules), f"{path} imports {name}: move what it needs to tests/support/"
+            if path != ROOT / "tests" / "support" / "schedules.py":
+                assert name.split(".")[0] != "bench", f"{path} imports {name}: use tests/support/schedules.py"
