@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.shipped_rules import likelihood_points, with_points
 
 pytestmark = pytest.mark.e2e
-SHIPPED_RULES = Path("services/risk/rules/sos-risk-needs.yaml").read_text()
+WEAPON = "L10_weapon_carrying"
 
 
 async def _assessed(probe: Probe, cluster: Cluster, agency: str, arid: str, *, number: int = 1) -> dict:  # type: ignore[type-arg]
@@ -144,8 +144,7 @@ def test_the_shipped_rules_pass_the_check_and_a_prohibited_rule_is_refused(tmp_p
                          "services/risk/rules/sos-risk-needs.yaml"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "rules.yaml"
-    text = SHIPPED_RULES
-    bad.write_text(text.replace("weapon_carrying: 5", "stop_and_search: 5", 1))
+    bad.write_text(with_points(WEAPON, {"stop_and_search": likelihood_points("weapon_carrying")}))
     refused = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check", str(bad)],
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 1
@@ -160,11 +159,11 @@ async def test_rescore_apply_with_unchanged_rules_republishes_nothing(cluster: C
 
 
 async def test_a_candidate_rules_file_is_previewed_never_applied(cluster: Cluster, probe: Probe) -> None:
-    text = SHIPPED_RULES.replace("weapon_carrying: 5", "weapon_carrying: 9", 1)
+    text = with_points(WEAPON, {"weapon_carrying": likelihood_points("weapon_carrying") + 4})
     refused = await probe.rpc("risk", "rules.rescore", {"dry_run": False, "rules_yaml": text})
     assert "can only be previewed" in refused["error"]
     preview = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text, "rules_name": "v2.yaml"})
     assert preview["republished"] == 0 and preview["total"] >= 1
-    broken = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text.replace(
-        "weapon_carrying: 9", "ethnicity: 9", 1)})
+    broken = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": with_points(
+        WEAPON, {"ethnicity": likelihood_points("weapon_carrying") + 4})})
     assert "prohibited input" in broken["error"]

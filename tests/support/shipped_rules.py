@@ -7,6 +7,7 @@ the golden snapshot (tests/unit/test_risk_rules_golden.py) fails, saying the shi
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from datetime import date, timedelta
@@ -42,11 +43,19 @@ def _rules_in(section: Any) -> list[Data]:
     return []
 
 
-def rule(rule_id: str) -> Data:
-    """The rule, factor, escalation or need area with this id."""
-    matches = [found for found in _rules_in(shipped()) if found["id"] == rule_id]
+def rule(rule_id: str, data: Data | None = None) -> Data:
+    """The rule, factor, escalation or need area with this id (in `data`, else in the shipped rules)."""
+    matches = [found for found in _rules_in(shipped() if data is None else data) if found["id"] == rule_id]
     assert len(matches) == 1, f"{rule_id!r} names {len(matches)} rules in {RULES_FILE.name}"
     return matches[0]
+
+
+def with_points(rule_id: str, scored: dict[str, float]) -> str:
+    """The shipped rules as YAML text with one factor's points replaced: a candidate or a faulty rules file
+    (comments are not kept)."""
+    data = copy.deepcopy(shipped())
+    rule(rule_id, data)["points"] = scored
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def points(rule_id: str, code: str) -> float:
