@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,23 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.client import connect
-from shared.settings import ServiceSettings
+from shared.cli.options import DataDir, with_client
 
 agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
 console = Console()
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
-
-
 def _ask(verb: str, payload: dict[str, Any], data_dir: Path | None) -> dict[str, Any]:
-    if data_dir is not None:
-        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
-
-    async def main() -> dict[str, Any]:
-        async with connect(ServiceSettings()) as client:
-            return await client.rpc("intake", verb, payload, timeout=15)
-
-    return asyncio.run(main())
+    return with_client(lambda client: client.rpc("intake", verb, payload, timeout=15), data_dir)
 
 
 def _show_key(result: dict[str, Any], what: str) -> None:

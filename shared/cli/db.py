@@ -3,15 +3,14 @@ changes a schema (`reroute up` runs it; a deployment runs it once before the ser
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.cli.options import DataDir, settings_for
 from shared.db import make_engine
 from shared.migrations import current, head, upgrade_all
 from shared.processes import SERVICES
@@ -19,14 +18,9 @@ from shared.settings import ConfigurationError, ServiceSettings
 
 db_app = typer.Typer(help="The services' database schemas (migrations).", no_args_is_help=True)
 console = Console()
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
-
-
 def _settings(data_dir: Path | None) -> ServiceSettings:
-    if data_dir is not None:
-        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
     try:
-        return ServiceSettings()
+        return settings_for(data_dir)
     except ConfigurationError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

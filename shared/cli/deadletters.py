@@ -6,9 +6,7 @@ reply into its contract, so an operator sees one list, replays a fixed one once,
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,30 +17,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.client import CliError, ServiceClient, connect
+from shared.cli.client import CliError, ServiceClient
+from shared.cli.options import DataDir, with_client
 from shared.contracts.deadletters import DeadLetterDetail, DeadLetterList, DeadLetterResults
 from shared.deadletters import service_of
 from shared.processes import SERVICES
-from shared.settings import ServiceSettings
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)
 console = Console()
 T = TypeVar("T")
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the dead letter).")]
 
 
 def _client_run(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | None) -> T:
-    if data_dir is not None:
-        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
-
-    async def main() -> T:
-        async with connect(ServiceSettings()) as client:
-            return await fn(client)
-
     try:
-        return asyncio.run(main())
+        return with_client(fn, data_dir)
     except CliError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,12 +23,13 @@ from shared.cli.agencies import agencies_app
 from shared.cli.client import CliError, ServiceClient, connect
 from shared.cli.db import db_app
 from shared.cli.deadletters import deadletter_app
+from shared.cli.options import DataDir, settings_for, with_client
 from shared.cli.referral_files import read_records, read_referrals
 from shared.cli.streams import streams_app
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
 from shared.contracts.deadletters import Held
-from shared.settings import ConfigurationError, ServiceSettings
+from shared.settings import ConfigurationError
 from shared.subjects import AGENCY_ID
 from shared.telemetry import StoredSpan, spans_of_referral
 
@@ -46,21 +46,6 @@ app.add_typer(db_app, name="db")
 console = Console()
 T = TypeVar("T")
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
-
-
-def _settings(data_dir: Path | None = None) -> ServiceSettings:
-    if data_dir is not None:
-        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
-    return ServiceSettings()
-
-
-def _run(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | None = None) -> T:
-    async def main() -> T:
-        async with connect(_settings(data_dir)) as client:
-            return await fn(client)
-
-    return asyncio.run(main())
 
 
 @app.command()
@@ -70,7 +55,7 @@ def up(
     examples: Annotated[Path, typer.Option(help="Where the sample files are.")] = Path("examples"),
 ) -> None:
     """Start NATS (unless NATS_URL is set) and the three services; run until Ctrl-C."""
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
 
     async def main() -> None:
         stack = LocalStack(settings, console)
@@ -93,7 +78,7 @@ def up(
 @mentors_app.command("import")
 def mentors_import(file: Path, data_dir: DataDir = None) -> None:
     """Create or update mentors from a YAML or JSON list (re-importing never duplicates)."""
-    _run(lambda c: _import_mentors(c, file), data_dir)
+    with_client(lambda c: _import_mentors(c, file), data_dir)
 
 
 async def _import_mentors(client: ServiceClient, file: Path) -> None:
@@ -116,7 +101,7 @@ def mentors_list(
     data_dir: DataDir = None,
 ) -> None:
     """Every registered mentor (with --problems: missing or expiring checks, licence limits)."""
-    result = _run(lambda c: c.rpc("scheduling", "mentors.list"), data_dir)
+    result = with_client(lambda c: c.rpc("scheduling", "mentors.list"), data_dir)
     table = Table("id", "name", "kind", "boroughs", "languages", "caseload", "problems")
     for m in result["mentors"]:
         if problems and not m["problems"]:
@@ -139,7 +124,7 @@ def mentors_leave(
     except ValueError:
         raise CliError("--from and --to are dates like 2026-12-21") from None
     payload = {"mentor_id": mentor_id, "first_day": days[0].isoformat(), "last_day": days[1].isoformat()}
-    r = _run(lambda c: c.rpc("scheduling", "mentors.leave", payload), data_dir)
+    r = with_client(lambda c: c.rpc("scheduling", "mentors.leave", payload), data_dir)
     console.print(f"Leave recorded for {mentor_id}: {r['moved']} sessions moved, {r['cancelled']} cancelled, "
                   f"across {r['cases']} young people.")
 
@@ -156,7 +141,7 @@ def venues_import(file: Path, data_dir: DataDir = None) -> None:
     async def send(c: ServiceClient) -> dict[str, Any]:
         return await c.rpc("scheduling", "venues.import", {"venues": venues}, timeout=30)
 
-    result = _run(send, data_dir)
+    result = with_client(send, data_dir)
     if result["errors"]:
         for err in result["errors"]:
             console.print(f"[red]venue #{err['index'] + 1} ({err['id'] or 'no id'}): {err['field']}: {err['message']}[/red]")
@@ -178,7 +163,7 @@ def submit_cmd(
     reported as duplicates). CSV columns: see README.md, "CLI"."""
     if not AGENCY_ID.match(agency):
         raise CliError(f"agency id '{agency}' is not valid: use lower-case letters, digits, - and _")
-    outcomes = _run(lambda c: _submit(c, file, agency, timeout=timeout, update=update), data_dir)
+    outcomes = with_client(lambda c: _submit(c, file, agency, timeout=timeout, update=update), data_dir)
     _print_outcomes(outcomes)
 
 
@@ -247,7 +232,7 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
                 await c.rpc("risk", "assessment", {"referral_id": referral_id}),
                 await c.rpc("scheduling", "status", {"referral_id": referral_id}), held)
 
-    intake, risk, sched, held = _run(fetch, data_dir)
+    intake, risk, sched, held = with_client(fetch, data_dir)
     if not intake["found"]:
         raise CliError(f"no referral {referral_id}")
     console.print(f"[bold]{referral_id}[/bold] from {intake['agency_id']} (their ref {intake['agency_referral_id']}), "
@@ -277,7 +262,7 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
 @app.command()
 def assessment(referral_id: str, data_dir: DataDir = None) -> None:
     """The risk assessment of a referral, with every reason."""
-    result = _run(lambda c: c.rpc("risk", "assessment", {"referral_id": referral_id}), data_dir)
+    result = with_client(lambda c: c.rpc("risk", "assessment", {"referral_id": referral_id}), data_dir)
     if not result["found"]:
         raise CliError(f"no assessment for {referral_id} (yet)")
     a = result["assessment"]
@@ -318,7 +303,7 @@ def override(
     if tier not in {"low", "medium", "high", "very_high"}:
         raise CliError(f"--tier '{tier}' is not one of low, medium, high, very_high")
     payload = {"referral_id": referral_id, "tier": tier, "reason": reason, "by": by, "countersign": countersign}
-    result = _run(lambda c: c.rpc("risk", "override", payload), data_dir)
+    result = with_client(lambda c: c.rpc("risk", "override", payload), data_dir)
     a = result["assessment"]
     console.print(f"{referral_id}: tier {a['tier']} ({a['change']['summary']}); computed tier {a['computed_tier']}. "
                   "Published to scheduling.")
@@ -333,7 +318,7 @@ def reviews_due(
     within: Annotated[int, typer.Option(help="Days ahead to look.")] = 14, data_dir: DataDir = None
 ) -> None:
     """Referrals whose tier must be reviewed soon (very_high every 4 weeks, high 6, medium and low 12)."""
-    result = _run(lambda c: c.rpc("risk", "reviews.due", {"within_days": within}), data_dir)
+    result = with_client(lambda c: c.rpc("risk", "reviews.due", {"within_days": within}), data_dir)
     if not result["reviews"]:
         console.print(f"No reviews due in the next {within} days.")
         return
@@ -349,7 +334,7 @@ def audit_cmd(
     min_group: Annotated[int, typer.Option(help="Smallest group compared.")] = 10, data_dir: DataDir = None
 ) -> None:
     """Fairness audit: tiers and overrides overall and by equality-monitoring group, flagging disproportion."""
-    result = _run(lambda c: c.rpc("intake", "audit", {"min_group_size": min_group}, timeout=60), data_dir)
+    result = with_client(lambda c: c.rpc("intake", "audit", {"min_group_size": min_group}, timeout=60), data_dir)
     for line in result["lines"]:
         console.print(line, markup=False, soft_wrap=True)
 
@@ -378,7 +363,7 @@ def rules_rescore(
             payload |= {"rules_yaml": rules.read_text(encoding="utf-8"), "rules_name": rules.name}
         except OSError as exc:
             raise CliError(f"cannot read {rules}: {exc.strerror}") from None
-    result = _run(lambda c: c.rpc("risk", "rules.rescore", payload, timeout=120), data_dir)
+    result = with_client(lambda c: c.rpc("risk", "rules.rescore", payload, timeout=120), data_dir)
     for line in result["lines"]:
         console.print(line, markup=False, soft_wrap=True)
     if not dry_run:
@@ -388,7 +373,7 @@ def rules_rescore(
 @rules_app.command("list")
 def rules_list(data_dir: DataDir = None) -> None:
     """Every indicator and protective-factor code, with its meaning."""
-    result = _run(lambda c: c.rpc("risk", "rules"), data_dir)
+    result = with_client(lambda c: c.rpc("risk", "rules"), data_dir)
     console.print(f"Rules {result['id']} version {result['version']}")
     for title, key in (("Indicators", "indicators"), ("Protective factors", "protective_factors")):
         table = Table("code", "meaning", title=title)
@@ -411,7 +396,7 @@ def calendar(
     """A mentor's booked sessions and venues, week by week (case references only; a rotl mentor's route too);
     --feed gives an iCalendar link."""
     if feed or revoke_feed:
-        r = _run(lambda c: c.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": revoke_feed}),
+        r = with_client(lambda c: c.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": revoke_feed}),
                  data_dir)
         if revoke_feed:
             console.print(f"Revoked {r['revoked']} feed link(s) of {mentor_id}.")
@@ -425,7 +410,7 @@ def calendar(
         raise CliError(f"--start '{start}' is not a date in YYYY-MM-DD form") from None
     payload = {"mentor_id": mentor_id, "days": weeks * 7, "start": first_day.isoformat() if first_day else None,
                "names_for": getpass.getuser() if names else None}
-    result = _run(lambda c: c.rpc("scheduling", "calendar", payload), data_dir)
+    result = with_client(lambda c: c.rpc("scheduling", "calendar", payload), data_dir)
     if not result["found"]:
         raise CliError(f"no mentor '{mentor_id}' (see `reroute mentors list`)")
     if as_json:
@@ -459,7 +444,7 @@ def calendar(
 @app.command()
 def recommend(referral_id: str, data_dir: DataDir = None) -> None:
     """The top three mentor + first-slot options with their scores, and why every other mentor is excluded."""
-    r = _run(lambda c: c.rpc("scheduling", "recommend", {"referral_id": referral_id}), data_dir)
+    r = with_client(lambda c: c.rpc("scheduling", "recommend", {"referral_id": referral_id}), data_dir)
     current = f"; now with {r['current_mentor']}" if r["current_mentor"] else ""
     console.print(f"[bold]{referral_id}[/bold] ({r['tier']} tier{current})")
     table = Table("#", "mentor", "first session", "deadline", "venue and route", "score", "why", title="Options")
@@ -493,7 +478,7 @@ def assign(
             first = first.replace(tzinfo=_london())
     payload = {"referral_id": referral_id, "mentor_id": mentor_id, "reason": reason, "by": by,
                "start": first.isoformat() if first else None}
-    r = _run(lambda c: c.rpc("scheduling", "assign", payload), data_dir)
+    r = with_client(lambda c: c.rpc("scheduling", "assign", payload), data_dir)
     console.print(f"{referral_id} assigned to {r['mentor_id']}: {r['sessions']} sessions, first {_local(r['first'])}.")
 
 
@@ -502,7 +487,7 @@ def plan_cmd(data_dir: DataDir = None) -> None:
     """Run the batch round now: place as many waiting young people as the rules allow (exact optimisation),
     never moving a session someone has confirmed."""
     with console.status("Optimising…"):
-        r = _run(lambda c: c.rpc("scheduling", "plan", {}, timeout=300), data_dir)
+        r = with_client(lambda c: c.rpc("scheduling", "plan", {}, timeout=300), data_dir)
     console.print(f"Batch round: {r['considered']} referrals considered ({r['pinned']} kept for confirmed sessions); "
                   f"{r['placed']} of {r['waitlisted_before']} waiting placed, {r['moved']} moved to another mentor "
                   f"(solved in {r['solve_seconds']} s).")
@@ -511,7 +496,7 @@ def plan_cmd(data_dir: DataDir = None) -> None:
 @app.command()
 def waitlist(data_dir: DataDir = None) -> None:
     """Who is waiting for a mentor, for how long, why, and what capacity would place them."""
-    r = _run(lambda c: c.rpc("scheduling", "waitlist"), data_dir)
+    r = with_client(lambda c: c.rpc("scheduling", "waitlist"), data_dir)
     if not r["waiting"]:
         console.print("Nobody is waiting.")
         return
@@ -532,7 +517,7 @@ def session(
     if action not in {"confirm", "cancel", "attended", "missed"}:
         raise CliError(f"'{action}' is not one of confirm, cancel, attended, missed")
     payload = {"session_id": session_id, "action": action, "reason": reason}
-    result = _run(lambda c: c.rpc("scheduling", "session", payload), data_dir)
+    result = with_client(lambda c: c.rpc("scheduling", "session", payload), data_dir)
     console.print(f"{session_id} is now {result['status']} (case {result['referral_id']}).")
     if result["follow_up"] == "escalate":
         console.print("[red]Three missed sessions in a row with wellbeing high or above: disengagement escalation "
@@ -563,7 +548,7 @@ def person_export(
             doc[service] = (await c.rpc(service, "person.export", {"referral_ids": ids}, timeout=30))["data"]
         return doc
 
-    doc = _run(gather, data_dir)
+    doc = with_client(gather, data_dir)
     text = json.dumps(doc, indent=2, default=str)
     if out is None:
         print(text)
@@ -601,7 +586,7 @@ def person_erase(
         return results
 
     failed = False
-    for service, result in _run(erase_all, data_dir):
+    for service, result in with_client(erase_all, data_dir):
         if isinstance(result, dict):
             console.print(f"  {service}: erased ({result['referrals']} referrals)")
         else:
@@ -620,7 +605,7 @@ def close_cmd(
 ) -> None:
     """Close a referral: its future sessions are cancelled; it is purged after the retention period."""
     payload = {"referral_id": referral_id, "reason": reason, "by": by}
-    _run(lambda c: c.rpc("scheduling", "close", payload), data_dir)
+    with_client(lambda c: c.rpc("scheduling", "close", payload), data_dir)
     console.print(f"{referral_id} closed; its remaining sessions are cancelled.")
 
 
@@ -631,14 +616,14 @@ def purge(
     data_dir: DataDir = None,
 ) -> None:
     """Erase closed referrals past the retention period from every service, keeping anonymous counts."""
-    r = _run(lambda c: c.rpc("intake", "purge", {"days": days}, timeout=300), data_dir)
+    r = with_client(lambda c: c.rpc("intake", "purge", {"days": days}, timeout=300), data_dir)
     console.print(f"Purged {r['purged']} closed referrals.")
 
 
 @app.command()
 def trace(referral_id: str, data_dir: DataDir = None) -> None:
     """The span tree of one referral across the three services, with durations."""
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         console.print(f"Spans are exported over OTLP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}; search your "
                       f"tracing UI for the attribute referral.id={referral_id}. Locally stored spans:")

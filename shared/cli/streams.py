@@ -4,8 +4,6 @@ it; a deployment runs it once before the services, like its migrations)."""
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 from typing import Annotated
 
 import nats.errors
@@ -14,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.cli.client import operator_url
-from shared.settings import ConfigurationError, ServiceSettings
+from shared.cli.options import DataDir, settings_for
+from shared.settings import ConfigurationError
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
 streams_app = typer.Typer(help="The JetStream streams reroute runs on.", no_args_is_help=True)
 console = Console()
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.reroute or REROUTE_DATA_DIR).")]
 
 
 @streams_app.command("provision")
@@ -30,10 +28,8 @@ def provision_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Create every stream, or bring an existing one to this version's settings (idempotent)."""
-    if data_dir is not None:
-        os.environ["REROUTE_DATA_DIR"] = str(data_dir)
     try:
-        settings = ServiceSettings()
+        settings = settings_for(data_dir)
         servers = [u.strip() for u in operator_url(settings).split(",") if u.strip()]
         done = asyncio.run(provision_at(servers, Subjects(settings.namespace),
                                         replicas=replicas or settings.stream_replicas))
