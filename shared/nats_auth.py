@@ -18,17 +18,19 @@ from shared.subjects import Subjects
 SERVICES = ("intake", "risk", "scheduling")
 ADMIN = "operator"
 
+_SUBJECTS = Subjects()  # the bare contract subjects; a namespaced copy runs without authorization
 # What each service publishes besides its dead-letter subject, and whom it asks over request-reply.
 _PUBLISHES: dict[str, list[str]] = {
-    "intake": ["referrals.accepted.*", "referrals.rejected.*"],
-    "risk": ["risk.assessed.*", "safeguarding.alert.*"],
-    "scheduling": ["sessions.*.*", "safeguarding.alert.*"],
+    "intake": [_SUBJECTS.accepted(), _SUBJECTS.rejected()],
+    "risk": [_SUBJECTS.assessed(), _SUBJECTS.alert()],
+    "scheduling": [_SUBJECTS.sessions(), _SUBJECTS.alert()],
 }
-_ASKS: dict[str, list[str]] = {  # request-reply verbs each service may call on another
-    "intake": ["risk.assessment", "risk.audit.rows", "risk.person.erase", "scheduling.status",
-               "scheduling.closed.before", "scheduling.person.erase"],
+_ASKS: dict[str, list[tuple[str, str]]] = {  # request-reply verbs each service may call on another
+    "intake": [("risk", "assessment"), ("risk", "audit.rows"), ("risk", "person.erase"), ("risk", "deadletters.held"),
+               ("scheduling", "status"), ("scheduling", "closed.before"), ("scheduling", "person.erase"),
+               ("scheduling", "deadletters.held")],
     "risk": [],
-    "scheduling": ["intake.first_name"],
+    "scheduling": [("intake", "first_name")],
 }
 
 
@@ -51,19 +53,18 @@ def agency_user(agency_id: str, password_hash: str) -> NatsUser:
     return NatsUser(
         user=f"agency-{agency_id}",
         password=password_hash,
-        publish=[f"referrals.submitted.{agency_id}", f"referrals.updated.{agency_id}"],
-        subscribe=[f"referrals.*.{agency_id}", f"sessions.*.{agency_id}", f"{inbox_prefix(agency_id)}.>"],
+        publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id)],
+        subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id), f"{inbox_prefix(agency_id)}.>"],
     )
 
 
 def service_user(service: str, password_hash: str) -> NatsUser:
-    s = Subjects()
     return NatsUser(
         user=service,
         password=password_hash,
-        publish=[*_PUBLISHES[service], s.dead_letter(service), "$JS.API.>", "$JS.ACK.>",
-                 *(f"reroute.rpc.{verb}" for verb in _ASKS[service])],
-        subscribe=[f"reroute.rpc.{service}.>", f"{inbox_prefix(service)}.>"],
+        publish=[*_PUBLISHES[service], _SUBJECTS.dead_letter(service), "$JS.API.>", "$JS.ACK.>",
+                 *(_SUBJECTS.rpc(other, verb) for other, verb in _ASKS[service])],
+        subscribe=[_SUBJECTS.rpc(service, ">"), f"{inbox_prefix(service)}.>"],
         allow_responses=True,
     )
 

@@ -60,6 +60,14 @@ class Subjects:
     def cancelled(self, agency: str = "*") -> str:
         return self._s(f"sessions.cancelled.{agency}")
 
+    def about_referrals(self, agency: str = "*") -> str:
+        """Every referrals.* event of one agency (accepted, rejected), as its NATS permissions grant."""
+        return self._s(f"referrals.*.{agency}")
+
+    def sessions(self, agency: str = "*") -> str:
+        """Every sessions.* event of one agency (scheduled, waitlisted, rescheduled, cancelled)."""
+        return self._s(f"sessions.*.{agency}")
+
     def dead_letter(self, service: str) -> str:
         return self._s(f"deadletter.{service}")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nats
 import nats.aio.client
+import nats.aio.msg
 import nats.errors
 import pytest
 
@@ -190,3 +191,29 @@ async def refused(base: str) -> bool:
         return True
     await nc.close()
     return False
+
+
+async def test_intake_may_ask_which_referrals_are_held_and_risk_may_not_ask_intake(server: str) -> None:
+    """An agency's status says 'held for review' only if intake may ask risk and scheduling for their dead letters."""
+    errors = Errors()
+    intake = await nats.connect(f"nats://intake:{PASSWORDS['intake']}@{server}", error_cb=errors.callback,
+                                inbox_prefix=inbox_prefix("intake").encode())
+    risk = await nats.connect(f"nats://risk:{PASSWORDS['risk']}@{server}", error_cb=errors.callback)
+    scheduling = await nats.connect(f"nats://scheduling:{PASSWORDS['scheduling']}@{server}",
+                                    error_cb=errors.callback)
+    try:
+        async def answer(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(b'{"held": {}}')
+
+        await risk.subscribe("reroute.rpc.risk.deadletters.held", cb=answer)
+        await scheduling.subscribe("reroute.rpc.scheduling.deadletters.held", cb=answer)
+        await risk.flush()
+        await scheduling.flush()
+        for service in ("risk", "scheduling"):
+            reply = await intake.request(f"reroute.rpc.{service}.deadletters.held", b"{}", timeout=5)
+            assert reply.data == b'{"held": {}}'
+        await risk.publish("reroute.rpc.intake.first_name", b"{}")
+        await errors.expect('permissions violation for publish to "reroute.rpc.intake.first_name"')
+    finally:
+        for nc in (intake, risk, scheduling):
+            await nc.close()
