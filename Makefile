@@ -1,10 +1,11 @@
 # `make run` sets up and runs reroute locally; `make test` sets up and runs the whole suite.
+# `make test-fast` runs the unit layer without the slow property tests (seconds, for the edit-test loop).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults lint bench clean
+.PHONY: run test test-fast test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -m "not slow and not faults"
 
 # The fault matrix under load (docs/reliability.md): minutes per scenario, so not part of `make test`.
 # Broker and crash faults run on SQLite; database faults only with DATABASE_URL (PostgreSQL).

@@ -341,6 +341,7 @@ def cases_strategy(draw: st.DrawFn, referral_id: str) -> Case:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_plan_breaks_no_rule_and_places_at_least_as_many_as_online(data: st.DataObject) -> None:

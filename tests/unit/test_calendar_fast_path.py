@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from services.scheduling.slots import LONDON, STEP, earliest_start
 from tests.support.matching import NOW, cases, mentors
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_first_fit_and_starts_on_agree_with_fits_at_every_half_hour(data: st.DataObject) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from services.scheduling.matching import Match, match, rank, with_booking
 from tests.support.matching import NOW, cases, mentors
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_match_picks_the_top_ranked_option(data: st.DataObject) -> None:

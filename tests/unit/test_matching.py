@@ -518,6 +518,7 @@ def check_bookings(initial: list[MentorState], bookings: list[tuple[Case, str, l
             )
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_booking_one_case_after_another_keeps_calendars_sound(data: st.DataObject) -> None:
