@@ -19,10 +19,11 @@ from services.risk import privacy
 from services.risk.assessment import assess
 from services.risk.handlers import Case, decide, handle_accepted, load_cases, review, store
 from services.risk.review import OverrideRefused, OverrideRequest, diff, overdue, rescore_summary
-from services.risk.ruleset import RulesError, load_rules
+from services.risk.shipped_rules import SHIPPED_RULES
 from services.risk.tables import TABLES, AssessmentRecord, RiskCase
 from shared.contracts.codes import Tier
 from shared.contracts.risk import RiskAssessed
+from shared.contracts.rules import RulesError, load_rules
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
@@ -56,7 +57,7 @@ class RescoreRequest(BaseModel):
 
 def create_app(settings: RiskSettings | None = None) -> FastStream:
     settings = settings or RiskSettings()
-    rules = load_rules(settings.rules_file)  # refuses to start on a defective rules file
+    rules = load_rules(settings.rules_file or SHIPPED_RULES)  # refuses to start on a defective rules file
     host = ServiceHost("risk", settings, TABLES)
     s = host.subjects
     host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.risk.ruleset import Condition, IndicatorFactor, RecencyBand, RuleSet, ScoredAxis, band_points
 from shared.contracts.codes import IndexOffence, Tier
 from shared.contracts.intake import ReferralAccepted
 from shared.contracts.risk import AxisAssessment, Need, Reason
+from shared.contracts.rules import Condition, IndicatorFactor, RecencyBand, RuleSet, ScoredAxis, band_points
 
 
 @dataclass(frozen=True)

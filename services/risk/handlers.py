@@ -15,10 +15,10 @@ from sqlmodel import col
 
 from services.risk.assessment import Assessment, assess
 from services.risk.review import OverrideRequest, check_override, diff, overall_floor, review_due
-from services.risk.ruleset import RuleSet
 from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
 from shared.contracts.intake import ReferralAccepted
 from shared.contracts.risk import Change, Override, RiskAssessed, SafeguardingAlert
+from shared.contracts.rules import RuleSet
 from shared.messaging import Delivery, parse_event
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects

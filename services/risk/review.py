@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.risk.ruleset import RuleSet
 from shared.contracts.codes import Tier
 from shared.contracts.risk import AxisAssessment, RiskAssessed
+from shared.contracts.rules import RuleSet
 
 OverrideKind = Literal["confirm", "up", "down"]
 Direction = Literal["up", "down", "same"]

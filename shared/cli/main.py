@@ -6,8 +6,6 @@ import asyncio
 import getpass
 import json
 import os
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,6 +27,7 @@ from shared.cli.streams import streams_app
 from shared.cli.submit import Outcome, count, submit
 from shared.cli.up import LocalStack
 from shared.contracts.deadletters import Held
+from shared.contracts.rules import RulesError, load_rules
 from shared.settings import ConfigurationError
 from shared.subjects import AGENCY_ID
 from shared.telemetry import StoredSpan, spans_of_referral
@@ -342,12 +341,13 @@ def audit_cmd(
 @rules_app.command("check")
 def rules_check(file: Path) -> None:
     """Validate a rules file exactly as the risk service does when it starts (no service needed)."""
-    done = subprocess.run([sys.executable, "-m", "services.risk.check", str(file)], capture_output=True, text=True,
-                          check=False)
-    if done.returncode != 0:
-        console.print(done.stderr.strip() or done.stdout.strip(), markup=False, soft_wrap=True)
-        raise SystemExit(1)
-    console.print(done.stdout.strip(), markup=False, soft_wrap=True)
+    try:
+        rules = load_rules(file)
+    except RulesError as exc:
+        console.print(str(exc), markup=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    console.print(f"{file}: rules {rules.id} version {rules.version} are sound ({len(rules.indicator_meanings())} "
+                  f"indicators, {len(rules.protective_meanings())} protective factors)", markup=False, soft_wrap=True)
 
 
 @rules_app.command("rescore")

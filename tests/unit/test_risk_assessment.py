@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from services.risk.assessment import Assessment, assess
-from services.risk.ruleset import RuleSet, ScoredAxis, load_rules
+from services.risk.shipped_rules import SHIPPED_RULES
 from shared.contracts.codes import INDICATOR_CODES, IndexOffence, Tier
 from shared.contracts.risk import Reason
+from shared.contracts.rules import RuleSet, ScoredAxis, load_rules
 from tests.support.risk import NOW, TODAY, referral
 from tests.support.shipped_rules import (
     band_points,
@@ -48,7 +49,7 @@ FRESH = multiplier(TODAY, TODAY)  # the recency multiplier of an indicator obser
 
 @pytest.fixture(scope="module")
 def rules() -> RuleSet:
-    return load_rules()
+    return load_rules(SHIPPED_RULES)
 
 
 def run(rules: RuleSet, *indicators: str | tuple[str, date | None], **facts: object) -> Assessment:

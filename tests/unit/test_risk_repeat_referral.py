@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 
 from services.risk.assessment import assess
-from services.risk.ruleset import load_rules
+from services.risk.shipped_rules import SHIPPED_RULES
 from shared.contracts.intake import PreviousReferrals
+from shared.contracts.rules import load_rules
 from tests.support.risk import NOW, referral
 from tests.support.shipped_rules import band_points
 
-RULES = load_rules()
+RULES = load_rules(SHIPPED_RULES)
 RULE = "L06_referred_again_within_12_months"
 
 

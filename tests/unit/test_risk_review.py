@@ -18,9 +18,10 @@ from services.risk.review import (
     rescore_summary,
     review_due,
 )
-from services.risk.ruleset import RuleSet, load_rules
+from services.risk.shipped_rules import SHIPPED_RULES
 from shared.contracts.codes import Tier
 from shared.contracts.risk import AxisAssessment, Reason, RiskAssessed
+from shared.contracts.rules import RuleSet, load_rules
 from tests.support.shipped_rules import review_weeks
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
@@ -29,7 +30,7 @@ LOW, MEDIUM, HIGH, VERY_HIGH = Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.VERY_HIGH
 
 @pytest.fixture(scope="module")
 def rules() -> RuleSet:
-    return load_rules()
+    return load_rules(SHIPPED_RULES)
 
 
 # ---- overrides -------------------------------------------------------------------------------------------------

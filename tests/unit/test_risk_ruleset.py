@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from services.risk.ruleset import (
+from services.risk.shipped_rules import SHIPPED_RULES
+from shared.contracts.codes import INDICATOR_CODES, PROTECTIVE_FACTOR_CODES, Tier
+from shared.contracts.rules import (
     ALLOWED_INPUTS,
     RulesError,
     RuleSet,
-    default_rules_path,
     load_rules,
     prohibited_reason,
 )
-from shared.contracts.codes import INDICATOR_CODES, PROTECTIVE_FACTOR_CODES, Tier
 from tests.support.shipped_rules import band, review_weeks
 from tests.support.shipped_rules import shipped as shipped_data
 
@@ -27,12 +27,12 @@ Data = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def rules() -> RuleSet:
-    return load_rules()
+    return load_rules(SHIPPED_RULES)
 
 
 @pytest.fixture(scope="module")
 def shipped() -> Data:
-    data: Data = yaml.safe_load(default_rules_path().read_text(encoding="utf-8"))
+    data: Data = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))
     return data
 
 
@@ -78,8 +78,8 @@ def test_shipped_rules_load(rules: RuleSet) -> None:
 
 
 def test_load_rules_defaults_to_the_shipped_file(rules: RuleSet) -> None:
-    assert load_rules(default_rules_path()) == rules
-    assert default_rules_path().is_file()
+    assert load_rules(SHIPPED_RULES) == rules
+    assert SHIPPED_RULES.is_file()
 
 
 def test_every_contract_code_has_a_meaning(rules: RuleSet) -> None:

@@ -662,14 +662,11 @@ def band_points(bands: dict[str, float], value: float) -> float:
 # ---- loading ---------------------------------------------------------------------------------------------------
 
 
-def default_rules_path() -> Path:
-    """The rule set shipped with the service."""
-    return Path(__file__).with_name("rules") / "sos-risk-needs.yaml"
+def load_rules(path: Path) -> RuleSet:
+    """Load and check a rules file; raises RulesError naming the file, line and problem of each defect.
 
-
-def load_rules(path: Path | None = None) -> RuleSet:
-    """Load and check a rules file; raises RulesError naming the file, line and problem of each defect."""
-    path = default_rules_path() if path is None else path
+    The risk service runs what this accepts, and `reroute rules check` validates with it (a rules file is data
+    both sides must read alike: a contract); the rule set risk ships is `services/risk/rules/`."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
