@@ -28,8 +28,8 @@ test-faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -s -m "faults and $(if $(DATABASE_URL),postgres,not postgres)"
 
 lint: $(STAMP)  ## ruff and strict mypy (not part of `make test`: new releases of either add rules)
-	$(BIN)/ruff check services shared bench tests
-	$(BIN)/mypy services shared bench
+	$(BIN)/ruff check services shared apps bench tests
+	$(BIN)/mypy services shared apps bench
 
 bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
 	$(BIN)/python -m bench.pipeline

@@ -24,9 +24,9 @@ import nats.aio.msg
 import nats.errors
 from nats.js.api import StreamConfig
 
-from shared.local_nats import start_nats_server
+from apps.devstack.local_nats import start_nats_server
+from apps.devstack.processes import ServiceProcesses
 from shared.migrations import upgrade_all
-from shared.processes import ServiceProcesses
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects

@@ -2,6 +2,18 @@
 
 Each service's `create_app` builds a `ServiceHost`, adds its consumers and request-reply handlers, and
 returns `host.app`: a FastStream application (`python -m services.<name>` runs it).
+
+Who does what:
+- **FastStream** runs the process's lifecycle (start-up, SIGTERM), its NATS connection (reconnecting for
+  ever, over every server NATS_URL lists) and the request-reply router: each `@host.reply` endpoint is a
+  FastStream subscriber on `reroute.rpc.<service>.<verb>` in the service's queue group, taking a typed body.
+- **JetStream events** do not go through FastStream: they ride `shared/messaging.py`'s `BatchConsumer`, a
+  plain nats-py pull loop (one transaction per fetched batch, pipelined publishes, a span per message). It
+  measured faster (docs/performance.md), and FastStream 0.7.8's batch subscriber crashes on a fetch time-out.
+- **Database work** runs on one thread per service (`DatabaseThread`), so the event loop keeps answering
+  health checks and requests while a batch commits or a database hangs; the schema is migrated beforehand
+  (`reroute db upgrade`) and checked here, never created.
+- **Health**: `ping` answers live (restart me if false) and ready (my dependencies work), with the problems.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from shared.local_nats import start_nats_server
+from apps.devstack.local_nats import start_nats_server
 from tests.support.cluster import Cluster, Probe, ready
 from tests.support.suite import drop_schemas, make_cluster
 

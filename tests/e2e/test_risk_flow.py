@@ -140,12 +140,12 @@ async def test_the_fairness_audit_counts_groups_from_monitoring_data_held_by_int
 
 
 def test_the_shipped_rules_pass_the_check_and_a_prohibited_rule_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ok = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check",
+    ok = subprocess.run([sys.executable, "-m", "apps.cli.main", "rules", "check",
                          "services/risk/rules/sos-risk-needs.yaml"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "rules.yaml"
     bad.write_text(with_points(WEAPON, {"stop_and_search": likelihood_points("weapon_carrying")}))
-    refused = subprocess.run([sys.executable, "-m", "shared.cli.main", "rules", "check", str(bad)],
+    refused = subprocess.run([sys.executable, "-m", "apps.cli.main", "rules", "check", str(bad)],
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 1
     assert "prohibited input" in refused.stdout + refused.stderr

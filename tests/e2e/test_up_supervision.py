@@ -21,9 +21,9 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from shared.local_nats import start_nats_server
+from apps.devstack.local_nats import start_nats_server
+from apps.devstack.processes import SERVICES, die_with_parent
 from shared.nats_auth import ADMIN, LocalCredentials
-from shared.processes import SERVICES, die_with_parent
 from shared.subjects import Subjects
 
 pytestmark = [

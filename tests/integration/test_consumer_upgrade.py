@@ -10,8 +10,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.sdk.trace import TracerProvider
 from sqlmodel import SQLModel
 
+from apps.devstack.local_nats import start_nats_server
 from shared.db import DatabaseThread, make_engine
-from shared.local_nats import start_nats_server
 from shared.messaging import BatchConsumer
 from shared.outbox import InboxRow, OutboxRelay, OutboxRow
 from shared.settings import ServiceSettings

@@ -18,7 +18,7 @@ import nats.aio.msg
 import nats.errors
 import pytest
 
-from shared.local_nats import start_nats_server
+from apps.devstack.local_nats import start_nats_server
 from shared.nats_auth import admin_user, agency_user, hash_password, inbox_prefix, render_config, service_user
 from tests.support.waiting import wait_until
 
@@ -147,7 +147,7 @@ async def test_a_service_publishes_only_its_own_events(server: str, streams: Non
 async def test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_out(tmp_path: Path) -> None:
     import signal
 
-    from shared.local_nats import start_nats_server
+    from apps.devstack.local_nats import start_nats_server
     from shared.nats_auth import AgencyCredential, LocalCredentials, NatsAuthFile
 
     creds = LocalCredentials.load_or_create(tmp_path / "creds.json")

@@ -15,5 +15,5 @@ def reroute(cluster: Cluster, data_dir: Path, *args: str) -> subprocess.Complete
     non-zero exit (tests assert on returncode, stdout and stderr). Wide enough that rich does not wrap lines."""
     env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
            "REROUTE_DATA_DIR": str(data_dir), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "apps.cli.main", *args], env=env, capture_output=True, text=True,
                           check=False, timeout=90)

@@ -17,9 +17,9 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from shared.local_nats import free_port
+from apps.devstack.local_nats import free_port
+from apps.devstack.processes import ServiceProcesses
 from shared.migrations import upgrade_all
-from shared.processes import ServiceProcesses
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects

@@ -30,9 +30,9 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared.local_nats import free_port, nats_server_binary, start_nats_server
+from apps.devstack.local_nats import free_port, nats_server_binary, start_nats_server
+from apps.devstack.processes import SERVICES, ServiceProcesses
 from shared.migrations import upgrade_all
-from shared.processes import SERVICES, ServiceProcesses
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects

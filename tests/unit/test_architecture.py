@@ -1,4 +1,5 @@
-"""Services talk only through NATS: none imports another, and shared/ imports no service."""
+"""Services talk only through NATS: none imports another, shared/ imports no service and no application, and
+applications (apps/: the CLI, the local stack) reach services only through contracts over NATS or HTTP."""
 
 from __future__ import annotations
 
@@ -29,10 +30,17 @@ def test_a_service_imports_only_itself_and_shared(service: str) -> None:
             assert not any(name.startswith(f"services.{o}") for o in others), f"{path} imports {name}"
 
 
-def test_shared_imports_no_service() -> None:
+def test_shared_imports_no_service_and_no_application() -> None:
     for path in (ROOT / "shared").rglob("*.py"):
         for name in _imports(path):
-            assert not name.startswith("services"), f"{path} imports {name}"
+            assert not name.startswith(("services", "apps")), f"{path} imports {name}"
+
+
+def test_applications_import_no_service() -> None:
+    """The CLI and the local stack are clients: they use shared/ contracts, never a service's code or tables."""
+    for path in (ROOT / "apps").rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith("services"), f"{path} imports {name}: ask the service over NATS instead"
 
 
 def test_tests_share_helpers_only_through_tests_support() -> None:

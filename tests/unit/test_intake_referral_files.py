@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.cli.client import CliError
+from apps.cli.referral_files import CSV_COLUMNS, read_referrals, referrals_from_csv
 from services.intake.validation import validate_referral
-from shared.cli.client import CliError
-from shared.cli.referral_files import CSV_COLUMNS, read_referrals, referrals_from_csv
 from shared.contracts.intake import Referral
 
 HEADER = ("agency_referral_id,given_name,family_name,date_of_birth,gender,borough,languages,referrer_name,"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.cli.up import UpSettings
-from shared.processes import Backoff, describe_exit
+from apps.cli.up import UpSettings
+from apps.devstack.processes import Backoff, describe_exit
 from shared.settings import ConfigurationError
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from shared.cli.client import CliError
+from apps.cli.client import CliError
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.cli.options import DataDir, settings_for
+from apps.cli.options import DataDir, settings_for
+from apps.devstack.processes import SERVICES
 from shared.db import make_engine
 from shared.migrations import current, head, upgrade_all
-from shared.processes import SERVICES
 from shared.settings import ConfigurationError, ServiceSettings
 
 db_app = typer.Typer(help="The services' database schemas (migrations).", no_args_is_help=True)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.options import DataDir, with_client
+from apps.cli.options import DataDir, with_client
 
 agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
 console = Console()

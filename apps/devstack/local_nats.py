@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared import processes
+from apps.devstack import processes
 
 
 class NatsServerError(RuntimeError):

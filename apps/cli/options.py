@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from shared.cli.client import ServiceClient, connect
+from apps.cli.client import ServiceClient, connect
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")

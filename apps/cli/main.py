@@ -17,15 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from shared.cli.agencies import agencies_app
-from shared.cli.client import CliError, ServiceClient, connect
-from shared.cli.db import db_app
-from shared.cli.deadletters import deadletter_app
-from shared.cli.options import DataDir, settings_for, with_client
-from shared.cli.referral_files import read_records, read_referrals
-from shared.cli.streams import streams_app
-from shared.cli.submit import Outcome, count, submit
-from shared.cli.up import LocalStack
+from apps.cli.agencies import agencies_app
+from apps.cli.client import CliError, ServiceClient, connect
+from apps.cli.db import db_app
+from apps.cli.deadletters import deadletter_app
+from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.referral_files import read_records, read_referrals
+from apps.cli.streams import streams_app
+from apps.cli.submit import Outcome, count, submit
+from apps.cli.up import LocalStack
 from shared.contracts.deadletters import Held
 from shared.contracts.rules import RulesError, load_rules
 from shared.settings import ConfigurationError

@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.client import CliError, ServiceClient
-from shared.cli.options import DataDir, with_client
+from apps.cli.client import CliError, ServiceClient
+from apps.cli.options import DataDir, with_client
+from apps.devstack.processes import SERVICES
 from shared.contracts.deadletters import DeadLetterDetail, DeadLetterList, DeadLetterResults
 from shared.deadletters import service_of
-from shared.processes import SERVICES
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)

@@ -23,11 +23,11 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from shared.cli.client import CliError
-from shared.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
+from apps.cli.client import CliError
+from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
+from apps.devstack.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
 from shared.migrations import upgrade_all
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
-from shared.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
 from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects

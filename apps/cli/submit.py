@@ -10,8 +10,8 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from shared.cli.client import ServiceClient
-from shared.cli.referral_files import ReferralRow
+from apps.cli.client import ServiceClient
+from apps.cli.referral_files import ReferralRow
 
 
 @dataclass

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.client import operator_url
-from shared.cli.options import DataDir, settings_for
+from apps.cli.client import operator_url
+from apps.cli.options import DataDir, settings_for
 from shared.settings import ConfigurationError
 from shared.streams import provision_at
 from shared.subjects import Subjects
