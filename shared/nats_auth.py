@@ -43,9 +43,24 @@ class NatsUser:
     allow_responses: bool = False
 
 
+RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "system", "sys"})
+"""Names no agency may take: the services', the operator's and the platform's own."""
+
+
 def inbox_prefix(name: str) -> str:
-    """Each client's private reply subjects, so no one can read another's replies."""
-    return f"_INBOX_{name.replace('-', '_')}"
+    """A service's or the operator's private reply subjects (`_INBOX_<name>`)."""
+    return f"_INBOX_{name}"
+
+
+def agency_inbox_prefix(agency_id: str) -> str:
+    """An agency's private reply subjects: `_INBOX_AGENCY.<id>`, a namespace of their own, so no agency id can
+    name a service's inbox or another agency's, whatever it is (ids are whole subject tokens here)."""
+    return f"_INBOX_AGENCY.{agency_id}"
+
+
+def normalised_agency_id(agency_id: str) -> str:
+    """The form two ids must not share: `yot-c` and `yot_c` look alike to people, so only one may exist."""
+    return agency_id.lower().replace("-", "_")
 
 
 def agency_user(agency_id: str, password_hash: str) -> NatsUser:
@@ -54,7 +69,8 @@ def agency_user(agency_id: str, password_hash: str) -> NatsUser:
         user=f"agency-{agency_id}",
         password=password_hash,
         publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id)],
-        subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id), f"{inbox_prefix(agency_id)}.>"],
+        subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id),
+                   f"{agency_inbox_prefix(agency_id)}.>"],
     )
 
 

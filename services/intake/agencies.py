@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from services.intake.tables import AgencyRecord, as_utc
-from shared.nats_auth import hash_password
+from shared.nats_auth import RESERVED_IDS, hash_password, normalised_agency_id
 from shared.subjects import AGENCY_ID
 
 KEY_PREFIX = "rr1"
@@ -76,6 +76,9 @@ class AgencyRegistry:
         if not AGENCY_ID.match(agency_id):
             raise AgencyError(f"agency id '{agency_id}' is not valid: use lower-case letters, digits, - and _ "
                               "(at most 63), starting with a letter or digit")
+        if agency_id in RESERVED_IDS:
+            raise AgencyError(f"agency id '{agency_id}' is reserved for reroute itself: choose another (for example "
+                              "the agency's initials and area, like yot-southwark)")
         if not name.strip() or len(name) > 200:
             raise AgencyError("give the agency's name (1 to 200 characters) with --name")
         key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
@@ -86,6 +89,10 @@ class AgencyRegistry:
             with self._engine.begin() as conn:
                 if conn.execute(select(col(AgencyRecord.agency_id)).where(col(AgencyRecord.agency_id) == agency_id)).first():
                     raise exists
+                ids = conn.execute(select(col(AgencyRecord.agency_id))).scalars()
+                if alike := next((i for i in ids if normalised_agency_id(i) == normalised_agency_id(agency_id)), None):
+                    raise AgencyError(f"agency id '{agency_id}' is too like the registered '{alike}' (they differ only "
+                                      "in - and _): choose an id that differs in letters or digits")
                 conn.execute(insert(AgencyRecord).values(
                     agency_id=agency_id, name=name.strip(), key_salt=salt.hex(), key_hash=hash_key(key, salt),
                     nats_password_hash=hash_password(nats_password), status="active", created_at=now))

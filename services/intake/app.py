@@ -24,7 +24,7 @@ from services.intake.personal_data import first_name_for
 from services.intake.settings import IntakeSettings
 from services.intake.tables import TABLES, EqualityRecord, ReferralRecord
 from shared.contracts.codes import Tier
-from shared.nats_auth import agency_user, inbox_prefix
+from shared.nats_auth import agency_inbox_prefix, agency_user
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 
@@ -64,7 +64,7 @@ class FirstNameRequest(BaseModel):
 def nats_access(agency_id: str, password: str) -> dict[str, Any]:
     """What an agency's IT team needs to publish on NATS."""
     user = agency_user(agency_id, password_hash="")
-    return {"nats": {"user": user.user, "password": password, "inbox_prefix": inbox_prefix(agency_id),
+    return {"nats": {"user": user.user, "password": password, "inbox_prefix": agency_inbox_prefix(agency_id),
                      "publish": user.publish, "subscribe": [s for s in user.subscribe if not s.startswith("_INBOX")]}}
 
 

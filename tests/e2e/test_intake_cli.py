@@ -81,3 +81,15 @@ async def test_submit_a_csv_file_keeps_going_past_bad_rows_and_a_rerun_reports_d
     assert sorted(e["agency_referral_id"] for e in sent) == sorted(r["agency_referral_id"] for r in good)
     assert not probe.matching(cluster.subjects.rejected(agency),
                               lambda e: e["agency_referral_id"] == unreadable["agency_referral_id"])
+
+
+def test_agencies_add_refuses_a_reserved_id_and_a_look_alike(cluster: Cluster, tmp_path: Path) -> None:
+    """Registering as `intake` would once have handed an agency intake's reply inbox: refused, said why."""
+    reserved = reroute(cluster, tmp_path, "agencies", "add", "intake", "--name", "Impostor")
+    assert reserved.returncode == 1 and "reserved for reroute itself" in reserved.stdout
+    agency = unique("yot")
+    assert reroute(cluster, tmp_path, "agencies", "add", agency, "--name", "YOT").returncode == 0
+    alike = reroute(cluster, tmp_path, "agencies", "add", agency.replace("-", "_"), "--name", "Look-alike")
+    assert alike.returncode == 1 and f"too like the registered '{agency}'" in alike.stdout
+    added = reroute(cluster, tmp_path, "agencies", "add", unique("school"), "--name", "A school")
+    assert "_INBOX_AGENCY." in added.stdout, "the agency is told its own inbox prefix"

@@ -19,7 +19,15 @@ import nats.errors
 import pytest
 
 from apps.devstack.local_nats import start_nats_server
-from shared.nats_auth import admin_user, agency_user, hash_password, inbox_prefix, render_config, service_user
+from shared.nats_auth import (
+    admin_user,
+    agency_inbox_prefix,
+    agency_user,
+    hash_password,
+    inbox_prefix,
+    render_config,
+    service_user,
+)
 from tests.support.waiting import wait_until
 
 PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "risk": "pw-risk", "scheduling": "pw-sched",
@@ -78,7 +86,7 @@ async def streams(server: str) -> AsyncIterator[None]:
 
 async def _agency(server: str, agency: str, errors: Errors) -> nats.aio.client.Client:
     return await nats.connect(f"nats://agency-{agency}:{PASSWORDS[agency]}@{server}", error_cb=errors.callback,
-                              inbox_prefix=inbox_prefix(agency).encode(), max_reconnect_attempts=1)
+                              inbox_prefix=agency_inbox_prefix(agency).encode(), max_reconnect_attempts=1)
 
 
 async def test_an_agency_may_publish_its_own_referrals(server: str, streams: None) -> None:
@@ -164,7 +172,7 @@ async def test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_ou
         proc.send_signal(signal.SIGHUP)
         await wait_until(lambda: admitted(base), timeout=10, every=0.1, what="agency c admitted after the reload")
         nc = await nats.connect(f"nats://agency-c:pw-c@{base}", max_reconnect_attempts=1,
-                                inbox_prefix=inbox_prefix("c").encode())
+                                inbox_prefix=agency_inbox_prefix("c").encode())
         await nc.publish("referrals.submitted.c", b"{}")
         await nc.flush()
         await nc.close()
@@ -217,3 +225,21 @@ async def test_intake_may_ask_which_referrals_are_held_and_risk_may_not_ask_inta
     finally:
         for nc in (intake, risk, scheduling):
             await nc.close()
+
+
+
+@pytest.mark.parametrize("inbox", ["_INBOX_intake.>", "_INBOX_risk.x", "_INBOX_scheduling.>", "_INBOX.>",
+                                   "_INBOX_AGENCY.b.>", "_INBOX_AGENCY.>", "_INBOX_b.>"])
+async def test_an_agency_can_never_subscribe_to_another_partys_inbox(server: str, streams: None, inbox: str) -> None:
+    """Replies to the services (raw referrals, first names, assessments), the operator and other agencies stay
+    theirs: agencies' inboxes live under _INBOX_AGENCY.<id>, which no id can make into anyone else's."""
+    errors = Errors()
+    agency = await _agency(server, "a", errors)
+    try:
+        await agency.subscribe(inbox)
+        await errors.expect(f'permissions violation for subscription to "{inbox}"')
+        await agency.subscribe(f"{agency_inbox_prefix('a')}.mine")  # its own: allowed, so no error follows
+        reply = await agency.request("referrals.submitted.a", b"{}", timeout=5)  # a JetStream PubAck, via its inbox
+        assert reply.data and len(errors.seen) == 1, errors.seen
+    finally:
+        await agency.close()

@@ -98,3 +98,17 @@ def test_nats_credentials_are_issued_hashed_and_dropped_on_revoke(engine: Engine
     assert bcrypt.checkpw(password.encode(), entry["password_hash"].replace("$2a$", "$2b$", 1).encode())
     registry.revoke("yot-n", now=NOW)
     assert not [c for c in registry.nats_credentials() if c["agency_id"] == "yot-n"]
+
+
+@pytest.mark.parametrize("reserved", ["intake", "risk", "scheduling", "operator", "admin"])
+def test_a_service_or_operator_name_cannot_be_registered_as_an_agency(engine: Engine, reserved: str) -> None:
+    with pytest.raises(AgencyError, match=f"agency id '{reserved}' is reserved for reroute itself"):
+        AgencyRegistry(engine).add(reserved, "Impostor", now=NOW)
+
+
+def test_ids_that_differ_only_in_dash_and_underscore_cannot_both_be_registered(engine: Engine) -> None:
+    registry = AgencyRegistry(engine)
+    first = f"yot-{uuid.uuid4().hex[:6]}"
+    registry.add(first, "Youth offending team", now=NOW)
+    with pytest.raises(AgencyError, match=f"too like the registered '{first}'"):
+        registry.add(first.replace("-", "_"), "Look-alike", now=NOW)
