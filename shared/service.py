@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
@@ -64,7 +65,7 @@ from shared.messaging import (
 )
 from shared.migrations import require_head
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
-from shared.settings import ServiceSettings
+from shared.settings import ConfigurationError, ServiceSettings, keep_files_private
 from shared.subjects import Subjects
 from shared.telemetry import extract_context, setup_tracing
 
@@ -421,6 +422,23 @@ class ServiceHost:
         self.tracer_provider.shutdown()
         self.engine.dispose()
         log.info("%s stopped", self.name)
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_service(name: str, load: Callable[[], S], create_app: Callable[[S], FastStream]) -> None:
+    """`python -m services.<name>`: private files, settings (a bad one refused with its reason, exit 2),
+    logging, then the service until SIGTERM."""
+    keep_files_private()
+    try:
+        settings = load()
+        keep_files_private(settings.data_dir)
+        configure_logging(name, settings.log_level)
+        asyncio.run(create_app(settings).run())
+    except (ConfigurationError, ValidationError) as exc:
+        print(f"{name} cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def configure_logging(service: str, level: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NATS_URL_FILE = "nats.url"
 CREDENTIALS_FILE = "nats-credentials.json"
+
+
+def keep_files_private(data_dir: Path | None = None) -> None:
+    """Files this process creates are its user's alone (0600, directories 0700), and the data dir is closed to
+    others: it holds children's data (databases, logs, traces, keys). Call first thing in every entry point."""
+    os.umask(0o077)
+    if data_dir is not None and data_dir.is_dir():
+        data_dir.chmod(0o700)
 
 
 class ConfigurationError(RuntimeError):

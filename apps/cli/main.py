@@ -28,7 +28,7 @@ from apps.cli.submit import Outcome, count, submit
 from apps.cli.up import LocalStack
 from shared.contracts.deadletters import Held
 from shared.contracts.rules import RulesError, load_rules
-from shared.settings import ConfigurationError
+from shared.settings import ConfigurationError, keep_files_private
 from shared.subjects import AGENCY_ID
 from shared.telemetry import StoredSpan, spans_of_referral
 
@@ -661,6 +661,7 @@ def _london() -> Any:
 
 
 def main() -> None:
+    keep_files_private()  # what it writes (a data dir, logs, a person export) is for its user alone
     try:
         app()
     except (CliError, ConfigurationError) as exc:

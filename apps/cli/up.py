@@ -28,7 +28,7 @@ from apps.devstack.local_nats import NatsServerError, free_port, port_open, spaw
 from apps.devstack.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
 from shared.migrations import upgrade_all
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
-from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings
+from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings, keep_files_private
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
@@ -237,6 +237,7 @@ class LocalStack:
     async def start(self) -> None:
         data_dir = self.settings.data_dir
         self.lock = DataDirLock.claim(data_dir, recorded_nats=None if self.settings.nats_url else data_dir / NATS_URL_FILE)
+        keep_files_private(data_dir)  # ours now: closed to other users, even if an earlier version made it 0755
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         per_service: dict[str, dict[str, str]] = {name: {} for name in SERVICES}

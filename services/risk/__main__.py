@@ -1,10 +1,6 @@
 """`python -m services.risk` runs the risk service until SIGINT/SIGTERM."""
 
-import asyncio
-
 from services.risk.app import RiskSettings, create_app
-from shared.service import configure_logging
+from shared.service import run_service
 
-settings = RiskSettings()
-configure_logging("risk", settings.log_level)
-asyncio.run(create_app(settings).run())
+run_service("risk", RiskSettings, create_app)

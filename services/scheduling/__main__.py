@@ -1,10 +1,6 @@
 """`python -m services.scheduling` runs the scheduling service until SIGINT/SIGTERM."""
 
-import asyncio
-
 from services.scheduling.app import SchedulingSettings, create_app
-from shared.service import configure_logging
+from shared.service import run_service
 
-settings = SchedulingSettings()
-configure_logging("scheduling", settings.log_level)
-asyncio.run(create_app(settings).run())
+run_service("scheduling", SchedulingSettings, create_app)

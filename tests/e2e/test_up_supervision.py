@@ -363,3 +363,15 @@ def test_a_nats_server_still_answering_on_the_recorded_port_is_refused(tmp_path:
     assert "Nothing was started or changed." in said
     assert sorted(p.name for p in data_dir.iterdir()) == ["nats.url", "up.lock"]
     assert (data_dir / "up.lock").read_text() == ""
+
+
+async def test_the_data_dir_and_everything_in_it_are_closed_to_other_users(stack: Stack) -> None:
+    """Databases, logs, traces, keys and credentials hold children's data: 0700 directories, no file readable by
+    anyone but the user running reroute."""
+    await until(lambda: all_ready(stack.nc), timeout=30, what="services ready")
+    data_dir = stack.up.data_dir
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    exposed = [f"{p.relative_to(data_dir)} {p.stat().st_mode & 0o777:o}" for p in data_dir.rglob("*")
+               if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert exposed == [], f"readable or writable by others: {exposed}"
+    assert any(p.suffix == ".db" for p in data_dir.iterdir()), "the services' databases were among those checked"
