@@ -121,7 +121,9 @@ async def test_an_invalid_body_gets_422_with_the_same_errors_as_on_nats(
     assert not probe.matching(cluster.subjects.accepted(agency))
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b""], ids=["not-json", "not-an-object", "empty"])
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"", b"[" * 5000 + b"]" * 5000,
+                                  b'{"prior_proven_offences": ' + b"9" * 5000 + b"}"],
+                         ids=["not-json", "not-an-object", "empty", "nested-5000-deep", "5000-digit-number"])
 async def test_an_unreadable_body_gets_422_naming_the_problem(
     probe: Probe, http: httpx.AsyncClient, body: bytes
 ) -> None:
