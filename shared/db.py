@@ -72,10 +72,8 @@ def _postgres_engine(url: str, *, schema: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     # connect_timeout: a database behind a link that stopped forwarding fails a new connection in 5 s
     # instead of never; a statement on an open one is not cut off but watched (DatabaseThread.busy_for)
+    # the schema itself is made by the migrations (`reroute db upgrade`), not by every start
     engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, connect_args={"connect_timeout": 5})
-    with engine.begin() as conn:
-        lock_for_update(conn, f"reroute-schema:{schema}")  # replicas starting together take turns
-        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     log.info("using PostgreSQL schema %s", schema)
     return engine.execution_options(schema_translate_map={None: schema})
 

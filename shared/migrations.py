@@ -9,7 +9,7 @@ through a rolling update.
 
 A new revision: `services/<service>/migrations/versions/NNNN_what.py`, with `down_revision` the previous head.
 On PostgreSQL each service lives in its own schema: give alembic operations that name a table by string
-(`op.add_column`, `op.create_index`, `op.execute`) `schema=schema_of_connection(op.get_bind())`.
+(`op.add_column`, `op.create_index`, `op.execute`) `schema=schema_of(op.get_bind())`.
 `tests/integration/test_migrations.py` fails when the models and the migrations drift apart.
 
 A database made before migrations existed (tables, no `alembic_version`) is adopted by the baseline revision
@@ -52,9 +52,9 @@ class Upgraded:
     adopted: bool
 
 
-def schema_of(engine: Engine) -> str | None:
-    """The PostgreSQL schema the engine's tables live in (None for SQLite)."""
-    translate: dict[str | None, str] = engine.get_execution_options().get("schema_translate_map", {})
+def schema_of(bind: Engine | Connection) -> str | None:
+    """The PostgreSQL schema a service's tables live in (None for SQLite), from its engine or a connection."""
+    translate: dict[str | None, str] = bind.get_execution_options().get("schema_translate_map", {})
     return translate.get(None)
 
 
@@ -113,15 +113,10 @@ def run_env(service: str, metadata: MetaData) -> None:
     if connection is None:
         raise RuntimeError("migrations run through `reroute db upgrade` (shared.migrations.upgrade), not the "
                            "alembic command line")
-    env.configure(connection=connection, target_metadata=metadata, version_table_schema=schema_of_connection(connection),
+    env.configure(connection=connection, target_metadata=metadata, version_table_schema=schema_of(connection),
                   render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
     with env.begin_transaction():
         env.run_migrations()
-
-
-def schema_of_connection(connection: Connection) -> str | None:
-    translate: dict[str | None, str] = connection.get_execution_options().get("schema_translate_map", {})
-    return translate.get(None)
 
 
 def service_metadata(tables: Sequence[type[SQLModel]]) -> MetaData:
@@ -145,7 +140,7 @@ def ensure_table(name: str, *parts: Any) -> None:
     from alembic import op
 
     conn = op.get_bind()
-    schema = schema_of_connection(conn)
+    schema = schema_of(conn)
     inspector = inspect(conn)
     if not inspector.has_table(name, schema=schema):
         op.create_table(name, *parts, schema=schema)
@@ -166,7 +161,7 @@ def ensure_index(name: str, table: str, columns: list[str], *, unique: bool = Fa
     from alembic import op
 
     conn = op.get_bind()
-    schema = schema_of_connection(conn)
+    schema = schema_of(conn)
     if name not in {i["name"] for i in inspect(conn).get_indexes(table, schema=schema)}:
         op.create_index(name, table, columns, unique=unique, schema=schema)
 

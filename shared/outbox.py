@@ -125,8 +125,6 @@ class OutboxRelay:
         self._sweep_seconds = sweep_seconds
         self._ack_timeout = ack_timeout
         self._sent: list[str] = []
-        self.last_progress = time.monotonic()
-        """When the relay last confirmed a publish or found nothing to publish (for health checks)."""
         self.oldest_unsent_age: float = 0.0
         """Seconds since the oldest unsent row was written, as of the last sweep (0: none)."""
         self._failing_since: float | None = None
@@ -175,7 +173,6 @@ class OutboxRelay:
         return len(confirmed)
 
     def _progressed(self) -> None:
-        self.last_progress = time.monotonic()
         if self._failing_since is not None:
             log.warning("outbox: working again after %.0f s", time.monotonic() - self._failing_since)
             self._failing_since = None

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import getpass
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from apps.cli.client import CliError, ServiceClient
+from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
 from apps.devstack.processes import SERVICES
 from shared.contracts.deadletters import DeadLetterDetail, DeadLetterList, DeadLetterResults
@@ -26,16 +24,7 @@ from shared.deadletters import service_of
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)
 console = Console()
-T = TypeVar("T")
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the dead letter).")]
-
-
-def _client_run(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | None) -> T:
-    try:
-        return with_client(fn, data_dir)
-    except CliError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
 
 
 def _service(dead_letter_id: str) -> str:
@@ -58,7 +47,7 @@ def list_cmd(
         replies = [await c.rpc(n, "deadletters.list", {"include_resolved": everything}, timeout=10) for n in names]
         return [DeadLetterList.model_validate(r) for r in replies]
 
-    lists = _client_run(gather, data_dir)
+    lists = with_client(gather, data_dir)
     table = Table("id", "subject", "reason", "failed at", "tries", "status", title="Dead letters")
     for found in lists:
         for d in found.dead_letters:
@@ -86,7 +75,7 @@ def show_cmd(
     service = _service(dead_letter_id)
     payload = {"id": dead_letter_id, "body": body, "asked_by": by or getpass.getuser()}
     detail = DeadLetterDetail.model_validate(
-        _client_run(lambda c: c.rpc(service, "deadletters.show", payload, timeout=10), data_dir))
+        with_client(lambda c: c.rpc(service, "deadletters.show", payload, timeout=10), data_dir))
     d = detail.dead_letter
     console.print(f"[bold]{d.id}[/bold] ({d.status}) failed in {d.service} ({d.consumer}) at "
                   f"{d.failed_at:%Y-%m-%d %H:%M:%S} after {d.deliveries} deliveries")
@@ -122,7 +111,7 @@ def replay_cmd(
             for s, group in by_service.items()]
 
     failed = False
-    for results in _client_run(replay, data_dir):
+    for results in with_client(replay, data_dir):
         for r in results.results:
             ok = r.outcome == "replayed"
             failed |= not ok
@@ -143,7 +132,7 @@ def discard_cmd(
     service = _service(dead_letter_id)
     payload = {"id": dead_letter_id, "reason": reason, "asked_by": by or getpass.getuser()}
     results = DeadLetterResults.model_validate(
-        _client_run(lambda c: c.rpc(service, "deadletters.discard", payload, timeout=10), data_dir))
+        with_client(lambda c: c.rpc(service, "deadletters.discard", payload, timeout=10), data_dir))
     r = results.results[0]
     if r.outcome != "discarded":
         console.print(f"[red]{r.id}: {r.outcome}[/red]" + (f" ({escape(r.detail)})" if r.detail else ""))

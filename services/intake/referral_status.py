@@ -6,6 +6,7 @@ each other) and still answers, marked incomplete, when one of them does not repl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Literal
@@ -76,10 +77,10 @@ async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id:
     risk = await _ask(host, "risk", "assessment", {"referral_id": referral_id}, timeout=timeout)
     scheduling = await _ask(host, "scheduling", "status", {"referral_id": referral_id}, timeout=timeout)
     mentor_name = (scheduling or {}).get("mentor_first_name")
-    held = False
-    for service in ("risk", "scheduling"):
-        answer = await _ask(host, service, "deadletters.held", {"referral_ids": [referral_id]}, timeout=timeout)
-        held |= bool(answer and answer.get("held", {}).get(referral_id))
+    asked = {"referral_ids": [referral_id]}
+    answers = await asyncio.gather(*(_ask(host, s, "deadletters.held", asked, timeout=timeout)
+                                     for s in ("risk", "scheduling")))
+    held = any(answer and answer.get("held", {}).get(referral_id) for answer in answers)
     return status_of(referral_id=referral_id, agency_referral_id=agency_referral_id, received_at=received_at,
                      revision=revision, risk=risk, scheduling=scheduling, mentor_name=mentor_name, held=held)
 

@@ -34,7 +34,7 @@ def engines(tmp_path: Path) -> Iterator[dict[str, Engine]]:
     for engine in made.values():
         if engine.dialect.name == "postgresql":
             with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema_of(engine)}" CASCADE'))
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(engine)}" CASCADE'))
         engine.dispose()
 
 
@@ -76,7 +76,8 @@ def test_a_database_made_before_migrations_keeps_its_rows_and_reaches_head(
     schema = schema_of(engine)
     ddl = (PRE_MIGRATION / f"{service}.{engine.dialect.name}.sql").read_text()
     with engine.begin() as conn:
-        if schema:
+        if schema:  # the schema as the code before migrations made it, on its first start
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             conn.execute(text(f'SET LOCAL search_path TO "{schema}"'))
         for statement in ddl.split(";\n"):
             body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
