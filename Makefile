@@ -31,6 +31,10 @@ lint: $(STAMP)  ## ruff and strict mypy (not part of `make test`: new releases o
 	$(BIN)/ruff check services shared apps bench tests
 	$(BIN)/mypy services shared apps bench
 
+.PHONY: docs
+docs: $(STAMP)  ## the AsyncAPI documents in docs/, generated from shared/contracts
+	$(BIN)/python -m shared.asyncapi
+
 bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
 	$(BIN)/python -m bench.pipeline
 
