@@ -16,6 +16,7 @@ from typing import Final
 from icalendar import CLASS, STATUS, TRANSP, Calendar, Event, Timezone
 
 from services.scheduling.slots import LONDON, to_utc
+from shared.contracts.scheduling import SessionStatus
 
 TZID: Final = "Europe/London"
 PRODID: Final = "-//reroute//Mentoring sessions//EN"
@@ -27,11 +28,11 @@ CANCELLED_GRACE: Final = timedelta(days=14)
 # too: TENTATIVE shows as "tentative" in free/busy and invites double-booking. Whether the young person has
 # confirmed is a detail behind login. Attended and missed sessions took place as planned, calendar-wise.
 EVENT_STATUS: Final[dict[str, STATUS]] = {
-    "booked": STATUS.CONFIRMED,
-    "confirmed": STATUS.CONFIRMED,
-    "attended": STATUS.CONFIRMED,
-    "missed": STATUS.CONFIRMED,
-    "cancelled": STATUS.CANCELLED,
+    SessionStatus.BOOKED: STATUS.CONFIRMED,
+    SessionStatus.CONFIRMED: STATUS.CONFIRMED,
+    SessionStatus.ATTENDED: STATUS.CONFIRMED,
+    SessionStatus.MISSED: STATUS.CONFIRMED,
+    SessionStatus.CANCELLED: STATUS.CANCELLED,
 }
 
 # Ids and references are tokens (e.g. ses_1a2b…, ref_3c4d…): no spaces, so a name can't be passed off as one.
@@ -73,7 +74,7 @@ def feed_sessions_window(sessions: Iterable[FeedSession], *, now: datetime) -> l
     # Clients that strike cancelled events through (Apple, Thunderbird) need to see the cancellation once;
     # after the grace period it is noise. Subtract in UTC: same-tzinfo subtraction is by wall clock.
     cutoff = to_utc(now) - CANCELLED_GRACE
-    return [s for s in sessions if not (s.status == "cancelled" and to_utc(s.updated_at) < cutoff)]
+    return [s for s in sessions if not (s.status == SessionStatus.CANCELLED and to_utc(s.updated_at) < cutoff)]
 
 
 def build_feed(*, mentor_id: str, mentor_name: str, sessions: Sequence[FeedSession], now: datetime) -> bytes:
@@ -115,7 +116,7 @@ def _london(sessions: Sequence[FeedSession], *, now: datetime) -> Timezone:
 
 
 def _event(s: FeedSession) -> Event:
-    cancelled = s.status == "cancelled"
+    cancelled = s.status == SessionStatus.CANCELLED
     return Event.new(
         uid=s.uid,
         sequence=s.sequence,

@@ -7,13 +7,24 @@ from datetime import datetime
 from typing import Literal
 
 from shared.contracts.codes import Tier
+from shared.contracts.scheduling import CaseStatus, SessionStatus
+
+# Sessions that will take place unless something changes: they hold the mentor's time and a room.
+LIVE: frozenset[SessionStatus] = frozenset({SessionStatus.BOOKED, SessionStatus.CONFIRMED})
+# Sessions a cancellation, a closure or rescheduling can still take away: live, or held while the young person is
+# missing.
+CANCELLABLE: frozenset[SessionStatus] = LIVE | {SessionStatus.SUSPENDED}
+# Sessions that took place or did not: the attendance record.
+OUTCOMES: frozenset[SessionStatus] = frozenset({SessionStatus.ATTENDED, SessionStatus.MISSED})
+# Cases that hold a place in their mentor's caseload.
+HOLDING_A_PLACE: frozenset[CaseStatus] = frozenset({CaseStatus.SCHEDULED, CaseStatus.SUSPENDED})
 
 Action = Literal["confirm", "cancel", "attended", "missed"]
-ACTIONS: dict[Action, tuple[frozenset[str], str]] = {
-    "confirm": (frozenset({"booked"}), "confirmed"),
-    "cancel": (frozenset({"booked", "confirmed", "suspended"}), "cancelled"),
-    "attended": (frozenset({"booked", "confirmed"}), "attended"),
-    "missed": (frozenset({"booked", "confirmed"}), "missed"),
+ACTIONS: dict[Action, tuple[frozenset[SessionStatus], SessionStatus]] = {
+    "confirm": (frozenset({SessionStatus.BOOKED}), SessionStatus.CONFIRMED),
+    "cancel": (CANCELLABLE, SessionStatus.CANCELLED),
+    "attended": (LIVE, SessionStatus.ATTENDED),
+    "missed": (LIVE, SessionStatus.MISSED),
 }
 MISSES_IN_A_ROW = 3
 MISSING = "E05_missing"
@@ -25,7 +36,7 @@ class LifecycleRefused(ValueError):
     """A session change that is not possible; the message says why."""
 
 
-def transition(status: str, action: Action, *, start: datetime, now: datetime) -> str:
+def transition(status: str, action: Action, *, start: datetime, now: datetime) -> SessionStatus:
     """The session's new status after `action`, or LifecycleRefused."""
     allowed, target = ACTIONS[action]
     if status not in allowed:
@@ -42,7 +53,7 @@ def after_misses(outcomes: Sequence[str], wellbeing: Tier | None) -> Literal["es
     """After the latest attendance outcome: three misses in a row escalate when wellbeing is high or above
     (disengagement with rising risk), and otherwise close the case; None while engagement continues."""
     recent = list(outcomes)[-MISSES_IN_A_ROW:]
-    if len(recent) < MISSES_IN_A_ROW or any(o != "missed" for o in recent):
+    if len(recent) < MISSES_IN_A_ROW or any(o != SessionStatus.MISSED for o in recent):
         return None
     return "escalate" if wellbeing is not None and wellbeing.rank >= Tier.HIGH.rank else "close"
 

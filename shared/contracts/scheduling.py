@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -11,6 +12,28 @@ from shared.contracts.codes import Gender, Tier, Weekday, london_borough
 from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm
 
 MentorKind = Literal["staff", "volunteer", "rotl"]
+
+
+class CaseStatus(StrEnum):
+    """Where a referral stands in scheduling (the status reply's `status`)."""
+
+    AWAITING_REFERRAL = "awaiting_referral"  # assessed, but the accepted referral's facts are not here yet
+    AWAITING_ASSESSMENT = "awaiting_assessment"  # the facts are here, the risk assessment is not
+    SCHEDULED = "scheduled"  # a mentor and sessions are booked
+    WAITLISTED = "waitlisted"  # no mentor fits yet; the reason says why
+    SUSPENDED = "suspended"  # the young person is missing: sessions are held, the mentor keeps the place
+    CLOSED = "closed"
+
+
+class SessionStatus(StrEnum):
+    """Where one session stands (in a calendar reply and a mentor's feed)."""
+
+    BOOKED = "booked"
+    CONFIRMED = "confirmed"  # the young person confirmed it: the re-optimisation round never moves it
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"
+    MISSED = "missed"
+    SUSPENDED = "suspended"  # held while the young person is missing
 
 
 class Licence(Contract):
