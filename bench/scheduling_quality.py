@@ -5,7 +5,7 @@
 For each size (mentors × ratio referrals, instances from bench/instances.py) it runs
 - online: `matching.match` called case by case, highest tier first, each booking applied with `with_booking`
   (what the service does as referrals arrive);
-- batch: `batch.plan` over the whole round;
+- batch: `optimiser.optimise` over the whole round;
 - bound: an exact min-cost flow over every eligible (referral, mentor, first start), built from the
   evaluator's rules and not from the planner's, with only first sessions and each (mentor, start) used once.
   It relaxes the real problem (follow-ups are ignored, starts half an hour apart may both be used), so it is an
@@ -35,9 +35,9 @@ from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore
 from bench import evaluator
 from bench.evaluator import HALF_HOUR, HOUR, Booking, Interval, Report
 from bench.instances import GENERATOR_VERSION, Instance, generate
-from services.scheduling.batch import plan
 from services.scheduling.constraints import Case, MentorState, SafeVenue, venues_for
 from services.scheduling.matching import Match, match, with_booking
+from services.scheduling.optimiser import optimise
 from services.scheduling.rooms import Rooms
 from shared.contracts.codes import Tier
 from shared.contracts.common import WeeklyWindow
@@ -98,7 +98,7 @@ def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: da
 
 def run_batch(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> Schedule:
     """The batch plan over the whole round, then rooms held for its sessions in referral order."""
-    result = plan(cases, mentors, now=now)
+    result = optimise(cases, mentors, now=now)
     by_case, by_mentor = {c.referral_id: c for c in cases}, {m.record.id: m for m in mentors}
     schedule, rooms = Schedule(), Rooms()
     for referral_id, chosen in sorted(result.assignments.items()):
@@ -295,7 +295,7 @@ instance generator v{GENERATOR_VERSION} (bench/instances.py), {datetime.now().da
 - **online**: `matching.match` called for one referral after another (highest tier first, then longest
   waiting), with the venues' rooms in view, each booking's sessions given rooms at safe venues and applied
   with `with_booking`: what the service does as referrals arrive.
-- **batch**: `services.scheduling.batch.plan` over the whole round (min-cost flow over referral → (mentor,
+- **batch**: `services.scheduling.optimiser.optimise` over the whole round (min-cost flow over referral → (mentor,
   first start) → mentor, every eligible mentor, follow-ups booked afterwards, re-solve and online
   fill-up for what the flow's slots could not hold), then rooms held at safe venues in referral order, as
   the service's round does (a session with no room free is dropped; in these runs, online and batch together,

@@ -10,7 +10,6 @@ from opentelemetry import trace
 from sqlalchemy import Connection, insert, select, update
 from sqlmodel import col
 
-from services.scheduling.batch import plan as batch_plan
 from services.scheduling.constraints import MentorState, first_exclusion, venues_for
 from services.scheduling.handlers import (
     BOOKING_LOCK,
@@ -24,6 +23,7 @@ from services.scheduling.handlers import (
     subject_for,
 )
 from services.scheduling.matching import calendar, with_booking, without_booking
+from services.scheduling.optimiser import optimise
 from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.common import Event
 from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
@@ -46,7 +46,7 @@ def run_round(
     future = _future_unconfirmed(conn, [r.referral_id for r in movable if r.status == "scheduled"], now)
     released = _release(mentors, [r for r in movable if r.status == "scheduled"], future)
     cases = [case_from(r) for r in movable]
-    result = batch_plan(cases, list(released.values()), now=now, time_limit_s=time_limit_s)
+    result = optimise(cases, list(released.values()), now=now, time_limit_s=time_limit_s)
 
     state = dict(mentors)  # as it stands: kept assignments keep their sessions
     rooms = load_rooms(conn, now=now)

@@ -1,4 +1,5 @@
-"""The batch round: re-plan waitlisted referrals and unconfirmed assignments together, as an exact min-cost flow.
+"""The optimiser: places many referrals at once (in the re-optimisation round, the waitlisted referrals and the
+unconfirmed assignments) as an exact min-cost flow.
 
 Pure: no I/O and no clock in the decision (`now` is passed in; the wall clock only times the solve).
 
@@ -46,10 +47,10 @@ from shared.contracts.codes import WEEKDAYS, Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import MentorRecord
 
-__all__ = ["Pinned", "Plan", "plan"]
+__all__ = ["Allocation", "Pinned", "optimise"]
 
 MAX_SLOTS = 25  # candidate first starts per (referral, mentor) at most; fewer when the mentor has fewer places
-REPAIR_ROUNDS = 3  # solves at most; a round after the first only re-plans what the previous one could not book
+MAX_SOLVES = 3  # a solve after the first only places again what the previous one could not book
 MISSED_DEADLINE_COST = 10_000  # outweighs any score difference, as the online ranking puts the deadline first
 SCORE_UNIT = 100  # cost per point of matching.score
 BITS_PER_DAY = timedelta(days=1) // STEP
@@ -65,8 +66,8 @@ class Pinned:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The batch round's decision for every referral that was not pinned."""
+class Allocation:
+    """The optimiser's decision for every referral that was not pinned."""
 
     assignments: dict[str, Match]  # referral_id -> mentor and sessions, as the online matcher returns them
     waitlisted: dict[str, str]  # referral_id -> why nothing fits, in plain English
@@ -103,7 +104,7 @@ class _Grid:
 
 @dataclass(frozen=True)
 class _First:
-    """A first session given out in the batch round, before its follow-ups are booked."""
+    """A first session given out by the optimiser, before its follow-ups are booked."""
 
     case: Case
     mentor: int
@@ -144,8 +145,8 @@ def _priority(case: Case) -> tuple[int, datetime, str]:
     return (-case.tier.rank, to_utc(case.accepted_at), case.referral_id)
 
 
-class _Round:
-    """Mutable working state of one call to `plan`: mentor states as bookings land, and cached start masks."""
+class _Optimisation:
+    """Mutable working state of one call to `optimise`: mentor states as bookings land, and cached start masks."""
 
     def __init__(self, mentors: list[MentorState], *, now: datetime) -> None:
         self.now = now
@@ -391,22 +392,22 @@ _ANY_TIME = MentorState(
 )
 
 
-def plan(
+def optimise(
     cases: Sequence[Case],
     mentors: Sequence[MentorState],
     *,
     now: datetime,
     pinned: Sequence[Pinned] = (),
     time_limit_s: float = 10,
-) -> Plan:
+) -> Allocation:
     """Place as many young people as the hard rules allow, higher tiers first, then the best match.
 
-    `mentors` are the mentors as they stand without this round's assignments: `caseload` and `points` count
+    `mentors` are the mentors as they stand without these referrals' assignments: `caseload` and `points` count
     neither the referrals in `cases` nor the pinned ones, and `busy` holds every session that stays, the pinned
     referrals' confirmed sessions included. A pinned referral keeps its mentor and takes one of that mentor's
-    places, and its risk-weighted points when it is among `cases` (pass it there); it is left out of the plan,
+    places, and its risk-weighted points when it is among `cases` (pass it there); it is left out of the result,
     in neither `assignments` nor `waitlisted`. `time_limit_s` bounds the repair re-solves only: the first
-    min-cost flow always runs to optimality (building and solving it is about 6 s of a 10 s plan at 500
+    min-cost flow always runs to optimality (building and solving it is about 6 s of a 10 s call at 500
     mentors × 5,000 referrals on two cores).
     """
     started = perf_counter()
@@ -425,11 +426,11 @@ def plan(
         replace(m, caseload=m.caseload + places[m.record.id], points=m.points + load[m.record.id])
         for m in sorted(mentors, key=lambda m: m.record.id)
     ]
-    work = _Round(states, now=now)
+    work = _Optimisation(states, now=now)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
     firsts: dict[str, _First] = {}
     # First sessions for everyone before any follow-up, so a follow-up never takes a time a first one needs.
-    for _ in range(REPAIR_ROUNDS):
+    for _ in range(MAX_SOLVES):
         if not pending or not states:
             break
         placed, failed = work.place_firsts(pending, work.solve(pending))
@@ -446,7 +447,7 @@ def plan(
             assignments[case.referral_id] = outcome
         else:
             waitlisted[case.referral_id] = outcome
-    return Plan(assignments, waitlisted, perf_counter() - started)
+    return Allocation(assignments, waitlisted, perf_counter() - started)
 
 
 def _check_unique(ids: list[str], what: str) -> None:

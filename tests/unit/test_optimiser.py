@@ -1,4 +1,4 @@
-"""The batch plan: places whom greedy order loses, keeps pinned assignments, never double-books, never breaks a rule."""
+"""The optimiser: places whom greedy order loses, keeps pinned assignments, never double-books, never breaks a rule."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.scheduling.batch import Pinned, Plan, plan
 from services.scheduling.matching import LONDON, Case, Match, MentorState, Waitlist, match
+from services.scheduling.optimiser import Allocation, Pinned, optimise
 from shared.contracts.codes import WEEKDAYS, Tier, Weekday
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorKind, MentorRecord, VenueRecord
@@ -85,11 +85,11 @@ def case(referral_id: str, **changes: Any) -> Case:
     return replace(base, **changes)
 
 
-def bookings(result: Plan) -> dict[str, Booking]:
+def bookings(result: Allocation) -> dict[str, Booking]:
     return {rid: (m.mentor_id, m.sessions) for rid, m in result.assignments.items()}
 
 
-def assert_sound(cases: list[Case], mentors: list[MentorState], result: Plan) -> None:
+def assert_sound(cases: list[Case], mentors: list[MentorState], result: Allocation) -> None:
     """Every case decided exactly once, and the independent evaluator finds no broken rule."""
     assert set(result.assignments) | set(result.waitlisted) == {c.referral_id for c in cases}
     assert not set(result.assignments) & set(result.waitlisted)
@@ -100,29 +100,29 @@ def assert_sound(cases: list[Case], mentors: list[MentorState], result: Plan) ->
 # --- where greedy order loses a young person -------------------------------------------------------------------
 
 
-def test_the_plan_places_the_case_that_greedy_order_strands() -> None:
+def test_the_optimiser_places_the_case_that_greedy_order_strands() -> None:
     # The high-tier case goes first online and takes the Somali speaker (a better score); the Somali-only case
-    # then has nobody. The plan gives the high-tier case the other mentor.
+    # then has nobody. The optimiser gives the high-tier case the other mentor.
     mentors = [mentor("m1", languages=("en", "so")), mentor("m2")]
     cases = [
         case("r1", tier=Tier.HIGH, languages=["en", "so"], preferred_language="so"),
         case("r2", languages=["so"]),
     ]
     assert set(run_online(cases, mentors, now=NOW).bookings) == {"r1"}
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     assert {rid: m.mentor_id for rid, m in result.assignments.items()} == {"r1": "m2", "r2": "m1"}
     assert_sound(cases, mentors, result)
 
 
-def test_the_plan_leaves_a_narrow_weekly_slot_to_the_one_young_person_who_needs_it() -> None:
+def test_the_optimiser_leaves_a_narrow_weekly_slot_to_the_one_young_person_who_needs_it() -> None:
     # Online, the first case takes Monday 11:00 and books its weekly follow-ups there: every Monday 11:00 in
-    # the 28-day horizon is gone before the Monday-only case is looked at. The plan starts the first on Tuesday.
+    # the 28-day horizon is gone before the Monday-only case is looked at. The optimiser starts the first on Tuesday.
     mentors = [
         mentor("m1", max_caseload=2, availability=[window("mon", "11:00", "12:00"), window("tue", "09:00", "17:00")])
     ]
     cases = [case("r1", tier=Tier.HIGH), case("r2", availability=[window("mon", "10:00", "13:00")])]
     assert set(run_online(cases, mentors, now=NOW).bookings) == {"r1"}
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     assert result.assignments["r2"].sessions[0] == (at(2, 11), at(2, 12))
     assert result.assignments["r1"].sessions[0] == (at(3, 9), at(3, 10))
     assert_sound(cases, mentors, result)
@@ -131,7 +131,7 @@ def test_the_plan_leaves_a_narrow_weekly_slot_to_the_one_young_person_who_needs_
 def test_higher_tiers_are_placed_first_when_places_are_short() -> None:
     mentors = [mentor("m1")]
     cases = [case("low", tier=Tier.LOW), case("very", tier=Tier.VERY_HIGH), case("mid", tier=Tier.MEDIUM)]
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     assert set(result.assignments) == {"very"}
     assert result.waitlisted == {"low": "no mentor fits: 1 at caseload", "mid": "no mentor fits: 1 at caseload"}
 
@@ -143,7 +143,7 @@ def test_a_pinned_referral_keeps_its_mentor_and_takes_its_place() -> None:
     confirmed = (at(2, 11), at(2, 12))
     mentors = [mentor("m1", max_caseload=2, busy=(confirmed,)), mentor("m2", boroughs=("Lambeth",))]
     cases = [case("kept"), case("r1"), case("r2")]
-    result = plan(cases, mentors, now=NOW, pinned=[Pinned("kept", "m1")])
+    result = optimise(cases, mentors, now=NOW, pinned=[Pinned("kept", "m1")])
     assert "kept" not in result.assignments and "kept" not in result.waitlisted
     assert len(result.assignments) == 1  # m1 had two places; the pinned referral holds one
     [(rid, booked)] = result.assignments.items()
@@ -153,26 +153,26 @@ def test_a_pinned_referral_keeps_its_mentor_and_takes_its_place() -> None:
 
 
 def test_a_pinned_referral_not_in_the_round_still_takes_its_place() -> None:
-    result = plan([case("r1")], [mentor("m1")], now=NOW, pinned=[Pinned("elsewhere", "m1")])
+    result = optimise([case("r1")], [mentor("m1")], now=NOW, pinned=[Pinned("elsewhere", "m1")])
     assert result.waitlisted == {"r1": "no mentor fits: 1 at caseload"}
 
 
 def test_a_pinned_referral_in_the_round_also_takes_its_risk_weighted_points() -> None:
     mentors = [mentor("m1", max_caseload=3, record={"max_points": 4.0})]
     cases = [case("kept", tier=Tier.VERY_HIGH), case("r1", tier=Tier.HIGH), case("r2", tier=Tier.LOW)]
-    result = plan(cases, mentors, now=NOW, pinned=[Pinned("kept", "m1")])
+    result = optimise(cases, mentors, now=NOW, pinned=[Pinned("kept", "m1")])
     assert set(result.assignments) == {"r2"}  # 3 + 1 points fit the cap of 4; 3 + 2 would not
     assert result.waitlisted == {"r1": "no mentor fits: 1 is at risk-weighted load"}
 
 
 def test_a_referral_pinned_to_two_mentors_is_refused() -> None:
     with pytest.raises(ValueError, match="pinned to two mentors"):
-        plan([case("r1")], [mentor("m1"), mentor("m2")], now=NOW, pinned=[Pinned("r1", "m1"), Pinned("r1", "m2")])
+        optimise([case("r1")], [mentor("m1"), mentor("m2")], now=NOW, pinned=[Pinned("r1", "m1"), Pinned("r1", "m2")])
 
 
 def test_repeated_ids_are_refused() -> None:
     with pytest.raises(ValueError, match="referral ids appear more than once: r1"):
-        plan([case("r1"), case("r1")], [mentor("m1")], now=NOW)
+        optimise([case("r1"), case("r1")], [mentor("m1")], now=NOW)
 
 
 # --- no double booking -----------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_no_mentor_slot_is_given_twice() -> None:
         case(f"r{n}", tier=tier, availability=[window("mon", start, "17:00"), window("tue", start, "17:00")])
         for n, (tier, start) in enumerate(itertools.product([Tier.LOW, Tier.HIGH, Tier.VERY_HIGH], ["14:00", "14:30"]))
     ]
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     firsts = sorted(m.sessions[0] for m in result.assignments.values())
     assert len(firsts) == 6
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(firsts))
@@ -197,7 +197,7 @@ def test_sessions_keep_clear_of_existing_bookings() -> None:
     busy = tuple((at(d, 11), at(d, 12)) for d in (2, 9, 16, 23, 30))
     mentors = [mentor("m1", max_caseload=3, busy=busy)]
     cases = [case(f"r{n}", availability=[window("mon", "10:00", "13:00")]) for n in range(3)]
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     assert len(result.assignments) == 3
     assert_sound(cases, mentors, result)
 
@@ -221,19 +221,19 @@ def test_sessions_keep_clear_of_existing_bookings() -> None:
 def test_the_waitlist_reason_is_the_online_matchers(label: str, the_case: Case, mentors: list[MentorState]) -> None:
     online = match(the_case, mentors, now=NOW)
     assert isinstance(online, Waitlist), label
-    assert plan([the_case], mentors, now=NOW).waitlisted == {"r1": online.reason}, label
+    assert optimise([the_case], mentors, now=NOW).waitlisted == {"r1": online.reason}, label
 
 
-def test_the_plan_does_not_depend_on_input_order() -> None:
+def test_the_optimiser_does_not_depend_on_input_order() -> None:
     mentors = [mentor(f"m{n}", max_caseload=2, caseload=n % 2) for n in range(4)]
     cases = [case(f"r{n}", tier=list(Tier)[n % 4], preferred_language="en") for n in range(9)]
-    first = plan(cases, mentors, now=NOW)
-    again = plan(list(reversed(cases)), list(reversed(mentors)), now=NOW)
+    first = optimise(cases, mentors, now=NOW)
+    again = optimise(list(reversed(cases)), list(reversed(mentors)), now=NOW)
     assert (first.assignments, first.waitlisted) == (again.assignments, again.waitlisted)
 
 
 def test_assignments_are_matches_like_the_online_ones() -> None:
-    result = plan([case("r1", tier=Tier.LOW)], [mentor("m1")], now=NOW)
+    result = optimise([case("r1", tier=Tier.LOW)], [mentor("m1")], now=NOW)
     assert result.assignments["r1"] == match(case("r1", tier=Tier.LOW), [mentor("m1")], now=NOW)
     assert isinstance(result.assignments["r1"], Match) and result.solve_seconds >= 0
 
@@ -344,10 +344,10 @@ def cases_strategy(draw: st.DrawFn, referral_id: str) -> Case:
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_the_plan_breaks_no_rule_and_places_at_least_as_many_as_online(data: st.DataObject) -> None:
+def test_the_optimiser_breaks_no_rule_and_places_at_least_as_many_as_online(data: st.DataObject) -> None:
     mentors = [data.draw(mentors_strategy(f"m{n}")) for n in range(data.draw(st.integers(1, 6)))]
     cases = [data.draw(cases_strategy(f"r{n}")) for n in range(data.draw(st.integers(1, 14)))]
-    result = plan(cases, mentors, now=NOW)
+    result = optimise(cases, mentors, now=NOW)
     assert_sound(cases, mentors, result)
     online = run_online(cases, mentors, now=NOW)
     for schedule in (online, run_batch(cases, mentors, now=NOW)):  # with venues, rooms and routes, as stored
