@@ -16,7 +16,7 @@ from sqlmodel import col
 from services.scheduling import privacy
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
-from services.scheduling.constraints import default_offices
+from services.scheduling.constraints import barred, default_offices, mentor_problems, vetting_expired
 from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
@@ -122,34 +122,12 @@ def _upsert(conn: Connection, table: Any, key: str, records: list[Any], *, now: 
     return existing
 
 
-def mentor_problems(record: MentorRecord, today: date) -> list[str]:
-    """What a scheduler should look at: missing or expiring checks, licence limits."""
-    problems = []
-    if record.vetting is None:
-        problems.append("no enhanced check recorded")
-    elif record.vetting.enhanced_check_expires < today:
-        problems.append(f"enhanced check expired {record.vetting.enhanced_check_expires.isoformat()}")
-    elif record.vetting.enhanced_check_expires <= today + timedelta(days=30):
-        problems.append(f"enhanced check expires {record.vetting.enhanced_check_expires.isoformat()}")
-    licence = record.licence
-    if record.kind == "rotl" and licence is not None:
-        if licence.suspended:
-            problems.append("licence suspended")
-        if licence.valid_to is not None and licence.valid_to < today + timedelta(days=30):
-            problems.append(f"licence ends {licence.valid_to.isoformat()}")
-        if licence.exclusion_zones and licence.establishment_borough is None:
-            problems.append(f"no establishment_borough: routes round the exclusion zones are planned from "
-                            f"{record.boroughs[0]}")
-    return problems
-
-
 def _cannot_continue(record: MentorRecord, today: date) -> str | None:
-    """Why a mentor may no longer keep their cases, if so."""
-    if record.vetting is not None and record.vetting.enhanced_check_expires < today:
-        return f"{record.id}'s enhanced check expired on {record.vetting.enhanced_check_expires.isoformat()}"
-    if record.kind == "rotl" and record.licence is not None and record.licence.suspended:
-        return f"{record.id}'s licence is suspended"
-    return None
+    """Why a mentor may no longer keep their cases, if so (`constraints.barred`)."""
+    bar = barred(record, vetting_expired=vetting_expired(record, today))
+    if bar is None:
+        return None
+    return f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason)
 
 
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:

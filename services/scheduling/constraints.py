@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Literal
 
@@ -57,7 +57,7 @@ class MentorState:
     caseload: int  # young people currently assigned
     busy: list[tuple[datetime, datetime]]  # sessions already booked, and leave (aware)
     points: float = 0.0  # risk-weighted load of the current caseload
-    vetting_expired: bool = False
+    vetting_expired: bool = False  # `vetting_expired(record, today)`, as of the day the state was loaded
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
     # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
     day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -91,6 +91,52 @@ class Exclusion:
     reason: str
 
 
+# Who may mentor at all, whoever the young person: the one place these rules are written. The matcher
+# (`first_exclusion`), moving the cases of a mentor they come to apply to, and the mentor list all read them.
+
+def vetting_expired(record: MentorRecord, today: date) -> bool:
+    """The enhanced check (DBS with the children's barred list) ran out before `today`. A mentor with no check
+    recorded is allowed, and listed as a problem (`mentor_problems`)."""
+    return record.vetting is not None and record.vetting.enhanced_check_expires < today
+
+
+def licence_suspended(record: MentorRecord) -> bool:
+    """A mentor on release on temporary licence whose licence is suspended: no sessions until it is lifted."""
+    return record.kind == "rotl" and record.licence is not None and record.licence.suspended
+
+
+def barred(record: MentorRecord, *, vetting_expired: bool) -> Exclusion | None:
+    """Why the mentor may take no case at all, if so: an expired enhanced check, or a suspended licence.
+    `vetting_expired` is `vetting_expired(record, today)` (a `MentorState` carries it)."""
+    if vetting_expired:
+        assert record.vetting is not None
+        return Exclusion("vetting", f"enhanced check expired on {record.vetting.enhanced_check_expires.isoformat()}")
+    if licence_suspended(record):
+        return Exclusion("licence", "licence suspended")
+    return None
+
+
+def mentor_problems(record: MentorRecord, today: date) -> list[str]:
+    """What a scheduler should look at: missing or expiring checks, licence limits."""
+    problems = []
+    if record.vetting is None:
+        problems.append("no enhanced check recorded")
+    elif vetting_expired(record, today):
+        problems.append(f"enhanced check expired {record.vetting.enhanced_check_expires.isoformat()}")
+    elif record.vetting.enhanced_check_expires <= today + timedelta(days=30):
+        problems.append(f"enhanced check expires {record.vetting.enhanced_check_expires.isoformat()}")
+    licence = record.licence
+    if record.kind == "rotl" and licence is not None:
+        if licence_suspended(record):
+            problems.append("licence suspended")
+        if licence.valid_to is not None and licence.valid_to < today + timedelta(days=30):
+            problems.append(f"licence ends {licence.valid_to.isoformat()}")
+        if licence.exclusion_zones and licence.establishment_borough is None:
+            problems.append(f"no establishment_borough: routes round the exclusion zones are planned from "
+                            f"{record.boroughs[0]}")
+    return problems
+
+
 def _language(word: str) -> str:
     return word.strip().casefold()
 
@@ -106,20 +152,6 @@ def _shared_language(case: Case, mentor: MentorState) -> str | None:
     if {_language(x) for x in case.languages} & mentor.language_keys:
         return None
     return "no shared language"
-
-
-def _vetting(case: Case, mentor: MentorState) -> str | None:
-    if not mentor.vetting_expired:
-        return None
-    assert mentor.record.vetting is not None
-    return f"enhanced check expired on {mentor.record.vetting.enhanced_check_expires.isoformat()}"
-
-
-def _licence(case: Case, mentor: MentorState) -> str | None:
-    licence = mentor.record.licence
-    if mentor.record.kind == "rotl" and licence is not None and licence.suspended:
-        return "licence suspended"
-    return None
 
 
 def _capacity(case: Case, mentor: MentorState) -> str | None:
@@ -241,10 +273,8 @@ def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
     return fits
 
 
+# After the borough and whether the mentor may mentor at all (`barred`), in this order:
 _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
-    ("borough", _borough),  # first: most mentors work elsewhere, and it is the plainest reason
-    ("vetting", _vetting),
-    ("licence", _licence),
     ("language", _shared_language),
     ("capacity", _capacity),
     ("points", _points),
@@ -258,6 +288,12 @@ _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
 
 def first_exclusion(case: Case, mentor: MentorState) -> Exclusion | None:
     """The first hard, time-independent rule that rules the mentor out; None when eligible."""
+    reason = _borough(case, mentor)  # first: most mentors work elsewhere, and it is the plainest reason
+    if reason is not None:
+        return Exclusion("borough", reason)
+    bar = barred(mentor.record, vetting_expired=mentor.vetting_expired)
+    if bar is not None:
+        return bar
     for rule, check in _RULES:
         reason = check(case, mentor)
         if reason is not None:

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlmodel import col
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, venues_for
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, venues_for, vetting_expired
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.matching import LONDON, Match, Waitlist, match, replan, with_booking, without_booking
 from services.scheduling.rooms import Placed, Rooms
@@ -371,7 +371,7 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
             caseload=caseloads.get(mentor_id, 0),
             busy=busy.get(mentor_id, []),
             points=points.get(mentor_id, 0.0),
-            vetting_expired=record.vetting is not None and record.vetting.enhanced_check_expires < today,
+            vetting_expired=vetting_expired(record, today),
             venues=_venues_of(record, venues),
         )
     return states

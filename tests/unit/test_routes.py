@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.scheduling.app import mentor_problems
-from services.scheduling.constraints import Case, MentorState, SafeVenue, first_exclusion, venues_for
+from services.scheduling.constraints import Case, MentorState, SafeVenue, first_exclusion, mentor_problems, venues_for
 from services.scheduling.matching import LONDON
 from services.scheduling.routes import NEIGHBOURS, plan_route
 from shared.contracts.codes import LONDON_BOROUGHS, Tier
