@@ -10,21 +10,21 @@ from typing import Any, TypeVar
 
 from faststream import FastStream
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Connection, insert, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
-from services.scheduling import privacy
+from services.scheduling import privacy, repository
+from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import barred, default_offices, mentor_problems, vetting_expired
-from services.scheduling.handlers import Work, handle_accepted, handle_assessed, plan
+from services.scheduling.handlers import handle_accepted, handle_assessed
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
 from services.scheduling.replanning import add_leave, replan_mentor
 from services.scheduling.rounds import run_round
 from services.scheduling.sessions import change_session, close
-from services.scheduling.tables import TABLES, CaseRow, MentorRow, SessionRow, VenueRow
-from shared.contracts.scheduling import MentorRecord, VenueRecord
+from services.scheduling.tables import TABLES
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
@@ -111,17 +111,6 @@ def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], li
     return records, errors
 
 
-def _upsert(conn: Connection, table: Any, key: str, records: list[Any], *, now: datetime) -> set[str]:
-    existing = set(conn.execute(select(getattr(table, key))).scalars())
-    for record in records:
-        values = {"record": record.model_dump_json(), "updated_at": now}
-        if record.id in existing:
-            conn.execute(update(table).where(getattr(table, key) == record.id).values(**values))
-        else:
-            conn.execute(insert(table).values(**{key: record.id}, **values))
-    return existing
-
-
 def _cannot_continue(record: MentorRecord, today: date) -> str | None:
     """Why a mentor may no longer keep their cases, if so (`constraints.barred`)."""
     bar = barred(record, vetting_expired=vetting_expired(record, today))
@@ -150,7 +139,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             return {"imported": 0, "errors": errors}
 
         def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            existing = _upsert(conn, MentorRow, "mentor_id", records, now=now)
+            existing = repository.save_mentors(conn, records, now=now)
             out: list[Outgoing] = []
             moved = 0
             today = now.astimezone(LONDON).date()
@@ -159,11 +148,11 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 if why:
                     cases, events = replan_mentor(conn, record.id, why, now=now, subjects=s, tracer=host.tracer)
                     moved, out = moved + cases, out + events
-            waiting = [Work(CaseRow.model_validate(r._mapping), host.tracer.start_span("scheduling retry waitlisted"))
-                       for r in conn.execute(select(CaseRow).where(col(CaseRow.status) == "waitlisted"))]
+            waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted"))
+                       for row in repository.cases_in(conn, CaseStatus.WAITLISTED)]
             for w in waiting:
                 w.span.set_attribute("referral.id", w.row.referral_id)
-            out += plan(conn, waiting, now=now, subjects=s)
+            out += carry_out(conn, waiting, now=now, subjects=s)
             for w in waiting:
                 w.span.end()
             created = sum(1 for r in records if r.id not in existing)
@@ -180,7 +169,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             return {"imported": 0, "errors": errors}
 
         def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            existing = _upsert(conn, VenueRow, "venue_id", records, now=now)
+            existing = repository.save_venues(conn, records, now=now)
             created = sum(1 for r in records if r.id not in existing)
             return {"imported": len(records), "created": created, "updated": len(records) - created,
                     "errors": []}, []
@@ -206,17 +195,11 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         start = datetime.combine(start_day, datetime.min.time(), tzinfo=LONDON)
         end = start + timedelta(days=request.days)
         with host.engine.connect() as conn:
-            mentor = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == request.mentor_id)).first()
-            if mentor is None:
+            record = repository.mentor_record(conn, request.mentor_id)
+            if record is None:
                 return {"found": False}
-            rows = conn.execute(
-                select(SessionRow)
-                .where(col(SessionRow.mentor_id) == request.mentor_id, col(SessionRow.start) >= start, col(SessionRow.start) < end)
-                .order_by(col(SessionRow.start))
-            ).all()
-            venue_names = {v.id: v.name for v in map(VenueRecord.model_validate_json,
-                                                      conn.execute(select(col(VenueRow.record))).scalars())}
-        record = MentorRecord.model_validate_json(mentor[0])
+            rows = repository.mentor_calendar(conn, request.mentor_id, start, end)
+            venue_names = {v.id: v.name for v in repository.venue_records(conn)}
         for office in default_offices(tuple(record.boroughs)):  # where no venues are registered
             venue_names.setdefault(office.id, office.name)
         names: dict[str, str] = {}
@@ -240,7 +223,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                     "start": r.start.astimezone(LONDON).isoformat(),
                     "end": r.end.astimezone(LONDON).isoformat(),
                     "status": r.status,
-                    "venue": venue_names.get(r.venue_id, r.venue_id),
+                    "venue": venue_names.get(r.venue_id or "", r.venue_id),
                     "route": json.loads(r.route) if r.route else None,
                     "mentor_route": json.loads(r.mentor_route) if r.mentor_route else None,
                 }
@@ -254,15 +237,14 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             if not request.reason.strip() or not request.by.strip():
                 return {"error": "say who closes it (by) and why (reason): it is recorded"}, []
-            row = conn.execute(select(col(CaseRow.status), col(CaseRow.agency_id)).where(
-                col(CaseRow.referral_id) == request.referral_id)).first()
+            row = repository.load_case(conn, request.referral_id)
             if row is None:
                 return {"error": f"no referral {request.referral_id} in scheduling"}, []
-            if row.status == "closed":
+            if row.status == CaseStatus.CLOSED:
                 return {"error": f"{request.referral_id} is already closed"}, []
             out = close(conn, request.referral_id, row.agency_id, now=now, subjects=s,
                         reason=f"closed by {request.by.strip()}: {request.reason.strip()}")
-            return {"referral_id": request.referral_id, "status": "closed"}, out
+            return {"referral_id": request.referral_id, "status": CaseStatus.CLOSED}, out
 
         return await host.transact(decide)
 
@@ -271,26 +253,19 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         """Referrals closed more than `days` ago: due for purging under the retention policy."""
         cutoff = datetime.now(UTC) - timedelta(days=request.days)
         with host.engine.connect() as conn:
-            ids = conn.execute(select(col(CaseRow.referral_id)).where(
-                col(CaseRow.status) == "closed", col(CaseRow.updated_at) < cutoff)).scalars().all()
-        return {"referral_ids": list(ids)}
+            return {"referral_ids": repository.closed_before(conn, cutoff)}
 
     @host.reply("status")
     async def status(request: ReferralRequest) -> dict[str, Any]:
         """Where a referral stands in scheduling: mentor and sessions, or why it waits."""
         with host.engine.connect() as conn:
-            case = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == request.referral_id)).first()
+            case = repository.load_case(conn, request.referral_id)
             if case is None:
                 return {"found": False}
-            mentor = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == case.mentor_id)).scalar()
-        names = MentorRecord.model_validate_json(mentor).name.split() if mentor else []
+            mentor = repository.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
+            sessions = repository.case_sessions(conn, request.referral_id, [SessionStatus.BOOKED])
+        names = mentor.name.split() if mentor else []
         mentor_first_name = names[0] if names else None
-        with host.engine.connect() as conn:
-            sessions = conn.execute(
-                select(col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end))
-                .where(col(SessionRow.referral_id) == request.referral_id, col(SessionRow.status) == "booked")
-                .order_by(col(SessionRow.start))
-            ).all()
         return {
             "found": True,
             "status": case.status,
@@ -300,8 +275,9 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             "deadline_met": case.deadline_met,
             "reason": case.reason,
             "sessions": [
-                {"session_id": sid, "start": st.astimezone(LONDON).isoformat(), "end": en.astimezone(LONDON).isoformat()}
-                for sid, st, en in sessions
+                {"session_id": r.session_id, "start": r.start.astimezone(LONDON).isoformat(),
+                 "end": r.end.astimezone(LONDON).isoformat()}
+                for r in sessions
             ],
         }
 
@@ -379,12 +355,9 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         """Every mentor, each with the problems a scheduler should fix (vetting, licence)."""
         today = datetime.now(LONDON).date()
         with host.engine.connect() as conn:
-            rows = conn.execute(select(col(MentorRow.record)).order_by(col(MentorRow.mentor_id))).scalars().all()
-        mentors = []
-        for raw in rows:
-            record = MentorRecord.model_validate_json(raw)
-            mentors.append({**record.model_dump(mode="json"), "problems": mentor_problems(record, today)})
-        return {"mentors": mentors}
+            records = repository.mentor_records(conn)
+        return {"mentors": [{**record.model_dump(mode="json"), "problems": mentor_problems(record, today)}
+                            for record in records]}
 
     host.serve_personal_data(privacy.export, privacy.erase)
 

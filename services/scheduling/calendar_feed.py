@@ -17,8 +17,9 @@ from sqlmodel import col
 
 from services.scheduling.ical import FeedSession, build_feed, feed_sessions_window
 from services.scheduling.matching import LONDON
-from services.scheduling.tables import CalendarToken, MentorRow, SessionRow
-from shared.contracts.scheduling import MentorRecord
+from services.scheduling.repository import mentor_feed, mentor_record
+from services.scheduling.tables import CalendarToken, MentorRow
+from shared.contracts.scheduling import MentorRecord, SessionStatus
 
 PAST_DAYS = 30
 
@@ -33,10 +34,10 @@ def _hash(token: str) -> str:
 
 def issue_token(conn: Connection, mentor_id: str, *, now: datetime) -> str:
     """A new token for the mentor's feed; any earlier one stops working."""
-    row = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == mentor_id)).first()
-    if row is None:
+    record = mentor_record(conn, mentor_id)
+    if record is None:
         raise FeedRefused(f"no mentor {mentor_id}")
-    if MentorRecord.model_validate_json(row[0]).kind == "rotl":
+    if record.kind == "rotl":
         raise FeedRefused("mentors on temporary licence get no calendar feed; share their sessions with the prison")
     revoke_tokens(conn, mentor_id, now=now)
     token = secrets.token_urlsafe(32)
@@ -66,16 +67,11 @@ def _mentor_for(conn: Connection, token: str) -> MentorRecord:
 
 
 def _sessions(conn: Connection, mentor_id: str, now: datetime) -> list[FeedSession]:
-    rows = conn.execute(
-        select(SessionRow)
-        .where(col(SessionRow.mentor_id) == mentor_id, col(SessionRow.end) > now - timedelta(days=PAST_DAYS))
-        .order_by(col(SessionRow.start))
-    ).all()
     sessions = [
         FeedSession(session_id=r.session_id, case_ref=r.referral_id, start=r.start, end=r.end,
-                    status="cancelled" if r.status == "suspended" else r.status, sequence=r.sequence,
-                    updated_at=r.updated_at)
-        for r in rows
+                    status=SessionStatus.CANCELLED if r.status == SessionStatus.SUSPENDED else r.status,
+                    sequence=r.sequence, updated_at=r.updated_at)
+        for r in mentor_feed(conn, mentor_id, ending_after=now - timedelta(days=PAST_DAYS))
     ]
     return feed_sessions_window(sessions, now=now)
 

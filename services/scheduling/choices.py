@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
+from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
-from services.scheduling.handlers import (
-    BOOKING_LOCK,
-    case_from,
-    counted_tier,
-    load_mentor_states,
-    load_rooms,
-    session_row,
-    slots_for,
-    subject_for,
-)
+from services.scheduling.lifecycle import CANCELLABLE, HOLDING_A_PLACE, LIVE
 from services.scheduling.matching import (
     HORIZON_DAYS,
     LONDON,
@@ -27,12 +18,25 @@ from services.scheduling.matching import (
     sessions_from,
     without_booking,
 )
+from services.scheduling.repository import (
+    add_sessions,
+    case_from,
+    counted_tier,
+    load_case,
+    load_mentor_states,
+    load_rooms,
+    lock_bookings,
+    session_row,
+    set_case_status,
+    set_session_status,
+    upcoming_sessions,
+    waitlisted_cases,
+)
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import earliest_start, to_utc
-from services.scheduling.tables import CaseRow, SessionRow
+from services.scheduling.tables import CaseRow
 from shared.contracts.common import Event
-from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
-from shared.db import lock_for_update
+from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
@@ -42,10 +46,9 @@ class AssignmentRefused(ValueError):
 
 
 def _case_row(conn: Connection, referral_id: str) -> CaseRow:
-    row = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).first()
-    if row is None:
+    case = load_case(conn, referral_id)
+    if case is None:
         raise LookupError(f"no referral {referral_id} in scheduling")
-    case = CaseRow.model_validate(row._mapping)
     if case.facts is None or case.tier is None:
         raise LookupError(f"{referral_id} is not assessed yet")
     return case
@@ -53,14 +56,11 @@ def _case_row(conn: Connection, referral_id: str) -> CaseRow:
 
 def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> Rooms:
     """The mentors and rooms as if this case held no place and no future sessions (to weigh it afresh)."""
-    future = conn.execute(select(col(SessionRow.session_id), col(SessionRow.start)).where(
-        col(SessionRow.referral_id) == row.referral_id, col(SessionRow.start) > now,
-        col(SessionRow.status).in_(["booked", "confirmed"]))).all()
-    rooms = load_rooms(conn, now=now, excluding=[sid for sid, _ in future])
+    future = upcoming_sessions(conn, [row.referral_id], LIVE, now=now)
+    rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in future])
     if row.mentor_id is None or row.mentor_id not in mentors:
         return rooms
-    mentors[row.mentor_id] = without_booking(mentors[row.mentor_id], (start for _, start in future),
-                                             counted_tier(row))
+    mentors[row.mentor_id] = without_booking(mentors[row.mentor_id], (s.start for s in future), counted_tier(row))
     return rooms
 
 
@@ -102,7 +102,7 @@ def assign(
     """Book the scheduler's chosen mentor (and first slot), re-checking every hard constraint now."""
     if not reason.strip() or not by.strip():
         raise AssignmentRefused("say who chose this (by) and why (reason): the choice is recorded")
-    lock_for_update(conn, BOOKING_LOCK)
+    lock_bookings(conn)
     row = _case_row(conn, referral_id)
     case = case_from(row)
     mentors = load_mentor_states(conn, now=now)
@@ -130,24 +130,19 @@ def assign(
         if found is None:
             raise AssignmentRefused(f"{mentor_id} has no free slot in the next {HORIZON_DAYS} days")
         first = found
-    cancelled = list(conn.execute(select(col(SessionRow.session_id)).where(
-        col(SessionRow.referral_id) == referral_id, col(SessionRow.start) > now,
-        col(SessionRow.status).in_(["booked", "confirmed", "suspended"]))).scalars())
-    if cancelled:
-        conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
-                     .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
+    cancelled = [s.session_id for s in upcoming_sessions(conn, [referral_id], CANCELLABLE, now=now)]
+    set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
     sessions = sessions_from(case, mentor, first.astimezone(LONDON), rooms)
     placed = rooms.place(venues_for(case, mentor), sessions)
     if not placed:
         raise AssignmentRefused(f"no venue has a room free at {mentor_id}'s times")
     slots = slots_for(placed)
-    conn.execute(insert(SessionRow), [session_row(referral_id, mentor_id, slot, now, venue)
-                                      for slot, (_, venue) in zip(slots, placed, strict=True)])
+    add_sessions(conn, [session_row(referral_id, mentor_id, slot, now, venue)
+                        for slot, (_, venue) in zip(slots, placed, strict=True)])
     note = f"assigned by {by.strip()}: {reason.strip()}"
-    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
-                 .values(status="scheduled", mentor_id=mentor_id, reason=note, updated_at=now))
+    set_case_status(conn, referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=mentor_id, reason=note)
     event: Event
-    if row.mentor_id is not None and row.status in {"scheduled", "suspended"}:
+    if row.mentor_id is not None and row.status in HOLDING_A_PLACE:
         event = SessionsRescheduled(
             event_id=f"assigned:{referral_id}:{int(now.timestamp())}", occurred_at=now, referral_id=referral_id,
             agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=row.mentor_id, tier=case.tier,
@@ -162,8 +157,7 @@ def assign(
 
 def waitlist(conn: Connection, *, now: datetime) -> list[dict[str, object]]:
     """Who waits, since when, why, and what capacity would place them."""
-    rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(col(CaseRow.status) == "waitlisted").order_by(col(CaseRow.updated_at)))]
+    rows = waitlisted_cases(conn)
     mentors = load_mentor_states(conn, now=now)
     result: list[dict[str, object]] = []
     for row in rows:

@@ -48,6 +48,7 @@ __all__ = [
     "exclusion",
     "match",
     "rank",
+    "reschedule",
     "score",
     "with_booking",
     "without_booking",
@@ -258,12 +259,12 @@ def match(
     return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))
 
 
-def replan(
+def reschedule(
     case: Case, current: MentorState, mentors: Sequence[MentorState], *, now: datetime, prefer: datetime | None,
     rooms: Rooms | None = None,
 ) -> Match | Waitlist:
-    """Re-plan a case's remaining sessions after a change (a new tier, say): the same mentor and, where it still
-    fits, the same weekly slot (`prefer`); else the best other mentor; else the waitlist.
+    """Book a case's remaining sessions again after a change (a new tier, say): the same mentor and, where it
+    still fits, the same weekly slot (`prefer`); else the best other mentor; else the waitlist.
 
     `current` is the mentor as if this case's future sessions were already cancelled and it held no place.
     """

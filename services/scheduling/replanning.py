@@ -1,33 +1,35 @@
-"""Re-planning when a mentor changes: leave moves only the sessions it touches; an expired check or a suspended
-licence moves the mentor's cases to other mentors. Every move is published with its reason."""
+"""When a mentor changes: leave moves only the sessions it touches; a mentor who may no longer mentor (an expired
+check or a suspended licence, `constraints.barred`) has their cases moved to other mentors. Every move is
+published with its reason."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from opentelemetry import trace
-from sqlalchemy import Connection, insert, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
-from services.scheduling.constraints import MentorState, venues_for
-from services.scheduling.handlers import (
-    BOOKING_LOCK,
-    Work,
+from services.scheduling import repository
+from services.scheduling.booking import CaseTask, carry_out, subject_for
+from services.scheduling.constraints import venues_for
+from services.scheduling.matching import LONDON, calendar
+from services.scheduling.repository import (
     case_from,
-    leave_interval,
+    cases_in,
+    load_case,
     load_mentor_states,
     load_rooms,
-    plan,
-    subject_for,
-    venue_columns,
+    lock_bookings,
+    move_session,
+    sessions_during,
+    set_session_status,
 )
-from services.scheduling.matching import LONDON, calendar
-from services.scheduling.slots import SESSION, to_utc
-from services.scheduling.tables import CaseRow, LeaveRow, SessionRow
+from services.scheduling.slots import SESSION, leave_interval, to_utc
+from services.scheduling.tables import SessionRow
 from shared.contracts.common import SessionSlot
-from shared.contracts.scheduling import SessionsRescheduled
-from shared.db import lock_for_update
+from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
@@ -39,31 +41,26 @@ def add_leave(
     """Record leave and move each session it touches: same mentor, same time, later that week where possible."""
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
-    lock_for_update(conn, BOOKING_LOCK)
+    lock_bookings(conn)
     mentors = load_mentor_states(conn, now=now)
     if mentor_id not in mentors:
         raise LookupError(f"no mentor {mentor_id}")
-    conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
+    repository.add_leave(conn, mentor_id, first, last, now=now)
     away = leave_interval(first, last)
-    affected = [SessionRow.model_validate(r._mapping) for r in conn.execute(
-        select(SessionRow).where(
-            col(SessionRow.mentor_id) == mentor_id, col(SessionRow.status).in_(["booked", "confirmed"]),
-            col(SessionRow.start) < away[1], col(SessionRow.end) > away[0], col(SessionRow.start) > now,
-        ).order_by(col(SessionRow.start))
-    )]
+    affected = sessions_during(conn, mentor_id, away, now=now)
     by_case: dict[str, list[SessionRow]] = defaultdict(list)
     for s in affected:
         by_case[s.referral_id].append(s)
     mentor = mentors[mentor_id]
     taken = {s.start for s in affected}
-    state = MentorState(mentor.record, mentor.caseload, [(b, e) for b, e in mentor.busy if b not in taken] + [away],
-                        mentor.points, mentor.vetting_expired, mentor.venues)
+    state = replace(mentor, busy=[(b, e) for b, e in mentor.busy if b not in taken] + [away])
     out: list[Outgoing] = []
     moved = dropped = 0
     reason = f"{mentor_id} is on leave {first.isoformat()} to {last.isoformat()}"
     rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in affected])
     for referral_id, sessions in by_case.items():
-        row = CaseRow.model_validate(conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).one()._mapping)
+        row = load_case(conn, referral_id)
+        assert row is not None  # a session's case outlives it
         case = case_from(row)
         new_slots, cancelled = [], []
         for s in sessions:
@@ -78,16 +75,11 @@ def add_leave(
                 cancelled.append(s.session_id)
                 continue
             end, where = start + SESSION, placed[0][1]
-            conn.execute(update(SessionRow).where(col(SessionRow.session_id) == s.session_id)
-                         .values(start=start, end=end, sequence=col(SessionRow.sequence) + 1, updated_at=now,
-                                 **venue_columns(where)))
-            state = MentorState(state.record, state.caseload, [*state.busy, (start, end)], state.points,
-                                state.vetting_expired, state.venues)
+            move_session(conn, s.session_id, start=start, end=end, venue=where, now=now)
+            state = replace(state, busy=[*state.busy, (start, end)])
             new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
                                          end=end.astimezone(LONDON), venue=where.venue.name if where else None))
-        if cancelled:
-            conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
-                         .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
+        set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
         moved, dropped = moved + len(new_slots), dropped + len(cancelled)
         event = SessionsRescheduled(
             event_id=f"leave:{referral_id}:{mentor_id}:{first.isoformat()}:{int(now.timestamp())}", occurred_at=now,
@@ -103,14 +95,13 @@ def add_leave(
 def replan_mentor(
     conn: Connection, mentor_id: str, why: str, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
 ) -> tuple[int, list[Outgoing]]:
-    """Move every case of a mentor who may no longer take them (expired check, suspended licence)."""
-    rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(col(CaseRow.mentor_id) == mentor_id, col(CaseRow.status) == "scheduled"))]
-    work = []
+    """Reschedule every case of a mentor who may no longer take them (`constraints.barred`) with other mentors."""
+    rows = cases_in(conn, CaseStatus.SCHEDULED, mentor_id=mentor_id)
+    tasks = []
     for row in rows:
         span = tracer.start_span("scheduling replan for mentor change", attributes={"referral.id": row.referral_id})
-        work.append(Work(row, span, "replan", why))
-    out = plan(conn, work, now=now, subjects=subjects)
-    for w in work:
-        w.span.end()
+        tasks.append(CaseTask(row, span, "reschedule", why))
+    out = carry_out(conn, tasks, now=now, subjects=subjects)
+    for t in tasks:
+        t.span.end()
     return len(rows), out

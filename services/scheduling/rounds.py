@@ -1,33 +1,37 @@
-"""The batch round (`reroute plan`): re-optimise waitlisted referrals and unconfirmed assignments together with
-the exact min-cost-flow planner, without chaos: a session the young person confirmed never moves, a young
-person who has a mentor keeps them unless the round gives them another, and every booking is re-checked."""
+"""The re-optimisation round (`reroute plan`, and every REROUTE_PLAN_EVERY_MINUTES; "the batch round" in the CLI,
+the README and the events' reasons): waitlisted referrals and unconfirmed assignments are placed again together by
+the exact min-cost-flow optimiser, without chaos: a session the young person confirmed never moves, a young person
+who has a mentor keeps them unless the round gives them another, and every booking is re-checked."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from opentelemetry import trace
-from sqlalchemy import Connection, insert, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
+from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import MentorState, first_exclusion, venues_for
-from services.scheduling.handlers import (
-    BOOKING_LOCK,
+from services.scheduling.matching import calendar, with_booking, without_booking
+from services.scheduling.optimiser import optimise
+from services.scheduling.repository import (
+    UpcomingSession,
+    add_sessions,
     case_from,
+    cases_in,
     counted_tier,
     load_mentor_states,
     load_rooms,
+    lock_bookings,
+    referrals_with_confirmed_sessions,
     session_row,
-    set_status,
-    slots_for,
-    subject_for,
+    set_case_status,
+    set_session_status,
+    upcoming_sessions,
 )
-from services.scheduling.matching import calendar, with_booking, without_booking
-from services.scheduling.optimiser import optimise
-from services.scheduling.tables import CaseRow, SessionRow
+from services.scheduling.tables import CaseRow
 from shared.contracts.common import Event
-from shared.contracts.scheduling import SessionsRescheduled, SessionsScheduled
-from shared.db import lock_for_update
+from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
@@ -35,16 +39,14 @@ from shared.subjects import Subjects
 def run_round(
     conn: Connection, *, now: datetime, subjects: Subjects, tracer: trace.Tracer, time_limit_s: float = 30
 ) -> tuple[dict[str, object], list[Outgoing]]:
-    lock_for_update(conn, BOOKING_LOCK)
-    rows = [CaseRow.model_validate(r._mapping) for r in conn.execute(
-        select(CaseRow).where(col(CaseRow.status).in_(["waitlisted", "scheduled"]),
-                              col(CaseRow.facts).is_not(None)))]
-    confirmed = set(conn.execute(select(col(SessionRow.referral_id)).where(
-        col(SessionRow.status) == "confirmed", col(SessionRow.start) > now)).scalars())
+    """Run one re-optimisation round: book what the optimiser places, and say what it did."""
+    lock_bookings(conn)
+    rows = [r for r in cases_in(conn, CaseStatus.WAITLISTED, CaseStatus.SCHEDULED) if r.facts is not None]
+    confirmed = referrals_with_confirmed_sessions(conn, now=now)
     movable = [r for r in rows if r.referral_id not in confirmed]
     mentors = load_mentor_states(conn, now=now)
-    future = _future_unconfirmed(conn, [r.referral_id for r in movable if r.status == "scheduled"], now)
-    released = _release(mentors, [r for r in movable if r.status == "scheduled"], future)
+    future = _unconfirmed(conn, [r.referral_id for r in movable if r.status == CaseStatus.SCHEDULED], now)
+    released = _release(mentors, [r for r in movable if r.status == CaseStatus.SCHEDULED], future)
     cases = [case_from(r) for r in movable]
     result = optimise(cases, list(released.values()), now=now, time_limit_s=time_limit_s)
 
@@ -60,31 +62,29 @@ def run_round(
         if mentor is None or first_exclusion(case, mentor) is not None:
             continue
         old_sessions = future.get(row.referral_id, [])
-        for _, start, end, venue_id in old_sessions:  # its rooms are free for the new plan (incl. its own)
-            rooms.release(venue_id, start, end)
+        for s in old_sessions:  # its rooms are free for its new sessions (and for others)
+            rooms.release(s.venue_id, s.start, s.end)
         cal = calendar(case, mentor, rooms)
         sessions = [s for s in chosen.sessions if cal.fits(s[0])]
         bookings = rooms.place(venues_for(case, mentor), sessions) if sessions[:1] == chosen.sessions[:1] else []
         if not bookings:  # the first slot is gone since the solve: leave this case as it is
-            for _, start, end, venue_id in old_sessions:
-                if venue_id is not None:
-                    rooms.hold(venue_id, start, end)
+            for s in old_sessions:
+                if s.venue_id is not None:
+                    rooms.hold(s.venue_id, s.start, s.end)
             continue
         slots = slots_for(bookings)
-        cancelled = [sid for sid, *_ in old_sessions]
-        if cancelled:
-            conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(cancelled))
-                         .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
+        cancelled = [s.session_id for s in old_sessions]
+        set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
         if row.mentor_id in state:
             state[row.mentor_id] = without_booking(
-                state[row.mentor_id], (s for _, s, *_ in old_sessions), counted_tier(row))
-        conn.execute(insert(SessionRow), [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
-                                          for slot, (_, venue) in zip(slots, bookings, strict=True)])
+                state[row.mentor_id], (s.start for s in old_sessions), counted_tier(row))
+        add_sessions(conn, [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
+                            for slot, (_, venue) in zip(slots, bookings, strict=True)])
         state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
-        set_status(conn, row.referral_id, "scheduled", now, mentor_id=chosen.mentor_id,
-                    deadline_met=chosen.deadline_met, reason="placed by the batch round")
+        set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
+                        deadline_met=chosen.deadline_met, reason="placed by the batch round")
         event: Event
-        if row.status == "waitlisted":
+        if row.status == CaseStatus.WAITLISTED:
             placed += 1
             event = SessionsScheduled(
                 event_id=f"scheduled:{row.referral_id}", occurred_at=now, referral_id=row.referral_id,
@@ -100,30 +100,24 @@ def run_round(
         span = tracer.start_span("scheduling batch round", attributes={"referral.id": row.referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()
-    waiting = sum(1 for r in movable if r.status == "waitlisted")
+    waiting = sum(1 for r in movable if r.status == CaseStatus.WAITLISTED)
     return {"considered": len(movable), "pinned": len(rows) - len(movable), "waitlisted_before": waiting,
             "placed": placed, "moved": moved, "solve_seconds": round(result.solve_seconds, 3)}, out
 
 
-Held = tuple[str, datetime, datetime, str | None]  # a booked session: id, start, end, venue id
-
-
-def _future_unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[Held]]:
-    found: dict[str, list[Held]] = {}
-    for rid, sid, start, end, venue_id in conn.execute(
-        select(col(SessionRow.referral_id), col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id))
-        .where(col(SessionRow.referral_id).in_(referral_ids), col(SessionRow.status) == "booked",
-               col(SessionRow.start) > now)
-    ):
-        found.setdefault(rid, []).append((sid, start, end, venue_id))
+def _unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[UpcomingSession]]:
+    """Each referral's booked sessions still to come that the young person has not confirmed."""
+    found: dict[str, list[UpcomingSession]] = {}
+    for s in upcoming_sessions(conn, referral_ids, [SessionStatus.BOOKED], now=now):
+        found.setdefault(s.referral_id, []).append(s)
     return found
 
 
 def _release(mentors: dict[str, MentorState], rows: list[CaseRow],
-             future: dict[str, list[Held]]) -> dict[str, MentorState]:
+             future: dict[str, list[UpcomingSession]]) -> dict[str, MentorState]:
     released = dict(mentors)
     for row in rows:
         if row.mentor_id in released:
             released[row.mentor_id] = without_booking(
-                released[row.mentor_id], (s for _, s, *_ in future.get(row.referral_id, [])), counted_tier(row))
+                released[row.mentor_id], (s.start for s in future.get(row.referral_id, [])), counted_tier(row))
     return released

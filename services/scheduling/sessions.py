@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
-from sqlmodel import col
+from sqlalchemy import Connection
 
-from services.scheduling.lifecycle import DISENGAGEMENT, Action, after_misses, transition
-from services.scheduling.tables import CaseRow, SessionRow
+from services.scheduling.lifecycle import CANCELLABLE, DISENGAGEMENT, OUTCOMES, Action, after_misses, transition
+from services.scheduling.repository import (
+    case_sessions,
+    load_case,
+    load_session,
+    set_case_status,
+    set_session_status,
+    upcoming_sessions,
+)
 from shared.contracts.codes import Tier
 from shared.contracts.risk import SafeguardingAlert
-from shared.contracts.scheduling import SessionsCancelled
+from shared.contracts.scheduling import CaseStatus, SessionsCancelled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
@@ -22,16 +28,12 @@ def change_session(
     conn: Connection, session_id: str, action: Action, *, reason: str, now: datetime, subjects: Subjects
 ) -> tuple[dict[str, object], list[Outgoing]]:
     """Apply `action`; raises LifecycleRefused (or LookupError for an unknown session) with a readable reason."""
-    session = conn.execute(select(SessionRow).where(col(SessionRow.session_id) == session_id)).first()
+    session = load_session(conn, session_id)
     if session is None:
         raise LookupError(f"no session {session_id}")
     status = transition(session.status, action, start=session.start, now=now)
-    conn.execute(
-        update(SessionRow)
-        .where(col(SessionRow.session_id) == session_id)
-        .values(status=status, sequence=col(SessionRow.sequence) + 1, updated_at=now)
-    )
-    case = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == session.referral_id)).first()
+    set_session_status(conn, [session_id], status, now=now)
+    case = load_case(conn, session.referral_id)
     assert case is not None
     out: list[Outgoing] = []
     if action == "cancel":
@@ -41,12 +43,7 @@ def change_session(
         out.append(outgoing(event, subjects.cancelled(case.agency_id)))
     follow_up = None
     if action in ("attended", "missed"):
-        outcomes = list(conn.execute(
-            select(col(SessionRow.status))
-            .where(col(SessionRow.referral_id) == case.referral_id,
-                   col(SessionRow.status).in_(["attended", "missed"]))
-            .order_by(col(SessionRow.start))
-        ).scalars())
+        outcomes = [s.status for s in case_sessions(conn, case.referral_id, OUTCOMES)]
         follow_up = after_misses(outcomes, Tier(case.wellbeing_tier) if case.wellbeing_tier else None)
         if follow_up == "escalate":
             alert = SafeguardingAlert(
@@ -65,18 +62,9 @@ def change_session(
 def close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, subjects: Subjects,
           reason: str) -> list[Outgoing]:
     """Close the case: cancel what has not happened, free the mentor's place, say why."""
-    ids = list(conn.execute(
-        select(col(SessionRow.session_id)).where(
-            col(SessionRow.referral_id) == referral_id,
-            col(SessionRow.status).in_(["booked", "confirmed", "suspended"]),
-            col(SessionRow.start) > now,
-        )
-    ).scalars())
-    if ids:
-        conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(ids))
-                     .values(status="cancelled", sequence=col(SessionRow.sequence) + 1, updated_at=now))
-    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
-                 .values(status="closed", reason=reason, updated_at=now))
+    ids = [s.session_id for s in upcoming_sessions(conn, [referral_id], CANCELLABLE, now=now)]
+    set_session_status(conn, ids, SessionStatus.CANCELLED, now=now)
+    set_case_status(conn, referral_id, CaseStatus.CLOSED, now=now, reason=reason)
     event = SessionsCancelled(event_id=f"closed:{referral_id}", occurred_at=now, referral_id=referral_id,
                               agency_id=agency_id, cancelled=ids, reason=reason)
     return [outgoing(event, subjects.cancelled(agency_id))]

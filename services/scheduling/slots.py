@@ -54,6 +54,12 @@ def local_start(day: date, at: time) -> datetime | None:
     return utc
 
 
+def leave_interval(first: date, last: date) -> Interval:
+    """Leave from the start of `first` to the end of `last`, Europe/London days, both inclusive."""
+    return (datetime.combine(first, time(0), tzinfo=LONDON),
+            datetime.combine(last + timedelta(days=1), time(0), tzinfo=LONDON))
+
+
 def wall_clock_days_later(instant: datetime, days: int) -> datetime:
     """The same London wall-clock time `days` calendar days later (UTC)."""
     local = instant.astimezone(LONDON)

@@ -35,7 +35,7 @@ class CaseRow(SQLModel, table=True):
     needs: str | None = Field(default=None, description="JSON list of the plan's focus needs codes.")
     status: str = Field(
         max_length=24, index=True,
-        description="awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended or closed",
+        description="A CaseStatus: awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended, closed.",
     )
     mentor_id: str | None = Field(default=None, index=True, max_length=64)
     reason: str | None = None
@@ -55,7 +55,9 @@ class SessionRow(SQLModel, table=True):
     start: datetime = Field(index=True)
     end: datetime
     status: str = Field(
-        default="booked", max_length=16, description="booked, confirmed, cancelled, attended, missed or suspended"
+        default="booked", max_length=16,
+        description="A SessionStatus: booked, confirmed, cancelled, attended, missed, suspended. Change it only through "
+        "repository.set_session_status, which bumps the sequence.",
     )
     sequence: int = Field(default=0, description="Bumped on every change, for calendar feeds.")
     created_at: datetime

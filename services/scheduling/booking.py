@@ -1,0 +1,188 @@
+"""Booking: each case in turn is booked, rescheduled, suspended or resumed against the mentors as they stand,
+so no mentor and no room is double-booked; the sessions, the case's outcome and its events are stored in the
+caller's transaction.
+
+The consumers (`handlers.py`), a mentor import (retrying the waitlist) and moving a barred mentor's cases
+(`mentor_changes.py`) all book through `carry_out`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from opentelemetry import trace
+from sqlalchemy import Connection
+
+from services.scheduling.constraints import Case, MentorState, venues_for
+from services.scheduling.lifecycle import CANCELLABLE, LIVE
+from services.scheduling.matching import LONDON, Match, Waitlist, match, reschedule, with_booking, without_booking
+from services.scheduling.repository import (
+    Outcome,
+    add_sessions,
+    case_from,
+    load_mentor_states,
+    load_rooms,
+    lock_bookings,
+    previous_mentors,
+    session_row,
+    set_case_status,
+    set_outcomes,
+    set_session_status,
+    upcoming_sessions,
+)
+from services.scheduling.rooms import Placed, Rooms
+from services.scheduling.tables import CaseRow
+from shared.contracts.common import Event, SessionSlot
+from shared.contracts.scheduling import (
+    CaseStatus,
+    SessionsCancelled,
+    SessionsRescheduled,
+    SessionsScheduled,
+    SessionStatus,
+    SessionsWaitlisted,
+)
+from shared.outbox import Outgoing, outgoing
+from shared.subjects import Subjects
+
+
+@dataclass
+class CaseTask:
+    """A case to book; to reschedule (its cadence tier changed, it resumes, or its mentor may no longer take it);
+    or to suspend (the young person is missing)."""
+
+    row: CaseRow
+    span: trace.Span
+    kind: Literal["book", "reschedule", "suspend", "resume"] = "book"
+    why: str = ""
+
+
+def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subjects: Subjects) -> list[Outgoing]:
+    """Book, reschedule or suspend each case in turn against the mentors as they stand, so no mentor is
+    double-booked."""
+    if not tasks:
+        return []
+    lock_bookings(conn)
+    mentors = load_mentor_states(conn, now=now)
+    rooms = load_rooms(conn, now=now)
+    earlier = previous_mentors(conn, [t.row for t in tasks if t.kind == "book" or t.row.mentor_id is None])
+    out: list[Outgoing] = []
+    new_sessions: list[dict[str, object]] = []
+    outcomes: list[Outcome] = []
+    for task in tasks:
+        row, span = task.row, task.span
+        case = case_from(row)
+        if task.kind == "suspend":
+            out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span)
+                    for e in _suspend(conn, task, case, now=now)]
+            span.set_attribute("reroute.outcome", CaseStatus.SUSPENDED.value)
+            continue
+        if task.kind == "book" or row.mentor_id is None:
+            case = replace(case, previous_mentor=earlier.get(row.referral_id))
+            result = match(case, list(mentors.values()), now=now, rooms=rooms)
+            events = _booking_events(row, case, result, now=now)
+        else:
+            result, events = _reschedule(conn, task, case, mentors, rooms, now=now)
+        if isinstance(result, Match):
+            placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
+            if placed:
+                result = replace(result, sessions=[interval for interval, _ in placed])
+            else:
+                result = Waitlist("no venue has a room free at the mentor's times")
+                events = [waitlisted(row, case, result.reason, now=now)]
+        if isinstance(result, Match):
+            slots = slots_for(placed)
+            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue)
+                             for slot, (_, venue) in zip(slots, placed, strict=True)]
+            events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
+            mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
+            outcomes.append(Outcome(row.referral_id, CaseStatus.SCHEDULED, result.mentor_id, result.deadline_met, None))
+            row.status, row.mentor_id = CaseStatus.SCHEDULED, result.mentor_id
+            span.set_attribute("mentor.id", result.mentor_id)
+            span.set_attribute("sessions.count", len(slots))
+        else:
+            outcomes.append(Outcome(row.referral_id, CaseStatus.WAITLISTED, None, None, result.reason))
+            row.status, row.mentor_id = CaseStatus.WAITLISTED, None
+        span.set_attribute("reroute.outcome", CaseStatus(row.status).value)
+        out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
+    add_sessions(conn, new_sessions)
+    set_outcomes(conn, outcomes, now=now)
+    return out
+
+
+def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: datetime) -> list[Event]:
+    if isinstance(result, Match):
+        return [SessionsScheduled(
+            event_id=f"scheduled:{row.referral_id}", occurred_at=now, referral_id=row.referral_id,
+            agency_id=row.agency_id, mentor_id=result.mentor_id, tier=case.tier, sessions=[],
+            deadline_met=result.deadline_met,
+        )]
+    return [waitlisted(row, case, result.reason, now=now)]
+
+
+def _reschedule(
+    conn: Connection, task: CaseTask, case: Case, mentors: dict[str, MentorState], rooms: Rooms, *, now: datetime
+) -> tuple[Match | Waitlist, list[Event]]:
+    """Cancel the case's sessions that have not started and book them again (at the new tier's cadence)."""
+    row = task.row
+    assert row.mentor_id is not None
+    cancelled = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
+    ids = [s.session_id for s in cancelled]
+    for s in cancelled:
+        rooms.release(s.venue_id, s.start, s.end)
+    set_session_status(conn, ids, SessionStatus.CANCELLED, now=now)
+    # As if the case had no place yet: its points (already at its new tier) go too, as booking adds them back.
+    current = without_booking(mentors[row.mentor_id], (s.start for s in cancelled), case.tier)
+    mentors[row.mentor_id] = current
+    prefer = cancelled[0].start.astimezone(LONDON) if cancelled else None
+    result = reschedule(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)
+    why = task.why
+    if isinstance(result, Match):
+        moved = result.mentor_id != row.mentor_id
+        reason = why + (f"; {row.mentor_id} cannot take a {case.tier.value} case, so a new mentor" if moved else "")
+        return result, [SessionsRescheduled(
+            event_id=f"rescheduled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+            referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=result.mentor_id,
+            previous_mentor_id=row.mentor_id, tier=case.tier, sessions=[], cancelled=ids, reason=reason,
+        )]
+    cancel = SessionsCancelled(
+        event_id=f"cancelled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=f"{why}; {result.reason}",
+    )
+    return result, [cancel, waitlisted(row, case, result.reason, now=now)]
+
+
+def _suspend(conn: Connection, task: CaseTask, case: Case, *, now: datetime) -> list[Event]:
+    """Hold the case's future sessions while the young person is missing; the mentor keeps the place."""
+    row = task.row
+    ids = [s.session_id for s in upcoming_sessions(conn, [row.referral_id], LIVE, now=now)]
+    set_session_status(conn, ids, SessionStatus.SUSPENDED, now=now)
+    set_case_status(conn, row.referral_id, CaseStatus.SUSPENDED, now=now, reason=task.why)
+    row.status = CaseStatus.SUSPENDED
+    if row.mentor_id is None:  # not booked yet: nothing to hold, the case waits
+        return [waitlisted(row, case, task.why, now=now)]
+    return [SessionsCancelled(
+        event_id=f"suspended:{row.referral_id}:{row.assessment_number}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=task.why,
+    )]
+
+
+def waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> SessionsWaitlisted:
+    return SessionsWaitlisted(
+        event_id=f"waitlisted:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
+        referral_id=row.referral_id, agency_id=row.agency_id, tier=case.tier, reason=reason,
+    )
+
+
+def slots_for(placed: list[Placed]) -> list[SessionSlot]:
+    """The placed sessions as the events carry them, each with a new session id."""
+    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=v.venue.name if v else None)
+            for (s, e), v in placed]
+
+
+def subject_for(subjects: Subjects, event: Event, agency: str) -> str:
+    by_type = {SessionsScheduled: subjects.scheduled, SessionsWaitlisted: subjects.waitlisted,
+               SessionsRescheduled: subjects.rescheduled, SessionsCancelled: subjects.cancelled}
+    return by_type[type(event)](agency)

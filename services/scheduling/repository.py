@@ -1,0 +1,391 @@
+"""Scheduling's repository: every query of its tables, and the loading of rows into what the decisions read
+(`Case`, `MentorState`, `Rooms`).
+
+A session changes only through `set_session_status` or `move_session`, which bump its `sequence` so calendar
+feeds send the change; a case's status changes through `set_case_status` or `set_outcomes`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, update
+from sqlmodel import col
+
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, vetting_expired
+from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
+from services.scheduling.rooms import Rooms
+from services.scheduling.slots import LONDON, Interval, leave_interval
+from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
+from shared.contracts.codes import Tier, place_key
+from shared.contracts.common import SessionSlot
+from shared.contracts.intake import ReferralAccepted
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
+from shared.db import lock_for_update
+
+BOOKING_LOCK = "scheduling:booking"
+
+
+def lock_bookings(conn: Connection) -> None:
+    """Take the booking lock for this transaction: one booking change at a time across replicas, so no mentor
+    or room is double-booked."""
+    lock_for_update(conn, BOOKING_LOCK)
+
+
+# Cases
+
+
+def load_case(conn: Connection, referral_id: str) -> CaseRow | None:
+    row = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).first()
+    return None if row is None else CaseRow.model_validate(row._mapping)
+
+
+def load_cases(conn: Connection, referral_ids: Collection[str]) -> dict[str, CaseRow]:
+    rows = conn.execute(select(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids)))
+    return {r.referral_id: CaseRow.model_validate(r._mapping) for r in rows}
+
+
+def cases_in(conn: Connection, *statuses: CaseStatus, mentor_id: str | None = None) -> list[CaseRow]:
+    """The cases in any of `statuses` (of one mentor, given `mentor_id`)."""
+    query = select(CaseRow).where(col(CaseRow.status).in_(statuses))
+    if mentor_id is not None:
+        query = query.where(col(CaseRow.mentor_id) == mentor_id)
+    return [CaseRow.model_validate(r._mapping) for r in conn.execute(query)]
+
+
+def waitlisted_cases(conn: Connection) -> list[CaseRow]:
+    """The waitlist, longest waiting first."""
+    return [CaseRow.model_validate(r._mapping) for r in conn.execute(
+        select(CaseRow).where(col(CaseRow.status) == CaseStatus.WAITLISTED).order_by(col(CaseRow.updated_at)))]
+
+
+def closed_before(conn: Connection, cutoff: datetime) -> list[str]:
+    """The referrals closed before `cutoff` (due for purging under the retention policy)."""
+    return list(conn.execute(select(col(CaseRow.referral_id)).where(
+        col(CaseRow.status) == CaseStatus.CLOSED, col(CaseRow.updated_at) < cutoff)).scalars())
+
+
+def add_cases(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """New cases, one statement for the batch."""
+    if rows:
+        conn.execute(insert(CaseRow), rows)
+
+
+def save_facts(conn: Connection, referral_id: str, *, facts: str, person_id: str | None, now: datetime) -> None:
+    """A newer revision of the accepted referral's facts."""
+    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
+                 .values(facts=facts, person_id=person_id, updated_at=now))
+
+
+def save_assessments(conn: Connection, rows: Sequence[CaseRow], *, now: datetime) -> None:
+    """The assessment columns of each case as the rows now hold them, one statement for the batch."""
+    latest = {row.referral_id: row for row in rows}
+    if not latest:
+        return
+    conn.execute(
+        update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid")).values(
+            tier=bindparam("b_tier"), cadence_tier=bindparam("b_cadence"), lower_reviews=bindparam("b_lower"),
+            wellbeing_tier=bindparam("b_wellbeing"), assessment_number=bindparam("b_number"),
+            missing=bindparam("b_missing"), staffed_only=bindparam("b_staffed"), needs=bindparam("b_needs"),
+            updated_at=now),
+        [{"rid": r.referral_id, "b_tier": r.tier, "b_cadence": r.cadence_tier, "b_lower": r.lower_reviews,
+          "b_wellbeing": r.wellbeing_tier, "b_number": r.assessment_number, "b_missing": r.missing,
+          "b_staffed": r.staffed_only, "b_needs": r.needs} for r in latest.values()],
+    )
+
+
+def set_case_status(conn: Connection, referral_id: str, status: CaseStatus, *, now: datetime, **values: Any) -> None:
+    """A case's new status, with any other columns that change with it (mentor_id, reason, deadline_met)."""
+    conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
+                 .values(status=status, updated_at=now, **values))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What booking decided for a case: scheduled with a mentor, or waitlisted with a reason."""
+
+    referral_id: str
+    status: CaseStatus
+    mentor_id: str | None
+    deadline_met: bool | None
+    reason: str | None
+
+
+def set_outcomes(conn: Connection, outcomes: Sequence[Outcome], *, now: datetime) -> None:
+    """Each case's booking outcome, one statement for the batch."""
+    if not outcomes:
+        return
+    conn.execute(
+        update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid"))
+        .values(status=bindparam("b_status"), mentor_id=bindparam("b_mentor"), deadline_met=bindparam("b_met"),
+                reason=bindparam("b_reason"), updated_at=now),
+        [{"rid": o.referral_id, "b_status": o.status, "b_mentor": o.mentor_id, "b_met": o.deadline_met,
+          "b_reason": o.reason} for o in outcomes],
+    )
+
+
+def counted_tier(row: CaseRow) -> Tier:
+    """The tier a case is planned and counted at: its cadence tier, never below the risk tier."""
+    return Tier(row.cadence_tier or row.tier or "low")
+
+
+def case_from(row: CaseRow) -> Case:
+    """The matcher's view of an accepted, assessed case."""
+    assert row.facts is not None and row.tier is not None
+    facts = ReferralAccepted.model_validate_json(row.facts)
+    needs = tuple(json.loads(row.needs)) if row.needs else ()
+    return Case(
+        referral_id=row.referral_id,
+        tier=counted_tier(row),
+        borough=facts.person.borough,
+        languages=facts.person.languages,
+        mentor_gender=facts.preferences.mentor_gender,
+        preferred_language=facts.preferences.language,
+        availability=facts.availability,
+        unsafe_areas=facts.unsafe_areas,
+        accepted_at=facts.occurred_at,
+        staffed_only=row.staffed_only,
+        needs=needs + tuple(i.code for i in facts.indicators),
+        conflict_groups=tuple(facts.conflict_groups),
+        gender_required=facts.preferences.mentor_gender_required,
+    )
+
+
+def previous_mentors(conn: Connection, rows: list[CaseRow]) -> dict[str, str]:
+    """For each referral, the mentor of the same young person's most recently updated other referral, where
+    there is one (continuity, S01); one query for the batch."""
+    people = {r.person_id for r in rows if r.person_id is not None}
+    if not people:
+        return {}
+    theirs: defaultdict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for person_id, referral_id, mentor_id, updated_at in conn.execute(
+        select(col(CaseRow.person_id), col(CaseRow.referral_id), col(CaseRow.mentor_id), col(CaseRow.updated_at))
+        .where(col(CaseRow.person_id).in_(people), col(CaseRow.mentor_id).is_not(None))
+    ):
+        if person_id is not None and mentor_id is not None:
+            theirs[person_id].append((updated_at, referral_id, mentor_id))
+    latest = {person: sorted(entries, reverse=True)[:2] for person, entries in theirs.items()}  # one may be itself
+    found: dict[str, str] = {}
+    for row in rows:
+        other = next((mentor for _, rid, mentor in latest.get(row.person_id or "", []) if rid != row.referral_id), None)
+        if other is not None:
+            found[row.referral_id] = other
+    return found
+
+
+# Mentors, venues and leave
+
+
+def mentor_record(conn: Connection, mentor_id: str) -> MentorRecord | None:
+    raw = conn.execute(select(col(MentorRow.record)).where(col(MentorRow.mentor_id) == mentor_id)).scalar()
+    return None if raw is None else MentorRecord.model_validate_json(raw)
+
+
+def mentor_records(conn: Connection) -> list[MentorRecord]:
+    """Every mentor, by id."""
+    return [MentorRecord.model_validate_json(raw) for raw in
+            conn.execute(select(col(MentorRow.record)).order_by(col(MentorRow.mentor_id))).scalars()]
+
+
+def venue_records(conn: Connection) -> list[VenueRecord]:
+    return [VenueRecord.model_validate_json(raw) for raw in conn.execute(select(col(VenueRow.record))).scalars()]
+
+
+def save_mentors(conn: Connection, records: Sequence[MentorRecord], *, now: datetime) -> set[str]:
+    """Create or update each mentor; the ids that already existed."""
+    return _upsert(conn, MentorRow, "mentor_id", records, now=now)
+
+
+def save_venues(conn: Connection, records: Sequence[VenueRecord], *, now: datetime) -> set[str]:
+    """Create or update each venue; the ids that already existed."""
+    return _upsert(conn, VenueRow, "venue_id", records, now=now)
+
+
+def _upsert(conn: Connection, table: type[MentorRow | VenueRow], key: str,
+            records: Sequence[MentorRecord | VenueRecord], *, now: datetime) -> set[str]:
+    column = getattr(table, key)
+    existing = set(conn.execute(select(column)).scalars())
+    for record in records:
+        values = {"record": record.model_dump_json(), "updated_at": now}
+        if record.id in existing:
+            conn.execute(update(table).where(column == record.id).values(**values))
+        else:
+            conn.execute(insert(table).values(**{key: record.id}, **values))
+    return existing
+
+
+def add_leave(conn: Connection, mentor_id: str, first: date, last: date, *, now: datetime) -> None:
+    conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
+
+
+def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorState]:
+    """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now."""
+    caseloads: Counter[str] = Counter()
+    points: defaultdict[str, float] = defaultdict(float)
+    for mentor_id, tier in conn.execute(
+        select(col(CaseRow.mentor_id), func.coalesce(col(CaseRow.cadence_tier), col(CaseRow.tier)))
+        .where(col(CaseRow.status).in_(HOLDING_A_PLACE))
+    ):
+        if mentor_id is None:  # scheduled and suspended cases always have one
+            continue
+        caseloads[mentor_id] += 1
+        points[mentor_id] += TIER_POINTS[Tier(tier)]
+    busy: dict[str, list[tuple[datetime, datetime]]] = {}
+    for mentor_id, start, end in conn.execute(
+        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end)).where(
+            col(SessionRow.status).in_(LIVE), col(SessionRow.end) > now - timedelta(days=1)
+        )
+    ):
+        busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
+    today = now.astimezone(LONDON).date()
+    for mentor_id, first, last in conn.execute(
+        select(col(LeaveRow.mentor_id), col(LeaveRow.first_day), col(LeaveRow.last_day)).where(col(LeaveRow.last_day) >= today)
+    ):
+        busy.setdefault(mentor_id, []).append(leave_interval(first, last))
+    venues = venue_records(conn)
+    states: dict[str, MentorState] = {}
+    for record in mentor_records(conn):
+        states[record.id] = MentorState(
+            record=record,
+            caseload=caseloads.get(record.id, 0),
+            busy=busy.get(record.id, []),
+            points=points.get(record.id, 0.0),
+            vetting_expired=vetting_expired(record, today),
+            venues=_venues_of(record, venues),
+        )
+    return states
+
+
+def _venues_of(record: MentorRecord, venues: list[VenueRecord]) -> tuple[VenueRecord, ...] | None:
+    """The registered venues the mentor may use; None (the default staffed offices) when none apply."""
+    if record.venues is not None:
+        chosen = [v for v in venues if v.id in record.venues]
+    else:
+        boroughs = {place_key(b) for b in record.boroughs}
+        chosen = [v for v in venues if place_key(v.borough) in boroughs]
+    return tuple(chosen) if chosen else None
+
+
+# Sessions
+
+
+class UpcomingSession(NamedTuple):
+    """A session still to come, as rescheduling needs it."""
+
+    referral_id: str
+    session_id: str
+    start: datetime
+    end: datetime
+    venue_id: str | None
+
+
+def upcoming_sessions(
+    conn: Connection, referral_ids: Collection[str], statuses: Collection[SessionStatus], *, now: datetime
+) -> list[UpcomingSession]:
+    """The referrals' sessions in any of `statuses` that start after `now`, in order of start."""
+    return [UpcomingSession(*r) for r in conn.execute(
+        select(col(SessionRow.referral_id), col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end),
+               col(SessionRow.venue_id))
+        .where(col(SessionRow.referral_id).in_(referral_ids), col(SessionRow.status).in_(statuses),
+               col(SessionRow.start) > now)
+        .order_by(col(SessionRow.start))
+    )]
+
+
+def referrals_with_confirmed_sessions(conn: Connection, *, now: datetime) -> set[str]:
+    """The referrals with a session still to come that the young person has confirmed."""
+    return set(conn.execute(select(col(SessionRow.referral_id)).where(
+        col(SessionRow.status) == SessionStatus.CONFIRMED, col(SessionRow.start) > now)).scalars())
+
+
+def load_session(conn: Connection, session_id: str) -> SessionRow | None:
+    row = conn.execute(select(SessionRow).where(col(SessionRow.session_id) == session_id)).first()
+    return None if row is None else SessionRow.model_validate(row._mapping)
+
+
+def case_sessions(conn: Connection, referral_id: str, statuses: Collection[SessionStatus]) -> list[SessionRow]:
+    """A case's sessions in any of `statuses`, past and future, in order of start."""
+    return _sessions(conn, col(SessionRow.referral_id) == referral_id, col(SessionRow.status).in_(statuses))
+
+
+def mentor_calendar(conn: Connection, mentor_id: str, start: datetime, end: datetime) -> list[SessionRow]:
+    """The mentor's sessions, whatever their status, that start in [start, end), in order."""
+    return _sessions(conn, col(SessionRow.mentor_id) == mentor_id, col(SessionRow.start) >= start,
+                     col(SessionRow.start) < end)
+
+
+def mentor_feed(conn: Connection, mentor_id: str, *, ending_after: datetime) -> list[SessionRow]:
+    """The mentor's sessions, whatever their status, that end after `ending_after`, in order."""
+    return _sessions(conn, col(SessionRow.mentor_id) == mentor_id, col(SessionRow.end) > ending_after)
+
+
+def sessions_during(conn: Connection, mentor_id: str, away: Interval, *, now: datetime) -> list[SessionRow]:
+    """The mentor's live sessions still to come that overlap `away` (their leave), in order."""
+    return _sessions(conn, col(SessionRow.mentor_id) == mentor_id, col(SessionRow.status).in_(LIVE),
+                     col(SessionRow.start) < away[1], col(SessionRow.end) > away[0], col(SessionRow.start) > now)
+
+
+def _sessions(conn: Connection, *where: ColumnElement[bool]) -> list[SessionRow]:
+    return [SessionRow.model_validate(r._mapping)
+            for r in conn.execute(select(SessionRow).where(*where).order_by(col(SessionRow.start)))]
+
+
+def set_session_status(conn: Connection, session_ids: Collection[str], status: SessionStatus, *,
+                       now: datetime) -> None:
+    """The sessions' new status; bumps each one's `sequence`, so calendar feeds send the change."""
+    if session_ids:
+        conn.execute(update(SessionRow).where(col(SessionRow.session_id).in_(session_ids))
+                     .values(status=status, **_changed(now)))
+
+
+def move_session(conn: Connection, session_id: str, *, start: datetime, end: datetime, venue: SafeVenue | None,
+                 now: datetime) -> None:
+    """A session at a new time (and venue, with its routes); bumps its `sequence` too."""
+    conn.execute(update(SessionRow).where(col(SessionRow.session_id) == session_id)
+                 .values(start=start, end=end, **venue_columns(venue), **_changed(now)))
+
+
+def _changed(now: datetime) -> dict[str, Any]:
+    return {"sequence": col(SessionRow.sequence) + 1, "updated_at": now}
+
+
+def add_sessions(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Newly booked sessions (`session_row`), one statement for the batch."""
+    if rows:
+        conn.execute(insert(SessionRow), rows)
+
+
+def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
+                venue: SafeVenue | None) -> dict[str, object]:
+    """A sessions-table row for a newly booked slot, with the venue and the routes planned to it."""
+    return {"session_id": slot.session_id, "referral_id": referral_id, "mentor_id": mentor_id, **venue_columns(venue),
+            "start": slot.start, "end": slot.end, "status": SessionStatus.BOOKED, "sequence": 0, "created_at": now,
+            "updated_at": now}
+
+
+def venue_columns(venue: SafeVenue | None) -> dict[str, str | None]:
+    """A session's venue and planned routes, as stored."""
+    if venue is None:
+        return {"venue_id": None, "route": None, "mentor_route": None}
+    mentor_route = json.dumps(list(venue.mentor_route)) if venue.mentor_route is not None else None
+    return {"venue_id": venue.venue.id, "route": json.dumps(list(venue.route)), "mentor_route": mentor_route}
+
+
+def load_rooms(conn: Connection, *, now: datetime, excluding: Collection[str] = ()) -> Rooms:
+    """The rooms taken at each venue by sessions still to come (other than those `excluding` names, which are
+    being moved)."""
+    held: dict[str, list[tuple[datetime, datetime]]] = {}
+    query = select(col(SessionRow.venue_id), col(SessionRow.start), col(SessionRow.end)).where(
+        col(SessionRow.venue_id).is_not(None), col(SessionRow.end) > now, col(SessionRow.status).in_(LIVE),
+    )
+    if excluding:
+        query = query.where(col(SessionRow.session_id).not_in(excluding))
+    for venue_id, start, end in conn.execute(query):
+        if venue_id is not None:  # (the query keeps only those with a venue)
+            held.setdefault(venue_id, []).append((start, end))
+    return Rooms(held)
