@@ -16,12 +16,12 @@ from services.scheduling import privacy, repository
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, calendar_api, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
-from services.scheduling.constraints import barred, default_offices, mentor_problems, vetting_expired
+from services.scheduling.constraints import default_offices, mentor_problems
 from services.scheduling.handlers import handle_accepted, handle_assessed
 from services.scheduling.lifecycle import Action, LifecycleRefused
 from services.scheduling.matching import LONDON
-from services.scheduling.replanning import add_leave, replan_mentor
-from services.scheduling.rounds import run_round
+from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
+from services.scheduling.reoptimisation import reoptimise
 from services.scheduling.sessions import change_session, close
 from services.scheduling.tables import TABLES
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
@@ -85,7 +85,8 @@ log = logging.getLogger(__name__)
 class SchedulingSettings(ServiceSettings):
     calendar_port: int = Field(default=8082, ge=0, le=65535, description="Calendar feeds' HTTP port; 0: none.")
     calendar_url: str | None = Field(default=None, description="Public base URL of the feeds, when proxied.")
-    plan_every_minutes: float = Field(default=0, ge=0, description="Run the batch round this often; 0: on request.")
+    plan_every_minutes: float = Field(default=0, ge=0,
+                                      description="Run the re-optimisation round this often; 0: on request.")
 
 
 class FeedRequest(BaseModel):
@@ -111,14 +112,6 @@ def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], li
     return records, errors
 
 
-def _cannot_continue(record: MentorRecord, today: date) -> str | None:
-    """Why a mentor may no longer keep their cases, if so (`constraints.barred`)."""
-    bar = barred(record, vetting_expired=vetting_expired(record, today))
-    if bar is None:
-        return None
-    return f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason)
-
-
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     settings = settings or SchedulingSettings()
     host = ServiceHost("scheduling", settings, TABLES)
@@ -138,15 +131,15 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         if errors:
             return {"imported": 0, "errors": errors}
 
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def save_move_and_retry(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             existing = repository.save_mentors(conn, records, now=now)
             out: list[Outgoing] = []
             moved = 0
             today = now.astimezone(LONDON).date()
             for record in records:
-                why = _cannot_continue(record, today)
+                why = why_cases_move(record, today)
                 if why:
-                    cases, events = replan_mentor(conn, record.id, why, now=now, subjects=s, tracer=host.tracer)
+                    cases, events = move_cases_away(conn, record.id, why, now=now, subjects=s, tracer=host.tracer)
                     moved, out = moved + cases, out + events
             waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted"))
                        for row in repository.cases_in(conn, CaseStatus.WAITLISTED)]
@@ -159,7 +152,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
             return {"imported": len(records), "created": created, "updated": len(records) - created,
                     "cases_moved": moved, "waitlisted_retried": len(waiting), "errors": []}, out
 
-        return await host.transact(decide)
+        return await host.transact(save_move_and_retry)
 
     @host.reply("venues.import")
     async def import_venues(request: VenueImportRequest) -> dict[str, Any]:
@@ -168,25 +161,25 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         if errors:
             return {"imported": 0, "errors": errors}
 
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def save(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             existing = repository.save_venues(conn, records, now=now)
             created = sum(1 for r in records if r.id not in existing)
             return {"imported": len(records), "created": created, "updated": len(records) - created,
                     "errors": []}, []
 
-        return await host.transact(decide)
+        return await host.transact(save)
 
     @host.reply("mentors.leave")
     async def leave(request: LeaveRequest) -> dict[str, Any]:
         """Record a mentor's leave (Europe/London dates, inclusive) and move the sessions it touches."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def record_leave(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             try:
-                return add_leave(conn, request.mentor_id, request.first_day, request.last_day, now=now, subjects=s,
-                                 tracer=host.tracer)
+                return move_sessions_for_leave(conn, request.mentor_id, request.first_day, request.last_day, now=now,
+                                               subjects=s, tracer=host.tracer)
             except (LookupError, ValueError) as exc:
                 return {"error": str(exc).strip("'")}, []
 
-        return await host.transact(decide)
+        return await host.transact(record_leave)
 
     @host.reply("calendar")
     async def calendar(request: CalendarRequest) -> dict[str, Any]:
@@ -234,7 +227,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     @host.reply("close")
     async def close_case(request: CloseRequest) -> dict[str, Any]:
         """Close a referral: its future sessions are cancelled and the mentor's place is freed."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def close_if_open(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             if not request.reason.strip() or not request.by.strip():
                 return {"error": "say who closes it (by) and why (reason): it is recorded"}, []
             row = repository.load_case(conn, request.referral_id)
@@ -246,7 +239,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                         reason=f"closed by {request.by.strip()}: {request.reason.strip()}")
             return {"referral_id": request.referral_id, "status": CaseStatus.CLOSED}, out
 
-        return await host.transact(decide)
+        return await host.transact(close_if_open)
 
     @host.reply("closed.before")
     async def closed_before(request: RetentionRequest) -> dict[str, Any]:
@@ -284,14 +277,14 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     @host.reply("session")
     async def session(request: SessionRequest) -> dict[str, Any]:
         """Confirm or cancel a session, or record it attended or missed."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def apply_action(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             try:
                 return change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
                                       subjects=s)
             except (LifecycleRefused, LookupError) as exc:
                 return {"error": str(exc).strip("'")}, []
 
-        return await host.transact(decide)
+        return await host.transact(apply_action)
 
     @host.reply("recommend")
     async def recommend_options(request: ReferralRequest) -> dict[str, Any]:
@@ -305,30 +298,30 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     @host.reply("assign")
     async def assign_mentor(request: AssignRequest) -> dict[str, Any]:
         """Book the scheduler's chosen mentor (and slot), refused with the constraint it would break."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def book_choice(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             try:
                 return assign(conn, request.referral_id, request.mentor_id, start=request.start,
                               reason=request.reason, by=request.by, now=now, subjects=s)
             except (AssignmentRefused, LookupError) as exc:
                 return {"error": str(exc).strip("'")}, []
 
-        return await host.transact(decide)
+        return await host.transact(book_choice)
 
-    async def batch_round() -> dict[str, Any]:
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-            return run_round(conn, now=now, subjects=s, tracer=host.tracer)
+    async def reoptimisation_round() -> dict[str, Any]:
+        def run(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+            return reoptimise(conn, now=now, subjects=s, tracer=host.tracer)
 
-        return await host.transact(decide)
+        return await host.transact(run)
 
     @host.reply("plan")
-    async def plan_round() -> dict[str, Any]:
-        """Run the batch round now: re-optimise waitlisted referrals and unconfirmed assignments together."""
-        return await batch_round()
+    async def reoptimise_now() -> dict[str, Any]:
+        """Run the re-optimisation round now: waitlisted referrals and unconfirmed assignments placed together."""
+        return await reoptimisation_round()
 
-    async def periodic_round() -> None:
-        log.info("batch round: %s", await batch_round())
+    async def reoptimise_periodically() -> None:
+        log.info("batch round: %s", await reoptimisation_round())
 
-    host.every(settings.plan_every_minutes * 60, periodic_round, name="batch-round")
+    host.every(settings.plan_every_minutes * 60, reoptimise_periodically, name="batch-round")
 
     @host.reply("waitlist")
     async def waiting() -> dict[str, Any]:
@@ -339,7 +332,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     @host.reply("calendar.feed")
     async def feed(request: FeedRequest) -> dict[str, Any]:
         """Issue a new feed link for a mentor (the old one stops working), or revoke it."""
-        def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
+        def issue_or_revoke(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
             if request.revoke:
                 return {"revoked": revoke_tokens(conn, request.mentor_id, now=now)}, []
             try:
@@ -348,7 +341,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                 return {"error": str(exc)}, []
             return {"ics": f"{base_url}/v1/calendars/{token}.ics", "json": f"{base_url}/v1/calendars/{token}.json"}, []
 
-        return await host.transact(decide)
+        return await host.transact(issue_or_revoke)
 
     @host.reply("mentors.list")
     async def list_mentors() -> dict[str, Any]:

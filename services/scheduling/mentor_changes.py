@@ -11,11 +11,11 @@ from datetime import date, datetime, timedelta
 from opentelemetry import trace
 from sqlalchemy import Connection
 
-from services.scheduling import repository
 from services.scheduling.booking import CaseTask, carry_out, subject_for
-from services.scheduling.constraints import venues_for
+from services.scheduling.constraints import barred, venues_for, vetting_expired
 from services.scheduling.matching import LONDON, calendar
 from services.scheduling.repository import (
+    add_leave,
     case_from,
     cases_in,
     load_case,
@@ -29,12 +29,12 @@ from services.scheduling.repository import (
 from services.scheduling.slots import SESSION, leave_interval, to_utc
 from services.scheduling.tables import SessionRow
 from shared.contracts.common import SessionSlot
-from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionStatus
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionsRescheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
 
-def add_leave(
+def move_sessions_for_leave(
     conn: Connection, mentor_id: str, first: date, last: date, *, now: datetime, subjects: Subjects,
     tracer: trace.Tracer,
 ) -> tuple[dict[str, object], list[Outgoing]]:
@@ -45,7 +45,7 @@ def add_leave(
     mentors = load_mentor_states(conn, now=now)
     if mentor_id not in mentors:
         raise LookupError(f"no mentor {mentor_id}")
-    repository.add_leave(conn, mentor_id, first, last, now=now)
+    add_leave(conn, mentor_id, first, last, now=now)
     away = leave_interval(first, last)
     affected = sessions_during(conn, mentor_id, away, now=now)
     by_case: dict[str, list[SessionRow]] = defaultdict(list)
@@ -92,10 +92,18 @@ def add_leave(
     return {"mentor_id": mentor_id, "moved": moved, "cancelled": dropped, "cases": len(by_case)}, out
 
 
-def replan_mentor(
+def why_cases_move(record: MentorRecord, today: date) -> str | None:
+    """Why a mentor may no longer keep their cases, if so (`constraints.barred`), as the moves' reason."""
+    bar = barred(record, vetting_expired=vetting_expired(record, today))
+    if bar is None:
+        return None
+    return f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason)
+
+
+def move_cases_away(
     conn: Connection, mentor_id: str, why: str, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
 ) -> tuple[int, list[Outgoing]]:
-    """Reschedule every case of a mentor who may no longer take them (`constraints.barred`) with other mentors."""
+    """Reschedule every case of a mentor who may no longer take them (`why_cases_move`) with other mentors."""
     rows = cases_in(conn, CaseStatus.SCHEDULED, mentor_id=mentor_id)
     tasks = []
     for row in rows:

@@ -36,7 +36,7 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
 
-def run_round(
+def reoptimise(
     conn: Connection, *, now: datetime, subjects: Subjects, tracer: trace.Tracer, time_limit_s: float = 30
 ) -> tuple[dict[str, object], list[Outgoing]]:
     """Run one re-optimisation round: book what the optimiser places, and say what it did."""
