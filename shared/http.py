@@ -1,7 +1,8 @@
 """Serve a service's HTTP face (FastAPI) inside its own event loop, started and stopped with the service.
 
 uvicorn runs as a task of the service: started after the broker connects, stopped first on shutdown. The
-service process, not uvicorn, owns SIGINT/SIGTERM.
+service process, not uvicorn, owns SIGINT/SIGTERM. The port may be `auto`: the OS picks a free one as the
+socket is bound (no choose-then-bind race), and `url` says which.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Generator
 import uvicorn
 from starlette.types import ASGIApp
 
-from shared.settings import ConfigurationError
+from shared.settings import ConfigurationError, HttpPort
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,22 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: int, name: str, port_setting: str) -> None:
-        self._config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None,
-                                      server_header=False, timeout_graceful_shutdown=5)
+    def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str) -> None:
+        self._config = uvicorn.Config(app, host=host, port=0 if port == "auto" else port, lifespan="off",
+                                      log_config=None, server_header=False, timeout_graceful_shutdown=5)
         self._server = _EmbeddedServer(self._config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port
+        self._bound: int | None = None
         self._name, self._port_setting = name, port_setting
+
+    @property
+    def url(self) -> str | None:
+        """Where the API is served (the port the OS chose, for `auto`); None when not serving."""
+        if self._bound is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._bound}"
 
     async def start(self) -> None:
         """Listen (failing with a clear message if the port is taken), then serve in the background."""
@@ -44,19 +54,23 @@ class HttpServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections: no 40 ms Nagle waits
         try:
-            sock.bind((self.host, self.port))
+            sock.bind((self.host, self._config.port))
         except OSError as exc:
             sock.close()
+            where = f"{self.host} (any free port)" if self.port == "auto" else f"{self.host}:{self.port}"
             raise ConfigurationError(
-                f"{self._name} cannot listen on {self.host}:{self.port} for its HTTP API ({exc.strerror}): set "
-                f"{self._port_setting} to a free port, or to 0 to turn the HTTP API off") from None
+                f"{self._name} cannot listen on {where} for its HTTP API ({exc.strerror}): set "
+                f"{self._port_setting} to a free port or to auto (any free port), or to 0 to turn the HTTP API "
+                "off") from None
         sock.listen(128)
+        bound = int(sock.getsockname()[1])
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"{self._name}:http")
         while not self._server.started and not self._task.done():
             await asyncio.sleep(0.01)
         if self._task.done():
             self._task.result()  # re-raise why it could not start
-        log.info("%s HTTP API on http://%s:%d (OpenAPI at /docs)", self._name, self.host, self.port)
+        self._bound = bound
+        log.info("%s HTTP API on %s (OpenAPI at %s/docs)", self._name, self.url, self.url)
 
     async def stop(self) -> None:
         if self._task is None:
@@ -67,3 +81,4 @@ class HttpServer:
         except (TimeoutError, asyncio.CancelledError):
             log.warning("%s HTTP API did not stop in time", self._name)
         self._task = None
+        self._bound = None

@@ -65,7 +65,7 @@ from shared.messaging import (
 )
 from shared.migrations import require_head
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
-from shared.settings import ConfigurationError, ServiceSettings, keep_files_private
+from shared.settings import ConfigurationError, HttpPort, ServiceSettings, keep_files_private
 from shared.subjects import Subjects
 from shared.telemetry import extract_context, setup_tracing
 
@@ -142,9 +142,9 @@ class ServiceHost:
             on_shutdown=[self._shutdown],
         )
 
-    def serve_http(self, app: FastAPI, *, port: int, port_setting: str, host: str | None = None) -> None:
-        """Serve `app` on `port` (0: not at all) while the service runs; `port_setting` names the variable to
-        change when the port is taken."""
+    def serve_http(self, app: FastAPI, *, port: HttpPort, port_setting: str, host: str | None = None) -> None:
+        """Serve `app` on `port` (0: not at all; auto: any free port, its URL logged) while the service runs;
+        `port_setting` names the variable to change when the port is taken."""
         if port:
             self._http = HttpServer(app, host=host or self.settings.http_host, port=port, name=self.name,
                                     port_setting=port_setting)

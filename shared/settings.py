@@ -5,12 +5,35 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NATS_URL_FILE = "nats.url"
 CREDENTIALS_FILE = "nats-credentials.json"
+ENV_PREFIX = "REROUTE_"
+
+
+def _http_port(value: object, info: ValidationInfo) -> int | Literal["auto"]:
+    """A port number 1-65535, 0 (off) or `auto` (any free port, chosen by the OS when the service binds it)."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text == "auto":
+        return "auto"
+    port = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if text is not None and text.isascii() and text.isdigit():
+        port = int(text)
+    if port is not None and 0 <= port <= 65535:
+        return port
+    variable = f"{ENV_PREFIX}{info.field_name or 'port'}".upper()
+    raise PydanticCustomError("http_port", "{variable} must be a port number 1-65535, 0 (off) or auto",
+                              {"variable": variable})
+
+
+HttpPort = Annotated[int | Literal["auto"], BeforeValidator(_http_port)]
+"""An HTTP port setting: a number 1-65535, 0 (the HTTP face is off) or `auto` (any free port, chosen by the OS as
+the socket is bound; `HttpServer.url` says which, and the service logs it)."""
 
 
 def keep_files_private(data_dir: Path | None = None) -> None:
@@ -28,7 +51,7 @@ class ConfigurationError(RuntimeError):
 class ServiceSettings(BaseSettings):
     """Settings common to the three services. Environment variables are prefixed `REROUTE_` unless noted."""
 
-    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(default=Path(".reroute"), description="Where SQLite files, traces and the local NATS live.")
     nats_url: str | None = Field(

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from shared.settings import ServiceSettings
+from shared.settings import HttpPort, ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
     """Environment variables `REROUTE_INTAKE_*` on top of the shared `REROUTE_*` ones."""
 
-    intake_http_port: int = Field(
-        default=8081, ge=0, le=65535, description="Port of the agencies' HTTP API; 0 turns the HTTP API off."
+    intake_http_port: HttpPort = Field(
+        default=8081, description="Port of the agencies' HTTP API; 0 turns the HTTP API off; auto takes any free "
+        "port, chosen as it binds (the service logs the URL)."
     )
     intake_http_host: str = Field(
         default="127.0.0.1", description="Address the HTTP API listens on (0.0.0.0 to accept outside connections)."
