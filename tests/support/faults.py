@@ -101,7 +101,8 @@ class Figures:
 
 @dataclass
 class Node:
-    """One nats-server of the rig (one of three in a cluster), with its own store."""
+    """One nats-server of the rig (one of three in a cluster), with its own store. A lone node's port is 0 until
+    its first start, where nats-server binds a free one itself; a restart takes the same port again."""
 
     name: str
     port: int
@@ -122,13 +123,14 @@ class Rig:
                  services_env: dict[str, str] | None = None) -> None:
         self.root = root
         self.database_url = database_url
-        self.nodes = [Node(f"n{i}", free_port(), free_port(), root / f"nats-store-{i}") for i in range(nodes)]
-        self.url = self.nodes[0].url
+        if nodes == 1:
+            self.nodes = [Node("n0", 0, 0, root / "nats-store-0")]
+        else:  # each node's routes name the others' cluster ports before any of them listens, so they are chosen here
+            self.nodes = [Node(f"n{i}", free_port(), free_port(), root / f"nats-store-{i}") for i in range(nodes)]
         self.replicas = 3 if nodes >= 3 else 1
         self.subjects = Subjects()
         self.agency = f"fault-{uuid.uuid4().hex[:6]}"
         env = {
-            "NATS_URL": ",".join(n.url for n in self.nodes),  # every node: a service fails over to another
             "REROUTE_DATA_DIR": str(root / "data"),
             "REROUTE_LOG_LEVEL": "INFO",
             "REROUTE_CALENDAR_PORT": "0",
@@ -153,6 +155,15 @@ class Rig:
         self.arids: list[str] = []
 
     # --- the broker -------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def servers(self) -> list[str]:
+        """Every node: a service fails over to another."""
+        return [n.url for n in self.nodes]
+
     def start_nats(self) -> None:
         for node in self.nodes:
             if node.proc is None:
@@ -160,7 +171,8 @@ class Rig:
 
     def start_node(self, node: Node) -> None:
         if len(self.nodes) == 1:
-            node.proc, _ = start_nats_server(node.store, port=node.port, log_file=self.root / "nats.log")
+            node.proc, url = start_nats_server(node.store, port=node.port or None, log_file=self.root / "nats.log")
+            node.port = int(url.rsplit(":", 1)[1])
             return
         routes = ",".join(f"nats://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node)
         node.store.mkdir(parents=True, exist_ok=True)
@@ -190,7 +202,9 @@ class Rig:
     # --- lifecycle --------------------------------------------------------------------------------------
     async def start(self, *, mentors: int) -> None:
         self.start_nats()
-        servers = [n.url for n in self.nodes]
+        servers = self.servers
+        for replicas in (self.services, *self.others):
+            replicas.env["NATS_URL"] = ",".join(servers)
 
         async def provisioned() -> bool:  # a cluster needs a moment to elect its meta leader
             try:
