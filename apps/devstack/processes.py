@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -153,25 +155,28 @@ class ServiceProcesses:
         """Services whose process has ended, with exit codes."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
 
-    async def wait_ready(self, nats_url: str, subjects: Subjects, names: tuple[str, ...] = SERVICES, timeout: float = 30) -> None:
-        """Wait until each named service answers its ping as ready."""
+    async def wait_ready(self, nats_url: str, subjects: Subjects, names: tuple[str, ...] = SERVICES,
+                         timeout: float = 30) -> dict[str, dict[str, Any]]:
+        """Wait until each named service answers its ping as ready; returns those ping replies (the service's
+        `http_url` among them)."""
         nc = await nats.connect(nats_url, max_reconnect_attempts=1, connect_timeout=5)
         try:
             deadline = time.monotonic() + timeout
-            pending = set(names)
-            while pending:
-                for name in list(pending):
+            replies: dict[str, dict[str, Any]] = {}
+            while True:
+                for name in (n for n in names if n not in replies):
                     if name in self.exited():
                         raise RuntimeError(f"{name} exited with code {self.exited()[name]}; see {self.log_file(name)}")
                     try:
-                        reply = await nc.request(subjects.rpc(name, "ping"), b"{}", timeout=0.5)
-                        if b'"ready":true' in reply.data.replace(b" ", b""):
-                            pending.discard(name)
-                    except (nats.errors.Error, TimeoutError):
-                        continue  # not answering yet: ask again
-                if pending and time.monotonic() > deadline:
+                        reply = json.loads((await nc.request(subjects.rpc(name, "ping"), b"{}", timeout=0.5)).data)
+                    except (nats.errors.Error, TimeoutError, ValueError):
+                        continue  # not answering (sensibly) yet: ask again
+                    if isinstance(reply, dict) and reply.get("ready") is True:
+                        replies[name] = reply
+                if not (pending := [n for n in names if n not in replies]):
+                    return replies
+                if time.monotonic() > deadline:
                     raise TimeoutError(f"services not ready after {timeout:.0f} s: {', '.join(sorted(pending))}")
-                if pending:
-                    await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)
         finally:
             await nc.close()

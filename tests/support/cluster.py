@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from apps.devstack.local_nats import free_port
-from apps.devstack.processes import ServiceProcesses
+from apps.devstack.processes import SERVICES, ServiceProcesses
 from shared.migrations import upgrade_all
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
@@ -46,6 +47,8 @@ class Cluster:
     namespace: str
     data_dir: Path
     processes: ServiceProcesses
+    http_urls: dict[str, str] = field(default_factory=dict)
+    """Where each service serves HTTP, as it said when it last became ready (its ports are `auto`)."""
 
     @property
     def subjects(self) -> Subjects:
@@ -53,10 +56,34 @@ class Cluster:
 
     @property
     def calendar_url(self) -> str:
-        return f"http://127.0.0.1:{self.processes.env['REROUTE_CALENDAR_PORT']}"
+        return self.http_url("scheduling")
+
+    def http_url(self, service: str) -> str:
+        """Base URL of a service's HTTP API in this cluster."""
+        if service not in self.http_urls:
+            raise AssertionError(f"{service} has no HTTP API here, or the cluster is not ready: await ready(cluster)")
+        return self.http_urls[service]
+
+    async def wait_ready(self, names: tuple[str, ...] = SERVICES, *, timeout: float = 60) -> None:
+        """Wait until the named services answer their ping as ready (after a start or a restart), and learn
+        where each serves HTTP."""
+        pings = await self.processes.wait_ready(self.nats_url, self.subjects, names, timeout=timeout)
+        for name, ping in pings.items():
+            said = ping if isinstance(ping, dict) else ping.model_dump()  # the typed `Health` reply, where it is one
+            url = said["http_url"] if "http_url" in said else _logged_http_url(self.processes.log_file(name))
+            if url:
+                self.http_urls[name] = url
+            else:
+                self.http_urls.pop(name, None)
 
     def spans(self) -> list[StoredSpan]:
         return list(read_spans(self.data_dir))
+
+
+def _logged_http_url(log: Path) -> str | None:
+    """The URL a service last logged that its HTTP API listens on (for a ping reply without `http_url`)."""
+    found = re.findall(r" HTTP API on (http://\S+) ", log.read_text(errors="replace"))
+    return found[-1] if found else None
 
 
 def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
@@ -67,9 +94,10 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         "REROUTE_NAMESPACE": namespace,
         "REROUTE_DB_SCHEMA_PREFIX": schema_prefix,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        # scheduling's settings do not take `auto` yet (and its feed URLs are built from the setting)
         "REROUTE_CALENDAR_PORT": str(free_port()),
         "REROUTE_LOG_LEVEL": "INFO",
-        "REROUTE_INTAKE_HTTP_PORT": str(free_port()),
+        "REROUTE_INTAKE_HTTP_PORT": "auto",  # bound by the service itself: no port chosen here that it could lose
     }
     if os.environ.get("DATABASE_URL"):  # outside the embedded default intake needs its keys configured
         from cryptography.fernet import Fernet
@@ -89,7 +117,7 @@ async def ready(cluster: Cluster) -> Cluster:
     them and show their logs."""
     try:
         await provision_at([cluster.nats_url], cluster.subjects, replicas=1)
-        await cluster.processes.wait_ready(cluster.nats_url, cluster.subjects, timeout=60)
+        await cluster.wait_ready(timeout=60)
     except BaseException:
         cluster.processes.stop_all()
         for log in sorted((cluster.data_dir / "logs").glob("*.log")):
@@ -203,7 +231,7 @@ def env_flag(name: str) -> bool:
 
 def intake_url(cluster: Cluster) -> str:
     """Base URL of the cluster's intake HTTP API."""
-    return f"http://127.0.0.1:{cluster.processes.env['REROUTE_INTAKE_HTTP_PORT']}"
+    return cluster.http_url("intake")
 
 
 async def register_agency(probe: Probe, agency_id: str, name: str = "Test agency") -> str:
