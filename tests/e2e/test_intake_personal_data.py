@@ -6,7 +6,6 @@ fails on any direct identifier in any message, header, span or log line outside 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import string
@@ -34,6 +33,7 @@ from tests.support.cluster import (
     service_engine,
     unique,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,15 @@ async def test_no_direct_identifier_leaves_intake_on_the_wire_in_spans_or_in_log
         await probe.wait_for(cluster.subjects.assessed(agency), lambda e: e["referral_id"] in ids, count=2)
         await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] in ids, count=2,
                              timeout=15)
-        await asyncio.sleep(1.5)  # spans are exported every 200 ms in the test cluster
+        def traced() -> set[str]:  # the referrals with spans from all three services in the span files
+            services: dict[str, set[str]] = {rid: set() for rid in ids}
+            for span in cluster.spans():
+                if (rid := span.attributes.get("referral.id")) in services:
+                    services[rid].add(span.service)
+            return {rid for rid, seen in services.items() if seen >= {"intake", "risk", "scheduling"}}
+
+        await wait_until(lambda: traced() == ids, timeout=10, every=0.2,  # exported every 200 ms here
+                         what=lambda: f"spans of {sorted(ids)} from all three services (only of {sorted(traced())})")
     finally:
         await listener.close()
 

@@ -64,9 +64,14 @@ async def test_the_same_referral_submitted_twice_is_one_referral_with_one_set_of
     assert sorted(e["duplicate"] for e in accepted) == [False, True]
     rid = accepted[0]["referral_id"]
     await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
-    await asyncio.sleep(1.0)  # give a wrongly repeated booking time to show up
-    assert len(probe.matching(cluster.subjects.assessed(agency))) == 1
-    assert len(probe.matching(cluster.subjects.scheduled(agency))) == 1
+    # risk and scheduling have dealt with the repeat, and scheduling with whatever risk made of it: a wrongly
+    # repeated assessment or booking would be in the streams now
+    s = cluster.subjects
+    await probe.wait_processed(s.accepted(agency), by=[s.durable("risk", "accepted"),
+                                                       s.durable("scheduling", "accepted")])
+    await probe.wait_processed(s.assessed(agency), by=[s.durable("scheduling", "assessed")])
+    assert await probe.stored_count(s.assessed(agency)) == 1
+    assert await probe.stored_count(s.scheduled(agency)) == 1
     calendar = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 60})
     booked = [s for s in calendar["sessions"] if s["case"] == rid]
     scheduled = probe.matching(cluster.subjects.scheduled(agency))[0]

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from apps.devstack.local_nats import start_nats_server
 from apps.devstack.processes import SERVICES, die_with_parent
 from shared.nats_auth import ADMIN, LocalCredentials
 from shared.subjects import Subjects
+from tests.support.waiting import Describe, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -68,21 +68,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
-    """Poll `check` until it gives something; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while (found := await check()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        await asyncio.sleep(0.1)
-    return found
+async def until(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: Describe) -> T:
+    """What `check` gives, once it gives something; fails saying `what` did not happen within `timeout` s."""
+    found: list[T] = []
+
+    async def given() -> bool:
+        if (value := await check()) is not None:
+            found.append(value)
+        return bool(found)
+
+    await wait_until(given, timeout=timeout, every=0.1, what=what)
+    return found[0]
 
 
-async def eventually(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    async def checked() -> bool | None:
-        return True if check() else None
-
-    await until(checked, timeout=timeout, what=what)
+async def eventually(check: Callable[[], bool], *, timeout: float, what: Describe) -> None:
+    await wait_until(check, timeout=timeout, every=0.1, what=what)
 
 
 async def ping(nc: Client, service: str) -> dict[str, Any] | None:
@@ -123,7 +123,7 @@ class Up:
             assert self.proc.poll() is None, f"reroute up exited with {self.proc.returncode}:\n{self.output()}"
             return "reroute is running" in self.output()
 
-        await eventually(running, timeout=120, what=f"reroute up to be running; it said:\n{self.output()}")
+        await eventually(running, timeout=120, what=lambda: f"reroute up to be running (it said: {self.output()})")
 
     def children(self) -> dict[int, str]:
         """Running processes this `reroute up` started, with their command lines."""

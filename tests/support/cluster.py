@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
 from shared.telemetry import StoredSpan, read_spans
+from tests.support.waiting import wait_until
 
 _languages = (f"{a}{b}" for a, b in itertools.product("xqzjkvwybcdfghlmnprst", "abcdefghijklmnopqrstuvwxyz")
               if f"{a}{b}" != "en")
@@ -133,7 +132,6 @@ class Probe:
     nc: Client
     subjects: Subjects
     events: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def open(cls, nats_url: str, subjects: Subjects) -> Probe:
@@ -151,7 +149,6 @@ class Probe:
         except ValueError:
             return
         self.events.append((msg.subject, body, dict(msg.headers or {})))
-        self._changed.set()
 
     async def submit(self, agency: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -167,21 +164,35 @@ class Probe:
 
     async def wait_for(self, subject: str, where: Callable[[dict[str, Any]], bool] = lambda _: True, *,
                        count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.matching(subject, where)
-            if len(found) >= count:
-                return found
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = sorted({s for s, _, _ in self.events})
-                raise AssertionError(f"expected {count} event(s) on {subject} within {timeout} s, got {len(found)}; "
-                                     f"subjects seen: {seen}")
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
-            except TimeoutError:
-                pass
+        """The events on `subject` that match `where`, once there are at least `count` of them."""
+        await wait_until(lambda: len(self.matching(subject, where)) >= count, timeout=timeout, every=0.02,
+                         what=lambda: f"{count} event(s) on {subject} (got {len(self.matching(subject, where))}; "
+                                      f"subjects seen: {sorted({s for s, _, _ in self.events})})")
+        return self.matching(subject, where)
+
+    async def stored_count(self, subject: str) -> int:
+        """How many messages the stream holds on `subject`: every one a consumer gets, repeats included."""
+        js = self.nc.jetstream()
+        info = await js.stream_info(await js.find_stream_name_by_subject(subject), subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
+
+    async def wait_processed(self, subject: str, *, by: list[str], timeout: float = 15) -> None:
+        """Wait until the durable consumers `by` have acked every message the stream holds on `subject` so far
+        (their ack floors have passed the last one). A consumer publishes the events a batch caused before it
+        acks the batch, so whatever those messages caused is stored by then too."""
+        js = self.nc.jetstream()
+        stream = await js.find_stream_name_by_subject(subject)
+        last = (await js.get_last_msg(stream, subject)).seq or 0
+        floors: dict[str, int] = {}
+
+        async def passed() -> bool:
+            for durable in by:
+                floor = (await js.consumer_info(stream, durable)).ack_floor
+                floors[durable] = floor.stream_seq if floor is not None else 0
+            return all(f >= last for f in floors.values())
+
+        await wait_until(passed, timeout=timeout, every=0.05,
+                         what=lambda: f"{', '.join(by)} acking {subject} up to #{last} (ack floors: {floors})")
 
     async def close(self) -> None:
         await self.nc.close()
