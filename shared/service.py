@@ -29,14 +29,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import nats.errors
 from fastapi import FastAPI
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
+from faststream.nats.annotations import NatsMessage
 from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
@@ -53,7 +55,29 @@ from shared.contracts.deadletters import (
     Held,
     HeldRequest,
 )
-from shared.db import DatabaseThread, make_engine
+from shared.contracts.rpc import (
+    DEAD_LETTER,
+    DEAD_LETTERS,
+    DISCARD,
+    ERASE_REFERRALS,
+    EXPORT_REFERRALS,
+    HELD,
+    PING,
+    REPLAY,
+    Empty,
+    Endpoint,
+    Erased,
+    ErrorCode,
+    Health,
+    Invalid,
+    NotFound,
+    PersonalData,
+    ReferralIds,
+    ServiceError,
+    decode_reply,
+    readable,
+)
+from shared.db import DatabaseThread, is_unavailable, make_engine
 from shared.deadletters import DeadLetterRow
 from shared.http import HttpServer
 from shared.messaging import (
@@ -71,7 +95,9 @@ from shared.telemetry import extract_context, setup_tracing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+Answer = Callable[[Req], Awaitable[Rep]]
 
 
 
@@ -88,16 +114,6 @@ class AlreadyResolved(Exception):
     """A dead letter was replayed or discarded by someone else meanwhile."""
 
 
-class ReferralsRequest(BaseModel):
-    referral_ids: list[str] = Field(max_length=1000)
-
-
-class Health(BaseModel):
-    """A replica's own view of its health (the `ping` reply)."""
-
-    live: bool = Field(description="The process is working: restart it when false.")
-    ready: bool = Field(description="Live, and NATS, the database and the outbox all work.")
-    problems: list[str] = Field(description="What is wrong, in words, when not live or not ready.")
 
 @dataclass(frozen=True)
 class ConsumerSpec:
@@ -149,6 +165,11 @@ class ServiceHost:
             self._http = HttpServer(app, host=host or self.settings.http_host, port=port, name=self.name,
                                     port_setting=port_setting)
 
+    @property
+    def http_url(self) -> str | None:
+        """Where this replica's HTTP API listens, once started (None: it has none)."""
+        return self._http.url if self._http is not None else None
+
     def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
         """Run `job` every `seconds` while the service runs (0: never); a failure is logged, not fatal."""
         if seconds > 0:
@@ -170,15 +191,49 @@ class ServiceHost:
         """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
         self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler))
 
-    def reply(self, verb: str, **kwargs: Any) -> Callable[[H], H]:
-        """Decorator: a request-reply handler on reroute.rpc.<service>.<verb>, load-shared by replicas."""
-        subscriber = self.router.subscriber(self.subjects.rpc(self.name, verb), queue=self.name, **kwargs)
+    def reply(self, endpoint: Endpoint[Req, Rep]) -> Callable[[Answer[Req, Rep]], Answer[Req, Rep]]:
+        """Decorator: `handler` answers `endpoint` on reroute.rpc.<service>.<verb>, load-shared by replicas.
 
-        def register(handler: H) -> H:
-            subscriber(handler)
+        The handler takes the typed request and returns the typed reply; it raises `ServiceError` (NotFound,
+        Refused, Invalid) to refuse with a reason. A request that does not fit the model is refused as
+        `invalid` naming the field, and a fault becomes `internal` (logged here, never sent): every request
+        gets an answer, never a client time-out."""
+        subject = self.subjects.rpc(endpoint.service(self.name), endpoint.verb)
+
+        def register(handler: Answer[Req, Rep]) -> Answer[Req, Rep]:
+            async def answer(message: NatsMessage) -> dict[str, Any]:
+                return await self._answer(endpoint, handler, message.body)
+
+            self.router.subscriber(subject, queue=self.name, title=subject, description=endpoint.summary)(answer)
             return handler
 
         return register
+
+    async def _answer(self, endpoint: Endpoint[Req, Rep], handler: Answer[Req, Rep], body: bytes) -> dict[str, Any]:
+        try:
+            request = endpoint.request.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            return Invalid(f"{endpoint.verb}: {readable(exc)}").reply().model_dump(mode="json")
+        try:
+            reply = await handler(request)
+        except ServiceError as exc:
+            return exc.reply().model_dump(mode="json")
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("%s: %s: the database is unavailable (%s)", self.name, endpoint.verb, describe(exc))
+                error = ServiceError(ErrorCode.UNAVAILABLE, f"{self.name} cannot reach its database just now; "
+                                                            "try again in a minute")
+            elif isinstance(exc, nats.errors.NoRespondersError | nats.errors.TimeoutError | TimeoutError):
+                log.warning("%s: %s: a service it asked did not answer (%s)", self.name, endpoint.verb,
+                            type(exc).__name__)
+                error = ServiceError(ErrorCode.UNAVAILABLE, f"{self.name} could not answer {endpoint.verb}: a "
+                                                            "service it needs did not answer; try again shortly")
+            else:
+                log.exception("%s: %s failed", self.name, endpoint.verb)
+                error = ServiceError(ErrorCode.INTERNAL, f"{self.name} failed to answer {endpoint.verb} "
+                                                         f"({type(exc).__name__}); its log has the details")
+            return error.reply().model_dump(mode="json")
+        return reply.model_dump(mode="json")
 
     async def transact(self, decide: Callable[[Connection, datetime], tuple[T, list[Outgoing]]]) -> T:
         """Run `decide` in one transaction with its events in the outbox, then publish them (request handlers)."""
@@ -193,12 +248,14 @@ class ServiceHost:
         await self.relay.publish(out)
         return result
 
-    async def request(self, service: str, verb: str, payload: dict[str, Any], *, timeout: float = 10) -> Any:
-        """Ask another service over NATS request-reply (services never import each other)."""
+    async def ask(self, endpoint: Endpoint[Req, Rep], request: Req, *, service: str | None = None,
+                  timeout: float = 10) -> Rep:
+        """Ask another service over NATS request-reply (services never import each other); an error reply
+        is raised as `ServiceError`."""
         reply = await self.broker.connection.request(
-            self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=timeout
-        )
-        return json.loads(reply.data)
+            self.subjects.rpc(endpoint.service(service), endpoint.verb), request.model_dump_json().encode(),
+            timeout=timeout)
+        return decode_reply(endpoint, reply.data)
 
     def serve_personal_data(
         self,
@@ -207,17 +264,18 @@ class ServiceHost:
     ) -> None:
         """person.export and person.erase for a service that holds data by referral id (subject access and
         erasure, orchestrated by intake)."""
-        @self.reply("person.export")
-        async def person_export(request: ReferralsRequest) -> dict[str, Any]:
-            """Everything this service holds about these referrals (a subject access request)."""
-            with self.engine.connect() as conn:
-                return {"service": self.name, "data": export(conn, request.referral_ids)}
+        @self.reply(EXPORT_REFERRALS)
+        async def person_export(request: ReferralIds) -> PersonalData:
+            def read() -> PersonalData:
+                with self.engine.connect() as conn:
+                    return PersonalData(service=self.name, data=export(conn, request.referral_ids))
 
-        @self.reply("person.erase")
-        async def person_erase(request: ReferralsRequest) -> dict[str, Any]:
-            """Erase these referrals irreversibly, keeping anonymous counts only; confirms what was done."""
-            def decide(conn: Connection, now: datetime) -> tuple[dict[str, Any], list[Outgoing]]:
-                return {"service": self.name, "erased": erase(conn, request.referral_ids)}, []
+            return await self.database.run(read)
+
+        @self.reply(ERASE_REFERRALS)
+        async def person_erase(request: ReferralIds) -> Erased:
+            def decide(conn: Connection, now: datetime) -> tuple[Erased, list[Outgoing]]:
+                return Erased(service=self.name, erased=erase(conn, request.referral_ids)), []
 
             return await self.transact(decide)
 
@@ -226,53 +284,48 @@ class ServiceHost:
         self._seal, self._unseal = seal, unseal
 
     def _serve_dead_letters(self) -> None:
-        @self.reply("deadletters.list")
-        async def list_dead_letters(request: DeadLetterListRequest) -> dict[str, Any]:
-            """This service's dead letters, newest first, with the open ones counted by reason."""
+        @self.reply(DEAD_LETTERS)
+        async def list_dead_letters(request: DeadLetterListRequest) -> DeadLetterList:
             def read() -> DeadLetterList:
                 with self.engine.connect() as conn:
                     found, counts = deadletters.listing(conn, service=self.name, limit=request.limit,
                                                         include_resolved=request.include_resolved)
                 return DeadLetterList(service=self.name, dead_letters=found, open_by_reason=counts)
 
-            return (await self.database.run(read)).model_dump(mode="json")
+            return await self.database.run(read)
 
-        @self.reply("deadletters.show")
-        async def show_dead_letter(request: DeadLetterShowRequest) -> dict[str, Any]:
-            """One dead letter with its headers; its body only when asked for (and that is logged)."""
+        @self.reply(DEAD_LETTER)
+        async def show_dead_letter(request: DeadLetterShowRequest) -> DeadLetterDetail:
             def read() -> DeadLetterRow | None:
                 with self.engine.connect() as conn:
                     return deadletters.load(conn, request.id)
 
             row = await self.database.run(read)
             if row is None:
-                return {"error": f"no dead letter {request.id} in {self.name}", "code": "not_found"}
+                raise NotFound(f"no dead letter {request.id} in {self.name}")
             body = self._unseal(row.body)
             if request.body:
                 log.warning("%s: dead letter %s body shown to %s", self.name, row.id, request.asked_by or "an operator")
             return DeadLetterDetail(
                 dead_letter=deadletters.public(self.name, row), headers=json.loads(row.headers), body_bytes=len(body),
                 body=body.decode("utf-8", errors="replace") if request.body else None,
-            ).model_dump(mode="json")
+            )
 
-        @self.reply("deadletters.held")
-        async def held_referrals(request: HeldRequest) -> dict[str, Any]:
-            """Which of these referrals have a message this service set aside (held for review)."""
+        @self.reply(HELD)
+        async def held_referrals(request: HeldRequest) -> Held:
             def read() -> Held:
                 with self.engine.connect() as conn:
                     return Held(service=self.name, held=deadletters.open_for_referrals(conn, request.referral_ids))
 
-            return (await self.database.run(read)).model_dump(mode="json")
+            return await self.database.run(read)
 
-        @self.reply("deadletters.replay")
-        async def replay_dead_letters(request: DeadLetterReplayRequest) -> dict[str, Any]:
-            """Run each through its consumer's handler once (its cause fixed); events are published once."""
+        @self.reply(REPLAY)
+        async def replay_dead_letters(request: DeadLetterReplayRequest) -> DeadLetterResults:
             results = [await self._replay(i, asked_by=request.asked_by) for i in request.ids]
-            return DeadLetterResults(service=self.name, results=results).model_dump(mode="json")
+            return DeadLetterResults(service=self.name, results=results)
 
-        @self.reply("deadletters.discard")
-        async def discard_dead_letter(request: DeadLetterDiscardRequest) -> dict[str, Any]:
-            """Set one aside for good, with the reason and who decided."""
+        @self.reply(DISCARD)
+        async def discard_dead_letter(request: DeadLetterDiscardRequest) -> DeadLetterResults:
             def work() -> DeadLetterResult:
                 with self.engine.begin() as conn:
                     row = deadletters.load(conn, request.id, for_update=True)
@@ -285,7 +338,7 @@ class ServiceHost:
                 return DeadLetterResult(id=request.id, outcome="discarded", detail=request.reason)
 
             result = await self.database.run(work)
-            return DeadLetterResults(service=self.name, results=[result]).model_dump(mode="json")
+            return DeadLetterResults(service=self.name, results=[result])
 
     async def _replay(self, dead_letter_id: str, *, asked_by: str) -> DeadLetterResult:
         def read() -> DeadLetterRow | None:
@@ -327,11 +380,9 @@ class ServiceHost:
     def finish_routes(self) -> None:
         self._serve_dead_letters()
 
-        @self.reply("ping")
-        async def ping() -> dict[str, Any]:
-            """Liveness and readiness of this replica, with what is wrong when it is not ready."""
-            health = self.health()
-            return {"service": self.name, "pid": os.getpid(), **health.model_dump()}
+        @self.reply(PING)
+        async def ping(_: Empty) -> Health:
+            return self.health()
 
         self.broker.include_router(self.router)
 
@@ -374,7 +425,8 @@ class ServiceHost:
         if self._started and self.relay.oldest_unsent_age > OUTBOX_STUCK_SECONDS:
             problems.append(f"the oldest unsent event has waited {self.relay.oldest_unsent_age:.0f} s")
         live = not hung
-        return Health(live=live, ready=live and not problems, problems=[*hung, *problems])
+        return Health(service=self.name, pid=os.getpid(), live=live, ready=live and not problems,
+                      problems=[*hung, *problems], http_url=self.http_url)
 
     async def _start(self) -> None:
         js = self.broker.connection.jetstream()

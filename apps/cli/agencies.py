@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from apps.cli.options import DataDir, with_client
+from shared.contracts.intake_rpc import (
+    ADD_AGENCY,
+    LIST_AGENCIES,
+    REVOKE_AGENCY,
+    ROTATE_AGENCY,
+    AgencyKeys,
+    AgencyRequest,
+)
+from shared.contracts.rpc import Empty
 
 agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
 console = Console()
-def _ask(verb: str, payload: dict[str, Any], data_dir: Path | None) -> dict[str, Any]:
-    return with_client(lambda client: client.rpc("intake", verb, payload, timeout=15), data_dir)
 
 
-def _show_key(result: dict[str, Any], what: str) -> None:
-    agency = result["agency"]
-    console.print(f"{what} [bold]{agency['agency_id']}[/bold] ({agency['name']}). Its HTTP API key:\n")
-    console.print(result["api_key"], markup=False, soft_wrap=True)
+def _show_key(result: AgencyKeys, what: str) -> None:
+    agency = result.agency
+    console.print(f"{what} [bold]{agency.agency_id}[/bold] ({agency.name}). Its HTTP API key:\n")
+    console.print(result.api_key, markup=False, soft_wrap=True)
     console.print("\n[yellow]This key cannot be shown again:[/yellow] store it now (a password manager, or the "
                   "agency's secret store) and send it to the agency by a secure channel. Requests authenticate with "
                   "`Authorization: Bearer <key>`. Lost it? `reroute agencies rotate` issues a new one.")
-    nats = result.get("nats")
-    if nats:
-        console.print(f"\nIts NATS credentials (also shown only now): user [bold]{nats['user']}[/bold], password",
-                      soft_wrap=True)
-        console.print(nats["password"], markup=False, soft_wrap=True)
-        console.print(f"Connect with inbox prefix {nats['inbox_prefix']}; it may publish on "
-                      f"{' and '.join(nats['publish'])} and read {' and '.join(nats['subscribe'])}. The local server "
-                      "started by `reroute up` picks the change up within seconds.", soft_wrap=True)
+    nats = result.nats
+    console.print(f"\nIts NATS credentials (also shown only now): user [bold]{nats.user}[/bold], password",
+                  soft_wrap=True)
+    console.print(nats.password, markup=False, soft_wrap=True)
+    console.print(f"Connect with inbox prefix {nats.inbox_prefix}; it may publish on {' and '.join(nats.publish)} "
+                  f"and read {' and '.join(nats.subscribe)}. The local server started by `reroute up` picks the "
+                  "change up within seconds.", soft_wrap=True)
 
 
 @agencies_app.command("add")
@@ -41,32 +47,38 @@ def add(
     data_dir: DataDir = None,
 ) -> None:
     """Register an agency and print its API key, once."""
-    _show_key(_ask("agencies.add", {"agency_id": agency_id, "name": name}, data_dir), "Registered")
+    asked = AgencyRequest(agency_id=agency_id, name=name)
+    _show_key(with_client(lambda c: c.call(ADD_AGENCY, asked, timeout=15), data_dir), "Registered")
 
 
 @agencies_app.command("rotate")
 def rotate(agency_id: str, data_dir: DataDir = None) -> None:
     """Issue a new API key (printed once); the old key stops working at once."""
-    _show_key(_ask("agencies.rotate", {"agency_id": agency_id}, data_dir), "New key for")
+    asked = AgencyRequest(agency_id=agency_id)
+    _show_key(with_client(lambda c: c.call(ROTATE_AGENCY, asked, timeout=15), data_dir), "New key for")
 
 
 @agencies_app.command("revoke")
 def revoke(agency_id: str, data_dir: DataDir = None) -> None:
     """Revoke the agency's API key at once (`rotate` issues a new one)."""
-    agency = _ask("agencies.revoke", {"agency_id": agency_id}, data_dir)["agency"]
-    console.print(f"Revoked the API key of {agency['agency_id']} ({agency['name']}): its requests now get 401.")
+    asked = AgencyRequest(agency_id=agency_id)
+    agency = with_client(lambda c: c.call(REVOKE_AGENCY, asked, timeout=15), data_dir).agency
+    console.print(f"Revoked the API key of {agency.agency_id} ({agency.name}): its requests now get 401.")
 
 
 @agencies_app.command("list")
 def list_agencies(data_dir: DataDir = None) -> None:
     """Every registered agency and its key's status (never the keys)."""
-    agencies = _ask("agencies.list", {}, data_dir)["agencies"]
+    agencies = with_client(lambda c: c.call(LIST_AGENCIES, Empty(), timeout=15), data_dir).agencies
     if not agencies:
         console.print("No agencies registered yet: `reroute agencies add ID --name NAME`.")
         return
     table = Table("id", "name", "status", "registered", "key rotated", "revoked")
     for a in agencies:
-        status = "[green]active[/green]" if a["status"] == "active" else "[red]revoked[/red]"
-        table.add_row(a["agency_id"], a["name"], status, a["created_at"][:16], (a["rotated_at"] or "-")[:16],
-                      (a["revoked_at"] or "-")[:16])
+        status = "[green]active[/green]" if a.status == "active" else "[red]revoked[/red]"
+        table.add_row(a.agency_id, a.name, status, _when(a.created_at), _when(a.rotated_at), _when(a.revoked_at))
     console.print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M}" if moment else "-"

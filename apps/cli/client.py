@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypeVar
 
 import nats
 import nats.errors
 from nats.aio.client import Client
+from pydantic import BaseModel
 
+from shared.contracts.rpc import Endpoint, ServiceError, decode_reply
 from shared.nats_auth import ADMIN, LocalCredentials
 from shared.settings import CREDENTIALS_FILE, ServiceSettings
 from shared.subjects import Subjects
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 
 
 class CliError(RuntimeError):
@@ -21,23 +25,30 @@ class CliError(RuntimeError):
 
 
 class ServiceClient:
+    """Asks the services over NATS request-reply; every reply is validated into its contract's model."""
+
     def __init__(self, nc: Client, subjects: Subjects, url: str) -> None:
         self.nc = nc
         self.subjects = subjects
         self.url = url
 
-    async def rpc(self, service: str, verb: str, payload: dict[str, Any] | None = None, *, timeout: float = 5) -> dict[str, Any]:
-        subject = self.subjects.rpc(service, verb)
+    async def call(self, endpoint: Endpoint[Req, Rep], request: Req, *, service: str | None = None,
+                   timeout: float = 5) -> Rep:
+        """The typed reply; a service's refusal is raised as `ServiceError` (its code and message), no answer
+        as `CliError` saying what to do."""
+        asked = endpoint.service(service)
         try:
-            reply = await self.nc.request(subject, json.dumps(payload or {}).encode(), timeout=timeout)
+            reply = await self.nc.request(self.subjects.rpc(asked, endpoint.verb), request.model_dump_json().encode(),
+                                          timeout=timeout)
         except nats.errors.NoRespondersError:
-            raise CliError(f"The {service} service is not running (no answer on {self.url}). Start it with `reroute up`.") from None
+            raise CliError(f"The {asked} service is not running (no answer on {self.url}). Start it with `reroute "
+                           "up`.") from None
         except nats.errors.TimeoutError:
-            raise CliError(f"The {service} service did not answer within {timeout:.0f} s.") from None
-        data: dict[str, Any] = json.loads(reply.data)
-        if "error" in data:
-            raise CliError(f"{service}: {data['error']}")
-        return data
+            raise CliError(f"The {asked} service did not answer within {timeout:.0f} s.") from None
+        try:
+            return decode_reply(endpoint, reply.data)
+        except ServiceError as exc:
+            raise ServiceError(exc.code, f"{asked}: {exc.message}") from None
 
 
 def operator_url(settings: ServiceSettings) -> str:

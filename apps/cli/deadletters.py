@@ -18,7 +18,15 @@ from rich.table import Table
 from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
 from apps.devstack.processes import SERVICES
-from shared.contracts.deadletters import DeadLetterDetail, DeadLetterList, DeadLetterResults
+from shared.contracts.deadletters import (
+    DeadLetterDiscardRequest,
+    DeadLetterList,
+    DeadLetterListRequest,
+    DeadLetterReplayRequest,
+    DeadLetterResults,
+    DeadLetterShowRequest,
+)
+from shared.contracts.rpc import DEAD_LETTER, DEAD_LETTERS, DISCARD, REPLAY
 from shared.deadletters import service_of
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
@@ -44,8 +52,8 @@ def list_cmd(
     names = [service] if service else list(SERVICES)
 
     async def gather(c: ServiceClient) -> list[DeadLetterList]:
-        replies = [await c.rpc(n, "deadletters.list", {"include_resolved": everything}, timeout=10) for n in names]
-        return [DeadLetterList.model_validate(r) for r in replies]
+        asked = DeadLetterListRequest(include_resolved=everything)
+        return [await c.call(DEAD_LETTERS, asked, service=n, timeout=10) for n in names]
 
     lists = with_client(gather, data_dir)
     table = Table("id", "subject", "reason", "failed at", "tries", "status", title="Dead letters")
@@ -73,9 +81,8 @@ def show_cmd(
 ) -> None:
     """One dead letter: why it failed, where it came from, its headers (and body with --body)."""
     service = _service(dead_letter_id)
-    payload = {"id": dead_letter_id, "body": body, "asked_by": by or getpass.getuser()}
-    detail = DeadLetterDetail.model_validate(
-        with_client(lambda c: c.rpc(service, "deadletters.show", payload, timeout=10), data_dir))
+    asked = DeadLetterShowRequest(id=dead_letter_id, body=body, asked_by=by or getpass.getuser())
+    detail = with_client(lambda c: c.call(DEAD_LETTER, asked, service=service, timeout=10), data_dir)
     d = detail.dead_letter
     console.print(f"[bold]{d.id}[/bold] ({d.status}) failed in {d.service} ({d.consumer}) at "
                   f"{d.failed_at:%Y-%m-%d %H:%M:%S} after {d.deliveries} deliveries")
@@ -106,9 +113,8 @@ def replay_cmd(
         by_service[_service(i)].append(i)
 
     async def replay(c: ServiceClient) -> list[DeadLetterResults]:
-        return [DeadLetterResults.model_validate(await c.rpc(
-            s, "deadletters.replay", {"ids": group, "asked_by": by or getpass.getuser()}, timeout=60))
-            for s, group in by_service.items()]
+        return [await c.call(REPLAY, DeadLetterReplayRequest(ids=group, asked_by=by or getpass.getuser()), service=s,
+                             timeout=60) for s, group in by_service.items()]
 
     failed = False
     for results in with_client(replay, data_dir):
@@ -130,9 +136,8 @@ def discard_cmd(
 ) -> None:
     """Set one aside for good, with the reason and who decided."""
     service = _service(dead_letter_id)
-    payload = {"id": dead_letter_id, "reason": reason, "asked_by": by or getpass.getuser()}
-    results = DeadLetterResults.model_validate(
-        with_client(lambda c: c.rpc(service, "deadletters.discard", payload, timeout=10), data_dir))
+    asked = DeadLetterDiscardRequest(id=dead_letter_id, reason=reason, asked_by=by or getpass.getuser())
+    results = with_client(lambda c: c.call(DISCARD, asked, service=service, timeout=10), data_dir)
     r = results.results[0]
     if r.outcome != "discarded":
         console.print(f"[red]{r.id}: {r.outcome}[/red]" + (f" ({escape(r.detail)})" if r.detail else ""))

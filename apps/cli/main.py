@@ -6,11 +6,13 @@ import asyncio
 import getpass
 import json
 import os
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -26,8 +28,24 @@ from apps.cli.referral_files import read_records, read_referrals
 from apps.cli.streams import streams_app
 from apps.cli.submit import Outcome, count, submit
 from apps.cli.up import LocalStack
-from shared.contracts.deadletters import Held
+from shared.contracts import intake_rpc, risk_rpc
+from shared.contracts import scheduling_rpc as sched
+from shared.contracts.codes import Tier
+from shared.contracts.deadletters import Held, HeldRequest
+from shared.contracts.intake_rpc import IntakeStatus
+from shared.contracts.risk_rpc import Assessment, AssessmentRequest
+from shared.contracts.rpc import (
+    ERASE_REFERRALS,
+    EXPORT_REFERRALS,
+    HELD,
+    Empty,
+    ErrorCode,
+    ReferralIds,
+    ServiceError,
+    readable,
+)
 from shared.contracts.rules import RulesError, load_rules
+from shared.contracts.scheduling import CaseStatus
 from shared.settings import ConfigurationError, keep_files_private
 from shared.subjects import AGENCY_ID
 from shared.telemetry import StoredSpan, spans_of_referral
@@ -44,6 +62,7 @@ app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
 console = Console()
 T = TypeVar("T")
+Rep = TypeVar("Rep")
 
 
 
@@ -82,16 +101,20 @@ def mentors_import(file: Path, data_dir: DataDir = None) -> None:
 
 async def _import_mentors(client: ServiceClient, file: Path) -> None:
     mentors = read_records(file, "mentors")
-    result = await client.rpc("scheduling", "mentors.import", {"mentors": mentors}, timeout=30)
-    if result["errors"]:
-        for err in result["errors"]:
-            console.print(f"[red]mentor #{err['index'] + 1} ({err['id'] or 'no id'}): {err['field']}: {err['message']}[/red]")
-        raise CliError(f"{file}: nothing imported; fix the {len(result['errors'])} problem(s) above")
-    console.print(f"Imported {result['imported']} mentors from {file} ({result['created']} new, "
-                  f"{result['updated']} updated).")
-    if result.get("cases_moved"):
-        console.print(f"[yellow]{result['cases_moved']} young people moved from mentors who can no longer keep "
+    result = await client.call(sched.MENTORS_IMPORT, sched.MentorsImportRequest(mentors=mentors), timeout=30)
+    _refuse_import(file, "mentor", result.errors)
+    console.print(f"Imported {result.imported} mentors from {file} ({result.created} new, {result.updated} updated).")
+    if result.cases_moved:
+        console.print(f"[yellow]{result.cases_moved} young people moved from mentors who can no longer keep "
                       "them (expired check or suspended licence).[/yellow]")
+
+
+def _refuse_import(file: Path, what: str, errors: list[sched.ImportProblem]) -> None:
+    """Print every problem and stop, when there are any (nothing was imported)."""
+    for err in errors:
+        console.print(f"[red]{what} #{err.index + 1} ({err.id or 'no id'}): {err.field}: {escape(err.message)}[/red]")
+    if errors:
+        raise CliError(f"{file}: nothing imported; fix the {len(errors)} problem(s) above")
 
 
 @mentors_app.command("list")
@@ -100,13 +123,13 @@ def mentors_list(
     data_dir: DataDir = None,
 ) -> None:
     """Every registered mentor (with --problems: missing or expiring checks, licence limits)."""
-    result = with_client(lambda c: c.rpc("scheduling", "mentors.list"), data_dir)
+    result = with_client(lambda c: c.call(sched.MENTORS, Empty()), data_dir)
     table = Table("id", "name", "kind", "boroughs", "languages", "caseload", "problems")
-    for m in result["mentors"]:
-        if problems and not m["problems"]:
+    for m in result.mentors:
+        if problems and not m.problems:
             continue
-        table.add_row(m["id"], m["name"], m["kind"], ", ".join(m["boroughs"]), ", ".join(m["languages"]),
-                      str(m["max_caseload"]), "; ".join(m["problems"]) or "-")
+        table.add_row(m.id, m.name, m.kind, ", ".join(m.boroughs), ", ".join(m.languages), str(m.max_caseload),
+                      "; ".join(m.problems) or "-")
     console.print(table)
 
 
@@ -122,10 +145,10 @@ def mentors_leave(
         days = (date.fromisoformat(first), date.fromisoformat(last))
     except ValueError:
         raise CliError("--from and --to are dates like 2026-12-21") from None
-    payload = {"mentor_id": mentor_id, "first_day": days[0].isoformat(), "last_day": days[1].isoformat()}
-    r = with_client(lambda c: c.rpc("scheduling", "mentors.leave", payload), data_dir)
-    console.print(f"Leave recorded for {mentor_id}: {r['moved']} sessions moved, {r['cancelled']} cancelled, "
-                  f"across {r['cases']} young people.")
+    asked = sched.LeaveRequest(mentor_id=mentor_id, first_day=days[0], last_day=days[1])
+    r = with_client(lambda c: c.call(sched.LEAVE, asked), data_dir)
+    console.print(f"Leave recorded for {mentor_id}: {r.moved} sessions moved, {r.cancelled} cancelled, "
+                  f"across {r.cases} young people.")
 
 
 venues_app = typer.Typer(help="Venues where sessions are held.", no_args_is_help=True)
@@ -137,15 +160,10 @@ def venues_import(file: Path, data_dir: DataDir = None) -> None:
     """Create or update venues from YAML or JSON: id, name, borough, area, staffed, rooms."""
     venues = read_records(file, "venues")
 
-    async def send(c: ServiceClient) -> dict[str, Any]:
-        return await c.rpc("scheduling", "venues.import", {"venues": venues}, timeout=30)
-
-    result = with_client(send, data_dir)
-    if result["errors"]:
-        for err in result["errors"]:
-            console.print(f"[red]venue #{err['index'] + 1} ({err['id'] or 'no id'}): {err['field']}: {err['message']}[/red]")
-        raise CliError(f"{file}: nothing imported; fix the {len(result['errors'])} problem(s) above")
-    console.print(f"Imported {result['imported']} venues ({result['created']} new, {result['updated']} updated).")
+    result = with_client(lambda c: c.call(sched.VENUES_IMPORT, sched.VenuesImportRequest(venues=venues), timeout=30),
+                         data_dir)
+    _refuse_import(file, "venue", result.errors)
+    console.print(f"Imported {result.imported} venues ({result.created} new, {result.updated} updated).")
 
 
 @app.command("submit")
@@ -224,31 +242,33 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 def status(referral_id: str, data_dir: DataDir = None) -> None:
     """Where one referral stands: received, assessed, scheduled or waitlisted."""
 
-    async def fetch(c: ServiceClient) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Held]]:
-        held = [Held.model_validate(await c.rpc(s, "deadletters.held", {"referral_ids": [referral_id]}))
-                for s in ("risk", "scheduling")]
-        return (await c.rpc("intake", "status", {"referral_id": referral_id}),
-                await c.rpc("risk", "assessment", {"referral_id": referral_id}),
-                await c.rpc("scheduling", "status", {"referral_id": referral_id}), held)
+    async def fetch(c: ServiceClient) -> tuple[IntakeStatus, Assessment | None, sched.SchedulingStatus | None,
+                                               list[Held]]:
+        asked = HeldRequest(referral_ids=[referral_id])
+        held = [await c.call(HELD, asked, service=s) for s in ("risk", "scheduling")]
+        return (await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=referral_id)),
+                await _unless_not_found(c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id))),
+                await _unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
 
-    intake, risk, sched, held = with_client(fetch, data_dir)
-    if not intake["found"]:
-        raise CliError(f"no referral {referral_id}")
-    console.print(f"[bold]{referral_id}[/bold] from {intake['agency_id']} (their ref {intake['agency_referral_id']}), "
-                  f"received {_local(intake['received_at'])}")
-    if risk["found"]:
-        a = risk["assessment"]
-        console.print(f"Risk: [bold]{a['tier']}[/bold] (likelihood {a['likelihood']['tier']}, harm {a['harm']['tier']}, "
-                      f"wellbeing {a['wellbeing']['tier']}); rules {a['rules_version']}")
-        if a["escalations"]:
-            console.print(f"[red]Safeguarding escalations: {', '.join(a['escalations'])}[/red]")
+    intake, risk, scheduling, held = with_client(fetch, data_dir)
+    console.print(f"[bold]{referral_id}[/bold] from {intake.agency_id} (their ref {intake.agency_referral_id}), "
+                  f"received {_local(intake.received_at)}")
+    if risk is not None:
+        a = risk.assessment
+        console.print(f"Risk: [bold]{a.tier}[/bold] (likelihood {a.likelihood.tier}, harm {a.harm.tier}, "
+                      f"wellbeing {a.wellbeing.tier}); rules {a.rules_version}")
+        if a.escalations:
+            console.print(f"[red]Safeguarding escalations: {', '.join(a.escalations)}[/red]")
     else:
         console.print("Risk: not assessed yet")
-    if sched["found"] and sched["status"] == "scheduled":
-        console.print(f"Scheduled with {sched['mentor_id']}: {len(sched['sessions'])} sessions, first "
-                      f"{_local(sched['sessions'][0]['start'])}" + ("" if sched["deadline_met"] else " (after the tier's deadline)"))
-    elif sched["found"] and sched["status"] == "waitlisted":
-        console.print(f"[yellow]Waitlisted[/yellow]: {sched['reason']}")
+    if scheduling is not None and scheduling.status == CaseStatus.SCHEDULED and scheduling.sessions:
+        console.print(f"Scheduled with {scheduling.mentor_id}: {len(scheduling.sessions)} sessions, first "
+                      f"{_local(scheduling.sessions[0].start)}"
+                      + ("" if scheduling.deadline_met else " (after the tier's deadline)"))
+    elif scheduling is not None and scheduling.status == CaseStatus.WAITLISTED:
+        console.print(f"[yellow]Waitlisted[/yellow]: {scheduling.reason}")
+    elif scheduling is not None and scheduling.status in (CaseStatus.SUSPENDED, CaseStatus.CLOSED):
+        console.print(f"{scheduling.status.value.capitalize()}: {scheduling.reason or 'no reason recorded'}")
     else:
         console.print("Scheduling: waiting for the assessment")
     for answer in held:
@@ -261,31 +281,30 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
 @app.command()
 def assessment(referral_id: str, data_dir: DataDir = None) -> None:
     """The risk assessment of a referral, with every reason."""
-    result = with_client(lambda c: c.rpc("risk", "assessment", {"referral_id": referral_id}), data_dir)
-    if not result["found"]:
+    result = with_client(lambda c: _unless_not_found(c.call(risk_rpc.ASSESSMENT,
+                                                             AssessmentRequest(referral_id=referral_id))), data_dir)
+    if result is None:
         raise CliError(f"no assessment for {referral_id} (yet)")
-    a = result["assessment"]
-    console.print(f"[bold]{referral_id}[/bold]: overall tier [bold]{a['tier']}[/bold] (rules {a['rules_version']})")
-    for axis in ("likelihood", "harm", "wellbeing"):
-        ax = a[axis]
-        floor = f", floor {ax['floor']} from an escalation" if ax.get("floor") else ""
-        console.print(f"\n[bold]{axis}[/bold]: {ax['tier']} (score {ax['score']:g}{floor})")
-        for r in ax["reasons"]:
-            console.print(f"  {r['points']:+g}  {r['rule_id']}: {r['explanation']}")
-        if ax["could_lower"]:
-            console.print(f"  What could lower this: {', '.join(ax['could_lower'])}")
-    if a["escalations"]:
-        console.print(f"\n[red]Escalations: {', '.join(a['escalations'])}[/red]")
-    if a["needs"]:
-        console.print("\nNeeds: " + ", ".join(f"{n['name']} ({n['score']})" for n in a["needs"] if n["score"]))
-        console.print("Focus: " + ", ".join(a["focus"]))
-    if a.get("review_due"):
-        console.print(f"Next review due {_local(a['review_due'])}")
+    a = result.assessment
+    console.print(f"[bold]{referral_id}[/bold]: overall tier [bold]{a.tier}[/bold] (rules {a.rules_version})")
+    for axis, ax in (("likelihood", a.likelihood), ("harm", a.harm), ("wellbeing", a.wellbeing)):
+        floor = f", floor {ax.floor} from an escalation" if ax.floor else ""
+        console.print(f"\n[bold]{axis}[/bold]: {ax.tier} (score {ax.score:g}{floor})")
+        for r in ax.reasons:
+            console.print(f"  {r.points:+g}  {r.rule_id}: {r.explanation}")
+        if ax.could_lower:
+            console.print(f"  What could lower this: {', '.join(ax.could_lower)}")
+    if a.escalations:
+        console.print(f"\n[red]Escalations: {', '.join(a.escalations)}[/red]")
+    if a.needs:
+        console.print("\nNeeds: " + ", ".join(f"{n.name} ({n.score})" for n in a.needs if n.score))
+        console.print("Focus: " + ", ".join(a.focus))
+    if a.review_due:
+        console.print(f"Next review due {_local(a.review_due)}")
     table = Table("#", "when", "computed", "tier", "cause", "by", "why", title="History")
-    for h in result["history"]:
-        who = (h["by"] or "") + (f" (countersigned {h['countersigned_by']})" if h["countersigned_by"] else "")
-        table.add_row(str(h["number"]), _local(h["at"]), h["computed_tier"], h["tier"], h["cause"], who,
-                      h["reason"] or h["summary"])
+    for h in result.history:
+        who = (h.by or "") + (f" (countersigned {h.countersigned_by})" if h.countersigned_by else "")
+        table.add_row(str(h.number), _local(h.at), h.computed_tier, h.tier, h.cause, who, h.reason or h.summary)
     console.print(table)
 
 
@@ -299,13 +318,13 @@ def override(
     data_dir: DataDir = None,
 ) -> None:
     """Confirm or override a referral's tier. Lowering it needs a reason and a second person's countersignature."""
-    if tier not in {"low", "medium", "high", "very_high"}:
-        raise CliError(f"--tier '{tier}' is not one of low, medium, high, very_high")
-    payload = {"referral_id": referral_id, "tier": tier, "reason": reason, "by": by, "countersign": countersign}
-    result = with_client(lambda c: c.rpc("risk", "override", payload), data_dir)
-    a = result["assessment"]
-    console.print(f"{referral_id}: tier {a['tier']} ({a['change']['summary']}); computed tier {a['computed_tier']}. "
-                  "Published to scheduling.")
+    if tier not in set(Tier):
+        raise CliError(f"--tier '{tier}' is not one of {', '.join(Tier)}")
+    asked = risk_rpc.OverrideRequest(referral_id=referral_id, tier=Tier(tier), reason=reason, by=by,
+                                     countersign=countersign)
+    a = with_client(lambda c: c.call(risk_rpc.OVERRIDE, asked), data_dir).assessment
+    change = a.change.summary if a.change else "first assessment"
+    console.print(f"{referral_id}: tier {a.tier} ({change}); computed tier {a.computed_tier}. Published to scheduling.")
 
 
 reviews_app = typer.Typer(help="Scheduled reviews of tiers.", no_args_is_help=True)
@@ -317,14 +336,15 @@ def reviews_due(
     within: Annotated[int, typer.Option(help="Days ahead to look.")] = 14, data_dir: DataDir = None
 ) -> None:
     """Referrals whose tier must be reviewed soon (very_high every 4 weeks, high 6, medium and low 12)."""
-    result = with_client(lambda c: c.rpc("risk", "reviews.due", {"within_days": within}), data_dir)
-    if not result["reviews"]:
+    result = with_client(lambda c: c.call(risk_rpc.REVIEWS_DUE, risk_rpc.ReviewsRequest(within_days=within)),
+                         data_dir)
+    if not result.reviews:
         console.print(f"No reviews due in the next {within} days.")
         return
     table = Table("referral", "agency", "tier", "due", title=f"Reviews due within {within} days")
-    for r in result["reviews"]:
-        due = _local(r["due"]) + (" [red](overdue)[/red]" if r["overdue"] else "")
-        table.add_row(r["referral_id"], r["agency_id"], r["tier"], due)
+    for r in result.reviews:
+        due = _local(r.due) + (" [red](overdue)[/red]" if r.overdue else "")
+        table.add_row(r.referral_id, r.agency_id, r.tier, due)
     console.print(table)
 
 
@@ -333,8 +353,9 @@ def audit_cmd(
     min_group: Annotated[int, typer.Option(help="Smallest group compared.")] = 10, data_dir: DataDir = None
 ) -> None:
     """Fairness audit: tiers and overrides overall and by equality-monitoring group, flagging disproportion."""
-    result = with_client(lambda c: c.rpc("intake", "audit", {"min_group_size": min_group}, timeout=60), data_dir)
-    for line in result["lines"]:
+    result = with_client(lambda c: c.call(intake_rpc.AUDIT, intake_rpc.AuditRequest(min_group_size=min_group),
+                                          timeout=60), data_dir)
+    for line in result.lines:
         console.print(line, markup=False, soft_wrap=True)
 
 
@@ -357,27 +378,28 @@ def rules_rescore(
     data_dir: DataDir = None,
 ) -> None:
     """Re-score every referral with the rules the risk service has loaded, and say what changes and why."""
-    payload: dict[str, Any] = {"dry_run": dry_run}
+    asked = risk_rpc.RescoreRequest(dry_run=dry_run)
     if rules is not None:
         try:
-            payload |= {"rules_yaml": rules.read_text(encoding="utf-8"), "rules_name": rules.name}
+            asked = risk_rpc.RescoreRequest(dry_run=dry_run, rules_yaml=rules.read_text(encoding="utf-8"),
+                                            rules_name=rules.name)
         except OSError as exc:
             raise CliError(f"cannot read {rules}: {exc.strerror}") from None
-    result = with_client(lambda c: c.rpc("risk", "rules.rescore", payload, timeout=120), data_dir)
-    for line in result["lines"]:
+    result = with_client(lambda c: c.call(risk_rpc.RESCORE, asked, timeout=120), data_dir)
+    for line in result.lines:
         console.print(line, markup=False, soft_wrap=True)
     if not dry_run:
-        console.print(f"Published {result['republished']} new assessments (rules {result['rules_version']}).")
+        console.print(f"Published {result.republished} new assessments (rules {result.rules_version}).")
 
 
 @rules_app.command("list")
 def rules_list(data_dir: DataDir = None) -> None:
     """Every indicator and protective-factor code, with its meaning."""
-    result = with_client(lambda c: c.rpc("risk", "rules"), data_dir)
-    console.print(f"Rules {result['id']} version {result['version']}")
-    for title, key in (("Indicators", "indicators"), ("Protective factors", "protective_factors")):
+    result = with_client(lambda c: c.call(risk_rpc.RULES, Empty()), data_dir)
+    console.print(f"Rules {result.id} version {result.version}")
+    for title, codes in (("Indicators", result.indicators), ("Protective factors", result.protective_factors)):
         table = Table("code", "meaning", title=title)
-        for code, meaning in sorted(result[key].items()):
+        for code, meaning in sorted(codes.items()):
             table.add_row(code, meaning)
         console.print(table)
 
@@ -396,66 +418,63 @@ def calendar(
     """A mentor's booked sessions and venues, week by week (case references only; a rotl mentor's route too);
     --feed gives an iCalendar link."""
     if feed or revoke_feed:
-        r = with_client(lambda c: c.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": revoke_feed}),
-                 data_dir)
+        r = with_client(lambda c: c.call(sched.CALENDAR_FEED, sched.FeedRequest(mentor_id=mentor_id,
+                                                                                 revoke=revoke_feed)), data_dir)
         if revoke_feed:
-            console.print(f"Revoked {r['revoked']} feed link(s) of {mentor_id}.")
+            console.print(f"Revoked {r.revoked} feed link(s) of {mentor_id}.")
         else:
             console.print(f"Calendar feed for {mentor_id} (share it only with them; it shows case references only):")
-            console.print(f"  iCalendar: {r['ics']}\n  JSON:      {r['json']}", soft_wrap=True)
+            console.print(f"  iCalendar: {r.ics_url}\n  JSON:      {r.json_url}", soft_wrap=True)
         return
     try:
         first_day = date.fromisoformat(start) if start else None
     except ValueError:
         raise CliError(f"--start '{start}' is not a date in YYYY-MM-DD form") from None
-    payload = {"mentor_id": mentor_id, "days": weeks * 7, "start": first_day.isoformat() if first_day else None,
-               "names_for": getpass.getuser() if names else None}
-    result = with_client(lambda c: c.rpc("scheduling", "calendar", payload), data_dir)
-    if not result["found"]:
-        raise CliError(f"no mentor '{mentor_id}' (see `reroute mentors list`)")
+    asked = sched.CalendarRequest(mentor_id=mentor_id, days=weeks * 7, start=first_day,
+                                  names_for=getpass.getuser() if names else None)
+    result = with_client(lambda c: c.call(sched.CALENDAR, asked), data_dir)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(result.model_dump_json(indent=2))
         return
-    m = result["mentor"]
-    console.print(f"[bold]{m['name']}[/bold] ({m['id']}, {m['kind']}): {len(result['sessions'])} sessions, "
-                  f"{_local(result['from'])[:10]} to {_local(result['to'])[:10]}")
-    week_start = datetime.fromisoformat(result["from"]).date()
+    m = result.mentor
+    console.print(f"[bold]{m.name}[/bold] ({m.id}, {m.kind}): {len(result.sessions)} sessions, "
+                  f"{_local(result.starts)[:10]} to {_local(result.ends)[:10]}")
+    week_start = result.starts.date()
     week_start -= timedelta(days=week_start.weekday())
-    by_week: dict[date, list[dict[str, Any]]] = {}
-    for s in result["sessions"]:
-        day = datetime.fromisoformat(s["start"]).date()
+    by_week: dict[date, list[sched.CalendarSession]] = {}
+    for s in result.sessions:
+        day = s.start.date()
         by_week.setdefault(day - timedelta(days=day.weekday()), []).append(s)
     for w in range(weeks + 1):
         monday = week_start + timedelta(weeks=w)
         sessions = by_week.get(monday, [])
         if not sessions:
             continue
-        rotl = m["kind"] == "rotl"
+        rotl = m.kind == "rotl"
         table = Table("day", "time", "case", "status", "venue", *(["mentor's route"] if rotl else []),
                       title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
         for s in sessions:
-            st, en = datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])
-            case = f"{s['first_name']} ({s['case']})" if s.get("first_name") else s["case"]
-            route = [" → ".join(s["mentor_route"] or [])] if rotl else []
-            table.add_row(f"{st:%a %d %b}", f"{st:%H:%M}–{en:%H:%M}", case, s["status"], s.get("venue") or "", *route)
+            case = f"{s.first_name} ({s.case})" if s.first_name else s.case
+            route = [" → ".join(s.mentor_route or [])] if rotl else []
+            table.add_row(f"{s.start:%a %d %b}", f"{s.start:%H:%M}–{s.end:%H:%M}", case, s.status, s.venue or "",
+                          *route)
         console.print(table)
 
 
 @app.command()
 def recommend(referral_id: str, data_dir: DataDir = None) -> None:
     """The top three mentor + first-slot options with their scores, and why every other mentor is excluded."""
-    r = with_client(lambda c: c.rpc("scheduling", "recommend", {"referral_id": referral_id}), data_dir)
-    current = f"; now with {r['current_mentor']}" if r["current_mentor"] else ""
-    console.print(f"[bold]{referral_id}[/bold] ({r['tier']} tier{current})")
+    r = with_client(lambda c: c.call(sched.RECOMMEND, sched.ReferralRequest(referral_id=referral_id)), data_dir)
+    current = f"; now with {r.current_mentor}" if r.current_mentor else ""
+    console.print(f"[bold]{referral_id}[/bold] ({r.tier} tier{current})")
     table = Table("#", "mentor", "first session", "deadline", "venue and route", "score", "why", title="Options")
-    for i, o in enumerate(r["options"], 1):
-        why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f}" for k, v in o["breakdown"].items())
-        where = f"{o['venue']}\n{' → '.join(o['route'])}" if o.get("venue") else ""
-        table.add_row(str(i), o["mentor_id"], _local(o["first_start"]), "met" if o["deadline_met"] else "missed",
-                      where, f"{o['score']:.1f}", why)
-    console.print(table if r["options"] else "[yellow]No mentor can take this referral now.[/yellow]")
-    for e in r["excluded"]:
-        console.print(f"  {e['mentor_id']}: {e['reason']}", soft_wrap=True)
+    for i, o in enumerate(r.options, 1):
+        why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f}" for k, v in o.breakdown.items())
+        table.add_row(str(i), o.mentor_id, _local(o.first_start), "met" if o.deadline_met else "missed",
+                      f"{o.venue}\n{' → '.join(o.route)}", f"{o.score:.1f}", why)
+    console.print(table if r.options else "[yellow]No mentor can take this referral now.[/yellow]")
+    for e in r.excluded:
+        console.print(f"  {e.mentor_id}: {e.reason}", soft_wrap=True)
 
 
 @app.command()
@@ -476,33 +495,32 @@ def assign(
             raise CliError(f"--start '{start}' is not a date and time like 2026-12-01T16:00") from None
         if first.tzinfo is None:
             first = first.replace(tzinfo=_london())
-    payload = {"referral_id": referral_id, "mentor_id": mentor_id, "reason": reason, "by": by,
-               "start": first.isoformat() if first else None}
-    r = with_client(lambda c: c.rpc("scheduling", "assign", payload), data_dir)
-    console.print(f"{referral_id} assigned to {r['mentor_id']}: {r['sessions']} sessions, first {_local(r['first'])}.")
+    asked = sched.AssignRequest(referral_id=referral_id, mentor_id=mentor_id, reason=reason, by=by, start=first)
+    r = with_client(lambda c: c.call(sched.ASSIGN, asked), data_dir)
+    console.print(f"{referral_id} assigned to {r.mentor_id}: {r.sessions} sessions, first {_local(r.first)}.")
 
 
 @app.command("plan")
 def plan_cmd(data_dir: DataDir = None) -> None:
-    """Run the batch round now: place as many waiting young people as the rules allow (exact optimisation),
+    """Run the re-optimisation round now: place as many waiting young people as the rules allow (exact optimisation),
     never moving a session someone has confirmed."""
     with console.status("Optimising…"):
-        r = with_client(lambda c: c.rpc("scheduling", "plan", {}, timeout=300), data_dir)
-    console.print(f"Batch round: {r['considered']} referrals considered ({r['pinned']} kept for confirmed sessions); "
-                  f"{r['placed']} of {r['waitlisted_before']} waiting placed, {r['moved']} moved to another mentor "
-                  f"(solved in {r['solve_seconds']} s).")
+        r = with_client(lambda c: c.call(sched.REOPTIMISE, Empty(), timeout=300), data_dir)
+    console.print(f"Re-optimisation round: {r.considered} referrals considered ({r.pinned} kept for confirmed "
+                  f"sessions); {r.placed} of {r.waitlisted_before} waiting placed, {r.moved} moved to another mentor "
+                  f"(solved in {r.solve_seconds} s).")
 
 
 @app.command()
 def waitlist(data_dir: DataDir = None) -> None:
     """Who is waiting for a mentor, for how long, why, and what capacity would place them."""
-    r = with_client(lambda c: c.rpc("scheduling", "waitlist"), data_dir)
-    if not r["waiting"]:
+    r = with_client(lambda c: c.call(sched.WAITLIST, Empty()), data_dir)
+    if not r.waiting:
         console.print("Nobody is waiting.")
         return
     table = Table("referral", "tier", "waiting", "why", "would place them", title="Waitlist")
-    for w in r["waiting"]:
-        table.add_row(w["referral_id"], w["tier"], f"{w['days']} days", w["reason"] or "-", w["would_place"])
+    for w in r.waiting:
+        table.add_row(w.referral_id, w.tier, f"{w.days} days", w.reason or "-", w.would_place)
     console.print(table)
 
 
@@ -514,15 +532,15 @@ def session(
     data_dir: DataDir = None,
 ) -> None:
     """Confirm or cancel a session, or record it attended or missed."""
-    if action not in {"confirm", "cancel", "attended", "missed"}:
-        raise CliError(f"'{action}' is not one of confirm, cancel, attended, missed")
-    payload = {"session_id": session_id, "action": action, "reason": reason}
-    result = with_client(lambda c: c.rpc("scheduling", "session", payload), data_dir)
-    console.print(f"{session_id} is now {result['status']} (case {result['referral_id']}).")
-    if result["follow_up"] == "escalate":
+    if action not in get_args(sched.SessionAction):
+        raise CliError(f"'{action}' is not one of {', '.join(get_args(sched.SessionAction))}")
+    asked = sched.SessionRequest.model_validate({"session_id": session_id, "action": action, "reason": reason})
+    result = with_client(lambda c: c.call(sched.SESSION, asked), data_dir)
+    console.print(f"{session_id} is now {result.status} (case {result.referral_id}).")
+    if result.follow_up == "escalate":
         console.print("[red]Three missed sessions in a row with wellbeing high or above: disengagement escalation "
                       "raised to the safeguarding lead.[/red]")
-    elif result["follow_up"] == "close":
+    elif result.follow_up == "close":
         console.print("[yellow]Three missed sessions in a row: the case is closed and its sessions cancelled.[/yellow]")
 
 
@@ -539,13 +557,16 @@ def person_export(
 ) -> None:
     """Gather everything every service holds about one young person into one JSON document."""
     async def gather(c: ServiceClient) -> dict[str, Any]:
-        intake = await c.rpc("intake", "person.export", {"person_id": person_id}, timeout=30)
-        ids = [r["referral_id"] for r in intake["data"]["referrals"]]
+        intake = (await c.call(intake_rpc.EXPORT_PERSON, intake_rpc.PersonRequest(person_id=person_id),
+                               timeout=30)).data
+        ids = [r.referral_id for r in intake.referrals]
         if not ids:
             raise CliError(f"no young person {person_id} at intake")
-        doc = {"person_id": person_id, "exported_at": datetime.now(_london()).isoformat(), "intake": intake["data"]}
-        for service in ("risk", "scheduling"):
-            doc[service] = (await c.rpc(service, "person.export", {"referral_ids": ids}, timeout=30))["data"]
+        doc: dict[str, Any] = {"person_id": person_id, "exported_at": datetime.now(_london()).isoformat(),
+                               "intake": intake.model_dump(mode="json")}
+        for service in EXPORT_REFERRALS.services:
+            doc[service] = (await c.call(EXPORT_REFERRALS, ReferralIds(referral_ids=ids), service=service,
+                                         timeout=30)).data
         return doc
 
     doc = with_client(gather, data_dir)
@@ -569,18 +590,20 @@ def person_erase(
     if not yes:
         typer.confirm(f"Erase {person_id} from intake, risk and scheduling? This cannot be undone", abort=True)
 
-    async def erase_all(c: ServiceClient) -> list[tuple[str, dict[str, Any] | str]]:
-        ids = (await c.rpc("intake", "person.referrals", {"person_id": person_id}))["referral_ids"]
+    async def erase_all(c: ServiceClient) -> list[tuple[str, dict[str, int] | str]]:
+        person = intake_rpc.PersonRequest(person_id=person_id)
+        ids = (await c.call(intake_rpc.PERSON_REFERRALS, person)).referral_ids
         if not ids:
             raise CliError(f"no young person {person_id} at intake")
-        results: list[tuple[str, dict[str, Any] | str]] = []
-        for service in ("risk", "scheduling"):  # intake last: it holds the link from person to referrals
+        results: list[tuple[str, dict[str, int] | str]] = []
+        for service in ERASE_REFERRALS.services:  # intake last: it holds the link from person to referrals
             try:
-                results.append((service, (await c.rpc(service, "person.erase", {"referral_ids": ids}))["erased"]))
-            except CliError as exc:
+                erased = await c.call(ERASE_REFERRALS, ReferralIds(referral_ids=ids), service=service)
+                results.append((service, erased.erased))
+            except (CliError, ServiceError) as exc:
                 results.append((service, str(exc)))
         if all(isinstance(r, dict) for _, r in results):
-            results.append(("intake", (await c.rpc("intake", "person.erase", {"person_id": person_id}))["erased"]))
+            results.append(("intake", (await c.call(intake_rpc.ERASE_PERSON, person)).erased))
         else:
             results.append(("intake", "not erased yet: the link is kept until every service has confirmed; run again"))
         return results
@@ -604,8 +627,8 @@ def close_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Close a referral: its future sessions are cancelled; it is purged after the retention period."""
-    payload = {"referral_id": referral_id, "reason": reason, "by": by}
-    with_client(lambda c: c.rpc("scheduling", "close", payload), data_dir)
+    asked = sched.CloseRequest(referral_id=referral_id, reason=reason, by=by)
+    with_client(lambda c: c.call(sched.CLOSE, asked), data_dir)
     console.print(f"{referral_id} closed; its remaining sessions are cancelled.")
 
 
@@ -616,8 +639,8 @@ def purge(
     data_dir: DataDir = None,
 ) -> None:
     """Erase closed referrals past the retention period from every service, keeping anonymous counts."""
-    r = with_client(lambda c: c.rpc("intake", "purge", {"days": days}, timeout=300), data_dir)
-    console.print(f"Purged {r['purged']} closed referrals.")
+    r = with_client(lambda c: c.call(intake_rpc.PURGE, intake_rpc.PurgeRequest(days=days), timeout=300), data_dir)
+    console.print(f"Purged {r.purged} closed referrals.")
 
 
 @app.command()
@@ -650,8 +673,19 @@ def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpa
         _add(branch, child, children, t0)
 
 
-def _local(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(_london()).strftime("%a %d %b %H:%M")
+def _local(moment: str | datetime) -> str:
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return when.astimezone(_london()).strftime("%a %d %b %H:%M")
+
+
+async def _unless_not_found(question: Awaitable[Rep]) -> Rep | None:
+    """The reply, or None when the service has no such thing (yet)."""
+    try:
+        return await question
+    except ServiceError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            return None
+        raise
 
 
 def _london() -> Any:
@@ -664,8 +698,11 @@ def main() -> None:
     keep_files_private()  # what it writes (a data dir, logs, a person export) is for its user alone
     try:
         app()
-    except (CliError, ConfigurationError) as exc:
+    except (CliError, ConfigurationError, ServiceError) as exc:
         console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+    except ValidationError as exc:  # a request the contract refuses before it is sent
+        console.print(f"[red]error:[/red] {readable(exc)}")
         raise SystemExit(1) from None
 
 

@@ -6,12 +6,16 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from apps.cli.client import ServiceClient
 from apps.cli.referral_files import ReferralRow
+from shared.contracts.risk_rpc import ASSESSMENT, AssessmentRequest
+from shared.contracts.rpc import ErrorCode, ServiceError
+from shared.contracts.scheduling_rpc import STATUS, ReferralRequest
 
 
 @dataclass
@@ -24,7 +28,7 @@ class Outcome:
     tier: str | None = None
     status: str | None = None
     mentor_id: str | None = None
-    first_session: str | None = None
+    first_session: datetime | None = None
     deadline_met: bool | None = None
     reason: str | None = None
     sent: bool = True  # False: the row could not be read, so it was never published
@@ -130,13 +134,19 @@ async def follow(client: ServiceClient, outcomes: list[Outcome], *, timeout: flo
 
 async def fill_status(client: ServiceClient, o: Outcome) -> None:
     assert o.referral_id
-    risk = await client.rpc("risk", "assessment", {"referral_id": o.referral_id})
-    if risk.get("found"):
-        o.tier = risk["assessment"]["tier"]
-    sched = await client.rpc("scheduling", "status", {"referral_id": o.referral_id})
-    if sched.get("found"):
-        o.status = sched["status"]
-        o.mentor_id = sched["mentor_id"]
-        o.deadline_met = sched["deadline_met"]
-        o.reason = sched["reason"]
-        o.first_session = sched["sessions"][0]["start"] if sched["sessions"] else None
+    try:
+        o.tier = (await client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id))).assessment.tier
+    except ServiceError as exc:
+        if exc.code != ErrorCode.NOT_FOUND:
+            raise
+    try:
+        sched = await client.call(STATUS, ReferralRequest(referral_id=o.referral_id))
+    except ServiceError as exc:
+        if exc.code != ErrorCode.NOT_FOUND:
+            raise
+        return
+    o.status = sched.status
+    o.mentor_id = sched.mentor_id
+    o.deadline_met = sched.deadline_met
+    o.reason = sched.reason
+    o.first_session = sched.sessions[0].start if sched.sessions else None

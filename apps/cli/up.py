@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import math
 import os
 import signal
@@ -14,7 +13,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nats
 import nats.aio.client
@@ -26,6 +24,8 @@ from rich.console import Console
 from apps.cli.client import CliError
 from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
 from apps.devstack.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
+from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
+from shared.contracts.rpc import PING, Health, ServiceError, decode_reply
 from shared.migrations import upgrade_all
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
 from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings, keep_files_private
@@ -418,13 +418,12 @@ class LocalStack:
         for (name, pid), reply in zip(asked.items(), replies, strict=True):
             self._judge_service(name, pid, reply, now)
 
-    async def _ping(self, nc: nats.aio.client.Client, name: str) -> dict[str, Any] | None:
+    async def _ping(self, nc: nats.aio.client.Client, name: str) -> Health | None:
         try:
-            reply = await nc.request(self.subjects.rpc(name, "ping"), b"{}", timeout=PING_TIMEOUT_SECONDS)
-            body = json.loads(reply.data)
-        except (nats.errors.Error, TimeoutError, ValueError):
+            reply = await nc.request(self.subjects.rpc(name, PING.verb), b"{}", timeout=PING_TIMEOUT_SECONDS)
+            return decode_reply(PING, reply.data)
+        except (nats.errors.Error, TimeoutError, ServiceError):
             return None
-        return body if isinstance(body, dict) else None
 
     def _judge_nats(self, reachable: bool, now: float) -> None:
         """Our nats-server is hung when it answered since it started and then stopped answering for the bound
@@ -438,18 +437,18 @@ class LocalStack:
             self._stop_to_restart(w, self.nats, f"nats-server (pid {self.nats.pid}) has not answered for "
                                                 f"{now - w.answered_at:.0f} s", now)
 
-    def _judge_service(self, name: str, pid: int, reply: dict[str, Any] | None, now: float) -> None:
+    def _judge_service(self, name: str, pid: int, reply: Health | None, now: float) -> None:
         assert self.services is not None
         w, proc = self.watched[name], self.services.procs.get(name)
         if proc is None or proc.pid != pid or not w.steady or proc.poll() is not None:
             return  # it changed while we asked
-        if reply is not None and reply.get("pid") == pid:
-            problems = "; ".join(str(p) for p in reply.get("problems") or []) or "no reason given"
-            if not reply.get("live", True):
+        if reply is not None and reply.pid == pid:
+            problems = "; ".join(reply.problems) or "no reason given"
+            if not reply.live:
                 self._stop_to_restart(w, proc, f"{name} (pid {pid}) says it is not live: {problems}", now)
                 return
             w.answered_at = now
-            self._report_readiness(w, pid, ready=bool(reply.get("ready")), problems=problems, now=now)
+            self._report_readiness(w, pid, ready=reply.ready, problems=problems, now=now)
             return
         if reply is not None:
             return  # another replica of it answered: that says nothing about ours
@@ -483,9 +482,10 @@ class LocalStack:
         if self.auth is None or self.nats is None or not nc.is_connected:
             return
         try:
-            reply = await nc.request(self.subjects.rpc("intake", "agencies.nats"), b"{}", timeout=2)
-            agencies = [AgencyCredential(a["agency_id"], a["password_hash"]) for a in json.loads(reply.data)["agencies"]]
-        except (nats.errors.Error, TimeoutError, ValueError, KeyError):
+            reply = await nc.request(self.subjects.rpc("intake", AGENCY_NATS_HASHES.verb), b"{}", timeout=2)
+            hashes = decode_reply(AGENCY_NATS_HASHES, reply.data).agencies
+            agencies = [AgencyCredential(a.agency_id, a.password_hash) for a in hashes]
+        except (nats.errors.Error, TimeoutError, ServiceError):
             return  # intake is restarting (or answered oddly): try again next time
         if self.auth.write(agencies=agencies) and self.nats.poll() is None:
             self.nats.send_signal(signal.SIGHUP)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import json
 import os
 import signal
 import subprocess
@@ -14,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import nats
 import nats.errors
 
+from shared.contracts.rpc import PING, Health, ServiceError, decode_reply
 from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
@@ -156,22 +155,23 @@ class ServiceProcesses:
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
 
     async def wait_ready(self, nats_url: str, subjects: Subjects, names: tuple[str, ...] = SERVICES,
-                         timeout: float = 30) -> dict[str, dict[str, Any]]:
+                         timeout: float = 30) -> dict[str, Health]:
         """Wait until each named service answers its ping as ready; returns those ping replies (the service's
         `http_url` among them)."""
         nc = await nats.connect(nats_url, max_reconnect_attempts=1, connect_timeout=5)
         try:
             deadline = time.monotonic() + timeout
-            replies: dict[str, dict[str, Any]] = {}
+            replies: dict[str, Health] = {}
             while True:
                 for name in (n for n in names if n not in replies):
                     if name in self.exited():
                         raise RuntimeError(f"{name} exited with code {self.exited()[name]}; see {self.log_file(name)}")
                     try:
-                        reply = json.loads((await nc.request(subjects.rpc(name, "ping"), b"{}", timeout=0.5)).data)
-                    except (nats.errors.Error, TimeoutError, ValueError):
+                        reply = decode_reply(PING, (await nc.request(subjects.rpc(name, PING.verb), b"{}",
+                                                                     timeout=0.5)).data)
+                    except (nats.errors.Error, TimeoutError, ServiceError):
                         continue  # not answering (sensibly) yet: ask again
-                    if isinstance(reply, dict) and reply.get("ready") is True:
+                    if reply.ready:
                         replies[name] = reply
                 if not (pending := [n for n in names if n not in replies]):
                     return replies

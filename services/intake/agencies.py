@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from services.intake.tables import AgencyRecord, as_utc
+from shared.contracts.intake_rpc import Agency, AgencyNatsHash
 from shared.nats_auth import RESERVED_IDS, hash_password, normalised_agency_id
 from shared.subjects import AGENCY_ID
 
@@ -51,14 +52,11 @@ def key_matches(api_key: str, *, salt_hex: str, hash_hex: str) -> bool:
     return hmac.compare_digest(hash_key(api_key, bytes.fromhex(salt_hex)), hash_hex)
 
 
-def public(row: AgencyRecord | Any) -> dict[str, Any]:
+def public(row: AgencyRecord | Any) -> Agency:
     """An agency as operators see it: never its key or hash."""
-    return {
-        "agency_id": row.agency_id, "name": row.name, "status": row.status,
-        "created_at": as_utc(row.created_at).isoformat(),
-        "rotated_at": as_utc(row.rotated_at).isoformat() if row.rotated_at else None,
-        "revoked_at": as_utc(row.revoked_at).isoformat() if row.revoked_at else None,
-    }
+    return Agency(agency_id=row.agency_id, name=row.name, status="revoked" if row.status == "revoked" else "active", created_at=as_utc(row.created_at),
+                  rotated_at=as_utc(row.rotated_at) if row.rotated_at else None,
+                  revoked_at=as_utc(row.revoked_at) if row.revoked_at else None)
 
 
 class AgencyRegistry:
@@ -71,7 +69,7 @@ class AgencyRegistry:
         self._engine = engine
         self._verified: dict[str, str] = {}  # sha256 of a key that passed -> the hash it passed against
 
-    def add(self, agency_id: str, name: str, *, now: datetime) -> tuple[dict[str, Any], str, str]:
+    def add(self, agency_id: str, name: str, *, now: datetime) -> tuple[Agency, str, str]:
         """Register an agency; returns it, its API key and its NATS password (the only time they exist in clear)."""
         if not AGENCY_ID.match(agency_id):
             raise AgencyError(f"agency id '{agency_id}' is not valid: use lower-case letters, digits, - and _ "
@@ -100,7 +98,7 @@ class AgencyRegistry:
             raise exists from None
         return self._public(agency_id), key, nats_password
 
-    def rotate(self, agency_id: str, *, now: datetime) -> tuple[dict[str, Any], str, str]:
+    def rotate(self, agency_id: str, *, now: datetime) -> tuple[Agency, str, str]:
         """A new key and NATS password for the agency (re-activating a revoked one); the old ones stop at once."""
         key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
@@ -112,15 +110,16 @@ class AgencyRegistry:
             raise AgencyError(f"no agency '{agency_id}': register it with `reroute agencies add {agency_id} --name ...`")
         return self._public(agency_id), key, nats_password
 
-    def nats_credentials(self) -> list[dict[str, str]]:
+    def nats_credentials(self) -> list[AgencyNatsHash]:
         """Active agencies' NATS password hashes, for the server configuration."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(col(AgencyRecord.agency_id), col(AgencyRecord.nats_password_hash)).where(
                 col(AgencyRecord.status) == "active", col(AgencyRecord.nats_password_hash).is_not(None)
             ).order_by(col(AgencyRecord.agency_id))).all()
-        return [{"agency_id": agency_id, "password_hash": hashed} for agency_id, hashed in rows if hashed is not None]
+        return [AgencyNatsHash(agency_id=agency_id, password_hash=hashed) for agency_id, hashed in rows
+                if hashed is not None]
 
-    def revoke(self, agency_id: str, *, now: datetime) -> dict[str, Any]:
+    def revoke(self, agency_id: str, *, now: datetime) -> Agency:
         """The agency's key stops working at once; `rotate` issues a new one."""
         with self._engine.begin() as conn:
             done = conn.execute(update(AgencyRecord).where(col(AgencyRecord.agency_id) == agency_id).values(
@@ -129,7 +128,7 @@ class AgencyRegistry:
             raise AgencyError(f"no agency '{agency_id}' (see `reroute agencies list`)")
         return self._public(agency_id)
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self) -> list[Agency]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(AgencyRecord).order_by(col(AgencyRecord.agency_id))).all()
         return [public(r) for r in rows]
@@ -158,7 +157,7 @@ class AgencyRegistry:
         self._verified[fingerprint] = row.key_hash
         return agency_id
 
-    def _public(self, agency_id: str) -> dict[str, Any]:
+    def _public(self, agency_id: str) -> Agency:
         with self._engine.connect() as conn:
             row = conn.execute(select(AgencyRecord).where(col(AgencyRecord.agency_id) == agency_id)).one()
         return public(row)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys
 from services.intake.tables import EqualityRecord, PersonalDataAccessRecord, PersonRecord, ReferralRecord
+from shared.contracts.intake_rpc import EqualityAnswers, IntakePersonalData, PersonalDataAccess, StoredReferral
 from shared.outbox import OutboxRow
 
 
@@ -23,22 +23,22 @@ def referral_ids(conn: Connection, person_id: str) -> list[str]:
         col(ReferralRecord.person_id) == person_id).order_by(col(ReferralRecord.received_at))).scalars())
 
 
-def export(conn: Connection, keys: IntakeKeys, person_id: str) -> dict[str, Any]:
+def export(conn: Connection, keys: IntakeKeys, person_id: str) -> IntakePersonalData:
     rows = conn.execute(select(ReferralRecord).where(col(ReferralRecord.person_id) == person_id)
                         .order_by(col(ReferralRecord.received_at))).all()
     ids = [r.referral_id for r in rows]
     equality = conn.execute(select(EqualityRecord).where(col(EqualityRecord.referral_id).in_(ids))).all()
     access = conn.execute(select(PersonalDataAccessRecord).where(col(PersonalDataAccessRecord.referral_id).in_(ids))
                           .order_by(col(PersonalDataAccessRecord.asked_at))).all()
-    return {
-        "referrals": [{"referral_id": r.referral_id, "agency_id": r.agency_id,
-                       "agency_referral_id": r.agency_referral_id, "received_at": r.received_at.isoformat(),
-                       "revision": r.revision, "referral": json.loads(keys.cipher.decrypt(r.body))} for r in rows],
-        "equality_monitoring": [{"referral_id": e.referral_id, "ethnicity": e.ethnicity, "religion": e.religion,
-                                 "disability": e.disability} for e in equality],
-        "personal_data_access_log": [{"referral_id": a.referral_id, "item": a.item, "asked_by": a.asked_by,
-                                      "purpose": a.purpose, "asked_at": a.asked_at.isoformat()} for a in access],
-    }
+    return IntakePersonalData(
+        referrals=[StoredReferral(referral_id=r.referral_id, agency_id=r.agency_id,
+                                  agency_referral_id=r.agency_referral_id, received_at=r.received_at,
+                                  revision=r.revision, referral=json.loads(keys.cipher.decrypt(r.body))) for r in rows],
+        equality_monitoring=[EqualityAnswers(referral_id=e.referral_id, ethnicity=e.ethnicity, religion=e.religion,
+                                             disability=e.disability) for e in equality],
+        personal_data_access_log=[PersonalDataAccess(referral_id=a.referral_id, item=a.item, asked_by=a.asked_by,
+                                                     purpose=a.purpose, asked_at=a.asked_at) for a in access],
+    )
 
 
 def erase(conn: Connection, person_id: str) -> dict[str, int]:

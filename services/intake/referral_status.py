@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 import nats.errors
 from pydantic import BaseModel, Field
 
+from shared.contracts.deadletters import HeldRequest
+from shared.contracts.risk_rpc import ASSESSMENT, Assessment, AssessmentRequest
+from shared.contracts.rpc import HELD, ErrorCode, ServiceError
+from shared.contracts.scheduling_rpc import STATUS, ReferralRequest, SchedulingStatus
 from shared.service import ServiceHost
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,9 @@ HELD_FOR_REVIEW = "held for review by the service"
 _SCHEDULING_STAGES: dict[str, Stage] = {
     "scheduled": "scheduled", "waitlisted": "waitlisted", "suspended": "suspended", "closed": "closed",
 }
+R = TypeVar("R")
+NOT_YET: Literal["not yet"] = "not yet"
+"""The service answered that it has no record of the referral yet."""
 
 
 class ReferralStatus(BaseModel):
@@ -43,25 +51,25 @@ class ReferralStatus(BaseModel):
 
 def status_of(
     *, referral_id: str, agency_referral_id: str, received_at: datetime, revision: int,
-    risk: dict[str, Any] | None, scheduling: dict[str, Any] | None, mentor_name: str | None,
+    risk: Assessment | Literal["not yet"] | None, scheduling: SchedulingStatus | Literal["not yet"] | None,
     held: bool = False,
 ) -> ReferralStatus:
-    """Combine the answers (None: that service did not answer) into the agency's view. `held`: a service set a
-    message about it aside, so it will not move until an operator replays or discards that message."""
+    """Combine the answers (None: that service did not answer; "not yet": it has no record of the referral yet)
+    into the agency's view. `held`: a service set a message about it aside, so it will not move until an
+    operator replays or discards that message."""
     status: Stage = "received"
     tier = None
-    if risk and risk.get("found"):
-        status, tier = "assessed", risk["assessment"]["tier"]
+    if isinstance(risk, Assessment):
+        status, tier = "assessed", risk.assessment.tier.value
     first = mentor = reason = None
-    if scheduling and scheduling.get("found"):
-        status = _SCHEDULING_STAGES.get(scheduling.get("status", ""), status)
-        tier = scheduling.get("tier") or tier
+    if isinstance(scheduling, SchedulingStatus):
+        status = _SCHEDULING_STAGES.get(scheduling.status, status)
+        tier = scheduling.tier.value if scheduling.tier else tier
         if status == "scheduled":
-            sessions = scheduling.get("sessions") or []
-            first = datetime.fromisoformat(sessions[0]["start"]) if sessions else None
-            mentor = mentor_name.split()[0] if mentor_name and mentor_name.split() else None
+            first = scheduling.sessions[0].start if scheduling.sessions else None
+            mentor = scheduling.mentor_first_name
         else:
-            reason = scheduling.get("reason")
+            reason = scheduling.reason
     if held:
         status, first, mentor, reason = "held", None, None, HELD_FOR_REVIEW
     return ReferralStatus(
@@ -73,23 +81,32 @@ def status_of(
 
 async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id: str, received_at: datetime,
                      revision: int, timeout: float = 3) -> ReferralStatus:
-    """Ask risk and scheduling where the referral stands (scheduling also gives the mentor's first name)."""
-    risk = await _ask(host, "risk", "assessment", {"referral_id": referral_id}, timeout=timeout)
-    scheduling = await _ask(host, "scheduling", "status", {"referral_id": referral_id}, timeout=timeout)
-    mentor_name = (scheduling or {}).get("mentor_first_name")
-    asked = {"referral_ids": [referral_id]}
-    answers = await asyncio.gather(*(_ask(host, s, "deadletters.held", asked, timeout=timeout)
-                                     for s in ("risk", "scheduling")))
-    held = any(answer and answer.get("held", {}).get(referral_id) for answer in answers)
+    """Ask risk and scheduling where the referral stands (scheduling also gives the mentor's first name), and
+    whether either holds a message about it, all at once."""
+    async def held_by(service: str) -> bool:
+        try:
+            answer = await host.ask(HELD, HeldRequest(referral_ids=[referral_id]), service=service, timeout=timeout)
+        except (nats.errors.Error, TimeoutError, ServiceError) as exc:
+            log.warning("%s did not answer %s: %s", service, HELD.verb, type(exc).__name__)
+            return False
+        return bool(answer.held.get(referral_id))
+
+    risk, scheduling, *held = await asyncio.gather(
+        _ask(host.ask(ASSESSMENT, AssessmentRequest(referral_id=referral_id), timeout=timeout)),
+        _ask(host.ask(STATUS, ReferralRequest(referral_id=referral_id), timeout=timeout)),
+        held_by("risk"), held_by("scheduling"))
     return status_of(referral_id=referral_id, agency_referral_id=agency_referral_id, received_at=received_at,
-                     revision=revision, risk=risk, scheduling=scheduling, mentor_name=mentor_name, held=held)
+                     revision=revision, risk=risk, scheduling=scheduling, held=any(held))
 
 
-async def _ask(host: ServiceHost, service: str, verb: str, payload: dict[str, Any], *,
-               timeout: float) -> dict[str, Any] | None:
+async def _ask(question: Awaitable[R]) -> R | Literal["not yet"] | None:
     try:
-        answer = await host.request(service, verb, payload, timeout=timeout)
-    except (nats.errors.Error, TimeoutError, ValueError) as exc:  # no responders, time-out: say what we know
-        log.warning("%s did not answer %s for %s: %s", service, verb, payload, type(exc).__name__)
+        return await question
+    except ServiceError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            return NOT_YET
+        log.warning("a service could not say where a referral stands: %s", exc.message)
         return None
-    return answer if isinstance(answer, dict) else None
+    except (nats.errors.Error, TimeoutError) as exc:  # no responders, time-out: say what we know
+        log.warning("a service did not answer where a referral stands: %s", type(exc).__name__)
+        return None

@@ -10,6 +10,7 @@ import pytest
 from icalendar import Calendar
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.replies import refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +38,7 @@ async def test_the_feed_round_trips_a_reschedule_and_a_cancellation_and_holds_no
     booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
     links = await probe.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id})
 
-    status, body = await fetch(links["ics"])
+    status, body = await fetch(links["ics_url"])
     assert status == 200
     feed = Calendar.from_ical(body)
     events = {str(e["UID"]): e for e in feed.walk("VEVENT")}
@@ -53,7 +54,7 @@ async def test_the_feed_round_trips_a_reschedule_and_a_cancellation_and_holds_no
     await probe.rpc("risk", "override", {"referral_id": rid, "tier": "very_high", "by": "Ana", "reason": "Threat"})
     moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid))[0]
 
-    after = Calendar.from_ical((await fetch(links["ics"]))[1])
+    after = Calendar.from_ical((await fetch(links["ics_url"]))[1])
     events = {str(e["UID"]): e for e in after.walk("VEVENT")}
     assert str(events[f"{cancelled}@reroute"]["STATUS"]) == "CANCELLED"
     assert int(events[f"{cancelled}@reroute"]["SEQUENCE"]) == 1
@@ -61,10 +62,10 @@ async def test_the_feed_round_trips_a_reschedule_and_a_cancellation_and_holds_no
         assert str(events[f"{sid}@reroute"]["STATUS"]) == "CANCELLED" and int(events[f"{sid}@reroute"]["SEQUENCE"]) >= 1
     assert all(f"{s['session_id']}@reroute" in events for s in moved["sessions"])
 
-    json_status, _ = await fetch(links["json"])
+    json_status, _ = await fetch(links["json_url"])
     assert json_status == 200
     await probe.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id, "revoke": True})
-    assert (await fetch(links["ics"]))[0] == 404
+    assert (await fetch(links["ics_url"]))[0] == 404
 
 
 async def test_no_feed_for_a_mentor_on_temporary_licence(cluster: Cluster, probe: Probe) -> None:
@@ -72,4 +73,4 @@ async def test_no_feed_for_a_mentor_on_temporary_licence(cluster: Cluster, probe
     await probe.rpc("scheduling", "mentors.import", {"mentors": [
         mentor(mentor_id, language="en", kind="rotl", licence={"return_by": "17:00", "exclusion_zones": []})]})
     refused = await probe.rpc("scheduling", "calendar.feed", {"mentor_id": mentor_id})
-    assert "temporary licence" in refused["error"]
+    assert refusal(refused).code == "refused" and "temporary licence" in refusal(refused).message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.replies import refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -53,9 +54,9 @@ async def test_assign_refuses_an_infeasible_mentor_naming_the_constraint_and_boo
 
     refused = await probe.rpc("scheduling", "assign", {"referral_id": rid, "mentor_id": far, "by": "Kim",
                                                        "reason": "Knows the family"})
-    assert "does not cover Hackney" in refused["error"]
+    assert refusal(refused).code == "refused" and "does not cover Hackney" in refusal(refused).message
     no_reason = await probe.rpc("scheduling", "assign", {"referral_id": rid, "mentor_id": other, "by": "Kim"})
-    assert "why (reason)" in no_reason["error"]
+    assert "why (reason)" in refusal(no_reason).message
 
     done = await probe.rpc("scheduling", "assign", {"referral_id": rid, "mentor_id": other, "by": "Kim",
                                                     "reason": "Shared interest in boxing"})

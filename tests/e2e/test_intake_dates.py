@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import Cluster, Probe, intake_url, referral, register_agency, unique
+from tests.support.replies import refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +34,7 @@ async def test_an_indicator_observed_in_year_9999_is_rejected_over_nats_and_the_
 
     (rejected,) = await probe.wait_for(cluster.subjects.rejected(agency), lambda e: e["agency_referral_id"] == arid)
     assert rejected["errors"] == [FUTURE_OBSERVATION]
-    assert await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid}) == {"found": False}
+    assert refusal(await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid})).code == "not_found"
 
     corrected = observed_in_9999(arid)
     corrected["indicators"][2]["observed_at"] = "2026-10-01"
@@ -65,4 +66,4 @@ async def test_impossible_dates_get_422_over_http_with_each_rule_and_nothing_is_
     assert "2099" not in answer.text and "9999" not in answer.text, "no rejected value is echoed back"
     (rejected,) = await probe.wait_for(cluster.subjects.rejected(agency), lambda e: e["agency_referral_id"] == arid)
     assert rejected["errors"] == answer.json()["errors"], "the same errors as referrals.rejected"
-    assert await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid}) == {"found": False}
+    assert refusal(await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid})).code == "not_found"

@@ -23,6 +23,7 @@ from tests.support.cluster import (
     register_agency,
     unique,
 )
+from tests.support.replies import refusal
 from tests.support.suite import drop_schemas, make_cluster
 from tests.support.waiting import wait_until
 
@@ -172,7 +173,7 @@ async def test_a_missing_wrong_or_revoked_key_gets_401_and_nothing_is_stored(
 
     for arid in arids:
         stored = await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid})
-        assert stored == {"found": False}
+        assert refusal(stored).code == "not_found"
     # intake publishes what a post caused before it answers the post, so the streams are final here
     assert await probe.stored_count(cluster.subjects.rejected(agency)) == 0
     assert await probe.stored_count(cluster.subjects.accepted(agency)) == 1, "only the new key's referral"
@@ -210,7 +211,7 @@ async def test_a_body_over_the_limit_gets_413(cluster: Cluster, probe: Probe, ht
     assert declared.status_code == 413, declared.text
     assert streamed.status_code == 413, streamed.text
     assert "65536" in declared.json()["detail"]
-    assert (await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid}))["found"] is False
+    assert refusal(await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid})).code == "not_found"
 
 
 async def test_put_updates_a_referral_and_an_unknown_one_is_refused(

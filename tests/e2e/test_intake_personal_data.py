@@ -33,6 +33,7 @@ from tests.support.cluster import (
     service_engine,
     unique,
 )
+from tests.support.replies import refusal
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -226,9 +227,10 @@ async def test_first_name_is_given_only_to_a_named_person_for_a_purpose_and_ever
     unknown = await probe.rpc("intake", "first_name",
                               {"referral_id": "ref_0000000000000000", "asked_by": "scheduling", "purpose": purpose})
 
-    assert "asked_by" in no_one["error"] and "purpose" in no_reason["error"]
-    assert answer == {"found": True, "referral_id": rid, "first_name": identifiers["given name"]}
-    assert unknown == {"found": False}
+    assert refusal(no_one).code == refusal(no_reason).code == "invalid"
+    assert "asked_by" in refusal(no_one).message and "purpose" in refusal(no_reason).message
+    assert answer == {"referral_id": rid, "first_name": identifiers["given name"]}
+    assert refusal(unknown).code == "not_found"
     engine = service_engine(cluster, "intake")
     try:
         with engine.connect() as conn:

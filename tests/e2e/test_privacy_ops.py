@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.replies import refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -44,9 +45,9 @@ async def test_export_gathers_every_service_and_erase_removes_the_person_everywh
     for service in ("risk", "scheduling", "intake"):
         assert f"{service}: erased (1 referrals)" in erased.stdout
 
-    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"] is False
-    assert (await probe.rpc("risk", "assessment", {"referral_id": rid}))["found"] is False
-    assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["found"] is False
+    assert refusal(await probe.rpc("intake", "status", {"referral_id": rid})).code == "not_found"
+    assert refusal(await probe.rpc("risk", "assessment", {"referral_id": rid})).code == "not_found"
+    assert refusal(await probe.rpc("scheduling", "status", {"referral_id": rid})).code == "not_found"
     again = await asyncio.to_thread(_cli, cluster, "person", "export", person)
     assert again.returncode == 1 and "no young person" in again.stdout
 
@@ -66,10 +67,10 @@ async def test_a_schedulers_calendar_shows_first_names_only_on_request_and_each_
     plain = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 30})
     named = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "days": 30, "names_for": "kim"})
 
-    assert all("first_name" not in s for s in plain["sessions"])
+    assert all(s["first_name"] is None for s in plain["sessions"])
     assert {s["first_name"] for s in named["sessions"]} == {"Oluwaseun"}
     person = (await probe.rpc("intake", "status", {"referral_id": rid}))
-    assert person["found"]
+    assert person["referral_id"] == rid
     sar = await probe.rpc("intake", "person.export", {"person_id": probe.matching(
         cluster.subjects.accepted(agency), lambda e: e["referral_id"] == rid)[0]["person_id"]})
     log = sar["data"]["personal_data_access_log"]
@@ -83,16 +84,16 @@ async def test_closed_referrals_are_purged_after_the_retention_period(cluster: C
     rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "referral_id"]
     await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
-    assert "by" in (await probe.rpc("scheduling", "close", {"referral_id": rid}))["error"]
+    assert "by" in refusal(await probe.rpc("scheduling", "close", {"referral_id": rid})).message
     await probe.rpc("scheduling", "close", {"referral_id": rid, "reason": "Moved away", "by": "Kim"})
     cancelled = (await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid))[0]
     assert cancelled["reason"] == "closed by Kim: Moved away"
 
     kept = await probe.rpc("intake", "purge", {"days": 30})
-    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"], "not yet past retention"
+    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["referral_id"] == rid, "not yet past retention"
     purged = await probe.rpc("intake", "purge", {"days": 0})
 
     assert kept["purged"] == 0 and purged["purged"] >= 1
-    assert (await probe.rpc("intake", "status", {"referral_id": rid}))["found"] is False
-    assert (await probe.rpc("risk", "assessment", {"referral_id": rid}))["found"] is False
-    assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["found"] is False
+    assert refusal(await probe.rpc("intake", "status", {"referral_id": rid})).code == "not_found"
+    assert refusal(await probe.rpc("risk", "assessment", {"referral_id": rid})).code == "not_found"
+    assert refusal(await probe.rpc("scheduling", "status", {"referral_id": rid})).code == "not_found"

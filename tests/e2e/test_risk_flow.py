@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.replies import refusal
 from tests.support.shipped_rules import likelihood_points, with_points
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,7 @@ async def test_override_up_then_down_with_countersign_changes_the_published_tier
     assert computed == "low"
 
     refused = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee"})
-    assert "needs a reason" in refused["error"]
+    assert "needs a reason" in refusal(refused).message and refusal(refused).code == "refused"
     up = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee",
                                               "reason": "Disclosed carrying a knife at interview"})
     assert up["assessment"]["tier"] == "high" and up["assessment"]["override"]["kind"] == "up"
@@ -59,10 +60,10 @@ async def test_override_up_then_down_with_countersign_changes_the_published_tier
 
     no_countersign = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
                                                           "reason": "Knife disclosure withdrawn"})
-    assert "countersignature" in no_countersign["error"]
+    assert "countersignature" in refusal(no_countersign).message and refusal(no_countersign).code == "refused"
     same_person = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
                                                        "reason": "Knife disclosure withdrawn", "countersign": "ana lee"})
-    assert "second person" in same_person["error"]
+    assert "second person" in refusal(same_person).message and refusal(same_person).code == "refused"
     down = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
                                                 "reason": "Knife disclosure withdrawn", "countersign": "Sam Roy"})
     assert down["assessment"]["tier"] == "low"
@@ -83,7 +84,7 @@ async def test_a_down_override_below_an_escalation_floor_is_refused(cluster: Clu
     refused = await probe.rpc("risk", "override", {"referral_id": first["referral_id"], "tier": "medium",
                                                    "by": "Ana Lee", "reason": "Seems calmer", "countersign": "Sam Roy"})
 
-    assert "floor high" in refused["error"]
+    assert "floor high" in refusal(refused).message and refusal(refused).code == "refused"
     current = await probe.rpc("risk", "assessment", {"referral_id": first["referral_id"]})
     assert current["assessment"]["tier"] == "high" and len(current["history"]) == 1
 
@@ -161,9 +162,9 @@ async def test_rescore_apply_with_unchanged_rules_republishes_nothing(cluster: C
 async def test_a_candidate_rules_file_is_previewed_never_applied(cluster: Cluster, probe: Probe) -> None:
     text = with_points(WEAPON, {"weapon_carrying": likelihood_points("weapon_carrying") + 4})
     refused = await probe.rpc("risk", "rules.rescore", {"dry_run": False, "rules_yaml": text})
-    assert "can only be previewed" in refused["error"]
+    assert "can only be previewed" in refusal(refused).message and refusal(refused).code == "refused"
     preview = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": text, "rules_name": "v2.yaml"})
     assert preview["republished"] == 0 and preview["total"] >= 1
     broken = await probe.rpc("risk", "rules.rescore", {"dry_run": True, "rules_yaml": with_points(
         WEAPON, {"ethnicity": likelihood_points("weapon_carrying") + 4})})
-    assert "prohibited input" in broken["error"]
+    assert "prohibited input" in refusal(broken).message and refusal(broken).code == "refused"

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from shared.contracts.rpc import ErrorCode, RpcError
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.replies import refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +38,13 @@ async def test_confirm_and_cancel_a_session_and_refuse_attendance_before_it_star
     unknown = await probe.rpc("scheduling", "session", {"session_id": "ses_nope", "action": "cancel"})
 
     assert confirmed["status"] == "confirmed"
-    assert "record attendance once it has started" in too_early["error"]
+    assert refusal(too_early).code == "refused"
+    assert "record attendance once it has started" in refusal(too_early).message
     assert cancelled["status"] == "cancelled"
     event = (await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid))[0]
     assert event["cancelled"] == [second] and event["reason"] == "Young person has a court date"
-    assert "a cancelled session cannot be marked confirmed" in again["error"]
-    assert unknown["error"] == "no session ses_nope"
+    assert "a cancelled session cannot be marked confirmed" in refusal(again).message
+    assert refusal(unknown) == RpcError(code=ErrorCode.NOT_FOUND, message="no session ses_nope")
 
 
 async def test_sessions_are_suspended_while_the_young_person_is_missing_and_resume_when_found(

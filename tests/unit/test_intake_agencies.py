@@ -48,7 +48,7 @@ async def test_only_the_current_key_of_an_active_agency_authenticates(engine: En
     registry = AgencyRegistry(engine)
     agency, key, _ = registry.add("yot-a", "YOT A", now=NOW)
 
-    assert agency["status"] == "active" and key.startswith("rr1.yot-a.")
+    assert agency.status == "active" and key.startswith("rr1.yot-a.")
     assert await registry.authenticate(key) == "yot-a"
     assert await registry.authenticate(key) == "yot-a", "the second check is served from the cache"
     assert await registry.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
@@ -61,7 +61,7 @@ async def test_only_the_current_key_of_an_active_agency_authenticates(engine: En
 
     registry.revoke("yot-a", now=NOW)
     assert await registry.authenticate(new_key) is None
-    assert registry.all()[0]["status"] == "revoked"
+    assert registry.all()[0].status == "revoked"
 
 
 def test_the_key_itself_is_never_stored(engine: Engine) -> None:
@@ -71,7 +71,7 @@ def test_the_key_itself_is_never_stored(engine: Engine) -> None:
         row = conn.execute(select(AgencyRecord)).one()
     assert key not in str(tuple(row)) and key.rsplit(".", 1)[1] not in str(tuple(row))
     assert key_matches(key, salt_hex=row.key_salt, hash_hex=row.key_hash)
-    assert "key" not in " ".join(registry.all()[0])
+    assert not [f for f in registry.all()[0].model_dump() if "key" in f or "hash" in f]
 
 
 @pytest.mark.parametrize(("action", "message"), [
@@ -93,11 +93,11 @@ def test_nats_credentials_are_issued_hashed_and_dropped_on_revoke(engine: Engine
 
     registry = AgencyRegistry(engine)
     _, _, password = registry.add("yot-n", "YOT N", now=NOW)
-    [entry] = [c for c in registry.nats_credentials() if c["agency_id"] == "yot-n"]
-    assert entry["password_hash"].startswith("$2a$") and password not in entry["password_hash"]
-    assert bcrypt.checkpw(password.encode(), entry["password_hash"].replace("$2a$", "$2b$", 1).encode())
+    [entry] = [c for c in registry.nats_credentials() if c.agency_id == "yot-n"]
+    assert entry.password_hash.startswith("$2a$") and password not in entry.password_hash
+    assert bcrypt.checkpw(password.encode(), entry.password_hash.replace("$2a$", "$2b$", 1).encode())
     registry.revoke("yot-n", now=NOW)
-    assert not [c for c in registry.nats_credentials() if c["agency_id"] == "yot-n"]
+    assert not [c for c in registry.nats_credentials() if c.agency_id == "yot-n"]
 
 
 @pytest.mark.parametrize("reserved", ["intake", "risk", "scheduling", "operator", "admin"])

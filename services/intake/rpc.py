@@ -1,0 +1,186 @@
+"""Intake's request-reply endpoints: each takes its typed request (shared/contracts/intake_rpc.py) and what it
+needs, and returns its typed reply or raises a `ServiceError`. `app.create_app` wires them to the host."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, select
+from sqlmodel import col
+
+from services.intake import privacy
+from services.intake.agencies import AgencyError, AgencyRegistry
+from services.intake.crypto import IntakeKeys
+from services.intake.fairness import AuditRow, audit
+from services.intake.personal_data import first_name_for
+from services.intake.tables import EqualityRecord, ReferralRecord
+from shared.contracts.intake_rpc import (
+    Agencies,
+    AgencyKeys,
+    AgencyNatsHashes,
+    AgencyReply,
+    AgencyRequest,
+    AuditReport,
+    AuditRequest,
+    FirstName,
+    FirstNameRequest,
+    IntakeStatus,
+    NatsAccess,
+    PersonErased,
+    PersonExport,
+    PersonReferrals,
+    PersonRequest,
+    Purged,
+    StatusRequest,
+)
+from shared.contracts.risk_rpc import AUDIT_ROWS
+from shared.contracts.rpc import ERASE_REFERRALS, Empty, NotFound, ReferralIds, Refused
+from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
+from shared.nats_auth import agency_inbox_prefix, agency_user
+from shared.outbox import Outgoing
+from shared.service import ServiceHost
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What intake's endpoints work with."""
+
+    host: ServiceHost
+    keys: IntakeKeys
+    agencies: AgencyRegistry
+
+
+async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
+    query = select(ReferralRecord)
+    if request.referral_id:
+        query = query.where(col(ReferralRecord.referral_id) == request.referral_id)
+        named = request.referral_id
+    else:
+        query = query.where(col(ReferralRecord.agency_id) == request.agency_id,
+                            col(ReferralRecord.agency_referral_id) == request.agency_referral_id)
+        named = f"{request.agency_referral_id} from {request.agency_id}"
+
+    def read() -> IntakeStatus | None:
+        with intake.host.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id,
+                            agency_referral_id=row.agency_referral_id, received_at=row.received_at,
+                            submissions=row.submissions, revision=row.revision, person_id=row.person_id)
+
+    if (found := await intake.host.database.run(read)) is None:
+        raise NotFound(f"no referral {named} at intake")
+    return found
+
+
+async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:
+    def look_up() -> FirstName | None:
+        with intake.host.engine.begin() as conn:  # the access log is kept even when nothing is found
+            return first_name_for(conn, intake.keys, referral_id=request.referral_id, asked_by=request.asked_by,
+                                  purpose=request.purpose, now=datetime.now(UTC))
+
+    if (found := await intake.host.database.run(look_up)) is None:
+        raise NotFound(f"no referral {request.referral_id} at intake")
+    return found
+
+
+def nats_access(agency_id: str, password: str) -> NatsAccess:
+    """What an agency's IT team needs to publish on NATS."""
+    user = agency_user(agency_id, password_hash="")
+    return NatsAccess(user=user.user, password=password, inbox_prefix=agency_inbox_prefix(agency_id),
+                      publish=user.publish, subscribe=[s for s in user.subscribe if not s.startswith("_INBOX")])
+
+
+async def add_agency(request: AgencyRequest, intake: Intake) -> AgencyKeys:
+    try:
+        agency, key, password = await intake.host.database.run(
+            lambda: intake.agencies.add(request.agency_id, request.name, now=datetime.now(UTC)))
+    except AgencyError as exc:
+        raise Refused(str(exc)) from None
+    return AgencyKeys(agency=agency, api_key=key, nats=nats_access(request.agency_id, password))
+
+
+async def rotate_agency(request: AgencyRequest, intake: Intake) -> AgencyKeys:
+    try:
+        agency, key, password = await intake.host.database.run(
+            lambda: intake.agencies.rotate(request.agency_id, now=datetime.now(UTC)))
+    except AgencyError as exc:
+        raise NotFound(str(exc)) from None
+    return AgencyKeys(agency=agency, api_key=key, nats=nats_access(request.agency_id, password))
+
+
+async def revoke_agency(request: AgencyRequest, intake: Intake) -> AgencyReply:
+    try:
+        agency = await intake.host.database.run(lambda: intake.agencies.revoke(request.agency_id,
+                                                                               now=datetime.now(UTC)))
+    except AgencyError as exc:
+        raise NotFound(str(exc)) from None
+    return AgencyReply(agency=agency)
+
+
+async def list_agencies(_: Empty, intake: Intake) -> Agencies:
+    return Agencies(agencies=await intake.host.database.run(intake.agencies.all))
+
+
+async def agency_nats_hashes(_: Empty, intake: Intake) -> AgencyNatsHashes:
+    return AgencyNatsHashes(agencies=await intake.host.database.run(intake.agencies.nats_credentials))
+
+
+async def person_referrals(request: PersonRequest, intake: Intake) -> PersonReferrals:
+    def read() -> list[str]:
+        with intake.host.engine.connect() as conn:
+            return privacy.referral_ids(conn, request.person_id)
+
+    return PersonReferrals(referral_ids=await intake.host.database.run(read))
+
+
+async def export_person(request: PersonRequest, intake: Intake) -> PersonExport:
+    def read() -> PersonExport:
+        with intake.host.engine.connect() as conn:
+            return PersonExport(data=privacy.export(conn, intake.keys, request.person_id))
+
+    return await intake.host.database.run(read)
+
+
+async def erase_person(request: PersonRequest, intake: Intake) -> PersonErased:
+    def decide(conn: Connection, now: datetime) -> tuple[PersonErased, list[Outgoing]]:
+        return PersonErased(erased=privacy.erase(conn, request.person_id)), []
+
+    return await intake.host.transact(decide)
+
+
+async def purge(days: float, intake: Intake) -> Purged:
+    """Erase referrals closed more than `days` ago from every service (the retention policy)."""
+    host = intake.host
+    ids = (await host.ask(CLOSED_BEFORE, ClosedBeforeRequest(days=days), timeout=30)).referral_ids
+    if not ids:
+        return Purged(purged=0)
+    for service in ERASE_REFERRALS.services:
+        await host.ask(ERASE_REFERRALS, ReferralIds(referral_ids=ids), service=service, timeout=60)
+
+    def decide(conn: Connection, now: datetime) -> tuple[Purged, list[Outgoing]]:
+        return Purged(purged=privacy.erase_referrals(conn, ids)), []
+
+    return await host.transact(decide)
+
+
+async def fairness_audit(request: AuditRequest, intake: Intake) -> AuditReport:
+    risk = await intake.host.ask(AUDIT_ROWS, Empty(), timeout=30)
+
+    def read() -> dict[str, dict[str, str]]:
+        with intake.host.engine.connect() as conn:
+            return {
+                r.referral_id: {k: v for k, v in (("ethnicity", r.ethnicity), ("religion", r.religion),
+                                                  ("disability", r.disability)) if v}
+                for r in conn.execute(select(EqualityRecord))
+            }
+
+    answers = await intake.host.database.run(read)
+    rows = [AuditRow(tier=r.tier, override=r.override, groups=answers.get(r.referral_id, {})) for r in risk.rows]
+    report = audit(rows, min_group_size=request.min_group_size, ratio_threshold=request.ratio_threshold)
+    return AuditReport(lines=report.lines(), flagged=len(report.flagged), total=report.total)

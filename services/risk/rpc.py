@@ -1,0 +1,157 @@
+"""Risk's request-reply endpoints: each takes its typed request (shared/contracts/risk_rpc.py) and what it needs,
+and returns its typed reply or raises a `ServiceError`. `app.create_app` wires them to the host."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, select
+from sqlmodel import col
+
+from services.risk.assessment import assess
+from services.risk.handlers import decide, load_cases, review, store
+from services.risk.review import OverrideRefused, diff, overdue, rescore_summary
+from services.risk.review import OverrideRequest as Decision
+from services.risk.tables import AssessmentRecord, RiskCase
+from shared.contracts.codes import Tier
+from shared.contracts.risk import RiskAssessed
+from shared.contracts.risk_rpc import (
+    Assessment,
+    AssessmentRequest,
+    AuditRows,
+    AuditTier,
+    OverrideRequest,
+    Rescored,
+    RescoreRequest,
+    ReviewDue,
+    Reviewed,
+    ReviewsDue,
+    ReviewsRequest,
+    RulesListing,
+    TierChange,
+)
+from shared.contracts.rpc import Empty, NotFound, Refused
+from shared.contracts.rules import RulesError, RuleSet, load_rules
+from shared.outbox import Outgoing
+from shared.service import ServiceHost
+
+
+@dataclass(frozen=True)
+class Risk:
+    """What risk's endpoints work with."""
+
+    host: ServiceHost
+    rules: RuleSet
+
+
+async def assessment(request: AssessmentRequest, risk: Risk) -> Assessment:
+    def read() -> list[AssessmentRecord]:
+        with risk.host.engine.connect() as conn:
+            return [AssessmentRecord.model_validate(r._mapping) for r in conn.execute(
+                select(AssessmentRecord).where(col(AssessmentRecord.referral_id) == request.referral_id)
+                .order_by(col(AssessmentRecord.number)))]
+
+    rows = await risk.host.database.run(read)
+    if not rows:
+        raise NotFound(f"no assessment of {request.referral_id}")
+    events = [RiskAssessed.model_validate_json(r.event) for r in rows]
+    history = [
+        TierChange(number=r.number, at=r.assessed_at, computed_tier=Tier(r.computed_tier), tier=Tier(r.final_tier), cause=r.cause,
+                   by=r.changed_by, rules_version=r.rules_version,
+                   summary=event.change.summary if event.change else "first assessment",
+                   reason=event.override.reason if event.override and r.cause == "override" else None,
+                   countersigned_by=(event.override.countersigned_by if event.override and r.cause == "override"
+                                     else None))
+        for r, event in zip(rows, events, strict=True)
+    ]
+    return Assessment(assessment=events[-1], history=history)
+
+
+async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
+    def decide_review(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
+        cases = load_cases(conn, [request.referral_id])
+        if request.referral_id not in cases:
+            raise NotFound(f"no assessment of {request.referral_id} to review")
+        case = cases[request.referral_id]
+        try:
+            result = review(case, Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip(),
+                                           countersign=request.countersign), rules=risk.rules, now=now)
+        except OverrideRefused as exc:
+            raise Refused(f"override refused: {exc}") from None
+        out = store(conn, [case], [result], now=now, subjects=risk.host.subjects)
+        return Reviewed(assessment=result.assessed), out
+
+    return await risk.host.transact(decide_review)
+
+
+async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
+    now = datetime.now().astimezone()
+    until = now + timedelta(days=request.within_days)
+
+    def read() -> ReviewsDue:
+        with risk.host.engine.connect() as conn:
+            rows = conn.execute(
+                select(col(RiskCase.referral_id), col(RiskCase.agency_id), col(RiskCase.tier), col(RiskCase.review_due))
+                .where(col(RiskCase.review_due) <= until).order_by(col(RiskCase.review_due))).all()
+        return ReviewsDue(reviews=[ReviewDue(referral_id=r.referral_id, agency_id=r.agency_id, tier=r.tier,
+                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows])
+
+    return await risk.host.database.run(read)
+
+
+async def rules_listing(_: Empty, risk: Risk) -> RulesListing:
+    rules = risk.rules
+    return RulesListing(id=rules.id, version=rules.version, indicators=rules.indicator_meanings(),
+                        protective_factors=rules.protective_meanings())
+
+
+def _candidate(request: RescoreRequest, loaded: RuleSet) -> RuleSet:
+    """The rules to re-score with: the loaded ones, or a candidate file to preview."""
+    if request.rules_yaml is None:
+        return loaded
+    if not request.dry_run:
+        raise Refused("a candidate rules file can only be previewed (dry run); deploy it to apply it")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(request.rules_name).name
+        path.write_text(request.rules_yaml, encoding="utf-8")
+        try:
+            return load_rules(path)
+        except RulesError as exc:
+            raise Refused(f"the candidate rules are refused:\n{exc}") from None
+
+
+async def rescore(request: RescoreRequest, risk: Risk) -> Rescored:
+    candidate = _candidate(request, risk.rules)
+
+    def rescore_all(conn: Connection, now: datetime) -> tuple[Rescored, list[Outgoing]]:
+        ids = list(conn.execute(select(col(RiskCase.referral_id))).scalars())
+        cases = load_cases(conn, ids)
+        changes, decided = [], []
+        for rid, case in cases.items():
+            fresh = assess(case.facts, candidate, now=now)
+            preview = case.latest.model_copy(update={"computed_tier": fresh.tier, "tier": fresh.tier,
+                                                     "likelihood": fresh.likelihood, "harm": fresh.harm,
+                                                     "wellbeing": fresh.wellbeing, "reasons": fresh.reasons})
+            change = diff(case.latest, preview)
+            changes.append((rid, change))
+            if not request.dry_run and (case.latest.rules_version != candidate.version
+                                        or change.direction != "same" or change.rules_added or change.rules_removed):
+                decided.append(decide(case, case.facts, rules=candidate, now=now, cause="rescore", result=fresh))
+        summary = rescore_summary(changes)
+        out = store(conn, cases.values(), decided, now=now, subjects=risk.host.subjects) if decided else []
+        return Rescored(rules_version=candidate.version, dry_run=request.dry_run, lines=summary.lines(),
+                        total=summary.total, up=summary.up, down=summary.down, republished=len(decided)), out
+
+    return await risk.host.transact(rescore_all)
+
+
+async def audit_rows(_: Empty, risk: Risk) -> AuditRows:
+    def read() -> AuditRows:
+        with risk.host.engine.connect() as conn:
+            rows = conn.execute(select(col(RiskCase.referral_id), col(RiskCase.tier), col(RiskCase.override))).all()
+        return AuditRows(rows=[AuditTier.model_validate({"referral_id": r[0], "tier": r[1], "override": r[2]}) for r in rows])
+
+    return await risk.host.database.run(read)

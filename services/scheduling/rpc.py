@@ -1,0 +1,327 @@
+"""Scheduling's request-reply endpoints: each takes its typed request (shared/contracts/scheduling_rpc.py) and what
+it needs, and returns its typed reply or raises a `ServiceError`. `app.create_app` wires them to the host."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from services.scheduling import repository
+from services.scheduling.booking import CaseTask, carry_out
+from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
+from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
+from services.scheduling.constraints import default_offices, mentor_problems
+from services.scheduling.lifecycle import LifecycleRefused
+from services.scheduling.matching import LONDON
+from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
+from services.scheduling.reoptimisation import reoptimise
+from services.scheduling.sessions import change_session, close
+from shared.contracts.codes import Tier
+from shared.contracts.intake_rpc import FIRST_NAME, FirstNameRequest
+from shared.contracts.rpc import Empty, ErrorCode, NotFound, Refused, ServiceError
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
+from shared.contracts.scheduling_rpc import (
+    Assigned,
+    AssignRequest,
+    BookedSession,
+    CalendarFeed,
+    CalendarRequest,
+    CalendarSession,
+    Closed,
+    ClosedBeforeRequest,
+    CloseRequest,
+    FeedRequest,
+    ImportProblem,
+    LeaveRecorded,
+    LeaveRequest,
+    ListedMentor,
+    MentorCalendar,
+    Mentors,
+    MentorsImported,
+    MentorsImportRequest,
+    MentorSummary,
+    Recommendation,
+    ReferralIdList,
+    ReferralRequest,
+    RoundResult,
+    SchedulingStatus,
+    SessionChanged,
+    SessionRequest,
+    VenuesImported,
+    VenuesImportRequest,
+    Waitlist,
+)
+from shared.outbox import Outgoing
+from shared.service import ServiceHost
+
+R = TypeVar("R", MentorRecord, VenueRecord)
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What scheduling's endpoints work with."""
+
+    host: ServiceHost
+    feed_url: str | None
+    """Public base URL of the calendar feeds when proxied; else where the service serves them."""
+
+
+def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], list[ImportProblem]]:
+    """Every record valid, or every problem (with its index, id and field): nothing is imported half-way."""
+    records: list[R] = []
+    problems: list[ImportProblem] = []
+    for index, raw in enumerate(items):
+        try:
+            records.append(model.model_validate(raw))
+        except ValidationError as exc:
+            problems += [ImportProblem(index=index, id=raw.get("id") if isinstance(raw, dict) else None,
+                                       field=".".join(str(p) for p in err["loc"]), message=err["msg"])
+                         for err in exc.errors()]
+    return records, problems
+
+
+async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) -> MentorsImported:
+    records, problems = _validated(MentorRecord, request.mentors)
+    if problems:
+        return MentorsImported(imported=0, errors=problems)
+    host = scheduling.host
+
+    def save_move_and_retry(conn: Connection, now: datetime) -> tuple[MentorsImported, list[Outgoing]]:
+        existing = repository.save_mentors(conn, records, now=now)
+        out: list[Outgoing] = []
+        moved = 0
+        today = now.astimezone(LONDON).date()
+        for record in records:
+            if why := why_cases_move(record, today):
+                cases, events = move_cases_away(conn, record.id, why, now=now, subjects=host.subjects,
+                                                tracer=host.tracer)
+                moved, out = moved + cases, out + events
+        waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted"))
+                   for row in repository.cases_in(conn, CaseStatus.WAITLISTED)]
+        for w in waiting:
+            w.span.set_attribute("referral.id", w.row.referral_id)
+        out += carry_out(conn, waiting, now=now, subjects=host.subjects)
+        for w in waiting:
+            w.span.end()
+        created = sum(1 for r in records if r.id not in existing)
+        return MentorsImported(imported=len(records), created=created, updated=len(records) - created,
+                               cases_moved=moved, waitlisted_retried=len(waiting), errors=[]), out
+
+    return await host.transact(save_move_and_retry)
+
+
+async def import_venues(request: VenuesImportRequest, scheduling: Scheduling) -> VenuesImported:
+    records, problems = _validated(VenueRecord, request.venues)
+    if problems:
+        return VenuesImported(imported=0, errors=problems)
+
+    def save(conn: Connection, now: datetime) -> tuple[VenuesImported, list[Outgoing]]:
+        existing = repository.save_venues(conn, records, now=now)
+        created = sum(1 for r in records if r.id not in existing)
+        return VenuesImported(imported=len(records), created=created, updated=len(records) - created, errors=[]), []
+
+    return await scheduling.host.transact(save)
+
+
+async def record_leave(request: LeaveRequest, scheduling: Scheduling) -> LeaveRecorded:
+    host = scheduling.host
+
+    def move(conn: Connection, now: datetime) -> tuple[LeaveRecorded, list[Outgoing]]:
+        try:
+            done, out = move_sessions_for_leave(conn, request.mentor_id, request.first_day, request.last_day,
+                                                now=now, subjects=host.subjects, tracer=host.tracer)
+        except LookupError as exc:
+            raise NotFound(str(exc).strip("'")) from None
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        return LeaveRecorded.model_validate(done), out
+
+    return await host.transact(move)
+
+
+async def calendar(request: CalendarRequest, scheduling: Scheduling) -> MentorCalendar:
+    host = scheduling.host
+    start = datetime.combine(request.start or datetime.now(LONDON).date(), datetime.min.time(), tzinfo=LONDON)
+    end = start + timedelta(days=request.days)
+
+    def read() -> tuple[MentorRecord | None, list[Any], dict[str, str]]:
+        with host.engine.connect() as conn:
+            record = repository.mentor_record(conn, request.mentor_id)
+            if record is None:
+                return None, [], {}
+            return (record, repository.mentor_calendar(conn, request.mentor_id, start, end),
+                    {v.id: v.name for v in repository.venue_records(conn)})
+
+    record, rows, venue_names = await host.database.run(read)
+    if record is None:
+        raise NotFound(f"no mentor '{request.mentor_id}' (see `reroute mentors list`)")
+    for office in default_offices(tuple(record.boroughs)):  # where no venues are registered
+        venue_names.setdefault(office.id, office.name)
+    names: dict[str, str] = {}
+    if request.names_for:
+        for case in sorted({r.referral_id for r in rows}):
+            try:
+                answer = await host.ask(FIRST_NAME, FirstNameRequest(
+                    referral_id=case, asked_by=request.names_for,
+                    purpose=f"scheduler's calendar view of mentor {record.id}"))
+            except ServiceError as exc:
+                if exc.code != ErrorCode.NOT_FOUND:
+                    raise
+                continue
+            names[case] = answer.first_name
+    return MentorCalendar(
+        mentor=MentorSummary(id=record.id, name=record.name, kind=record.kind, max_caseload=record.max_caseload),
+        starts=start, ends=end,
+        sessions=[CalendarSession(
+            session_id=r.session_id, case=r.referral_id, first_name=names.get(r.referral_id),
+            start=r.start.astimezone(LONDON), end=r.end.astimezone(LONDON), status=SessionStatus(r.status),
+            venue=venue_names.get(r.venue_id or "", r.venue_id),
+            route=json.loads(r.route) if r.route else None,
+            mentor_route=json.loads(r.mentor_route) if r.mentor_route else None) for r in rows],
+    )
+
+
+async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:
+    host = scheduling.host
+    reason, by = request.reason.strip(), request.by.strip()
+    if not reason or not by:
+        raise ServiceError(ErrorCode.INVALID, "say who closes it (by) and why (reason): it is recorded")
+
+    def close_if_open(conn: Connection, now: datetime) -> tuple[Closed, list[Outgoing]]:
+        row = repository.load_case(conn, request.referral_id)
+        if row is None:
+            raise NotFound(f"no referral {request.referral_id} in scheduling")
+        if row.status == CaseStatus.CLOSED:
+            raise Refused(f"{request.referral_id} is already closed")
+        out = close(conn, request.referral_id, row.agency_id, now=now, subjects=host.subjects,
+                    reason=f"closed by {by}: {reason}")
+        return Closed(referral_id=request.referral_id, status=CaseStatus.CLOSED), out
+
+    return await host.transact(close_if_open)
+
+
+async def closed_before(request: ClosedBeforeRequest, scheduling: Scheduling) -> ReferralIdList:
+    cutoff = datetime.now(UTC) - timedelta(days=request.days)
+
+    def read() -> list[str]:
+        with scheduling.host.engine.connect() as conn:
+            return repository.closed_before(conn, cutoff)
+
+    return ReferralIdList(referral_ids=await scheduling.host.database.run(read))
+
+
+async def status(request: ReferralRequest, scheduling: Scheduling) -> SchedulingStatus:
+    def read() -> SchedulingStatus | None:
+        with scheduling.host.engine.connect() as conn:
+            case = repository.load_case(conn, request.referral_id)
+            if case is None:
+                return None
+            mentor = repository.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
+            sessions = repository.case_sessions(conn, request.referral_id, [SessionStatus.BOOKED])
+        names = mentor.name.split() if mentor else []
+        return SchedulingStatus(
+            status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
+            mentor_first_name=names[0] if names else None, deadline_met=case.deadline_met, reason=case.reason,
+            sessions=[BookedSession(session_id=r.session_id, start=r.start.astimezone(LONDON),
+                                    end=r.end.astimezone(LONDON)) for r in sessions])
+
+    found = await scheduling.host.database.run(read)
+    if found is None:
+        raise NotFound(f"no referral {request.referral_id} in scheduling")
+    return found
+
+
+async def change(request: SessionRequest, scheduling: Scheduling) -> SessionChanged:
+    host = scheduling.host
+
+    def apply(conn: Connection, now: datetime) -> tuple[SessionChanged, list[Outgoing]]:
+        try:
+            done, out = change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
+                                       subjects=host.subjects)
+        except LookupError as exc:
+            raise NotFound(str(exc).strip("'")) from None
+        except LifecycleRefused as exc:
+            raise Refused(str(exc)) from None
+        return SessionChanged.model_validate(done), out
+
+    return await host.transact(apply)
+
+
+async def recommend_mentors(request: ReferralRequest, scheduling: Scheduling) -> Recommendation:
+    def read() -> Recommendation:
+        with scheduling.host.engine.connect() as conn:
+            try:
+                return Recommendation.model_validate(recommend(conn, request.referral_id, now=datetime.now(UTC)))
+            except LookupError as exc:
+                raise NotFound(str(exc).strip("'")) from None
+
+    return await scheduling.host.database.run(read)
+
+
+async def assign_mentor(request: AssignRequest, scheduling: Scheduling) -> Assigned:
+    host = scheduling.host
+
+    def book(conn: Connection, now: datetime) -> tuple[Assigned, list[Outgoing]]:
+        try:
+            done, out = assign(conn, request.referral_id, request.mentor_id, start=request.start,
+                               reason=request.reason, by=request.by, now=now, subjects=host.subjects)
+        except LookupError as exc:
+            raise NotFound(str(exc).strip("'")) from None
+        except AssignmentRefused as exc:
+            raise Refused(str(exc)) from None
+        return Assigned.model_validate(done), out
+
+    return await host.transact(book)
+
+
+async def reoptimise_now(_: Empty, scheduling: Scheduling) -> RoundResult:
+    host = scheduling.host
+
+    def run(conn: Connection, now: datetime) -> tuple[RoundResult, list[Outgoing]]:
+        done, out = reoptimise(conn, now=now, subjects=host.subjects, tracer=host.tracer)
+        return RoundResult.model_validate(done), out
+
+    return await host.transact(run)
+
+
+async def waiting(_: Empty, scheduling: Scheduling) -> Waitlist:
+    def read() -> Waitlist:
+        with scheduling.host.engine.connect() as conn:
+            return Waitlist.model_validate({"waiting": waitlist(conn, now=datetime.now(UTC))})
+
+    return await scheduling.host.database.run(read)
+
+
+async def calendar_feed(request: FeedRequest, scheduling: Scheduling) -> CalendarFeed:
+    served = scheduling.feed_url or scheduling.host.http_url
+    if served is None and not request.revoke:
+        raise Refused("calendar feeds are off here (REROUTE_CALENDAR_PORT is 0): no link can be issued")
+
+    def issue_or_revoke(conn: Connection, now: datetime) -> tuple[CalendarFeed, list[Outgoing]]:
+        if request.revoke:
+            return CalendarFeed(revoked=revoke_tokens(conn, request.mentor_id, now=now)), []
+        try:
+            token = issue_token(conn, request.mentor_id, now=now)
+        except FeedRefused as exc:
+            raise Refused(str(exc)) from None
+        base = f"{served}/v1/calendars/{token}"
+        return CalendarFeed(ics_url=f"{base}.ics", json_url=f"{base}.json"), []
+
+    return await scheduling.host.transact(issue_or_revoke)
+
+
+async def list_mentors(_: Empty, scheduling: Scheduling) -> Mentors:
+    today = datetime.now(LONDON).date()
+
+    def read() -> list[MentorRecord]:
+        with scheduling.host.engine.connect() as conn:
+            return repository.mentor_records(conn)
+
+    records = await scheduling.host.database.run(read)
+    return Mentors(mentors=[ListedMentor(**dict(record), problems=mentor_problems(record, today))
+                            for record in records])

@@ -1,0 +1,197 @@
+"""Intake's request-reply endpoints (`reroute.rpc.intake.<verb>`): operators' and the services' questions.
+
+Implemented in `services/intake/rpc.py`. Agencies never reach these (NATS permissions): they ask over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.contracts.common import Contract
+from shared.contracts.rpc import Empty, Endpoint
+
+_INTAKE = ("intake",)
+
+
+class StatusRequest(Contract):
+    referral_id: str | None = Field(default=None, max_length=100)
+    agency_id: str | None = Field(default=None, max_length=100)
+    agency_referral_id: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> StatusRequest:
+        if not self.referral_id and not (self.agency_id and self.agency_referral_id):
+            raise ValueError("give referral_id, or agency_id and agency_referral_id")
+        return self
+
+
+class IntakeStatus(Contract):
+    """Where a referral stands at intake (ids and dates only)."""
+
+    referral_id: str
+    agency_id: str
+    agency_referral_id: str
+    received_at: datetime
+    submissions: int = Field(description="How many times the agency sent it (re-sends and updates).")
+    revision: int = Field(description="How many times its content changed.")
+    person_id: str | None = Field(description="The young person it is about, matched across referrals.")
+
+
+class FirstNameRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    asked_by: str = Field(default="", description="Who is asking (logged).")
+    purpose: str = Field(default="", description="Why (logged).")
+
+
+class FirstName(Contract):
+    referral_id: str
+    first_name: str
+
+
+class AgencyRequest(Contract):
+    agency_id: str = Field(max_length=100)
+    name: str = Field(default="", max_length=1000)
+
+
+class Agency(Contract):
+    """An agency as operators see it: never its key or hash."""
+
+    agency_id: str
+    name: str
+    status: Literal["active", "revoked"]
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NatsAccess(Contract):
+    """What an agency's IT team needs to publish and subscribe on NATS."""
+
+    user: str
+    password: str
+    inbox_prefix: str
+    publish: list[str]
+    subscribe: list[str]
+
+
+class AgencyKeys(Contract):
+    """A registered or re-keyed agency with its new API key and NATS password: shown once, never again."""
+
+    agency: Agency
+    api_key: str
+    nats: NatsAccess
+
+
+class AgencyReply(Contract):
+    agency: Agency
+
+
+class Agencies(Contract):
+    agencies: list[Agency]
+
+
+class AgencyNatsHash(Contract):
+    agency_id: str
+    password_hash: str
+
+
+class AgencyNatsHashes(Contract):
+    agencies: list[AgencyNatsHash]
+
+
+class PersonRequest(Contract):
+    person_id: str = Field(min_length=1, max_length=40)
+
+
+class PersonReferrals(Contract):
+    referral_ids: list[str]
+
+
+class StoredReferral(Contract):
+    referral_id: str
+    agency_id: str
+    agency_referral_id: str
+    received_at: datetime
+    revision: int
+    referral: dict[str, object] = Field(description="The referral as the agency sent it (decrypted).")
+
+
+class EqualityAnswers(Contract):
+    referral_id: str
+    ethnicity: str | None
+    religion: str | None
+    disability: str | None
+
+
+class PersonalDataAccess(Contract):
+    referral_id: str
+    item: str
+    asked_by: str
+    purpose: str
+    asked_at: datetime
+
+
+class IntakePersonalData(Contract):
+    referrals: list[StoredReferral]
+    equality_monitoring: list[EqualityAnswers]
+    personal_data_access_log: list[PersonalDataAccess]
+
+
+class PersonExport(Contract):
+    service: Literal["intake"] = "intake"
+    data: IntakePersonalData
+
+
+class PersonErased(Contract):
+    service: Literal["intake"] = "intake"
+    erased: dict[str, int]
+
+
+class PurgeRequest(Contract):
+    days: float | None = Field(default=None, ge=0, description="Closed more than this many days ago; default: "
+                                                              "the configured retention period.")
+
+
+class Purged(Contract):
+    purged: int = Field(description="Referrals erased from every service.")
+
+
+class AuditRequest(Contract):
+    min_group_size: int = Field(default=10, ge=1)
+    ratio_threshold: float = Field(default=1.25, gt=1)
+
+
+class AuditReport(Contract):
+    lines: list[str] = Field(description="The report, line by line, for a person to read.")
+    flagged: int = Field(description="Groups whose rate is over the threshold.")
+    total: int = Field(description="Assessments counted.")
+
+
+STATUS = Endpoint("status", StatusRequest, IntakeStatus,
+                  "Where a referral stands at intake (ids and dates only), by our id or the agency's.", _INTAKE)
+FIRST_NAME = Endpoint("first_name", FirstNameRequest, FirstName,
+                      "The young person's first name, for a named person and a stated purpose; every request is "
+                      "logged.", _INTAKE)
+ADD_AGENCY = Endpoint("agencies.add", AgencyRequest, AgencyKeys,
+                      "Register an agency; the reply holds its API key, which is never shown again.", _INTAKE)
+ROTATE_AGENCY = Endpoint("agencies.rotate", AgencyRequest, AgencyKeys,
+                         "Issue an agency a new API key; the old one stops working at once.", _INTAKE)
+REVOKE_AGENCY = Endpoint("agencies.revoke", AgencyRequest, AgencyReply, "Revoke an agency's API key at once.", _INTAKE)
+LIST_AGENCIES = Endpoint("agencies.list", Empty, Agencies, "Every registered agency (never keys or hashes).", _INTAKE)
+AGENCY_NATS_HASHES = Endpoint("agencies.nats", Empty, AgencyNatsHashes,
+                              "Active agencies' NATS password hashes, for the NATS server's configuration.", _INTAKE)
+PERSON_REFERRALS = Endpoint("person.referrals", PersonRequest, PersonReferrals,
+                            "The referral ids of one young person (for export and erasure across the services).",
+                            _INTAKE)
+EXPORT_PERSON = Endpoint("person.export", PersonRequest, PersonExport,
+                         "Everything intake holds about one young person (a subject access request).", _INTAKE)
+ERASE_PERSON = Endpoint("person.erase", PersonRequest, PersonErased,
+                        "Erase one young person irreversibly, keeping anonymous counts only.", _INTAKE)
+PURGE = Endpoint("purge", PurgeRequest, Purged,
+                 "Erase referrals closed longer ago than the retention period from every service, now.", _INTAKE)
+AUDIT = Endpoint("audit", AuditRequest, AuditReport,
+                 "Tier and override rates overall and by equality-monitoring group (aggregates only, small counts "
+                 "hidden).", _INTAKE)

@@ -1,0 +1,122 @@
+"""Risk's request-reply endpoints (`reroute.rpc.risk.<verb>`): assessments, reviews and the rules.
+
+Implemented in `services/risk/rpc.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from shared.contracts.codes import Tier
+from shared.contracts.common import Contract
+from shared.contracts.risk import RiskAssessed
+from shared.contracts.rpc import Empty, Endpoint
+
+_RISK = ("risk",)
+
+
+class AssessmentRequest(Contract):
+    referral_id: str = Field(max_length=100)
+
+
+class TierChange(Contract):
+    """One step in the history of a referral's tier."""
+
+    number: int
+    at: datetime
+    computed_tier: Tier = Field(description="What the rules computed.")
+    tier: Tier = Field(description="The tier that applied (after any override).")
+    cause: str = Field(description="first, update, override or rescore.")
+    by: str | None = Field(description="The practitioner, for an override.")
+    rules_version: str
+    summary: str
+    reason: str | None = Field(description="The practitioner's reason, for an override.")
+    countersigned_by: str | None
+
+
+class Assessment(Contract):
+    """A referral's latest assessment with every reason, and the history of its tier."""
+
+    assessment: RiskAssessed
+    history: list[TierChange]
+
+
+class OverrideRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    tier: Tier
+    reason: str = Field(default="", max_length=2000)
+    by: str = Field(default="", max_length=200)
+    countersign: str | None = Field(default=None, max_length=200)
+
+
+class Reviewed(Contract):
+    assessment: RiskAssessed
+
+
+class ReviewsRequest(Contract):
+    within_days: int = Field(default=14, ge=0, le=365)
+
+
+class ReviewDue(Contract):
+    referral_id: str
+    agency_id: str
+    tier: Tier
+    due: datetime
+    overdue: bool
+
+
+class ReviewsDue(Contract):
+    reviews: list[ReviewDue] = Field(description="Soonest first; overdue ones are marked.")
+
+
+class RulesListing(Contract):
+    id: str
+    version: str
+    indicators: dict[str, str] = Field(description="Indicator code → its meaning.")
+    protective_factors: dict[str, str] = Field(description="Protective factor code → its meaning.")
+
+
+class RescoreRequest(Contract):
+    dry_run: bool = True
+    rules_yaml: str | None = Field(default=None, max_length=2_000_000,
+                                   description="A candidate rules file to preview (dry run only).")
+    rules_name: str = Field(default="candidate rules", max_length=200)
+
+
+class Rescored(Contract):
+    rules_version: str
+    dry_run: bool
+    lines: list[str] = Field(description="The summary, line by line, for a person to read.")
+    total: int
+    up: int
+    down: int
+    republished: int = Field(description="Assessments published again (0 on a dry run).")
+
+
+class AuditTier(Contract):
+    referral_id: str
+    tier: Tier
+    override: Literal["confirm", "up", "down"] | None = Field(description="The kind of practitioner review, if any.")
+
+
+class AuditRows(Contract):
+    rows: list[AuditTier]
+
+
+ASSESSMENT = Endpoint("assessment", AssessmentRequest, Assessment,
+                      "The latest assessment of a referral with every reason, and the history of its tier.", _RISK)
+OVERRIDE = Endpoint("override", OverrideRequest, Reviewed,
+                    "Confirm or override a tier (up needs a reason; down needs a reason and a countersignature).",
+                    _RISK)
+REVIEWS_DUE = Endpoint("reviews.due", ReviewsRequest, ReviewsDue,
+                       "Referrals whose tier must be reviewed within the given days (overdue ones first).", _RISK)
+RULES = Endpoint("rules", Empty, RulesListing,
+                 "Every indicator and protective-factor code the rules know, with its meaning.", _RISK)
+RESCORE = Endpoint("rules.rescore", RescoreRequest, Rescored,
+                   "Re-score every referral with the loaded rules (or preview a candidate file) and report the "
+                   "changes.", _RISK)
+AUDIT_ROWS = Endpoint("audit.rows", Empty, AuditRows,
+                      "Each referral's final tier and review kind (ids only), for intake's fairness audit.", _RISK)

@@ -1,0 +1,203 @@
+"""Request-reply on the wire: each endpoint a service answers on `reroute.rpc.<service>.<verb>`, declared once.
+
+An `Endpoint` names its verb, the services that answer it, its request model and its reply model. The
+service implements it in `services/<service>/rpc.py` (a typed request in, a typed reply out); the CLI and
+the console call it through `ServiceClient.call`, which validates the reply into the model, so a renamed
+field is a mypy error, not a KeyError at 2 a.m.
+
+A reply is either the reply model or, when the service could not do what was asked, one error shape:
+
+    {"error": {"code": "not_found", "message": "no assessment of R-... to review"}}
+
+`code` is for programs to branch on; `message` is for the person who asked. No reply model has a field
+called `error`, so the two never mix.
+
+The endpoints themselves are declared per service in `shared/contracts/{intake,risk,scheduling}_rpc.py`;
+the ones every service answers (health, dead letters) are below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.contracts.common import Contract
+from shared.contracts.deadletters import (
+    DeadLetterDetail,
+    DeadLetterDiscardRequest,
+    DeadLetterList,
+    DeadLetterListRequest,
+    DeadLetterReplayRequest,
+    DeadLetterResults,
+    DeadLetterShowRequest,
+    Held,
+    HeldRequest,
+)
+
+SERVICES = ("intake", "risk", "scheduling")
+
+
+class ErrorCode(StrEnum):
+    """What kind of failure an error reply reports: a client branches on this, never on the message."""
+
+    INVALID = "invalid"
+    """The request does not fit the endpoint (a missing or malformed field); the message names it."""
+    NOT_FOUND = "not_found"
+    """What the request names (a referral, a mentor, an agency, a dead letter) does not exist."""
+    REFUSED = "refused"
+    """A rule refuses it (a lowered tier without a countersignature, a revoked agency, ...); the message says which."""
+    UNAVAILABLE = "unavailable"
+    """Something the service needs (its database, another service) does not answer; try again later."""
+    INTERNAL = "internal"
+    """A fault in the service; its log has the details (never sent over the wire)."""
+
+
+class RpcError(Contract):
+    code: ErrorCode
+    message: str = Field(description="What went wrong, for a person to read and act on.")
+
+
+class ErrorReply(Contract):
+    """The one shape of every failed request."""
+
+    error: RpcError
+
+
+class ServiceError(Exception):
+    """Raised by an endpoint (or by the client on an error reply): the request failed for a stated reason."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def reply(self) -> ErrorReply:
+        return ErrorReply(error=RpcError(code=self.code, message=self.message))
+
+
+class NotFound(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NOT_FOUND, message)
+
+
+class Refused(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.REFUSED, message)
+
+
+class Invalid(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID, message)
+
+
+def readable(exc: ValidationError) -> str:
+    """A validation failure in one line: each field's path and what is wrong with it (never its value)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'the request'}: {e['msg']}" for e in exc.errors())
+
+
+def decode_reply(endpoint: Endpoint[Req, Rep], data: bytes) -> Rep:
+    """The reply as its model; an error reply is raised as `ServiceError` with its code and message."""
+    try:
+        return endpoint.reply.model_validate_json(data)
+    except ValidationError as exc:
+        try:
+            failed = ErrorReply.model_validate_json(data)
+        except ValidationError:
+            raise ServiceError(ErrorCode.INTERNAL, f"the reply to {endpoint.verb} does not fit its contract "
+                                                   f"({readable(exc)}): is a service of another version running?"
+                               ) from None
+        raise ServiceError(failed.error.code, failed.error.message) from None
+
+
+class Empty(Contract):
+    """A request with nothing to say."""
+
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+_ALL: list[Endpoint[BaseModel, BaseModel]] = []
+
+
+@dataclass(frozen=True, eq=False)
+class Endpoint(Generic[Req, Rep]):
+    """One request-reply endpoint: `reroute.rpc.<service>.<verb>` for each service in `services`."""
+
+    verb: str
+    request: type[Req]
+    reply: type[Rep]
+    summary: str
+    services: tuple[str, ...] = field(default=SERVICES)
+
+    def __post_init__(self) -> None:
+        if "error" in self.reply.model_fields:
+            raise TypeError(f"{self.reply.__name__} may not have a field called error: it is the error shape's")
+        _ALL.append(self)  # type: ignore[arg-type]  # a registry of every declared endpoint, for the documents
+
+    def service(self, service: str | None) -> str:
+        """The service to ask: the one given, else the only one that answers."""
+        if service is None:
+            if len(self.services) != 1:
+                raise ValueError(f"{self.verb} is answered by {', '.join(self.services)}: say which to ask")
+            return self.services[0]
+        if service not in self.services:
+            raise ValueError(f"{service} does not answer {self.verb}")
+        return service
+
+
+def all_endpoints() -> Iterator[Endpoint[BaseModel, BaseModel]]:
+    """Every endpoint declared anywhere in shared/contracts, in declaration order."""
+    from shared.contracts import intake_rpc, risk_rpc, scheduling_rpc  # noqa: F401 - importing declares them
+
+    yield from _ALL
+
+
+class Health(Contract):
+    """A replica's own view of its health."""
+
+    service: str
+    pid: int
+    live: bool = Field(description="The process is working: restart it when false.")
+    ready: bool = Field(description="Live, and NATS, the database and the outbox all work.")
+    problems: list[str] = Field(description="What is wrong, in words, when not live or not ready.")
+    http_url: str | None = Field(default=None, description="Where its HTTP API listens, when it has one.")
+
+
+class ReferralIds(Contract):
+    referral_ids: list[str] = Field(max_length=1000)
+
+
+class PersonalData(Contract):
+    """Everything one service holds about some referrals (a subject access request)."""
+
+    service: str
+    data: dict[str, object]
+
+
+class Erased(Contract):
+    """What one service erased, counted by kind (anonymous counts stay)."""
+
+    service: str
+    erased: dict[str, int]
+
+
+PING = Endpoint("ping", Empty, Health, "Liveness and readiness of the replica that answers, with what is wrong.")
+DEAD_LETTERS = Endpoint("deadletters.list", DeadLetterListRequest, DeadLetterList,
+                        "This service's dead letters, newest first, with the open ones counted by reason.")
+DEAD_LETTER = Endpoint("deadletters.show", DeadLetterShowRequest, DeadLetterDetail,
+                       "One dead letter with its headers; its body only when asked for (and that is logged).")
+HELD = Endpoint("deadletters.held", HeldRequest, Held,
+                "Which of these referrals have a message this service set aside (held for review).")
+REPLAY = Endpoint("deadletters.replay", DeadLetterReplayRequest, DeadLetterResults,
+                  "Run each through its consumer's handler once (its cause fixed); events are published once.")
+DISCARD = Endpoint("deadletters.discard", DeadLetterDiscardRequest, DeadLetterResults,
+                   "Set one aside for good, with the reason and who decided.")
+EXPORT_REFERRALS = Endpoint("person.export", ReferralIds, PersonalData,
+                            "Everything this service holds about these referrals (a subject access request).",
+                            services=("risk", "scheduling"))
+ERASE_REFERRALS = Endpoint("person.erase", ReferralIds, Erased,
+                           "Erase these referrals irreversibly, keeping anonymous counts only.",
+                           services=("risk", "scheduling"))

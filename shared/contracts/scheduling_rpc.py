@@ -1,0 +1,277 @@
+"""Scheduling's request-reply endpoints (`reroute.rpc.scheduling.<verb>`): mentors, venues, calendars, cases and
+sessions, for schedulers and the other services.
+
+Implemented in `services/scheduling/rpc.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from shared.contracts.codes import Tier
+from shared.contracts.common import Contract
+from shared.contracts.rpc import Empty, Endpoint
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
+
+SessionAction = Literal["confirm", "cancel", "attended", "missed"]
+
+_SCHEDULING = ("scheduling",)
+
+
+class ReferralRequest(Contract):
+    referral_id: str = Field(max_length=100)
+
+
+class BookedSession(Contract):
+    session_id: str
+    start: datetime = Field(description="Europe/London, with offset.")
+    end: datetime
+
+
+class SchedulingStatus(Contract):
+    """Where a referral stands in scheduling: its mentor and booked sessions, or why it waits."""
+
+    status: CaseStatus
+    tier: Tier | None
+    mentor_id: str | None
+    mentor_first_name: str | None
+    deadline_met: bool | None = Field(description="Whether the first session is within the tier's deadline.")
+    reason: str | None = Field(description="Why it waits, or why it was suspended or closed.")
+    sessions: list[BookedSession] = Field(description="Booked sessions, soonest first.")
+
+
+class ClosedBeforeRequest(Contract):
+    days: float = Field(ge=0)
+
+
+class ReferralIdList(Contract):
+    referral_ids: list[str]
+
+
+class ImportProblem(Contract):
+    """One problem with one imported record: nothing is imported while any remain."""
+
+    index: int = Field(description="Position in the list, from 0.")
+    id: Any = Field(description="The record's id, when it has one.")
+    field: str
+    message: str
+
+
+class MentorsImportRequest(Contract):
+    mentors: list[dict[str, Any]] = Field(max_length=10_000, description="Mentor records (checked one by one).")
+
+
+class MentorsImported(Contract):
+    imported: int
+    created: int = 0
+    updated: int = 0
+    cases_moved: int = Field(default=0, description="Cases moved off mentors who can no longer mentor.")
+    waitlisted_retried: int = 0
+    errors: list[ImportProblem] = Field(description="Every problem found; when any, nothing was imported.")
+
+
+class VenuesImportRequest(Contract):
+    venues: list[dict[str, Any]] = Field(max_length=10_000)
+
+
+class VenuesImported(Contract):
+    imported: int
+    created: int = 0
+    updated: int = 0
+    errors: list[ImportProblem]
+
+
+class LeaveRequest(Contract):
+    mentor_id: str = Field(max_length=64)
+    first_day: date
+    last_day: date
+
+
+class LeaveRecorded(Contract):
+    mentor_id: str
+    moved: int = Field(description="Sessions moved to another time or mentor.")
+    cancelled: int = Field(description="Sessions that could not be moved.")
+    cases: int = Field(description="Cases touched.")
+
+
+class CalendarRequest(Contract):
+    mentor_id: str = Field(max_length=64)
+    names_for: str | None = Field(default=None, max_length=200,
+                                  description="Who is asking, to show first names (each look-up is logged by intake).")
+    start: date | None = Field(default=None, description="First day (default today, Europe/London).")
+    days: int = Field(default=28, ge=1, le=366)
+
+
+class MentorSummary(Contract):
+    id: str
+    name: str
+    kind: str
+    max_caseload: int
+
+
+class CalendarSession(Contract):
+    session_id: str
+    case: str = Field(description="The referral id (no names unless asked for).")
+    first_name: str | None = Field(default=None, description="Only when names were asked for.")
+    start: datetime
+    end: datetime
+    status: SessionStatus
+    venue: str | None
+    route: list[str] | None = Field(description="The young person's journey to the venue, when planned.")
+    mentor_route: list[str] | None = Field(description="A rotl mentor's route round their exclusion zones.")
+
+
+class MentorCalendar(Contract):
+    mentor: MentorSummary
+    starts: datetime
+    ends: datetime
+    sessions: list[CalendarSession]
+
+
+class CloseRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    reason: str = Field(default="", max_length=2000)
+    by: str = Field(default="", max_length=200)
+
+
+class Closed(Contract):
+    referral_id: str
+    status: CaseStatus
+
+
+class SessionRequest(Contract):
+    session_id: str = Field(max_length=100)
+    action: SessionAction
+    reason: str = Field(default="", max_length=2000)
+
+
+class SessionChanged(Contract):
+    session_id: str
+    status: SessionStatus
+    referral_id: str
+    follow_up: Literal["escalate", "close"] | None = Field(
+        description="After misses: escalate (a safeguarding alert was raised) or close (the case was closed).")
+
+
+class MentorOption(Contract):
+    mentor_id: str
+    first_start: datetime
+    first_end: datetime
+    deadline_met: bool
+    score: float
+    breakdown: dict[str, float] = Field(description="The score's parts, by criterion.")
+    venue: str
+    route: list[str]
+    mentor_route: list[str] | None
+
+
+class ExcludedMentor(Contract):
+    mentor_id: str
+    reason: str
+
+
+class Recommendation(Contract):
+    referral_id: str
+    tier: Tier
+    current_mentor: str | None
+    options: list[MentorOption] = Field(description="The best three, best first.")
+    excluded: list[ExcludedMentor] = Field(description="Every other mentor, with why.")
+
+
+class AssignRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    mentor_id: str = Field(max_length=64)
+    start: datetime | None = Field(default=None, description="The first session's start; default the earliest fit.")
+    reason: str = Field(default="", max_length=2000)
+    by: str = Field(default="", max_length=200)
+
+
+class Assigned(Contract):
+    referral_id: str
+    mentor_id: str
+    sessions: int
+    first: datetime
+
+
+class RoundResult(Contract):
+    """What one re-optimisation round did."""
+
+    considered: int
+    pinned: int = Field(description="Cases left as they are (confirmed or started).")
+    waitlisted_before: int
+    placed: int
+    moved: int
+    solve_seconds: float
+
+
+class WaitingReferral(Contract):
+    referral_id: str
+    agency_id: str
+    tier: Tier
+    waiting_since: datetime
+    days: int
+    reason: str | None
+    would_place: str = Field(description="What capacity would place it.")
+
+
+class Waitlist(Contract):
+    waiting: list[WaitingReferral]
+
+
+class FeedRequest(Contract):
+    mentor_id: str = Field(max_length=64)
+    revoke: bool = False
+
+
+class CalendarFeed(Contract):
+    revoked: int = Field(default=0, description="Links revoked (when revoking).")
+    ics_url: str | None = Field(default=None, description="The new iCalendar link (when issuing).")
+    json_url: str | None = None
+
+
+class ListedMentor(MentorRecord):
+    problems: list[str] = Field(description="What a scheduler should fix: vetting, licence.")
+
+
+class Mentors(Contract):
+    mentors: list[ListedMentor]
+
+
+STATUS = Endpoint("status", ReferralRequest, SchedulingStatus,
+                  "Where a referral stands in scheduling: mentor and sessions, or why it waits.", _SCHEDULING)
+CLOSED_BEFORE = Endpoint("closed.before", ClosedBeforeRequest, ReferralIdList,
+                         "Referrals closed more than `days` ago: due for purging under the retention policy.",
+                         _SCHEDULING)
+MENTORS_IMPORT = Endpoint("mentors.import", MentorsImportRequest, MentorsImported,
+                          "Create or update mentors (re-importing never duplicates); move the cases of a mentor who can "
+                          "no longer mentor; then retry waitlisted referrals.", _SCHEDULING)
+VENUES_IMPORT = Endpoint("venues.import", VenuesImportRequest, VenuesImported,
+                         "Create or update venues (where sessions are held).", _SCHEDULING)
+LEAVE = Endpoint("mentors.leave", LeaveRequest, LeaveRecorded,
+                 "Record a mentor's leave (Europe/London dates, inclusive) and move the sessions it touches.",
+                 _SCHEDULING)
+MENTORS = Endpoint("mentors.list", Empty, Mentors,
+                   "Every mentor, each with the problems a scheduler should fix (vetting, licence).", _SCHEDULING)
+CALENDAR = Endpoint("calendar", CalendarRequest, MentorCalendar,
+                    "A mentor's booked sessions (case references only, unless names are asked for and logged).",
+                    _SCHEDULING)
+CALENDAR_FEED = Endpoint("calendar.feed", FeedRequest, CalendarFeed,
+                         "Issue a new feed link for a mentor (the old one stops working), or revoke it.", _SCHEDULING)
+CLOSE = Endpoint("close", CloseRequest, Closed,
+                 "Close a referral: its future sessions are cancelled and the mentor's place is freed.", _SCHEDULING)
+SESSION = Endpoint("session", SessionRequest, SessionChanged,
+                   "Confirm or cancel a session, or record it attended or missed.", _SCHEDULING)
+RECOMMEND = Endpoint("recommend", ReferralRequest, Recommendation,
+                     "The top three mentor and first-slot options with scores, and why each other mentor is out.",
+                     _SCHEDULING)
+ASSIGN = Endpoint("assign", AssignRequest, Assigned,
+                  "Book the scheduler's chosen mentor (and slot), refused with the constraint it would break.",
+                  _SCHEDULING)
+REOPTIMISE = Endpoint("plan", Empty, RoundResult,
+                      "Run the re-optimisation round now: waitlisted referrals and unconfirmed assignments together.",
+                      _SCHEDULING)
+WAITLIST = Endpoint("waitlist", Empty, Waitlist,
+                    "Who waits, how long, why, and what capacity would place them.", _SCHEDULING)
