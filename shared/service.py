@@ -274,10 +274,10 @@ class ServiceHost:
 
         @self.reply(ERASE_REFERRALS)
         async def person_erase(request: ReferralIds) -> Erased:
-            def decide(conn: Connection, now: datetime) -> tuple[Erased, list[Outgoing]]:
+            def erase_here(conn: Connection, now: datetime) -> tuple[Erased, list[Outgoing]]:
                 return Erased(service=self.name, erased=erase(conn, request.referral_ids)), []
 
-            return await self.transact(decide)
+            return await self.transact(erase_here)
 
     def seal_dead_letters(self, seal: deadletters.Seal, unseal: deadletters.Seal) -> None:
         """Store this service's dead letters sealed (intake: encrypted, as they may hold personal data)."""

@@ -148,10 +148,10 @@ async def export_person(request: PersonRequest, intake: Intake) -> PersonExport:
 
 
 async def erase_person(request: PersonRequest, intake: Intake) -> PersonErased:
-    def decide(conn: Connection, now: datetime) -> tuple[PersonErased, list[Outgoing]]:
+    def erase(conn: Connection, now: datetime) -> tuple[PersonErased, list[Outgoing]]:
         return PersonErased(erased=privacy.erase(conn, request.person_id)), []
 
-    return await intake.host.transact(decide)
+    return await intake.host.transact(erase)
 
 
 async def purge(days: float, intake: Intake) -> Purged:
@@ -163,10 +163,10 @@ async def purge(days: float, intake: Intake) -> Purged:
     for service in ERASE_REFERRALS.services:
         await host.ask(ERASE_REFERRALS, ReferralIds(referral_ids=ids), service=service, timeout=60)
 
-    def decide(conn: Connection, now: datetime) -> tuple[Purged, list[Outgoing]]:
+    def erase_here(conn: Connection, now: datetime) -> tuple[Purged, list[Outgoing]]:
         return Purged(purged=privacy.erase_referrals(conn, ids)), []
 
-    return await host.transact(decide)
+    return await host.transact(erase_here)
 
 
 async def fairness_audit(request: AuditRequest, intake: Intake) -> AuditReport:

@@ -58,7 +58,7 @@ def handle_accepted(
             continue
         if case is None:
             case = cases[accepted.referral_id] = Case(accepted, _placeholder(accepted), new=True)
-        result = decide(case, accepted, rules=rules, now=now, cause="update")
+        result = next_assessment(case, accepted, rules=rules, now=now, cause="update")
         decided.append((result, d))
         d.span.set_attribute("risk.tier", result.assessed.tier.value)
         d.span.set_attribute("reroute.outcome", "assessed" if result.assessed.number == 1 else "reassessed")
@@ -66,8 +66,8 @@ def handle_accepted(
                  spans={r.assessed.event_id: d.span for r, d in decided})
 
 
-def decide(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str,
-           result: Assessment | None = None) -> Decided:
+def next_assessment(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str,
+                    result: Assessment | None = None) -> Decided:
     """Compute the next assessment of `case` from `facts` (or take `result`, already computed) and update the case
     in place."""
     result = result or assess(facts, rules, now=now)

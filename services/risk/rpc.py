@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from sqlmodel import col
 
 from services.risk.assessment import assess
-from services.risk.handlers import decide, load_cases, review, store
+from services.risk.handlers import load_cases, next_assessment, review, store
 from services.risk.review import OverrideRefused, diff, overdue, rescore_summary
 from services.risk.review import OverrideRequest as Decision
 from services.risk.tables import AssessmentRecord, RiskCase
@@ -139,7 +139,7 @@ async def rescore(request: RescoreRequest, risk: Risk) -> Rescored:
             changes.append((rid, change))
             if not request.dry_run and (case.latest.rules_version != candidate.version
                                         or change.direction != "same" or change.rules_added or change.rules_removed):
-                decided.append(decide(case, case.facts, rules=candidate, now=now, cause="rescore", result=fresh))
+                decided.append(next_assessment(case, case.facts, rules=candidate, now=now, cause="rescore", result=fresh))
         summary = rescore_summary(changes)
         out = store(conn, cases.values(), decided, now=now, subjects=risk.host.subjects) if decided else []
         return Rescored(rules_version=candidate.version, dry_run=request.dry_run, lines=summary.lines(),
