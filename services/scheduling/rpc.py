@@ -4,6 +4,8 @@ it needs, and returns its typed reply or raises a `ServiceError`. `app.create_ap
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -71,6 +73,17 @@ class Scheduling:
     """Public base URL of the calendar feeds when proxied; else where the service serves them."""
 
 
+@contextmanager
+def _refusals(*refused: type[Exception]) -> Iterator[None]:
+    """An unknown id (LookupError) answers not_found; the domain's own refusals answer refused, with their words."""
+    try:
+        yield
+    except LookupError as exc:
+        raise NotFound(str(exc).strip("'")) from None
+    except refused as exc:
+        raise Refused(str(exc)) from None
+
+
 def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], list[ImportProblem]]:
     """Every record valid, or every problem (with its index, id and field): nothing is imported half-way."""
     records: list[R] = []
@@ -132,13 +145,9 @@ async def record_leave(request: LeaveRequest, scheduling: Scheduling) -> LeaveRe
     host = scheduling.host
 
     def move(conn: Connection, now: datetime) -> tuple[LeaveRecorded, list[Outgoing]]:
-        try:
+        with _refusals(ValueError):
             done, out = move_sessions_for_leave(conn, request.mentor_id, request.first_day, request.last_day,
                                                 now=now, subjects=host.subjects, tracer=host.tracer)
-        except LookupError as exc:
-            raise NotFound(str(exc).strip("'")) from None
-        except ValueError as exc:
-            raise Refused(str(exc)) from None
         return LeaveRecorded.model_validate(done), out
 
     return await host.transact(move)
@@ -240,13 +249,9 @@ async def change(request: SessionRequest, scheduling: Scheduling) -> SessionChan
     host = scheduling.host
 
     def apply(conn: Connection, now: datetime) -> tuple[SessionChanged, list[Outgoing]]:
-        try:
+        with _refusals(LifecycleRefused):
             done, out = change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
                                        subjects=host.subjects)
-        except LookupError as exc:
-            raise NotFound(str(exc).strip("'")) from None
-        except LifecycleRefused as exc:
-            raise Refused(str(exc)) from None
         return SessionChanged.model_validate(done), out
 
     return await host.transact(apply)
@@ -254,11 +259,8 @@ async def change(request: SessionRequest, scheduling: Scheduling) -> SessionChan
 
 async def recommend_mentors(request: ReferralRequest, scheduling: Scheduling) -> Recommendation:
     def read() -> Recommendation:
-        with scheduling.host.engine.connect() as conn:
-            try:
-                return Recommendation.model_validate(recommend(conn, request.referral_id, now=datetime.now(UTC)))
-            except LookupError as exc:
-                raise NotFound(str(exc).strip("'")) from None
+        with scheduling.host.engine.connect() as conn, _refusals():
+            return Recommendation.model_validate(recommend(conn, request.referral_id, now=datetime.now(UTC)))
 
     return await scheduling.host.database.run(read)
 
@@ -267,13 +269,9 @@ async def assign_mentor(request: AssignRequest, scheduling: Scheduling) -> Assig
     host = scheduling.host
 
     def book(conn: Connection, now: datetime) -> tuple[Assigned, list[Outgoing]]:
-        try:
+        with _refusals(AssignmentRefused):
             done, out = assign(conn, request.referral_id, request.mentor_id, start=request.start,
                                reason=request.reason, by=request.by, now=now, subjects=host.subjects)
-        except LookupError as exc:
-            raise NotFound(str(exc).strip("'")) from None
-        except AssignmentRefused as exc:
-            raise Refused(str(exc)) from None
         return Assigned.model_validate(done), out
 
     return await host.transact(book)
