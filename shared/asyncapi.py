@@ -1,11 +1,11 @@
-"""The AsyncAPI 3.0 documents, generated from the declarations of the event channels in shared/contracts/channels.py,
-each payload's schema from its pydantic model.
+"""The AsyncAPI 3.0 documents, generated from the declarations: the event channels in shared/contracts/channels.py
+and the request-reply endpoints in shared/contracts/rpc.py, each payload's schema from its pydantic model.
 
     python -m shared.asyncapi            # writes docs/asyncapi.json (agencies) and docs/asyncapi-internal.json
     python -m shared.asyncapi --check    # writes nothing; exits 1 when a checked-in document is stale
 
-Operations are the services' own: `send` for what a service publishes, `receive` for what it consumes. The
-agencies' side is the mirror image (they send referrals, receive their outcomes).
+Operations are the services' own: `send` for what a service publishes, `receive` for what it consumes or
+answers. The agencies' side is the mirror image (they send referrals, receive their outcomes).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared.contracts.channels import AGENCY_ID, CHANNELS, SERVICES, Channel
+from shared.contracts.channels import AGENCY_ID, CHANNELS, Channel
+from shared.contracts.rpc import SERVICES, Endpoint, ErrorReply, all_endpoints
+from shared.subjects import Subjects
 
 VERSION = "1.0.0"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 AGENCY_DOCUMENT = "asyncapi.json"
 INTERNAL_DOCUMENT = "asyncapi-internal.json"
+_NATS_BINDING_VERSION = "0.1.0"
 _EMPTY = {"type": "string", "maxLength": 0, "description": "The body is empty: everything is in the headers."}
 
 
@@ -38,16 +41,20 @@ def agency_document() -> dict[str, Any]:
                     "referrals.* and sessions.* in. Every event carries schema_version, event_id (also its "
                     "Nats-Msg-Id, so a replay is dropped) and occurred_at.",
         channels=[c for c in CHANNELS if c.audience == "agency"],
+        endpoints=[],
     )
 
 
 def internal_document() -> dict[str, Any]:
-    """What only the services and the operator see: internal events and dead-letter notices."""
+    """What only the services and the operator see: internal events, dead-letter notices, request-reply."""
     return _document(
         title="reroute: internal channels",
-        description="The events agencies never see and the dead-letter notices. The agency-facing channels are in "
-                    "asyncapi.json. A namespace (REROUTE_NAMESPACE) prefixes every subject.",
+        description="The events agencies never see, the dead-letter notices, and every request-reply endpoint "
+                    "(reroute.rpc.<service>.<verb>, answered by one replica of the service's queue group; a failed "
+                    "request is answered with the error shape). The agency-facing channels are in asyncapi.json. "
+                    "A namespace (REROUTE_NAMESPACE) prefixes every subject.",
         channels=[c for c in CHANNELS if c.audience == "internal"],
+        endpoints=list(all_endpoints()),
     )
 
 
@@ -60,8 +67,9 @@ def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _document(*, title: str, description: str, channels: Sequence[Channel]) -> dict[str, Any]:
-    schemas = _Schemas(channels)
+def _document(*, title: str, description: str, channels: Sequence[Channel],
+              endpoints: Sequence[Endpoint[BaseModel, BaseModel]]) -> dict[str, Any]:
+    schemas = _Schemas(channels, endpoints)
     doc_channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -79,6 +87,29 @@ def _document(*, title: str, description: str, channels: Sequence[Channel]) -> d
                 operations[f"{service}.receive.{channel.name}"] = _operation(
                     "receive", channel.name, message,
                     f"{service} consumes {channel.name} (a durable JetStream consumer its replicas share).")
+    for endpoint in endpoints:
+        request = schemas.message(endpoint.request, "validation")
+        messages[request] = _message(schemas, endpoint.request, None, mode="validation")
+        replies = []
+        for model in (endpoint.reply, ErrorReply):
+            replies.append(schemas.message(model, "serialization"))
+            messages[replies[-1]] = _message(schemas, model, None, mode="serialization")
+        for service in endpoint.services:
+            name = Subjects().rpc(service, endpoint.verb)
+            doc_channels[name] = _channel(name, endpoint.summary, [request])
+            doc_channels[f"{name}.reply"] = {
+                "address": None,
+                "description": f"The reply to {name}, on the requester's inbox (the request's NATS reply subject): "
+                               "the reply model, or the error shape when the service could not do what was asked.",
+                "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in replies},
+            }
+            operations[f"{service}.answers.{endpoint.verb}"] = {
+                **_operation("receive", name, request, f"{service} answers {endpoint.verb}: {endpoint.summary}"),
+                "reply": {"channel": {"$ref": f"#/channels/{_pointer(name + '.reply')}"},
+                          "messages": [{"$ref": f"#/channels/{_pointer(name + '.reply')}/messages/{m}"}
+                                       for m in replies]},
+                "bindings": {"nats": {"queue": service, "bindingVersion": _NATS_BINDING_VERSION}},
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {"title": title, "version": VERSION, "description": description},
@@ -97,12 +128,15 @@ def _mode(channel: Channel) -> JsonSchemaMode:
 class _Schemas:
     """The JSON schemas of every model one document uses, with shared definitions under components.schemas."""
 
-    def __init__(self, channels: Sequence[Channel]) -> None:
+    def __init__(self, channels: Sequence[Channel], endpoints: Sequence[Endpoint[BaseModel, BaseModel]]) -> None:
         wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
         for channel in channels:
             wanted.append((channel.headers, _mode(channel)))
             if channel.payload is not None:
                 wanted.append((channel.payload, _mode(channel)))
+        for endpoint in endpoints:
+            wanted += [(endpoint.request, "validation"), (endpoint.reply, "serialization"),
+                       (ErrorReply, "serialization")]
         unique = list(dict.fromkeys(wanted))
         refs, definitions = models_json_schema(unique, ref_template="#/components/schemas/{model}")
         self.refs = {key: str(ref["$ref"]) for key, ref in refs.items()}
@@ -169,7 +203,7 @@ def _first_line(doc: str | None) -> str:
 
 
 def addresses(document: dict[str, Any]) -> list[str]:
-    """Every channel address a document names."""
+    """Every channel address a document names (a reply channel has none: it is the requester's inbox)."""
     return [c["address"] for c in document["channels"].values() if c["address"] is not None]
 
 

@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts.common import Contract
 from shared.contracts.intake import Referral, ReferralAccepted, ReferralRejected
 from shared.contracts.risk import RiskAssessed, SafeguardingAlert
+from shared.contracts.rpc import SERVICES
 from shared.contracts.scheduling import SessionsCancelled, SessionsRescheduled, SessionsScheduled, SessionsWaitlisted
 from shared.subjects import Subjects
 
 AGENCY = "agency"
 """The party outside: an agency publishing referrals and reading its own outcomes."""
-SERVICES = ("intake", "risk", "scheduling")
 AGENCY_ID = "{agency_id}"
 """The parameter that ends every public subject: the agency's id (NATS permissions confine each agency to its own)."""
 

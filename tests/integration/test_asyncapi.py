@@ -21,7 +21,8 @@ from services.risk.app import create_app as create_risk
 from services.scheduling.app import SchedulingSettings
 from services.scheduling.app import create_app as create_scheduling
 from shared import asyncapi
-from shared.contracts.channels import AGENCY, AGENCY_ID, CHANNELS, SERVICES, Channel
+from shared.contracts.channels import AGENCY, AGENCY_ID, CHANNELS, Channel
+from shared.contracts.rpc import SERVICES
 from shared.migrations import upgrade_all
 from shared.nats_auth import agency_user, service_user
 from shared.service import ServiceHost
@@ -164,3 +165,41 @@ def test_the_declared_consumers_of_each_channel_are_the_services_that_register_o
     assert consuming == declared, (
         f"registered but not declared: {sorted(consuming - declared)}; declared but not registered: "
         f"{sorted(declared - consuming)}")
+
+
+def test_every_request_reply_endpoint_is_documented_and_every_documented_one_is_answered(
+    registered: tuple[list[Registration], list[FastStream]],
+) -> None:
+    _, apps = registered
+    answered = [str(sub.subject.broker_address) for app in apps for sub in app.broker.subscribers]  # type: ignore[union-attr]
+    missing = asyncapi.undocumented(answered, asyncapi.documents().values(), namespace=NAMESPACE)
+    assert not missing, f"the services answer {missing}, which no AsyncAPI document names"
+    claimed = {a for a in asyncapi.addresses(asyncapi.internal_document()) if a.startswith("reroute.rpc.")}
+    unanswered = claimed - {s.removeprefix(f"{NAMESPACE}.") for s in answered}
+    assert not unanswered, f"the internal document names {sorted(unanswered)}, which no service answers"
+
+
+def _resolve(document: dict[str, Any], ref: str) -> Any:
+    node: Any = document
+    for token in ref.removeprefix("#/").split("/"):
+        node = node[token.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def test_every_reference_in_the_documents_resolves() -> None:
+    for name, document in asyncapi.documents().items():
+        def walk(node: Any) -> Iterator[str]:
+            if isinstance(node, dict):
+                if isinstance(node.get("$ref"), str):
+                    yield node["$ref"]
+                for value in node.values():
+                    yield from walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    yield from walk(value)
+
+        for ref in walk(document):
+            try:
+                _resolve(document, ref)
+            except (KeyError, TypeError):
+                pytest.fail(f"{name}: {ref} points at nothing")
