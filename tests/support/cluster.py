@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,21 +67,13 @@ class Cluster:
         where each serves HTTP."""
         pings = await self.processes.wait_ready(self.nats_url, self.subjects, names, timeout=timeout)
         for name, ping in pings.items():
-            said = ping if isinstance(ping, dict) else ping.model_dump()  # the typed `Health` reply, where it is one
-            url = said["http_url"] if "http_url" in said else _logged_http_url(self.processes.log_file(name))
-            if url:
-                self.http_urls[name] = url
+            if ping.http_url:
+                self.http_urls[name] = ping.http_url
             else:
                 self.http_urls.pop(name, None)
 
     def spans(self) -> list[StoredSpan]:
         return list(read_spans(self.data_dir))
-
-
-def _logged_http_url(log: Path) -> str | None:
-    """The URL a service last logged that its HTTP API listens on (for a ping reply without `http_url`)."""
-    found = re.findall(r" HTTP API on (http://\S+) ", log.read_text(errors="replace"))
-    return found[-1] if found else None
 
 
 def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
