@@ -15,7 +15,6 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from apps.devstack.local_nats import free_port
 from apps.devstack.processes import SERVICES, ServiceProcesses
 from shared.migrations import upgrade_all
 from shared.settings import ServiceSettings
@@ -85,7 +84,7 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
         "REROUTE_DB_SCHEMA_PREFIX": schema_prefix,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         # scheduling's settings do not take `auto` yet (and its feed URLs are built from the setting)
-        "REROUTE_CALENDAR_PORT": str(free_port()),
+        "REROUTE_CALENDAR_PORT": "auto",
         "REROUTE_LOG_LEVEL": "INFO",
         "REROUTE_INTAKE_HTTP_PORT": "auto",  # bound by the service itself: no port chosen here that it could lose
     }
