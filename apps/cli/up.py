@@ -13,11 +13,13 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import nats.aio.client
 import nats.errors
 from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
@@ -28,7 +30,14 @@ from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
 from shared.contracts.rpc import PING, Health, ServiceError, decode_reply
 from shared.migrations import upgrade_all
 from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
-from shared.settings import CREDENTIALS_FILE, NATS_URL_FILE, ConfigurationError, ServiceSettings, keep_files_private
+from shared.settings import (
+    CREDENTIALS_FILE,
+    NATS_URL_FILE,
+    ConfigurationError,
+    HttpPort,
+    ServiceSettings,
+    keep_files_private,
+)
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
@@ -61,13 +70,23 @@ class UpSettings(BaseSettings):
 
     @classmethod
     def load(cls) -> UpSettings:
-        try:
-            return cls()
-        except ValidationError as exc:
-            problems = "; ".join(
-                (f"REROUTE_UP_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
-                for e in exc.errors())
-            raise ConfigurationError(problems) from None
+        return _load(cls, "REROUTE_UP_")
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _load(settings: type[S], prefix: str) -> S:
+    """Settings from the environment, or a ConfigurationError naming each variable that is wrong."""
+    try:
+        return settings()
+    except ValidationError as exc:
+        def named(e: ErrorDetails) -> str:
+            variable = f"{prefix}{'_'.join(map(str, e['loc'])).upper()}"
+            return e["msg"] if not e["loc"] or e["msg"].startswith(variable) else f"{variable}: {e['msg']}"
+
+        problems = "; ".join(named(e) for e in exc.errors())
+        raise ConfigurationError(problems) from None
 
 
 # --- the data dir's one owner -------------------------------------------------------------------------------
@@ -166,9 +185,22 @@ def _nats_answers(url: str) -> bool:
         return False
 
 
-def _port_or_free(preferred: int) -> int:
-    """The usual port when it is free, else any free one (another program may hold it)."""
-    return preferred if not port_open("127.0.0.1", preferred) else free_port()
+class Faces(BaseSettings):
+    """The ports of the services' HTTP faces, read from the variables the services themselves read; `reroute up`
+    keeps them across restarts, so saved API and feed links keep working."""
+
+    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore")
+
+    intake_http_port: HttpPort = 8081
+    calendar_port: HttpPort = 8082
+
+    def refuse_taken(self) -> None:
+        """A fixed port another program holds is said before anything starts, with what to do."""
+        for port, setting, what in ((self.intake_http_port, "REROUTE_INTAKE_HTTP_PORT", "the agencies' HTTP API"),
+                                    (self.calendar_port, "REROUTE_CALENDAR_PORT", "the calendar feeds")):
+            if isinstance(port, int) and port and port_open("127.0.0.1", port):
+                raise CliError(f"Port {port} for {what} is taken by another program: stop it, or set {setting} to "
+                               "another port, to auto (any free port, a new one on each start) or to 0 (off).")
 
 
 # --- supervision ----------------------------------------------------------------------------------------------
@@ -214,6 +246,7 @@ class LocalStack:
         self.settings = settings
         self.console = console
         self.up = UpSettings.load()
+        self.faces = _load(Faces, "REROUTE_")
         self.subjects = Subjects(settings.namespace)
         self.lock: DataDirLock | None = None
         self.nats: subprocess.Popen[bytes] | None = None
@@ -238,6 +271,7 @@ class LocalStack:
         data_dir = self.settings.data_dir
         self.lock = DataDirLock.claim(data_dir, recorded_nats=None if self.settings.nats_url else data_dir / NATS_URL_FILE)
         keep_files_private(data_dir)  # ours now: closed to other users, even if an earlier version made it 0755
+        self.faces.refuse_taken()
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         per_service: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
@@ -269,21 +303,21 @@ class LocalStack:
             await provision_at([admin_url], self.subjects, replicas=self.settings.stream_replicas)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
-        calendar_port = _port_or_free(8082)
-        intake_port = _port_or_free(8081)
         env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
-               "REROUTE_CALENDAR_PORT": str(calendar_port), "REROUTE_INTAKE_HTTP_PORT": str(intake_port)}
+               "REROUTE_CALENDAR_PORT": str(self.faces.calendar_port),
+               "REROUTE_INTAKE_HTTP_PORT": str(self.faces.intake_http_port)}
         self.services = ServiceProcesses(env, log_dir=logs, per_service=per_service, die_with_parent=True,
                                          pass_fds=(self.lock.fd,))
         self.services.start_all()
         for name in SERVICES:
             self.watched[name] = Watched(name, self.services.log_file(name))
         with self.console.status("Starting intake, risk and scheduling…"):
-            await self.services.wait_ready(admin_url, self.subjects)
+            ready = await self.services.wait_ready(admin_url, self.subjects)
         pids = ", ".join(f"{name} (pid {proc.pid})" for name, proc in self.services.procs.items())
         self.console.print(f"Services ready: {pids}; logs in {logs}")
-        self.console.print(f"Agencies' HTTP API: http://127.0.0.1:{intake_port}/docs; calendar feeds on port "
-                           f"{calendar_port}")
+        api, feeds = ready["intake"].http_url, ready["scheduling"].http_url
+        self.console.print(f"Agencies' HTTP API: {f'{api}/docs' if api else 'off (REROUTE_INTAKE_HTTP_PORT=0)'}; "
+                           f"calendar feeds: {feeds or 'off (REROUTE_CALENDAR_PORT=0)'}")
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
 

@@ -7,7 +7,9 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import nats
 import nats.errors
 import pytest
@@ -43,7 +46,8 @@ def _env() -> dict[str, str]:
                "REROUTE_NAMESPACE", "OTEL_EXPORTER_OTLP_ENDPOINT"}
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     return env | {"COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_UP_PING_SECONDS": "0.5",
-                  "REROUTE_UP_HUNG_AFTER_SECONDS": "3"}
+                  "REROUTE_UP_HUNG_AFTER_SECONDS": "3", "REROUTE_INTAKE_HTTP_PORT": "auto",
+                  "REROUTE_CALENDAR_PORT": "auto"}
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -375,3 +379,36 @@ async def test_the_data_dir_and_everything_in_it_are_closed_to_other_users(stack
                if not p.is_symlink() and p.stat().st_mode & 0o077]
     assert exposed == [], f"readable or writable by others: {exposed}"
     assert any(p.suffix == ".db" for p in data_dir.iterdir()), "the services' databases were among those checked"
+
+
+def test_a_port_another_program_holds_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Saved API and feed links must not silently move: a taken fixed port is said, with what to do."""
+    data_dir = tmp_path / "data"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        refused = subprocess.run([str(REROUTE), "up", "--data-dir", str(data_dir)], capture_output=True, text=True,
+                                 env=_env() | {"REROUTE_INTAKE_HTTP_PORT": str(taken)}, timeout=60, check=False)
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode == 1, said + refused.stderr
+    assert f"Port {taken} for the agencies' HTTP API is taken by another program" in said, said
+    assert "REROUTE_INTAKE_HTTP_PORT" in said and "auto" in said
+    assert not (data_dir / "nats").exists(), "nothing was started"
+
+
+def test_a_port_setting_that_is_not_a_port_is_refused_naming_it(tmp_path: Path) -> None:
+    refused = subprocess.run([str(REROUTE), "up", "--data-dir", str(tmp_path / "data")], capture_output=True,
+                             text=True, env=_env() | {"REROUTE_CALENDAR_PORT": "eighty"}, timeout=60, check=False)
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode == 1 and "REROUTE_CALENDAR_PORT must be a port number 1-65535, 0 (off) or auto" in said
+
+
+async def test_up_says_where_the_agencies_api_and_the_feeds_answer(stack: Stack) -> None:
+    said = stack.up.output()
+    api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+)/docs", said)
+    feeds = re.search(r"calendar feeds: (http://127\.0\.0\.1:\d+)", said)
+    assert api and feeds, said
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(f"{api[1]}/openapi.json")).status_code == 200
+        assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
