@@ -7,9 +7,12 @@ import getpass
 import json
 import os
 from collections.abc import Awaitable
+import shutil
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
+from importlib import metadata
 
 import typer
 from pydantic import ValidationError
@@ -57,6 +60,25 @@ rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
 app.add_typer(mentors_app, name="mentors")
 app.add_typer(rules_app, name="rules")
 app.add_typer(agencies_app, name="agencies")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"reroute {metadata.version('reroute')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _everywhere(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print reroute's version and exit.")] = False,
+) -> None:
+    """reroute: referrals in, explainable risk, mentors booked."""
+
+
+def _command() -> str:
+    """How to type `reroute` here: the bare name when it is on PATH, else the path of the one running."""
+    return "reroute" if shutil.which("reroute") else str(Path(sys.argv[0]).resolve())
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
@@ -85,7 +107,9 @@ def up(
                     outcomes = await _submit(client, examples / "referrals.json", "demo", timeout=30)
                     _print_outcomes(outcomes)
             console.print(f"[bold green]reroute is running[/bold green] (data in {settings.data_dir}). "
-                          "Try `reroute calendar m-amara` in another terminal. Ctrl-C stops everything.")
+                          f"Try `{_command()} calendar m-amara` in another terminal"
+                          + ("" if _command() == "reroute" else " (or `source .venv/bin/activate` first, so that "
+                             "`reroute` alone works)") + ". Ctrl-C stops everything.")
             await stack.watch()
         finally:
             stack.stop()
