@@ -18,7 +18,7 @@ from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import default_offices, mentor_problems
-from services.scheduling.lifecycle import LifecycleRefused
+from services.scheduling.lifecycle import LIVE, LifecycleRefused
 from services.scheduling.matching import LONDON
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
 from services.scheduling.reoptimisation import reoptimise
@@ -231,7 +231,7 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
             if case is None:
                 return None
             mentor = repository.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
-            sessions = repository.case_sessions(conn, request.referral_id, [SessionStatus.BOOKED])
+            sessions = repository.case_sessions(conn, request.referral_id, LIVE)  # confirmed ones too
         names = mentor.name.split() if mentor else []
         return SchedulingStatus(
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,

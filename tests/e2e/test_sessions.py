@@ -38,6 +38,8 @@ async def test_confirm_and_cancel_a_session_and_refuse_attendance_before_it_star
     unknown = await probe.rpc("scheduling", "session", {"session_id": "ses_nope", "action": "cancel"})
 
     assert confirmed["status"] == "confirmed"
+    status = await probe.rpc("scheduling", "status", {"referral_id": rid})
+    assert status["sessions"][0]["session_id"] == first, "a confirmed session is still the case's next session"
     assert refusal(too_early).code == "refused"
     assert "record attendance once it has started" in refusal(too_early).message
     assert cancelled["status"] == "cancelled"
