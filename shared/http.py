@@ -3,6 +3,9 @@
 uvicorn runs as a task of the service: started after the broker connects, stopped first on shutdown. The
 service process, not uvicorn, owns SIGINT/SIGTERM. The port may be `auto`: the OS picks a free one as the
 socket is bound (no choose-then-bind race), and `url` says which.
+
+uvicorn believes no X-Forwarded-* header (a service that sits behind a proxy decides itself whom to trust), and
+its access log is replaced by `AccessLog`, which names the route, never the path as requested.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import socket
 from collections.abc import Generator
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.settings import ConfigurationError, HttpPort
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(f"{__name__}.access")
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -27,12 +32,48 @@ class _EmbeddedServer(uvicorn.Server):
         yield  # the service handles signals and stops us in its shutdown hook
 
 
+class AccessLog:
+    """One line per request, as uvicorn's access log but with the route's template for the path:
+    `GET /v1/calendars/{token}.ics 200`. A path can carry a secret (a mentor's calendar token) or an id, and a
+    query string anything at all; none of it belongs in a log. A path that matches no route is not written."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes: list[BaseRoute] = list(getattr(app, "routes", []))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            host, port = scope.get("client") or ("-", 0)
+            access_log.info('%s:%d - "%s %s HTTP/%s" %d', host, port, scope["method"], self._route(scope),
+                            scope["http_version"], status)
+
+    def _route(self, scope: Scope) -> str:
+        for route in self._routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                return str(getattr(route, "path", "(a route)"))
+        return "(no route)"
+
+
 class HttpServer:
     """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
 
     def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str) -> None:
-        self._config = uvicorn.Config(app, host=host, port=0 if port == "auto" else port, lifespan="off",
-                                      log_config=None, server_header=False, timeout_graceful_shutdown=5)
+        self._config = uvicorn.Config(AccessLog(app), host=host, port=0 if port == "auto" else port, lifespan="off",
+                                      log_config=None, access_log=False, proxy_headers=False, server_header=False,
+                                      timeout_graceful_shutdown=5)
         self._server = _EmbeddedServer(self._config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port

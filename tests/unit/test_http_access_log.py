@@ -1,0 +1,39 @@
+"""The services' HTTP access log names the route, never the path as requested (which can carry a secret)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.http import AccessLog
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/v1/calendars/{token}.ics")
+    def feed(token: str) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return app
+
+
+async def test_the_route_is_logged_not_the_token_or_the_query(caplog: pytest.LogCaptureFixture) -> None:
+    transport = httpx.ASGITransport(app=AccessLog(_app()), client=("192.0.2.4", 5123))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with caplog.at_level(logging.INFO, logger="shared.http.access"):
+            found = await client.get("/v1/calendars/s3cr3t-token.ics?secret=also")
+            missing = await client.get("/v1/calendars/s3cr3t-token/typo")
+            wrong_method = await client.post("/v1/calendars/s3cr3t-token.ics")
+
+    assert (found.status_code, missing.status_code, wrong_method.status_code) == (200, 404, 405)
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.http.access"]
+    assert lines == [
+        '192.0.2.4:5123 - "GET /v1/calendars/{token}.ics HTTP/1.1" 200',
+        '192.0.2.4:5123 - "GET (no route) HTTP/1.1" 404',
+        '192.0.2.4:5123 - "POST /v1/calendars/{token}.ics HTTP/1.1" 405',
+    ]
+    assert "s3cr3t" not in caplog.text and "also" not in caplog.text
