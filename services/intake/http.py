@@ -6,9 +6,10 @@ its events in the outbox, under a span that carries the caller's trace context (
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -22,11 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from services.intake.agencies import AgencyRegistry
+from services.intake.agencies import AgencyRegistry, FailedAttempts
 from services.intake.body_limit import BodySizeLimit
 from services.intake.crypto import IntakeKeys
 from services.intake.handlers import Decision, Submission, decide_submissions
 from services.intake.referral_status import ReferralStatus, ask_status
+from services.intake.settings import IntakeSettings, Network
 from services.intake.tables import ReferralRecord, as_utc
 from services.intake.validation import NotJson, load_json
 from shared.contracts.common import FieldError
@@ -44,13 +46,57 @@ _bearer = HTTPBearer(auto_error=False, description="Your agency's API key.")
 async def _authenticated(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str:
-    """The agency whose active API key came with the request; else 401 (and nothing is stored)."""
+    """The agency whose active API key came with the request; else 401, or 429 once the client has failed too
+    often (`FailedAttempts`); nothing is stored either way."""
     agencies: AgencyRegistry = request.app.state.agencies
-    agency_id = await agencies.authenticate(credentials.credentials if credentials else None)
-    if agency_id is None:
-        raise HTTPException(401, "missing, wrong or revoked API key: send `Authorization: Bearer <key>`",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return agency_id
+    failures: FailedAttempts = request.app.state.failures
+    client = client_address(request, request.app.state.trusted_proxies)
+    retry_after = failures.retry_after(client)
+    agency_id = await agencies.authenticate(credentials.credentials if credentials else None,
+                                            allow_slow=retry_after is None)
+    if agency_id is not None:
+        return agency_id
+    if retry_after is not None:
+        raise HTTPException(429, f"too many failed API key attempts from your address: wait {retry_after} s, then "
+                                 "send a valid `Authorization: Bearer <key>`", headers={"Retry-After": str(retry_after)})
+    failures.failed(client)
+    raise HTTPException(401, "missing, wrong or revoked API key: send `Authorization: Bearer <key>`",
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
+    """The address a request comes from: the one that connected, unless that is a trusted proxy; then the nearest
+    address in X-Forwarded-For that is not one (each proxy appends the address that connected to it, so what
+    lies further left is only what the client claims). Without trusted proxies the header is never read."""
+    peer = request.client.host if request.client else ""
+    if not _among(_ip(peer), trusted_proxies):
+        return peer
+    hops = [hop for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            break  # not written by a proxy of ours: count the request as the proxy's
+        if not _among(ip, trusted_proxies):
+            return str(ip)
+    return peer
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies write it (`1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:5678`)."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
+
+
+def _among(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Sequence[Network]) -> bool:
+    return ip is not None and any(ip in network for network in networks)
 
 
 Agency = Annotated[str, Depends(_authenticated)]
@@ -65,7 +111,8 @@ class ReferralReceived(BaseModel):
         description="accepted (new), updated (changed by PUT), duplicate (the same as what we hold)")
     duplicate: bool = Field(description="True when nothing new was stored.")
     revision: int = Field(description="0 as first submitted; 1, 2, ... after each change.")
-    status_url: str = Field(description="GET it for the referral's progress.")
+    status_url: str = Field(description="GET it for the referral's progress: a path (/v1/referrals/...), or a full "
+                            "URL where the service is configured with its public address.")
 
 
 class ReferralRefused(BaseModel):
@@ -81,6 +128,9 @@ class Problem(BaseModel):
 
 def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegistry, max_body_bytes: int) -> FastAPI:
     """The FastAPI application; served by `HttpServer` inside the intake process."""
+    settings = host.settings
+    if not isinstance(settings, IntakeSettings):
+        raise TypeError("intake's HTTP API is built with intake's settings")
     api = FastAPI(
         title="reroute intake API", version="1",
         description="Agencies submit, update and follow referrals. Authenticate with `Authorization: Bearer <key>`, "
@@ -90,11 +140,16 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
     api.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     api.openapi = _openapi_with_referral(api)  # type: ignore[method-assign]
     api.state.agencies = agencies
+    api.state.failures = FailedAttempts(settings.intake_auth_failures_per_minute)
+    api.state.trusted_proxies = settings.intake_trusted_proxies
+    api.state.public_url = settings.intake_public_url or ""
     door = _HttpDoor(host, keys)
     refusals: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "Missing, wrong or revoked API key."},
         413: {"model": Problem, "description": f"Body over {max_body_bytes} bytes."},
         422: {"model": ReferralRefused, "description": "Not a valid referral; nothing stored."},
+        429: {"model": Problem, "description": "Too many failed API key attempts from your address: wait the "
+                                                "Retry-After seconds. A valid key is still served."},
     }
 
     @api.exception_handler(RequestValidationError)
@@ -122,7 +177,8 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
         return _answer(request, decision)
 
     @api.get("/v1/referrals/{referral_id}", name="referral_status", response_model=ReferralStatus,
-             responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."}})
+             responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."},
+                        429: refusals[429]})
     async def referral_status(referral_id: str, request: Request, agency_id: Agency) -> ReferralStatus:
         """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted..."""
         with door.span(request, "GET /v1/referrals/{referral_id}", agency_id) as span:
@@ -180,7 +236,8 @@ def _answer(request: Request, decision: Decision) -> JSONResponse:
         refused = ReferralRefused(agency_referral_id=decision.agency_referral_id, errors=decision.errors)
         return JSONResponse(refused.model_dump(mode="json"), status_code=422)
     assert decision.referral_id is not None and decision.agency_referral_id is not None
-    url = str(request.url_for("referral_status", referral_id=decision.referral_id))
+    # never from the request's Host header, which the caller writes: a path, or the configured public URL
+    url = request.app.state.public_url + str(request.app.url_path_for("referral_status", referral_id=decision.referral_id))
     received = ReferralReceived(
         referral_id=decision.referral_id, agency_referral_id=decision.agency_referral_id, outcome=decision.outcome,
         duplicate=decision.outcome == "duplicate", revision=decision.revision, status_url=url)

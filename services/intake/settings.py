@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import ipaddress
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import HttpPort, ServiceSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class IntakeSettings(ServiceSettings):
@@ -20,6 +27,20 @@ class IntakeSettings(ServiceSettings):
     intake_max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="HTTP request bodies larger than this are refused with 413."
     )
+    intake_public_url: str | None = Field(
+        default=None, description="The API's public base URL (e.g. https://api.example.org/reroute), from which "
+        "replies' status_url and Location are built; unset, they are paths (/v1/referrals/...). Never the Host "
+        "header, which the caller chooses.",
+    )
+    intake_trusted_proxies: Annotated[list[Network], NoDecode] = Field(
+        default=[], description="Addresses or networks (CIDR) of the reverse proxies in front of the API, "
+        "comma-separated. Only a request from one of them has its client address read from X-Forwarded-For; "
+        "every other request is counted by the address it connected from.",
+    )
+    intake_auth_failures_per_minute: int = Field(
+        default=20, ge=1, le=10_000, description="Failed API key attempts a client address may make in a burst and "
+        "then per minute; over that its failures get 429 with Retry-After (a right key is still served).",
+    )
     retention_days: float = Field(
         default=365, ge=0, description="Closed referrals are purged from every service this many days after closing."
     )
@@ -34,3 +55,30 @@ class IntakeSettings(ServiceSettings):
         description="Key of the keyed hash that recognises a young person referred again. Unset: one is generated "
         "and kept in <data dir>/intake-matching.key. Never change it once referrals are stored.",
     )
+
+    @field_validator("intake_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in {"http", "https"} or not url.netloc or url.query or url.fragment:
+            raise ValueError("REROUTE_INTAKE_PUBLIC_URL must be an http(s) URL without a query, like "
+                             "https://api.example.org or https://example.org/reroute")
+        return value.rstrip("/")
+
+    @field_validator("intake_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> list[Network]:
+        items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
+        networks = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text))
+            except ValueError:
+                raise ValueError(f"REROUTE_INTAKE_TRUSTED_PROXIES: '{text}' is not an IP address or network (like "
+                                 "10.0.0.5 or 10.0.0.0/24; a network's host bits must be zero)") from None
+        return networks
