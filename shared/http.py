@@ -61,10 +61,13 @@ class AccessLog:
                             scope["http_version"], status)
 
     def _route(self, scope: Scope) -> str:
-        for route in self._routes:
-            if route.matches(scope)[0] is not Match.NONE:
-                return str(getattr(route, "path", "(a route)"))
-        return "(no route)"
+        """The template of the route that served the request (as the router picks it: the first full match, else
+        the first whose path matched but not its method)."""
+        matches = [(match, route) for route in self._routes if (match := route.matches(scope)[0]) is not Match.NONE]
+        if not matches:
+            return "(no route)"
+        _, route = next((m for m in matches if m[0] is Match.FULL), matches[0])
+        return str(getattr(route, "path", "(a route)"))
 
 
 class HttpServer:

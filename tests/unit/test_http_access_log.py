@@ -14,6 +14,10 @@ from shared.http import AccessLog
 def _app() -> FastAPI:
     app = FastAPI()
 
+    @app.put("/v1/calendars/{mentor_id}.ics")
+    def replace(mentor_id: str) -> dict[str, str]:
+        return {"ok": "yes"}
+
     @app.get("/v1/calendars/{token}.ics")
     def feed(token: str) -> dict[str, str]:
         return {"ok": "yes"}
@@ -28,12 +32,14 @@ async def test_the_route_is_logged_not_the_token_or_the_query(caplog: pytest.Log
             found = await client.get("/v1/calendars/s3cr3t-token.ics?secret=also")
             missing = await client.get("/v1/calendars/s3cr3t-token/typo")
             wrong_method = await client.post("/v1/calendars/s3cr3t-token.ics")
+            other_route = await client.put("/v1/calendars/s3cr3t-token.ics")
 
-    assert (found.status_code, missing.status_code, wrong_method.status_code) == (200, 404, 405)
+    assert [r.status_code for r in (found, missing, wrong_method, other_route)] == [200, 404, 405, 200]
     lines = [r.getMessage() for r in caplog.records if r.name == "shared.http.access"]
     assert lines == [
         '192.0.2.4:5123 - "GET /v1/calendars/{token}.ics HTTP/1.1" 200',
         '192.0.2.4:5123 - "GET (no route) HTTP/1.1" 404',
-        '192.0.2.4:5123 - "POST /v1/calendars/{token}.ics HTTP/1.1" 405',
+        '192.0.2.4:5123 - "POST /v1/calendars/{mentor_id}.ics HTTP/1.1" 405',
+        '192.0.2.4:5123 - "PUT /v1/calendars/{mentor_id}.ics HTTP/1.1" 200',
     ]
     assert "s3cr3t" not in caplog.text and "also" not in caplog.text
