@@ -31,7 +31,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.seal_dead_letters(keys.cipher.seal, keys.cipher.unseal)  # a submission holds personal data
     s = host.subjects
     host.consume(stream=s.referrals_stream, subjects=[s.submitted(), s.updated()], what="submitted",
-                 handler=partial(handle_submissions, subjects=s, keys=keys))
+                 handler=partial(handle_submissions, subjects=s, keys=keys,
+                                 max_body_bytes=settings.intake_max_body_bytes))  # the HTTP door's limit too
     agencies = AgencyRegistry(host.engine)
     intake = rpc.Intake(host, keys, agencies)
 

@@ -70,23 +70,26 @@ class Decision:
 
 
 def handle_submissions(
-    conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys
+    conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys, max_body_bytes: int
 ) -> list[Outgoing]:
-    """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission."""
+    """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission; one over
+    `max_body_bytes` (REROUTE_INTAKE_MAX_BODY_BYTES, the HTTP door's limit too) is rejected unread."""
     update_prefix = subjects.updated("")
     submissions = [
         Submission(subjects.agency_of(d.subject), d.data, d.key, d.subject.startswith(update_prefix), d.span,
                    _cloudevent_headers(d.headers))
         for d in batch
     ]
-    return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys)[1]
+    return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys, max_body_bytes=max_body_bytes)[1]
 
 
 def decide_submissions(
-    conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys
+    conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys,
+    max_body_bytes: int | None = None,
 ) -> tuple[list[Decision], list[Outgoing]]:
-    """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral."""
-    checked = [(s, _check(s)) for s in submissions]
+    """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral.
+    `max_body_bytes`: refuse larger bodies (the HTTP door refuses them before they get here, with 413)."""
+    checked = [(s, _check(s, max_body_bytes)) for s in submissions]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
     store = ReferralStore(conn, keys)
     store.load({(s.agency_id, r.agency_referral_id) for s, r in valid}, {match_key(keys.matcher, r) for _, r in valid})
@@ -100,10 +103,10 @@ def decide_submissions(
     return decisions, out
 
 
-def _check(s: Submission) -> Referral | list[FieldError]:
+def _check(s: Submission, max_body_bytes: int | None) -> Referral | list[FieldError]:
     if not AGENCY_ID.match(s.agency_id):
         return [FieldError(field="", message=f"agency id '{s.agency_id}' in the subject is not valid")]
-    return validate_referral(s.data)
+    return validate_referral(s.data, max_bytes=max_body_bytes)
 
 
 def _decide(

@@ -1,7 +1,8 @@
 """Turn a submitted body into a `Referral`, or into one specific `FieldError` per problem. Pure.
 
-`validate_referral` checks the body against the contract; `date_problems` then checks the dates against when the
-referral was received, which the caller passes in (no clock here).
+`validate_referral` checks the body's size and then the body against the contract; `date_problems` then checks the
+dates against when the referral was received, which the caller passes in (no clock here). A rejection is itself
+bounded (at most `MAX_ERRORS` entries, never a long echo of what was sent), so it can always be published.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from shared.contracts.intake import Referral
 LONDON = ZoneInfo("Europe/London")
 YOUNGEST, OLDEST = 8, 25  # whole years on the referral date, both included
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours an agency's clock may be when it records consent
+MAX_ERRORS = 20
+"""A rejection lists at most this many problems (the last entry says how many more there were)."""
+_MAX_ECHO = 200  # characters of a field path or message in a rejection: a body's own text is never echoed at length
 
 _MESSAGES = {
     "missing": "required field is missing",
@@ -49,7 +53,17 @@ def load_json(data: bytes) -> Any:
         raise NotJson("body is not valid JSON: a number has too many digits") from exc
 
 
-def validate_referral(data: bytes) -> Referral | list[FieldError]:
+def too_large(size: int, max_bytes: int) -> FieldError:
+    """The rejection of a body over the size limit: the same limit, and the same words, on both doors."""
+    return FieldError(field="", message=(
+        f"body is {size} bytes, over the limit of {max_bytes} bytes (REROUTE_INTAKE_MAX_BODY_BYTES): send referrals "
+        "one at a time, within the contract's limits"))
+
+
+def validate_referral(data: bytes, *, max_bytes: int | None = None) -> Referral | list[FieldError]:
+    """The referral in `data`, or what is wrong with it; a body over `max_bytes` is refused before it is read."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return [too_large(len(data), max_bytes)]
     try:
         body = load_json(data)
     except NotJson as exc:
@@ -59,7 +73,15 @@ def validate_referral(data: bytes) -> Referral | list[FieldError]:
     try:
         return Referral.model_validate(body)
     except ValidationError as exc:
-        return [_field_error(err) for err in exc.errors()]
+        return _at_most(MAX_ERRORS, [_field_error(err) for err in exc.errors()])
+
+
+def _at_most(limit: int, errors: list[FieldError]) -> list[FieldError]:
+    if len(errors) <= limit:
+        return errors
+    more = len(errors) - (limit - 1)
+    rest = FieldError(field="", message=f"and {more} more problems, not listed: fix these first")
+    return [*errors[: limit - 1], rest]
 
 
 def date_problems(referral: Referral, *, referred_at: datetime, now: datetime) -> list[FieldError]:
@@ -115,5 +137,13 @@ def _field_error(err: Any) -> FieldError:
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     if err["type"] == "literal_error":
-        message = f"{err['msg'].replace('Input should be', 'must be')}; got {err['input']!r}"
-    return FieldError(field=path, message=message)
+        message = f"{err['msg'].replace('Input should be', 'must be')}; got {_clip(repr(err['input']), 40)}"
+    elif err["type"] == "too_long" and err.get("ctx", {}).get("field_type") == "List":
+        message = f"too many: at most {err['ctx']['max_length']} items, not {err['ctx']['actual_length']}"
+    elif err["type"] == "string_too_long":
+        message = f"too long: at most {err['ctx']['max_length']} characters"
+    return FieldError(field=_clip(path, _MAX_ECHO), message=_clip(message, _MAX_ECHO))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
 from shared.contracts.codes import (
     INDICATOR_CODES,
@@ -26,6 +26,18 @@ _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
 
+# Bounds on every list and string, so that no referral, and no event made from one, can grow without limit (an
+# unbounded list once made a 1.6 MB event that NATS refused). Each is well above any realistic referral: there are
+# 30 indicator codes and 7 protective factors, so a list naming each once always fits.
+MAX_INDICATORS = 30
+MAX_PROTECTIVE_FACTORS = 7
+MAX_LANGUAGES = 10
+MAX_UNSAFE_AREAS = 50
+MAX_CONFLICT_GROUPS = 20
+MAX_AVAILABILITY_WINDOWS = 50
+MAX_ITEM_CHARS = 100
+"""The longest list item (an unsafe area, a conflict group, a code) and the longest name-like string."""
+
 
 def _language(code: str) -> str:
     lowered = code.strip().lower()
@@ -34,7 +46,8 @@ def _language(code: str) -> str:
     return lowered
 
 
-LanguageCode = Annotated[str, AfterValidator(_language)]
+LanguageCode = Annotated[str, StringConstraints(max_length=20), AfterValidator(_language)]
+ListItem = Annotated[str, StringConstraints(max_length=MAX_ITEM_CHARS)]
 
 
 class Referrer(Contract):
@@ -73,8 +86,10 @@ class YoungPerson(Contract):
     family_name: str = Field(min_length=1, max_length=100)
     date_of_birth: date = Field(description="YYYY-MM-DD; the young person must be aged 8 to 25 on the referral date.")
     gender: Gender
-    borough: str = Field(description="A London borough, matched case-insensitively.")
-    languages: list[LanguageCode] = Field(min_length=1, description="ISO 639-1 codes, e.g. ['en', 'so'].")
+    borough: str = Field(max_length=MAX_ITEM_CHARS, description="A London borough, matched case-insensitively.")
+    languages: list[LanguageCode] = Field(
+        min_length=1, max_length=MAX_LANGUAGES, description=f"ISO 639-1 codes, e.g. ['en', 'so']; 1 to {MAX_LANGUAGES}."
+    )
 
     @field_validator("borough")
     @classmethod
@@ -94,7 +109,7 @@ class Consent(Contract):
 class Indicator(Contract):
     """An indicator code with the date it was last observed (the referral date when not given)."""
 
-    code: str
+    code: str = Field(max_length=MAX_ITEM_CHARS)
     observed_at: date | None = Field(
         default=None,
         description="YYYY-MM-DD, from the date of birth to the day after the referral is received; defaults to the "
@@ -116,7 +131,7 @@ class Preferences(Contract):
     mentor_gender_required: bool = Field(
         default=True, description="True: only a mentor of that gender (a request); false: preferred, scored."
     )
-    language: str | None = None
+    language: str | None = Field(default=None, max_length=20)
 
     @field_validator("language")
     @classmethod
@@ -144,16 +159,31 @@ class Referral(Contract):
     index_offence: IndexOffence | None = None
     prior_proven_offences: int | None = Field(default=None, ge=0, le=200)
     age_at_first_proven_offence: int | None = Field(default=None, ge=8, le=30)
-    indicators: list[Indicator] = Field(default_factory=list, description="Codes, or {code, observed_at} objects.")
-    protective_factors: list[str] = Field(default_factory=list)
-    unsafe_areas: list[str] = Field(default_factory=list, max_length=50)
-    conflict_groups: list[str] = Field(
-        default_factory=list, max_length=20,
+    indicators: list[Indicator] = Field(
+        default_factory=list, max_length=MAX_INDICATORS,
+        description=f"Codes, or {{code, observed_at}} objects; at most {MAX_INDICATORS} (there are {MAX_INDICATORS} "
+        "codes: give each once, with the date it was last observed).",
+    )
+    protective_factors: list[ListItem] = Field(
+        default_factory=list, max_length=MAX_PROTECTIVE_FACTORS,
+        description=f"Codes; at most {MAX_PROTECTIVE_FACTORS} (there are {MAX_PROTECTIVE_FACTORS}).",
+    )
+    unsafe_areas: list[ListItem] = Field(
+        default_factory=list, max_length=MAX_UNSAFE_AREAS,
+        description=f"Place names (boroughs, estates, neighbourhoods, postcode districts); at most {MAX_UNSAFE_AREAS}, "
+        f"each at most {MAX_ITEM_CHARS} characters.",
+    )
+    conflict_groups: list[ListItem] = Field(
+        default_factory=list, max_length=MAX_CONFLICT_GROUPS,
         description="Groups the young person must be kept apart from (rival or exploiting groups), matched against "
-        "mentors' conflict registers only; never a risk input, and never a person's name.",
+        "mentors' conflict registers only; never a risk input, and never a person's name. At most "
+        f"{MAX_CONFLICT_GROUPS}, each at most {MAX_ITEM_CHARS} characters.",
     )
     preferences: Preferences = Field(default_factory=Preferences)
-    availability: list[WeeklyWindow] = Field(default_factory=list, max_length=50)
+    availability: list[WeeklyWindow] = Field(
+        default_factory=list, max_length=MAX_AVAILABILITY_WINDOWS,
+        description=f"Weekly windows, Europe/London; at most {MAX_AVAILABILITY_WINDOWS}.",
+    )
     equality_monitoring: EqualityMonitoring | None = Field(
         default=None, description="Optional; kept apart and used only for the fairness audit."
     )
