@@ -3,8 +3,9 @@
 `reroute streams provision` (run by `reroute up` and by a deployment's one-shot step, before the services)
 creates each stream, or brings an existing one to the settings here, with its replica count from
 configuration. A replica count is never lowered: an R3 stream stays R3 when something asks for fewer, since
-losing replicas silently loses the fault tolerance an operator set up. Services only check that what they
-need exists, and say clearly what is missing.
+losing replicas silently loses the fault tolerance an operator set up. Every stream refuses a message over
+`MAX_MESSAGE_BYTES`, whatever the server's own `max_payload`. Services only check that what they need exists, and
+say clearly what is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from shared.subjects import DUPLICATE_WINDOW_SECONDS, StreamSpec, Subjects
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""The largest message (headers and body) a stream stores: NATS's default `max_payload`, so what the streams hold
+never depends on a server configured to carry more. Our events are a few KiB (the referral contract bounds every
+list); an agency's submission over it is refused at its publish (the PubAck says "message size exceeds maximum
+allowed"), one under it but over REROUTE_INTAKE_MAX_BODY_BYTES gets referrals.rejected."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ def _config(spec: StreamSpec, replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=spec.max_age_days * 86_400,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        max_msg_size=MAX_MESSAGE_BYTES,
         num_replicas=replicas,
     )
 
@@ -50,7 +58,8 @@ async def provision(js: JetStreamContext, subjects: Subjects, *, replicas: int) 
         keep = max(replicas, current.num_replicas or 1)  # never downgraded
         wanted = _config(spec, keep)
         same = (sorted(current.subjects or []) == sorted(wanted.subjects or []) and current.max_age == wanted.max_age
-                and current.duplicate_window == wanted.duplicate_window and (current.num_replicas or 1) == keep)
+                and current.duplicate_window == wanted.duplicate_window and current.max_msg_size == wanted.max_msg_size
+                and (current.num_replicas or 1) == keep)
         if same:
             done.append(Provisioned(spec.name, "unchanged", keep))
             continue
