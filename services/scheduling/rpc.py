@@ -106,6 +106,9 @@ async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) 
 
     def save_move_and_retry(conn: Connection, now: datetime) -> tuple[MentorsImported, list[Outgoing]]:
         existing = repository.save_mentors(conn, records, now=now)
+        # those waiting already; a case moved below has just been tried against these mentors (and a second try
+        # in the same transaction would repeat its waitlisted event's id)
+        waited = repository.cases_in(conn, CaseStatus.WAITLISTED)
         out: list[Outgoing] = []
         moved = 0
         today = now.astimezone(LONDON).date()
@@ -114,8 +117,7 @@ async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) 
                 cases, events = move_cases_away(conn, record.id, why, now=now, subjects=host.subjects,
                                                 tracer=host.tracer)
                 moved, out = moved + cases, out + events
-        waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted"))
-                   for row in repository.cases_in(conn, CaseStatus.WAITLISTED)]
+        waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted")) for row in waited]
         for w in waiting:
             w.span.set_attribute("referral.id", w.row.referral_id)
         out += carry_out(conn, waiting, now=now, subjects=host.subjects)
