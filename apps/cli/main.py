@@ -289,12 +289,16 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
         console.print(f"Scheduled with {scheduling.mentor_id}: {len(scheduling.sessions)} sessions, first "
                       f"{_local(scheduling.sessions[0].start)}"
                       + ("" if scheduling.deadline_met else " (after the tier's deadline)"))
+        if scheduling.reason:  # why it last moved or who assigned it: for schedulers, the agency is told less
+            console.print(f"Last change: {escape(scheduling.reason)}")
     elif scheduling is not None and scheduling.status == CaseStatus.WAITLISTED:
         console.print(f"[yellow]Waitlisted[/yellow]: {scheduling.reason}")
     elif scheduling is not None and scheduling.status in (CaseStatus.SUSPENDED, CaseStatus.CLOSED):
         console.print(f"{scheduling.status.value.capitalize()}: {scheduling.reason or 'no reason recorded'}")
     else:
         console.print("Scheduling: waiting for the assessment")
+    if scheduling is not None and scheduling.agency_reason and scheduling.status != CaseStatus.SCHEDULED:
+        console.print(f"The agency is told: {escape(scheduling.agency_reason)}")
     for answer in held:
         for message in answer.held.get(referral_id, []):
             console.print(f"[red]Held for review: {answer.service} set a message about it aside ({message.id}): "
@@ -552,7 +556,8 @@ def waitlist(data_dir: DataDir = None) -> None:
 def session(
     action: Annotated[str, typer.Argument(help="confirm, cancel, attended or missed")],
     session_id: str,
-    reason: Annotated[str, typer.Option(help="Why (for a cancellation).")] = "",
+    reason: Annotated[str, typer.Option(help="Why (for a cancellation). The referring agency is told it as "
+                                             "written: no names, nothing of the mentor's circumstances.")] = "",
     data_dir: DataDir = None,
 ) -> None:
     """Confirm or cancel a session, or record it attended or missed."""
@@ -646,8 +651,9 @@ def person_erase(
 @app.command("close")
 def close_cmd(
     referral_id: str,
-    reason: Annotated[str, typer.Option(help="Why (recorded).")],
-    by: Annotated[str, typer.Option(help="Your name (recorded).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded for schedulers; the agency is told only that the "
+                                             "service closed it).")],
+    by: Annotated[str, typer.Option(help="Your name (recorded for schedulers, never sent to the agency).")],
     data_dir: DataDir = None,
 ) -> None:
     """Close a referral: its future sessions are cancelled; it is purged after the retention period."""

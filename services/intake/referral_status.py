@@ -69,7 +69,7 @@ def status_of(
             first = scheduling.sessions[0].start if scheduling.sessions else None
             mentor = scheduling.mentor_first_name
         else:
-            reason = scheduling.reason
+            reason = scheduling.agency_reason  # never `reason`: that one is for schedulers
     if held:
         status, first, mentor, reason = "held", None, None, HELD_FOR_REVIEW
     return ReferralStatus(

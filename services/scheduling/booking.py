@@ -16,6 +16,7 @@ from typing import Literal
 from opentelemetry import trace
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import NEW_MENTOR, Reason, no_mentor_yet
 from services.scheduling.constraints import Case, MentorState, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, LIVE
 from services.scheduling.matching import LONDON, Match, Waitlist, match, reschedule, with_booking, without_booking
@@ -47,16 +48,18 @@ from shared.contracts.scheduling import (
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
+NO_REASON = Reason("", "")  # a booking needs none
+
 
 @dataclass
 class CaseTask:
     """A case to book; to reschedule (its cadence tier changed, it resumes, or its mentor may no longer take it);
-    or to suspend (the young person is missing)."""
+    or to suspend (the young person is missing). `why` is said for every kind but "book"."""
 
     row: CaseRow
     span: trace.Span
     kind: Literal["book", "reschedule", "suspend", "resume"] = "book"
-    why: str = ""
+    why: Reason = NO_REASON
 
 
 def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subjects: Subjects) -> list[Outgoing]:
@@ -79,31 +82,34 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
                     for e in _suspend(conn, task, case, now=now)]
             span.set_attribute("reroute.outcome", CaseStatus.SUSPENDED.value)
             continue
+        said: Reason | None = None  # why a reschedule moved the case, in full and as the agency is told it
         if task.kind == "book" or row.mentor_id is None:
             case = replace(case, previous_mentor=earlier.get(row.referral_id))
             result = match(case, list(mentors.values()), now=now, rooms=rooms)
             events = _booking_events(row, case, result, now=now)
         else:
-            result, events = _reschedule(conn, task, case, mentors, rooms, now=now)
+            result, events, said = _reschedule(conn, task, case, mentors, rooms, now=now)
         if isinstance(result, Match):
             placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
             if placed:
                 result = replace(result, sessions=[interval for interval, _ in placed])
             else:
-                result = Waitlist("no venue has a room free at the mentor's times")
-                events = [waitlisted(row, case, result.reason, now=now)]
+                room = "no room free at a safe venue at the mentor's times"
+                result, said = Waitlist(room, no_mentor_yet(room)), None
+                events = [waitlisted(row, case, result.agency_reason, now=now)]
         if isinstance(result, Match):
             slots = slots_for(placed)
             new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue)
                              for slot, (_, venue) in zip(slots, placed, strict=True)]
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
-            outcomes.append(Outcome(row.referral_id, CaseStatus.SCHEDULED, result.mentor_id, result.deadline_met, None))
+            outcomes.append(Outcome(row.referral_id, CaseStatus.SCHEDULED, result.mentor_id, result.deadline_met, said))
             row.status, row.mentor_id = CaseStatus.SCHEDULED, result.mentor_id
             span.set_attribute("mentor.id", result.mentor_id)
             span.set_attribute("sessions.count", len(slots))
         else:
-            outcomes.append(Outcome(row.referral_id, CaseStatus.WAITLISTED, None, None, result.reason))
+            outcomes.append(Outcome(row.referral_id, CaseStatus.WAITLISTED, None, None,
+                                    said or Reason(result.reason, result.agency_reason)))
             row.status, row.mentor_id = CaseStatus.WAITLISTED, None
         span.set_attribute("reroute.outcome", CaseStatus(row.status).value)
         out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
@@ -119,13 +125,14 @@ def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: 
             agency_id=row.agency_id, mentor_id=result.mentor_id, tier=case.tier, sessions=[],
             deadline_met=result.deadline_met,
         )]
-    return [waitlisted(row, case, result.reason, now=now)]
+    return [waitlisted(row, case, result.agency_reason, now=now)]
 
 
 def _reschedule(
     conn: Connection, task: CaseTask, case: Case, mentors: dict[str, MentorState], rooms: Rooms, *, now: datetime
-) -> tuple[Match | Waitlist, list[Event]]:
-    """Cancel the case's sessions that have not started and book them again (at the new tier's cadence)."""
+) -> tuple[Match | Waitlist, list[Event], Reason]:
+    """Cancel the case's sessions that have not started and book them again (at the new tier's cadence); the
+    events say why as the agency is told it, the reason returned says it in full too."""
     row = task.row
     assert row.mentor_id is not None
     cancelled = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
@@ -140,18 +147,19 @@ def _reschedule(
     result = reschedule(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)
     why = task.why
     if isinstance(result, Match):
-        moved = result.mentor_id != row.mentor_id
-        reason = why + (f"; {row.mentor_id} cannot take a {case.tier.value} case, so a new mentor" if moved else "")
+        if result.mentor_id != row.mentor_id:  # which rule ruled the mentor out stays with schedulers
+            why = why.then(Reason(f"{row.mentor_id} cannot take a {case.tier.value} case, so a new mentor", NEW_MENTOR))
         return result, [SessionsRescheduled(
             event_id=f"rescheduled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
             referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=result.mentor_id,
-            previous_mentor_id=row.mentor_id, tier=case.tier, sessions=[], cancelled=ids, reason=reason,
-        )]
+            previous_mentor_id=row.mentor_id, tier=case.tier, sessions=[], cancelled=ids, reason=why.agency,
+        )], why
+    why = why.then(Reason(result.reason, result.agency_reason))
     cancel = SessionsCancelled(
         event_id=f"cancelled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
-        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=f"{why}; {result.reason}",
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=why.agency,
     )
-    return result, [cancel, waitlisted(row, case, result.reason, now=now)]
+    return result, [cancel, waitlisted(row, case, result.agency_reason, now=now)], why
 
 
 def _suspend(conn: Connection, task: CaseTask, case: Case, *, now: datetime) -> list[Event]:
@@ -162,14 +170,15 @@ def _suspend(conn: Connection, task: CaseTask, case: Case, *, now: datetime) -> 
     set_case_status(conn, row.referral_id, CaseStatus.SUSPENDED, now=now, reason=task.why)
     row.status = CaseStatus.SUSPENDED
     if row.mentor_id is None:  # not booked yet: nothing to hold, the case waits
-        return [waitlisted(row, case, task.why, now=now)]
+        return [waitlisted(row, case, task.why.agency, now=now)]
     return [SessionsCancelled(
         event_id=f"suspended:{row.referral_id}:{row.assessment_number}", occurred_at=now,
-        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=task.why,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=task.why.agency,
     )]
 
 
 def waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> SessionsWaitlisted:
+    """`sessions.waitlisted`: `reason` is what the agency is told (`agency_reasons`)."""
     return SessionsWaitlisted(
         event_id=f"waitlisted:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
         referral_id=row.referral_id, agency_id=row.agency_id, tier=case.tier, reason=reason,

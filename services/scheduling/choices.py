@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import CHOSEN, Reason
 from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, HOLDING_A_PLACE, LIVE
@@ -139,14 +140,14 @@ def assign(
     slots = slots_for(placed)
     add_sessions(conn, [session_row(referral_id, mentor_id, slot, now, venue)
                         for slot, (_, venue) in zip(slots, placed, strict=True)])
-    note = f"assigned by {by.strip()}: {reason.strip()}"
+    note = Reason(f"assigned by {by.strip()}: {reason.strip()}", CHOSEN)  # who chose and why: for schedulers only
     set_case_status(conn, referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=mentor_id, reason=note)
     event: Event
     if row.mentor_id is not None and row.status in HOLDING_A_PLACE:
         event = SessionsRescheduled(
             event_id=f"assigned:{referral_id}:{int(now.timestamp())}", occurred_at=now, referral_id=referral_id,
             agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=row.mentor_id, tier=case.tier,
-            sessions=slots, cancelled=cancelled, reason=note)
+            sessions=slots, cancelled=cancelled, reason=note.agency)
     else:
         event = SessionsScheduled(
             event_id=f"scheduled:{referral_id}", occurred_at=now, referral_id=referral_id, agency_id=row.agency_id,

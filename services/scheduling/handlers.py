@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import Reason
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.repository import add_cases, load_cases, save_assessments, save_facts
@@ -20,7 +21,10 @@ from shared.messaging import Delivery, parse_event
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
 
-MISSING_WHY = "the young person is reported missing (E05): sessions are suspended until they are found"
+# Reasons about the young person and their tier: their agency may read them as they stand.
+MISSING_WHY = Reason.shared("the young person is reported missing (E05): sessions are suspended until they are found")
+FOUND_WHY = Reason.shared("the young person is no longer missing: sessions resume")
+STAFFED_WHY = Reason.shared("harm is now high or above: staffed venue, ending by 19:00")
 
 
 def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
@@ -90,15 +94,14 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
         if missing and row.status != CaseStatus.SUSPENDED:
             tasks.append(CaseTask(row, d.span, "suspend", MISSING_WHY))
         elif not missing and row.status == CaseStatus.SUSPENDED:
-            tasks.append(CaseTask(row, d.span, "resume", "the young person is no longer missing: sessions resume"))
+            tasks.append(CaseTask(row, d.span, "resume", FOUND_WHY))
         elif missing:
             continue
         elif row.status == CaseStatus.SCHEDULED and old_cadence != cadence.value:
             tasks.append(CaseTask(row, d.span, "reschedule",
-                                  f"tier changed {old_cadence} → {cadence.value}: new cadence"))
+                                  Reason.shared(f"tier changed {old_cadence} → {cadence.value}: new cadence")))
         elif row.status == CaseStatus.SCHEDULED and safety_changed and staffed:
-            tasks.append(CaseTask(row, d.span, "reschedule",
-                                  "harm is now high or above: staffed venue, ending by 19:00"))
+            tasks.append(CaseTask(row, d.span, "reschedule", STAFFED_WHY))
         elif row.status in {CaseStatus.AWAITING_ASSESSMENT, CaseStatus.WAITLISTED}:
             tasks.append(CaseTask(row, d.span))
     add_cases(conn, new_rows)

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from functools import partial
 from itertools import cycle, groupby
 
+from services.scheduling.agency_reasons import NO_MENTOR_YET, waiting
 from services.scheduling.constraints import (
     TIER_POINTS,
     Case,
@@ -91,9 +92,11 @@ class Match:
 
 @dataclass(frozen=True)
 class Waitlist:
-    """No mentor fits; `reason` says why in plain English."""
+    """No mentor fits; `reason` says why in plain English, for schedulers; `agency_reason` as the referring agency
+    is told it (`agency_reasons.waiting`)."""
 
     reason: str
+    agency_reason: str = NO_MENTOR_YET
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ def match(
     first, and no further once no later group could beat the best found even with a perfect routine.
     """
     if not mentors:
-        return Waitlist("no mentors registered")
+        return Waitlist("no mentors registered", NO_MENTOR_YET)
     excluded: Counter[Rule] = Counter()
     eligible: list[tuple[float, str, MentorState]] = []
     for mentor in mentors:
@@ -256,7 +259,8 @@ def match(
             return Match(best[2], best[3], best[1] <= due, deadline_for(case))
     if eligible:
         excluded["no_slot"] += len(eligible)
-    return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS))
+    return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS),
+                    waiting(case, excluded, horizon_days=HORIZON_DAYS))
 
 
 def reschedule(

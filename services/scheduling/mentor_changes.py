@@ -1,6 +1,7 @@
 """When a mentor changes: leave moves only the sessions it touches; a mentor who may no longer mentor (an expired
 check or a suspended licence, `constraints.barred`) has their cases moved to other mentors. Every move is
-published with its reason."""
+published with its reason as the agency is told it: that the mentor is on leave or no longer available, never
+their check or licence (that stays with schedulers, `agency_reasons`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import date, datetime, timedelta
 from opentelemetry import trace
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import MENTOR_UNAVAILABLE, Reason, on_leave
 from services.scheduling.booking import CaseTask, carry_out, subject_for
 from services.scheduling.constraints import barred, venues_for, vetting_expired
 from services.scheduling.matching import LONDON, calendar
@@ -56,7 +58,6 @@ def move_sessions_for_leave(
     state = replace(mentor, busy=[(b, e) for b, e in mentor.busy if b not in taken] + [away])
     out: list[Outgoing] = []
     moved = dropped = 0
-    reason = f"{mentor_id} is on leave {first.isoformat()} to {last.isoformat()}"
     rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in affected])
     for referral_id, sessions in by_case.items():
         row = load_case(conn, referral_id)
@@ -84,24 +85,25 @@ def move_sessions_for_leave(
         event = SessionsRescheduled(
             event_id=f"leave:{referral_id}:{mentor_id}:{first.isoformat()}:{int(now.timestamp())}", occurred_at=now,
             referral_id=referral_id, agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=mentor_id,
-            tier=case.tier, sessions=new_slots, cancelled=cancelled,
-            reason=reason + ("" if not cancelled else f"; {len(cancelled)} could not be moved within a week"))
+            tier=case.tier, sessions=new_slots, cancelled=cancelled, reason=on_leave(len(cancelled)))
         span = tracer.start_span("scheduling move sessions for leave", attributes={"referral.id": referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()
     return {"mentor_id": mentor_id, "moved": moved, "cancelled": dropped, "cases": len(by_case)}, out
 
 
-def why_cases_move(record: MentorRecord, today: date) -> str | None:
-    """Why a mentor may no longer keep their cases, if so (`constraints.barred`), as the moves' reason."""
+def why_cases_move(record: MentorRecord, today: date) -> Reason | None:
+    """Why a mentor may no longer keep their cases, if so (`constraints.barred`): in full for schedulers; the
+    agency is told only that the mentor is no longer available."""
     bar = barred(record, vetting_expired=vetting_expired(record, today))
     if bar is None:
         return None
-    return f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason)
+    return Reason(f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason),
+                  MENTOR_UNAVAILABLE)
 
 
 def move_cases_away(
-    conn: Connection, mentor_id: str, why: str, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
+    conn: Connection, mentor_id: str, why: Reason, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
 ) -> tuple[int, list[Outgoing]]:
     """Reschedule every case of a mentor who may no longer take them (`why_cases_move`) with other mentors."""
     rows = cases_in(conn, CaseStatus.SCHEDULED, mentor_id=mentor_id)

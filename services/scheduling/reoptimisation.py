@@ -10,6 +10,7 @@ from datetime import datetime
 from opentelemetry import trace
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import REPLANNED, Reason
 from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import MentorState, first_exclusion, venues_for
 from services.scheduling.matching import calendar, with_booking, without_booking
@@ -82,7 +83,7 @@ def reoptimise(
                             for slot, (_, venue) in zip(slots, bookings, strict=True)])
         state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
         set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
-                        deadline_met=chosen.deadline_met, reason="placed by the batch round")
+                        deadline_met=chosen.deadline_met, reason=Reason("placed by the batch round", REPLANNED))
         event: Event
         if row.status == CaseStatus.WAITLISTED:
             placed += 1
@@ -96,7 +97,7 @@ def reoptimise(
                 event_id=f"round:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
                 referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=chosen.mentor_id,
                 previous_mentor_id=row.mentor_id or "", tier=case.tier, sessions=slots, cancelled=cancelled,
-                reason="batch round: another mentor lets more young people be placed")
+                reason=REPLANNED)
         span = tracer.start_span("scheduling batch round", attributes={"referral.id": row.referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, update
 from sqlmodel import col
 
+from services.scheduling.agency_reasons import Reason
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, vetting_expired
 from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
 from services.scheduling.rooms import Rooms
@@ -99,10 +100,12 @@ def save_assessments(conn: Connection, rows: Sequence[CaseRow], *, now: datetime
     )
 
 
-def set_case_status(conn: Connection, referral_id: str, status: CaseStatus, *, now: datetime, **values: Any) -> None:
-    """A case's new status, with any other columns that change with it (mentor_id, reason, deadline_met)."""
+def set_case_status(conn: Connection, referral_id: str, status: CaseStatus, *, now: datetime, reason: Reason,
+                    **values: Any) -> None:
+    """A case's new status and why (in full, and as its agency is told it), with any other columns that change
+    with it (mentor_id, deadline_met)."""
     conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
-                 .values(status=status, updated_at=now, **values))
+                 .values(status=status, updated_at=now, reason=reason.detail, agency_reason=reason.agency, **values))
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class Outcome:
     status: CaseStatus
     mentor_id: str | None
     deadline_met: bool | None
-    reason: str | None
+    reason: Reason | None
 
 
 def set_outcomes(conn: Connection, outcomes: Sequence[Outcome], *, now: datetime) -> None:
@@ -123,9 +126,10 @@ def set_outcomes(conn: Connection, outcomes: Sequence[Outcome], *, now: datetime
     conn.execute(
         update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid"))
         .values(status=bindparam("b_status"), mentor_id=bindparam("b_mentor"), deadline_met=bindparam("b_met"),
-                reason=bindparam("b_reason"), updated_at=now),
+                reason=bindparam("b_reason"), agency_reason=bindparam("b_agency_reason"), updated_at=now),
         [{"rid": o.referral_id, "b_status": o.status, "b_mentor": o.mentor_id, "b_met": o.deadline_met,
-          "b_reason": o.reason} for o in outcomes],
+          "b_reason": o.reason and o.reason.detail, "b_agency_reason": o.reason and o.reason.agency}
+         for o in outcomes],
     )
 
 

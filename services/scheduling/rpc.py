@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from services.scheduling import repository
+from services.scheduling.agency_reasons import CLOSED, Reason, stored_before
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
@@ -210,7 +211,7 @@ async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:
         if row.status == CaseStatus.CLOSED:
             raise Refused(f"{request.referral_id} is already closed")
         out = close(conn, request.referral_id, row.agency_id, now=now, subjects=host.subjects,
-                    reason=f"closed by {by}: {reason}")
+                    reason=Reason(f"closed by {by}: {reason}", CLOSED))
         return Closed(referral_id=request.referral_id, status=CaseStatus.CLOSED), out
 
     return await host.transact(close_if_open)
@@ -238,6 +239,7 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
         return SchedulingStatus(
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
             mentor_first_name=names[0] if names else None, deadline_met=case.deadline_met, reason=case.reason,
+            agency_reason=case.agency_reason or stored_before(CaseStatus(case.status)),
             sessions=[BookedSession(session_id=r.session_id, start=r.start.astimezone(LONDON),
                                     end=r.end.astimezone(LONDON)) for r in sessions])
 

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from services.scheduling.agency_reasons import Reason
 from services.scheduling.lifecycle import CANCELLABLE, DISENGAGEMENT, OUTCOMES, Action, after_misses, transition
 from services.scheduling.repository import (
     case_sessions,
@@ -54,19 +55,20 @@ def change_session(
             out.append(outgoing(alert, subjects.alert(case.agency_id)))
         elif follow_up == "close":
             out += close(conn, case.referral_id, case.agency_id, now=now, subjects=subjects,
-                         reason="case closed after three missed sessions in a row")
+                         reason=Reason.shared("case closed after three missed sessions in a row"))
     return {"session_id": session_id, "status": status, "referral_id": case.referral_id,
             "follow_up": follow_up}, out
 
 
 def close(conn: Connection, referral_id: str, agency_id: str, *, now: datetime, subjects: Subjects,
-          reason: str) -> list[Outgoing]:
-    """Close the case: cancel what has not happened, free the mentor's place, say why."""
+          reason: Reason) -> list[Outgoing]:
+    """Close the case: cancel what has not happened, free the mentor's place, say why (in full in the case row,
+    as the agency is told it in the event)."""
     ids = [s.session_id for s in upcoming_sessions(conn, [referral_id], CANCELLABLE, now=now)]
     set_session_status(conn, ids, SessionStatus.CANCELLED, now=now)
     set_case_status(conn, referral_id, CaseStatus.CLOSED, now=now, reason=reason)
     event = SessionsCancelled(event_id=f"closed:{referral_id}", occurred_at=now, referral_id=referral_id,
-                              agency_id=agency_id, cancelled=ids, reason=reason)
+                              agency_id=agency_id, cancelled=ids, reason=reason.agency)
     return [outgoing(event, subjects.cancelled(agency_id))]
 
 

@@ -38,7 +38,10 @@ class CaseRow(SQLModel, table=True):
         description="A CaseStatus: awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended, closed.",
     )
     mentor_id: str | None = Field(default=None, index=True, max_length=64)
-    reason: str | None = None
+    reason: str | None = Field(default=None, description="Why it waits, moved or closed, in full: for schedulers.")
+    agency_reason: str | None = Field(
+        default=None, description="The same as the referring agency is told it (`agency_reasons`); None on cases "
+        "stored before it was kept apart.")
     deadline_met: bool | None = None
     updated_at: datetime
 

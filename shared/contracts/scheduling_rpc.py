@@ -39,7 +39,10 @@ class SchedulingStatus(Contract):
     mentor_id: str | None
     mentor_first_name: str | None
     deadline_met: bool | None = Field(description="Whether the first session is within the tier's deadline.")
-    reason: str | None = Field(description="Why it waits, or why it was suspended or closed.")
+    reason: str | None = Field(description="Why it waits, or why it was suspended or closed, in full: for schedulers.")
+    agency_reason: str | None = Field(
+        default=None, description="The same as the referring agency is told it: no mentor's vetting or licence "
+        "status, no operator's name or note.")
     sessions: list[BookedSession] = Field(description="Booked sessions, soonest first.")
 
 

@@ -63,7 +63,9 @@ async def test_assign_refuses_an_infeasible_mentor_naming_the_constraint_and_boo
     assert done["mentor_id"] == other
     moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid))[0]
     assert moved["previous_mentor_id"] == booked["mentor_id"] and moved["mentor_id"] == other
-    assert moved["reason"] == "assigned by Kim: Shared interest in boxing"
+    assert moved["reason"] == "the service chose another mentor for the young person", "no operator's name or note"
+    said = (await probe.rpc("scheduling", "status", {"referral_id": rid}))["reason"]
+    assert said == "assigned by Kim: Shared interest in boxing", "schedulers keep who chose and why"
     assert sorted(moved["cancelled"]) == sorted(s["session_id"] for s in booked["sessions"])
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.agency_view import assert_told_neutrally
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +21,7 @@ def rotl(**licence: Any) -> dict[str, Any]:
     return {"kind": "rotl", "licence": {"return_by": "20:00", "exclusion_zones": [], **licence}}
 
 
-# (label, mentor changes, referral changes, words expected in the waitlist reason)
+# (label, mentor changes, referral changes, words expected in the waitlist reason schedulers see)
 REFUSED = [
     ("expired check", {"vetting": {"enhanced_check_expires": (TODAY - timedelta(days=1)).isoformat()}}, {},
      "expired enhanced check"),
@@ -60,13 +61,16 @@ async def test_a_mentor_who_would_break_a_hard_constraint_is_never_booked(
     cluster: Cluster, probe: Probe, label: str, mentor_changes: dict[str, Any], referral_changes: dict[str, Any],
     reason: str,
 ) -> None:
-    lang, agency, arid = unique_language(), unique("yot"), unique("HC")
-    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang, **mentor_changes)]})
+    lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("HC"), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang, **mentor_changes)]})
     await probe.submit(agency, referral(arid, language=lang, **referral_changes))
     rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "referral_id"]
     waitlisted = (await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid))[0]
-    assert reason in waitlisted["reason"], (label, waitlisted["reason"])
+    status = await probe.rpc("scheduling", "status", {"referral_id": rid})
+    assert reason in status["reason"], (label, status["reason"])
+    assert waitlisted["reason"] == status["agency_reason"] and waitlisted["reason"].startswith("no mentor available yet")
+    assert_told_neutrally(waitlisted["reason"], mentor_id)
     assert not probe.matching(cluster.subjects.scheduled(agency))
 
 
@@ -148,7 +152,9 @@ async def test_a_conflict_group_named_in_the_referral_keeps_the_mentor_away(clus
     rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "referral_id"]
     waitlisted = (await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid))[0]
-    assert "conflict-register match" in waitlisted["reason"]
+    assert "conflict-register match" in (await probe.rpc("scheduling", "status", {"referral_id": rid}))["reason"]
+    assert "safety checks" in waitlisted["reason"]
+    assert_told_neutrally(waitlisted["reason"], "northside")
 
 
 async def test_a_preferred_gender_is_scored_not_required(cluster: Cluster, probe: Probe) -> None:
@@ -216,7 +222,9 @@ async def test_routes_go_round_unsafe_areas_and_exclusion_zones_or_the_mentor_is
     boxed_in = ["City of London", "Tower Hamlets", "Newham", "Islington", "Haringey", "Waltham Forest"]
     third = await _outcome(cluster, probe, agency, referral(unique("RT"), language=lang, unsafe_areas=boxed_in),
                            waitlisted)
-    assert "1 has no safe venue or safe route to one" in third["reason"], third
+    assert "no safe venue or safe route to one" in third["reason"], third
+    said = (await probe.rpc("scheduling", "status", {"referral_id": third["referral_id"]}))["reason"]
+    assert "1 has no safe venue or safe route to one" in said, said
 
 
 async def test_rooms_are_never_double_booked_when_referrals_share_a_venue_or_leave_moves_a_session(

@@ -87,7 +87,8 @@ async def test_closed_referrals_are_purged_after_the_retention_period(cluster: C
     assert "by" in refusal(await probe.rpc("scheduling", "close", {"referral_id": rid})).message
     await probe.rpc("scheduling", "close", {"referral_id": rid, "reason": "Moved away", "by": "Kim"})
     cancelled = (await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid))[0]
-    assert cancelled["reason"] == "closed by Kim: Moved away"
+    assert cancelled["reason"] == "closed by the service; its remaining sessions are cancelled"
+    assert (await probe.rpc("scheduling", "status", {"referral_id": rid}))["reason"] == "closed by Kim: Moved away"
 
     kept = await probe.rpc("intake", "purge", {"days": 30})
     assert (await probe.rpc("intake", "status", {"referral_id": rid}))["referral_id"] == rid, "not yet past retention"

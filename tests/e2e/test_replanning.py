@@ -57,4 +57,6 @@ async def test_a_tier_a_volunteer_may_not_take_moves_the_case_to_a_staff_mentor(
                                   lambda e: e["referral_id"] == scheduled["referral_id"]))[0]
 
     assert moved["previous_mentor_id"] == volunteer and moved["mentor_id"] == staff
-    assert "cannot take a high case" in moved["reason"]
+    assert moved["reason"] == "tier changed low → high: new cadence; a new mentor takes over"
+    said = (await probe.rpc("scheduling", "status", {"referral_id": scheduled["referral_id"]}))["reason"]
+    assert f"{volunteer} cannot take a high case" in said, "schedulers see which rule moved the case"

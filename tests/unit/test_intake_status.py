@@ -26,7 +26,9 @@ SCHEDULED = SchedulingStatus(
               BookedSession(session_id="s2", start=datetime(2026, 12, 8, 16, 0, tzinfo=UTC),
                             end=datetime(2026, 12, 8, 17, 0, tzinfo=UTC))])
 WAITLISTED = SchedulingStatus(status="waitlisted", tier=Tier.HIGH, mentor_id=None, mentor_first_name=None,
-                              deadline_met=None, reason="no mentor speaks so", sessions=[])
+                              deadline_met=None, reason="no mentor fits: 1 shares no language",
+                              agency_reason="no mentor available yet (none shares a language with the young person)",
+                              sessions=[])
 Answer = Literal["not yet"] | None
 
 
@@ -55,10 +57,18 @@ def test_scheduled_gives_the_first_session_and_the_mentors_first_name() -> None:
     assert status.mentor_first_name == "Amara" and status.tier == "high" and status.reason is None
 
 
-def test_waitlisted_gives_the_reason_and_no_mentor() -> None:
+def test_waitlisted_gives_the_agencys_reason_and_no_mentor() -> None:
     status = status_of(referral_id="ref_1", agency_referral_id="R1", received_at=RECEIVED, revision=0, risk=ASSESSED,
                        scheduling=WAITLISTED)
-    assert status.reason == "no mentor speaks so" and status.mentor_first_name is None
+    assert status.reason == WAITLISTED.agency_reason and status.mentor_first_name is None
+
+
+def test_the_schedulers_reason_never_reaches_the_agency() -> None:
+    closed = WAITLISTED.model_copy(update={"status": "closed", "reason": "closed by Kim: mentor's licence suspended",
+                                           "agency_reason": None})
+    status = status_of(referral_id="ref_1", agency_referral_id="R1", received_at=RECEIVED, revision=0, risk=ASSESSED,
+                       scheduling=closed)
+    assert status.status == "closed" and status.reason is None
 
 
 def test_a_referral_with_a_message_set_aside_is_held_and_the_agency_is_told_no_more() -> None:
