@@ -8,12 +8,16 @@ bounded (at most `MAX_ERRORS` entries, never a long echo of what was sent), so i
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core.core_schema import ErrorType
 
+from shared.contracts.codes import PROTECTIVE_FACTOR_CODES
 from shared.contracts.common import FieldError
 from shared.contracts.intake import Referral
 
@@ -32,6 +36,28 @@ _MESSAGES = {
     "date_from_datetime_inexact": "not a date in YYYY-MM-DD form",
     "timezone_aware": "give the time with its offset, e.g. 2026-05-01T10:00:00+01:00",
 }
+# A rejection names the field and the rule it breaks, never the value given: a name typed in the wrong field would
+# otherwise be stored and published with `referrals.rejected`. The contract's own validators quote the value, so
+# what each checks is said here instead, by the field it checks (its path without list positions).
+_LANGUAGE_RULE = "not an ISO 639-1 language code (two letters, e.g. 'en')"
+_TIME_RULE = "not a time of day in HH:MM (24-hour) form"
+_RULES = {
+    "young_person.languages": _LANGUAGE_RULE,
+    "preferences.language": _LANGUAGE_RULE,
+    "young_person.borough": "not a London borough (one of the 32 boroughs or the City of London)",
+    "indicators.code": "unknown indicator code (see the README for the list of codes)",
+    "availability.start": _TIME_RULE,
+    "availability.end": _TIME_RULE,
+    "availability": "the window ends before it starts",
+    "referrer.email": "not an email address",
+    "referrer.phone": "not a phone number (digits, spaces, +, -, brackets; 7 to 20 characters)",
+}
+# Errors whose message may quote the value: a validator's own words, pydantic's for a union's tag, and any custom
+# error type. Pydantic's other messages say only the rule ("Input should be a valid integer").
+_MAY_QUOTE = {"value_error", "assertion_error", "union_tag_invalid"}
+_PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
+_UNION_BRANCH = re.compile(r"^[a-z-]+\[.*\]$")  # "literal['any']": which type of a union pydantic tried
+_AGENCY_REFERRAL_ID: TypeAdapter[str] = TypeAdapter(Annotated[str, Referral.model_fields["agency_referral_id"]])
 
 
 class NotJson(ValueError):
@@ -73,7 +99,20 @@ def validate_referral(data: bytes, *, max_bytes: int | None = None) -> Referral 
     try:
         return Referral.model_validate(body)
     except ValidationError as exc:
-        return _at_most(MAX_ERRORS, [_field_error(err) for err in exc.errors()])
+        return _at_most(MAX_ERRORS, _one_per_field([_field_error(err) for err in exc.errors()]))
+
+
+def _one_per_field(errors: list[FieldError]) -> list[FieldError]:
+    """The problems, with those of one field that may be any of a union of values said once: "must be 'female',
+    'male', 'non_binary' or 'not_stated', or 'any'"."""
+    kept: list[FieldError] = []
+    for e in errors:
+        before = next((i for i, k in enumerate(kept) if k.field == e.field), None)
+        if before is not None and kept[before].message.startswith("must be ") and e.message.startswith("must be "):
+            kept[before] = FieldError(field=e.field, message=f"{kept[before].message}, or {e.message[8:]}")
+        else:
+            kept.append(e)
+    return kept
 
 
 def _at_most(limit: int, errors: list[FieldError]) -> list[FieldError]:
@@ -120,29 +159,63 @@ def london_date(moment: datetime) -> date:
 
 
 def readable_agency_referral_id(data: bytes) -> str | None:
-    """The agency's id from a body we could not accept, when it can be read, for the rejection event."""
+    """The agency's id from a body we could not accept, for the rejection event, when it is one the contract allows
+    (never whatever else was typed in its place)."""
     try:
         value = load_json(data).get("agency_referral_id")
     except (NotJson, AttributeError):
         return None
-    return value if isinstance(value, str) and 0 < len(value) <= 100 else None
+    try:
+        return _AGENCY_REFERRAL_ID.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def _field_error(err: Any) -> FieldError:
-    loc = [str(part) for part in err["loc"] if part not in ("function-after[_reachable(), Referrer]",)]
+    loc = [str(part) for part in err["loc"] if not _UNION_BRANCH.match(str(part))]
     path = ""
     for part in loc:
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
     message = _MESSAGES.get(err["type"], err["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-    if err["type"] == "literal_error":
-        message = f"{err['msg'].replace('Input should be', 'must be')}; got {_clip(repr(err['input']), 40)}"
+    rule = ".".join(part for part in loc if not part.isdigit())
+    said_here = err["type"] == "value_error" and (rule in _RULES or rule == "protective_factors")
+    if err["type"] == "value_error" and rule == "protective_factors":
+        unknown = [f"[{i}]" for i, code in enumerate(err["input"]) if code not in PROTECTIVE_FACTOR_CODES]
+        message = f"unknown protective factor code at {', '.join(unknown)} (see the README for the list of codes)"
+    elif err["type"] == "value_error" and rule in _RULES:
+        message = _RULES[rule]
+    elif err["type"] == "literal_error":
+        message = err["msg"].replace("Input should be", "must be")
     elif err["type"] == "too_long" and err.get("ctx", {}).get("field_type") == "List":
         message = f"too many: at most {err['ctx']['max_length']} items, not {err['ctx']['actual_length']}"
     elif err["type"] == "string_too_long":
         message = f"too long: at most {err['ctx']['max_length']} characters"
+    may_quote = err["type"] in _MAY_QUOTE or err["type"] not in _PYDANTIC_ERRORS
+    if not said_here and may_quote and _quotes(message, err.get("input"), shortest=2):
+        message = f"not valid here ({err['type'].replace('_', ' ')})"  # a rule that would quote the value given
     return FieldError(field=_clip(path, _MAX_ECHO), message=_clip(message, _MAX_ECHO))
+
+
+def _quotes(message: str, value: Any, *, shortest: int) -> bool:
+    """Whether `message` quotes any text of `value` at least `shortest` characters long."""
+    said = message.casefold()
+    return any(len(text) >= shortest and text in said for text in _texts(value))
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """The texts and numbers in a value given, casefolded, however deep in lists and objects' values."""
+    if isinstance(value, str):
+        yield value.strip().casefold()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
 
 
 def _clip(text: str, limit: int) -> str:
