@@ -5,10 +5,16 @@ intake encrypts, since a submission holds personal data), and publishes only a n
 `deadletter.<service>`. An operator replays one once its cause is fixed: the service runs the message through
 the same handler, in one transaction with the inbox (so it is processed at most once) and the outbox (so its
 events are published once, with their own ids), and marks it replayed in that transaction.
+
+An event of the service's own that NATS refused for good (too large) is parked in its outbox (shared/outbox.py)
+and listed here too, as an open entry of the consumer `outbox`, counted with the rest and holding its referral
+for review: it is the same kind of thing for an operator (something set aside that needs a person), but it is not
+a consumed message, so it is not shown, replayed or discarded from here (docs/reliability.md says what to do).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -20,10 +26,14 @@ from sqlalchemy import Connection, insert, select, update
 from sqlmodel import Field, SQLModel, col
 
 from shared.contracts.deadletters import DeadLetter, DeadLetterStatus, HeldMessage
+from shared.outbox import OutboxRow
 
 Seal = Callable[[bytes], bytes]
 REFERRAL_ID = re.compile(r"ref_[0-9a-f]{16}")
 """The form of intake's referral ids: anything else in a failed body is not taken for one (nor echoed)."""
+PARKED = "outbox"
+"""The `consumer` of a listed parked event (the outbox relay set it aside, not a consumer), and its id's prefix:
+`outbox-<hex>`, which the dead-letter commands do not take for a dead letter's."""
 
 
 class DeadLetterRow(SQLModel, table=True):
@@ -84,12 +94,32 @@ def record(conn: Connection, *, service: str, key: str, consumer: str, subject: 
 
 def listing(conn: Connection, *, service: str, include_resolved: bool, limit: int) -> tuple[list[DeadLetter],
                                                                                              dict[str, int]]:
+    """Dead letters and parked events, newest first, and the open ones counted by reason."""
     query = select(DeadLetterRow).order_by(col(DeadLetterRow.failed_at).desc()).limit(limit)
     if not include_resolved:
         query = query.where(col(DeadLetterRow.status) == "open")
     rows = [DeadLetterRow(**r) for r in conn.execute(query).mappings()]
-    reasons = conn.execute(select(col(DeadLetterRow.reason)).where(col(DeadLetterRow.status) == "open")).scalars()
-    return [public(service, r) for r in rows], dict(Counter(_reason_kind(r) for r in reasons))
+    parked = parked_events(conn, service=service)
+    found = sorted([*(public(service, r) for r in rows), *parked], key=lambda d: d.failed_at, reverse=True)[:limit]
+    reasons = [*conn.execute(select(col(DeadLetterRow.reason)).where(col(DeadLetterRow.status) == "open")).scalars(),
+               *(p.reason for p in parked)]
+    return found, dict(Counter(_reason_kind(r) for r in reasons))
+
+
+def parked_events(conn: Connection, *, service: str) -> list[DeadLetter]:
+    """The service's own events NATS refused for good, as open entries (shared/outbox.py parks them)."""
+    rows = conn.execute(select(col(OutboxRow.event_id), col(OutboxRow.subject), col(OutboxRow.payload),
+                               col(OutboxRow.parked_at), col(OutboxRow.parked_reason))
+                        .where(col(OutboxRow.parked_at).is_not(None)).order_by(col(OutboxRow.parked_at)))
+    return [
+        DeadLetter(id=f"{PARKED}-{hashlib.sha256(event_id.encode()).hexdigest()[:10]}", service=service,
+                   consumer=PARKED, subject=subject, deliveries=1, failed_at=parked_at, status="open",
+                   referral_id=referral_named(payload),
+                   reason=f"parked outbox event: {parked_reason or 'NATS refused it'} (event {event_id}, "
+                          f"{len(payload)} bytes; kept in the outbox, not published again)")
+        for event_id, subject, payload, parked_at, parked_reason in rows
+        if parked_at is not None
+    ]
 
 
 def load(conn: Connection, dead_letter_id: str, *, for_update: bool = False) -> DeadLetterRow | None:
@@ -115,7 +145,7 @@ def mark_replayed(conn: Connection, dead_letter_id: str, *, by: str, now: dateti
 
 
 def open_for_referrals(conn: Connection, referral_ids: list[str]) -> dict[str, list[HeldMessage]]:
-    """Open dead letters by the referral they concern (a referral held for review)."""
+    """Open dead letters and parked events by the referral they concern (a referral held for review)."""
     if not referral_ids:
         return {}
     rows = conn.execute(select(col(DeadLetterRow.referral_id), col(DeadLetterRow.id), col(DeadLetterRow.reason))
@@ -123,6 +153,10 @@ def open_for_referrals(conn: Connection, referral_ids: list[str]) -> dict[str, l
     held: dict[str, list[HeldMessage]] = {}
     for referral_id, dead_letter_id, reason in rows:
         held.setdefault(str(referral_id), []).append(HeldMessage(id=dead_letter_id, reason=reason))
+    wanted = set(referral_ids)
+    for parked in parked_events(conn, service=""):  # few, if any: read them all rather than search payloads
+        if parked.referral_id in wanted:
+            held.setdefault(parked.referral_id, []).append(HeldMessage(id=parked.id, reason=parked.reason))
     return held
 
 

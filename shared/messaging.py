@@ -383,7 +383,7 @@ def commit_batch(engine: Engine, handler: BatchHandler, deliveries: list[Deliver
         out = handler(conn, fresh, now) if fresh else []
         record_processed(conn, [d.key for d in fresh], consumer=consumer, now=now)
         add_to_outbox(conn, out, now=now)
-        relay.mark_sent(conn, now=now)
+        relay.record_outcomes(conn, now=now)
         if also is not None:
             also(conn, now)
     return out

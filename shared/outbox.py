@@ -1,8 +1,9 @@
 """Transactional outbox and inbox: a state change and the events it causes commit together.
 
 Handlers add `Outgoing` messages in the same transaction as their state; the relay publishes them with
-`Nats-Msg-Id` = event id (so the stream drops a re-publish) and marks them sent. An inbox row per processed
-inbound message makes every consumer idempotent.
+`Nats-Msg-Id` = event id (so the stream drops a re-publish) and marks them sent, or parked when NATS refuses one
+for good (too large), so that it never holds back the rest. An inbox row per processed inbound message makes every
+consumer idempotent.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import nats.errors
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from nats.js.errors import APIError
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -40,6 +44,10 @@ class OutboxRow(SQLModel, table=True):
     headers: str = Field(description="JSON object of NATS headers, including traceparent.")
     created_at: datetime = Field(index=True)
     sent_at: datetime | None = Field(default=None, index=True)
+    parked_at: datetime | None = Field(
+        default=None, index=True, description="When NATS refused it for good; a parked row is never published again."
+    )
+    parked_reason: str | None = Field(default=None, max_length=1000, description="Why NATS refused it.")
 
 
 class InboxRow(SQLModel, table=True):
@@ -106,69 +114,92 @@ def record_processed(conn: Connection, keys: Sequence[str], *, consumer: str, no
         conn.execute(insert(InboxRow), [{"message_key": k, "consumer": consumer, "processed_at": now} for k in keys])
 
 
+REFUSED_FOR_GOOD = {10054: "the stream's maximum message size"}
+"""JetStream PubAck error codes that publishing the same message again can never turn into a PubAck (10054:
+"message size exceeds maximum allowed"). Any other error is taken as transient and retried."""
+
+
 class OutboxRelay:
     """Publishes outbox rows: right after each commit, and in a sweep for anything left behind.
 
-    Every wait for a PubAck is bounded (`ack_timeout`) and no lock is held across it. nats-py never
-    resolves nor fails a `publish_async` future whose PubAck was in flight when the connection dropped
-    (../shared/reliability-notes.md): such a row is simply left unsent, and the sweep publishes it again
-    with the same `Nats-Msg-Id`, which the stream acknowledges as a duplicate if the first copy was stored.
-    The outbox's unsent rows are the truth; the relay only ever moves them forward.
+    Each row is published as its own JetStream request, all of them in flight at once (pipelined), and each
+    row's PubAck or error is handled on its own; every wait is bounded (`ack_timeout`) and no lock is held
+    across it. A row that is not confirmed (connection lost, server restarting, stream without a leader) is
+    simply left unsent, and the sweep publishes it again with the same `Nats-Msg-Id`, which the stream
+    acknowledges as a duplicate if the first copy was stored. A row NATS refuses for good (larger than the
+    server's `max_payload` or the stream's maximum message size) is parked: kept in the outbox with why and
+    when, logged once, listed with the dead letters, and never again in the way of the rows behind it.
+
+    Not `publish_async`: nats-py 2.16 never resolves nor fails its future when the PubAck is an error (it
+    raises inside its own reply callback, a traceback in the log every sweep) or was in flight when the
+    connection dropped (../shared/reliability-notes.md).
     """
 
     def __init__(self, database: DatabaseThread, js: JetStreamContext, *, sweep_seconds: float = 1.0,
                  ack_timeout: float = 5.0) -> None:
         self._engine = database.engine
         self._database = database
-        self._sent_lock = threading.Lock()  # publish() adds on the event loop, mark_sent() takes on the database thread
+        # publish() adds on the event loop, record_outcomes() takes on the database thread
+        self._outcomes_lock = threading.Lock()
         self._js = js
         self._sweep_seconds = sweep_seconds
         self._ack_timeout = ack_timeout
         self._sent: list[str] = []
+        self._parked: list[tuple[str, str, datetime]] = []  # event id, why, when
         self.oldest_unsent_age: float = 0.0
-        """Seconds since the oldest unsent row was written, as of the last sweep (0: none)."""
+        """Seconds since the oldest unsent (and not parked) row was written, as of the last sweep (0: none)."""
         self._failing_since: float | None = None
 
     async def publish(self, messages: Sequence[Outgoing]) -> int:
-        """Publish with pipelined PubAcks and remember what the stream confirmed; returns how many were.
+        """Publish with pipelined PubAcks and remember what the stream confirmed or refused for good; returns how
+        many were confirmed.
 
-        Rows not confirmed within `ack_timeout` (connection lost, server restarting, stream without a
-        leader) stay unsent for the sweep. Never raises for a broker problem, and never waits unbounded.
+        Rows not confirmed within `ack_timeout` stay unsent for the sweep. Never raises for a broker problem, and
+        never waits unbounded.
         """
         if not messages:
             return 0
-        futures: dict[asyncio.Future[PubAck], str] = {}
-        problem: BaseException | None = None
+        max_payload = _connection(self._js).max_payload
+        requests: dict[asyncio.Task[PubAck], Outgoing] = {}
+        parked: list[tuple[Outgoing, str]] = []
         for m in messages:
-            try:
-                future = await self._js.publish_async(
-                    m.subject, m.payload, headers={**m.headers, "Nats-Msg-Id": m.event_id},
-                    wait_stall=self._ack_timeout,
-                )
-            except Exception as exc:  # noqa: BLE001 - disconnected, buffer full, stalled: the sweep retries
-                problem = exc
-                break
-            futures[future] = m.event_id
+            headers = {**m.headers, "Nats-Msg-Id": m.event_id}
+            size = message_size(m.payload, headers)
+            if size > max_payload:  # the server would close the connection on it: never send it
+                parked.append((m, f"{size} bytes, over the NATS server's max_payload of {max_payload} bytes"))
+                continue
+            requests[asyncio.ensure_future(self._js.publish(m.subject, m.payload, timeout=self._ack_timeout,
+                                                            headers=headers))] = m
         confirmed: list[str] = []
-        if futures:
-            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
-            for future in pending:
-                future.cancel()  # frees its slot in nats-py's pending-publish semaphore
-            for future in done:
-                if future.cancelled():
-                    continue
-                if (error := future.exception()) is not None:
-                    problem = problem or error
+        problem: BaseException | None = None
+        if requests:
+            try:  # each request times out on its own; this bounds a send stuck behind a full buffer too
+                done, pending = await asyncio.wait(requests, timeout=self._ack_timeout + 1)
+            finally:
+                for request in requests:
+                    request.cancel()  # those still pending (or all, when the service is stopping)
+            for request in done:
+                if (error := request.exception()) is None:
+                    confirmed.append(requests[request].event_id)
+                elif (why := refused_for_good(error)) is not None:
+                    parked.append((requests[request], why))
                 else:
-                    confirmed.append(futures[future])
+                    problem = problem or error
             if pending and problem is None:
                 problem = TimeoutError(f"{len(pending)} PubAcks not received within {self._ack_timeout:g} s")
-        with self._sent_lock:
+        now = datetime.now(UTC)
+        for m, why in parked:
+            log.error("outbox: NATS refused event %s on %s for good (%s); it is parked: kept in the outbox, not "
+                      "published again, listed by `reroute deadletter list`; the events behind it go on",
+                      m.event_id, m.subject, why)
+        with self._outcomes_lock:
             self._sent.extend(confirmed)
+            self._parked.extend((m.event_id, f"NATS refused it: {why}", now) for m, why in parked)
         if problem is None:
             self._progressed()
         else:
-            self._failed(f"{len(messages) - len(confirmed)} events not confirmed by NATS ({describe(problem)}); "
+            unconfirmed = len(messages) - len(confirmed) - len(parked)
+            self._failed(f"{unconfirmed} events not confirmed by NATS ({describe(problem)}); "
                          "they stay in the outbox and are published again until they are")
         return len(confirmed)
 
@@ -182,32 +213,38 @@ class OutboxRelay:
             self._failing_since = time.monotonic()
             log.warning("outbox: %s", what)
 
-    def mark_sent(self, conn: Connection, *, now: datetime) -> None:
-        """Record as sent what was published since the last call, inside the caller's transaction.
+    def record_outcomes(self, conn: Connection, *, now: datetime) -> None:
+        """Record as sent what was published since the last call, and as parked what NATS refused for good, inside
+        the caller's transaction.
 
         Folding this into the next batch's transaction saves a commit per batch; the sweep flushes it when
         no batch follows. If the caller's transaction rolls back the rows stay unsent and are re-published
-        with the same Nats-Msg-Id, which the stream and every consumer's inbox drop.
+        with the same Nats-Msg-Id, which the stream and every consumer's inbox drop (or refused, and parked, again).
         """
-        with self._sent_lock:
+        with self._outcomes_lock:
             ids, self._sent = self._sent, []
+            parked, self._parked = self._parked, []
         for chunk in range(0, len(ids), 500):
             conn.execute(
                 update(OutboxRow)
                 .where(col(OutboxRow.event_id).in_(ids[chunk : chunk + 500]))
                 .values(sent_at=now)
             )
+        for event_id, why, when in parked:
+            conn.execute(update(OutboxRow).where(col(OutboxRow.event_id) == event_id)
+                         .values(parked_at=when, parked_reason=why[:1000]))
 
     async def sweep_once(self, *, older_than: timedelta = timedelta(seconds=2), limit: int = 500) -> int:
-        """Publish unsent rows older than `older_than`; returns how many were found."""
+        """Publish unsent rows older than `older_than` (never a parked one); returns how many were found."""
         now = datetime.now(UTC)
 
         def unsent() -> Sequence[Row[OutboxRow]]:
             with self._engine.begin() as conn:
-                self.mark_sent(conn, now=now)
+                self.record_outcomes(conn, now=now)
                 return conn.execute(
                     select(OutboxRow)
-                    .where(col(OutboxRow.sent_at).is_(None), col(OutboxRow.created_at) <= now - older_than)
+                    .where(col(OutboxRow.sent_at).is_(None), col(OutboxRow.parked_at).is_(None),
+                           col(OutboxRow.created_at) <= now - older_than)
                     .order_by(col(OutboxRow.created_at))
                     .limit(limit)
                 ).all()
@@ -239,6 +276,27 @@ class OutboxRelay:
                 await asyncio.wait_for(stop.wait(), timeout=self._sweep_seconds)
             except TimeoutError:
                 pass
+
+
+def message_size(payload: bytes, headers: dict[str, str]) -> int:
+    """The bytes NATS counts against `max_payload`: the body and the headers as nats-py writes them."""
+    header_lines = sum(len(k.strip().encode()) + len(v.strip().encode()) + 4 for k, v in headers.items())
+    return len(payload) + len(b"NATS/1.0\r\n") + header_lines + 2
+
+
+def refused_for_good(error: BaseException) -> str | None:
+    """Why publishing the same message again can never succeed, or None when a retry may (a timeout, no responders,
+    a lost connection, a stream without a leader)."""
+    if isinstance(error, nats.errors.MaxPayloadError):
+        return "over the NATS server's max_payload"
+    if isinstance(error, APIError) and error.err_code in REFUSED_FOR_GOOD:
+        return f"{error.description or 'refused'} ({REFUSED_FOR_GOOD[error.err_code]}, error {error.err_code})"
+    return None
+
+
+def _connection(js: JetStreamContext) -> NATS:
+    """The client under a JetStream context, for its server's max_payload (nats-py keeps no public handle on it)."""
+    return js._nc
 
 
 def describe(exc: BaseException) -> str:
