@@ -40,3 +40,30 @@ bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.
 
 clean:
 	rm -rf $(VENV) .reroute
+
+# Containers (README, Operate): docker-compose.yml runs the stack from the official base images; CI runs the same
+# roles from images it builds from Debian (docker-compose.ci.yml), because the public registry is not reachable there.
+COMPOSE ?= docker-compose
+COMPOSE_PROJECT ?= reroute
+COMPOSE_ENV ?= deploy/.env
+compose := $(COMPOSE) -p $(COMPOSE_PROJECT) --env-file $(COMPOSE_ENV)
+
+.PHONY: images compose-env compose-up compose-up-ci compose-down test-docker
+
+images:  ## CI's Debian-built images for docker-compose.ci.yml (as root: debootstrap; a running Docker engine)
+	deploy/ci/build-images.sh
+
+compose-env:  ## deploy/.env with fresh secrets and the published ports (an existing one is kept)
+	$(PYTHON) -m apps.container.env $(COMPOSE_ENV)
+
+compose-up: compose-env  ## build reroute's image on python:3.11-slim and start the stack; returns once it is healthy
+	$(compose) up -d --build
+
+compose-up-ci: compose-env  ## the same on the images `make images` built (no registry needed)
+	$(compose) -f docker-compose.yml -f docker-compose.ci.yml up -d --no-build
+
+compose-down:  ## stop and remove the stack's containers; its volumes (the data) stay
+	$(compose) down
+
+test-docker: $(STAMP)  ## the compose stack's tests (tests/deploy) on the images `make images` built
+	$(BIN)/python -m pytest tests/deploy -m docker
