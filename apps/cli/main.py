@@ -6,13 +6,15 @@ import asyncio
 import getpass
 import json
 import os
-from collections.abc import Awaitable
+import re
 import shutil
 import sys
+import tempfile
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
-from importlib import metadata
 
 import typer
 from pydantic import ValidationError
@@ -58,8 +60,6 @@ app = typer.Typer(help="reroute: referrals in, explainable risk, mentors booked.
 mentors_app = typer.Typer(help="Mentor registry.", no_args_is_help=True)
 rules_app = typer.Typer(help="Risk rules.", no_args_is_help=True)
 app.add_typer(mentors_app, name="mentors")
-app.add_typer(rules_app, name="rules")
-app.add_typer(agencies_app, name="agencies")
 
 
 def _print_version(asked: bool) -> None:
@@ -79,13 +79,24 @@ def _everywhere(
 def _command() -> str:
     """How to type `reroute` here: the bare name when it is on PATH, else the path of the one running."""
     return "reroute" if shutil.which("reroute") else str(Path(sys.argv[0]).resolve())
+app.add_typer(rules_app, name="rules")
+app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
 console = Console()
 T = TypeVar("T")
 Rep = TypeVar("Rep")
+# C0 and C1 controls (ESC starts a terminal's escape sequences and hyperlinks) and the bidirectional-text controls
+# that make text read in another order than it is stored
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
+
+def safe(value: object) -> str:
+    """A value from outside the CLI (a service's reply, an event, a file, an argument) ready for rich: its markup
+    escaped, so a name cannot restyle the output, plant a link or stop the command, and control and bidi characters
+    shown as U+FFFD, so it cannot drive the terminal."""
+    return escape(_UNPRINTABLE.sub("\ufffd", str(value)))
 
 
 @app.command()
@@ -106,7 +117,7 @@ def up(
                     await _import_mentors(client, examples / "mentors.yaml")
                     outcomes = await _submit(client, examples / "referrals.json", "demo", timeout=30)
                     _print_outcomes(outcomes)
-            console.print(f"[bold green]reroute is running[/bold green] (data in {settings.data_dir}). "
+            console.print(f"[bold green]reroute is running[/bold green] (data in {safe(settings.data_dir)}). "
                           f"Try `{_command()} calendar m-amara` in another terminal"
                           + ("" if _command() == "reroute" else " (or `source .venv/bin/activate` first, so that "
                              "`reroute` alone works)") + ". Ctrl-C stops everything.")
@@ -127,7 +138,8 @@ async def _import_mentors(client: ServiceClient, file: Path) -> None:
     mentors = read_records(file, "mentors")
     result = await client.call(sched.MENTORS_IMPORT, sched.MentorsImportRequest(mentors=mentors), timeout=30)
     _refuse_import(file, "mentor", result.errors)
-    console.print(f"Imported {result.imported} mentors from {file} ({result.created} new, {result.updated} updated).")
+    console.print(f"Imported {result.imported} mentors from {safe(file)} ({result.created} new, {result.updated} "
+                  "updated).")
     if result.cases_moved:
         console.print(f"[yellow]{result.cases_moved} young people moved from mentors who can no longer keep "
                       "them (expired check or suspended licence).[/yellow]")
@@ -136,7 +148,8 @@ async def _import_mentors(client: ServiceClient, file: Path) -> None:
 def _refuse_import(file: Path, what: str, errors: list[sched.ImportProblem]) -> None:
     """Print every problem and stop, when there are any (nothing was imported)."""
     for err in errors:
-        console.print(f"[red]{what} #{err.index + 1} ({err.id or 'no id'}): {err.field}: {escape(err.message)}[/red]")
+        console.print(f"[red]{what} #{err.index + 1} ({safe(err.id or 'no id')}): {safe(err.field)}: "
+                      f"{safe(err.message)}[/red]")
     if errors:
         raise CliError(f"{file}: nothing imported; fix the {len(errors)} problem(s) above")
 
@@ -152,8 +165,8 @@ def mentors_list(
     for m in result.mentors:
         if problems and not m.problems:
             continue
-        table.add_row(m.id, m.name, m.kind, ", ".join(m.boroughs), ", ".join(m.languages), str(m.max_caseload),
-                      "; ".join(m.problems) or "-")
+        table.add_row(safe(m.id), safe(m.name), safe(m.kind), safe(", ".join(m.boroughs)),
+                      safe(", ".join(m.languages)), str(m.max_caseload), safe("; ".join(m.problems) or "-"))
     console.print(table)
 
 
@@ -171,7 +184,7 @@ def mentors_leave(
         raise CliError("--from and --to are dates like 2026-12-21") from None
     asked = sched.LeaveRequest(mentor_id=mentor_id, first_day=days[0], last_day=days[1])
     r = with_client(lambda c: c.call(sched.LEAVE, asked), data_dir)
-    console.print(f"Leave recorded for {mentor_id}: {r.moved} sessions moved, {r.cancelled} cancelled, "
+    console.print(f"Leave recorded for {safe(mentor_id)}: {r.moved} sessions moved, {r.cancelled} cancelled, "
                   f"across {r.cases} young people.")
 
 
@@ -238,24 +251,24 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
         column.no_wrap = True
     problems: list[str] = []
     for o in outcomes:
-        ref = o.agency_referral_id or "?"
+        ref = safe(o.agency_referral_id or "?")
         if o.rejected:
             what = "rejected" if o.sent else "not sent: row unreadable"
             table.add_row(str(o.row), ref, "-", "-", f"[red]{what}[/red] ({len(o.rejected)} problems, below)", "-", "-")
-            problems += [f"row {o.row} {ref}: {e['field'] or 'body'}: {e['message']}" for e in o.rejected]
+            problems += [f"row {o.row} {ref}: {safe(e['field'] or 'body')}: {safe(e['message'])}" for e in o.rejected]
             continue
         if o.referral_id is None:
             table.add_row(str(o.row), ref, "-", "-", "[yellow]no answer from intake yet[/yellow]", "-", "-")
             continue
-        outcome = o.status or "in progress"
+        outcome = safe(o.status or "in progress")
         if o.status == "waitlisted":
-            outcome = f"[yellow]waitlisted[/yellow]: {o.reason}"
+            outcome = f"[yellow]waitlisted[/yellow]: {safe(o.reason)}"
         elif o.status == "scheduled" and o.deadline_met is False:
             outcome = "scheduled [yellow](after the tier's deadline)[/yellow]"
         if o.duplicate:
             outcome += " (duplicate: submitted before)"
         first = _local(o.first_session) if o.first_session else "-"
-        table.add_row(str(o.row), ref, o.referral_id, o.tier or "…", outcome, o.mentor_id or "-", first)
+        table.add_row(str(o.row), ref, safe(o.referral_id), safe(o.tier or "…"), outcome, safe(o.mentor_id or "-"), first)
     console.print(table)
     for line in problems:
         console.print(f"  [red]✗[/red] {line}")
@@ -275,35 +288,35 @@ def status(referral_id: str, data_dir: DataDir = None) -> None:
                 await _unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
 
     intake, risk, scheduling, held = with_client(fetch, data_dir)
-    console.print(f"[bold]{referral_id}[/bold] from {intake.agency_id} (their ref {intake.agency_referral_id}), "
-                  f"received {_local(intake.received_at)}")
+    console.print(f"[bold]{safe(referral_id)}[/bold] from {safe(intake.agency_id)} (their ref "
+                  f"{safe(intake.agency_referral_id)}), received {_local(intake.received_at)}")
     if risk is not None:
         a = risk.assessment
-        console.print(f"Risk: [bold]{a.tier}[/bold] (likelihood {a.likelihood.tier}, harm {a.harm.tier}, "
-                      f"wellbeing {a.wellbeing.tier}); rules {a.rules_version}")
+        console.print(f"Risk: [bold]{safe(a.tier)}[/bold] (likelihood {safe(a.likelihood.tier)}, harm "
+                      f"{safe(a.harm.tier)}, wellbeing {safe(a.wellbeing.tier)}); rules {safe(a.rules_version)}")
         if a.escalations:
-            console.print(f"[red]Safeguarding escalations: {', '.join(a.escalations)}[/red]")
+            console.print(f"[red]Safeguarding escalations: {safe(', '.join(a.escalations))}[/red]")
     else:
         console.print("Risk: not assessed yet")
     if scheduling is not None and scheduling.status == CaseStatus.SCHEDULED and scheduling.sessions:
-        console.print(f"Scheduled with {scheduling.mentor_id}: {len(scheduling.sessions)} sessions, first "
+        console.print(f"Scheduled with {safe(scheduling.mentor_id)}: {len(scheduling.sessions)} sessions, first "
                       f"{_local(scheduling.sessions[0].start)}"
                       + ("" if scheduling.deadline_met else " (after the tier's deadline)"))
         if scheduling.reason:  # why it last moved or who assigned it: for schedulers, the agency is told less
-            console.print(f"Last change: {escape(scheduling.reason)}")
+            console.print(f"Last change: {safe(scheduling.reason)}")
     elif scheduling is not None and scheduling.status == CaseStatus.WAITLISTED:
-        console.print(f"[yellow]Waitlisted[/yellow]: {scheduling.reason}")
+        console.print(f"[yellow]Waitlisted[/yellow]: {safe(scheduling.reason)}")
     elif scheduling is not None and scheduling.status in (CaseStatus.SUSPENDED, CaseStatus.CLOSED):
-        console.print(f"{scheduling.status.value.capitalize()}: {scheduling.reason or 'no reason recorded'}")
+        console.print(f"{scheduling.status.value.capitalize()}: {safe(scheduling.reason or 'no reason recorded')}")
     else:
         console.print("Scheduling: waiting for the assessment")
     if scheduling is not None and scheduling.agency_reason and scheduling.status != CaseStatus.SCHEDULED:
-        console.print(f"The agency is told: {escape(scheduling.agency_reason)}")
+        console.print(f"The agency is told: {safe(scheduling.agency_reason)}")
     for answer in held:
         for message in answer.held.get(referral_id, []):
-            console.print(f"[red]Held for review: {answer.service} set a message about it aside ({message.id}): "
-                          f"{escape(message.reason)}[/red]\n  Fix the cause, then `reroute deadletter replay "
-                          f"{message.id}`; the agency sees \"held for review by the service\".")
+            console.print(f"[red]Held for review: {safe(answer.service)} set a message about it aside "
+                          f"({safe(message.id)}): {safe(message.reason)}[/red]\n  Fix the cause, then `reroute "
+                          f"deadletter replay {safe(message.id)}`; the agency sees \"held for review by the service\".")
 
 
 @app.command()
@@ -314,25 +327,27 @@ def assessment(referral_id: str, data_dir: DataDir = None) -> None:
     if result is None:
         raise CliError(f"no assessment for {referral_id} (yet)")
     a = result.assessment
-    console.print(f"[bold]{referral_id}[/bold]: overall tier [bold]{a.tier}[/bold] (rules {a.rules_version})")
+    console.print(f"[bold]{safe(referral_id)}[/bold]: overall tier [bold]{safe(a.tier)}[/bold] (rules "
+                  f"{safe(a.rules_version)})")
     for axis, ax in (("likelihood", a.likelihood), ("harm", a.harm), ("wellbeing", a.wellbeing)):
-        floor = f", floor {ax.floor} from an escalation" if ax.floor else ""
-        console.print(f"\n[bold]{axis}[/bold]: {ax.tier} (score {ax.score:g}{floor})")
+        floor = f", floor {safe(ax.floor)} from an escalation" if ax.floor else ""
+        console.print(f"\n[bold]{axis}[/bold]: {safe(ax.tier)} (score {ax.score:g}{floor})")
         for r in ax.reasons:
-            console.print(f"  {r.points:+g}  {r.rule_id}: {r.explanation}")
+            console.print(f"  {r.points:+g}  {safe(r.rule_id)}: {safe(r.explanation)}")
         if ax.could_lower:
-            console.print(f"  What could lower this: {', '.join(ax.could_lower)}")
+            console.print(f"  What could lower this: {safe(', '.join(ax.could_lower))}")
     if a.escalations:
-        console.print(f"\n[red]Escalations: {', '.join(a.escalations)}[/red]")
+        console.print(f"\n[red]Escalations: {safe(', '.join(a.escalations))}[/red]")
     if a.needs:
-        console.print("\nNeeds: " + ", ".join(f"{n.name} ({n.score})" for n in a.needs if n.score))
-        console.print("Focus: " + ", ".join(a.focus))
+        console.print("\nNeeds: " + safe(", ".join(f"{n.name} ({n.score})" for n in a.needs if n.score)))
+        console.print("Focus: " + safe(", ".join(a.focus)))
     if a.review_due:
         console.print(f"Next review due {_local(a.review_due)}")
     table = Table("#", "when", "computed", "tier", "cause", "by", "why", title="History")
     for h in result.history:
         who = (h.by or "") + (f" (countersigned {h.countersigned_by})" if h.countersigned_by else "")
-        table.add_row(str(h.number), _local(h.at), h.computed_tier, h.tier, h.cause, who, h.reason or h.summary)
+        table.add_row(str(h.number), _local(h.at), safe(h.computed_tier), safe(h.tier), safe(h.cause), safe(who),
+                      safe(h.reason or h.summary))
     console.print(table)
 
 
@@ -352,7 +367,8 @@ def override(
                                      countersign=countersign)
     a = with_client(lambda c: c.call(risk_rpc.OVERRIDE, asked), data_dir).assessment
     change = a.change.summary if a.change else "first assessment"
-    console.print(f"{referral_id}: tier {a.tier} ({change}); computed tier {a.computed_tier}. Published to scheduling.")
+    console.print(f"{safe(referral_id)}: tier {safe(a.tier)} ({safe(change)}); computed tier {safe(a.computed_tier)}. "
+                  "Published to scheduling.")
 
 
 reviews_app = typer.Typer(help="Scheduled reviews of tiers.", no_args_is_help=True)
@@ -372,7 +388,7 @@ def reviews_due(
     table = Table("referral", "agency", "tier", "due", title=f"Reviews due within {within} days")
     for r in result.reviews:
         due = _local(r.due) + (" [red](overdue)[/red]" if r.overdue else "")
-        table.add_row(r.referral_id, r.agency_id, r.tier, due)
+        table.add_row(safe(r.referral_id), safe(r.agency_id), safe(r.tier), due)
     console.print(table)
 
 
@@ -384,7 +400,7 @@ def audit_cmd(
     result = with_client(lambda c: c.call(intake_rpc.AUDIT, intake_rpc.AuditRequest(min_group_size=min_group),
                                           timeout=60), data_dir)
     for line in result.lines:
-        console.print(line, markup=False, soft_wrap=True)
+        console.print(safe(line), soft_wrap=True)
 
 
 @rules_app.command("check")
@@ -415,20 +431,20 @@ def rules_rescore(
             raise CliError(f"cannot read {rules}: {exc.strerror}") from None
     result = with_client(lambda c: c.call(risk_rpc.RESCORE, asked, timeout=120), data_dir)
     for line in result.lines:
-        console.print(line, markup=False, soft_wrap=True)
+        console.print(safe(line), soft_wrap=True)
     if not dry_run:
-        console.print(f"Published {result.republished} new assessments (rules {result.rules_version}).")
+        console.print(f"Published {result.republished} new assessments (rules {safe(result.rules_version)}).")
 
 
 @rules_app.command("list")
 def rules_list(data_dir: DataDir = None) -> None:
     """Every indicator and protective-factor code, with its meaning."""
     result = with_client(lambda c: c.call(risk_rpc.RULES, Empty()), data_dir)
-    console.print(f"Rules {result.id} version {result.version}")
+    console.print(f"Rules {safe(result.id)} version {safe(result.version)}")
     for title, codes in (("Indicators", result.indicators), ("Protective factors", result.protective_factors)):
         table = Table("code", "meaning", title=title)
         for code, meaning in sorted(codes.items()):
-            table.add_row(code, meaning)
+            table.add_row(safe(code), safe(meaning))
         console.print(table)
 
 
@@ -449,10 +465,11 @@ def calendar(
         r = with_client(lambda c: c.call(sched.CALENDAR_FEED, sched.FeedRequest(mentor_id=mentor_id,
                                                                                  revoke=revoke_feed)), data_dir)
         if revoke_feed:
-            console.print(f"Revoked {r.revoked} feed link(s) of {mentor_id}.")
+            console.print(f"Revoked {r.revoked} feed link(s) of {safe(mentor_id)}.")
         else:
-            console.print(f"Calendar feed for {mentor_id} (share it only with them; it shows case references only):")
-            console.print(f"  iCalendar: {r.ics_url}\n  JSON:      {r.json_url}", soft_wrap=True)
+            console.print(f"Calendar feed for {safe(mentor_id)} (share it only with them; it shows case references "
+                          "only):")
+            console.print(f"  iCalendar: {safe(r.ics_url)}\n  JSON:      {safe(r.json_url)}", soft_wrap=True)
         return
     try:
         first_day = date.fromisoformat(start) if start else None
@@ -465,7 +482,7 @@ def calendar(
         print(result.model_dump_json(indent=2))
         return
     m = result.mentor
-    console.print(f"[bold]{m.name}[/bold] ({m.id}, {m.kind}): {len(result.sessions)} sessions, "
+    console.print(f"[bold]{safe(m.name)}[/bold] ({safe(m.id)}, {safe(m.kind)}): {len(result.sessions)} sessions, "
                   f"{_local(result.starts)[:10]} to {_local(result.ends)[:10]}")
     week_start = result.starts.date()
     week_start -= timedelta(days=week_start.weekday())
@@ -483,9 +500,9 @@ def calendar(
                       title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
         for s in sessions:
             case = f"{s.first_name} ({s.case})" if s.first_name else s.case
-            route = [" → ".join(s.mentor_route or [])] if rotl else []
-            table.add_row(f"{s.start:%a %d %b}", f"{s.start:%H:%M}–{s.end:%H:%M}", case, s.status, s.venue or "",
-                          *route)
+            route = [safe(" → ".join(s.mentor_route or []))] if rotl else []
+            table.add_row(f"{s.start:%a %d %b}", f"{s.start:%H:%M}–{s.end:%H:%M}", safe(case), safe(s.status),
+                          safe(s.venue or ""), *route)
         console.print(table)
 
 
@@ -493,16 +510,16 @@ def calendar(
 def recommend(referral_id: str, data_dir: DataDir = None) -> None:
     """The top three mentor + first-slot options with their scores, and why every other mentor is excluded."""
     r = with_client(lambda c: c.call(sched.RECOMMEND, sched.ReferralRequest(referral_id=referral_id)), data_dir)
-    current = f"; now with {r.current_mentor}" if r.current_mentor else ""
-    console.print(f"[bold]{referral_id}[/bold] ({r.tier} tier{current})")
+    current = f"; now with {safe(r.current_mentor)}" if r.current_mentor else ""
+    console.print(f"[bold]{safe(referral_id)}[/bold] ({safe(r.tier)} tier{current})")
     table = Table("#", "mentor", "first session", "deadline", "venue and route", "score", "why", title="Options")
     for i, o in enumerate(r.options, 1):
         why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f}" for k, v in o.breakdown.items())
-        table.add_row(str(i), o.mentor_id, _local(o.first_start), "met" if o.deadline_met else "missed",
-                      f"{o.venue}\n{' → '.join(o.route)}", f"{o.score:.1f}", why)
+        table.add_row(str(i), safe(o.mentor_id), _local(o.first_start), "met" if o.deadline_met else "missed",
+                      safe(f"{o.venue}\n{' → '.join(o.route)}"), f"{o.score:.1f}", safe(why))
     console.print(table if r.options else "[yellow]No mentor can take this referral now.[/yellow]")
     for e in r.excluded:
-        console.print(f"  {e.mentor_id}: {e.reason}", soft_wrap=True)
+        console.print(f"  {safe(e.mentor_id)}: {safe(e.reason)}", soft_wrap=True)
 
 
 @app.command()
@@ -525,7 +542,8 @@ def assign(
             first = first.replace(tzinfo=_london())
     asked = sched.AssignRequest(referral_id=referral_id, mentor_id=mentor_id, reason=reason, by=by, start=first)
     r = with_client(lambda c: c.call(sched.ASSIGN, asked), data_dir)
-    console.print(f"{referral_id} assigned to {r.mentor_id}: {r.sessions} sessions, first {_local(r.first)}.")
+    console.print(f"{safe(referral_id)} assigned to {safe(r.mentor_id)}: {r.sessions} sessions, first "
+                  f"{_local(r.first)}.")
 
 
 @app.command("plan")
@@ -548,7 +566,7 @@ def waitlist(data_dir: DataDir = None) -> None:
         return
     table = Table("referral", "tier", "waiting", "why", "would place them", title="Waitlist")
     for w in r.waiting:
-        table.add_row(w.referral_id, w.tier, f"{w.days} days", w.reason or "-", w.would_place)
+        table.add_row(safe(w.referral_id), safe(w.tier), f"{w.days} days", safe(w.reason or "-"), safe(w.would_place))
     console.print(table)
 
 
@@ -565,7 +583,7 @@ def session(
         raise CliError(f"'{action}' is not one of {', '.join(get_args(sched.SessionAction))}")
     asked = sched.SessionRequest.model_validate({"session_id": session_id, "action": action, "reason": reason})
     result = with_client(lambda c: c.call(sched.SESSION, asked), data_dir)
-    console.print(f"{session_id} is now {result.status} (case {result.referral_id}).")
+    console.print(f"{safe(session_id)} is now {safe(result.status)} (case {safe(result.referral_id)}).")
     if result.follow_up == "escalate":
         console.print("[red]Three missed sessions in a row with wellbeing high or above: disengagement escalation "
                       "raised to the safeguarding lead.[/red]")
@@ -581,10 +599,16 @@ app.add_typer(person_app, name="person")
 @person_app.command("export")
 def person_export(
     person_id: str,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here (default: print it).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON to this new file, readable only by you "
+                                                           "(default: print it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file at --out if there is one (a symlink "
+                                                        "there is replaced, never followed).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Gather everything every service holds about one young person into one JSON document."""
+    if out is not None and not force and os.path.lexists(out):  # before asking: every export is logged
+        raise CliError(f"{out} exists: choose another file, or --force to replace it")
+
     async def gather(c: ServiceClient) -> dict[str, Any]:
         intake = (await c.call(intake_rpc.EXPORT_PERSON, intake_rpc.PersonRequest(person_id=person_id),
                                timeout=30)).data
@@ -603,10 +627,40 @@ def person_export(
     if out is None:
         print(text)
     else:
-        out.write_text(text, encoding="utf-8")
-        out.chmod(0o600)
-        console.print(f"Wrote {out} ({len(doc['intake']['referrals'])} referrals). It holds personal data: keep it "
-                      "safe and delete it once the request is answered.")
+        write_private(out, text, replace=force)
+        console.print(f"Wrote {safe(out)} ({len(doc['intake']['referrals'])} referrals). It holds personal data: "
+                      "keep it safe and delete it once the request is answered.")
+
+
+def write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write `text` to a new file that only its user can read from its first byte (0600), never through a symlink.
+    An existing path is refused unless `replace`: then a new file takes its place (a symlink there is replaced,
+    whatever it points at is left alone), so a reader never sees it half-written."""
+    data = text.encode("utf-8")
+    try:
+        if not replace:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                raise CliError(f"{path} exists: choose another file, or --force to replace it") from None
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            return
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # 0600, new
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(temporary, path)  # renames over the path itself: a symlink there goes, its target stays
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @person_app.command("erase")
@@ -640,10 +694,10 @@ def person_erase(
     failed = False
     for service, result in with_client(erase_all, data_dir):
         if isinstance(result, dict):
-            console.print(f"  {service}: erased ({result['referrals']} referrals)")
+            console.print(f"  {safe(service)}: erased ({result['referrals']} referrals)")
         else:
             failed = True
-            console.print(f"  [red]{service}: {result}[/red]")
+            console.print(f"  [red]{safe(service)}: {safe(result)}[/red]")
     if failed:
         raise SystemExit(1)
 
@@ -659,7 +713,7 @@ def close_cmd(
     """Close a referral: its future sessions are cancelled; it is purged after the retention period."""
     asked = sched.CloseRequest(referral_id=referral_id, reason=reason, by=by)
     with_client(lambda c: c.call(sched.CLOSE, asked), data_dir)
-    console.print(f"{referral_id} closed; its remaining sessions are cancelled.")
+    console.print(f"{safe(referral_id)} closed; its remaining sessions are cancelled.")
 
 
 @app.command()
@@ -678,8 +732,8 @@ def trace(referral_id: str, data_dir: DataDir = None) -> None:
     """The span tree of one referral across the three services, with durations."""
     settings = settings_for(data_dir)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        console.print(f"Spans are exported over OTLP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}; search your "
-                      f"tracing UI for the attribute referral.id={referral_id}. Locally stored spans:")
+        console.print(f"Spans are exported over OTLP to {safe(os.environ['OTEL_EXPORTER_OTLP_ENDPOINT'])}; search "
+                      f"your tracing UI for the attribute referral.id={safe(referral_id)}. Locally stored spans:")
     spans = spans_of_referral(settings.data_dir, referral_id)
     if not spans:
         raise CliError(f"no spans found for {referral_id} in {settings.data_dir / 'traces'} "
@@ -689,14 +743,14 @@ def trace(referral_id: str, data_dir: DataDir = None) -> None:
     for s in spans:
         children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
     for root in children.get(None, []):
-        tree = Tree(f"[bold]trace {root.trace_id}[/bold]")
+        tree = Tree(f"[bold]trace {safe(root.trace_id)}[/bold]")
         _add(tree, root, children, spans[0].start_ns)
         console.print(tree)
 
 
 def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpan]], t0: int) -> None:
-    outcome = span.attributes.get("reroute.outcome", "")
-    label = (f"[cyan]{span.service}[/cyan] {span.name}  {span.duration_ms:.1f} ms "
+    outcome = safe(span.attributes.get("reroute.outcome", ""))
+    label = (f"[cyan]{safe(span.service)}[/cyan] {safe(span.name)}  {span.duration_ms:.1f} ms "
              f"(+{(span.start_ns - t0) / 1e6:.0f} ms) {outcome}" + (" [red]ERROR[/red]" if span.status == "ERROR" else ""))
     branch = node.add(label)
     for child in children.get(span.span_id, []):
@@ -729,10 +783,10 @@ def main() -> None:
     try:
         app()
     except (CliError, ConfigurationError, ServiceError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {safe(exc)}")
         raise SystemExit(1) from None
     except ValidationError as exc:  # a request the contract refuses before it is sent
-        console.print(f"[red]error:[/red] {readable(exc)}")
+        console.print(f"[red]error:[/red] {safe(readable(exc))}")
         raise SystemExit(1) from None
 
 
