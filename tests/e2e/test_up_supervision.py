@@ -404,11 +404,16 @@ def test_a_port_setting_that_is_not_a_port_is_refused_naming_it(tmp_path: Path) 
     assert refused.returncode == 1 and "REROUTE_CALENDAR_PORT must be a port number 1-65535, 0 (off) or auto" in said
 
 
-async def test_up_says_where_the_agencies_api_and_the_feeds_answer(stack: Stack) -> None:
-    said = stack.up.output()
-    api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+)/docs", said)
-    feeds = re.search(r"calendar feeds: (http://127\.0\.0\.1:\d+)", said)
-    assert api and feeds, said
-    async with httpx.AsyncClient(timeout=10) as http:
-        assert (await http.get(f"{api[1]}/openapi.json")).status_code == 200
-        assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
+async def test_up_says_where_the_agencies_api_and_the_feeds_answer(tmp_path: Path) -> None:
+    up = Up.launch(tmp_path / "data")  # its own: the shared stack's services are restarted by other tests
+    try:
+        await up.until_running()
+        said = up.output()
+        api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+)/docs", said)
+        feeds = re.search(r"calendar feeds: (http://127\.0\.0\.1:\d+)", said)
+        assert api and feeds, said
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{api[1]}/openapi.json")).status_code == 200
+            assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
+    finally:
+        up.stop()
