@@ -256,7 +256,7 @@ def _with_path_id(data: bytes, agency_referral_id: str) -> tuple[bytes, FieldErr
         return json.dumps({**body, "agency_referral_id": agency_referral_id}).encode(), None
     if body["agency_referral_id"] != agency_referral_id:
         return data, FieldError(field="agency_referral_id", message=(
-            f"'{body['agency_referral_id']}' in the body is not '{agency_referral_id}' in the URL"))
+            "differs from the agency_referral_id in the URL: send the same one, or leave it out of the body"))
     return data, None
 
 

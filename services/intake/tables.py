@@ -60,7 +60,8 @@ class PersonRecord(SQLModel, table=True):
 
 
 class AgencyRecord(SQLModel, table=True):
-    """An agency allowed to use the HTTP API. Only a salted scrypt hash of its API key is kept.
+    """An agency allowed to use the HTTP API. Only a salted hash of its API key is kept (HMAC-SHA256; an older
+    scrypt hash is replaced on the key's first use).
 
     `agency_id` and `status` are what a NATS permission/credential issuer needs: an agency may publish only on
     subjects ending in its id, and a revoked one on none."""
@@ -70,7 +71,7 @@ class AgencyRecord(SQLModel, table=True):
     agency_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     key_salt: str = Field(max_length=64, description="Hex salt of the key hash.")
-    key_hash: str = Field(max_length=128, description="Hex scrypt hash of the API key.")
+    key_hash: str = Field(max_length=128, description="`hmac-sha256:<hex>` of the API key (bare hex: an older scrypt hash).")
     nats_password_hash: str | None = Field(default=None, max_length=100, description="bcrypt, as nats-server reads.")
     status: str = Field(default="active", max_length=16, description="'active' or 'revoked'.")
     created_at: datetime

@@ -1,4 +1,4 @@
-"""Agency API keys: shown once, stored as salted scrypt hashes, rotated and revoked at once."""
+"""Agency API keys: shown once, stored as salted hashes, rotated and revoked at once."""
 
 from __future__ import annotations
 
