@@ -242,6 +242,7 @@ async def test_put_updates_a_referral_and_an_unknown_one_is_refused(
     assert unknown.json()["errors"][0]["field"] == "agency_referral_id"
     assert "POST /v1/referrals" in unknown.json()["errors"][0]["message"]
     assert mismatch.status_code == 422 and mismatch.json()["errors"][0]["field"] == "agency_referral_id"
+    assert "OTHER" not in mismatch.text, "the value given is never echoed"
     revisions = await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["revision"] == 1)
     assert revisions[0]["indicators"][0]["code"] == "weapon_carrying"
 
