@@ -43,7 +43,7 @@ class SchedulingStatus(Contract):
     agency_reason: str | None = Field(
         default=None, description="The same as the referring agency is told it: no mentor's vetting or licence "
         "status, no operator's name or note.")
-    sessions: list[BookedSession] = Field(description="Booked sessions, soonest first.")
+    sessions: list[BookedSession] = Field(description="Booked and confirmed sessions, soonest first.")
 
 
 class ClosedBeforeRequest(Contract):
