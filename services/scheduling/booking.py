@@ -20,7 +20,8 @@ from services.scheduling.agency_reasons import NEW_MENTOR, Reason, no_mentor_yet
 from services.scheduling.constraints import Case, MentorState, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, LIVE
 from services.scheduling.matching import LONDON, Match, Waitlist, match, reschedule, with_booking, without_booking
-from services.scheduling.repository import (
+from services.scheduling.rooms import Placed, Rooms
+from services.scheduling.store import (
     Outcome,
     add_sessions,
     case_from,
@@ -34,7 +35,6 @@ from services.scheduling.repository import (
     set_session_status,
     upcoming_sessions,
 )
-from services.scheduling.rooms import Placed, Rooms
 from services.scheduling.tables import CaseRow
 from shared.contracts.common import Event, SessionSlot
 from shared.contracts.scheduling import (

@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from services.scheduling.ical import FeedSession, build_feed, feed_sessions_window
 from services.scheduling.matching import LONDON
-from services.scheduling.repository import mentor_feed, mentor_record
+from services.scheduling.store import mentor_feed, mentor_record
 from services.scheduling.tables import CalendarToken, MentorRow
 from shared.contracts.scheduling import MentorRecord, SessionStatus
 

@@ -19,7 +19,9 @@ from services.scheduling.matching import (
     sessions_from,
     without_booking,
 )
-from services.scheduling.repository import (
+from services.scheduling.rooms import Rooms
+from services.scheduling.slots import earliest_start, to_utc
+from services.scheduling.store import (
     add_sessions,
     case_from,
     counted_tier,
@@ -33,8 +35,6 @@ from services.scheduling.repository import (
     upcoming_sessions,
     waitlisted_cases,
 )
-from services.scheduling.rooms import Rooms
-from services.scheduling.slots import earliest_start, to_utc
 from services.scheduling.tables import CaseRow
 from shared.contracts.common import Event
 from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus

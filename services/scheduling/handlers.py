@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from services.scheduling.agency_reasons import Reason
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.lifecycle import MISSING, cadence_after
-from services.scheduling.repository import add_cases, load_cases, save_assessments, save_facts
+from services.scheduling.store import add_cases, load_cases, save_assessments, save_facts
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import Tier
 from shared.contracts.intake import ReferralAccepted

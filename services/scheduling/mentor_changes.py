@@ -16,7 +16,8 @@ from services.scheduling.agency_reasons import MENTOR_UNAVAILABLE, Reason, on_le
 from services.scheduling.booking import CaseTask, carry_out, subject_for
 from services.scheduling.constraints import barred, venues_for, vetting_expired
 from services.scheduling.matching import LONDON, calendar
-from services.scheduling.repository import (
+from services.scheduling.slots import SESSION, leave_interval, to_utc
+from services.scheduling.store import (
     add_leave,
     case_from,
     cases_in,
@@ -28,7 +29,6 @@ from services.scheduling.repository import (
     sessions_during,
     set_session_status,
 )
-from services.scheduling.slots import SESSION, leave_interval, to_utc
 from services.scheduling.tables import SessionRow
 from shared.contracts.common import SessionSlot
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionsRescheduled, SessionStatus

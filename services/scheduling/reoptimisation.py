@@ -15,7 +15,7 @@ from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import MentorState, first_exclusion, venues_for
 from services.scheduling.matching import calendar, with_booking, without_booking
 from services.scheduling.optimiser import optimise
-from services.scheduling.repository import (
+from services.scheduling.store import (
     UpcomingSession,
     add_sessions,
     case_from,

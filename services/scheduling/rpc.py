@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from services.scheduling import repository
+from services.scheduling import store
 from services.scheduling.agency_reasons import CLOSED, Reason, stored_before
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
@@ -106,10 +106,10 @@ async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) 
     host = scheduling.host
 
     def save_move_and_retry(conn: Connection, now: datetime) -> tuple[MentorsImported, list[Outgoing]]:
-        existing = repository.save_mentors(conn, records, now=now)
+        existing = store.save_mentors(conn, records, now=now)
         # those waiting already; a case moved below has just been tried against these mentors (and a second try
         # in the same transaction would repeat its waitlisted event's id)
-        waited = repository.cases_in(conn, CaseStatus.WAITLISTED)
+        waited = store.cases_in(conn, CaseStatus.WAITLISTED)
         out: list[Outgoing] = []
         moved = 0
         today = now.astimezone(LONDON).date()
@@ -137,7 +137,7 @@ async def import_venues(request: VenuesImportRequest, scheduling: Scheduling) ->
         return VenuesImported(imported=0, errors=problems)
 
     def save(conn: Connection, now: datetime) -> tuple[VenuesImported, list[Outgoing]]:
-        existing = repository.save_venues(conn, records, now=now)
+        existing = store.save_venues(conn, records, now=now)
         created = sum(1 for r in records if r.id not in existing)
         return VenuesImported(imported=len(records), created=created, updated=len(records) - created, errors=[]), []
 
@@ -163,11 +163,11 @@ async def calendar(request: CalendarRequest, scheduling: Scheduling) -> MentorCa
 
     def read() -> tuple[MentorRecord | None, list[Any], dict[str, str]]:
         with host.engine.connect() as conn:
-            record = repository.mentor_record(conn, request.mentor_id)
+            record = store.mentor_record(conn, request.mentor_id)
             if record is None:
                 return None, [], {}
-            return (record, repository.mentor_calendar(conn, request.mentor_id, start, end),
-                    {v.id: v.name for v in repository.venue_records(conn)})
+            return (record, store.mentor_calendar(conn, request.mentor_id, start, end),
+                    {v.id: v.name for v in store.venue_records(conn)})
 
     record, rows, venue_names = await host.database.run(read)
     if record is None:
@@ -205,7 +205,7 @@ async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:
         raise ServiceError(ErrorCode.INVALID, "say who closes it (by) and why (reason): it is recorded")
 
     def close_if_open(conn: Connection, now: datetime) -> tuple[Closed, list[Outgoing]]:
-        row = repository.load_case(conn, request.referral_id)
+        row = store.load_case(conn, request.referral_id)
         if row is None:
             raise NotFound(f"no referral {request.referral_id} in scheduling")
         if row.status == CaseStatus.CLOSED:
@@ -222,7 +222,7 @@ async def closed_before(request: ClosedBeforeRequest, scheduling: Scheduling) ->
 
     def read() -> list[str]:
         with scheduling.host.engine.connect() as conn:
-            return repository.closed_before(conn, cutoff)
+            return store.closed_before(conn, cutoff)
 
     return ReferralIdList(referral_ids=await scheduling.host.database.run(read))
 
@@ -230,11 +230,11 @@ async def closed_before(request: ClosedBeforeRequest, scheduling: Scheduling) ->
 async def status(request: ReferralRequest, scheduling: Scheduling) -> SchedulingStatus:
     def read() -> SchedulingStatus | None:
         with scheduling.host.engine.connect() as conn:
-            case = repository.load_case(conn, request.referral_id)
+            case = store.load_case(conn, request.referral_id)
             if case is None:
                 return None
-            mentor = repository.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
-            sessions = repository.case_sessions(conn, request.referral_id, LIVE)  # confirmed ones too
+            mentor = store.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
+            sessions = store.case_sessions(conn, request.referral_id, LIVE)  # confirmed ones too
         names = mentor.name.split() if mentor else []
         return SchedulingStatus(
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
@@ -322,7 +322,7 @@ async def list_mentors(_: Empty, scheduling: Scheduling) -> Mentors:
 
     def read() -> list[MentorRecord]:
         with scheduling.host.engine.connect() as conn:
-            return repository.mentor_records(conn)
+            return store.mentor_records(conn)
 
     records = await scheduling.host.database.run(read)
     return Mentors(mentors=[ListedMentor(**dict(record), problems=mentor_problems(record, today))

@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import Reason
 from services.scheduling.lifecycle import CANCELLABLE, DISENGAGEMENT, OUTCOMES, Action, after_misses, transition
-from services.scheduling.repository import (
+from services.scheduling.store import (
     case_sessions,
     load_case,
     load_session,

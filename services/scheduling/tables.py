@@ -60,7 +60,7 @@ class SessionRow(SQLModel, table=True):
     status: str = Field(
         default="booked", max_length=16,
         description="A SessionStatus: booked, confirmed, cancelled, attended, missed, suspended. Change it only through "
-        "repository.set_session_status, which bumps the sequence.",
+        "store.set_session_status, which bumps the sequence.",
     )
     sequence: int = Field(default=0, description="Bumped on every change, for calendar feeds.")
     created_at: datetime

@@ -1,4 +1,4 @@
-"""Scheduling's repository: every query of its tables, and the loading of rows into what the decisions read
+"""Scheduling's store (a repository): every query of its tables, and the loading of rows into what the decisions read
 (`Case`, `MentorState`, `Rooms`).
 
 A session changes only through `set_session_status` or `move_session`, which bump its `sequence` so calendar
