@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.contracts.codes import Weekday
 
@@ -20,6 +21,20 @@ def parse_hhmm(value: str) -> time:
         raise ValueError(f"'{value}' is not a time of day in HH:MM (24-hour) form")
     hours, minutes = value.split(":")
     return time(int(hours), int(minutes))
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(value: str) -> str:
+    if _UNPRINTABLE.search(value):
+        raise ValueError("must not contain control characters or bidirectional-text controls")
+    return value
+
+
+PersonName = Annotated[str, AfterValidator(_printable)]
+"""A person's name as people type it: no control characters (a newline, an escape sequence that plants a terminal
+link) and no bidirectional-text controls (which make a name read differently from what is stored)."""
 
 
 class Contract(BaseModel):

@@ -20,7 +20,7 @@ from shared.contracts.codes import (
     IndexOffence,
     london_borough,
 )
-from shared.contracts.common import Contract, Event, FieldError, WeeklyWindow
+from shared.contracts.common import Contract, Event, FieldError, PersonName, WeeklyWindow
 
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -53,7 +53,7 @@ ListItem = Annotated[str, StringConstraints(max_length=MAX_ITEM_CHARS)]
 class Referrer(Contract):
     """The professional making the referral."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PersonName = Field(min_length=1, max_length=200)
     role: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
@@ -82,8 +82,8 @@ class Referrer(Contract):
 class YoungPerson(Contract):
     """The young person referred. Personal data: stays in intake."""
 
-    given_name: str = Field(min_length=1, max_length=100)
-    family_name: str = Field(min_length=1, max_length=100)
+    given_name: PersonName = Field(min_length=1, max_length=100)
+    family_name: PersonName = Field(min_length=1, max_length=100)
     date_of_birth: date = Field(description="YYYY-MM-DD; the young person must be aged 8 to 25 on the referral date.")
     gender: Gender
     borough: str = Field(max_length=MAX_ITEM_CHARS, description="A London borough, matched case-insensitively.")

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.contracts.codes import Gender, Tier, Weekday, london_borough
-from shared.contracts.common import Contract, Event, SessionSlot, WeeklyWindow, parse_hhmm
+from shared.contracts.common import Contract, Event, PersonName, SessionSlot, WeeklyWindow, parse_hhmm
 
 MentorKind = Literal["staff", "volunteer", "rotl"]
 
@@ -92,7 +92,7 @@ class MentorRecord(Contract):
     """A mentor as imported with `reroute mentors import`. Every field after `licence` is optional."""
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    name: str = Field(min_length=1, max_length=200)
+    name: PersonName = Field(min_length=1, max_length=200)
     kind: MentorKind
     boroughs: list[str] = Field(min_length=1, description="The first is the mentor's home borough.")
     languages: list[str] = Field(min_length=1)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.support.cluster import Cluster, Probe, intake_url, referral, register_agency, unique
+from tests.support.cluster import Cluster, Probe, intake_url, mentor, referral, register_agency, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +48,24 @@ async def test_a_rejection_names_each_field_and_rule_but_never_the_value_given(
         assert errors["young_person.date_of_birth"] == "not a date in YYYY-MM-DD form"
         assert errors["protective_factors"].startswith("unknown protective factor code at [1]")
         assert "'any'" in errors["preferences.mentor_gender"]
+
+
+@pytest.mark.parametrize("hidden", ["\u202e", "\x1b]8;;http://evil.example\x1b\\", "\n", "\u2066"])
+async def test_a_name_with_control_or_bidi_characters_is_refused_naming_the_field(
+    cluster: Cluster, probe: Probe, hidden: str
+) -> None:
+    """A name that reads differently from what is stored (a bidi override) or plants a terminal link is refused at
+    the door; so is a mentor's in a mentor file."""
+    agency = unique("police")
+    body = referral(unique("BIDI"), language="en")
+    body["young_person"]["given_name"] = f"Ama{hidden}ran"
+    body["referrer"]["name"] = f"PC {hidden}Smith"
+    await probe.submit(agency, body)
+    rejected = (await probe.wait_for(cluster.subjects.rejected(agency)))[0]
+    errors = {e["field"]: e["message"] for e in rejected["errors"]}
+    assert set(errors) == {"young_person.given_name", "referrer.name"}, errors
+    assert all("control characters" in m and hidden not in m for m in errors.values())
+
+    imported = await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        {**mentor(unique("m"), language="en"), "name": f"Jo{hidden}e"}]})
+    assert imported["imported"] == 0 and [e["field"] for e in imported["errors"]] == ["name"]
