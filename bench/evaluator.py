@@ -182,7 +182,7 @@ def rule_broken(case: Case, state: MentorState) -> str | None:
     """The first time-independent rule (other than caseload and points) the pairing breaks; None when allowed."""
     record, licence = state.record, _licence(state.record)
     areas = {_place(case.borough), *(_place(a) for a in case.unsafe_areas)}
-    if state.vetting_expired:
+    if state.without_check:
         return "vetting"
     if record.kind == "rotl" and (licence is None or licence.suspended):
         return "licence"

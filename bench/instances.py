@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.scheduling.constraints import TIER_POINTS, Case, GenderRequest, MentorState
 from services.scheduling.routes import NEIGHBOURS
 from shared.contracts.codes import LONDON_BOROUGHS, Gender, Tier, place_key
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import Licence, MentorKind, MentorRecord, VenueRecord
+from shared.contracts.scheduling import Licence, MentorKind, MentorRecord, VenueRecord, Vetting
 
 GENERATOR_VERSION = 3
 LONDON = ZoneInfo("Europe/London")
@@ -150,6 +150,7 @@ def _mentor(
         licence=licence,
         experience="experienced" if experienced else None,
         max_points=3.0 * max_caseload if loose_points else None,
+        vetting=Vetting(enhanced_check_expires=date(2030, 12, 31)),
     )
     caseload = rng.randint(0, max_caseload // 3)
     tiers = list(Tier) if kind == "staff" or experienced else [Tier.LOW, Tier.MEDIUM]

@@ -65,6 +65,7 @@ def mentors(n: int, rng: random.Random) -> list[dict[str, object]]:
         "id": f"bm-{i}", "name": f"Bench Mentor {i}", "kind": "staff", "boroughs": rng.sample(BOROUGHS, 3),
         "languages": ["en"], "gender": rng.choice(["male", "female"]), "max_caseload": 15,
         "availability": [{"day": d, "start": "09:00", "end": "18:00"} for d in days],
+        "vetting": {"enhanced_check_expires": "2030-12-31"},
     } for i in range(n)]
 
 

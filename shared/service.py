@@ -148,7 +148,7 @@ class ServiceHost:
         self._stop = asyncio.Event()
         self._started = False
         self._http: HttpServer | None = None
-        self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str, bool]] = []
         self._seal: deadletters.Seal = bytes
         self._unseal: deadletters.Seal = bytes
         self.app = FastStream(
@@ -170,18 +170,22 @@ class ServiceHost:
         """Where this replica's HTTP API listens, once started (None: it has none)."""
         return self._http.url if self._http is not None else None
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
-        """Run `job` every `seconds` while the service runs (0: never); a failure is logged, not fatal."""
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str, at_start: bool = False) -> None:
+        """Run `job` every `seconds` while the service runs (0: never), and once as it starts when `at_start`;
+        a failure is logged, not fatal."""
         if seconds > 0:
-            self._periodic.append((seconds, job, name))
+            self._periodic.append((seconds, job, name, at_start))
 
-    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[object]], name: str, at_start: bool) -> None:
+        first = at_start
         while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-                return
-            except TimeoutError:
-                pass
+            if not first:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+                    return
+                except TimeoutError:
+                    pass
+            first = False
             try:
                 await job()
             except Exception:
@@ -452,8 +456,9 @@ class ServiceHost:
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(self._stop), name=f"{self.name}:{spec.durable}"))
         self._tasks.append(asyncio.create_task(relay.run(self._stop), name=f"{self.name}:outbox"))
-        for seconds, job, name in self._periodic:
-            self._tasks.append(asyncio.create_task(self._repeat(seconds, job, name), name=f"{self.name}:{name}"))
+        for seconds, job, name, at_start in self._periodic:
+            self._tasks.append(asyncio.create_task(self._repeat(seconds, job, name, at_start),
+                                                   name=f"{self.name}:{name}"))
         if self._http is not None:
             await self._http.start()
         self._started = True

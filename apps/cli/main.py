@@ -140,6 +140,9 @@ async def _import_mentors(client: ServiceClient, file: Path) -> None:
     _refuse_import(file, "mentor", result.errors)
     console.print(f"Imported {result.imported} mentors from {safe(file)} ({result.created} new, {result.updated} "
                   "updated).")
+    if result.without_check:
+        console.print(f"[yellow]{len(result.without_check)} mentor(s) take no case until an enhanced check is recorded "
+                      f"(none recorded, or expired): {safe(', '.join(result.without_check))}.[/yellow]")
     if result.cases_moved:
         console.print(f"[yellow]{result.cases_moved} young people moved from mentors who can no longer keep "
                       "them (expired check or suspended licence).[/yellow]")

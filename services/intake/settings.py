@@ -25,7 +25,8 @@ class IntakeSettings(ServiceSettings):
         default="127.0.0.1", description="Address the HTTP API listens on (0.0.0.0 to accept outside connections)."
     )
     intake_max_body_bytes: int = Field(
-        default=64 * 1024, ge=1024, description="HTTP request bodies larger than this are refused with 413."
+        default=64 * 1024, ge=1024,
+        description="Submissions larger than this are refused: 413 over HTTP, referrals.rejected over NATS."
     )
     intake_public_url: str | None = Field(
         default=None, description="The API's public base URL (e.g. https://api.example.org/reroute), from which "

@@ -25,6 +25,9 @@ class SchedulingSettings(ServiceSettings):
     calendar_url: str | None = Field(default=None, description="Public base URL of the feeds, when proxied.")
     plan_every_minutes: float = Field(default=0, ge=0,
                                       description="Run the re-optimisation round this often; 0: on request.")
+    vetting_sweep_minutes: float = Field(default=60, ge=0, description=(
+        "Hand on the cases of mentors who may no longer mentor (a check run out, a suspended licence) as the "
+        "service starts and this often; 0: only when mentors are imported."))
 
 
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:
@@ -44,6 +47,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         log.info("re-optimisation round: %s", await rpc.reoptimise_now(Empty(), scheduling))
 
     host.every(settings.plan_every_minutes * 60, reoptimise_periodically, name="reoptimisation-round")
+    host.every(settings.vetting_sweep_minutes * 60, partial(rpc.hand_on_barred_cases, scheduling), name="vetting-sweep",
+               at_start=True)
     host.reply(scheduling_rpc.MENTORS_IMPORT)(partial(rpc.import_mentors, scheduling=scheduling))
     host.reply(scheduling_rpc.VENUES_IMPORT)(partial(rpc.import_venues, scheduling=scheduling))
     host.reply(scheduling_rpc.LEAVE)(partial(rpc.record_leave, scheduling=scheduling))

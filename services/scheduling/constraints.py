@@ -57,7 +57,7 @@ class MentorState:
     caseload: int  # young people currently assigned
     busy: list[tuple[datetime, datetime]]  # sessions already booked, and leave (aware)
     points: float = 0.0  # risk-weighted load of the current caseload
-    vetting_expired: bool = False  # `vetting_expired(record, today)`, as of the day the state was loaded
+    without_check: bool = False  # `without_check(record, today)`, as of the day the state was loaded
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
     # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
     day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -94,10 +94,10 @@ class Exclusion:
 # Who may mentor at all, whoever the young person: the one place these rules are written. The matcher
 # (`first_exclusion`), moving the cases of a mentor they come to apply to, and the mentor list all read them.
 
-def vetting_expired(record: MentorRecord, today: date) -> bool:
-    """The enhanced check (DBS with the children's barred list) ran out before `today`. A mentor with no check
-    recorded is allowed, and listed as a problem (`mentor_problems`)."""
-    return record.vetting is not None and record.vetting.enhanced_check_expires < today
+def without_check(record: MentorRecord, today: date) -> bool:
+    """No enhanced check (DBS with the children's barred list) in force on `today`: none recorded, or it ran out.
+    Mentoring children is regulated activity, so such a mentor takes no case until a check is recorded."""
+    return record.vetting is None or record.vetting.enhanced_check_expires < today
 
 
 def licence_suspended(record: MentorRecord) -> bool:
@@ -105,11 +105,12 @@ def licence_suspended(record: MentorRecord) -> bool:
     return record.kind == "rotl" and record.licence is not None and record.licence.suspended
 
 
-def barred(record: MentorRecord, *, vetting_expired: bool) -> Exclusion | None:
-    """Why the mentor may take no case at all, if so: an expired enhanced check, or a suspended licence.
-    `vetting_expired` is `vetting_expired(record, today)` (a `MentorState` carries it)."""
-    if vetting_expired:
-        assert record.vetting is not None
+def barred(record: MentorRecord, *, without_check: bool) -> Exclusion | None:
+    """Why the mentor may take no case at all, if so: no enhanced check in force (none recorded, or expired), or a
+    suspended licence. `without_check` is `without_check(record, today)` (a `MentorState` carries it)."""
+    if without_check:
+        if record.vetting is None:
+            return Exclusion("vetting", "no enhanced check recorded")
         return Exclusion("vetting", f"enhanced check expired on {record.vetting.enhanced_check_expires.isoformat()}")
     if licence_suspended(record):
         return Exclusion("licence", "licence suspended")
@@ -120,8 +121,8 @@ def mentor_problems(record: MentorRecord, today: date) -> list[str]:
     """What a scheduler should look at: missing or expiring checks, licence limits."""
     problems = []
     if record.vetting is None:
-        problems.append("no enhanced check recorded")
-    elif vetting_expired(record, today):
+        problems.append("no enhanced check recorded: takes no case until one is")
+    elif without_check(record, today):
         problems.append(f"enhanced check expired {record.vetting.enhanced_check_expires.isoformat()}")
     elif record.vetting.enhanced_check_expires <= today + timedelta(days=30):
         problems.append(f"enhanced check expires {record.vetting.enhanced_check_expires.isoformat()}")
@@ -291,7 +292,7 @@ def first_exclusion(case: Case, mentor: MentorState) -> Exclusion | None:
     reason = _borough(case, mentor)  # first: most mentors work elsewhere, and it is the plainest reason
     if reason is not None:
         return Exclusion("borough", reason)
-    bar = barred(mentor.record, vetting_expired=mentor.vetting_expired)
+    bar = barred(mentor.record, without_check=mentor.without_check)
     if bar is not None:
         return bar
     for rule, check in _RULES:

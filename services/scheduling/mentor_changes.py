@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import MENTOR_UNAVAILABLE, Reason, on_leave
 from services.scheduling.booking import CaseTask, carry_out, subject_for
-from services.scheduling.constraints import barred, venues_for, vetting_expired
+from services.scheduling.constraints import barred, venues_for, without_check
 from services.scheduling.matching import LONDON, calendar
 from services.scheduling.slots import SESSION, leave_interval, to_utc
 from services.scheduling.store import (
@@ -25,6 +25,7 @@ from services.scheduling.store import (
     load_mentor_states,
     load_rooms,
     lock_bookings,
+    mentor_records,
     move_session,
     sessions_during,
     set_session_status,
@@ -95,11 +96,16 @@ def move_sessions_for_leave(
 def why_cases_move(record: MentorRecord, today: date) -> Reason | None:
     """Why a mentor may no longer keep their cases, if so (`constraints.barred`): in full for schedulers; the
     agency is told only that the mentor is no longer available."""
-    bar = barred(record, vetting_expired=vetting_expired(record, today))
+    bar = barred(record, without_check=without_check(record, today))
     if bar is None:
         return None
-    return Reason(f"{record.id}'s " + ("licence is suspended" if bar.rule == "licence" else bar.reason),
-                  MENTOR_UNAVAILABLE)
+    if bar.rule == "licence":
+        detail = f"{record.id}'s licence is suspended"
+    elif record.vetting is None:
+        detail = f"{record.id} has no enhanced check recorded"
+    else:
+        detail = f"{record.id}'s {bar.reason}"
+    return Reason(detail, MENTOR_UNAVAILABLE)
 
 
 def move_cases_away(
@@ -115,3 +121,19 @@ def move_cases_away(
     for t in tasks:
         t.span.end()
     return len(rows), out
+
+
+def hand_on_barred_cases(conn: Connection, *, now: datetime, subjects: Subjects,
+                         tracer: trace.Tracer) -> tuple[int, list[Outgoing]]:
+    """Move every scheduled case of a mentor who may no longer mentor (`why_cases_move`): a check that has run out
+    since the mentor was imported, or a mentor imported before an enhanced check was required. Run as scheduling
+    starts and every REROUTE_VETTING_SWEEP_MINUTES, not only on an import."""
+    today = now.astimezone(LONDON).date()
+    moved: int = 0
+    out: list[Outgoing] = []
+    for record in mentor_records(conn):
+        if (why := why_cases_move(record, today)) is not None and cases_in(conn, CaseStatus.SCHEDULED,
+                                                                          mentor_id=record.id):
+            cases, events = move_cases_away(conn, record.id, why, now=now, subjects=subjects, tracer=tracer)
+            moved, out = moved + cases, out + events
+    return moved, out

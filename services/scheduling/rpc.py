@@ -4,6 +4,7 @@ it needs, and returns its typed reply or raises a `ServiceError`. `app.create_ap
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,12 +14,12 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from services.scheduling import store
+from services.scheduling import mentor_changes, store
 from services.scheduling.agency_reasons import CLOSED, Reason, stored_before
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
-from services.scheduling.constraints import default_offices, mentor_problems
+from services.scheduling.constraints import default_offices, mentor_problems, without_check
 from services.scheduling.lifecycle import LIVE, LifecycleRefused
 from services.scheduling.matching import LONDON
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
@@ -63,6 +64,7 @@ from shared.outbox import Outgoing
 from shared.service import ServiceHost
 
 R = TypeVar("R", MentorRecord, VenueRecord)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,25 @@ async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) 
         for w in waiting:
             w.span.end()
         created = sum(1 for r in records if r.id not in existing)
+        unvetted = sorted(r.id for r in records if without_check(r, today))
         return MentorsImported(imported=len(records), created=created, updated=len(records) - created,
-                               cases_moved=moved, waitlisted_retried=len(waiting), errors=[]), out
+                               cases_moved=moved, waitlisted_retried=len(waiting), without_check=unvetted,
+                               errors=[]), out
 
     return await host.transact(save_move_and_retry)
+
+
+async def hand_on_barred_cases(scheduling: Scheduling) -> int:
+    """The vetting sweep: cases of mentors who may no longer mentor go to others (logged when any move)."""
+    host = scheduling.host
+
+    def sweep(conn: Connection, now: datetime) -> tuple[int, list[Outgoing]]:
+        return mentor_changes.hand_on_barred_cases(conn, now=now, subjects=host.subjects, tracer=host.tracer)
+
+    moved = await host.transact(sweep)
+    if moved:
+        log.warning("vetting sweep: %d cases moved from mentors who may no longer mentor", moved)
+    return moved
 
 
 async def import_venues(request: VenuesImportRequest, scheduling: Scheduling) -> VenuesImported:

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, selec
 from sqlmodel import col
 
 from services.scheduling.agency_reasons import Reason
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, vetting_expired
+from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, without_check
 from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, Interval, leave_interval
@@ -259,7 +259,7 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
             caseload=caseloads.get(record.id, 0),
             busy=busy.get(record.id, []),
             points=points.get(record.id, 0.0),
-            vetting_expired=vetting_expired(record, today),
+            without_check=without_check(record, today),
             venues=_venues_of(record, venues),
         )
     return states

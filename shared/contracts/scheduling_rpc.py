@@ -73,6 +73,9 @@ class MentorsImported(Contract):
     updated: int = 0
     cases_moved: int = Field(default=0, description="Cases moved off mentors who can no longer mentor.")
     waitlisted_retried: int = 0
+    without_check: list[str] = Field(default_factory=list, description=(
+        "Mentors imported with no enhanced check in force (none recorded, or expired): they take no case until "
+        "one is recorded."))
     errors: list[ImportProblem] = Field(description="Every problem found; when any, nothing was imported.")
 
 

@@ -52,6 +52,7 @@ def mentor(
             "max_caseload": max_caseload,
             "availability": ALL_WEEK if availability is None else availability,
             "licence": licence,
+            "vetting": {"enhanced_check_expires": "2030-12-31"},  # in force: without one a mentor takes no case
         }
     )
     return MentorState(record=record, caseload=caseload, busy=list(busy))

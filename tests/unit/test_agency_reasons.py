@@ -19,7 +19,7 @@ from tests.support.matching import NOW, case, mentor
 def _barred(m: MentorState, how: str) -> MentorState:
     if how == "vetting":
         record = m.record.model_copy(update={"vetting": Vetting(enhanced_check_expires=date(2026, 1, 1))})
-        return replace(m, record=record, vetting_expired=True)
+        return replace(m, record=record, without_check=True)
     licence = Licence(return_by="22:00", suspended=True)
     return replace(m, record=m.record.model_copy(update={"kind": "rotl", "licence": licence}))
 

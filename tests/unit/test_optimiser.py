@@ -318,7 +318,7 @@ def mentors_strategy(draw: st.DrawFn, mentor_id: str) -> MentorState:
         record=record,
         state={
             "points": draw(st.sampled_from([0.0, 0.0, 1.5, 3.0])),
-            "vetting_expired": expired,
+            "without_check": expired,
             "venues": tuple(venues) if venues is not None else None,
         },
     )
