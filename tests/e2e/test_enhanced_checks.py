@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, update
+from sqlmodel import col
 
+from services.scheduling.tables import MentorRow
 from tests.support.cluster import Cluster, Probe, mentor, ready, referral, service_engine, unique, unique_language
 from tests.support.suite import drop_schemas, make_cluster
 
@@ -55,11 +57,10 @@ async def test_a_case_held_by_a_mentor_without_a_check_is_handed_on_when_schedul
         cluster.processes.stop("scheduling")
         engine = service_engine(cluster, "scheduling")
         with engine.begin() as conn:  # what an install made before checks were required holds
-            record = json.loads(conn.execute(text("SELECT record FROM mentor WHERE mentor_id = :m"),
-                                             {"m": first["id"]}).scalar_one())
+            row = col(MentorRow.mentor_id) == first["id"]
+            record = json.loads(conn.execute(select(col(MentorRow.record)).where(row)).scalar_one())
             record.pop("vetting")
-            conn.execute(text("UPDATE mentor SET record = :r WHERE mentor_id = :m"),
-                         {"r": json.dumps(record), "m": first["id"]})
+            conn.execute(update(MentorRow).where(row).values(record=json.dumps(record)))
         engine.dispose()
         cluster.processes.start("scheduling")
         await cluster.wait_ready(("scheduling",), timeout=60)
