@@ -28,6 +28,7 @@ from apps.cli.agencies import agencies_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
+from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
 from apps.cli.referral_files import read_records, read_referrals
 from apps.cli.streams import streams_app
@@ -84,6 +85,7 @@ app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 console = Console()
 T = TypeVar("T")
 Rep = TypeVar("Rep")
@@ -499,14 +501,15 @@ def calendar(
         if not sessions:
             continue
         rotl = m.kind == "rotl"
-        table = Table("day", "time", "case", "status", "venue", *(["mentor's route"] if rotl else []),
+        table = Table("day", "time", "case", "status", "venue", *(["mentor's route"] if rotl else []), "session",
                       title=f"Week of {monday:%a %d %b %Y}", title_justify="left")
         for s in sessions:
             case = f"{s.first_name} ({s.case})" if s.first_name else s.case
             route = [safe(" → ".join(s.mentor_route or []))] if rotl else []
             table.add_row(f"{s.start:%a %d %b}", f"{s.start:%H:%M}–{s.end:%H:%M}", safe(case), safe(s.status),
-                          safe(s.venue or ""), *route)
+                          safe(s.venue or ""), *route, safe(s.session_id))
         console.print(table)
+    console.print(f"`{_command()} session confirm|cancel|attended|missed SESSION` records what happened to one.")
 
 
 @app.command()

@@ -23,9 +23,12 @@ def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     return reroute(cluster, cluster.data_dir, *args)
 
 
-async def test_names_with_markup_or_terminal_controls_print_as_plain_text(cluster: Cluster, probe: Probe) -> None:
+async def test_names_with_markup_print_as_plain_text_and_session_ids_are_shown(cluster: Cluster, probe: Probe) -> None:
+    """Names with Rich markup print as typed (control and bidi characters never get in: the contracts refuse
+    them, tests/e2e/test_rejections_never_echo.py), and the calendar gives the session ids `reroute session`
+    needs."""
     lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("MK"), unique("m")
-    mentor_name = f"Amara [/] {OSC_LINK}https://evil.example/\x1b\\Okafor{OSC_LINK}\x1b\\ \u202eevil"
+    mentor_name = "Amara [/] [link=https://evil.example]Okafor[/link]"
     given_name = "[link=https://evil.example]Jo[/link] [bold]"
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang, name=mentor_name)]})
     body = referral(arid, language=lang)
@@ -33,19 +36,17 @@ async def test_names_with_markup_or_terminal_controls_print_as_plain_text(cluste
     await probe.submit(agency, body)
     rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "referral_id"]
-    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+    booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
 
     shown = await asyncio.to_thread(_cli, cluster, "calendar", mentor_id, "--names")
     listed = await asyncio.to_thread(_cli, cluster, "mentors", "list")
 
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert f"{given_name} ({rid})" in shown.stdout, "the name as typed, not styled or linked"
-    assert "Amara [/] " in shown.stdout and "Okafor" in shown.stdout
+    assert booked["sessions"][0]["session_id"] in shown.stdout, "the ids `reroute session confirm` needs"
     assert listed.returncode == 0, listed.stdout + listed.stderr
     for out in (shown.stdout, listed.stdout):
-        assert OSC_LINK not in out and "\x1b\\" not in out and "\u202e" not in out, (
-            "no link, no escape sequence and no bidi override reaches the terminal")
-        assert "\ufffd" in out, "each control character is shown as a replacement character"
+        assert "[link=https://evil.example]" in out and OSC_LINK not in out, "markup printed, never obeyed"
 
 
 async def test_a_person_export_goes_only_to_a_new_private_file_and_never_through_a_symlink(
