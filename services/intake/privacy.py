@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, select, update
 from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys
+from services.intake.store import equality_answers
 from services.intake.tables import EqualityRecord, PersonalDataAccessRecord, PersonRecord, ReferralRecord
 from shared.contracts.intake_rpc import EqualityAnswers, IntakePersonalData, PersonalDataAccess, StoredReferral
 from shared.outbox import OutboxRow
@@ -27,15 +28,14 @@ def export(conn: Connection, keys: IntakeKeys, person_id: str) -> IntakePersonal
     rows = conn.execute(select(ReferralRecord).where(col(ReferralRecord.person_id) == person_id)
                         .order_by(col(ReferralRecord.received_at))).all()
     ids = [r.referral_id for r in rows]
-    equality = conn.execute(select(EqualityRecord).where(col(EqualityRecord.referral_id).in_(ids))).all()
+    equality = equality_answers(conn, keys, ids)
     access = conn.execute(select(PersonalDataAccessRecord).where(col(PersonalDataAccessRecord.referral_id).in_(ids))
                           .order_by(col(PersonalDataAccessRecord.asked_at))).all()
     return IntakePersonalData(
         referrals=[StoredReferral(referral_id=r.referral_id, agency_id=r.agency_id,
                                   agency_referral_id=r.agency_referral_id, received_at=r.received_at,
                                   revision=r.revision, referral=json.loads(keys.cipher.decrypt(r.body))) for r in rows],
-        equality_monitoring=[EqualityAnswers(referral_id=e.referral_id, ethnicity=e.ethnicity, religion=e.religion,
-                                             disability=e.disability) for e in equality],
+        equality_monitoring=[EqualityAnswers(referral_id=rid, **equality[rid]) for rid in ids if rid in equality],
         personal_data_access_log=[PersonalDataAccess(referral_id=a.referral_id, item=a.item, asked_by=a.asked_by,
                                                      purpose=a.purpose, asked_at=a.asked_at) for a in access],
     )

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, select
 from sqlmodel import col
 
-from services.intake import privacy
+from services.intake import privacy, store
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
 from services.intake.personal_data import first_name_for
-from services.intake.tables import EqualityRecord, ReferralRecord
+from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
     Agencies,
     AgencyKeys,
@@ -38,6 +38,7 @@ from shared.contracts.intake_rpc import (
 from shared.contracts.risk_rpc import AUDIT_ROWS
 from shared.contracts.rpc import ERASE_REFERRALS, Empty, NotFound, ReferralIds, Refused
 from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
+from shared.db import is_unavailable
 from shared.nats_auth import agency_inbox_prefix, agency_user
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
@@ -173,14 +174,36 @@ async def fairness_audit(request: AuditRequest, intake: Intake) -> AuditReport:
     risk = await intake.host.ask(AUDIT_ROWS, Empty(), timeout=30)
 
     def read() -> dict[str, dict[str, str]]:
-        with intake.host.engine.connect() as conn:
-            return {
-                r.referral_id: {k: v for k, v in (("ethnicity", r.ethnicity), ("religion", r.religion),
-                                                  ("disability", r.disability)) if v}
-                for r in conn.execute(select(EqualityRecord))
-            }
+        with intake.host.engine.connect() as conn:  # decrypted here, in memory only
+            return {rid: {k: v for k, v in answers.items() if v}
+                    for rid, answers in store.equality_answers(conn, intake.keys).items()}
 
     answers = await intake.host.database.run(read)
     rows = [AuditRow(tier=r.tier, override=r.override, groups=answers.get(r.referral_id, {})) for r in risk.rows]
     report = audit(rows, min_group_size=request.min_group_size, ratio_threshold=request.ratio_threshold)
     return AuditReport(lines=report.lines(), flagged=len(report.flagged), total=report.total)
+
+
+PLAIN_ANSWERS_BATCH = 200
+
+
+async def encrypt_plain_answers(intake: Intake) -> int:
+    """Encrypt the equality answers a version before migration 0003 stored in plain, batch by batch (one
+    transaction each), until a batch finds fewer than a full one to do; returns how many."""
+    def batch() -> int:
+        with intake.host.engine.begin() as conn:
+            return store.encrypt_plain_answers(conn, intake.keys, limit=PLAIN_ANSWERS_BATCH)
+
+    total = 0
+    try:
+        while (done := await intake.host.database.run(batch)) > 0:
+            total += done
+            if done < PLAIN_ANSWERS_BATCH:
+                break
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.debug("equality answers: the database is unavailable; trying again later")  # ping reports it
+    if total:
+        log.info("encrypted %d rows of equality answers stored in plain by an earlier version", total)
+    return total

@@ -1,22 +1,28 @@
 """Intake's one store of referrals and people, as one transaction sees them: loaded once, decided on, saved once.
 
-Both doors (NATS batches and HTTP requests) go through it. Referral bodies are encrypted here on the way in
-and decrypted on the way out, so no other module touches ciphertext.
+Both doors (NATS batches and HTTP requests) go through it. Referral bodies and equality-monitoring answers are
+encrypted here on the way in and decrypted on the way out, so no other module touches ciphertext.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
 from sqlmodel import col
 
-from services.intake.crypto import IntakeKeys
+from services.intake.crypto import IntakeKeys, PersonalDataCipher
 from services.intake.people import new_person_id
 from services.intake.tables import EqualityRecord, PersonRecord, ReferralRecord, RejectionRecord, as_utc
+
+log = logging.getLogger(__name__)
+EQUALITY_FIELDS = ("ethnicity", "religion", "disability")
 
 
 @dataclass
@@ -108,11 +114,12 @@ class ReferralStore:
     def reject(self, row: dict[str, object]) -> None:
         self._rejections.append(row)
 
-    def keep_monitoring(self, referral_id: str, answers: dict[str, object], *, now: datetime) -> None:
-        self._monitoring[referral_id] = {"referral_id": referral_id, "recorded_at": now, **answers}
+    def keep_monitoring(self, referral_id: str, answers: Mapping[str, object], *, now: datetime) -> None:
+        self._monitoring[referral_id] = {"referral_id": referral_id, "recorded_at": now,
+                                         "answers": seal_answers(self._keys.cipher, answers)}
 
     def save(self, *, now: datetime) -> None:
-        """Write everything decided in this transaction, bodies encrypted."""
+        """Write everything decided in this transaction, bodies and equality answers encrypted."""
         if self._new_people:
             self._conn.execute(insert(PersonRecord), [
                 {"person_id": p, "match_key": k, "created_at": now} for k, p in self._new_people.items()])
@@ -151,6 +158,51 @@ class ReferralStore:
             "revision": s.revision, "submissions": s.submissions, "cloudevent": s.cloudevent,
             "person_id": s.person_id,
         }
+
+
+def seal_answers(cipher: PersonalDataCipher, answers: Mapping[str, object]) -> str:
+    """Equality-monitoring answers as the `answers` column holds them: one JSON object, encrypted."""
+    return cipher.encrypt(json.dumps({name: answers.get(name) for name in EQUALITY_FIELDS}))
+
+
+def equality_answers(conn: Connection, keys: IntakeKeys,
+                     referral_ids: list[str] | None = None) -> dict[str, dict[str, str | None]]:
+    """Each referral's equality answers (of these referrals, or all), decrypted in memory. A row a version before
+    migration 0003 stored in plain, and intake has not encrypted yet, is read as it stands."""
+    query = select(EqualityRecord)
+    if referral_ids is not None:
+        query = query.where(col(EqualityRecord.referral_id).in_(referral_ids))
+    found: dict[str, dict[str, str | None]] = {}
+    for r in conn.execute(query):
+        if r.answers is not None:
+            found[r.referral_id] = json.loads(keys.cipher.decrypt(r.answers))
+        else:
+            found[r.referral_id] = _plain(r)
+    return found
+
+
+def encrypt_plain_answers(conn: Connection, keys: IntakeKeys, *, limit: int) -> int:
+    """Encrypt up to `limit` rows of equality answers stored in plain (by a version before migration 0003) and
+    clear their plain columns; returns how many. A row is changed only if it still holds what was read, so
+    replicas doing this at once, and a referral's answers written again meanwhile, are safe."""
+    rows = conn.execute(select(EqualityRecord).where(col(EqualityRecord.answers).is_(None))
+                        .order_by(col(EqualityRecord.referral_id)).limit(limit)).all()
+    return sum(_encrypt_plain_row(conn, keys.cipher, r.referral_id, _plain(r)) for r in rows)
+
+
+def _plain(r: Any) -> dict[str, str | None]:
+    return {name: getattr(r, name) for name in EQUALITY_FIELDS}
+
+
+def _encrypt_plain_row(conn: Connection, cipher: PersonalDataCipher, referral_id: str,
+                       plain: dict[str, str | None]) -> int:
+    """1 when the row still held these plain answers and now holds them encrypted, else 0."""
+    changed = conn.execute(
+        update(EqualityRecord)
+        .where(col(EqualityRecord.referral_id) == referral_id, col(EqualityRecord.answers).is_(None),
+               *(getattr(EqualityRecord, name).is_not_distinct_from(value) for name, value in plain.items()))
+        .values(answers=seal_answers(cipher, plain), ethnicity=None, religion=None, disability=None))
+    return changed.rowcount
 
 
 def rejection_row(event_id: str, agency_id: str, agency_referral_id: str | None, errors: list[dict[str, str]], *,

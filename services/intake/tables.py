@@ -38,15 +38,21 @@ class RejectionRecord(SQLModel, table=True):
 
 
 class EqualityRecord(SQLModel, table=True):
-    """Equality-monitoring answers, apart from the referral: never sent on, read only by the fairness audit."""
+    """Equality-monitoring answers, apart from the referral: never sent on, read only by the fairness audit and a
+    person's export. Special category data, so encrypted like referral bodies.
+
+    The plain columns are what versions before migration 0003 wrote: intake writes `answers` only, reads either,
+    and encrypts what a plain row holds into `answers` (clearing the plain columns) in the background; a later
+    revision drops them (see migrations/versions/0003_equality_encrypted.py)."""
 
     __tablename__ = "equality_monitoring"
 
     referral_id: str = Field(primary_key=True, max_length=40)
-    ethnicity: str | None = Field(default=None, max_length=100)
-    religion: str | None = Field(default=None, max_length=100)
-    disability: str | None = Field(default=None, max_length=100)
+    ethnicity: str | None = Field(default=None, max_length=100, description="Plain; written only before 0003.")
+    religion: str | None = Field(default=None, max_length=100, description="Plain; written only before 0003.")
+    disability: str | None = Field(default=None, max_length=100, description="Plain; written only before 0003.")
     recorded_at: datetime
+    answers: str | None = Field(default=None, description="The answers as a JSON object, encrypted (Fernet).")
 
 
 class PersonRecord(SQLModel, table=True):
