@@ -39,6 +39,7 @@ class PersonalDataCipher:
     """Encrypts and decrypts personal data at rest; the first key encrypts, every key decrypts (rotation)."""
 
     def __init__(self, keys: list[bytes]) -> None:
+        self._first = Fernet(keys[0])
         self._fernet = MultiFernet([Fernet(k) for k in keys])
 
     def encrypt(self, text: str) -> str:
@@ -62,6 +63,27 @@ class PersonalDataCipher:
                 "stored personal data cannot be decrypted: REROUTE_INTAKE_ENCRYPTION_KEY (or the kept key file) "
                 "is not the key it was written with; add the old key after the new one, comma-separated"
             ) from exc
+
+    def rotate(self, token: str) -> str | None:
+        """`token` re-encrypted under the first key (MultiFernet.rotate), or None when it is under it already."""
+        try:
+            raw = token.encode("ascii")
+        except UnicodeError as exc:
+            raise UnreadablePersonalData("stored personal data is not a Fernet token") from exc
+        rotated = self.rotate_sealed(raw)
+        return None if rotated is None else rotated.decode("ascii")
+
+    def rotate_sealed(self, token: bytes) -> bytes | None:
+        """The same for raw tokens (sealed dead letters). Raises UnreadablePersonalData when no key opens it."""
+        try:
+            self._first.decrypt(token)
+            return None
+        except InvalidToken:
+            pass
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken as exc:
+            raise UnreadablePersonalData("stored personal data cannot be decrypted with any configured key") from exc
 
 
 class PersonMatcher:

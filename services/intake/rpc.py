@@ -17,6 +17,7 @@ from services.intake.fairness import AuditRow, audit
 from services.intake.personal_data import first_name_for
 from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
+    ENCRYPTED_TABLES,
     Agencies,
     AgencyKeys,
     AgencyNatsHashes,
@@ -33,6 +34,8 @@ from shared.contracts.intake_rpc import (
     PersonReferrals,
     PersonRequest,
     Purged,
+    Reencrypted,
+    ReencryptRequest,
     StatusRequest,
 )
 from shared.contracts.risk_rpc import AUDIT_ROWS
@@ -182,6 +185,25 @@ async def fairness_audit(request: AuditRequest, intake: Intake) -> AuditReport:
     rows = [AuditRow(tier=r.tier, override=r.override, groups=answers.get(r.referral_id, {})) for r in risk.rows]
     report = audit(rows, min_group_size=request.min_group_size, ratio_threshold=request.ratio_threshold)
     return AuditReport(lines=report.lines(), flagged=len(report.flagged), total=report.total)
+
+
+async def reencrypt(request: ReencryptRequest, intake: Intake) -> Reencrypted:
+    def work() -> store.Reencryption:
+        with intake.host.engine.begin() as conn:
+            return store.reencrypt(conn, intake.keys.cipher, request.table, after=request.after, limit=request.limit)
+
+    done = await intake.host.database.run(work)
+    following = ENCRYPTED_TABLES[ENCRYPTED_TABLES.index(request.table) + 1:]
+    if done.checked == request.limit and done.last is not None:
+        next_batch: ReencryptRequest | None = request.model_copy(update={"after": done.last})
+    else:
+        next_batch = ReencryptRequest(table=following[0], limit=request.limit) if following else None
+    if done.reencrypted or done.encrypted or done.unreadable:
+        log.info("re-encrypted %d %s rows under the first key (%d plain answers encrypted, %d unreadable)",
+                 done.reencrypted, request.table, done.encrypted, done.unreadable)
+    return Reencrypted(table=request.table, total=done.total, checked=done.checked, reencrypted=done.reencrypted,
+                       encrypted=done.encrypted, current=done.current, changed=done.changed,
+                       unreadable=done.unreadable, next=next_batch)
 
 
 PLAIN_ANSWERS_BATCH = 200

@@ -1,7 +1,8 @@
 """Intake's one store of referrals and people, as one transaction sees them: loaded once, decided on, saved once.
 
 Both doors (NATS batches and HTTP requests) go through it. Referral bodies and equality-monitoring answers are
-encrypted here on the way in and decrypted on the way out, so no other module touches ciphertext.
+encrypted here on the way in and decrypted on the way out, so no other module touches ciphertext; so is their
+re-encryption under a new key (`reencrypt`).
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlmodel import col
 
-from services.intake.crypto import IntakeKeys, PersonalDataCipher
+from services.intake.crypto import IntakeKeys, PersonalDataCipher, UnreadablePersonalData
 from services.intake.people import new_person_id
 from services.intake.tables import EqualityRecord, PersonRecord, ReferralRecord, RejectionRecord, as_utc
+from shared.contracts.intake_rpc import EncryptedTable
+from shared.deadletters import DeadLetterRow
 
 log = logging.getLogger(__name__)
+V = TypeVar("V", str, bytes)
 EQUALITY_FIELDS = ("ethnicity", "religion", "disability")
 
 
@@ -203,6 +207,92 @@ def _encrypt_plain_row(conn: Connection, cipher: PersonalDataCipher, referral_id
                *(getattr(EqualityRecord, name).is_not_distinct_from(value) for name, value in plain.items()))
         .values(answers=seal_answers(cipher, plain), ethnicity=None, religion=None, disability=None))
     return changed.rowcount
+
+
+@dataclass
+class Reencryption:
+    """What one batch of `reencrypt` did."""
+
+    total: int  # rows of the table holding an encrypted value (or a plain equality answer)
+    checked: int = 0
+    reencrypted: int = 0  # were under an older key, now under the first
+    encrypted: int = 0  # equality answers stored in plain, now encrypted
+    current: int = 0  # under the first key already
+    changed: int = 0  # written again by intake meanwhile (so under its first key): left as they are
+    unreadable: int = 0  # no configured key opens them: left as they are
+    last: str | None = None  # the key of the last row checked
+
+
+def reencrypt(conn: Connection, cipher: PersonalDataCipher, table: EncryptedTable, *, after: str,
+              limit: int) -> Reencryption:
+    """Re-encrypt under the first key the values of up to `limit` rows of `table` after `after` (in key order):
+    referral bodies, equality answers (a plain one is encrypted) or sealed dead letters. Each row is written only
+    if it still holds what was read (compare-and-set), so a value intake writes again meanwhile is kept."""
+    if table == "referral":
+        return _reencrypt_referrals(conn, cipher, after=after, limit=limit)
+    if table == "equality_monitoring":
+        return _reencrypt_answers(conn, cipher, after=after, limit=limit)
+    return _reencrypt_dead_letters(conn, cipher, after=after, limit=limit)
+
+
+def _reencrypt_referrals(conn: Connection, cipher: PersonalDataCipher, *, after: str, limit: int) -> Reencryption:
+    key, body = col(ReferralRecord.referral_id), col(ReferralRecord.body)
+    stored = body != ""  # an erased referral keeps an empty body
+    done = Reencryption(total=conn.execute(select(func.count()).select_from(ReferralRecord).where(stored)).scalar_one())
+    for referral_id, token in conn.execute(select(key, body).where(key > after, stored).order_by(key)
+                                           .limit(limit)).all():
+        done.checked, done.last = done.checked + 1, referral_id
+        if (new := _rotated(done, cipher.rotate, token, f"referral {referral_id}")) is not None:
+            _count_write(done, conn.execute(update(ReferralRecord).where(key == referral_id, body == token)
+                                            .values(body=new)).rowcount)
+    return done
+
+
+def _reencrypt_answers(conn: Connection, cipher: PersonalDataCipher, *, after: str, limit: int) -> Reencryption:
+    key, answers = col(EqualityRecord.referral_id), col(EqualityRecord.answers)
+    done = Reencryption(total=conn.execute(select(func.count()).select_from(EqualityRecord)).scalar_one())
+    for r in conn.execute(select(EqualityRecord).where(key > after).order_by(key).limit(limit)).all():
+        done.checked, done.last = done.checked + 1, r.referral_id
+        if r.answers is None:  # stored in plain by a version before migration 0003
+            if _encrypt_plain_row(conn, cipher, r.referral_id, _plain(r)):
+                done.encrypted += 1
+            else:
+                done.changed += 1
+        elif (new := _rotated(done, cipher.rotate, r.answers, f"equality answers of {r.referral_id}")) is not None:
+            _count_write(done, conn.execute(update(EqualityRecord).where(key == r.referral_id, answers == r.answers)
+                                            .values(answers=new)).rowcount)
+    return done
+
+
+def _reencrypt_dead_letters(conn: Connection, cipher: PersonalDataCipher, *, after: str, limit: int) -> Reencryption:
+    key, body = col(DeadLetterRow.id), col(DeadLetterRow.body)
+    done = Reencryption(total=conn.execute(select(func.count()).select_from(DeadLetterRow)).scalar_one())
+    for dead_letter_id, sealed in conn.execute(select(key, body).where(key > after).order_by(key).limit(limit)).all():
+        done.checked, done.last = done.checked + 1, dead_letter_id
+        if (new := _rotated(done, cipher.rotate_sealed, sealed, f"dead letter {dead_letter_id}")) is not None:
+            _count_write(done, conn.execute(update(DeadLetterRow).where(key == dead_letter_id, body == sealed)
+                                            .values(body=new)).rowcount)
+    return done
+
+
+def _rotated(done: Reencryption, rotate: Callable[[V], V | None], old: V, what: str) -> V | None:
+    """The value under the first key, or None (counted) when it is under it already or no key opens it."""
+    try:
+        new = rotate(old)
+    except UnreadablePersonalData:
+        done.unreadable += 1
+        log.warning("%s cannot be decrypted with any configured key: left as it is", what)
+        return None
+    if new is None:
+        done.current += 1
+    return new
+
+
+def _count_write(done: Reencryption, rowcount: int) -> None:
+    if rowcount:
+        done.reencrypted += 1
+    else:
+        done.changed += 1
 
 
 def rejection_row(event_id: str, agency_id: str, agency_referral_id: str | None, errors: list[dict[str, str]], *,

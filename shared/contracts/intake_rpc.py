@@ -195,3 +195,36 @@ PURGE = Endpoint("purge", PurgeRequest, Purged,
 AUDIT = Endpoint("audit", AuditRequest, AuditReport,
                  "Tier and override rates overall and by equality-monitoring group (aggregates only, small counts "
                  "hidden).", _INTAKE)
+
+
+EncryptedTable = Literal["referral", "equality_monitoring", "dead_letters"]
+ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = ("referral", "equality_monitoring", "dead_letters")
+
+
+class ReencryptRequest(Contract):
+    """One batch of re-encryption under intake's first key: rows of `table` whose key sorts after `after`."""
+
+    table: EncryptedTable = Field(default="referral", description="Referral bodies, equality-monitoring answers, or "
+                                                                  "sealed dead letters; the batches go in that order.")
+    after: str = Field(default="", max_length=400, description="Resume after this row key (the previous reply's "
+                                                               "`next`); empty: from the first row.")
+    limit: int = Field(default=200, ge=1, le=2000, description="Rows in this batch (one transaction).")
+
+
+class Reencrypted(Contract):
+    """What one batch did, and the request for the next one (none when every table is done)."""
+
+    table: EncryptedTable
+    total: int = Field(description="Rows of the table holding a value to encrypt (for progress).")
+    checked: int = Field(description="Rows in this batch.")
+    reencrypted: int = Field(description="Were under an older key, now under the first.")
+    encrypted: int = Field(description="Equality answers an earlier version stored in plain, now encrypted.")
+    current: int = Field(description="Under the first key already.")
+    changed: int = Field(description="Written again by intake meanwhile (under its first key): left as they are.")
+    unreadable: int = Field(description="No configured key opens them: left as they are (intake logs which).")
+    next: ReencryptRequest | None = Field(description="Ask this next; none: every table is done.")
+
+
+REENCRYPT = Endpoint("keys.reencrypt", ReencryptRequest, Reencrypted,
+                     "Re-encrypt one batch of stored personal data under the first REROUTE_INTAKE_ENCRYPTION_KEY "
+                     "(MultiFernet.rotate), so older keys can be dropped.", _INTAKE)

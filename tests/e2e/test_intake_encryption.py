@@ -1,23 +1,27 @@
-"""Equality-monitoring answers (special category data) are stored encrypted, and those an earlier version stored
-in plain are encrypted after the upgrade."""
+"""What intake keeps encrypted stays so: equality-monitoring answers (special category data) are stored encrypted,
+those an earlier version stored in plain are encrypted after the upgrade, and after `reroute keys reencrypt` intake
+runs on the new key alone with every referral, answer and dead letter still readable."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, inspect, select, text, update
+from sqlalchemy import Engine, insert, inspect, select, text, update
 from sqlmodel import col
 
-from services.intake.tables import EqualityRecord
+from services.intake.tables import EqualityRecord, ReferralRecord
+from shared.deadletters import DeadLetterRow
 from shared.migrations import config, schema_of
 from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, ready, referral, service_engine, unique
@@ -54,6 +58,13 @@ def _audit(cluster: Cluster, tmp_path: Path) -> str:
 def _intake_key(cluster: Cluster) -> str:
     """The key intake encrypts with: configured, or the one it generated into the data dir."""
     return cluster.processes.env.get(KEY) or (cluster.data_dir / "intake-encryption.key").read_text().strip()
+
+
+async def _restart_intake(cluster: Cluster, **env: str) -> None:
+    cluster.processes.stop("intake")
+    cluster.processes.env.update(env)
+    cluster.processes.start("intake")
+    await cluster.wait_ready(("intake",), timeout=60)
 
 
 async def test_equality_answers_are_stored_encrypted_and_still_counted_by_the_audit(
@@ -144,3 +155,69 @@ def _reroute_db_upgrade(cluster: Cluster) -> subprocess.CompletedProcess[str]:
            "REROUTE_DB_SCHEMA_PREFIX": cluster.processes.env["REROUTE_DB_SCHEMA_PREFIX"]}
     return subprocess.run([sys.executable, "-m", "apps.cli.main", "db", "upgrade"], env=env, capture_output=True,
                           text=True, check=False, timeout=90)
+
+
+async def test_after_reencrypt_intake_runs_on_the_new_key_alone_and_reads_everything_it_kept(
+    nats_server: tuple[str, bool], tmp_path: Path
+) -> None:
+    cluster = await ready(make_cluster(nats_server, tmp_path / "data", "rekey", isolated=True))
+    probe = await Probe.open(cluster.nats_url, cluster.subjects)
+    engine = service_engine(cluster, "intake")
+    try:
+        agency, group = unique("charity"), f"Group {uuid.uuid4().hex[:8]}"
+        ids = await _refer(probe, cluster, agency, {"ethnicity": group}, 4)
+        old, new = _intake_key(cluster), Fernet.generate_key().decode()
+        dead_letter_id = f"intake-{uuid.uuid4().hex[:10]}"
+        with engine.begin() as conn:  # a submission intake gave up on, sealed as it seals them
+            conn.execute(insert(DeadLetterRow).values(
+                id=dead_letter_id, message_key=unique("key"), consumer="intake-submitted",
+                subject=cluster.subjects.submitted(agency), headers="{}", status="open", deliveries=5,
+                body=Fernet(old.encode()).encrypt(b'{"young_person": "sealed poison"}'), failed_at=datetime.now(UTC),
+                reason="RuntimeError after 5 deliveries; see the service log"))
+
+        await _restart_intake(cluster, **{KEY: f"{new},{old}"})  # step 1: the new key in front
+        ids += await _refer(probe, cluster, agency, {"ethnicity": group}, 1)  # written under the new key
+        rekeyed = reroute(cluster, tmp_path, "keys", "reencrypt", "--batch", "2")  # step 2
+        assert rekeyed.returncode == 0, rekeyed.stdout + rekeyed.stderr
+        assert "Everything intake stores is under the first key" in rekeyed.stdout
+        assert _table_row(rekeyed.stdout, "referral bodies")[:4] == ["5", "4", "0", "1"], rekeyed.stdout
+        assert _table_row(rekeyed.stdout, "equality answers")[:4] == ["5", "4", "0", "1"], rekeyed.stdout
+        assert _table_row(rekeyed.stdout, "dead letters")[:2] == ["1", "1"], rekeyed.stdout
+        again = reroute(cluster, tmp_path, "keys", "reencrypt")
+        assert _table_row(again.stdout, "referral bodies")[:2] == ["5", "0"], again.stdout
+
+        only_new = Fernet(new.encode())
+        with engine.connect() as conn:
+            bodies = list(conn.execute(select(col(ReferralRecord.body)).where(col(ReferralRecord.referral_id).in_(ids)))
+                          .scalars())
+            sealed = conn.execute(select(col(DeadLetterRow.body)).where(col(DeadLetterRow.id) == dead_letter_id)).scalar()
+        assert len(bodies) == 5 and all(only_new.decrypt(b.encode()) for b in bodies)
+        assert all(only_new.decrypt(r.answers.encode()) for r in _rows(engine, ids))
+        assert sealed is not None and only_new.decrypt(sealed) == b'{"young_person": "sealed poison"}'
+
+        await _restart_intake(cluster, **{KEY: new})  # step 3: the old key dropped
+        for rid in ids:
+            shown = reroute(cluster, tmp_path, "status", rid)
+            assert shown.returncode == 0 and rid in shown.stdout, shown.stdout + shown.stderr
+        person_id = (await probe.rpc("intake", "status", {"referral_id": ids[0]}))["person_id"]
+        exported = reroute(cluster, tmp_path, "person", "export", person_id)
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        intake = json.loads(exported.stdout)["intake"]
+        assert {r["referral"]["young_person"]["given_name"] for r in intake["referrals"]} == {"Jordan"}
+        assert {e["ethnicity"] for e in intake["equality_monitoring"]} == {group}
+        assert f"{group}: too few to compare (5 people)" in _audit(cluster, tmp_path)
+        letter = reroute(cluster, tmp_path, "deadletter", "show", dead_letter_id, "--body")
+        assert letter.returncode == 0 and "sealed poison" in letter.stdout, letter.stdout + letter.stderr
+        again_ids = await _refer(probe, cluster, agency, {"ethnicity": group}, 1)  # and it takes new referrals
+        assert len(again_ids) == 1
+    finally:
+        engine.dispose()
+        await probe.close()
+        cluster.processes.stop_all()
+        drop_schemas(cluster)
+
+
+def _table_row(output: str, name: str) -> list[str]:
+    """The counts in the row of `reroute keys reencrypt`'s table that starts with `name`."""
+    line = next(line for line in output.splitlines() if name in line)
+    return [cell.strip() for cell in re.split(r"[│┃|]", line)[2:-1]]

@@ -50,6 +50,24 @@ def test_a_configured_key_is_used_and_an_old_one_still_decrypts_after_rotation(t
     assert not (tmp_path / ENCRYPTION_KEY_FILE).exists()
 
 
+def test_rotate_puts_a_value_under_the_first_key_and_leaves_one_already_there(tmp_path: Path) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = load_keys(settings(tmp_path, intake_encryption_key=old)).cipher
+    token, sealed = before.encrypt("Jordan"), before.seal(b"\x00 a dead letter")
+    both = load_keys(settings(tmp_path, intake_encryption_key=f"{new},{old}")).cipher
+
+    rotated, rotated_sealed = both.rotate(token), both.rotate_sealed(sealed)
+
+    assert rotated is not None and rotated_sealed is not None
+    only_new = load_keys(settings(tmp_path, intake_encryption_key=new)).cipher
+    assert only_new.decrypt(rotated) == "Jordan" and only_new.unseal(rotated_sealed) == b"\x00 a dead letter"
+    assert both.rotate(rotated) is None and both.rotate_sealed(rotated_sealed) is None, "under the first key already"
+    with pytest.raises(UnreadablePersonalData):
+        only_new.rotate(token)
+    with pytest.raises(UnreadablePersonalData):
+        only_new.rotate_sealed(b"not a token")
+
+
 def test_a_wrong_key_cannot_read_and_says_what_to_do(tmp_path: Path) -> None:
     token = load_keys(settings(tmp_path)).cipher.encrypt("Jordan")
     other = load_keys(settings(tmp_path, intake_encryption_key=Fernet.generate_key().decode()))
