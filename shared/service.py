@@ -394,7 +394,7 @@ class ServiceHost:
         """Streams are provisioned by `reroute streams provision`, not by services: say what is missing.
         The consumers keep trying to bind, so the service carries on once they are provisioned."""
         try:
-            absent = await streams.missing(js, self.subjects)
+            absent = await streams.missing(js, [spec.name for spec in self.subjects.streams()])
         except Exception as exc:  # noqa: BLE001 - no leader yet, say: the consumers wait and retry
             log.warning("%s: cannot check the streams yet (%s)", self.name, describe(exc))
             return

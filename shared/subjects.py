@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+DUPLICATE_WINDOW_SECONDS = 300
+"""How long a stream of events drops a re-publish of the same `Nats-Msg-Id` (an outbox row sent again)."""
+
+SUBMISSION_DUPLICATE_WINDOW_SECONDS = 0.1
+"""The submissions stream's duplicate window: the least the server allows (100 ms; 0 would mean its default of
+2 minutes). See `Subjects.streams` for why agencies' submissions are de-duplicated by intake instead."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,9 @@ class StreamSpec:
     name: str
     subjects: list[str]
     max_age_days: int
+    """0: no age limit (the submissions stream: a message stays until intake has processed it)."""
+    retention: Literal["limits", "workqueue"] = "limits"
+    duplicate_window: float = DUPLICATE_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,15 @@ class Subjects:
         """The agency id: the last token of a public subject."""
         return subject.rsplit(".", 1)[-1]
 
-    # Streams: one per producing party, declared identically by every service (no drift).
+    # Streams: provisioned in one place (shared/streams.py), checked by the services that use them.
+    @property
+    def submissions_stream(self) -> str:
+        """Agencies' raw submissions, until intake has stored them (work-queue retention)."""
+        return self._stream("SUBMISSIONS")
+
     @property
     def referrals_stream(self) -> str:
+        """Intake's events: referrals accepted and rejected."""
         return self._stream("REFERRALS")
 
     @property
@@ -100,18 +117,43 @@ class Subjects:
     def dead_letter_stream(self) -> str:
         return self._stream("DEADLETTER")
 
+    def raw_submissions(self) -> list[str]:
+        """What agencies send: names, birth date, contact details and free text in plain."""
+        return [self.submitted(), self.updated()]
+
     def streams(self) -> list[StreamSpec]:
+        """Every stream, in the order provisioning creates them (REFERRALS before SUBMISSIONS: an install of the
+        earlier layout must give up the raw subjects before the submissions stream can take them).
+
+        Raw submissions have a stream of their own with work-queue retention: each message is removed as soon as
+        intake acknowledges it (it has stored the referral encrypted, or its rejection, or kept it as an
+        encrypted dead letter), so no plain copy of a child's name stays on the broker, while one intake has not
+        processed yet waits for it however long intake is down (no age limit, which would drop it).
+
+        Its duplicate window is the server's minimum, not the events' 300 s, because JetStream de-duplicates
+        `Nats-Msg-Id` across the whole stream: agency A publishing first with agency B's (guessable) id would
+        have B's referral dropped. Agencies' permissions cannot confine a header, and a stream per agency would
+        need a consumer per agency, so intake's inbox de-duplicates instead, per agency: a message's key is its
+        subject (which ends in the agency id) and its `Nats-Msg-Id`, recorded with the referral in one
+        transaction and kept, so B's resend of an id is still processed once, at any distance in time, and A's
+        use of the same id touches only A's key. What remains of the stream's own de-duplication: a message
+        published within 100 ms after another agency's message with the same id is dropped, so A must know B's
+        next id and publish it within 100 ms before B does (agencies are told to use random ids)."""
         return [
-            StreamSpec(self.referrals_stream, [self._s("referrals.>")], max_age_days=30),
+            StreamSpec(self.referrals_stream, [self.accepted(), self.rejected()], max_age_days=30),
+            StreamSpec(self.submissions_stream, self.raw_submissions(), max_age_days=0, retention="workqueue",
+                       duplicate_window=SUBMISSION_DUPLICATE_WINDOW_SECONDS),
             StreamSpec(self.risk_stream, [self._s("risk.>")], max_age_days=30),
             StreamSpec(self.safeguarding_stream, [self._s("safeguarding.>")], max_age_days=90),
             StreamSpec(self.sessions_stream, [self._s("sessions.>")], max_age_days=30),
             StreamSpec(self.dead_letter_stream, [self._s("deadletter.>")], max_age_days=90),
         ]
 
+    def agency_events(self, agency: str) -> list[tuple[str, str]]:
+        """(stream, subject filter) of every stored event about one agency's referrals (what erasure searches)."""
+        return [(self.referrals_stream, self.about_referrals(agency)), (self.risk_stream, self.assessed(agency)),
+                (self.safeguarding_stream, self.alert(agency)), (self.sessions_stream, self.sessions(agency))]
+
     def durable(self, service: str, what: str) -> str:
         """Durable consumer name, shared by every replica of a service so they split the work."""
         return f"{service}-{what}"
-
-
-DUPLICATE_WINDOW_SECONDS = 300

@@ -30,7 +30,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host = ServiceHost("intake", settings, TABLES)
     host.seal_dead_letters(keys.cipher.seal, keys.cipher.unseal)  # a submission holds personal data
     s = host.subjects
-    host.consume(stream=s.referrals_stream, subjects=[s.submitted(), s.updated()], what="submitted",
+    host.consume(stream=s.submissions_stream, subjects=s.raw_submissions(), what="submitted",
                  handler=partial(handle_submissions, subjects=s, keys=keys,
                                  max_body_bytes=settings.intake_max_body_bytes))  # the HTTP door's limit too
     agencies = AgencyRegistry(host.engine)

@@ -45,7 +45,10 @@ class SubmissionHeaders(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
 
     msg_id: str | None = Field(default=None, alias="Nats-Msg-Id",
-                               description="Honoured: the stream drops a repeat within its duplicate window.")
+                               description="Honoured per agency: intake processes a message with an id your agency "
+                                           "sent before on the same subject once, however long after. The "
+                                           "stream's own de-duplication spans every agency but only 100 ms: use a "
+                                           "random id (a UUID), which no other agency can guess.")
     traceparent: str | None = Field(default=None, description="W3C trace context, continued by intake.")
 
 
@@ -103,13 +106,16 @@ CHANNELS: tuple[Channel, ...] = (
         name="referrals.submitted", subject=Subjects.submitted, argument=AGENCY_ID, payload=Referral,
         headers=SubmissionHeaders, producers=(AGENCY,), consumers=("intake",), audience="agency",
         description="An agency submits a referral (JSON). Intake answers on referrals.accepted or referrals.rejected; "
-                    "a repeat of the same agency_referral_id is the same referral.",
+                    "a repeat of the same agency_referral_id is the same referral. The message waits in a "
+                    "work-queue stream until intake has processed it (however long intake is down) and is removed "
+                    "then: the referral is kept only by intake, encrypted.",
     ),
     Channel(
         name="referrals.updated", subject=Subjects.updated, argument=AGENCY_ID, payload=Referral,
         headers=SubmissionHeaders, producers=(AGENCY,), consumers=("intake",), audience="agency",
         description="An agency updates a referral it submitted (the same body, the same agency_referral_id); risk "
-                    "re-assesses. An unknown referral is rejected.",
+                    "re-assesses. An unknown referral is rejected. Kept on the broker only until intake has "
+                    "processed it, like a submission.",
     ),
     Channel(
         name="referrals.accepted", subject=Subjects.accepted, argument=AGENCY_ID, payload=ReferralAccepted,

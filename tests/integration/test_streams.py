@@ -1,14 +1,19 @@
-"""`reroute streams provision` gives every stream a maximum message size, and brings an existing stream to it."""
+"""`reroute streams provision` gives every stream a maximum message size, and brings an existing stream to it; it
+upgrades an install of the earlier layout, whose REFERRALS stream kept agencies' raw submissions."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import nats
-from nats.js.api import StreamConfig
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
 
 from shared.streams import MAX_MESSAGE_BYTES, provision
-from shared.subjects import Subjects
+from shared.subjects import SUBMISSION_DUPLICATE_WINDOW_SECONDS, Subjects
+from tests.support.waiting import wait_until
 
 
 async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_one_is_updated(nats_url: str) -> None:
@@ -18,6 +23,7 @@ async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_o
     js = nc.jetstream()
     try:
         earlier = specs[0]  # as an earlier version made it: no maximum message size
+        assert earlier.name == subjects.referrals_stream
         await js.add_stream(StreamConfig(name=earlier.name, subjects=earlier.subjects,
                                          max_age=earlier.max_age_days * 86_400, duplicate_window=300))
 
@@ -28,6 +34,9 @@ async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_o
             config = (await js.stream_info(spec.name)).config
             assert config.max_msg_size == MAX_MESSAGE_BYTES, spec.name
             assert config.subjects == spec.subjects and (config.num_replicas or 1) == 1
+        raw = (await js.stream_info(subjects.submissions_stream)).config
+        assert raw.retention == RetentionPolicy.WORK_QUEUE and not raw.max_age, "kept until intake has it, however long"
+        assert raw.duplicate_window == SUBMISSION_DUPLICATE_WINDOW_SECONDS
         again = await provision(js, subjects, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
     finally:
@@ -35,5 +44,75 @@ async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_o
             try:
                 await js.delete_stream(spec.name)
             except nats.js.errors.NotFoundError:
+                pass
+        await nc.close()
+
+
+async def _messages(js: JetStreamContext, stream: str, subject: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    found, seq = [], 0
+    while True:
+        try:
+            msg = await js.get_msg(stream, seq=seq + 1, subject=subject, next=True)
+        except NotFoundError:
+            return found
+        found.append((msg.subject or "", msg.data or b"", dict(msg.headers or {})))
+        seq = msg.seq or seq + 1
+
+
+async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_submissions(nats_url: str) -> None:
+    """REFERRALS held agencies' raw submissions (names, birth dates) for 30 days, and intake's consumer read them
+    there. Provisioning this version narrows REFERRALS to intake's events, purges the submissions intake had
+    processed (up to its consumer's ack floor) and moves, in order and with their headers, those it had not to the
+    submissions stream, where the new intake reads them. Running it again changes nothing."""
+    s = Subjects(f"m{uuid.uuid4().hex[:8]}")
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        # the earlier layout, as its `reroute streams provision` made it (a short window here, so that two
+        # agencies' messages with one id could both be stored, as they were when sent more than 300 s apart)
+        await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[f"{s.namespace}.referrals.>"],
+                                         max_age=30 * 86_400, duplicate_window=SUBMISSION_DUPLICATE_WINDOW_SECONDS))
+        processed = await js.publish(s.submitted("a"), b'{"n": "processed"}', headers={"Nats-Msg-Id": "p1"})
+        await js.publish(s.accepted("a"), b'{"event_id": "accepted-1"}')
+        await js.publish(s.updated("a"), b'{"n": "pending update"}', headers={"Nats-Msg-Id": "u1"})
+        await js.publish(s.submitted("b"), b'{"n": "no id"}',
+                         headers={"Nats-Expected-Stream": s.referrals_stream, "traceparent": "00-ab-cd-01"})
+        first = time.monotonic()
+        await js.publish(s.submitted("c"), b'{"n": "c"}', headers={"Nats-Msg-Id": "same"})
+        await wait_until(lambda: time.monotonic() - first > 3 * SUBMISSION_DUPLICATE_WINDOW_SECONDS, timeout=5,
+                         every=0.05, what="the earlier stream's duplicate window to pass")  # forgotten within two
+        assert not (await js.publish(s.submitted("d"), b'{"n": "d"}', headers={"Nats-Msg-Id": "same"})).duplicate
+        await js.add_consumer(s.referrals_stream, ConsumerConfig(
+            durable_name="intake-submitted", ack_policy=AckPolicy.EXPLICIT, filter_subjects=s.raw_submissions()))
+        sub = await js.pull_subscribe_bind(durable="intake-submitted", stream=s.referrals_stream)
+        (got,) = await sub.fetch(1, timeout=5)  # the earlier intake processed the first one
+        assert got.metadata.sequence.stream == processed.seq
+        await got.ack_sync()
+        await sub.unsubscribe()
+
+        done = await provision(js, s, replicas=1)
+
+        assert [p.action for p in done if p.stream == s.referrals_stream] == [
+            "updated", f"migrated: 1 processed submissions purged, 4 pending moved to {s.submissions_stream}"]
+        referrals = await js.stream_info(s.referrals_stream, subjects_filter=">")
+        assert referrals.config.subjects == [s.accepted(), s.rejected()]
+        assert referrals.state.subjects == {s.accepted("a"): 1}, "no raw submission left; intake's events kept"
+        assert not [c.name for c in await js.consumers_info(s.referrals_stream)], "the old consumer is gone"
+        moved = await _messages(js, s.submissions_stream, ">")
+        assert [(subject, data) for subject, data, _ in moved] == [
+            (s.updated("a"), b'{"n": "pending update"}'), (s.submitted("b"), b'{"n": "no id"}'),
+            (s.submitted("c"), b'{"n": "c"}'), (s.submitted("d"), b'{"n": "d"}')], "in order, none lost"
+        headers = [h for _, _, h in moved]
+        assert headers[0]["Nats-Msg-Id"] == "u1" and headers[1] == {"traceparent": "00-ab-cd-01"}
+        assert headers[2]["Nats-Msg-Id"] == headers[3]["Nats-Msg-Id"] == "same", "both agencies' messages"
+
+        again = await provision(js, s, replicas=1)
+        assert {p.action for p in again} == {"unchanged"}
+        assert len(await _messages(js, s.submissions_stream, ">")) == 4
+    finally:
+        for spec in s.streams():
+            try:
+                await js.delete_stream(spec.name)
+            except NotFoundError:
                 pass
         await nc.close()
