@@ -46,6 +46,14 @@ def new_referral_id() -> str:
     return f"ref_{secrets.token_hex(8)}"
 
 
+def event_id(keys: IntakeKeys, kind: str, *identity: str) -> str:
+    """The id of one of intake's events, which is also its `Nats-Msg-Id`: a keyed hash (the matching key's HMAC,
+    under a label no normalised name can equal) of what identifies the decision, so no one outside intake can
+    predict it (an agency knows its referral ids and its own message ids, and could otherwise publish first under
+    an id intake will use), and the same id whenever the same decision is made again (a dead letter replayed)."""
+    return f"{kind}-{keys.matcher.match_key('reroute event id', kind, *identity)[:32]}"
+
+
 @dataclass(frozen=True)
 class Submission:
     """One referral an agency submitted or updated, whichever door it came through."""
@@ -122,7 +130,7 @@ def _decide(
     if isinstance(result, Referral):  # a repeat or an update keeps the referral date it was first received on
         result = date_problems(result, referred_at=stored.received_at if stored else now, now=now) or result
     if isinstance(result, list):
-        return _reject(store, s, result, now=now, subjects=subjects)
+        return _reject(store, s, result, now=now, subjects=subjects, keys=keys)
     body = result.model_dump_json(exclude={"equality_monitoring"})
     outcome: Outcome
     if stored is None:
@@ -130,37 +138,38 @@ def _decide(
                                 submissions=1, person_id=store.person_for(match_key(keys.matcher, result)),
                                 cloudevent=s.cloudevent)
         store.add(stored)
-        event_id, outcome = f"accepted:{stored.referral_id}", "accepted"
+        event, outcome = event_id(keys, "accepted", stored.referral_id, "0"), "accepted"
     elif s.is_update and body != stored.body:
         stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
         person_id = store.person_for(match_key(keys.matcher, result))
         if person_id != stored.person_id:
             store.move(stored, person_id)
-        event_id, outcome = f"accepted:{stored.referral_id}:r{stored.revision}", "updated"
+        event, outcome = event_id(keys, "accepted", stored.referral_id, str(stored.revision)), "updated"
     else:  # a repeat, or an update that changes nothing: acknowledge again what we hold
         stored.submissions += 1
         stored.changed = True
         result = Referral.model_validate_json(stored.body).model_copy(
             update={"equality_monitoring": result.equality_monitoring})
-        event_id, outcome = f"accepted:{stored.referral_id}:repeat:{s.key}", "duplicate"
+        event, outcome = event_id(keys, "accepted", stored.referral_id, "repeat", s.key), "duplicate"
     if result.equality_monitoring is not None:
         store.keep_monitoring(stored.referral_id, result.equality_monitoring.model_dump(), now=now)
     s.span.set_attribute("referral.id", stored.referral_id)
     s.span.set_attribute("reroute.outcome", outcome)
-    event = accepted_event(
+    accepted = accepted_event(
         result, referral_id=stored.referral_id, agency_id=s.agency_id, received_at=stored.received_at,
-        event_id=event_id, now=now, person_id=stored.person_id,
+        event_id=event, now=now, person_id=stored.person_id,
         previously_referred=previous_referrals(store.earlier_referrals(stored)),
     ).model_copy(update={"duplicate": outcome == "duplicate", "revision": stored.revision})
     decision = Decision(outcome, stored.agency_referral_id, stored.referral_id, stored.revision)
-    return decision, outgoing(event, subjects.accepted(s.agency_id), span=s.span)
+    return decision, outgoing(accepted, subjects.accepted(s.agency_id), span=s.span)
 
 
 def _reject(
-    store: ReferralStore, s: Submission, errors: list[FieldError], *, now: datetime, subjects: Subjects
+    store: ReferralStore, s: Submission, errors: list[FieldError], *, now: datetime, subjects: Subjects,
+    keys: IntakeKeys,
 ) -> tuple[Decision, Outgoing]:
     event = ReferralRejected(
-        event_id=f"rejected:{s.key}",
+        event_id=event_id(keys, "rejected", s.key),
         occurred_at=now,
         agency_id=s.agency_id,
         agency_referral_id=readable_agency_referral_id(s.data),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -156,3 +157,35 @@ def test_an_update_is_aged_on_the_date_the_referral_was_first_received(db: tuple
 
     assert (first.outcome, update.outcome, event["person"]["age_years"]) == ("accepted", "updated", 25)
     assert new.outcome == "rejected" and new.errors[0].field == "young_person.date_of_birth"
+
+
+def test_event_ids_are_unpredictable_outside_intake_and_the_same_for_the_same_decision(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    """An agency knows its referral ids, its references and its message ids; were an event id made of them (it was
+    `accepted:<referral id>:r<revision>`, `rejected:<subject>|<message id>`), it could publish first under it."""
+    engine, keys = db
+
+    def events(agency: str, key: str, data: bytes, *, update: bool = False, keep: bool = True) -> list[str]:
+        with engine.connect() as conn, conn.begin() as transaction:
+            _, out = decide_submissions(conn, [Submission(agency, data, key, update, trace.INVALID_SPAN)], NOW,
+                                        subjects=SUBJECTS, keys=keys)
+            if not keep:  # as a transaction that failed before its commit, to be tried again
+                transaction.rollback()
+        return [o.event_id for o in out]
+
+    body = referral("R1", language="en")
+    key = "referrals.submitted.yot|R1"
+    (accepted,) = events("yot", key, json.dumps(body).encode())
+    (updated,) = events("yot", "referrals.updated.yot|R1", json.dumps(body | {"reason": "more"}).encode(), update=True)
+    (again,) = events("yot", key, b"not json", keep=False)
+    (rejected,) = events("yot", key, b"not json")
+    (others,) = events("yot-b", "referrals.submitted.yot-b|R1", b"not json")
+    with engine.connect() as conn:
+        referral_id = conn.execute(select(ReferralRecord)).one().referral_id
+
+    for event_id in (accepted, updated, rejected, others):
+        assert re.fullmatch(r"(accepted|rejected)-[0-9a-f]{32}", event_id), event_id
+        assert referral_id not in event_id and "R1" not in event_id and "yot" not in event_id
+    assert again == rejected, "the same submission decided again gets the same id (the outbox keeps it once)"
+    assert len({accepted, updated, rejected, others}) == 4
