@@ -35,6 +35,58 @@ _ASKS: dict[str, list[tuple[str, str]]] = {  # request-reply verbs each service 
 
 
 @dataclass(frozen=True)
+class JetStreamUse:
+    """What a service does with JetStream, stream by stream; its NATS permissions allow that and nothing else."""
+
+    consumers: list[tuple[str, str]]
+    """(stream, durable) of each durable consumer it binds: it may create, read and acknowledge only those."""
+    writes: list[str]
+    """The streams its events go into (publishing is by subject; it may read these streams' info)."""
+    erases: list[str] = field(default_factory=list)
+    """Streams whose messages it may read one by one and delete: intake, erasing a person from the broker."""
+
+    @property
+    def streams(self) -> list[str]:
+        """The streams it needs (checked at start): those it consumes and those it writes."""
+        return list(dict.fromkeys([*(stream for stream, _ in self.consumers), *self.writes]))
+
+
+def jetstream_use(service: str, s: Subjects) -> JetStreamUse:
+    """Each service's streams and consumers, spelled by `s` (a namespaced copy runs without authorization, so the
+    permissions use the bare names). The services' create_app registers these consumers; a test holds them
+    together. Risk and scheduling get nothing of the submissions stream, where raw referrals wait for intake."""
+    if service == "intake":
+        return JetStreamUse(consumers=[(s.submissions_stream, s.durable("intake", "submitted"))],
+                            writes=[s.referrals_stream, s.dead_letter_stream],
+                            erases=list(dict.fromkeys(stream for stream, _ in s.agency_events("*"))))
+    if service == "risk":
+        return JetStreamUse(consumers=[(s.referrals_stream, s.durable("risk", "accepted"))],
+                            writes=[s.risk_stream, s.safeguarding_stream, s.dead_letter_stream])
+    if service == "scheduling":
+        return JetStreamUse(consumers=[(s.referrals_stream, s.durable("scheduling", "accepted")),
+                                       (s.risk_stream, s.durable("scheduling", "assessed"))],
+                            writes=[s.sessions_stream, s.safeguarding_stream, s.dead_letter_stream])
+    raise ValueError(f"no service {service!r}")
+
+
+def jetstream_permissions(service: str) -> list[str]:
+    """The JetStream API subjects a service may publish to: for each of its consumers, create or update it, read
+    its info, pull from it and acknowledge its messages; for each stream it uses, read its info (not its
+    messages); for each stream it erases from, get and delete a message. No `$JS.API.>`: no listing, no other
+    stream's messages, no other consumer."""
+    use = jetstream_use(service, _SUBJECTS)
+    allowed: list[str] = []
+    for stream, durable in use.consumers:
+        allowed += [f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
+                    f"$JS.API.CONSUMER.INFO.{stream}.{durable}", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                    f"$JS.ACK.{stream}.{durable}.>"]
+    allowed += [f"$JS.API.STREAM.INFO.{stream}" for stream in use.streams]
+    for stream in use.erases:
+        allowed += [f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.STREAM.MSG.DELETE.{stream}"]
+    return allowed
+
+
+@dataclass(frozen=True)
 class NatsUser:
     user: str
     password: str  # a bcrypt hash in the config
@@ -78,7 +130,7 @@ def service_user(service: str, password_hash: str) -> NatsUser:
     return NatsUser(
         user=service,
         password=password_hash,
-        publish=[*_PUBLISHES[service], _SUBJECTS.dead_letter(service), "$JS.API.>", "$JS.ACK.>",
+        publish=[*_PUBLISHES[service], _SUBJECTS.dead_letter(service), *jetstream_permissions(service),
                  *(_SUBJECTS.rpc(other, verb) for other, verb in _ASKS[service])],
         subscribe=[_SUBJECTS.rpc(service, ">"), f"{inbox_prefix(service)}.>"],
         allow_responses=True,

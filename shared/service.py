@@ -88,6 +88,7 @@ from shared.messaging import (
     commit_batch,
 )
 from shared.migrations import require_head
+from shared.nats_auth import jetstream_use
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
 from shared.settings import ConfigurationError, HttpPort, ServiceSettings, keep_files_private
 from shared.subjects import Subjects
@@ -394,7 +395,7 @@ class ServiceHost:
         """Streams are provisioned by `reroute streams provision`, not by services: say what is missing.
         The consumers keep trying to bind, so the service carries on once they are provisioned."""
         try:
-            absent = await streams.missing(js, [spec.name for spec in self.subjects.streams()])
+            absent = await streams.missing(js, jetstream_use(self.name, self.subjects).streams)  # its own only
         except Exception as exc:  # noqa: BLE001 - no leader yet, say: the consumers wait and retry
             log.warning("%s: cannot check the streams yet (%s)", self.name, describe(exc))
             return

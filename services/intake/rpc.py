@@ -152,10 +152,18 @@ async def export_person(request: PersonRequest, intake: Intake) -> PersonExport:
 
 
 async def erase_person(request: PersonRequest, intake: Intake) -> PersonErased:
-    def erase(conn: Connection, now: datetime) -> tuple[PersonErased, list[Outgoing]]:
-        return PersonErased(erased=privacy.erase(conn, request.person_id)), []
+    def traces() -> list[privacy.BrokerTrace]:
+        with intake.host.engine.connect() as conn:
+            return privacy.broker_traces(conn, request.person_id)
 
-    return await intake.host.transact(erase)
+    host = intake.host  # the broker first: once the link is erased, no one can tell which messages were theirs
+    messages = await privacy.erase_from_streams(host.broker.connection.jetstream(), host.subjects,
+                                                await host.database.run(traces))
+
+    def erase(conn: Connection, now: datetime) -> tuple[PersonErased, list[Outgoing]]:
+        return PersonErased(erased={**privacy.erase(conn, request.person_id), "stream_messages": messages}), []
+
+    return await host.transact(erase)
 
 
 async def purge(days: float, intake: Intake) -> Purged:

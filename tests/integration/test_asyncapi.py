@@ -24,9 +24,10 @@ from shared import asyncapi
 from shared.contracts.channels import AGENCY, AGENCY_ID, CHANNELS, Channel
 from shared.contracts.rpc import SERVICES
 from shared.migrations import upgrade_all
-from shared.nats_auth import agency_user, service_user
+from shared.nats_auth import agency_user, jetstream_use, service_user
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
+from shared.subjects import Subjects
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "docs"
@@ -104,6 +105,8 @@ def test_each_service_may_publish_what_it_is_declared_to_produce() -> None:
 class Registration:
     service: str
     subjects: list[str]
+    stream: str
+    what: str
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[
         consume = ServiceHost.consume
 
         def recording(self: ServiceHost, **kwargs: Any) -> None:
-            registrations.append(Registration(self.name, list(kwargs["subjects"])))
+            registrations.append(Registration(self.name, list(kwargs["subjects"]), kwargs["stream"], kwargs["what"]))
             if self not in hosts:
                 hosts.append(self)
             consume(self, **kwargs)
@@ -165,6 +168,17 @@ def test_the_declared_consumers_of_each_channel_are_the_services_that_register_o
     assert consuming == declared, (
         f"registered but not declared: {sorted(consuming - declared)}; declared but not registered: "
         f"{sorted(declared - consuming)}")
+
+
+def test_every_consumer_a_service_registers_is_one_its_jetstream_permissions_name(
+    registered: tuple[list[Registration], list[FastStream]],
+) -> None:
+    """shared/nats_auth.py spells each service's consumers for its permissions; they must be the ones it binds."""
+    registrations, _ = registered
+    subjects = Subjects(NAMESPACE)
+    for service in SERVICES:
+        bound = {(r.stream, subjects.durable(service, r.what)) for r in registrations if r.service == service}
+        assert bound == set(jetstream_use(service, subjects).consumers), service
 
 
 def test_every_request_reply_endpoint_is_documented_and_every_documented_one_is_answered(

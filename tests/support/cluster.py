@@ -75,8 +75,10 @@ class Cluster:
         return list(read_spans(self.data_dir))
 
 
-def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str) -> Cluster:
-    """Start the three service processes; await `ready(cluster)` before using them."""
+def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str,
+                   per_service: dict[str, dict[str, str]] | None = None) -> Cluster:
+    """Start the three service processes; await `ready(cluster)` before using them. `per_service`: environment of
+    one service only (on a server with users, each service's own NATS_URL, as `reroute up` gives them)."""
     env = {
         "NATS_URL": nats_url,
         "REROUTE_DATA_DIR": str(data_dir),
@@ -93,7 +95,7 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
 
         env["REROUTE_INTAKE_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
         env["REROUTE_INTAKE_MATCHING_KEY"] = Fernet.generate_key().decode()
-    procs = ServiceProcesses(env, log_dir=data_dir / "logs")
+    procs = ServiceProcesses(env, log_dir=data_dir / "logs", per_service=per_service)
     procs.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     upgrade_all(ServiceSettings(data_dir=data_dir, namespace=namespace, db_schema_prefix=schema_prefix,
                                 DATABASE_URL=os.environ.get("DATABASE_URL")))  # type: ignore[call-arg]  # as `reroute up`
