@@ -146,8 +146,8 @@ class Probe:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         await self.nc.jetstream().publish(self.subjects.submitted(agency), data, headers=headers)
 
-    async def rpc(self, service: str, verb: str, payload: dict[str, Any]) -> dict[str, Any]:
-        reply = await self.nc.request(self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=10)
+    async def rpc(self, service: str, verb: str, payload: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
+        reply = await self.nc.request(self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=timeout)
         result: dict[str, Any] = json.loads(reply.data)
         return result
 
