@@ -29,6 +29,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
 
 from apps.devstack.local_nats import free_port, nats_server_binary, start_nats_server
 from apps.devstack.processes import SERVICES, ServiceProcesses
@@ -300,7 +301,16 @@ class Rig:
         return [body for data, _ in await self.stored_raw(subject) if "event_id" in (body := _object(data))]
 
     async def stored_raw(self, subject: str) -> list[tuple[bytes, dict[str, str]]]:
-        """Every message the streams hold on `subject`: body and headers."""
+        """Every message the streams hold on `subject`: body and headers. A stream electing a leader (a node of the
+        cluster killed a moment ago) answers `ServiceUnavailableError`: read again, a bounded number of times."""
+        for _ in range(20):
+            try:
+                return await self._read_all(subject)
+            except ServiceUnavailableError:
+                await asyncio.sleep(0.5)
+        return await self._read_all(subject)
+
+    async def _read_all(self, subject: str) -> list[tuple[bytes, dict[str, str]]]:
         assert self.nc is not None
         js = self.nc.jetstream()
         sub = await js.pull_subscribe(subject, durable=None,
