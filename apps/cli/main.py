@@ -700,7 +700,8 @@ def person_erase(
     failed = False
     for service, result in with_client(erase_all, data_dir):
         if isinstance(result, dict):
-            console.print(f"  {safe(service)}: erased ({result['referrals']} referrals)")
+            also = "".join(f", {n} {kind.replace('_', ' ')}" for kind, n in result.items() if kind != "referrals")
+            console.print(f"  {safe(service)}: erased ({result.get('referrals', 0)} referrals{also})")
         else:
             failed = True
             console.print(f"  [red]{safe(service)}: {safe(result)}[/red]")
