@@ -8,28 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from services.intake.agencies import AgencyError, AgencyRegistry, agency_of_key, key_matches
-from services.intake.settings import IntakeSettings
 from services.intake.tables import AgencyRecord
-from shared.db import is_postgres, make_engine
-from shared.migrations import upgrade
+from tests.support.databases import intake_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
-    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
-    engine = make_engine("intake", settings)
-    upgrade(engine, "intake")
-    yield engine
-    if is_postgres(engine):
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{settings.db_schema_prefix}_intake" CASCADE'))
-    engine.dispose()
+    with intake_database(tmp_path) as (migrated, _):
+        yield migrated
 
 
 @pytest.mark.parametrize(("key", "agency"), [

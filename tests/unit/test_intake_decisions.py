@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,17 +12,15 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from opentelemetry import trace
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from services.intake.crypto import IntakeKeys, load_keys
 from services.intake.handlers import Decision, Submission, decide_submissions
-from services.intake.settings import IntakeSettings
 from services.intake.tables import ReferralRecord, RejectionRecord
-from shared.db import is_postgres, make_engine
-from shared.migrations import upgrade
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
 from tests.support.cluster import referral
+from tests.support.databases import intake_database
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 SUBJECTS = Subjects()
@@ -32,16 +29,9 @@ SUBJECTS = Subjects()
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[Engine, IntakeKeys]]:
     """Intake's tables in a SQLite file, or in a schema of their own when DATABASE_URL names a PostgreSQL."""
-    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}",
-                              intake_encryption_key=Fernet.generate_key().decode(),  # type: ignore[arg-type]
-                              intake_matching_key=Fernet.generate_key().decode())  # type: ignore[arg-type]
-    engine = make_engine("intake", settings)
-    upgrade(engine, "intake")
-    yield engine, load_keys(settings)
-    if is_postgres(engine):
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{settings.db_schema_prefix}_intake" CASCADE'))
-    engine.dispose()
+    with intake_database(tmp_path, intake_encryption_key=Fernet.generate_key().decode(),
+                         intake_matching_key=Fernet.generate_key().decode()) as (engine, settings):
+        yield engine, load_keys(settings)
 
 
 def decide(db: tuple[Engine, IntakeKeys], *bodies: dict[str, Any] | bytes, agency: str = "yot", update: bool = False,

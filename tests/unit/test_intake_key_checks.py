@@ -4,36 +4,28 @@ client address, and that address read from X-Forwarded-For only behind a trusted
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 from starlette.requests import Request
 
 from services.intake.agencies import AgencyRegistry, FailedAttempts, hash_key, key_matches
 from services.intake.http import client_address
 from services.intake.settings import IntakeSettings
 from services.intake.tables import AgencyRecord
-from shared.db import is_postgres, make_engine
-from shared.migrations import upgrade
+from tests.support.databases import intake_database
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = IntakeSettings(data_dir=tmp_path, db_schema_prefix=f"tu{uuid.uuid4().hex[:12]}")
-    engine = make_engine("intake", settings)
-    upgrade(engine, "intake")
-    yield engine
-    if is_postgres(engine):
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{settings.db_schema_prefix}_intake" CASCADE'))
-    engine.dispose()
+    with intake_database(tmp_path) as (migrated, _):
+        yield migrated
 
 
 def stored_hash(engine: Engine, agency_id: str) -> str:
