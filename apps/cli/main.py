@@ -461,19 +461,24 @@ def calendar(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     feed: Annotated[bool, typer.Option("--feed", help="Issue a new calendar-feed link (the old one stops).")] = False,
     revoke_feed: Annotated[bool, typer.Option("--revoke-feed", help="Revoke the mentor's feed link.")] = False,
+    show_venues: Annotated[bool, typer.Option("--show-venues", help=(
+        "With --feed: the mentor opts in to seeing the venue of sessions at the organisation's staffed premises "
+        "(LOCATION); never any other place."))] = False,
     names: Annotated[bool, typer.Option("--names", help="Show mentees' first names (each look-up is logged).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """A mentor's booked sessions and venues, week by week (case references only; a rotl mentor's route too);
     --feed gives an iCalendar link."""
     if feed or revoke_feed:
-        r = with_client(lambda c: c.call(sched.CALENDAR_FEED, sched.FeedRequest(mentor_id=mentor_id,
-                                                                                 revoke=revoke_feed)), data_dir)
+        if show_venues and not feed:
+            raise CliError("--show-venues goes with --feed: it is chosen when a link is issued")
+        asked_feed = sched.FeedRequest(mentor_id=mentor_id, revoke=revoke_feed, show_venues=show_venues)
+        r = with_client(lambda c: c.call(sched.CALENDAR_FEED, asked_feed), data_dir)
         if revoke_feed:
             console.print(f"Revoked {r.revoked} feed link(s) of {safe(mentor_id)}.")
         else:
-            console.print(f"Calendar feed for {safe(mentor_id)} (share it only with them; it shows case references "
-                          "only):")
+            shows = "case references and the staffed venues" if show_venues else "case references only"
+            console.print(f"Calendar feed for {safe(mentor_id)} (share it only with them; it shows {shows}):")
             console.print(f"  iCalendar: {safe(r.ics_url)}\n  JSON:      {safe(r.json_url)}", soft_wrap=True)
         return
     try:

@@ -6,10 +6,10 @@ import logging
 from functools import partial
 
 from faststream import FastStream
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.scheduling import privacy, rpc
-from services.scheduling.calendar_feed import calendar_api
+from services.scheduling.calendar_feed import calendar_api, check_feed_url
 from services.scheduling.handlers import handle_accepted, handle_assessed
 from services.scheduling.tables import TABLES
 from shared.contracts import scheduling_rpc
@@ -22,12 +22,20 @@ log = logging.getLogger(__name__)
 
 class SchedulingSettings(ServiceSettings):
     calendar_port: HttpPort = Field(default=8082, description="Calendar feeds' HTTP port; 0: none; auto: any free one.")
-    calendar_url: str | None = Field(default=None, description="Public base URL of the feeds, when proxied.")
+    calendar_url: str | None = Field(default=None, description=(
+        "Public base URL of the calendar feeds (https://…, the address calendar apps reach): required unless the "
+        "face listens on a loopback address, as under `reroute up`."))
     plan_every_minutes: float = Field(default=0, ge=0,
                                       description="Run the re-optimisation round this often; 0: on request.")
     vetting_sweep_minutes: float = Field(default=60, ge=0, description=(
         "Hand on the cases of mentors who may no longer mentor (a check run out, a suspended licence) as the "
         "service starts and this often; 0: only when mentors are imported."))
+
+
+    @field_validator("calendar_url")
+    @classmethod
+    def _calendar_url(cls, value: str | None) -> str | None:
+        return check_feed_url(value) if value else None
 
 
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:

@@ -21,13 +21,16 @@ from services.scheduling.constraints import Case, MentorState, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, LIVE
 from services.scheduling.matching import LONDON, Match, Waitlist, match, reschedule, with_booking, without_booking
 from services.scheduling.rooms import Placed, Rooms
+from services.scheduling.slots import to_utc
 from services.scheduling.store import (
     Outcome,
+    UpcomingSession,
     add_sessions,
     case_from,
     load_mentor_states,
     load_rooms,
     lock_bookings,
+    move_session,
     previous_mentors,
     session_row,
     set_case_status,
@@ -83,12 +86,14 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
             span.set_attribute("reroute.outcome", CaseStatus.SUSPENDED.value)
             continue
         said: Reason | None = None  # why a reschedule moved the case, in full and as the agency is told it
+        before: list[UpcomingSession] = []  # a rescheduled case's sessions to come: each is kept or cancelled
         if task.kind == "book" or row.mentor_id is None:
             case = replace(case, previous_mentor=earlier.get(row.referral_id))
             result = match(case, list(mentors.values()), now=now, rooms=rooms)
             events = _booking_events(row, case, result, now=now)
         else:
-            result, events, said = _reschedule(conn, task, case, mentors, rooms, now=now)
+            before = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
+            result, events, said = _reschedule(task, case, mentors, rooms, before, now=now)
         if isinstance(result, Match):
             placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
             if placed:
@@ -96,11 +101,18 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
             else:
                 room = "no room free at a safe venue at the mentor's times"
                 result, said = Waitlist(room, no_mentor_yet(room)), None
-                events = [waitlisted(row, case, result.agency_reason, now=now)]
+                events = [*_cancellations(events), waitlisted(row, case, result.agency_reason, now=now)]
+        kept: dict[int, UpcomingSession] = {}
         if isinstance(result, Match):
-            slots = slots_for(placed)
-            new_sessions += [session_row(row.referral_id, result.mentor_id, slot, now, venue)
-                             for slot, (_, venue) in zip(slots, placed, strict=True)]
+            if result.mentor_id == row.mentor_id:
+                kept = _same_slots(before, placed)
+            slots = slots_for(placed, kept)
+            for i, (slot, (_, venue)) in enumerate(zip(slots, placed, strict=True)):
+                if i in kept:  # the same mentor at the same time: the session stays (same UID in calendars)
+                    move_session(conn, slot.session_id, start=slot.start, end=slot.end, venue=venue, now=now,
+                                 status=SessionStatus.BOOKED if kept[i].status == SessionStatus.SUSPENDED else None)
+                else:
+                    new_sessions.append(session_row(row.referral_id, result.mentor_id, slot, now, venue))
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
             mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
             outcomes.append(Outcome(row.referral_id, CaseStatus.SCHEDULED, result.mentor_id, result.deadline_met, said))
@@ -111,6 +123,11 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
             outcomes.append(Outcome(row.referral_id, CaseStatus.WAITLISTED, None, None,
                                     said or Reason(result.reason, result.agency_reason)))
             row.status, row.mentor_id = CaseStatus.WAITLISTED, None
+        if before:
+            staying = {s.session_id for s in kept.values()}
+            gone = [s.session_id for s in before if s.session_id not in staying]
+            set_session_status(conn, gone, SessionStatus.CANCELLED, now=now)
+            events = [e.model_copy(update={"cancelled": gone}) if hasattr(e, "cancelled") else e for e in events]
         span.set_attribute("reroute.outcome", CaseStatus(row.status).value)
         out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
     add_sessions(conn, new_sessions)
@@ -129,21 +146,21 @@ def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: 
 
 
 def _reschedule(
-    conn: Connection, task: CaseTask, case: Case, mentors: dict[str, MentorState], rooms: Rooms, *, now: datetime
+    task: CaseTask, case: Case, mentors: dict[str, MentorState], rooms: Rooms, before: list[UpcomingSession], *,
+    now: datetime,
 ) -> tuple[Match | Waitlist, list[Event], Reason]:
-    """Cancel the case's sessions that have not started and book them again (at the new tier's cadence); the
-    events say why as the agency is told it, the reason returned says it in full too."""
+    """Book the case again (at the new tier's cadence) as if its sessions to come, `before`, were free; the
+    caller keeps those the new plan repeats and cancels the rest. The events say why as the agency is told it;
+    the reason returned says it in full too."""
     row = task.row
     assert row.mentor_id is not None
-    cancelled = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
-    ids = [s.session_id for s in cancelled]
-    for s in cancelled:
+    ids = [s.session_id for s in before]
+    for s in before:
         rooms.release(s.venue_id, s.start, s.end)
-    set_session_status(conn, ids, SessionStatus.CANCELLED, now=now)
     # As if the case had no place yet: its points (already at its new tier) go too, as booking adds them back.
-    current = without_booking(mentors[row.mentor_id], (s.start for s in cancelled), case.tier)
+    current = without_booking(mentors[row.mentor_id], (s.start for s in before), case.tier)
     mentors[row.mentor_id] = current
-    prefer = cancelled[0].start.astimezone(LONDON) if cancelled else None
+    prefer = before[0].start.astimezone(LONDON) if before else None
     result = reschedule(case, current, list(mentors.values()), now=now, prefer=prefer, rooms=rooms)
     why = task.why
     if isinstance(result, Match):
@@ -155,11 +172,28 @@ def _reschedule(
             previous_mentor_id=row.mentor_id, tier=case.tier, sessions=[], cancelled=ids, reason=why.agency,
         )], why
     why = why.then(Reason(result.reason, result.agency_reason))
-    cancel = SessionsCancelled(
+    return result, [_cancelled(row, ids, why.agency, now=now), waitlisted(row, case, result.agency_reason, now=now)], why
+
+
+def _cancelled(row: CaseRow, ids: list[str], reason: str, *, now: datetime) -> SessionsCancelled:
+    return SessionsCancelled(
         event_id=f"cancelled:{row.referral_id}:{row.assessment_number}", occurred_at=now,
-        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=why.agency,
+        referral_id=row.referral_id, agency_id=row.agency_id, cancelled=ids, reason=reason,
     )
-    return result, [cancel, waitlisted(row, case, result.agency_reason, now=now)], why
+
+
+def _cancellations(events: list[Event]) -> list[Event]:
+    """A rescheduled case that found no room after all: its sessions are cancelled, said as the move was."""
+    return [SessionsCancelled(event_id=e.event_id.replace("rescheduled:", "cancelled:", 1), occurred_at=e.occurred_at,
+                              referral_id=e.referral_id, agency_id=e.agency_id, cancelled=e.cancelled, reason=e.reason)
+            for e in events if isinstance(e, SessionsRescheduled)]
+
+
+def _same_slots(before: list[UpcomingSession], placed: list[Placed]) -> dict[int, UpcomingSession]:
+    """Which placed sessions repeat one the case already had (same start and end): by index in `placed`."""
+    by_time = {(to_utc(s.start), to_utc(s.end)): s for s in before}
+    return {i: by_time[key] for i, ((start, end), _) in enumerate(placed)
+            if (key := (to_utc(start), to_utc(end))) in by_time}
 
 
 def _suspend(conn: Connection, task: CaseTask, case: Case, *, now: datetime) -> list[Event]:
@@ -185,10 +219,12 @@ def waitlisted(row: CaseRow, case: Case, reason: str, *, now: datetime) -> Sessi
     )
 
 
-def slots_for(placed: list[Placed]) -> list[SessionSlot]:
-    """The placed sessions as the events carry them, each with a new session id."""
-    return [SessionSlot(session_id=f"ses_{secrets.token_hex(8)}", start=s, end=e, venue=v.venue.name if v else None)
-            for (s, e), v in placed]
+def slots_for(placed: list[Placed], kept: dict[int, UpcomingSession] | None = None) -> list[SessionSlot]:
+    """The placed sessions as the events carry them: a kept session keeps its id, any other gets a new one."""
+    kept = kept or {}
+    return [SessionSlot(session_id=kept[i].session_id if i in kept else f"ses_{secrets.token_hex(8)}", start=s, end=e,
+                        venue=v.venue.name if v else None)
+            for i, ((s, e), v) in enumerate(placed)]
 
 
 def subject_for(subjects: Subjects, event: Event, agency: str) -> str:

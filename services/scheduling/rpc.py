@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from services.scheduling import mentor_changes, store
 from services.scheduling.agency_reasons import CLOSED, Reason, stored_before
 from services.scheduling.booking import CaseTask, carry_out
-from services.scheduling.calendar_feed import FeedRefused, issue_token, revoke_tokens
+from services.scheduling.calendar_feed import FeedRefused, feed_base_url, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import default_offices, mentor_problems, without_check
 from services.scheduling.lifecycle import LIVE, LifecycleRefused
@@ -317,15 +317,15 @@ async def waiting(_: Empty, scheduling: Scheduling) -> Waitlist:
 
 
 async def calendar_feed(request: FeedRequest, scheduling: Scheduling) -> CalendarFeed:
-    served = scheduling.feed_url or scheduling.host.http_url
-    if served is None and not request.revoke:
+    if scheduling.host.http_url is None and not request.revoke:
         raise Refused("calendar feeds are off here (REROUTE_CALENDAR_PORT is 0): no link can be issued")
 
     def issue_or_revoke(conn: Connection, now: datetime) -> tuple[CalendarFeed, list[Outgoing]]:
         if request.revoke:
             return CalendarFeed(revoked=revoke_tokens(conn, request.mentor_id, now=now)), []
         try:
-            token = issue_token(conn, request.mentor_id, now=now)
+            served = feed_base_url(scheduling.feed_url, scheduling.host.http_url)
+            token = issue_token(conn, request.mentor_id, now=now, show_venues=request.show_venues)
         except FeedRefused as exc:
             raise Refused(str(exc)) from None
         base = f"{served}/v1/calendars/{token}"

@@ -286,15 +286,16 @@ class UpcomingSession(NamedTuple):
     start: datetime
     end: datetime
     venue_id: str | None
+    status: SessionStatus
 
 
 def upcoming_sessions(
     conn: Connection, referral_ids: Collection[str], statuses: Collection[SessionStatus], *, now: datetime
 ) -> list[UpcomingSession]:
     """The referrals' sessions in any of `statuses` that start after `now`, in order of start."""
-    return [UpcomingSession(*r) for r in conn.execute(
+    return [UpcomingSession(*r[:5], SessionStatus(r[5])) for r in conn.execute(
         select(col(SessionRow.referral_id), col(SessionRow.session_id), col(SessionRow.start), col(SessionRow.end),
-               col(SessionRow.venue_id))
+               col(SessionRow.venue_id), col(SessionRow.status))
         .where(col(SessionRow.referral_id).in_(referral_ids), col(SessionRow.status).in_(statuses),
                col(SessionRow.start) > now)
         .order_by(col(SessionRow.start))
@@ -348,10 +349,11 @@ def set_session_status(conn: Connection, session_ids: Collection[str], status: S
 
 
 def move_session(conn: Connection, session_id: str, *, start: datetime, end: datetime, venue: SafeVenue | None,
-                 now: datetime) -> None:
-    """A session at a new time (and venue, with its routes); bumps its `sequence` too."""
+                 now: datetime, status: SessionStatus | None = None) -> None:
+    """A session at a new time (and venue, with its routes), and in `status` if given; bumps its `sequence` too."""
+    values = {"status": status} if status is not None else {}
     conn.execute(update(SessionRow).where(col(SessionRow.session_id) == session_id)
-                 .values(start=start, end=end, **venue_columns(venue), **_changed(now)))
+                 .values(start=start, end=end, **venue_columns(venue), **values, **_changed(now)))
 
 
 def _changed(now: datetime) -> dict[str, Any]:

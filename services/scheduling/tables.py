@@ -96,6 +96,8 @@ class CalendarToken(SQLModel, table=True):
     mentor_id: str = Field(index=True, max_length=64)
     issued_at: datetime
     revoked_at: datetime | None = None
+    show_venues: bool = Field(default=False, description=(
+        "Show the venue of sessions at the organisation's staffed premises as LOCATION (the mentor opted in)."))
 
 
 TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken]

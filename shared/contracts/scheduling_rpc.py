@@ -230,6 +230,10 @@ class Waitlist(Contract):
 class FeedRequest(Contract):
     mentor_id: str = Field(max_length=64)
     revoke: bool = False
+    show_venues: bool = Field(default=False, description=(
+        "The mentor opts in to seeing where sessions are: the venue's name as LOCATION, only for the "
+        "organisation's staffed premises (never a young person's address or route). Off by default: the feed syncs "
+        "to third-party clouds, and a place and time there could expose a child hiding from exploiters."))
 
 
 class CalendarFeed(Contract):
