@@ -73,7 +73,8 @@ class AccessLog:
 class HttpServer:
     """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str) -> None:
+    def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str,
+                 what: str = "HTTP API") -> None:
         self._config = uvicorn.Config(AccessLog(app), host=host, port=0 if port == "auto" else port, lifespan="off",
                                       log_config=None, access_log=False, proxy_headers=False, server_header=False,
                                       timeout_graceful_shutdown=5)
@@ -81,7 +82,7 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port
         self._bound: int | None = None
-        self._name, self._port_setting = name, port_setting
+        self._name, self._port_setting, self._what = name, port_setting, what
 
     @property
     def url(self) -> str | None:
@@ -103,9 +104,8 @@ class HttpServer:
             sock.close()
             where = f"{self.host} (any free port)" if self.port == "auto" else f"{self.host}:{self.port}"
             raise ConfigurationError(
-                f"{self._name} cannot listen on {where} for its HTTP API ({exc.strerror}): set "
-                f"{self._port_setting} to a free port or to auto (any free port), or to 0 to turn the HTTP API "
-                "off") from None
+                f"{self._name} cannot listen on {where} for its {self._what} ({exc.strerror}): set "
+                f"{self._port_setting} to a free port or to auto (any free port), or to 0 to turn it off") from None
         sock.listen(128)
         bound = int(sock.getsockname()[1])
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"{self._name}:http")
@@ -114,7 +114,10 @@ class HttpServer:
         if self._task.done():
             self._task.result()  # re-raise why it could not start
         self._bound = bound
-        log.info("%s HTTP API on %s (OpenAPI at %s/docs)", self._name, self.url, self.url)
+        if self._what == "HTTP API":
+            log.info("%s HTTP API on %s (OpenAPI at %s/docs)", self._name, self.url, self.url)
+        else:
+            log.info("%s %s on %s", self._name, self._what, self.url)
 
     async def stop(self) -> None:
         if self._task is None:
@@ -123,6 +126,6 @@ class HttpServer:
         try:
             await asyncio.wait_for(self._task, timeout=10)
         except (TimeoutError, asyncio.CancelledError):
-            log.warning("%s HTTP API did not stop in time", self._name)
+            log.warning("%s %s did not stop in time", self._name, self._what)
         self._task = None
         self._bound = None

@@ -17,6 +17,8 @@ from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
 ADMIN = "operator"
+SERVICES_API = "$SRV.>"
+"""The NATS services API (nats.micro): every service answers PING, INFO and STATS there; the operator asks."""
 
 _SUBJECTS = Subjects()  # the bare contract subjects; a namespaced copy runs without authorization
 # What each service publishes besides its dead-letter subject, and whom it asks over request-reply.
@@ -132,8 +134,8 @@ def service_user(service: str, password_hash: str) -> NatsUser:
         password=password_hash,
         publish=[*_PUBLISHES[service], _SUBJECTS.dead_letter(service), *jetstream_permissions(service),
                  *(_SUBJECTS.rpc(other, verb) for other, verb in _ASKS[service])],
-        subscribe=[_SUBJECTS.rpc(service, ">"), f"{inbox_prefix(service)}.>"],
-        allow_responses=True,
+        subscribe=[_SUBJECTS.rpc(service, ">"), f"{inbox_prefix(service)}.>", SERVICES_API],
+        allow_responses=True,  # answers requests: its rpc endpoints', and the services API's PING, INFO and STATS
     )
 
 

@@ -13,7 +13,9 @@ Who does what:
 - **Database work** runs on one thread per service (`DatabaseThread`), so the event loop keeps answering
   health checks and requests while a batch commits or a database hangs; the schema is migrated beforehand
   (`reroute db upgrade`) and checked here, never created.
-- **Health**: `ping` answers live (restart me if false) and ready (my dependencies work), with the problems.
+- **Health**: `ping` answers live (restart me if false) and ready (my dependencies work), with the problems; the
+  same is served over HTTP on REROUTE_OPS_PORT (/healthz, /readyz, with /metrics) and the replica registers with the
+  NATS services API for discovery (shared/ops.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
@@ -87,8 +90,9 @@ from shared.messaging import (
     Delivery,
     commit_batch,
 )
-from shared.migrations import require_head
+from shared.migrations import current, head, require_head
 from shared.nats_auth import jetstream_use
+from shared.ops import Discoverable, ops_app, register
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
 from shared.settings import ConfigurationError, HttpPort, ServiceSettings, keep_files_private
 from shared.subjects import Subjects
@@ -106,6 +110,9 @@ HUNG_AFTER_SECONDS = 60
 """A consumer loop that has neither fetched nor finished a batch for this long (with no dependency to blame)
 is hung: the replica is not live."""
 OUTBOX_STUCK_SECONDS = 60
+SCHEMA_CHECK_SECONDS = 15
+"""How often a replica reads its database's migration revision: the database answering, and the schema this
+version needs (a replica left running across an upgrade or a restore says so)."""
 """An unsent outbox row this old makes the replica not ready."""
 SHUTDOWN_SECONDS = 8
 """How long SIGTERM waits for the batches in hand before abandoning them unacked."""
@@ -131,6 +138,8 @@ class ServiceHost:
         self.subjects = Subjects(settings.namespace)
         self.engine: Engine = make_engine(name, settings)
         require_head(self.engine, name)  # the schema is migrated by `reroute db upgrade`, never here
+        self._schema_head = head(name)
+        self._schema_problem: str | None = None
         self.database = DatabaseThread(name, self.engine)
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
         self.tracer = self.tracer_provider.get_tracer(f"reroute.{name}")
@@ -152,9 +161,16 @@ class ServiceHost:
         self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str, bool]] = []
         self._seal: deadletters.Seal = bytes
         self._unseal: deadletters.Seal = bytes
+        self.metrics_registry = CollectorRegistry()
+        self._ops = (HttpServer(ops_app(self.health, self.metrics_registry), host=settings.http_host,
+                                port=settings.ops_port, name=name, port_setting="REROUTE_OPS_PORT",
+                                what="probes and metrics") if settings.ops_port else None)
+        self._micro: Discoverable | None = None
+        self.every(SCHEMA_CHECK_SECONDS, self._check_schema, name="schema-check", at_start=True)
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(title=f"reroute {name}", version="1.0.0"),
+            on_startup=[self._start_ops],  # probes answer (live, not ready) while NATS is still being reached
             after_startup=[self._start],
             on_shutdown=[self._shutdown],
         )
@@ -170,6 +186,11 @@ class ServiceHost:
     def http_url(self) -> str | None:
         """Where this replica's HTTP API listens, once started (None: it has none)."""
         return self._http.url if self._http is not None else None
+
+    @property
+    def ops_url(self) -> str | None:
+        """Where this replica's probes and /metrics are served, once started (None: REROUTE_OPS_PORT=0)."""
+        return self._ops.url if self._ops is not None else None
 
     def every(self, seconds: float, job: Callable[[], Awaitable[object]], *, name: str, at_start: bool = False) -> None:
         """Run `job` every `seconds` while the service runs (0: never), and once as it starts when `at_start`;
@@ -423,15 +444,32 @@ class ServiceHost:
             problems.append("starting")
         elif not all(c.ready.is_set() for c in self._consumers):
             problems.append("consumers not bound yet")
-        if not self.broker.connection.is_connected:
+        if self._started and not self.broker.connection.is_connected:
             problems.append("not connected to NATS")
         if (busy := self.database.busy_for()) > SLOW_DATABASE_SECONDS:
             problems.append(f"the database has not answered for {busy:.0f} s")
+        elif self._schema_problem is not None:
+            problems.append(self._schema_problem)
         if self._started and self.relay.oldest_unsent_age > OUTBOX_STUCK_SECONDS:
             problems.append(f"the oldest unsent event has waited {self.relay.oldest_unsent_age:.0f} s")
         live = not hung
         return Health(service=self.name, pid=os.getpid(), live=live, ready=live and not problems,
-                      problems=[*hung, *problems], http_url=self.http_url)
+                      problems=[*hung, *problems], http_url=self.http_url, ops_url=self.ops_url)
+
+    async def _check_schema(self) -> None:
+        """Read the migration revision: the database answers, and is at the head this version needs."""
+        try:
+            found = await self.database.run(lambda: current(self.engine))
+        except Exception as exc:  # noqa: BLE001 - unreachable: not ready, and said so
+            self._schema_problem = f"the database cannot be reached ({describe(exc)})"
+            return
+        self._schema_problem = None if found == self._schema_head else (
+            f"the database schema is at {found or 'no revision'}; this version needs {self._schema_head} "
+            "(run `reroute db upgrade`)")
+
+    async def _start_ops(self) -> None:
+        if self._ops is not None:
+            await self._ops.start()
 
     async def _start(self) -> None:
         js = self.broker.connection.jetstream()
@@ -462,6 +500,8 @@ class ServiceHost:
                                                    name=f"{self.name}:{name}"))
         if self._http is not None:
             await self._http.start()
+        self._micro = await register(self.broker.connection, service=self.name, namespace=self.settings.namespace,
+                                     health=self.health)
         self._started = True
         log.info("%s started (pid %d)", self.name, os.getpid())
 
@@ -469,6 +509,11 @@ class ServiceHost:
         """Stop within a bound: the batch in hand finishes or is abandoned unacked (and so redelivered)."""
         if self._http is not None:
             await self._http.stop()
+        if self._micro is not None:
+            try:
+                await asyncio.wait_for(self._micro.stop(), timeout=2)
+            except Exception:  # noqa: BLE001, S110 - the connection is gone already: nothing to unregister
+                pass
         self._stop.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS)
@@ -479,6 +524,8 @@ class ServiceHost:
         self.database.close()
         self.tracer_provider.shutdown()
         self.engine.dispose()
+        if self._ops is not None:
+            await self._ops.stop()
         log.info("%s stopped", self.name)
 
 

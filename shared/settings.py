@@ -74,6 +74,10 @@ class ServiceSettings(BaseSettings):
     )
     inbox_prefix: str = Field(default="_INBOX", description="Reply-subject prefix (per user on a secured server).")
     http_host: str = Field(default="127.0.0.1", description="Address the services' HTTP faces listen on.")
+    ops_port: HttpPort = Field(default="auto", description=(
+        "Port of the service's probes (/healthz, /readyz) and /metrics; auto (the default) takes any free port, "
+        "chosen as it binds (logged, and in its ping); 0 turns it off. Fix it (9464, say) in a container, where each "
+        "service has a network address of its own; it listens on REROUTE_HTTP_HOST."))
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
     log_level: str = Field(default="INFO")

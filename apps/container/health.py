@@ -1,9 +1,10 @@
 """`python -m apps.container.health SERVICE|nats`: a container's healthcheck; exit 0 when ready, else 1 saying why.
 
-A service is healthy when its ping (the request-reply every service answers) says ready: asked over NATS as the
-`health` user (REROUTE_HEALTH_NATS_URL), which may ask nothing else. With several replicas of a service the answer
-is whichever replica's NATS picks, so this says whether the service is ready, not this container. NATS is healthy
-when its own /healthz (JetStream included) answers ok on the container's local monitoring port.
+A service is healthy when it says it is ready. With REROUTE_OPS_PORT set to a port number (as in a container), that
+is this replica's own `/readyz` on 127.0.0.1 (shared/ops.py). Otherwise its ping (the request-reply every service
+answers) is asked over NATS as the `health` user (REROUTE_HEALTH_NATS_URL), which may ask nothing else; with several
+replicas the answer is then whichever replica NATS picks. NATS is healthy when its own /healthz (JetStream included)
+answers ok on the container's local monitoring port.
 """
 
 from __future__ import annotations
@@ -45,6 +46,22 @@ async def service_problem(service: str) -> str | None:
     return f"{service} is not ready: {'; '.join(health.get('problems') or []) or health}"
 
 
+def ops_problem(port: int) -> str | None:
+    """This replica's own readiness, from /readyz on its ops port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=TIMEOUT) as answer:
+            json.loads(answer.read())
+        return None
+    except urllib.error.HTTPError as exc:  # 503: not ready, with the problems
+        try:
+            problems = json.loads(exc.read()).get("problems") or []
+        except ValueError:
+            problems = [f"HTTP {exc.code}"]
+        return f"not ready: {'; '.join(problems) or exc.code}"
+    except (OSError, ValueError) as exc:
+        return f"/readyz on port {port}: {exc}"
+
+
 def nats_problem() -> str | None:
     port = os.environ.get("REROUTE_NATS_MONITOR_PORT", "8222")
     try:
@@ -59,7 +76,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
-    problem = nats_problem() if argv[0] == "nats" else asyncio.run(service_problem(argv[0]))
+    ops_port = os.environ.get("REROUTE_OPS_PORT", "")
+    if argv[0] == "nats":
+        problem = nats_problem()
+    elif ops_port.isdigit() and int(ops_port) > 0:
+        problem = ops_problem(int(ops_port))
+    else:
+        problem = asyncio.run(service_problem(argv[0]))
     if problem:
         print(problem, file=sys.stderr)
         return 1

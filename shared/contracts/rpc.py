@@ -164,6 +164,8 @@ class Health(Contract):
     ready: bool = Field(description="Live, and NATS, the database and the outbox all work.")
     problems: list[str] = Field(description="What is wrong, in words, when not live or not ready.")
     http_url: str | None = Field(default=None, description="Where its HTTP API listens, when it has one.")
+    ops_url: str | None = Field(default=None, description="Where its probes (/healthz, /readyz) and /metrics are "
+                                "served, once started (REROUTE_OPS_PORT).")
 
 
 class ReferralIds(Contract):
