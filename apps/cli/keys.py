@@ -1,7 +1,8 @@
-"""`reroute keys reencrypt`: intake re-encrypts what it stores under the first of its keys, so older ones can go.
+"""`reroute keys reencrypt` and `reroute keys rematch`: intake re-encrypts what it stores under the first of its
+encryption keys, and stores every person under the first of its matching keys, so older ones can go.
 
-The CLI never opens a service's database: it asks intake for one batch at a time (`keys.reencrypt`), each
-reply saying what the batch did and which batch comes next, and shows the progress."""
+The CLI never opens a service's database: it asks intake for one batch at a time (`keys.reencrypt`,
+`keys.rematch`), each reply saying what the batch did and which batch comes next, and shows the progress."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from rich.table import Table
 
 from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
-from shared.contracts.intake_rpc import ENCRYPTED_TABLES, REENCRYPT, EncryptedTable, Reencrypted, ReencryptRequest
+from shared.contracts.intake_rpc import (
+    ENCRYPTED_TABLES,
+    REENCRYPT,
+    REMATCH,
+    EncryptedTable,
+    Reencrypted,
+    ReencryptRequest,
+    Rematched,
+    RematchRequest,
+)
 
 keys_app = typer.Typer(help="Intake's encryption keys.", no_args_is_help=True)
 console = Console()
@@ -62,3 +72,50 @@ async def _run(client: ServiceClient, batch: int) -> dict[EncryptedTable, dict[s
                 totals[done.table][count] += getattr(done, count)
             request = done.next
     return totals
+
+
+_PEOPLE = ("checked", "rematched", "merged", "current", "forgotten", "changed", "unreadable")
+
+
+@keys_app.command("rematch")
+def rematch_cmd(
+    batch: Annotated[int, typer.Option(min=1, max=2000, help="People per batch (one transaction each).")] = 200,
+    data_dir: DataDir = None,
+) -> None:
+    """Store every young person intake recognises under the first key of REROUTE_INTAKE_MATCHING_KEY and the
+    current way of comparing names (look-alike letters from other scripts are the same), recomputed from their
+    latest referral; two records of one person are merged. Run it after upgrading, and after putting a new
+    matching key in front of the old one; afterwards the old key can be removed. Safe to interrupt and to run
+    again: until it has finished, people not yet moved are still recognised under the old key."""
+    counts = with_client(lambda client: _rematch(client, batch), data_dir)
+    table = Table("people checked", "moved to the current key", "merged (one person recorded twice)",
+                  "current already", "no referral left (hash deleted)", "changed meanwhile", "unreadable")
+    table.add_row(*(str(counts[c]) for c in _PEOPLE))
+    console.print(table)
+    if counts["unreadable"]:
+        console.print(f"[red]{counts['unreadable']} person(s) cannot be re-matched[/red]: their latest referral "
+                      "cannot be decrypted with the configured encryption keys (intake's log names them). Keep the "
+                      "old matching key until you know why.")
+        raise typer.Exit(1)
+    if counts["changed"]:
+        console.print("Some people changed while this ran: run it again to check them.")
+        raise typer.Exit(1)
+    console.print("Every person is stored under the first matching key. You can now remove the older keys from "
+                  "REROUTE_INTAKE_MATCHING_KEY and restart intake.")
+
+
+async def _rematch(client: ServiceClient, batch: int) -> dict[str, int]:
+    counts = dict.fromkeys(_PEOPLE, 0)
+    request: RematchRequest | None = RematchRequest(limit=batch)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=True) as progress:
+        task: TaskID | None = None
+        while request is not None:
+            done: Rematched = await client.call(REMATCH, request, timeout=60)
+            if task is None:
+                task = progress.add_task("people", total=done.total)
+            progress.update(task, advance=done.checked, total=max(done.total, done.checked))
+            for count in _PEOPLE:
+                counts[count] += getattr(done, count)
+            request = done.next
+    return counts

@@ -55,6 +55,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.reply(intake_rpc.PURGE)(purge_now)
     host.reply(intake_rpc.AUDIT)(partial(rpc.fairness_audit, intake=intake))
     host.reply(intake_rpc.REENCRYPT)(partial(rpc.reencrypt, intake=intake))
+    host.reply(intake_rpc.REMATCH)(partial(rpc.rematch, intake=intake))
     host.every(settings.purge_every_hours * 3600, scheduled_purge, name="retention-purge")
     host.every(10, partial(rpc.encrypt_plain_answers, intake=intake), name="equality-encryption")  # migration 0003
 

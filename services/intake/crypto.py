@@ -87,13 +87,24 @@ class PersonalDataCipher:
 
 
 class PersonMatcher:
-    """A keyed hash (HMAC-SHA256) of already normalised name parts and birth date: equal for the same person."""
+    """A keyed hash (HMAC-SHA256) of already normalised name parts and birth date: equal for the same person.
+    The first key hashes; older keys (after a rotation) are kept only to recognise people stored under them until
+    `reroute keys rematch` has moved them to the first."""
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, key: bytes, *older: bytes) -> None:
+        self._keys = (key, *older)
 
     def match_key(self, *parts: str) -> str:
-        return hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+        """The hash under the first key."""
+        return self._hash(self._keys[0], parts)
+
+    def match_keys(self, *parts: str) -> list[str]:
+        """The hash under each key, the first key's first."""
+        return [self._hash(key, parts) for key in self._keys]
+
+    @staticmethod
+    def _hash(key: bytes, parts: tuple[str, ...]) -> str:
+        return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -117,11 +128,19 @@ def load_keys(settings: IntakeSettings) -> IntakeKeys:
                                      f"make one with {_MAKE_KEY}")
     matching, where = _configured_or_kept(settings.intake_matching_key, settings.data_dir / MATCHING_KEY_FILE,
                                           "REROUTE_INTAKE_MATCHING_KEY", external_db=external_db)
-    raw_matching = _decoded(matching.strip())
-    if raw_matching is None or len(raw_matching) < 32:
-        raise ConfigurationError(f"{where} is not at least 32 url-safe base64-encoded bytes; make a key with "
-                                 f"{_MAKE_KEY} (and never change it once referrals are stored)")
-    return IntakeKeys(PersonalDataCipher([k.encode() for k in fernet_keys]), PersonMatcher(raw_matching))
+    matching_keys = [k.strip() for k in matching.split(",") if k.strip()]
+    if not matching_keys:
+        raise ConfigurationError(f"{where} is empty: give a key of at least 32 url-safe base64-encoded bytes, made "
+                                 f"with {_MAKE_KEY}")
+    raw_matching = [_decoded(key) for key in matching_keys]
+    for number, raw in enumerate(raw_matching, start=1):
+        if raw is None or len(raw) < 32:
+            which = f" (key #{number})" if len(matching_keys) > 1 else ""
+            raise ConfigurationError(f"{where} is not at least 32 url-safe base64-encoded bytes{which}; make a key "
+                                     f"with {_MAKE_KEY} (to rotate it, put the new key in front of the old one, "
+                                     "comma-separated, and run `reroute keys rematch`)")
+    first, *older = [raw for raw in raw_matching if raw is not None]
+    return IntakeKeys(PersonalDataCipher([k.encode() for k in fernet_keys]), PersonMatcher(first, *older))
 
 
 def new_key() -> str:

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from sqlalchemy import Connection
 
 from services.intake.crypto import IntakeKeys
-from services.intake.people import match_key, previous_referrals
+from services.intake.people import match_keys, previous_referrals
 from services.intake.store import ReferralStore, StoredReferral, rejection_row
 from services.intake.validation import (
     age_on,
@@ -100,7 +100,8 @@ def decide_submissions(
     checked = [(s, _check(s, max_body_bytes)) for s in submissions]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
     store = ReferralStore(conn, keys)
-    store.load({(s.agency_id, r.agency_referral_id) for s, r in valid}, {match_key(keys.matcher, r) for _, r in valid})
+    store.load({(s.agency_id, r.agency_referral_id) for s, r in valid},
+               {k for _, r in valid for k in match_keys(keys.matcher, r)})
     decisions: list[Decision] = []
     out: list[Outgoing] = []
     for submission, result in checked:
@@ -135,13 +136,13 @@ def _decide(
     outcome: Outcome
     if stored is None:
         stored = StoredReferral(new_referral_id(), s.agency_id, result.agency_referral_id, now, body, revision=0,
-                                submissions=1, person_id=store.person_for(match_key(keys.matcher, result)),
+                                submissions=1, person_id=store.person_for(match_keys(keys.matcher, result)),
                                 cloudevent=s.cloudevent)
         store.add(stored)
         event, outcome = event_id(keys, "accepted", stored.referral_id, "0"), "accepted"
     elif s.is_update and body != stored.body:
         stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
-        person_id = store.person_for(match_key(keys.matcher, result))
+        person_id = store.person_for(match_keys(keys.matcher, result))
         if person_id != stored.person_id:
             store.move(stored, person_id)
         event, outcome = event_id(keys, "accepted", stored.referral_id, str(stored.revision)), "updated"

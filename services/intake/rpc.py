@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from services.intake import privacy, store
+from services.intake import rematch as rematching
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
@@ -36,6 +38,8 @@ from shared.contracts.intake_rpc import (
     Purged,
     Reencrypted,
     ReencryptRequest,
+    Rematched,
+    RematchRequest,
     StatusRequest,
 )
 from shared.contracts.risk_rpc import AUDIT_ROWS
@@ -212,6 +216,28 @@ async def reencrypt(request: ReencryptRequest, intake: Intake) -> Reencrypted:
     return Reencrypted(table=request.table, total=done.total, checked=done.checked, reencrypted=done.reencrypted,
                        encrypted=done.encrypted, current=done.current, changed=done.changed,
                        unreadable=done.unreadable, next=next_batch)
+
+
+async def rematch(request: RematchRequest, intake: Intake) -> Rematched:
+    def work() -> rematching.Rematching:
+        with intake.host.engine.begin() as conn:
+            return rematching.rematch(conn, intake.keys, after=request.after, limit=request.limit)
+
+    for attempt in range(3):  # intake stored one of these people meanwhile: the batch is rolled back, done again
+        try:
+            done = await intake.host.database.run(work)
+            break
+        except (IntegrityError, rematching.ChangedMeanwhile):
+            if attempt == 2:
+                raise Refused("people in this batch kept changing while it ran (intake is busy storing them): "
+                              "run the command again") from None
+    if done.rematched or done.merged or done.forgotten or done.unreadable:
+        log.info("rematched %d people under the current matching key (%d merged, %d forgotten, %d unreadable)",
+                 done.rematched, done.merged, done.forgotten, done.unreadable)
+    more = done.checked == request.limit and done.last is not None
+    return Rematched(total=done.total, checked=done.checked, rematched=done.rematched, current=done.current,
+                     merged=done.merged, forgotten=done.forgotten, changed=done.changed, unreadable=done.unreadable,
+                     next=request.model_copy(update={"after": done.last}) if more else None)
 
 
 PLAIN_ANSWERS_BATCH = 200

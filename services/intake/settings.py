@@ -53,8 +53,9 @@ class IntakeSettings(ServiceSettings):
     )
     intake_matching_key: SecretStr | None = Field(
         default=None,
-        description="Key of the keyed hash that recognises a young person referred again. Unset: one is generated "
-        "and kept in <data dir>/intake-matching.key. Never change it once referrals are stored.",
+        description="Key(s) of the keyed hash that recognises a young person referred again, comma-separated: the "
+        "first hashes, older ones still recognise the people stored under them until `reroute keys rematch` has "
+        "moved them to the first. Unset: one is generated and kept in <data dir>/intake-matching.key.",
     )
 
     @field_validator("intake_public_url")

@@ -92,11 +92,12 @@ class ReferralStore:
         self._referrals[(referral.agency_id, referral.agency_referral_id)] = referral
         self._history.setdefault(referral.person_id, []).append((referral.received_at, referral.referral_id))
 
-    def person_for(self, match_key: str) -> str:
-        """The person with this match key, created if intake has never seen them."""
-        person_id = self._people.get(match_key)
+    def person_for(self, match_keys: list[str]) -> str:
+        """The person stored under one of these match keys (the current one first), created under the first if
+        intake has never seen them."""
+        person_id = next((self._people[k] for k in match_keys if k in self._people), None)
         if person_id is None:
-            person_id = self._people[match_key] = self._new_people[match_key] = new_person_id()
+            person_id = self._people[match_keys[0]] = self._new_people[match_keys[0]] = new_person_id()
         return person_id
 
     def move(self, referral: StoredReferral, person_id: str) -> None:

@@ -228,3 +228,34 @@ class Reencrypted(Contract):
 REENCRYPT = Endpoint("keys.reencrypt", ReencryptRequest, Reencrypted,
                      "Re-encrypt one batch of stored personal data under the first REROUTE_INTAKE_ENCRYPTION_KEY "
                      "(MultiFernet.rotate), so older keys can be dropped.", _INTAKE)
+
+
+class RematchRequest(Contract):
+    """One batch of `reroute keys rematch`: the people whose id sorts after `after`."""
+
+    after: str = Field(default="", max_length=40, description="Resume after this person id (the previous reply's "
+                                                              "`next`); empty: from the first person.")
+    limit: int = Field(default=200, ge=1, le=2000, description="People in this batch (one transaction).")
+
+
+class Rematched(Contract):
+    """What one batch did, and the request for the next one (none when every person has been checked)."""
+
+    total: int = Field(description="People intake recognises (for progress).")
+    checked: int = Field(description="People in this batch.")
+    rematched: int = Field(description="Were under an older matching key or an earlier way of comparing names, now "
+                                       "under the current one.")
+    current: int = Field(description="Under the current key already.")
+    merged: int = Field(description="One young person recorded twice (names spelt with look-alike letters from "
+                                    "another script): now one person, with both records' referrals.")
+    forgotten: int = Field(description="Had no referral left (all purged): their hash is deleted.")
+    changed: int = Field(description="Changed by intake meanwhile (erased): left as they are.")
+    unreadable: int = Field(description="Their referral cannot be decrypted with the configured keys: left under "
+                                        "their old key (intake logs which).")
+    next: RematchRequest | None = Field(description="Ask this next; none: every person has been checked.")
+
+
+REMATCH = Endpoint("keys.rematch", RematchRequest, Rematched,
+                   "Store one batch of people under the current matching key (the first REROUTE_INTAKE_MATCHING_KEY) "
+                   "and way of comparing names, recomputed from their latest referral, so an older key can be "
+                   "dropped.", _INTAKE)
