@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -31,6 +31,9 @@ from shared.db import DatabaseThread, is_unavailable
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
 from shared.subjects import Subjects
 from shared.telemetry import extract_context
+
+if TYPE_CHECKING:
+    from shared.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=BaseModel)
@@ -50,6 +53,8 @@ class Delivery:
     key: str
     span: trace.Span
     msg: Msg | None = None
+    duplicate: bool = False
+    """Set by `commit_batch` when the inbox had already processed this message (a redelivery after a crash)."""
 
     @property
     def received(self) -> Msg:
@@ -119,8 +124,10 @@ class BatchConsumer:
         batch_size: int = 256,
         max_deliver: int = 5,
         seal: deadletters.Seal = bytes,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.service = service
+        self._metrics = metrics
         self._js = js
         self._database = database
         self._engine = database.engine
@@ -231,14 +238,20 @@ class BatchConsumer:
                 except Exception as single_exc:  # noqa: BLE001 - whatever breaks one message dead-letters it alone
                     await self._failed(d, single_exc)
                     continue
+                self._count([d])
                 await self._relay.publish(single)
                 await _settle(d.received.ack())
                 d.span.end()
             return
+        self._count(deliveries)
         await self._relay.publish(out)
         for d in deliveries:
             await _settle(d.received.ack())
             d.span.end()
+
+    def _count(self, deliveries: list[Delivery]) -> None:
+        if self._metrics is not None:
+            self._metrics.processed(self.durable, [d for d in deliveries if not d.duplicate], datetime.now(UTC))
 
     async def _commit_when_available(self, deliveries: list[Delivery], stop: asyncio.Event) -> list[Outgoing]:
         """Commit the batch; while the database is unavailable, keep the batch and try again."""
@@ -343,6 +356,8 @@ class BatchConsumer:
             await _settle(d.received.nak(delay=30.0))
             return
         await _settle(d.received.term())
+        if self._metrics is not None:
+            self._metrics.dead_lettered(self.durable)
         log.error("%s: dead-lettered %s as %s after %d deliveries: %s", self.service, d.key, dead_letter_id,
                   delivered, reason)
         notice = {
@@ -375,7 +390,8 @@ def commit_batch(engine: Engine, handler: BatchHandler, deliveries: list[Deliver
         fresh: list[Delivery] = []
         keys: set[str] = set(done)
         for d in deliveries:
-            if d.key in keys:
+            d.duplicate = d.key in keys
+            if d.duplicate:
                 d.span.set_attribute("reroute.duplicate", True)
                 continue
             keys.add(d.key)

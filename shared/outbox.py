@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -136,7 +136,9 @@ class OutboxRelay:
     """
 
     def __init__(self, database: DatabaseThread, js: JetStreamContext, *, sweep_seconds: float = 1.0,
-                 ack_timeout: float = 5.0) -> None:
+                 ack_timeout: float = 5.0, on_published: Callable[[Sequence[Outgoing]], None] | None = None) -> None:
+        self._on_published = on_published
+        """Told of the events NATS confirmed (metrics count them)."""
         self._engine = database.engine
         self._database = database
         # publish() adds on the event loop, record_outcomes() takes on the database thread
@@ -192,6 +194,9 @@ class OutboxRelay:
             log.error("outbox: NATS refused event %s on %s for good (%s); it is parked: kept in the outbox, not "
                       "published again, listed by `reroute deadletter list`; the events behind it go on",
                       m.event_id, m.subject, why)
+        if self._on_published is not None and confirmed:
+            done_ids = set(confirmed)
+            self._on_published([m for m in messages if m.event_id in done_ids])
         with self._outcomes_lock:
             self._sent.extend(confirmed)
             self._parked.extend((m.event_id, f"NATS refused it: {why}", now) for m, why in parked)

@@ -90,6 +90,7 @@ from shared.messaging import (
     Delivery,
     commit_batch,
 )
+from shared.metrics import SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samples, stored_samples
 from shared.migrations import current, head, require_head
 from shared.nats_auth import jetstream_use
 from shared.ops import Discoverable, ops_app, register
@@ -166,6 +167,9 @@ class ServiceHost:
                                 port=settings.ops_port, name=name, port_setting="REROUTE_OPS_PORT",
                                 what="probes and metrics") if settings.ops_port else None)
         self._micro: Discoverable | None = None
+        self.metrics = ServiceMetrics(name, self.metrics_registry, namespace=settings.namespace, health=self.health)
+        self._samplers: list[Callable[[Connection, datetime], list[Sample]]] = [stored_samples]
+        self.every(SAMPLE_SECONDS, self._sample, name="metrics", at_start=True)
         self.every(SCHEMA_CHECK_SECONDS, self._check_schema, name="schema-check", at_start=True)
         self.app = FastStream(
             self.broker,
@@ -467,6 +471,21 @@ class ServiceHost:
             f"the database schema is at {found or 'no revision'}; this version needs {self._schema_head} "
             "(run `reroute db upgrade`)")
 
+    def sample(self, read: Callable[[Connection, datetime], list[Sample]]) -> None:
+        """Add gauges of this service's own (the waitlist, say), read from its database every SAMPLE_SECONDS."""
+        self._samplers.append(read)
+
+    async def _sample(self) -> None:
+        def read() -> list[Sample]:
+            now = datetime.now(UTC)
+            with self.engine.connect() as conn:
+                return [s for sampler in self._samplers for s in sampler(conn, now)]
+
+        samples = await self.database.run(read)
+        js = self.broker.connection.jetstream()
+        samples += await consumer_samples(js, [(c.stream, c.durable) for c in self._consumer_specs])
+        self.metrics.record_samples(samples)
+
     async def _start_ops(self) -> None:
         if self._ops is not None:
             await self._ops.start()
@@ -474,7 +493,7 @@ class ServiceHost:
     async def _start(self) -> None:
         js = self.broker.connection.jetstream()
         await self._check_streams(js)
-        relay = OutboxRelay(self.database, js)
+        relay = OutboxRelay(self.database, js, on_published=self.metrics.published)
         self.relay = relay
         for spec in self._consumer_specs:
             consumer = BatchConsumer(
@@ -491,6 +510,7 @@ class ServiceHost:
                 batch_size=self.settings.batch_size,
                 max_deliver=self.settings.max_deliver,
                 seal=self._seal,
+                metrics=self.metrics,
             )
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(self._stop), name=f"{self.name}:{spec.durable}"))
@@ -523,6 +543,7 @@ class ServiceHost:
                 task.cancel()
         self.database.close()
         self.tracer_provider.shutdown()
+        self.metrics.shutdown()
         self.engine.dispose()
         if self._ops is not None:
             await self._ops.stop()

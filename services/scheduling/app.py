@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from services.scheduling import privacy, rpc
 from services.scheduling.calendar_feed import calendar_api, check_feed_url
 from services.scheduling.handlers import handle_accepted, handle_assessed
+from services.scheduling.metrics import waitlist_samples
 from services.scheduling.tables import TABLES
 from shared.contracts import scheduling_rpc
 from shared.contracts.rpc import Empty
@@ -55,6 +56,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
         log.info("re-optimisation round: %s", await rpc.reoptimise_now(Empty(), scheduling))
 
     host.every(settings.plan_every_minutes * 60, reoptimise_periodically, name="reoptimisation-round")
+    host.sample(waitlist_samples)
     host.every(settings.vetting_sweep_minutes * 60, partial(rpc.hand_on_barred_cases, scheduling), name="vetting-sweep",
                at_start=True)
     host.reply(scheduling_rpc.MENTORS_IMPORT)(partial(rpc.import_mentors, scheduling=scheduling))

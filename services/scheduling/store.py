@@ -395,3 +395,10 @@ def load_rooms(conn: Connection, *, now: datetime, excluding: Collection[str] = 
         if venue_id is not None:  # (the query keeps only those with a venue)
             held.setdefault(venue_id, []).append((start, end))
     return Rooms(held)
+
+
+def waitlist_by_tier(conn: Connection) -> list[tuple[str, int, datetime]]:
+    """(tier, how many wait, since when the longest has waited) of the waitlisted cases (for the metrics)."""
+    return [(tier or "none", count, oldest) for tier, count, oldest in conn.execute(
+        select(col(CaseRow.tier), func.count(), func.min(col(CaseRow.updated_at)))
+        .where(col(CaseRow.status) == CaseStatus.WAITLISTED).group_by(col(CaseRow.tier)))]
