@@ -97,6 +97,8 @@ def _document(*, title: str, description: str, channels: Sequence[Channel],
         for service in endpoint.services:
             name = Subjects().rpc(service, endpoint.verb)
             doc_channels[name] = _channel(name, endpoint.summary, [request])
+            if endpoint.roles:  # people ask the same on a subject that names them
+                _document_asking(doc_channels, operations, endpoint, service, request, replies)
             doc_channels[f"{name}.reply"] = {
                 "address": None,
                 "description": f"The reply to {name}, on the requester's inbox (the request's NATS reply subject): "
@@ -117,6 +119,36 @@ def _document(*, title: str, description: str, channels: Sequence[Channel],
         "channels": doc_channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas.definitions},
+    }
+
+
+PERSON_ID = "{person_id}"
+
+
+def _document_asking(channels: dict[str, Any], operations: dict[str, Any], endpoint: Endpoint[BaseModel, BaseModel],
+                     service: str, request: str, replies: list[str]) -> None:
+    """`reroute.ask.{person_id}.<service>.<verb>`: the same request from a person whose roles allow it."""
+    name = Subjects().ask(PERSON_ID, service, endpoint.verb)
+    recorded = (f" The service records the person the subject names as `{endpoint.acts_as}`, whatever the body "
+                "says." if endpoint.acts_as else "")
+    channels[name] = {
+        "address": name, "title": name.replace(f".{PERSON_ID}", ""),
+        "description": f"{endpoint.summary} Asked by a person with one of the roles {', '.join(sorted(endpoint.roles))}"
+                       f" (each may publish only on subjects naming them; the console for anyone).{recorded}",
+        "messages": {request: {"$ref": f"#/components/messages/{request}"}},
+        "parameters": {"person_id": {"description": "The id of the person asking (`reroute people add`)."}},
+    }
+    reply = f"{name}.reply"
+    channels[reply] = {
+        "address": None,
+        "description": f"The reply to {name}, on the person's inbox (_INBOX_PERSON.<person_id>).",
+        "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in replies},
+    }
+    operations[f"{service}.answers.{endpoint.verb}.asked_by_a_person"] = {
+        **_operation("receive", name, request, f"{service} answers {endpoint.verb} for a person"),
+        "reply": {"channel": {"$ref": f"#/channels/{_pointer(reply)}"},
+                  "messages": [{"$ref": f"#/channels/{_pointer(reply)}/messages/{m}"} for m in replies]},
+        "bindings": {"nats": {"queue": service, "bindingVersion": _NATS_BINDING_VERSION}},
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,8 @@ class NatsUser:
     publish: list[str]
     subscribe: list[str]
     allow_responses: bool = False
+    deny_publish: list[str] = field(default_factory=list)
+    deny_subscribe: list[str] = field(default_factory=list)
 
 
 RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "system", "sys"})
@@ -134,14 +137,80 @@ def service_user(service: str, password_hash: str) -> NatsUser:
         password=password_hash,
         publish=[*_PUBLISHES[service], _SUBJECTS.dead_letter(service), *jetstream_permissions(service),
                  *(_SUBJECTS.rpc(other, verb) for other, verb in _ASKS[service])],
-        subscribe=[_SUBJECTS.rpc(service, ">"), f"{inbox_prefix(service)}.>", SERVICES_API],
+        subscribe=[_SUBJECTS.rpc(service, ">"), _SUBJECTS.ask("*", service, ">"), f"{inbox_prefix(service)}.>",
+                   SERVICES_API],
         allow_responses=True,  # answers requests: its rpc endpoints', and the services API's PING, INFO and STATS
     )
 
 
 def admin_user(password_hash: str) -> NatsUser:
-    """The operator's CLI: everything (it is the operator)."""
-    return NatsUser(user=ADMIN, password=password_hash, publish=[">"], subscribe=[">"])
+    """The installation's own account, not a person's: `reroute up`'s supervisor (pings, keeping agency and people
+    users in step), `reroute streams provision`, the compose deployment's NATS process. It may do what the host can
+    do anyway, except speak for a person: it may not publish on any person's subjects, nor ask the services'
+    own subject of a request that records who asked or that makes or removes people, nor read people's replies."""
+    return NatsUser(user=ADMIN, password=password_hash, publish=[">"], subscribe=[">"],
+                    deny_publish=[_SUBJECTS.ask("*", "*", ">"), *_speaking_for_people()],
+                    deny_subscribe=[f"{PEOPLE_INBOXES}.>", f"{inbox_prefix(CONSOLE)}.>"])
+
+
+# --- people: each their own user, confined to their own subjects, as agencies are ----------------------------
+
+CONSOLE = "console"
+PEOPLE_INBOXES = "_INBOX_PERSON"
+
+
+def person_nats_user(person_id: str) -> str:
+    return f"person-{person_id}"
+
+
+def person_inbox_prefix(person_id: str) -> str:
+    """A person's private reply subjects: `_INBOX_PERSON.<id>`, a namespace of their own (as agencies have)."""
+    return f"{PEOPLE_INBOXES}.{person_id}"
+
+
+def _speaking_for_people() -> list[str]:
+    """The services' own subjects of requests that record who asked, or that make or remove people."""
+    from shared.contracts.intake_rpc import ADD_PERSON, REMOVE_PERSON
+    from shared.contracts.rpc import all_endpoints
+
+    return [_SUBJECTS.rpc(service, e.verb) for e in all_endpoints()
+            if e.acts_as is not None or e in (ADD_PERSON, REMOVE_PERSON) for service in e.services]
+
+
+def role_requests(person_id: str, roles: Iterable[str]) -> list[str]:
+    """The request subjects a person with these roles may publish on: each endpoint one of the roles may call
+    (`Endpoint.roles`, shared/contracts), on `reroute.ask.<person id>.<service>.<verb>`."""
+    from shared.contracts.rpc import Role, all_endpoints
+
+    held = {Role(r) for r in roles}
+    return [_SUBJECTS.ask(person_id, service, e.verb) for e in all_endpoints() if held & e.roles
+            for service in e.services]
+
+
+def person_user(person_id: str, password_hash: str, roles: Iterable[str]) -> NatsUser:
+    """A person may ask exactly what their roles allow, in their own name only, and read only their own replies.
+    An operator may also submit referrals on an agency's behalf (`reroute submit`) and read their outcomes."""
+    held = set(roles)
+    submits = "operator" in held
+    return NatsUser(
+        user=person_nats_user(person_id),
+        password=password_hash,
+        publish=[*role_requests(person_id, held),
+                 *([_SUBJECTS.submitted("*"), _SUBJECTS.updated("*")] if submits else [])],
+        subscribe=[f"{person_inbox_prefix(person_id)}.>",
+                   *([_SUBJECTS.accepted("*"), _SUBJECTS.rejected("*")] if submits else [])],
+    )
+
+
+def console_user(password_hash: str) -> NatsUser:
+    """The web console: the one client trusted to act for the people logged in to it, so it may ask every request
+    any role may ask, in anyone's name (it must check the person's roles, from `people.whoami`, itself)."""
+    from shared.contracts.rpc import all_endpoints
+
+    return NatsUser(user=CONSOLE, password=password_hash,
+                    publish=[_SUBJECTS.ask("*", service, e.verb) for e in all_endpoints() if e.roles
+                             for service in e.services],
+                    subscribe=[f"{inbox_prefix(CONSOLE)}.>"])
 
 
 def render_config(users: list[NatsUser], *, host: str | None = None, port: int | None = None,
@@ -158,8 +227,8 @@ def render_config(users: list[NatsUser], *, host: str | None = None, port: int |
                     "user": u.user,
                     "password": u.password,
                     "permissions": {
-                        "publish": {"allow": u.publish},
-                        "subscribe": {"allow": u.subscribe},
+                        "publish": {"allow": u.publish, **({"deny": u.deny_publish} if u.deny_publish else {})},
+                        "subscribe": {"allow": u.subscribe, **({"deny": u.deny_subscribe} if u.deny_subscribe else {})},
                         **({"allow_responses": True} if u.allow_responses else {}),
                     },
                 }
@@ -182,12 +251,15 @@ class LocalCredentials:
 
     @classmethod
     def load_or_create(cls, path: Path) -> LocalCredentials:
-        if path.exists():
-            return cls(json.loads(path.read_text()))
-        creds = cls({name: secrets.token_urlsafe(24) for name in (*SERVICES, ADMIN)})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(creds.passwords))
+        """The passwords kept in `path`, with one made for any account the file does not have yet (the console's
+        in a data dir from before it existed)."""
+        kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in (*SERVICES, ADMIN, CONSOLE) if name not in kept]
+        creds = cls({**kept, **{name: secrets.token_urlsafe(24) for name in missing}})
+        if missing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(creds.passwords))
         return creds
 
     def url(self, name: str, base: str) -> str:
@@ -202,6 +274,13 @@ class AgencyCredential:
     password_hash: str
 
 
+@dataclass(frozen=True)
+class PersonCredential:
+    person_id: str
+    roles: tuple[str, ...]
+    password_hash: str
+
+
 class NatsAuthFile:
     """The local server's configuration: the services, the operator and every active agency."""
 
@@ -209,15 +288,22 @@ class NatsAuthFile:
         self.path = path
         self._hashes = {name: hash_password(pw) for name, pw in creds.passwords.items()}
         self._agencies: list[AgencyCredential] | None = None
+        self._people: list[PersonCredential] = []
+        self._written_people: list[PersonCredential] | None = None
 
-    def write(self, *, agencies: list[AgencyCredential]) -> bool:
-        """Write the configuration; False when the agencies are unchanged (nothing to reload)."""
-        if agencies == self._agencies:
+    def write(self, *, agencies: list[AgencyCredential], people: list[PersonCredential] | None = None) -> bool:
+        """Write the configuration; False when the agencies and people are unchanged (nothing to reload).
+        `people` None: as last written."""
+        people = self._people if people is None else list(people)
+        if agencies == self._agencies and people == self._written_people:
             return False
         users = [service_user(s, self._hashes[s]) for s in SERVICES]
         users += [admin_user(self._hashes[ADMIN]), *(agency_user(a.agency_id, a.password_hash) for a in agencies)]
+        users += [console_user(self._hashes[CONSOLE]),
+                  *(person_user(p.person_id, p.password_hash, p.roles) for p in people)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(mode=0o600)
         self.path.write_text(render_config(users))
         self._agencies = list(agencies)
+        self._people = self._written_people = people
         return True

@@ -222,28 +222,39 @@ class ServiceHost:
         self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler))
 
     def reply(self, endpoint: Endpoint[Req, Rep]) -> Callable[[Answer[Req, Rep]], Answer[Req, Rep]]:
-        """Decorator: `handler` answers `endpoint` on reroute.rpc.<service>.<verb>, load-shared by replicas.
+        """Decorator: `handler` answers `endpoint` on reroute.rpc.<service>.<verb> (the services') and, when people
+        may ask it, on reroute.ask.*.<service>.<verb>, load-shared by replicas.
 
         The handler takes the typed request and returns the typed reply; it raises `ServiceError` (NotFound,
         Refused, Invalid) to refuse with a reason. A request that does not fit the model is refused as
         `invalid` naming the field, and a fault becomes `internal` (logged here, never sent): every request
         gets an answer, never a client time-out."""
-        subject = self.subjects.rpc(endpoint.service(self.name), endpoint.verb)
+        service = endpoint.service(self.name)
+        subjects = [self.subjects.rpc(service, endpoint.verb)]
+        if endpoint.roles:  # people ask on subjects naming them (reroute.ask.<person>.<service>.<verb>)
+            subjects.append(self.subjects.ask("*", service, endpoint.verb))
 
         def register(handler: Answer[Req, Rep]) -> Answer[Req, Rep]:
             async def answer(message: NatsMessage) -> dict[str, Any]:
-                return await self._answer(endpoint, handler, message.body)
+                asker = self.subjects.asker(message.raw_message.subject)
+                return await self._answer(endpoint, handler, message.body, asker=asker)
 
-            self.router.subscriber(subject, queue=self.name, title=subject, description=endpoint.summary)(answer)
+            for subject in subjects:
+                self.router.subscriber(subject, queue=self.name, title=subject, description=endpoint.summary)(answer)
             return handler
 
         return register
 
-    async def _answer(self, endpoint: Endpoint[Req, Rep], handler: Answer[Req, Rep], body: bytes) -> dict[str, Any]:
+    async def _answer(self, endpoint: Endpoint[Req, Rep], handler: Answer[Req, Rep], body: bytes, *,
+                      asker: str | None = None) -> dict[str, Any]:
+        """`asker`: the person the subject names, recorded as who asked whatever the body says (a field left out
+        stays out: a calendar shows names only when they are asked for); None on a service's own subject."""
         try:
             request = endpoint.request.model_validate_json(body or b"{}")
         except ValidationError as exc:
             return Invalid(f"{endpoint.verb}: {readable(exc)}").reply().model_dump(mode="json")
+        if asker is not None and endpoint.acts_as is not None and getattr(request, endpoint.acts_as) is not None:
+            request = request.model_copy(update={endpoint.acts_as: asker})
         try:
             reply = await handler(request)
         except ServiceError as exc:

@@ -86,6 +86,16 @@ class Subjects:
         """Request-reply subjects the CLI uses, e.g. reroute.rpc.scheduling.calendar."""
         return self._s(f"reroute.rpc.{service}.{verb}")
 
+    def ask(self, person: str, service: str, verb: str) -> str:
+        """A person's request, e.g. reroute.ask.alice.risk.override: it ends in nothing a caller chooses freely, as
+        each person's NATS permissions name only their own id here, so the service reads who asked from it."""
+        return self._s(f"reroute.ask.{person}.{service}.{verb}")
+
+    def asker(self, subject: str) -> str | None:
+        """The person a request subject names (`ask`), or None on a service's own `rpc` subject."""
+        prefix = self._s("reroute.ask.")
+        return subject.removeprefix(prefix).split(".", 1)[0] if subject.startswith(prefix) else None
+
     def agency_of(self, subject: str) -> str:
         """The agency id: the last token of a public subject."""
         return subject.rsplit(".", 1)[-1]

@@ -30,6 +30,7 @@ from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.people import people_app
 from apps.cli.referral_files import read_records, read_referrals
 from apps.cli.streams import streams_app
 from apps.cli.submit import Outcome, count, submit
@@ -86,6 +87,7 @@ app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(people_app, name="people")
 console = Console()
 T = TypeVar("T")
 Rep = TypeVar("Rep")

@@ -23,13 +23,13 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from apps.cli.client import CliError
+from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
 from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
 from apps.devstack.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
-from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
-from shared.contracts.rpc import PING, Health, ServiceError, decode_reply
+from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES, StaffRequest
+from shared.contracts.rpc import PING, Health, Role, ServiceError, decode_reply
 from shared.migrations import upgrade_all
-from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, inbox_prefix
+from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, PersonCredential, inbox_prefix
 from shared.settings import (
     CREDENTIALS_FILE,
     NATS_URL_FILE,
@@ -313,6 +313,7 @@ class LocalStack:
             self.watched[name] = Watched(name, self.services.log_file(name))
         with self.console.status("Starting intake, risk and scheduling…"):
             ready = await self.services.wait_ready(admin_url, self.subjects)
+        await self._let_people_in()
         pids = ", ".join(f"{name} (pid {proc.pid})" for name, proc in self.services.procs.items())
         self.console.print(f"Services ready: {pids}; logs in {logs}")
         api, feeds = ready["intake"].http_url, ready["scheduling"].http_url
@@ -512,17 +513,60 @@ class LocalStack:
             w.ready = False
 
     async def _sync_agencies(self, nc: nats.aio.client.Client) -> None:
-        """Rewrite the server's users when agencies are added, rotated or revoked, and reload it."""
+        """Rewrite the server's users when agencies are added, rotated or revoked, or people added or removed, and
+        reload it: the server then lets the new in and drops the connections of the removed."""
         if self.auth is None or self.nats is None or not nc.is_connected:
             return
         try:
             reply = await nc.request(self.subjects.rpc("intake", AGENCY_NATS_HASHES.verb), b"{}", timeout=2)
             hashes = decode_reply(AGENCY_NATS_HASHES, reply.data).agencies
             agencies = [AgencyCredential(a.agency_id, a.password_hash) for a in hashes]
+            reply = await nc.request(self.subjects.rpc("intake", PEOPLE_NATS_HASHES.verb), b"{}", timeout=2)
+            people = [PersonCredential(p.person_id, tuple(p.roles), p.password_hash)
+                      for p in decode_reply(PEOPLE_NATS_HASHES, reply.data).people]
         except (nats.errors.Error, TimeoutError, ServiceError):
             return  # intake is restarting (or answered oddly): try again next time
-        if self.auth.write(agencies=agencies) and self.nats.poll() is None:
+        if self.auth.write(agencies=agencies, people=people) and self.nats.poll() is None:
             self.nats.send_signal(signal.SIGHUP)
+
+    async def _let_people_in(self) -> None:
+        """On its own server only: its users as the registry has them now (not seconds later), and, on a first start,
+        the first admin (every role, for one person trying reroute on their own machine), with credentials in the
+        data dir, which the CLI uses when REROUTE_CREDENTIALS is not set."""
+        if self.auth is None:
+            return
+        path = self.settings.data_dir / LOCAL_ADMIN_FILE
+        nc = await nats.connect(self.admin_url, name="reroute-up", error_cb=_quiet_error)
+        try:
+            if not path.exists():
+                reply = await nc.request(self.subjects.rpc("intake", BOOTSTRAP_ADMIN.verb), StaffRequest(
+                    person_id="admin", roles=list(Role)).model_dump_json().encode(), timeout=10)
+                try:
+                    write_credentials(path, decode_reply(BOOTSTRAP_ADMIN, reply.data).credentials)
+                    self.console.print(f"First admin made for local use: `admin`, with every role (credentials in "
+                                       f"{path}; the CLI acts as admin unless REROUTE_CREDENTIALS names another "
+                                       "person's file). Add people with `reroute people add NAME --role ROLE`.")
+                except ServiceError as exc:
+                    self.console.print(f"[yellow]No local admin made ({exc.message}); {path} is gone, so use your "
+                                       "own credentials (REROUTE_CREDENTIALS).[/yellow]")
+            await self._sync_agencies(nc)
+        finally:
+            await nc.close()
+        if path.exists():
+            await self._until_let_in(person_url(self.settings, read_credentials(path)))
+
+    async def _until_let_in(self, url: str) -> None:
+        """The server reloads its users after SIGHUP in its own time: wait until it lets the person in."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await (await nats.connect(url, allow_reconnect=False, connect_timeout=2, error_cb=_quiet_error)).close()
+                return
+            except (OSError, TimeoutError, nats.errors.Error):
+                if time.monotonic() > deadline:
+                    raise CliError("The local NATS server did not let the first admin in after reloading its users; "
+                                   f"see {self.settings.data_dir / 'logs' / 'nats.log'}") from None
+                await asyncio.sleep(0.1)
 
     def stop(self) -> None:
         if self.lock is None:

@@ -15,6 +15,7 @@ from services.intake.crypto import load_keys
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
 from services.intake.settings import IntakeSettings
+from services.intake.staff import StaffRegistry
 from services.intake.tables import TABLES
 from shared.contracts import intake_rpc
 from shared.contracts.intake_rpc import Purged, PurgeRequest
@@ -34,7 +35,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
                  handler=partial(handle_submissions, subjects=s, keys=keys,
                                  max_body_bytes=settings.intake_max_body_bytes))  # the HTTP door's limit too
     agencies = AgencyRegistry(host.engine)
-    intake = rpc.Intake(host, keys, agencies)
+    intake = rpc.Intake(host, keys, agencies, StaffRegistry(host.engine))
 
     async def purge_now(request: PurgeRequest) -> Purged:
         return await rpc.purge(settings.retention_days if request.days is None else request.days, intake)
@@ -56,6 +57,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.reply(intake_rpc.AUDIT)(partial(rpc.fairness_audit, intake=intake))
     host.reply(intake_rpc.REENCRYPT)(partial(rpc.reencrypt, intake=intake))
     host.reply(intake_rpc.REMATCH)(partial(rpc.rematch, intake=intake))
+    host.reply(intake_rpc.ADD_PERSON)(partial(rpc.add_person, intake=intake))
+    host.reply(intake_rpc.BOOTSTRAP_ADMIN)(partial(rpc.bootstrap_admin, intake=intake))
+    host.reply(intake_rpc.REMOVE_PERSON)(partial(rpc.remove_person, intake=intake))
+    host.reply(intake_rpc.LIST_PEOPLE)(partial(rpc.list_people, intake=intake))
+    host.reply(intake_rpc.PEOPLE_NATS_HASHES)(partial(rpc.people_nats_hashes, intake=intake))
+    host.reply(intake_rpc.WHOAMI)(partial(rpc.whoami, intake=intake))
     host.every(settings.purge_every_hours * 3600, scheduled_purge, name="retention-purge")
     host.every(10, partial(rpc.encrypt_plain_answers, intake=intake), name="equality-encryption")  # migration 0003
 

@@ -17,6 +17,7 @@ from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
 from services.intake.personal_data import first_name_for
+from services.intake.staff import StaffError, StaffRegistry
 from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
     ENCRYPTED_TABLES,
@@ -33,6 +34,7 @@ from shared.contracts.intake_rpc import (
     NatsAccess,
     PersonErased,
     PersonExport,
+    PersonIdRequest,
     PersonReferrals,
     PersonRequest,
     Purged,
@@ -40,10 +42,17 @@ from shared.contracts.intake_rpc import (
     ReencryptRequest,
     Rematched,
     RematchRequest,
+    Staff,
+    StaffAdded,
+    StaffNatsHashes,
+    StaffReply,
+    StaffRequest,
     StatusRequest,
+    WhoAmI,
+    WhoAmIRequest,
 )
 from shared.contracts.risk_rpc import AUDIT_ROWS
-from shared.contracts.rpc import ERASE_REFERRALS, Empty, NotFound, ReferralIds, Refused
+from shared.contracts.rpc import ERASE_REFERRALS, Empty, NotFound, ReferralIds, Refused, Role
 from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
 from shared.db import is_unavailable
 from shared.nats_auth import agency_inbox_prefix, agency_user
@@ -60,6 +69,7 @@ class Intake:
     host: ServiceHost
     keys: IntakeKeys
     agencies: AgencyRegistry
+    staff: StaffRegistry
 
 
 async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
@@ -263,3 +273,49 @@ async def encrypt_plain_answers(intake: Intake) -> int:
     if total:
         log.info("encrypted %d rows of equality answers stored in plain by an earlier version", total)
     return total
+
+
+async def add_person(request: StaffRequest, intake: Intake) -> StaffAdded:
+    try:
+        member, credentials = await intake.host.database.run(
+            lambda: intake.staff.add(request.person_id, request.roles, now=datetime.now(UTC)))
+    except StaffError as exc:
+        raise Refused(str(exc)) from None
+    log.warning("person %s added with roles %s", member.person_id, ",".join(member.roles))
+    return StaffAdded(member=member, credentials=credentials)
+
+
+async def bootstrap_admin(request: StaffRequest, intake: Intake) -> StaffAdded:
+    if Role.ADMIN not in request.roles:
+        raise Refused("the first person made this way must be an admin")
+    try:
+        member, credentials = await intake.host.database.run(lambda: intake.staff.add(
+            request.person_id, request.roles, now=datetime.now(UTC), only_first_admin=True))
+    except StaffError as exc:
+        raise Refused(str(exc)) from None
+    log.warning("first admin %s made", member.person_id)
+    return StaffAdded(member=member, credentials=credentials)
+
+
+async def remove_person(request: PersonIdRequest, intake: Intake) -> StaffReply:
+    try:
+        member = await intake.host.database.run(lambda: intake.staff.remove(request.person_id, now=datetime.now(UTC)))
+    except StaffError as exc:
+        raise NotFound(str(exc)) from None
+    log.warning("person %s removed", member.person_id)
+    return StaffReply(member=member)
+
+
+async def list_people(_: Empty, intake: Intake) -> Staff:
+    return Staff(people=await intake.host.database.run(intake.staff.all))
+
+
+async def people_nats_hashes(_: Empty, intake: Intake) -> StaffNatsHashes:
+    return StaffNatsHashes(people=await intake.host.database.run(intake.staff.nats_credentials))
+
+
+async def whoami(request: WhoAmIRequest, intake: Intake) -> WhoAmI:
+    member = await intake.host.database.run(lambda: intake.staff.member(request.person_id))
+    if member is None or member.status != "active":
+        raise NotFound(f"no active person '{request.person_id}'")
+    return WhoAmI(person_id=member.person_id, roles=member.roles)

@@ -85,6 +85,21 @@ class AgencyRecord(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class StaffRecord(SQLModel, table=True):
+    """A person who uses reroute (a scheduler, a risk lead, ...), with their roles. Only a bcrypt hash of their
+    NATS password is kept, which the NATS server configuration reads; a removed person stays listed (the access
+    log and the tier history name them) but has no user on the server."""
+
+    __tablename__ = "staff"
+
+    person_id: str = Field(primary_key=True, max_length=64)
+    roles: str = Field(max_length=200, description="Comma-separated roles, e.g. 'risk_lead,dsl'.")
+    nats_password_hash: str = Field(max_length=100, description="bcrypt, as nats-server reads.")
+    status: str = Field(default="active", max_length=16, description="'active' or 'removed'.")
+    created_at: datetime
+    removed_at: datetime | None = None
+
+
 class PersonalDataAccessRecord(SQLModel, table=True):
     """Who asked intake for a piece of a young person's personal data, when and why."""
 
@@ -101,6 +116,7 @@ class PersonalDataAccessRecord(SQLModel, table=True):
 
 TABLES: list[type[SQLModel]] = [
     ReferralRecord, RejectionRecord, EqualityRecord, PersonRecord, AgencyRecord, PersonalDataAccessRecord,
+    StaffRecord,
 ]
 
 

@@ -11,9 +11,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from shared.contracts.common import Contract
-from shared.contracts.rpc import Empty, Endpoint
+from shared.contracts.rpc import ANY_ROLE, CASEWORK, Empty, Endpoint, Role
 
 _INTAKE = ("intake",)
+_ADMIN = frozenset({Role.ADMIN})
 
 
 class StatusRequest(Contract):
@@ -171,30 +172,31 @@ class AuditReport(Contract):
 
 
 STATUS = Endpoint("status", StatusRequest, IntakeStatus,
-                  "Where a referral stands at intake (ids and dates only), by our id or the agency's.", _INTAKE)
+                  "Where a referral stands at intake (ids and dates only), by our id or the agency's.", _INTAKE, roles=CASEWORK)
 FIRST_NAME = Endpoint("first_name", FirstNameRequest, FirstName,
                       "The young person's first name, for a named person and a stated purpose; every request is "
-                      "logged.", _INTAKE)
+                      "logged.", _INTAKE, roles=frozenset({Role.SCHEDULER, Role.DSL}), acts_as="asked_by")
 ADD_AGENCY = Endpoint("agencies.add", AgencyRequest, AgencyKeys,
-                      "Register an agency; the reply holds its API key, which is never shown again.", _INTAKE)
+                      "Register an agency; the reply holds its API key, which is never shown again.", _INTAKE, roles=_ADMIN)
 ROTATE_AGENCY = Endpoint("agencies.rotate", AgencyRequest, AgencyKeys,
-                         "Issue an agency a new API key; the old one stops working at once.", _INTAKE)
-REVOKE_AGENCY = Endpoint("agencies.revoke", AgencyRequest, AgencyReply, "Revoke an agency's API key at once.", _INTAKE)
-LIST_AGENCIES = Endpoint("agencies.list", Empty, Agencies, "Every registered agency (never keys or hashes).", _INTAKE)
+                         "Issue an agency a new API key; the old one stops working at once.", _INTAKE, roles=_ADMIN)
+REVOKE_AGENCY = Endpoint("agencies.revoke", AgencyRequest, AgencyReply, "Revoke an agency's API key at once.", _INTAKE, roles=_ADMIN)
+LIST_AGENCIES = Endpoint("agencies.list", Empty, Agencies, "Every registered agency (never keys or hashes).", _INTAKE,
+                       roles=frozenset({Role.ADMIN, Role.OPERATOR}))
 AGENCY_NATS_HASHES = Endpoint("agencies.nats", Empty, AgencyNatsHashes,
                               "Active agencies' NATS password hashes, for the NATS server's configuration.", _INTAKE)
 PERSON_REFERRALS = Endpoint("person.referrals", PersonRequest, PersonReferrals,
                             "The referral ids of one young person (for export and erasure across the services).",
-                            _INTAKE)
+                            _INTAKE, roles=_ADMIN)
 EXPORT_PERSON = Endpoint("person.export", PersonRequest, PersonExport,
-                         "Everything intake holds about one young person (a subject access request).", _INTAKE)
+                         "Everything intake holds about one young person (a subject access request).", _INTAKE, roles=_ADMIN)
 ERASE_PERSON = Endpoint("person.erase", PersonRequest, PersonErased,
-                        "Erase one young person irreversibly, keeping anonymous counts only.", _INTAKE)
+                        "Erase one young person irreversibly, keeping anonymous counts only.", _INTAKE, roles=_ADMIN)
 PURGE = Endpoint("purge", PurgeRequest, Purged,
-                 "Erase referrals closed longer ago than the retention period from every service, now.", _INTAKE)
+                 "Erase referrals closed longer ago than the retention period from every service, now.", _INTAKE, roles=_ADMIN)
 AUDIT = Endpoint("audit", AuditRequest, AuditReport,
                  "Tier and override rates overall and by equality-monitoring group (aggregates only, small counts "
-                 "hidden).", _INTAKE)
+                 "hidden).", _INTAKE, roles=frozenset({Role.RISK_LEAD, Role.ADMIN}))
 
 
 EncryptedTable = Literal["referral", "equality_monitoring", "dead_letters"]
@@ -227,7 +229,86 @@ class Reencrypted(Contract):
 
 REENCRYPT = Endpoint("keys.reencrypt", ReencryptRequest, Reencrypted,
                      "Re-encrypt one batch of stored personal data under the first REROUTE_INTAKE_ENCRYPTION_KEY "
-                     "(MultiFernet.rotate), so older keys can be dropped.", _INTAKE)
+                     "(MultiFernet.rotate), so older keys can be dropped.", _INTAKE, roles=_ADMIN)
+
+
+class PersonIdRequest(Contract):
+    person_id: str = Field(max_length=64, description="Lower-case letters, digits, - and _, e.g. sam-okafor.")
+
+
+class StaffRequest(PersonIdRequest):
+    roles: list[Role] = Field(min_length=1, max_length=len(Role), description="What the person may ask for.")
+
+
+class StaffMember(Contract):
+    """A person who uses reroute, as an admin sees them: never their password or its hash."""
+
+    person_id: str
+    roles: list[Role]
+    status: Literal["active", "removed"]
+    created_at: datetime
+    removed_at: datetime | None
+
+
+class PersonCredentials(Contract):
+    """What a person's client needs to connect as them: shown once, never again (intake keeps only a hash)."""
+
+    person_id: str
+    roles: list[Role]
+    nats_user: str
+    password: str
+    inbox_prefix: str
+
+
+class StaffAdded(Contract):
+    member: StaffMember
+    credentials: PersonCredentials
+
+
+class StaffReply(Contract):
+    member: StaffMember
+
+
+class Staff(Contract):
+    people: list[StaffMember]
+
+
+class StaffNatsHash(Contract):
+    person_id: str
+    roles: list[Role]
+    password_hash: str
+
+
+class StaffNatsHashes(Contract):
+    people: list[StaffNatsHash]
+
+
+class WhoAmIRequest(Contract):
+    person_id: str = Field(default="", max_length=64, description="Set by intake to the person the subject names.")
+
+
+class WhoAmI(Contract):
+    person_id: str
+    roles: list[Role]
+
+
+ADD_PERSON = Endpoint("people.add", StaffRequest, StaffAdded,
+                      "Give a person their own identity and roles; the reply holds their password, shown once "
+                      "(adding a removed person again issues a new one).", _INTAKE, roles=_ADMIN)
+REMOVE_PERSON = Endpoint("people.remove", PersonIdRequest, StaffReply,
+                         "Remove a person: the NATS server drops their connections within seconds.", _INTAKE,
+                         roles=_ADMIN)
+LIST_PEOPLE = Endpoint("people.list", Empty, Staff, "Every person and their roles (never passwords or hashes).",
+                       _INTAKE, roles=_ADMIN)
+PEOPLE_NATS_HASHES = Endpoint("people.nats", Empty, StaffNatsHashes,
+                              "Active people's roles and NATS password hashes, for the NATS server's configuration.",
+                              _INTAKE)
+BOOTSTRAP_ADMIN = Endpoint("people.bootstrap", StaffRequest, StaffAdded,
+                           "Make the first admin (with the roles given, admin among them); refused once any admin "
+                           "exists. The installation's operator account may ask this, and nothing else of people.",
+                           _INTAKE)
+WHOAMI = Endpoint("people.whoami", WhoAmIRequest, WhoAmI, "Who the services take the asker to be, and their roles.",
+                  _INTAKE, roles=ANY_ROLE, acts_as="person_id")
 
 
 class RematchRequest(Contract):
@@ -258,4 +339,4 @@ class Rematched(Contract):
 REMATCH = Endpoint("keys.rematch", RematchRequest, Rematched,
                    "Store one batch of people under the current matching key (the first REROUTE_INTAKE_MATCHING_KEY) "
                    "and way of comparing names, recomputed from their latest referral, so an older key can be "
-                   "dropped.", _INTAKE)
+                   "dropped.", _INTAKE, roles=_ADMIN)

@@ -13,9 +13,11 @@ from pydantic import Field
 from shared.contracts.codes import Tier
 from shared.contracts.common import Contract
 from shared.contracts.risk import RiskAssessed
-from shared.contracts.rpc import Empty, Endpoint
+from shared.contracts.rpc import Empty, Endpoint, Role
 
 _RISK = ("risk",)
+_LEADS = frozenset({Role.RISK_LEAD})
+_READERS = frozenset({Role.SCHEDULER, Role.RISK_LEAD, Role.DSL, Role.OPERATOR})
 
 
 class AssessmentRequest(Contract):
@@ -107,16 +109,16 @@ class AuditRows(Contract):
 
 
 ASSESSMENT = Endpoint("assessment", AssessmentRequest, Assessment,
-                      "The latest assessment of a referral with every reason, and the history of its tier.", _RISK)
+                      "The latest assessment of a referral with every reason, and the history of its tier.", _RISK, roles=_READERS)
 OVERRIDE = Endpoint("override", OverrideRequest, Reviewed,
                     "Confirm or override a tier (up needs a reason; down needs a reason and a countersignature).",
-                    _RISK)
+                    _RISK, roles=_LEADS, acts_as="by")
 REVIEWS_DUE = Endpoint("reviews.due", ReviewsRequest, ReviewsDue,
-                       "Referrals whose tier must be reviewed within the given days (overdue ones first).", _RISK)
+                       "Referrals whose tier must be reviewed within the given days (overdue ones first).", _RISK, roles=frozenset({Role.RISK_LEAD, Role.DSL}))
 RULES = Endpoint("rules", Empty, RulesListing,
-                 "Every indicator and protective-factor code the rules know, with its meaning.", _RISK)
+                 "Every indicator and protective-factor code the rules know, with its meaning.", _RISK, roles=_READERS)
 RESCORE = Endpoint("rules.rescore", RescoreRequest, Rescored,
                    "Re-score every referral with the loaded rules (or preview a candidate file) and report the "
-                   "changes.", _RISK)
+                   "changes.", _RISK, roles=_LEADS)
 AUDIT_ROWS = Endpoint("audit.rows", Empty, AuditRows,
                       "Each referral's final tier and review kind (ids only), for intake's fairness audit.", _RISK)

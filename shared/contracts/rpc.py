@@ -41,6 +41,25 @@ from shared.contracts.deadletters import (
 SERVICES = ("intake", "risk", "scheduling")
 
 
+class Role(StrEnum):
+    """What a person does in the organisation; each endpoint names the roles that may ask it (`Endpoint.roles`),
+    and a person's NATS permissions are generated from that (shared/nats_auth.py)."""
+
+    SCHEDULER = "scheduler"
+    """Books mentors: the mentor registry, calendars, matching, sessions, the waitlist."""
+    RISK_LEAD = "risk_lead"
+    """Reviews tiers: overrides (a lowered tier needs a second risk lead), reviews due, the rules, the audit."""
+    DSL = "dsl"
+    """The designated safeguarding lead: assessments, reviews, a young person's first name for a stated purpose."""
+    OPERATOR = "operator"
+    """Keeps the services running: health, dead letters, referrals' status, submitting on an agency's behalf."""
+    ADMIN = "admin"
+    """Manages people, agencies and keys, and answers subject access and erasure requests."""
+
+
+ANY_ROLE = frozenset(Role)
+
+
 class ErrorCode(StrEnum):
     """What kind of failure an error reply reports: a client branches on this, never on the message."""
 
@@ -131,10 +150,18 @@ class Endpoint(Generic[Req, Rep]):
     reply: type[Rep]
     summary: str
     services: tuple[str, ...] = field(default=SERVICES)
+    roles: frozenset[Role] = field(default=frozenset())
+    """The people who may ask it, by role, on `reroute.ask.<person id>.<service>.<verb>`; none: the services only
+    (on `reroute.rpc.<service>.<verb>`). The NATS permissions and the README's role table come from this."""
+    acts_as: str | None = None
+    """The request field that records who asked (`asked_by`, `by`): the service sets it to the person the subject
+    names, whatever the body says. Only a service may fill it in itself, passing on the person it acts for."""
 
     def __post_init__(self) -> None:
         if "error" in self.reply.model_fields:
             raise TypeError(f"{self.reply.__name__} may not have a field called error: it is the error shape's")
+        if self.acts_as is not None and self.acts_as not in self.request.model_fields:
+            raise TypeError(f"{self.verb}: {self.request.__name__} has no field {self.acts_as}")
         _ALL.append(self)  # type: ignore[arg-type]  # a registry of every declared endpoint, for the documents
 
     def service(self, service: str | None) -> str:
@@ -186,20 +213,28 @@ class Erased(Contract):
     erased: dict[str, int]
 
 
-PING = Endpoint("ping", Empty, Health, "Liveness and readiness of the replica that answers, with what is wrong.")
+_OPERATOR = frozenset({Role.OPERATOR})
+CASEWORK = frozenset({Role.SCHEDULER, Role.RISK_LEAD, Role.DSL, Role.OPERATOR})
+"""Everyone who follows a referral (`reroute status`): ids, dates, tiers and bookings, never a name."""
+
+PING = Endpoint("ping", Empty, Health, "Liveness and readiness of the replica that answers, with what is wrong.",
+                roles=_OPERATOR)
 DEAD_LETTERS = Endpoint("deadletters.list", DeadLetterListRequest, DeadLetterList,
-                        "This service's dead letters, newest first, with the open ones counted by reason.")
+                        "This service's dead letters, newest first, with the open ones counted by reason.",
+                        roles=_OPERATOR)
 DEAD_LETTER = Endpoint("deadletters.show", DeadLetterShowRequest, DeadLetterDetail,
-                       "One dead letter with its headers; its body only when asked for (and that is logged).")
+                       "One dead letter with its headers; its body only when asked for (and that is logged).",
+                       roles=_OPERATOR, acts_as="asked_by")
 HELD = Endpoint("deadletters.held", HeldRequest, Held,
-                "Which of these referrals have a message this service set aside (held for review).")
+                "Which of these referrals have a message this service set aside (held for review).", roles=CASEWORK)
 REPLAY = Endpoint("deadletters.replay", DeadLetterReplayRequest, DeadLetterResults,
-                  "Run each through its consumer's handler once (its cause fixed); events are published once.")
+                  "Run each through its consumer's handler once (its cause fixed); events are published once.",
+                  roles=_OPERATOR, acts_as="asked_by")
 DISCARD = Endpoint("deadletters.discard", DeadLetterDiscardRequest, DeadLetterResults,
-                   "Set one aside for good, with the reason and who decided.")
+                   "Set one aside for good, with the reason and who decided.", roles=_OPERATOR, acts_as="asked_by")
 EXPORT_REFERRALS = Endpoint("person.export", ReferralIds, PersonalData,
                             "Everything this service holds about these referrals (a subject access request).",
-                            services=("risk", "scheduling"))
+                            services=("risk", "scheduling"), roles=frozenset({Role.ADMIN}))
 ERASE_REFERRALS = Endpoint("person.erase", ReferralIds, Erased,
                            "Erase these referrals irreversibly, keeping anonymous counts only.",
-                           services=("risk", "scheduling"))
+                           services=("risk", "scheduling"), roles=frozenset({Role.ADMIN}))

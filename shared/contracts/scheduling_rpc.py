@@ -13,12 +13,13 @@ from pydantic import Field
 
 from shared.contracts.codes import Tier
 from shared.contracts.common import Contract
-from shared.contracts.rpc import Empty, Endpoint
+from shared.contracts.rpc import CASEWORK, Empty, Endpoint, Role
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
 
 SessionAction = Literal["confirm", "cancel", "attended", "missed"]
 
 _SCHEDULING = ("scheduling",)
+_SCHEDULER = frozenset({Role.SCHEDULER})
 
 
 class ReferralRequest(Contract):
@@ -251,37 +252,37 @@ class Mentors(Contract):
 
 
 STATUS = Endpoint("status", ReferralRequest, SchedulingStatus,
-                  "Where a referral stands in scheduling: mentor and sessions, or why it waits.", _SCHEDULING)
+                  "Where a referral stands in scheduling: mentor and sessions, or why it waits.", _SCHEDULING, roles=CASEWORK)
 CLOSED_BEFORE = Endpoint("closed.before", ClosedBeforeRequest, ReferralIdList,
                          "Referrals closed more than `days` ago: due for purging under the retention policy.",
                          _SCHEDULING)
 MENTORS_IMPORT = Endpoint("mentors.import", MentorsImportRequest, MentorsImported,
                           "Create or update mentors (re-importing never duplicates); move the cases of a mentor who can "
-                          "no longer mentor; then retry waitlisted referrals.", _SCHEDULING)
+                          "no longer mentor; then retry waitlisted referrals.", _SCHEDULING, roles=_SCHEDULER)
 VENUES_IMPORT = Endpoint("venues.import", VenuesImportRequest, VenuesImported,
-                         "Create or update venues (where sessions are held).", _SCHEDULING)
+                         "Create or update venues (where sessions are held).", _SCHEDULING, roles=_SCHEDULER)
 LEAVE = Endpoint("mentors.leave", LeaveRequest, LeaveRecorded,
                  "Record a mentor's leave (Europe/London dates, inclusive) and move the sessions it touches.",
-                 _SCHEDULING)
+                 _SCHEDULING, roles=_SCHEDULER)
 MENTORS = Endpoint("mentors.list", Empty, Mentors,
-                   "Every mentor, each with the problems a scheduler should fix (vetting, licence).", _SCHEDULING)
+                   "Every mentor, each with the problems a scheduler should fix (vetting, licence).", _SCHEDULING, roles=_SCHEDULER)
 CALENDAR = Endpoint("calendar", CalendarRequest, MentorCalendar,
                     "A mentor's booked sessions (case references only, unless names are asked for and logged).",
-                    _SCHEDULING)
+                    _SCHEDULING, roles=_SCHEDULER, acts_as="names_for")
 CALENDAR_FEED = Endpoint("calendar.feed", FeedRequest, CalendarFeed,
-                         "Issue a new feed link for a mentor (the old one stops working), or revoke it.", _SCHEDULING)
+                         "Issue a new feed link for a mentor (the old one stops working), or revoke it.", _SCHEDULING, roles=_SCHEDULER)
 CLOSE = Endpoint("close", CloseRequest, Closed,
-                 "Close a referral: its future sessions are cancelled and the mentor's place is freed.", _SCHEDULING)
+                 "Close a referral: its future sessions are cancelled and the mentor's place is freed.", _SCHEDULING, roles=_SCHEDULER, acts_as="by")
 SESSION = Endpoint("session", SessionRequest, SessionChanged,
-                   "Confirm or cancel a session, or record it attended or missed.", _SCHEDULING)
+                   "Confirm or cancel a session, or record it attended or missed.", _SCHEDULING, roles=_SCHEDULER)
 RECOMMEND = Endpoint("recommend", ReferralRequest, Recommendation,
                      "The top three mentor and first-slot options with scores, and why each other mentor is out.",
-                     _SCHEDULING)
+                     _SCHEDULING, roles=_SCHEDULER)
 ASSIGN = Endpoint("assign", AssignRequest, Assigned,
                   "Book the scheduler's chosen mentor (and slot), refused with the constraint it would break.",
-                  _SCHEDULING)
+                  _SCHEDULING, roles=_SCHEDULER, acts_as="by")
 REOPTIMISE = Endpoint("plan", Empty, RoundResult,
                       "Run the re-optimisation round now: waitlisted referrals and unconfirmed assignments together.",
-                      _SCHEDULING)
+                      _SCHEDULING, roles=_SCHEDULER)
 WAITLIST = Endpoint("waitlist", Empty, Waitlist,
-                    "Who waits, how long, why, and what capacity would place them.", _SCHEDULING)
+                    "Who waits, how long, why, and what capacity would place them.", _SCHEDULING, roles=_SCHEDULER)

@@ -1,0 +1,159 @@
+"""People with identities of their own, against a real `reroute up`: its first admin, `reroute people add|remove`,
+each person's requests confined by the NATS server to their own roles and their own name, the services recording
+the person the subject names, and a removed person's live connection dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+
+from shared.contracts.intake_rpc import PersonCredentials
+from shared.subjects import Subjects
+from tests.support.local_up import REROUTE, LocalUp, up_env
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.e2e]
+S = Subjects()
+
+
+@dataclass
+class Stack:
+    up: LocalUp
+    url: str
+    home: Path
+
+    def reroute(self, *args: str, person: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`reroute ARGS` on this stack, as the local first admin or as `person` (their credentials file)."""
+        env = up_env() | ({"REROUTE_CREDENTIALS": str(self.credentials(person))} if person else {})
+        return subprocess.run([str(REROUTE), *args, "--data-dir", str(self.up.data_dir)], env=env, cwd=self.home,
+                              capture_output=True, text=True, timeout=90, check=False)
+
+    def add(self, person: str, *roles: str) -> PersonCredentials:
+        done = self.reroute("people", "add", person, *(f"--role={r}" for r in roles), "--out",
+                            str(self.credentials(person)))
+        assert done.returncode == 0, done.stdout + done.stderr
+        return PersonCredentials.model_validate_json(self.credentials(person).read_text())
+
+    def credentials(self, person: str) -> Path:
+        return self.home / f"{person}.json"
+
+    async def connect(self, person: PersonCredentials, **options: object) -> Client:
+        host = self.url.removeprefix("nats://")
+        return await nats.connect(f"nats://{person.nats_user}:{person.password}@{host}",
+                                  inbox_prefix=person.inbox_prefix.encode(), **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    up = LocalUp.launch(tmp_path_factory.mktemp("people") / "data")
+    try:
+        await up.until_running()
+        yield Stack(up, (up.data_dir / "nats.url").read_text().strip(), tmp_path_factory.mktemp("home"))
+    finally:
+        up.stop()
+        print(f"--- reroute up said:\n{up.output()}")
+
+
+def said(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join((done.stdout + done.stderr).split())
+
+
+async def test_up_makes_a_local_first_admin_who_gives_people_their_own_identities(stack: Stack) -> None:
+    admin_file = stack.up.data_dir / "admin-credentials.json"
+    assert admin_file.stat().st_mode & 0o777 == 0o600
+    me = stack.reroute("people", "whoami")
+    assert me.returncode == 0 and "admin: scheduler, risk_lead, dsl, operator, admin" in said(me), said(me)
+
+    sam = stack.add("sam", "scheduler")
+    assert stack.credentials("sam").stat().st_mode & 0o777 == 0o600
+    assert sam.person_id == "sam" and sam.nats_user == "person-sam" and sam.roles == ["scheduler"]
+    again = stack.reroute("people", "add", "sam", "--role", "dsl", "--out", str(stack.home / "sam2.json"))
+    assert again.returncode != 0 and "'sam' already has an identity" in said(again)
+    assert not (stack.home / "sam2.json").exists()
+
+    as_sam = stack.reroute("people", "whoami", person="sam")
+    assert as_sam.returncode == 0 and "sam: scheduler" in said(as_sam), said(as_sam)
+    grab = stack.reroute("people", "add", "eve", "--role", "admin", person="sam")
+    assert grab.returncode != 0 and "sam (scheduler) may not ask intake people.add" in said(grab), said(grab)
+    listed = stack.reroute("people", "list")
+    assert "eve" not in listed.stdout and "sam" in listed.stdout
+
+
+async def test_a_person_cannot_act_as_another_and_the_access_log_names_the_real_one(stack: Stack) -> None:
+    """Over NATS with sam's own credentials: another person's subject is refused by the server; a body naming
+    someone else is overruled by the subject, in the reply and in intake's personal-data access log."""
+    sam = PersonCredentials.model_validate_json(stack.credentials("sam").read_text()) \
+        if stack.credentials("sam").exists() else stack.add("sam", "scheduler")
+    errors: list[str] = []
+
+    async def record(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    nc = await stack.connect(sam, error_cb=record)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request(S.ask("admin", "intake", "people.whoami"), b"{}", timeout=1)
+        await wait_until(lambda: any('"reroute.ask.admin.intake.people.whoami"' in e for e in errors), timeout=10,
+                         what="the server's refusal of sam publishing as admin")
+
+        reply = await nc.request(S.ask("sam", "intake", "people.whoami"), b'{"person_id": "admin"}', timeout=10)
+        assert json.loads(reply.data) == {"person_id": "sam", "roles": ["scheduler"]}
+
+        referral = "R-not-there-" + stack.home.name[-6:]
+        reply = await nc.request(S.ask("sam", "intake", "first_name"), json.dumps(
+            {"referral_id": referral, "asked_by": "admin", "purpose": "booking a session"}).encode(), timeout=10)
+        assert json.loads(reply.data)["error"]["code"] == "not_found"
+    finally:
+        await nc.close()
+    with sqlite3.connect(stack.up.data_dir / "intake.db") as db:
+        logged = db.execute("SELECT asked_by, purpose FROM personal_data_access WHERE referral_id = ?",
+                            (referral,)).fetchall()
+    assert logged == [("sam", "booking a session")]
+
+
+async def test_removing_a_person_drops_their_live_connection_and_shuts_them_out(stack: Stack) -> None:
+    lee = stack.add("lee", "dsl")
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    async def quiet(_: Exception) -> None:
+        pass
+
+    connected: list[Client] = []
+
+    async def let_in() -> bool:  # the server reloads its users within seconds of the change
+        try:
+            connected.append(await stack.connect(lee, allow_reconnect=False, closed_cb=on_closed, error_cb=quiet))
+        except nats.errors.Error:
+            return False
+        return True
+
+    await wait_until(let_in, timeout=30, every=0.2, what="the server letting lee in")
+    nc = connected[0]
+    closed.clear()  # only the connection that got in counts from here
+    try:
+        reply = await nc.request(S.ask("lee", "intake", "people.whoami"), b"{}", timeout=10)
+        assert json.loads(reply.data)["person_id"] == "lee"
+
+        removed = stack.reroute("people", "remove", "lee")
+        assert removed.returncode == 0, said(removed)
+        await asyncio.wait_for(closed.wait(), timeout=30)
+        assert nc.is_closed
+    finally:
+        await nc.close()
+    shut_out = stack.reroute("people", "whoami", person="lee")
+    assert shut_out.returncode != 0 and "does not let lee in" in said(shut_out), said(shut_out)
+    listed = stack.reroute("people", "list")
+    assert "removed" in " ".join(line for line in listed.stdout.splitlines() if " lee " in f" {line} ")

@@ -1,0 +1,160 @@
+"""People's NATS permissions against a real nats-server: each role may ask exactly the requests `Endpoint.roles`
+grants it, only in its own name; the console may ask them in anyone's name; the operator account may speak for
+no one. No services run here: a request the server lets through finds no responder (`NoRespondersError`), one it
+refuses draws a permission violation; the server answers one connection in order, so once a flush is answered
+every violation for what was sent before it has arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import nats
+import nats.aio.client
+import nats.aio.msg
+import nats.errors
+import pytest
+
+from apps.devstack.local_nats import start_nats_server
+from shared.contracts.rpc import Role, all_endpoints
+from shared.nats_auth import (
+    CONSOLE,
+    admin_user,
+    console_user,
+    hash_password,
+    inbox_prefix,
+    person_inbox_prefix,
+    person_user,
+    render_config,
+)
+from shared.role_table import README, markdown, rewritten
+from shared.subjects import Subjects
+from tests.support.waiting import wait_until
+
+PASSWORD = "pw-people"
+S = Subjects()
+EVERY_REQUEST = [(service, e.verb, e.roles) for e in all_endpoints() for service in e.services]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    store = tmp_path_factory.mktemp("people-auth")
+    hashed = hash_password(PASSWORD)
+    users = [*(person_user(f"p-{role}", hashed, [role]) for role in Role), console_user(hashed), admin_user(hashed)]
+    conf = store / "auth.conf"
+    conf.write_text(render_config(users))
+    proc, url = start_nats_server(store / "js", config=conf, log_file=store / "nats.log")
+    yield url.removeprefix("nats://")
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+class Violations:
+    def __init__(self) -> None:
+        self.subjects: set[str] = set()
+
+    async def record(self, exc: Exception) -> None:
+        text = str(exc)
+        if "permissions violation" in text.lower() and '"' in text:
+            self.subjects.add(text.split('"')[1])
+
+
+async def _connect(server: str, user: str, inbox: str, seen: Violations) -> nats.aio.client.Client:
+    return await nats.connect(f"nats://{user}:{PASSWORD}@{server}", error_cb=seen.record, inbox_prefix=inbox.encode(),
+                              max_reconnect_attempts=1)
+
+
+async def _refused(nc: nats.aio.client.Client, seen: Violations, subjects: list[str], expected: set[str]) -> set[str]:
+    """Publish on every subject; the ones the server refused (waiting for the `expected` ones to be reported)."""
+    for subject in subjects:
+        await nc.publish(subject, b"{}")
+    await nc.flush()
+    await wait_until(lambda: expected <= seen.subjects, timeout=10, every=0.02,
+                     what=lambda: f"refusals of {sorted(expected - seen.subjects)}")
+    await nc.flush()
+    return seen.subjects & set(subjects)
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_each_role_may_ask_exactly_its_requests_and_in_its_own_name_only(server: str, role: Role) -> None:
+    me, other = f"p-{role}", f"p-{next(r for r in Role if r != role)}"
+    seen = Violations()
+    nc = await _connect(server, f"person-{me}", person_inbox_prefix(me), seen)
+    try:
+        own = [S.ask(me, service, verb) for service, verb, _ in EVERY_REQUEST]
+        allowed = {S.ask(me, service, verb) for service, verb, roles in EVERY_REQUEST if role in roles}
+        impersonating = [S.ask(other, service, verb) for service, verb, roles in EVERY_REQUEST if role in roles]
+        services_own = [S.rpc(service, verb) for service, verb, _ in EVERY_REQUEST]
+        everything = [*own, *impersonating, *services_own]
+        expected = set(everything) - allowed
+        assert allowed, f"{role} may ask something"
+        assert await _refused(nc, seen, everything, expected) == expected
+
+        # what is allowed reaches the services (none run here, so no one answers)
+        with pytest.raises(nats.errors.NoRespondersError):
+            await nc.request(S.ask(me, "intake", "people.whoami"), b"{}", timeout=5)
+    finally:
+        await nc.close()
+
+
+async def test_a_person_cannot_read_another_persons_replies(server: str) -> None:
+    seen = Violations()
+    nc = await _connect(server, "person-p-scheduler", person_inbox_prefix("p-scheduler"), seen)
+    try:
+        for subject in (f"{person_inbox_prefix('p-dsl')}.>", "_INBOX_PERSON.>", S.ask("*", "intake", ">"),
+                        f"{inbox_prefix('intake')}.>"):
+            await nc.subscribe(subject)
+        await wait_until(lambda: len(seen.subjects) == 4, timeout=10, every=0.02,
+                         what=lambda: f"four refused subscriptions (got {seen.subjects})")
+    finally:
+        await nc.close()
+
+
+async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_one(server: str) -> None:
+    asked_by_people = [(service, verb) for service, verb, roles in EVERY_REQUEST if roles]
+    service_only = [(service, verb) for service, verb, roles in EVERY_REQUEST if not roles]
+
+    seen = Violations()
+    console = await _connect(server, CONSOLE, inbox_prefix(CONSOLE), seen)
+    try:
+        for_anyone = [S.ask(who, service, verb) for who in ("p-dsl", "someone-else") for service, verb in asked_by_people]
+        refused = [*(S.ask("p-dsl", service, verb) for service, verb in service_only),
+                   *(S.rpc(service, verb) for service, verb, _ in EVERY_REQUEST)]
+        assert await _refused(console, seen, [*for_anyone, *refused], set(refused)) == set(refused)
+    finally:
+        await console.close()
+
+    seen = Violations()
+    operator = await _connect(server, "operator", inbox_prefix("operator"), seen)
+    try:
+        speaking = [S.ask("p-admin", "intake", "people.whoami"), S.ask("p-risk_lead", "risk", "override"),
+                    S.rpc("intake", "first_name"), S.rpc("risk", "override"), S.rpc("intake", "people.add"),
+                    S.rpc("intake", "people.remove"), *(S.rpc(s, "deadletters.replay") for s in S_SERVICES)]
+        supervising = [S.rpc("intake", "people.nats"), S.rpc("intake", "agencies.nats"),
+                       S.rpc("intake", "people.bootstrap"), *(S.rpc(s, "ping") for s in S_SERVICES)]
+        assert await _refused(operator, seen, [*speaking, *supervising], set(speaking)) == set(speaking)
+        # a person's replies never reach it (the server filters a denied subject out of a wider subscription)
+        got: list[str] = []
+
+        async def record(msg: nats.aio.msg.Msg) -> None:
+            got.append(msg.subject)
+
+        await operator.subscribe(f"{person_inbox_prefix('p-dsl')}.>", cb=record)
+        await operator.subscribe("control.people", cb=record)
+        await operator.publish(f"{person_inbox_prefix('p-dsl')}.reply", b"first name")
+        await operator.publish("control.people", b"after it")
+        await wait_until(lambda: "control.people" in got, timeout=10, every=0.02, what="the control message")
+        assert got == ["control.people"]
+    finally:
+        await operator.close()
+
+
+S_SERVICES = ("intake", "risk", "scheduling")
+
+
+def test_the_readme_role_table_is_the_declared_one() -> None:
+    """README.md's table of roles and requests is generated from `Endpoint.roles`: regenerate it with
+    `python -m shared.role_table` when an endpoint or its roles change."""
+    readme = README.read_text()
+    assert rewritten(readme) == readme, "README.md's role table is stale: run `python -m shared.role_table`"
+    assert markdown() in readme
+
