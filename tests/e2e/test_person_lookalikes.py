@@ -90,9 +90,7 @@ async def test_after_a_new_matching_key_and_rematch_known_young_people_are_still
         for given in ("Kwabena", "Ama", "Kofi"):  # three people, so rematch goes in batches of two
             body = young_person(given, family)
             await probe.submit(agency, body)
-            accepted = await probe.wait_for(cluster.subjects.accepted(agency),
-                                            lambda e, ref=body["agency_referral_id"]: e["agency_referral_id"] == ref)
-            known[given] = await person_of(probe, accepted[0]["referral_id"])
+            known[given] = await person_of(probe, await accepted(probe, cluster, agency, body["agency_referral_id"]))
         old = (cluster.processes.env.get(MATCHING_KEY)  # configured, or the one intake generated
                or (cluster.data_dir / "intake-matching.key").read_text().strip())
         new = Fernet.generate_key().decode()
@@ -106,16 +104,23 @@ async def test_after_a_new_matching_key_and_rematch_known_young_people_are_still
 
         again = young_person("Kwabena".translate(CYRILLIC), family)
         await probe.submit(agency, again)
-        second = (await probe.wait_for(cluster.subjects.accepted(agency),
-                                       lambda e: e["agency_referral_id"] == again["agency_referral_id"]))[0]
-        assert await person_of(probe, second["referral_id"]) == known["Kwabena"]
-        assert await repeat_rule_fired(probe, cluster, agency, second["referral_id"]), "the repeat factor still counts"
+        second = await accepted(probe, cluster, agency, again["agency_referral_id"])
+        assert await person_of(probe, second) == known["Kwabena"]
+        assert await repeat_rule_fired(probe, cluster, agency, second), "the repeat factor still counts"
         again_rematched = reroute(cluster, tmp_path, "keys", "rematch")
         assert row_of(again_rematched.stdout)[:3] == ["3", "0", "0"], again_rematched.stdout  # nothing left to do
     finally:
         await probe.close()
         cluster.processes.stop_all()
         drop_schemas(cluster)
+
+
+async def accepted(probe: Probe, cluster: Cluster, agency: str, agency_referral_id: str) -> str:
+    """Our referral id for the agency's reference, once intake has accepted it."""
+    events = await probe.wait_for(cluster.subjects.accepted(agency),
+                                  lambda e: e["agency_referral_id"] == agency_referral_id)
+    rid: str = events[0]["referral_id"]
+    return rid
 
 
 async def restart_intake(cluster: Cluster, **env: str) -> None:
