@@ -1,7 +1,8 @@
 """`python -m apps.container.certs DIR`: self-signed TLS files for a local compose stack, made once.
 
 Writes DIR/ca.crt (the certificate clients trust), DIR/server.crt and DIR/server.key (one certificate for every
-name the stack serves TLS under: nats, proxy, localhost, 127.0.0.1). The CA's key is thrown away once it has signed,
+name the stack serves TLS under: nats, proxy, localhost, 127.0.0.1, or those given with --name; it allows client
+authentication too, for the routes between NATS cluster nodes). The CA's key is thrown away once it has signed,
 so nothing can sign another certificate these clients would trust. Files already there are kept: put real
 certificates in DIR (same names) and this does nothing.
 """
@@ -45,7 +46,9 @@ def make(directory: Path, *, names: list[str], now: datetime) -> None:
               .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=VALID_DAYS))
               .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              # client authentication too: NATS cluster nodes present it to each other on their routes
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                             critical=False)
               .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
     (directory / "ca.crt").write_bytes(ca.public_bytes(pem))

@@ -6,6 +6,11 @@ service, the operator, one per agency. Besides them a `health` user may only ask
 healthchecks. Passwords come from the environment; agency users are kept in step with intake's registry while the
 server runs (asked every few seconds as the operator; the server reloads on a change), and the last agencies seen
 are kept in the data volume, so a restarted server lets agencies in before intake answers again.
+
+With REROUTE_NATS_ROUTES set, the server is one node of a JetStream cluster (the Kubernetes StatefulSet in
+deploy/k8s): routes to its peers over mutual TLS (the same certificate, which must then allow client
+authentication too), its own REROUTE_NATS_SERVER_NAME, and no peer addresses handed to clients, which keep to the
+address they were given (a Service) and so to names the certificate covers.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import signal
 import ssl
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import nats
 import nats.errors
 from nats.aio.client import Client
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from apps.devstack.local_nats import nats_server_binary
 from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
@@ -71,6 +77,24 @@ class NatsContainerSettings(BaseSettings):
                          "its own server to keep agency users in step (the default trust store when absent).")
     tls_name: str = Field(default="nats", description="The name the server certificate is for.")
     namespace: str = Field(default="", validation_alias="REROUTE_NAMESPACE")
+    server_name: str = Field(default="", description="This node's unique name in a cluster (a pod's name).")
+    routes: Annotated[list[str], NoDecode] = Field(default=[], description=(
+        "host:port of every node's cluster port, comma-separated (this node's own may be among them); set, the "
+        "server joins the cluster REROUTE_NATS_CLUSTER_NAME."))
+    cluster_name: str = Field(default="reroute", pattern=r"^[A-Za-z0-9_-]+$")
+    cluster_port: int = Field(default=6222, ge=1, le=65535)
+    cluster_advertise: str = Field(default="", description="host:port peers reach this node's cluster port at (a "
+                                   "name its certificate covers); unset, its address.")
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _routes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [r.strip() for r in value.split(",") if r.strip()]
+        for route in value if isinstance(value, list) else []:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+:[0-9]{1,5}", route):
+                raise ValueError(f"each route is host:port (REROUTE_NATS_ROUTES), not {route!r}")
+        return value
 
     @field_validator("intake_password", "risk_password", "scheduling_password", "operator_password",
                      "health_password")
@@ -112,6 +136,18 @@ class ServerConfig:
         config = json.loads(render_config(users, host="0.0.0.0", port=s.port, store_dir=s.data_dir))
         config["tls"] = {"cert_file": str(s.tls_cert), "key_file": str(s.tls_key), "timeout": 5}
         config["http"] = f"127.0.0.1:{s.monitor_port}"
+        if s.routes:
+            if not s.server_name:
+                raise ValueError("REROUTE_NATS_SERVER_NAME must be set on a cluster node (JetStream needs it)")
+            config["server_name"] = s.server_name
+            config["cluster"] = {
+                "name": s.cluster_name, "listen": f"0.0.0.0:{s.cluster_port}", "no_advertise": True,
+                "routes": [f"nats-route://{route}" for route in s.routes],
+                **({"advertise": s.cluster_advertise} if s.cluster_advertise else {}),
+                # nats-server requires and verifies a peer's certificate on routes
+                "tls": {"cert_file": str(s.tls_cert), "key_file": str(s.tls_key), "ca_file": str(s.tls_ca),
+                        "timeout": 5},
+            }
         for path, text in ((self.path, json.dumps(config, indent=2)),
                            (self.known, json.dumps([a.__dict__ for a in agencies]))):
             tmp = path.with_name(f".{path.name}.tmp")

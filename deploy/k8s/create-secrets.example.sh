@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Creates the Secrets deploy/k8s references, with fresh random values, in namespace $NAMESPACE (default reroute).
+# Nothing secret is kept in the repository: this is the example of how to make them; a site may make the same
+# Secrets from its own secret store (same names and keys) instead.
+#
+#   deploy/k8s/create-secrets.example.sh                 create them in the cluster kubectl points at
+#   deploy/k8s/create-secrets.example.sh --print         print them as YAML instead (for sealed-secrets, SOPS …)
+#   TLS_DIR=/path deploy/k8s/create-secrets.example.sh   NATS's certificate from TLS_DIR (ca.crt, tls.crt, tls.key)
+#
+# Secrets (name: keys):
+#   reroute-nats: intake-password risk-password scheduling-password operator-password health-password
+#   reroute-postgres: owner-password intake-password risk-password scheduling-password (the roles
+#     deploy/postgres/10-reroute-roles.sh creates: run it against your database with these passwords)
+#   reroute-intake-keys: encryption-key matching-key (back them up with the database: without them no stored
+#     referral can be read or matched)
+#   reroute-nats-tls: ca.crt tls.crt tls.key (NATS's certificate; made self-signed here unless TLS_DIR is given: it
+#     must name nats, nats.<namespace>.svc and *.nats-headless(.<namespace>.svc), for server and client use)
+#
+# `kubectl create` refuses a Secret that exists already, so running this again never replaces a key.
+set -euo pipefail
+NAMESPACE=${NAMESPACE:-reroute}
+KUBECTL=${KUBECTL:-kubectl}
+PYTHON=${PYTHON:-$(command -v .venv/bin/python || command -v python3)}
+print=false
+[ "${1:-}" = "--print" ] && print=true
+
+password() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+fernet_key() { "$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'; }
+
+secret() {  # secret NAME ARGS…: create it, or print it with --print
+    if $print; then
+        "$KUBECTL" create secret "$@" --namespace "$NAMESPACE" --dry-run=client -o yaml
+        echo "---"
+    else
+        "$KUBECTL" create secret "$@" --namespace "$NAMESPACE"
+    fi
+}
+
+secret generic reroute-nats \
+    --from-literal=intake-password="$(password)" --from-literal=risk-password="$(password)" \
+    --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
+    --from-literal=health-password="$(password)"
+secret generic reroute-postgres \
+    --from-literal=owner-password="$(password)" --from-literal=intake-password="$(password)" \
+    --from-literal=risk-password="$(password)" --from-literal=scheduling-password="$(password)"
+secret generic reroute-intake-keys --from-literal=encryption-key="$(fernet_key)" --from-literal=matching-key="$(fernet_key)"
+
+tls_dir=${TLS_DIR:-}
+if [ -z "$tls_dir" ]; then
+    tls_dir=$(mktemp -d)
+    trap 'rm -rf "$tls_dir"' EXIT
+    "$PYTHON" -m apps.container.certs "$tls_dir" --name nats --name "nats.$NAMESPACE.svc" --name '*.nats-headless' \
+        --name "*.nats-headless.$NAMESPACE.svc" >&2
+    mv "$tls_dir/server.crt" "$tls_dir/tls.crt"
+    mv "$tls_dir/server.key" "$tls_dir/tls.key"
+fi
+secret generic reroute-nats-tls --from-file=ca.crt="$tls_dir/ca.crt" --from-file=tls.crt="$tls_dir/tls.crt" \
+    --from-file=tls.key="$tls_dir/tls.key"
