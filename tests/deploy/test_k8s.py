@@ -383,6 +383,11 @@ def test_nats_is_a_three_node_statefulset_and_the_streams_are_r3(rendered: list[
     headless = one(rendered, "Service", spec["serviceName"])
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
     e = env(container(rendered, "StatefulSet", "nats"))
+    from apps.container.nats import NatsContainerSettings
+    required = {f"REROUTE_NATS_{name.upper()}" for name, f in NatsContainerSettings.model_fields.items()
+                if f.is_required()}
+    assert required <= set(e), f"the NATS node needs {sorted(required - set(e))}"
+    assert all("secretKeyRef" in e[name]["valueFrom"] for name in required if name.endswith("_PASSWORD"))
     routes = e["REROUTE_NATS_ROUTES"]["value"].split(",")
     assert routes == [f"nats-{i}.{spec['serviceName']}:6222" for i in range(3)], "a route to every node"
     mounts = {m["name"]: m["mountPath"] for m in container(rendered, "StatefulSet", "nats")["volumeMounts"]}
