@@ -176,6 +176,8 @@ def test_each_service_runs_two_replicas_probed_on_its_ops_port_with_requests_and
             assert {"cpu", "memory"} <= set(c["resources"][kind]), f"{name} {kind}"
         assert mebibytes(c["resources"]["requests"]["memory"]) <= mebibytes(c["resources"]["limits"]["memory"])
         assert one(rendered, "PodDisruptionBudget", name)["spec"]["minAvailable"] == 1
+        scrape = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert (scrape["prometheus.io/port"], scrape["prometheus.io/path"]) == (str(ops_port), "/metrics"), name
     for name, port in FACES.items():
         assert port in {p["containerPort"] for p in container(rendered, "Deployment", name)["ports"]}
         assert str(port) in {e.get("value") for e in container(rendered, "Deployment", name)["env"]}
