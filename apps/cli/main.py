@@ -31,7 +31,7 @@ from apps.cli.deadletters import deadletter_app
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
 from apps.cli.people import people_app
-from apps.cli.referral_files import read_records, read_referrals
+from apps.cli.referral_files import csv_column, read_records, read_referrals
 from apps.cli.streams import streams_app
 from apps.cli.submit import Outcome, count, submit
 from apps.cli.up import LocalStack
@@ -226,6 +226,11 @@ def submit_cmd(
         raise CliError(f"agency id '{agency}' is not valid: use lower-case letters, digits, - and _")
     outcomes = with_client(lambda c: _submit(c, file, agency, timeout=timeout, update=update), data_dir)
     _print_outcomes(outcomes)
+    tally = count(outcomes)
+    if tally["rejected"] or tally["unanswered"]:
+        raise CliError(f"{tally['rejected']} row(s) rejected or not sent, {tally['unanswered']} without an answer "
+                       f"from intake within {timeout:g} s: fix the rows above and submit the file again (rows "
+                       "already accepted come back as duplicates, nothing is sent twice)")
 
 
 async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float,
@@ -249,7 +254,11 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
             else:
                 progress.advance(done)
 
-        return await submit(client, rows, agency, timeout=timeout, on_progress=on_progress, update=update)
+        outcomes = await submit(client, rows, agency, timeout=timeout, on_progress=on_progress, update=update)
+    if file.suffix.lower() == ".csv":  # intake names fields of the JSON body; a spreadsheet user knows columns
+        for o in outcomes:
+            o.rejected = [{**e, "field": csv_column(e.get("field") or "")} for e in o.rejected]
+    return outcomes
 
 
 def _print_outcomes(outcomes: list[Outcome]) -> None:

@@ -2,7 +2,9 @@
 
 Referral files are a JSON list, NDJSON (one referral per line) or CSV (`.csv`, one referral per row, with the
 header documented in README.md under "CLI"). JSON items are sent as they are (intake says what is wrong with
-them); a CSV row that cannot be turned into a referral is reported with its row number and is not sent.
+them); a CSV row that cannot be turned into a referral is reported with its row number, with every problem the
+row has (those of conversion and those the contract finds), and is not sent. Problems of CSV rows name CSV
+columns, never the JSON paths they become (`csv_column`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from apps.cli.client import CliError
+from shared.contracts.intake import Referral
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ def referrals_from_csv(text: str, *, source: str = "the file") -> list[ReferralR
             rows.append(ReferralRow(number, None, (problem,)))
             continue
         body, problems = csv_row_to_referral(record)
+        if problems:
+            problems += _contract_problems(body, besides={p["field"] for p in problems})
         rows.append(ReferralRow(number, None if problems else json.dumps(body).encode(), tuple(problems),
                                 body.get("agency_referral_id")))
     return rows
@@ -143,6 +149,42 @@ def csv_row_to_referral(row: dict[str, str | None]) -> tuple[dict[str, Any], lis
                 windows.append({"day": day.lower(), "start": start.zfill(5), "end": end.zfill(5)})
             body["availability"] = windows
     return body, problems
+
+
+_COLUMN_OF = {".".join(path): column for column, path in {**_TEXT, **_LISTS, **_INTEGERS}.items()} | {
+    "consent.given": "consent_given", "indicators": "indicators", "availability": "availability",
+    "referrer.email": "referrer_email or referrer_phone", "referrer": "referrer_email or referrer_phone"}
+
+
+def csv_column(field: str) -> str:
+    """The CSV column a referral field comes from (`young_person.languages[1]` → `languages`); a field no column
+    feeds (the body as a whole, say) is returned as it is."""
+    parts = [part for part in re.sub(r"\[\d+\]", "", field).split(".") if part]
+    for end in range(len(parts), 0, -1):
+        if (column := _COLUMN_OF.get(".".join(parts[:end]))) is not None:
+            return column
+    return field
+
+
+def _contract_problems(body: dict[str, Any], *, besides: set[str]) -> list[dict[str, str]]:
+    """What the referral contract says of a row that will not be sent anyway (its conversion failed), so the row's
+    every problem is reported at once; none for a column already reported."""
+    try:
+        Referral.model_validate(body)
+    except ValidationError as exc:
+        found = {}
+        for err in exc.errors():
+            column = csv_column(".".join(str(part) for part in err["loc"] if not str(part).isdigit()))
+            if column not in besides and column not in found:
+                found[column] = {"field": column, "message": _contract_message(err)}
+        return list(found.values())
+    return []
+
+
+def _contract_message(err: Any) -> str:
+    if err["type"] == "missing":
+        return "required: the cell is empty"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _indicator(item: str) -> str | dict[str, str]:

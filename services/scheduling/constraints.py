@@ -13,7 +13,7 @@ from services.scheduling.routes import Route, boroughs_in, plan_route
 from services.scheduling.slots import Calendar, Slot, mentor_calendar
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import MentorRecord, VenueRecord
+from shared.contracts.scheduling import MentorRecord, VenueRecord, language_problems
 
 GenderRequest = Literal["female", "male", "non_binary", "not_stated", "any"]
 Rule = Literal[
@@ -126,6 +126,9 @@ def mentor_problems(record: MentorRecord, today: date) -> list[str]:
         problems.append(f"enhanced check expired {record.vetting.enhanced_check_expires.isoformat()}")
     elif record.vetting.enhanced_check_expires <= today + timedelta(days=30):
         problems.append(f"enhanced check expires {record.vetting.enhanced_check_expires.isoformat()}")
+    if wrong := language_problems(record):
+        problems.append(f"language(s) {', '.join(wrong)} are not ISO 639-1 codes, so no referral matches them: "
+                        "re-import with codes such as 'en'")
     licence = record.licence
     if record.kind == "rotl" and licence is not None:
         if licence_suspended(record):

@@ -28,7 +28,7 @@ from services.scheduling.sessions import change_session, close
 from shared.contracts.codes import Tier
 from shared.contracts.intake_rpc import FIRST_NAME, FirstNameRequest
 from shared.contracts.rpc import Empty, ErrorCode, NotFound, Refused, ServiceError
-from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
+from shared.contracts.scheduling import IMPORTING, CaseStatus, MentorRecord, SessionStatus, VenueRecord
 from shared.contracts.scheduling_rpc import (
     Assigned,
     AssignRequest,
@@ -93,12 +93,28 @@ def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], li
     problems: list[ImportProblem] = []
     for index, raw in enumerate(items):
         try:
-            records.append(model.model_validate(raw))
+            records.append(model.model_validate(raw, context={IMPORTING: True}))
         except ValidationError as exc:
             problems += [ImportProblem(index=index, id=raw.get("id") if isinstance(raw, dict) else None,
-                                       field=".".join(str(p) for p in err["loc"]), message=err["msg"])
+                                       field=_path(err["loc"]), message=_said(err))
                          for err in exc.errors()]
     return records, problems
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """A field as referrals' rejections name one: `availability[1].start`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _said(err: Any) -> str:
+    """Pydantic's message in the words a scheduler reads: no 'Value error,' and no 'Input should be'."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return "required"
+    return message.replace("Input should be", "must be")
 
 
 async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) -> MentorsImported:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.contracts.codes import Gender, Tier, Weekday, london_borough
 from shared.contracts.common import Contract, Event, PersonName, SessionSlot, WeeklyWindow, parse_hhmm
@@ -88,6 +89,16 @@ class DateOverride(Contract):
         return value
 
 
+IMPORTING = "importing"
+"""Validation context key: a record being imported from a scheduler's file, checked as strictly as a referral."""
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+
+
+def language_problems(record: MentorRecord) -> list[str]:
+    """Languages a stored record holds that are not codes (imported before codes were checked)."""
+    return [code for code in record.languages if not _LANGUAGE_CODE.fullmatch(code.strip().lower())]
+
+
 class MentorRecord(Contract):
     """A mentor as imported with `reroute mentors import`. Every field after `licence` is optional."""
 
@@ -111,6 +122,19 @@ class MentorRecord(Contract):
         default=None, ge=0, description="Risk-weighted load cap (very_high 3, high 2, medium 1.5, low 1); 2 × max_caseload."
     )
     venues: list[str] | None = Field(default=None, description="Venue ids the mentor works from; any in their boroughs.")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """On import, ISO 639-1 codes as referrals use (`en`, not `english`, which would match no young person).
+        Records stored before this check are read as they are: `mentors list --problems` names them."""
+        if not (info.context or {}).get(IMPORTING):
+            return value
+        wrong = [code for code in value if not _LANGUAGE_CODE.fullmatch(code.strip().lower())]
+        if wrong:
+            raise ValueError(f"{', '.join(repr(w) for w in wrong)}: not ISO 639-1 language code(s); use two letters "
+                             "as referrals do, e.g. 'en', 'so'")
+        return [code.strip().lower() for code in value]
 
     @field_validator("boroughs")
     @classmethod

@@ -71,11 +71,13 @@ async def test_submit_a_csv_file_keeps_going_past_bad_rows_and_a_rerun_reports_d
 
     assert interrupted.returncode == 0, interrupted.stdout + interrupted.stderr
     assert "2 accepted, 0 duplicates, 0 rejected, 0 unanswered" in interrupted.stdout, interrupted.stdout
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert rerun.returncode == 1, "a script running the command learns that rows were rejected"
     assert "1 accepted, 2 duplicates, 2 rejected, 0 unanswered" in rerun.stdout, rerun.stdout
     assert "row 5" in rerun.stdout and "'several' is not a whole number" in rerun.stdout
     assert "not sent" in rerun.stdout
-    assert "row 6" in rerun.stdout and "young_person.borough" in rerun.stdout
+    assert "row 6" in rerun.stdout and ": borough:" in rerun.stdout, "intake's rejection names the CSV column"
+    assert "young_person.borough" not in rerun.stdout
+    assert "2 row(s) rejected or not sent" in rerun.stdout
     await probe.wait_for(cluster.subjects.accepted(agency), count=5)
     sent = probe.matching(cluster.subjects.accepted(agency), lambda e: not e["duplicate"])
     assert sorted(e["agency_referral_id"] for e in sent) == sorted(r["agency_referral_id"] for r in good)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apps.cli.client import CliError
-from apps.cli.referral_files import CSV_COLUMNS, read_referrals, referrals_from_csv
+from apps.cli.referral_files import CSV_COLUMNS, csv_column, read_referrals, referrals_from_csv
 from services.intake.validation import validate_referral
 from shared.contracts.intake import Referral
 
@@ -52,6 +52,27 @@ def test_a_row_that_cannot_be_converted_carries_its_row_number_and_reason_and_no
     assert bad.body is None and bad.agency_referral_id == "R2"
     assert any(p["field"] == field and message in p["message"] for p in bad.problems), bad.problems
     assert rows[0].body is not None and rows[2].body is not None, "the rows around it are still sent"
+
+
+def test_a_row_reports_every_problem_at_once_by_column() -> None:
+    """A row that cannot be converted also gets what the contract says of its other cells, so the person fixes
+    the row once, not once per problem."""
+    bad = GOOD.replace(",2,female", ",two,female").replace("hackney", "Atlantis").replace("2010-05-17", "17/05/2010")
+    (row,) = referrals_from_csv(f"{HEADER}\n{bad}\n")
+
+    assert row.body is None
+    fields = [p["field"] for p in row.problems]
+    assert fields[0] == "prior_proven_offences" and {"borough", "date_of_birth"} <= set(fields), row.problems
+    assert not [f for f in fields if "." in f or "[" in f], "columns, not JSON paths"
+
+
+@pytest.mark.parametrize(("field", "column"), [
+    ("young_person.borough", "borough"), ("young_person.languages[1]", "languages"), ("indicators[2].code", "indicators"),
+    ("consent.given", "consent_given"), ("availability[0]", "availability"), ("referrer", "referrer_email or referrer_phone"),
+    ("equality_monitoring.religion", "religion"), ("", ""), ("body", "body"),
+])
+def test_intakes_field_paths_map_back_to_the_csv_columns(field: str, column: str) -> None:
+    assert csv_column(field) == column
 
 
 def test_a_row_with_too_many_cells_is_not_sent() -> None:
