@@ -40,6 +40,7 @@ from shared.contracts import scheduling_rpc as sched
 from shared.contracts.codes import Tier
 from shared.contracts.deadletters import Held, HeldRequest
 from shared.contracts.intake_rpc import IntakeStatus
+from shared.contracts.risk import RiskAssessed
 from shared.contracts.risk_rpc import Assessment, AssessmentRequest
 from shared.contracts.rpc import (
     ERASE_REFERRALS,
@@ -365,23 +366,61 @@ def assessment(referral_id: str, data_dir: DataDir = None) -> None:
         table.add_row(str(h.number), _local(h.at), safe(h.computed_tier), safe(h.tier), safe(h.cause), safe(who),
                       safe(h.reason or h.summary))
     console.print(table)
+    if result.pending is not None:
+        p = result.pending
+        console.print(f"[yellow]Pending:[/yellow] lower to {safe(p.tier)}, asked by {safe(p.by)} at "
+                      f"{_local(p.requested_at)} ({safe(p.reason)}); waiting for a second risk lead's countersignature "
+                      f"until {_local(p.expires_at)}. Tier {safe(a.tier)} stays in force until then.")
 
 
 @app.command()
 def override(
     referral_id: str,
     tier: Annotated[str, typer.Option(help="The tier you decide: low, medium, high or very_high.")],
-    by: Annotated[str, typer.Option(help="Your name.")],
     reason: Annotated[str, typer.Option(help="Why (needed to raise or lower the tier).")] = "",
-    countersign: Annotated[str | None, typer.Option(help="A second person's name (needed to lower the tier).")] = None,
+    by: Annotated[str, typer.Option(help="Your name, on a server without users only (otherwise the services "
+                                         "record who you are signed in as).")] = "",
     data_dir: DataDir = None,
 ) -> None:
-    """Confirm or override a referral's tier. Lowering it needs a reason and a second person's countersignature."""
+    """Confirm or override a referral's tier. Lowering it only asks: a second risk lead must countersign it
+    (`reroute countersign`), and until then the tier in force stays."""
     if tier not in set(Tier):
         raise CliError(f"--tier '{tier}' is not one of {', '.join(Tier)}")
-    asked = risk_rpc.OverrideRequest(referral_id=referral_id, tier=Tier(tier), reason=reason, by=by,
-                                     countersign=countersign)
-    a = with_client(lambda c: c.call(risk_rpc.OVERRIDE, asked), data_dir).assessment
+    asked = risk_rpc.OverrideRequest(referral_id=referral_id, tier=Tier(tier), reason=reason, by=by)
+    reviewed = with_client(lambda c: c.call(risk_rpc.OVERRIDE, asked), data_dir)
+    if reviewed.pending is not None:
+        _say_pending(reviewed.pending, reviewed.assessment.tier)
+        return
+    _say_in_force(referral_id, reviewed.assessment)
+
+
+@app.command()
+def countersign(
+    referral_id: str,
+    refuse: Annotated[bool, typer.Option("--refuse", help="Refuse it instead (or withdraw your own).")] = False,
+    reason: Annotated[str, typer.Option(help="Why you refuse it (needed with --refuse).")] = "",
+    by: Annotated[str, typer.Option(help="Your name, on a server without users only.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Countersign (or --refuse) the lowering of a referral's tier that another risk lead asked for."""
+    if refuse:
+        if not reason.strip():
+            raise CliError("say why you refuse it: --reason TEXT")
+        refused = risk_rpc.RefuseOverrideRequest(referral_id=referral_id, reason=reason, by=by)
+        kept = with_client(lambda c: c.call(risk_rpc.REFUSE_OVERRIDE, refused), data_dir).assessment
+        console.print(f"Refused: {safe(referral_id)} stays at tier {safe(kept.tier)}.")
+        return
+    signed = risk_rpc.CountersignRequest(referral_id=referral_id, by=by)
+    _say_in_force(referral_id, with_client(lambda c: c.call(risk_rpc.COUNTERSIGN, signed), data_dir).assessment)
+
+
+def _say_pending(pending: risk_rpc.PendingOverride, in_force: Tier) -> None:
+    console.print(f"Lowering {safe(pending.referral_id)} to {safe(pending.tier)} (asked by {safe(pending.by)}) waits for "
+                  f"a second risk lead: `reroute countersign {safe(pending.referral_id)}` (or `--refuse`) before "
+                  f"{_local(pending.expires_at)}. Until then tier {safe(in_force)} stays in force.")
+
+
+def _say_in_force(referral_id: str, a: RiskAssessed) -> None:
     change = a.change.summary if a.change else "first assessment"
     console.print(f"{safe(referral_id)}: tier {safe(a.tier)} ({safe(change)}); computed tier {safe(a.computed_tier)}. "
                   "Published to scheduling.")

@@ -3,6 +3,7 @@ practitioner's review of each tier."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from shared.settings import ServiceSettings
 
 class RiskSettings(ServiceSettings):
     rules_file: Path | None = Field(default=None, description="Rules YAML; the shipped rule set when unset.")
+    pending_override_hours: float = Field(default=72, gt=0, le=24 * 90, description=(
+        "How long a lowered tier waits for a second risk lead's countersignature before it lapses."))
 
 
 def create_app(settings: RiskSettings | None = None) -> FastStream:
@@ -31,9 +34,11 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     s = host.subjects
     host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",
                  handler=partial(handle_accepted, rules=rules, subjects=s))
-    risk = rpc.Risk(host, rules)
+    risk = rpc.Risk(host, rules, pending_for=timedelta(hours=settings.pending_override_hours))
     host.reply(risk_rpc.ASSESSMENT)(partial(rpc.assessment, risk=risk))
     host.reply(risk_rpc.OVERRIDE)(partial(rpc.override, risk=risk))
+    host.reply(risk_rpc.COUNTERSIGN)(partial(rpc.countersign, risk=risk))
+    host.reply(risk_rpc.REFUSE_OVERRIDE)(partial(rpc.refuse_override, risk=risk))
     host.reply(risk_rpc.REVIEWS_DUE)(partial(rpc.reviews_due, risk=risk))
     host.reply(risk_rpc.RULES)(partial(rpc.rules_listing, risk=risk))
     host.reply(risk_rpc.RESCORE)(partial(rpc.rescore, risk=risk))

@@ -45,12 +45,14 @@ def _person(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request: OverrideRequest) -> OverrideKind:
+def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request: OverrideRequest,
+                   asking: bool = False) -> OverrideKind:
     """The kind of review ("confirm", "up" or "down" against the current tier), or OverrideRefused saying why not.
 
     Up needs a reason. Down needs a reason and a countersignature from a second person, may end at most one tier
     below the computed tier, and never below an escalation's floor. Those two limits bind every decision, so a
-    tier that no longer meets them (say, after a new escalation) cannot be confirmed either.
+    tier that no longer meets them (say, after a new escalation) cannot be confirmed either. `asking`: a lowering
+    is being asked for, to wait for its countersignature: everything else is checked now.
     """
     if not request.by.strip():
         raise OverrideRefused("say who is making this decision: the practitioner's name (by) is missing")
@@ -69,7 +71,7 @@ def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request
         raise OverrideRefused("; ".join(problems))
     if kind != "confirm" and not request.reason.strip():
         problems.append(f"{'an up' if kind == 'up' else 'a down'}-override needs a reason")
-    if kind == "down":
+    if kind == "down" and not asking:
         if request.countersign is None or not request.countersign.strip():
             problems.append("a down-override needs a countersignature from a second person")
         elif _person(request.countersign) == _person(request.by):

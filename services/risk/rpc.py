@@ -3,17 +3,19 @@ and returns its typed reply or raises a `ServiceError`. `app.create_app` wires t
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 from sqlmodel import col
 
+from services.risk import pending
 from services.risk.assessment import assess
-from services.risk.handlers import load_cases, next_assessment, review, store
-from services.risk.review import OverrideRefused, diff, overdue, rescore_summary
+from services.risk.handlers import Case, load_cases, next_assessment, review, store
+from services.risk.review import OverrideRefused, check_override, diff, overall_floor, overdue, rescore_summary
 from services.risk.review import OverrideRequest as Decision
 from services.risk.tables import AssessmentRecord, RiskCase
 from shared.contracts.codes import Tier
@@ -23,7 +25,10 @@ from shared.contracts.risk_rpc import (
     AssessmentRequest,
     AuditRows,
     AuditTier,
+    CountersignRequest,
     OverrideRequest,
+    PendingOverride,
+    RefuseOverrideRequest,
     Rescored,
     RescoreRequest,
     ReviewDue,
@@ -38,6 +43,8 @@ from shared.contracts.rules import RulesError, RuleSet, load_rules
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Risk:
@@ -45,16 +52,18 @@ class Risk:
 
     host: ServiceHost
     rules: RuleSet
+    pending_for: timedelta = timedelta(hours=72)
+    """How long a lowering waits for its countersignature before it lapses."""
 
 
 async def assessment(request: AssessmentRequest, risk: Risk) -> Assessment:
-    def read() -> list[AssessmentRecord]:
+    def read() -> tuple[list[AssessmentRecord], PendingOverride | None]:
         with risk.host.engine.connect() as conn:
             return [AssessmentRecord.model_validate(r._mapping) for r in conn.execute(
                 select(AssessmentRecord).where(col(AssessmentRecord.referral_id) == request.referral_id)
-                .order_by(col(AssessmentRecord.number)))]
+                .order_by(col(AssessmentRecord.number)))], pending.in_force(conn, request.referral_id, now=_now())
 
-    rows = await risk.host.database.run(read)
+    rows, waiting = await risk.host.database.run(read)
     if not rows:
         raise NotFound(f"no assessment of {request.referral_id}")
     events = [RiskAssessed.model_validate_json(r.event) for r in rows]
@@ -67,24 +76,84 @@ async def assessment(request: AssessmentRequest, risk: Risk) -> Assessment:
                                      else None))
         for r, event in zip(rows, events, strict=True)
     ]
-    return Assessment(assessment=events[-1], history=history)
+    return Assessment(assessment=events[-1], history=history, pending=waiting)
 
 
 async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
+    """Confirm or raise a tier at once; a lowering is only asked for: it waits for a second risk lead."""
     def decide_review(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        cases = load_cases(conn, [request.referral_id])
-        if request.referral_id not in cases:
-            raise NotFound(f"no assessment of {request.referral_id} to review")
-        case = cases[request.referral_id]
+        case = _case(conn, request.referral_id)
+        decision = Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip())
+        previous = case.latest
         try:
-            result = review(case, Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip(),
-                                           countersign=request.countersign), rules=risk.rules, now=now)
+            kind = check_override(computed=previous.computed_tier, current=previous.tier,
+                                  floor=overall_floor(previous), request=decision, asking=True)
         except OverrideRefused as exc:
             raise Refused(f"override refused: {exc}") from None
-        out = store(conn, [case], [result], now=now, subjects=risk.host.subjects)
-        return Reviewed(assessment=result.assessed), out
+        if kind == "down":
+            asked = pending.ask(conn, referral_id=request.referral_id, tier=request.tier, reason=decision.reason,
+                                by=decision.by, now=now, lasts=risk.pending_for)
+            log.info("risk: a lowering of %s asked for, waiting for a countersignature", request.referral_id)
+            return Reviewed(assessment=previous, pending=asked), []
+        pending.decide_all(conn, request.referral_id, status="replaced", by=decision.by,
+                           reason=f"{kind} decided meanwhile", now=now)
+        return _apply(conn, case, decision, risk=risk, now=now)
 
     return await risk.host.transact(decide_review)
+
+
+async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
+    """A second risk lead countersigns a pending lowering: it takes effect, checked again against the case now."""
+    def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
+        row_id, asked = _waiting(conn, request.referral_id, now=now)
+        case = _case(conn, request.referral_id)
+        decision = Decision(tier=asked.tier, reason=asked.reason, by=asked.by, countersign=request.by.strip())
+        applied = _apply(conn, case, decision, risk=risk, now=now)
+        pending.decide(conn, row_id, status="countersigned", by=decision.countersign or "", reason=None, now=now)
+        return applied
+
+    return await risk.host.transact(decide)
+
+
+async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewed:
+    """A pending lowering is refused (or withdrawn by the lead who asked): the tier in force stays."""
+    def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
+        row_id, _ = _waiting(conn, request.referral_id, now=now)
+        pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(), now=now)
+        return Reviewed(assessment=_case(conn, request.referral_id).latest), []
+
+    return await risk.host.transact(decide)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _case(conn: Connection, referral_id: str) -> Case:
+    cases = load_cases(conn, [referral_id])
+    if referral_id not in cases:
+        raise NotFound(f"no assessment of {referral_id} to review")
+    return cases[referral_id]
+
+
+def _waiting(conn: Connection, referral_id: str, *, now: datetime) -> tuple[int, PendingOverride]:
+    found = pending.latest(conn, referral_id)
+    if found is None:
+        raise NotFound(f"no lowering of {referral_id}'s tier is waiting for a countersignature")
+    if now >= found[1].expires_at:
+        raise Refused(f"the lowering of {referral_id}'s tier asked by {found[1].by} lapsed unsigned at "
+                      f"{found[1].expires_at:%Y-%m-%d %H:%M} UTC; a risk lead may ask again")
+    return found
+
+
+def _apply(conn: Connection, case: Case, decision: Decision, *, risk: Risk, now: datetime
+           ) -> tuple[Reviewed, list[Outgoing]]:
+    """The decision taking effect: a new assessment, stored with its event for the outbox."""
+    try:
+        result = review(case, decision, rules=risk.rules, now=now)
+    except OverrideRefused as exc:
+        raise Refused(f"override refused: {exc}") from None
+    return Reviewed(assessment=result.assessed), store(conn, [case], [result], now=now, subjects=risk.host.subjects)
 
 
 async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:

@@ -52,4 +52,23 @@ class AlertRecord(SQLModel, table=True):
     actions: str = Field(description="JSON list of actions.")
 
 
-TABLES: list[type[SQLModel]] = [RiskCase, AssessmentRecord, AlertRecord]
+class PendingOverrideRecord(SQLModel, table=True):
+    """A risk lead's lowering of a tier and what became of it: pending until a second risk lead countersigns or
+    someone refuses it, or it lapses at `expires_at`; kept afterwards, as the record of who asked and who decided."""
+
+    __tablename__ = "pending_override"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(index=True, max_length=40)
+    tier: str = Field(max_length=16)
+    reason: str = Field(max_length=2000)
+    requested_by: str = Field(max_length=200)
+    requested_at: datetime
+    expires_at: datetime
+    status: str = Field(default="pending", max_length=16, description="pending, countersigned, refused or replaced.")
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = None
+    decision_reason: str | None = Field(default=None, max_length=2000)
+
+
+TABLES: list[type[SQLModel]] = [RiskCase, AssessmentRecord, AlertRecord, PendingOverrideRecord]

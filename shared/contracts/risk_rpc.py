@@ -44,18 +44,42 @@ class Assessment(Contract):
 
     assessment: RiskAssessed
     history: list[TierChange]
+    pending: PendingOverride | None = Field(default=None, description="A lowering waiting for a countersignature.")
 
 
 class OverrideRequest(Contract):
     referral_id: str = Field(max_length=100)
     tier: Tier
     reason: str = Field(default="", max_length=2000)
-    by: str = Field(default="", max_length=200)
-    countersign: str | None = Field(default=None, max_length=200)
+    by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
+
+
+class PendingOverride(Contract):
+    """A lowered tier waiting for a second risk lead: until one countersigns it, the tier in force stays."""
+
+    referral_id: str
+    tier: Tier = Field(description="The tier asked for.")
+    reason: str
+    by: str = Field(description="The risk lead who asked.")
+    requested_at: datetime
+    expires_at: datetime = Field(description="Unsigned by then, it lapses (REROUTE_PENDING_OVERRIDE_HOURS).")
 
 
 class Reviewed(Contract):
-    assessment: RiskAssessed
+    assessment: RiskAssessed = Field(description="The assessment in force after this request.")
+    pending: PendingOverride | None = Field(default=None, description="A lowering now waiting for a second risk "
+                                                                      "lead's countersignature.")
+
+
+class CountersignRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
+
+
+class RefuseOverrideRequest(Contract):
+    referral_id: str = Field(max_length=100)
+    reason: str = Field(min_length=1, max_length=2000)
+    by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
 
 
 class ReviewsRequest(Contract):
@@ -111,8 +135,15 @@ class AuditRows(Contract):
 ASSESSMENT = Endpoint("assessment", AssessmentRequest, Assessment,
                       "The latest assessment of a referral with every reason, and the history of its tier.", _RISK, roles=_READERS)
 OVERRIDE = Endpoint("override", OverrideRequest, Reviewed,
-                    "Confirm or override a tier (up needs a reason; down needs a reason and a countersignature).",
-                    _RISK, roles=_LEADS, acts_as="by")
+                    "Confirm or override a tier (up needs a reason); lowering it, with a reason, only asks: it waits "
+                    "for a second risk lead's countersignature, the tier in force unchanged.", _RISK, roles=_LEADS,
+                    acts_as="by")
+COUNTERSIGN = Endpoint("override.countersign", CountersignRequest, Reviewed,
+                       "Countersign the lowering another risk lead asked for: it takes effect now (never one's own).",
+                       _RISK, roles=_LEADS, acts_as="by")
+REFUSE_OVERRIDE = Endpoint("override.refuse", RefuseOverrideRequest, Reviewed,
+                           "Refuse (or, for its own asker, withdraw) a lowering waiting for a countersignature, with "
+                           "a reason; the tier in force stays.", _RISK, roles=_LEADS, acts_as="by")
 REVIEWS_DUE = Endpoint("reviews.due", ReviewsRequest, ReviewsDue,
                        "Referrals whose tier must be reviewed within the given days (overdue ones first).", _RISK, roles=frozenset({Role.RISK_LEAD, Role.DSL}))
 RULES = Endpoint("rules", Empty, RulesListing,

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -19,11 +22,14 @@ from nats.aio.client import Client
 
 from shared.contracts.intake_rpc import PersonCredentials
 from shared.subjects import Subjects
+from tests.support.cluster import referral
 from tests.support.local_up import REROUTE, LocalUp, up_env
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 S = Subjects()
+LAPSE_HOURS = 0.004
+"""A lowering waits 14.4 s for its countersignature here: ample for requests over NATS, short for a test."""
 
 
 @dataclass
@@ -55,7 +61,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    up = LocalUp.launch(tmp_path_factory.mktemp("people") / "data")
+    up = LocalUp.launch(tmp_path_factory.mktemp("people") / "data", REROUTE_PENDING_OVERRIDE_HOURS=str(LAPSE_HOURS))
     try:
         await up.until_running()
         yield Stack(up, (up.data_dir / "nats.url").read_text().strip(), tmp_path_factory.mktemp("home"))
@@ -157,3 +163,98 @@ async def test_removing_a_person_drops_their_live_connection_and_shuts_them_out(
     assert shut_out.returncode != 0 and "does not let lee in" in said(shut_out), said(shut_out)
     listed = stack.reroute("people", "list")
     assert "removed" in " ".join(line for line in listed.stdout.splitlines() if " lee " in f" {line} ")
+
+
+def _referred(stack: Stack, *, tag: str) -> str:
+    """A referral submitted as the first admin (an operator may submit for an agency), once it is assessed; its id."""
+    arid = f"{tag}-{uuid.uuid4().hex[:8]}"
+    path = stack.home / f"{arid}.json"
+    path.write_text(json.dumps([referral(arid, language="en", indicators=["peers_offending"])]))
+    done = stack.reroute("submit", str(path), "--agency", "demo", "--timeout", "30")
+    found = re.search(rf"{re.escape(arid)}\s*│\s*(\S+)\s*│\s*low", done.stdout)
+    assert done.returncode == 0 and found, said(done)
+    return found[1]
+
+
+class Lead:
+    """A risk lead's own NATS session."""
+
+    def __init__(self, nc: Client, person: str) -> None:
+        self.nc, self.person = nc, person
+
+    async def ask(self, verb: str, body: dict[str, object]) -> dict[str, Any]:
+        reply = await self.nc.request(S.ask(self.person, "risk", verb), json.dumps(body).encode(), timeout=10)
+        answer: dict[str, Any] = json.loads(reply.data)
+        return answer
+
+
+@pytest.fixture(scope="module")
+async def leads(stack: Stack) -> AsyncIterator[tuple[Lead, Lead]]:
+    """Two risk leads, each in a session of their own."""
+    sessions = []
+    for name in ("rita", "rob"):
+        person = stack.add(name, "risk_lead")
+        connected: list[Client] = []
+
+        async def let_in(person: PersonCredentials = person, connected: list[Client] = connected) -> bool:
+            try:
+                connected.append(await stack.connect(person))
+            except nats.errors.Error:
+                return False
+            return True
+
+        await wait_until(let_in, timeout=30, every=0.2, what=f"the server letting {name} in")
+        sessions.append(Lead(connected[0], name))
+    yield sessions[0], sessions[1]
+    for lead in sessions:
+        await lead.nc.close()
+
+
+async def test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_countersign(
+    stack: Stack, leads: tuple[Lead, Lead]
+) -> None:
+    rita, rob = leads
+    rid = _referred(stack, tag="LOWER")
+    raised = await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed",
+                                         "by": "rob"})
+    assert raised["assessment"]["tier"] == "high" and raised["assessment"]["override"]["by"] == "rita"
+
+    asked = await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Disclosure withdrawn"})
+    assert asked["pending"]["by"] == "rita" and asked["pending"]["tier"] == "low"
+    assert asked["assessment"]["tier"] == "high", "the tier in force stays until a second lead countersigns"
+    shown = stack.reroute("assessment", rid)
+    assert "overall tier high" in said(shown) and "Pending: lower to low, asked by rita" in said(shown), said(shown)
+
+    own = await rita.ask("override.countersign", {"referral_id": rid, "by": "rob"})
+    assert own["error"]["code"] == "refused" and "second person, not rita again" in own["error"]["message"]
+    assert (await rita.ask("assessment", {"referral_id": rid}))["assessment"]["tier"] == "high"
+
+    signed = await rob.ask("override.countersign", {"referral_id": rid, "by": "rita"})
+    assert signed["assessment"]["tier"] == "low"
+    override = signed["assessment"]["override"]
+    assert (override["by"], override["countersigned_by"], override["kind"]) == ("rita", "rob", "down")
+    after = await rob.ask("assessment", {"referral_id": rid})
+    assert after["pending"] is None and after["history"][-1]["countersigned_by"] == "rob"
+
+
+async def test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force(stack: Stack, leads: tuple[Lead, Lead]) -> None:
+    rita, rob = leads
+    refused, lapsing = _referred(stack, tag="REFUSE"), _referred(stack, tag="LAPSE")
+    for rid in (refused, lapsing):
+        await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
+        assert (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Withdrawn"}))["pending"]
+
+    no = await rob.ask("override.refuse", {"referral_id": refused, "reason": "Not convinced"})
+    assert no["assessment"]["tier"] == "high"
+    shown = await rob.ask("assessment", {"referral_id": refused})
+    assert shown["pending"] is None and shown["assessment"]["tier"] == "high"
+    late = await rob.ask("override.countersign", {"referral_id": refused})
+    assert late["error"]["code"] == "not_found"
+
+    async def lapsed() -> bool:
+        return (await rob.ask("assessment", {"referral_id": lapsing}))["pending"] is None
+
+    await wait_until(lapsed, timeout=60, every=0.5, what="the unsigned lowering lapsing")
+    too_late = await rob.ask("override.countersign", {"referral_id": lapsing})
+    assert too_late["error"]["code"] == "refused" and "lapsed unsigned" in too_late["error"]["message"]
+    assert (await rob.ask("assessment", {"referral_id": lapsing}))["assessment"]["tier"] == "high"

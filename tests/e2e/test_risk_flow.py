@@ -41,7 +41,7 @@ async def test_a_threat_to_life_referral_raises_an_alert_and_is_very_high(cluste
     assert any(r["rule_id"].startswith("E02") for r in assessed["reasons"])
 
 
-async def test_override_up_then_down_with_countersign_changes_the_published_tier_with_an_audit_trail(
+async def test_override_up_then_a_countersigned_lowering_changes_the_published_tier_with_an_audit_trail(
     cluster: Cluster, probe: Probe
 ) -> None:
     agency, arid = unique("yot"), unique("OVR")
@@ -58,14 +58,15 @@ async def test_override_up_then_down_with_countersign_changes_the_published_tier
     republished = await _assessed(probe, cluster, agency, arid, number=2)
     assert republished["tier"] == "high" and republished["computed_tier"] == "low"
 
-    no_countersign = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
-                                                          "reason": "Knife disclosure withdrawn"})
-    assert "countersignature" in refusal(no_countersign).message and refusal(no_countersign).code == "refused"
-    same_person = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
-                                                       "reason": "Knife disclosure withdrawn", "countersign": "ana lee"})
+    asked = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
+                                                 "reason": "Knife disclosure withdrawn"})
+    assert asked["pending"]["tier"] == "low" and asked["pending"]["by"] == "Ana Lee"
+    assert asked["assessment"]["tier"] == "high", "a lowering only asked for changes nothing yet"
+    shown = await probe.rpc("risk", "assessment", {"referral_id": rid})
+    assert shown["assessment"]["tier"] == "high" and shown["pending"]["tier"] == "low"
+    same_person = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "ana lee"})
     assert "second person" in refusal(same_person).message and refusal(same_person).code == "refused"
-    down = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
-                                                "reason": "Knife disclosure withdrawn", "countersign": "Sam Roy"})
+    down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy"})
     assert down["assessment"]["tier"] == "low"
     assert (await _assessed(probe, cluster, agency, arid, number=3))["tier"] == "low"
 
@@ -82,11 +83,12 @@ async def test_a_down_override_below_an_escalation_floor_is_refused(cluster: Clu
     assert first["tier"] == "high" and first["harm"]["floor"] == "high"
 
     refused = await probe.rpc("risk", "override", {"referral_id": first["referral_id"], "tier": "medium",
-                                                   "by": "Ana Lee", "reason": "Seems calmer", "countersign": "Sam Roy"})
+                                                   "by": "Ana Lee", "reason": "Seems calmer"})
 
     assert "floor high" in refusal(refused).message and refusal(refused).code == "refused"
     current = await probe.rpc("risk", "assessment", {"referral_id": first["referral_id"]})
     assert current["assessment"]["tier"] == "high" and len(current["history"]) == 1
+    assert current["pending"] is None, "refused when asked: nothing waits for a countersignature"
 
 
 async def test_an_update_from_the_agency_reassesses_and_stores_the_diff(cluster: Cluster, probe: Probe) -> None:
