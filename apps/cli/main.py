@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from apps.cli.agencies import agencies_app
+from apps.cli.backup import backup_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
@@ -87,6 +88,7 @@ app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
 app.add_typer(db_app, name="db")
+app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")
 app.add_typer(people_app, name="people")
 console = Console()
