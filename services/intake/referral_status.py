@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import nats.errors
 from pydantic import BaseModel, Field
 
+from shared.contracts.common import LondonTime
 from shared.contracts.deadletters import HeldRequest
 from shared.contracts.risk_rpc import ASSESSMENT, Assessment, AssessmentRequest
 from shared.contracts.rpc import HELD, ErrorCode, ServiceError
@@ -43,7 +44,8 @@ class ReferralStatus(BaseModel):
     received_at: datetime = Field(description="When intake first accepted it.")
     revision: int = Field(description="How many times you updated it.")
     tier: str | None = Field(default=None, description="The risk tier, once assessed.")
-    first_session: datetime | None = Field(default=None, description="Start of the first booked session, once scheduled.")
+    first_session: LondonTime | None = Field(default=None, description=(
+        "Start of the first booked session, once scheduled: Europe/London local time with its offset."))
     mentor_first_name: str | None = Field(default=None, description="The mentor's first name, once scheduled.")
     reason: str | None = Field(default=None, description="Why it waits (waitlisted), or why it was suspended or closed.")
     complete: bool = Field(default=True, description="False when risk or scheduling did not answer: try again shortly.")

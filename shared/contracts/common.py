@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from functools import lru_cache
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from shared.contracts.codes import Weekday
 
@@ -31,6 +42,19 @@ def _printable(value: str) -> str:
         raise ValueError("must not contain control characters or bidirectional-text controls")
     return value
 
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def _in_london(value: datetime) -> str:
+    """ISO 8601 with London's offset at that instant: +00:00 in winter, +01:00 in British Summer Time (a naive
+    value is UTC, as the databases keep it)."""
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(LONDON).isoformat()
+
+
+LondonTime = Annotated[datetime, PlainSerializer(_in_london, return_type=str, when_used="json"),
+                       WithJsonSchema({"type": "string", "format": "date-time"})]
+"""A session's time: any aware datetime in, written on the wire in Europe/London local time with its offset."""
 
 PersonName = Annotated[str, AfterValidator(_printable)]
 """A person's name as people type it: no control characters (a newline, an escape sequence that plants a terminal
@@ -90,6 +114,7 @@ class SessionSlot(Contract):
     """One booked mentoring session."""
 
     session_id: str = Field(description="Stable id of the session.")
-    start: datetime = Field(description="Start, ISO 8601 with offset (Europe/London).")
-    end: datetime = Field(description="End, ISO 8601 with offset (Europe/London).")
+    start: LondonTime = Field(description="Start, ISO 8601 in Europe/London local time with its offset "
+                                          "(+00:00 in winter, +01:00 in British Summer Time).")
+    end: LondonTime = Field(description="End, ISO 8601 in Europe/London local time with its offset.")
     venue: str | None = Field(default=None, description="Where: a venue name (an office), never a home address.")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.contracts.codes import Tier
-from shared.contracts.common import Contract
+from shared.contracts.common import Contract, LondonTime
 from shared.contracts.rpc import CASEWORK, Empty, Endpoint, Role
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
 
@@ -28,8 +28,8 @@ class ReferralRequest(Contract):
 
 class BookedSession(Contract):
     session_id: str
-    start: datetime = Field(description="Europe/London, with offset.")
-    end: datetime
+    start: LondonTime = Field(description="Europe/London, with offset.")
+    end: LondonTime
 
 
 class SchedulingStatus(Contract):
