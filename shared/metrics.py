@@ -67,6 +67,10 @@ GAUGES: dict[str, tuple[str, str]] = {
     "consumer_redelivered": ("reroute.consumer.redelivered", "Messages delivered more than once and not acked yet."),
     "waitlist_size": ("reroute.waitlist.size", "Referrals waiting for a mentor, by tier."),
     "waitlist_oldest_age": ("reroute.waitlist.oldest_age", "How long the longest-waiting referral has waited (s)."),
+    "safeguarding_alerts_unacknowledged": (
+        "reroute.safeguarding.alerts.unacknowledged",
+        ("Safeguarding alerts no practitioner has acted on since they were raised (no tier review recorded), by "
+         "agency and whether their deadline has passed.")),
 }
 _UNITS = {"outbox_oldest_unsent_age": "s", "waitlist_oldest_age": "s"}
 

@@ -489,8 +489,18 @@ class ServiceHost:
     async def _sample(self) -> None:
         def read() -> list[Sample]:
             now = datetime.now(UTC)
+            found: list[Sample] = []
             with self.engine.connect() as conn:
-                return [s for sampler in self._samplers for s in sampler(conn, now)]
+                for sampler in self._samplers:
+                    try:
+                        found += sampler(conn, now)
+                    except Exception as exc:
+                        if is_unavailable(exc):
+                            raise  # the database is away: no gauge this round
+                        log.exception("%s: metrics: %s failed; its gauges are left out", self.name,
+                                      getattr(sampler, "__name__", sampler))
+                        conn.rollback()
+            return found
 
         samples = await self.database.run(read)
         js = self.broker.connection.jetstream()

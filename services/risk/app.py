@@ -12,6 +12,7 @@ from pydantic import Field
 
 from services.risk import privacy, rpc
 from services.risk.handlers import Case, handle_accepted
+from services.risk.metrics import safeguarding_samples
 from services.risk.shipped_rules import SHIPPED_RULES
 from services.risk.tables import TABLES
 from shared.contracts import risk_rpc
@@ -43,6 +44,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     host.reply(risk_rpc.RULES)(partial(rpc.rules_listing, risk=risk))
     host.reply(risk_rpc.RESCORE)(partial(rpc.rescore, risk=risk))
     host.reply(risk_rpc.AUDIT_ROWS)(partial(rpc.audit_rows, risk=risk))
+    host.sample(safeguarding_samples)
     host.serve_personal_data(privacy.export, privacy.erase)
     host.finish_routes()
     return host.app

@@ -4,6 +4,7 @@ Skipped without Debian's prometheus (named), a failure instead with REROUTE_REQU
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.support.suite import SERVICES
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus]
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "reroute-alerts.yml"
 
 
 async def _figure(prom: Prometheus, promql: str, wanted: float, *, timeout: float = 60) -> None:
@@ -37,7 +39,8 @@ async def test_prometheus_reads_back_what_referrals_did_and_no_label_names_a_per
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
     booked, waiting, bad = unique("MET"), unique("WAIT"), unique("BAD")
     s = cluster.subjects
-    with running_prometheus(tmp_path / "prometheus", ops) as prom:
+    with running_prometheus(tmp_path / "prometheus", {f"reroute-{s}": url for s, url in ops.items()},
+                            rules=[RULES]) as prom:
         await wait_until(prom.ready, timeout=60, what="Prometheus answering /-/ready")
         await probe.submit(agency, referral(booked, language=lang, indicators=["threat_to_life_warning"]))
         await probe.submit(agency, referral(waiting, language=unique_language()))  # a language no mentor speaks
@@ -74,6 +77,20 @@ async def test_prometheus_reads_back_what_referrals_did_and_no_label_names_a_per
             for gauge in ("reroute_outbox_backlog", "reroute_outbox_parked", "reroute_dead_letters_open",
                           "reroute_consumer_pending", "reroute_consumer_redelivered"):
                 assert prom.query(f'{gauge}{{service="{service}"}}'), f"{service} reports no {gauge}"
+
+        # the shipped alert rules load, evaluate without error, and name only metrics the services export
+        await wait_until(lambda: bool(prom.rules()) and all(r["health"] == "ok" for r in prom.rules()), timeout=30,
+                         what=lambda: f"the alert rules evaluated cleanly ({prom.rules()})")
+        used = {name for r in prom.rules() for name in re.findall(r"\breroute_[a-z_]+", r["query"])}
+        assert used, "the rules name reroute metrics"
+        for name in sorted(used):
+            assert prom.query(name), f"an alert rule uses {name}, which no service exports"
+        await _figure(prom, f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}', 1)
+        confirmed = await probe.rpc("risk", "override", {
+            "referral_id": accepted[booked]["referral_id"], "tier": "very_high", "by": "Dana Lead",
+            "reason": "Reviewed with the safeguarding lead; MASH referral made"})
+        assert confirmed["assessment"]["override"]["kind"] == "confirm", confirmed
+        await _figure(prom, f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}', 0)
 
         series: list[dict[str, Any]] = prom.query('{__name__=~"reroute_.+"}')
         values = {v for r in series for k, v in r["metric"].items() if k != "__name__"}

@@ -64,6 +64,10 @@ class Prometheus:
         body = self._get("/api/v1/targets")
         return {t["scrapeUrl"]: t["health"] for t in body["data"]["activeTargets"]}
 
+    def rules(self) -> list[dict[str, Any]]:
+        """Every loaded alerting or recording rule, with its `health` and `query`."""
+        return [r for g in self._get("/api/v1/rules")["data"]["groups"] for r in g["rules"]]
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:
@@ -73,14 +77,17 @@ class Prometheus:
 
 
 @contextmanager
-def running_prometheus(workdir: Path, targets: dict[str, str], *, interval: str = "1s") -> Iterator[Prometheus]:
-    """Prometheus scraping each `targets` job (name -> base URL of its /metrics) every `interval`."""
+def running_prometheus(workdir: Path, targets: dict[str, str], *, interval: str = "1s",
+                       rules: list[Path] | None = None) -> Iterator[Prometheus]:
+    """Prometheus scraping each `targets` job (name -> base URL of its /metrics) every `interval`, evaluating the
+    alert `rules` files."""
     binary = tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     scrape = [{"job_name": job, "metrics_path": "/metrics", "scrape_interval": interval,
                "static_configs": [{"targets": [url.split("://", 1)[1]]}]} for job, url in targets.items()]
     config = workdir / "prometheus.yml"
     config.write_text(json.dumps({"global": {"scrape_interval": interval, "evaluation_interval": interval},
+                                  "rule_files": [str(r) for r in rules or []],
                                   "scrape_configs": scrape}))  # JSON is YAML
     port = free_port()
     log = workdir / "prometheus.log"
