@@ -77,3 +77,37 @@ test-docker: $(STAMP)  ## the compose stack's tests (tests/deploy) on the images
 # NATS_URL and DATABASE_URL would name servers of their own instead of the containers: unset here.
 test-containers: $(STAMP)  ## integration tests and the e2e smoke test on NATS and PostgreSQL containers (testcontainers, the images `make images` built)
 	env -u NATS_URL -u DATABASE_URL $(BIN)/python -m pytest tests/integration tests/e2e/test_smoke.py -m "not faults and not docker"
+
+# Backup and restore of the compose stack (README, Operate): PostgreSQL is not published and the app image has no
+# pg_dump, so the dump runs in the postgres container; the .env goes with it, as it holds intake's keys.
+BACKUP ?=
+pg_schemas := --schema intake --schema risk --schema scheduling
+
+.PHONY: compose-backup compose-restore
+
+compose-backup:  ## BACKUP=DIR (new): the stack's databases (pg_dump; services stopped meanwhile) and its .env
+	@test -n "$(BACKUP)" || { echo "give BACKUP=DIR, a new directory"; exit 2; }
+	@test ! -e "$(BACKUP)" || { echo "$(BACKUP) exists: back up into a new directory"; exit 2; }
+	mkdir -m 700 -p "$(BACKUP)"
+	$(compose) stop intake risk scheduling
+	$(compose) exec -T postgres pg_dump -U postgres -d reroute --format=custom $(pg_schemas) >"$(BACKUP)/postgresql.dump"
+	$(compose) start intake risk scheduling
+	install -m 600 "$(COMPOSE_ENV)" "$(BACKUP)/compose.env"
+	cd "$(BACKUP)" && sha256sum postgresql.dump compose.env >SHA256SUMS
+	@echo "backed up into $(BACKUP); compose.env holds intake's keys and every password: keep it safe"
+
+compose-restore:  ## BACKUP=DIR: a stack with no database volume yet, brought back from compose-backup's DIR
+	@test -f "$(BACKUP)/postgresql.dump" || { echo "give BACKUP=DIR, made by make compose-backup"; exit 2; }
+	cd "$(BACKUP)" && sha256sum --check --quiet SHA256SUMS
+	@! docker volume inspect "$(COMPOSE_PROJECT)_pg-data" >/dev/null 2>&1 || { echo "volume $(COMPOSE_PROJECT)_pg-data \
+	exists: restore only into a stack without one (docker volume rm it, after a backup, to replace it)"; exit 2; }
+	@test ! -e "$(COMPOSE_ENV)" || cmp -s "$(COMPOSE_ENV)" "$(BACKUP)/compose.env" || { echo "$(COMPOSE_ENV) is not \
+	the backup's: move it aside (the backup's holds the keys its referrals need)"; exit 2; }
+	install -m 600 "$(BACKUP)/compose.env" "$(COMPOSE_ENV)"
+	$(compose) up -d postgres
+	@for i in $$(seq 120); do $(compose) exec -T postgres pg_isready -q -h 127.0.0.1 -U postgres -d reroute && exit 0; \
+	sleep 1; done; echo "postgres not ready within 120 s"; exit 1
+	$(compose) exec -T postgres pg_restore -U postgres -d reroute --clean --if-exists --single-transaction \
+	<"$(BACKUP)/postgresql.dump"
+	$(compose) up -d
+	@echo "restored from $(BACKUP); erase again everyone erased since it was made (README, Operate)"
