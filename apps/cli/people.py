@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import nats
+import nats.errors
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from apps.cli.client import connect, refuse_existing, write_credentials
+from apps.cli.client import connect, person_url, refuse_existing, write_credentials
 from apps.cli.options import DataDir, settings_for, with_client
 from shared.contracts.intake_rpc import (
     ADD_PERSON,
@@ -26,6 +29,8 @@ from shared.contracts.intake_rpc import (
 )
 from shared.contracts.rpc import Empty, Role
 
+LET_IN_SECONDS = 15.0
+
 people_app = typer.Typer(help="People who use reroute: their identities and roles.", no_args_is_help=True)
 console = Console()
 
@@ -33,13 +38,37 @@ Out = Annotated[Path | None, typer.Option("--out", help="Where to write their cr
                                                        ".json; never over an existing file).")]
 
 
-def _handed_out(added: StaffAdded, out: Path) -> None:
+def _handed_out(added: StaffAdded, out: Path, data_dir: Path | None) -> None:
     write_credentials(out, added.credentials)
     member = added.member
     console.print(f"{member.person_id} may now act as {', '.join(member.roles)}. Their credentials are in {out} "
                   "(readable by you alone, and shown nowhere else: reroute keeps only a hash). Give the file to "
                   f"{member.person_id} by a secure channel; they set REROUTE_CREDENTIALS to its path.", markup=False,
                   soft_wrap=True)
+    if asyncio.run(_let_in(person_url(settings_for(data_dir), added.credentials))):
+        console.print("The NATS server lets them in now.", markup=False)
+    else:
+        console.print(f"The NATS server has not let them in within {LET_IN_SECONDS:g} s: it does once it reloads its "
+                      "users from intake's registry (`reroute up` and the compose NATS do every few seconds; "
+                      "deploy/nats-auth.md).", markup=False, soft_wrap=True)
+
+
+async def _let_in(url: str) -> bool:
+    """Whether the server lets the new person in within LET_IN_SECONDS (it reloads its users on its own time)."""
+    deadline = time.monotonic() + LET_IN_SECONDS
+    while True:
+        try:
+            await (await nats.connect(url.split(","), allow_reconnect=False, connect_timeout=2,
+                                      error_cb=_quiet)).close()
+            return True
+        except (OSError, TimeoutError, nats.errors.Error):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+
+
+async def _quiet(_: Exception) -> None:
+    pass
 
 
 @people_app.command("add")
@@ -53,7 +82,7 @@ def add(
     path = out or Path(f"{person_id}.credentials.json")
     refuse_existing(path)
     asked = StaffRequest(person_id=person_id, roles=role)
-    _handed_out(with_client(lambda c: c.call(ADD_PERSON, asked, timeout=15), data_dir), path)
+    _handed_out(with_client(lambda c: c.call(ADD_PERSON, asked, timeout=15), data_dir), path, data_dir)
 
 
 @people_app.command("remove")
@@ -98,7 +127,7 @@ def bootstrap(
             return await client.call(BOOTSTRAP_ADMIN, StaffRequest(person_id=person_id, roles=[Role.ADMIN]),
                                      timeout=15)
 
-    _handed_out(asyncio.run(ask()), path)
+    _handed_out(asyncio.run(ask()), path, data_dir)
 
 
 def _when(moment: datetime | None) -> str:

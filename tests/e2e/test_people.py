@@ -81,6 +81,8 @@ async def test_up_makes_a_local_first_admin_who_gives_people_their_own_identitie
     assert me.returncode == 0 and "admin: scheduler, risk_lead, dsl, operator, admin" in said(me), said(me)
 
     sam = stack.add("sam", "scheduler")
+    async with await stack.connect(sam):  # `people add` returned once the server let sam in: no waiting here
+        pass
     assert stack.credentials("sam").stat().st_mode & 0o777 == 0o600
     assert sam.person_id == "sam" and sam.nats_user == "person-sam" and sam.roles == ["scheduler"]
     again = stack.reroute("people", "add", "sam", "--role", "dsl", "--out", str(stack.home / "sam2.json"))

@@ -151,6 +151,19 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
 S_SERVICES = ("intake", "risk", "scheduling")
 
 
+SERVICES_ONLY = {("intake", "agencies.nats"), ("intake", "people.nats"), ("intake", "people.bootstrap"),
+                 ("risk", "audit.rows"), ("scheduling", "closed.before")}
+"""Requests no person may ask: the services ask them of each other, and the operator account the `.nats` ones and
+the first admin."""
+
+
+def test_every_request_names_who_may_ask_it() -> None:
+    """An endpoint declared without roles can be asked by no person, not even through the CLI: a new one must say
+    which roles may ask it (`Endpoint.roles`), or be added here as one only the services ask."""
+    unasked = {(service, verb) for service, verb, roles in EVERY_REQUEST if not roles}
+    assert unasked == SERVICES_ONLY
+
+
 def test_the_readme_role_table_is_the_declared_one() -> None:
     """README.md's table of roles and requests is generated from `Endpoint.roles`: regenerate it with
     `python -m shared.role_table` when an endpoint or its roles change."""
