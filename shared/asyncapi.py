@@ -24,7 +24,8 @@ from shared.contracts.channels import AGENCY_ID, CHANNELS, Channel
 from shared.contracts.rpc import SERVICES, Endpoint, ErrorReply, all_endpoints
 from shared.subjects import Subjects
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
+"""The documents' version: 2 since referrals.accepted carries only the agency's own referral (schema_version 2)."""
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 AGENCY_DOCUMENT = "asyncapi.json"
 INTERNAL_DOCUMENT = "asyncapi-internal.json"
@@ -38,8 +39,9 @@ def agency_document() -> dict[str, Any]:
         title="reroute: the agency interface",
         description="Referrals in, outcomes out, over NATS JetStream. Every subject ends in the agency's id, and an "
                     "agency may publish and read only its own: referrals.submitted and referrals.updated out, "
-                    "referrals.* and sessions.* in. Every event carries schema_version, event_id (also its "
-                    "Nats-Msg-Id, so a replay is dropped) and occurred_at.",
+                    "referrals.* and sessions.* in, none of which says anything about another agency's referrals. "
+                    "Every event carries schema_version, event_id (also its Nats-Msg-Id, so a replay is dropped) and "
+                    "occurred_at. What changed, and what to do: docs/agency-changelog.md.",
         channels=[c for c in CHANNELS if c.audience == "agency"],
         endpoints=[],
     )

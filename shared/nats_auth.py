@@ -24,7 +24,7 @@ SERVICES_API = "$SRV.>"
 _SUBJECTS = Subjects()  # the bare contract subjects; a namespaced copy runs without authorization
 # What each service publishes besides its dead-letter subject, and whom it asks over request-reply.
 _PUBLISHES: dict[str, list[str]] = {
-    "intake": [_SUBJECTS.accepted(), _SUBJECTS.rejected()],
+    "intake": [_SUBJECTS.accepted(), _SUBJECTS.rejected(), _SUBJECTS.recorded()],
     "risk": [_SUBJECTS.assessed(), _SUBJECTS.alert()],
     "scheduling": [_SUBJECTS.sessions(), _SUBJECTS.alert()],
 }
@@ -57,16 +57,17 @@ class JetStreamUse:
 def jetstream_use(service: str, s: Subjects) -> JetStreamUse:
     """Each service's streams and consumers, spelled by `s` (a namespaced copy runs without authorization, so the
     permissions use the bare names). The services' create_app registers these consumers; a test holds them
-    together. Risk and scheduling get nothing of the submissions stream, where raw referrals wait for intake."""
+    together. Risk and scheduling get nothing of the submissions stream, where raw referrals wait for intake, nor of
+    REFERRALS, which holds only what agencies are told; they read intake's facts from the INTAKE stream."""
     if service == "intake":
         return JetStreamUse(consumers=[(s.submissions_stream, s.durable("intake", "submitted"))],
-                            writes=[s.referrals_stream, s.dead_letter_stream],
+                            writes=[s.referrals_stream, s.intake_stream, s.dead_letter_stream],
                             erases=list(dict.fromkeys(stream for stream, _ in s.agency_events("*"))))
     if service == "risk":
-        return JetStreamUse(consumers=[(s.referrals_stream, s.durable("risk", "accepted"))],
+        return JetStreamUse(consumers=[(s.intake_stream, s.durable("risk", "recorded"))],
                             writes=[s.risk_stream, s.safeguarding_stream, s.dead_letter_stream])
     if service == "scheduling":
-        return JetStreamUse(consumers=[(s.referrals_stream, s.durable("scheduling", "accepted")),
+        return JetStreamUse(consumers=[(s.intake_stream, s.durable("scheduling", "recorded")),
                                        (s.risk_stream, s.durable("scheduling", "assessed"))],
                             writes=[s.sessions_stream, s.safeguarding_stream, s.dead_letter_stream])
     raise ValueError(f"no service {service!r}")

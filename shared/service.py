@@ -130,6 +130,8 @@ class ConsumerSpec:
     filter_subjects: list[str]
     durable: str
     handler: BatchHandler
+    formerly: tuple[str, ...] = ()
+    """Durable names an earlier version gave this consumer: its dead letters still replay through this one."""
 
 
 class ServiceHost:
@@ -217,9 +219,12 @@ class ServiceHost:
             except Exception:
                 log.exception("%s: periodic %s failed; will try again", self.name, name)
 
-    def consume(self, *, stream: str, subjects: list[str], what: str, handler: BatchHandler) -> None:
-        """A durable consumer on `subjects` of `stream`, shared by every replica of this service."""
-        self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler))
+    def consume(self, *, stream: str, subjects: list[str], what: str, handler: BatchHandler,
+                formerly: tuple[str, ...] = ()) -> None:
+        """A durable consumer on `subjects` of `stream`, shared by every replica of this service; `formerly`: what
+        an earlier version called it (`what`), whose dead letters it replays."""
+        self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler,
+                                                 tuple(self.subjects.durable(self.name, w) for w in formerly)))
 
     def reply(self, endpoint: Endpoint[Req, Rep]) -> Callable[[Answer[Req, Rep]], Answer[Req, Rep]]:
         """Decorator: `handler` answers `endpoint` on reroute.rpc.<service>.<verb> (the services') and, when people
@@ -391,7 +396,7 @@ class ServiceHost:
             return DeadLetterResult(id=dead_letter_id, outcome="not found")
         if row.status != "open":
             return DeadLetterResult(id=dead_letter_id, outcome="already resolved", detail=row.status)
-        spec = next((c for c in self._consumer_specs if c.durable == row.consumer), None)
+        spec = next((c for c in self._consumer_specs if row.consumer in (c.durable, *c.formerly)), None)
         if spec is None:
             return DeadLetterResult(id=dead_letter_id, outcome="failed again",
                                     detail=f"this version has no consumer {row.consumer}")

@@ -7,8 +7,9 @@ losing replicas silently loses the fault tolerance an operator set up. Every str
 `MAX_MESSAGE_BYTES`, whatever the server's own `max_payload`. Services only check that what they need exists, and
 say clearly what is missing.
 
-It also upgrades an install of the earlier layout, where agencies' raw submissions were kept in REFERRALS for 30
-days beside intake's events (`move_raw_submissions`).
+It also upgrades an install of an earlier layout: where agencies' raw submissions were kept in REFERRALS for 30
+days beside intake's events (`move_raw_submissions`), and where risk and scheduling read `referrals.accepted`, whose
+schema_version 1 told an agency about other agencies' referrals of the same child (`move_pending_accepted`).
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ async def provision(js: JetStreamContext, subjects: Subjects, *, replicas: int) 
             continue
         await js.update_stream(wanted)
         done.append(Provisioned(spec.name, "updated", keep))
-    if migrated := await move_raw_submissions(js, subjects):
-        replicas_of = {p.stream: p.replicas for p in done}
-        done.append(Provisioned(subjects.referrals_stream, migrated, replicas_of[subjects.referrals_stream]))
+    replicas_of = {p.stream: p.replicas for p in done}
+    for migration in (move_raw_submissions, move_pending_accepted):
+        if migrated := await migration(js, subjects):
+            done.append(Provisioned(subjects.referrals_stream, migrated, replicas_of[subjects.referrals_stream]))
     return done
 
 
@@ -137,6 +139,51 @@ async def move_raw_submissions(js: JetStreamContext, subjects: Subjects) -> str 
                 "ones moved to %s", old, held, held - moved, moved, subjects.submissions_stream)
     return f"migrated: {held - moved} processed submissions purged, {moved} pending moved to " \
            f"{subjects.submissions_stream}"
+
+
+ACCEPTED_DURABLES_BEFORE = ("risk-accepted", "scheduling-accepted")
+"""Risk's and scheduling's consumers of `referrals.accepted` on REFERRALS, from before that event carried only what
+concerns the agency's own referral (its schema_version 1 carried the facts they now read from intake.recorded)."""
+
+
+async def move_pending_accepted(js: JetStreamContext, subjects: Subjects) -> str | None:
+    """Upgrade an install where risk and scheduling read `referrals.accepted` (schema_version 1) from REFERRALS: the
+    events either of them had not processed yet are copied, in order and with their headers, to intake.recorded
+    (whose body is version 1's), where their new consumers find them; then the old consumers are deleted. Returns
+    what was done, or None when there was nothing to do.
+
+    Run with risk and scheduling stopped (a deployment provisions before the services start). Safe to repeat if
+    interrupted: the old consumers are deleted last, and an event copied twice is dropped by the INTAKE stream (the
+    same `Nats-Msg-Id` within its window) or else by risk and scheduling, which skip a revision they already hold;
+    so is one the faster of the two had processed already (copying starts after the lower ack floor)."""
+    old = subjects.referrals_stream
+    floors: dict[str, int] = {}
+    for durable in ACCEPTED_DURABLES_BEFORE:
+        try:
+            floor = (await js.consumer_info(old, durable)).ack_floor
+        except NotFoundError:  # never made, or deleted by an earlier run of this
+            continue
+        floors[durable] = floor.stream_seq if floor is not None else 0
+    if not floors:
+        return None
+    copied, seq = 0, min(floors.values())
+    while True:
+        try:
+            msg = await js.get_msg(old, seq=seq + 1, subject=subjects.accepted(), next=True)
+        except NotFoundError:
+            break
+        if msg.seq is None or msg.subject is None:  # never, for a stored message
+            break
+        seq = msg.seq
+        await js.publish(subjects.recorded(subjects.agency_of(msg.subject)), msg.data or b"",
+                         headers=_movable(dict(msg.headers or {})) or None)
+        copied += 1
+    for durable in floors:
+        await js.delete_consumer(old, durable)
+    log.warning("streams: %d accepted referrals not yet processed by %s copied to %s", copied, " or ".join(floors),
+                subjects.intake_stream)
+    return f"migrated: {copied} accepted referrals not yet processed by risk or scheduling copied to " \
+           f"{subjects.intake_stream}; their consumers on {old} removed"
 
 
 async def _pending(js: JetStreamContext, stream: str, patterns: list[str]) -> list[RawMessage]:

@@ -53,6 +53,12 @@ class Subjects:
     def rejected(self, agency: str = "*") -> str:
         return self._s(f"referrals.rejected.{agency}")
 
+    # Internal events: for the services only (no agency's permissions name them)
+    def recorded(self, agency: str = "*") -> str:
+        """Intake's pseudonymous facts of an accepted referral, for risk and scheduling: outside `referrals.>`, so
+        no agency's `referrals.*.<agency>` permission reaches it (it says whether the child is known)."""
+        return self._s(f"intake.recorded.{agency}")
+
     def assessed(self, agency: str = "*") -> str:
         return self._s(f"risk.assessed.{agency}")
 
@@ -72,7 +78,8 @@ class Subjects:
         return self._s(f"sessions.cancelled.{agency}")
 
     def about_referrals(self, agency: str = "*") -> str:
-        """Every referrals.* event of one agency (accepted, rejected), as its NATS permissions grant."""
+        """Every referrals.* event of one agency (accepted, rejected), as its NATS permissions grant: nothing here
+        may say anything about another agency's referrals."""
         return self._s(f"referrals.*.{agency}")
 
     def sessions(self, agency: str = "*") -> str:
@@ -110,6 +117,11 @@ class Subjects:
     def referrals_stream(self) -> str:
         """Intake's events: referrals accepted and rejected."""
         return self._stream("REFERRALS")
+
+    @property
+    def intake_stream(self) -> str:
+        """Intake's internal events: the pseudonymous facts of each accepted referral (intake.recorded)."""
+        return self._stream("INTAKE")
 
     @property
     def risk_stream(self) -> str:
@@ -151,6 +163,7 @@ class Subjects:
         next id and publish it within 100 ms before B does (agencies are told to use random ids)."""
         return [
             StreamSpec(self.referrals_stream, [self.accepted(), self.rejected()], max_age_days=30),
+            StreamSpec(self.intake_stream, [self.recorded()], max_age_days=30),
             StreamSpec(self.submissions_stream, self.raw_submissions(), max_age_days=0, retention="workqueue",
                        duplicate_window=SUBMISSION_DUPLICATE_WINDOW_SECONDS),
             StreamSpec(self.risk_stream, [self._s("risk.>")], max_age_days=30),
@@ -161,7 +174,8 @@ class Subjects:
 
     def agency_events(self, agency: str) -> list[tuple[str, str]]:
         """(stream, subject filter) of every stored event about one agency's referrals (what erasure searches)."""
-        return [(self.referrals_stream, self.about_referrals(agency)), (self.risk_stream, self.assessed(agency)),
+        return [(self.referrals_stream, self.about_referrals(agency)), (self.intake_stream, self.recorded(agency)),
+                (self.risk_stream, self.assessed(agency)),
                 (self.safeguarding_stream, self.alert(agency)), (self.sessions_stream, self.sessions(agency))]
 
     def durable(self, service: str, what: str) -> str:

@@ -32,6 +32,7 @@ from shared.contracts.intake import (
     PreviousReferrals,
     Referral,
     ReferralAccepted,
+    ReferralRecorded,
     ReferralRejected,
     age_band,
 )
@@ -40,6 +41,8 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
 
 Outcome = Literal["accepted", "updated", "duplicate", "rejected"]
+STATUS_PATH = "/v1/referrals/{referral_id}"
+"""Where the HTTP API serves a referral's status (services/intake/http.py routes it)."""
 
 
 def new_referral_id() -> str:
@@ -78,7 +81,8 @@ class Decision:
 
 
 def handle_submissions(
-    conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys, max_body_bytes: int
+    conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys, max_body_bytes: int,
+    status_base: str | None = None,
 ) -> list[Outgoing]:
     """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission; one over
     `max_body_bytes` (REROUTE_INTAKE_MAX_BODY_BYTES, the HTTP door's limit too) is rejected unread."""
@@ -88,15 +92,17 @@ def handle_submissions(
                    _cloudevent_headers(d.headers))
         for d in batch
     ]
-    return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys, max_body_bytes=max_body_bytes)[1]
+    return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys, max_body_bytes=max_body_bytes,
+                              status_base=status_base)[1]
 
 
 def decide_submissions(
     conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys,
-    max_body_bytes: int | None = None,
+    max_body_bytes: int | None = None, status_base: str | None = None,
 ) -> tuple[list[Decision], list[Outgoing]]:
     """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral.
-    `max_body_bytes`: refuse larger bodies (the HTTP door refuses them before they get here, with 413)."""
+    `max_body_bytes`: refuse larger bodies (the HTTP door refuses them before they get here, with 413).
+    `status_base`: where the HTTP API serves a referral's status (its public URL, or '' for paths); None: no API."""
     checked = [(s, _check(s, max_body_bytes)) for s in submissions]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
     store = ReferralStore(conn, keys)
@@ -105,9 +111,10 @@ def decide_submissions(
     decisions: list[Decision] = []
     out: list[Outgoing] = []
     for submission, result in checked:
-        decision, event = _decide(store, submission, result, now=now, subjects=subjects, keys=keys)
+        decision, events = _decide(store, submission, result, now=now, subjects=subjects, keys=keys,
+                                   status_base=status_base)
         decisions.append(decision)
-        out.append(event)
+        out += events
     store.save(now=now)
     return decisions, out
 
@@ -120,8 +127,8 @@ def _check(s: Submission, max_body_bytes: int | None) -> Referral | list[FieldEr
 
 def _decide(
     store: ReferralStore, s: Submission, result: Referral | list[FieldError], *, now: datetime, subjects: Subjects,
-    keys: IntakeKeys,
-) -> tuple[Decision, Outgoing]:
+    keys: IntakeKeys, status_base: str | None,
+) -> tuple[Decision, list[Outgoing]]:
     s.span.set_attribute("agency.id", s.agency_id)
     stored = store.find(s.agency_id, result.agency_referral_id) if isinstance(result, Referral) else None
     if isinstance(result, Referral) and s.is_update and stored is None:
@@ -156,19 +163,26 @@ def _decide(
         store.keep_monitoring(stored.referral_id, result.equality_monitoring.model_dump(), now=now)
     s.span.set_attribute("referral.id", stored.referral_id)
     s.span.set_attribute("reroute.outcome", outcome)
-    accepted = accepted_event(
+    recorded = recorded_event(
         result, referral_id=stored.referral_id, agency_id=s.agency_id, received_at=stored.received_at,
-        event_id=event, now=now, person_id=stored.person_id,
+        event_id=event_id(keys, "recorded", event), now=now, person_id=stored.person_id,
         previously_referred=previous_referrals(store.earlier_referrals(stored)),
     ).model_copy(update={"duplicate": outcome == "duplicate", "revision": stored.revision})
+    accepted = ReferralAccepted(
+        event_id=event, occurred_at=now, referral_id=stored.referral_id,
+        agency_id=s.agency_id, agency_referral_id=stored.agency_referral_id, duplicate=outcome == "duplicate",
+        revision=stored.revision, received_at=stored.received_at,
+        status_url=None if status_base is None else f"{status_base}{STATUS_PATH.format(referral_id=stored.referral_id)}")
     decision = Decision(outcome, stored.agency_referral_id, stored.referral_id, stored.revision)
-    return decision, outgoing(accepted, subjects.accepted(s.agency_id), span=s.span)
+    # the agency is told of its own referral only; whether the child is known goes where no agency may read
+    return decision, [outgoing(recorded, subjects.recorded(s.agency_id), span=s.span),
+                      outgoing(accepted, subjects.accepted(s.agency_id), span=s.span)]
 
 
 def _reject(
     store: ReferralStore, s: Submission, errors: list[FieldError], *, now: datetime, subjects: Subjects,
     keys: IntakeKeys,
-) -> tuple[Decision, Outgoing]:
+) -> tuple[Decision, list[Outgoing]]:
     event = ReferralRejected(
         event_id=event_id(keys, "rejected", s.key),
         occurred_at=now,
@@ -181,18 +195,18 @@ def _reject(
     store.reject(rejection_row(event.event_id, s.agency_id, event.agency_referral_id,
                                [e.model_dump() for e in errors], now=now))
     decision = Decision("rejected", event.agency_referral_id, errors=errors)
-    return decision, outgoing(event, subjects.rejected(s.agency_id), span=s.span)
+    return decision, [outgoing(event, subjects.rejected(s.agency_id), span=s.span)]
 
 
-def accepted_event(
+def recorded_event(
     referral: Referral, *, referral_id: str, agency_id: str, received_at: datetime, event_id: str, now: datetime,
     person_id: str | None = None, previously_referred: PreviousReferrals | None = None,
-) -> ReferralAccepted:
+) -> ReferralRecorded:
     """What risk and scheduling may know: no names, birth date, contact details or free text."""
     referral_date = london_date(received_at)
     yp = referral.young_person
     age = age_on(yp.date_of_birth, referral_date)
-    return ReferralAccepted(
+    return ReferralRecorded(
         event_id=event_id,
         occurred_at=now,
         referral_id=referral_id,

@@ -220,8 +220,9 @@ class _HttpDoor:
         with self.span(request, route, agency_id) as span:
             submission = Submission(agency_id, data, f"http|{uuid.uuid4().hex}", is_update, span)
             subjects, keys = self._host.subjects, self._keys
+            base = request.app.state.public_url
             decide: Callable[..., Any] = lambda conn, now: decide_submissions(
-                conn, [submission], now, subjects=subjects, keys=keys)
+                conn, [submission], now, subjects=subjects, keys=keys, status_base=base)
             try:
                 decisions: list[Decision] = await self._host.transact(decide)
             except IntegrityError:  # another replica stored the same referral or person at this moment: look again

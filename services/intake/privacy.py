@@ -82,9 +82,10 @@ def broker_traces(conn: Connection, person_id: str) -> list[BrokerTrace]:
 
 async def erase_from_streams(js: JetStreamContext, subjects: Subjects, traces: list[BrokerTrace]) -> int:
     """Delete (the server overwrites them) every message the streams hold about these referrals, before the link
-    from the person to them is erased; returns how many. Events are kept 30 days (safeguarding alerts 90), and an
-    accepted event carries, besides our ids and the agency's reference, pseudonymous facts (age, gender, borough,
-    indicators, unsafe areas, availability) that the agency could tie back to the child. Each agency's subjects are
+    from the person to them is erased; returns how many. Events are kept 30 days (safeguarding alerts 90), and a
+    recorded event (intake.recorded, in INTAKE; before schema_version 2, referrals.accepted in REFERRALS too) carries,
+    besides our ids and the agency's reference, pseudonymous facts (age, gender, borough, indicators, unsafe areas,
+    availability, the person id) that could be tied back to the child. Each agency's subjects are
     searched (subjects end in the agency id); a message names a referral by `referral_id`, or (intake's events) by
     the agency's `agency_referral_id`. Raw submissions are not searched: the submissions stream holds one only until
     intake has processed it, and one arriving after the erasure is a new submission from the agency."""

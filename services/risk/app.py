@@ -11,7 +11,7 @@ from faststream import FastStream
 from pydantic import Field
 
 from services.risk import privacy, rpc
-from services.risk.handlers import Case, handle_accepted
+from services.risk.handlers import Case, handle_recorded
 from services.risk.metrics import safeguarding_samples
 from services.risk.shipped_rules import SHIPPED_RULES
 from services.risk.tables import TABLES
@@ -33,8 +33,8 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     rules = load_rules(settings.rules_file or SHIPPED_RULES)  # refuses to start on a defective rules file
     host = ServiceHost("risk", settings, TABLES)
     s = host.subjects
-    host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",
-                 handler=partial(handle_accepted, rules=rules, subjects=s))
+    host.consume(stream=s.intake_stream, subjects=[s.recorded()], what="recorded", formerly=("accepted",),
+                 handler=partial(handle_recorded, rules=rules, subjects=s))
     risk = rpc.Risk(host, rules, pending_for=timedelta(hours=settings.pending_override_hours))
     host.reply(risk_rpc.ASSESSMENT)(partial(rpc.assessment, risk=risk))
     host.reply(risk_rpc.OVERRIDE)(partial(rpc.override, risk=risk))

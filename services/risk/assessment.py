@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from shared.contracts.codes import IndexOffence, Tier
-from shared.contracts.intake import ReferralAccepted
+from shared.contracts.intake import ReferralRecorded
 from shared.contracts.risk import AxisAssessment, Need, Reason
 from shared.contracts.rules import Condition, IndicatorFactor, RecencyBand, RuleSet, ScoredAxis, band_points
 
@@ -65,7 +65,7 @@ class _Hit:
         return round(self.points * self.multiplier, 2)
 
 
-def assess(referral: ReferralAccepted, rules: RuleSet, *, now: datetime) -> Assessment:
+def assess(referral: ReferralRecorded, rules: RuleSet, *, now: datetime) -> Assessment:
     """Score the three axes, find needs and escalations; the overall tier is the highest axis."""
     facts = _facts(referral, now.date())
     escalations, flags = _escalations(facts, rules, now)
@@ -96,7 +96,7 @@ def assess(referral: ReferralAccepted, rules: RuleSet, *, now: datetime) -> Asse
     )
 
 
-def _facts(referral: ReferralAccepted, today: date) -> _Facts:
+def _facts(referral: ReferralRecorded, today: date) -> _Facts:
     seen: dict[str, date] = {}
     for indicator in referral.indicators:
         when = indicator.observed_at or today
@@ -114,7 +114,7 @@ def _facts(referral: ReferralAccepted, today: date) -> _Facts:
     )
 
 
-def _recent_referrals(referral: ReferralAccepted, today: date) -> int | None:
+def _recent_referrals(referral: ReferralRecorded, today: date) -> int | None:
     """1 when the young person was referred before within 12 months of this referral; None (no factor) else."""
     earlier = referral.previously_referred
     if earlier is None or not _within_months(earlier.last_referred_at.date(), today, 12):

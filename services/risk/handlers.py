@@ -16,7 +16,7 @@ from sqlmodel import col
 from services.risk.assessment import Assessment, assess
 from services.risk.review import OverrideRequest, check_override, diff, overall_floor, review_due
 from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
-from shared.contracts.intake import ReferralAccepted
+from shared.contracts.intake import ReferralRecorded
 from shared.contracts.risk import Change, Override, RiskAssessed, SafeguardingAlert
 from shared.contracts.rules import RuleSet
 from shared.messaging import Delivery, parse_event
@@ -28,7 +28,7 @@ from shared.subjects import Subjects
 class Case:
     """A referral's risk state as one transaction sees it."""
 
-    facts: ReferralAccepted
+    facts: ReferralRecorded
     latest: RiskAssessed
     new: bool = False
     changed: bool = False
@@ -43,11 +43,11 @@ class Decided:
     changed_by: str | None = None
 
 
-def handle_accepted(
+def handle_recorded(
     conn: Connection, batch: list[Delivery], now: datetime, *, rules: RuleSet, subjects: Subjects
 ) -> list[Outgoing]:
     """Assess each new referral and re-assess each updated one; alerts go out first, never waiting for scheduling."""
-    events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
+    events = [(d, parse_event(ReferralRecorded, d)) for d in batch]
     cases = load_cases(conn, [e.referral_id for _, e in events])
     decided: list[tuple[Decided, Delivery]] = []
     for d, accepted in events:
@@ -66,7 +66,7 @@ def handle_accepted(
                  spans={r.assessed.event_id: d.span for r, d in decided})
 
 
-def next_assessment(case: Case, facts: ReferralAccepted, *, rules: RuleSet, now: datetime, cause: str,
+def next_assessment(case: Case, facts: ReferralRecorded, *, rules: RuleSet, now: datetime, cause: str,
                     result: Assessment | None = None) -> Decided:
     """Compute the next assessment of `case` from `facts` (or take `result`, already computed) and update the case
     in place."""
@@ -155,7 +155,7 @@ def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
     )
     cases = {}
     for facts, latest in rows:
-        case = Case(ReferralAccepted.model_validate_json(facts), RiskAssessed.model_validate_json(latest))
+        case = Case(ReferralRecorded.model_validate_json(facts), RiskAssessed.model_validate_json(latest))
         cases[case.facts.referral_id] = case
     return cases
 
@@ -195,7 +195,7 @@ def change_between(previous: RiskAssessed, new: RiskAssessed, *, cause: str) -> 
                   rules_removed=d.rules_removed, summary=summary)
 
 
-def _from_result(facts: ReferralAccepted, result: Assessment, *, number: int, rules: RuleSet,
+def _from_result(facts: ReferralRecorded, result: Assessment, *, number: int, rules: RuleSet,
                  now: datetime) -> RiskAssessed:
     return RiskAssessed(
         event_id=f"assessed:{facts.referral_id}:{number}",
@@ -226,6 +226,6 @@ def _carry_override(previous: RiskAssessed, fresh: RiskAssessed) -> RiskAssessed
     return fresh.model_copy(update={"tier": o.tier, "override": o})
 
 
-def _placeholder(facts: ReferralAccepted) -> RiskAssessed:
+def _placeholder(facts: ReferralRecorded) -> RiskAssessed:
     """Stands in for 'no assessment yet' on a new case; never stored or published."""
     return RiskAssessed.model_construct(referral_id=facts.referral_id, number=0, escalations=[])

@@ -8,13 +8,13 @@ from sqlmodel import Field, SQLModel
 
 
 class RiskCase(SQLModel, table=True):
-    """One referral: its pseudonymous facts (as in `referrals.accepted`) and where its assessment stands now."""
+    """One referral: its pseudonymous facts (as in `intake.recorded`) and where its assessment stands now."""
 
     __tablename__ = "risk_case"
 
     referral_id: str = Field(primary_key=True, max_length=40)
     agency_id: str = Field(index=True, max_length=64)
-    facts: str = Field(description="The latest ReferralAccepted event as JSON.")
+    facts: str = Field(description="The latest ReferralRecorded event (intake.recorded) as JSON.")
     latest: str = Field(description="The latest RiskAssessed event as JSON.")
     tier: str = Field(max_length=16, index=True)
     computed_tier: str = Field(max_length=16)

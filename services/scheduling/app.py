@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from services.scheduling import privacy, rpc
 from services.scheduling.calendar_feed import calendar_api, check_feed_url
-from services.scheduling.handlers import handle_accepted, handle_assessed
+from services.scheduling.handlers import handle_assessed, handle_recorded
 from services.scheduling.metrics import waitlist_samples
 from services.scheduling.tables import TABLES
 from shared.contracts import scheduling_rpc
@@ -46,8 +46,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host = ServiceHost("scheduling", settings, TABLES)
     host.serve_http(calendar_api(host.engine), port=settings.calendar_port, port_setting="REROUTE_CALENDAR_PORT")
     s = host.subjects
-    host.consume(stream=s.referrals_stream, subjects=[s.accepted()], what="accepted",
-                 handler=partial(handle_accepted, subjects=s))
+    host.consume(stream=s.intake_stream, subjects=[s.recorded()], what="recorded", formerly=("accepted",),
+                 handler=partial(handle_recorded, subjects=s))
     host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
     scheduling = rpc.Scheduling(host, settings.calendar_url)

@@ -14,7 +14,7 @@ from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.store import add_cases, load_cases, save_assessments, save_facts
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import Tier
-from shared.contracts.intake import ReferralAccepted
+from shared.contracts.intake import ReferralRecorded
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.scheduling import CaseStatus
 from shared.messaging import Delivery, parse_event
@@ -27,9 +27,9 @@ FOUND_WHY = Reason.shared("the young person is no longer missing: sessions resum
 STAFFED_WHY = Reason.shared("harm is now high or above: staffed venue, ending by 19:00")
 
 
-def handle_accepted(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
+def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Keep the facts scheduling needs; book when the assessment is already here."""
-    events = [(d, parse_event(ReferralAccepted, d)) for d in batch]
+    events = [(d, parse_event(ReferralRecorded, d)) for d in batch]
     cases = load_cases(conn, [e.referral_id for _, e in events])
     tasks: list[CaseTask] = []
     new_rows: list[dict[str, object]] = []
@@ -110,4 +110,4 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
 
 
 def _revision(facts: str) -> int:
-    return ReferralAccepted.model_validate_json(facts).revision
+    return ReferralRecorded.model_validate_json(facts).revision

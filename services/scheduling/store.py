@@ -25,7 +25,7 @@ from services.scheduling.slots import LONDON, Interval, leave_interval
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import SessionSlot
-from shared.contracts.intake import ReferralAccepted
+from shared.contracts.intake import ReferralRecorded
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
 from shared.db import lock_for_update
 
@@ -141,7 +141,7 @@ def counted_tier(row: CaseRow) -> Tier:
 def case_from(row: CaseRow) -> Case:
     """The matcher's view of an accepted, assessed case."""
     assert row.facts is not None and row.tier is not None
-    facts = ReferralAccepted.model_validate_json(row.facts)
+    facts = ReferralRecorded.model_validate_json(row.facts)
     needs = tuple(json.loads(row.needs)) if row.needs else ()
     return Case(
         referral_id=row.referral_id,

@@ -16,7 +16,7 @@ class MentorRow(SQLModel, table=True):
 
 
 class CaseRow(SQLModel, table=True):
-    """One referral as scheduling sees it. Facts come from `referrals.accepted`, the tier from `risk.assessed`;
+    """One referral as scheduling sees it. Facts come from `intake.recorded`, the tier from `risk.assessed`;
     whichever arrives second triggers booking."""
 
     __tablename__ = "sched_case"
@@ -24,7 +24,7 @@ class CaseRow(SQLModel, table=True):
     referral_id: str = Field(primary_key=True, max_length=40)
     agency_id: str = Field(index=True, max_length=64)
     person_id: str | None = Field(default=None, index=True, max_length=40, description="Pseudonymous, from intake.")
-    facts: str | None = Field(default=None, description="The ReferralAccepted event as JSON (pseudonymous).")
+    facts: str | None = Field(default=None, description="The ReferralRecorded event as JSON (pseudonymous).")
     tier: str | None = Field(default=None, max_length=16)
     assessment_number: int = Field(default=0, description="The latest risk.assessed number applied.")
     cadence_tier: str | None = Field(default=None, max_length=16, description="The tier whose cadence is booked.")

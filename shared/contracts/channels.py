@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.common import Contract
-from shared.contracts.intake import Referral, ReferralAccepted, ReferralRejected
+from shared.contracts.intake import Referral, ReferralAccepted, ReferralRecorded, ReferralRejected
 from shared.contracts.risk import RiskAssessed, SafeguardingAlert
 from shared.contracts.rpc import SERVICES
 from shared.contracts.scheduling import SessionsCancelled, SessionsRescheduled, SessionsScheduled, SessionsWaitlisted
@@ -119,14 +119,23 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         name="referrals.accepted", subject=Subjects.accepted, argument=AGENCY_ID, payload=ReferralAccepted,
-        headers=EventHeaders, producers=("intake",), consumers=("risk", "scheduling", AGENCY), audience="agency",
-        description="Intake stored a valid referral: our referral_id and the pseudonymous facts risk and scheduling "
-                    "need (no names, birth date, contact details or free text).",
+        headers=EventHeaders, producers=("intake",), consumers=(AGENCY,), audience="agency",
+        description="Intake stored a valid referral: our referral_id, your own reference, its revision and where to "
+                    "follow it. Only what concerns your own referral: nothing says whether any agency referred the "
+                    "same young person before (schema_version 2).",
     ),
     Channel(
         name="referrals.rejected", subject=Subjects.rejected, argument=AGENCY_ID, payload=ReferralRejected,
         headers=EventHeaders, producers=("intake",), consumers=(AGENCY,), audience="agency",
         description="Intake refused a submission, one {field, message} per problem; nothing was stored for it.",
+    ),
+    Channel(
+        name="intake.recorded", subject=Subjects.recorded, argument=AGENCY_ID, payload=ReferralRecorded,
+        headers=EventHeaders, producers=("intake",), consumers=("risk", "scheduling"), audience="internal",
+        description="Intake stored a valid referral: the pseudonymous facts risk and scheduling need (no names, "
+                    "birth date, contact details or free text), with the young person's pseudonymous person_id and "
+                    "earlier referrals by any agency. Published with each referrals.accepted; agencies never read "
+                    "it.",
     ),
     Channel(
         name="risk.assessed", subject=Subjects.assessed, argument=AGENCY_ID, payload=RiskAssessed,

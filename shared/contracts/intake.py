@@ -1,8 +1,9 @@
 """What agencies send to intake, and the events intake publishes.
 
 `Referral` is the body an agency publishes on `referrals.submitted.<agency_id>`. It holds personal
-data and never leaves intake: `ReferralAccepted` carries only what risk and scheduling need (no names,
-no birth date, no contact details, no free-text reason).
+data and never leaves intake: `ReferralRecorded` (for risk and scheduling only) carries only what they need (no
+names, no birth date, no contact details, no free-text reason), and `ReferralAccepted` (for the agency) only what
+concerns the agency's own referral.
 """
 
 from __future__ import annotations
@@ -228,8 +229,10 @@ class PreviousReferrals(Contract):
     last_referred_at: AwareDatetime = Field(description="When the most recent earlier referral was received.")
 
 
-class ReferralAccepted(Event):
-    """Intake stored a valid referral (`referrals.accepted.<agency_id>`)."""
+class ReferralRecorded(Event):
+    """Intake stored a valid referral: its pseudonymous facts, for risk and scheduling only
+    (`intake.recorded.<agency_id>`, a subject no agency may read: `person_id` and `previously_referred` say whether
+    any agency referred the same young person before). The fields of `referrals.accepted` schema_version 1."""
 
     referral_id: str = Field(description="Our id for the referral.")
     agency_id: str
@@ -242,7 +245,7 @@ class ReferralAccepted(Event):
         "agency. Set by intake on every event it publishes; absent only on events from before it existed.",
     )
     previously_referred: PreviousReferrals | None = Field(
-        default=None, description="Set when intake holds earlier referrals of the same young person."
+        default=None, description="Set when intake holds earlier referrals of the same young person, by any agency."
     )
     person: PersonFacts
     index_offence: IndexOffence | None = None
@@ -254,6 +257,33 @@ class ReferralAccepted(Event):
     conflict_groups: list[str] = Field(default_factory=list)
     preferences: Preferences
     availability: list[WeeklyWindow]
+
+
+ACCEPTED_SCHEMA_VERSION = 2
+"""`referrals.accepted` since it carries only the agency's own referral (version 1 carried `person_id`,
+`previously_referred` and the pseudonymous facts: see docs/agency-changelog.md)."""
+
+
+class ReferralAccepted(Event):
+    """Intake stored a valid referral (`referrals.accepted.<agency_id>`): what the agency needs to follow its own
+    referral, and nothing that depends on any other agency's referrals."""
+
+    schema_version: int = Field(default=ACCEPTED_SCHEMA_VERSION, description=(
+        "Version of this event's schema: 2 (version 1 also carried person_id, previously_referred and the "
+        "pseudonymous facts; see docs/agency-changelog.md)."))
+    referral_id: str = Field(description="Our id for the referral: the one to quote, and to ask its status with.")
+    agency_id: str = Field(description="Your agency id (the last token of the subject).")
+    agency_referral_id: str = Field(description="Your own id for the referral, as you sent it.")
+    duplicate: bool = Field(default=False, description=(
+        "True when this repeats a submission of yours we had already accepted (the same agency_referral_id), or an "
+        "update that changed nothing."))
+    revision: int = Field(default=0, description="0 as first submitted; 1, 2, ... after each referrals.updated.")
+    received_at: AwareDatetime = Field(description=(
+        "When we first received this referral: its referral date (Europe/London) is the date ages and an "
+        "indicator's default observed_at are counted from; a repeat or an update keeps it."))
+    status_url: str | None = Field(default=None, description=(
+        "Where to follow the referral over HTTPS with your API key (GET): a path (/v1/referrals/...) or a full "
+        "URL; absent when the service runs no HTTP API."))
 
 
 class ReferralRejected(Event):
@@ -278,6 +308,7 @@ def age_band(age_years: int) -> str:
 
 
 __all__ = [
+    "ACCEPTED_SCHEMA_VERSION",
     "Consent",
     "EqualityMonitoring",
     "FieldError",
@@ -287,6 +318,7 @@ __all__ = [
     "PreviousReferrals",
     "Referral",
     "ReferralAccepted",
+    "ReferralRecorded",
     "ReferralRejected",
     "Referrer",
     "YoungPerson",

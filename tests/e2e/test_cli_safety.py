@@ -55,7 +55,7 @@ async def test_a_person_export_goes_only_to_a_new_private_file_and_never_through
     lang, agency, arid = unique_language(), unique("yot"), unique("SX")
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
     await probe.submit(agency, referral(arid, language=lang))
-    person = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+    person = (await probe.wait_for(cluster.subjects.recorded(agency), lambda e: e["agency_referral_id"] == arid))[0][
         "person_id"]
     taken, target, link, new = (tmp_path / n for n in ("taken.json", "target.txt", "link.json", "new.json"))
     taken.write_text("keep me")

@@ -38,7 +38,7 @@ async def test_poison_is_kept_by_each_service_that_failed_it_and_can_be_read_and
     cluster: Cluster, probe: Probe, tmp_path: Path
 ) -> None:
     agency = unique("yot")
-    subject = cluster.subjects.accepted(agency)
+    subject = cluster.subjects.recorded(agency)
     await probe.nc.jetstream().publish(subject, b'{"referral_id": "not a whole referral"}',
                                        headers={"Nats-Msg-Id": unique("poison")})
 
@@ -53,11 +53,11 @@ async def test_poison_is_kept_by_each_service_that_failed_it_and_can_be_read_and
     listed = reroute(cluster, tmp_path, "deadletter", "list")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert risk_id in listed.stdout and scheduling_id in listed.stdout
-    assert "risk:" in listed.stdout and "open: not a valid ReferralAccepted" in listed.stdout
+    assert "risk:" in listed.stdout and "open: not a valid ReferralRecorded" in listed.stdout
 
     shown = reroute(cluster, tmp_path, "deadletter", "show", risk_id)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "not a valid ReferralAccepted" in shown.stdout and subject in shown.stdout
+    assert "not a valid ReferralRecorded" in shown.stdout and subject in shown.stdout
     assert "not a whole referral" not in shown.stdout, "the body is shown only when asked for"
     with_body = reroute(cluster, tmp_path, "deadletter", "show", risk_id, "--body")
     assert "not a whole referral" in with_body.stdout
@@ -82,11 +82,13 @@ async def test_poison_is_kept_by_each_service_that_failed_it_and_can_be_read_and
 async def test_a_replayed_dead_letter_runs_once_and_publishes_its_events_once(
     cluster: Cluster, probe: Probe, tmp_path: Path
 ) -> None:
-    """A referral risk failed on (say, a bug since fixed) is assessed on replay, once, however often replayed."""
+    """A referral risk failed on (say, a bug since fixed) is assessed on replay, once, however often replayed. This
+    one was kept by the version before intake.recorded: under risk's old consumer, on referrals.accepted, whose
+    schema_version 1 body is what intake.recorded carries now."""
     lang, agency = unique_language(), unique("yot")
     await register_agency(probe, agency)
     await probe.submit(agency, referral(unique("R"), language=lang))
-    accepted = (await probe.wait_for(cluster.subjects.accepted(agency), timeout=20))[0]
+    accepted = (await probe.wait_for(cluster.subjects.recorded(agency), timeout=20))[0]
     await probe.wait_for(cluster.subjects.assessed(agency), timeout=20)
     # the same kind of message for a referral risk never got to process: kept as risk would have kept it
     failed = {**accepted, "referral_id": f"ref_{uuid.uuid4().hex[:16]}", "event_id": unique("accepted")}

@@ -74,7 +74,9 @@ async def test_post_gets_202_with_a_status_url_and_a_repeat_gets_the_same_referr
     accepted = await probe.wait_for(cluster.subjects.accepted(agency), count=2)
     assert {e["referral_id"] for e in accepted} == {rid}
     assert sorted(e["duplicate"] for e in accepted) == [False, True]
-    assert all(e["person_id"] for e in accepted)
+    assert all(e["status_url"] == first.json()["status_url"] for e in accepted), "NATS says where to follow it too"
+    facts = await probe.wait_for(cluster.subjects.recorded(agency), count=2)
+    assert all(e["person_id"] and e["referral_id"] == rid for e in facts)
 
 
 async def test_the_http_request_and_the_events_it_causes_are_one_trace(
@@ -243,7 +245,7 @@ async def test_put_updates_a_referral_and_an_unknown_one_is_refused(
     assert "POST /v1/referrals" in unknown.json()["errors"][0]["message"]
     assert mismatch.status_code == 422 and mismatch.json()["errors"][0]["field"] == "agency_referral_id"
     assert "OTHER" not in mismatch.text, "the value given is never echoed"
-    revisions = await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["revision"] == 1)
+    revisions = await probe.wait_for(cluster.subjects.recorded(agency), lambda e: e["revision"] == 1)
     assert revisions[0]["indicators"][0]["code"] == "weapon_carrying"
 
 

@@ -187,14 +187,14 @@ async def test_a_young_person_referred_again_by_another_agency_keeps_their_perso
     stranger["young_person"]["date_of_birth"] = "2007-01-01"
 
     await probe.submit(first_agency, first)
-    original = (await probe.wait_for(cluster.subjects.accepted(first_agency)))[0]
+    original = (await probe.wait_for(cluster.subjects.recorded(first_agency)))[0]
     async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as http:
         answer = await http.post("/v1/referrals", json=again, headers={"Authorization": f"Bearer {key}"})
         repeat = await http.post("/v1/referrals", json=again, headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == repeat.status_code == 202
     await probe.submit(first_agency, stranger)
-    accepted = await probe.wait_for(cluster.subjects.accepted(second_agency), count=2)
-    others = await probe.wait_for(cluster.subjects.accepted(first_agency), count=2)
+    accepted = await probe.wait_for(cluster.subjects.recorded(second_agency), count=2)
+    others = await probe.wait_for(cluster.subjects.recorded(first_agency), count=2)
     third = next(e for e in others if e["agency_referral_id"] == stranger["agency_referral_id"])
 
     assert original["person_id"] and original["previously_referred"] is None
@@ -207,7 +207,7 @@ async def test_a_young_person_referred_again_by_another_agency_keeps_their_perso
     assert third["previously_referred"] is None
 
     await probe.submit(second_agency, json.loads(json.dumps(first)) | {"agency_referral_id": unique("REF")})
-    latest = await probe.wait_for(cluster.subjects.accepted(second_agency), count=3)
+    latest = await probe.wait_for(cluster.subjects.recorded(second_agency), count=3)
     assert latest[-1]["person_id"] == original["person_id"]
     assert latest[-1]["previously_referred"]["count"] == 2
 

@@ -1,5 +1,6 @@
 """Each service's JetStream permissions cover only its own consumers and streams, and the pipeline runs on them;
-`reroute person erase` reaches every stream (issue 11, item 3)."""
+`reroute person erase` reaches every stream (issue 11, item 3). An agency, with everything its own credentials let it
+read, learns nothing of another agency's referral of the same child (issue 11, item 6)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 
 from apps.devstack.local_nats import start_nats_server
 from apps.devstack.processes import SERVICES
@@ -28,6 +31,7 @@ from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, launch_cluster, mentor, ready, referral, unique, unique_language
 from tests.support.stored import raw_held, stored_messages
 from tests.support.suite import RUN_ID, drop_schemas
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +43,9 @@ class SecuredStack:
     cluster: Cluster
     agency: str
     agency_url: str
+    other: str
+    """A second agency."""
+    other_url: str
 
 
 PASSWORD = "pw-test"
@@ -48,9 +55,9 @@ PASSWORD = "pw-test"
 async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
     """As `reroute up` runs them: the services' users and permissions from shared/nats_auth.py, an agency user,
     and the operator; bare subjects (the permissions name them), so a nats-server of its own."""
-    agency = unique("yot")
+    agency, other = unique("yot"), unique("police")
     users = [*(service_user(name, hash_password(PASSWORD)) for name in SERVICES), admin_user(hash_password(PASSWORD)),
-             agency_user(agency, hash_password(PASSWORD))]
+             agency_user(agency, hash_password(PASSWORD)), agency_user(other, hash_password(PASSWORD))]
     config = tmp_path / "auth.conf"
     config.write_text(render_config(users))
     proc, url = start_nats_server(tmp_path / "nats", config=config, log_file=tmp_path / "nats.log")
@@ -60,7 +67,8 @@ async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
     cluster = launch_cluster(f"nats://operator:{PASSWORD}@{base}", tmp_path / "data", namespace="",
                              schema_prefix=f"t{RUN_ID}secured{uuid.uuid4().hex[:6]}", per_service=per_service)
     try:
-        yield SecuredStack(await ready(cluster), agency, f"nats://agency-{agency}:{PASSWORD}@{base}")
+        yield SecuredStack(await ready(cluster), agency, f"nats://agency-{agency}:{PASSWORD}@{base}", other,
+                           f"nats://agency-{other}:{PASSWORD}@{base}")
     finally:
         cluster.processes.stop_all()
         drop_schemas(cluster)
@@ -87,7 +95,7 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
             ack = await client.jetstream().publish(s.submitted(agency), json.dumps(body).encode(),
                                                    headers={"Nats-Msg-Id": uuid.uuid4().hex})
             assert ack.stream == s.submissions_stream
-        accepted = {e["agency_referral_id"]: e for e in await probe.wait_for(s.accepted(agency), count=2)}
+        accepted = {e["agency_referral_id"]: e for e in await probe.wait_for(s.recorded(agency), count=2)}
         rid, person, other = accepted[erased]["referral_id"], accepted[erased]["person_id"], accepted[kept]["referral_id"]
         await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] in (rid, other), count=2, timeout=20)
 
@@ -103,7 +111,7 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
             return sorted(found)
 
         before = await naming(rid, erased)
-        assert before == sorted([s.referrals_stream, s.risk_stream, s.sessions_stream]), before
+        assert before == sorted([s.referrals_stream, s.intake_stream, s.risk_stream, s.sessions_stream]), before
         done = await asyncio.to_thread(reroute, cluster, tmp_path, "person", "erase", person, "--yes")
         assert done.returncode == 0, done.stdout + done.stderr
         assert await naming(rid, erased) == [], "every stored message about the erased young person is gone"
@@ -113,4 +121,97 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
         assert "permissions violation" not in logs.lower(), "no service was refused anything it needs"
     finally:
         await client.close()
+        await probe.close()
+
+
+async def test_an_agency_learns_nothing_of_another_agencys_referral_of_the_same_child(secured: SecuredStack) -> None:
+    """`referrals.accepted` once carried `person_id` and `previously_referred`: an oracle for "is this child known to
+    a gang-diversion service?". Here an agency subscribes, with its own credentials, to everything it may read; after
+    another agency has referred a child, it refers that child and one nobody referred. Nothing it receives names the
+    other agency's referral, a person id or earlier referrals, and what it is told about the two children has the
+    same fields and, on its own subjects `referrals.*`, the same values. It can neither subscribe to intake's facts
+    nor read their stream; risk still counts the repeat referral from them."""
+    cluster, agency, other = secured.cluster, secured.agency, secured.other
+    s, lang = cluster.subjects, unique_language()
+    probe = await Probe.open(cluster.nats_url, s)  # the operator: sees what the services see
+    seen: list[tuple[str, dict[str, Any]]] = []
+    refused: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        refused.append(str(exc))
+
+    watcher = await nats.connect(secured.agency_url, inbox_prefix=agency_inbox_prefix(agency).encode(),
+                                 error_cb=on_error)
+    police = await nats.connect(secured.other_url, inbox_prefix=agency_inbox_prefix(other).encode())
+
+    async def record(msg: Msg) -> None:
+        if msg.subject != s.submitted(agency):  # its own submissions come back to it, as it sent them
+            seen.append((msg.subject, json.loads(msg.data)))
+
+    try:
+        for subject in (s.about_referrals(agency), s.sessions(agency)):  # all an agency may read (besides replies)
+            await watcher.subscribe(subject, cb=record)
+        await watcher.flush()
+        await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+        child = referral(unique("POLICE"), language=lang)
+        child["young_person"] |= {"given_name": "Oyelaran", "family_name": unique("Known")}
+        await police.jetstream().publish(s.submitted(other), json.dumps(child).encode(),
+                                         headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        (theirs,) = await probe.wait_for(s.recorded(other))
+
+        known = child | {"agency_referral_id": unique("KNOWN")}
+        unknown = json.loads(json.dumps(child)) | {"agency_referral_id": unique("UNKNOWN")}
+        unknown["young_person"]["family_name"] = unique("Unknown")
+        for body in (known, unknown):
+            await watcher.jetstream().publish(s.submitted(agency), json.dumps(body).encode(),
+                                              headers={"Nats-Msg-Id": uuid.uuid4().hex})
+        facts = {e["agency_referral_id"]: e for e in await probe.wait_for(s.recorded(agency), count=2)}
+        assert facts[known["agency_referral_id"]]["person_id"] == theirs["person_id"], "the services know the child"
+        assert facts[known["agency_referral_id"]]["previously_referred"]["count"] == 1
+        assert facts[unknown["agency_referral_id"]]["previously_referred"] is None
+        rids = {arid: e["referral_id"] for arid, e in facts.items()}
+        booked = await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] in rids.values(), count=2,
+                                      timeout=30)
+        assert len(booked) == 2, "both booked with the one mentor: the same kinds of events for both"
+
+        assessed = {e["referral_id"]: e for e in await probe.wait_for(s.assessed(agency), count=2)}
+        repeat = "L06_referred_again_within_12_months"
+        assert [repeat in {r["rule_id"] for r in assessed[rids[arid]]["likelihood"]["reasons"]}
+                for arid in (known["agency_referral_id"], unknown["agency_referral_id"])] == [True, False], \
+            "risk still scores the repeat referral, from facts the agency never sees"
+
+        # every event the watcher could receive about the two referrals has arrived (ordered per subject)
+        await wait_until(lambda: len([e for subj, e in seen if subj == s.scheduled(agency)]) >= 2
+                         and len([e for subj, e in seen if subj == s.accepted(agency)]) >= 2,
+                         timeout=10, what="the agency receiving its own accepted and sessions events")
+        told = json.dumps([e for _, e in seen])
+        for secret in (theirs["person_id"], theirs["referral_id"], theirs["agency_referral_id"], other,
+                       "person_id", "previously_referred"):
+            assert secret not in told, f"the agency was told {secret!r}"
+
+        def about(arid: str) -> list[tuple[str, dict[str, Any]]]:
+            rid = rids[arid]
+            return [(subj.rsplit(".", 2)[-2], e) for subj, e in seen if e.get("referral_id") == rid]
+
+        ids = {"event_id", "referral_id", "agency_referral_id", "status_url", "occurred_at", "received_at"}
+        known_told, unknown_told = about(known["agency_referral_id"]), about(unknown["agency_referral_id"])
+        assert [(kind, sorted(e)) for kind, e in known_told] == [(kind, sorted(e)) for kind, e in unknown_told], \
+            "the same events with the same fields"
+        assert [{k: v for k, v in e.items() if k not in ids} for kind, e in known_told if kind == "accepted"] == \
+            [{k: v for k, v in e.items() if k not in ids} for kind, e in unknown_told if kind == "accepted"], \
+            "and the same acceptance"
+
+        for forbidden in (s.recorded(agency), s.recorded(), "intake.>"):
+            await watcher.subscribe(forbidden)
+        await watcher.flush()
+        await wait_until(lambda: len([r for r in refused if "permissions violation for subscription" in r]) >= 3,
+                         timeout=10, what="the server refusing each subscription to intake's facts")
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
+            await watcher.jetstream(timeout=1).get_msg(s.intake_stream, seq=1)
+        await wait_until(lambda: any(f'publish to "$JS.API.STREAM.MSG.GET.{s.intake_stream}"'.lower() in r.lower()
+                                     for r in refused),
+                         timeout=10, what=lambda: f"the server refusing to read the INTAKE stream (errors: {refused})")
+    finally:
+        await watcher.close()
+        await police.close()
         await probe.close()

@@ -67,8 +67,8 @@ async def test_the_same_referral_submitted_twice_is_one_referral_with_one_set_of
     # risk and scheduling have dealt with the repeat, and scheduling with whatever risk made of it: a wrongly
     # repeated assessment or booking would be in the streams now
     s = cluster.subjects
-    await probe.wait_processed(s.accepted(agency), by=[s.durable("risk", "accepted"),
-                                                       s.durable("scheduling", "accepted")])
+    await probe.wait_processed(s.recorded(agency), by=[s.durable("risk", "recorded"),
+                                                       s.durable("scheduling", "recorded")])
     await probe.wait_processed(s.assessed(agency), by=[s.durable("scheduling", "assessed")])
     assert await probe.stored_count(s.assessed(agency)) == 1
     assert await probe.stored_count(s.scheduled(agency)) == 1

@@ -29,7 +29,7 @@ async def test_export_gathers_every_service_and_erase_removes_the_person_everywh
     body = referral(arid, language=lang)
     body["young_person"]["given_name"] = "Zephyrine"
     await probe.submit(agency, body)
-    accepted = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0]
+    accepted = (await probe.wait_for(cluster.subjects.recorded(agency), lambda e: e["agency_referral_id"] == arid))[0]
     rid, person = accepted["referral_id"], accepted["person_id"]
     await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
 
@@ -74,7 +74,7 @@ async def test_a_schedulers_calendar_shows_first_names_only_on_request_and_each_
     person = (await probe.rpc("intake", "status", {"referral_id": rid}))
     assert person["referral_id"] == rid
     sar = await probe.rpc("intake", "person.export", {"person_id": probe.matching(
-        cluster.subjects.accepted(agency), lambda e: e["referral_id"] == rid)[0]["person_id"]})
+        cluster.subjects.recorded(agency), lambda e: e["referral_id"] == rid)[0]["person_id"]})
     log = sar["data"]["personal_data_access_log"]
     assert log and log[0]["asked_by"] == "kim" and mentor_id in log[0]["purpose"]
 

@@ -149,7 +149,8 @@ async def test_an_install_of_the_earlier_stream_layout_keeps_working_once_provis
             events = [e for _, e in await stored_messages(js, s.referrals_stream, s.accepted(agency))]
             assert [(e["agency_referral_id"], e["revision"], e["duplicate"]) for e in events] == [
                 (first, 0, False), (second, 0, False), (first, 1, False)], "each once, in the order sent"
-            assert events[2]["person"]["borough"] == "Camden"
+            facts = [e for _, e in await stored_messages(js, s.intake_stream, s.recorded(agency))]
+            assert [e["revision"] for e in facts] == [0, 0, 1] and facts[2]["person"]["borough"] == "Camden"
             stored = await js.stream_info(s.referrals_stream, subjects_filter=">")
             assert set(stored.state.subjects or {}) == {s.accepted(agency)}, "no raw submission left in REFERRALS"
             rids = {e["referral_id"] for e in events}

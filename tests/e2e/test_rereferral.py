@@ -17,13 +17,13 @@ async def test_a_re_referral_by_another_agency_goes_back_to_the_previous_mentor(
     body = referral(unique("R1"), language=lang)
     body["young_person"]["given_name"] = "Kwabena"
     await probe.submit(school, body)
-    first = (await probe.wait_for(cluster.subjects.accepted(school)))[0]
+    first = (await probe.wait_for(cluster.subjects.recorded(school)))[0]
     await probe.wait_for(cluster.subjects.scheduled(school), lambda e: e["referral_id"] == first["referral_id"])
     await probe.rpc("scheduling", "close", {"referral_id": first["referral_id"], "reason": "Engaged well", "by": "Kim"})
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(other, language=lang)]})
 
     await probe.submit(police, {**body, "agency_referral_id": unique("R2")})
-    second = (await probe.wait_for(cluster.subjects.accepted(police)))[0]
+    second = (await probe.wait_for(cluster.subjects.recorded(police)))[0]
     assessed = (await probe.wait_for(cluster.subjects.assessed(police),
                                      lambda e: e["referral_id"] == second["referral_id"]))[0]
     scheduled = (await probe.wait_for(cluster.subjects.scheduled(police),

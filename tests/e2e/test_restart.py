@@ -54,7 +54,7 @@ async def test_a_service_killed_mid_stream_loses_and_duplicates_nothing(
         cluster.processes.kill(service)  # as a crash would: no graceful shutdown
         for a in arids[30:]:
             await probe.submit(agency, referral(a, language=lang))  # stored once this returns (its PubAck)
-        upstream = {"risk": cluster.subjects.accepted(agency), "scheduling": cluster.subjects.assessed(agency)}
+        upstream = {"risk": cluster.subjects.recorded(agency), "scheduling": cluster.subjects.assessed(agency)}
         if service in upstream:  # the stage before it does all 60 meanwhile: a backlog awaits it when it is back
             async def upstream_done() -> bool:
                 return await probe.stored_count(upstream[service]) >= 60

@@ -126,7 +126,7 @@ async def test_everything_on_the_wire_is_in_the_asyncapi_documents(wire: Wire) -
         problems += _misfits(channel, wire.flowed(channel.name))
     problems += _misfit_requests(wire)
     assert not problems, "\n".join(problems)
-    assert {durable for durable, _ in wire.consumers()} >= {"intake-submitted", "risk-accepted", "scheduling-accepted",
+    assert {durable for durable, _ in wire.consumers()} >= {"intake-submitted", "risk-recorded", "scheduling-recorded",
                                                            "scheduling-assessed"}, "the services' consumers are seen"
 
 
@@ -150,9 +150,9 @@ async def _push_the_pipeline(wire: Wire, probe: Probe) -> None:
     await probe.submit(agency, refused)
     await probe.wait_for(s.rejected(agency), lambda e: e["agency_referral_id"] == refused["agency_referral_id"])
 
-    await js.publish(s.accepted(agency), b'{"referral_id": "not a whole referral"}',
+    await js.publish(s.recorded(agency), b'{"referral_id": "not a whole referral"}',
                      headers={"Nats-Msg-Id": unique("poison")})
-    expected = {"referrals.submitted", "referrals.updated", "referrals.accepted", "referrals.rejected",
+    expected = {"referrals.submitted", "referrals.updated", "referrals.accepted", "intake.recorded", "referrals.rejected",
                 "risk.assessed", "safeguarding.alert", "deadletter.risk", "deadletter.scheduling"}
 
     def missing() -> list[str]:

@@ -181,7 +181,7 @@ async def test_poison_on_every_consumed_subject_is_dead_lettered_once_per_servic
         consumed: dict[str, set[str]] = {  # subject: the services that dead-letter poison on it
             r.subjects.submitted(r.agency): set(),  # intake answers a bad submission with referrals.rejected
             r.subjects.updated(r.agency): set(),
-            r.subjects.accepted(r.agency): {"risk", "scheduling"},
+            r.subjects.recorded(r.agency): {"risk", "scheduling"},
             r.subjects.assessed(r.agency): {"scheduling"},
         }
 

@@ -109,7 +109,8 @@ async def test_an_agency_cannot_publish_as_another(server: str, streams: None) -
 
 
 @pytest.mark.parametrize("subject", ["referrals.accepted.b", "sessions.scheduled.b", "risk.>", "safeguarding.>",
-                                     "risk.assessed.a", "$JS.API.>"])
+                                     "risk.assessed.a", "$JS.API.>", "intake.recorded.a", "intake.recorded.*",
+                                     "intake.>", "referrals.>", ">"])
 async def test_an_agency_cannot_read_what_is_not_its_own(server: str, streams: None, subject: str) -> None:
     errors = Errors()
     nc = await _agency(server, "a", errors)
@@ -126,6 +127,35 @@ async def test_an_agency_cannot_touch_streams(server: str, streams: None) -> Non
     # refused, not merely slow: the server said so (no answer is ever coming)
     await errors.expect('permissions violation for publish to "$JS.API.STREAM.INFO.RISK"')
     await nc.close()
+
+
+@pytest.mark.parametrize("attempt", ["read a message", "read its info", "create a consumer", "pull as risk"])
+async def test_an_agency_cannot_read_the_stream_of_intakes_facts(server: str, streams: None, attempt: str) -> None:
+    """INTAKE holds `intake.recorded`: the pseudonymous person id and earlier referrals by any agency. An agency may
+    not reach it through the JetStream API either, whatever it tries."""
+    operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
+    await operator.jetstream().publish("intake.recorded.a", b'{"person_id": "psn_x", "previously_referred": null}')
+    await operator.close()
+    errors = Errors()
+    nc = await _agency(server, "a", errors)
+    js = nc.jetstream(timeout=1)
+    refused = {
+        "read a message": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", seq=1)),
+        "read its info": ("$JS.API.STREAM.INFO.INTAKE", lambda: js.stream_info("INTAKE")),
+        "create a consumer": ("$JS.API.CONSUMER.DURABLE.CREATE.INTAKE.spy", lambda: js.add_consumer(
+            "INTAKE", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
+        "pull as risk": ("$JS.API.CONSUMER.MSG.NEXT.INTAKE.risk-recorded",
+                         lambda: js.pull_subscribe_bind(durable="risk-recorded", stream="INTAKE")),
+    }
+    subject, call = refused[attempt]
+    try:
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
+            result = await call()
+            if attempt == "pull as risk":  # binding sends nothing; the first fetch asks
+                await result.fetch(1, timeout=1)  # type: ignore[attr-defined]
+        await errors.expect(f'permissions violation for publish to "{subject}"')
+    finally:
+        await nc.close()
 
 
 async def test_an_agency_reads_its_own_outcomes(server: str, streams: None) -> None:
@@ -290,11 +320,11 @@ async def test_each_service_may_use_its_own_consumers_and_streams(server: str, s
     errors = Errors()
     operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
     ojs = operator.jetstream()
-    for subject in ("referrals.submitted.a", "referrals.accepted.a", "risk.assessed.a"):
+    for subject in ("referrals.submitted.a", "intake.recorded.a", "risk.assessed.a"):
         await ojs.publish(subject, b"{}")
     own = {"intake": [("SUBMISSIONS", "intake-submitted", "referrals.submitted.*")],
-           "risk": [("REFERRALS", "risk-accepted", "referrals.accepted.*")],
-           "scheduling": [("REFERRALS", "scheduling-accepted", "referrals.accepted.*"),
+           "risk": [("INTAKE", "risk-recorded", "intake.recorded.*")],
+           "scheduling": [("INTAKE", "scheduling-recorded", "intake.recorded.*"),
                           ("RISK", "scheduling-assessed", "risk.assessed.*")]}
     try:
         for service, consumers in own.items():

@@ -1,8 +1,10 @@
 """`reroute streams provision` gives every stream a maximum message size, and brings an existing stream to it; it
-upgrades an install of the earlier layout, whose REFERRALS stream kept agencies' raw submissions."""
+upgrades an install of an earlier layout: whose REFERRALS stream kept agencies' raw submissions, or where risk and
+scheduling read their facts from `referrals.accepted`."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -11,6 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
+from shared.contracts.intake import ReferralRecorded
 from shared.streams import MAX_MESSAGE_BYTES, provision
 from shared.subjects import SUBMISSION_DUPLICATE_WINDOW_SECONDS, Subjects
 from tests.support.waiting import wait_until
@@ -109,6 +112,70 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         again = await provision(js, s, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
         assert len(await _messages(js, s.submissions_stream, ">")) == 4
+    finally:
+        for spec in s.streams():
+            try:
+                await js.delete_stream(spec.name)
+            except NotFoundError:
+                pass
+        await nc.close()
+
+
+V1_ACCEPTED = {  # a referrals.accepted event as schema_version 1 published it, with the facts risk and scheduling need
+    "schema_version": 1, "event_id": "accepted-0", "occurred_at": "2026-12-01T10:00:00Z", "referral_id": "ref_0",
+    "agency_id": "a", "agency_referral_id": "A-0", "duplicate": False, "revision": 0, "person_id": "psn_0",
+    "previously_referred": {"count": 1, "last_referred_at": "2026-11-01T10:00:00Z"},
+    "person": {"age_years": 15, "age_band": "14-15", "gender": "male", "borough": "Hackney", "languages": ["en"]},
+    "index_offence": None, "prior_proven_offences": None, "age_at_first_proven_offence": None,
+    "indicators": [{"code": "peers_offending", "observed_at": "2026-12-01"}], "protective_factors": [],
+    "unsafe_areas": [], "conflict_groups": [], "preferences": {"mentor_gender": "any", "mentor_gender_required": True,
+                                                                 "language": None}, "availability": []}
+
+
+async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_stream(nats_url: str) -> None:
+    """Before schema_version 2, risk and scheduling read their facts from `referrals.accepted` in REFERRALS (which
+    told agencies about other agencies' referrals). Provisioning this version copies the events either had not
+    processed yet to intake.recorded in INTAKE, in order and with their headers, and removes the old consumers, so
+    nothing waiting is lost; the events each had processed are not copied. Running it again changes nothing."""
+    s = Subjects(f"u{uuid.uuid4().hex[:8]}")
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[s.accepted(), s.rejected()],
+                                         max_age=30 * 86_400, duplicate_window=300))
+        events = [V1_ACCEPTED | {"event_id": f"accepted-{i}", "referral_id": f"ref_{i}", "agency_id": agency}
+                  for i, agency in enumerate(["a", "b", "a", "b"])]
+        for e in events:
+            await js.publish(s.accepted(e["agency_id"]), json.dumps(e).encode(),
+                             headers={"Nats-Msg-Id": e["event_id"], "traceparent": f"00-{e['event_id']}-01"})
+        await js.publish(s.rejected("a"), b'{"errors": []}', headers={"Nats-Msg-Id": "rejected-0"})
+        for durable, processed in (("risk-accepted", 2), ("scheduling-accepted", 1)):  # each at its own pace
+            await js.add_consumer(s.referrals_stream, ConsumerConfig(
+                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subjects=[s.accepted()]))
+            sub = await js.pull_subscribe_bind(durable=durable, stream=s.referrals_stream)
+            for msg in await sub.fetch(processed, timeout=5):
+                await msg.ack_sync()
+            await sub.unsubscribe()
+
+        done = await provision(js, s, replicas=1)
+
+        assert (s.intake_stream, "created") in [(p.stream, p.action) for p in done]
+        assert [p.action for p in done if p.action.startswith("migrated")] == [
+            (f"migrated: 3 accepted referrals not yet processed by risk or scheduling copied to {s.intake_stream}; "
+             f"their consumers on {s.referrals_stream} removed")]
+        copied = await _messages(js, s.intake_stream, ">")
+        assert [(subject, json.loads(data)["referral_id"]) for subject, data, _ in copied] == [
+            (s.recorded("b"), "ref_1"), (s.recorded("a"), "ref_2"), (s.recorded("b"), "ref_3")], \
+            "after the slower consumer's floor, in order, each under its agency"
+        assert [h["Nats-Msg-Id"] for _, _, h in copied] == ["accepted-1", "accepted-2", "accepted-3"]
+        assert copied[0][2]["traceparent"] == "00-accepted-1-01", "the referral's trace goes on"
+        assert ReferralRecorded.model_validate_json(copied[0][1]).previously_referred is not None, \
+            "a version 1 body is what intake.recorded carries"
+        assert not [c.name for c in await js.consumers_info(s.referrals_stream)], "the old consumers are gone"
+
+        again = await provision(js, s, replicas=1)
+        assert {p.action for p in again} == {"unchanged"}
+        assert len(await _messages(js, s.intake_stream, ">")) == 3
     finally:
         for spec in s.streams():
             try:

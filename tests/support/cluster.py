@@ -130,8 +130,8 @@ class Probe:
         nc = await nats.connect(nats_url)
         probe = cls(nc, subjects)
         prefix = f"{subjects.namespace}." if subjects.namespace else ""
-        for pattern in ("referrals.accepted.*", "referrals.rejected.*", "risk.assessed.*", "safeguarding.alert.*",
-                        "sessions.*.*"):
+        for pattern in ("referrals.accepted.*", "referrals.rejected.*", "intake.recorded.*", "risk.assessed.*",
+                        "safeguarding.alert.*", "sessions.*.*"):
             await nc.subscribe(prefix + pattern, cb=probe._record)
         return probe
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from shared.contracts.codes import IndexOffence
-from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralAccepted
+from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralRecorded
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -17,10 +17,10 @@ def referral(
     index_offence: IndexOffence | None = None,
     prior: int | None = None,
     age_first: int | None = None,
-) -> ReferralAccepted:
+) -> ReferralRecorded:
     """An accepted referral; an indicator is a code (observed today) or (code, observed_at)."""
     pairs = [(i, TODAY) if isinstance(i, str) else i for i in indicators]
-    return ReferralAccepted(
+    return ReferralRecorded(
         event_id="evt-1",
         occurred_at=NOW,
         referral_id="ref-1",

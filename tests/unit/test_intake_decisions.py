@@ -48,14 +48,29 @@ def _event(o: Outgoing) -> dict[str, Any]:
     return {"subject": o.subject, **json.loads(o.payload)}
 
 
+def told(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the agency is told (referrals.accepted, referrals.rejected)."""
+    return [e for e in events if e["subject"].startswith("referrals.")]
+
+
+def recorded(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What risk and scheduling are told (intake.recorded)."""
+    return [e for e in events if e["subject"].startswith("intake.recorded.")]
+
+
 def test_a_new_referral_is_stored_encrypted_with_an_accepted_event_for_its_agency(
     db: tuple[Engine, IntakeKeys]
 ) -> None:
-    (decision,), (event,) = decide(db, referral("R1", language="en"))
+    (decision,), events = decide(db, referral("R1", language="en"))
 
+    (event,), (facts,) = told(events), recorded(events)
     assert decision.outcome == "accepted" and decision.referral_id
-    assert event["subject"] == "referrals.accepted.yot" and event["person_id"].startswith("psn_")
-    assert "Jordan" not in json.dumps(event) and "2010-05-17" not in json.dumps(event)
+    assert event["subject"] == "referrals.accepted.yot" and event["schema_version"] == 2
+    assert (event["referral_id"], event["agency_referral_id"], event["revision"]) == (decision.referral_id, "R1", 0)
+    assert "person_id" not in event and "previously_referred" not in event and "person" not in event
+    assert facts["subject"] == "intake.recorded.yot" and facts["person_id"].startswith("psn_")
+    assert facts["referral_id"] == decision.referral_id and facts["event_id"] != event["event_id"]
+    assert "Jordan" not in json.dumps(events) and "2010-05-17" not in json.dumps(events)
     with db[0].connect() as conn:
         row = conn.execute(select(ReferralRecord)).one()
     assert "Jordan" not in row.body
@@ -65,13 +80,15 @@ def test_a_new_referral_is_stored_encrypted_with_an_accepted_event_for_its_agenc
 def test_a_repeat_is_the_same_referral_and_an_update_is_a_new_revision(db: tuple[Engine, IntakeKeys]) -> None:
     body = referral("R1", language="en")
     (first,), _ = decide(db, body)
-    (repeat,), (repeat_event,) = decide(db, body, now=NOW + timedelta(minutes=1))
-    (changed,), (changed_event,) = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True)
+    (repeat,), repeated = decide(db, body, now=NOW + timedelta(minutes=1))
+    (changed,), changes = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True)
     (unknown,), (refusal,) = decide(db, referral("R2", language="en"), update=True)
 
+    (repeat_event,), (changed_event,), (changed_facts,) = told(repeated), told(changes), recorded(changes)
     assert (repeat.outcome, repeat.referral_id, repeat_event["duplicate"]) == ("duplicate", first.referral_id, True)
+    assert recorded(repeated)[0]["duplicate"], "risk and scheduling are told it repeats what they hold"
     assert (changed.outcome, changed.revision, changed_event["revision"]) == ("updated", 1, 1)
-    assert changed_event["indicators"][0]["code"] == "weapon_carrying"
+    assert changed_facts["revision"] == 1 and changed_facts["indicators"][0]["code"] == "weapon_carrying"
     assert unknown.outcome == "rejected" and refusal["subject"] == "referrals.rejected.yot"
     assert refusal["errors"][0]["field"] == "agency_referral_id"
 
@@ -96,8 +113,9 @@ def test_the_same_person_twice_in_one_batch_is_one_person_referred_again(db: tup
     other = referral("R3", language="en")
     other["young_person"]["date_of_birth"] = "2011-01-01"
 
-    _, events = decide(db, first, again, other)
+    _, everything = decide(db, first, again, other)
 
+    events = recorded(everything)
     assert events[0]["person_id"] == events[1]["person_id"] != events[2]["person_id"]
     assert events[0]["previously_referred"] is None and events[2]["previously_referred"] is None
     assert events[1]["previously_referred"]["count"] == 1
@@ -108,14 +126,14 @@ def test_an_update_that_corrects_the_birth_date_moves_the_referral_to_that_perso
 ) -> None:
     someone = referral("R1", language="en")
     someone["young_person"]["date_of_birth"] = "2011-01-01"
-    _, (before,) = decide(db, someone)
-    _, (other,) = decide(db, referral("R2", language="en"), now=NOW + timedelta(days=1))
+    (before,) = recorded(decide(db, someone)[1])
+    (other,) = recorded(decide(db, referral("R2", language="en"), now=NOW + timedelta(days=1))[1])
 
-    _, (after,) = decide(db, referral("R1", language="en"), update=True, now=NOW + timedelta(days=2))
+    (after,) = recorded(decide(db, referral("R1", language="en"), update=True, now=NOW + timedelta(days=2))[1])
 
     assert after["person_id"] == other["person_id"] != before["person_id"]
     assert after["previously_referred"] is None, "R1 was received before R2, so R2 is not earlier"
-    _, (third,) = decide(db, referral("R3", language="en"), now=NOW + timedelta(days=3))
+    (third,) = recorded(decide(db, referral("R3", language="en"), now=NOW + timedelta(days=3))[1])
     assert third["previously_referred"]["count"] == 2
 
 
@@ -141,8 +159,9 @@ def test_an_update_is_aged_on_the_date_the_referral_was_first_received(db: tuple
     body["young_person"]["date_of_birth"] = "2000-12-01"  # 25 on NOW's date, 26 the next day
     (first,), _ = decide(db, body)
 
-    (update,), (event,) = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True,
-                                 now=NOW + timedelta(days=2))
+    (update,), events = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True,
+                               now=NOW + timedelta(days=2))
+    (event,) = recorded(events)
     (new,), _ = decide(db, body | {"agency_referral_id": "R26"}, now=NOW + timedelta(days=2))
 
     assert (first.outcome, update.outcome, event["person"]["age_years"]) == ("accepted", "updated", 25)
@@ -166,16 +185,40 @@ def test_event_ids_are_unpredictable_outside_intake_and_the_same_for_the_same_de
 
     body = referral("R1", language="en")
     key = "referrals.submitted.yot|R1"
-    (accepted,) = events("yot", key, json.dumps(body).encode())
-    (updated,) = events("yot", "referrals.updated.yot|R1", json.dumps(body | {"reason": "more"}).encode(), update=True)
+    (facts, accepted) = events("yot", key, json.dumps(body).encode())
+    (new_facts, updated) = events("yot", "referrals.updated.yot|R1", json.dumps(body | {"reason": "more"}).encode(),
+                                  update=True)
     (again,) = events("yot", key, b"not json", keep=False)
     (rejected,) = events("yot", key, b"not json")
     (others,) = events("yot-b", "referrals.submitted.yot-b|R1", b"not json")
     with engine.connect() as conn:
         referral_id = conn.execute(select(ReferralRecord)).one().referral_id
 
-    for event_id in (accepted, updated, rejected, others):
-        assert re.fullmatch(r"(accepted|rejected)-[0-9a-f]{32}", event_id), event_id
+    for event_id in (facts, accepted, new_facts, updated, rejected, others):
+        assert re.fullmatch(r"(recorded|accepted|rejected)-[0-9a-f]{32}", event_id), event_id
         assert referral_id not in event_id and "R1" not in event_id and "yot" not in event_id
     assert again == rejected, "the same submission decided again gets the same id (the outbox keeps it once)"
-    assert len({accepted, updated, rejected, others}) == 4
+    assert len({facts, accepted, new_facts, updated, rejected, others}) == 6
+
+
+def test_what_an_agency_is_told_is_the_same_whether_or_not_another_agency_referred_the_child(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    """`referrals.accepted` once carried `person_id` and `previously_referred`: an agency could learn whether any
+    other agency had referred a child. What it is told now depends on its own referral only."""
+    known, unknown = referral("K1", language="en"), referral("U1", language="en")
+    unknown["young_person"]["date_of_birth"] = "2011-02-03"  # nobody referred this one before
+    decide(db, referral("OTHER", language="en"), agency="police")  # the other agency's referral of `known`
+
+    (_, known_events), (_, unknown_events) = (decide(db, body, agency="yot", now=NOW + timedelta(hours=1))
+                                              for body in (known, unknown))
+
+    def shape(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k not in {"event_id", "referral_id", "agency_referral_id", "status_url"}}
+                for e in told(events)]
+
+    assert shape(known_events) == shape(unknown_events), "nothing the agency sees differs"
+    assert "police" not in json.dumps(told(known_events))
+    (known_facts,), (unknown_facts,) = recorded(known_events), recorded(unknown_events)
+    assert known_facts["previously_referred"]["count"] == 1 and unknown_facts["previously_referred"] is None, \
+        "risk and scheduling are still told"
