@@ -58,13 +58,16 @@ def _explicit(variable: str, role: str) -> str | None:
 def test_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """DATABASE_URL for the session (None: SQLite). Set before any other fixture, so the services started later
     inherit it; no container when every selected test is a compose or fault test (they choose their own)."""
+    own = [item for item in request.session.items
+           if not item.get_closest_marker("docker") and not item.get_closest_marker("faults")]
+    if not own:
+        yield os.environ.get("DATABASE_URL")
+        return
     explicit = _explicit("DATABASE_URL", "PostgreSQL")
     if explicit is not None:
         yield explicit
         return
-    own = [item for item in request.session.items
-           if not item.get_closest_marker("docker") and not item.get_closest_marker("faults")]
-    started = _container("PostgreSQL", containers.start_postgres) if own else None
+    started = _container("PostgreSQL", containers.start_postgres)
     if started is None:
         yield None
         return
