@@ -284,6 +284,8 @@ def restore(settings: BackupSettings, source: Path, *, keys_file: Path | None = 
     if manifest["database"] != store.kind:
         raise BackupError(f"this backup is of {manifest['database']}, but the configured store is {store.kind} "
                           "(DATABASE_URL)")
+    if keys_file is None and manifest["keys"]["file"] is None:
+        raise BackupError("this backup's keys were written apart from it (--keys-out): give that file with --keys")
     keys = read_keys_file(keys_file or source / KEYS_FILE)
     if fingerprints(keys) != manifest["keys"]["fingerprints"]:
         raise BackupError("the keys file is not the one made with this backup (its fingerprints differ)")

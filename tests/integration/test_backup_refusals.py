@@ -87,3 +87,13 @@ def test_keys_a_half_configured_installation_has_are_refused(tmp_path: Path) -> 
     half = BackupSettings(data_dir=tmp_path, intake_encryption_key=Fernet.generate_key().decode())  # type: ignore[arg-type]
     with pytest.raises(BackupError, match="REROUTE_INTAKE_MATCHING_KEY not set while the other key is"):
         create(half, tmp_path / "backup")
+
+
+def test_keys_kept_apart_are_asked_for_and_then_used(settings: BackupSettings, tmp_path: Path) -> None:
+    apart = tmp_path / "elsewhere.env"
+    create(settings, tmp_path / "backup", keys_out=apart)
+    assert not (tmp_path / "backup" / "intake-keys.env").exists() and apart.stat().st_mode & 0o077 == 0
+    with pytest.raises(BackupError, match="keys were written apart from it \\(--keys-out\\): give that file with --keys"):
+        restore(settings, tmp_path / "backup", force=True)
+    _, where = restore(settings, tmp_path / "backup", keys_file=apart, force=True)
+    assert where == "the configured keys are the backup's"
