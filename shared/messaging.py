@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
+from shared.logs import about
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
 from shared.subjects import Subjects
 from shared.telemetry import extract_context
@@ -331,11 +332,12 @@ class BatchConsumer:
         delivered = d.received.metadata.num_delivered
         d.span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
         poison = isinstance(exc, PoisonMessage)
+        context = about(span=d.span, referral_id=deadletters.referral_named(d.data))
         if poison:
-            log.error("%s: message %s cannot be processed: %s", self.service, d.key, exc)
+            log.error("%s: message %s cannot be processed: %s", self.service, d.key, exc, extra=context)
         else:
             log.error("%s: message %s failed (delivery %d of %d)", self.service, d.key, delivered, self._max_deliver,
-                      exc_info=exc)
+                      exc_info=exc, extra=context)
         if not poison and delivered < self._max_deliver:
             await _settle(d.received.nak(delay=min(2.0**delivered, 30.0)))
         else:
@@ -359,7 +361,7 @@ class BatchConsumer:
         if self._metrics is not None:
             self._metrics.dead_lettered(self.durable)
         log.error("%s: dead-lettered %s as %s after %d deliveries: %s", self.service, d.key, dead_letter_id,
-                  delivered, reason)
+                  delivered, reason, extra=about(span=d.span, referral_id=deadletters.referral_named(d.data)))
         notice = {
             "Reroute-Dead-Letter-Id": dead_letter_id,
             "Reroute-Failed-Subject": d.subject,

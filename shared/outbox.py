@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel, col
 
 from shared.contracts.common import Event
 from shared.db import DatabaseThread
+from shared.logs import about
 
 log = logging.getLogger(__name__)
 _propagator = TraceContextTextMapPropagator()
@@ -194,9 +195,14 @@ class OutboxRelay:
             log.error("outbox: NATS refused event %s on %s for good (%s); it is parked: kept in the outbox, not "
                       "published again, listed by `reroute deadletter list`; the events behind it go on",
                       m.event_id, m.subject, why)
-        if self._on_published is not None and confirmed:
+        if confirmed:
             done_ids = set(confirmed)
-            self._on_published([m for m in messages if m.event_id in done_ids])
+            published = [m for m in messages if m.event_id in done_ids]
+            for m in published:  # an operator's trail: grep a referral id, or follow a trace id across services
+                log.info("published %s (event %s)", m.subject, m.event_id,
+                         extra=about(headers=m.headers, referral_id=referral_of(m.payload)))
+            if self._on_published is not None:
+                self._on_published(published)
         with self._outcomes_lock:
             self._sent.extend(confirmed)
             self._parked.extend((m.event_id, f"NATS refused it: {why}", now) for m, why in parked)
@@ -281,6 +287,15 @@ class OutboxRelay:
                 await asyncio.wait_for(stop.wait(), timeout=self._sweep_seconds)
             except TimeoutError:
                 pass
+
+
+def referral_of(payload: bytes) -> str | None:
+    """The referral an event is about (every event about one carries `referral_id`), for its log line."""
+    try:
+        value = json.loads(payload).get("referral_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def message_size(payload: bytes, headers: dict[str, str]) -> int:

@@ -83,6 +83,7 @@ from shared.contracts.rpc import (
 from shared.db import DatabaseThread, is_unavailable, make_engine
 from shared.deadletters import DeadLetterRow
 from shared.http import HttpServer
+from shared.logs import configure_logging
 from shared.messaging import (
     SLOW_DATABASE_SECONDS,
     BatchConsumer,
@@ -142,6 +143,7 @@ class ServiceHost:
         self.engine: Engine = make_engine(name, settings)
         require_head(self.engine, name)  # the schema is migrated by `reroute db upgrade`, never here
         self._schema_head = head(name)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # read every 15 s below: not two INFO lines each time
         self._schema_problem: str | None = None
         self.database = DatabaseThread(name, self.engine)
         self.tracer_provider: TracerProvider = setup_tracing(name, settings.data_dir)
@@ -153,6 +155,7 @@ class ServiceHost:
             reconnect_time_wait=1,
             inbox_prefix=settings.inbox_prefix,
             log_level=logging.DEBUG,  # FastStream logs every message at INFO otherwise
+            logger=logging.getLogger(f"reroute.{name}.broker"),  # through the root logger's format (shared/logs.py)
         )
         self.router = NatsRouter()
         self._consumer_specs: list[ConsumerSpec] = []
@@ -176,6 +179,7 @@ class ServiceHost:
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(title=f"reroute {name}", version="1.0.0"),
+            logger=logging.getLogger(f"reroute.{name}.app"),
             on_startup=[self._start_ops],  # probes answer (live, not ready) while NATS is still being reached
             after_startup=[self._start],
             on_shutdown=[self._shutdown],
@@ -586,15 +590,9 @@ def run_service(name: str, load: Callable[[], S], create_app: Callable[[S], Fast
     try:
         settings = load()
         keep_files_private(settings.data_dir)
-        configure_logging(name, settings.log_level)
+        configure_logging(name, settings.log_level, settings.log_format)
         asyncio.run(create_app(settings).run())
     except (ConfigurationError, ValidationError) as exc:
         print(f"{name} cannot start: {exc}", file=sys.stderr)
         sys.exit(2)
 
-
-def configure_logging(service: str, level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-    )

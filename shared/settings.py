@@ -81,6 +81,9 @@ class ServiceSettings(BaseSettings):
     batch_size: int = Field(default=256, ge=1, le=10_000, description="Messages fetched per batch.")
     max_deliver: int = Field(default=5, ge=1, description="Deliveries before a failing message is dead-lettered.")
     log_level: str = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(default="text", description=(
+        "text: one readable line per record (a terminal, `reroute up`'s log files); json: one JSON object per line "
+        "with service, trace and span ids and the referral id where there is one (containers; the image sets it)."))
     stream_replicas: int = Field(default=1, ge=1, le=5, description=(
         "Replicas of each JetStream stream when `reroute streams provision` creates or updates it (3 on a "
         "three-node cluster); never lowered on an existing stream."))
@@ -91,6 +94,11 @@ class ServiceSettings(BaseSettings):
         if value and not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
             raise ValueError("namespace must be lower-case letters, digits and _ (at most 31), starting with a letter")
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

@@ -78,6 +78,7 @@ async def test_prometheus_reads_back_what_referrals_did_and_no_label_names_a_per
                           "reroute_consumer_pending", "reroute_consumer_redelivered"):
                 assert prom.query(f'{gauge}{{service="{service}"}}'), f"{service} reports no {gauge}"
 
+        await _figure(prom, f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}', 1)  # sampled
         # the shipped alert rules load, evaluate without error, and name only metrics the services export
         await wait_until(lambda: bool(prom.rules()) and all(r["health"] == "ok" for r in prom.rules()), timeout=30,
                          what=lambda: f"the alert rules evaluated cleanly ({prom.rules()})")
@@ -85,7 +86,6 @@ async def test_prometheus_reads_back_what_referrals_did_and_no_label_names_a_per
         assert used, "the rules name reroute metrics"
         for name in sorted(used):
             assert prom.query(name), f"an alert rule uses {name}, which no service exports"
-        await _figure(prom, f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}', 1)
         confirmed = await probe.rpc("risk", "override", {
             "referral_id": accepted[booked]["referral_id"], "tier": "very_high", "by": "Dana Lead",
             "reason": "Reviewed with the safeguarding lead; MASH referral made"})
