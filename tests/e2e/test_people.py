@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,9 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from sqlalchemy import select
 
+from services.intake.tables import PersonalDataAccessRecord
 from shared.contracts.intake_rpc import PersonCredentials
 from shared.subjects import Subjects
 from tests.support.cluster import referral
@@ -56,7 +57,7 @@ class Stack:
     async def connect(self, person: PersonCredentials, **options: object) -> Client:
         host = self.url.removeprefix("nats://")
         return await nats.connect(f"nats://{person.nats_user}:{person.password}@{host}",
-                                  inbox_prefix=person.inbox_prefix.encode(), **options)  # type: ignore[arg-type]
+                                  inbox_prefix=person.inbox_prefix.encode(), **options)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield Stack(up, (up.data_dir / "nats.url").read_text().strip(), tmp_path_factory.mktemp("home"))
     finally:
         up.stop()
+        up.drop_schemas()
         print(f"--- reroute up said:\n{up.output()}")
 
 
@@ -123,10 +125,12 @@ async def test_a_person_cannot_act_as_another_and_the_access_log_names_the_real_
         assert json.loads(reply.data)["error"]["code"] == "not_found"
     finally:
         await nc.close()
-    with sqlite3.connect(stack.up.data_dir / "intake.db") as db:
-        logged = db.execute("SELECT asked_by, purpose FROM personal_data_access WHERE referral_id = ?",
-                            (referral,)).fetchall()
-    assert logged == [("sam", "booking a session")]
+    engine = stack.up.engine("intake")
+    with engine.connect() as db:
+        logged = db.execute(select(PersonalDataAccessRecord.asked_by, PersonalDataAccessRecord.purpose)  # type: ignore[call-overload]
+                            .where(PersonalDataAccessRecord.referral_id == referral)).all()
+    engine.dispose()
+    assert [tuple(row) for row in logged] == [("sam", "booking a session")]
 
 
 async def test_removing_a_person_drops_their_live_connection_and_shuts_them_out(stack: Stack) -> None:

@@ -11,7 +11,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine, text
+
 from apps.devstack.processes import die_with_parent
+from shared.db import make_engine
+from shared.settings import ServiceSettings
 from tests.support.waiting import wait_until
 
 REROUTE = Path(sys.executable).with_name("reroute")
@@ -32,14 +36,44 @@ class LocalUp:
     data_dir: Path
     proc: subprocess.Popen[bytes]
     out: Path
+    schema_prefix: str | None = None
+    """Its PostgreSQL schemas' prefix, when the run has DATABASE_URL (else SQLite files in the data dir)."""
 
     @classmethod
     def launch(cls, data_dir: Path, **env: str) -> LocalUp:
-        out = data_dir.parent / f"{data_dir.name}-up-{next(_runs)}.out"
+        """`reroute up` on `data_dir`; on DATABASE_URL's PostgreSQL when the run has one (schemas of its own, and
+        intake's keys given, as a deployment off the embedded SQLite must)."""
+        run = next(_runs)
+        out = data_dir.parent / f"{data_dir.name}-up-{run}.out"
+        prefix = None
+        if os.environ.get("DATABASE_URL"):
+            from cryptography.fernet import Fernet
+
+            from tests.support.suite import RUN_ID
+
+            prefix = f"t{RUN_ID}up{run}{data_dir.parent.name[-6:].replace('-', '')}"
+            env = {"DATABASE_URL": os.environ["DATABASE_URL"], "REROUTE_DB_SCHEMA_PREFIX": prefix,
+                   "REROUTE_INTAKE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                   "REROUTE_INTAKE_MATCHING_KEY": Fernet.generate_key().decode(), **env}
         with out.open("wb") as fh:
             proc = subprocess.Popen([str(REROUTE), "up", "--data-dir", str(data_dir)], env=up_env(**env), stdout=fh,
                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent())  # noqa: PLW1509
-        return cls(data_dir, proc, out)
+        return cls(data_dir, proc, out, prefix)
+
+    def engine(self, service: str) -> Engine:
+        """The service's own database, as the service opens it."""
+        return make_engine(service, ServiceSettings(  # type: ignore[call-arg]
+            data_dir=self.data_dir, db_schema_prefix=self.schema_prefix,
+            DATABASE_URL=os.environ.get("DATABASE_URL") if self.schema_prefix else None))
+
+    def drop_schemas(self) -> None:
+        if self.schema_prefix is None:
+            return
+        engine = self.engine("intake")
+        with engine.begin() as conn:
+            for service in ("intake", "risk", "scheduling"):
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema_prefix}_{service}" CASCADE'))
+        engine.dispose()
 
     def output(self) -> str:
         return " ".join(self.out.read_text(errors="replace").split())
