@@ -17,7 +17,7 @@ from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
 from services.intake.personal_data import first_name_for
-from services.intake.staff import StaffError, StaffRegistry
+from services.intake.staff import LastAdmin, StaffError, StaffRegistry
 from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
     ENCRYPTED_TABLES,
@@ -300,6 +300,8 @@ async def bootstrap_admin(request: StaffRequest, intake: Intake) -> StaffAdded:
 async def remove_person(request: PersonIdRequest, intake: Intake) -> StaffReply:
     try:
         member = await intake.host.database.run(lambda: intake.staff.remove(request.person_id, now=datetime.now(UTC)))
+    except LastAdmin as exc:
+        raise Refused(str(exc)) from None
     except StaffError as exc:
         raise NotFound(str(exc)) from None
     log.warning("person %s removed", member.person_id)

@@ -22,6 +22,10 @@ class StaffError(ValueError):
     """A request about people that cannot be done; the message says why and what to do instead."""
 
 
+class LastAdmin(StaffError):
+    """Removing this person would leave no admin."""
+
+
 def _roles(text: str) -> list[Role]:
     return [Role(r) for r in text.split(",") if r]
 
@@ -70,7 +74,11 @@ class StaffRegistry:
                                          password=password, inbox_prefix=person_inbox_prefix(person_id))
 
     def remove(self, person_id: str, *, now: datetime) -> StaffMember:
+        """Remove a person; never the last admin (no one could then add people, and only the operator account's
+        one-time bootstrap would remain)."""
         with self._engine.begin() as conn:
+            if self._admins(conn) == [person_id]:
+                raise LastAdmin(f"'{person_id}' is the last admin: add another admin first, then remove them")
             done = conn.execute(update(StaffRecord).where(
                 col(StaffRecord.person_id) == person_id, col(StaffRecord.status) == "active"
             ).values(status="removed", removed_at=now))
