@@ -3,7 +3,11 @@ lines about a referral carry its id and its trace, and no line holds the young p
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,6 @@ def json_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPat
     c = launch_cluster(nats_server[0], tmp_path_factory.mktemp("json-logs"), namespace=f"t{RUN_ID}{name}",
                        schema_prefix=f"t{RUN_ID}{name}",
                        per_service={s: {"REROUTE_LOG_FORMAT": "json"} for s in SERVICES})
-    import asyncio
-
     asyncio.run(ready(c))
     try:
         yield c
@@ -84,10 +86,6 @@ async def test_json_logs_follow_a_referral_by_its_id_and_trace_and_hold_no_perso
 
 
 def test_an_unknown_log_format_is_refused_at_start(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "REROUTE_LOG_FORMAT": "xml", "REROUTE_DATA_DIR": str(tmp_path), "NATS_URL": "nats://127.0.0.1:1"}
     done = subprocess.run([sys.executable, "-m", "services.risk"], env=env, capture_output=True, text=True, timeout=60,
                           check=False)
