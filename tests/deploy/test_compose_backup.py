@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,12 @@ from tests.support.cluster import mentor, referral, unique, unique_language
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 SCHEMAS = ("intake", "risk", "scheduling")
+
+
+def _moment(stamp: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds, trailing zeros trimmed) as seconds since the epoch."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction or 0}")
 
 
 def _make(stack: Stack, target: str, backup: Path) -> str:
@@ -87,6 +94,11 @@ def test_the_stack_comes_back_from_a_pg_dump_with_every_referral_readable(tmp_pa
 
         _make(stack, "compose-restore", backup)
         stack.wait_healthy()
+        # the migrations ran as their one-shot container, to its end, before any service started
+        migrate = stack.container("migrate")["State"]
+        assert migrate["Status"] == "exited" and migrate["ExitCode"] == 0, migrate
+        for service in ("intake", "risk", "scheduling"):
+            assert _moment(migrate["FinishedAt"]) <= _moment(stack.container(service)["State"]["StartedAt"]), service
         stack.ca_file.write_text(stack.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "cli",
                                            "/certs/ca.crt"))  # the certs volume went too: a new local CA
 
