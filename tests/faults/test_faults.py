@@ -74,8 +74,8 @@ async def test_a_cluster_loses_its_stream_leader_under_load_and_carries_on(tmp_p
     """Three JetStream nodes with R3 streams; the leader of the referrals stream is killed for good."""
     async with rig(tmp_path, nodes=3) as r:
         assert r.nc is not None
-        for stream in (r.subjects.submissions_stream, r.subjects.referrals_stream, r.subjects.risk_stream,
-                       r.subjects.sessions_stream):
+        for stream in (r.subjects.submissions_stream, r.subjects.referrals_stream, r.subjects.intake_stream,
+                       r.subjects.risk_stream, r.subjects.sessions_stream):
             info = await r.nc.jetstream().stream_info(stream)
             assert info.config.num_replicas == 3, f"{stream} is R3"
         killed: list[Node] = []

@@ -272,7 +272,7 @@ class Rig:
         assert self.nc is not None
         js = self.nc.jetstream()
         found: dict[str, int] = {}
-        for stream in (self.subjects.submissions_stream, self.subjects.referrals_stream, self.subjects.risk_stream):
+        for stream in (self.subjects.submissions_stream, self.subjects.intake_stream, self.subjects.risk_stream):
             for info in await js.consumers_info(stream):
                 name = info.config.durable_name
                 if name and name.split("-")[0] in SERVICES:
