@@ -41,6 +41,10 @@ test-prometheus: $(STAMP)
 docs: $(STAMP)  ## the AsyncAPI documents in docs/, generated from shared/contracts
 	$(BIN)/python -m shared.asyncapi
 
+.PHONY: security-doc
+security-doc: $(STAMP)  ## run the abuse tests named in tests/security_cases.py; write their results into docs/security.md
+	$(BIN)/python -m tests.support.security_doc
+
 bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
 	$(BIN)/python -m bench.pipeline
 

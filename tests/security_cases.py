@@ -1,0 +1,154 @@
+"""Which tests prove that each abuse of issue 11 no longer works: the one place that says so.
+
+`make security-doc` runs exactly these tests and writes the table in docs/security.md from their results
+(tests/support/security_doc.py); tests/unit/test_security_doc.py fails when a test named here no longer exists or
+when the table no longer matches this list. A test id is a pytest node id without parameters: every parameter of it
+is run and counted. A case with no tests is listed in the table as having none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Case:
+    item: str  # the item of issue 11 ("1" to "11"; "low" for the low ones; "basic" for what held before)
+    abuse: str  # what an attacker tries, in a few words
+    tests: tuple[str, ...]
+
+
+E2E, INTEGRATION, UNIT = "tests/e2e/", "tests/integration/", "tests/unit/"
+
+CASES: tuple[Case, ...] = (
+    Case("basic", "an agency publishes as another agency, reads another's outcomes, risk or safeguarding, or uses "
+                  "JetStream", (
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_publish_as_another",
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_read_what_is_not_its_own",
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_touch_streams",
+        f"{E2E}test_intake_http.py::test_a_missing_wrong_or_revoked_key_gets_401_and_nothing_is_stored",
+        (f"{INTEGRATION}test_nats_permissions.py::"
+         "test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_out"),
+    )),
+    Case("1", "an agency registers as a service, the operator, or a look-alike of another agency's id", (
+        f"{UNIT}test_intake_agencies.py::test_a_service_or_operator_name_cannot_be_registered_as_an_agency",
+        f"{E2E}test_intake_cli.py::test_agencies_add_refuses_a_reserved_id_and_a_look_alike",
+    )),
+    Case("1", "an agency subscribes to a service's, the operator's or another agency's inbox", (
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_can_never_subscribe_to_another_partys_inbox",
+    )),
+    Case("2", "one oversized referral, or one with unbounded lists, stalls the pipeline for every agency", (
+        (f"{E2E}test_intake_limits.py::"
+        "test_a_557_kib_referral_over_nats_is_rejected_naming_the_limit_and_the_next_one_is_scheduled"),
+        f"{E2E}test_intake_limits.py::test_a_list_over_its_limit_is_rejected_naming_the_field_over_nats_and_over_http",
+        f"{E2E}test_intake_http.py::test_a_body_over_the_limit_gets_413",
+        f"{E2E}test_outbox_parking.py::test_an_event_nats_refuses_is_parked_and_the_events_behind_it_are_published",
+        (f"{INTEGRATION}test_outbox_relay.py::"
+        "test_an_event_over_the_servers_max_payload_is_parked_and_the_rows_behind_it_are_published"),
+        f"{INTEGRATION}test_outbox_relay.py::test_an_event_over_the_streams_maximum_message_size_is_parked",
+        (f"{INTEGRATION}test_streams.py::"
+        "test_streams_are_created_with_a_maximum_message_size_and_an_existing_one_is_updated"),
+    )),
+    Case("3", "raw submissions stay on the broker in plain, out of erasure's reach and readable by risk and "
+              "scheduling", (
+        f"{E2E}test_raw_submissions.py::test_once_a_submission_is_accepted_no_plain_copy_of_it_stays_on_the_broker",
+        f"{INTEGRATION}test_nats_permissions.py::test_risk_and_scheduling_cannot_reach_the_raw_submissions",
+        f"{INTEGRATION}test_nats_permissions.py::test_each_service_may_use_its_own_consumers_and_streams",
+        (f"{E2E}test_jetstream_permissions.py::"
+        "test_the_services_run_on_their_own_jetstream_permissions_and_erasure_reaches_every_stream"),
+    )),
+    Case("4", "the container deployment is open: NATS without users, ports on every interface, a known password", (
+        "tests/deploy/test_compose.py::test_the_stack_is_closed",
+    )),
+    Case("5", "agency A publishes first under agency B's message id, or predicts intake's event ids", (
+        (f"{E2E}test_raw_submissions.py::"
+        "test_another_agencys_message_id_drops_nothing_and_a_resend_is_still_processed_once"),
+        (f"{UNIT}test_intake_decisions.py::"
+        "test_event_ids_are_unpredictable_outside_intake_and_the_same_for_the_same_decision"),
+    )),
+    Case("6", "an agency learns from its events that another agency referred the same child, or reads intake's "
+              "facts for risk and scheduling", (
+        (f"{E2E}test_jetstream_permissions.py::"
+         "test_an_agency_learns_nothing_of_another_agencys_referral_of_the_same_child"),
+        (f"{UNIT}test_intake_decisions.py::"
+         "test_what_an_agency_is_told_is_the_same_whether_or_not_another_agency_referred_the_child"),
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_read_the_stream_of_intakes_facts",
+    )),
+    Case("7", "deeply nested JSON or a 5,000-digit number gets a server error or dead-letters the body", (
+        f"{E2E}test_intake_malformed.py::test_malformed_bodies_over_http_are_refused_specifically_and_none_is_stored",
+        f"{E2E}test_intake_malformed.py::test_malformed_bodies_over_nats_are_refused_specifically_and_none_is_stored",
+        f"{E2E}test_intake_openapi.py::test_no_request_gets_a_server_error",
+    )),
+    Case("8", "another user of the host reads the data dir, or the equality answers are stored in plain", (
+        f"{E2E}test_up_supervision.py::test_the_data_dir_and_everything_in_it_are_closed_to_other_users",
+        f"{UNIT}test_intake_crypto.py::test_unset_keys_are_generated_once_kept_private_and_reused",
+        f"{E2E}test_intake_encryption.py::test_equality_answers_are_stored_encrypted_and_still_counted_by_the_audit",
+        (f"{E2E}test_intake_encryption.py::"
+        "test_answers_an_earlier_version_stored_in_plain_are_encrypted_after_the_upgrade_and_still_counted"),
+    )),
+    Case("9", "made-up API keys fill the CPU and slow every agency; wrong keys are tried without limit", (
+        (f"{E2E}test_intake_http_abuse.py::"
+        "test_many_wrong_keys_from_one_address_get_429_while_an_agency_elsewhere_is_served"),
+        f"{E2E}test_intake_http_abuse.py::test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget",
+        (f"{E2E}test_intake_http_abuse.py::"
+        "test_a_key_kept_under_the_old_scrypt_hash_still_works_and_is_then_kept_as_the_fast_hash"),
+        (f"{UNIT}test_intake_key_checks.py::"
+        "test_the_addresses_remembered_are_bounded_forgetting_the_least_recently_failed"),
+    )),
+    Case("10", "an agency is told a mentor's criminal-justice status or an operator's name", (
+        (f"{E2E}test_agency_reasons.py::"
+         "test_a_mentor_who_may_no_longer_mentor_is_neither_named_nor_explained_to_the_agency"),
+        f"{E2E}test_agency_reasons.py::test_a_closure_tells_the_agency_only_that_the_service_closed_it",
+        (f"{UNIT}test_agency_reasons.py::"
+         "test_a_barred_mentor_is_explained_to_schedulers_and_only_unavailable_to_agencies"),
+        f"{UNIT}test_intake_status.py::test_the_schedulers_reason_never_reaches_the_agency",
+    )),
+    Case("11", "a person acts as someone else: a self-declared `asked_by` or countersignature, a leaver who is "
+               "still connected", (
+        f"{E2E}test_people.py::test_a_person_cannot_act_as_another_and_the_access_log_names_the_real_one",
+        f"{E2E}test_people.py::test_removing_a_person_drops_their_live_connection_and_shuts_them_out",
+        f"{E2E}test_people.py::test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_countersign",
+        f"{E2E}test_people.py::test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force",
+        (f"{INTEGRATION}test_people_permissions.py::"
+         "test_each_role_may_ask_exactly_its_requests_and_in_its_own_name_only"),
+        f"{INTEGRATION}test_people_permissions.py::test_a_person_cannot_read_another_persons_replies",
+        (f"{INTEGRATION}test_people_permissions.py::"
+         "test_the_console_may_act_for_anyone_and_the_operator_account_for_no_one"),
+    )),
+    Case("low", "a calendar feed's token is written to the access log", (
+        f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
+        f"{UNIT}test_http_access_log.py::test_the_route_is_logged_not_the_token_or_the_query",
+    )),
+    Case("low", "Rich markup, control or bidi characters in a name crash the CLI or plant terminal links", (
+        f"{E2E}test_cli_safety.py::test_names_with_markup_print_as_plain_text_and_session_ids_are_shown",
+        f"{E2E}test_rejections_never_echo.py::test_a_name_with_control_or_bidi_characters_is_refused_naming_the_field",
+    )),
+    Case("low", "a name spelt with look-alike letters escapes person matching and erasure; the matching key cannot "
+                "be rotated", (
+        (f"{E2E}test_person_lookalikes.py::"
+        "test_a_name_spelt_with_look_alike_letters_is_the_same_young_person_for_matching_and_erasure"),
+        (f"{E2E}test_person_lookalikes.py::"
+        "test_after_a_new_matching_key_and_rematch_known_young_people_are_still_recognised"),
+        (f"{INTEGRATION}test_person_rematch.py::"
+        "test_after_the_upgrade_known_people_are_recognised_and_rematch_joins_look_alike_spellings"),
+    )),
+    Case("low", "a rejection echoes the value given (a name typed in the wrong field is stored and published)", (
+        f"{E2E}test_rejections_never_echo.py::test_a_rejection_names_each_field_and_rule_but_never_the_value_given",
+        f"{UNIT}test_intake_dates.py::test_every_date_problem_is_named_and_none_echoes_the_date_given",
+    )),
+    Case("low", "an old encryption key can never be retired", (
+        (f"{E2E}test_intake_encryption.py::"
+         "test_after_reencrypt_intake_runs_on_the_new_key_alone_and_reads_everything_it_kept"),
+    )),
+    Case("low", "a forged Host header is reflected into `status_url`", (
+        f"{E2E}test_intake_http_abuse.py::test_a_forged_host_header_is_not_reflected_in_the_reply",
+    )),
+    Case("low", "the README's NATS example fails for a real agency user", (
+        (f"{E2E}test_readme_examples.py::"
+         "test_the_nats_example_submits_a_referral_with_a_registered_agencys_own_credentials"),
+        f"{E2E}test_readme_examples.py::test_without_the_inbox_prefix_the_same_example_fails_as_the_readme_says",
+    )),
+    Case("low", "`person export --out` writes a world-readable file or follows a symlink", (
+        f"{E2E}test_cli_safety.py::test_a_person_export_goes_only_to_a_new_private_file_and_never_through_a_symlink",
+    )),
+)
