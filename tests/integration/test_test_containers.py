@@ -5,6 +5,7 @@ pass without an engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -144,3 +145,40 @@ def test_an_engine_without_the_images_falls_back_with_a_warning_and_fails_under_
     assert required.returncode == 1, required.stdout + required.stderr
     assert "REROUTE_REQUIRE_DOCKER=1, but PostgreSQL would come from a local fallback: the engine could not run" \
         in required.stdout
+
+
+def test_containers_a_dead_run_left_are_removed_and_a_live_runs_are_not() -> None:
+    _engine_or_skip()
+    client = containers.engine()
+    dead_pid = _a_dead_pid()
+    image = containers.NATS_IMAGE if _have(client, containers.NATS_IMAGE) else containers.POSTGRES_IMAGE
+    if not _have(client, image):
+        pytest.skip(f"neither {containers.NATS_IMAGE} nor {containers.POSTGRES_IMAGE} is here (make images)")
+    left = client.containers.create(image, command=["true"], labels={
+        **containers.labels("deadrun"), containers.LABEL_PID: str(dead_pid)})
+    live = client.containers.create(image, command=["true"], labels=containers.labels("liverun"))
+    try:
+        containers.remove()
+        remaining = {c.id for c in client.containers.list(all=True, filters={"label": containers.LABEL})}
+        assert left.id not in remaining and live.id in remaining
+    finally:
+        for container in (left, live):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+
+
+def _have(client: object, image: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(image)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _a_dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
