@@ -10,7 +10,8 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 import vobject
 
-from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.cluster import Cluster, Probe, mentor, ready, referral, unique, unique_language
+from tests.support.suite import drop_schemas, make_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +127,26 @@ async def test_venues_show_only_where_the_mentor_opted_in_and_only_staffed_premi
     assert (await request(plain["ics_url"]))[0] == 404, "issuing a new link revoked the old one"
 
 
-async def test_a_venue_that_is_not_staffed_premises_is_never_named(cluster: Cluster, probe: Probe) -> None:
+@pytest.fixture
+async def alone(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
+        tuple[Cluster, Probe]]:
+    """Services of the test's own: registering a venue in a borough replaces the default office there for every
+    mentor of that borough, which would change other tests' bookings."""
+    c = make_cluster(nats_server, tmp_path_factory.mktemp("venues"), f"venues{uuid.uuid4().hex[:6]}", isolated=True)
+    try:
+        await ready(c)
+        p = await Probe.open(c.nats_url, c.subjects)
+        try:
+            yield c, p
+        finally:
+            await p.close()
+    finally:
+        c.processes.stop_all()
+        drop_schemas(c)
+
+
+async def test_a_venue_that_is_not_staffed_premises_is_never_named(alone: tuple[Cluster, Probe]) -> None:
+    cluster, probe = alone
     venue_id, borough = unique("hall"), "Hackney"
     await probe.rpc("scheduling", "venues.import", {"venues": [
         {"id": venue_id, "name": f"Community hall {venue_id}", "borough": borough, "staffed": False}]})

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.e2e.test_intake_http import bearer, wait_for_status
 from tests.support.cluster import Cluster, Probe, intake_url, mentor, referral, register_agency, unique, unique_language
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 LONDON = ZoneInfo("Europe/London")
@@ -26,12 +26,19 @@ async def test_session_times_reach_the_agency_in_london_time(cluster: Cluster, p
     lang, agency = unique_language(), unique("yot")
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
     key = await register_agency(probe, agency)
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as http:
-        posted = await http.post("/v1/referrals", json=referral(unique("T"), language=lang), headers=bearer(key))
+    status: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15,
+                                 headers={"Authorization": f"Bearer {key}"}) as http:
+        posted = await http.post("/v1/referrals", json=referral(unique("T"), language=lang))
         assert posted.status_code == 202, posted.text
         scheduled = (await probe.wait_for(cluster.subjects.scheduled(agency),
                                           lambda e: e["referral_id"] == posted.json()["referral_id"]))[0]
-        status = await wait_for_status(http, posted.json()["status_url"], key, "scheduled")
+
+        async def scheduled_over_http() -> bool:
+            status.update((await http.get(posted.json()["status_url"])).json())
+            return status.get("status") == "scheduled"
+
+        await wait_until(scheduled_over_http, timeout=15, every=0.2, what=lambda: f"status scheduled ({status})")
 
     for session in scheduled["sessions"]:
         assert in_london(session["start"]) and in_london(session["end"]), session
