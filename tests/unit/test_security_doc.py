@@ -65,7 +65,7 @@ def test_the_collector_counts_each_parameter_under_its_test_and_a_failed_setup_a
         "    pass\n"
         "def test_skip():\n"
         "    pytest.skip('needs Docker')\n")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     ids = ["test_sample.py::test_param", "test_sample.py::test_setup", "test_sample.py::test_skip"]
     collector = Collector(ids)
 
