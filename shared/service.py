@@ -511,7 +511,13 @@ class ServiceHost:
                         conn.rollback()
             return found
 
-        samples = await self.database.run(read)
+        try:
+            samples = await self.database.run(read)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.debug("%s: metrics: the database is unavailable (%s)", self.name, describe(exc))
+            return  # readiness says so, in words; the gauges keep their last readings
         js = self.broker.connection.jetstream()
         samples += await consumer_samples(js, [(c.stream, c.durable) for c in self._consumer_specs])
         self.metrics.record_samples(samples)
