@@ -8,8 +8,9 @@ events are published once, with their own ids), and marks it replayed in that tr
 
 An event of the service's own that NATS refused for good (too large) is parked in its outbox (shared/outbox.py)
 and listed here too, as an open entry of the consumer `outbox`, counted with the rest and holding its referral
-for review: it is the same kind of thing for an operator (something set aside that needs a person), but it is not
-a consumed message, so it is not shown, replayed or discarded from here (docs/reliability.md says what to do).
+for review: it is the same kind of thing for an operator (something set aside that needs a person). It is shown
+like a dead letter; replaying it puts it back in the outbox (once the limit that refused it is raised, the relay
+publishes it, with its own id, so at most once); discarding it moves it here, discarded, with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlmodel import Field, SQLModel, col
 
 from shared.contracts.deadletters import DeadLetter, DeadLetterStatus, HeldMessage
@@ -111,15 +112,61 @@ def parked_events(conn: Connection, *, service: str) -> list[DeadLetter]:
     rows = conn.execute(select(col(OutboxRow.event_id), col(OutboxRow.subject), col(OutboxRow.payload),
                                col(OutboxRow.parked_at), col(OutboxRow.parked_reason))
                         .where(col(OutboxRow.parked_at).is_not(None)).order_by(col(OutboxRow.parked_at)))
-    return [
-        DeadLetter(id=f"{PARKED}-{hashlib.sha256(event_id.encode()).hexdigest()[:10]}", service=service,
-                   consumer=PARKED, subject=subject, deliveries=1, failed_at=parked_at, status="open",
-                   referral_id=referral_named(payload),
-                   reason=f"parked outbox event: {parked_reason or 'NATS refused it'} (event {event_id}, "
-                          f"{len(payload)} bytes; kept in the outbox, not published again)")
-        for event_id, subject, payload, parked_at, parked_reason in rows
-        if parked_at is not None
-    ]
+    return [_parked_entry(service, event_id, subject, payload, parked_at, parked_reason)
+            for event_id, subject, payload, parked_at, parked_reason in rows if parked_at is not None]
+
+
+def _parked_entry(service: str, event_id: str, subject: str, payload: bytes, parked_at: datetime,
+                  parked_reason: str | None) -> DeadLetter:
+    return DeadLetter(id=parked_id(event_id), service=service, consumer=PARKED, subject=subject, deliveries=1,
+                      failed_at=parked_at, status="open", referral_id=referral_named(payload),
+                      reason=f"parked outbox event: {parked_reason or 'NATS refused it'} (event {event_id}, "
+                             f"{len(payload)} bytes; kept in the outbox, not published again)")
+
+
+def parked_id(event_id: str) -> str:
+    return f"{PARKED}-{hashlib.sha256(event_id.encode()).hexdigest()[:10]}"
+
+
+def is_parked_id(dead_letter_id: str) -> bool:
+    """An id `reroute deadletter list` gave a parked outbox event (or, once discarded, its dead letter)."""
+    return dead_letter_id.startswith(f"{PARKED}-")
+
+
+def find_parked(conn: Connection, dead_letter_id: str) -> OutboxRow | None:
+    """The parked outbox row listed under this id, if it is still parked (few rows, if any: read them all)."""
+    rows = conn.execute(select(OutboxRow).where(col(OutboxRow.parked_at).is_not(None))).mappings()
+    return next((OutboxRow(**r) for r in rows if parked_id(r["event_id"]) == dead_letter_id), None)
+
+
+def parked_detail(row: OutboxRow, *, service: str) -> DeadLetter:
+    assert row.parked_at is not None
+    return _parked_entry(service, row.event_id, row.subject, row.payload, row.parked_at, row.parked_reason)
+
+
+def unpark(conn: Connection, row: OutboxRow) -> bool:
+    """Put a parked event back in the outbox, to be published by the relay (parked again if NATS still refuses
+    it); False when it was no longer parked."""
+    done = conn.execute(update(OutboxRow).where(col(OutboxRow.event_id) == row.event_id,
+                                                col(OutboxRow.parked_at).is_not(None))
+                        .values(parked_at=None, parked_reason=None))
+    return done.rowcount == 1
+
+
+def discard_parked(conn: Connection, row: OutboxRow, *, seal: Seal, by: str, reason: str, now: datetime) -> bool:
+    """Set a parked event aside for good: out of the outbox, kept as a discarded dead letter of the consumer
+    `outbox` (sealed like the rest), with who decided and why. False when it was no longer parked."""
+    gone = conn.execute(delete(OutboxRow).where(col(OutboxRow.event_id) == row.event_id,
+                                                col(OutboxRow.parked_at).is_not(None)))
+    if gone.rowcount != 1:
+        return False
+    assert row.parked_at is not None
+    conn.execute(insert(DeadLetterRow).values(
+        id=parked_id(row.event_id), message_key=f"outbox:{row.event_id}", consumer=PARKED, subject=row.subject,
+        headers=row.headers, body=seal(row.payload), reason=(row.parked_reason or "NATS refused it")[:1000],
+        deliveries=1, failed_at=row.parked_at, referral_id=referral_named(row.payload), status="discarded",
+        resolved_at=now, resolved_by=by, note=reason[:1000]))
+    return True
 
 
 def load(conn: Connection, dead_letter_id: str, *, for_update: bool = False) -> DeadLetterRow | None:

@@ -95,7 +95,7 @@ from shared.metrics import SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samp
 from shared.migrations import current, head, require_head
 from shared.nats_auth import jetstream_use
 from shared.ops import Discoverable, ops_app, register
-from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe
+from shared.outbox import OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
 from shared.settings import ConfigurationError, HttpPort, ServiceSettings, keep_files_private
 from shared.subjects import Subjects
 from shared.telemetry import extract_context, setup_tracing
@@ -346,11 +346,18 @@ class ServiceHost:
 
         @self.reply(DEAD_LETTER)
         async def show_dead_letter(request: DeadLetterShowRequest) -> DeadLetterDetail:
-            def read() -> DeadLetterRow | None:
+            def read() -> DeadLetterRow | OutboxRow | None:
                 with self.engine.connect() as conn:
-                    return deadletters.load(conn, request.id)
+                    parked = deadletters.find_parked(conn, request.id) if deadletters.is_parked_id(request.id) else None
+                    return parked or deadletters.load(conn, request.id)
 
             row = await self.database.run(read)
+            if isinstance(row, OutboxRow):  # an event of ours NATS refused: in the outbox, not sealed
+                if request.body:
+                    log.warning("%s: parked event %s shown to %s", self.name, request.id, request.asked_by or "?")
+                return DeadLetterDetail(dead_letter=deadletters.parked_detail(row, service=self.name),
+                                        headers=json.loads(row.headers), body_bytes=len(row.payload),
+                                        body=row.payload.decode("utf-8", errors="replace") if request.body else None)
             if row is None:
                 raise NotFound(f"no dead letter {request.id} in {self.name}")
             body = self._unseal(row.body)
@@ -378,6 +385,11 @@ class ServiceHost:
         async def discard_dead_letter(request: DeadLetterDiscardRequest) -> DeadLetterResults:
             def work() -> DeadLetterResult:
                 with self.engine.begin() as conn:
+                    if deadletters.is_parked_id(request.id) and (parked := deadletters.find_parked(conn, request.id)):
+                        if not deadletters.discard_parked(conn, parked, seal=self._seal, by=request.asked_by,
+                                                          reason=request.reason, now=datetime.now(UTC)):
+                            return DeadLetterResult(id=request.id, outcome="already resolved", detail="replayed")
+                        return DeadLetterResult(id=request.id, outcome="discarded", detail=request.reason)
                     row = deadletters.load(conn, request.id, for_update=True)
                     if row is None:
                         return DeadLetterResult(id=request.id, outcome="not found")
@@ -390,7 +402,26 @@ class ServiceHost:
             result = await self.database.run(work)
             return DeadLetterResults(service=self.name, results=[result])
 
+    async def _unpark(self, dead_letter_id: str, asked_by: str) -> DeadLetterResult | None:
+        """Put a parked event of ours back in the outbox (its cause fixed: a limit raised); None when none is
+        parked under this id (a discarded one is a dead letter)."""
+        def work() -> bool | None:
+            with self.engine.begin() as conn:
+                row = deadletters.find_parked(conn, dead_letter_id)
+                return None if row is None else deadletters.unpark(conn, row)
+
+        done = await self.database.run(work)
+        if done is None:
+            return None
+        log.warning("%s: parked event %s put back in the outbox by %s", self.name, dead_letter_id, asked_by)
+        return DeadLetterResult(id=dead_letter_id, outcome="replayed", detail=(
+            "back in the outbox: the relay publishes it once (under its own id), or parks it again if NATS still "
+            "refuses it"))
+
     async def _replay(self, dead_letter_id: str, *, asked_by: str) -> DeadLetterResult:
+        if deadletters.is_parked_id(dead_letter_id) and (put_back := await self._unpark(dead_letter_id, asked_by)):
+            return put_back
+
         def read() -> DeadLetterRow | None:
             with self.engine.connect() as conn:
                 return deadletters.load(conn, dead_letter_id)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import getpass
 from collections import defaultdict
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,20 +27,36 @@ from shared.contracts.deadletters import (
     DeadLetterResults,
     DeadLetterShowRequest,
 )
-from shared.contracts.rpc import DEAD_LETTER, DEAD_LETTERS, DISCARD, REPLAY
-from shared.deadletters import service_of
+from shared.contracts.rpc import DEAD_LETTER, DEAD_LETTERS, DISCARD, REPLAY, ErrorCode, ServiceError
+from shared.deadletters import is_parked_id, service_of
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the dead letter).")]
 
 
-def _service(dead_letter_id: str) -> str:
+def _services(dead_letter_id: str) -> list[str]:
+    """The service that keeps it; for a parked outbox event (`outbox-…`), every service, asked in turn."""
+    if is_parked_id(dead_letter_id):
+        return list(SERVICES)
     service = service_of(dead_letter_id)
     if service not in SERVICES:
-        raise typer.BadParameter(f"{dead_letter_id!r} is not a dead letter id (they look like risk-1a2b3c4d5e)")
-    return service
+        raise typer.BadParameter(f"{dead_letter_id!r} is not a dead letter id (they look like risk-1a2b3c4d5e, or "
+                                 "outbox-1a2b3c4d5e for an event a service parked)")
+    return [service]
+
+
+async def _first_found(services: list[str], ask: Callable[[str], Awaitable[T]]) -> T:
+    """The answer of the first of these services that has it (a parked event's id does not name its service)."""
+    for service in services[:-1]:
+        try:
+            return await ask(service)
+        except ServiceError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+    return await ask(services[-1])
 
 
 @deadletter_app.command("list")
@@ -80,9 +97,10 @@ def show_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """One dead letter: why it failed, where it came from, its headers (and body with --body)."""
-    service = _service(dead_letter_id)
+    services = _services(dead_letter_id)
     asked = DeadLetterShowRequest(id=dead_letter_id, body=body, asked_by=by or getpass.getuser())
-    detail = with_client(lambda c: c.call(DEAD_LETTER, asked, service=service, timeout=10), data_dir)
+    detail = with_client(lambda c: _first_found(
+        services, lambda s: c.call(DEAD_LETTER, asked, service=s, timeout=10)), data_dir)
     d = detail.dead_letter
     console.print(f"[bold]{d.id}[/bold] ({d.status}) failed in {d.service} ({d.consumer}) at "
                   f"{d.failed_at:%Y-%m-%d %H:%M:%S} after {d.deliveries} deliveries")
@@ -109,12 +127,21 @@ def replay_cmd(
 ) -> None:
     """Run each through its service once more; each runs at most once, and its events are published once."""
     by_service: dict[str, list[str]] = defaultdict(list)
+    parked = [i for i in ids if is_parked_id(i)]
     for i in ids:
-        by_service[_service(i)].append(i)
+        if i not in parked:
+            by_service[_services(i)[0]].append(i)
 
     async def replay(c: ServiceClient) -> list[DeadLetterResults]:
-        return [await c.call(REPLAY, DeadLetterReplayRequest(ids=group, asked_by=by or getpass.getuser()), service=s,
-                             timeout=60) for s, group in by_service.items()]
+        asked_by = by or getpass.getuser()
+        done = [await c.call(REPLAY, DeadLetterReplayRequest(ids=group, asked_by=asked_by), service=s, timeout=60)
+                for s, group in by_service.items()]
+        for i in parked:  # whichever service parked it puts it back; the others have no such event
+            answers = [await c.call(REPLAY, DeadLetterReplayRequest(ids=[i], asked_by=asked_by), service=s,
+                                    timeout=60) for s in SERVICES]
+            found = [a for a in answers if a.results[0].outcome != "not found"]
+            done.append(found[0] if found else answers[0])
+        return done
 
     failed = False
     for results in with_client(replay, data_dir):
@@ -135,10 +162,13 @@ def discard_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Set one aside for good, with the reason and who decided."""
-    service = _service(dead_letter_id)
     asked = DeadLetterDiscardRequest(id=dead_letter_id, reason=reason, asked_by=by or getpass.getuser())
-    results = with_client(lambda c: c.call(DISCARD, asked, service=service, timeout=10), data_dir)
-    r = results.results[0]
+
+    async def discard(c: ServiceClient) -> DeadLetterResults:
+        answers = [await c.call(DISCARD, asked, service=s, timeout=10) for s in _services(dead_letter_id)]
+        return next((a for a in answers if a.results[0].outcome != "not found"), answers[0])
+
+    r = with_client(discard, data_dir).results[0]
     if r.outcome != "discarded":
         console.print(f"[red]{r.id}: {r.outcome}[/red]" + (f" ({escape(r.detail)})" if r.detail else ""))
         raise typer.Exit(1)
