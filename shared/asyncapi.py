@@ -44,6 +44,12 @@ def agency_document() -> dict[str, Any]:
                     "occurred_at. What changed, and what to do: docs/agency-changelog.md.",
         channels=[c for c in CHANNELS if c.audience == "agency"],
         endpoints=[],
+        security={"agency": {
+            "type": "userPassword",
+            "description": "The NATS user `agency-<agency_id>` and the password `reroute agencies add` (or `rotate`) "
+                           "printed once. Connect with the inbox prefix `_INBOX_AGENCY.<agency_id>`: it is the only "
+                           "inbox an agency may read, so a request or a JetStream publish with the default `_INBOX` "
+                           "never hears its reply. deploy/nats-auth.md lists what each user may publish and read."}},
     )
 
 
@@ -57,6 +63,11 @@ def internal_document() -> dict[str, Any]:
                     "A namespace (REROUTE_NAMESPACE) prefixes every subject.",
         channels=[c for c in CHANNELS if c.audience == "internal"],
         endpoints=list(all_endpoints()),
+        security={"service": {
+            "type": "userPassword",
+            "description": "Each service connects as its own NATS user (`intake`, `risk`, `scheduling`), each person "
+                           "as `person-<person_id>` with the inbox prefix `_INBOX_PERSON.<person_id>`, the web "
+                           "console as `console`: each may publish and read only what deploy/nats-auth.md lists."}},
     )
 
 
@@ -70,7 +81,7 @@ def render(document: dict[str, Any]) -> str:
 
 
 def _document(*, title: str, description: str, channels: Sequence[Channel],
-              endpoints: Sequence[Endpoint[BaseModel, BaseModel]]) -> dict[str, Any]:
+              endpoints: Sequence[Endpoint[BaseModel, BaseModel]], security: dict[str, Any]) -> dict[str, Any]:
     schemas = _Schemas(channels, endpoints)
     doc_channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -118,9 +129,17 @@ def _document(*, title: str, description: str, channels: Sequence[Channel],
         "asyncapi": "3.0.0",
         "info": {"title": title, "version": VERSION, "description": description},
         "defaultContentType": "application/json",
+        "servers": {"nats": {
+            "host": "{host}",
+            "protocol": "nats",
+            "description": "The installation's NATS server (JetStream): `reroute up` prints its address; a namespace "
+                           "(REROUTE_NAMESPACE), when set, prefixes every subject.",
+            "variables": {"host": {"default": "127.0.0.1:4222", "description": "host:port of the NATS server."}},
+            "security": [{"$ref": f"#/components/securitySchemes/{name}"} for name in security],
+        }},
         "channels": doc_channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": schemas.definitions},
+        "components": {"messages": messages, "schemas": schemas.definitions, "securitySchemes": security},
     }
 
 

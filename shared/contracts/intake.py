@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
@@ -149,6 +149,12 @@ class EqualityMonitoring(Contract):
     disability: str | None = Field(default=None, max_length=100)
 
 
+def _codes_or_objects_schema(schema: dict[str, Any]) -> None:
+    """The published schema of `indicators` admits what the validator admits: a bare code or an `Indicator`."""
+    code = {"type": "string", "maxLength": MAX_ITEM_CHARS, "description": "An indicator code (the README lists them)."}
+    schema["items"] = {"anyOf": [code, schema["items"]]}
+
+
 class Referral(Contract):
     """A referral as an agency submits it (the body of `referrals.submitted.<agency_id>`)."""
 
@@ -164,6 +170,7 @@ class Referral(Contract):
         default_factory=list, max_length=MAX_INDICATORS,
         description=f"Codes, or {{code, observed_at}} objects; at most {MAX_INDICATORS} (there are {MAX_INDICATORS} "
         "codes: give each once, with the date it was last observed).",
+        json_schema_extra=_codes_or_objects_schema,
     )
     protective_factors: list[ListItem] = Field(
         default_factory=list, max_length=MAX_PROTECTIVE_FACTORS,

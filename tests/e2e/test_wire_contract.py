@@ -18,8 +18,11 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 from nats.aio.msg import Msg
 from pydantic import ValidationError
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from apps.devstack.local_nats import start_nats_server
 from shared import asyncapi
@@ -95,22 +98,30 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
         proc.wait(timeout=10)
 
 
-async def test_everything_on_the_wire_is_in_the_asyncapi_documents(wire: Wire) -> None:
-    cluster, s = wire.cluster, wire.cluster.subjects
-    listener = await nats.connect(cluster.nats_url)
-    probe = await Probe.open(cluster.nats_url, s)
-    try:
-        async def record(msg: Msg) -> None:
-            wire.seen.append(msg)
+@pytest.fixture(scope="module")
+def traffic(wire: Wire) -> Wire:
+    """The wire, once the pipeline has been pushed through every path with a listener on every subject."""
+    async def record() -> None:
+        listener = await nats.connect(wire.cluster.nats_url)
+        probe = await Probe.open(wire.cluster.nats_url, wire.cluster.subjects)
+        try:
+            async def seen(msg: Msg) -> None:
+                wire.seen.append(msg)
 
-        await listener.subscribe(f"{cluster.namespace}.>", cb=record)
-        await listener.flush()
-        await _push_the_pipeline(wire, probe)
-        await listener.flush()
-    finally:
-        await probe.close()
-        await listener.close()
+            await listener.subscribe(f"{wire.cluster.namespace}.>", cb=seen)
+            await listener.flush()
+            await _push_the_pipeline(wire, probe)
+            await listener.flush()
+        finally:
+            await probe.close()
+            await listener.close()
 
+    asyncio.run(record())
+    return wire
+
+
+def test_everything_on_the_wire_is_in_the_asyncapi_documents(traffic: Wire) -> None:
+    wire, cluster = traffic, traffic.cluster
     documents = [json.loads((ROOT / "docs" / name).read_text(encoding="utf-8"))
                  for name in (asyncapi.AGENCY_DOCUMENT, asyncapi.INTERNAL_DOCUMENT)]
     problems = [f"{subject} flowed on the wire, but is in neither {DOCUMENTS}"
@@ -136,7 +147,8 @@ async def _push_the_pipeline(wire: Wire, probe: Probe) -> None:
     s, js = wire.cluster.subjects, probe.nc.jetstream()
     language, agency = unique_language(), unique("yot")
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=language)]})
-    body = referral(unique("REF"), language=language, indicators=["threat_to_life_warning", "peers_offending"])
+    body = referral(unique("REF"), language=language,  # both forms the contract allows: a code, or {code, observed_at}
+                    indicators=["threat_to_life_warning", {"code": "peers_offending", "observed_at": "2026-10-01"}])
     await probe.submit(agency, body)
     accepted = await probe.wait_for(s.accepted(agency), lambda e: e["agency_referral_id"] == body["agency_referral_id"])
     rid = accepted[0]["referral_id"]
@@ -196,3 +208,91 @@ def _misfit_requests(wire: Wire) -> list[str]:
             except ValidationError as exc:
                 problems.append(f"the request on {msg.subject} does not fit {model.__name__}: {exc}")
     return problems
+
+
+def _documents() -> list[dict[str, Any]]:
+    return [json.loads((ROOT / "docs" / name).read_text(encoding="utf-8"))
+            for name in (asyncapi.AGENCY_DOCUMENT, asyncapi.INTERNAL_DOCUMENT)]
+
+
+class Published:
+    """The payload and header schemas of each channel of the published documents, read as a third party reads
+    them: with the `jsonschema` package, every `$ref` resolved inside the document, formats checked."""
+
+    _BASE = "urn:reroute:asyncapi"
+
+    def __init__(self, documents: list[dict[str, Any]]) -> None:
+        self.documents = documents
+
+    def message(self, subject: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(document, message) of the channel whose address covers `subject` (without the namespace)."""
+        for document in self.documents:
+            for channel in document["channels"].values():
+                if channel["address"] is not None and asyncapi.covers(channel["address"], subject):
+                    (ref,) = [m["$ref"] for m in channel["messages"].values()]
+                    return document, document["components"]["messages"][ref.rsplit("/", 1)[-1]]
+        return None
+
+    def errors(self, document: dict[str, Any], schema: dict[str, Any], instance: Any) -> list[str]:
+        registry: Registry[Any] = Registry().with_resource(self._BASE, DRAFT202012.create_resource(document))
+        root = {"$ref": self._BASE + schema["$ref"]} if "$ref" in schema else schema
+        validator = Draft202012Validator(root, registry=registry, format_checker=FormatChecker())
+        return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+                for e in validator.iter_errors(instance)]
+
+    def misfits(self, subject: str, data: bytes, headers: dict[str, str]) -> list[str]:
+        found = self.message(subject)
+        if found is None:
+            return [f"{subject}: no channel"]
+        document, message = found
+        schema = message["payload"]
+        body: Any = data.decode() if schema.get("type") == "string" else json.loads(data)
+        problems = self.errors(document, schema, body)
+        if "headers" in message:
+            problems += [f"header {p}" for p in self.errors(document, message["headers"], headers)]
+        return [f"{subject} ({message['name']}): {p}" for p in problems]
+
+
+def test_every_message_on_the_wire_fits_the_published_json_schemas(traffic: Wire) -> None:
+    """Each event the services published, each referral and update the test sent as an agency does (codes and
+    {code, observed_at} indicators) and each request, checked by `jsonschema` against the documents' schemas."""
+    published, prefix = Published(_documents()), f"{traffic.cluster.namespace}."
+    problems, checked = [], set()
+    for msg in traffic.seen:
+        headers = dict(msg.headers or {})
+        bare = msg.subject.removeprefix(prefix)
+        if headers.get("Nats-Msg-Id", "").startswith("poison-") or bare.startswith("$JS."):
+            continue  # the test's own junk, and JetStream's API
+        if bare.startswith("referrals.submitted.") and json.loads(msg.data).get("agency_referral_id", "").startswith(
+                "BAD-"):
+            continue  # refused on purpose (no young_person): the schema must refuse it too, as the next test shows
+        problems += published.misfits(bare, msg.data, headers)
+        checked.add(bare.split(".")[0] + "." + bare.split(".")[1])
+    assert not problems, "\n".join(problems)
+    assert checked >= {"referrals.submitted", "referrals.updated", "referrals.accepted", "referrals.rejected",
+                       "intake.recorded", "risk.assessed", "safeguarding.alert", "deadletter.risk"}, checked
+
+
+def test_the_referral_forms_agencies_send_fit_the_published_schema_and_bad_ones_do_not() -> None:
+    published = Published(_documents())
+    found = published.message("referrals.submitted.yot-a")
+    assert found is not None
+    document, message = found
+    examples = json.loads((ROOT / "examples" / "referrals.json").read_text(encoding="utf-8"))
+    good = [e for e in examples if "-BAD-" not in e["agency_referral_id"]]  # the sample's one refusal, on purpose
+    assert good and len(good) < len(examples), "examples/referrals.json holds referrals, and one the demo refuses"
+    for example in good:
+        assert published.errors(document, message["payload"], example) == [], example["agency_referral_id"]
+    (refused,) = [e for e in examples if e not in good]
+    assert any("is not a 'date'" in e for e in published.errors(document, message["payload"], refused))
+    codes = referral("YOT/2026/17", language="en", indicators=["weapon_carrying", "peers_offending"])
+    objects = referral("YOT/2026/18", language="en",
+                       indicators=[{"code": "weapon_carrying", "observed_at": "2026-09-01"}, "peers_offending"])
+    assert published.errors(document, message["payload"], codes) == []
+    assert published.errors(document, message["payload"], objects) == []
+    for bad, why in [({**codes, "indicators": [7]}, "is not valid under any of the given schemas"),
+                     ({**codes, "nickname": "J"}, "Additional properties are not allowed"),
+                     ({k: v for k, v in codes.items() if k != "young_person"}, "'young_person' is a required property"),
+                     ({**codes, "consent": {"given": True, "recorded_at": "yesterday"}}, "is not a 'date-time'")]:
+        errors = published.errors(document, message["payload"], bad)
+        assert any(why in e for e in errors), (why, errors)

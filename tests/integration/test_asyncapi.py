@@ -4,6 +4,7 @@ really register and what the agencies' NATS permissions really allow."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -217,3 +218,21 @@ def test_every_reference_in_the_documents_resolves() -> None:
                 _resolve(document, ref)
             except (KeyError, TypeError):
                 pytest.fail(f"{name}: {ref} points at nothing")
+
+
+def test_every_parameter_in_a_channel_address_is_declared_and_every_declared_one_is_used() -> None:
+    """The official parser lets an undeclared `{agency_id}` pass, so this holds the documents to the specification."""
+    for name, document in asyncapi.documents().items():
+        for key, channel in document["channels"].items():
+            used = set(re.findall(r"{([^}]+)}", channel["address"] or ""))
+            assert used == set(channel.get("parameters", {})), f"{name}: {key}"
+
+
+def test_both_documents_say_how_to_authenticate() -> None:
+    for name, document in asyncapi.documents().items():
+        schemes = document["components"]["securitySchemes"]
+        assert schemes and all(s["type"] == "userPassword" for s in schemes.values()), name
+        for server in document["servers"].values():
+            assert server["protocol"] == "nats" and server["security"], name
+    (agency,) = asyncapi.agency_document()["components"]["securitySchemes"].values()
+    assert "_INBOX_AGENCY.<agency_id>" in agency["description"], "an agency is told its inbox prefix"
