@@ -87,6 +87,9 @@ def jetstream_permissions(service: str) -> list[str]:
     allowed += [f"$JS.API.STREAM.INFO.{stream}" for stream in use.streams]
     for stream in use.erases:
         allowed += [f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.API.STREAM.MSG.DELETE.{stream}"]
+    if service == "intake":  # it makes each agency's durable consumers of its outcomes, filtered to the agency
+        allowed += [f"$JS.API.CONSUMER.CREATE.{c.stream}.*.{c.filter_subject}"
+                    for c in _SUBJECTS.agency_outcomes("*")]
     return allowed
 
 
@@ -121,12 +124,24 @@ def normalised_agency_id(agency_id: str) -> str:
     return agency_id.lower().replace("-", "_")
 
 
+def agency_consumer_permissions(agency_id: str) -> list[str]:
+    """The JetStream API an agency may use: read the info of its own durable consumers of its outcomes and
+    acknowledge what they deliver. Intake makes those consumers; an agency may make none itself, since a consumer's
+    configuration (its deliver subject, which the server publishes on for it) cannot be confined by a permission,
+    and no pull (`MSG.NEXT`), whose reply subject it would choose just as freely."""
+    allowed: list[str] = []
+    for c in _SUBJECTS.agency_outcomes(agency_id):
+        allowed += [f"$JS.API.CONSUMER.INFO.{c.stream}.{c.durable}", f"$JS.ACK.{c.stream}.{c.durable}.>"]
+    return allowed
+
+
 def agency_user(agency_id: str, password_hash: str) -> NatsUser:
-    """An agency may publish only its own referrals and read only its own outcomes; no streams, no risk."""
+    """An agency may publish only its own referrals and read only its own outcomes, live or from its own durable
+    consumers; no streams, no risk."""
     return NatsUser(
         user=f"agency-{agency_id}",
         password=password_hash,
-        publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id)],
+        publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id), *agency_consumer_permissions(agency_id)],
         subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id),
                    f"{agency_inbox_prefix(agency_id)}.>"],
     )

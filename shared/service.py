@@ -244,7 +244,14 @@ class ServiceHost:
             subjects.append(self.subjects.ask("*", service, endpoint.verb))
 
         def register(handler: Answer[Req, Rep]) -> Answer[Req, Rep]:
-            async def answer(message: NatsMessage) -> dict[str, Any]:
+            async def answer(message: NatsMessage) -> dict[str, Any] | None:
+                if not message.raw_message.reply:
+                    # No one waits for an answer: not a request from a client, but a message the server itself sent
+                    # here because someone named this subject as the reply to something else (the empty reply to
+                    # an acknowledgement, a publish's PubAck). Any client may name any reply subject, so such a
+                    # message must not act on anyone's behalf.
+                    log.warning("%s: %s: ignored a message that asks for no reply", self.name, endpoint.verb)
+                    return None
                 asker = self.subjects.asker(message.raw_message.subject)
                 return await self._answer(endpoint, handler, message.body, asker=asker)
 

@@ -31,6 +31,19 @@ class StreamSpec:
 
 
 @dataclass(frozen=True)
+class AgencyOutcomes:
+    """One of an agency's durable consumers of its own outcomes (`Subjects.agency_outcomes`)."""
+
+    stream: str
+    durable: str
+    """`agency-<id>`: the same name on each stream."""
+    filter_subject: str
+    """The agency's own subjects in that stream, and nothing else."""
+    deliver_subject: str
+    """Where the server pushes them: `_INBOX_AGENCY.<id>.outcomes.<stream>`, which only the agency may read."""
+
+
+@dataclass(frozen=True)
 class Subjects:
     namespace: str = ""
 
@@ -177,6 +190,15 @@ class Subjects:
         return [(self.referrals_stream, self.about_referrals(agency)), (self.intake_stream, self.recorded(agency)),
                 (self.risk_stream, self.assessed(agency)),
                 (self.safeguarding_stream, self.alert(agency)), (self.sessions_stream, self.sessions(agency))]
+
+    def agency_outcomes(self, agency: str) -> list[AgencyOutcomes]:
+        """The durable consumers that keep one agency's outcomes while it is offline: one per stream its events are
+        in (intake's referrals.*, scheduling's sessions.*), each pushing to a subject in the agency's own inbox
+        namespace. Intake makes them; the agency may only read their info and acknowledge what they deliver."""
+        return [AgencyOutcomes(stream, f"agency-{agency}", subject,
+                               f"_INBOX_AGENCY.{agency}.outcomes.{stream}")
+                for stream, subject in ((self.referrals_stream, self.about_referrals(agency)),
+                                        (self.sessions_stream, self.sessions(agency)))]
 
     def durable(self, service: str, what: str) -> str:
         """Durable consumer name, shared by every replica of a service so they split the work."""

@@ -9,7 +9,7 @@ from functools import partial
 
 from faststream import FastStream
 
-from services.intake import rpc
+from services.intake import outcomes, rpc
 from services.intake.agencies import AgencyRegistry
 from services.intake.crypto import load_keys
 from services.intake.handlers import handle_submissions
@@ -65,6 +65,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.reply(intake_rpc.PEOPLE_NATS_HASHES)(partial(rpc.people_nats_hashes, intake=intake))
     host.reply(intake_rpc.WHOAMI)(partial(rpc.whoami, intake=intake))
     host.every(settings.purge_every_hours * 3600, scheduled_purge, name="retention-purge")
+    host.every(300, partial(outcomes.keep_for_active_agencies, host, agencies), name="agency-outcome-consumers",
+               at_start=True)
     host.every(10, partial(rpc.encrypt_plain_answers, intake=intake), name="equality-encryption")  # migration 0003
 
     if settings.intake_http_port:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from services.intake import privacy, store
+from services.intake import outcomes, privacy, store
 from services.intake import rematch as rematching
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
@@ -120,6 +120,7 @@ async def add_agency(request: AgencyRequest, intake: Intake) -> AgencyKeys:
             lambda: intake.agencies.add(request.agency_id, request.name, now=datetime.now(UTC)))
     except AgencyError as exc:
         raise Refused(str(exc)) from None
+    await outcomes.keep_for_agencies(intake.host, [request.agency_id])  # its outcomes are kept from now on
     return AgencyKeys(agency=agency, api_key=key, nats=nats_access(request.agency_id, password))
 
 
@@ -129,6 +130,7 @@ async def rotate_agency(request: AgencyRequest, intake: Intake) -> AgencyKeys:
             lambda: intake.agencies.rotate(request.agency_id, now=datetime.now(UTC)))
     except AgencyError as exc:
         raise NotFound(str(exc)) from None
+    await outcomes.keep_for_agencies(intake.host, [request.agency_id])  # a revoked agency's, made again
     return AgencyKeys(agency=agency, api_key=key, nats=nats_access(request.agency_id, password))
 
 
