@@ -41,7 +41,12 @@ def agency_document() -> dict[str, Any]:
                     "agency may publish and read only its own: referrals.submitted and referrals.updated out, "
                     "referrals.* and sessions.* in, none of which says anything about another agency's referrals. "
                     "Every event carries schema_version, event_id (also its Nats-Msg-Id, so a replay is dropped) and "
-                    "occurred_at. What changed, and what to do: docs/agency-changelog.md.",
+                    "occurred_at. The same events are kept for each agency while it is offline, by two durable "
+                    "JetStream consumers intake makes for it, agency-<agency_id> on the streams REFERRALS "
+                    "(referrals.*.<agency_id>) and SESSIONS (sessions.*.<agency_id>), which push them to "
+                    "_INBOX_AGENCY.<agency_id>.outcomes.REFERRALS and ...outcomes.SESSIONS: an agency may bind them "
+                    "($JS.API.CONSUMER.INFO) and acknowledge their messages ($JS.ACK), nothing else (README, The "
+                    "event contract). What changed, and what to do: docs/agency-changelog.md.",
         channels=[c for c in CHANNELS if c.audience == "agency"],
         endpoints=[],
         security={"agency": {

@@ -89,7 +89,13 @@ def test_the_agency_document_is_exactly_what_an_agency_may_publish_and_read() ->
         assert (AGENCY in channel.producers) == may_publish, f"{channel.name}: agencies as producers"
         assert (AGENCY in channel.consumers) == (may_read and not may_publish), f"{channel.name}: agencies as readers"
     agency_doc = asyncapi.agency_document()
-    for permitted in (*agency.publish, *(s for s in agency.subscribe if not s.startswith("_INBOX"))):
+    # an agency's JetStream API and acknowledgements are how it reads the channels from its durable consumers (which
+    # the document's description names), as its inbox is how it hears replies: not channels of their own
+    protocol = [p for p in agency.publish if p.startswith("$JS.")]
+    assert protocol and all(".agency-yot-a" in p for p in protocol), protocol  # its own consumers only
+    assert "agency-<agency_id>" in agency_doc["info"]["description"]
+    for permitted in (*(p for p in agency.publish if p not in protocol),
+                      *(s for s in agency.subscribe if not s.startswith("_INBOX"))):
         assert any(_permits(permitted, a.replace(AGENCY_ID, "yot-a")) for a in asyncapi.addresses(agency_doc)), (
             f"an agency may use {permitted}, but the agency document has no channel for it")
 
