@@ -69,8 +69,8 @@ GAUGES: dict[str, tuple[str, str]] = {
     "waitlist_oldest_age": ("reroute.waitlist.oldest_age", "How long the longest-waiting referral has waited (s)."),
     "safeguarding_alerts_unacknowledged": (
         "reroute.safeguarding.alerts.unacknowledged",
-        ("Safeguarding alerts no practitioner has acted on since they were raised (no tier review recorded), by "
-         "agency and whether their deadline has passed.")),
+        ("Safeguarding alerts nobody has acknowledged yet (`reroute alerts ack`), by agency and whether their "
+         "deadline has passed.")),
 }
 _UNITS = {"outbox_oldest_unsent_age": "s", "waitlist_oldest_age": "s"}
 

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from apps.cli.agencies import agencies_app
+from apps.cli.alerts import alerts_app, find
 from apps.cli.backup import backup_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
@@ -91,6 +92,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")
 app.add_typer(people_app, name="people")
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 T = TypeVar("T")
 Rep = TypeVar("Rep")
@@ -295,33 +297,18 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 
 
 @app.command()
-def status(
-    reference: Annotated[str, typer.Argument(
-        metavar="REFERRAL", help="Our referral id, or the agency's own reference (ours wins when both match).")],
-    agency: Annotated[str | None, typer.Option(
-        "--agency", help="Take REFERRAL as this agency's own reference (needed when several agencies use it).")] = None,
-    data_dir: DataDir = None,
-) -> None:
+def status(referral_id: str, data_dir: DataDir = None) -> None:
     """Where one referral stands: received, assessed, scheduled or waitlisted."""
-
-    async def find(c: ServiceClient) -> IntakeStatus:
-        if agency is not None:
-            return await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_id=agency, agency_referral_id=reference))
-        ours = await _unless_not_found(c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=reference)))
-        return ours or await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_referral_id=reference))
 
     async def fetch(c: ServiceClient) -> tuple[IntakeStatus, Assessment | None, sched.SchedulingStatus | None,
                                                list[Held]]:
-        intake = await find(c)
-        referral_id = intake.referral_id
         asked = HeldRequest(referral_ids=[referral_id])
         held = [await c.call(HELD, asked, service=s) for s in ("risk", "scheduling")]
-        return (intake,
+        return (await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=referral_id)),
                 await _unless_not_found(c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id))),
                 await _unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
 
     intake, risk, scheduling, held = with_client(fetch, data_dir)
-    referral_id = intake.referral_id
     console.print(f"[bold]{safe(referral_id)}[/bold] from {safe(intake.agency_id)} (their ref "
                   f"{safe(intake.agency_referral_id)}), received {_local(intake.received_at)}")
     if risk is not None:
@@ -672,6 +659,7 @@ def session(
 person_app = typer.Typer(help="A young person's data across the services (subject access, erasure).",
                          no_args_is_help=True)
 app.add_typer(person_app, name="person")
+person_app.command("find")(find)
 
 
 @person_app.command("export")

@@ -46,6 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
 
     host.reply(intake_rpc.STATUS)(partial(rpc.status, intake=intake))
     host.reply(intake_rpc.FIRST_NAME)(partial(rpc.first_name, intake=intake))
+    host.reply(intake_rpc.FIND_PERSON)(partial(rpc.person_find, intake=intake))
     host.reply(intake_rpc.ADD_AGENCY)(partial(rpc.add_agency, intake=intake))
     host.reply(intake_rpc.ROTATE_AGENCY)(partial(rpc.rotate_agency, intake=intake))
     host.reply(intake_rpc.REVOKE_AGENCY)(partial(rpc.revoke_agency, intake=intake))

@@ -8,10 +8,10 @@ from sqlalchemy import Connection, insert, select
 from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys
-from services.intake.people import first_name
-from services.intake.tables import PersonalDataAccessRecord, ReferralRecord
+from services.intake.people import first_name, match_keys_of
+from services.intake.tables import PersonalDataAccessRecord, PersonRecord, ReferralRecord, as_utc
 from shared.contracts.intake import Referral
-from shared.contracts.intake_rpc import FirstName
+from shared.contracts.intake_rpc import FindPersonRequest, FirstName, FoundPerson, FoundReferral
 from shared.contracts.rpc import Invalid
 
 
@@ -19,11 +19,7 @@ def first_name_for(conn: Connection, keys: IntakeKeys, *, referral_id: str, aske
                    now: datetime) -> FirstName | None:
     """The first name of the referral's young person (None: no such referral); every answered or unanswered
     request is logged, so the caller commits even when there is nothing to answer."""
-    asked_by, purpose = " ".join(asked_by.split()), " ".join(purpose.split())
-    if not asked_by or not purpose:
-        raise Invalid("say who is asking (asked_by) and why (purpose): every look-up of personal data is logged")
-    if len(asked_by) > 200 or len(purpose) > 500:
-        raise Invalid("asked_by is at most 200 characters and purpose at most 500")
+    asked_by, purpose = _who_and_why(asked_by, purpose)
     body = conn.execute(select(col(ReferralRecord.body)).where(col(ReferralRecord.referral_id) == referral_id)).scalar()
     conn.execute(insert(PersonalDataAccessRecord).values(
         referral_id=referral_id[:40], item="first_name", asked_by=asked_by, purpose=purpose, asked_at=now,
@@ -32,3 +28,36 @@ def first_name_for(conn: Connection, keys: IntakeKeys, *, referral_id: str, aske
         return None
     referral = Referral.model_validate_json(keys.cipher.decrypt(body))
     return FirstName(referral_id=referral_id, first_name=first_name(referral))
+
+
+def find_person(conn: Connection, keys: IntakeKeys, request: FindPersonRequest, *, now: datetime) -> FoundPerson | None:
+    """The young person a name and birth date identify, with their referrals (None: no one), matched under every
+    matching key as a new referral would be. Logged whatever the answer: one row per referral found (so the
+    person's own export shows who looked them up and why), or one unanswered row naming no one; the name and birth
+    date asked for are never stored."""
+    asked_by, purpose = _who_and_why(request.asked_by, request.purpose)
+    hashes = match_keys_of(keys.matcher, request.given_name, request.family_name, request.date_of_birth)
+    person_id = conn.execute(select(col(PersonRecord.person_id)).where(col(PersonRecord.match_key).in_(hashes))
+                             .limit(1)).scalar()
+    rows = [] if person_id is None else conn.execute(
+        select(col(ReferralRecord.referral_id), col(ReferralRecord.agency_id), col(ReferralRecord.agency_referral_id),
+               col(ReferralRecord.received_at))
+        .where(col(ReferralRecord.person_id) == person_id).order_by(col(ReferralRecord.received_at))).all()
+    logged = [r.referral_id for r in rows] or [""]
+    conn.execute(insert(PersonalDataAccessRecord), [
+        {"referral_id": rid, "item": "person_find", "asked_by": asked_by, "purpose": purpose, "asked_at": now,
+         "answered": bool(rows)} for rid in logged])
+    if person_id is None or not rows:
+        return None
+    return FoundPerson(person_id=person_id, referrals=[
+        FoundReferral(referral_id=r.referral_id, agency_id=r.agency_id, agency_referral_id=r.agency_referral_id,
+                      received_at=as_utc(r.received_at)) for r in rows])
+
+
+def _who_and_why(asked_by: str, purpose: str) -> tuple[str, str]:
+    asked_by, purpose = " ".join(asked_by.split()), " ".join(purpose.split())
+    if not asked_by or not purpose:
+        raise Invalid("say who is asking (asked_by) and why (purpose): every look-up of personal data is logged")
+    if len(asked_by) > 200 or len(purpose) > 500:
+        raise Invalid("asked_by is at most 200 characters and purpose at most 500")
+    return asked_by, purpose

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -16,7 +16,7 @@ from services.intake import rematch as rematching
 from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
-from services.intake.personal_data import first_name_for
+from services.intake.personal_data import find_person, first_name_for
 from services.intake.staff import LastAdmin, StaffError, StaffRegistry
 from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
@@ -28,8 +28,10 @@ from shared.contracts.intake_rpc import (
     AgencyRequest,
     AuditReport,
     AuditRequest,
+    FindPersonRequest,
     FirstName,
     FirstNameRequest,
+    FoundPerson,
     IntakeStatus,
     NatsAccess,
     PersonErased,
@@ -73,32 +75,27 @@ class Intake:
 
 
 async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
-    """By our id, else by the agency's reference: of the agency named, or of the one agency that used it."""
     query = select(ReferralRecord)
     if request.referral_id:
         query = query.where(col(ReferralRecord.referral_id) == request.referral_id)
         named = request.referral_id
     else:
-        query = query.where(col(ReferralRecord.agency_referral_id) == request.agency_referral_id)
-        named = f"with the agency's reference {request.agency_referral_id}"
-        if request.agency_id:
-            query = query.where(col(ReferralRecord.agency_id) == request.agency_id)
-            named += f" from {request.agency_id}"
+        query = query.where(col(ReferralRecord.agency_id) == request.agency_id,
+                            col(ReferralRecord.agency_referral_id) == request.agency_referral_id)
+        named = f"{request.agency_referral_id} from {request.agency_id}"
 
-    def read() -> list[Row[ReferralRecord]]:
+    def read() -> IntakeStatus | None:
         with intake.host.engine.connect() as conn:
-            return list(conn.execute(query.order_by(col(ReferralRecord.agency_id)).limit(10)).all())
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id,
+                            agency_referral_id=row.agency_referral_id, received_at=row.received_at,
+                            submissions=row.submissions, revision=row.revision, person_id=row.person_id)
 
-    rows = await intake.host.database.run(read)
-    if not rows:
+    if (found := await intake.host.database.run(read)) is None:
         raise NotFound(f"no referral {named} at intake")
-    if len(rows) > 1:
-        raise Refused(f"the reference {request.agency_referral_id} is used by several agencies "
-                      f"({', '.join(row.agency_id for row in rows)}): name the agency")
-    row = rows[0]
-    return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id, agency_referral_id=row.agency_referral_id,
-                        received_at=row.received_at, submissions=row.submissions, revision=row.revision,
-                        person_id=row.person_id)
+    return found
 
 
 async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:
@@ -109,6 +106,16 @@ async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:
 
     if (found := await intake.host.database.run(look_up)) is None:
         raise NotFound(f"no referral {request.referral_id} at intake")
+    return found
+
+
+async def person_find(request: FindPersonRequest, intake: Intake) -> FoundPerson:
+    def look_up() -> FoundPerson | None:
+        with intake.host.engine.begin() as conn:  # the access log is kept even when no one is found
+            return find_person(conn, intake.keys, request, now=datetime.now(UTC))
+
+    if (found := await intake.host.database.run(look_up)) is None:
+        raise NotFound("no young person with that name and date of birth at intake (the look-up is logged)")
     return found
 
 

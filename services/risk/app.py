@@ -15,7 +15,7 @@ from services.risk.handlers import Case, handle_recorded
 from services.risk.metrics import safeguarding_samples
 from services.risk.shipped_rules import SHIPPED_RULES
 from services.risk.tables import TABLES
-from shared.contracts import risk_rpc
+from shared.contracts import risk_rpc, safeguarding_rpc
 from shared.contracts.rules import load_rules
 from shared.service import ServiceHost
 from shared.settings import ServiceSettings
@@ -44,6 +44,8 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     host.reply(risk_rpc.RULES)(partial(rpc.rules_listing, risk=risk))
     host.reply(risk_rpc.RESCORE)(partial(rpc.rescore, risk=risk))
     host.reply(risk_rpc.AUDIT_ROWS)(partial(rpc.audit_rows, risk=risk))
+    host.reply(safeguarding_rpc.ALERTS)(partial(rpc.alerts_list, risk=risk))
+    host.reply(safeguarding_rpc.ACKNOWLEDGE)(partial(rpc.alerts_ack, risk=risk))
     host.sample(safeguarding_samples)
     host.serve_personal_data(privacy.export, privacy.erase)
     host.finish_routes()

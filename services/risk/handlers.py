@@ -137,8 +137,8 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
         })
         for alert in result.alerts:
             alerts.append({
-                "event_id": alert.event_id, "referral_id": alert.referral_id, "rule_id": alert.rule_id,
-                "raised_at": now, "deadline": alert.deadline, "actions": json.dumps(alert.actions),
+                "event_id": alert.event_id, "referral_id": alert.referral_id, "agency_id": alert.agency_id,
+                "rule_id": alert.rule_id, "raised_at": now, "deadline": alert.deadline, "actions": json.dumps(alert.actions),
             })
             out.append(outgoing(alert, subjects.alert(alert.agency_id), span=span))
         out.append(outgoing(a, subjects.assessed(a.agency_id), span=span))

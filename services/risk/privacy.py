@@ -28,7 +28,10 @@ def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
         "facts": [json.loads(c.facts) for c in cases],
         "assessments": [json.loads(a.event) for a in assessments],
         "alerts": [{"rule_id": a.rule_id, "raised_at": a.raised_at.isoformat(), "actions": json.loads(a.actions),
-                    "deadline": a.deadline.isoformat(), "referral_id": a.referral_id} for a in alerts],
+                    "deadline": a.deadline.isoformat(), "referral_id": a.referral_id,
+                    "acknowledged_by": a.acknowledged_by,
+                    "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+                    "acknowledgement_note": a.acknowledgement_note} for a in alerts],
     }
 
 

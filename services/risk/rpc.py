@@ -17,7 +17,8 @@ from services.risk.assessment import assess
 from services.risk.handlers import Case, load_cases, next_assessment, review, store
 from services.risk.review import OverrideRefused, check_override, diff, overall_floor, overdue, rescore_summary
 from services.risk.review import OverrideRequest as Decision
-from services.risk.tables import AssessmentRecord, RiskCase
+from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
+from shared import alerts
 from shared.contracts.codes import Tier
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.risk_rpc import (
@@ -40,6 +41,7 @@ from shared.contracts.risk_rpc import (
 )
 from shared.contracts.rpc import Empty, NotFound, Refused
 from shared.contracts.rules import RulesError, RuleSet, load_rules
+from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 
@@ -224,3 +226,23 @@ async def audit_rows(_: Empty, risk: Risk) -> AuditRows:
         return AuditRows(rows=[AuditTier.model_validate({"referral_id": r[0], "tier": r[1], "override": r[2]}) for r in rows])
 
     return await risk.host.database.run(read)
+
+
+async def alerts_list(request: AlertsRequest, risk: Risk) -> SafeguardingAlerts:
+    def read() -> SafeguardingAlerts:
+        with risk.host.engine.connect() as conn:
+            return SafeguardingAlerts(service="risk", alerts=alerts.listing(
+                conn, AlertRecord, service="risk", now=_now(), acknowledged_days=request.acknowledged_days,
+                limit=request.limit))
+
+    return await risk.host.database.run(read)
+
+
+async def alerts_ack(request: AcknowledgeRequest, risk: Risk) -> Acknowledged:
+    def record(conn: Connection, now: datetime) -> tuple[Acknowledged, list[Outgoing]]:
+        return Acknowledged(alert=alerts.acknowledge(conn, AlertRecord, request.alert_id, service="risk",
+                                                     by=request.by, note=request.note, now=now)), []
+
+    acknowledged = await risk.host.transact(record)
+    log.info("risk: safeguarding alert %s acknowledged by %s", request.alert_id, acknowledged.alert.acknowledged_by)
+    return acknowledged

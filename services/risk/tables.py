@@ -6,6 +6,8 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from shared.alerts import AlertColumns
+
 
 class RiskCase(SQLModel, table=True):
     """One referral: its pseudonymous facts (as in `intake.recorded`) and where its assessment stands now."""
@@ -41,15 +43,10 @@ class AssessmentRecord(SQLModel, table=True):
     event: str = Field(description="The RiskAssessed event as JSON.")
 
 
-class AlertRecord(SQLModel, table=True):
-    __tablename__ = "safeguarding_alert"
+class AlertRecord(AlertColumns, table=True):
+    """A safeguarding alert risk raised (an escalation rule on a referral), and who acknowledged it."""
 
-    event_id: str = Field(primary_key=True, max_length=120)
-    referral_id: str = Field(index=True, max_length=40)
-    rule_id: str = Field(max_length=80)
-    raised_at: datetime
-    deadline: datetime
-    actions: str = Field(description="JSON list of actions.")
+    __tablename__ = "safeguarding_alert"
 
 
 class PendingOverrideRecord(SQLModel, table=True):

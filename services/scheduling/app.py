@@ -11,9 +11,9 @@ from pydantic import Field, field_validator
 from services.scheduling import privacy, rpc
 from services.scheduling.calendar_feed import calendar_api, check_feed_url
 from services.scheduling.handlers import handle_assessed, handle_recorded
-from services.scheduling.metrics import waitlist_samples
+from services.scheduling.metrics import safeguarding_samples, waitlist_samples
 from services.scheduling.tables import TABLES
-from shared.contracts import scheduling_rpc
+from shared.contracts import safeguarding_rpc, scheduling_rpc
 from shared.contracts.rpc import Empty
 from shared.service import ServiceHost
 from shared.settings import HttpPort, ServiceSettings
@@ -57,6 +57,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
 
     host.every(settings.plan_every_minutes * 60, reoptimise_periodically, name="reoptimisation-round")
     host.sample(waitlist_samples)
+    host.sample(safeguarding_samples)
     host.every(settings.vetting_sweep_minutes * 60, partial(rpc.hand_on_barred_cases, scheduling), name="vetting-sweep",
                at_start=True)
     host.reply(scheduling_rpc.MENTORS_IMPORT)(partial(rpc.import_mentors, scheduling=scheduling))
@@ -73,6 +74,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host.reply(scheduling_rpc.ASSIGN)(partial(rpc.assign_mentor, scheduling=scheduling))
     host.reply(scheduling_rpc.REOPTIMISE)(partial(rpc.reoptimise_now, scheduling=scheduling))
     host.reply(scheduling_rpc.WAITLIST)(partial(rpc.waiting, scheduling=scheduling))
+    host.reply(safeguarding_rpc.ALERTS)(partial(rpc.alerts_list, scheduling=scheduling))
+    host.reply(safeguarding_rpc.ACKNOWLEDGE)(partial(rpc.alerts_ack, scheduling=scheduling))
     host.serve_personal_data(privacy.export, privacy.erase)
     host.finish_routes()
     return host.app

@@ -1,4 +1,5 @@
-"""Scheduling's own gauges: how many referrals wait for a mentor, and for how long, by tier."""
+"""Scheduling's own gauges: how many referrals wait for a mentor, and for how long, by tier; the disengagement
+alerts it raised that nobody has acknowledged yet."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from services.scheduling import store
+from services.scheduling.tables import AlertRow
+from shared.alerts import unacknowledged_samples
 from shared.metrics import Sample, age
 
 
@@ -16,3 +19,7 @@ def waitlist_samples(conn: Connection, now: datetime) -> list[Sample]:
         samples += [Sample("waitlist_size", count, {"tier": tier}),
                     Sample("waitlist_oldest_age", age(oldest, now), {"tier": tier})]
     return samples
+
+
+def safeguarding_samples(conn: Connection, now: datetime) -> list[Sample]:
+    return unacknowledged_samples(conn, AlertRow, now=now)

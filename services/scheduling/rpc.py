@@ -25,9 +25,12 @@ from services.scheduling.matching import LONDON
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
 from services.scheduling.reoptimisation import reoptimise
 from services.scheduling.sessions import change_session, close
+from services.scheduling.tables import AlertRow
+from shared import alerts
 from shared.contracts.codes import Tier
 from shared.contracts.intake_rpc import FIRST_NAME, FirstNameRequest
 from shared.contracts.rpc import Empty, ErrorCode, NotFound, Refused, ServiceError
+from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
 from shared.contracts.scheduling import IMPORTING, CaseStatus, MentorRecord, SessionStatus, VenueRecord
 from shared.contracts.scheduling_rpc import (
     Assigned,
@@ -360,3 +363,24 @@ async def list_mentors(_: Empty, scheduling: Scheduling) -> Mentors:
     records = await scheduling.host.database.run(read)
     return Mentors(mentors=[ListedMentor(**dict(record), problems=mentor_problems(record, today))
                             for record in records])
+
+
+async def alerts_list(request: AlertsRequest, scheduling: Scheduling) -> SafeguardingAlerts:
+    def read() -> SafeguardingAlerts:
+        with scheduling.host.engine.connect() as conn:
+            return SafeguardingAlerts(service="scheduling", alerts=alerts.listing(
+                conn, AlertRow, service="scheduling", now=datetime.now(UTC),
+                acknowledged_days=request.acknowledged_days, limit=request.limit))
+
+    return await scheduling.host.database.run(read)
+
+
+async def alerts_ack(request: AcknowledgeRequest, scheduling: Scheduling) -> Acknowledged:
+    def record(conn: Connection, now: datetime) -> tuple[Acknowledged, list[Outgoing]]:
+        return Acknowledged(alert=alerts.acknowledge(conn, AlertRow, request.alert_id, service="scheduling",
+                                                     by=request.by, note=request.note, now=now)), []
+
+    acknowledged = await scheduling.host.transact(record)
+    log.info("scheduling: safeguarding alert %s acknowledged by %s", request.alert_id,
+             acknowledged.alert.acknowledged_by)
+    return acknowledged

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from services.scheduling.agency_reasons import Reason
 from services.scheduling.lifecycle import CANCELLABLE, DISENGAGEMENT, OUTCOMES, Action, after_misses, transition
@@ -16,6 +17,7 @@ from services.scheduling.store import (
     set_session_status,
     upcoming_sessions,
 )
+from services.scheduling.tables import AlertRow
 from shared.contracts.codes import Tier
 from shared.contracts.risk import SafeguardingAlert
 from shared.contracts.scheduling import CaseStatus, SessionsCancelled, SessionStatus
@@ -52,6 +54,9 @@ def change_session(
                 referral_id=case.referral_id, agency_id=case.agency_id, rule_id=DISENGAGEMENT,
                 actions=DISENGAGEMENT_ACTIONS, deadline=add_working_days(now, 2),
             )
+            conn.execute(insert(AlertRow).values(
+                event_id=alert.event_id, referral_id=alert.referral_id, agency_id=alert.agency_id,
+                rule_id=alert.rule_id, raised_at=now, deadline=alert.deadline, actions=json.dumps(alert.actions)))
             out.append(outgoing(alert, subjects.alert(case.agency_id)))
         elif follow_up == "close":
             out += close(conn, case.referral_id, case.agency_id, now=now, subjects=subjects,

@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
+from shared.alerts import AlertColumns
+
 
 class MentorRow(SQLModel, table=True):
     __tablename__ = "mentor"
@@ -100,4 +102,11 @@ class CalendarToken(SQLModel, table=True):
         "Show the venue of sessions at the organisation's staffed premises as LOCATION (the mentor opted in)."))
 
 
-TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken]
+class AlertRow(AlertColumns, table=True):
+    """A safeguarding alert scheduling raised (disengagement: three missed sessions in a row with wellbeing high or
+    above), and who acknowledged it."""
+
+    __tablename__ = "sched_alert"
+
+
+TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken, AlertRow]

@@ -5,12 +5,12 @@ Implemented in `services/intake/rpc.py`. Agencies never reach these (NATS permis
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts.common import Contract
+from shared.contracts.common import Contract, PersonName
 from shared.contracts.rpc import ANY_ROLE, CASEWORK, Empty, Endpoint, Role
 
 _INTAKE = ("intake",)
@@ -18,17 +18,14 @@ _ADMIN = frozenset({Role.ADMIN})
 
 
 class StatusRequest(Contract):
-    """A referral by our id, or by the agency's own id (`agency_id` narrows it to one agency's; without it the
-    reference must belong to one agency only)."""
-
     referral_id: str | None = Field(default=None, max_length=100)
     agency_id: str | None = Field(default=None, max_length=100)
     agency_referral_id: str | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _one_way(self) -> StatusRequest:
-        if not self.referral_id and not self.agency_referral_id:
-            raise ValueError("give referral_id, or agency_referral_id (with agency_id to name the agency)")
+        if not self.referral_id and not (self.agency_id and self.agency_referral_id):
+            raise ValueError("give referral_id, or agency_id and agency_referral_id")
         return self
 
 
@@ -174,11 +171,40 @@ class AuditReport(Contract):
     total: int = Field(description="Assessments counted.")
 
 
+class FindPersonRequest(Contract):
+    """A young person by the name and date of birth a referral gave, matched as intake matches referrals (case,
+    accents, punctuation and look-alike letters from another script do not matter; the whole birth date must)."""
+
+    given_name: PersonName = Field(min_length=1, max_length=100)
+    family_name: PersonName = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    purpose: str = Field(min_length=1, max_length=500, description="Why (logged with who asked).")
+    asked_by: str = Field(default="", max_length=200, description="Set by intake to the person the subject names.")
+
+
+class FoundReferral(Contract):
+    referral_id: str
+    agency_id: str
+    agency_referral_id: str
+    received_at: datetime
+
+
+class FoundPerson(Contract):
+    """The young person's id (what `person export` and `person erase` take) and their referrals."""
+
+    person_id: str
+    referrals: list[FoundReferral] = Field(description="Oldest first.")
+
+
 STATUS = Endpoint("status", StatusRequest, IntakeStatus,
                   "Where a referral stands at intake (ids and dates only), by our id or the agency's.", _INTAKE, roles=CASEWORK)
 FIRST_NAME = Endpoint("first_name", FirstNameRequest, FirstName,
                       "The young person's first name, for a named person and a stated purpose; every request is "
                       "logged.", _INTAKE, roles=frozenset({Role.SCHEDULER, Role.DSL}), acts_as="asked_by")
+FIND_PERSON = Endpoint("person.find", FindPersonRequest, FoundPerson,
+                       "A young person's id and referrals by name and date of birth, for a named person and a stated "
+                       "purpose; every request is logged, found or not.", _INTAKE,
+                       roles=frozenset({Role.DSL, Role.ADMIN}), acts_as="asked_by")
 ADD_AGENCY = Endpoint("agencies.add", AgencyRequest, AgencyKeys,
                       "Register an agency; the reply holds its API key, which is never shown again.", _INTAKE, roles=_ADMIN)
 ROTATE_AGENCY = Endpoint("agencies.rotate", AgencyRequest, AgencyKeys,

@@ -12,12 +12,14 @@ A reply is either the reply model or, when the service could not do what was ask
 `code` is for programs to branch on; `message` is for the person who asked. No reply model has a field
 called `error`, so the two never mix.
 
-The endpoints themselves are declared per service in `shared/contracts/{intake,risk,scheduling}_rpc.py`;
-the ones every service answers (health, dead letters) are below.
+The endpoints themselves are declared per service in `shared/contracts/{intake,risk,scheduling}_rpc.py`, the
+safeguarding alerts risk and scheduling both keep in `shared/contracts/safeguarding_rpc.py`; the ones every service
+answers (health, dead letters) are below.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -138,7 +140,7 @@ class Empty(Contract):
 
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
-_ALL: list[Endpoint[BaseModel, BaseModel]] = []
+_ALL: list[tuple[str, Endpoint[BaseModel, BaseModel]]] = []
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +164,8 @@ class Endpoint(Generic[Req, Rep]):
             raise TypeError(f"{self.reply.__name__} may not have a field called error: it is the error shape's")
         if self.acts_as is not None and self.acts_as not in self.request.model_fields:
             raise TypeError(f"{self.verb}: {self.request.__name__} has no field {self.acts_as}")
-        _ALL.append(self)  # type: ignore[arg-type]  # a registry of every declared endpoint, for the documents
+        declared_in = sys._getframe(2).f_globals.get("__name__", "")  # the module whose Endpoint(...) made it
+        _ALL.append((declared_in, self))  # type: ignore[arg-type]  # a registry of every declared endpoint
 
     def service(self, service: str | None) -> str:
         """The service to ask: the one given, else the only one that answers."""
@@ -176,10 +179,19 @@ class Endpoint(Generic[Req, Rep]):
 
 
 def all_endpoints() -> Iterator[Endpoint[BaseModel, BaseModel]]:
-    """Every endpoint declared anywhere in shared/contracts, in declaration order."""
-    from shared.contracts import intake_rpc, risk_rpc, scheduling_rpc  # noqa: F401 - importing declares them
+    """Every endpoint declared anywhere in shared/contracts: by module (rpc, intake, risk, safeguarding, scheduling),
+    then in declaration order."""
+    from shared.contracts import (  # noqa: F401 - importing declares them
+        intake_rpc,
+        risk_rpc,
+        safeguarding_rpc,
+        scheduling_rpc,
+    )
 
-    yield from _ALL
+    order = [__name__, *(f"shared.contracts.{m}_rpc" for m in ("intake", "risk", "safeguarding", "scheduling"))]
+    # by module, then as declared: the documents and the role table must not depend on which module was imported first
+    ranked = sorted(enumerate(_ALL), key=lambda i: (order.index(i[1][0]) if i[1][0] in order else len(order), i[0]))
+    yield from (endpoint for _, (_, endpoint) in ranked)
 
 
 class Health(Contract):

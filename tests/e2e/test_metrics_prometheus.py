@@ -86,10 +86,17 @@ async def test_prometheus_reads_back_what_referrals_did_and_no_label_names_a_per
         assert used, "the rules name reroute metrics"
         for name in sorted(used):
             assert prom.query(name), f"an alert rule uses {name}, which no service exports"
+        # a tier review no longer counts as taking the alert up: only an acknowledgement by name does
         confirmed = await probe.rpc("risk", "override", {
-            "referral_id": accepted[booked]["referral_id"], "tier": "very_high", "by": "Dana Lead",
-            "reason": "Reviewed with the safeguarding lead; MASH referral made"})
+            "referral_id": accepted[booked]["referral_id"], "tier": "very_high", "by": "Rita Lead",
+            "reason": "Reviewed; tier stands"})
         assert confirmed["assessment"]["override"]["kind"] == "confirm", confirmed
+        listed = (await probe.rpc("risk", "alerts.list", {}))["alerts"]
+        mine = [x["alert_id"] for x in listed if x["referral_id"] == accepted[booked]["referral_id"]]
+        assert len(mine) == 1 and prom.value(f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}') == 1
+        acked = await probe.rpc("risk", "alerts.ack", {"alert_id": mine[0], "by": "Dana Lead",
+                                                       "note": "MASH referral made"})
+        assert acked["alert"]["acknowledged_by"] == "Dana Lead", acked
         await _figure(prom, f'reroute_safeguarding_alerts_unacknowledged{{{a},overdue="false"}}', 0)
 
         series: list[dict[str, Any]] = prom.query('{__name__=~"reroute_.+"}')
