@@ -297,18 +297,33 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
 
 
 @app.command()
-def status(referral_id: str, data_dir: DataDir = None) -> None:
+def status(
+    reference: Annotated[str, typer.Argument(
+        metavar="REFERRAL", help="Our referral id, or the agency's own reference (ours wins when both match).")],
+    agency: Annotated[str | None, typer.Option(
+        "--agency", help="Take REFERRAL as this agency's own reference (needed when several agencies use it).")] = None,
+    data_dir: DataDir = None,
+) -> None:
     """Where one referral stands: received, assessed, scheduled or waitlisted."""
+
+    async def find(c: ServiceClient) -> IntakeStatus:
+        if agency is not None:
+            return await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_id=agency, agency_referral_id=reference))
+        ours = await _unless_not_found(c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=reference)))
+        return ours or await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_referral_id=reference))
 
     async def fetch(c: ServiceClient) -> tuple[IntakeStatus, Assessment | None, sched.SchedulingStatus | None,
                                                list[Held]]:
+        intake = await find(c)
+        referral_id = intake.referral_id
         asked = HeldRequest(referral_ids=[referral_id])
         held = [await c.call(HELD, asked, service=s) for s in ("risk", "scheduling")]
-        return (await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=referral_id)),
+        return (intake,
                 await _unless_not_found(c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id))),
                 await _unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
 
     intake, risk, scheduling, held = with_client(fetch, data_dir)
+    referral_id = intake.referral_id
     console.print(f"[bold]{safe(referral_id)}[/bold] from {safe(intake.agency_id)} (their ref "
                   f"{safe(intake.agency_referral_id)}), received {_local(intake.received_at)}")
     if risk is not None:

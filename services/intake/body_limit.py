@@ -20,7 +20,9 @@ class BodySizeLimit:
             return
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
-            await JSONResponse({"detail": self._message()}, status_code=413)(scope, receive, send)
+            message = self._message()  # the shape of every error answer of the API (http.problem)
+            await JSONResponse({"code": "too_large", "message": message, "detail": message},
+                               status_code=413)(scope, receive, send)
             return
         received = 0
 

@@ -10,18 +10,23 @@ import ipaddress
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+import fastapi_offline
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake.agencies import AgencyRegistry, FailedAttempts
 from services.intake.body_limit import BodySizeLimit
@@ -38,6 +43,8 @@ from shared.telemetry import extract_context
 
 _REFERRAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Referral"}}}}}
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI's script and style sheet, from the fastapi-offline wheel: the try-it page works with no CDN in reach."""
 
 
 _bearer = HTTPBearer(auto_error=False, description="Your agency's API key.")
@@ -100,6 +107,9 @@ def _among(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: S
 
 
 Agency = Annotated[str, Depends(_authenticated)]
+YourReference = Annotated[str, Query(
+    min_length=1, max_length=100,
+    description="Your own id for the referral (its `agency_referral_id`): a query parameter, so that it may hold `/`.")]
 
 
 class ReferralReceived(BaseModel):
@@ -115,15 +125,42 @@ class ReferralReceived(BaseModel):
                             "URL where the service is configured with its public address.")
 
 
-class ReferralRefused(BaseModel):
+ErrorCode = Literal["invalid", "unauthorized", "not_found", "method_not_allowed", "too_large", "too_many_attempts"]
+_CODES: dict[int, ErrorCode] = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                                422: "invalid", 429: "too_many_attempts"}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer carries `code` (for programs) and `message` (for people)."""
+
+    code: ErrorCode = Field(description="invalid (422), unauthorized (401), not_found (404), method_not_allowed "
+                                        "(405), too_large (413), too_many_attempts (429).")
+    message: str = Field(description="What went wrong and what to do, in a sentence; never a value you sent.")
+
+
+class ReferralRefused(ErrorBody):
     """Nothing was stored: one entry per problem, as on referrals.rejected."""
 
     agency_referral_id: str | None = Field(default=None, description="When it could be read from the body.")
     errors: list[FieldError]
 
 
-class Problem(BaseModel):
-    detail: str
+class Problem(ErrorBody):
+    """A refusal without field errors."""
+
+    detail: str = Field(deprecated=True, description="The same as `message`, as version 1 sent it; to be removed.")
+
+
+def _refused(agency_referral_id: str | None, errors: list[FieldError]) -> JSONResponse:
+    message = "not a valid request: nothing stored; each entry of `errors` names a field and the rule it breaks"
+    body = ReferralRefused(code="invalid", message=message, agency_referral_id=agency_referral_id, errors=errors)
+    return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+
+def problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer of `status` in the shape every error answer has."""
+    code = _CODES.get(status, "invalid")
+    return JSONResponse({"code": code, "message": message, "detail": message}, status_code=status, headers=headers)
 
 
 def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegistry, max_body_bytes: int) -> FastAPI:
@@ -131,23 +168,36 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
     settings = host.settings
     if not isinstance(settings, IntakeSettings):
         raise TypeError("intake's HTTP API is built with intake's settings")
+    public_url = settings.intake_public_url or ""
     api = FastAPI(
         title="reroute intake API", version="1",
         description="Agencies submit, update and follow referrals. Authenticate with `Authorization: Bearer <key>`, "
                     "the key `reroute agencies add` printed. The body is the referral contract in README.md.",
-        redoc_url=None,
+        servers=[{"url": public_url, "description": "This installation's public address."} if public_url else
+                 {"url": "/", "description": "The address this document was fetched from."}],
+        docs_url=None, redoc_url=None,
     )
+    api.mount("/docs/assets", StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=f"{api.title}: try it",
+                                   swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/docs/assets/favicon.png")
+
     api.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     api.openapi = _openapi_with_referral(api)  # type: ignore[method-assign]
     api.state.agencies = agencies
     api.state.failures = FailedAttempts(settings.intake_auth_failures_per_minute)
     api.state.trusted_proxies = settings.intake_trusted_proxies
-    api.state.public_url = settings.intake_public_url or ""
+    api.state.public_url = public_url
     door = _HttpDoor(host, keys)
     refusals: dict[int | str, dict[str, Any]] = {
         401: {"model": Problem, "description": "Missing, wrong or revoked API key."},
         413: {"model": Problem, "description": f"Body over {max_body_bytes} bytes."},
-        422: {"model": ReferralRefused, "description": "Not a valid referral; nothing stored."},
+        422: {"model": ReferralRefused, "description": "Not a valid referral or request; nothing stored."},
         429: {"model": Problem, "description": "Too many failed API key attempts from your address: wait the "
                                                 "Retry-After seconds. A valid key is still served."},
     }
@@ -155,7 +205,14 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [FieldError(field=".".join(str(p) for p in e["loc"][1:]), message=e["msg"]) for e in exc.errors()]
-        return JSONResponse(ReferralRefused(errors=errors).model_dump(mode="json"), status_code=422)
+        return _refused(None, errors)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 405 and request.method == "PUT" and request.url.path.startswith("/v1/referrals/"):
+            message = "update a referral with `PUT /v1/referrals?agency_referral_id=<your id>` (docs/agency-changelog.md)"
+        return problem(exc.status_code, message, headers=dict(exc.headers or {}))
 
     @api.post("/v1/referrals", status_code=202, response_model=ReferralReceived, responses=refusals,
               openapi_extra=_REFERRAL_BODY)
@@ -164,21 +221,21 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
         decision = await door.decide(request, agency_id, await request.body(), is_update=False)
         return _answer(request, decision)
 
-    @api.put("/v1/referrals/{agency_referral_id}", status_code=202, response_model=ReferralReceived,
-             responses=refusals, openapi_extra=_REFERRAL_BODY)
-    async def update_referral(agency_referral_id: str, request: Request, agency_id: Agency) -> JSONResponse:
-        """Replace a referral you submitted (as referrals.updated does); an unknown id is refused."""
+    @api.put("/v1/referrals", status_code=202, response_model=ReferralReceived, responses=refusals,
+             openapi_extra=_REFERRAL_BODY)
+    async def update_referral(agency_referral_id: YourReference, request: Request, agency_id: Agency) -> JSONResponse:
+        """Replace a referral you submitted (as referrals.updated does); an unknown id is refused. Your id goes in the
+        query, where `/` is allowed (`?agency_referral_id=YOT%2F2026%2F17`); the body may leave it out."""
         data = await request.body()
         data, mismatch = _with_path_id(data, agency_referral_id)
         if mismatch is not None:
-            return JSONResponse(ReferralRefused(agency_referral_id=agency_referral_id, errors=[mismatch])
-                                .model_dump(mode="json"), status_code=422)
+            return _refused(agency_referral_id, [mismatch])
         decision = await door.decide(request, agency_id, data, is_update=True)
         return _answer(request, decision)
 
     @api.get("/v1/referrals/{referral_id}", name="referral_status", response_model=ReferralStatus,
              responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."},
-                        429: refusals[429]})
+                        422: refusals[422], 429: refusals[429]})
     async def referral_status(referral_id: str, request: Request, agency_id: Agency) -> ReferralStatus:
         """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted..."""
         with door.span(request, "GET /v1/referrals/{referral_id}", agency_id) as span:
@@ -198,6 +255,22 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
             span.set_attribute("reroute.outcome", status.status)
             return status
 
+    @api.get("/v1/referrals", response_model=ReferralStatus,
+             responses={401: refusals[401], 404: {"model": Problem, "description": "No referral of yours with that id."},
+                        422: refusals[422], 429: refusals[429]})
+    async def referral_status_by_reference(agency_referral_id: YourReference, request: Request,
+                                           agency_id: Agency) -> ReferralStatus:
+        """Where your referral stands, found by your own id (`?agency_referral_id=YOT%2F2026%2F17`): the same answer
+        as `GET /v1/referrals/{referral_id}`. Only your agency's referrals are searched."""
+        with host.engine.connect() as conn:
+            referral_id = conn.execute(
+                select(col(ReferralRecord.referral_id))
+                .where(col(ReferralRecord.agency_id) == agency_id,
+                       col(ReferralRecord.agency_referral_id) == agency_referral_id)).scalar()
+        if referral_id is None:  # another agency's reference is "not found" too
+            raise HTTPException(404, "no referral of yours with that agency_referral_id")
+        return await referral_status(referral_id, request, agency_id)
+
     return api
 
 
@@ -216,7 +289,7 @@ class _HttpDoor:
         )
 
     async def decide(self, request: Request, agency_id: str, data: bytes, *, is_update: bool) -> Decision:
-        route = "/v1/referrals/{agency_referral_id}" if is_update else "/v1/referrals"
+        route = "/v1/referrals"  # an update names the referral in the query
         with self.span(request, route, agency_id) as span:
             submission = Submission(agency_id, data, f"http|{uuid.uuid4().hex}", is_update, span)
             subjects, keys = self._host.subjects, self._keys
@@ -234,8 +307,7 @@ class _HttpDoor:
 
 def _answer(request: Request, decision: Decision) -> JSONResponse:
     if decision.outcome == "rejected":
-        refused = ReferralRefused(agency_referral_id=decision.agency_referral_id, errors=decision.errors)
-        return JSONResponse(refused.model_dump(mode="json"), status_code=422)
+        return _refused(decision.agency_referral_id, decision.errors)
     assert decision.referral_id is not None and decision.agency_referral_id is not None
     # never from the request's Host header, which the caller writes: a path, or the configured public URL
     url = request.app.state.public_url + str(request.app.url_path_for("referral_status", referral_id=decision.referral_id))
@@ -267,12 +339,11 @@ def _openapi_with_referral(api: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if api.openapi_schema:
             return api.openapi_schema
-        doc = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+        doc = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes,
+                          servers=api.servers)
         referral = Referral.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(referral.pop("$defs", {}))
-        referral["properties"]["indicators"]["items"] = {"anyOf": [
-            {"type": "string", "description": "An indicator code."}, {"$ref": "#/components/schemas/Indicator"}]}
         schemas["Referral"] = referral
         api.openapi_schema = doc
         return doc

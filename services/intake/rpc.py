@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -75,27 +75,32 @@ class Intake:
 
 
 async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
+    """By our id, else by the agency's reference: of the agency named, or of the one agency that used it."""
     query = select(ReferralRecord)
     if request.referral_id:
         query = query.where(col(ReferralRecord.referral_id) == request.referral_id)
         named = request.referral_id
     else:
-        query = query.where(col(ReferralRecord.agency_id) == request.agency_id,
-                            col(ReferralRecord.agency_referral_id) == request.agency_referral_id)
-        named = f"{request.agency_referral_id} from {request.agency_id}"
+        query = query.where(col(ReferralRecord.agency_referral_id) == request.agency_referral_id)
+        named = f"with the agency's reference {request.agency_referral_id}"
+        if request.agency_id:
+            query = query.where(col(ReferralRecord.agency_id) == request.agency_id)
+            named += f" from {request.agency_id}"
 
-    def read() -> IntakeStatus | None:
+    def read() -> list[Row[ReferralRecord]]:
         with intake.host.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id,
-                            agency_referral_id=row.agency_referral_id, received_at=row.received_at,
-                            submissions=row.submissions, revision=row.revision, person_id=row.person_id)
+            return list(conn.execute(query.order_by(col(ReferralRecord.agency_id)).limit(10)).all())
 
-    if (found := await intake.host.database.run(read)) is None:
+    rows = await intake.host.database.run(read)
+    if not rows:
         raise NotFound(f"no referral {named} at intake")
-    return found
+    if len(rows) > 1:
+        raise Refused(f"the reference {request.agency_referral_id} is used by several agencies "
+                      f"({', '.join(row.agency_id for row in rows)}): name the agency")
+    row = rows[0]
+    return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id, agency_referral_id=row.agency_referral_id,
+                        received_at=row.received_at, submissions=row.submissions, revision=row.revision,
+                        person_id=row.person_id)
 
 
 async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:

@@ -18,14 +18,17 @@ _ADMIN = frozenset({Role.ADMIN})
 
 
 class StatusRequest(Contract):
+    """A referral by our id, or by the agency's own id (`agency_id` narrows it to one agency's; without it the
+    reference must belong to one agency only)."""
+
     referral_id: str | None = Field(default=None, max_length=100)
     agency_id: str | None = Field(default=None, max_length=100)
     agency_referral_id: str | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
     def _one_way(self) -> StatusRequest:
-        if not self.referral_id and not (self.agency_id and self.agency_referral_id):
-            raise ValueError("give referral_id, or agency_id and agency_referral_id")
+        if not self.referral_id and not self.agency_referral_id:
+            raise ValueError("give referral_id, or agency_referral_id (with agency_id to name the agency)")
         return self
 
 

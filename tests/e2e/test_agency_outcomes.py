@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
+import nats
 from nats.js.api import AckPolicy
 
-from tests.support.cluster import Cluster, Probe, unique
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 
 
 async def test_a_registered_agency_has_its_outcome_consumers_at_once(cluster: Cluster, probe: Probe) -> None:
@@ -26,6 +27,33 @@ async def test_a_registered_agency_has_its_outcome_consumers_at_once(cluster: Cl
     assert referrals.config.deliver_subject == f"_INBOX_AGENCY.{agency}.outcomes.{s.referrals_stream}"
     assert sessions.config.deliver_subject == f"_INBOX_AGENCY.{agency}.outcomes.{s.sessions_stream}"
     assert referrals.config.ack_policy == sessions.config.ack_policy == AckPolicy.EXPLICIT
+
+
+async def test_an_agency_offline_while_its_referral_is_accepted_and_scheduled_reads_both_when_back(
+    cluster: Cluster, probe: Probe
+) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("REF")
+    assert "error" not in await probe.rpc("intake", "agencies.add", {"agency_id": agency, "name": "Offline YOT"})
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    s = cluster.subjects
+
+    await probe.submit(agency, referral(arid, language=lang))  # the agency publishes, then goes away
+    rid = (await probe.wait_for(s.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0]["referral_id"]
+    await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] == rid)
+
+    nc = await nats.connect(cluster.nats_url)  # back, binding its consumers as the README says
+    js = nc.jetstream()
+    outcomes = []
+    for subject, stream in ((s.about_referrals(agency), s.referrals_stream), (s.sessions(agency), s.sessions_stream)):
+        sub = await js.subscribe(subject, durable=f"agency-{agency}", stream=stream, manual_ack=True)
+        msg = await sub.next_msg(timeout=10)
+        outcomes.append((msg.subject, json.loads(msg.data)))
+        await msg.ack()
+    await nc.close()
+
+    (accepted_subject, accepted), (scheduled_subject, scheduled) = outcomes
+    assert (accepted_subject, accepted["agency_referral_id"], accepted["referral_id"]) == (s.accepted(agency), arid, rid)
+    assert (scheduled_subject, scheduled["referral_id"]) == (s.scheduled(agency), rid) and scheduled["sessions"]
 
 
 async def test_a_service_acts_on_no_message_that_asks_for_no_answer(cluster: Cluster, probe: Probe) -> None:

@@ -190,7 +190,7 @@ async def test_another_agencys_referral_is_not_found(probe: Probe, http: httpx.A
     unknown = await http.get("/v1/referrals/ref_ffffffffffffffff", headers=bearer(mine))
 
     assert probing.status_code == 404 and unknown.status_code == 404
-    assert probing.json()["detail"].replace(rid, "X") == unknown.json()["detail"].replace("ref_ffffffffffffffff", "X")
+    assert probing.json()["message"].replace(rid, "X") == unknown.json()["message"].replace("ref_ffffffffffffffff", "X")
     assert (await http.get(f"/v1/referrals/{rid}", headers=bearer(theirs))).status_code == 200
 
 
@@ -212,7 +212,7 @@ async def test_a_body_over_the_limit_gets_413(cluster: Cluster, probe: Probe, ht
 
     assert declared.status_code == 413, declared.text
     assert streamed.status_code == 413, streamed.text
-    assert "65536" in declared.json()["detail"]
+    assert "65536" in declared.json()["message"]
     assert refusal(await probe.rpc("intake", "status", {"agency_id": agency, "agency_referral_id": arid})).code == "not_found"
 
 
@@ -226,14 +226,15 @@ async def test_put_updates_a_referral_and_an_unknown_one_is_refused(
     rid = (await http.post("/v1/referrals", json=body, headers=bearer(key))).json()["referral_id"]
 
     changed = {**body, "indicators": ["weapon_carrying"]}
-    updated = await http.put(f"/v1/referrals/{arid}", json=changed, headers=bearer(key))
+    updated = await http.put("/v1/referrals", params={"agency_referral_id": arid}, json=changed, headers=bearer(key))
     without_id = {k: v for k, v in changed.items() if k != "agency_referral_id"}
-    same_again = await http.put(f"/v1/referrals/{arid}", json=without_id, headers=bearer(key))
+    same_again = await http.put("/v1/referrals", params={"agency_referral_id": arid}, json=without_id,
+                                headers=bearer(key))
     new_arid = unique("NEW")
-    unknown = await http.put(f"/v1/referrals/{new_arid}", json={**body, "agency_referral_id": new_arid},
-                             headers=bearer(key))
-    mismatch = await http.put(f"/v1/referrals/{arid}", json={**changed, "agency_referral_id": "OTHER"},
-                              headers=bearer(key))
+    unknown = await http.put("/v1/referrals", params={"agency_referral_id": new_arid},
+                             json={**body, "agency_referral_id": new_arid}, headers=bearer(key))
+    mismatch = await http.put("/v1/referrals", params={"agency_referral_id": arid},
+                              json={**changed, "agency_referral_id": "OTHER"}, headers=bearer(key))
 
     assert updated.status_code == 202, updated.text
     assert updated.json() | {"status_url": ""} == {
@@ -283,7 +284,7 @@ async def test_openapi_is_served_at_docs(http: httpx.AsyncClient) -> None:
     document = (await http.get("/openapi.json")).json()
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    assert {"/v1/referrals", "/v1/referrals/{agency_referral_id}", "/v1/referrals/{referral_id}"} <= set(document["paths"])
+    assert {"/v1/referrals", "/v1/referrals/{referral_id}"} <= set(document["paths"])
     body = document["paths"]["/v1/referrals"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/Referral"}
     assert "young_person" in document["components"]["schemas"]["Referral"]["properties"]

@@ -1,0 +1,171 @@
+"""Intake's HTTP API keeps its published contract: an OpenAPI document a third-party validator accepts, one error
+shape for every refusal, a try-it page that needs no CDN, and referrals found and updated by the agency's own
+reference, `/` and all, never another agency's. Real NATS, the three services as processes, a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from tests.support.cli import reroute
+from tests.support.cluster import Cluster, Probe, intake_url, referral, register_agency, unique
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _ambiguous_paths(document: dict[str, Any]) -> list[str]:
+    """Paths that differ only in their parameters' names, which the OpenAPI specification forbids (and which
+    openapi-spec-validator lets pass)."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for path in document["paths"]:
+        shape = re.sub(r"{[^}]+}", "{}", path)
+        if shape in seen:
+            clashes.append(f"{seen[shape]} and {path}")
+        seen[shape] = path
+    return clashes
+
+
+async def test_the_openapi_document_passes_an_independent_validator(http: httpx.AsyncClient) -> None:
+    document = (await http.get("/openapi.json")).json()
+
+    validate(document)  # openapi-spec-validator: raises on a document that breaks the specification
+    assert _ambiguous_paths(document) == []
+    assert document["servers"], "clients are told where the API answers"
+    assert {(path, method) for path, ops in document["paths"].items() for method in ops} >= {
+        ("/v1/referrals", "post"), ("/v1/referrals", "put"), ("/v1/referrals", "get"),
+        ("/v1/referrals/{referral_id}", "get")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if status.startswith("4"):
+                    ref = answer["content"]["application/json"]["schema"]["$ref"]
+                    schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+                    assert {"code", "message"} <= set(schema["required"]), f"{method} {path} {status}"
+
+    broken = {**document, "paths": {**document["paths"], "/v1/referrals/{agency_referral_id}": {
+        "put": {**document["paths"]["/v1/referrals"]["put"], "parameters": [
+            {"name": "agency_referral_id", "in": "path", "required": True, "schema": {"type": "string"}}]}}}}
+    assert _ambiguous_paths(broken) == ["/v1/referrals/{referral_id} and /v1/referrals/{agency_referral_id}"]
+    with pytest.raises(OpenAPIValidationError):
+        validate({**document, "paths": {"/v1/referrals/{referral_id}": {
+            "get": {"responses": {"200": {"description": "no parameter declared for the template"}}}}}})
+
+
+async def test_every_refusal_has_a_code_and_a_message(probe: Probe, http: httpx.AsyncClient) -> None:
+    key = await register_agency(probe, unique("yot"))
+    small = referral(unique("REF"), language="en")
+
+    answers = {
+        "unauthorized": await http.post("/v1/referrals", json=small, headers=bearer("wrong")),
+        "not_found": await http.get("/v1/referrals/ref_ffffffffffffffff", headers=bearer(key)),
+        "method_not_allowed": await http.put("/v1/referrals/REF-1", json=small, headers=bearer(key)),
+        "too_large": await http.post("/v1/referrals", json={**small, "reason": "x" * 70_000}, headers=bearer(key)),
+        "invalid": await http.post("/v1/referrals", json={**small, "young_person": {}}, headers=bearer(key)),
+    }
+    missing_query = await http.get("/v1/referrals", headers=bearer(key))
+
+    for code, answer in answers.items():
+        body = answer.json()
+        assert body["code"] == code and body["message"], (code, answer.status_code, body)
+    assert answers["unauthorized"].status_code == 401 and answers["unauthorized"].headers["www-authenticate"]
+    assert "agency_referral_id=" in answers["method_not_allowed"].json()["message"], "the old PUT says where to go"
+    assert "65536" in answers["too_large"].json()["message"]
+    invalid = answers["invalid"].json()
+    assert invalid["agency_referral_id"] == small["agency_referral_id"], "the 422 body agencies parse is kept"
+    assert {e["field"] for e in invalid["errors"]} >= {"young_person.given_name"}
+    assert missing_query.status_code == 422 and missing_query.json()["code"] == "invalid"
+    assert [e["field"] for e in missing_query.json()["errors"]] == ["agency_referral_id"]
+
+
+async def test_a_reference_with_slashes_is_found_and_updated_by_its_agency_only(
+    cluster: Cluster, probe: Probe, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    agency, other = unique("yot"), unique("yot")
+    key, other_key = await register_agency(probe, agency), await register_agency(probe, other)
+    reference = f"YOT/2026/{unique('17')}"
+    body = referral(reference, language="en")
+    rid = (await http.post("/v1/referrals", json=body, headers=bearer(key))).json()["referral_id"]
+
+    encoded = await http.get("/v1/referrals", params={"agency_referral_id": reference}, headers=bearer(key))
+    raw = await http.get(f"/v1/referrals?agency_referral_id={reference}", headers=bearer(key))  # `/` as it is
+    updated = await http.put("/v1/referrals", params={"agency_referral_id": reference},
+                             json={k: v for k, v in body.items() if k != "agency_referral_id"} | {
+                                 "indicators": ["weapon_carrying"]}, headers=bearer(key))
+    theirs = await http.get("/v1/referrals", params={"agency_referral_id": reference}, headers=bearer(other_key))
+    their_update = await http.put("/v1/referrals", params={"agency_referral_id": reference},
+                                  json={**body, "indicators": []}, headers=bearer(other_key))
+
+    assert encoded.status_code == 200, encoded.text
+    assert encoded.json()["referral_id"] == rid and encoded.json()["agency_referral_id"] == reference
+    assert raw.status_code == 200 and raw.json()["referral_id"] == rid
+    assert updated.status_code == 202, updated.text
+    assert (updated.json()["referral_id"], updated.json()["revision"]) == (rid, 1)
+    assert theirs.status_code == 404 and theirs.json()["code"] == "not_found", "another agency cannot find it"
+    assert their_update.status_code == 422, "nor update it: to them it was never submitted"
+    assert (await http.get(f"/v1/referrals/{rid}", headers=bearer(key))).json()["revision"] == 1, "nothing changed"
+
+    ours = await asyncio.to_thread(reroute, cluster, tmp_path, "status", reference)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert rid in ours.stdout and f"from {agency} (their ref {reference})" in ours.stdout
+    by_agency = await asyncio.to_thread(reroute, cluster, tmp_path, "status", reference, "--agency", agency)
+    assert by_agency.returncode == 0 and rid in by_agency.stdout
+    elsewhere = await asyncio.to_thread(reroute, cluster, tmp_path, "status", reference, "--agency", other)
+    assert elsewhere.returncode != 0 and rid not in elsewhere.stdout
+
+
+async def test_our_id_wins_and_a_reference_two_agencies_use_must_name_the_agency(
+    cluster: Cluster, probe: Probe, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    first, second = unique("yot"), unique("yot")
+    keys = {first: await register_agency(probe, first), second: await register_agency(probe, second)}
+    shared_reference = f"CASE/{unique('9')}"
+    rids = {a: (await http.post("/v1/referrals", json=referral(shared_reference, language="en"),
+                                headers=bearer(k))).json()["referral_id"] for a, k in keys.items()}
+    # an agency whose own reference is another referral's id: `reroute status ID` means ours
+    lookalike = (await http.post("/v1/referrals", json=referral(rids[first], language="en"),
+                                 headers=bearer(keys[second]))).json()["referral_id"]
+
+    both = await asyncio.to_thread(reroute, cluster, tmp_path, "status", shared_reference)
+    named = await asyncio.to_thread(reroute, cluster, tmp_path, "status", shared_reference, "--agency", second)
+    ours = await asyncio.to_thread(reroute, cluster, tmp_path, "status", rids[first])
+    theirs = await asyncio.to_thread(reroute, cluster, tmp_path, "status", rids[first], "--agency", second)
+
+    assert both.returncode != 0
+    assert "several agencies" in both.stdout + both.stderr
+    assert named.returncode == 0 and rids[second] in named.stdout
+    assert ours.returncode == 0 and f"from {first} " in ours.stdout and lookalike not in ours.stdout
+    assert theirs.returncode == 0 and lookalike in theirs.stdout
+
+
+async def test_the_try_it_page_loads_nothing_from_elsewhere(http: httpx.AsyncClient) -> None:
+    page = await http.get("/docs")
+
+    assert page.status_code == 200
+    sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    scripts = re.findall(r"""url: ['"]([^'"]+)['"]""", page.text)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources + scripts), sources + scripts
+    assert "cdn" not in page.text.lower()
+    for source in sources:
+        asset = await http.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 100, source
+    bundle = await http.get(next(s for s in sources if s.endswith(".js")))
+    assert "SwaggerUIBundle" in bundle.text
