@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from services.scheduling.sessions import add_working_days, change_session
-from services.scheduling.tables import CaseRow, SessionRow
+from services.scheduling.tables import AlertRow, CaseRow, SessionRow
 from shared.db import make_engine
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
@@ -70,6 +70,8 @@ def test_three_misses_with_high_wellbeing_raise_the_disengagement_escalation(eng
     with engine.connect() as conn:
         assert conn.execute(select(CaseRow.status)).scalar() == "scheduled", "escalated, not closed"
         assert conn.execute(select(SessionRow.status).where(SessionRow.session_id == future)).scalar() == "booked"
+        kept = conn.execute(select(AlertRow.event_id, AlertRow.agency_id, AlertRow.acknowledged_at)).all()
+    assert [tuple(k) for k in kept] == [(alert["event_id"], "yot", None)], "kept with the event, for `reroute alerts`"
 
 
 def test_three_misses_with_lower_wellbeing_close_the_case_and_cancel_what_is_left(engine) -> None:  # type: ignore[no-untyped-def]
