@@ -30,6 +30,7 @@ from apps.cli.backup import backup_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
+from apps.cli.demo import explain, mentor_names, named, safeguarding_alerts
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
 from apps.cli.people import people_app
@@ -112,9 +113,12 @@ def safe(value: object) -> str:
 def up(
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option(help="Import the sample mentors and submit the sample referrals.")] = False,
-    examples: Annotated[Path, typer.Option(help="Where the sample files are.")] = Path("examples"),
+    examples: Annotated[Path, typer.Option(help="Where the sample files are (mentors.yaml, referrals.json).")] = Path(
+        "examples"),
 ) -> None:
-    """Start NATS (unless NATS_URL is set) and the three services; run until Ctrl-C."""
+    """Start NATS (unless NATS_URL is set) and the three services; run until Ctrl-C. With --demo: load the sample,
+    show each referral's outcome and explain it from what the services said (tier and reasons, safeguarding alerts,
+    bookings and deadlines, who waits and what would place them)."""
     settings = settings_for(data_dir)
 
     async def main() -> None:
@@ -122,14 +126,16 @@ def up(
         try:
             await stack.start()
             if demo:
-                async with connect(settings) as client:
+                async with connect(settings) as client, safeguarding_alerts(settings, "demo") as alerts:
                     await _import_mentors(client, examples / "mentors.yaml")
                     outcomes = await _submit(client, examples / "referrals.json", "demo", timeout=30)
-                    _print_outcomes(outcomes)
+                    names = await mentor_names(client)
+                    _print_outcomes(outcomes, names)
+                    await explain(client, outcomes, alerts, names=names, console=console, command=_command())
             console.print(f"[bold green]reroute is running[/bold green] (data in {safe(settings.data_dir)}). "
-                          f"Try `{_command()} calendar m-amara` in another terminal"
-                          + ("" if _command() == "reroute" else " (or `source .venv/bin/activate` first, so that "
-                             "`reroute` alone works)") + ". Ctrl-C stops everything.")
+                          + ("Try the commands above" if demo else f"Try `{safe(_command())} --help`")
+                          + " in another terminal" + ("" if _command() == "reroute" else " (or `source "
+                          ".venv/bin/activate` first, so that `reroute` alone works)") + ". Ctrl-C stops everything.")
             await stack.watch()
         finally:
             stack.stop()
@@ -266,7 +272,7 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
     return outcomes
 
 
-def _print_outcomes(outcomes: list[Outcome]) -> None:
+def _print_outcomes(outcomes: list[Outcome], mentors: dict[str, str] | None = None) -> None:
     table = Table("#", "agency ref", "referral", "tier", "outcome", "mentor", "first session", title="Referral outcomes")
     for column in table.columns[:3]:
         column.no_wrap = True
@@ -289,7 +295,8 @@ def _print_outcomes(outcomes: list[Outcome]) -> None:
         if o.duplicate:
             outcome += " (duplicate: submitted before)"
         first = _local(o.first_session) if o.first_session else "-"
-        table.add_row(str(o.row), ref, safe(o.referral_id), safe(o.tier or "…"), outcome, safe(o.mentor_id or "-"), first)
+        table.add_row(str(o.row), ref, safe(o.referral_id), safe(o.tier or "…"), outcome, named(o.mentor_id, mentors or {}),
+                      first)
     console.print(table)
     for line in problems:
         console.print(f"  [red]✗[/red] {line}")

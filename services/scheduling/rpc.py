@@ -21,7 +21,7 @@ from services.scheduling.calendar_feed import FeedRefused, feed_base_url, issue_
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import default_offices, mentor_problems, without_check
 from services.scheduling.lifecycle import LIVE, LifecycleRefused
-from services.scheduling.matching import LONDON
+from services.scheduling.matching import LONDON, deadline_for
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
 from services.scheduling.reoptimisation import reoptimise
 from services.scheduling.sessions import change_session, close
@@ -276,6 +276,7 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
             mentor_first_name=names[0] if names else None, deadline_met=case.deadline_met, reason=case.reason,
             agency_reason=case.agency_reason or stored_before(CaseStatus(case.status)),
+            first_session_due=deadline_for(store.case_from(case)) if case.facts and case.tier else None,
             sessions=[BookedSession(session_id=r.session_id, start=r.start.astimezone(LONDON),
                                     end=r.end.astimezone(LONDON)) for r in sessions])
 

@@ -40,6 +40,9 @@ class SchedulingStatus(Contract):
     mentor_id: str | None
     mentor_first_name: str | None
     deadline_met: bool | None = Field(description="Whether the first session is within the tier's deadline.")
+    first_session_due: LondonTime | None = Field(default=None, description=(
+        "When the first session is due: the tier's deadline, counted from when intake accepted the referral (or "
+        "its latest update). Europe/London, with offset; absent until the referral is assessed."))
     reason: str | None = Field(description="Why it waits, or why it was suspended or closed, in full: for schedulers.")
     agency_reason: str | None = Field(
         default=None, description="The same as the referring agency is told it: no mentor's vetting or licence "

@@ -40,8 +40,8 @@ class LocalUp:
     """Its PostgreSQL schemas' prefix, when the run has DATABASE_URL (else SQLite files in the data dir)."""
 
     @classmethod
-    def launch(cls, data_dir: Path, **env: str) -> LocalUp:
-        """`reroute up` on `data_dir`; on DATABASE_URL's PostgreSQL when the run has one (schemas of its own, and
+    def launch(cls, data_dir: Path, *args: str, **env: str) -> LocalUp:
+        """`reroute up ARGS` on `data_dir`; on DATABASE_URL's PostgreSQL when the run has one (schemas of its own, and
         intake's keys given, as a deployment off the embedded SQLite must)."""
         run = next(_runs)
         out = data_dir.parent / f"{data_dir.name}-up-{run}.out"
@@ -56,7 +56,7 @@ class LocalUp:
                    "REROUTE_INTAKE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
                    "REROUTE_INTAKE_MATCHING_KEY": Fernet.generate_key().decode(), **env}
         with out.open("wb") as fh:
-            proc = subprocess.Popen([str(REROUTE), "up", "--data-dir", str(data_dir)], env=up_env(**env), stdout=fh,
+            proc = subprocess.Popen([str(REROUTE), "up", "--data-dir", str(data_dir), *args], env=up_env(**env), stdout=fh,
                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent())  # noqa: PLW1509
         return cls(data_dir, proc, out, prefix)
 
