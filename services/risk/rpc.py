@@ -42,6 +42,7 @@ from shared.contracts.risk_rpc import (
 from shared.contracts.rpc import Empty, NotFound, Refused
 from shared.contracts.rules import RulesError, RuleSet, load_rules
 from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
+from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 
@@ -159,8 +160,10 @@ def _apply(conn: Connection, case: Case, decision: Decision, *, risk: Risk, now:
 
 
 async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
+    """Tiers due for review, but not of referrals scheduling has closed: a closed case has no one to review."""
     now = datetime.now().astimezone()
     until = now + timedelta(days=request.within_days)
+    closed = set((await risk.host.ask(CLOSED_BEFORE, ClosedBeforeRequest(days=0), timeout=30)).referral_ids)
 
     def read() -> ReviewsDue:
         with risk.host.engine.connect() as conn:
@@ -168,7 +171,8 @@ async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
                 select(col(RiskCase.referral_id), col(RiskCase.agency_id), col(RiskCase.tier), col(RiskCase.review_due))
                 .where(col(RiskCase.review_due) <= until).order_by(col(RiskCase.review_due))).all()
         return ReviewsDue(reviews=[ReviewDue(referral_id=r.referral_id, agency_id=r.agency_id, tier=r.tier,
-                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows])
+                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows
+                                   if r.referral_id not in closed])
 
     return await risk.host.database.run(read)
 
