@@ -1,8 +1,16 @@
 """Tracing set-up shared by all services, and the local span store `reroute trace` reads.
 
-With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, spans go out over OTLP/HTTP. Otherwise they
-are appended as JSON lines to <data dir>/traces/<service>-<pid>.jsonl. Span attributes carry ids and
-outcomes only: never a name, birth date, address or free text.
+With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, spans go out over OTLP/HTTP only: writing the
+local files as well would cost the pipeline about a fifth of its throughput again (../shared/perf-notes.md), so
+`reroute trace` names the backend instead. Otherwise they are appended as JSON lines to
+<data dir>/traces/<service>-<pid>.jsonl. Either way they leave the process within OTEL_BSP_SCHEDULE_DELAY, 200 ms
+unless set (the SDK's default of 5 s left `reroute trace` blind for seconds after an outcome; under load the
+exporter sends full batches whatever the delay, so a shorter one costs nothing measurable).
+
+A referral is one trace: every later piece of work on it (an update, a repeat, an override and what follows
+from them) is started as a child of the context it was first accepted under (`referral_trace`), which intake
+and risk keep beside the referral, and links to the caller's own trace when it has one (an agency's HTTP request,
+say). Span attributes carry ids and outcomes only: never a name, birth date, address or free text.
 """
 
 from __future__ import annotations
@@ -12,10 +20,11 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,6 +34,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 log = logging.getLogger(__name__)
 _propagator = TraceContextTextMapPropagator()
 TRACES_DIR = "traces"
+SCHEDULE_DELAY_MS = 200
+"""How soon a finished span is exported when OTEL_BSP_SCHEDULE_DELAY is not set."""
 
 
 def setup_tracing(service_name: str, data_dir: Path) -> TracerProvider:
@@ -32,14 +43,56 @@ def setup_tracing(service_name: str, data_dir: Path) -> TracerProvider:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource)
     exporter: SpanExporter
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    if otlp_traces_endpoint() is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
     else:
         exporter = JsonLinesSpanExporter(data_dir / TRACES_DIR / f"{service_name}-{os.getpid()}.jsonl")
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else SCHEDULE_DELAY_MS  # None: the SDK reads it
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
     return provider
+
+
+def otlp_traces_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where spans are sent over OTLP/HTTP (as the exporter works it out from the standard variables), or None when
+    they are written to the data dir."""
+    env = os.environ if environ is None else environ
+    if url := env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip():
+        return url
+    if url := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip():
+        return url.rstrip("/") + "/v1/traces"
+    return None
+
+
+def traceparent(span: trace.Span) -> str | None:
+    """The W3C traceparent of `span`, to keep beside a referral as its trace (`referral_trace`); None for a span
+    that is not recorded."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
+
+
+def referral_trace(stored: str | None) -> Context | None:
+    """The context to start later work on a referral in: its kept traceparent; None when none was kept (a referral
+    from before versions that keep it), and the work then starts a trace of its own."""
+    if not stored:
+        return None
+    ctx = _propagator.extract({"traceparent": stored})
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def caller_links(*callers: trace.Span | Context | None, besides: Context | None = None) -> list[trace.Link]:
+    """Links to the callers' own traces (an agency's request, the consumer span a message arrived in), when they
+    are not the referral's trace (`besides`) already: the OpenTelemetry way to say "caused by" across traces."""
+    skip = trace.get_current_span(besides).get_span_context().trace_id if besides is not None else None
+    links = []
+    for caller in callers:
+        span = caller if isinstance(caller, trace.Span) else trace.get_current_span(caller)
+        ctx = span.get_span_context()
+        if ctx.is_valid and ctx.trace_id != skip:
+            links.append(trace.Link(ctx))
+    return links
 
 
 def extract_context(headers: Mapping[str, str] | None) -> Context:
@@ -82,6 +135,8 @@ def _span_record(span: ReadableSpan) -> dict[str, Any]:
         "end_ns": span.end_time,
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
+        "links": [{"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+                  for link in span.links],
     }
 
 
@@ -96,6 +151,8 @@ class StoredSpan:
     end_ns: int
     status: str
     attributes: dict[str, Any]
+    links: list[dict[str, str]] = field(default_factory=list)
+    """Spans of other traces this one was caused by or belongs with (`trace_id`, `span_id`)."""
 
     @property
     def duration_ms(self) -> float:
@@ -114,7 +171,9 @@ def read_spans(data_dir: Path) -> Iterator[StoredSpan]:
 
 
 def spans_of_referral(data_dir: Path, referral_id: str) -> list[StoredSpan]:
-    """All spans of the trace(s) that touched this referral, in start order."""
+    """All spans of every trace that touched this referral (its own, and the callers' traces that link to it:
+    an agency's requests, say), in start order."""
     spans = list(read_spans(data_dir))
     trace_ids = {s.trace_id for s in spans if s.attributes.get("referral.id") == referral_id}
+    trace_ids |= {s.trace_id for s in spans if any(link["trace_id"] in trace_ids for link in s.links)}
     return sorted((s for s in spans if s.trace_id in trace_ids), key=lambda s: s.start_ns)

@@ -59,7 +59,7 @@ from shared.contracts.rules import RulesError, load_rules
 from shared.contracts.scheduling import CaseStatus
 from shared.settings import ConfigurationError, keep_files_private
 from shared.subjects import AGENCY_ID
-from shared.telemetry import StoredSpan, spans_of_referral
+from shared.telemetry import TRACES_DIR, StoredSpan, otlp_traces_endpoint, spans_of_referral
 
 app = typer.Typer(help="reroute: referrals in, explainable risk, mentors booked.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -818,29 +818,40 @@ def purge(
 
 @app.command()
 def trace(referral_id: str, data_dir: DataDir = None) -> None:
-    """The span tree of one referral across the three services, with durations."""
+    """Every trace of one referral, in time order: its own (intake, risk and scheduling, and every later update and
+    risk lead's decision) and the callers' traces linked to it, as span trees with durations."""
     settings = settings_for(data_dir)
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        console.print(f"Spans are exported over OTLP to {safe(os.environ['OTEL_EXPORTER_OTLP_ENDPOINT'])}; search "
-                      f"your tracing UI for the attribute referral.id={safe(referral_id)}. Locally stored spans:")
     spans = spans_of_referral(settings.data_dir, referral_id)
-    if not spans:
-        raise CliError(f"no spans found for {referral_id} in {settings.data_dir / 'traces'} "
-                       "(spans are written a few seconds after the work)")
+    if (otlp := otlp_traces_endpoint()) is not None:
+        console.print(f"Spans are sent over OTLP to {safe(otlp)} (OTEL_EXPORTER_OTLP_*), not kept here: search "
+                      f"your tracing UI (Jaeger, Tempo, ...) for the attribute referral.id={safe(referral_id)}.")
+        if spans:
+            console.print(f"Spans kept in {safe(settings.data_dir / TRACES_DIR)} by services run without OTLP:")
+    elif not spans:
+        raise CliError(f"no spans of {referral_id} in {settings.data_dir / TRACES_DIR}: check the referral id and "
+                       "the data dir (services write spans there within OTEL_BSP_SCHEDULE_DELAY, 200 ms by default)")
     ids = {s.span_id for s in spans}
     children: dict[str | None, list[StoredSpan]] = {}
-    for s in spans:
-        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
-    for root in children.get(None, []):
-        tree = Tree(f"[bold]trace {safe(root.trace_id)}[/bold]")
-        _add(tree, root, children, spans[0].start_ns)
+    traces: dict[str, list[StoredSpan]] = {}
+    for s in spans:  # in start order, so every trace and every branch is in time order
+        if s.parent_id in ids:
+            children.setdefault(s.parent_id, []).append(s)
+        else:
+            traces.setdefault(s.trace_id, []).append(s)
+    t0 = spans[0].start_ns if spans else 0
+    for trace_id, roots in traces.items():
+        tree = Tree(f"[bold]trace {safe(trace_id)}[/bold]")
+        for root in roots:
+            _add(tree, root, children, t0)
         console.print(tree)
 
 
 def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpan]], t0: int) -> None:
     outcome = safe(span.attributes.get("reroute.outcome", ""))
+    linked = "".join(f" [dim]↔ trace {safe(link['trace_id'])}[/dim]" for link in span.links)
     label = (f"[cyan]{safe(span.service)}[/cyan] {safe(span.name)}  {span.duration_ms:.1f} ms "
-             f"(+{(span.start_ns - t0) / 1e6:.0f} ms) {outcome}" + (" [red]ERROR[/red]" if span.status == "ERROR" else ""))
+             f"(+{(span.start_ns - t0) / 1e6:.0f} ms) {outcome}" + (" [red]ERROR[/red]" if span.status == "ERROR" else "")
+             + linked)
     branch = node.add(label)
     for child in children.get(span.span_id, []):
         _add(branch, child, children, t0)

@@ -34,6 +34,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.consume(stream=s.submissions_stream, subjects=s.raw_submissions(), what="submitted",
                  handler=partial(handle_submissions, subjects=s, keys=keys,
                                  max_body_bytes=settings.intake_max_body_bytes,  # the HTTP door's limit too
+                                 tracer=host.tracer,
                                  status_base=(settings.intake_public_url or "") if settings.intake_http_port else None))
     agencies = AgencyRegistry(host.engine)
     intake = rpc.Intake(host, keys, agencies, StaffRegistry(host.engine))

@@ -39,6 +39,7 @@ from shared.contracts.intake import (
 from shared.messaging import Delivery
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
+from shared.telemetry import caller_links, referral_trace, traceparent
 
 Outcome = Literal["accepted", "updated", "duplicate", "rejected"]
 STATUS_PATH = "/v1/referrals/{referral_id}"
@@ -82,7 +83,7 @@ class Decision:
 
 def handle_submissions(
     conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys, max_body_bytes: int,
-    status_base: str | None = None,
+    status_base: str | None = None, tracer: trace.Tracer | None = None,
 ) -> list[Outgoing]:
     """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission; one over
     `max_body_bytes` (REROUTE_INTAKE_MAX_BODY_BYTES, the HTTP door's limit too) is rejected unread."""
@@ -93,16 +94,18 @@ def handle_submissions(
         for d in batch
     ]
     return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys, max_body_bytes=max_body_bytes,
-                              status_base=status_base)[1]
+                              status_base=status_base, tracer=tracer)[1]
 
 
 def decide_submissions(
     conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys,
-    max_body_bytes: int | None = None, status_base: str | None = None,
+    max_body_bytes: int | None = None, status_base: str | None = None, tracer: trace.Tracer | None = None,
 ) -> tuple[list[Decision], list[Outgoing]]:
     """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral.
     `max_body_bytes`: refuse larger bodies (the HTTP door refuses them before they get here, with 413).
-    `status_base`: where the HTTP API serves a referral's status (its public URL, or '' for paths); None: no API."""
+    `status_base`: where the HTTP API serves a referral's status (its public URL, or '' for paths); None: no API.
+    `tracer`: for the span an update or a repeat gets in the referral's own trace."""
+    tracer = tracer or trace.get_tracer(__name__)
     checked = [(s, _check(s, max_body_bytes)) for s in submissions]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
     store = ReferralStore(conn, keys)
@@ -112,7 +115,7 @@ def decide_submissions(
     out: list[Outgoing] = []
     for submission, result in checked:
         decision, events = _decide(store, submission, result, now=now, subjects=subjects, keys=keys,
-                                   status_base=status_base)
+                                   status_base=status_base, tracer=tracer)
         decisions.append(decision)
         out += events
     store.save(now=now)
@@ -127,7 +130,7 @@ def _check(s: Submission, max_body_bytes: int | None) -> Referral | list[FieldEr
 
 def _decide(
     store: ReferralStore, s: Submission, result: Referral | list[FieldError], *, now: datetime, subjects: Subjects,
-    keys: IntakeKeys, status_base: str | None,
+    keys: IntakeKeys, status_base: str | None, tracer: trace.Tracer,
 ) -> tuple[Decision, list[Outgoing]]:
     s.span.set_attribute("agency.id", s.agency_id)
     stored = store.find(s.agency_id, result.agency_referral_id) if isinstance(result, Referral) else None
@@ -144,7 +147,7 @@ def _decide(
     if stored is None:
         stored = StoredReferral(new_referral_id(), s.agency_id, result.agency_referral_id, now, body, revision=0,
                                 submissions=1, person_id=store.person_for(match_keys(keys.matcher, result)),
-                                cloudevent=s.cloudevent)
+                                cloudevent=s.cloudevent, trace_context=traceparent(s.span))
         store.add(stored)
         event, outcome = event_id(keys, "accepted", stored.referral_id, "0"), "accepted"
     elif s.is_update and body != stored.body:
@@ -163,6 +166,7 @@ def _decide(
         store.keep_monitoring(stored.referral_id, result.equality_monitoring.model_dump(), now=now)
     s.span.set_attribute("referral.id", stored.referral_id)
     s.span.set_attribute("reroute.outcome", outcome)
+    span = s.span if outcome == "accepted" else _in_referral_trace(tracer, stored, s.span, outcome)
     recorded = recorded_event(
         result, referral_id=stored.referral_id, agency_id=s.agency_id, received_at=stored.received_at,
         event_id=event_id(keys, "recorded", event), now=now, person_id=stored.person_id,
@@ -175,8 +179,26 @@ def _decide(
         status_url=None if status_base is None else f"{status_base}{STATUS_PATH.format(referral_id=stored.referral_id)}")
     decision = Decision(outcome, stored.agency_referral_id, stored.referral_id, stored.revision)
     # the agency is told of its own referral only; whether the child is known goes where no agency may read
-    return decision, [outgoing(recorded, subjects.recorded(s.agency_id), span=s.span),
-                      outgoing(accepted, subjects.accepted(s.agency_id), span=s.span)]
+    events = [outgoing(recorded, subjects.recorded(s.agency_id), span=span),
+              outgoing(accepted, subjects.accepted(s.agency_id), span=span)]
+    if span is not s.span:
+        span.end()
+    return decision, events
+
+
+def _in_referral_trace(tracer: trace.Tracer, stored: StoredReferral, door: trace.Span, outcome: Outcome) -> trace.Span:
+    """An update or a repeat continues the referral's own trace (what it causes in risk and scheduling too), linked
+    to the trace it came in on; a referral accepted before intake kept its trace takes this one's."""
+    context = referral_trace(stored.trace_context)
+    if context is None:
+        stored.trace_context, stored.changed = traceparent(door), True
+        return door
+    span = tracer.start_span(f"intake referral {outcome}", context=context, links=caller_links(door, besides=context),
+                             attributes={"referral.id": stored.referral_id, "reroute.outcome": outcome,
+                                         "reroute.revision": stored.revision})
+    if door.is_recording() and span.get_span_context().trace_id != door.get_span_context().trace_id:
+        door.add_link(span.get_span_context())  # and the caller's trace points to the referral's
+    return span
 
 
 def _reject(

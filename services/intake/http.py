@@ -9,13 +9,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import fastapi_offline
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -38,9 +38,9 @@ from services.intake.settings import IntakeSettings, Network
 from services.intake.tables import ReferralRecord, as_utc
 from services.intake.validation import NotJson, load_json
 from shared.contracts.common import FieldError
-from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral
+from shared.contracts.intake import Referral
 from shared.service import ServiceHost
-from shared.telemetry import extract_context
+from shared.telemetry import caller_links, extract_context, referral_trace
 
 _REFERRAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Referral"}}}}}
@@ -108,10 +108,8 @@ def _among(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: S
 
 
 Agency = Annotated[str, Depends(_authenticated)]
-OurId = Annotated[str, PathParameter(
-    min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="Our id for the referral (`ref_…`).")]
 YourReference = Annotated[str, Query(
-    min_length=1, max_length=100, pattern=AGENCY_REFERRAL_ID_PATTERN,  # what no referral's id can be is refused here
+    min_length=1, max_length=100,
     description="Your own id for the referral (its `agency_referral_id`): a query parameter, so that it may hold `/`.")]
 
 
@@ -239,19 +237,20 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
     @api.get("/v1/referrals/{referral_id}", name="referral_status", response_model=ReferralStatus,
              responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."},
                         422: refusals[422], 429: refusals[429]})
-    async def referral_status(referral_id: OurId, request: Request, agency_id: Agency) -> ReferralStatus:
+    async def referral_status(referral_id: str, request: Request, agency_id: Agency) -> ReferralStatus:
         """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted..."""
-        with door.span(request, "GET /v1/referrals/{referral_id}", agency_id) as span:
-            span.set_attribute("reroute.status_of", referral_id)  # not referral.id: polls stay out of its trace
+        with door.span(request, "/v1/referrals/{referral_id}", agency_id) as span:
+            span.set_attribute("referral.id", referral_id)  # a poll is a trace of its own, linked to the referral's
             with host.engine.connect() as conn:
                 row = conn.execute(
                     select(col(ReferralRecord.agency_referral_id), col(ReferralRecord.received_at),
-                           col(ReferralRecord.revision))
+                           col(ReferralRecord.revision), col(ReferralRecord.trace_context))
                     .where(col(ReferralRecord.referral_id) == referral_id, col(ReferralRecord.agency_id) == agency_id)
                 ).first()
             if row is None:  # another agency's referral is "not found" too, so ids cannot be probed
-                span.set_attribute("http.response.status_code", 404)
                 raise HTTPException(404, f"no referral '{referral_id}' of yours")
+            for link in caller_links(referral_trace(row.trace_context), besides=extract_context(request.headers)):
+                span.add_link(link.context)
             status = await ask_status(host, referral_id=referral_id, agency_referral_id=row.agency_referral_id,
                                       received_at=as_utc(row.received_at), revision=row.revision)
             span.set_attribute("http.response.status_code", 200)
@@ -284,12 +283,26 @@ class _HttpDoor:
         self._host = host
         self._keys = keys
 
-    def span(self, request: Request, route: str, agency_id: str) -> Any:
-        return self._host.tracer.start_as_current_span(
-            f"intake {request.method} {route}", kind=trace.SpanKind.SERVER,
-            context=extract_context(dict(request.headers)),
-            attributes={"http.request.method": request.method, "http.route": route, "agency.id": agency_id},
-        )
+    @contextmanager
+    def span(self, request: Request, route: str, agency_id: str) -> Iterator[trace.Span]:
+        """A server span named and described by the HTTP semantic conventions (`POST /v1/referrals`), in the
+        caller's trace (W3C traceparent) when given; a 4xx answer is not an error of ours, a fault is."""
+        route = getattr(request.scope.get("route"), "path", route)  # the template matched, whichever handler answers
+        with self._host.tracer.start_as_current_span(
+            f"{request.method} {route}", kind=trace.SpanKind.SERVER, context=extract_context(dict(request.headers)),
+            record_exception=False, set_status_on_exception=False,
+            attributes={"http.request.method": request.method, "http.route": route, "url.path": request.url.path,
+                        "url.scheme": request.url.scheme, "agency.id": agency_id},
+        ) as span:
+            try:
+                yield span
+            except HTTPException as exc:
+                span.set_attribute("http.response.status_code", exc.status_code)
+                raise
+            except Exception as exc:
+                span.set_attributes({"http.response.status_code": 500, "error.type": type(exc).__qualname__})
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                raise
 
     async def decide(self, request: Request, agency_id: str, data: bytes, *, is_update: bool) -> Decision:
         route = "/v1/referrals"  # an update names the referral in the query
@@ -298,7 +311,7 @@ class _HttpDoor:
             subjects, keys = self._host.subjects, self._keys
             base = request.app.state.public_url
             decide: Callable[..., Any] = lambda conn, now: decide_submissions(
-                conn, [submission], now, subjects=subjects, keys=keys, status_base=base)
+                conn, [submission], now, subjects=subjects, keys=keys, status_base=base, tracer=self._host.tracer)
             try:
                 decisions: list[Decision] = await self._host.transact(decide)
             except IntegrityError:  # another replica stored the same referral or person at this moment: look again

@@ -42,6 +42,8 @@ class StoredReferral:
     submissions: int
     person_id: str
     cloudevent: str | None = None
+    trace_context: str | None = None
+    """The traceparent it was first accepted under (shared/telemetry.referral_trace)."""
     new: bool = False
     changed: bool = False
 
@@ -68,7 +70,8 @@ class ReferralStore:
             for r in rows:
                 self._referrals[(r.agency_id, r.agency_referral_id)] = StoredReferral(
                     r.referral_id, r.agency_id, r.agency_referral_id, as_utc(r.received_at),
-                    self._keys.cipher.decrypt(r.body), r.revision, r.submissions, r.person_id)
+                    self._keys.cipher.decrypt(r.body), r.revision, r.submissions, r.person_id,
+                    trace_context=r.trace_context)
         if match_keys:
             found = self._conn.execute(select(col(PersonRecord.match_key), col(PersonRecord.person_id)).where(
                 col(PersonRecord.match_key).in_(list(match_keys)))).all()
@@ -132,7 +135,8 @@ class ReferralStore:
         new = [self._row(s, now=now) for s in self._referrals.values() if s.new]
         changed = [
             {"rid": s.referral_id, "body": self._keys.cipher.encrypt(s.body), "revision": s.revision,
-             "submissions": s.submissions, "person_id": s.person_id, "updated_at": now}
+             "submissions": s.submissions, "person_id": s.person_id, "updated_at": now,
+             "trace_context": s.trace_context}
             for s in self._referrals.values() if s.changed and not s.new
         ]
         if new:
@@ -142,7 +146,8 @@ class ReferralStore:
                 update(ReferralRecord)
                 .where(col(ReferralRecord.referral_id) == bindparam("rid"))
                 .values(body=bindparam("body"), revision=bindparam("revision"), submissions=bindparam("submissions"),
-                        person_id=bindparam("person_id"), updated_at=bindparam("updated_at")),
+                        person_id=bindparam("person_id"), updated_at=bindparam("updated_at"),
+                        trace_context=bindparam("trace_context")),
                 changed,
             )
         for s in self._referrals.values():
@@ -161,7 +166,7 @@ class ReferralStore:
             "referral_id": s.referral_id, "agency_id": s.agency_id, "agency_referral_id": s.agency_referral_id,
             "received_at": s.received_at, "updated_at": now, "body": self._keys.cipher.encrypt(s.body),
             "revision": s.revision, "submissions": s.submissions, "cloudevent": s.cloudevent,
-            "person_id": s.person_id,
+            "person_id": s.person_id, "trace_context": s.trace_context,
         }
 
 

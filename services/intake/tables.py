@@ -23,6 +23,8 @@ class ReferralRecord(SQLModel, table=True):
     revision: int = Field(default=0, description="How many times the agency updated it.")
     cloudevent: str | None = Field(default=None, description="CloudEvents ce-* headers, when present, as JSON.")
     submissions: int = Field(default=1, description="How many times the agency submitted it.")
+    trace_context: str | None = Field(default=None, max_length=100, description=(
+        "The W3C traceparent it was first accepted under: its updates and repeats continue that trace."))
 
 
 class RejectionRecord(SQLModel, table=True):

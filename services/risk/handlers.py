@@ -32,6 +32,8 @@ class Case:
     latest: RiskAssessed
     new: bool = False
     changed: bool = False
+    trace_context: str | None = None
+    """The referral's trace (W3C traceparent), where a risk lead's decision on it is traced."""
 
 
 @dataclass
@@ -58,6 +60,8 @@ def handle_recorded(
             continue
         if case is None:
             case = cases[accepted.referral_id] = Case(accepted, _placeholder(accepted), new=True)
+        if case.trace_context is None:  # the trace the referral arrived in (kept from its first assessment on)
+            case.trace_context = d.headers.get("traceparent")
         result = next_assessment(case, accepted, rules=rules, now=now, cause="update")
         decided.append((result, d))
         d.span.set_attribute("risk.tier", result.assessed.tier.value)
@@ -151,11 +155,13 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
 
 def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
     rows = conn.execute(
-        select(col(RiskCase.facts), col(RiskCase.latest)).where(col(RiskCase.referral_id).in_(referral_ids))
+        select(col(RiskCase.facts), col(RiskCase.latest), col(RiskCase.trace_context))
+        .where(col(RiskCase.referral_id).in_(referral_ids))
     )
     cases = {}
-    for facts, latest in rows:
-        case = Case(ReferralRecorded.model_validate_json(facts), RiskAssessed.model_validate_json(latest))
+    for facts, latest, trace_context in rows:
+        case = Case(ReferralRecorded.model_validate_json(facts), RiskAssessed.model_validate_json(latest),
+                    trace_context=trace_context)
         cases[case.facts.referral_id] = case
     return cases
 
@@ -167,6 +173,7 @@ def save_cases(conn: Connection, cases: Iterable[Case], *, now: datetime) -> Non
             "facts": c.facts.model_dump_json(), "latest": a.model_dump_json(), "tier": a.tier.value,
             "computed_tier": a.computed_tier.value, "override": a.override.kind if a.override else None,
             "rules_version": a.rules_version, "review_due": a.review_due, "updated_at": now,
+            "trace_context": c.trace_context,
         }
 
     changed = [c for c in cases if c.changed]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from opentelemetry import trace
 from sqlalchemy import Connection, select
 from sqlmodel import col
 
@@ -39,12 +42,12 @@ from shared.contracts.risk_rpc import (
     RulesListing,
     TierChange,
 )
-from shared.contracts.rpc import Empty, NotFound, Refused
+from shared.contracts.rpc import Empty, NotFound, Refused, ServiceError
 from shared.contracts.rules import RulesError, RuleSet, load_rules
 from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
-from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
+from shared.telemetry import referral_trace
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +89,24 @@ async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
     """Confirm or raise a tier at once; a lowering is only asked for: it waits for a second risk lead."""
     def decide_review(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
         case = _case(conn, request.referral_id)
-        decision = Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip())
-        previous = case.latest
-        try:
-            kind = check_override(computed=previous.computed_tier, current=previous.tier,
-                                  floor=overall_floor(previous), request=decision, asking=True)
-        except OverrideRefused as exc:
-            raise Refused(f"override refused: {exc}") from None
-        if kind == "down":
-            asked = pending.ask(conn, referral_id=request.referral_id, tier=request.tier, reason=decision.reason,
-                                by=decision.by, now=now, lasts=risk.pending_for)
-            log.info("risk: a lowering of %s asked for, waiting for a countersignature", request.referral_id)
-            return Reviewed(assessment=previous, pending=asked), []
-        pending.decide_all(conn, request.referral_id, status="replaced", by=decision.by,
-                           reason=f"{kind} decided meanwhile", now=now)
-        return _apply(conn, case, decision, risk=risk, now=now)
+        with _traced(risk, "risk override", case, tier=request.tier) as span:
+            decision = Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip())
+            previous = case.latest
+            try:
+                kind = check_override(computed=previous.computed_tier, current=previous.tier,
+                                      floor=overall_floor(previous), request=decision, asking=True)
+            except OverrideRefused as exc:
+                raise Refused(f"override refused: {exc}") from None
+            span.set_attribute("risk.override.kind", kind)
+            if kind == "down":
+                asked = pending.ask(conn, referral_id=request.referral_id, tier=request.tier, reason=decision.reason,
+                                    by=decision.by, now=now, lasts=risk.pending_for)
+                log.info("risk: a lowering of %s asked for, waiting for a countersignature", request.referral_id)
+                span.set_attribute("reroute.outcome", "countersignature_asked")
+                return Reviewed(assessment=previous, pending=asked), []
+            pending.decide_all(conn, request.referral_id, status="replaced", by=decision.by,
+                               reason=f"{kind} decided meanwhile", now=now)
+            return _apply(conn, case, decision, risk=risk, now=now, span=span)
 
     return await risk.host.transact(decide_review)
 
@@ -108,12 +114,14 @@ async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
 async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
     """A second risk lead countersigns a pending lowering: it takes effect, checked again against the case now."""
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        row_id, asked = _waiting(conn, request.referral_id, now=now)
         case = _case(conn, request.referral_id)
-        decision = Decision(tier=asked.tier, reason=asked.reason, by=asked.by, countersign=request.by.strip())
-        applied = _apply(conn, case, decision, risk=risk, now=now)
-        pending.decide(conn, row_id, status="countersigned", by=decision.countersign or "", reason=None, now=now)
-        return applied
+        with _traced(risk, "risk countersign", case) as span:
+            row_id, asked = _waiting(conn, request.referral_id, now=now)
+            span.set_attribute("risk.tier", asked.tier.value)
+            decision = Decision(tier=asked.tier, reason=asked.reason, by=asked.by, countersign=request.by.strip())
+            applied = _apply(conn, case, decision, risk=risk, now=now, span=span)
+            pending.decide(conn, row_id, status="countersigned", by=decision.countersign or "", reason=None, now=now)
+            return applied
 
     return await risk.host.transact(decide)
 
@@ -121,9 +129,13 @@ async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
 async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewed:
     """A pending lowering is refused (or withdrawn by the lead who asked): the tier in force stays."""
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        row_id, _ = _waiting(conn, request.referral_id, now=now)
-        pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(), now=now)
-        return Reviewed(assessment=_case(conn, request.referral_id).latest), []
+        case = _case(conn, request.referral_id)
+        with _traced(risk, "risk refuse override", case) as span:
+            row_id, _ = _waiting(conn, request.referral_id, now=now)
+            pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(),
+                           now=now)
+            span.set_attribute("reroute.outcome", "override_refused")
+            return Reviewed(assessment=case.latest), []
 
     return await risk.host.transact(decide)
 
@@ -149,21 +161,41 @@ def _waiting(conn: Connection, referral_id: str, *, now: datetime) -> tuple[int,
     return found
 
 
-def _apply(conn: Connection, case: Case, decision: Decision, *, risk: Risk, now: datetime
+def _apply(conn: Connection, case: Case, decision: Decision, *, risk: Risk, now: datetime, span: trace.Span,
            ) -> tuple[Reviewed, list[Outgoing]]:
-    """The decision taking effect: a new assessment, stored with its event for the outbox."""
+    """The decision taking effect: a new assessment, stored with its event for the outbox (in `span`'s trace)."""
     try:
         result = review(case, decision, rules=risk.rules, now=now)
     except OverrideRefused as exc:
         raise Refused(f"override refused: {exc}") from None
-    return Reviewed(assessment=result.assessed), store(conn, [case], [result], now=now, subjects=risk.host.subjects)
+    span.set_attributes({"risk.tier": result.assessed.tier.value, "reroute.outcome": "tier_decided"})
+    return Reviewed(assessment=result.assessed), store(conn, [case], [result], now=now, subjects=risk.host.subjects,
+                                                       spans={result.assessed.event_id: span})
+
+
+@contextmanager
+def _traced(risk: Risk, name: str, case: Case, *, tier: Tier | None = None) -> Iterator[trace.Span]:
+    """A risk lead's decision as a span in the referral's own trace (scheduling's re-plan follows it there); a
+    refusal is an outcome, not a fault."""
+    span = risk.host.tracer.start_span(name, context=referral_trace(case.trace_context), kind=trace.SpanKind.SERVER,
+                                       attributes={"referral.id": case.facts.referral_id})
+    if tier is not None:
+        span.set_attribute("risk.tier", tier.value)
+    try:
+        yield span
+    except ServiceError as exc:
+        span.set_attribute("reroute.outcome", exc.code.value)
+        raise
+    except Exception as exc:
+        span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+        raise
+    finally:
+        span.end()
 
 
 async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
-    """Tiers due for review, but not of referrals scheduling has closed: a closed case has no one to review."""
     now = datetime.now().astimezone()
     until = now + timedelta(days=request.within_days)
-    closed = set((await risk.host.ask(CLOSED_BEFORE, ClosedBeforeRequest(days=0), timeout=30)).referral_ids)
 
     def read() -> ReviewsDue:
         with risk.host.engine.connect() as conn:
@@ -171,8 +203,7 @@ async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
                 select(col(RiskCase.referral_id), col(RiskCase.agency_id), col(RiskCase.tier), col(RiskCase.review_due))
                 .where(col(RiskCase.review_due) <= until).order_by(col(RiskCase.review_due))).all()
         return ReviewsDue(reviews=[ReviewDue(referral_id=r.referral_id, agency_id=r.agency_id, tier=r.tier,
-                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows
-                                   if r.referral_id not in closed])
+                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows])
 
     return await risk.host.database.run(read)
 

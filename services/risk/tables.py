@@ -24,6 +24,8 @@ class RiskCase(SQLModel, table=True):
     rules_version: str = Field(max_length=40)
     review_due: datetime = Field(index=True)
     updated_at: datetime
+    trace_context: str | None = Field(default=None, max_length=100, description=(
+        "The W3C traceparent of the referral's trace: a risk lead's decision on it is a span there."))
 
 
 class AssessmentRecord(SQLModel, table=True):
