@@ -32,7 +32,7 @@ _ASKS: dict[str, list[tuple[str, str]]] = {  # request-reply verbs each service 
     "intake": [("risk", "assessment"), ("risk", "audit.rows"), ("risk", "person.erase"), ("risk", "deadletters.held"),
                ("scheduling", "status"), ("scheduling", "closed.before"), ("scheduling", "person.erase"),
                ("scheduling", "deadletters.held")],
-    "risk": [],
+    "risk": [("scheduling", "closed.before")],  # a closed referral is no longer due for review
     "scheduling": [("intake", "first_name")],
 }
 

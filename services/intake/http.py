@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import fastapi_offline
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -38,7 +39,7 @@ from services.intake.settings import IntakeSettings, Network
 from services.intake.tables import ReferralRecord, as_utc
 from services.intake.validation import NotJson, load_json
 from shared.contracts.common import FieldError
-from shared.contracts.intake import Referral
+from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral
 from shared.service import ServiceHost
 from shared.telemetry import caller_links, extract_context, referral_trace
 
@@ -108,8 +109,10 @@ def _among(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: S
 
 
 Agency = Annotated[str, Depends(_authenticated)]
+OurId = Annotated[str, PathParameter(
+    min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="Our id for the referral (`ref_…`).")]
 YourReference = Annotated[str, Query(
-    min_length=1, max_length=100,
+    min_length=1, max_length=100, pattern=AGENCY_REFERRAL_ID_PATTERN,  # what no referral's id can be is refused here
     description="Your own id for the referral (its `agency_referral_id`): a query parameter, so that it may hold `/`.")]
 
 
@@ -237,7 +240,7 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
     @api.get("/v1/referrals/{referral_id}", name="referral_status", response_model=ReferralStatus,
              responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."},
                         422: refusals[422], 429: refusals[429]})
-    async def referral_status(referral_id: str, request: Request, agency_id: Agency) -> ReferralStatus:
+    async def referral_status(referral_id: OurId, request: Request, agency_id: Agency) -> ReferralStatus:
         """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted..."""
         with door.span(request, "/v1/referrals/{referral_id}", agency_id) as span:
             span.set_attribute("referral.id", referral_id)  # a poll is a trace of its own, linked to the referral's

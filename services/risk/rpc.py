@@ -45,6 +45,7 @@ from shared.contracts.risk_rpc import (
 from shared.contracts.rpc import Empty, NotFound, Refused, ServiceError
 from shared.contracts.rules import RulesError, RuleSet, load_rules
 from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
+from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 from shared.telemetry import referral_trace
@@ -194,8 +195,10 @@ def _traced(risk: Risk, name: str, case: Case, *, tier: Tier | None = None) -> I
 
 
 async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
+    """Tiers due for review, but not of referrals scheduling has closed: a closed case has no one to review."""
     now = datetime.now().astimezone()
     until = now + timedelta(days=request.within_days)
+    closed = set((await risk.host.ask(CLOSED_BEFORE, ClosedBeforeRequest(days=0), timeout=30)).referral_ids)
 
     def read() -> ReviewsDue:
         with risk.host.engine.connect() as conn:
@@ -203,7 +206,8 @@ async def reviews_due(request: ReviewsRequest, risk: Risk) -> ReviewsDue:
                 select(col(RiskCase.referral_id), col(RiskCase.agency_id), col(RiskCase.tier), col(RiskCase.review_due))
                 .where(col(RiskCase.review_due) <= until).order_by(col(RiskCase.review_due))).all()
         return ReviewsDue(reviews=[ReviewDue(referral_id=r.referral_id, agency_id=r.agency_id, tier=r.tier,
-                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows])
+                                             due=r.review_due, overdue=overdue(r.review_due, now)) for r in rows
+                                   if r.referral_id not in closed])
 
     return await risk.host.database.run(read)
 

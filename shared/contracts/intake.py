@@ -149,6 +149,10 @@ class EqualityMonitoring(Contract):
     disability: str | None = Field(default=None, max_length=100)
 
 
+AGENCY_REFERRAL_ID_PATTERN = r"^[A-Za-z0-9._:/-]+$"
+"""What an agency's own id for a referral may hold: `/` included (`YOT/2026/17`)."""
+
+
 def _codes_or_objects_schema(schema: dict[str, Any]) -> None:
     """The published schema of `indicators` admits what the validator admits: a bare code or an `Indicator`."""
     code = {"type": "string", "maxLength": MAX_ITEM_CHARS, "description": "An indicator code (the README lists them)."}
@@ -158,7 +162,7 @@ def _codes_or_objects_schema(schema: dict[str, Any]) -> None:
 class Referral(Contract):
     """A referral as an agency submits it (the body of `referrals.submitted.<agency_id>`)."""
 
-    agency_referral_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")
+    agency_referral_id: str = Field(min_length=1, max_length=100, pattern=AGENCY_REFERRAL_ID_PATTERN)
     referrer: Referrer
     young_person: YoungPerson
     consent: Consent

@@ -233,14 +233,17 @@ async def test_rooms_are_never_double_booked_when_referrals_share_a_venue_or_lea
     lang, agency, hub = unique_language(), unique("yot"), unique("hub")
     early = [{"day": d, "start": "09:00", "end": "10:00"} for d in ALL_DAYS]  # one session a day
     first_mentor, second_mentor = unique("m"), unique("m")
+    # In a borough no other test uses: a venue registered in a borough is where every mentor there without venues
+    # of their own meets, so a one-room hub in a busy borough would crowd other tests' sessions.
+    borough = "Havering"
     await probe.rpc("scheduling", "venues.import", {"venues": [
-        {"id": hub, "name": "One-room hub", "borough": "Hackney", "rooms": 1}]})
+        {"id": hub, "name": "One-room hub", "borough": borough, "rooms": 1}]})
     await probe.rpc("scheduling", "mentors.import", {"mentors": [
-        mentor(m, language=lang, max_caseload=1, availability=early, venues=[hub])
+        mentor(m, language=lang, borough=borough, max_caseload=1, availability=early, venues=[hub])
         for m in (first_mentor, second_mentor)]})
     scheduled = cluster.subjects.scheduled(agency)
-    one = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang), scheduled)
-    two = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang), scheduled)
+    one = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang, borough=borough), scheduled)
+    two = await _outcome(cluster, probe, agency, referral(unique("RM"), language=lang, borough=borough), scheduled)
 
     def starts(event: dict[str, Any]) -> list[datetime]:
         return [datetime.fromisoformat(s["start"]) for s in event["sessions"]]

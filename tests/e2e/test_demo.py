@@ -105,7 +105,8 @@ def write_sample(folder: Path) -> Sample:
     """Files unlike the shipped ones: a mentor nobody wrote text for, who works only three days from now (so a 24-hour
     deadline is missed, whatever day the test runs, and a 7-day one is met), and a borough nobody covers."""
     tag = uuid.uuid4().hex[:6]
-    name = f"{random.choice(['Ines', 'Tomasz', 'Yetunde', 'Callum'])} {''.join(random.choices(string.ascii_lowercase, k=8)).title()}"
+    surname = "".join(random.choices(string.ascii_lowercase, k=8)).title()
+    name = f"{random.choice(['Ines', 'Tomasz', 'Yetunde', 'Callum'])} [bold]{surname}"  # printed as written, not as markup
     works_on = datetime.now(LONDON).date() + timedelta(days=3)
     sample = Sample(folder, f"m-{tag}", name, works_on, f"LATE-{tag}", f"ONTIME-{tag}", f"WAITS-{tag}")
     folder.mkdir(parents=True, exist_ok=True)

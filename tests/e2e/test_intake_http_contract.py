@@ -82,6 +82,8 @@ async def test_every_refusal_has_a_code_and_a_message(probe: Probe, http: httpx.
         "invalid": await http.post("/v1/referrals", json={**small, "young_person": {}}, headers=bearer(key)),
     }
     missing_query = await http.get("/v1/referrals", headers=bearer(key))
+    impossible = await http.get("/v1/referrals", params={"agency_referral_id": "A\x00B"}, headers=bearer(key))
+    impossible_id = await http.get("/v1/referrals/ref%00", headers=bearer(key))
 
     for code, answer in answers.items():
         body = answer.json()
@@ -94,6 +96,9 @@ async def test_every_refusal_has_a_code_and_a_message(probe: Probe, http: httpx.
     assert {e["field"] for e in invalid["errors"]} >= {"young_person.given_name"}
     assert missing_query.status_code == 422 and missing_query.json()["code"] == "invalid"
     assert [e["field"] for e in missing_query.json()["errors"]] == ["agency_referral_id"]
+    assert impossible.status_code == 422, "a reference no referral can have (PostgreSQL cannot even compare a NUL)"
+    assert [e["field"] for e in impossible.json()["errors"]] == ["agency_referral_id"]
+    assert impossible_id.status_code == 422 and [e["field"] for e in impossible_id.json()["errors"]] == ["referral_id"]
 
 
 async def test_a_reference_with_slashes_is_found_and_updated_by_its_agency_only(

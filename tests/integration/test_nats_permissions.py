@@ -342,3 +342,23 @@ async def test_each_service_may_use_its_own_consumers_and_streams(server: str, s
         assert not errors.seen, errors.seen
     finally:
         await operator.close()
+
+
+async def test_risk_may_ask_scheduling_which_referrals_are_closed_so_they_are_not_due_for_review(server: str) -> None:
+    errors = Errors()
+    risk = await nats.connect(f"nats://risk:{PASSWORDS['risk']}@{server}", error_cb=errors.callback,
+                              inbox_prefix=inbox_prefix("risk").encode())
+    scheduling = await nats.connect(f"nats://scheduling:{PASSWORDS['scheduling']}@{server}",
+                                    error_cb=errors.callback)
+    try:
+        async def answer(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(b'{"referral_ids": ["ref_closed"]}')
+
+        await scheduling.subscribe("reroute.rpc.scheduling.closed.before", cb=answer)
+        await scheduling.flush()
+        reply = await risk.request("reroute.rpc.scheduling.closed.before", b'{"days": 0}', timeout=5)
+        assert reply.data == b'{"referral_ids": ["ref_closed"]}'
+        assert errors.seen == []
+    finally:
+        for nc in (risk, scheduling):
+            await nc.close()
