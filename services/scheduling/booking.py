@@ -17,7 +17,7 @@ from opentelemetry import trace
 from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import NEW_MENTOR, Reason, no_mentor_yet
-from services.scheduling.constraints import Case, MentorState, venues_for
+from services.scheduling.constraints import Case, MentorIndex, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, LIVE
 from services.scheduling.matching import LONDON, Match, Waitlist, match, reschedule, with_booking, without_booking
 from services.scheduling.rooms import Placed, Rooms
@@ -32,6 +32,7 @@ from services.scheduling.store import (
     lock_bookings,
     move_session,
     previous_mentors,
+    remember,
     session_row,
     set_case_status,
     set_outcomes,
@@ -89,7 +90,7 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
         before: list[UpcomingSession] = []  # a rescheduled case's sessions to come: each is kept or cancelled
         if task.kind == "book" or row.mentor_id is None:
             case = replace(case, previous_mentor=earlier.get(row.referral_id))
-            result = match(case, list(mentors.values()), now=now, rooms=rooms)
+            result = match(case, mentors, now=now, rooms=rooms)  # only those covering the borough are looked at
             events = _booking_events(row, case, result, now=now)
         else:
             before = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
@@ -132,6 +133,7 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
         out += [outgoing(e, subject_for(subjects, e, row.agency_id), span=span) for e in events]
     add_sessions(conn, new_sessions)
     set_outcomes(conn, outcomes, now=now)
+    remember(mentors)  # the next batch reuses what it can of these, where the rows it reads then agree
     return out
 
 
@@ -146,7 +148,7 @@ def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: 
 
 
 def _reschedule(
-    task: CaseTask, case: Case, mentors: dict[str, MentorState], rooms: Rooms, before: list[UpcomingSession], *,
+    task: CaseTask, case: Case, mentors: MentorIndex, rooms: Rooms, before: list[UpcomingSession], *,
     now: datetime,
 ) -> tuple[Match | Waitlist, list[Event], Reason]:
     """Book the case again (at the new tier's cadence) as if its sessions to come, `before`, were free; the

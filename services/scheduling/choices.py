@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -55,7 +56,7 @@ def _case_row(conn: Connection, referral_id: str) -> CaseRow:
     return case
 
 
-def _without(mentors: dict[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> Rooms:
+def _without(mentors: MutableMapping[str, MentorState], row: CaseRow, conn: Connection, now: datetime) -> Rooms:
     """The mentors and rooms as if this case held no place and no future sessions (to weigh it afresh)."""
     future = upcoming_sessions(conn, [row.referral_id], LIVE, now=now)
     rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in future])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -81,6 +81,42 @@ class MentorState:
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
         """The booked sessions in UTC, in order (computed once per state, reused for every case)."""
         return tuple(sorted((start.astimezone(UTC), end.astimezone(UTC)) for start, end in self.busy))
+
+
+class MentorIndex(MutableMapping[str, MentorState]):
+    """The mentors by id, and by each borough they cover: a case's candidates without a look at every mentor.
+
+    Setting a mentor (a new state after a booking, say) keeps both in step; iteration is in the order given."""
+
+    def __init__(self, mentors: Iterable[MentorState] = ()) -> None:
+        self._by_id: dict[str, MentorState] = {}
+        self._by_borough: dict[str, dict[str, MentorState]] = {}
+        for mentor in mentors:
+            self[mentor.record.id] = mentor
+
+    def covering(self, borough_key: str) -> list[MentorState]:
+        """The mentors who cover the borough (`place_key` of its name)."""
+        return list(self._by_borough.get(borough_key, {}).values())
+
+    def __getitem__(self, mentor_id: str) -> MentorState:
+        return self._by_id[mentor_id]
+
+    def __setitem__(self, mentor_id: str, mentor: MentorState) -> None:
+        if mentor_id in self._by_id:
+            del self[mentor_id]
+        self._by_id[mentor_id] = mentor
+        for key in mentor.borough_keys:
+            self._by_borough.setdefault(key, {})[mentor_id] = mentor
+
+    def __delitem__(self, mentor_id: str) -> None:
+        for key in self._by_id.pop(mentor_id).borough_keys:
+            del self._by_borough[key][mentor_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 @dataclass(frozen=True)

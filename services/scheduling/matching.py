@@ -17,6 +17,7 @@ from services.scheduling.agency_reasons import NO_MENTOR_YET, waiting
 from services.scheduling.constraints import (
     TIER_POINTS,
     Case,
+    MentorIndex,
     MentorState,
     Rule,
     exclusion,
@@ -42,6 +43,7 @@ __all__ = [
     "LONDON",
     "Case",
     "Match",
+    "MentorIndex",
     "MentorState",
     "Option",
     "Waitlist",
@@ -220,19 +222,27 @@ def _programme(
 
 
 def match(
-    case: Case, mentors: Sequence[MentorState], *, now: datetime, rooms: Rooms | None = None
+    case: Case, mentors: Sequence[MentorState] | MentorIndex, *, now: datetime, rooms: Rooms | None = None
 ) -> Match | Waitlist:
     """Book the best mentor's first session and cadence, or say why the case waits.
 
     The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in order
     of their score before the routine (S09), a group of equal scores at a time, looking only up to the deadline
-    first, and no further once no later group could beat the best found even with a perfect routine.
+    first, and no further once no later group could beat the best found even with a perfect routine. Given a
+    `MentorIndex`, only the mentors covering the case's borough are looked at (the borough is the first rule, so
+    every other mentor would be ruled out by it, and is counted so).
     """
     if not mentors:
         return Waitlist("no mentors registered", NO_MENTOR_YET)
     excluded: Counter[Rule] = Counter()
+    if isinstance(mentors, MentorIndex):
+        candidates = mentors.covering(case.borough_key)
+        if len(candidates) < len(mentors):
+            excluded["borough"] = len(mentors) - len(candidates)
+    else:
+        candidates = list(mentors)
     eligible: list[tuple[float, str, MentorState]] = []
-    for mentor in mentors:
+    for mentor in candidates:
         ruled_out = first_exclusion(case, mentor)
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
@@ -300,9 +310,16 @@ def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier |
     The input is left untouched."""
     points = mentor.points + (TIER_POINTS[tier] if tier is not None else 0.0)
     after = replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points)
-    # What the new sessions cannot change carries over: days without one (a session never crosses midnight),
-    # and the safe venues.
+    # The mentor's free starts carry over: a booking only takes away the starts its sessions overlap (the day's
+    # starts are those the windows and licence allow, less those overlapping a booking), so a day is kept
+    # without them instead of worked out again. The safe venues carry over as they are.
+    # A session never crosses midnight, so only the days with one change.
+    new = [(to_utc(start), to_utc(end)) for start, end in sessions]
     touched = {start.astimezone(LONDON).date() for start, _ in sessions}
-    after.day_slots.update((day, slots) for day, slots in mentor.day_slots.items() if day not in touched)
+    after.day_slots.update(
+        (day, slots if day not in touched else
+         tuple(slot for slot in slots if not any(slot[0] < e and s < slot[0] + SESSION for s, e in new)))
+        for day, slots in mentor.day_slots.items()
+    )
     after.safe_venues.update(mentor.safe_venues)
     return after

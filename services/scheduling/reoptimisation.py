@@ -5,6 +5,8 @@ who has a mentor keeps them unless the round gives them another, and every booki
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from opentelemetry import trace
@@ -12,15 +14,17 @@ from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import REPLANNED, Reason
 from services.scheduling.booking import slots_for, subject_for
-from services.scheduling.constraints import MentorState, first_exclusion, venues_for
+from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.matching import calendar, with_booking, without_booking
-from services.scheduling.optimiser import optimise
+from services.scheduling.optimiser import Allocation, optimise
+from services.scheduling.slots import earliest_start, to_utc
 from services.scheduling.store import (
     UpcomingSession,
     add_sessions,
     case_from,
     cases_in,
     counted_tier,
+    load_cases,
     load_mentor_states,
     load_rooms,
     lock_bookings,
@@ -37,30 +41,70 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
 
-def reoptimise(
-    conn: Connection, *, now: datetime, subjects: Subjects, tracer: trace.Tracer, time_limit_s: float = 30
-) -> tuple[dict[str, object], list[Outgoing]]:
-    """Run one re-optimisation round: book what the optimiser places, and say what it did."""
-    lock_bookings(conn)
+@dataclass(frozen=True)
+class RoundInput:
+    """What the optimiser plans from, as read at one moment, without the booking lock."""
+
+    now: datetime
+    considered: list[CaseRow]  # waitlisted and scheduled cases with their facts
+    movable: list[CaseRow]  # of those, the ones no confirmed session pins
+    cases: list[Case]  # the matcher's view of each movable case
+    mentors: list[MentorState]  # as if every movable case's unconfirmed sessions and place were free
+
+
+def read_round(conn: Connection, *, now: datetime) -> RoundInput:
+    """The round's input: no lock taken, as the plan is checked again when it is booked (`book_round`)."""
     rows = [r for r in cases_in(conn, CaseStatus.WAITLISTED, CaseStatus.SCHEDULED) if r.facts is not None]
     confirmed = referrals_with_confirmed_sessions(conn, now=now)
     movable = [r for r in rows if r.referral_id not in confirmed]
     mentors = load_mentor_states(conn, now=now)
-    future = _unconfirmed(conn, [r.referral_id for r in movable if r.status == CaseStatus.SCHEDULED], now)
-    released = _release(mentors, [r for r in movable if r.status == CaseStatus.SCHEDULED], future)
-    cases = [case_from(r) for r in movable]
-    result = optimise(cases, list(released.values()), now=now, time_limit_s=time_limit_s)
+    scheduled = [r for r in movable if r.status == CaseStatus.SCHEDULED]
+    released = _release(mentors, scheduled, _unconfirmed(conn, [r.referral_id for r in scheduled], now))
+    return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()))
 
+
+def plan_round(round_input: RoundInput, *, time_limit_s: float = 30) -> Allocation:
+    """The optimiser's plan: pure and CPU-bound, so the service runs it on a worker thread of its own."""
+    return optimise(round_input.cases, round_input.mentors, now=round_input.now, time_limit_s=time_limit_s)
+
+
+def reoptimise(
+    conn: Connection, *, now: datetime, subjects: Subjects, tracer: trace.Tracer, time_limit_s: float = 30
+) -> tuple[dict[str, object], list[Outgoing]]:
+    """Run one re-optimisation round in one transaction: read, plan and book what the optimiser places."""
+    lock_bookings(conn)
+    round_input = read_round(conn, now=now)
+    return book_round(conn, round_input, plan_round(round_input, time_limit_s=time_limit_s), now=now,
+                      subjects=subjects, tracer=tracer)
+
+
+def book_round(
+    conn: Connection, planned: RoundInput, result: Allocation, *, now: datetime, subjects: Subjects,
+    tracer: trace.Tracer,
+) -> tuple[dict[str, object], list[Outgoing]]:
+    """Book the plan under the booking lock against the cases, mentors and rooms as they stand now: a case that
+    changed since the plan was read (a newer assessment, a booking, a confirmed session) stays as it is, and every
+    booking is checked again, so nothing booked meanwhile, here or by another replica, is double-booked."""
+    lock_bookings(conn)
+    confirmed = referrals_with_confirmed_sessions(conn, now=now)
+    fresh = load_cases(conn, [r.referral_id for r in planned.movable])
+    rows = [now_row for r in planned.movable  # in the order the plan was read, as one transaction would book
+            if (now_row := fresh.get(r.referral_id)) is not None and now_row.updated_at == r.updated_at
+            and r.referral_id not in confirmed]
+    mentors = load_mentor_states(conn, now=now)
+    future = _unconfirmed(conn, [r.referral_id for r in rows if r.status == CaseStatus.SCHEDULED], now)
     state = dict(mentors)  # as it stands: kept assignments keep their sessions
     rooms = load_rooms(conn, now=now)
+    earliest = earliest_start(now)
     out: list[Outgoing] = []
     placed = moved = 0
-    for row, case in zip(movable, cases, strict=True):
+    for row in rows:
+        case = case_from(row)
         chosen = result.assignments.get(row.referral_id)
         if chosen is None or chosen.mentor_id == row.mentor_id:
             continue  # nobody loses a mentor, and an unchanged choice keeps its sessions
         mentor = state.get(chosen.mentor_id)
-        if mentor is None or first_exclusion(case, mentor) is not None:
+        if mentor is None or first_exclusion(case, mentor) is not None or to_utc(chosen.sessions[0][0]) < earliest:
             continue
         old_sessions = future.get(row.referral_id, [])
         for s in old_sessions:  # its rooms are free for its new sessions (and for others)
@@ -101,8 +145,9 @@ def reoptimise(
         span = tracer.start_span("scheduling batch round", attributes={"referral.id": row.referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()
-    waiting = sum(1 for r in movable if r.status == CaseStatus.WAITLISTED)
-    return {"considered": len(movable), "pinned": len(rows) - len(movable), "waitlisted_before": waiting,
+    waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)
+    return {"considered": len(planned.movable), "pinned": len(planned.considered) - len(planned.movable),
+            "waitlisted_before": waiting,
             "placed": placed, "moved": moved, "solve_seconds": round(result.solve_seconds, 3)}, out
 
 
@@ -114,7 +159,7 @@ def _unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> di
     return found
 
 
-def _release(mentors: dict[str, MentorState], rows: list[CaseRow],
+def _release(mentors: Mapping[str, MentorState], rows: list[CaseRow],
              future: dict[str, list[UpcomingSession]]) -> dict[str, MentorState]:
     released = dict(mentors)
     for row in rows:

@@ -3,6 +3,7 @@ it needs, and returns its typed reply or raises a `ServiceError`. `app.create_ap
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from services.scheduling.constraints import default_offices, mentor_problems, wi
 from services.scheduling.lifecycle import LIVE, LifecycleRefused
 from services.scheduling.matching import LONDON, deadline_for
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
-from services.scheduling.reoptimisation import reoptimise
+from services.scheduling.reoptimisation import RoundInput, book_round, plan_round, read_round
 from services.scheduling.sessions import change_session, close
 from services.scheduling.tables import AlertRow
 from shared import alerts
@@ -321,11 +322,21 @@ async def assign_mentor(request: AssignRequest, scheduling: Scheduling) -> Assig
 async def reoptimise_now(_: Empty, scheduling: Scheduling) -> RoundResult:
     host = scheduling.host
 
-    def run(conn: Connection, now: datetime) -> tuple[RoundResult, list[Outgoing]]:
-        done, out = reoptimise(conn, now=now, subjects=host.subjects, tracer=host.tracer)
+    def read() -> RoundInput:
+        with host.engine.connect() as conn:
+            return read_round(conn, now=datetime.now(UTC))
+
+    planned = await host.database.run(read)
+    # The solve takes seconds of CPU at an organisation's size: it runs on a worker thread of its own, so the
+    # database thread (the consumers, other requests) and the event loop (health, the HTTP face) keep answering;
+    # the plan is checked again under the booking lock when it is booked.
+    result = await asyncio.to_thread(plan_round, planned)
+
+    def book(conn: Connection, now: datetime) -> tuple[RoundResult, list[Outgoing]]:
+        done, out = book_round(conn, planned, result, now=now, subjects=host.subjects, tracer=host.tracer)
         return RoundResult.model_validate(done), out
 
-    return await host.transact(run)
+    return await host.transact(book)
 
 
 async def waiting(_: Empty, scheduling: Scheduling) -> Waitlist:

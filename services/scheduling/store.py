@@ -18,10 +18,10 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, selec
 from sqlmodel import col
 
 from services.scheduling.agency_reasons import Reason
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, SafeVenue, without_check
+from services.scheduling.constraints import TIER_POINTS, Case, MentorIndex, MentorState, SafeVenue, without_check
 from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
 from services.scheduling.rooms import Rooms
-from services.scheduling.slots import LONDON, Interval, leave_interval
+from services.scheduling.slots import LONDON, SESSION, Interval, leave_interval
 from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import SessionSlot
@@ -227,8 +227,12 @@ def add_leave(conn: Connection, mentor_id: str, first: date, last: date, *, now:
     conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
 
 
-def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorState]:
-    """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now."""
+def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
+    """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now.
+
+    Every row is read again each time; what is worked out from them (the parsed record, the venues, each day's
+    free starts, the safe venues) is reused from the last time only where everything it was worked out from reads
+    the same (`_Seen`), so nothing another replica or a rolled-back transaction did can leave it stale."""
     caseloads: Counter[str] = Counter()
     points: defaultdict[str, float] = defaultdict(float)
     for mentor_id, tier in conn.execute(
@@ -251,18 +255,76 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> dict[str, MentorSt
         select(col(LeaveRow.mentor_id), col(LeaveRow.first_day), col(LeaveRow.last_day)).where(col(LeaveRow.last_day) >= today)
     ):
         busy.setdefault(mentor_id, []).append(leave_interval(first, last))
-    venues = venue_records(conn)
-    states: dict[str, MentorState] = {}
-    for record in mentor_records(conn):
-        states[record.id] = MentorState(
+    venues = _venue_set(conn)
+    states = MentorIndex()
+    for mentor_id, raw in conn.execute(
+        select(col(MentorRow.mentor_id), col(MentorRow.record)).order_by(col(MentorRow.mentor_id))
+    ):
+        seen = _SEEN.get(mentor_id)
+        same_record = seen is not None and seen.raw == raw
+        record = seen.state.record if seen is not None and same_record else MentorRecord.model_validate_json(raw)
+        same_venues = same_record and seen is not None and seen.venues is venues
+        fresh = MentorState(
             record=record,
             caseload=caseloads.get(record.id, 0),
             busy=busy.get(record.id, []),
             points=points.get(record.id, 0.0),
             without_check=without_check(record, today),
-            venues=_venues_of(record, venues),
+            venues=seen.state.venues if seen is not None and same_venues else _venues_of(record, venues[1]),
         )
+        states[record.id] = state = _reuse(seen.state, fresh) if seen is not None and same_venues else fresh
+        _SEEN[mentor_id] = _Seen(raw, venues, state)
     return states
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A mentor as last loaded or booked: the stored record, the venue set, and the state worked out from them."""
+
+    raw: str
+    venues: tuple[tuple[str, ...], list[VenueRecord]]
+    state: MentorState
+
+
+# By mentor id, in this process: reused only where the rows read again are the same (see load_mentor_states).
+_SEEN: dict[str, _Seen] = {}
+_VENUES: list[tuple[tuple[str, ...], list[VenueRecord]]] = []  # the venue set last read, parsed
+
+
+def _venue_set(conn: Connection) -> tuple[tuple[str, ...], list[VenueRecord]]:
+    """The venues as stored and parsed: the same object as last time when every stored record reads the same."""
+    raws = tuple(conn.execute(select(col(VenueRow.record)).order_by(col(VenueRow.venue_id))).scalars())
+    if _VENUES and _VENUES[0][0] == raws:
+        return _VENUES[0]
+    _VENUES[:] = [(raws, [VenueRecord.model_validate_json(raw) for raw in raws])]
+    return _VENUES[0]
+
+
+def _reuse(before: MentorState, fresh: MentorState) -> MentorState:
+    """`fresh`, with what was worked out for `before` (same record, same venues) where its inputs read the same:
+    the whole state when nothing changed, else the safe venues and the free starts of every day that no added or
+    removed booking or leave touches."""
+    if (before.caseload, before.points, before.without_check, before.busy_utc) == (
+            fresh.caseload, fresh.points, fresh.without_check, fresh.busy_utc):
+        return before
+    fresh.safe_venues.update(before.safe_venues)
+    changed = set(before.busy_utc) ^ set(fresh.busy_utc)
+    touched: set[date] = set()
+    for start, end in changed:  # a start is affected from an hour before a booking until it ends
+        day, last = (start - SESSION).astimezone(LONDON).date(), end.astimezone(LONDON).date()
+        while day <= last:
+            touched.add(day)
+            day += timedelta(days=1)
+    fresh.day_slots.update((day, slots) for day, slots in before.day_slots.items() if day not in touched)
+    return fresh
+
+
+def remember(states: MentorIndex) -> None:
+    """Keep the states as booking left them, for the next load to reuse where the rows then read the same."""
+    for mentor_id, state in states.items():
+        seen = _SEEN.get(mentor_id)
+        if seen is not None and seen.state.record is state.record:
+            _SEEN[mentor_id] = _Seen(seen.raw, seen.venues, state)
 
 
 def _venues_of(record: MentorRecord, venues: list[VenueRecord]) -> tuple[VenueRecord, ...] | None:

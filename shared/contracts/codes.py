@@ -6,6 +6,7 @@ The risk rules give these codes their meaning; they may add codes but never rena
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal
 
 
@@ -141,6 +142,7 @@ def london_borough(value: str) -> str:
     return canonical
 
 
+@lru_cache(maxsize=8192)  # the matcher asks for the same few hundred places' keys for every (case, mentor)
 def place_key(name: str) -> str:
     """How place names (boroughs, unsafe areas, exclusion zones) are compared: case- and space-insensitively."""
     return " ".join(name.split()).casefold()
