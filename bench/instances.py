@@ -52,7 +52,7 @@ def _near(rng: random.Random, home: str, most: int) -> list[str]:
     return [home, *rng.sample(neighbours, rng.randint(0, min(most, len(neighbours))))]
 
 
-def _venues(rng: random.Random) -> list[VenueRecord]:
+def london_venues(rng: random.Random) -> list[VenueRecord]:
     """In each borough: a staffed office, a staffed youth centre (in a named area where there is one) and an
     unstaffed library."""
     venues = []
@@ -159,7 +159,7 @@ def _mentor(
                        venues=theirs)
 
 
-def _case(rng: random.Random, index: int, now: datetime, borough_weights: list[float]) -> Case:
+def draw_case(rng: random.Random, index: int, now: datetime, borough_weights: list[float]) -> Case:
     borough = rng.choices(LONDON_BOROUGHS, weights=borough_weights)[0]
     roll = rng.random()
     languages = (
@@ -198,9 +198,9 @@ def generate(
     (2 × max_caseload), where the cap binds for mentors given many high-tier cases.
     """
     rng = random.Random(f"{GENERATOR_VERSION}:{n_mentors}:{n_referrals}:{seed}")
-    venues = _venues(rng)
+    venues = london_venues(rng)
     mentors = [_mentor(rng, i, now, venues, loose_points=loose_points) for i in range(n_mentors)]
     # Demand is uneven across boroughs, as it is in London: a few boroughs carry several times the average.
     borough_weights = [rng.choice([1.0, 1.0, 1.5, 3.0]) for _ in LONDON_BOROUGHS]
-    cases = [_case(rng, i, now, borough_weights) for i in range(n_referrals)]
+    cases = [draw_case(rng, i, now, borough_weights) for i in range(n_referrals)]
     return Instance(f"{n_mentors}x{n_referrals}", seed, now, mentors, cases)
