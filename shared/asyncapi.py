@@ -105,6 +105,8 @@ def _document(*, title: str, description: str, channels: Sequence[Channel],
                 operations[f"{service}.receive.{channel.name}"] = _operation(
                     "receive", channel.name, message,
                     f"{service} consumes {channel.name} (a durable JetStream consumer its replicas share).")
+    if endpoints:  # the services themselves run here: each also answers the NATS services API
+        _document_services_api(doc_channels, operations, messages)
     for endpoint in endpoints:
         request = schemas.message(endpoint.request, "validation")
         messages[request] = _message(schemas, endpoint.request, None, mode="validation")
@@ -149,6 +151,49 @@ def _document(*, title: str, description: str, channels: Sequence[Channel],
 
 
 PERSON_ID = "{person_id}"
+SERVICES_API = ("PING", "INFO", "STATS")
+"""The NATS services API (nats.micro) verbs every replica answers: shared/ops.py."""
+
+
+def _document_services_api(channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]) -> None:
+    """`$SRV.<VERB>`, `$SRV.<VERB>.{service_name}` and `$SRV.<VERB>.{service_name}.{instance_id}`: discovery, health
+    and statistics for `nats micro` and any NATS tooling (never namespaced: it is the server's convention)."""
+    messages["ServicesApiRequest"] = {
+        "name": "ServicesApiRequest", "title": "ServicesApiRequest", "contentType": "application/json",
+        "summary": "A NATS services API request: the body is empty.", "payload": _EMPTY}
+    messages["ServicesApiReply"] = {
+        "name": "ServicesApiReply", "title": "ServicesApiReply", "contentType": "application/json",
+        "summary": "The replica's answer as the NATS services API (ADR-32) defines it: io.nats.micro.v1.ping_response, "
+                   "info_response or stats_response; INFO and STATS carry its health and ops URL in `metadata`.",
+        "payload": {"type": "object", "required": ["type", "name", "id", "version"],
+                    "properties": {"type": {"type": "string", "pattern": "^io\\.nats\\.micro\\.v1\\."},
+                                   "name": {"type": "string"}, "id": {"type": "string"},
+                                   "version": {"type": "string"},
+                                   "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}}
+    parameters = {
+        "service_name": {"description": "reroute-<service>, or reroute-<namespace>-<service> on a namespaced copy."},
+        "instance_id": {"description": "One replica's id, as its PING answer gives it."},
+    }
+    for verb in SERVICES_API:
+        for tail in ("", ".{service_name}", ".{service_name}.{instance_id}"):
+            name = f"$SRV.{verb}{tail}"
+            used = {k: v for k, v in parameters.items() if f"{{{k}}}" in tail}
+            channels[name] = {
+                "address": name, "title": name,
+                "description": f"The NATS services API's {verb}, answered by every replica of every service"
+                               + (" of that name" if tail else "") + ". Discovery, health and statistics only.",
+                "messages": {"ServicesApiRequest": {"$ref": "#/components/messages/ServicesApiRequest"}},
+                **({"parameters": used} if used else {}),
+            }
+            channels[f"{name}.reply"] = {
+                "address": None, "description": f"The reply to {name}, on the requester's inbox.",
+                "messages": {"ServicesApiReply": {"$ref": "#/components/messages/ServicesApiReply"}},
+            }
+            operations[f"services.answer.{_pointer(name)}"] = {
+                **_operation("receive", name, "ServicesApiRequest", f"each replica answers {name}"),
+                "reply": {"channel": {"$ref": f"#/channels/{_pointer(name + '.reply')}"},
+                          "messages": [{"$ref": f"#/channels/{_pointer(name + '.reply')}/messages/ServicesApiReply"}]},
+            }
 
 
 def _document_asking(channels: dict[str, Any], operations: dict[str, Any], endpoint: Endpoint[BaseModel, BaseModel],
@@ -274,12 +319,15 @@ def covers(address: str, subject: str) -> bool:
 
 def undocumented(subjects: Iterable[str], documents: Iterable[dict[str, Any]], *, namespace: str = "") -> list[str]:
     """The subjects (or subscription subjects) that no channel of `documents` covers, in order, once each; with a
-    namespace, a subject outside it is undocumented too."""
+    namespace, a subject outside it is undocumented too, bar the server's own conventions (`$SRV.…`), which no
+    namespace prefixes."""
     known = [a for d in documents for a in addresses(d)]
     prefix = f"{namespace}." if namespace else ""
     missing: dict[str, None] = {}
     for subject in subjects:
         bare = subject.removeprefix(prefix) if subject.startswith(prefix) else None
+        if subject.startswith("$SRV."):
+            bare = subject
         if bare is None or not any(covers(a, bare) for a in known):
             missing[subject] = None
     return list(missing)
