@@ -115,6 +115,18 @@ CASES: tuple[Case, ...] = (
         (f"{INTEGRATION}test_people_permissions.py::"
          "test_the_console_may_act_for_anyone_and_the_operator_account_for_no_one"),
     )),
+    Case("basic", "an agency's durable outcomes (issue 12): it makes a consumer that pushes onto another agency's "
+                  "subjects, binds, pulls from or reads another's consumer or a stream, or has the server answer onto "
+                  "a service's request subject", (
+        (f"{INTEGRATION}test_agency_outcomes.py::"
+         "test_an_agency_cannot_make_a_consumer_not_even_one_filtered_to_its_own_subjects"),
+        f"{INTEGRATION}test_agency_outcomes.py::test_an_agency_cannot_bind_or_read_another_agencys_consumer",
+        (f"{INTEGRATION}test_agency_outcomes.py::"
+         "test_an_agency_can_neither_pull_nor_read_nor_delete_anything_in_the_streams"),
+        (f"{INTEGRATION}test_agency_outcomes.py::"
+         "test_an_agency_offline_when_its_outcomes_are_published_reads_its_own_and_only_those_when_back"),
+        f"{E2E}test_agency_outcomes.py::test_a_service_acts_on_no_message_that_asks_for_no_answer",
+    )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
         f"{UNIT}test_http_access_log.py::test_the_route_is_logged_not_the_token_or_the_query",
