@@ -8,8 +8,8 @@ unless set (the SDK's default of 5 s left `reroute trace` blind for seconds afte
 exporter sends full batches whatever the delay, so a shorter one costs nothing measurable).
 
 A referral is one trace: every later piece of work on it (an update, a repeat, an override and what follows
-from them) is started as a child of the context it was first accepted under (`referral_trace`), which intake
-and risk keep beside the referral, and links to the caller's own trace when it has one (an agency's HTTP request,
+from them) is started as a child of the context it was first accepted under (`referral_trace`), which each
+service keeps beside the referral, and links to the caller's own trace when it has one (an agency's HTTP request,
 say). Span attributes carry ids and outcomes only: never a name, birth date, address or free text.
 """
 

@@ -40,7 +40,8 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
         if row is None:
             values: dict[str, object] = {
                 "referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
-                "person_id": event.person_id, "status": CaseStatus.AWAITING_ASSESSMENT, "updated_at": now}
+                "person_id": event.person_id, "status": CaseStatus.AWAITING_ASSESSMENT, "updated_at": now,
+                "trace_context": d.headers.get("traceparent")}  # the referral's trace, for re-plans of our own
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue
@@ -74,7 +75,8 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
                 "referral_id": event.referral_id, "agency_id": event.agency_id, "tier": tier, "cadence_tier": tier,
                 "wellbeing_tier": wellbeing, "assessment_number": event.number,
                 "missing": MISSING in event.escalations, "staffed_only": staffed, "needs": needs,
-                "status": CaseStatus.AWAITING_REFERRAL, "updated_at": now}
+                "status": CaseStatus.AWAITING_REFERRAL, "updated_at": now,
+                "trace_context": d.headers.get("traceparent")}
             new_rows.append(values)
             cases[event.referral_id] = CaseRow.model_validate(values)
             continue

@@ -35,6 +35,7 @@ from shared.contracts.common import SessionSlot
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionsRescheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
+from shared.telemetry import referral_trace
 
 
 def move_sessions_for_leave(
@@ -87,7 +88,8 @@ def move_sessions_for_leave(
             event_id=f"leave:{referral_id}:{mentor_id}:{first.isoformat()}:{int(now.timestamp())}", occurred_at=now,
             referral_id=referral_id, agency_id=row.agency_id, mentor_id=mentor_id, previous_mentor_id=mentor_id,
             tier=case.tier, sessions=new_slots, cancelled=cancelled, reason=on_leave(len(cancelled)))
-        span = tracer.start_span("scheduling move sessions for leave", attributes={"referral.id": referral_id})
+        span = tracer.start_span("scheduling move sessions for leave", context=referral_trace(row.trace_context),
+                                 attributes={"referral.id": referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()
     return {"mentor_id": mentor_id, "moved": moved, "cancelled": dropped, "cases": len(by_case)}, out
@@ -115,7 +117,8 @@ def move_cases_away(
     rows = cases_in(conn, CaseStatus.SCHEDULED, mentor_id=mentor_id)
     tasks = []
     for row in rows:
-        span = tracer.start_span("scheduling replan for mentor change", attributes={"referral.id": row.referral_id})
+        span = tracer.start_span("scheduling replan for mentor change", context=referral_trace(row.trace_context),
+                                 attributes={"referral.id": row.referral_id})
         tasks.append(CaseTask(row, span, "reschedule", why))
     out = carry_out(conn, tasks, now=now, subjects=subjects)
     for t in tasks:

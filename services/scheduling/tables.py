@@ -46,6 +46,8 @@ class CaseRow(SQLModel, table=True):
         "stored before it was kept apart.")
     deadline_met: bool | None = None
     updated_at: datetime
+    trace_context: str | None = Field(default=None, max_length=100, description=(
+        "The W3C traceparent of the referral's trace: a re-plan scheduling starts itself is a span there."))
 
 
 class SessionRow(SQLModel, table=True):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -137,6 +139,28 @@ async def test_submission_update_and_override_are_one_trace_that_reroute_trace_s
     order = [next(i for i, line in enumerate(lines) if name in line)
              for name in ("POST /v1/referrals", "intake referral updated", "risk override")]
     assert order == sorted(order), f"in time order:\n{out.stdout}"
+
+
+async def test_a_replan_scheduling_starts_itself_continues_the_referrals_trace(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("LT"), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
+    await probe.submit(agency, referral(arid, language=lang), headers={**_traceparent(AGENCY_TRACE[::-1]),
+                                                                     "Nats-Msg-Id": unique("sub")})
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    day = datetime.fromisoformat(booked["sessions"][1]["start"]).astimezone(ZoneInfo("Europe/London")).date()
+
+    await probe.rpc("scheduling", "mentors.leave", {"mentor_id": mentor_id, "first_day": day.isoformat(),
+                                                    "last_day": day.isoformat()})  # a mentor's leave: no one asked
+    await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid)
+
+    def moved() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.name == "scheduling move sessions for leave"
+                and s.attributes.get("referral.id") == rid]
+
+    await wait_until(lambda: bool(moved()), timeout=10, every=0.1, what="the leave's span")
+    assert [s.trace_id for s in moved()] == [AGENCY_TRACE[::-1]], "in the referral's own trace"
 
 
 async def test_reroute_trace_says_no_spans_for_an_unknown_referral(cluster: Cluster) -> None:
