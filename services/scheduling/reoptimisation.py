@@ -39,6 +39,7 @@ from shared.contracts.common import Event
 from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
+from shared.telemetry import referral_trace
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def book_round(
                 referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=chosen.mentor_id,
                 previous_mentor_id=row.mentor_id or "", tier=case.tier, sessions=slots, cancelled=cancelled,
                 reason=REPLANNED)
-        span = tracer.start_span("scheduling batch round", attributes={"referral.id": row.referral_id})
+        span = tracer.start_span("scheduling batch round", context=referral_trace(row.trace_context),
+                                 attributes={"referral.id": row.referral_id})
         out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
         span.end()
     waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)

@@ -66,6 +66,7 @@ from shared.contracts.scheduling_rpc import (
 )
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
+from shared.telemetry import referral_trace
 
 R = TypeVar("R", MentorRecord, VenueRecord)
 log = logging.getLogger(__name__)
@@ -140,9 +141,8 @@ async def import_mentors(request: MentorsImportRequest, scheduling: Scheduling) 
                 cases, events = move_cases_away(conn, record.id, why, now=now, subjects=host.subjects,
                                                 tracer=host.tracer)
                 moved, out = moved + cases, out + events
-        waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted")) for row in waited]
-        for w in waiting:
-            w.span.set_attribute("referral.id", w.row.referral_id)
+        waiting = [CaseTask(row, host.tracer.start_span("scheduling retry waitlisted", attributes={
+            "referral.id": row.referral_id}, context=referral_trace(row.trace_context))) for row in waited]
         out += carry_out(conn, waiting, now=now, subjects=host.subjects)
         for w in waiting:
             w.span.end()

@@ -163,6 +163,26 @@ async def test_a_replan_scheduling_starts_itself_continues_the_referrals_trace(c
     assert [s.trace_id for s in moved()] == [AGENCY_TRACE[::-1]], "in the referral's own trace"
 
 
+async def test_a_waitlisted_referral_placed_later_is_placed_in_its_own_trace(cluster: Cluster, probe: Probe) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("WT")
+    own_trace = "1234567890abcdef1234567890abcdef"
+    await probe.submit(agency, referral(arid, language=lang), headers={**_traceparent(own_trace),
+                                                                     "Nats-Msg-Id": unique("sub")})
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0][
+        "referral_id"]
+    await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid)  # no mentor speaks it
+
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+
+    def retried() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.name == "scheduling retry waitlisted"
+                and s.attributes.get("referral.id") == rid]
+
+    await wait_until(lambda: bool(retried()), timeout=10, every=0.1, what="the waitlist retry's span")
+    assert [s.trace_id for s in retried()] == [own_trace], "in the referral's own trace"
+
+
 async def test_reroute_trace_says_no_spans_for_an_unknown_referral(cluster: Cluster) -> None:
     out = reroute(cluster, cluster.data_dir, "trace", "ref_0000000000000000")
     assert out.returncode == 1
