@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
@@ -26,7 +27,7 @@ from services.scheduling.matching import LONDON, deadline_for
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
 from services.scheduling.reoptimisation import RoundInput, book_round, plan_round, read_round
 from services.scheduling.sessions import change_session, close
-from services.scheduling.tables import AlertRow
+from services.scheduling.tables import AlertRow, CaseRow
 from shared import alerts
 from shared.contracts.codes import Tier
 from shared.contracts.intake_rpc import FIRST_NAME, FirstNameRequest
@@ -90,6 +91,16 @@ def _refusals(*refused: type[Exception]) -> Iterator[None]:
         raise NotFound(str(exc).strip("'")) from None
     except refused as exc:
         raise Refused(str(exc)) from None
+
+
+@contextmanager
+def _traced(host: ServiceHost, name: str, row: CaseRow | None, referral_id: str) -> Iterator[None]:
+    """A person's decision on one referral as a span in the referral's own trace, current while its events are
+    written (so they carry it, and what follows from them continues it)."""
+    span = host.tracer.start_span(name, context=referral_trace(row.trace_context if row else None),
+                                  kind=trace.SpanKind.SERVER, attributes={"referral.id": referral_id})
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        yield
 
 
 def _validated(model: type[R], items: list[dict[str, Any]]) -> tuple[list[R], list[ImportProblem]]:
@@ -247,8 +258,9 @@ async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:
             raise NotFound(f"no referral {request.referral_id} in scheduling")
         if row.status == CaseStatus.CLOSED:
             raise Refused(f"{request.referral_id} is already closed")
-        out = close(conn, request.referral_id, row.agency_id, now=now, subjects=host.subjects,
-                    reason=Reason(f"closed by {by}: {reason}", CLOSED))
+        with _traced(host, "scheduling close referral", row, request.referral_id):
+            out = close(conn, request.referral_id, row.agency_id, now=now, subjects=host.subjects,
+                        reason=Reason(f"closed by {by}: {reason}", CLOSED))
         return Closed(referral_id=request.referral_id, status=CaseStatus.CLOSED), out
 
     return await host.transact(close_if_open)
@@ -311,7 +323,8 @@ async def assign_mentor(request: AssignRequest, scheduling: Scheduling) -> Assig
     host = scheduling.host
 
     def book(conn: Connection, now: datetime) -> tuple[Assigned, list[Outgoing]]:
-        with _refusals(AssignmentRefused):
+        row = store.load_case(conn, request.referral_id)
+        with _refusals(AssignmentRefused), _traced(host, "scheduling assign mentor", row, request.referral_id):
             done, out = assign(conn, request.referral_id, request.mentor_id, start=request.start,
                                reason=request.reason, by=request.by, now=now, subjects=host.subjects)
         return Assigned.model_validate(done), out

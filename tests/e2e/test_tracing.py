@@ -141,7 +141,7 @@ async def test_submission_update_and_override_are_one_trace_that_reroute_trace_s
     assert order == sorted(order), f"in time order:\n{out.stdout}"
 
 
-async def test_a_replan_scheduling_starts_itself_continues_the_referrals_trace(cluster: Cluster, probe: Probe) -> None:
+async def test_a_replan_scheduling_starts_itself_and_a_closure_continue_the_referrals_trace(cluster: Cluster, probe: Probe) -> None:
     lang, agency, arid, mentor_id = unique_language(), unique("yot"), unique("LT"), unique("m")
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang)]})
     await probe.submit(agency, referral(arid, language=lang), headers={**_traceparent(AGENCY_TRACE[::-1]),
@@ -161,6 +161,16 @@ async def test_a_replan_scheduling_starts_itself_continues_the_referrals_trace(c
 
     await wait_until(lambda: bool(moved()), timeout=10, every=0.1, what="the leave's span")
     assert [s.trace_id for s in moved()] == [AGENCY_TRACE[::-1]], "in the referral's own trace"
+
+    await probe.rpc("scheduling", "close", {"referral_id": rid, "by": "Kim Operator", "reason": "moved away"})
+    await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid)
+
+    def closed() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.name == "scheduling close referral"
+                and s.attributes.get("referral.id") == rid]
+
+    await wait_until(lambda: bool(closed()), timeout=10, every=0.1, what="the closure's span")
+    assert [s.trace_id for s in closed()] == [AGENCY_TRACE[::-1]], "a person's closure is in it too"
 
 
 async def test_a_waitlisted_referral_placed_later_is_placed_in_its_own_trace(cluster: Cluster, probe: Probe) -> None:
