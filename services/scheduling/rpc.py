@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -303,7 +303,10 @@ async def change(request: SessionRequest, scheduling: Scheduling) -> SessionChan
     host = scheduling.host
 
     def apply(conn: Connection, now: datetime) -> tuple[SessionChanged, list[Outgoing]]:
-        with _refusals(LifecycleRefused):
+        session = store.load_session(conn, request.session_id)
+        traced = nullcontext() if session is None else _traced(
+            host, f"scheduling session {request.action}", store.load_case(conn, session.referral_id), session.referral_id)
+        with _refusals(LifecycleRefused), traced:
             done, out = change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
                                        subjects=host.subjects)
         return SessionChanged.model_validate(done), out

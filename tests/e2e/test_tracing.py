@@ -162,15 +162,18 @@ async def test_a_replan_scheduling_starts_itself_and_a_closure_continue_the_refe
     await wait_until(lambda: bool(moved()), timeout=10, every=0.1, what="the leave's span")
     assert [s.trace_id for s in moved()] == [AGENCY_TRACE[::-1]], "in the referral's own trace"
 
-    await probe.rpc("scheduling", "close", {"referral_id": rid, "by": "Kim Operator", "reason": "moved away"})
+    await probe.rpc("scheduling", "session", {"session_id": booked["sessions"][0]["session_id"], "action": "cancel",
+                                              "reason": "Exams"})
     await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid)
+    await probe.rpc("scheduling", "close", {"referral_id": rid, "by": "Kim Operator", "reason": "moved away"})
+    await probe.wait_for(cluster.subjects.cancelled(agency), lambda e: e["referral_id"] == rid, count=2)
 
-    def closed() -> list[StoredSpan]:
-        return [s for s in cluster.spans() if s.name == "scheduling close referral"
+    def decided() -> list[StoredSpan]:
+        return [s for s in cluster.spans() if s.name in ("scheduling session cancel", "scheduling close referral")
                 and s.attributes.get("referral.id") == rid]
 
-    await wait_until(lambda: bool(closed()), timeout=10, every=0.1, what="the closure's span")
-    assert [s.trace_id for s in closed()] == [AGENCY_TRACE[::-1]], "a person's closure is in it too"
+    await wait_until(lambda: len(decided()) == 2, timeout=10, every=0.1, what="the cancellation's and closure's spans")
+    assert {s.trace_id for s in decided()} == {AGENCY_TRACE[::-1]}, "a scheduler's decisions are in it too"
 
 
 async def test_a_waitlisted_referral_placed_later_is_placed_in_its_own_trace(cluster: Cluster, probe: Probe) -> None:
