@@ -251,7 +251,13 @@ async def rescore(request: RescoreRequest, risk: Risk) -> Rescored:
                                         or change.direction != "same" or change.rules_added or change.rules_removed):
                 decided.append(next_assessment(case, case.facts, rules=candidate, now=now, cause="rescore", result=fresh))
         summary = rescore_summary(changes)
-        out = store(conn, cases.values(), decided, now=now, subjects=risk.host.subjects) if decided else []
+        spans = {d.assessed.event_id: risk.host.tracer.start_span(  # each re-assessment in its referral's trace
+            "risk rescore", context=referral_trace(cases[d.assessed.referral_id].trace_context),
+            attributes={"referral.id": d.assessed.referral_id, "risk.tier": d.assessed.tier.value,
+                        "risk.rules_version": candidate.version}) for d in decided}
+        out = store(conn, cases.values(), decided, now=now, subjects=risk.host.subjects, spans=spans) if decided else []
+        for span in spans.values():
+            span.end()
         return Rescored(rules_version=candidate.version, dry_run=request.dry_run, lines=summary.lines(),
                         total=summary.total, up=summary.up, down=summary.down, republished=len(decided)), out
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import yaml
 
 from shared.telemetry import StoredSpan
 from tests.support.cli import reroute
@@ -30,6 +31,7 @@ from tests.support.cluster import (
     unique_language,
 )
 from tests.support.otlp import OtlpReceiver, otlp_receiver
+from tests.support.shipped_rules import shipped
 from tests.support.suite import RUN_ID, drop_schemas
 from tests.support.waiting import wait_until
 
@@ -258,3 +260,40 @@ async def test_with_otlp_spans_reach_the_backend_as_one_trace_and_reroute_trace_
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"{otlp.url}/v1/traces" in out.stdout and f"referral.id={rid}" in out.stdout
     assert "no spans" not in out.stdout
+
+
+async def test_a_rescore_under_new_rules_is_in_each_referrals_own_trace(
+    otlp_cluster: Cluster, otlp: OtlpReceiver, tmp_path: Path
+) -> None:
+    referral_trace_id = "feedfacefeedfacefeedfacefeedface"
+    probe = await Probe.open(otlp_cluster.nats_url, otlp_cluster.subjects)
+    try:
+        lang, agency, arid = unique_language(), unique("yot"), unique("RS")
+        await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+        await probe.submit(agency, referral(arid, language=lang), headers={**_traceparent(referral_trace_id),
+                                                                         "Nats-Msg-Id": unique("sub")})
+        rid = (await probe.wait_for(otlp_cluster.subjects.accepted(agency),
+                                    lambda e: e["agency_referral_id"] == arid))[0]["referral_id"]
+        await probe.wait_for(otlp_cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
+
+        rules = shipped()  # a new version deployed as the README says: REROUTE_RULES_FILE, restart risk, rescore
+        rules["version"] = "9.9.9"  # a version no other test's referral was assessed under
+        path = tmp_path / "rules.yaml"
+        path.write_text(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        otlp_cluster.processes.stop("risk")
+        otlp_cluster.processes.per_service["risk"] = {**otlp_cluster.processes.per_service.get("risk", {}),
+                                                      "REROUTE_RULES_FILE": str(path)}
+        otlp_cluster.processes.start("risk")
+        await otlp_cluster.wait_ready(("risk",))
+        applied = await probe.rpc("risk", "rules.rescore", {"dry_run": False})
+        assert applied["republished"] >= 1, applied
+        await probe.wait_for(otlp_cluster.subjects.assessed(agency),
+                             lambda e: e["referral_id"] == rid and e["rules_version"] == rules["version"])
+    finally:
+        await probe.close()
+
+    def rescored() -> list[str]:
+        return [s.trace_id for s in otlp.spans() if s.name == "risk rescore" and s.attributes.get("referral.id") == rid]
+
+    await wait_until(lambda: bool(rescored()), timeout=10, every=0.1, what="the rescore's span at the OTLP receiver")
+    assert rescored() == [referral_trace_id]
