@@ -56,6 +56,8 @@ CASES: tuple[Case, ...] = (
         f"{INTEGRATION}test_nats_permissions.py::test_each_service_may_use_its_own_consumers_and_streams",
         (f"{E2E}test_jetstream_permissions.py::"
         "test_the_services_run_on_their_own_jetstream_permissions_and_erasure_reaches_every_stream"),
+        (f"{E2E}test_sealed_submissions.py::"
+         "test_a_submission_intake_cannot_store_is_kept_sealed_and_never_left_plain_on_the_broker"),
     )),
     Case("4", "the container deployment is open: NATS without users, ports on every interface, a known password", (
         "tests/deploy/test_compose.py::test_the_stack_is_closed",
