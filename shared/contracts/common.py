@@ -56,6 +56,11 @@ LondonTime = Annotated[datetime, PlainSerializer(_in_london, return_type=str, wh
                        WithJsonSchema({"type": "string", "format": "date-time"})]
 """A session's time: any aware datetime in, written on the wire in Europe/London local time with its offset."""
 
+def absent(value: object) -> bool:
+    """For `Field(exclude_if=absent)`: an optional field the contract says is absent, not null, when it has no value."""
+    return value is None
+
+
 PersonName = Annotated[str, AfterValidator(_printable)]
 """A person's name as people type it: no control characters (a newline, an escape sequence that plants a terminal
 link) and no bidirectional-text controls (which make a name read differently from what is stored)."""

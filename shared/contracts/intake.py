@@ -21,7 +21,7 @@ from shared.contracts.codes import (
     IndexOffence,
     london_borough,
 )
-from shared.contracts.common import Contract, Event, FieldError, PersonName, WeeklyWindow
+from shared.contracts.common import Contract, Event, FieldError, PersonName, WeeklyWindow, absent
 
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -256,7 +256,9 @@ class ReferralRecorded(Event):
         "agency. Set by intake on every event it publishes; absent only on events from before it existed.",
     )
     previously_referred: PreviousReferrals | None = Field(
-        default=None, description="Set when intake holds earlier referrals of the same young person, by any agency."
+        default=None, exclude_if=absent,
+        description="Set when intake holds earlier referrals of the same young person, by any agency; absent (not "
+        "null) on a first referral.",
     )
     person: PersonFacts
     index_offence: IndexOffence | None = None
@@ -292,7 +294,7 @@ class ReferralAccepted(Event):
     received_at: AwareDatetime = Field(description=(
         "When we first received this referral: its referral date (Europe/London) is the date ages and an "
         "indicator's default observed_at are counted from; a repeat or an update keeps it."))
-    status_url: str | None = Field(default=None, description=(
+    status_url: str | None = Field(default=None, exclude_if=absent, description=(
         "Where to follow the referral over HTTPS with your API key (GET): a path (/v1/referrals/...) or a full "
         "URL; absent when the service runs no HTTP API."))
 
