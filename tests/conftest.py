@@ -12,7 +12,6 @@ pass with containers cannot quietly be the pass without them. DOCKER_HOST=unix:/
 
 from __future__ import annotations
 
-import asyncio
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
@@ -21,8 +20,8 @@ import pytest
 
 from apps.devstack.local_nats import start_nats_server
 from tests.support import containers
-from tests.support.cluster import Cluster, Probe, ready
-from tests.support.suite import RUN_ID, drop_schemas, make_cluster
+from tests.support.cluster import Cluster, Probe
+from tests.support.suite import RUN_ID, make_cluster, running
 
 _orphans_removed = False
 
@@ -128,12 +127,8 @@ def nats_url(nats_server: tuple[str, bool]) -> str:
 def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One set of services shared by the end-to-end tests (each test uses its own agency ids and mentors)."""
     c = make_cluster(nats_server, tmp_path_factory.mktemp("reroute-data"), "main")
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import Cluster, Probe, mentor, ready, referral, unique, unique_language
-from tests.support.suite import drop_schemas, make_cluster
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.suite import make_cluster, running
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +18,8 @@ def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFact
     """Services of this test's own: the round re-plans every waiting case the services hold, and other tests'
     waiting cases would take part in it, and the counts it reports are the round's, not this test's."""
     c = make_cluster(nats_server, tmp_path_factory.mktemp("batch-round"), f"round{uuid.uuid4().hex[:6]}", isolated=True)
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 async def _accepted(probe: Probe, cluster: Cluster, agency: str, arid: str) -> str:

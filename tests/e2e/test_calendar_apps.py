@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import vobject
 
-from tests.support.cluster import Cluster, Probe, mentor, ready, referral, unique, unique_language
-from tests.support.suite import drop_schemas, make_cluster
+from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
+from tests.support.suite import make_cluster, running
 
 pytestmark = pytest.mark.e2e
 
@@ -128,25 +128,25 @@ async def test_venues_show_only_where_the_mentor_opted_in_and_only_staffed_premi
 
 
 @pytest.fixture
-async def alone(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
-        tuple[Cluster, Probe]]:
+def alone(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Services of the test's own: registering a venue in a borough replaces the default office there for every
     mentor of that borough, which would change other tests' bookings."""
-    c = make_cluster(nats_server, tmp_path_factory.mktemp("venues"), f"venues{uuid.uuid4().hex[:6]}", isolated=True)
+    with running(make_cluster(nats_server, tmp_path_factory.mktemp("venues"), f"venues{uuid.uuid4().hex[:6]}",
+                              isolated=True)) as c:
+        yield c
+
+
+@pytest.fixture
+async def alone_probe(alone: Cluster) -> AsyncIterator[Probe]:
+    p = await Probe.open(alone.nats_url, alone.subjects)
     try:
-        await ready(c)
-        p = await Probe.open(c.nats_url, c.subjects)
-        try:
-            yield c, p
-        finally:
-            await p.close()
+        yield p
     finally:
-        c.processes.stop_all()
-        drop_schemas(c)
+        await p.close()
 
 
-async def test_a_venue_that_is_not_staffed_premises_is_never_named(alone: tuple[Cluster, Probe]) -> None:
-    cluster, probe = alone
+async def test_a_venue_that_is_not_staffed_premises_is_never_named(alone: Cluster, alone_probe: Probe) -> None:
+    cluster, probe = alone, alone_probe
     venue_id, borough = unique("hall"), "Hackney"
     await probe.rpc("scheduling", "venues.import", {"venues": [
         {"id": venue_id, "name": f"Community hall {venue_id}", "borough": borough, "staffed": False}]})

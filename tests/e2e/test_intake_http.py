@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,13 +17,12 @@ from tests.support.cluster import (
     fresh_language,
     intake_url,
     mentor,
-    ready,
     referral,
     register_agency,
     unique,
 )
 from tests.support.replies import refusal
-from tests.support.suite import drop_schemas, make_cluster
+from tests.support.suite import make_cluster, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -294,12 +292,8 @@ async def test_openapi_is_served_at_docs(http: httpx.AsyncClient) -> None:
 def partial_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Services of their own, so that risk and scheduling can be stopped to catch the earlier stages."""
     c = make_cluster(nats_server, Path(tmp_path_factory.mktemp("reroute-partial")), "part", isolated=True)
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 async def test_status_says_assessed_then_received_while_later_services_are_down(partial_cluster: Cluster) -> None:

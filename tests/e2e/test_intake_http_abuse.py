@@ -4,7 +4,6 @@ caller writes is not reflected into a reply."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import random
@@ -23,13 +22,12 @@ from tests.support.cluster import (
     Cluster,
     Probe,
     intake_url,
-    ready,
     referral,
     register_agency,
     service_engine,
     unique,
 )
-from tests.support.suite import drop_schemas, make_cluster
+from tests.support.suite import make_cluster, running
 
 pytestmark = pytest.mark.e2e
 
@@ -135,12 +133,8 @@ def proxied_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.Temp
         env.setenv("REROUTE_INTAKE_PUBLIC_URL", "https://api.example.org/reroute/")
         env.setenv("REROUTE_INTAKE_AUTH_FAILURES_PER_MINUTE", "3")
         c = make_cluster(nats_server, Path(tmp_path_factory.mktemp("reroute-proxied")), "prox", isolated=True)
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(proxied_cluster: Cluster) -> None:

@@ -3,7 +3,6 @@ lines about a referral carry its id and its trace, and no line holds the young p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -14,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster, Probe, launch_cluster, mentor, ready, referral, unique, unique_language
-from tests.support.suite import RUN_ID, SERVICES, drop_schemas
+from tests.support.cluster import Cluster, Probe, launch_cluster, mentor, referral, unique, unique_language
+from tests.support.suite import RUN_ID, SERVICES, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +27,8 @@ def json_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPat
     c = launch_cluster(nats_server[0], tmp_path_factory.mktemp("json-logs"), namespace=f"t{RUN_ID}{name}",
                        schema_prefix=f"t{RUN_ID}{name}",
                        per_service={s: {"REROUTE_LOG_FORMAT": "json"} for s in SERVICES})
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 def _lines(cluster: Cluster, service: str) -> list[str]:

@@ -23,8 +23,8 @@ from shared.db import make_engine
 from shared.migrations import schema_of
 from shared.ops import micro_name
 from shared.settings import ServiceSettings
-from tests.support.cluster import Cluster, ready
-from tests.support.suite import SERVICES, drop_schemas, make_cluster
+from tests.support.cluster import Cluster
+from tests.support.suite import SERVICES, make_cluster, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -33,12 +33,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def own_cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = make_cluster(nats_server, tmp_path_factory.mktemp("ops-health"), "health", isolated=True)
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,9 @@ from sqlmodel import col
 from shared.deadletters import DeadLetterRow
 from shared.migrations import schema_of
 from tests.support.cli import reroute
-from tests.support.cluster import Cluster, Probe, launch_cluster, ready, referral, service_engine, unique
+from tests.support.cluster import Cluster, Probe, launch_cluster, referral, service_engine, unique
 from tests.support.stored import raw_held
-from tests.support.suite import RUN_ID, drop_schemas
+from tests.support.suite import RUN_ID, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,23 +26,12 @@ NAME, EMAIL = "Zebedee", "sealed.referrer@example.org"
 
 
 @pytest.fixture
-async def failing_intake(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
-        tuple[Cluster, Probe]]:
+def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Services of the test's own, whose intake dead-letters a message on its first failure."""
-    url, _ = nats_server
     name = f"t{RUN_ID}sealed{uuid.uuid4().hex[:6]}"
-    c = launch_cluster(url, tmp_path_factory.mktemp("sealed"), namespace=name, schema_prefix=name,
-                       per_service={"intake": {"REROUTE_MAX_DELIVER": "1"}})
-    try:
-        await ready(c)
-        p = await Probe.open(c.nats_url, c.subjects)
-        try:
-            yield c, p
-        finally:
-            await p.close()
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
+    with running(launch_cluster(nats_server[0], tmp_path_factory.mktemp("sealed"), namespace=name, schema_prefix=name,
+                                per_service={"intake": {"REROUTE_MAX_DELIVER": "1"}})) as c:
+        yield c
 
 
 def refuse_referral(engine: Engine, agency_referral_id: str) -> None:
@@ -61,9 +50,8 @@ def refuse_referral(engine: Engine, agency_referral_id: str) -> None:
 
 
 async def test_a_submission_intake_cannot_store_is_kept_sealed_and_never_left_plain_on_the_broker(
-    failing_intake: tuple[Cluster, Probe], tmp_path: Path
+    cluster: Cluster, probe: Probe, tmp_path: Path
 ) -> None:
-    cluster, probe = failing_intake
     s, js = cluster.subjects, probe.nc.jetstream()
     agency, arid = unique("yot"), unique("SEAL")
     engine = service_engine(cluster, "intake")

@@ -24,7 +24,6 @@ from tests.support.cluster import (
     intake_url,
     launch_cluster,
     mentor,
-    ready,
     referral,
     register_agency,
     unique,
@@ -32,7 +31,7 @@ from tests.support.cluster import (
 )
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.shipped_rules import shipped
-from tests.support.suite import RUN_ID, drop_schemas
+from tests.support.suite import RUN_ID, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -218,12 +217,8 @@ def otlp_cluster(nats_server: tuple[str, bool], otlp: OtlpReceiver, tmp_path_fac
     exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url}
     c = launch_cluster(nats_server[0], tmp_path_factory.mktemp("otlp"), namespace=f"t{name}", schema_prefix=f"t{name}",
                        per_service={s: exporting for s in ("intake", "risk", "scheduling")})
-    asyncio.run(ready(c))
-    try:
+    with running(c):
         yield c
-    finally:
-        c.processes.stop_all()
-        drop_schemas(c)
 
 
 async def test_with_otlp_spans_reach_the_backend_as_one_trace_and_reroute_trace_says_where(

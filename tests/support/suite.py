@@ -3,11 +3,14 @@ NATS server or a PostgreSQL database never see each other's traffic or rows; and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.cluster import Cluster, launch_cluster
+from tests.support.cluster import Cluster, launch_cluster, ready
 
 RUN_ID = uuid.uuid4().hex[:8]
 SERVICES = ("intake", "risk", "scheduling")
@@ -38,3 +41,15 @@ def drop_schemas(cluster: Cluster) -> None:
         for service in SERVICES:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{prefix}_{service}" CASCADE'))
     engine.dispose()
+
+
+@contextmanager
+def running(cluster: Cluster) -> Iterator[Cluster]:
+    """A launched cluster, ready (its streams provisioned, every service answering) for the block, then stopped and
+    its schemas dropped: what a fixture giving a test services of its own yields."""
+    asyncio.run(ready(cluster))
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop_all()
+        drop_schemas(cluster)
