@@ -6,6 +6,7 @@ spans reach a real OTLP receiver and `reroute trace` says where they went."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -271,7 +272,8 @@ async def test_a_rescore_under_new_rules_is_in_each_referrals_own_trace(
                                     lambda e: e["agency_referral_id"] == arid))[0]["referral_id"]
         await probe.wait_for(otlp_cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid)
 
-        rules = shipped()  # a new version deployed as the README says: REROUTE_RULES_FILE, restart risk, rescore
+        rules = copy.deepcopy(shipped())  # a new version deployed as the README says: REROUTE_RULES_FILE, restart
+        # risk, rescore (a copy: shipped() is cached, and the unit tests read the shipped version from it)
         rules["version"] = "9.9.9"  # a version no other test's referral was assessed under
         path = tmp_path / "rules.yaml"
         path.write_text(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), encoding="utf-8")
