@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opentelemetry import trace
 from sqlalchemy import Connection
@@ -15,9 +15,19 @@ from sqlalchemy import Connection
 from services.scheduling.agency_reasons import REPLANNED, Reason
 from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
-from services.scheduling.matching import calendar, with_booking, without_booking
+from services.scheduling.matching import (
+    HORIZON_DAYS,
+    LONDON,
+    Match,
+    calendar,
+    deadline_for,
+    sessions_from,
+    with_booking,
+    without_booking,
+)
 from services.scheduling.optimiser import Allocation, optimise
-from services.scheduling.slots import earliest_start, to_utc
+from services.scheduling.rooms import Rooms
+from services.scheduling.slots import Interval, earliest_start, to_utc
 from services.scheduling.store import (
     UpcomingSession,
     add_sessions,
@@ -35,7 +45,7 @@ from services.scheduling.store import (
     upcoming_sessions,
 )
 from services.scheduling.tables import CaseRow
-from shared.contracts.common import Event
+from shared.contracts.common import Event, SessionSlot
 from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
@@ -85,7 +95,11 @@ def book_round(
 ) -> tuple[dict[str, object], list[Outgoing]]:
     """Book the plan under the booking lock against the cases, mentors and rooms as they stand now: a case that
     changed since the plan was read (a newer assessment, a booking, a confirmed session) stays as it is, and every
-    booking is checked again, so nothing booked meanwhile, here or by another replica, is double-booked."""
+    booking is checked again, so nothing booked meanwhile, here or by another replica, is double-booked.
+
+    The plan decides who goes to which mentor; its times give way where they no longer fit (`_sessions_now`). A
+    case whose new mentor has no place until another case moves on is tried again once that move is booked,
+    whatever order the cases were read in."""
     lock_bookings(conn)
     confirmed = referrals_with_confirmed_sessions(conn, now=now)
     fresh = load_cases(conn, [r.referral_id for r in planned.movable])
@@ -96,61 +110,101 @@ def book_round(
     future = _unconfirmed(conn, [r.referral_id for r in rows if r.status == CaseStatus.SCHEDULED], now)
     state = dict(mentors)  # as it stands: kept assignments keep their sessions
     rooms = load_rooms(conn, now=now)
-    earliest = earliest_start(now)
+    # nobody loses a mentor, and an unchanged choice keeps its sessions
+    to_book = [(row, chosen) for row in rows
+               if (chosen := result.assignments.get(row.referral_id)) is not None and chosen.mentor_id != row.mentor_id]
     out: list[Outgoing] = []
     placed = moved = 0
-    for row in rows:
-        case = case_from(row)
-        chosen = result.assignments.get(row.referral_id)
-        if chosen is None or chosen.mentor_id == row.mentor_id:
-            continue  # nobody loses a mentor, and an unchanged choice keeps its sessions
-        mentor = state.get(chosen.mentor_id)
-        if mentor is None or first_exclusion(case, mentor) is not None or to_utc(chosen.sessions[0][0]) < earliest:
-            continue
-        old_sessions = future.get(row.referral_id, [])
-        for s in old_sessions:  # its rooms are free for its new sessions (and for others)
-            rooms.release(s.venue_id, s.start, s.end)
-        cal = calendar(case, mentor, rooms)
-        sessions = [s for s in chosen.sessions if cal.fits(s[0])]
-        bookings = rooms.place(venues_for(case, mentor), sessions) if sessions[:1] == chosen.sessions[:1] else []
-        if not bookings:  # the first slot is gone since the solve: leave this case as it is
-            for s in old_sessions:
-                if s.venue_id is not None:
-                    rooms.hold(s.venue_id, s.start, s.end)
-            continue
-        slots = slots_for(bookings)
-        cancelled = [s.session_id for s in old_sessions]
-        set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
-        if row.mentor_id in state:
-            state[row.mentor_id] = without_booking(
-                state[row.mentor_id], (s.start for s in old_sessions), counted_tier(row))
-        add_sessions(conn, [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
-                            for slot, (_, venue) in zip(slots, bookings, strict=True)])
-        state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
-        set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
-                        deadline_met=chosen.deadline_met, reason=Reason("placed by the batch round", REPLANNED))
-        event: Event
-        if row.status == CaseStatus.WAITLISTED:
-            placed += 1
-            event = SessionsScheduled(
-                event_id=f"scheduled:{row.referral_id}", occurred_at=now, referral_id=row.referral_id,
-                agency_id=row.agency_id, mentor_id=chosen.mentor_id, tier=case.tier, sessions=slots,
-                deadline_met=chosen.deadline_met)
-        else:
-            moved += 1
-            event = SessionsRescheduled(
-                event_id=f"round:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
-                referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=chosen.mentor_id,
-                previous_mentor_id=row.mentor_id or "", tier=case.tier, sessions=slots, cancelled=cancelled,
-                reason=REPLANNED)
-        span = tracer.start_span("scheduling batch round", context=referral_trace(row.trace_context),
-                                 attributes={"referral.id": row.referral_id})
-        out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
-        span.end()
+    while to_book:
+        left: list[tuple[CaseRow, Match]] = []
+        for row, chosen in to_book:
+            booked = _book(conn, row, chosen, state, rooms, future.get(row.referral_id, []), now=now)
+            if booked is None:
+                left.append((row, chosen))
+                continue
+            event: Event
+            if row.status == CaseStatus.WAITLISTED:
+                placed += 1
+                event = SessionsScheduled(
+                    event_id=f"scheduled:{row.referral_id}", occurred_at=now, referral_id=row.referral_id,
+                    agency_id=row.agency_id, mentor_id=chosen.mentor_id, tier=counted_tier(row), sessions=booked.slots,
+                    deadline_met=booked.deadline_met)
+            else:
+                moved += 1
+                event = SessionsRescheduled(
+                    event_id=f"round:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
+                    referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=chosen.mentor_id,
+                    previous_mentor_id=row.mentor_id or "", tier=counted_tier(row), sessions=booked.slots,
+                    cancelled=booked.cancelled, reason=REPLANNED)
+            span = tracer.start_span("scheduling batch round", context=referral_trace(row.trace_context),
+                                     attributes={"referral.id": row.referral_id})
+            out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
+            span.end()
+        if len(left) == len(to_book):  # nothing booked in this pass: nothing left can be
+            break
+        to_book = left
     waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)
     return {"considered": len(planned.movable), "pinned": len(planned.considered) - len(planned.movable),
             "waitlisted_before": waiting,
             "placed": placed, "moved": moved, "solve_seconds": round(result.solve_seconds, 3)}, out
+
+
+@dataclass(frozen=True)
+class _Booked:
+    """What booking one case with its new mentor gave it."""
+
+    slots: list[SessionSlot]
+    cancelled: list[str]  # the session ids the case had before
+    deadline_met: bool
+
+
+def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, MentorState], rooms: Rooms,
+          old: list[UpcomingSession], *, now: datetime) -> _Booked | None:
+    """Book the case with the plan's mentor as things stand: its sessions and rooms, both mentors' places and the
+    case's status. None, with nothing changed, when the mentor cannot take it now."""
+    case = case_from(row)
+    mentor = state.get(chosen.mentor_id)
+    if mentor is None or first_exclusion(case, mentor) is not None:
+        return None
+    for s in old:  # its rooms are free for its new sessions (and for others)
+        rooms.release(s.venue_id, s.start, s.end)
+    bookings = rooms.place(venues_for(case, mentor), _sessions_now(case, mentor, chosen, rooms, now=now))
+    if not bookings:
+        for (start, end), venue in bookings:
+            if venue is not None:
+                rooms.release(venue.venue.id, start, end)
+        for s in old:
+            if s.venue_id is not None:
+                rooms.hold(s.venue_id, s.start, s.end)
+        return None
+    slots = slots_for(bookings)
+    cancelled = [s.session_id for s in old]
+    set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
+    if row.mentor_id in state:
+        state[row.mentor_id] = without_booking(state[row.mentor_id], (s.start for s in old), counted_tier(row))
+    add_sessions(conn, [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
+                        for slot, (_, venue) in zip(slots, bookings, strict=True)])
+    state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
+    deadline_met = to_utc(bookings[0][0][0]) <= to_utc(deadline_for(case))
+    set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
+                    deadline_met=deadline_met, reason=Reason("placed by the batch round", REPLANNED))
+    return _Booked(slots, cancelled, deadline_met)
+
+
+def _sessions_now(case: Case, mentor: MentorState, chosen: Match, rooms: Rooms, *, now: datetime) -> list[Interval]:
+    """The case's sessions with the plan's mentor as things stand now. The plan's times leave rooms out (and the
+    round takes a while), so where one no longer fits (its room taken, or too soon now) the tier's follow-ups are
+    found again from the planned first session, or from the mentor's next free start as the online match would
+    find it; none when the mentor has no free start within the horizon."""
+    cal = calendar(case, mentor, rooms)
+    earliest = earliest_start(now)
+    first = chosen.sessions[0][0]
+    if to_utc(first) >= earliest and cal.fits(first):
+        if all(cal.fits(start) for start, _ in chosen.sessions[1:]):
+            return chosen.sessions
+        return sessions_from(case, mentor, first, rooms)
+    found = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
+    return [] if found is None else sessions_from(case, mentor, found.astimezone(LONDON), rooms)
 
 
 def _unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[UpcomingSession]]:

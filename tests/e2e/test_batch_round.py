@@ -1,9 +1,13 @@
-"""The batch round places a young person the online order stranded, and never moves a confirmed session."""
+"""The batch round places a young person the online order stranded, and never moves a confirmed session; it books what
+it planned when a planned time's room has gone, and a chain of moves whatever order the cases are read in."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,6 +15,7 @@ from tests.support.cluster import Cluster, Probe, mentor, referral, unique, uniq
 from tests.support.suite import make_cluster, running
 
 pytestmark = pytest.mark.e2e
+LONDON = ZoneInfo("Europe/London")
 
 
 @pytest.fixture
@@ -25,6 +30,15 @@ def cluster(nats_server: tuple[str, bool], tmp_path_factory: pytest.TempPathFact
 async def _accepted(probe: Probe, cluster: Cluster, agency: str, arid: str) -> str:
     found = await probe.wait_for(cluster.subjects.accepted(agency), lambda e: e["agency_referral_id"] == arid)
     return str(found[0]["referral_id"])
+
+
+async def _referred(probe: Probe, cluster: Cluster, agency: str, language: str, outcome: str) -> str:
+    """A referral in `language`, once `outcome` (its subject) says what scheduling made of it."""
+    arid = unique("R")
+    await probe.submit(agency, referral(arid, language=language))
+    rid = await _accepted(probe, cluster, agency, arid)
+    await probe.wait_for(outcome, lambda e: e["referral_id"] == rid)
+    return rid
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
@@ -59,3 +73,72 @@ async def test_the_round_frees_the_only_mentor_who_speaks_a_second_referrals_lan
     moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid1))[0]
     assert placed["mentor_id"] == both
     assert moved["previous_mentor_id"] == both and moved["mentor_id"] == one
+
+
+def _days(event: dict[str, Any]) -> list[date]:
+    return [datetime.fromisoformat(s["start"]).astimezone(LONDON).date() for s in event["sessions"]]
+
+
+async def test_the_round_books_its_plan_when_a_planned_time_has_no_room_left(cluster: Cluster, probe: Probe) -> None:
+    # One session a day, at a one-room hub: the plan's times ignore rooms, so the first day's is another's.
+    at_nine = [{"day": d, "start": "09:00", "end": "10:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+    hub, agency, borough = unique("hub"), unique("yot"), "Havering"
+    await probe.rpc("scheduling", "venues.import", {"venues": [
+        {"id": hub, "name": "One-room hub", "borough": borough, "rooms": 1}]})
+    other, common, rare = unique_language(), unique_language(), unique_language()
+    elsewhere, both, one = unique("m"), unique("a"), unique("b")  # ids sort so the online order picks `both` first
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(m, language=common, borough=borough, max_caseload=1, availability=at_nine, venues=[hub],
+               languages=languages)
+        for m, languages in ((elsewhere, [other]), (both, [common, rare]), (one, [common]))]})
+    taken_arid, first, second = unique("R0"), unique("R1"), unique("R2")
+    await probe.submit(agency, referral(taken_arid, language=other, borough=borough))
+    taken = await _accepted(probe, cluster, agency, taken_arid)
+    holds = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == taken))[0]
+    await probe.rpc("scheduling", "session", {"session_id": holds["sessions"][0]["session_id"], "action": "confirm"})
+    await probe.submit(agency, referral(first, language=common, borough=borough))
+    rid1 = await _accepted(probe, cluster, agency, first)
+    booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid1))[0]
+    assert booked["mentor_id"] == both and _days(booked)[0] > _days(holds)[0]  # the hub's first morning is taken
+    await probe.submit(agency, referral(second, language=rare, borough=borough))
+    rid2 = await _accepted(probe, cluster, agency, second)
+    await probe.wait_for(cluster.subjects.waitlisted(agency), lambda e: e["referral_id"] == rid2)
+
+    report = await probe.rpc("scheduling", "plan", {})
+
+    assert (report["placed"], report["moved"]) == (1, 1), report
+    placed = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid2))[0]
+    moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid1))[0]
+    assert placed["mentor_id"] == both and moved["mentor_id"] == one
+    hub_mornings = [*_starts(holds), *_starts(placed), *_starts(moved)]
+    assert len(hub_mornings) == len(set(hub_mornings)), "the hub's one room is never double-booked"
+    assert len(moved["sessions"]) == len(booked["sessions"])
+
+
+async def test_the_round_books_a_chain_of_moves_whatever_order_the_cases_are_read_in(
+    cluster: Cluster, probe: Probe
+) -> None:
+    # Placing `waiting` takes `a`, whose young person moves to `b`, whose young person moves to `c`; the cases are
+    # read in the order they came, so the first move is tried before the one that makes room for it.
+    first_language, second_language, rare = unique_language(), unique_language(), unique_language()
+    agency, a, b, c = unique("yot"), unique("a"), unique("b"), unique("c")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(a, language=first_language, max_caseload=1, languages=[first_language, rare]),
+        mentor(b, language=first_language, max_caseload=1, languages=[first_language, second_language])]})
+    scheduled, waitlisted = cluster.subjects.scheduled(agency), cluster.subjects.waitlisted(agency)
+    rids = {"with a": await _referred(probe, cluster, agency, first_language, scheduled),
+            "with b": await _referred(probe, cluster, agency, second_language, scheduled),
+            "waiting": await _referred(probe, cluster, agency, rare, waitlisted)}
+    assert (await probe.rpc("scheduling", "status", {"referral_id": rids["with a"]}))["mentor_id"] == a
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(c, language=second_language, max_caseload=1)]})
+
+    report = await probe.rpc("scheduling", "plan", {})
+
+    assert (report["placed"], report["moved"]) == (1, 2), report
+    mentors = {name: (await probe.rpc("scheduling", "status", {"referral_id": rid}))["mentor_id"]
+               for name, rid in rids.items()}
+    assert mentors == {"waiting": a, "with a": b, "with b": c}
+
+
+def _starts(event: dict[str, Any]) -> list[datetime]:
+    return [datetime.fromisoformat(s["start"]) for s in event["sessions"]]
