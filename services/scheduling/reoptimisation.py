@@ -1,13 +1,15 @@
 """The re-optimisation round (`reroute plan`, and every REROUTE_PLAN_EVERY_MINUTES; "the batch round" in the CLI,
 the README and the events' reasons): waitlisted referrals and unconfirmed assignments are placed again together by
 the exact min-cost-flow optimiser, without chaos: a session the young person confirmed never moves, a young person
-who has a mentor keeps them unless the round gives them another, and every booking is re-checked."""
+who has a mentor keeps them unless the round gives them another with as many sessions, as regular (`no_worse`),
+and every booking is re-checked."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from opentelemetry import trace
 from sqlalchemy import Connection
@@ -16,6 +18,7 @@ from services.scheduling.agency_reasons import REPLANNED, Reason
 from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.matching import (
+    CADENCE,
     HORIZON_DAYS,
     LONDON,
     Match,
@@ -45,6 +48,7 @@ from services.scheduling.store import (
     upcoming_sessions,
 )
 from services.scheduling.tables import CaseRow
+from shared.contracts.codes import Tier
 from shared.contracts.common import Event, SessionSlot
 from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
@@ -161,7 +165,8 @@ class _Booked:
 def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, MentorState], rooms: Rooms,
           old: list[UpcomingSession], *, now: datetime) -> _Booked | None:
     """Book the case with the plan's mentor as things stand: its sessions and rooms, both mentors' places and the
-    case's status. None, with nothing changed, when the mentor cannot take it now."""
+    case's status. None, with nothing changed, when the mentor cannot take it now, or when the young person has
+    sessions and would have fewer, or fewer on their cadence (`no_worse`)."""
     case = case_from(row)
     mentor = state.get(chosen.mentor_id)
     if mentor is None or first_exclusion(case, mentor) is not None:
@@ -169,7 +174,7 @@ def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, Mentor
     for s in old:  # its rooms are free for its new sessions (and for others)
         rooms.release(s.venue_id, s.start, s.end)
     bookings = rooms.place(venues_for(case, mentor), _sessions_now(case, mentor, chosen, rooms, now=now))
-    if not bookings:
+    if not bookings or not no_worse([(s.start, s.end) for s in old], [i for i, _ in bookings], case.tier):
         for (start, end), venue in bookings:
             if venue is not None:
                 rooms.release(venue.venue.id, start, end)
@@ -205,6 +210,21 @@ def _sessions_now(case: Case, mentor: MentorState, chosen: Match, rooms: Rooms, 
         return sessions_from(case, mentor, first, rooms)
     found = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
     return [] if found is None else sessions_from(case, mentor, found.astimezone(LONDON), rooms)
+
+
+def no_worse(current: Sequence[Interval], proposed: Sequence[Interval], tier: Tier) -> bool:
+    """Whether a young person with `current` sessions still to come may move to `proposed`: as many sessions, and
+    as many of them on the tier's cadence (`on_cadence`), so a re-plan never leaves gaps that were not there."""
+    return len(proposed) >= len(current) and on_cadence(proposed, tier) >= on_cadence(current, tier)
+
+
+def on_cadence(sessions: Sequence[Interval], tier: Tier) -> int:
+    """How many sessions follow the one before on the tier's cadence: one of its intervals later, at the same
+    London wall-clock time."""
+    intervals = set(CADENCE[tier])
+    starts = sorted(start.astimezone(LONDON) for start, _ in sessions)
+    return sum(1 for before, after in pairwise(starts)
+               if after.time() == before.time() and (after.date() - before.date()).days in intervals)
 
 
 def _unconfirmed(conn: Connection, referral_ids: list[str], now: datetime) -> dict[str, list[UpcomingSession]]:

@@ -1,11 +1,12 @@
-"""The batch round places a young person the online order stranded, and never moves a confirmed session; it books what
-it planned when a planned time's room has gone, and a chain of moves whatever order the cases are read in."""
+"""The batch round places a young person the online order stranded, and never moves a confirmed session; it moves a
+booked young person only to as many sessions, as regular; and it books what it planned when a planned time's room has
+gone, and a chain of moves whatever order the cases are read in."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,43 @@ async def test_the_round_frees_the_only_mentor_who_speaks_a_second_referrals_lan
 
 def _days(event: dict[str, Any]) -> list[date]:
     return [datetime.fromisoformat(s["start"]).astimezone(LONDON).date() for s in event["sessions"]]
+
+
+@pytest.mark.parametrize("away", ["never", "the weeks after the first session", "the first follow-up's day"])
+async def test_the_round_moves_a_booked_young_person_only_to_as_many_sessions_on_the_same_cadence(
+    cluster: Cluster, probe: Probe, away: str
+) -> None:
+    lang, agency, arid = unique_language(), unique("yot"), unique("R")
+    current, nearer = unique("m"), unique("m")  # `nearer` lives in the young person's borough: it scores higher
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [
+        mentor(current, language=lang, boroughs=["Camden", "Hackney"])]})
+    await probe.submit(agency, referral(arid, language=lang))
+    rid = await _accepted(probe, cluster, agency, arid)
+    booked = (await probe.wait_for(cluster.subjects.scheduled(agency), lambda e: e["referral_id"] == rid))[0]
+    first, *follow_ups = _days(booked)
+    assert booked["mentor_id"] == current and follow_ups
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(nearer, language=lang)]})
+    leave = {"the weeks after the first session": (first + timedelta(days=1), first + timedelta(days=45)),
+             # and the day after, should the round start the programme a day later: as many sessions, one off the day
+             "the first follow-up's day": (follow_ups[0], follow_ups[0] + timedelta(days=1))}.get(away)
+    if leave is not None:
+        await probe.rpc("scheduling", "mentors.leave", {"mentor_id": nearer, "first_day": leave[0].isoformat(),
+                                                        "last_day": leave[1].isoformat()})
+
+    report = await probe.rpc("scheduling", "plan", {})
+
+    status = await probe.rpc("scheduling", "status", {"referral_id": rid})
+    if away == "never":  # as many sessions, as regular: the better-placed mentor takes over
+        assert report["moved"] == 1 and status["mentor_id"] == nearer
+        moved = (await probe.wait_for(cluster.subjects.rescheduled(agency), lambda e: e["referral_id"] == rid))[0]
+        assert len(moved["sessions"]) == len(booked["sessions"])
+        return
+    # with `nearer` the programme would have fewer sessions, or as many but fewer on the cadence: the young person
+    # stays where they are
+    assert report["moved"] == 0, report
+    assert status["mentor_id"] == current
+    assert [s["session_id"] for s in status["sessions"]] == [s["session_id"] for s in booked["sessions"]]
+    assert not probe.matching(cluster.subjects.rescheduled(agency))
 
 
 async def test_the_round_books_its_plan_when_a_planned_time_has_no_room_left(cluster: Cluster, probe: Probe) -> None:
