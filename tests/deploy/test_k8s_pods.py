@@ -22,7 +22,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -35,6 +34,7 @@ import pytest
 import yaml
 
 from tests.deploy.test_k8s import K8S, ROOT, SERVICES, config, kubectl, one, render
+from tests.support.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -186,14 +186,6 @@ def pods(tmp_path: Path) -> Iterator[Pods]:
         _docker("network", "rm", p.network, check=False)
 
 
-def wait(condition: Any, *, timeout: float, what: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what() if callable(what) else what} did not happen within {timeout:g} s")
-        time.sleep(1)
-
-
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=3) as answer:
@@ -229,9 +221,10 @@ def test_the_manifests_pods_run_read_only_as_non_root_and_become_ready(pods: Pod
         return all(subprocess.run(["docker", "exec", n, *startup], capture_output=True, timeout=30,
                                   check=False).returncode == 0 for n in nodes)
 
-    wait(nats_healthy, timeout=180, what=lambda: f"the NATS nodes' startup probe: {pods.logs(nodes[0])}")
-    wait(lambda: _docker("exec", postgres, "pg_isready", "-h", "127.0.0.1", "-U", "postgres", check=False)
-         .endswith("accepting connections"), timeout=120, what="PostgreSQL")
+    wait_until_sync(nats_healthy, timeout=180, every=1,
+                    what=lambda: f"the NATS nodes' startup probe: {pods.logs(nodes[0])}")
+    wait_until_sync(lambda: _docker("exec", postgres, "pg_isready", "-h", "127.0.0.1", "-U", "postgres", check=False)
+                    .endswith("accepting connections"), timeout=120, every=1, what="PostgreSQL")
 
     job = one(rendered, "Job", "reroute-migrate")["spec"]["template"]
     migrate = pods.start(job, "migrate", aliases=[], detach=False)
@@ -245,10 +238,13 @@ def test_the_manifests_pods_run_read_only_as_non_root_and_become_ready(pods: Pod
         ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
         container = pods.start(template, f"{name}-0", aliases=[name], publish=(ports[probe["port"]],))
         started[name] = (container, pods.published(container, ports[probe["port"]]), probe["path"])
+
+    def until_ready(name: str, container: str, url: str) -> None:
+        wait_until_sync(lambda: http_status(url) == 200, timeout=180, every=1,
+                        what=lambda: f"{name}'s readiness probe: {pods.logs(container)}")
+
     for name, (container, port, path) in started.items():
-        url = f"http://127.0.0.1:{port}{path}"
-        wait(lambda u=url: http_status(u) == 200, timeout=180,
-             what=lambda n=name, c=container: f"{n}'s readiness probe: {pods.logs(c)}")
+        until_ready(name, container, f"http://127.0.0.1:{port}{path}")
         assert http_status(f"http://127.0.0.1:{port}/healthz") == 200, name
         # /var/tmp is anyone's to write to, but not on a read-only root
         assert "Read-only file system" in _docker("exec", container, "sh", "-c", "touch /var/tmp/x 2>&1 || true",

@@ -34,3 +34,14 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], *, timeout
         if time.monotonic() - start > timeout:
             raise _failure(what, timeout)
         await asyncio.sleep(every)
+
+
+def wait_until_sync(condition: Callable[[], bool], *, timeout: float, every: float = 0.5,
+                    what: Describe = "the condition") -> float:
+    """`wait_until` for a test with no event loop (one driving docker and kubectl): blocks the thread."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise _failure(what, timeout)
+        time.sleep(every)
+    return time.monotonic() - start
