@@ -45,7 +45,7 @@ docs: $(STAMP)  ## the AsyncAPI documents in docs/, generated from shared/contra
 security-doc: $(STAMP)  ## run the abuse tests named in tests/security_cases.py; write their results into docs/security.md
 	$(BIN)/python -m tests.support.security_doc
 
-bench: $(STAMP)  ## whole-pipeline throughput; figures go into docs/performance.md
+bench: $(STAMP)  ## throughput against raw NATS, latency at fixed rates, peak RSS, drain after an outage (docs/performance.md)
 	$(BIN)/python -m bench.pipeline
 
 clean:

@@ -1,0 +1,50 @@
+"""`make bench` runs end to end: at a tiny size (seconds, not its real minutes), every section runs and prints the
+figures docs/performance.md records. No speed is asserted: the figures are the bench's to print, not a test's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench.pipeline", *args], check=False, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_every_section_runs_and_prints_its_figures() -> None:
+    done = bench("--mentors", "20", "--referrals", "30", "--rounds", "1", "--rates", "20", "--duration", "2",
+                 "--backlog", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("\nsummary", 1)[1]
+    assert re.search(r"flood: median over 1 rounds \d+\.\d+× raw", summary), summary
+    assert re.search(r"CPU per referral intake \d+\.\d+ ms, risk \d+\.\d+ ms, scheduling \d+\.\d+ ms", summary), summary
+    assert re.search(r"peak RSS \(highest of the rounds\) intake \d+ MiB, risk \d+ MiB, scheduling \d+ MiB", summary)
+    assert re.search(r"latency @20/s: reroute p50 [\d,]+ ms, p99 [\d,]+ ms; raw relay p50 [\d,]+ ms, p99 [\d,]+ ms",
+                     summary), summary
+    assert re.search(r"drain: a backlog of 30 referrals drained \d+\.\d s after the services were started", summary)
+
+
+def test_a_section_can_be_run_alone() -> None:
+    done = bench("--sections", "drain", "--mentors", "20", "--backlog", "10")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "drain: a backlog of 10 referrals" in done.stdout
+    assert "flood" not in done.stdout.split("\nsummary", 1)[1] and "latency @" not in done.stdout
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--sections", "flood,speed"], "unknown section speed: choose from flood, latency, drain"),
+    (["--rates", "10,fast"], "rates are numbers a second, comma-separated (10,50,100), not '10,fast'"),
+    (["--rates", "0"], "rates must be above 0"),
+])
+def test_bad_options_are_refused_clearly(args: list[str], said: str) -> None:
+    done = bench(*args, timeout=60)
+    assert done.returncode == 2
+    assert said in done.stderr
