@@ -74,10 +74,10 @@ class HttpServer:
     """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
 
     def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str,
-                 what: str = "HTTP API") -> None:
+                 what: str = "HTTP API", ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
         self._config = uvicorn.Config(AccessLog(app), host=host, port=0 if port == "auto" else port, lifespan="off",
                                       log_config=None, access_log=False, proxy_headers=False, server_header=False,
-                                      timeout_graceful_shutdown=5)
+                                      timeout_graceful_shutdown=5, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         self._server = _EmbeddedServer(self._config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port

@@ -185,12 +185,14 @@ def person_inbox_prefix(person_id: str) -> str:
 
 
 def _speaking_for_people() -> list[str]:
-    """The services' own subjects of requests that record who asked, or that make or remove people."""
-    from shared.contracts.intake_rpc import ADD_PERSON, REMOVE_PERSON
+    """The services' own subjects of requests that record who asked, that make or remove people, or that issue or
+    check their console passwords."""
+    from shared.contracts.intake_rpc import ADD_PERSON, CONSOLE_ONLY, ISSUE_CONSOLE_PASSWORD, REMOVE_PERSON
     from shared.contracts.rpc import all_endpoints
 
+    people = (ADD_PERSON, REMOVE_PERSON, ISSUE_CONSOLE_PASSWORD, *CONSOLE_ONLY)
     return [_SUBJECTS.rpc(service, e.verb) for e in all_endpoints()
-            if e.acts_as is not None or e in (ADD_PERSON, REMOVE_PERSON) for service in e.services]
+            if e.acts_as is not None or e in people for service in e.services]
 
 
 def role_requests(person_id: str, roles: Iterable[str]) -> list[str]:
@@ -220,13 +222,16 @@ def person_user(person_id: str, password_hash: str, roles: Iterable[str]) -> Nat
 
 def console_user(password_hash: str) -> NatsUser:
     """The web console: the one client trusted to act for the people logged in to it, so it may ask every request
-    any role may ask, in anyone's name (it must check the person's roles, from `people.whoami`, itself)."""
+    any role may ask, in anyone's name (it must check the person's roles, from `people.whoami`, itself); it alone
+    may check and replace console passwords; it hears safeguarding alerts as they are raised (its live pages)."""
+    from shared.contracts.intake_rpc import CONSOLE_ONLY
     from shared.contracts.rpc import all_endpoints
 
     return NatsUser(user=CONSOLE, password=password_hash,
-                    publish=[_SUBJECTS.ask("*", service, e.verb) for e in all_endpoints() if e.roles
-                             for service in e.services],
-                    subscribe=[f"{inbox_prefix(CONSOLE)}.>"])
+                    publish=[*(_SUBJECTS.ask("*", service, e.verb) for e in all_endpoints() if e.roles
+                               for service in e.services),
+                             *(_SUBJECTS.rpc(service, e.verb) for e in CONSOLE_ONLY for service in e.services)],
+                    subscribe=[f"{inbox_prefix(CONSOLE)}.>", _SUBJECTS.alert("*")])
 
 
 def render_config(users: list[NatsUser], *, host: str | None = None, port: int | None = None,

@@ -25,6 +25,7 @@ from shared.contracts.safeguarding_rpc import (
     AcknowledgeRequest,
     AlertsRequest,
     SafeguardingAlertView,
+    ordered,
 )
 
 alerts_app = typer.Typer(help="Safeguarding alerts: open ones first, most urgent first; acknowledge one by name.",
@@ -46,12 +47,6 @@ def _local(moment: datetime) -> str:
 def _late(deadline: datetime, now: datetime) -> str:
     minutes = int((now - deadline).total_seconds() // 60)
     return f"{minutes // 1440} d {minutes % 1440 // 60} h" if minutes >= 1440 else f"{minutes // 60} h {minutes % 60} min"
-
-
-def ordered(alerts: list[SafeguardingAlertView]) -> list[SafeguardingAlertView]:
-    """Unacknowledged first, then by deadline (the most overdue first, then the soonest due), newest first among
-    equal deadlines: the order each service lists its own in, kept when the two lists are merged."""
-    return sorted(alerts, key=lambda a: (a.acknowledged_at is not None, a.deadline, -a.raised_at.timestamp()))
 
 
 @alerts_app.callback()

@@ -320,3 +320,31 @@ async def explain(client: ServiceClient, outcomes: list[Outcome], feed: AlertFee
             console.print(line, soft_wrap=True)
     console.print("\n[bold]Next[/bold], in another terminal:")
     console.print(_next_commands(cases, names, client, command))
+
+
+DEMO_PEOPLE = (("dsl-demo", Role.DSL), ("scheduler-demo", Role.SCHEDULER), ("risk-demo", Role.RISK_LEAD),
+               ("operator-demo", Role.OPERATOR))
+"""The people `reroute up --demo` makes for trying the web console, one per role (never outside --demo)."""
+
+
+async def demo_people(client: ServiceClient) -> list[tuple[str, Role, str]]:
+    """Each demo person (made when missing) with a fresh one-time console password: (person id, role, password)."""
+    made = []
+    for person_id, role in DEMO_PEOPLE:
+        try:
+            await client.call(intake_rpc.ADD_PERSON, intake_rpc.StaffRequest(person_id=person_id, roles=[role]),
+                              timeout=15)
+        except ServiceError as exc:
+            if exc.code != ErrorCode.REFUSED:  # refused: they exist from an earlier demo
+                raise
+        issued = await client.call(intake_rpc.ISSUE_CONSOLE_PASSWORD,
+                                   intake_rpc.PersonIdRequest(person_id=person_id), timeout=15)
+        made.append((person_id, role, issued.one_time_password))
+    return made
+
+
+def print_demo_logins(console: Console, url: str, people: list[tuple[str, Role, str]]) -> None:
+    console.print(f"Web console: {url}. Demo log-ins, one per role (one-time passwords: at the first log-in each "
+                  "chooses their own):", markup=False, soft_wrap=True)
+    for person_id, role, password in people:
+        console.print(f"  {person_id:<15} {role:<10} {password}", markup=False, soft_wrap=True)

@@ -30,7 +30,7 @@ from apps.cli.backup import backup_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
-from apps.cli.demo import explain, mentor_names, named, safeguarding_alerts
+from apps.cli.demo import demo_people, explain, mentor_names, named, print_demo_logins, safeguarding_alerts
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
 from apps.cli.people import people_app
@@ -132,6 +132,8 @@ def up(
                     names = await mentor_names(client)
                     _print_outcomes(outcomes, names)
                     await explain(client, outcomes, alerts, names=names, console=console, command=_command())
+                    if stack.console_url:
+                        print_demo_logins(console, stack.console_url, await demo_people(client))
             console.print(f"[bold green]reroute is running[/bold green] (data in {safe(settings.data_dir)}). "
                           + ("Try the commands above" if demo else f"Try `{safe(_command())} --help`")
                           + " in another terminal" + ("" if _command() == "reroute" else " (or `source "

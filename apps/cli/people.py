@@ -19,6 +19,7 @@ from apps.cli.options import DataDir, settings_for, with_client
 from shared.contracts.intake_rpc import (
     ADD_PERSON,
     BOOTSTRAP_ADMIN,
+    ISSUE_CONSOLE_PASSWORD,
     LIST_PEOPLE,
     REMOVE_PERSON,
     WHOAMI,
@@ -102,6 +103,21 @@ def list_people(data_dir: DataDir = None) -> None:
     for p in people:
         table.add_row(p.person_id, ", ".join(p.roles), p.status, _when(p.created_at), _when(p.removed_at))
     console.print(table)
+
+
+@people_app.command("console-password")
+def console_password(
+    person_id: Annotated[str, typer.Argument(help="The person who is to log in to the web console.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a one-time password for a person's web console log-in (replacing any they had, and lifting a lock-out
+    after wrong passwords). Shown once; at their first log-in with it they choose their own."""
+    asked = PersonIdRequest(person_id=person_id)
+    issued = with_client(lambda c: c.call(ISSUE_CONSOLE_PASSWORD, asked, timeout=15), data_dir)
+    console.print(f"One-time console password for {issued.person_id}: {issued.one_time_password}", markup=False,
+                  soft_wrap=True)
+    console.print("Give it to them by a secure channel; it is shown nowhere else (reroute keeps only a hash). At their "
+                  "first log-in they choose their own password.", markup=False, soft_wrap=True)
 
 
 @people_app.command("whoami")

@@ -24,12 +24,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
+from apps.console.settings import URL_FILE as CONSOLE_URL_FILE
 from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
-from apps.devstack.processes import SERVICES, Backoff, ServiceProcesses, describe_exit
+from apps.devstack.processes import CONSOLE, SERVICES, Backoff, ServiceProcesses, describe_exit
 from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES, StaffRequest
 from shared.contracts.rpc import PING, Health, Role, ServiceError, decode_reply
 from shared.migrations import upgrade_all
-from shared.nats_auth import ADMIN, AgencyCredential, LocalCredentials, NatsAuthFile, PersonCredential, inbox_prefix
+from shared.nats_auth import (
+    ADMIN,
+    AgencyCredential,
+    LocalCredentials,
+    NatsAuthFile,
+    PersonCredential,
+    inbox_prefix,
+)
+from shared.nats_auth import CONSOLE as CONSOLE_USER
 from shared.settings import (
     CREDENTIALS_FILE,
     NATS_URL_FILE,
@@ -193,11 +202,13 @@ class Faces(BaseSettings):
 
     intake_http_port: HttpPort = 8081
     calendar_port: HttpPort = 8082
+    console_port: HttpPort = 8083
 
     def refuse_taken(self) -> None:
         """A fixed port another program holds is said before anything starts, with what to do."""
         for port, setting, what in ((self.intake_http_port, "REROUTE_INTAKE_HTTP_PORT", "the agencies' HTTP API"),
-                                    (self.calendar_port, "REROUTE_CALENDAR_PORT", "the calendar feeds")):
+                                    (self.calendar_port, "REROUTE_CALENDAR_PORT", "the calendar feeds"),
+                                    (self.console_port, "REROUTE_CONSOLE_PORT", "the web console")):
             if isinstance(port, int) and port and port_open("127.0.0.1", port):
                 raise CliError(f"Port {port} for {what} is taken by another program: stop it, or set {setting} to "
                                "another port, to auto (any free port, a new one on each start) or to 0 (off).")
@@ -256,6 +267,7 @@ class LocalStack:
         self.admin_url = ""
         self.auth: NatsAuthFile | None = None
         self.watched: dict[str, Watched] = {}
+        self.console_url: str | None = None
         self._reachable = True  # NATS answered the supervisor's last flush
         self._resumed_at = 0.0  # when it answered again after not answering
 
@@ -274,7 +286,7 @@ class LocalStack:
         self.faces.refuse_taken()
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        per_service: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
+        per_service: dict[str, dict[str, str]] = {name: {} for name in (*SERVICES, CONSOLE)}
         if self.settings.nats_url:
             self.url = admin_url = self.settings.nats_url
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
@@ -292,6 +304,8 @@ class LocalStack:
             admin_url = creds.url(ADMIN, self.url)
             for name in SERVICES:
                 per_service[name] = {"NATS_URL": creds.url(name, self.url), "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
+            per_service[CONSOLE] = {"NATS_URL": creds.url(CONSOLE_USER, self.url),
+                                    "REROUTE_INBOX_PREFIX": inbox_prefix(CONSOLE_USER)}
             self.console.print(f"NATS with JetStream on {self.url} (pid {self.nats.pid}; store {data_dir / 'nats'}; "
                                f"users and permissions in {self.auth.path})")
         self.admin_url = admin_url
@@ -305,7 +319,8 @@ class LocalStack:
             raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
         env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
                "REROUTE_CALENDAR_PORT": str(self.faces.calendar_port),
-               "REROUTE_INTAKE_HTTP_PORT": str(self.faces.intake_http_port)}
+               "REROUTE_INTAKE_HTTP_PORT": str(self.faces.intake_http_port),
+               "REROUTE_CONSOLE_PORT": str(self.faces.console_port)}
         self.services = ServiceProcesses(env, log_dir=logs, per_service=per_service, die_with_parent=True,
                                          pass_fds=(self.lock.fd,))
         self.services.start_all()
@@ -314,13 +329,38 @@ class LocalStack:
         with self.console.status("Starting intake, risk and scheduling…"):
             ready = await self.services.wait_ready(admin_url, self.subjects)
         await self._let_people_in()
+        console_url = await self._start_console()
         pids = ", ".join(f"{name} (pid {proc.pid})" for name, proc in self.services.procs.items())
         self.console.print(f"Services ready: {pids}; logs in {logs}")
         api, feeds = ready["intake"].http_url, ready["scheduling"].http_url
         self.console.print(f"Agencies' HTTP API: {f'{api}/docs' if api else 'off (REROUTE_INTAKE_HTTP_PORT=0)'}; "
                            f"calendar feeds: {feeds or 'off (REROUTE_CALENDAR_PORT=0)'}")
+        if console_url:
+            self.console.print(f"Web console: {console_url} (log in with your person id and a console password: "
+                               "`reroute people console-password PERSON_ID` issues a one-time one)")
+        self.console_url = console_url
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
+
+    async def _start_console(self) -> str | None:
+        """Start the web console (unless REROUTE_CONSOLE_PORT=0) and wait for the address it writes."""
+        assert self.services is not None
+        if not self.faces.console_port:
+            return None
+        written = self.settings.data_dir / CONSOLE_URL_FILE
+        written.unlink(missing_ok=True)
+        self.services.start(CONSOLE)
+        self.watched[CONSOLE] = Watched(CONSOLE, self.services.log_file(CONSOLE))
+        deadline = time.monotonic() + START_GRACE_SECONDS
+        while not (written.exists() and written.read_text().strip()):
+            if (code := self.services.procs[CONSOLE].poll()) is not None:
+                raise CliError(f"The web console exited with code {describe_exit(code)} as it started; see "
+                               f"{self.services.log_file(CONSOLE)} (REROUTE_CONSOLE_PORT=0 runs without it)")
+            if time.monotonic() > deadline:
+                raise CliError(f"The web console did not start within {START_GRACE_SECONDS:g} s; see "
+                               f"{self.services.log_file(CONSOLE)}")
+            await asyncio.sleep(0.1)
+        return written.read_text().strip()
 
     async def watch(self) -> None:
         """Until Ctrl-C (or SIGTERM, SIGHUP): restart nats-server and services that exit, and services that are
@@ -341,7 +381,7 @@ class LocalStack:
             while not stop.is_set():
                 now = time.monotonic()
                 self._tend_nats(now)
-                for name in SERVICES:
+                for name in (*SERVICES, *((CONSOLE,) if CONSOLE in self.watched else ())):
                     self._tend_service(name, now)
                 for task in (pinging, syncing):
                     if task is not None and task.done():
@@ -447,7 +487,7 @@ class LocalStack:
             self._reachable, self._resumed_at = True, now  # services reconnect too: a fresh grace
         assert self.services is not None
         asked = {name: proc.pid for name, proc in self.services.procs.items()
-                 if self.watched[name].steady and proc.poll() is None}
+                 if name in SERVICES and self.watched[name].steady and proc.poll() is None}  # the console: no ping
         replies = await asyncio.gather(*(self._ping(nc, name) for name in asked))
         now = time.monotonic()
         for (name, pid), reply in zip(asked.items(), replies, strict=True):
@@ -573,6 +613,7 @@ class LocalStack:
             return  # refused: nothing here is ours to stop or clean
         if self.services is not None:
             self.console.print("Stopping services…")
+            self.services.stop(CONSOLE)  # the services' client first
             self.services.stop_all()
         if self.nats is not None:
             self.nats.terminate()

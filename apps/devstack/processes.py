@@ -21,6 +21,13 @@ from shared.contracts.rpc import PING, Health, ServiceError, decode_reply
 from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
+CONSOLE = "console"
+"""The web console (`python -m apps.console`), which `reroute up` runs beside the services."""
+
+
+def module_of(name: str) -> str:
+    """What `python -m` runs for a process name: a service's package, or the console's."""
+    return "apps.console" if name == CONSOLE else f"services.{name}"
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -116,7 +123,7 @@ class ServiceProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file(name).open("ab") as log:  # the child keeps its own copy
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env={**self.env, **self.per_service.get(name, {})},
+                [sys.executable, "-m", module_of(name)], env={**self.env, **self.per_service.get(name, {})},
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches `reroute up`, which stops services in order
                 # a minimal preexec (one pre-resolved libc call), safe enough beside the threads asyncio keeps

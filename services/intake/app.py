@@ -11,6 +11,7 @@ from faststream import FastStream
 
 from services.intake import outcomes, rpc
 from services.intake.agencies import AgencyRegistry
+from services.intake.console_logins import ConsoleLogins
 from services.intake.crypto import load_keys
 from services.intake.handlers import handle_submissions
 from services.intake.http import create_http_api
@@ -37,7 +38,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
                                  tracer=host.tracer,
                                  status_base=(settings.intake_public_url or "") if settings.intake_http_port else None))
     agencies = AgencyRegistry(host.engine)
-    intake = rpc.Intake(host, keys, agencies, StaffRegistry(host.engine))
+    intake = rpc.Intake(host, keys, agencies, StaffRegistry(host.engine), ConsoleLogins(host.engine))
 
     async def purge_now(request: PurgeRequest) -> Purged:
         return await rpc.purge(settings.retention_days if request.days is None else request.days, intake)
@@ -66,6 +67,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastStream:
     host.reply(intake_rpc.LIST_PEOPLE)(partial(rpc.list_people, intake=intake))
     host.reply(intake_rpc.PEOPLE_NATS_HASHES)(partial(rpc.people_nats_hashes, intake=intake))
     host.reply(intake_rpc.WHOAMI)(partial(rpc.whoami, intake=intake))
+    host.reply(intake_rpc.ISSUE_CONSOLE_PASSWORD)(partial(rpc.issue_console_password, intake=intake))
+    host.reply(intake_rpc.CONSOLE_LOGIN)(partial(rpc.console_login, intake=intake))
+    host.reply(intake_rpc.CONSOLE_PASSWORD)(partial(rpc.console_password, intake=intake))
     host.every(settings.purge_every_hours * 3600, scheduled_purge, name="retention-purge")
     host.every(300, partial(outcomes.keep_for_active_agencies, host, agencies), name="agency-outcome-consumers",
                at_start=True)

@@ -3,6 +3,7 @@ needs, and returns its typed reply or raises a `ServiceError`. `app.create_app` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,9 +12,10 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from services.intake import outcomes, privacy, store
+from services.intake import console_logins, outcomes, privacy, store
 from services.intake import rematch as rematching
 from services.intake.agencies import AgencyError, AgencyRegistry
+from services.intake.console_logins import ConsoleLogins
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
 from services.intake.personal_data import find_person, first_name_for
@@ -28,6 +30,10 @@ from shared.contracts.intake_rpc import (
     AgencyRequest,
     AuditReport,
     AuditRequest,
+    ConsoleLogin,
+    ConsoleLoginRequest,
+    ConsolePasswordChange,
+    ConsolePasswordIssued,
     FindPersonRequest,
     FirstName,
     FirstNameRequest,
@@ -72,6 +78,7 @@ class Intake:
     keys: IntakeKeys
     agencies: AgencyRegistry
     staff: StaffRegistry
+    console_logins: ConsoleLogins
 
 
 async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
@@ -340,3 +347,42 @@ async def whoami(request: WhoAmIRequest, intake: Intake) -> WhoAmI:
     if member is None or member.status != "active":
         raise NotFound(f"no active person '{request.person_id}'")
     return WhoAmI(person_id=member.person_id, roles=member.roles)
+
+
+async def issue_console_password(request: PersonIdRequest, intake: Intake) -> ConsolePasswordIssued:
+    password = await intake.host.database.run(
+        lambda: intake.console_logins.issue(request.person_id, now=datetime.now(UTC)))
+    log.warning("one-time console password issued for person %s", request.person_id)
+    return ConsolePasswordIssued(person_id=request.person_id, one_time_password=password)
+
+
+async def _checked(person_id: str, password: str, intake: Intake) -> ConsoleLogin:
+    """The person, when `password` is their console password; else Refused, counting the wrong try."""
+    stored = await intake.host.database.run(lambda: intake.console_logins.stored(person_id))
+    console_logins.refused_unless_open(stored, now=datetime.now(UTC))
+    right = await asyncio.to_thread(console_logins.verify, stored.password_hash if stored else None, password)
+    if stored is None or stored.password_hash is None:
+        raise Refused(console_logins.WRONG)
+    locked = await intake.host.database.run(
+        lambda: intake.console_logins.record(person_id, right=right, now=datetime.now(UTC)))
+    if not right:
+        log.warning("console log-in refused for person %s%s", person_id, " (now locked)" if locked else "")
+        raise Refused(console_logins.locked_message(locked) if locked else console_logins.WRONG)
+    return console_logins.login(person_id, stored)
+
+
+async def console_login(request: ConsoleLoginRequest, intake: Intake) -> ConsoleLogin:
+    login = await _checked(request.person_id, request.password, intake)
+    log.info("console log-in by person %s", login.person_id)
+    return login
+
+
+async def console_password(request: ConsolePasswordChange, intake: Intake) -> ConsoleLogin:
+    login = await _checked(request.person_id, request.current_password, intake)
+    if request.new_password == request.current_password:
+        raise Refused("choose a new password, not the one you have")
+    new_hash = await asyncio.to_thread(console_logins.hash_password, request.new_password)
+    await intake.host.database.run(
+        lambda: intake.console_logins.replace(request.person_id, new_hash, now=datetime.now(UTC)))
+    log.warning("console password changed by person %s", login.person_id)
+    return login.model_copy(update={"one_time": False})

@@ -7,11 +7,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from services.intake.tables import StaffRecord, as_utc
+from services.intake.tables import ConsoleCredentialRecord, StaffRecord, as_utc
 from shared.contracts.intake_rpc import PersonCredentials, StaffMember, StaffNatsHash
 from shared.contracts.rpc import Role
 from shared.nats_auth import hash_password, person_inbox_prefix, person_nats_user
@@ -82,6 +82,8 @@ class StaffRegistry:
             done = conn.execute(update(StaffRecord).where(
                 col(StaffRecord.person_id) == person_id, col(StaffRecord.status) == "active"
             ).values(status="removed", removed_at=now))
+            # their console password goes with them: added again, they get a new one-time one
+            conn.execute(delete(ConsoleCredentialRecord).where(col(ConsoleCredentialRecord.person_id) == person_id))
         if done.rowcount == 0:
             raise StaffError(f"no active person '{person_id}' (see `reroute people list`)")
         return self._public(person_id)

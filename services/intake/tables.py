@@ -102,6 +102,20 @@ class StaffRecord(SQLModel, table=True):
     removed_at: datetime | None = None
 
 
+class ConsoleCredentialRecord(SQLModel, table=True):
+    """A person's web console password, apart from their NATS credentials: an argon2id hash (never the password),
+    whether it is a one-time one, and the wrong tries that lock their log-in for a while."""
+
+    __tablename__ = "console_credential"
+
+    person_id: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=200, description="argon2id, in its standard encoded form.")
+    one_time: bool = Field(description="Issued by an admin: the person must choose their own at first log-in.")
+    failed_logins: int = Field(default=0, description="Wrong passwords in a row since the last right one.")
+    locked_until: datetime | None = Field(default=None, description="No log-in is checked before then.")
+    changed_at: datetime
+
+
 class PersonalDataAccessRecord(SQLModel, table=True):
     """Who asked intake for a piece of a young person's personal data, when and why."""
 
@@ -118,7 +132,7 @@ class PersonalDataAccessRecord(SQLModel, table=True):
 
 TABLES: list[type[SQLModel]] = [
     ReferralRecord, RejectionRecord, EqualityRecord, PersonRecord, AgencyRecord, PersonalDataAccessRecord,
-    StaffRecord,
+    StaffRecord, ConsoleCredentialRecord,
 ]
 
 

@@ -372,3 +372,54 @@ REMATCH = Endpoint("keys.rematch", RematchRequest, Rematched,
                    "Store one batch of people under the current matching key (the first REROUTE_INTAKE_MATCHING_KEY) "
                    "and way of comparing names, recomputed from their latest referral, so an older key can be "
                    "dropped.", _INTAKE, roles=_ADMIN)
+
+
+# --- the web console's log-in: passwords of their own, kept (as argon2id hashes) and checked by intake -------------
+
+CONSOLE_PASSWORD_MIN = 12
+"""The least length of a password a person chooses for the console (a passphrase is better)."""
+
+
+class ConsoleLoginRequest(Contract):
+    """A person's id and console password, as typed on the console's log-in page."""
+
+    person_id: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class ConsoleLogin(Contract):
+    """Who logged in, and whether they must choose their own password before anything else."""
+
+    person_id: str
+    roles: list[Role]
+    one_time: bool = Field(description="They logged in with a one-time password: they choose their own next.")
+
+
+class ConsolePasswordChange(Contract):
+    """A person replacing their console password (a one-time one, or their own)."""
+
+    person_id: str = Field(max_length=64)
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=CONSOLE_PASSWORD_MIN, max_length=1024, description=(
+        f"At least {CONSOLE_PASSWORD_MIN} characters, not the current one."))
+
+
+class ConsolePasswordIssued(Contract):
+    """A one-time console password, shown once: the person chooses their own when they first log in with it."""
+
+    person_id: str
+    one_time_password: str
+
+
+CONSOLE_LOGIN = Endpoint("console.login", ConsoleLoginRequest, ConsoleLogin,
+                         "Check a person's console password (five wrong in a row lock their console log-in for 15 "
+                         "minutes); their roles when it is right. Only the console may ask.", _INTAKE)
+CONSOLE_PASSWORD = Endpoint("console.password", ConsolePasswordChange, ConsoleLogin,
+                            "A person replaces their console password, giving the current one. Only the console may "
+                            "ask.", _INTAKE)
+ISSUE_CONSOLE_PASSWORD = Endpoint("people.console_password", PersonIdRequest, ConsolePasswordIssued,
+                                  "Issue a one-time password for a person's console log-in (replacing any they had "
+                                  "and lifting a lock-out); shown once.", _INTAKE, roles=_ADMIN)
+CONSOLE_ONLY = (CONSOLE_LOGIN, CONSOLE_PASSWORD)
+"""The requests only the console's NATS user may send (on intake's own subjects): no person asks them in their own
+name, and the installation's operator account may not (it could test passwords)."""

@@ -65,3 +65,9 @@ ALERTS = Endpoint("alerts.list", AlertsRequest, SafeguardingAlerts,
 ACKNOWLEDGE = Endpoint("alerts.ack", AcknowledgeRequest, Acknowledged,
                        "Record that the asker has taken up one of this service's safeguarding alerts (once; a second "
                        "acknowledgement is refused, naming the first).", _RAISERS, roles=_DSL, acts_as="by")
+
+
+def ordered(alerts: list[SafeguardingAlertView]) -> list[SafeguardingAlertView]:
+    """Unacknowledged first, then by deadline (the most overdue first, then the soonest due), newest first among
+    equal deadlines: the order each service lists its own in, kept when risk's and scheduling's lists are merged."""
+    return sorted(alerts, key=lambda a: (a.acknowledged_at is not None, a.deadline, -a.raised_at.timestamp()))

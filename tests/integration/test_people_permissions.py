@@ -15,6 +15,7 @@ import nats.errors
 import pytest
 
 from apps.devstack.local_nats import start_nats_server
+from shared.contracts.intake_rpc import CONSOLE_ONLY
 from shared.contracts.rpc import Role, all_endpoints
 from shared.nats_auth import (
     CONSOLE,
@@ -117,9 +118,11 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
     console = await _connect(server, CONSOLE, inbox_prefix(CONSOLE), seen)
     try:
         for_anyone = [S.ask(who, service, verb) for who in ("p-dsl", "someone-else") for service, verb in asked_by_people]
+        console_passwords = [S.rpc(service, e.verb) for e in CONSOLE_ONLY for service in e.services]
         refused = [*(S.ask("p-dsl", service, verb) for service, verb in service_only),
-                   *(S.rpc(service, verb) for service, verb, _ in EVERY_REQUEST)]
-        assert await _refused(console, seen, [*for_anyone, *refused], set(refused)) == set(refused)
+                   *(S.rpc(service, verb) for service, verb, _ in EVERY_REQUEST
+                     if S.rpc(service, verb) not in console_passwords)]
+        assert await _refused(console, seen, [*for_anyone, *console_passwords, *refused], set(refused)) == set(refused)
     finally:
         await console.close()
 
@@ -128,7 +131,9 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
     try:
         speaking = [S.ask("p-admin", "intake", "people.whoami"), S.ask("p-risk_lead", "risk", "override"),
                     S.rpc("intake", "first_name"), S.rpc("risk", "override"), S.rpc("intake", "people.add"),
-                    S.rpc("intake", "people.remove"), *(S.rpc(s, "deadletters.replay") for s in S_SERVICES)]
+                    S.rpc("intake", "people.remove"), *(S.rpc(s, "deadletters.replay") for s in S_SERVICES),
+                    S.rpc("intake", "console.login"), S.rpc("intake", "console.password"),
+                    S.rpc("intake", "people.console_password")]
         supervising = [S.rpc("intake", "people.nats"), S.rpc("intake", "agencies.nats"),
                        S.rpc("intake", "people.bootstrap"), *(S.rpc(s, "ping") for s in S_SERVICES)]
         assert await _refused(operator, seen, [*speaking, *supervising], set(speaking)) == set(speaking)
@@ -152,9 +157,10 @@ S_SERVICES = ("intake", "risk", "scheduling")
 
 
 SERVICES_ONLY = {("intake", "agencies.nats"), ("intake", "people.nats"), ("intake", "people.bootstrap"),
-                 ("risk", "audit.rows"), ("scheduling", "closed.before")}
-"""Requests no person may ask: the services ask them of each other, and the operator account the `.nats` ones and
-the first admin."""
+                 ("risk", "audit.rows"), ("scheduling", "closed.before"), ("intake", "console.login"),
+                 ("intake", "console.password")}
+"""Requests no person may ask: the services ask them of each other, the operator account the `.nats` ones and
+the first admin, and the console the log-in ones."""
 
 
 def test_every_request_names_who_may_ask_it() -> None:

@@ -28,6 +28,7 @@ def up_env(**extra: str) -> dict[str, str]:
                "REROUTE_NAMESPACE", "OTEL_EXPORTER_OTLP_ENDPOINT", "REROUTE_CREDENTIALS"}
     return {k: v for k, v in os.environ.items() if k not in dropped} | {
         "COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_INTAKE_HTTP_PORT": "auto", "REROUTE_CALENDAR_PORT": "auto",
+        "REROUTE_CONSOLE_PORT": "auto",
         **extra}
 
 

@@ -1,0 +1,1 @@
+"""The web console for the people who run the service (apps/console/app.py)."""

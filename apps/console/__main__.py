@@ -1,0 +1,70 @@
+"""`python -m apps.console`: the web console, until SIGTERM or Ctrl-C (`reroute up` runs it beside the services).
+
+It connects to NATS as the console (NATS_URL names its user), hears safeguarding alerts, serves HTTP on
+REROUTE_CONSOLE_HOST:REROUTE_CONSOLE_PORT, and writes its address to <data dir>/console.url."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from apps.console.app import create_app
+from apps.console.client import ServicesClient, connect
+from apps.console.live import AlertFeed
+from apps.console.settings import URL_FILE, ConsoleSettings
+from shared.http import HttpServer
+from shared.logs import configure_logging
+from shared.settings import ConfigurationError, keep_files_private
+from shared.subjects import Subjects
+
+log = logging.getLogger("apps.console")
+
+
+async def serve(settings: ConsoleSettings) -> None:
+    nc = await connect(settings)
+    subjects = Subjects(settings.namespace)
+    alerts = AlertFeed()
+    await alerts.start(nc, subjects.alert("*"))
+    app = create_app(settings, ServicesClient(nc, subjects), alerts)
+    tls = {"ssl_certfile": str(settings.console_tls_cert), "ssl_keyfile": str(settings.console_tls_key)} \
+        if settings.console_tls_cert and settings.console_tls_key else {}
+    server = HttpServer(app, host=settings.console_host, port=settings.console_port, name="console",
+                        port_setting="REROUTE_CONSOLE_PORT", what="web console", **tls)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    url = settings.console_public_url or server.url or ""
+    if settings.console_tls_cert:
+        url = url.replace("http://", "https://", 1)
+    (settings.data_dir / URL_FILE).write_text(url + "\n")
+    try:
+        await stop.wait()
+    finally:
+        (settings.data_dir / URL_FILE).unlink(missing_ok=True)
+        await server.stop()
+        await alerts.stop()
+        await nc.close()
+
+
+def main() -> None:
+    try:
+        settings = ConsoleSettings()
+    except ValidationError as exc:
+        sys.exit(f"console: bad configuration: {'; '.join(e['msg'] for e in exc.errors())}")
+    keep_files_private()
+    configure_logging("console", settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(serve(settings))
+    except ConfigurationError as exc:
+        sys.exit(f"console: {exc}")
+
+
+if __name__ == "__main__":
+    main()

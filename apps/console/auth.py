@@ -1,0 +1,289 @@
+"""Who may use the console, and how they prove it: sessions, the role guard every route declares, CSRF, log-in.
+
+- **Sessions** live in this process's memory (a random key in an HttpOnly, SameSite=Strict cookie; Secure and
+  `__Host-` prefixed when people reach the console over TLS). A log-in ends after `console_idle_minutes` without a
+  request and after `console_session_hours` in all; logging in gives a new key (no session fixation). A restart logs
+  everyone out; run one console replica (or sticky sessions).
+- **Guards.** Every route names who may use it with exactly one guard: `Needs(roles)` (logged in, with one of
+  them, checked against `people.whoami` on every request, so a removed person or a withdrawn role is refused at once)
+  or `Open(why)` (the log-in page, logging out). An area's router carries its `Needs` (apps/console/areas.py);
+  `routes_of(app)` reads them back, and a test holds that no route is without one.
+- **CSRF.** Every request that is not GET/HEAD must carry the session's token, in the form field `csrf_token` or
+  the `X-CSRF-Token` header (htmx sends it, from `hx-headers` on <body>), and an Origin, when the browser sends one,
+  of this console.
+- **Log-in.** intake checks the console password (argon2id; five wrong in a row lock that person's log-in for 15
+  minutes: services/intake/console_logins.py); here each client address gets `console_login_attempts` tries per
+  5 minutes. A one-time password (an admin's `reroute people console-password`) opens only the page where the person
+  chooses their own.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import iter_route_contexts
+
+from apps.console.client import Person
+from apps.console.rendering import render
+from apps.console.sessions import Session, cookie_name
+from apps.console.settings import ConsoleSettings
+from apps.console.state import state_of
+from shared.contracts.intake_rpc import (
+    CONSOLE_LOGIN,
+    CONSOLE_PASSWORD,
+    CONSOLE_PASSWORD_MIN,
+    ConsoleLoginRequest,
+    ConsolePasswordChange,
+)
+from shared.contracts.rpc import ANY_ROLE, ErrorCode, Role, ServiceError
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+# --- refusals, each turned into a page or a redirect by the handlers in app.py ------------------------------------
+
+class LoginNeeded(Exception):
+    """Not logged in (or the log-in ended): to the log-in page, then back."""
+
+
+class PasswordNeeded(Exception):
+    """Logged in with a one-time password: to the page where they choose their own."""
+
+
+class NotAllowed(Exception):
+    """Logged in, but none of their roles may use this."""
+
+    def __init__(self, person: Person, roles: frozenset[Role]) -> None:
+        super().__init__(f"{person.person_id} lacks {sorted(roles)}")
+        self.person, self.roles = person, roles
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without this session's token, or from another site."""
+
+
+# --- guards --------------------------------------------------------------------------------------------------------
+
+class Guard:
+    """Who may use a route. Every route has exactly one (`guard_of`)."""
+
+    roles: frozenset[Role] = frozenset()
+
+
+class Open(Guard):
+    """Anyone may use it, logged in or not (the log-in page itself); `why` says why that is safe."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    async def __call__(self) -> None:
+        return None
+
+
+class Needs(Guard):
+    """Logged in, with one of `roles` as intake has them now (`people.whoami`, asked on every request; each request
+    keeps the log-in alive, a live stream only as it opens). `choosing_password`: also while the person has only a
+    one-time password (the page where they choose their own)."""
+
+    def __init__(self, roles: frozenset[Role], *, choosing_password: bool = False) -> None:
+        if not roles:
+            raise ValueError("Needs at least one role: use Open(why) for a page anyone may see")
+        self.roles, self.choosing_password = frozenset(roles), choosing_password
+
+    async def __call__(self, request: Request) -> Person:
+
+        console = state_of(request)
+        session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+        if session is None or session.person is None:
+            raise LoginNeeded()
+        if session.choosing_password and not self.choosing_password:
+            raise PasswordNeeded()
+        person = await console.client.whoami(session.person.person_id)
+        if person is None:  # removed since they logged in
+            console.sessions.end(session)
+            raise LoginNeeded()
+        session.person = person
+        request.state.session, request.state.person = session, person
+        console.sessions.touch(session)
+        if not person.may(self.roles):
+            raise NotAllowed(person, self.roles)
+        return person
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One route of the console as served: its path template, methods, tags and the guard it declared."""
+
+    path: str
+    methods: frozenset[str]
+    tags: tuple[str, ...]
+    guard: Guard | None
+
+
+def routes_of(app: FastAPI) -> list[RouteInfo]:
+    """Every API route of the app, its included routers' too (not the static files' mount), with its guard: the one
+    `Guard` among its dependencies, or None when it has none (or several, which is as wrong)."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is None or route.path is None:
+            continue
+        guards = [d.call for d in dependant.dependencies if isinstance(d.call, Guard)]
+        found.append(RouteInfo(route.path, frozenset(route.methods or ()), tuple(getattr(route, "tags", ())),
+                               guards[0] if len(guards) == 1 else None))
+    return found
+
+
+def current_person(request: Request) -> Person:
+    """The person the route's guard let in (a route without a `Needs` guard has none: a bug, not a refusal)."""
+    person: Person = request.state.person
+    return person
+
+
+def current_session(request: Request) -> Session:
+    session: Session = request.state.session
+    return session
+
+
+Me = Annotated[Person, Depends(current_person)]
+MySession = Annotated[Session, Depends(current_session)]
+
+
+async def csrf_protected(request: Request) -> None:
+    """App-wide: a request that changes anything carries this session's token and comes from this console."""
+    if request.method in SAFE_METHODS:
+        return
+
+    console = state_of(request)
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise CsrfRefused()
+    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    token = request.headers.get(CSRF_HEADER)
+    if token is None:
+        form = await request.form()  # parsed once: the route's Form fields read the same
+        value = form.get(CSRF_FIELD)
+        token = value if isinstance(value, str) else None
+    if session is None or token is None or not secrets.compare_digest(token, session.csrf):
+        raise CsrfRefused()
+
+
+# --- log-in, choosing a password, logging out ----------------------------------------------------------------------
+
+router = APIRouter()
+_LOGIN_PAGE = Open("the log-in page: it shows nothing but the form")
+_LOGOUT = Open("logging out ends whatever session the cookie names, and nothing else")
+_CHOOSING = Needs(ANY_ROLE, choosing_password=True)
+
+
+def local_path(target: str | None) -> str:
+    """Where to go after logging in: a path on this console only (never another site: no open redirect)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
+        return target
+    return "/"
+
+
+def set_session_cookie(response: Response, session: Session, settings: ConsoleSettings) -> None:
+    response.set_cookie(cookie_name(settings), session.key, httponly=True, samesite="strict", secure=settings.tls,
+                        path="/", max_age=int(settings.console_session_hours * 3600))
+
+
+@router.get("/login", dependencies=[Depends(_LOGIN_PAGE)])
+async def login_page(request: Request, next: str = "/") -> Response:
+    console = state_of(request)
+    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    if session is not None and session.person is not None and not session.choosing_password:
+        return RedirectResponse(local_path(next), status_code=303)  # logged in already
+    fresh = session is None
+    if session is None:
+        session = console.sessions.new()
+    response = render(request, "login.html", session=session, next=local_path(next))
+    if fresh:
+        set_session_cookie(response, session, console.settings)
+    return response
+
+
+@router.post("/login", dependencies=[Depends(_LOGIN_PAGE)])
+async def login(request: Request, person_id: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "/") -> Response:
+    console = state_of(request)
+    before = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    assert before is not None  # csrf_protected refused a request without one
+
+    def again(problem: str, status: int) -> Response:
+        return render(request, "login.html", session=before, next=local_path(next), problem=problem,
+                      person_id=person_id, status_code=status)
+
+    if not console.limiter.allow(request.client.host if request.client else "-"):
+        return again("Too many log-in attempts from this computer: wait five minutes, then try again.", 429)
+    person_id = person_id.strip().lower()
+    if not person_id or not password:
+        return again("Give your person id and your console password.", 400)
+    if len(person_id) > 64 or len(password) > 1024:
+        return again("Not logged in: wrong person id or password.", 401)
+    try:
+        logged = await console.client.call(CONSOLE_LOGIN, ConsoleLoginRequest(person_id=person_id, password=password))
+    except ServiceError as exc:
+        if exc.code == ErrorCode.UNAVAILABLE:
+            return again(f"Cannot check your password just now: {exc.message}.", 503)
+        if exc.code == ErrorCode.REFUSED:
+            return again(f"Not logged in: {exc.message}.", 401)
+        return again("Not logged in: wrong person id or password.", 401)
+    console.sessions.end(before)
+    session = console.sessions.new(Person(logged.person_id, frozenset(logged.roles)))
+    session.choosing_password = logged.one_time
+    response = RedirectResponse("/password" if logged.one_time else local_path(next), status_code=303)
+    set_session_cookie(response, session, console.settings)
+    return response
+
+
+@router.get("/password", dependencies=[Depends(_CHOOSING)])
+async def password_page(request: Request, person: Me, session: MySession) -> Response:
+    return render(request, "password.html", session=session, minimum=CONSOLE_PASSWORD_MIN, who=person.person_id)
+
+
+@router.post("/password", dependencies=[Depends(_CHOOSING)])
+async def choose_password(request: Request, person: Me, session: MySession,
+                          current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
+                          repeated: Annotated[str, Form()] = "") -> Response:
+    console = state_of(request)
+
+    def again(problem: str, status: int) -> Response:
+        return render(request, "password.html", session=session, minimum=CONSOLE_PASSWORD_MIN, problem=problem,
+                      who=person.person_id, status_code=status)
+
+    if not CONSOLE_PASSWORD_MIN <= len(new) <= 1024 or len(current) > 1024:
+        return again(f"Your new password must have at least {CONSOLE_PASSWORD_MIN} characters (and at most 1024).", 400)
+    if new != repeated:
+        return again("The new password and its repetition differ: type them again.", 400)
+    try:
+        await console.client.call(CONSOLE_PASSWORD, ConsolePasswordChange(
+            person_id=person.person_id, current_password=current, new_password=new))
+    except ServiceError as exc:
+        status = 503 if exc.code == ErrorCode.UNAVAILABLE else 400
+        return again(f"Your password is not changed: {exc.message}.", status)
+    console.sessions.end(session)
+    renewed = console.sessions.new(person, notices=["Your password is changed."])
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, renewed, console.settings)
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(_LOGOUT)])
+async def logout(request: Request) -> Response:
+
+    console = state_of(request)
+    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    if session is not None:
+        console.sessions.end(session)
+    after = console.sessions.new(notices=["You have logged out."])
+    response = RedirectResponse("/login", status_code=303)
+    set_session_cookie(response, after, console.settings)
+    return response

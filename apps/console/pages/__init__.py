@@ -1,0 +1,9 @@
+"""The console's page areas, each a module here with its router and templates/<name>/ (apps/console/areas.py).
+To add one: write pages/<name>.py with `AREA = area(...)` and its routes, its templates, and list it below."""
+
+from __future__ import annotations
+
+from apps.console.areas import Area
+from apps.console.pages import alerts
+
+AREAS: list[Area] = [alerts.AREA]

@@ -1,0 +1,98 @@
+"""The console's sessions, in this process's memory, and the log-in attempts each client address may make.
+
+A session's key is random (32 bytes) and travels only in an HttpOnly, SameSite=Strict cookie, Secure and `__Host-`
+prefixed when people reach the console over TLS (on plain http the browser would drop a Secure cookie; the console
+then listens on loopback only, where the traffic never leaves the machine). It ends after `console_idle_minutes`
+without a request and after `console_session_hours` in all; a restart ends every session.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from apps.console.client import Person
+from apps.console.settings import ConsoleSettings
+
+LOGIN_WINDOW_SECONDS = 300.0
+
+
+def cookie_name(settings: ConsoleSettings) -> str:
+    """`__Host-` makes the browser refuse the cookie unless it is Secure, for this host only, on path /."""
+    return "__Host-reroute-console" if settings.tls else "reroute-console"
+
+
+@dataclass
+class Session:
+    key: str
+    csrf: str
+    started: float
+    seen: float
+    person: Person | None = None
+    choosing_password: bool = False
+    """Logged in with a one-time password: nothing but choosing their own until they have."""
+    notices: list[str] = field(default_factory=list)
+    """Said once on the next page (what a form did, after its redirect)."""
+
+
+class Sessions:
+    """The sessions of this process, by key; an expired one is gone when next looked up."""
+
+    def __init__(self, *, idle_seconds: float, lifetime_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._by_key: dict[str, Session] = {}
+        self.idle_seconds, self.lifetime_seconds, self._clock = idle_seconds, lifetime_seconds, clock
+
+    def new(self, person: Person | None = None, *, notices: list[str] | None = None) -> Session:
+        now = self._clock()
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now, person,
+                          notices=notices or [])
+        self._by_key[session.key] = session
+        self._sweep(now)
+        return session
+
+    def find(self, key: str | None) -> Session | None:
+        session = self._by_key.get(key) if key else None
+        if session is None:
+            return None
+        now = self._clock()
+        if now - session.seen > self.idle_seconds or now - session.started > self.lifetime_seconds:
+            self.end(session)
+            return None
+        return session
+
+    def touch(self, session: Session) -> None:
+        session.seen = self._clock()
+
+    def alive(self, session: Session) -> bool:
+        """Still current (a live page asks, without keeping it alive)."""
+        return self.find(session.key) is session
+
+    def end(self, session: Session) -> None:
+        self._by_key.pop(session.key, None)
+
+    def _sweep(self, now: float) -> None:
+        for session in [s for s in self._by_key.values() if now - s.seen > self.idle_seconds
+                        or now - s.started > self.lifetime_seconds]:
+            self.end(session)
+
+
+class LoginLimiter:
+    """At most `attempts` log-in attempts per client address in a sliding `LOGIN_WINDOW_SECONDS`."""
+
+    def __init__(self, attempts: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self._clock = attempts, clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, address: str) -> bool:
+        now = self._clock()
+        seen = self._seen.setdefault(address, deque())
+        while seen and now - seen[0] > LOGIN_WINDOW_SECONDS:
+            seen.popleft()
+        if len(seen) >= self.attempts:
+            return False
+        seen.append(now)
+        return True

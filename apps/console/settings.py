@@ -1,0 +1,62 @@
+"""The console's settings (REROUTE_CONSOLE_*, beside the NATS and data-dir settings every reroute process reads):
+read once at start, refused at start when they would serve the console unsafely."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from shared.settings import HttpPort, ServiceSettings
+
+URL_FILE = "console.url"
+"""Where the running console writes its address in the data dir (`reroute up` prints it)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ConsoleSettings(ServiceSettings):
+    """The web console: where it listens, how it is reached, and how long a log-in lasts."""
+
+    console_host: str = Field(default="127.0.0.1", description=(
+        "Address it listens on: loopback unless it is served over TLS (REROUTE_CONSOLE_TLS_CERT, or "
+        "REROUTE_CONSOLE_PUBLIC_URL naming the https address of a TLS-terminating proxy in front of it)."))
+    console_port: HttpPort = Field(default=8083, description="Its port; auto: any free port (written to console.url).")
+    console_public_url: str | None = Field(default=None, description=(
+        "The https address people reach it at, through a proxy that terminates TLS: its cookies are then Secure "
+        "(and `__Host-` prefixed) and it sends Strict-Transport-Security."))
+    console_tls_cert: Path | None = Field(default=None, description="Serve TLS itself: the certificate chain (PEM).")
+    console_tls_key: Path | None = Field(default=None, description="...and its private key (PEM).")
+    console_idle_minutes: float = Field(default=15, gt=0, le=24 * 60, description=(
+        "A log-in ends after this long without a request (an open live page does not keep it alive)."))
+    console_session_hours: float = Field(default=12, gt=0, le=7 * 24, description="A log-in ends after this long.")
+    console_login_attempts: int = Field(default=10, ge=1, le=1000, description=(
+        "Log-in attempts one client address may make in 5 minutes (each person's own lock-out is intake's: five "
+        "wrong passwords in a row)."))
+
+    @model_validator(mode="after")
+    def _served_safely(self) -> ConsoleSettings:
+        if (self.console_tls_cert is None) != (self.console_tls_key is None):
+            raise ValueError("give both REROUTE_CONSOLE_TLS_CERT and REROUTE_CONSOLE_TLS_KEY, or neither")
+        if self.console_public_url is not None and not self.console_public_url.startswith("https://"):
+            raise ValueError("REROUTE_CONSOLE_PUBLIC_URL must be an https:// address (the console is served over TLS "
+                             "or on loopback only)")
+        if not is_loopback(self.console_host) and not self.tls:
+            raise ValueError(f"REROUTE_CONSOLE_HOST={self.console_host} is not a loopback address: the console serves "
+                             "children's data, so it listens beyond this machine only over TLS (set "
+                             "REROUTE_CONSOLE_TLS_CERT and REROUTE_CONSOLE_TLS_KEY, or REROUTE_CONSOLE_PUBLIC_URL to "
+                             "the https address of the proxy in front of it)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether people reach it over TLS (its own, or a proxy's): cookies are Secure then."""
+        return self.console_tls_cert is not None or self.console_public_url is not None
