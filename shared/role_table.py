@@ -31,7 +31,8 @@ def markdown() -> str:
             continue
         rows.append(f"| {name} | {' | '.join('yes' if r in endpoint.roles else '' for r in roles)} |")
     note = ("No person may ask (the services ask them of each other; `reroute up`'s supervisor and a deployment's "
-            f"operator account ask the `.nats` ones and `people.bootstrap`): {'; '.join(services_only)}.")
+            f"operator account ask the `.nats` ones and `people.bootstrap`, the web console the `console.` ones, for "
+            f"the person logging in): {'; '.join(services_only)}.")
     return "\n".join([*rows, "", note])
 
 

@@ -17,7 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.console import auth
-from apps.console.auth import CsrfRefused, LoginNeeded, MySession, Needs, NotAllowed, Open, PasswordNeeded
+from apps.console.areas import NOT_PAGES, TEXT
+from apps.console.auth import CsrfRefused, LoginNeeded, MySession, Needs, NotAllowed, Open, PasswordNeeded, routes_of
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.pages import AREAS
@@ -109,7 +110,7 @@ def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertF
         """The areas the person may use."""
         return render(request, "home.html", session=session)
 
-    @app.get("/healthz", dependencies=[Depends(Open("says only that the console answers"))])
+    @app.get("/healthz", dependencies=[Depends(Open("says only that the console answers"))], tags=[TEXT])
     async def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
@@ -118,3 +119,9 @@ def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertF
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders, tls=settings.tls)
     return app
+
+
+def pages(app: FastAPI) -> set[str]:
+    """The paths of the routes that serve a whole page (GET, not a fragment, a stream or plain text): each one is
+    checked with axe-core in a real browser (tests/browser)."""
+    return {r.path for r in routes_of(app) if "GET" in r.methods and not NOT_PAGES & set(r.tags)}

@@ -22,6 +22,9 @@ FRAGMENT = "fragment"
 """The tag of a route that serves part of a page (htmx swaps it in): checked for accessibility within its page."""
 STREAM = "stream"
 """The tag of a route that serves server-sent events, not HTML."""
+TEXT = "text"
+"""The tag of a route that serves plain text (a probe)."""
+NOT_PAGES = frozenset({FRAGMENT, STREAM, TEXT})
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def test_applications_import_no_service() -> None:
 def test_tests_share_helpers_only_through_tests_support() -> None:
     """Builders live in tests/support/: no test imports another test module or conftest, and bench/ is reached
     only through tests/support/schedules.py."""
-    test_modules = ("tests.unit", "tests.integration", "tests.e2e", "tests.faults", "tests.conftest")
+    test_modules = ("tests.unit", "tests.integration", "tests.e2e", "tests.faults", "tests.browser", "tests.conftest")
     for path in (ROOT / "tests").rglob("*.py"):
         for name in _imports(path):
             assert not name.startswith(test_modules), f"{path} imports {name}: move what it needs to tests/support/"

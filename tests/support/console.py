@@ -1,0 +1,136 @@
+"""The web console as people use it: a real `reroute up` (NATS with users, the three services, the console), people
+made with `reroute people add` and given one-time console passwords, and Debian's Chromium driven by Playwright.
+
+Without Chromium the browser tests are skipped, saying so; REROUTE_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from apps.console.settings import URL_FILE
+from tests.support.cluster import referral
+from tests.support.local_up import REROUTE, LocalUp, up_env
+
+CHROMIUM = os.environ.get("REROUTE_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium_or_skip() -> str:
+    """Debian's Chromium (REROUTE_CHROMIUM to use another); a named skip without it, or a failure under
+    REROUTE_REQUIRE_BROWSER=1."""
+    found = shutil.which(CHROMIUM)
+    if found is None:
+        why = (f"no Chromium at {CHROMIUM}: install Debian's (`apt-get install chromium`, DEVELOPERS.md) to run the "
+               "console's browser tests")
+        if os.environ.get("REROUTE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REROUTE_REQUIRE_BROWSER=1, but {why}", pytrace=False)
+        pytest.skip(why)
+    return found
+
+
+def said(done: subprocess.CompletedProcess[str]) -> str:
+    return " ".join((done.stdout + done.stderr).split())
+
+
+@dataclass
+class ConsoleStack:
+    """`reroute up` with its console, and the CLI as its first admin."""
+
+    up: LocalUp
+    url: str
+    home: Path
+
+    @classmethod
+    async def launch(cls, root: Path) -> ConsoleStack:
+        # every test logs in from 127.0.0.1: the per-address limit is the unit tests' (the per-person lock-out is
+        # tested here)
+        up = LocalUp.launch(root / "data", REROUTE_CONSOLE_LOGIN_ATTEMPTS="1000")
+        await up.until_running()
+        home = root / "home"
+        home.mkdir()
+        return cls(up, (up.data_dir / URL_FILE).read_text().strip(), home)
+
+    def stop(self) -> None:
+        self.up.stop()
+        self.up.drop_schemas()
+
+    def reroute(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(REROUTE), *args, "--data-dir", str(self.up.data_dir)], env=up_env(), cwd=self.home,
+                              capture_output=True, text=True, timeout=90, check=False)
+
+    def person(self, *roles: str) -> str:
+        """A new person with these roles (a unique id)."""
+        person_id = f"p-{uuid.uuid4().hex[:8]}"
+        done = self.reroute("people", "add", person_id, *(f"--role={r}" for r in roles), "--out",
+                            str(self.home / f"{person_id}.json"))
+        assert done.returncode == 0, said(done)
+        return person_id
+
+    def one_time_password(self, person_id: str) -> str:
+        done = self.reroute("people", "console-password", person_id)
+        found = re.search(rf"One-time console password for {re.escape(person_id)}: (\S+)", done.stdout)
+        assert done.returncode == 0 and found, said(done)
+        return found[1]
+
+    def refer(self, *indicators: str) -> str:
+        """A referral from the agency `demo` with these indicators; its referral id once it is accepted."""
+        arid = f"CONSOLE-{uuid.uuid4().hex[:8]}"
+        path = self.home / f"{arid}.json"
+        path.write_text(json.dumps([referral(arid, language="en", indicators=list(indicators))]))
+        done = self.reroute("submit", str(path), "--agency", "demo", "--timeout", "30")
+        found = re.search(rf"{re.escape(arid)}\s*│\s*(ref_[0-9a-f]+)", done.stdout)
+        assert found, said(done)
+        return found[1]
+
+
+async def log_in(page: Page, stack: ConsoleStack, person_id: str, password: str, *, path: str = "/") -> None:
+    """Log in on the log-in page (with a one-time password: then choose one's own)."""
+    await page.goto(stack.url + path)
+    await page.get_by_label("Person id").fill(person_id)
+    await page.get_by_label("Console password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_load_state()
+
+
+async def new_person_logged_in(browser: Browser, stack: ConsoleStack, *roles: str, path: str = "/"
+                               ) -> tuple[str, Page]:
+    """A new person with these roles, logged in with their own password (chosen after the one-time one), on `path`."""
+    person_id = stack.person(*roles)
+    one_time = stack.one_time_password(person_id)
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, stack, person_id, one_time, path=path)
+    await expect(page.get_by_role("heading", name="Choose your console password")).to_be_visible()
+    await page.get_by_label("Your current password").fill(one_time)
+    await page.get_by_label("New password", exact=True).fill(f"{person_id} long and private")
+    await page.get_by_label("New password again").fill(f"{person_id} long and private")
+    await page.get_by_role("button", name="Save my password").click()
+    await expect(page.get_by_text("Your password is changed.")).to_be_visible()
+    if path != "/":
+        await page.goto(stack.url + path)
+    return person_id, page
+
+
+async def csrf_token(page: Page) -> str:
+    """The session's CSRF token, as the page's own forms carry it."""
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert token
+    return token
+
+
+async def accessible(page: Page) -> None:
+    """axe-core finds nothing serious or critical on the page as it is now (each problem named, with where)."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v.get("impact") in {"serious", "critical"}]
+    assert not bad, f"{page.url}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in bad)

@@ -1,0 +1,59 @@
+"""How to reach each page of the console in the browser, as a person who may see it, for the accessibility test
+(tests/browser/test_every_page.py): a page the app serves that is missing here fails that test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from playwright.async_api import Browser, Page, expect
+
+from apps.console.app import create_app, pages
+from apps.console.client import ServicesClient
+from apps.console.live import AlertFeed
+from apps.console.settings import ConsoleSettings
+from tests.support.console import ConsoleStack, log_in, new_person_logged_in
+
+Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
+
+
+def page_routes() -> set[str]:
+    """The console's page routes, read from the app itself."""
+    return pages(create_app(ConsoleSettings(), cast(ServicesClient, None), AlertFeed()))
+
+
+async def _login(browser: Browser, stack: ConsoleStack) -> Page:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(stack.url + "/login")
+    return page
+
+
+async def _password(browser: Browser, stack: ConsoleStack) -> Page:
+    person = stack.person("scheduler")
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, stack, person, stack.one_time_password(person))
+    await expect(page.get_by_role("heading", name="Choose your console password")).to_be_visible()
+    return page
+
+
+async def _home(browser: Browser, stack: ConsoleStack) -> Page:
+    return (await new_person_logged_in(browser, stack, "dsl", "scheduler"))[1]
+
+
+async def _alerts(browser: Browser, stack: ConsoleStack) -> Page:
+    """With open alerts (one overdue) and an acknowledged one."""
+    await asyncio.to_thread(stack.refer, "threat_to_life_warning", "intent_to_use_weapon")
+    _, page = await new_person_logged_in(browser, stack, "dsl", path="/alerts")
+    await page.locator("li.alert").first.get_by_role("button").click()
+    await expect(page.locator("ul.done li").first).to_be_visible()
+    await expect(page.locator("li.alert.overdue").first).to_be_visible()
+    return page
+
+
+PAGES: dict[str, Reach] = {
+    "/login": _login,
+    "/password": _password,
+    "/": _home,
+    "/alerts": _alerts,
+}

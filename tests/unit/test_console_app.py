@@ -1,0 +1,95 @@
+"""The console's structure, read from the app itself: every route declares exactly one guard (the roles it needs, or
+why anyone may use it), an area's routes need the area's roles, every route that changes anything is CSRF-checked;
+sessions end when idle or old; log-in attempts are limited per address; it refuses to listen beyond loopback without
+TLS; after logging in it goes only to a path on the console itself."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+from pydantic import ValidationError
+
+from apps.console.app import create_app, pages
+from apps.console.auth import Needs, Open, csrf_protected, local_path, routes_of
+from apps.console.client import ServicesClient
+from apps.console.live import AlertFeed
+from apps.console.pages import AREAS
+from apps.console.sessions import LoginLimiter, Sessions
+from apps.console.settings import ConsoleSettings
+
+APP = create_app(ConsoleSettings(), cast(ServicesClient, None), AlertFeed())
+OPEN = {("/login", "GET"), ("/login", "POST"), ("/logout", "POST"), ("/healthz", "GET")}
+"""The routes anyone may use: a new one is added here on purpose, or it must need a role."""
+
+
+def test_every_route_declares_who_may_use_it() -> None:
+    routes = routes_of(APP)
+    assert {r.path for r in routes} >= {"/", "/login", "/alerts", "/alerts/{alert_id}/ack"}
+    unguarded = [r.path for r in routes if r.guard is None]
+    assert not unguarded, f"routes without exactly one guard (Needs or Open): {unguarded}"
+    opened = {(r.path, m) for r in routes if isinstance(r.guard, Open) for m in r.methods}
+    assert opened == OPEN
+
+
+def test_an_areas_routes_need_its_roles() -> None:
+    for area in AREAS:
+        mine = [r for r in routes_of(APP) if r.path == area.href or r.path.startswith(area.href + "/")]
+        assert mine, f"area {area.name} has no routes"
+        assert all(isinstance(r.guard, Needs) and r.guard.roles == area.roles for r in mine), area.name
+
+
+def test_every_route_is_csrf_checked() -> None:
+    from fastapi.routing import iter_route_contexts
+
+    for route in iter_route_contexts(APP.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None:
+            assert any(d.call is csrf_protected for d in dependant.dependencies), route.path
+
+
+def test_pages_are_the_whole_page_routes() -> None:
+    assert pages(APP) == {"/", "/login", "/password", "/alerts"}
+
+
+def test_a_session_ends_when_idle_or_too_old() -> None:
+    now = [0.0]
+    sessions = Sessions(idle_seconds=900, lifetime_seconds=3600, clock=lambda: now[0])
+    session = sessions.new()
+    for _ in range(4):
+        now[0] += 800
+        assert sessions.find(session.key) is session
+        sessions.touch(session)
+    now[0] += 500  # 3700 s since it began, though used 500 s ago
+    assert sessions.find(session.key) is None
+    idle = sessions.new()
+    now[0] += 901
+    assert sessions.find(idle.key) is None and sessions.find(None) is None
+
+
+def test_log_in_attempts_are_limited_per_address() -> None:
+    now = [0.0]
+    limiter = LoginLimiter(3, clock=lambda: now[0])
+    assert [limiter.allow("10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("10.0.0.2")
+    now[0] += 301
+    assert limiter.allow("10.0.0.1")
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "", None,
+                                    "alerts"])
+def test_after_log_in_only_a_path_on_the_console(target: str | None) -> None:
+    assert local_path(target) == "/"
+
+
+def test_a_path_on_the_console_is_kept() -> None:
+    assert local_path("/alerts?x=1") == "/alerts?x=1"
+
+
+def test_it_listens_beyond_loopback_only_over_tls() -> None:
+    with pytest.raises(ValidationError, match="not a loopback address"):
+        ConsoleSettings(console_host="0.0.0.0")
+    with pytest.raises(ValidationError, match="must be an https"):
+        ConsoleSettings(console_host="0.0.0.0", console_public_url="http://console.example.org")
+    behind = ConsoleSettings(console_host="0.0.0.0", console_public_url="https://console.example.org")
+    assert behind.tls and not ConsoleSettings().tls
