@@ -15,9 +15,11 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
-from starlette.routing import BaseRoute, Match
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.settings import ConfigurationError, HttpPort
@@ -39,7 +41,8 @@ class AccessLog:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._routes: list[BaseRoute] = list(getattr(app, "routes", []))
+        # each route as served, those of included routers too (FastAPI keeps an included router as one entry)
+        self._routes: list[Any] = list(iter_route_contexts(getattr(app, "routes", [])))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

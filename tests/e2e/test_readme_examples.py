@@ -79,7 +79,8 @@ def _env() -> dict[str, str]:
     dropped = {"NATS_URL", "REROUTE_NATS_URL", "DATABASE_URL", "REROUTE_DATABASE_URL", "REROUTE_DATA_DIR",
                "REROUTE_NAMESPACE", "OTEL_EXPORTER_OTLP_ENDPOINT"}
     return {k: v for k, v in os.environ.items() if k not in dropped} | {
-        "COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_INTAKE_HTTP_PORT": "auto", "REROUTE_CALENDAR_PORT": "auto"}
+        "COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_INTAKE_HTTP_PORT": "auto", "REROUTE_CALENDAR_PORT": "auto",
+        "REROUTE_CONSOLE_PORT": "auto"}
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     return env | {"COLUMNS": "250", "PYTHONUNBUFFERED": "1", "REROUTE_UP_PING_SECONDS": "0.5",
                   "REROUTE_UP_HUNG_AFTER_SECONDS": "3", "REROUTE_INTAKE_HTTP_PORT": "auto",
-                  "REROUTE_CALENDAR_PORT": "auto"}
+                  "REROUTE_CALENDAR_PORT": "auto", "REROUTE_CONSOLE_PORT": "auto"}
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -213,7 +213,7 @@ async def test_a_second_up_on_the_same_data_dir_is_refused_and_touches_nothing(s
     assert "Nothing was started or changed." in said
     assert _snapshot(data_dir) == before
     assert (data_dir / "up.lock").read_text() == f"{first}\n"
-    assert stack.up.children() == children and len(children) == 4
+    assert stack.up.children() == children and len(children) == 5  # nats-server, the three services, the console
     assert await all_ready(stack.nc) == pids
 
 
@@ -282,8 +282,8 @@ async def test_sigkill_of_up_takes_its_children_down_and_a_new_up_starts_on_the_
     try:
         await first.until_running()
         children = first.children()
-        assert sorted(cmd.split()[-1] if "services." in cmd else "nats-server" for cmd in children.values()) == [
-            "nats-server", "services.intake", "services.risk", "services.scheduling"], children
+        assert sorted(cmd.split()[-1] if " -m " in cmd else "nats-server" for cmd in children.values()) == [
+            "apps.console", "nats-server", "services.intake", "services.risk", "services.scheduling"], children
 
         first.proc.kill()
         first.proc.wait(timeout=10)

@@ -93,3 +93,12 @@ def test_it_listens_beyond_loopback_only_over_tls() -> None:
         ConsoleSettings(console_host="0.0.0.0", console_public_url="http://console.example.org")
     behind = ConsoleSettings(console_host="0.0.0.0", console_public_url="https://console.example.org")
     assert behind.tls and not ConsoleSettings().tls
+
+
+def test_the_access_log_names_an_areas_route_not_the_path_asked() -> None:
+    """An alert id (or any id) in a path stays out of the log: the route's template is written instead."""
+    from shared.http import AccessLog
+
+    scope = {"type": "http", "path": "/alerts/alert:ref_0123:E01_immediate_danger:1/ack", "method": "POST",
+             "root_path": ""}
+    assert AccessLog(APP)._route(scope) == "/alerts/{alert_id}/ack"

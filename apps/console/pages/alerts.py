@@ -105,10 +105,17 @@ async def acknowledge(request: Request, me: Me, session: MySession, alert_id: st
     return RedirectResponse(AREA.href, status_code=303)
 
 
+ENDED = 'Your log-in has ended, so new alerts no longer appear here: <a href="/login?next=%2Falerts">log in again</a>.'
+
+
+def _event(name: str, html: str) -> str:
+    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n"
+
+
 @AREA.router.get("/events", tags=[STREAM])
 async def events(request: Request, me: Me, session: MySession) -> Response:
-    """Server-sent events: `alert` with a sentence for screen readers each time an alert is raised; the stream ends
-    when the log-in does."""
+    """Server-sent events: `alert` with a sentence for screen readers each time an alert is raised; `ended` when the
+    log-in does (the page says so and stops listening)."""
     console = state_of(request)
     announce = console.templates.get_template("alerts/announce.html")
 
@@ -121,8 +128,8 @@ async def events(request: Request, me: Me, session: MySession) -> Response:
                 except TimeoutError:
                     yield ": still here\n\n"
                     continue
-                html = announce.render(alert=alert, local=local)
-                yield "event: alert\n" + "".join(f"data: {line}\n" for line in html.splitlines() or [""]) + "\n"
+                yield _event("alert", announce.render(alert=alert, local=local))
+            yield _event("ended", ENDED)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
