@@ -30,7 +30,8 @@ keys_app = typer.Typer(help="Intake's encryption keys.", no_args_is_help=True)
 console = Console()
 _COUNTS = ("checked", "reencrypted", "encrypted", "current", "changed", "unreadable")
 _WHAT: dict[EncryptedTable, str] = {"referral": "referral bodies", "equality_monitoring": "equality answers",
-                                    "dead_letters": "dead letters"}
+                                    "dead_letters": "dead letters",
+                                    "console_credential": "authenticator secrets"}
 
 
 @keys_app.command("reencrypt")

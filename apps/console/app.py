@@ -18,7 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.console import auth
 from apps.console.areas import NOT_PAGES, TEXT
-from apps.console.auth import CsrfRefused, LoginNeeded, MySession, Needs, NotAllowed, Open, PasswordNeeded, routes_of
+from apps.console.auth import (
+    CsrfRefused,
+    LoginNeeded,
+    MySession,
+    Needs,
+    NotAllowed,
+    Open,
+    PasswordNeeded,
+    SecondFactorNeeded,
+    routes_of,
+)
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.pages import AREAS
@@ -83,6 +93,10 @@ def _refusals(app: FastAPI) -> None:
     @app.exception_handler(PasswordNeeded)
     async def password_needed(request: Request, _: PasswordNeeded) -> Response:
         return RedirectResponse("/password", status_code=303)
+
+    @app.exception_handler(SecondFactorNeeded)
+    async def second_factor_needed(request: Request, _: SecondFactorNeeded) -> Response:
+        return RedirectResponse(auth.SECOND_FACTOR, status_code=303)
 
     @app.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed) -> Response:

@@ -14,7 +14,8 @@
 - **Log-in.** intake checks the console password (argon2id; five wrong in a row lock that person's log-in for 15
   minutes: services/intake/console_logins.py); here each client address gets `console_login_attempts` tries per
   5 minutes. A one-time password (an admin's `reroute people console-password`) opens only the page where the person
-  chooses their own.
+  chooses their own. Admins and safeguarding leads also give an authenticator code (TOTP) at each log-in; at their
+  first log-in they set their app up on /second-factor, which is all they may open until they have.
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ from shared.contracts.intake_rpc import (
     CONSOLE_LOGIN,
     CONSOLE_PASSWORD,
     CONSOLE_PASSWORD_MIN,
+    SECOND_FACTOR_BEGIN,
+    SECOND_FACTOR_CONFIRM,
     ConsoleLoginRequest,
     ConsolePasswordChange,
+    SecondFactorConfirm,
+    SecondFactorRequest,
 )
 from shared.contracts.rpc import ANY_ROLE, ErrorCode, Role, ServiceError
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECOND_FACTOR = "/second-factor"
 
 
 # --- refusals, each turned into a page or a redirect by the handlers in app.py ------------------------------------
@@ -55,6 +61,10 @@ class LoginNeeded(Exception):
 
 class PasswordNeeded(Exception):
     """Logged in with a one-time password: to the page where they choose their own."""
+
+
+class SecondFactorNeeded(Exception):
+    """Their roles need an authenticator code and they have none set up: to the page where they set one up."""
 
 
 class NotAllowed(Exception):
@@ -89,13 +99,13 @@ class Open(Guard):
 
 class Needs(Guard):
     """Logged in, with one of `roles` as intake has them now (`people.whoami`, asked on every request; each request
-    keeps the log-in alive, a live stream only as it opens). `choosing_password`: also while the person has only a
-    one-time password (the page where they choose their own)."""
+    keeps the log-in alive, a live stream only as it opens). `first_steps`: also while the person has only a
+    one-time password or has still to set up their authenticator (the pages where they do that)."""
 
-    def __init__(self, roles: frozenset[Role], *, choosing_password: bool = False) -> None:
+    def __init__(self, roles: frozenset[Role], *, first_steps: bool = False) -> None:
         if not roles:
             raise ValueError("Needs at least one role: use Open(why) for a page anyone may see")
-        self.roles, self.choosing_password = frozenset(roles), choosing_password
+        self.roles, self.first_steps = frozenset(roles), first_steps
 
     async def __call__(self, request: Request) -> Person:
 
@@ -103,8 +113,10 @@ class Needs(Guard):
         session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
         if session is None or session.person is None:
             raise LoginNeeded()
-        if session.choosing_password and not self.choosing_password:
+        if session.choosing_password and not self.first_steps:
             raise PasswordNeeded()
+        if session.enrolling and not self.first_steps:
+            raise SecondFactorNeeded()
         person = await console.client.whoami(session.person.person_id)
         if person is None:  # removed since they logged in
             console.sessions.end(session)
@@ -180,7 +192,7 @@ async def csrf_protected(request: Request) -> None:
 router = APIRouter()
 _LOGIN_PAGE = Open("the log-in page: it shows nothing but the form")
 _LOGOUT = Open("logging out ends whatever session the cookie names, and nothing else")
-_CHOOSING = Needs(ANY_ROLE, choosing_password=True)
+_FIRST_STEPS = Needs(ANY_ROLE, first_steps=True)
 
 
 def local_path(target: str | None) -> str:
@@ -188,6 +200,11 @@ def local_path(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
         return target
     return "/"
+
+
+def first_step(session: Session) -> str | None:
+    """Where a person who has just logged in must go first, if anywhere."""
+    return "/password" if session.choosing_password else SECOND_FACTOR if session.enrolling else None
 
 
 def set_session_cookie(response: Response, session: Session, settings: ConsoleSettings) -> None:
@@ -199,7 +216,7 @@ def set_session_cookie(response: Response, session: Session, settings: ConsoleSe
 async def login_page(request: Request, next: str = "/") -> Response:
     console = state_of(request)
     session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
-    if session is not None and session.person is not None and not session.choosing_password:
+    if session is not None and session.person is not None and not (session.choosing_password or session.enrolling):
         return RedirectResponse(local_path(next), status_code=303)  # logged in already
     fresh = session is None
     if session is None:
@@ -212,7 +229,7 @@ async def login_page(request: Request, next: str = "/") -> Response:
 
 @router.post("/login", dependencies=[Depends(_LOGIN_PAGE)])
 async def login(request: Request, person_id: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-                next: Annotated[str, Form()] = "/") -> Response:
+                code: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
     console = state_of(request)
     before = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
     assert before is not None  # csrf_protected refused a request without one
@@ -226,30 +243,32 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
     person_id = person_id.strip().lower()
     if not person_id or not password:
         return again("Give your person id and your console password.", 400)
-    if len(person_id) > 64 or len(password) > 1024:
-        return again("Not logged in: wrong person id or password.", 401)
+    code = "".join(code.split())
+    if len(person_id) > 64 or len(password) > 1024 or len(code) > 12:
+        return again("Not logged in: wrong person id, password or authenticator code.", 401)
     try:
-        logged = await console.client.call(CONSOLE_LOGIN, ConsoleLoginRequest(person_id=person_id, password=password))
+        logged = await console.client.call(CONSOLE_LOGIN, ConsoleLoginRequest(person_id=person_id, password=password,
+                                                                              code=code))
     except ServiceError as exc:
         if exc.code == ErrorCode.UNAVAILABLE:
             return again(f"Cannot check your password just now: {exc.message}.", 503)
         if exc.code == ErrorCode.REFUSED:
             return again(f"Not logged in: {exc.message}.", 401)
-        return again("Not logged in: wrong person id or password.", 401)
+        return again("Not logged in: wrong person id, password or authenticator code.", 401)
     console.sessions.end(before)
     session = console.sessions.new(Person(logged.person_id, frozenset(logged.roles)))
-    session.choosing_password = logged.one_time
-    response = RedirectResponse("/password" if logged.one_time else local_path(next), status_code=303)
+    session.choosing_password, session.enrolling = logged.one_time, logged.second_factor == "enrol"
+    response = RedirectResponse(first_step(session) or local_path(next), status_code=303)
     set_session_cookie(response, session, console.settings)
     return response
 
 
-@router.get("/password", dependencies=[Depends(_CHOOSING)])
+@router.get("/password", dependencies=[Depends(_FIRST_STEPS)])
 async def password_page(request: Request, person: Me, session: MySession) -> Response:
     return render(request, "password.html", session=session, minimum=CONSOLE_PASSWORD_MIN, who=person.person_id)
 
 
-@router.post("/password", dependencies=[Depends(_CHOOSING)])
+@router.post("/password", dependencies=[Depends(_FIRST_STEPS)])
 async def choose_password(request: Request, person: Me, session: MySession,
                           current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
                           repeated: Annotated[str, Form()] = "") -> Response:
@@ -271,6 +290,54 @@ async def choose_password(request: Request, person: Me, session: MySession,
         return again(f"Your password is not changed: {exc.message}.", status)
     console.sessions.end(session)
     renewed = console.sessions.new(person, notices=["Your password is changed."])
+    renewed.enrolling = session.enrolling
+    response = RedirectResponse(first_step(renewed) or "/", status_code=303)
+    set_session_cookie(response, renewed, console.settings)
+    return response
+
+
+@router.get(SECOND_FACTOR, dependencies=[Depends(_FIRST_STEPS)])
+async def second_factor_page(request: Request, person: Me, session: MySession) -> Response:
+    """Set up an authenticator app (admins and safeguarding leads, at their first log-in)."""
+    if not session.enrolling or session.choosing_password:
+        return RedirectResponse(first_step(session) or "/", status_code=303)
+    return await _enrolment(request, person, session)
+
+
+async def _enrolment(request: Request, person: Person, session: Session, problem: str | None = None,
+                     status: int = 200) -> Response:
+    if session.enrolment is None:
+        try:
+            made = await state_of(request).client.call(SECOND_FACTOR_BEGIN, SecondFactorRequest(
+                person_id=person.person_id))
+        except ServiceError as exc:
+            return render(request, "second_factor.html", session=session, problem=f"Cannot set it up: {exc.message}.",
+                          secret=None, status_code=503 if exc.code == ErrorCode.UNAVAILABLE else 409)
+        session.enrolment = (made.secret, made.uri)
+    secret, uri = session.enrolment
+    return render(request, "second_factor.html", session=session, problem=problem, status_code=status,
+                  secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)), uri=uri, who=person.person_id)
+
+
+@router.post(SECOND_FACTOR, dependencies=[Depends(_FIRST_STEPS)])
+async def confirm_second_factor(request: Request, person: Me, session: MySession,
+                                code: Annotated[str, Form()] = "") -> Response:
+    console = state_of(request)
+    if not session.enrolling or session.choosing_password:
+        return RedirectResponse(first_step(session) or "/", status_code=303)
+    code = "".join(code.split())
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+        return await _enrolment(request, person, session, "Type the 6 digits your app shows now.", 400)
+    try:
+        await console.client.call(SECOND_FACTOR_CONFIRM, SecondFactorConfirm(person_id=person.person_id, code=code))
+    except ServiceError as exc:
+        if exc.code != ErrorCode.UNAVAILABLE and "start again" in exc.message:
+            session.enrolment = None  # a new secret next: the one shown is no longer kept
+        return await _enrolment(request, person, session, f"Not set up: {exc.message}.",
+                                503 if exc.code == ErrorCode.UNAVAILABLE else 400)
+    console.sessions.end(session)
+    renewed = console.sessions.new(person, notices=[
+        "Your authenticator is set up: from now on, give its code each time you log in."])
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, renewed, console.settings)
     return response

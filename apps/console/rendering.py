@@ -35,7 +35,7 @@ def render(request: Request, template: str, *, session: Session | None = None, s
     from apps.console.pages import AREAS  # the areas import this module
 
     console = state_of(request)
-    person = session.person if session is not None and not session.choosing_password else None
+    person = session.person if session is not None and not (session.choosing_password or session.enrolling) else None
     notices = [*session.notices] if session is not None else []
     if session is not None:
         session.notices.clear()

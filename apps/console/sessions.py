@@ -34,6 +34,11 @@ class Session:
     person: Person | None = None
     choosing_password: bool = False
     """Logged in with a one-time password: nothing but choosing their own until they have."""
+    enrolling: bool = False
+    """Their roles need an authenticator code and they have none in use: nothing but setting one up until they have
+    (after choosing their password, if they must)."""
+    enrolment: tuple[str, str] | None = None
+    """The new authenticator secret and its otpauth URI while they set it up."""
     notices: list[str] = field(default_factory=list)
     """Said once on the next page (what a form did, after its redirect)."""
 

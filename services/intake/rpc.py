@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Row, select
@@ -50,6 +50,9 @@ from shared.contracts.intake_rpc import (
     ReencryptRequest,
     Rematched,
     RematchRequest,
+    SecondFactorConfirm,
+    SecondFactorRequest,
+    SecondFactorSecret,
     Staff,
     StaffAdded,
     StaffNatsHashes,
@@ -356,15 +359,21 @@ async def issue_console_password(request: PersonIdRequest, intake: Intake) -> Co
     return ConsolePasswordIssued(person_id=request.person_id, one_time_password=password)
 
 
-async def _checked(person_id: str, password: str, intake: Intake) -> ConsoleLogin:
-    """The person, when `password` is their console password; else Refused, counting the wrong try."""
+async def _checked(person_id: str, password: str, intake: Intake, *, code: str | None) -> ConsoleLogin:
+    """The person, when `password` is their console password and, for a log-in (`code` not None) by someone whose
+    authenticator is in use, `code` is a code it makes that was not used before; else Refused, counting the try."""
     stored = await intake.host.database.run(lambda: intake.console_logins.stored(person_id))
     console_logins.refused_unless_open(stored, now=datetime.now(UTC))
     right = await asyncio.to_thread(console_logins.verify, stored.password_hash if stored else None, password)
     if stored is None or stored.password_hash is None:
         raise Refused(console_logins.WRONG)
+    step = None
+    if right and code is not None and stored.totp_in_use and console_logins.needs_second_factor(stored.roles):
+        secret = intake.keys.cipher.decrypt(stored.totp_secret or "")
+        step = console_logins.code_step(secret, code, now=datetime.now(UTC), after=stored.totp_last_step)
+        right = step is not None
     locked = await intake.host.database.run(
-        lambda: intake.console_logins.record(person_id, right=right, now=datetime.now(UTC)))
+        lambda: intake.console_logins.record(person_id, right=right, now=datetime.now(UTC), step=step))
     if not right:
         log.warning("console log-in refused for person %s%s", person_id, " (now locked)" if locked else "")
         raise Refused(console_logins.locked_message(locked) if locked else console_logins.WRONG)
@@ -372,13 +381,13 @@ async def _checked(person_id: str, password: str, intake: Intake) -> ConsoleLogi
 
 
 async def console_login(request: ConsoleLoginRequest, intake: Intake) -> ConsoleLogin:
-    login = await _checked(request.person_id, request.password, intake)
+    login = await _checked(request.person_id, request.password, intake, code=request.code)
     log.info("console log-in by person %s", login.person_id)
     return login
 
 
 async def console_password(request: ConsolePasswordChange, intake: Intake) -> ConsoleLogin:
-    login = await _checked(request.person_id, request.current_password, intake)
+    login = await _checked(request.person_id, request.current_password, intake, code=None)
     if request.new_password == request.current_password:
         raise Refused("choose a new password, not the one you have")
     new_hash = await asyncio.to_thread(console_logins.hash_password, request.new_password)
@@ -386,3 +395,29 @@ async def console_password(request: ConsolePasswordChange, intake: Intake) -> Co
         lambda: intake.console_logins.replace(request.person_id, new_hash, now=datetime.now(UTC)))
     log.warning("console password changed by person %s", login.person_id)
     return login.model_copy(update={"one_time": False})
+
+
+async def begin_second_factor(request: SecondFactorRequest, intake: Intake) -> SecondFactorSecret:
+    secret = console_logins.new_totp_secret()
+    sealed = intake.keys.cipher.encrypt(secret)
+    await intake.host.database.run(lambda: intake.console_logins.begin_second_factor(request.person_id, sealed))
+    return SecondFactorSecret(person_id=request.person_id, secret=secret,
+                              uri=console_logins.totp_uri(secret, request.person_id))
+
+
+async def confirm_second_factor(request: SecondFactorConfirm, intake: Intake) -> ConsoleLogin:
+    stored = await intake.host.database.run(lambda: intake.console_logins.stored(request.person_id))
+    if stored is None or stored.totp_secret is None or stored.totp_in_use:
+        raise Refused("no new authenticator is being set up for this person: start again")
+    secret = intake.keys.cipher.decrypt(stored.totp_secret)
+    now = datetime.now(UTC)
+    step = console_logins.code_step(secret, request.code, now=now, after=None)
+    if step is None:
+        raise Refused("that is not the code the app shows now: check the app's clock and the secret typed in, and try "
+                      "the next code")
+    sealed = stored.totp_secret
+    if not await intake.host.database.run(
+            lambda: intake.console_logins.confirm_second_factor(request.person_id, sealed, step=step, now=now)):
+        raise Refused("the authenticator secret changed meanwhile: start again")
+    log.warning("authenticator put in use for person %s", request.person_id)
+    return console_logins.login(request.person_id, replace(stored, totp_in_use=True))

@@ -20,7 +20,14 @@ from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys, PersonalDataCipher, UnreadablePersonalData
 from services.intake.people import new_person_id
-from services.intake.tables import EqualityRecord, PersonRecord, ReferralRecord, RejectionRecord, as_utc
+from services.intake.tables import (
+    ConsoleCredentialRecord,
+    EqualityRecord,
+    PersonRecord,
+    ReferralRecord,
+    RejectionRecord,
+    as_utc,
+)
 from shared.contracts.intake_rpc import EncryptedTable
 from shared.deadletters import DeadLetterRow
 
@@ -232,12 +239,15 @@ class Reencryption:
 def reencrypt(conn: Connection, cipher: PersonalDataCipher, table: EncryptedTable, *, after: str,
               limit: int) -> Reencryption:
     """Re-encrypt under the first key the values of up to `limit` rows of `table` after `after` (in key order):
-    referral bodies, equality answers (a plain one is encrypted) or sealed dead letters. Each row is written only
+    referral bodies, equality answers (a plain one is encrypted), sealed dead letters or console authenticator
+    secrets. Each row is written only
     if it still holds what was read (compare-and-set), so a value intake writes again meanwhile is kept."""
     if table == "referral":
         return _reencrypt_referrals(conn, cipher, after=after, limit=limit)
     if table == "equality_monitoring":
         return _reencrypt_answers(conn, cipher, after=after, limit=limit)
+    if table == "console_credential":
+        return _reencrypt_totp_secrets(conn, cipher, after=after, limit=limit)
     return _reencrypt_dead_letters(conn, cipher, after=after, limit=limit)
 
 
@@ -278,6 +288,22 @@ def _reencrypt_dead_letters(conn: Connection, cipher: PersonalDataCipher, *, aft
         if (new := _rotated(done, cipher.rotate_sealed, sealed, f"dead letter {dead_letter_id}")) is not None:
             _count_write(done, conn.execute(update(DeadLetterRow).where(key == dead_letter_id, body == sealed)
                                             .values(body=new)).rowcount)
+    return done
+
+
+def _reencrypt_totp_secrets(conn: Connection, cipher: PersonalDataCipher, *, after: str,
+                            limit: int) -> Reencryption:
+    key, secret = col(ConsoleCredentialRecord.person_id), col(ConsoleCredentialRecord.totp_secret)
+    kept = secret.is_not(None)
+    done = Reencryption(total=conn.execute(select(func.count()).select_from(ConsoleCredentialRecord)
+                                           .where(kept)).scalar_one())
+    for person_id, token in conn.execute(select(key, secret).where(key > after, kept).order_by(key)
+                                         .limit(limit)).all():
+        done.checked, done.last = done.checked + 1, person_id
+        assert token is not None  # selected only where kept
+        if (new := _rotated(done, cipher.rotate, token, f"the authenticator secret of {person_id}")) is not None:
+            _count_write(done, conn.execute(update(ConsoleCredentialRecord).where(key == person_id, secret == token)
+                                            .values(totp_secret=new)).rowcount)
     return done
 
 

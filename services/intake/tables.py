@@ -114,6 +114,11 @@ class ConsoleCredentialRecord(SQLModel, table=True):
     failed_logins: int = Field(default=0, description="Wrong passwords in a row since the last right one.")
     locked_until: datetime | None = Field(default=None, description="No log-in is checked before then.")
     changed_at: datetime
+    totp_secret: str | None = Field(default=None, max_length=500, description=(
+        "Their authenticator (TOTP) secret, encrypted (Fernet): admins' and safeguarding leads' second factor."))
+    totp_confirmed_at: datetime | None = Field(default=None, description="When it was put in use; None: not yet.")
+    totp_last_step: int | None = Field(default=None, description="The 30-second step of the last code accepted: "
+                                                                 "no code is accepted twice.")
 
 
 class PersonalDataAccessRecord(SQLModel, table=True):

@@ -231,15 +231,17 @@ AUDIT = Endpoint("audit", AuditRequest, AuditReport,
                  "hidden).", _INTAKE, roles=frozenset({Role.RISK_LEAD, Role.ADMIN}))
 
 
-EncryptedTable = Literal["referral", "equality_monitoring", "dead_letters"]
-ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = ("referral", "equality_monitoring", "dead_letters")
+EncryptedTable = Literal["referral", "equality_monitoring", "dead_letters", "console_credential"]
+ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = ("referral", "equality_monitoring", "dead_letters",
+                                                "console_credential")
 
 
 class ReencryptRequest(Contract):
     """One batch of re-encryption under intake's first key: rows of `table` whose key sorts after `after`."""
 
-    table: EncryptedTable = Field(default="referral", description="Referral bodies, equality-monitoring answers, or "
-                                                                  "sealed dead letters; the batches go in that order.")
+    table: EncryptedTable = Field(default="referral", description="Referral bodies, equality-monitoring answers, "
+                                                                  "sealed dead letters, or console authenticator "
+                                                                  "secrets; the batches go in that order.")
     after: str = Field(default="", max_length=400, description="Resume after this row key (the previous reply's "
                                                                "`next`); empty: from the first row.")
     limit: int = Field(default=200, ge=1, le=2000, description="Rows in this batch (one transaction).")
@@ -380,19 +382,28 @@ CONSOLE_PASSWORD_MIN = 12
 """The least length of a password a person chooses for the console (a passphrase is better)."""
 
 
+SECOND_FACTOR_ROLES = frozenset({Role.ADMIN, Role.DSL})
+"""Whoever has one of these roles logs in to the console with a code from an authenticator app (TOTP) too."""
+
+
 class ConsoleLoginRequest(Contract):
-    """A person's id and console password, as typed on the console's log-in page."""
+    """A person's id and console password, as typed on the console's log-in page, and their authenticator code."""
 
     person_id: str = Field(max_length=64)
     password: str = Field(max_length=1024)
+    code: str = Field(default="", max_length=12, description=(
+        "The 6-digit code their authenticator app shows: required once an admin or safeguarding lead has set one "
+        "up (each code is accepted once)."))
 
 
 class ConsoleLogin(Contract):
-    """Who logged in, and whether they must choose their own password before anything else."""
+    """Who logged in, and what they must do before anything else."""
 
     person_id: str
     roles: list[Role]
     one_time: bool = Field(description="They logged in with a one-time password: they choose their own next.")
+    second_factor: Literal["not_needed", "done", "enrol"] = Field(default="not_needed", description=(
+        "enrol: their roles need an authenticator code and they have none set up yet: they set one up next."))
 
 
 class ConsolePasswordChange(Contract):
@@ -411,15 +422,40 @@ class ConsolePasswordIssued(Contract):
     one_time_password: str
 
 
+class SecondFactorRequest(Contract):
+    person_id: str = Field(max_length=64)
+
+
+class SecondFactorSecret(Contract):
+    """A new authenticator secret, shown once while the person sets it up (intake keeps it encrypted)."""
+
+    person_id: str
+    secret: str = Field(description="Base32, as authenticator apps take it typed in.")
+    uri: str = Field(description="The otpauth:// URI (what a QR code would hold).")
+
+
+class SecondFactorConfirm(Contract):
+    person_id: str = Field(max_length=64)
+    code: str = Field(max_length=12, description="A code the app shows for the new secret.")
+
+
 CONSOLE_LOGIN = Endpoint("console.login", ConsoleLoginRequest, ConsoleLogin,
                          "Check a person's console password (five wrong in a row lock their console log-in for 15 "
                          "minutes); their roles when it is right. Only the console may ask.", _INTAKE)
 CONSOLE_PASSWORD = Endpoint("console.password", ConsolePasswordChange, ConsoleLogin,
                             "A person replaces their console password, giving the current one. Only the console may "
                             "ask.", _INTAKE)
+SECOND_FACTOR_BEGIN = Endpoint("console.totp.begin", SecondFactorRequest, SecondFactorSecret,
+                               "A new authenticator secret for a person who has none in use yet (replacing one not "
+                               "yet confirmed). Only the console may ask, for a person who has just logged in.",
+                               _INTAKE)
+SECOND_FACTOR_CONFIRM = Endpoint("console.totp.confirm", SecondFactorConfirm, ConsoleLogin,
+                                 "Put the new authenticator secret in use, given a code it makes. Only the console "
+                                 "may ask.", _INTAKE)
 ISSUE_CONSOLE_PASSWORD = Endpoint("people.console_password", PersonIdRequest, ConsolePasswordIssued,
-                                  "Issue a one-time password for a person's console log-in (replacing any they had "
-                                  "and lifting a lock-out); shown once.", _INTAKE, roles=_ADMIN)
-CONSOLE_ONLY = (CONSOLE_LOGIN, CONSOLE_PASSWORD)
+                                  "Issue a one-time password for a person's console log-in (replacing their password "
+                                  "and authenticator secret, and lifting a lock-out); shown once.", _INTAKE,
+                                  roles=_ADMIN)
+CONSOLE_ONLY = (CONSOLE_LOGIN, CONSOLE_PASSWORD, SECOND_FACTOR_BEGIN, SECOND_FACTOR_CONFIRM)
 """The requests only the console's NATS user may send (on intake's own subjects): no person asks them in their own
 name, and the installation's operator account may not (it could test passwords)."""

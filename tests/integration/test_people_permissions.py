@@ -133,7 +133,7 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
                     S.rpc("intake", "first_name"), S.rpc("risk", "override"), S.rpc("intake", "people.add"),
                     S.rpc("intake", "people.remove"), *(S.rpc(s, "deadletters.replay") for s in S_SERVICES),
                     S.rpc("intake", "console.login"), S.rpc("intake", "console.password"),
-                    S.rpc("intake", "people.console_password")]
+                    S.rpc("intake", "console.totp.begin"), S.rpc("intake", "people.console_password")]
         supervising = [S.rpc("intake", "people.nats"), S.rpc("intake", "agencies.nats"),
                        S.rpc("intake", "people.bootstrap"), *(S.rpc(s, "ping") for s in S_SERVICES)]
         assert await _refused(operator, seen, [*speaking, *supervising], set(speaking)) == set(speaking)
@@ -158,7 +158,7 @@ S_SERVICES = ("intake", "risk", "scheduling")
 
 SERVICES_ONLY = {("intake", "agencies.nats"), ("intake", "people.nats"), ("intake", "people.bootstrap"),
                  ("risk", "audit.rows"), ("scheduling", "closed.before"), ("intake", "console.login"),
-                 ("intake", "console.password")}
+                 ("intake", "console.password"), ("intake", "console.totp.begin"), ("intake", "console.totp.confirm")}
 """Requests no person may ask: the services ask them of each other, the operator account the `.nats` ones and
 the first admin, and the console the log-in ones."""
 

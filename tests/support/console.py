@@ -11,9 +11,11 @@ import re
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -48,6 +50,12 @@ class ConsoleStack:
     up: LocalUp
     url: str
     home: Path
+    authenticators: dict[str, str] = field(default_factory=dict)
+    """The authenticator secret of each person who set one up (the app on their phone)."""
+
+    def next_code(self, person_id: str) -> str:
+        """A code their app shows within the next 30 s: one no log-in has used yet (each is accepted once)."""
+        return pyotp.TOTP(self.authenticators[person_id]).at(datetime.now(UTC) + timedelta(seconds=30))
 
     @classmethod
     async def launch(cls, root: Path) -> ConsoleStack:
@@ -92,11 +100,13 @@ class ConsoleStack:
         return found[1]
 
 
-async def log_in(page: Page, stack: ConsoleStack, person_id: str, password: str, *, path: str = "/") -> None:
-    """Log in on the log-in page (with a one-time password: then choose one's own)."""
+async def log_in(page: Page, stack: ConsoleStack, person_id: str, password: str, *, path: str = "/",
+                 code: str = "") -> None:
+    """Log in on the log-in page."""
     await page.goto(stack.url + path)
     await page.get_by_label("Person id").fill(person_id)
     await page.get_by_label("Console password").fill(password)
+    await page.get_by_label("Authenticator code").fill(code)
     await page.get_by_role("button", name="Log in").click()
     await page.wait_for_load_state()
 
@@ -114,9 +124,21 @@ async def new_person_logged_in(browser: Browser, stack: ConsoleStack, *roles: st
     await page.get_by_label("New password again").fill(f"{person_id} long and private")
     await page.get_by_role("button", name="Save my password").click()
     await expect(page.get_by_text("Your password is changed.")).to_be_visible()
+    if {"dsl", "admin"} & set(roles):
+        await set_up_authenticator(page, stack, person_id)
     if path != "/":
         await page.goto(stack.url + path)
     return person_id, page
+
+
+async def set_up_authenticator(page: Page, stack: ConsoleStack, person_id: str) -> None:
+    """On the page that asks for it: type the key shown into the 'app', and its code back."""
+    await expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
+    secret = "".join((await page.locator("#secret").inner_text()).split())
+    await page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    await page.get_by_role("button", name="Put it in use").click()
+    await expect(page.get_by_text("Your authenticator is set up")).to_be_visible()
+    stack.authenticators[person_id] = secret
 
 
 async def csrf_token(page: Page) -> str:

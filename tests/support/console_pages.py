@@ -37,6 +37,20 @@ async def _password(browser: Browser, stack: ConsoleStack) -> Page:
     return page
 
 
+async def _second_factor(browser: Browser, stack: ConsoleStack) -> Page:
+    """Where a safeguarding lead sets up their authenticator, after choosing their password."""
+    person = stack.person("dsl")
+    one_time = stack.one_time_password(person)
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, stack, person, one_time)
+    await page.get_by_label("Your current password").fill(one_time)
+    await page.get_by_label("New password", exact=True).fill(f"{person} long and private")
+    await page.get_by_label("New password again").fill(f"{person} long and private")
+    await page.get_by_role("button", name="Save my password").click()
+    await expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
+    return page
+
+
 async def _home(browser: Browser, stack: ConsoleStack) -> Page:
     return (await new_person_logged_in(browser, stack, "dsl", "scheduler"))[1]
 
@@ -54,6 +68,7 @@ async def _alerts(browser: Browser, stack: ConsoleStack) -> Page:
 PAGES: dict[str, Reach] = {
     "/login": _login,
     "/password": _password,
+    "/second-factor": _second_factor,
     "/": _home,
     "/alerts": _alerts,
 }

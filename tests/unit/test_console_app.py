@@ -49,7 +49,7 @@ def test_every_route_is_csrf_checked() -> None:
 
 
 def test_pages_are_the_whole_page_routes() -> None:
-    assert pages(APP) == {"/", "/login", "/password", "/alerts"}
+    assert pages(APP) == {"/", "/login", "/password", "/second-factor", "/alerts"}
 
 
 def test_a_session_ends_when_idle_or_too_old() -> None:

@@ -1,6 +1,7 @@
 """Console passwords as intake keeps them (services/intake/console_logins.py), on its real, migrated database: only an
 argon2id hash, one-time until the person chooses their own, five wrong in a row lock the log-in, an admin's new
-one-time password lifts the lock, and a removed person's password goes with them."""
+one-time password lifts the lock (and clears the authenticator), a removed person's password goes with them; an
+authenticator code is accepted in its 30-second step or one either side, once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from services.intake.console_logins import (
@@ -15,7 +17,9 @@ from services.intake.console_logins import (
     MAX_FAILURES,
     ConsoleLogins,
     after_attempt,
+    code_step,
     hash_password,
+    needs_second_factor,
     refused_unless_open,
     verify,
 )
@@ -89,3 +93,62 @@ def test_a_removed_person_cannot_log_in_and_comes_back_without_their_old_passwor
     staff.add("dana", [Role.DSL], now=NOW)
     stored = logins.stored("dana")
     assert stored is not None and stored.password_hash is None
+
+
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def test_a_code_is_accepted_in_its_step_or_one_either_side_and_only_after_the_last_accepted() -> None:
+    totp, step = pyotp.TOTP(SECRET), int(NOW.timestamp()) // 30
+    assert code_step(SECRET, totp.at(NOW), now=NOW, after=None) == step
+    assert code_step(SECRET, totp.at(NOW + timedelta(seconds=30)), now=NOW, after=step) == step + 1
+    assert code_step(SECRET, totp.at(NOW - timedelta(seconds=30)), now=NOW, after=None) == step - 1
+    assert code_step(SECRET, totp.at(NOW - timedelta(seconds=90)), now=NOW, after=None) is None
+    assert code_step(SECRET, totp.at(NOW), now=NOW, after=step) is None, "a code is accepted once"
+    assert code_step(SECRET, " ".join([totp.at(NOW)[:3], totp.at(NOW)[3:]]), now=NOW, after=None) == step
+    assert code_step(SECRET, "12345", now=NOW, after=None) is None and code_step(SECRET, "", now=NOW, after=None) is None
+
+
+def test_an_authenticator_is_set_up_once_and_a_new_one_time_password_clears_it(
+        registry: tuple[StaffRegistry, ConsoleLogins]) -> None:
+    staff, logins = registry
+    staff.add("dana", [Role.DSL], now=NOW)
+    logins.issue("dana", now=NOW)
+    assert logins.stored("dana").totp_in_use is False  # type: ignore[union-attr]
+    logins.begin_second_factor("dana", "sealed-1")
+    logins.begin_second_factor("dana", "sealed-2")  # not confirmed yet: replaced
+    assert not logins.confirm_second_factor("dana", "sealed-1", step=7, now=NOW), "the secret shown first is gone"
+    assert logins.confirm_second_factor("dana", "sealed-2", step=7, now=NOW)
+    stored = logins.stored("dana")
+    assert stored is not None and stored.totp_in_use and stored.totp_last_step == 7 and stored.totp_secret == "sealed-2"
+    with pytest.raises(Refused, match="authenticator in use already"):
+        logins.begin_second_factor("dana", "sealed-3")
+    logins.record("dana", right=True, now=NOW, step=9)
+    assert logins.stored("dana").totp_last_step == 9  # type: ignore[union-attr]
+    logins.issue("dana", now=NOW)
+    stored = logins.stored("dana")
+    assert stored is not None and not stored.totp_in_use and stored.totp_secret is None
+
+
+def test_who_needs_a_second_factor() -> None:
+    assert needs_second_factor([Role.DSL]) and needs_second_factor([Role.SCHEDULER, Role.ADMIN])
+    assert not needs_second_factor([Role.SCHEDULER, Role.RISK_LEAD, Role.OPERATOR])
+
+
+def test_authenticator_secrets_move_to_the_first_key_with_the_rest(
+        registry: tuple[StaffRegistry, ConsoleLogins]) -> None:
+    from cryptography.fernet import Fernet
+
+    from services.intake.crypto import PersonalDataCipher
+    from services.intake.store import reencrypt
+
+    staff, logins = registry
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    staff.add("dana", [Role.DSL], now=NOW)
+    logins.issue("dana", now=NOW)
+    logins.begin_second_factor("dana", PersonalDataCipher([old]).encrypt(SECRET))
+    with logins._engine.begin() as conn:
+        done = reencrypt(conn, PersonalDataCipher([new, old]), "console_credential", after="", limit=10)
+    assert (done.total, done.reencrypted) == (1, 1)
+    stored = logins.stored("dana")
+    assert stored is not None and PersonalDataCipher([new]).decrypt(stored.totp_secret or "") == SECRET

@@ -1,0 +1,60 @@
+"""Logging in to the console with a second factor, in Debian's Chromium against a real `reroute up`: a safeguarding
+lead sets up an authenticator app at their first log-in (nothing else opens until they have), then logs in with its
+code; without one, or with one already used, they are refused in words that do not say which part was wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.support.console import ConsoleStack, csrf_token, log_in, new_person_logged_in
+
+pytestmark = [pytest.mark.browser]
+PASSWORD = "{} long and private"  # what new_person_logged_in chooses
+
+
+async def test_a_safeguarding_lead_logs_in_with_a_code_from_their_app_and_each_code_once(
+        browser: Browser, stack: ConsoleStack) -> None:
+    lead, first = await new_person_logged_in(browser, stack, "dsl")  # sets the authenticator up on the way
+    await first.get_by_role("button", name="Log out").click()
+    await expect(first.get_by_text("You have logged out.")).to_be_visible()
+
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, stack, lead, PASSWORD.format(lead))
+    await expect(page.get_by_role("alert")).to_contain_text("wrong person id, password or authenticator code")
+
+    code = stack.next_code(lead)
+    await log_in(page, stack, lead, PASSWORD.format(lead), code=code, path="/alerts")
+    await expect(page.get_by_role("heading", name="Safeguarding alerts", level=1)).to_be_visible()
+
+    again = await (await browser.new_context()).new_page()
+    await log_in(again, stack, lead, PASSWORD.format(lead), code=code)
+    await expect(again.get_by_role("alert")).to_contain_text("wrong person id, password or authenticator code")
+
+
+async def test_until_the_authenticator_is_set_up_nothing_else_opens(browser: Browser, stack: ConsoleStack) -> None:
+    person = stack.person("dsl")
+    one_time = stack.one_time_password(person)
+    page = await (await browser.new_context()).new_page()
+    await log_in(page, stack, person, one_time)
+    await page.get_by_label("Your current password").fill(one_time)
+    await page.get_by_label("New password", exact=True).fill(PASSWORD.format(person))
+    await page.get_by_label("New password again").fill(PASSWORD.format(person))
+    await page.get_by_role("button", name="Save my password").click()
+    await expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
+
+    for path in ("/", "/alerts", "/alerts/list"):
+        await page.goto(stack.url + path)
+        await expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
+    secret = "".join((await page.locator("#secret").inner_text()).split())
+    now, totp = datetime.now(UTC), pyotp.TOTP(secret)
+    valid = {totp.at(now + timedelta(seconds=s)) for s in (-60, -30, 0, 30, 60)}
+    await page.get_by_label("Code from the app").fill(next(c * 6 for c in "0123456" if c * 6 not in valid))
+    await page.get_by_role("button", name="Put it in use").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Not set up: that is not the code the app shows now")
+    posted = await page.request.post(f"{stack.url}/alerts/alert:none:E01:1/ack", form={
+        "csrf_token": await csrf_token(page)}, max_redirects=0)
+    assert posted.status == 303 and posted.headers["location"] == "/second-factor"
