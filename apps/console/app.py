@@ -8,6 +8,8 @@ Policy: scripts and styles from this console only, no inline script)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -108,14 +110,15 @@ def _refusals(app: FastAPI) -> None:
         return render(request, "stale_form.html", status_code=403)
 
 
-def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertFeed) -> FastAPI:
+def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertFeed, *,
+               clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app = FastAPI(title="reroute console", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(auth.csrf_protected)])
     app.state.console = ConsoleState(
         settings=settings, client=client, alerts=alerts, templates=templates(),
         sessions=Sessions(idle_seconds=settings.console_idle_minutes * 60,
-                          lifetime_seconds=settings.console_session_hours * 3600),
-        limiter=LoginLimiter(settings.console_login_attempts))
+                          lifetime_seconds=settings.console_session_hours * 3600, clock=clock),
+        limiter=LoginLimiter(settings.console_login_attempts, clock=clock))
     _refusals(app)
     app.include_router(auth.router)
 

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends
 
-from apps.console.auth import Needs
+from apps.console.auth import FRAGMENT, STREAM, TEXT, Needs
 from shared.contracts.rpc import Role
 
-FRAGMENT = "fragment"
-"""The tag of a route that serves part of a page (htmx swaps it in): checked for accessibility within its page."""
-STREAM = "stream"
-"""The tag of a route that serves server-sent events, not HTML."""
-TEXT = "text"
-"""The tag of a route that serves plain text (a probe)."""
+__all__ = ["FRAGMENT", "NOT_PAGES", "STREAM", "TEXT", "Area", "area"]  # an area's routes are tagged with these
 NOT_PAGES = frozenset({FRAGMENT, STREAM, TEXT})
 
 

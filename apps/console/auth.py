@@ -51,6 +51,14 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SECOND_FACTOR = "/second-factor"
+FRAGMENT = "fragment"
+"""The tag of a route that serves part of a page, which the page fetches by itself (htmx): checked for accessibility
+within its page, and it does not keep the log-in alive."""
+STREAM = "stream"
+"""The tag of a route that serves server-sent events, not HTML: it does not keep the log-in alive either."""
+TEXT = "text"
+"""The tag of a route that serves plain text (a probe)."""
+_BY_ITSELF = frozenset({FRAGMENT, STREAM})
 
 
 # --- refusals, each turned into a page or a redirect by the handlers in app.py ------------------------------------
@@ -98,8 +106,8 @@ class Open(Guard):
 
 
 class Needs(Guard):
-    """Logged in, with one of `roles` as intake has them now (`people.whoami`, asked on every request; each request
-    keeps the log-in alive, a live stream only as it opens). `first_steps`: also while the person has only a
+    """Logged in, with one of `roles` as intake has them now (`people.whoami`, asked on every request; a request keeps
+    the log-in alive unless its route is a FRAGMENT or a STREAM, which a page asks by itself). `first_steps`: also while the person has only a
     one-time password or has still to set up their authenticator (the pages where they do that)."""
 
     def __init__(self, roles: frozenset[Role], *, first_steps: bool = False) -> None:
@@ -123,7 +131,8 @@ class Needs(Guard):
             raise LoginNeeded()
         session.person = person
         request.state.session, request.state.person = session, person
-        console.sessions.touch(session)
+        if not _BY_ITSELF & set(getattr(request.scope.get("route"), "tags", None) or ()):
+            console.sessions.touch(session)  # a person did something (not a page fetching by itself)
         if not person.may(self.roles):
             raise NotAllowed(person, self.roles)
         return person
