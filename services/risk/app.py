@@ -40,6 +40,7 @@ def create_app(settings: RiskSettings | None = None) -> FastStream:
     host.reply(risk_rpc.OVERRIDE)(partial(rpc.override, risk=risk))
     host.reply(risk_rpc.COUNTERSIGN)(partial(rpc.countersign, risk=risk))
     host.reply(risk_rpc.REFUSE_OVERRIDE)(partial(rpc.refuse_override, risk=risk))
+    host.reply(risk_rpc.PENDING_OVERRIDES)(partial(rpc.pending_overrides, risk=risk))
     host.reply(risk_rpc.REVIEWS_DUE)(partial(rpc.reviews_due, risk=risk))
     host.reply(risk_rpc.RULES)(partial(rpc.rules_listing, risk=risk))
     host.reply(risk_rpc.RESCORE)(partial(rpc.rescore, risk=risk))

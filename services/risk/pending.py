@@ -36,6 +36,13 @@ def in_force(conn: Connection, referral_id: str, *, now: datetime) -> PendingOve
     return found[1] if found is not None and now < found[1].expires_at else None
 
 
+def waiting(conn: Connection, *, now: datetime) -> list[PendingOverride]:
+    """Every pending lowering a countersignature could still make take effect, oldest asked first."""
+    rows = conn.execute(select(PendingOverrideRecord).where(
+        col(PendingOverrideRecord.status) == "pending").order_by(col(PendingOverrideRecord.id))).all()
+    return [p for p in (_public(r) for r in rows) if now < p.expires_at]  # type: ignore[arg-type]
+
+
 def ask(conn: Connection, *, referral_id: str, tier: Tier, reason: str, by: str, now: datetime,
         lasts: timedelta) -> PendingOverride:
     """Record a lowering asked for; one pending before it is replaced."""

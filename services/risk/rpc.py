@@ -32,6 +32,7 @@ from shared.contracts.risk_rpc import (
     CountersignRequest,
     OverrideRequest,
     PendingOverride,
+    PendingOverrides,
     RefuseOverrideRequest,
     Rescored,
     RescoreRequest,
@@ -139,6 +140,14 @@ async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewe
             return Reviewed(assessment=case.latest), []
 
     return await risk.host.transact(decide)
+
+
+async def pending_overrides(_: Empty, risk: Risk) -> PendingOverrides:
+    def read() -> PendingOverrides:
+        with risk.host.engine.connect() as conn:
+            return PendingOverrides(lowerings=pending.waiting(conn, now=_now()))
+
+    return await risk.host.database.run(read)
 
 
 def _now() -> datetime:

@@ -122,6 +122,11 @@ class Rescored(Contract):
     republished: int = Field(description="Assessments published again (0 on a dry run).")
 
 
+class PendingOverrides(Contract):
+    lowerings: list[PendingOverride] = Field(description="Lowerings a countersignature could still make take effect, "
+                                                          "oldest asked first.")
+
+
 class AuditTier(Contract):
     referral_id: str
     tier: Tier
@@ -144,6 +149,9 @@ COUNTERSIGN = Endpoint("override.countersign", CountersignRequest, Reviewed,
 REFUSE_OVERRIDE = Endpoint("override.refuse", RefuseOverrideRequest, Reviewed,
                            "Refuse (or, for its own asker, withdraw) a lowering waiting for a countersignature, with "
                            "a reason; the tier in force stays.", _RISK, roles=_LEADS, acts_as="by")
+PENDING_OVERRIDES = Endpoint("overrides.pending", Empty, PendingOverrides,
+                             "Every lowering waiting for a second risk lead's countersignature (not lapsed), oldest "
+                             "first.", _RISK, roles=_LEADS)
 REVIEWS_DUE = Endpoint("reviews.due", ReviewsRequest, ReviewsDue,
                        "Referrals whose tier must be reviewed within the given days (overdue ones first).", _RISK, roles=frozenset({Role.RISK_LEAD, Role.DSL}))
 RULES = Endpoint("rules", Empty, RulesListing,

@@ -64,11 +64,15 @@ async def test_override_up_then_a_countersigned_lowering_changes_the_published_t
     assert asked["assessment"]["tier"] == "high", "a lowering only asked for changes nothing yet"
     shown = await probe.rpc("risk", "assessment", {"referral_id": rid})
     assert shown["assessment"]["tier"] == "high" and shown["pending"]["tier"] == "low"
+    waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
+    assert [(w["tier"], w["by"]) for w in waiting if w["referral_id"] == rid] == [("low", "Ana Lee")]
     same_person = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "ana lee"})
     assert "second person" in refusal(same_person).message and refusal(same_person).code == "refused"
     down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy"})
     assert down["assessment"]["tier"] == "low"
     assert (await _assessed(probe, cluster, agency, arid, number=3))["tier"] == "low"
+    waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
+    assert rid not in {w["referral_id"] for w in waiting}, "a countersigned lowering waits no longer"
 
     history = (await probe.rpc("risk", "assessment", {"referral_id": rid}))["history"]
     assert [(h["tier"], h["cause"], h["by"]) for h in history] == [

@@ -14,6 +14,7 @@ from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.settings import ConsoleSettings
 from tests.support.console import ConsoleStack, log_in, new_person_logged_in
+from tests.support.console_risk import assessed_referral, decide_tier, open_case
 
 Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
 
@@ -65,10 +66,43 @@ async def _alerts(browser: Browser, stack: ConsoleStack) -> Page:
     return page
 
 
+async def _risk(browser: Browser, stack: ConsoleStack) -> Page:
+    """With a lowering waiting for a countersignature and reviews due in the year."""
+    rid = await assessed_referral(stack)
+    _, asker = await new_person_logged_in(browser, stack, "risk_lead")
+    await decide_tier(asker, stack, rid, "very_high", "Seen with older associates")
+    await decide_tier(asker, stack, rid, "high", "Moved school")
+    _, page = await new_person_logged_in(browser, stack, "risk_lead", path="/risk?within=365")
+    await expect(page.get_by_role("link", name=rid).first).to_be_visible()
+    return page
+
+
+async def _risk_referral(browser: Browser, stack: ConsoleStack) -> Page:
+    """A second lead's view of a case with a lowering waiting: the forms to countersign, refuse and decide."""
+    rid = await assessed_referral(stack)
+    _, asker = await new_person_logged_in(browser, stack, "risk_lead")
+    await decide_tier(asker, stack, rid, "very_high", "Seen with older associates")
+    await decide_tier(asker, stack, rid, "high", "Moved school")
+    _, page = await new_person_logged_in(browser, stack, "risk_lead")
+    await open_case(page, stack, rid)
+    await expect(page.get_by_role("button", name="Refuse the lowering")).to_be_visible()
+    return page
+
+
+async def _risk_audit(browser: Browser, stack: ConsoleStack) -> Page:
+    await assessed_referral(stack)
+    _, page = await new_person_logged_in(browser, stack, "risk_lead", path="/risk/audit?min_group=1")
+    await expect(page.get_by_label("The audit report")).to_be_visible()
+    return page
+
+
 PAGES: dict[str, Reach] = {
     "/login": _login,
     "/password": _password,
     "/second-factor": _second_factor,
     "/": _home,
     "/alerts": _alerts,
+    "/risk": _risk,
+    "/risk/referral": _risk_referral,
+    "/risk/audit": _risk_audit,
 }
