@@ -475,6 +475,20 @@ def reviews_due(
     console.print(table)
 
 
+@reviews_app.command("waiting")
+def reviews_waiting(data_dir: DataDir = None) -> None:
+    """Lowerings of a tier waiting for a second risk lead's countersignature (`reroute countersign`)."""
+    result = with_client(lambda c: c.call(risk_rpc.PENDING_OVERRIDES, Empty()), data_dir)
+    if not result.lowerings:
+        console.print("No lowering of a tier is waiting for a countersignature.")
+        return
+    table = Table("referral", "lower to", "asked by", "why", "lapses unsigned",
+                  title="Lowerings waiting for a second risk lead")
+    for p in result.lowerings:
+        table.add_row(safe(p.referral_id), safe(p.tier), safe(p.by), safe(p.reason), _local(p.expires_at))
+    console.print(table)
+
+
 @app.command("audit")
 def audit_cmd(
     min_group: Annotated[int, typer.Option(help="Smallest group compared.")] = 10, data_dir: DataDir = None
