@@ -38,7 +38,8 @@ def agency_document() -> dict[str, Any]:
     return _document(
         title="reroute: the agency interface",
         description="Referrals in, outcomes out, over NATS JetStream. Every subject ends in the agency's id, and an "
-                    "agency may publish and read only its own: referrals.submitted and referrals.updated out, "
+                    "agency may publish and read only its own: referrals.submitted, referrals.updated and "
+                    "referrals.withdraw out, "
                     "referrals.* and sessions.* in, none of which says anything about another agency's referrals. "
                     "Every event carries schema_version, event_id (also its Nats-Msg-Id, so a replay is dropped) and "
                     "occurred_at. The same events are kept for each agency while it is offline, by two durable "

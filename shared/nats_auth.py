@@ -24,7 +24,8 @@ SERVICES_API = "$SRV.>"
 _SUBJECTS = Subjects()  # the bare contract subjects; a namespaced copy runs without authorization
 # What each service publishes besides its dead-letter subject, and whom it asks over request-reply.
 _PUBLISHES: dict[str, list[str]] = {
-    "intake": [_SUBJECTS.accepted(), _SUBJECTS.rejected(), _SUBJECTS.recorded()],
+    "intake": [_SUBJECTS.accepted(), _SUBJECTS.rejected(), _SUBJECTS.withdrawn(), _SUBJECTS.recorded(),
+               _SUBJECTS.recorded_withdrawal()],
     "risk": [_SUBJECTS.assessed(), _SUBJECTS.alert()],
     "scheduling": [_SUBJECTS.sessions(), _SUBJECTS.alert()],
 }
@@ -136,12 +137,13 @@ def agency_consumer_permissions(agency_id: str) -> list[str]:
 
 
 def agency_user(agency_id: str, password_hash: str) -> NatsUser:
-    """An agency may publish only its own referrals and read only its own outcomes, live or from its own durable
-    consumers; no streams, no risk."""
+    """An agency may publish (submit, update, withdraw) only its own referrals and read only its own outcomes, live or
+    from its own durable consumers; no streams, no risk."""
     return NatsUser(
         user=f"agency-{agency_id}",
         password=password_hash,
-        publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id), *agency_consumer_permissions(agency_id)],
+        publish=[_SUBJECTS.submitted(agency_id), _SUBJECTS.updated(agency_id), _SUBJECTS.withdraw(agency_id),
+                 *agency_consumer_permissions(agency_id)],
         subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id),
                    f"{agency_inbox_prefix(agency_id)}.>"],
     )

@@ -60,17 +60,30 @@ class Subjects:
     def updated(self, agency: str = "*") -> str:
         return self._s(f"referrals.updated.{agency}")
 
+    def withdraw(self, agency: str = "*") -> str:
+        """An agency asks to withdraw one of its referrals (consent withdrawn, referred in error): its request, which
+        intake answers on `withdrawn` (or `rejected`)."""
+        return self._s(f"referrals.withdraw.{agency}")
+
     def accepted(self, agency: str = "*") -> str:
         return self._s(f"referrals.accepted.{agency}")
 
     def rejected(self, agency: str = "*") -> str:
         return self._s(f"referrals.rejected.{agency}")
 
+    def withdrawn(self, agency: str = "*") -> str:
+        """Intake recorded an agency's withdrawal of its referral: the agency's answer."""
+        return self._s(f"referrals.withdrawn.{agency}")
+
     # Internal events: for the services only (no agency's permissions name them)
     def recorded(self, agency: str = "*") -> str:
         """Intake's pseudonymous facts of an accepted referral, for risk and scheduling: outside `referrals.>`, so
         no agency's `referrals.*.<agency>` permission reaches it (it says whether the child is known)."""
         return self._s(f"intake.recorded.{agency}")
+
+    def recorded_withdrawal(self, agency: str = "*") -> str:
+        """Intake recorded a withdrawal, for scheduling (which closes the case): beside `recorded`, in its stream."""
+        return self._s(f"intake.withdrawn.{agency}")
 
     def assessed(self, agency: str = "*") -> str:
         return self._s(f"risk.assessed.{agency}")
@@ -91,7 +104,7 @@ class Subjects:
         return self._s(f"sessions.cancelled.{agency}")
 
     def about_referrals(self, agency: str = "*") -> str:
-        """Every referrals.* event of one agency (accepted, rejected), as its NATS permissions grant: nothing here
+        """Every referrals.* event of one agency (accepted, rejected, withdrawn), as its NATS permissions grant: nothing here
         may say anything about another agency's referrals."""
         return self._s(f"referrals.*.{agency}")
 
@@ -128,12 +141,13 @@ class Subjects:
 
     @property
     def referrals_stream(self) -> str:
-        """Intake's events: referrals accepted and rejected."""
+        """Intake's answers to agencies: referrals accepted, rejected and withdrawn."""
         return self._stream("REFERRALS")
 
     @property
     def intake_stream(self) -> str:
-        """Intake's internal events: the pseudonymous facts of each accepted referral (intake.recorded)."""
+        """Intake's internal events: the pseudonymous facts of each accepted referral (intake.recorded), and each
+        withdrawal (intake.withdrawn)."""
         return self._stream("INTAKE")
 
     @property
@@ -153,8 +167,8 @@ class Subjects:
         return self._stream("DEADLETTER")
 
     def raw_submissions(self) -> list[str]:
-        """What agencies send: names, birth date, contact details and free text in plain."""
-        return [self.submitted(), self.updated()]
+        """What agencies send: names, birth date, contact details and free text in plain (a withdrawal's note too)."""
+        return [self.submitted(), self.updated(), self.withdraw()]
 
     def streams(self) -> list[StreamSpec]:
         """Every stream, in the order provisioning creates them (REFERRALS before SUBMISSIONS: an install of the
@@ -175,8 +189,8 @@ class Subjects:
         published within 100 ms after another agency's message with the same id is dropped, so A must know B's
         next id and publish it within 100 ms before B does (agencies are told to use random ids)."""
         return [
-            StreamSpec(self.referrals_stream, [self.accepted(), self.rejected()], max_age_days=30),
-            StreamSpec(self.intake_stream, [self.recorded()], max_age_days=30),
+            StreamSpec(self.referrals_stream, [self.accepted(), self.rejected(), self.withdrawn()], max_age_days=30),
+            StreamSpec(self.intake_stream, [self.recorded(), self.recorded_withdrawal()], max_age_days=30),
             StreamSpec(self.submissions_stream, self.raw_submissions(), max_age_days=0, retention="workqueue",
                        duplicate_window=SUBMISSION_DUPLICATE_WINDOW_SECONDS),
             StreamSpec(self.risk_stream, [self._s("risk.>")], max_age_days=30),
@@ -188,12 +202,13 @@ class Subjects:
     def agency_events(self, agency: str) -> list[tuple[str, str]]:
         """(stream, subject filter) of every stored event about one agency's referrals (what erasure searches)."""
         return [(self.referrals_stream, self.about_referrals(agency)), (self.intake_stream, self.recorded(agency)),
+                (self.intake_stream, self.recorded_withdrawal(agency)),
                 (self.risk_stream, self.assessed(agency)),
                 (self.safeguarding_stream, self.alert(agency)), (self.sessions_stream, self.sessions(agency))]
 
     def agency_outcomes(self, agency: str) -> list[AgencyOutcomes]:
         """The durable consumers that keep one agency's outcomes while it is offline: one per stream its events are
-        in (intake's referrals.*, scheduling's sessions.*), each pushing to a subject in the agency's own inbox
+        in (intake's referrals.*: accepted, rejected, withdrawn; scheduling's sessions.*), each pushing to a subject in the agency's own inbox
         namespace. Intake makes them; the agency may only read their info and acknowledge what they deliver."""
         return [AgencyOutcomes(stream, f"agency-{agency}", subject,
                                f"_INBOX_AGENCY.{agency}.outcomes.{stream}")

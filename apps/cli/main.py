@@ -313,7 +313,7 @@ def status(
         "--agency", help="Take REFERRAL as this agency's own reference (needed when several agencies use it).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Where one referral stands: received, assessed, scheduled or waitlisted."""
+    """Where one referral stands: received, assessed, scheduled or waitlisted (or withdrawn by its agency)."""
 
     async def find(c: ServiceClient) -> IntakeStatus:
         if agency is not None:
@@ -335,6 +335,9 @@ def status(
     referral_id = intake.referral_id
     console.print(f"[bold]{safe(referral_id)}[/bold] from {safe(intake.agency_id)} (their ref "
                   f"{safe(intake.agency_referral_id)}), received {_local(intake.received_at)}")
+    if intake.withdrawn_at is not None:
+        console.print(f"[yellow]Withdrawn by {safe(intake.agency_id)}[/yellow] {_local(intake.withdrawn_at)}: "
+                      f"{safe(intake.withdrawal_reason or '')}")
     if risk is not None:
         a = risk.assessment
         console.print(f"Risk: [bold]{safe(a.tier)}[/bold] (likelihood {safe(a.likelihood.tier)}, harm "

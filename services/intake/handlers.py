@@ -1,4 +1,4 @@
-"""Intake's decision on each submitted or updated referral: validate, de-duplicate, store, outbox event.
+"""Intake's decision on each submitted, updated or withdrawn referral: validate, de-duplicate, store, outbox event.
 
 One function, `decide_submissions`, makes it for both doors: a batch of NATS messages (`handle_submissions`)
 and a single HTTP request (services/intake/http.py), so the two can never disagree.
@@ -24,6 +24,7 @@ from services.intake.validation import (
     london_date,
     readable_agency_referral_id,
     validate_referral,
+    validate_withdrawal,
 )
 from shared.contracts.common import FieldError
 from shared.contracts.intake import (
@@ -34,6 +35,8 @@ from shared.contracts.intake import (
     ReferralAccepted,
     ReferralRecorded,
     ReferralRejected,
+    ReferralWithdrawn,
+    Withdrawal,
     age_band,
 )
 from shared.messaging import Delivery
@@ -41,7 +44,9 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
 from shared.telemetry import caller_links, referral_trace, traceparent
 
-Outcome = Literal["accepted", "updated", "duplicate", "rejected"]
+Outcome = Literal["accepted", "updated", "duplicate", "rejected", "withdrawn", "already_withdrawn", "not_found"]
+Kind = Literal["submitted", "updated", "withdraw"]
+"""What an agency sent: a referral, an update of one, or the withdrawal of one (the verb of its NATS subject)."""
 STATUS_PATH = "/v1/referrals/{referral_id}"
 """Where the HTTP API serves a referral's status (services/intake/http.py routes it)."""
 
@@ -60,12 +65,12 @@ def event_id(keys: IntakeKeys, kind: str, *identity: str) -> str:
 
 @dataclass(frozen=True)
 class Submission:
-    """One referral an agency submitted or updated, whichever door it came through."""
+    """One referral an agency submitted, updated or withdrew, whichever door it came through."""
 
     agency_id: str
     data: bytes
     key: str  # identity of this submission: the NATS message key, or the HTTP request's id
-    is_update: bool
+    kind: Kind
     span: trace.Span
     cloudevent: str | None = None
 
@@ -79,17 +84,18 @@ class Decision:
     referral_id: str | None = None
     revision: int = 0
     errors: list[FieldError] = field(default_factory=list)
+    withdrawn: ReferralWithdrawn | None = None
+    """What the agency is told of a withdrawal (outcomes withdrawn and already_withdrawn)."""
 
 
 def handle_submissions(
     conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects, keys: IntakeKeys, max_body_bytes: int,
     status_base: str | None = None, tracer: trace.Tracer | None = None,
 ) -> list[Outgoing]:
-    """The NATS door: each message on referrals.submitted/updated.<agency_id> is one submission; one over
+    """The NATS door: each message on referrals.submitted/updated/withdraw.<agency_id> is one submission; one over
     `max_body_bytes` (REROUTE_INTAKE_MAX_BODY_BYTES, the HTTP door's limit too) is rejected unread."""
-    update_prefix = subjects.updated("")
     submissions = [
-        Submission(subjects.agency_of(d.subject), d.data, d.key, d.subject.startswith(update_prefix), d.span,
+        Submission(subjects.agency_of(d.subject), d.data, d.key, _kind(subjects, d.subject), d.span,
                    _cloudevent_headers(d.headers))
         for d in batch
     ]
@@ -107,10 +113,10 @@ def decide_submissions(
     `tracer`: for the span an update or a repeat gets in the referral's own trace."""
     tracer = tracer or trace.get_tracer(__name__)
     checked = [(s, _check(s, max_body_bytes)) for s in submissions]
-    valid = [(s, r) for s, r in checked if isinstance(r, Referral)]
+    valid = [(s, r) for s, r in checked if isinstance(r, Referral | Withdrawal)]
     store = ReferralStore(conn, keys)
     store.load({(s.agency_id, r.agency_referral_id) for s, r in valid},
-               {k for _, r in valid for k in match_keys(keys.matcher, r)})
+               {k for _, r in valid if isinstance(r, Referral) for k in match_keys(keys.matcher, r)})
     decisions: list[Decision] = []
     out: list[Outgoing] = []
     for submission, result in checked:
@@ -122,22 +128,34 @@ def decide_submissions(
     return decisions, out
 
 
-def _check(s: Submission, max_body_bytes: int | None) -> Referral | list[FieldError]:
+def _kind(subjects: Subjects, subject: str) -> Kind:
+    if subject.startswith(subjects.updated("")):
+        return "updated"
+    return "withdraw" if subject.startswith(subjects.withdraw("")) else "submitted"
+
+
+def _check(s: Submission, max_body_bytes: int | None) -> Referral | Withdrawal | list[FieldError]:
     if not AGENCY_ID.match(s.agency_id):
         return [FieldError(field="", message=f"agency id '{s.agency_id}' in the subject is not valid")]
+    if s.kind == "withdraw":
+        return validate_withdrawal(s.data, max_bytes=max_body_bytes)
     return validate_referral(s.data, max_bytes=max_body_bytes)
 
 
 def _decide(
-    store: ReferralStore, s: Submission, result: Referral | list[FieldError], *, now: datetime, subjects: Subjects,
-    keys: IntakeKeys, status_base: str | None, tracer: trace.Tracer,
+    store: ReferralStore, s: Submission, result: Referral | Withdrawal | list[FieldError], *, now: datetime,
+    subjects: Subjects, keys: IntakeKeys, status_base: str | None, tracer: trace.Tracer,
 ) -> tuple[Decision, list[Outgoing]]:
     s.span.set_attribute("agency.id", s.agency_id)
+    if isinstance(result, Withdrawal):
+        return _withdraw(store, s, result, now=now, subjects=subjects, keys=keys, tracer=tracer)
     stored = store.find(s.agency_id, result.agency_referral_id) if isinstance(result, Referral) else None
-    if isinstance(result, Referral) and s.is_update and stored is None:
+    if isinstance(result, Referral) and s.kind == "updated" and stored is None:
         result = [FieldError(field="agency_referral_id", message=(
             f"no referral '{result.agency_referral_id}' from {s.agency_id} to update: submit it on "
             "referrals.submitted first (or POST /v1/referrals)"))]
+    if isinstance(result, Referral) and stored is not None and stored.withdrawn_at is not None:
+        result = [_withdrawn_already(stored.withdrawn_at)]
     if isinstance(result, Referral):  # a repeat or an update keeps the referral date it was first received on
         result = date_problems(result, referred_at=stored.received_at if stored else now, now=now) or result
     if isinstance(result, list):
@@ -150,7 +168,7 @@ def _decide(
                                 cloudevent=s.cloudevent, trace_context=traceparent(s.span))
         store.add(stored)
         event, outcome = event_id(keys, "accepted", stored.referral_id, "0"), "accepted"
-    elif s.is_update and body != stored.body:
+    elif s.kind == "updated" and body != stored.body:
         stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
         person_id = store.person_for(match_keys(keys.matcher, result))
         if person_id != stored.person_id:
@@ -186,6 +204,46 @@ def _decide(
     return decision, events
 
 
+def _withdraw(
+    store: ReferralStore, s: Submission, withdrawal: Withdrawal, *, now: datetime, subjects: Subjects, keys: IntakeKeys,
+    tracer: trace.Tracer,
+) -> tuple[Decision, list[Outgoing]]:
+    """Record the withdrawal once (a repeat answers `already_withdrawn`, changing nothing) and tell the agency and,
+    the first time, scheduling. Another agency's referral is not found, exactly as one that does not exist."""
+    stored = store.find(s.agency_id, withdrawal.agency_referral_id)
+    if stored is None:
+        return _reject(store, s, [FieldError(field="agency_referral_id", message=(
+            "no referral of yours with this agency_referral_id: nothing to withdraw"))], now=now, subjects=subjects,
+            keys=keys, outcome="not_found")
+    first = stored.withdrawn_at is None
+    if first:
+        stored.withdrawn_at, stored.withdrawal_reason, stored.withdrawal_note = now, withdrawal.reason, withdrawal.note
+        stored.changed = True
+    outcome: Outcome = "withdrawn" if first else "already_withdrawn"
+    assert stored.withdrawn_at is not None and stored.withdrawal_reason is not None
+    s.span.set_attributes({"referral.id": stored.referral_id, "reroute.outcome": outcome})
+    span = _in_referral_trace(tracer, stored, s.span, outcome)
+    told = ReferralWithdrawn(
+        event_id=event_id(keys, "withdrawn", stored.referral_id) if first else
+        event_id(keys, "withdrawn", stored.referral_id, "repeat", s.key),
+        occurred_at=now, referral_id=stored.referral_id, agency_id=s.agency_id,
+        agency_referral_id=stored.agency_referral_id, reason=stored.withdrawal_reason,
+        withdrawn_at=stored.withdrawn_at, duplicate=not first)
+    events = [outgoing(told, subjects.withdrawn(s.agency_id), span=span)]
+    if first:  # scheduling closes the case: told once, beside intake.recorded, so it comes after the referral's facts
+        events.insert(0, outgoing(told.model_copy(update={"event_id": event_id(keys, "recorded", told.event_id)}),
+                                  subjects.recorded_withdrawal(s.agency_id), span=span))
+    if span is not s.span:
+        span.end()
+    return Decision(outcome, stored.agency_referral_id, stored.referral_id, stored.revision, withdrawn=told), events
+
+
+def _withdrawn_already(withdrawn_at: datetime) -> FieldError:
+    return FieldError(field="agency_referral_id", message=(
+        f"this referral was withdrawn on {london_date(withdrawn_at):%d %B %Y}: it can no longer be updated or sent "
+        "again; to refer the young person again, submit a new referral with a new agency_referral_id"))
+
+
 def _in_referral_trace(tracer: trace.Tracer, stored: StoredReferral, door: trace.Span, outcome: Outcome) -> trace.Span:
     """An update or a repeat continues the referral's own trace (what it causes in risk and scheduling too), linked
     to the trace it came in on; a referral accepted before intake kept its trace takes this one's."""
@@ -203,8 +261,10 @@ def _in_referral_trace(tracer: trace.Tracer, stored: StoredReferral, door: trace
 
 def _reject(
     store: ReferralStore, s: Submission, errors: list[FieldError], *, now: datetime, subjects: Subjects,
-    keys: IntakeKeys,
+    keys: IntakeKeys, outcome: Literal["rejected", "not_found"] = "rejected",
 ) -> tuple[Decision, list[Outgoing]]:
+    """Refuse, telling the agency on referrals.rejected; `not_found` (no such referral of the agency's, as the HTTP
+    door answers 404) is told there alike."""
     event = ReferralRejected(
         event_id=event_id(keys, "rejected", s.key),
         occurred_at=now,
@@ -212,11 +272,11 @@ def _reject(
         agency_referral_id=readable_agency_referral_id(s.data),
         errors=errors,
     )
-    s.span.set_attribute("reroute.outcome", "rejected")
+    s.span.set_attribute("reroute.outcome", outcome)
     s.span.set_attribute("reroute.error_count", len(errors))
     store.reject(rejection_row(event.event_id, s.agency_id, event.agency_referral_id,
                                [e.model_dump() for e in errors], now=now))
-    decision = Decision("rejected", event.agency_referral_id, errors=errors)
+    decision = Decision(outcome, event.agency_referral_id, errors=errors)
     return decision, [outgoing(event, subjects.rejected(s.agency_id), span=s.span)]
 
 

@@ -1,4 +1,4 @@
-"""Intake's HTTP face for agencies: submit, update and follow referrals with an API key.
+"""Intake's HTTP face for agencies: submit, update, withdraw and follow referrals with an API key.
 
 Every submission goes through the same `decide_submissions` as the NATS door, in its own transaction with
 its events in the outbox, under a span that carries the caller's trace context (W3C traceparent) when given.
@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from opentelemetry import trace
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -33,18 +34,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.intake.agencies import AgencyRegistry, FailedAttempts
 from services.intake.body_limit import BodySizeLimit
 from services.intake.crypto import IntakeKeys
-from services.intake.handlers import Decision, Submission, decide_submissions
+from services.intake.handlers import Decision, Kind, Submission, decide_submissions
 from services.intake.referral_status import ReferralStatus, ask_status
 from services.intake.settings import IntakeSettings, Network
 from services.intake.tables import ReferralRecord, as_utc
 from services.intake.validation import NotJson, load_json
+from shared.contracts.codes import WithdrawalReason
 from shared.contracts.common import FieldError
-from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral
+from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral, Withdrawal
 from shared.service import ServiceHost
 from shared.telemetry import caller_links, extract_context, referral_trace
 
 _REFERRAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Referral"}}}}}
+_WITHDRAWAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/Withdrawal"},
+    "examples": {
+        "consent withdrawn": {"value": {"agency_referral_id": "YOT/2026/17", "reason": "consent_withdrawn"}},
+        "other, with a note": {"value": {"agency_referral_id": "YOT/2026/18", "reason": "other",
+                                         "note": "Family declined the service after the first call."}},
+    }}}}}
 _DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 """Swagger UI's script and style sheet, from the fastapi-offline wheel: the try-it page works with no CDN in reach."""
 
@@ -127,6 +136,24 @@ class ReferralReceived(BaseModel):
     revision: int = Field(description="0 as first submitted; 1, 2, ... after each change.")
     status_url: str = Field(description="GET it for the referral's progress: a path (/v1/referrals/...), or a full "
                             "URL where the service is configured with its public address.")
+
+
+class WithdrawalRecorded(BaseModel):
+    """The withdrawal is recorded (or was already): the referral's sessions are cancelled and its case closed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "referral_id": "ref_3f1c0a9b2e4d5f60", "agency_referral_id": "YOT/2026/17", "outcome": "withdrawn",
+        "duplicate": False, "reason": "consent_withdrawn", "withdrawn_at": "2026-12-07T10:15:00Z",
+        "status_url": "/v1/referrals/ref_3f1c0a9b2e4d5f60"}]})
+
+    referral_id: str = Field(description="Our id for the referral.")
+    agency_referral_id: str = Field(description="Your id for the referral.")
+    outcome: Literal["withdrawn", "already_withdrawn"] = Field(
+        description="withdrawn (now), already_withdrawn (it was: nothing changed)")
+    duplicate: bool = Field(description="True when nothing new was stored (already withdrawn).")
+    reason: WithdrawalReason = Field(description="The reason recorded (the first one, when it was withdrawn already).")
+    withdrawn_at: datetime = Field(description="When the withdrawal was first recorded.")
+    status_url: str = Field(description="GET it: the status is `withdrawn` from now on.")
 
 
 ErrorCode = Literal["invalid", "unauthorized", "not_found", "method_not_allowed", "too_large", "too_many_attempts"]
@@ -222,7 +249,7 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
               openapi_extra=_REFERRAL_BODY)
     async def submit_referral(request: Request, agency_id: Agency) -> JSONResponse:
         """Submit a referral. Submitting the same `agency_referral_id` again returns the same referral id."""
-        decision = await door.decide(request, agency_id, await request.body(), is_update=False)
+        decision = await door.decide(request, agency_id, await request.body(), kind="submitted")
         return _answer(request, decision)
 
     @api.put("/v1/referrals", status_code=202, response_model=ReferralReceived, responses=refusals,
@@ -234,20 +261,43 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
         data, mismatch = _with_path_id(data, agency_referral_id)
         if mismatch is not None:
             return _refused(agency_referral_id, [mismatch])
-        decision = await door.decide(request, agency_id, data, is_update=True)
+        decision = await door.decide(request, agency_id, data, kind="updated")
         return _answer(request, decision)
+
+    @api.post("/v1/withdrawals", status_code=202, response_model=WithdrawalRecorded, openapi_extra=_WITHDRAWAL_BODY,
+              responses={**refusals, 404: {"model": Problem, "description": "No referral of yours with that "
+                                                                           "agency_referral_id: nothing withdrawn."}})
+    async def withdraw_referral(request: Request, agency_id: Agency) -> JSONResponse:
+        """Withdraw a referral you submitted (as referrals.withdraw does), naming it by your own id with a coded
+        reason: its future sessions are cancelled and its case closed; it takes no more updates. A safeguarding
+        alert already raised about the young person stays open for the safeguarding lead. Withdrawing it again
+        answers `already_withdrawn`; another agency's referral is `404`, like an unknown one."""
+        decision = await door.decide(request, agency_id, await request.body(), kind="withdraw",
+                                     route="/v1/withdrawals")
+        if decision.outcome == "not_found":
+            return problem(404, decision.errors[0].message)
+        if decision.withdrawn is None:
+            return _refused(decision.agency_referral_id, decision.errors)
+        url = _status_url(request, decision.withdrawn.referral_id)
+        w = decision.withdrawn
+        recorded = WithdrawalRecorded(
+            referral_id=w.referral_id, agency_referral_id=w.agency_referral_id, duplicate=w.duplicate,
+            outcome="already_withdrawn" if w.duplicate else "withdrawn", reason=w.reason, withdrawn_at=w.withdrawn_at,
+            status_url=url)
+        return JSONResponse(recorded.model_dump(mode="json"), status_code=202, headers={"Location": url})
 
     @api.get("/v1/referrals/{referral_id}", name="referral_status", response_model=ReferralStatus,
              responses={401: refusals[401], 404: {"model": Problem, "description": "No such referral of yours."},
                         422: refusals[422], 429: refusals[429]})
     async def referral_status(referral_id: OurId, request: Request, agency_id: Agency) -> ReferralStatus:
-        """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted..."""
+        """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted, withdrawn..."""
         with door.span(request, "/v1/referrals/{referral_id}", agency_id) as span:
             span.set_attribute("referral.id", referral_id)  # a poll is a trace of its own, linked to the referral's
             with host.engine.connect() as conn:
                 row = conn.execute(
                     select(col(ReferralRecord.agency_referral_id), col(ReferralRecord.received_at),
-                           col(ReferralRecord.revision), col(ReferralRecord.trace_context))
+                           col(ReferralRecord.revision), col(ReferralRecord.trace_context),
+                           col(ReferralRecord.withdrawal_reason))
                     .where(col(ReferralRecord.referral_id) == referral_id, col(ReferralRecord.agency_id) == agency_id)
                 ).first()
             if row is None:  # another agency's referral is "not found" too, so ids cannot be probed
@@ -255,7 +305,8 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
             for link in caller_links(referral_trace(row.trace_context), besides=extract_context(request.headers)):
                 span.add_link(link.context)
             status = await ask_status(host, referral_id=referral_id, agency_referral_id=row.agency_referral_id,
-                                      received_at=as_utc(row.received_at), revision=row.revision)
+                                      received_at=as_utc(row.received_at), revision=row.revision,
+                                      withdrawal_reason=row.withdrawal_reason)
             span.set_attribute("http.response.status_code", 200)
             span.set_attribute("reroute.outcome", status.status)
             return status
@@ -307,10 +358,10 @@ class _HttpDoor:
                 span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
                 raise
 
-    async def decide(self, request: Request, agency_id: str, data: bytes, *, is_update: bool) -> Decision:
-        route = "/v1/referrals"  # an update names the referral in the query
+    async def decide(self, request: Request, agency_id: str, data: bytes, *, kind: Kind,
+                     route: str = "/v1/referrals") -> Decision:  # an update names the referral in the query
         with self.span(request, route, agency_id) as span:
-            submission = Submission(agency_id, data, f"http|{uuid.uuid4().hex}", is_update, span)
+            submission = Submission(agency_id, data, f"http|{uuid.uuid4().hex}", kind, span)
             subjects, keys = self._host.subjects, self._keys
             base = request.app.state.public_url
             decide: Callable[..., Any] = lambda conn, now: decide_submissions(
@@ -320,19 +371,26 @@ class _HttpDoor:
             except IntegrityError:  # another replica stored the same referral or person at this moment: look again
                 decisions = await self._host.transact(decide)
             decision = decisions[0]
-            span.set_attribute("http.response.status_code", 422 if decision.outcome == "rejected" else 202)
+            status = {"rejected": 422, "not_found": 404}.get(decision.outcome, 202)
+            span.set_attribute("http.response.status_code", status)
             return decision
 
 
+def _status_url(request: Request, referral_id: str) -> str:
+    """Never from the request's Host header, which the caller writes: a path, or the configured public URL."""
+    base: str = request.app.state.public_url
+    return base + str(request.app.url_path_for("referral_status", referral_id=referral_id))
+
+
 def _answer(request: Request, decision: Decision) -> JSONResponse:
-    if decision.outcome == "rejected":
+    outcome = decision.outcome
+    if outcome not in ("accepted", "updated", "duplicate"):  # a submission or an update is refused, never not found
         return _refused(decision.agency_referral_id, decision.errors)
     assert decision.referral_id is not None and decision.agency_referral_id is not None
-    # never from the request's Host header, which the caller writes: a path, or the configured public URL
-    url = request.app.state.public_url + str(request.app.url_path_for("referral_status", referral_id=decision.referral_id))
+    url = _status_url(request, decision.referral_id)
     received = ReferralReceived(
-        referral_id=decision.referral_id, agency_referral_id=decision.agency_referral_id, outcome=decision.outcome,
-        duplicate=decision.outcome == "duplicate", revision=decision.revision, status_url=url)
+        referral_id=decision.referral_id, agency_referral_id=decision.agency_referral_id, outcome=outcome,
+        duplicate=outcome == "duplicate", revision=decision.revision, status_url=url)
     return JSONResponse(received.model_dump(mode="json"), status_code=202, headers={"Location": url})
 
 
@@ -353,17 +411,18 @@ def _with_path_id(data: bytes, agency_referral_id: str) -> tuple[bytes, FieldErr
 
 
 def _openapi_with_referral(api: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The generated document plus the referral contract's JSON Schema as the request body's schema."""
+    """The generated document plus the referral and withdrawal contracts' JSON Schemas as the request bodies'."""
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema:
             return api.openapi_schema
         doc = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes,
                           servers=api.servers)
-        referral = Referral.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        schemas.update(referral.pop("$defs", {}))
-        schemas["Referral"] = referral
+        for model in (Referral, Withdrawal):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
         api.openapi_schema = doc
         return doc
 

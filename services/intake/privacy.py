@@ -1,7 +1,8 @@
 """A person's data at intake: everything for a subject access request, and irreversible erasure.
 
-Erasure keeps anonymous counts only: each referral row stays (the agency, the dates, how often it was sent)
-under a random id, with its encrypted body, person link and agency reference gone; equality answers, the
+Erasure keeps anonymous counts only: each referral row stays (the agency, the dates, how often it was sent, when and
+why it was withdrawn) under a random id, with its encrypted body and withdrawal note, person link and agency reference
+gone; equality answers, the
 access log and the person's matching key are deleted. Before that, `erase_from_streams` deletes every message
 the JetStream streams still hold about the person's referrals."""
 
@@ -11,6 +12,7 @@ import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -20,7 +22,13 @@ from sqlmodel import col
 from services.intake.crypto import IntakeKeys
 from services.intake.store import equality_answers
 from services.intake.tables import EqualityRecord, PersonalDataAccessRecord, PersonRecord, ReferralRecord
-from shared.contracts.intake_rpc import EqualityAnswers, IntakePersonalData, PersonalDataAccess, StoredReferral
+from shared.contracts.intake_rpc import (
+    EqualityAnswers,
+    IntakePersonalData,
+    PersonalDataAccess,
+    StoredReferral,
+    StoredWithdrawal,
+)
 from shared.outbox import OutboxRow
 from shared.subjects import Subjects
 
@@ -40,11 +48,19 @@ def export(conn: Connection, keys: IntakeKeys, person_id: str) -> IntakePersonal
     return IntakePersonalData(
         referrals=[StoredReferral(referral_id=r.referral_id, agency_id=r.agency_id,
                                   agency_referral_id=r.agency_referral_id, received_at=r.received_at,
-                                  revision=r.revision, referral=json.loads(keys.cipher.decrypt(r.body))) for r in rows],
+                                  revision=r.revision, referral=json.loads(keys.cipher.decrypt(r.body)),
+                                  withdrawal=_withdrawal(keys, r)) for r in rows],
         equality_monitoring=[EqualityAnswers(referral_id=rid, **equality[rid]) for rid in ids if rid in equality],
         personal_data_access_log=[PersonalDataAccess(referral_id=a.referral_id, item=a.item, asked_by=a.asked_by,
                                                      purpose=a.purpose, asked_at=a.asked_at) for a in access],
     )
+
+
+def _withdrawal(keys: IntakeKeys, r: Any) -> StoredWithdrawal | None:
+    if r.withdrawn_at is None:
+        return None
+    note = None if r.withdrawal_note is None else keys.cipher.decrypt(r.withdrawal_note)
+    return StoredWithdrawal(withdrawn_at=r.withdrawn_at, reason=r.withdrawal_reason, note=note)
 
 
 def erase(conn: Connection, person_id: str) -> dict[str, int]:
@@ -59,7 +75,7 @@ def erase_referrals(conn: Connection, ids: list[str]) -> int:
     for rid in ids:
         conn.execute(update(ReferralRecord).where(col(ReferralRecord.referral_id) == rid).values(
             referral_id=f"erased_{secrets.token_hex(8)}", agency_referral_id=f"erased_{secrets.token_hex(8)}",
-            body="", person_id="erased", cloudevent=None))
+            body="", person_id="erased", cloudevent=None, withdrawal_note=None))
         conn.execute(delete(OutboxRow).where(col(OutboxRow.payload).contains(rid.encode())))
     conn.execute(delete(EqualityRecord).where(col(EqualityRecord.referral_id).in_(ids)))
     conn.execute(delete(PersonalDataAccessRecord).where(col(PersonalDataAccessRecord.referral_id).in_(ids)))

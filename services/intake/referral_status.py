@@ -23,7 +23,7 @@ from shared.contracts.scheduling_rpc import STATUS, ReferralRequest, SchedulingS
 from shared.service import ServiceHost
 
 log = logging.getLogger(__name__)
-Stage = Literal["received", "assessed", "scheduled", "waitlisted", "suspended", "closed", "held"]
+Stage = Literal["received", "assessed", "scheduled", "waitlisted", "suspended", "closed", "withdrawn", "held"]
 HELD_FOR_REVIEW = "held for review by the service"
 """All an agency is told of a message about its referral that a service set aside (operators see the reason)."""
 _SCHEDULING_STAGES: dict[str, Stage] = {
@@ -34,31 +34,40 @@ NOT_YET: Literal["not yet"] = "not yet"
 """The service answered that it has no record of the referral yet."""
 
 
+def withdrawn_because(reason: str) -> str:
+    """What an agency's status view says of a referral it withdrew."""
+    return f"withdrawn by your agency ({reason.replace('_', ' ')}): its sessions are cancelled; it takes no updates"
+
+
 class ReferralStatus(BaseModel):
-    """A referral's progress: received by intake, assessed by risk, then scheduled, waitlisted, suspended or closed."""
+    """A referral's progress: received by intake, assessed by risk, then scheduled, waitlisted, suspended or closed;
+    or withdrawn by the agency."""
 
     referral_id: str = Field(description="Our id for the referral.")
     agency_referral_id: str = Field(description="Your id for the referral.")
     status: Stage = Field(description=(
-        "The furthest stage reached; `held` while a message about it waits for the service's review."))
+        "The furthest stage reached; `withdrawn` once your agency withdrew it; `held` while a message about it waits "
+        "for the service's review."))
     received_at: datetime = Field(description="When intake first accepted it.")
     revision: int = Field(description="How many times you updated it.")
     tier: str | None = Field(default=None, description="The risk tier, once assessed.")
     first_session: LondonTime | None = Field(default=None, description=(
         "Start of the first booked session, once scheduled: Europe/London local time with its offset."))
     mentor_first_name: str | None = Field(default=None, description="The mentor's first name, once scheduled.")
-    reason: str | None = Field(default=None, description="Why it waits (waitlisted), or why it was suspended or closed.")
+    reason: str | None = Field(default=None, description=(
+        "Why it waits (waitlisted), or why it was suspended, closed or withdrawn."))
     complete: bool = Field(default=True, description="False when risk or scheduling did not answer: try again shortly.")
 
 
 def status_of(
     *, referral_id: str, agency_referral_id: str, received_at: datetime, revision: int,
     risk: Assessment | Literal["not yet"] | None, scheduling: SchedulingStatus | Literal["not yet"] | None,
-    held: bool = False,
+    held: bool = False, withdrawal_reason: str | None = None,
 ) -> ReferralStatus:
     """Combine the answers (None: that service did not answer; "not yet": it has no record of the referral yet)
     into the agency's view. `held`: a service set a message about it aside, so it will not move until an
-    operator replays or discards that message."""
+    operator replays or discards that message (a withdrawal scheduling set aside, too). `withdrawal_reason`: the
+    agency withdrew it, for this reason."""
     status: Stage = "received"
     tier = None
     if isinstance(risk, Assessment):
@@ -72,6 +81,8 @@ def status_of(
             mentor = scheduling.mentor_first_name
         else:
             reason = scheduling.agency_reason  # never `reason`: that one is for schedulers
+    if withdrawal_reason is not None:
+        status, first, mentor, reason = "withdrawn", None, None, withdrawn_because(withdrawal_reason)
     if held:
         status, first, mentor, reason = "held", None, None, HELD_FOR_REVIEW
     return ReferralStatus(
@@ -82,7 +93,7 @@ def status_of(
 
 
 async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id: str, received_at: datetime,
-                     revision: int, timeout: float = 3) -> ReferralStatus:
+                     revision: int, withdrawal_reason: str | None = None, timeout: float = 3) -> ReferralStatus:
     """Ask risk and scheduling where the referral stands (scheduling also gives the mentor's first name), and
     whether either holds a message about it, all at once."""
     async def held_by(service: str) -> bool:
@@ -98,7 +109,8 @@ async def ask_status(host: ServiceHost, *, referral_id: str, agency_referral_id:
         _ask(host.ask(STATUS, ReferralRequest(referral_id=referral_id), timeout=timeout)),
         held_by("risk"), held_by("scheduling"))
     return status_of(referral_id=referral_id, agency_referral_id=agency_referral_id, received_at=received_at,
-                     revision=revision, risk=risk, scheduling=scheduling, held=any(held))
+                     revision=revision, risk=risk, scheduling=scheduling, held=any(held),
+                     withdrawal_reason=withdrawal_reason)
 
 
 async def _ask(question: Awaitable[R]) -> R | Literal["not yet"] | None:

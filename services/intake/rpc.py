@@ -110,7 +110,7 @@ async def status(request: StatusRequest, intake: Intake) -> IntakeStatus:
     row = rows[0]
     return IntakeStatus(referral_id=row.referral_id, agency_id=row.agency_id, agency_referral_id=row.agency_referral_id,
                         received_at=row.received_at, submissions=row.submissions, revision=row.revision,
-                        person_id=row.person_id)
+                        person_id=row.person_id, withdrawn_at=row.withdrawn_at, withdrawal_reason=row.withdrawal_reason)
 
 
 async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:

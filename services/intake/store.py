@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlmodel import col
@@ -28,6 +28,7 @@ from services.intake.tables import (
     RejectionRecord,
     as_utc,
 )
+from shared.contracts.codes import WithdrawalReason
 from shared.contracts.intake_rpc import EncryptedTable
 from shared.deadletters import DeadLetterRow
 
@@ -51,6 +52,10 @@ class StoredReferral:
     cloudevent: str | None = None
     trace_context: str | None = None
     """The traceparent it was first accepted under (shared/telemetry.referral_trace)."""
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: WithdrawalReason | None = None
+    withdrawal_note: str | None = None
+    """Plain, in memory only, like `body`."""
     new: bool = False
     changed: bool = False
 
@@ -78,7 +83,9 @@ class ReferralStore:
                 self._referrals[(r.agency_id, r.agency_referral_id)] = StoredReferral(
                     r.referral_id, r.agency_id, r.agency_referral_id, as_utc(r.received_at),
                     self._keys.cipher.decrypt(r.body), r.revision, r.submissions, r.person_id,
-                    trace_context=r.trace_context)
+                    trace_context=r.trace_context, withdrawn_at=r.withdrawn_at and as_utc(r.withdrawn_at),
+                    withdrawal_reason=cast("WithdrawalReason | None", r.withdrawal_reason),  # only ours are stored
+                    withdrawal_note=r.withdrawal_note and self._keys.cipher.decrypt(r.withdrawal_note))
         if match_keys:
             found = self._conn.execute(select(col(PersonRecord.match_key), col(PersonRecord.person_id)).where(
                 col(PersonRecord.match_key).in_(list(match_keys)))).all()
@@ -143,7 +150,7 @@ class ReferralStore:
         changed = [
             {"rid": s.referral_id, "body": self._keys.cipher.encrypt(s.body), "revision": s.revision,
              "submissions": s.submissions, "person_id": s.person_id, "updated_at": now,
-             "trace_context": s.trace_context}
+             "trace_context": s.trace_context, **self._withdrawal(s)}
             for s in self._referrals.values() if s.changed and not s.new
         ]
         if new:
@@ -154,7 +161,8 @@ class ReferralStore:
                 .where(col(ReferralRecord.referral_id) == bindparam("rid"))
                 .values(body=bindparam("body"), revision=bindparam("revision"), submissions=bindparam("submissions"),
                         person_id=bindparam("person_id"), updated_at=bindparam("updated_at"),
-                        trace_context=bindparam("trace_context")),
+                        trace_context=bindparam("trace_context"), withdrawn_at=bindparam("withdrawn_at"),
+                        withdrawal_reason=bindparam("withdrawal_reason"), withdrawal_note=bindparam("withdrawal_note")),
                 changed,
             )
         for s in self._referrals.values():
@@ -173,8 +181,13 @@ class ReferralStore:
             "referral_id": s.referral_id, "agency_id": s.agency_id, "agency_referral_id": s.agency_referral_id,
             "received_at": s.received_at, "updated_at": now, "body": self._keys.cipher.encrypt(s.body),
             "revision": s.revision, "submissions": s.submissions, "cloudevent": s.cloudevent,
-            "person_id": s.person_id, "trace_context": s.trace_context,
+            "person_id": s.person_id, "trace_context": s.trace_context, **self._withdrawal(s),
         }
+
+    def _withdrawal(self, s: StoredReferral) -> dict[str, object]:
+        """The withdrawal columns (all null until it is withdrawn), the note encrypted with the body's key."""
+        note = None if s.withdrawal_note is None else self._keys.cipher.encrypt(s.withdrawal_note)
+        return {"withdrawn_at": s.withdrawn_at, "withdrawal_reason": s.withdrawal_reason, "withdrawal_note": note}
 
 
 def seal_answers(cipher: PersonalDataCipher, answers: Mapping[str, object]) -> str:
@@ -252,15 +265,17 @@ def reencrypt(conn: Connection, cipher: PersonalDataCipher, table: EncryptedTabl
 
 
 def _reencrypt_referrals(conn: Connection, cipher: PersonalDataCipher, *, after: str, limit: int) -> Reencryption:
-    key, body = col(ReferralRecord.referral_id), col(ReferralRecord.body)
+    """A withdrawal's note is written with the body, under the same key, so it is re-encrypted with it."""
+    key, body, note = col(ReferralRecord.referral_id), col(ReferralRecord.body), col(ReferralRecord.withdrawal_note)
     stored = body != ""  # an erased referral keeps an empty body
     done = Reencryption(total=conn.execute(select(func.count()).select_from(ReferralRecord).where(stored)).scalar_one())
-    for referral_id, token in conn.execute(select(key, body).where(key > after, stored).order_by(key)
-                                           .limit(limit)).all():
+    for referral_id, token, note_token in conn.execute(select(key, body, note).where(key > after, stored).order_by(key)
+                                                       .limit(limit)).all():
         done.checked, done.last = done.checked + 1, referral_id
         if (new := _rotated(done, cipher.rotate, token, f"referral {referral_id}")) is not None:
+            new_note = None if note_token is None else cipher.rotate(note_token) or note_token
             _count_write(done, conn.execute(update(ReferralRecord).where(key == referral_id, body == token)
-                                            .values(body=new)).rowcount)
+                                            .values(body=new, withdrawal_note=new_note)).rowcount)
     return done
 
 

@@ -25,6 +25,11 @@ class ReferralRecord(SQLModel, table=True):
     submissions: int = Field(default=1, description="How many times the agency submitted it.")
     trace_context: str | None = Field(default=None, max_length=100, description=(
         "The W3C traceparent it was first accepted under: its updates and repeats continue that trace."))
+    withdrawn_at: datetime | None = Field(default=None, description=(
+        "When the agency withdrew it (null: not withdrawn); a withdrawn referral takes no more updates."))
+    withdrawal_reason: str | None = Field(default=None, max_length=32, description="The agency's coded reason.")
+    withdrawal_note: str | None = Field(default=None, description=(
+        "The agency's note on the withdrawal, encrypted (Fernet) like the body: it may hold personal data."))
 
 
 class RejectionRecord(SQLModel, table=True):

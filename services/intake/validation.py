@@ -1,6 +1,6 @@
-"""Turn a submitted body into a `Referral`, or into one specific `FieldError` per problem. Pure.
+"""Turn a submitted body into a `Referral` (or a `Withdrawal`), or into one specific `FieldError` per problem. Pure.
 
-`validate_referral` checks the body's size and then the body against the contract; `date_problems` then checks the
+`validate_referral` (`validate_withdrawal`) checks the body's size and then the body against the contract; `date_problems` then checks the
 dates against when the referral was received, which the caller passes in (no clock here). A rejection is itself
 bounded (at most `MAX_ERRORS` entries, never a long echo of what was sent), so it can always be published.
 """
@@ -11,15 +11,15 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, TypeVar, get_args
 from zoneinfo import ZoneInfo
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core.core_schema import ErrorType
 
 from shared.contracts.codes import PROTECTIVE_FACTOR_CODES
 from shared.contracts.common import FieldError
-from shared.contracts.intake import Referral
+from shared.contracts.intake import Referral, Withdrawal
 
 LONDON = ZoneInfo("Europe/London")
 YOUNGEST, OLDEST = 8, 25  # whole years on the referral date, both included
@@ -30,7 +30,7 @@ _MAX_ECHO = 200  # characters of a field path or message in a rejection: a body'
 
 _MESSAGES = {
     "missing": "required field is missing",
-    "extra_forbidden": "unknown field: not part of the referral contract",
+    "extra_forbidden": "unknown field: not part of the contract",
     "date_from_datetime_parsing": "not a date in YYYY-MM-DD form",
     "date_parsing": "not a date in YYYY-MM-DD form",
     "date_from_datetime_inexact": "not a date in YYYY-MM-DD form",
@@ -58,6 +58,7 @@ _MAY_QUOTE = {"value_error", "assertion_error", "union_tag_invalid"}
 _PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
 _UNION_BRANCH = re.compile(r"^[a-z-]+\[.*\]$")  # "literal['any']": which type of a union pydantic tried
 _AGENCY_REFERRAL_ID: TypeAdapter[str] = TypeAdapter(Annotated[str, Referral.model_fields["agency_referral_id"]])
+M = TypeVar("M", bound=BaseModel)
 
 
 class NotJson(ValueError):
@@ -88,6 +89,15 @@ def too_large(size: int, max_bytes: int) -> FieldError:
 
 def validate_referral(data: bytes, *, max_bytes: int | None = None) -> Referral | list[FieldError]:
     """The referral in `data`, or what is wrong with it; a body over `max_bytes` is refused before it is read."""
+    return _validate(Referral, data, max_bytes=max_bytes)
+
+
+def validate_withdrawal(data: bytes, *, max_bytes: int | None = None) -> Withdrawal | list[FieldError]:
+    """The withdrawal in `data`, or what is wrong with it, in the same words as a referral's problems."""
+    return _validate(Withdrawal, data, max_bytes=max_bytes)
+
+
+def _validate(model: type[M], data: bytes, *, max_bytes: int | None) -> M | list[FieldError]:
     if max_bytes is not None and len(data) > max_bytes:
         return [too_large(len(data), max_bytes)]
     try:
@@ -97,7 +107,7 @@ def validate_referral(data: bytes, *, max_bytes: int | None = None) -> Referral 
     if not isinstance(body, dict):
         return [FieldError(field="", message=f"body must be a JSON object, not {type(body).__name__}")]
     try:
-        return Referral.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         return _at_most(MAX_ERRORS, _one_per_field([_field_error(err) for err in exc.errors()]))
 

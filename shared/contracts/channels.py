@@ -14,7 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.common import Contract
-from shared.contracts.intake import Referral, ReferralAccepted, ReferralRecorded, ReferralRejected
+from shared.contracts.intake import (
+    Referral,
+    ReferralAccepted,
+    ReferralRecorded,
+    ReferralRejected,
+    ReferralWithdrawn,
+    Withdrawal,
+)
 from shared.contracts.risk import RiskAssessed, SafeguardingAlert
 from shared.contracts.rpc import SERVICES
 from shared.contracts.scheduling import SessionsCancelled, SessionsRescheduled, SessionsScheduled, SessionsWaitlisted
@@ -118,6 +125,16 @@ CHANNELS: tuple[Channel, ...] = (
                     "processed it, like a submission.",
     ),
     Channel(
+        name="referrals.withdraw", subject=Subjects.withdraw, argument=AGENCY_ID, payload=Withdrawal,
+        headers=SubmissionHeaders, producers=(AGENCY,), consumers=("intake",), audience="agency",
+        description="An agency withdraws a referral it submitted (consent withdrawn, referred in error, ...), naming "
+                    "it by its agency_referral_id with a coded reason. Intake answers on referrals.withdrawn (again, "
+                    "marked duplicate, for a referral already withdrawn) or referrals.rejected (an unknown referral, "
+                    "or another agency's, is refused alike; so is a bad reason code). Its sessions are then "
+                    "cancelled and its case closed; an open safeguarding alert stays open. Kept on the broker only "
+                    "until intake has processed it, like a submission.",
+    ),
+    Channel(
         name="referrals.accepted", subject=Subjects.accepted, argument=AGENCY_ID, payload=ReferralAccepted,
         headers=EventHeaders, producers=("intake",), consumers=(AGENCY,), audience="agency",
         description="Intake stored a valid referral: our referral_id, your own reference, its revision and where to "
@@ -127,7 +144,15 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(
         name="referrals.rejected", subject=Subjects.rejected, argument=AGENCY_ID, payload=ReferralRejected,
         headers=EventHeaders, producers=("intake",), consumers=(AGENCY,), audience="agency",
-        description="Intake refused a submission, one {field, message} per problem; nothing was stored for it.",
+        description="Intake refused a submission, an update or a withdrawal, one {field, message} per problem; nothing "
+                    "was stored for it.",
+    ),
+    Channel(
+        name="referrals.withdrawn", subject=Subjects.withdrawn, argument=AGENCY_ID, payload=ReferralWithdrawn,
+        headers=EventHeaders, producers=("intake",), consumers=(AGENCY,), audience="agency",
+        description="Intake recorded your withdrawal of a referral: our referral_id, your reference, the reason and "
+                    "when; `duplicate` when it was withdrawn already. Its future sessions are cancelled next "
+                    "(sessions.cancelled, with the reason) and it can no longer be updated.",
     ),
     Channel(
         name="intake.recorded", subject=Subjects.recorded, argument=AGENCY_ID, payload=ReferralRecorded,
@@ -136,6 +161,12 @@ CHANNELS: tuple[Channel, ...] = (
                     "birth date, contact details or free text), with the young person's pseudonymous person_id and "
                     "earlier referrals by any agency. Published with each referrals.accepted; agencies never read "
                     "it.",
+    ),
+    Channel(
+        name="intake.withdrawn", subject=Subjects.recorded_withdrawal, argument=AGENCY_ID, payload=ReferralWithdrawn,
+        headers=EventHeaders, producers=("intake",), consumers=(), audience="internal",
+        description="Intake recorded an agency's withdrawal of a referral (once, with its first referrals.withdrawn), "
+                    "in the stream of intake.recorded. Agencies never read it.",
     ),
     Channel(
         name="risk.assessed", subject=Subjects.assessed, argument=AGENCY_ID, payload=RiskAssessed,

@@ -33,6 +33,15 @@ Gender = Literal["female", "male", "non_binary", "not_stated"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+WithdrawalReason = Literal[
+    "consent_withdrawn",  # the young person (or their guardian) withdrew consent
+    "referred_in_error",  # referred by mistake: the wrong young person, or no need for the service
+    "needs_met_elsewhere",  # another service is meeting the need
+    "moved_away",  # out of the area the service covers
+    "other",  # say what in a few words in the note
+]
+"""Why an agency withdraws a referral (`referrals.withdraw`, `POST /v1/withdrawals`)."""
+
 IndexOffence = Literal[
     "none_prevention_referral",
     "other",

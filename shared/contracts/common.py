@@ -64,6 +64,8 @@ def absent(value: object) -> bool:
 PersonName = Annotated[str, AfterValidator(_printable)]
 """A person's name as people type it: no control characters (a newline, an escape sequence that plants a terminal
 link) and no bidirectional-text controls (which make a name read differently from what is stored)."""
+OneLine = Annotated[str, AfterValidator(_printable)]
+"""A line of text people type (a note): held to the same rule as a name."""
 
 
 class Contract(BaseModel):

@@ -3,7 +3,8 @@
 `Referral` is the body an agency publishes on `referrals.submitted.<agency_id>`. It holds personal
 data and never leaves intake: `ReferralRecorded` (for risk and scheduling only) carries only what they need (no
 names, no birth date, no contact details, no free-text reason), and `ReferralAccepted` (for the agency) only what
-concerns the agency's own referral.
+concerns the agency's own referral. `Withdrawal` is what an agency sends to withdraw one of its referrals, and
+`ReferralWithdrawn` what intake tells the agency, and scheduling, once it has recorded that.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from shared.contracts.codes import (
     PROTECTIVE_FACTOR_CODES,
     Gender,
     IndexOffence,
+    WithdrawalReason,
     london_borough,
 )
-from shared.contracts.common import Contract, Event, FieldError, PersonName, WeeklyWindow, absent
+from shared.contracts.common import Contract, Event, FieldError, OneLine, PersonName, WeeklyWindow, absent
 
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -307,6 +309,40 @@ class ReferralRejected(Event):
     errors: list[FieldError] = Field(description="One entry per problem.")
 
 
+MAX_NOTE_CHARS = 500
+
+
+class Withdrawal(Contract):
+    """An agency withdraws a referral it submitted (the body of `referrals.withdraw.<agency_id>` and of
+    `POST /v1/withdrawals`): its future sessions are cancelled and its case is closed, with this reason. A safeguarding
+    alert already raised about the young person stays open for the safeguarding lead: withdrawing a referral does not
+    withdraw a safeguarding concern. A withdrawn referral cannot be updated or sent again."""
+
+    agency_referral_id: str = Field(min_length=1, max_length=100, pattern=AGENCY_REFERRAL_ID_PATTERN,
+                                    description="Your own id for the referral, as you submitted it.")
+    reason: WithdrawalReason = Field(description=(
+        "Why: consent_withdrawn, referred_in_error, needs_met_elsewhere, moved_away or other (say what in `note`)."))
+    note: OneLine | None = Field(default=None, min_length=1, max_length=MAX_NOTE_CHARS, description=(
+        f"Optional, at most {MAX_NOTE_CHARS} characters on one line: a few words for the service's record. No names "
+        "or other personal data; it is kept encrypted by intake like the referral, and never passed on."))
+
+
+class ReferralWithdrawn(Event):
+    """Intake recorded the withdrawal of a referral: on `referrals.withdrawn.<agency_id>` for the agency, and on
+    `intake.withdrawn.<agency_id>` for scheduling, which cancels the referral's future sessions and closes its case
+    (as a closure: the reason is recorded, the mentor's place freed, the case leaves the waitlist; risk then no longer
+    lists it for review). An open safeguarding alert about the young person stays open for the safeguarding lead."""
+
+    referral_id: str = Field(description="Our id for the referral.")
+    agency_id: str = Field(description="The agency that withdrew it (the last token of the subject).")
+    agency_referral_id: str = Field(description="The agency's own id for the referral.")
+    reason: WithdrawalReason = Field(description="The reason the agency gave (the note stays with intake).")
+    withdrawn_at: AwareDatetime = Field(description="When intake first recorded the withdrawal.")
+    duplicate: bool = Field(default=False, description=(
+        "True when the referral was already withdrawn (a repeat of the withdrawal): nothing changed, and "
+        "`reason` and `withdrawn_at` are those first recorded."))
+
+
 def age_band(age_years: int) -> str:
     """Coarse age band shared with downstream services instead of a birth date."""
     if age_years <= 13:
@@ -333,7 +369,9 @@ __all__ = [
     "ReferralAccepted",
     "ReferralRecorded",
     "ReferralRejected",
+    "ReferralWithdrawn",
     "Referrer",
+    "Withdrawal",
     "YoungPerson",
     "age_band",
 ]

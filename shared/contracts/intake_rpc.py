@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from shared.contracts.codes import WithdrawalReason
 from shared.contracts.common import Contract, PersonName
 from shared.contracts.rpc import ANY_ROLE, CASEWORK, Empty, Endpoint, Role
 
@@ -42,6 +43,8 @@ class IntakeStatus(Contract):
     submissions: int = Field(description="How many times the agency sent it (re-sends and updates).")
     revision: int = Field(description="How many times its content changed.")
     person_id: str | None = Field(description="The young person it is about, matched across referrals.")
+    withdrawn_at: datetime | None = Field(default=None, description="When its agency withdrew it, if it did.")
+    withdrawal_reason: WithdrawalReason | None = Field(default=None, description="The agency's reason, if withdrawn.")
 
 
 class FirstNameRequest(Contract):
@@ -114,6 +117,12 @@ class PersonReferrals(Contract):
     referral_ids: list[str]
 
 
+class StoredWithdrawal(Contract):
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    note: str | None = Field(description="The agency's note (decrypted), if it gave one.")
+
+
 class StoredReferral(Contract):
     referral_id: str
     agency_id: str
@@ -121,6 +130,7 @@ class StoredReferral(Contract):
     received_at: datetime
     revision: int
     referral: dict[str, object] = Field(description="The referral as the agency sent it (decrypted).")
+    withdrawal: StoredWithdrawal | None = Field(default=None, description="Its withdrawal by the agency, if any.")
 
 
 class EqualityAnswers(Contract):

@@ -130,7 +130,8 @@ async def test_an_install_of_the_earlier_stream_layout_keeps_working_once_provis
         await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[f"{s.namespace}.referrals.>"],
                                          max_age=30 * 86_400, duplicate_window=300))  # as the earlier version did
         await js.add_consumer(s.referrals_stream, ConsumerConfig(  # the earlier intake's, nothing acked yet
-            durable_name="intake-submitted", ack_policy=AckPolicy.EXPLICIT, filter_subjects=s.raw_submissions()))
+            durable_name="intake-submitted", ack_policy=AckPolicy.EXPLICIT,
+            filter_subjects=[s.submitted(), s.updated()]))
         await js.publish(s.submitted(agency), json.dumps(referral(first, language=lang)).encode(),
                          headers={"Nats-Msg-Id": uuid.uuid4().hex})
         await js.publish(s.submitted(agency), json.dumps(referral(second, language=lang)).encode())

@@ -142,8 +142,8 @@ def test_everything_on_the_wire_is_in_the_asyncapi_documents(traffic: Wire) -> N
 
 
 async def _push_the_pipeline(wire: Wire, probe: Probe) -> None:
-    """A referral (with a safeguarding alert) through all three services, an update, a rejection and a poison
-    message two services dead-letter; returns once each has been seen on the wire."""
+    """A referral (with a safeguarding alert) through all three services, an update, its withdrawal, a rejection and a
+    poison message two services dead-letter; returns once each has been seen on the wire."""
     s, js = wire.cluster.subjects, probe.nc.jetstream()
     language, agency = unique_language(), unique("yot")
     await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=language)]})
@@ -158,6 +158,12 @@ async def _push_the_pipeline(wire: Wire, probe: Probe) -> None:
     await js.publish(s.updated(agency), json.dumps({**body, "indicators": ["peers_offending"]}).encode())
     await probe.wait_for(s.assessed(agency), lambda e: e["referral_id"] == rid and e["number"] == 2, timeout=20)
 
+    await wait_until(lambda: any(probe.matching(subject, lambda e: e["referral_id"] == rid)
+                                 for subject in (s.scheduled(agency), s.waitlisted(agency))),
+                     timeout=20, what="the referral booked or waitlisted")
+    await probe.withdraw(agency, body["agency_referral_id"], "other", note="a few words")
+    await probe.wait_for(s.withdrawn(agency), lambda e: e["referral_id"] == rid)
+
     refused = {k: v for k, v in referral(unique("BAD"), language=language).items() if k != "young_person"}
     await probe.submit(agency, refused)
     await probe.wait_for(s.rejected(agency), lambda e: e["agency_referral_id"] == refused["agency_referral_id"])
@@ -165,7 +171,8 @@ async def _push_the_pipeline(wire: Wire, probe: Probe) -> None:
     await js.publish(s.recorded(agency), b'{"referral_id": "not a whole referral"}',
                      headers={"Nats-Msg-Id": unique("poison")})
     expected = {"referrals.submitted", "referrals.updated", "referrals.accepted", "intake.recorded", "referrals.rejected",
-                "risk.assessed", "safeguarding.alert", "deadletter.risk", "deadletter.scheduling"}
+                "referrals.withdraw", "referrals.withdrawn", "intake.withdrawn", "risk.assessed", "safeguarding.alert",
+                "deadletter.risk", "deadletter.scheduling"}
 
     def missing() -> list[str]:
         gaps = sorted(c for c in expected if not wire.flowed(c))

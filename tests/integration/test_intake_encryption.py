@@ -98,7 +98,8 @@ def test_reencrypt_goes_batch_by_batch_and_says_what_it_did(engine: Engine) -> N
     with engine.begin() as conn:
         conn.execute(insert(ReferralRecord), [
             {"referral_id": rid, "agency_id": "a", "agency_referral_id": rid, "received_at": NOW, "updated_at": NOW,
-             "person_id": "p", "body": body, "revision": 0, "submissions": 1}
+             "person_id": "p", "body": body, "revision": 0, "submissions": 1,
+             "withdrawal_note": before.cipher.encrypt("withdrawn: two") if rid == "ref_2" else None}
             for rid, body in [("ref_1", before.cipher.encrypt("one")), ("ref_2", before.cipher.encrypt("two")),
                               ("ref_3", after.cipher.encrypt("three")), ("ref_4", before.cipher.encrypt("four")),
                               ("erased_1", "")]])
@@ -121,6 +122,9 @@ def test_reencrypt_goes_batch_by_batch_and_says_what_it_did(engine: Engine) -> N
         bodies = conn.execute(select(col(ReferralRecord.body)).where(col(ReferralRecord.body) != "")
                               .order_by(col(ReferralRecord.referral_id))).scalars().all()
         assert [only_new.cipher.decrypt(b) for b in bodies] == ["one", "two", "three", "four"]
+        note = conn.execute(select(col(ReferralRecord.withdrawal_note)).where(col(ReferralRecord.referral_id) == "ref_2")
+                            ).scalar_one()
+        assert note is not None and only_new.cipher.decrypt(note) == "withdrawn: two", "the note goes with the body"
         assert equality_answers(conn, only_new) == {
             "ref_1": {"ethnicity": "X", "religion": None, "disability": None},
             "ref_2": {"ethnicity": None, "religion": "Y", "disability": None}}

@@ -91,20 +91,24 @@ async def _agency(server: str, agency: str, errors: Errors) -> nats.aio.client.C
                               inbox_prefix=agency_inbox_prefix(agency).encode(), max_reconnect_attempts=1)
 
 
-async def test_an_agency_may_publish_its_own_referrals(server: str, streams: None) -> None:
+@pytest.mark.parametrize("verb", ["submitted", "updated", "withdraw"])
+async def test_an_agency_may_publish_its_own_referrals(server: str, streams: None, verb: str) -> None:
     errors = Errors()
     nc = await _agency(server, "a", errors)
-    ack = await nc.jetstream().publish("referrals.submitted.a", b"{}")
+    ack = await nc.jetstream().publish(f"referrals.{verb}.a", b"{}")
     assert ack.stream == "SUBMISSIONS"
     await nc.close()
 
 
-async def test_an_agency_cannot_publish_as_another(server: str, streams: None) -> None:
+@pytest.mark.parametrize("subject", ["referrals.submitted.b", "referrals.updated.b", "referrals.withdraw.b",
+                                     "referrals.withdrawn.a", "referrals.accepted.a", "intake.withdrawn.a"])
+async def test_an_agency_cannot_publish_as_another(server: str, streams: None, subject: str) -> None:
+    """Nor as intake: an agency cannot withdraw another's referral, nor forge its own outcomes."""
     errors = Errors()
     nc = await _agency(server, "a", errors)
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-        await nc.jetstream().publish("referrals.submitted.b", b"{}", timeout=1)
-    await errors.expect('permissions violation for publish to "referrals.submitted.b"')
+        await nc.jetstream().publish(subject, b"{}", timeout=1)
+    await errors.expect(f'permissions violation for publish to "{subject}"')
     await nc.close()
 
 

@@ -51,7 +51,7 @@ def refer(engine: Engine, k: IntakeKeys, given: str, family: str = "Mensah", bor
     now = NOW + timedelta(days=days)
     with engine.begin() as conn:
         (decision,), _ = decide_submissions(conn, [Submission(agency, json.dumps(body).encode(), secrets.token_hex(4),
-                                                              False, trace.INVALID_SPAN)], now,
+                                                              "submitted", trace.INVALID_SPAN)], now,
                                             subjects=Subjects(), keys=k)
     assert decision.outcome == "accepted", decision.errors
     with engine.connect() as conn:

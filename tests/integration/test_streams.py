@@ -86,7 +86,8 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
                          every=0.05, what="the earlier stream's duplicate window to pass")  # forgotten within two
         assert not (await js.publish(s.submitted("d"), b'{"n": "d"}', headers={"Nats-Msg-Id": "same"})).duplicate
         await js.add_consumer(s.referrals_stream, ConsumerConfig(
-            durable_name="intake-submitted", ack_policy=AckPolicy.EXPLICIT, filter_subjects=s.raw_submissions()))
+            durable_name="intake-submitted", ack_policy=AckPolicy.EXPLICIT,
+            filter_subjects=[s.submitted(), s.updated()]))
         sub = await js.pull_subscribe_bind(durable="intake-submitted", stream=s.referrals_stream)
         (got,) = await sub.fetch(1, timeout=5)  # the earlier intake processed the first one
         assert got.metadata.sequence.stream == processed.seq
@@ -98,7 +99,7 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         assert [p.action for p in done if p.stream == s.referrals_stream] == [
             "updated", f"migrated: 1 processed submissions purged, 4 pending moved to {s.submissions_stream}"]
         referrals = await js.stream_info(s.referrals_stream, subjects_filter=">")
-        assert referrals.config.subjects == [s.accepted(), s.rejected()]
+        assert referrals.config.subjects == [s.accepted(), s.rejected(), s.withdrawn()]
         assert referrals.state.subjects == {s.accepted("a"): 1}, "no raw submission left; intake's events kept"
         assert not [c.name for c in await js.consumers_info(s.referrals_stream)], "the old consumer is gone"
         moved = await _messages(js, s.submissions_stream, ">")

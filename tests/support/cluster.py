@@ -130,8 +130,8 @@ class Probe:
         nc = await nats.connect(nats_url)
         probe = cls(nc, subjects)
         prefix = f"{subjects.namespace}." if subjects.namespace else ""
-        for pattern in ("referrals.accepted.*", "referrals.rejected.*", "intake.recorded.*", "risk.assessed.*",
-                        "safeguarding.alert.*", "sessions.*.*"):
+        for pattern in ("referrals.accepted.*", "referrals.rejected.*", "referrals.withdrawn.*", "intake.recorded.*",
+                        "intake.withdrawn.*", "risk.assessed.*", "safeguarding.alert.*", "sessions.*.*"):
             await nc.subscribe(prefix + pattern, cb=probe._record)
         return probe
 
@@ -145,6 +145,12 @@ class Probe:
     async def submit(self, agency: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         await self.nc.jetstream().publish(self.subjects.submitted(agency), data, headers=headers)
+
+    async def withdraw(self, agency: str, agency_referral_id: str, reason: str = "consent_withdrawn",
+                       **more: Any) -> None:
+        """Publish an agency's withdrawal of one of its referrals, as the agency does."""
+        body = {"agency_referral_id": agency_referral_id, "reason": reason, **more}
+        await self.nc.jetstream().publish(self.subjects.withdraw(agency), json.dumps(body).encode())
 
     async def rpc(self, service: str, verb: str, payload: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
         reply = await self.nc.request(self.subjects.rpc(service, verb), json.dumps(payload).encode(), timeout=timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +14,10 @@ import pytest
 from cryptography.fernet import Fernet
 from opentelemetry import trace
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys, load_keys
-from services.intake.handlers import Decision, Submission, decide_submissions
+from services.intake.handlers import Decision, Kind, Submission, decide_submissions
 from services.intake.tables import ReferralRecord, RejectionRecord
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
@@ -37,7 +39,8 @@ def db(tmp_path: Path) -> Iterator[tuple[Engine, IntakeKeys]]:
 def decide(db: tuple[Engine, IntakeKeys], *bodies: dict[str, Any] | bytes, agency: str = "yot", update: bool = False,
            now: datetime = NOW) -> tuple[list[Decision], list[dict[str, Any]]]:
     engine, keys = db
-    submissions = [Submission(agency, b if isinstance(b, bytes) else json.dumps(b).encode(), f"k{i}-{now}", update,
+    kind: Kind = "updated" if update else "submitted"
+    submissions = [Submission(agency, b if isinstance(b, bytes) else json.dumps(b).encode(), f"k{i}-{now}", kind,
                               trace.INVALID_SPAN) for i, b in enumerate(bodies)]
     with engine.begin() as conn:
         decisions, out = decide_submissions(conn, submissions, now, subjects=SUBJECTS, keys=keys)
@@ -177,7 +180,8 @@ def test_event_ids_are_unpredictable_outside_intake_and_the_same_for_the_same_de
 
     def events(agency: str, key: str, data: bytes, *, update: bool = False, keep: bool = True) -> list[str]:
         with engine.connect() as conn, conn.begin() as transaction:
-            _, out = decide_submissions(conn, [Submission(agency, data, key, update, trace.INVALID_SPAN)], NOW,
+            _, out = decide_submissions(conn, [Submission(agency, data, key, "updated" if update else "submitted",
+                                                          trace.INVALID_SPAN)], NOW,
                                         subjects=SUBJECTS, keys=keys)
             if not keep:  # as a transaction that failed before its commit, to be tried again
                 transaction.rollback()
@@ -222,3 +226,111 @@ def test_what_an_agency_is_told_is_the_same_whether_or_not_another_agency_referr
     (known_facts,), (unknown_facts,) = recorded(known_events), recorded(unknown_events)
     assert known_facts["previously_referred"]["count"] == 1 and "previously_referred" not in unknown_facts, \
         "risk and scheduling are still told"
+
+
+def withdraw(db: tuple[Engine, IntakeKeys], agency_referral_id: str, reason: str = "consent_withdrawn", *,
+             agency: str = "yot", now: datetime = NOW, **more: Any) -> tuple[Decision, list[dict[str, Any]]]:
+    """An agency's withdrawal, as both doors hand it to `decide_submissions`."""
+    engine, keys = db
+    body = {"agency_referral_id": agency_referral_id, "reason": reason, **more}
+    with engine.begin() as conn:
+        (decision,), out = decide_submissions(conn, [Submission(agency, json.dumps(body).encode(), uuid.uuid4().hex,
+                                                                "withdraw", trace.INVALID_SPAN)], now,
+                                              subjects=SUBJECTS, keys=keys)
+    return decision, [_event(o) for o in out]
+
+
+def test_a_withdrawal_is_recorded_once_told_to_the_agency_and_to_scheduling_and_a_repeat_changes_nothing(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    (accepted,), _ = decide(db, referral("R1", language="en"))
+
+    first, events = withdraw(db, "R1", note="Family declined after the first call", now=NOW + timedelta(hours=1))
+    again, repeated = withdraw(db, "R1", "other", now=NOW + timedelta(hours=2))
+
+    internal, told_first = events
+    assert (first.outcome, first.referral_id) == ("withdrawn", accepted.referral_id)
+    assert internal["subject"] == "intake.withdrawn.yot" and told_first["subject"] == "referrals.withdrawn.yot"
+    for event in (internal, told_first):
+        assert (event["referral_id"], event["agency_referral_id"], event["reason"], event["duplicate"]) == (
+            accepted.referral_id, "R1", "consent_withdrawn", False)
+        assert datetime.fromisoformat(event["withdrawn_at"]) == NOW + timedelta(hours=1)
+        assert "note" not in event, "the note stays with intake"
+        assert re.fullmatch(r"(recorded|withdrawn)-[0-9a-f]{32}", event["event_id"]), event["event_id"]
+    (told_again,) = repeated
+    assert again.outcome == "already_withdrawn" and told_again["subject"] == "referrals.withdrawn.yot"
+    assert (told_again["duplicate"], told_again["reason"]) == (True, "consent_withdrawn"), "the first reason stands"
+    assert datetime.fromisoformat(told_again["withdrawn_at"]) == NOW + timedelta(hours=1)
+    assert told_again["event_id"] != told_first["event_id"]
+    with db[0].connect() as conn:
+        row = conn.execute(select(ReferralRecord)).one()
+    assert (row.withdrawal_reason, row.withdrawn_at.replace(tzinfo=UTC)) == ("consent_withdrawn", NOW + timedelta(hours=1))
+    assert "Family" not in row.withdrawal_note, "the note is kept encrypted, as the body is"
+    assert db[1].cipher.decrypt(row.withdrawal_note) == "Family declined after the first call"
+
+
+def test_another_agencys_referral_is_not_found_exactly_as_an_unknown_one(db: tuple[Engine, IntakeKeys]) -> None:
+    decide(db, referral("R1", language="en"), agency="police")
+
+    others, (refused_others,) = withdraw(db, "R1")
+    unknown, (refused_unknown,) = withdraw(db, "R2")
+
+    assert others.outcome == unknown.outcome == "not_found"
+    assert refused_others["subject"] == refused_unknown["subject"] == "referrals.rejected.yot"
+    assert refused_others["errors"] == refused_unknown["errors"] == [
+        {"field": "agency_referral_id", "message": "no referral of yours with this agency_referral_id: nothing to "
+                                                   "withdraw"}]
+    with db[0].connect() as conn:
+        assert conn.execute(select(col(ReferralRecord.withdrawn_at))).scalar_one() is None, "police's stays as it was"
+
+
+def test_a_withdrawal_with_a_reason_it_does_not_know_is_refused_naming_the_field_and_the_codes(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    decide(db, referral("R1", language="en"))
+
+    bad_code, (refusal,) = withdraw(db, "R1", "changed_mind")
+    two_lines, (note_refusal,) = withdraw(db, "R1", note="first line\nsecond line")
+    too_long, (long_refusal,) = withdraw(db, "R1", note="x" * 501)
+
+    assert bad_code.outcome == two_lines.outcome == too_long.outcome == "rejected"
+    assert refusal["agency_referral_id"] == "R1"
+    assert refusal["errors"] == [{"field": "reason", "message": "must be 'consent_withdrawn', 'referred_in_error', "
+                                                                "'needs_met_elsewhere', 'moved_away' or 'other'"}]
+    assert "changed_mind" not in json.dumps(refusal), "a rejection never quotes the value given"
+    assert [e["field"] for e in note_refusal["errors"] + long_refusal["errors"]] == ["note", "note"]
+    with db[0].connect() as conn:
+        assert conn.execute(select(col(ReferralRecord.withdrawn_at))).scalar_one() is None
+
+
+def test_a_withdrawn_referral_takes_no_update_and_is_not_accepted_again(db: tuple[Engine, IntakeKeys]) -> None:
+    body = referral("R1", language="en")
+    decide(db, body)
+    withdraw(db, "R1", now=NOW + timedelta(hours=1))
+
+    (update,), (refused_update,) = decide(db, body | {"indicators": ["weapon_carrying"]}, update=True,
+                                          now=NOW + timedelta(hours=2))
+    (repeat,), (refused_repeat,) = decide(db, body, now=NOW + timedelta(hours=3))
+
+    assert update.outcome == repeat.outcome == "rejected"
+    for refused in (refused_update, refused_repeat):
+        assert refused["subject"] == "referrals.rejected.yot"
+        (error,) = refused["errors"]
+        assert error["field"] == "agency_referral_id"
+        assert "withdrawn on 30 November 2026" in error["message"] and "new agency_referral_id" in error["message"]
+    with db[0].connect() as conn:
+        assert conn.execute(select(col(ReferralRecord.revision))).scalar_one() == 0
+
+
+def test_a_submission_and_its_withdrawal_in_one_batch_are_decided_in_order(db: tuple[Engine, IntakeKeys]) -> None:
+    """NATS hands intake a batch: an agency's referral and its withdrawal right after it may be in the same one."""
+    engine, keys = db
+    withdrawal = json.dumps({"agency_referral_id": "R1", "reason": "referred_in_error"}).encode()
+    with engine.begin() as conn:
+        decisions, out = decide_submissions(conn, [
+            Submission("yot", json.dumps(referral("R1", language="en")).encode(), "k1", "submitted", trace.INVALID_SPAN),
+            Submission("yot", withdrawal, "k2", "withdraw", trace.INVALID_SPAN)], NOW, subjects=SUBJECTS, keys=keys)
+
+    assert [d.outcome for d in decisions] == ["accepted", "withdrawn"]
+    assert [o.subject for o in out] == ["intake.recorded.yot", "referrals.accepted.yot", "intake.withdrawn.yot",
+                                        "referrals.withdrawn.yot"]
