@@ -129,6 +129,13 @@ CASES: tuple[Case, ...] = (
          "test_an_agency_offline_when_its_outcomes_are_published_reads_its_own_and_only_those_when_back"),
         f"{E2E}test_agency_outcomes.py::test_a_service_acts_on_no_message_that_asks_for_no_answer",
     )),
+    Case("basic", "an agency withdraws another agency's referral (issue 12), or learns from the answer whether "
+                  "another agency's reference exists", (
+        f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_publish_as_another",
+        f"{UNIT}test_intake_decisions.py::test_another_agencys_referral_is_not_found_exactly_as_an_unknown_one",
+        (f"{E2E}test_withdrawals.py::"
+         "test_another_agencys_referral_is_not_found_through_both_doors_exactly_as_an_unknown_one"),
+    )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
         f"{UNIT}test_http_access_log.py::test_the_route_is_logged_not_the_token_or_the_query",

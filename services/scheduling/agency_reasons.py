@@ -39,6 +39,13 @@ REPLANNED = "the service re-planned its mentors' caseloads: another mentor lets 
 KEEPS_LOOKING = "the service keeps looking and books the first session as soon as a mentor fits"
 
 
+def withdrawn(agency_id: str, reason: str) -> Reason:
+    """A case closed because its agency withdrew the referral: the agency's own coded reason, which it may read."""
+    words = reason.replace("_", " ")
+    return Reason(f"withdrawn by the referring agency ({agency_id}): {words}",
+                  f"withdrawn by your agency ({words}): its remaining sessions are cancelled")
+
+
 def on_leave(cancelled: int) -> str:
     """The agency's reason for sessions moved round the mentor's leave (the dates stay with schedulers)."""
     tail = f"; {cancelled} could not be moved within a week and are cancelled" if cancelled else ""

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from services.scheduling import privacy, rpc
 from services.scheduling.calendar_feed import calendar_api, check_feed_url
-from services.scheduling.handlers import handle_assessed, handle_recorded
+from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.metrics import safeguarding_samples, waitlist_samples
 from services.scheduling.tables import TABLES
 from shared.contracts import safeguarding_rpc, scheduling_rpc
@@ -40,14 +40,14 @@ class SchedulingSettings(ServiceSettings):
 
 
 def create_app(settings: SchedulingSettings | None = None) -> FastStream:
-    """Wiring only: the consumers of accepted and assessed referrals, the calendar feeds, and the endpoints of
-    services/scheduling/rpc.py."""
+    """Wiring only: the consumers of recorded (and withdrawn) and assessed referrals, the calendar feeds, and the
+    endpoints of services/scheduling/rpc.py."""
     settings = settings or SchedulingSettings()
     host = ServiceHost("scheduling", settings, TABLES)
     host.serve_http(calendar_api(host.engine), port=settings.calendar_port, port_setting="REROUTE_CALENDAR_PORT")
     s = host.subjects
-    host.consume(stream=s.intake_stream, subjects=[s.recorded()], what="recorded", formerly=("accepted",),
-                 handler=partial(handle_recorded, subjects=s))
+    host.consume(stream=s.intake_stream, subjects=[s.recorded(), s.recorded_withdrawal()], what="recorded",
+                 formerly=("accepted",), handler=partial(handle_intake, subjects=s))  # one consumer keeps their order
     host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
     scheduling = rpc.Scheduling(host, settings.calendar_url)

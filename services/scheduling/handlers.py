@@ -1,20 +1,23 @@
 """Scheduling's consumers: collect each referral's facts and tier, then book a mentor or waitlist, reschedule
-the remaining sessions when the cadence tier changes, and suspend them while the young person is missing."""
+the remaining sessions when the cadence tier changes, suspend them while the young person is missing, and close the
+case when its agency withdraws the referral."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
+from opentelemetry import trace
 from sqlalchemy import Connection
 
-from services.scheduling.agency_reasons import Reason
+from services.scheduling.agency_reasons import Reason, withdrawn
 from services.scheduling.booking import CaseTask, carry_out
 from services.scheduling.lifecycle import MISSING, cadence_after
+from services.scheduling.sessions import close
 from services.scheduling.store import add_cases, load_cases, save_assessments, save_facts
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import Tier
-from shared.contracts.intake import ReferralRecorded
+from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.scheduling import CaseStatus
 from shared.messaging import Delivery, parse_event
@@ -25,6 +28,16 @@ from shared.subjects import Subjects
 MISSING_WHY = Reason.shared("the young person is reported missing (E05): sessions are suspended until they are found")
 FOUND_WHY = Reason.shared("the young person is no longer missing: sessions resume")
 STAFFED_WHY = Reason.shared("harm is now high or above: staffed venue, ending by 19:00")
+
+
+def handle_intake(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
+    """intake.recorded and intake.withdrawn, from one consumer, so a referral's withdrawal never overtakes its facts
+    (intake records none after a withdrawal)."""
+    withdrawal = subjects.recorded_withdrawal("")
+    facts = [d for d in batch if not d.subject.startswith(withdrawal)]
+    withdrawals = [d for d in batch if d.subject.startswith(withdrawal)]
+    out = handle_recorded(conn, facts, now, subjects=subjects) if facts else []
+    return out + (handle_withdrawn(conn, withdrawals, now, subjects=subjects) if withdrawals else [])
 
 
 def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
@@ -51,7 +64,7 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
         row.person_id = event.person_id
         waiting_for_facts = row.facts is None
         row.facts = facts
-        if waiting_for_facts and row.tier is not None:
+        if waiting_for_facts and row.tier is not None and row.status != CaseStatus.CLOSED:
             tasks.append(CaseTask(row, d.span, "suspend", MISSING_WHY) if row.missing else CaseTask(row, d.span))
     add_cases(conn, new_rows)
     return carry_out(conn, tasks, now=now, subjects=subjects)
@@ -109,6 +122,35 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
     add_cases(conn, new_rows)
     save_assessments(conn, assessed, now=now)  # before booking reads the tiers back
     return carry_out(conn, tasks, now=now, subjects=subjects)
+
+
+def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
+    """Close each withdrawn referral's case as a closure does: its future sessions cancelled (the mentor's time and
+    place freed), off the waitlist, the agency's reason recorded; a case closed already stays as it was. Safeguarding
+    alerts are not touched: an open one stays open for the safeguarding lead."""
+    events = [(d, parse_event(ReferralWithdrawn, d)) for d in batch]
+    cases = load_cases(conn, [e.referral_id for _, e in events])
+    out: list[Outgoing] = []
+    for d, event in events:
+        d.span.set_attribute("referral.id", event.referral_id)
+        row = cases.get(event.referral_id)
+        reason = withdrawn(event.agency_id, event.reason)
+        if row is None:  # never heard of (its facts come first): closed, so nothing later books it
+            values: dict[str, object] = {
+                "referral_id": event.referral_id, "agency_id": event.agency_id, "status": CaseStatus.CLOSED,
+                "reason": reason.detail, "agency_reason": reason.agency, "updated_at": now,
+                "trace_context": d.headers.get("traceparent")}
+            add_cases(conn, [values])
+            cases[event.referral_id] = CaseRow.model_validate(values)
+            d.span.set_attribute("reroute.outcome", "closed")
+        elif row.status == CaseStatus.CLOSED:
+            d.span.set_attribute("reroute.outcome", "already_closed")
+        else:
+            with trace.use_span(d.span, end_on_exit=False):  # its events continue the referral's trace
+                out += close(conn, row.referral_id, row.agency_id, now=now, subjects=subjects, reason=reason)
+            row.status = CaseStatus.CLOSED
+            d.span.set_attribute("reroute.outcome", "closed")
+    return out
 
 
 def _revision(facts: str) -> int:

@@ -164,9 +164,11 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         name="intake.withdrawn", subject=Subjects.recorded_withdrawal, argument=AGENCY_ID, payload=ReferralWithdrawn,
-        headers=EventHeaders, producers=("intake",), consumers=(), audience="internal",
+        headers=EventHeaders, producers=("intake",), consumers=("scheduling",), audience="internal",
         description="Intake recorded an agency's withdrawal of a referral (once, with its first referrals.withdrawn), "
-                    "in the stream of intake.recorded. Agencies never read it.",
+                    "in the stream of intake.recorded, which scheduling reads with the same consumer so the "
+                    "withdrawal comes after the referral's facts: scheduling cancels its future sessions and closes "
+                    "its case, as a closure, with the agency's reason. Agencies never read it.",
     ),
     Channel(
         name="risk.assessed", subject=Subjects.assessed, argument=AGENCY_ID, payload=RiskAssessed,

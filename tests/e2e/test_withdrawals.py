@@ -1,6 +1,8 @@
 """An agency withdraws a referral (consent withdrawn, referred in error) through either door, end to end: real NATS,
 the three services as processes, a real database. A withdrawal is recorded once and answered again as such; it
-refuses later updates; another agency's referral is not found, exactly as an unknown one."""
+refuses later updates; another agency's referral is not found, exactly as an unknown one. Scheduling then closes the
+case as a closure does (its future sessions cancelled, the mentor's place freed, off the waitlist, the reason
+recorded), risk no longer lists it for review, and an open safeguarding alert stays open."""
 
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from tests.support.cluster import (
     Cluster,
     Probe,
     intake_url,
+    mentor,
     referral,
     register_agency,
     service_engine,
     unique,
     unique_language,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -189,6 +193,73 @@ async def test_another_agencys_referral_is_not_found_through_both_doors_exactly_
     status = await probe.rpc("intake", "status", {"referral_id": rid})
     assert status["withdrawn_at"] is None, "the owner's referral is as it was"
 
+
+
+async def test_a_booked_referral_withdrawn_over_nats_has_its_sessions_cancelled_and_its_case_closed_and_its_alert_stays(
+    cluster: Cluster, probe: Probe
+) -> None:
+    s, agency, lang, mentor_id = cluster.subjects, unique("yot"), unique_language(), unique("m")
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(mentor_id, language=lang, max_caseload=1)]})
+    arid = unique("REF")
+    await probe.submit(agency, referral(arid, language=lang, indicators=["threat_to_life_warning"]))
+    rid = (await probe.wait_for(s.accepted(agency), lambda e: e["agency_referral_id"] == arid))[0]["referral_id"]
+    (booked,) = await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] == rid, timeout=30)
+    (alert,) = await probe.wait_for(s.alert(agency), lambda e: e["referral_id"] == rid)
+
+    await probe.withdraw(agency, arid, "consent_withdrawn")
+    (cancelled,) = await probe.wait_for(s.cancelled(agency), lambda e: e["referral_id"] == rid, timeout=20)
+
+    assert sorted(cancelled["cancelled"]) == sorted(x["session_id"] for x in booked["sessions"])
+    assert cancelled["reason"] == "withdrawn by your agency (consent withdrawn): its remaining sessions are cancelled"
+    case = await probe.rpc("scheduling", "status", {"referral_id": rid})
+    assert (case["status"], case["sessions"]) == ("closed", [])
+    assert case["reason"] == f"withdrawn by the referring agency ({agency}): consent withdrawn"
+    due = await probe.rpc("risk", "reviews.due", {"within_days": 365})
+    assert rid not in {r["referral_id"] for r in due["reviews"]}, "a withdrawn referral is not due for review"
+    alerts = await probe.rpc("risk", "alerts.list", {"acknowledged_days": 0, "limit": 5000})
+    (still_open,) = [a for a in alerts["alerts"] if a["alert_id"] == alert["event_id"]]
+    assert (still_open["referral_id"], still_open["acknowledged_by"]) == (rid, None), "the alert stays open"
+
+    again = unique("REF")  # the mentor took one case: withdrawn, the place is free for the next young person
+    await probe.submit(agency, referral(again, language=lang))
+    next_id = (await probe.wait_for(s.accepted(agency), lambda e: e["agency_referral_id"] == again))[0]["referral_id"]
+    (next_booked,) = await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] == next_id, timeout=30)
+    assert next_booked["mentor_id"] == mentor_id
+
+
+async def test_referrals_withdrawn_over_http_are_closed_a_booked_one_cancelled_and_a_waiting_one_off_the_waitlist(
+    cluster: Cluster, probe: Probe, http: httpx.AsyncClient
+) -> None:
+    s, agency, lang = cluster.subjects, unique("yot"), unique_language()
+    key = await register_agency(probe, agency)
+    await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
+    booked_ref, waiting_ref = unique("BOOK"), unique("WAIT")
+    ids = {}
+    for arid, language in ((booked_ref, lang), (waiting_ref, unique_language())):  # no mentor speaks the second
+        created = await http.post("/v1/referrals", json=referral(arid, language=language), headers=bearer(key))
+        assert created.status_code == 202, created.text
+        ids[arid] = created.json()["referral_id"]
+    (booked,) = await probe.wait_for(s.scheduled(agency), lambda e: e["referral_id"] == ids[booked_ref], timeout=30)
+    await probe.wait_for(s.waitlisted(agency), lambda e: e["referral_id"] == ids[waiting_ref], timeout=30)
+
+    for arid in (booked_ref, waiting_ref):
+        answer = await http.post("/v1/withdrawals", json={"agency_referral_id": arid, "reason": "moved_away"},
+                                 headers=bearer(key))
+        assert (answer.status_code, answer.json()["outcome"]) == (202, "withdrawn"), answer.text
+    (cancelled,) = await probe.wait_for(s.cancelled(agency), lambda e: e["referral_id"] == ids[booked_ref], timeout=20)
+    await wait_until(lambda: closed(probe, ids[waiting_ref]), timeout=20, what="the waiting referral's case closed")
+
+    assert sorted(cancelled["cancelled"]) == sorted(x["session_id"] for x in booked["sessions"])
+    assert "moved away" in cancelled["reason"]
+    waiting = await probe.rpc("scheduling", "waitlist", {})
+    assert ids[waiting_ref] not in {w["referral_id"] for w in waiting["waiting"]}
+    for rid in ids.values():
+        status = await http.get(f"/v1/referrals/{rid}", headers=bearer(key))
+        assert (status.json()["status"], status.json()["first_session"]) == ("withdrawn", None), status.text
+
+
+async def closed(probe: Probe, referral_id: str) -> bool:
+    return bool((await probe.rpc("scheduling", "status", {"referral_id": referral_id}))["status"] == "closed")
 
 
 async def test_the_withdrawal_note_is_in_the_persons_export_and_goes_with_their_erasure(

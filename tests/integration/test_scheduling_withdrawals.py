@@ -1,0 +1,112 @@
+"""Scheduling's handlers on a real database: a withdrawal closes the case whatever scheduling held of it, and a case
+closed before its referral's facts arrive (a withdrawal, or a scheduler's closure, while the facts were held as a dead
+letter) is never booked when they do. Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from sqlalchemy import Engine, text
+
+from services.risk.handlers import Case, next_assessment
+from services.risk.shipped_rules import SHIPPED_RULES
+from services.scheduling.handlers import handle_assessed, handle_intake
+from services.scheduling.store import load_case, save_mentors
+from shared.contracts.common import Event
+from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded, ReferralWithdrawn
+from shared.contracts.risk import RiskAssessed
+from shared.contracts.rules import load_rules
+from shared.contracts.scheduling import MentorRecord
+from shared.db import make_engine
+from shared.messaging import Delivery
+from shared.migrations import schema_of, upgrade
+from shared.outbox import Outgoing
+from shared.settings import ServiceSettings
+from shared.subjects import Subjects
+from tests.support.cluster import mentor
+
+NOW = datetime.now(UTC)
+S = Subjects()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"sw{uuid.uuid4().hex[:8]}",
+                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
+    made = make_engine("scheduling", settings)
+    upgrade(made, "scheduling")
+    with made.begin() as conn:
+        save_mentors(conn, [MentorRecord.model_validate(mentor("m-1", language="en"))], now=NOW)
+    yield made
+    if made.dialect.name == "postgresql":
+        with made.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(made)}" CASCADE'))
+    made.dispose()
+
+
+def facts(referral_id: str) -> ReferralRecorded:
+    return ReferralRecorded(
+        event_id=f"recorded-{referral_id}", occurred_at=NOW, referral_id=referral_id, agency_id="yot",
+        agency_referral_id=f"A-{referral_id}", person_id="psn_1",
+        person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney", languages=["en"]),
+        indicators=[], protective_factors=[], unsafe_areas=[], preferences=Preferences(), availability=[])
+
+
+def assessed(referral_id: str) -> RiskAssessed:
+    recorded = facts(referral_id)
+    first = RiskAssessed.model_construct(referral_id=referral_id, number=0, escalations=[])  # no assessment yet
+    return next_assessment(Case(recorded, first, new=True), recorded, rules=load_rules(SHIPPED_RULES), now=NOW,
+                           cause="referral").assessed
+
+
+def withdrawn(referral_id: str) -> ReferralWithdrawn:
+    return ReferralWithdrawn(event_id=f"withdrawn-{referral_id}", occurred_at=NOW, referral_id=referral_id,
+                             agency_id="yot", agency_referral_id=f"A-{referral_id}", reason="consent_withdrawn",
+                             withdrawn_at=NOW)
+
+
+def delivered(engine: Engine, subject: str, event: Event) -> list[Outgoing]:
+    """One event through the consumer that reads its subject, in a transaction of its own."""
+    d = Delivery(subject, event.model_dump_json().encode(), {}, event.event_id, trace.INVALID_SPAN)
+    handler = handle_assessed if subject == S.assessed("yot") else handle_intake
+    with engine.begin() as conn:
+        return handler(conn, [d], NOW, subjects=S)
+
+
+def test_a_case_closed_before_its_facts_arrive_is_not_booked_when_they_do(engine: Engine) -> None:
+    booked, kept_closed = "ref_booked", "ref_withdrawn"
+    for rid in (booked, kept_closed):
+        assert delivered(engine, S.assessed("yot"), assessed(rid)) == [], "no facts yet: nothing to book"
+
+    closing = delivered(engine, S.recorded_withdrawal("yot"), withdrawn(kept_closed))
+    later = {rid: delivered(engine, S.recorded("yot"), facts(rid)) for rid in (booked, kept_closed)}
+
+    assert [o.subject for o in closing] == [S.cancelled("yot")], "told as a closure, with nothing to cancel"
+    assert json.loads(closing[0].payload)["cancelled"] == []
+    assert [o.subject for o in later[booked]] == [S.scheduled("yot")], "the same facts book an open case"
+    assert later[kept_closed] == []
+    with engine.connect() as conn:
+        case = load_case(conn, kept_closed)
+    assert case is not None and (case.status, case.reason) == (
+        "closed", "withdrawn by the referring agency (yot): consent withdrawn")
+
+
+def test_a_withdrawal_scheduling_never_heard_of_closes_a_case_nothing_later_books(engine: Engine) -> None:
+    rid = "ref_unknown"
+
+    first = delivered(engine, S.recorded_withdrawal("yot"), withdrawn(rid))
+    after = delivered(engine, S.assessed("yot"), assessed(rid)) + delivered(engine, S.recorded("yot"), facts(rid))
+    again = delivered(engine, S.recorded_withdrawal("yot"), withdrawn(rid).model_copy(update={"event_id": "w2"}))
+
+    assert first == after == again == []
+    with engine.connect() as conn:
+        case = load_case(conn, rid)
+    assert case is not None and case.status == "closed"
+    assert case.agency_reason == "withdrawn by your agency (consent withdrawn): its remaining sessions are cancelled"
