@@ -323,7 +323,7 @@ async def explain(client: ServiceClient, outcomes: list[Outcome], feed: AlertFee
 
 
 DEMO_PEOPLE = (("dsl-demo", Role.DSL), ("scheduler-demo", Role.SCHEDULER), ("risk-demo", Role.RISK_LEAD),
-               ("operator-demo", Role.OPERATOR))
+               ("operator-demo", Role.OPERATOR), ("dpo-demo", Role.DPO))
 """The people `reroute up --demo` makes for trying the web console, one per role (never outside --demo)."""
 
 

@@ -703,6 +703,30 @@ app.add_typer(person_app, name="person")
 person_app.command("find")(find)
 
 
+@person_app.command("access-log")
+def person_access_log(
+    by: Annotated[str, typer.Option("--by", help="Only look-ups by this person (their person id).")] = "",
+    referral: Annotated[str, typer.Option("--referral", help="Only look-ups of this referral.")] = "",
+    person: Annotated[str, typer.Option("--person", help="Only look-ups of this young person's referrals.")] = "",
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1, max=1000)] = 200,
+    data_dir: DataDir = None,
+) -> None:
+    """Who looked at which young person's personal data, when and why (intake's access log); for the data
+    protection officer (role dpo)."""
+    asked = intake_rpc.AccessLogRequest(asked_by=by, referral_id=referral, person_id=person, limit=limit)
+    log = with_client(lambda c: c.call(intake_rpc.ACCESS_LOG, asked), data_dir)
+    if not log.entries:
+        console.print("No look-ups match.")
+        return
+    table = Table("when", "who", "what", "referral", "why", "found", title="Personal-data access log, newest first")
+    for e in log.entries:
+        table.add_row(_local(e.asked_at), safe(e.asked_by), safe(e.item), safe(e.referral_id or "none"),
+                      safe(e.purpose), "yes" if e.answered else "no")
+    console.print(table)
+    if log.more:
+        console.print(f"More match than the {limit} shown: narrow it with --by, --referral or --person.")
+
+
 @person_app.command("export")
 def person_export(
     person_id: str,

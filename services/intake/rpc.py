@@ -18,11 +18,13 @@ from services.intake.agencies import AgencyError, AgencyRegistry
 from services.intake.console_logins import ConsoleLogins
 from services.intake.crypto import IntakeKeys
 from services.intake.fairness import AuditRow, audit
-from services.intake.personal_data import find_person, first_name_for
+from services.intake.personal_data import access_log, find_person, first_name_for, identity_for
 from services.intake.staff import LastAdmin, StaffError, StaffRegistry
 from services.intake.tables import ReferralRecord
 from shared.contracts.intake_rpc import (
     ENCRYPTED_TABLES,
+    AccessLog,
+    AccessLogRequest,
     Agencies,
     AgencyKeys,
     AgencyNatsHashes,
@@ -38,6 +40,8 @@ from shared.contracts.intake_rpc import (
     FirstName,
     FirstNameRequest,
     FoundPerson,
+    Identity,
+    IdentityRequest,
     IntakeStatus,
     NatsAccess,
     PersonErased,
@@ -122,6 +126,24 @@ async def first_name(request: FirstNameRequest, intake: Intake) -> FirstName:
     if (found := await intake.host.database.run(look_up)) is None:
         raise NotFound(f"no referral {request.referral_id} at intake")
     return found
+
+
+async def identity(request: IdentityRequest, intake: Intake) -> Identity:
+    def look_up() -> Identity | None:
+        with intake.host.engine.begin() as conn:  # the access log is kept even when nothing is found
+            return identity_for(conn, intake.keys, request, now=datetime.now(UTC))
+
+    if (found := await intake.host.database.run(look_up)) is None:
+        raise NotFound(f"no referral {request.referral_id} at intake (the look-up is logged)")
+    return found
+
+
+async def personal_data_access_log(request: AccessLogRequest, intake: Intake) -> AccessLog:
+    def read() -> AccessLog:
+        with intake.host.engine.connect() as conn:
+            return access_log(conn, request)
+
+    return await intake.host.database.run(read)
 
 
 async def person_find(request: FindPersonRequest, intake: Intake) -> FoundPerson:

@@ -148,6 +148,24 @@ class PersonalDataAccess(Contract):
     asked_at: datetime
 
 
+class AccessLogRequest(Contract):
+    """The personal-data access log, newest first, narrowed by whichever of these are given."""
+
+    asked_by: str = Field(default="", max_length=200, description="Only look-ups by this person (their person id).")
+    referral_id: str = Field(default="", max_length=100, description="Only look-ups of this referral.")
+    person_id: str = Field(default="", max_length=40, description="Only look-ups of this young person's referrals.")
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+class AccessLogEntry(PersonalDataAccess):
+    answered: bool = Field(description="False when nothing was found (a look-up is logged either way).")
+
+
+class AccessLog(Contract):
+    entries: list[AccessLogEntry] = Field(description="Newest first.")
+    more: bool = Field(description="More entries match than `limit`.")
+
+
 class IntakePersonalData(Contract):
     referrals: list[StoredReferral]
     equality_monitoring: list[EqualityAnswers]
@@ -184,6 +202,32 @@ class AuditReport(Contract):
     total: int = Field(description="Assessments counted.")
 
 
+class IdentityRequest(Contract):
+    referral_id: str = Field(min_length=1, max_length=100)
+    purpose: str = Field(min_length=1, max_length=500, description="Why (logged with who asked).")
+    asked_by: str = Field(default="", max_length=200, description="Set by intake to the person the subject names.")
+
+
+class ReferrerContact(Contract):
+    name: str
+    role: str
+    email: str | None
+    phone: str | None
+
+
+class Identity(Contract):
+    """Who a referral is about and who referred them: personal data, for the person who asked, never listed."""
+
+    referral_id: str
+    agency_id: str
+    agency_referral_id: str
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    borough: str
+    referrer: ReferrerContact
+
+
 class FindPersonRequest(Contract):
     """A young person by the name and date of birth a referral gave, matched as intake matches referrals (case,
     accents, punctuation and look-alike letters from another script do not matter; the whole birth date must)."""
@@ -218,6 +262,13 @@ FIND_PERSON = Endpoint("person.find", FindPersonRequest, FoundPerson,
                        "A young person's id and referrals by name and date of birth, for a named person and a stated "
                        "purpose; every request is logged, found or not.", _INTAKE,
                        roles=frozenset({Role.DSL, Role.ADMIN}), acts_as="asked_by")
+IDENTITY = Endpoint("identity", IdentityRequest, Identity,
+                    "A referral's young person (name, date of birth, borough) and the referrer's contact details, for "
+                    "a named safeguarding lead and a stated purpose; every request is logged, found or not.", _INTAKE,
+                    roles=frozenset({Role.DSL}), acts_as="asked_by")
+ACCESS_LOG = Endpoint("personal_data.access_log", AccessLogRequest, AccessLog,
+                      "Who looked at which young person's personal data, when and why (newest first), by who looked, "
+                      "referral or young person.", _INTAKE, roles=frozenset({Role.DPO}))
 ADD_AGENCY = Endpoint("agencies.add", AgencyRequest, AgencyKeys,
                       "Register an agency; the reply holds its API key, which is never shown again.", _INTAKE, roles=_ADMIN)
 ROTATE_AGENCY = Endpoint("agencies.rotate", AgencyRequest, AgencyKeys,

@@ -57,6 +57,9 @@ class Role(StrEnum):
     """Keeps the services running: health, dead letters, referrals' status, submitting on an agency's behalf."""
     ADMIN = "admin"
     """Manages people, agencies and keys, and answers subject access and erasure requests."""
+    DPO = "dpo"
+    """The data protection officer: reads who looked at which young person's personal data, when and why (admins'
+    look-ups too, so it is a role of its own)."""
 
 
 ANY_ROLE = frozenset(Role)

@@ -241,3 +241,37 @@ async def test_first_name_is_given_only_to_a_named_person_for_a_purpose_and_ever
     assert sorted((r.referral_id, r.asked_by, r.item, r.answered) for r in log) == sorted([
         (rid, "scheduling", "first_name", True), ("ref_0000000000000000", "scheduling", "first_name", False)])
     assert all(abs(time.time() - as_utc(r.asked_at).timestamp()) < 120 for r in log)
+
+
+async def test_identity_is_given_for_a_purpose_logged_and_the_access_log_finds_who_looked(
+    cluster: Cluster, probe: Probe
+) -> None:
+    agency = unique("yot")
+    body, identifiers = person(unique("REF"), language="en")
+    await probe.submit(agency, body)
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency)))[0]["referral_id"]
+    lead, other = unique("dsl"), unique("dsl")
+    purpose = f"calling the police about alert {unique('E01')}"
+
+    no_reason = await probe.rpc("intake", "identity", {"referral_id": rid, "asked_by": lead, "purpose": " "})
+    shown = await probe.rpc("intake", "identity", {"referral_id": rid, "asked_by": lead, "purpose": purpose})
+    unknown = await probe.rpc("intake", "identity",
+                              {"referral_id": "ref_0000000000000000", "asked_by": other, "purpose": purpose})
+    assert refusal(no_reason).code == "invalid" and "purpose" in refusal(no_reason).message
+    assert refusal(unknown).code == "not_found"
+    assert (shown["given_name"], shown["family_name"], shown["date_of_birth"]) == (
+        identifiers["given name"], identifiers["family name"], identifiers["date of birth"])
+    assert (shown["referrer"]["email"], shown["referrer"]["phone"]) == (identifiers["email"], identifiers["phone"])
+    await probe.rpc("intake", "first_name", {"referral_id": rid, "asked_by": other, "purpose": "first session"})
+
+    by_lead = (await probe.rpc("intake", "personal_data.access_log", {"asked_by": lead.upper()}))["entries"]
+    assert [(e["referral_id"], e["item"], e["purpose"], e["answered"]) for e in by_lead] == [
+        (rid, "identity", purpose, True)]
+    of_referral = await probe.rpc("intake", "personal_data.access_log", {"referral_id": rid})
+    assert [(e["asked_by"], e["item"]) for e in of_referral["entries"]] == [(other, "first_name"), (lead, "identity")]
+    by_other = await probe.rpc("intake", "personal_data.access_log", {"asked_by": other, "limit": 1})
+    assert by_other["more"] and [e["referral_id"] for e in by_other["entries"]] == [rid], "newest first"
+    status = await probe.rpc("intake", "status", {"referral_id": rid})
+    of_child = await probe.rpc("intake", "personal_data.access_log", {"person_id": status["person_id"]})
+    assert {(e["asked_by"], e["item"]) for e in of_child["entries"]} == {(other, "first_name"), (lead, "identity")}
+    assert not leaks(identifiers, "the access log", json.dumps([by_lead, of_referral, of_child]))
