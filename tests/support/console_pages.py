@@ -96,6 +96,26 @@ async def _risk_audit(browser: Browser, stack: ConsoleStack) -> Page:
     return page
 
 
+async def _identity(browser: Browser, stack: ConsoleStack) -> Page:
+    """The form, reached from an alert (the identity itself is checked in tests/browser/test_identity_pages.py)."""
+    rid = await asyncio.to_thread(stack.refer, "threat_to_life_warning")
+    _, page = await new_person_logged_in(browser, stack, "dsl", path=f"/identity?referral_id={rid}")
+    await expect(page.get_by_label("Why you need to know")).to_be_visible()
+    return page
+
+
+async def _access(browser: Browser, stack: ConsoleStack) -> Page:
+    """With a look-up in the log."""
+    rid = await asyncio.to_thread(stack.refer, "threat_to_life_warning")
+    _, lead = await new_person_logged_in(browser, stack, "dsl", path=f"/identity?referral_id={rid}")
+    await lead.get_by_label("Why you need to know").fill("Telling the referrer")
+    await lead.get_by_role("button", name="Show who this is").click()
+    await expect(lead.get_by_role("region", name=f"Referral {rid}")).to_be_visible()
+    _, page = await new_person_logged_in(browser, stack, "dpo", path=f"/access?referral_id={rid}")
+    await expect(page.get_by_role("row").filter(has_text=rid)).to_have_count(1)
+    return page
+
+
 PAGES: dict[str, Reach] = {
     "/login": _login,
     "/password": _password,
@@ -105,4 +125,6 @@ PAGES: dict[str, Reach] = {
     "/risk": _risk,
     "/risk/referral": _risk_referral,
     "/risk/audit": _risk_audit,
+    "/identity": _identity,
+    "/access": _access,
 }

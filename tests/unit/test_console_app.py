@@ -50,7 +50,8 @@ def test_every_route_is_csrf_checked() -> None:
 
 def test_pages_are_the_whole_page_routes() -> None:
     """Each area adds its own pages (listed in tests/support/console_pages.py); parts of a page are none."""
-    assert {"/", "/login", "/password", "/second-factor", "/alerts", "/risk", "/risk/referral", "/risk/audit"} <= pages(APP)
+    assert {"/", "/login", "/password", "/second-factor", "/alerts", "/risk", "/risk/referral", "/risk/audit",
+            "/identity", "/access"} <= pages(APP)
     assert not {"/alerts/list", "/alerts/events", "/healthz"} & pages(APP)
 
 

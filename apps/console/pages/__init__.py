@@ -4,6 +4,6 @@ To add one: write pages/<name>.py with `AREA = area(...)` and its routes, its te
 from __future__ import annotations
 
 from apps.console.areas import Area
-from apps.console.pages import alerts, risk
+from apps.console.pages import access, alerts, identity, risk
 
-AREAS: list[Area] = [alerts.AREA, risk.AREA]
+AREAS: list[Area] = [alerts.AREA, risk.AREA, identity.AREA, access.AREA]
