@@ -105,7 +105,7 @@ class NatsUser:
     deny_subscribe: list[str] = field(default_factory=list)
 
 
-RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "system", "sys"})
+RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "notifier", "system", "sys"})
 """Names no agency may take: the services', the operator's and the platform's own."""
 
 
@@ -236,6 +236,31 @@ def console_user(password_hash: str) -> NatsUser:
                     subscribe=[f"{inbox_prefix(CONSOLE)}.>", _SUBJECTS.alert("*")])
 
 
+NOTIFIER = "notifier"
+
+
+def notifier_user(password_hash: str) -> NatsUser:
+    """The safeguarding notifier (apps/notifier): it reads the safeguarding alerts through its own durable consumer,
+    asks risk and scheduling for their unacknowledged alerts (`alerts.list`, nothing else), and keeps the alerts it
+    has escalated in a key-value bucket of its own. It reads no other stream, and asks nothing in a person's name."""
+    from shared.contracts.safeguarding_rpc import ALERTS
+
+    stream, durable = _SUBJECTS.safeguarding_stream, _SUBJECTS.durable(NOTIFIER, "alert")
+    bucket = _SUBJECTS.escalations_bucket
+    kv_stream = f"KV_{bucket}"
+    return NatsUser(user=NOTIFIER, password=password_hash,
+                    publish=[*(_SUBJECTS.rpc(service, ALERTS.verb) for service in ALERTS.services),
+                             f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+                             f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
+                             f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",
+                             f"$JS.API.CONSUMER.INFO.{stream}.{durable}", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                             f"$JS.ACK.{stream}.{durable}.>", f"$JS.API.STREAM.INFO.{stream}",
+                             f"$JS.API.STREAM.CREATE.{kv_stream}", f"$JS.API.STREAM.INFO.{kv_stream}",
+                             f"$JS.API.STREAM.MSG.GET.{kv_stream}", f"$JS.API.DIRECT.GET.{kv_stream}.>",
+                             f"$KV.{bucket}.>"],
+                    subscribe=[f"{inbox_prefix(NOTIFIER)}.>"])
+
+
 def render_config(users: list[NatsUser], *, host: str | None = None, port: int | None = None,
                   store_dir: Path | None = None) -> str:
     """A nats-server configuration with these users, and JetStream when `store_dir` is given (JSON is valid NATS
@@ -277,7 +302,7 @@ class LocalCredentials:
         """The passwords kept in `path`, with one made for any account the file does not have yet (the console's
         in a data dir from before it existed)."""
         kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in (*SERVICES, ADMIN, CONSOLE) if name not in kept]
+        missing = [name for name in (*SERVICES, ADMIN, CONSOLE, NOTIFIER) if name not in kept]
         creds = cls({**kept, **{name: secrets.token_urlsafe(24) for name in missing}})
         if missing:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +347,7 @@ class NatsAuthFile:
             return False
         users = [service_user(s, self._hashes[s]) for s in SERVICES]
         users += [admin_user(self._hashes[ADMIN]), *(agency_user(a.agency_id, a.password_hash) for a in agencies)]
-        users += [console_user(self._hashes[CONSOLE]),
+        users += [console_user(self._hashes[CONSOLE]), notifier_user(self._hashes[NOTIFIER]),
                   *(person_user(p.person_id, p.password_hash, p.roles) for p in people)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(mode=0o600)

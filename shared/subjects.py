@@ -215,6 +215,11 @@ class Subjects:
                 for stream, subject in ((self.referrals_stream, self.about_referrals(agency)),
                                         (self.sessions_stream, self.sessions(agency)))]
 
+    @property
+    def escalations_bucket(self) -> str:
+        """The notifier's key-value bucket: the alerts it has escalated to the deputies (each once)."""
+        return self._stream("NOTIFIER_ESCALATIONS")
+
     def durable(self, service: str, what: str) -> str:
         """Durable consumer name, shared by every replica of a service so they split the work."""
         return f"{service}-{what}"

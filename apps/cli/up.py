@@ -26,7 +26,8 @@ from rich.console import Console
 from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
 from apps.console.settings import URL_FILE as CONSOLE_URL_FILE
 from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
-from apps.devstack.processes import CONSOLE, SERVICES, Backoff, ServiceProcesses, describe_exit
+from apps.devstack.processes import CONSOLE, NOTIFIER, SERVICES, Backoff, ServiceProcesses, describe_exit
+from apps.notifier.settings import NotifierSettings
 from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES, StaffRequest
 from shared.contracts.rpc import PING, Health, Role, ServiceError, decode_reply
 from shared.migrations import upgrade_all
@@ -39,6 +40,7 @@ from shared.nats_auth import (
     inbox_prefix,
 )
 from shared.nats_auth import CONSOLE as CONSOLE_USER
+from shared.nats_auth import NOTIFIER as NOTIFIER_USER
 from shared.settings import (
     CREDENTIALS_FILE,
     NATS_URL_FILE,
@@ -286,7 +288,7 @@ class LocalStack:
         self.faces.refuse_taken()
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        per_service: dict[str, dict[str, str]] = {name: {} for name in (*SERVICES, CONSOLE)}
+        per_service: dict[str, dict[str, str]] = {name: {} for name in (*SERVICES, CONSOLE, NOTIFIER)}
         if self.settings.nats_url:
             self.url = admin_url = self.settings.nats_url
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
@@ -306,6 +308,8 @@ class LocalStack:
                 per_service[name] = {"NATS_URL": creds.url(name, self.url), "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
             per_service[CONSOLE] = {"NATS_URL": creds.url(CONSOLE_USER, self.url),
                                     "REROUTE_INBOX_PREFIX": inbox_prefix(CONSOLE_USER)}
+            per_service[NOTIFIER] = {"NATS_URL": creds.url(NOTIFIER_USER, self.url),
+                                     "REROUTE_INBOX_PREFIX": inbox_prefix(NOTIFIER_USER)}
             self.console.print(f"NATS with JetStream on {self.url} (pid {self.nats.pid}; store {data_dir / 'nats'}; "
                                f"users and permissions in {self.auth.path})")
         self.admin_url = admin_url
@@ -339,8 +343,28 @@ class LocalStack:
             self.console.print(f"Web console: {console_url} (log in with your person id and a console password: "
                                "`reroute people console-password PERSON_ID` issues a one-time one)")
         self.console_url = console_url
+        self._start_notifier(console_url)
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
+
+    def _start_notifier(self, console_url: str | None) -> None:
+        """Start the safeguarding notifier and say whether alerts are emailed (loudly when they are not); its emails
+        link to this console unless REROUTE_CONSOLE_URL says otherwise."""
+        assert self.services is not None
+        if console_url and not os.environ.get("REROUTE_CONSOLE_URL"):
+            self.services.per_service.setdefault(NOTIFIER, {})["REROUTE_CONSOLE_URL"] = console_url
+        try:
+            mail = NotifierSettings()
+        except ValidationError as exc:
+            raise CliError(f"The safeguarding notifier's configuration is wrong: "
+                           f"{'; '.join(e['msg'] for e in exc.errors())}") from None
+        self.services.start(NOTIFIER)
+        self.watched[NOTIFIER] = Watched(NOTIFIER, self.services.log_file(NOTIFIER))
+        if (off := mail.mail_off) is not None:
+            self.console.print(f"[bold red]Safeguarding alert emails are OFF: {off}.[/bold red]")
+        else:
+            self.console.print(f"Safeguarding alerts are emailed to {', '.join(mail.leads)} through {mail.smtp_host}; "
+                               f"overdue ones to {', '.join(mail.deputies) or 'NOBODY (REROUTE_ALERT_DEPUTY_EMAILS)'}")
 
     async def _start_console(self) -> str | None:
         """Start the web console (unless REROUTE_CONSOLE_PORT=0) and wait for the address it writes."""
@@ -381,7 +405,7 @@ class LocalStack:
             while not stop.is_set():
                 now = time.monotonic()
                 self._tend_nats(now)
-                for name in (*SERVICES, *((CONSOLE,) if CONSOLE in self.watched else ())):
+                for name in (*SERVICES, *(app for app in (CONSOLE, NOTIFIER) if app in self.watched)):
                     self._tend_service(name, now)
                 for task in (pinging, syncing):
                     if task is not None and task.done():
@@ -613,7 +637,8 @@ class LocalStack:
             return  # refused: nothing here is ours to stop or clean
         if self.services is not None:
             self.console.print("Stopping services…")
-            self.services.stop(CONSOLE)  # the services' client first
+            self.services.stop(CONSOLE)  # the services' clients first
+            self.services.stop(NOTIFIER)
             self.services.stop_all()
         if self.nats is not None:
             self.nats.terminate()

@@ -23,11 +23,13 @@ from shared.subjects import Subjects
 SERVICES = ("intake", "risk", "scheduling")
 CONSOLE = "console"
 """The web console (`python -m apps.console`), which `reroute up` runs beside the services."""
+NOTIFIER = "notifier"
+"""The safeguarding notifier (`python -m apps.notifier`), which `reroute up` runs beside the services."""
 
 
 def module_of(name: str) -> str:
-    """What `python -m` runs for a process name: a service's package, or the console's."""
-    return "apps.console" if name == CONSOLE else f"services.{name}"
+    """What `python -m` runs for a process name: a service's package, or an application's (console, notifier)."""
+    return f"apps.{name}" if name in (CONSOLE, NOTIFIER) else f"services.{name}"
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -110,7 +112,7 @@ class ServiceProcesses:
                  per_service: Mapping[str, Mapping[str, str]] | None = None, die_with_parent: bool = False,
                  pass_fds: Sequence[int] = ()) -> None:
         self.env = {**os.environ, **env}
-        self.per_service = per_service or {}
+        self.per_service: dict[str, dict[str, str]] = {k: dict(v) for k, v in (per_service or {}).items()}
         self.log_dir = log_dir
         self.die_with_parent = die_with_parent
         self.pass_fds = tuple(pass_fds)
