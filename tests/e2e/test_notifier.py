@@ -12,67 +12,21 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from apps.devstack.local_nats import free_port
 from apps.devstack.processes import NOTIFIER, ServiceProcesses
 from tests.support.cluster import Cluster, Probe, referral, unique, unique_language
+from tests.support.smtp import Sink
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 LEADS, DEPUTY = ["dsl@example.org", "dsl2@example.org"], ["deputy@example.org"]
 E01, E02 = "E01_immediate_danger", "E02_threat_to_life_warning"
-
-
-@dataclass
-class Mail:
-    to: list[str]
-    message: EmailMessage
-
-    @property
-    def text(self) -> str:
-        return f"{self.message}"
-
-    @property
-    def alert_id(self) -> str:
-        return str(self.message["X-Reroute-Alert"])
-
-
-@dataclass
-class Sink:
-    """A real SMTP server on 127.0.0.1:`port`, keeping every email it accepts; stopped and started at will."""
-
-    port: int
-    mails: list[Mail] = field(default_factory=list)
-    controller: Controller | None = None
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-        message = message_from_bytes(content, policy=default)
-        assert isinstance(message, EmailMessage)
-        self.mails.append(Mail(list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def about(self, alert_id: str, *, to: list[str]) -> list[Mail]:
-        return [m for m in self.mails if m.alert_id == alert_id and m.to == to]
 
 
 @dataclass
@@ -156,8 +110,7 @@ async def consumer_exists(probe: Probe, cluster: Cluster) -> bool:
 
 
 async def emailed(sink: Sink, alert_id: str, to: list[str], n: Notifier) -> None:
-    await wait_until(lambda: bool(sink.about(alert_id, to=to)), timeout=30,
-                     what=lambda: f"an email about {alert_id} to {to} (notifier's log: {n.log()})")
+    await sink.wait(alert_id, to=to, why=n.log)
 
 
 async def test_alerts_reach_the_leads_and_an_overdue_one_the_deputy_once(
