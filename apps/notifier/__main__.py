@@ -23,8 +23,6 @@ from shared.ops import ops_app
 from shared.settings import ConfigurationError, keep_files_private
 
 log = logging.getLogger("apps.notifier")
-MAIL_OFF_FILE = "notifier.off"
-"""Written in the data dir while emails are off (no SMTP server configured), with why: `reroute up` prints it."""
 
 
 async def serve(settings: NotifierSettings) -> None:
@@ -42,13 +40,10 @@ async def serve(settings: NotifierSettings) -> None:
     ops = HttpServer(ops_app(notifier.health, registry), host=settings.http_host, port=settings.notifier_ops_port,
                      name="notifier", port_setting="REROUTE_NOTIFIER_OPS_PORT", what="notifier probes")
     await ops.start()
-    off = settings.data_dir / MAIL_OFF_FILE
     tasks: list[asyncio.Task[None]] = []
     if (why := settings.mail_off) is not None:
         log.error("EMAILS ARE OFF: %s. Set REROUTE_SMTP_HOST and REROUTE_ALERT_EMAILS to have each alert emailed.", why)
-        off.write_text(why + "\n")
     else:
-        off.unlink(missing_ok=True)
         log.info("emailing new safeguarding alerts to %d lead address(es) through %s:%d; overdue ones to %d deputy "
                  "address(es), checked every %g s", len(settings.leads), settings.smtp_host, settings.smtp_port,
                  len(settings.deputies), settings.escalation_check_seconds)

@@ -131,25 +131,30 @@ class Notifier:
                 log.warning("cannot fetch alerts: %s; trying again", exc)
                 await asyncio.sleep(1)
                 continue
+            accepting = True
             for msg in msgs:
-                await self._new_alert(msg)
+                if accepting:
+                    accepting = await self._new_alert(msg)
+                else:  # the server refused the one before: the rest wait too, rather than each time out in turn
+                    await msg.nak(delay=retry_delay(msg.metadata.num_delivered, self.settings.mail_retry_max_seconds))
 
-    async def _new_alert(self, msg: Msg) -> None:
+    async def _new_alert(self, msg: Msg) -> bool:
+        """Email one alert; False when the SMTP server did not accept it (it is then tried again later)."""
         try:
             alert = SafeguardingAlert.model_validate_json(msg.data)
         except ValidationError:
             log.error("a message on %s does not fit the safeguarding alert contract; not emailed (stream sequence "
                       "%s)", msg.subject, msg.metadata.sequence.stream)
             await msg.term()
-            return
+            return True
         email = mail.new_alert(alert_id=alert.event_id, referral_id=alert.referral_id, rule_id=alert.rule_id,
                                actions=alert.actions, deadline=alert.deadline, raised_by=None,
                                settings=self.settings)
         if await self._send(email, kind="alert", alert_id=alert.event_id):
             await msg.ack()
-        else:
-            delay = retry_delay(msg.metadata.num_delivered, self.settings.mail_retry_max_seconds)
-            await msg.nak(delay=delay)
+            return True
+        await msg.nak(delay=retry_delay(msg.metadata.num_delivered, self.settings.mail_retry_max_seconds))
+        return False
 
     async def _send(self, email: EmailMessage, *, kind: str, alert_id: str) -> bool:
         try:
@@ -197,7 +202,8 @@ class Notifier:
                 continue
             self.health_state.problems.pop(f"ask {service}", None)
             for alert in overdue(alerts, now=now, grace=grace):
-                complete = await self._escalate(kv, alert) and complete
+                if not await self._escalate(kv, alert):
+                    return  # the SMTP server refused it: the others wait for the next round too
         if complete:
             self.rounds.inc()
 

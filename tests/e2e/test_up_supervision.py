@@ -213,7 +213,7 @@ async def test_a_second_up_on_the_same_data_dir_is_refused_and_touches_nothing(s
     assert "Nothing was started or changed." in said
     assert _snapshot(data_dir) == before
     assert (data_dir / "up.lock").read_text() == f"{first}\n"
-    assert stack.up.children() == children and len(children) == 5  # nats-server, the three services, the console
+    assert stack.up.children() == children and len(children) == 6  # nats-server, three services, console, notifier
     assert await all_ready(stack.nc) == pids
 
 
@@ -283,7 +283,8 @@ async def test_sigkill_of_up_takes_its_children_down_and_a_new_up_starts_on_the_
         await first.until_running()
         children = first.children()
         assert sorted(cmd.split()[-1] if " -m " in cmd else "nats-server" for cmd in children.values()) == [
-            "apps.console", "nats-server", "services.intake", "services.risk", "services.scheduling"], children
+            "apps.console", "apps.notifier", "nats-server", "services.intake", "services.risk", "services.scheduling"], \
+            children
 
         first.proc.kill()
         first.proc.wait(timeout=10)
