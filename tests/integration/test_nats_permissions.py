@@ -26,6 +26,7 @@ from shared.nats_auth import (
     agency_user,
     hash_password,
     inbox_prefix,
+    notifier_user,
     render_config,
     service_user,
 )
@@ -34,7 +35,7 @@ from shared.subjects import Subjects
 from tests.support.waiting import wait_until
 
 PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "risk": "pw-risk", "scheduling": "pw-sched",
-             "operator": "pw-op"}
+             "operator": "pw-op", "notifier": "pw-notifier"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("nats-auth")
     users = [agency_user("a", hash_password(PASSWORDS["a"])), agency_user("b", hash_password(PASSWORDS["b"])),
              *(service_user(s, hash_password(PASSWORDS[s])) for s in ("intake", "risk", "scheduling")),
-             admin_user(hash_password(PASSWORDS["operator"]))]
+             admin_user(hash_password(PASSWORDS["operator"])), notifier_user(hash_password(PASSWORDS["notifier"]))]
     conf = store / "auth.conf"
     conf.write_text(render_config(users))
     proc, url = start_nats_server(store / "js", config=conf)  # returns once the server listens
@@ -366,3 +367,20 @@ async def test_risk_may_ask_scheduling_which_referrals_are_closed_so_they_are_no
     finally:
         for nc in (risk, scheduling):
             await nc.close()
+
+
+@pytest.mark.parametrize("subject", [
+    "reroute.rpc.risk.alerts.ack", "reroute.rpc.scheduling.alerts.ack", "reroute.ask.dana.risk.alerts.list",
+    "safeguarding.alert.a", "reroute.rpc.intake.person.find", "$JS.API.STREAM.INFO.INTAKE",
+    "$JS.API.STREAM.MSG.GET.SAFEGUARDING", "$JS.API.CONSUMER.CREATE.SAFEGUARDING.someone-else",
+    "$JS.API.CONSUMER.MSG.NEXT.INTAKE.risk-recorded", "$KV.SOMEONE_ELSES.key"])
+async def test_the_notifier_may_only_read_alerts_and_keep_its_escalations(server: str, streams: None,
+                                                                         subject: str) -> None:
+    """It reads and lists alerts; it cannot acknowledge one (nor in a person's name), forge one, or read anything
+    else (a person, intake's facts, another consumer or bucket)."""
+    errors = Errors()
+    nc = await nats.connect(f"nats://notifier:{PASSWORDS['notifier']}@{server}", error_cb=errors.callback,
+                            inbox_prefix=inbox_prefix("notifier").encode(), max_reconnect_attempts=1)
+    await nc.publish(subject, b"{}")
+    await errors.expect(f'permissions violation for publish to "{subject}"')
+    await nc.close()
