@@ -13,14 +13,19 @@ import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
 
 from apps.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
 
+LONDON = ZoneInfo("Europe/London")
+
+
 def _when(at: datetime) -> str:
-    return f"{at:%a %d %b %Y %H:%M} UTC"
+    """A time as the leads read it: London's (GMT or BST, named)."""
+    return f"{at.astimezone(LONDON):%a %d %b %Y %H:%M %Z}"
 
 
 def _body(*, opening: str, alert_id: str, referral_id: str, rule_id: str, actions: list[str], deadline: datetime,

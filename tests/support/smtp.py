@@ -21,7 +21,9 @@ class Mail:
 
     @property
     def text(self) -> str:
-        return f"{self.message}"
+        """Its headers and its decoded body (not the quoted-printable form, which may split a word)."""
+        headers = "\n".join(f"{k}: {v}" for k, v in self.message.items())
+        return f"{headers}\n\n{self.message.get_content()}"
 
     @property
     def alert_id(self) -> str:
