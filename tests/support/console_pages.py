@@ -15,6 +15,7 @@ from apps.console.live import AlertFeed
 from apps.console.settings import ConsoleSettings
 from tests.support.console import ConsoleStack, log_in, new_person_logged_in
 from tests.support.console_risk import assessed_referral, decide_tier, open_case
+from tests.support.console_scheduling import rotl_mentor_with_a_session, waiting_with_a_free_place
 
 Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
 
@@ -116,6 +117,38 @@ async def _access(browser: Browser, stack: ConsoleStack) -> Page:
     return page
 
 
+async def _scheduler_on(browser: Browser, stack: ConsoleStack, path: str) -> Page:
+    return (await new_person_logged_in(browser, stack, "scheduler", path=path))[1]
+
+
+async def _waitlist(browser: Browser, stack: ConsoleStack) -> Page:
+    """With a waiting case."""
+    await asyncio.to_thread(waiting_with_a_free_place, stack)
+    return await _scheduler_on(browser, stack, "/waitlist")
+
+
+async def _recommend(browser: Browser, stack: ConsoleStack) -> Page:
+    """With options and excluded mentors."""
+    waiting = await asyncio.to_thread(waiting_with_a_free_place, stack)
+    return await _scheduler_on(browser, stack, f"/referrals/{waiting.referral_id}/recommend")
+
+
+async def _referral(browser: Browser, stack: ConsoleStack) -> Page:
+    """A scheduled case: reasons, history, sessions with their actions."""
+    _, referral_id = await asyncio.to_thread(rotl_mentor_with_a_session, stack)
+    return await _scheduler_on(browser, stack, f"/referrals/{referral_id}")
+
+
+async def _week(browser: Browser, stack: ConsoleStack, path: str) -> Page:
+    """The week of a rotl mentor's first session (licence on each day, the session's actions)."""
+    mentor_id, referral_id = await asyncio.to_thread(rotl_mentor_with_a_session, stack)
+    page = await _scheduler_on(browser, stack, f"/referrals/{referral_id}")
+    monday = (await page.get_by_role("link", name=f"{mentor_id}'s calendar").get_attribute("href") or "").split("=")[1]
+    await page.goto(f"{stack.url}{path.format(mentor_id=mentor_id)}?week={monday}")
+    await expect(page.locator("#week").get_by_role("row").filter(has_text=referral_id).first).to_be_visible()
+    return page
+
+
 PAGES: dict[str, Reach] = {
     "/login": _login,
     "/password": _password,
@@ -127,4 +160,11 @@ PAGES: dict[str, Reach] = {
     "/risk/audit": _risk_audit,
     "/identity": _identity,
     "/access": _access,
+    "/waitlist": _waitlist,
+    "/referrals": lambda browser, stack: _scheduler_on(browser, stack, "/referrals"),
+    "/referrals/{referral_id}": _referral,
+    "/referrals/{referral_id}/recommend": _recommend,
+    "/calendar": lambda browser, stack: _scheduler_on(browser, stack, "/calendar"),
+    "/calendar/mentors/{mentor_id}": lambda browser, stack: _week(browser, stack, "/calendar/mentors/{mentor_id}"),
+    "/calendar/boroughs/{borough}": lambda browser, stack: _week(browser, stack, "/calendar/boroughs/Lewisham"),
 }

@@ -1,0 +1,184 @@
+"""The schedulers' pages in Debian's Chromium, against a real `reroute up`: a scheduler finds a waitlisted case, reads
+why, is refused a mentor with the constraint named, assigns another with a reason the service records in their name,
+and the mentor's calendar shows the session, all with the keyboard alone; sessions confirmed from the week calendar,
+a borough's week, a rotl mentor's licence on each day, leave and what it moved, a calendar feed issued and revoked; a
+person without the `scheduler` role is refused every page and every form, by URL too."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import pytest
+from playwright.async_api import Browser, Locator, Page, expect
+
+from tests.support.cluster import mentor, unique_language
+from tests.support.console import ConsoleStack, accessible, csrf_token, new_person_logged_in, said
+from tests.support.console_scheduling import import_mentors, rotl_mentor_with_a_session, waiting_with_a_free_place
+
+pytestmark = [pytest.mark.browser]
+
+
+async def tab_to(page: Page, target: Locator, *, limit: int = 120) -> None:
+    """Press Tab until `target` has the focus (as a person without a mouse does)."""
+    element = await target.element_handle()
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("(el) => document.activeElement === el", element):
+            return
+    raise AssertionError(f"{target} never had the focus after {limit} presses of Tab")
+
+
+async def press_enter_on(page: Page, target: Locator) -> None:
+    await tab_to(page, target)
+    await page.keyboard.press("Enter")
+    await page.wait_for_load_state()
+
+
+def status_of(stack: ConsoleStack, referral_id: str) -> str:
+    """`reroute status` as the CLI says it (the same contract the page reads)."""
+    done = stack.reroute("status", referral_id)
+    assert done.returncode == 0, said(done)
+    return " ".join(done.stdout.split())
+
+
+async def test_a_scheduler_finds_a_waitlisted_case_and_assigns_a_mentor_with_the_keyboard_alone(
+        browser: Browser, stack: ConsoleStack) -> None:
+    w = await asyncio.to_thread(waiting_with_a_free_place, stack)
+    scheduler, page = await new_person_logged_in(browser, stack, "scheduler")
+
+    await press_enter_on(page, page.get_by_role("navigation", name="Areas").get_by_role("link", name="Waitlist"))
+    row = page.locator("#waitlist tbody tr").filter(has_text=w.referral_id)
+    await expect(row).to_contain_text("no mentor fits: 1 does not cover Hackney, 1 at caseload")  # why
+    await expect(row).to_contain_text(f"a mentor covering Hackney who speaks {w.language}")  # what would place it
+    await expect(row).not_to_contain_text("Jordan")  # ids only: no child's name in a list
+    await accessible(page)
+
+    await press_enter_on(page, row.get_by_role("link", name=w.referral_id))
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Referral {w.referral_id}")
+    await expect(page.get_by_role("heading", name="Scheduling: waitlisted")).to_be_visible()
+    await expect(page.locator("dd").filter(has_text="at caseload")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Likelihood: low")).to_be_visible()
+    await expect(page.get_by_role("table", name="History of assessments")).to_contain_text("first")
+    await accessible(page)
+
+    await press_enter_on(page, page.get_by_role("link", name="Who could take it, and assign a mentor"))
+    option = page.locator("li.option").filter(has_text=w.mentor_id)
+    await expect(option.get_by_role("heading")).to_contain_text("score")
+    await expect(page.get_by_role("row").filter(has_text=w.far_mentor_id)).to_contain_text("does not cover Hackney")
+    await accessible(page)
+
+    # a mentor who breaks a rule: refused, the constraint named, nothing booked
+    await tab_to(page, page.get_by_label("Mentor id"))
+    await page.keyboard.type(w.far_mentor_id)
+    await tab_to(page, page.get_by_label("Why this mentor"))
+    await page.keyboard.type("Knows the family")
+    await press_enter_on(page, page.get_by_role("button", name="Assign this mentor"))
+    await expect(page.get_by_role("alert")).to_contain_text(
+        f"Not assigned: {w.far_mentor_id} cannot take this case: does not cover Hackney")
+    await accessible(page)
+    assert "Waitlisted" in await asyncio.to_thread(status_of, stack, w.referral_id)
+
+    option = page.locator("li.option").filter(has_text=w.mentor_id)
+    await tab_to(page, option.get_by_label(f"Why {w.mentor_id}"))
+    await page.keyboard.type("A place came free when another case closed")
+    await press_enter_on(page, option.get_by_role("button", name=f"Assign {w.mentor_id}"))
+    await expect(page.get_by_role("status")).to_contain_text(f"{w.referral_id} assigned to {w.mentor_id} by {scheduler}")
+    await expect(page.get_by_role("heading", name="Scheduling: scheduled")).to_be_visible()
+    session_id = (await page.locator("#sessions tbody tr code").first.inner_text()).strip()
+    said_by_cli = await asyncio.to_thread(status_of, stack, w.referral_id)
+    assert f"Scheduled with {w.mentor_id}" in said_by_cli
+    assert f"Last change: assigned by {scheduler}: A place came free when another case closed" in said_by_cli, \
+        "the service records the person logged in, and their reason"
+
+    await press_enter_on(page, page.get_by_role("link", name=f"{w.mentor_id}'s calendar"))
+    week = page.get_by_role("table").filter(has_text="sessions, week of")
+    booked = week.get_by_role("row").filter(has_text=session_id)
+    await expect(booked).to_contain_text(w.referral_id)
+    await expect(booked).to_contain_text("booked")
+    await accessible(page)
+
+
+async def test_a_week_calendar_records_sessions_shows_a_licence_moves_sessions_for_leave_and_issues_a_feed(
+        browser: Browser, stack: ConsoleStack) -> None:
+    rotl, rid = await asyncio.to_thread(rotl_mentor_with_a_session, stack)
+    _, page = await new_person_logged_in(browser, stack, "scheduler", path=f"/referrals/{rid}")
+    first_day = (await page.locator("#sessions tbody tr td").first.inner_text()).strip()
+    await page.get_by_role("link", name=f"{rotl}'s calendar").click()
+
+    week = page.locator("#week")
+    await expect(week).to_contain_text("licence: from 10:00, back by 17:00")  # the licence drawn on each day
+    row = week.get_by_role("row").filter(has_text=rid).first
+    await row.get_by_label("What happened to session").select_option("confirm")
+    await row.get_by_role("button", name="Record").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"(referral {rid}) is now confirmed")
+    await expect(week.get_by_role("row").filter(has_text="confirmed").first).to_contain_text(rid)
+    await accessible(page)
+
+    monday = page.url.split("week=")[1]
+    await page.goto(f"{stack.url}/calendar/boroughs/Lewisham?week={monday}")
+    await expect(page.locator("#week").get_by_role("row").filter(has_text=rid).first).to_contain_text(rotl)
+    await page.get_by_role("link", name="Next week").click()
+    await expect(page.get_by_role("heading", level=1)).not_to_contain_text(date.fromisoformat(monday).strftime("%d %b"))
+
+    await page.goto(f"{stack.url}/calendar/mentors/{rotl}?week={monday}")
+    await page.get_by_role("button", name="Issue a new feed link").click()  # refused, saying why
+    await expect(page.get_by_role("status")).to_contain_text(
+        f"Feed of {rotl} not issued: mentors on temporary licence get no calendar feed")
+    staff = f"m-staff-{uuid.uuid4().hex[:6]}"
+    await asyncio.to_thread(import_mentors, stack, mentor(staff, language=unique_language()))
+    await page.goto(f"{stack.url}/calendar/mentors/{staff}")
+    await page.get_by_role("button", name="Issue a new feed link").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"New calendar feed for {staff}")
+    await expect(page.get_by_role("status")).to_contain_text("/v1/calendars/")
+    await page.get_by_role("button", name="Revoke the feed link").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"Revoked 1 feed link of {staff}")
+
+    await page.goto(f"{stack.url}/calendar/mentors/{rotl}?week={monday}")
+
+    day = date.fromisoformat(monday)
+    sessions_day = next(d for d in (day.fromordinal(day.toordinal() + i) for i in range(7))
+                        if d.strftime("%a %d %b") == first_day[:10])
+    await page.get_by_label("First day of leave").fill(sessions_day.isoformat())
+    await page.get_by_label("Last day of leave").fill(sessions_day.isoformat())
+    await page.get_by_role("button", name=f"Record leave for {rotl}").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Leave recorded for Mentor {rotl} ({rotl})")
+    await expect(page.get_by_role("status")).to_contain_text("across 1 young person")
+    await expect(page.get_by_role("table")).to_contain_text(rid)
+    await accessible(page)
+
+
+async def test_bad_addresses_say_what_is_wrong(browser: Browser, stack: ConsoleStack) -> None:
+    _, page = await new_person_logged_in(browser, stack, "scheduler")
+    for path, words in (("/referrals/not-a-referral", "That is not a referral id"),
+                        ("/referrals/ref_0000000000000000", "No referral ref_0000000000000000"),
+                        ("/referrals?q=NO-SUCH-REF", "No referral found for “NO-SUCH-REF”"),
+                        ("/calendar/mentors/nobody-at-all", "No calendar for nobody-at-all: no mentor"),
+                        ("/calendar/boroughs/Atlantis", "“Atlantis” is not a London borough")):
+        response = await page.goto(stack.url + path)
+        assert response is not None and response.status == 404, path
+        await expect(page.get_by_role("alert")).to_contain_text(words)
+    await accessible(page)
+
+
+async def test_without_the_scheduler_role_every_page_and_form_is_refused_by_url_too(browser: Browser,
+                                                                                  stack: ConsoleStack) -> None:
+    w = await asyncio.to_thread(waiting_with_a_free_place, stack)
+    lead, page = await new_person_logged_in(browser, stack, "dsl", "risk_lead")
+    for name in ("Waitlist", "Referrals", "Calendar"):
+        await expect(page.get_by_role("link", name=name)).to_have_count(0)
+    for path in ("/waitlist", "/referrals", f"/referrals/{w.referral_id}", f"/referrals/{w.referral_id}/recommend",
+                 "/calendar", f"/calendar/mentors/{w.mentor_id}", "/calendar/boroughs/Hackney"):
+        response = await page.goto(stack.url + path)
+        assert response is not None and response.status == 403, path
+        await expect(page.get_by_role("heading", name="This page is not for your roles")).to_be_visible()
+    await accessible(page)
+    token = await csrf_token(page)
+    for path, form in ((f"/referrals/{w.referral_id}/assign", {"mentor_id": w.mentor_id, "reason": "not mine"}),
+                       (f"/calendar/mentors/{w.mentor_id}/leave", {"first_day": "2030-01-01", "last_day": "2030-01-02"}),
+                       (f"/calendar/mentors/{w.mentor_id}/feed", {"do": "issue"}),
+                       ("/calendar/sessions/ses_0000000000000000", {"action": "cancel"})):
+        posted = await page.request.post(stack.url + path, form={"csrf_token": token, **form}, max_redirects=0)
+        assert posted.status == 403, path
+    assert "Waitlisted" in await asyncio.to_thread(status_of, stack, w.referral_id), f"{lead} assigned nobody"
