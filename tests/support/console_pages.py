@@ -58,8 +58,10 @@ async def _home(browser: Browser, stack: ConsoleStack) -> Page:
 
 
 async def _alerts(browser: Browser, stack: ConsoleStack) -> Page:
-    """With open alerts (one overdue) and an acknowledged one."""
-    await asyncio.to_thread(stack.refer, "threat_to_life_warning", "intent_to_use_weapon")
+    """With open alerts (one overdue) and an acknowledged one: two referrals, so that an overdue alert is still open
+    after one is acknowledged, on a fresh stack as after other tests."""
+    for _ in range(2):
+        await asyncio.to_thread(stack.refer, "threat_to_life_warning", "intent_to_use_weapon")
     _, page = await new_person_logged_in(browser, stack, "dsl", path="/alerts")
     await page.locator("li.alert").first.get_by_role("button").click()
     await expect(page.locator("ul.done li").first).to_be_visible()
