@@ -655,12 +655,15 @@ def assign(
 @app.command("plan")
 def plan_cmd(data_dir: DataDir = None) -> None:
     """Run the re-optimisation round now: place as many waiting young people as the rules allow (exact optimisation),
-    never moving a session someone has confirmed."""
+    never moving a session someone has confirmed, nor a young person from their mentor unless that places someone
+    or their mentor can no longer keep them."""
     with console.status("Optimising…"):
         r = with_client(lambda c: c.call(sched.REOPTIMISE, Empty(), timeout=300), data_dir)
+    why = (f" ({r.moved_to_make_room} to make room for another young person, {r.moved_mentor_cannot_keep} whose "
+           "mentor can no longer keep them)") if r.moved else ""
     console.print(f"Re-optimisation round: {r.considered} referrals considered ({r.pinned} kept for confirmed "
-                  f"sessions); {r.placed} of {r.waitlisted_before} waiting placed, {r.moved} moved to another mentor "
-                  f"(solved in {r.solve_seconds} s).")
+                  f"sessions); {r.placed} of {r.waitlisted_before} waiting placed, {r.moved} moved to another mentor"
+                  f"{why} (solved in {r.solve_seconds} s).")
 
 
 @app.command()

@@ -6,9 +6,19 @@ Pure: no I/O and no clock in the decision (`now` is passed in; the wall clock on
 The model is the research pilot's model B (scheduling-research.md §2.3). Each referral sends one unit of flow
 either to a candidate first slot, a node per (mentor, start) with capacity 1 so that no two referrals get the
 same slot, and on through its mentor (capacity max_caseload − caseload) to the sink; or straight to the sink
-along its "unassigned" arc. The unassigned penalty grows with the tier and outweighs all assignment costs put
-together, so the flow places as many young people as possible, higher tiers first, and only then looks at the
-match: deadline met, `matching.score`, earliest day.
+along its "unassigned" arc. The costs come in three levels, each outweighing every sum of the levels below it:
+
+1. placements: the unassigned penalty grows with the tier, and is larger still for a young person who has a mentor
+   now (`current`), so the flow places as many young people as possible, those who have a mentor first (the round
+   never takes a mentor from anyone), then higher tiers;
+2. moves: every arc that takes a young person who has a mentor to another mentor costs a move, so among the most
+   placements the flow makes the fewest moves. A move therefore happens only where it lets the round place someone
+   (a waiting young person, or one whose mentor can no longer keep them), or where the young person's mentor can
+   no longer keep them (no longer eligible for them, no free start within the horizon, or fewer places than the
+   young people they have): never for a better score, an earlier day or a deadline met, theirs or others', however
+   many young people it would suit. Rupture and re-matching harm trust (domain.md §5.3, continuity), so keeping a young
+   person's mentor is a constraint the match gives way to, not one more score term;
+3. the match: deadline met, `matching.score`, earliest day.
 
 The flow's picks then become bookings in two passes. First sessions: each pick is checked against every first
 session given out or still reserved (two starts half an hour apart both pass the flow), and against the
@@ -23,8 +33,8 @@ waitlist reason.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from time import perf_counter
 
@@ -72,6 +82,10 @@ class Allocation:
     assignments: dict[str, Match]  # referral_id -> mentor and sessions, as the online matcher returns them
     waitlisted: dict[str, str]  # referral_id -> why nothing fits, in plain English
     solve_seconds: float
+    # referral_id -> why their `current` mentor cannot keep them, in plain English for schedulers: not eligible for
+    # them now, or no free start within the horizon; and where the mentor has fewer places than the young people they
+    # could keep, as many of those the plan moves as they have too many. Every other move makes room for someone.
+    must_move: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,10 +162,13 @@ def _priority(case: Case) -> tuple[int, datetime, str]:
 class _Optimisation:
     """Mutable working state of one call to `optimise`: mentor states as bookings land, and cached start masks."""
 
-    def __init__(self, mentors: list[MentorState], *, now: datetime) -> None:
+    def __init__(self, mentors: list[MentorState], *, now: datetime, current: Mapping[str, str]) -> None:
         self.now = now
         self.grid = _Grid(earliest_start(now), to_utc(now) + timedelta(days=HORIZON_DAYS))
         self.states = mentors
+        self.booked = frozenset(current)  # young people who have a mentor now
+        by_id = {state.record.id: mi for mi, state in enumerate(mentors)}
+        self.held = {rid: by_id[mentor_id] for rid, mentor_id in current.items() if mentor_id in by_id}
         self.covering: dict[str, list[int]] = defaultdict(list)
         for index, mentor in enumerate(mentors):
             for borough in {place_key(b) for b in mentor.record.boroughs}:
@@ -197,6 +214,16 @@ class _Optimisation:
             bits &= self._end_by[side.end_by]
         return bits
 
+    def cannot_take(self, case: Case, index: int) -> str | None:
+        """Why the mentor could not take the case even on their own, if so: a rule (a place among them), or no start
+        that fits both."""
+        ruled_out = first_exclusion(case, self.states[index])
+        if ruled_out is not None:
+            return ruled_out.reason
+        if not self.mentor_starts(index)[0] & self.case_starts(case):
+            return f"no free slot in the next {HORIZON_DAYS} days"
+        return None
+
     def eligible(self, case: Case) -> list[int]:
         """Mentors that pass every time-independent rule (`first_exclusion`) and have room."""
         found = []
@@ -220,17 +247,24 @@ class _Optimisation:
         heads: list[int] = []
         costs: list[int] = []
         picks: list[tuple[int, int, int]] = []  # per referral → slot arc: (case index, mentor index, bit)
+        moving: list[bool] = []  # per referral → slot arc: whether it takes a young person from their mentor
         candidates = [self._candidates(case) for case in cases]
         best = max((total for found in candidates for _, total, _ in found), default=0.0)
         for ci, found in enumerate(candidates):
+            referral_id = cases[ci].referral_id
             for mi, total, bits in found:
                 shortfall = round(SCORE_UNIT * (best - total))  # ≥ 0: costs stay non-negative
+                away = referral_id in self.booked and self.held.get(referral_id) != mi
                 for bit, cost in bits:
                     node = slot_nodes.setdefault((mi, bit), sink + 1 + len(slot_nodes))
                     tails.append(ci)
                     heads.append(node)
                     costs.append(cost + shortfall)
                     picks.append((ci, mi, bit))
+                    moving.append(away)
+        # A move outweighs any sum of match costs (level 2 of the module docstring over level 3).
+        move = (max(costs, default=0) + 1) * (len(cases) + 1)
+        costs = [cost + move if away else cost for cost, away in zip(costs, moving, strict=True)]
         caps = [1] * len(tails)
         for (mi, _), node in slot_nodes.items():
             tails.append(node)
@@ -243,14 +277,16 @@ class _Optimisation:
             caps.append(max(0, self.free(mi)))
             costs.append(0)
         # The unit of the unassigned penalty outweighs any sum of assignment costs, so the flow first maximises the
-        # placed tier weights (1 + rank). Placeable sets of referrals form a matroid (a gammoid), so a set of
-        # maximum positive weight is also a largest one: the weights pick who is placed, never how many.
+        # placed weights: 1 + rank, and len(Tier) more for a young person who has a mentor, so more than anyone
+        # waiting. Placeable sets of referrals form a matroid (a gammoid), so a set of maximum positive weight is also
+        # a largest one, and (by the greedy algorithm) holds as many of the heavier as can be placed together: the
+        # weights pick who is placed, never how many.
         base = (max(costs, default=0) + 1) * (len(cases) + 1)
         for ci, case in enumerate(cases):
             tails.append(ci)
             heads.append(sink)
             caps.append(1)
-            costs.append(base * (1 + case.tier.rank))
+            costs.append(base * (1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)))
         flow = SimpleMinCostFlow()
         flow.add_arcs_with_capacity_and_unit_cost(
             np.array(tails, dtype=np.int32),
@@ -297,27 +333,31 @@ class _Optimisation:
         return found
 
     def place_firsts(self, cases: Sequence[Case], choices: dict[int, _Choice]) -> tuple[dict[str, _First], list[int]]:
-        """Give each pick its first session, higher tiers first; the case indices whose pick no longer fits.
+        """Give each pick its first session, those who have a mentor first, then higher tiers; the case indices whose
+        pick no longer fits.
 
         A pick's start is checked against every first session already given out and every one still reserved
-        for another pick, so a start half an hour from another's moves to the referral's next candidate.
+        for another pick, so a start half an hour from another's moves to the referral's next candidate. Those who
+        have a mentor come first, as in the flow's weights, so neither the risk-weighted points the flow cannot count
+        nor a waiting young person's reserved start leaves them without one.
         """
         reserved: dict[int, dict[int, Interval]] = defaultdict(dict)
         for ci, choice in choices.items():
             reserved[choice.mentor][ci] = (choice.starts[0], choice.starts[0] + SESSION)
         placed: dict[str, _First] = {}
         failed: list[int] = []
-        for ci in sorted(choices, key=lambda ci: (-cases[ci].tier.rank, choices[ci].starts[0], cases[ci].referral_id)):
+        for ci in sorted(choices, key=lambda ci: (cases[ci].referral_id not in self.booked, -cases[ci].tier.rank,
+                                                  choices[ci].starts[0], cases[ci].referral_id)):
             case, choice = cases[ci], choices[ci]
             del reserved[choice.mentor][ci]
             state = self.states[choice.mentor]
             if first_exclusion(case, state) is not None:  # e.g. risk-weighted points, which the flow cannot count
                 failed.append(ci)
                 continue
-            cal = calendar(case, replace(state, busy=[*state.busy, *reserved[choice.mentor].values()]))
-            first = next((start for start in choice.starts if cal.fits(start)), None)
-            if first is None:
-                first = cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)
+            first = self._first_start(case, choice, reserved[choice.mentor].values())
+            if first is None and case.referral_id in self.booked:
+                first = self._first_start(case, choice, [interval for cj, interval in reserved[choice.mentor].items()
+                                                         if cases[cj].referral_id in self.booked])
             if first is None:
                 failed.append(ci)
                 continue
@@ -325,6 +365,13 @@ class _Optimisation:
             self.book(choice.mentor, case, [session])
             placed[case.referral_id] = _First(case, choice.mentor, session)
         return placed, failed
+
+    def _first_start(self, case: Case, choice: _Choice, reserved: Iterable[Interval]) -> datetime | None:
+        """The pick's first candidate start that fits around `reserved`, else the mentor's first free one."""
+        state = self.states[choice.mentor]
+        cal = calendar(case, replace(state, busy=[*state.busy, *reserved]))
+        first = next((start for start in choice.starts if cal.fits(start)), None)
+        return first if first is not None else cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)
 
     def follow_ups(self, first: _First) -> Match:
         """The first session and the tier's follow-ups, around every session given out so far."""
@@ -353,11 +400,13 @@ class _Optimisation:
             else:
                 counts["no_slot"] += 1
         if open_to:
-            result = match(case, [self.states[mi] for mi in open_to], now=self.now)
-            if isinstance(result, Match):
-                taker = next(mi for mi in open_to if self.states[mi].record.id == result.mentor_id)
-                self.book(taker, case, result.sessions)
-                return result
+            held = self.held.get(case.referral_id)
+            for group in ([held], open_to) if held in open_to else (open_to,):  # a mentor they have, first
+                result = match(case, [self.states[mi] for mi in group], now=self.now)
+                if isinstance(result, Match):
+                    taker = next(mi for mi in group if self.states[mi].record.id == result.mentor_id)
+                    self.book(taker, case, result.sessions)
+                    return result
             counts["no_slot"] += len(open_to)
         return summarise(case, counts, horizon_days=HORIZON_DAYS)
 
@@ -398,15 +447,20 @@ def optimise(
     *,
     now: datetime,
     pinned: Sequence[Pinned] = (),
+    current: Mapping[str, str] | None = None,
     time_limit_s: float = 10,
 ) -> Allocation:
-    """Place as many young people as the hard rules allow, higher tiers first, then the best match.
+    """Place as many young people as the hard rules allow, higher tiers first, moving as few from the mentor they
+    have as that allows, then the best match.
 
     `mentors` are the mentors as they stand without these referrals' assignments: `caseload` and `points` count
     neither the referrals in `cases` nor the pinned ones, and `busy` holds every session that stays, the pinned
     referrals' confirmed sessions included. A pinned referral keeps its mentor and takes one of that mentor's
     places, and its risk-weighted points when it is among `cases` (pass it there); it is left out of the result,
-    in neither `assignments` nor `waitlisted`. `time_limit_s` bounds the repair re-solves only: the first
+    in neither `assignments` nor `waitlisted`. `current` maps referrals in `cases` who have a mentor now (sessions
+    booked, none confirmed) to that mentor: counted in `mentors` as neither their place nor their sessions, as for
+    every referral in `cases`, and kept unless a move is what lets the round place someone, or the mentor cannot
+    keep them (`Allocation.must_move`). `time_limit_s` bounds the repair re-solves only: the first
     min-cost flow always runs to optimality (building and solving it is about 6 s of a 10 s call at 500
     mentors × 5,000 referrals on two cores).
     """
@@ -417,6 +471,10 @@ def optimise(
     for pin in pinned:
         if kept.setdefault(pin.referral_id, pin.mentor_id) != pin.mentor_id:
             raise ValueError(f"referral {pin.referral_id} is pinned to two mentors")
+    held = {rid: mentor_id for rid, mentor_id in (current or {}).items() if rid not in kept}
+    unknown = sorted(set(held) - {case.referral_id for case in cases})
+    if unknown:
+        raise ValueError(f"current mentors for referrals not in the round: {', '.join(unknown[:5])}")
     places = Counter(kept.values())
     load: dict[str, float] = defaultdict(float)
     for case in cases:
@@ -426,8 +484,10 @@ def optimise(
         replace(m, caseload=m.caseload + places[m.record.id], points=m.points + load[m.record.id])
         for m in sorted(mentors, key=lambda m: m.record.id)
     ]
-    work = _Optimisation(states, now=now)
+    work = _Optimisation(states, now=now, current=held)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
+    keepable, must_move = _keepable(work, [case for case in pending if case.referral_id in held], held)
+    room = {mi: max(work.free(mi), 0) for mi in keepable.values()}  # before the round fills them
     firsts: dict[str, _First] = {}
     # First sessions for everyone before any follow-up, so a follow-up never takes a time a first one needs.
     for _ in range(MAX_SOLVES):
@@ -447,7 +507,39 @@ def optimise(
             assignments[case.referral_id] = outcome
         else:
             waitlisted[case.referral_id] = outcome
-    return Allocation(assignments, waitlisted, perf_counter() - started)
+    must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
+    return Allocation(assignments, waitlisted, perf_counter() - started, must_move)
+
+
+def _keepable(work: _Optimisation, booked: list[Case], held: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Of the young people who have a mentor, those the mentor could keep on their own (referral id -> mentor
+    index), and why the others' mentor cannot (referral id -> why)."""
+    keepable: dict[str, int] = {}
+    cannot: dict[str, str] = {}
+    for case in booked:
+        mi = work.held.get(case.referral_id)
+        why = f"{held[case.referral_id]} is not registered" if mi is None else work.cannot_take(case, mi)
+        if mi is not None and why is None:
+            keepable[case.referral_id] = mi
+        else:
+            cannot[case.referral_id] = str(why)
+    return keepable, cannot
+
+
+def _over_places(keepable: dict[str, int], room: dict[int, int], assignments: dict[str, Match],
+                 mentor_ids: list[str]) -> dict[str, str]:
+    """Where a mentor has fewer places than the young people they could keep (a caseload cut), as many of those the
+    plan moves as the mentor has too many: referral id -> why."""
+    keeping = Counter(keepable.values())
+    moved_off: dict[int, list[str]] = defaultdict(list)
+    for referral_id, mi in keepable.items():
+        if referral_id in assignments and assignments[referral_id].mentor_id != mentor_ids[mi]:
+            moved_off[mi].append(referral_id)
+    found: dict[str, str] = {}
+    for mi, moved in moved_off.items():
+        why = f"places for {room[mi]} of the {keeping[mi]} young people they have"
+        found.update((referral_id, why) for referral_id in sorted(moved)[:keeping[mi] - room[mi]])
+    return found
 
 
 def _check_unique(ids: list[str], what: str) -> None:

@@ -1,8 +1,16 @@
 """The re-optimisation round (`reroute plan`, and every REROUTE_PLAN_EVERY_MINUTES; "the batch round" in the CLI,
 the README and the events' reasons): waitlisted referrals and unconfirmed assignments are placed again together by
-the exact min-cost-flow optimiser, without chaos: a session the young person confirmed never moves, a young person
-who has a mentor keeps them unless the round gives them another with as many sessions, as regular (`no_worse`),
-and every booking is re-checked."""
+the exact min-cost-flow optimiser, without chaos:
+
+- a session the young person confirmed never moves;
+- a young person who has a mentor keeps them (continuity: a rupture harms trust), unless moving them is what lets the
+  round place someone (a waiting young person, or one whose mentor can no longer keep them), or their own mentor can
+  no longer keep them: no longer eligible for them (a check, a licence, a rule), no free time within the horizon, or
+  a caseload cut below the young people they have. Never for a better score. The optimiser makes that choice (its
+  `current` mentors, three cost levels: placements, then moves, then the match), and the result counts each move
+  under its reason;
+- a move happens only with as many sessions, as regular (`no_worse`);
+- every booking is re-checked."""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from itertools import pairwise
 from opentelemetry import trace
 from sqlalchemy import Connection
 
-from services.scheduling.agency_reasons import REPLANNED, Reason
+from services.scheduling.agency_reasons import MENTOR_UNAVAILABLE, REPLANNED, Reason
 from services.scheduling.booking import slots_for, subject_for
 from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
 from services.scheduling.matching import (
@@ -80,7 +88,10 @@ def read_round(conn: Connection, *, now: datetime) -> RoundInput:
 
 def plan_round(round_input: RoundInput, *, time_limit_s: float = 30) -> Allocation:
     """The optimiser's plan: pure and CPU-bound, so the service runs it on a worker thread of its own."""
-    return optimise(round_input.cases, round_input.mentors, now=round_input.now, time_limit_s=time_limit_s)
+    current = {r.referral_id: r.mentor_id for r in round_input.movable
+               if r.status == CaseStatus.SCHEDULED and r.mentor_id is not None}
+    return optimise(round_input.cases, round_input.mentors, now=round_input.now, current=current,
+                    time_limit_s=time_limit_s)
 
 
 def reoptimise(
@@ -118,11 +129,12 @@ def book_round(
     to_book = [(row, chosen) for row in rows
                if (chosen := result.assignments.get(row.referral_id)) is not None and chosen.mentor_id != row.mentor_id]
     out: list[Outgoing] = []
-    placed = moved = 0
+    placed = moved = mentor_cannot_keep = 0
     while to_book:
         left: list[tuple[CaseRow, Match]] = []
         for row, chosen in to_book:
-            booked = _book(conn, row, chosen, state, rooms, future.get(row.referral_id, []), now=now)
+            why = _why(row, result)
+            booked = _book(conn, row, chosen, state, rooms, future.get(row.referral_id, []), why, now=now)
             if booked is None:
                 left.append((row, chosen))
                 continue
@@ -135,11 +147,12 @@ def book_round(
                     deadline_met=booked.deadline_met)
             else:
                 moved += 1
+                mentor_cannot_keep += row.referral_id in result.must_move
                 event = SessionsRescheduled(
                     event_id=f"round:{row.referral_id}:{int(now.timestamp())}", occurred_at=now,
                     referral_id=row.referral_id, agency_id=row.agency_id, mentor_id=chosen.mentor_id,
                     previous_mentor_id=row.mentor_id or "", tier=counted_tier(row), sessions=booked.slots,
-                    cancelled=booked.cancelled, reason=REPLANNED)
+                    cancelled=booked.cancelled, reason=why.agency)
             span = tracer.start_span("scheduling batch round", context=referral_trace(row.trace_context),
                                      attributes={"referral.id": row.referral_id})
             out.append(outgoing(event, subject_for(subjects, event, row.agency_id), span=span))
@@ -150,7 +163,19 @@ def book_round(
     waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)
     return {"considered": len(planned.movable), "pinned": len(planned.considered) - len(planned.movable),
             "waitlisted_before": waiting,
-            "placed": placed, "moved": moved, "solve_seconds": round(result.solve_seconds, 3)}, out
+            "placed": placed, "moved": moved, "moved_to_make_room": moved - mentor_cannot_keep,
+            "moved_mentor_cannot_keep": mentor_cannot_keep, "solve_seconds": round(result.solve_seconds, 3)}, out
+
+
+def _why(row: CaseRow, result: Allocation) -> Reason:
+    """Why the round books the case with another mentor, for schedulers and as the agency is told it."""
+    if row.status == CaseStatus.WAITLISTED:
+        return Reason("placed by the batch round", REPLANNED)
+    cannot_keep = result.must_move.get(row.referral_id)
+    if cannot_keep is None:
+        return Reason("moved by the batch round to make room for another young person", REPLANNED)
+    return Reason(f"moved by the batch round: {row.mentor_id} can no longer keep them ({cannot_keep})",
+                  MENTOR_UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -163,7 +188,7 @@ class _Booked:
 
 
 def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, MentorState], rooms: Rooms,
-          old: list[UpcomingSession], *, now: datetime) -> _Booked | None:
+          old: list[UpcomingSession], why: Reason, *, now: datetime) -> _Booked | None:
     """Book the case with the plan's mentor as things stand: its sessions and rooms, both mentors' places and the
     case's status. None, with nothing changed, when the mentor cannot take it now, or when the young person has
     sessions and would have fewer, or fewer on their cadence (`no_worse`)."""
@@ -192,7 +217,7 @@ def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, Mentor
     state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
     deadline_met = to_utc(bookings[0][0][0]) <= to_utc(deadline_for(case))
     set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
-                    deadline_met=deadline_met, reason=Reason("placed by the batch round", REPLANNED))
+                    deadline_met=deadline_met, reason=why)
     return _Booked(slots, cancelled, deadline_met)
 
 

@@ -213,7 +213,16 @@ class RoundResult(Contract):
     pinned: int = Field(description="Cases left as they are (confirmed or started).")
     waitlisted_before: int
     placed: int
-    moved: int
+    moved: int = Field(description=(
+        "Young people with a mentor moved to another: only to make room or because their mentor can no longer keep "
+        "them (the two counts below), never for a better score."))
+    moved_to_make_room: int = Field(default=0, description=(
+        "Of those moved, how many moved so that someone else could be placed: a waiting young person, or one whose "
+        "mentor can no longer keep them."))
+    moved_mentor_cannot_keep: int = Field(default=0, description=(
+        "Of those moved, how many moved because their mentor can no longer keep them: no longer eligible for them "
+        "(a check, a licence, a rule), no free time within the horizon, or a caseload cut below the young people "
+        "they have."))
     solve_seconds: float
 
 

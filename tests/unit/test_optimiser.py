@@ -175,6 +175,94 @@ def test_repeated_ids_are_refused() -> None:
         optimise([case("r1"), case("r1")], [mentor("m1")], now=NOW)
 
 
+# --- continuity: a young person with a mentor keeps them ------------------------------------------------------
+
+
+def mentors_of(result: Allocation) -> dict[str, str]:
+    return {rid: m.mentor_id for rid, m in result.assignments.items()}
+
+
+def test_a_booked_young_person_keeps_their_mentor_though_another_scores_higher() -> None:
+    # `near` lives in the young person's borough (+5); nobody waits, so nothing is worth a rupture
+    mentors = [mentor("far", boroughs=("Camden", "Hackney")), mentor("near")]
+    assert mentors_of(optimise([case("r1")], mentors, now=NOW)) == {"r1": "near"}
+    result = optimise([case("r1")], mentors, now=NOW, current={"r1": "far"})
+    assert mentors_of(result) == {"r1": "far"}
+    assert result.must_move == {}
+
+
+def test_a_booked_young_person_moves_when_that_places_someone_waiting_even_to_a_lower_score() -> None:
+    # only `near` speaks Somali: its young person moves to `far` (5 points less) so that r2 has a mentor at all
+    mentors = [mentor("near", languages=("en", "so")), mentor("far", boroughs=("Camden", "Hackney"))]
+    cases = [case("r1"), case("r2", languages=["so"])]
+    result = optimise(cases, mentors, now=NOW, current={"r1": "near"})
+    assert mentors_of(result) == {"r1": "far", "r2": "near"}
+    assert result.must_move == {}  # `near` could have kept r1: the move makes room
+    assert_sound(cases, mentors, result)
+
+
+def test_someone_waiting_does_not_move_a_booked_young_person_who_need_not_move() -> None:
+    # r2 fits `far` or `near` without anyone moving; r1 would score higher with `near`, and stays with `far`
+    mentors = [mentor("far", boroughs=("Camden", "Hackney"), max_caseload=2), mentor("near")]
+    cases = [case("r1"), case("r2")]
+    result = optimise(cases, mentors, now=NOW, current={"r1": "far"})
+    assert result.assignments["r1"].mentor_id == "far" and "r2" in result.assignments
+    assert_sound(cases, mentors, result)
+
+
+def test_one_move_is_never_traded_for_better_matches_of_others() -> None:
+    # Moving r1 from m1 to m2 would let r2 take m1 (its preferred language) and r3 take m3 (its preferred language,
+    # and a first session by its deadline, this morning, where m2 has only Tuesdays); both are placed either way.
+    monday, tuesday = [window("mon", "09:00", "17:00")], [window("tue", "09:00", "17:00")]
+    mentors = [mentor("m1", languages=("en", "so"), availability=monday),
+               mentor("m2", boroughs=("Camden", "Hackney"), availability=tuesday),
+               mentor("m3", languages=("en", "pl"), availability=monday)]
+    due_today = NOW - timedelta(hours=20)  # very high: a first session within 24 hours of acceptance
+    cases = [case("r1", tier=Tier.LOW),
+             case("r2", tier=Tier.VERY_HIGH, languages=["so", "pl"], preferred_language="so", accepted_at=due_today),
+             case("r3", tier=Tier.VERY_HIGH, preferred_language="pl", accepted_at=due_today)]
+    assert mentors_of(optimise(cases, mentors, now=NOW)) == {"r1": "m2", "r2": "m1", "r3": "m3"}
+    result = optimise(cases, mentors, now=NOW, current={"r1": "m1"})
+    assert mentors_of(result) == {"r1": "m1", "r2": "m3", "r3": "m2"}
+    assert_sound(cases, mentors, result)
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"state": {"without_check": True}, "record": {"vetting": {"enhanced_check_expires": NOW.date()}}},
+     "enhanced check expired on 2026-03-02"),
+    ({"availability": [window("mon", "09:00", "09:30")]}, "no free slot in the next 28 days"),  # no hour fits
+    ({"max_caseload": 0}, "at caseload (0 of 0)"),
+], ids=["expired check", "no time", "caseload cut to none"])
+def test_a_booked_young_person_whose_mentor_cannot_keep_them_moves(change: dict[str, Any], why: str) -> None:
+    mentors = [mentor("near", **change), mentor("far", boroughs=("Camden", "Hackney"))]
+    result = optimise([case("r1")], mentors, now=NOW, current={"r1": "near"})
+    assert mentors_of(result) == {"r1": "far"}
+    assert result.must_move == {"r1": why}
+
+
+def test_a_caseload_cut_moves_as_many_as_the_mentor_has_too_many() -> None:
+    mentors = [mentor("cut", max_caseload=1), mentor("other", boroughs=("Camden", "Hackney"), max_caseload=3)]
+    cases = [case("r1"), case("r2"), case("r3")]
+    result = optimise(cases, mentors, now=NOW, current={"r1": "cut", "r2": "cut", "r3": "other"})
+    assert sorted(mentors_of(result).values()) == ["cut", "other", "other"]
+    [moved] = [rid for rid in ("r1", "r2") if result.assignments[rid].mentor_id == "other"]
+    assert result.must_move == {moved: "places for 1 of the 2 young people they have"}
+    assert result.assignments["r3"].mentor_id == "other"
+
+
+def test_a_booked_young_person_keeps_their_place_before_a_waiting_one_of_a_higher_tier() -> None:
+    # the round never takes a mentor from a young person, so its plan does not either
+    result = optimise([case("booked", tier=Tier.LOW), case("urgent", tier=Tier.VERY_HIGH)], [mentor("m1")],
+                      now=NOW, current={"booked": "m1"})
+    assert mentors_of(result) == {"booked": "m1"}
+    assert result.waitlisted == {"urgent": "no mentor fits: 1 at caseload"}
+
+
+def test_a_current_mentor_for_a_referral_not_in_the_round_is_refused() -> None:
+    with pytest.raises(ValueError, match="current mentors for referrals not in the round: r9"):
+        optimise([case("r1")], [mentor("m1")], now=NOW, current={"r9": "m1"})
+
+
 # --- no double booking -----------------------------------------------------------------------------------------
 
 
@@ -355,3 +443,22 @@ def test_the_optimiser_breaks_no_rule_and_places_at_least_as_many_as_online(data
         assert report.violations == []
     assert len(result.assignments) >= len(online.bookings)
     event(f"batch places {len(result.assignments) - len(online.bookings)} more")
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_round_moves_nobody_with_a_mentor_unless_it_places_someone_waiting(data: st.DataObject) -> None:
+    # A round that starts from an earlier round's mentors, run before the last few mentors were registered (or with
+    # all of them: `reroute plan` twice): a new mentor may suit a young person better, and they still stay.
+    mentors = [data.draw(mentors_strategy(f"m{n}")) for n in range(data.draw(st.integers(1, 6)))]
+    cases = [data.draw(cases_strategy(f"r{n}")) for n in range(data.draw(st.integers(1, 14)))]
+    earlier = optimise(cases, mentors[:data.draw(st.integers(1, len(mentors)))], now=NOW)
+    current = mentors_of(earlier)
+    again = optimise(cases, mentors, now=NOW, current=current)
+    assert_sound(cases, mentors, again)
+    assert set(again.assignments) >= set(current), "nobody with a mentor is left without one"
+    moved = {rid for rid, mentor_id in current.items() if again.assignments[rid].mentor_id != mentor_id}
+    assert not moved or len(again.assignments) > len(current), f"{sorted(moved)} moved and nobody more placed"
+    assert again.must_move == {}  # every mentor can keep whom they have: their state is as before
+    event(f"{len(moved)} moved to place {len(again.assignments) - len(current)} more")
