@@ -1,10 +1,11 @@
-"""`python -m apps.container.health SERVICE|nats`: a container's healthcheck; exit 0 when ready, else 1 saying why.
+"""`python -m apps.container.health SERVICE|nats|console`: a container's healthcheck; exit 0 when ready, else 1 saying why.
 
 A service is healthy when it says it is ready. With REROUTE_OPS_PORT set to a port number (as in a container), that
 is this replica's own `/readyz` on 127.0.0.1 (shared/ops.py). Otherwise its ping (the request-reply every service
 answers) is asked over NATS as the `health` user (REROUTE_HEALTH_NATS_URL), which may ask nothing else; with several
 replicas the answer is then whichever replica NATS picks. NATS is healthy when its own /healthz (JetStream included)
-answers ok on the container's local monitoring port.
+answers ok on the container's local monitoring port; the web console when its /healthz answers on
+REROUTE_CONSOLE_PORT (plain HTTP on 127.0.0.1: TLS is the proxy's).
 """
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ def nats_problem() -> str | None:
     return None if body.get("status") == "ok" else f"NATS /healthz: {body}"
 
 
+def console_problem() -> str | None:
+    port = os.environ.get("REROUTE_CONSOLE_PORT", "8083")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=TIMEOUT):
+            return None
+    except OSError as exc:
+        return f"console /healthz on port {port}: {exc}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -79,6 +89,8 @@ def main(argv: list[str]) -> int:
     ops_port = os.environ.get("REROUTE_OPS_PORT", "")
     if argv[0] == "nats":
         problem = nats_problem()
+    elif argv[0] == "console":
+        problem = console_problem()
     elif ops_port.isdigit() and int(ops_port) > 0:
         problem = ops_problem(int(ops_port))
     else:

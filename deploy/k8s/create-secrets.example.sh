@@ -9,6 +9,7 @@
 #
 # Secrets (name: keys):
 #   reroute-nats: intake-password risk-password scheduling-password operator-password health-password
+#     console-password
 #   reroute-postgres: owner-password intake-password risk-password scheduling-password (the roles
 #     deploy/postgres/10-reroute-roles.sh creates: run it against your database with these passwords)
 #   reroute-intake-keys: encryption-key matching-key (back them up with the database: without them no stored
@@ -39,7 +40,7 @@ secret() {  # secret NAME ARGS…: create it, or print it with --print
 secret generic reroute-nats \
     --from-literal=intake-password="$(password)" --from-literal=risk-password="$(password)" \
     --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
-    --from-literal=health-password="$(password)"
+    --from-literal=health-password="$(password)" --from-literal=console-password="$(password)"
 secret generic reroute-postgres \
     --from-literal=owner-password="$(password)" --from-literal=intake-password="$(password)" \
     --from-literal=risk-password="$(password)" --from-literal=scheduling-password="$(password)"

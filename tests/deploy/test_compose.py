@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = os.environ.get("REROUTE_COMPOSE_FILES", "docker-compose.yml:docker-compose.ci.yml").split(":")
-RUNNING = ("nats", "postgres", "intake", "risk", "scheduling", "proxy")
+RUNNING = ("nats", "postgres", "intake", "risk", "scheduling", "console", "proxy")
 PUBLISHED = {"nats": "4222/tcp", "proxy": ("8443/tcp", "8444/tcp")}
 
 
@@ -152,7 +152,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("compose")
     ports = {"REROUTE_PUBLISH_API_PORT": free_port(), "REROUTE_PUBLISH_CALENDAR_PORT": free_port(),
-             "REROUTE_PUBLISH_NATS_PORT": free_port()}
+             "REROUTE_PUBLISH_CONSOLE_PORT": free_port(), "REROUTE_PUBLISH_NATS_PORT": free_port()}
     env_file = work / ".env"
     env_file.write_text(compose_env(ports=ports))
     compose = compose_command()
@@ -230,9 +230,10 @@ def test_the_stack_is_closed(stack: Stack) -> None:
     for service in RUNNING:
         ports = stack.container(service)["NetworkSettings"]["Ports"] or {}
         published.update({f"{service} {p}": [b["HostIp"] for b in binds] for p, binds in ports.items() if binds})
-    # NATS clients and the proxy's two TLS faces only: no PostgreSQL, no NATS monitoring, no plain HTTP
+    # NATS clients and the proxy's three TLS faces only: no PostgreSQL, no NATS monitoring, no plain HTTP, no
+    # console but through the proxy
     assert published == {"nats 4222/tcp": ["127.0.0.1"], "proxy 8443/tcp": ["127.0.0.1"],
-                         "proxy 8444/tcp": ["127.0.0.1"]}
+                         "proxy 8444/tcp": ["127.0.0.1"], "proxy 8445/tcp": ["127.0.0.1"]}
 
     with stack.https() as http:
         assert http.post(f"{stack.api}/v1/referrals", json={}).status_code == 401
@@ -251,6 +252,26 @@ def test_the_stack_is_closed(stack: Stack) -> None:
     assert other.returncode != 0 and "permission denied for schema risk" in other.stderr, other.stderr
     ddl = stack.sql_as("risk", "create table risk.mine (x int)")
     assert ddl.returncode != 0 and "permission denied for schema risk" in ddl.stderr, ddl.stderr
+
+
+def test_the_console_answers_its_log_in_page_over_tls_through_the_proxy(stack: Stack) -> None:
+    console = f"https://localhost:{stack.ports['REROUTE_PUBLISH_CONSOLE_PORT']}"
+    with stack.https() as http:
+        assert http.get(f"{console}/healthz").status_code == 200
+        login = http.get(f"{console}/login")
+        assert login.status_code == 200 and "Log in to the reroute console" in login.text
+        cookie = login.headers["set-cookie"]
+        assert cookie.startswith("__Host-reroute-console=") and "Secure" in cookie and "HttpOnly" in cookie, cookie
+        assert login.headers["strict-transport-security"]
+        # a form from the console's own page, as the browser sends it through the proxy: the Origin check passes,
+        # and a made-up person is refused in words (not a CSRF refusal, not a server error)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert token, login.text[:500]
+        answer = http.post(f"{console}/login", headers={"Origin": console}, data={
+            "csrf_token": token[1], "person_id": unique("nobody"), "password": "not a password"})
+        assert answer.status_code == 401 and "Not logged in" in answer.text, answer.text[:500]
+    plain = httpx.get(f"http://localhost:{stack.ports['REROUTE_PUBLISH_CONSOLE_PORT']}/login", timeout=5)
+    assert plain.status_code == 400  # TLS only
 
 
 def test_a_referral_over_https_is_scheduled_and_again_after_a_service_and_nats_restart(stack: Stack) -> None:

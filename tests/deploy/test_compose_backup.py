@@ -54,7 +54,7 @@ def _make(stack: Stack, target: str, backup: Path) -> str:
 
 def test_the_stack_comes_back_from_a_pg_dump_with_every_referral_readable(tmp_path: Path) -> None:
     ports = {"REROUTE_PUBLISH_API_PORT": free_port(), "REROUTE_PUBLISH_CALENDAR_PORT": free_port(),
-             "REROUTE_PUBLISH_NATS_PORT": free_port()}
+             "REROUTE_PUBLISH_CONSOLE_PORT": free_port(), "REROUTE_PUBLISH_NATS_PORT": free_port()}
     env_file = tmp_path / ".env"
     env_file.write_text(compose_env(ports=ports))
     compose = compose_command()

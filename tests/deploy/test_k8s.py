@@ -49,7 +49,7 @@ RENDERINGS = ("base", "overlays/example")
 SERVICES = ("intake", "risk", "scheduling")
 CLIENTS = (*SERVICES, "migrate", "cli")  # the pods that talk to NATS and PostgreSQL
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-FACES = {"intake": 8081, "scheduling": 8082}  # the HTTP faces the public reaches through the ingress
+FACES = {"intake": 8081, "scheduling": 8082, "console": 8083}  # the HTTP faces people reach through the ingress
 
 
 def _missing(what: str) -> None:
@@ -179,8 +179,31 @@ def test_each_service_runs_two_replicas_probed_on_its_ops_port_with_requests_and
         scrape = deployment["spec"]["template"]["metadata"]["annotations"]
         assert (scrape["prometheus.io/port"], scrape["prometheus.io/path"]) == (str(ops_port), "/metrics"), name
     for name, port in FACES.items():
-        assert port in {p["containerPort"] for p in container(rendered, "Deployment", name)["ports"]}
+        assert port in {p["containerPort"] for p in container(rendered, "Deployment", name)["ports"]}, name
         assert str(port) in {e.get("value") for e in container(rendered, "Deployment", name)["env"]}
+
+
+def test_the_console_runs_one_replica_behind_tls_as_its_own_nats_user(rendered: list[dict[str, Any]]) -> None:
+    """Its log-ins live in its memory: one replica, replaced rather than rolled. It listens beyond loopback, which it
+    allows only behind TLS: the public https address it is given is the one the ingress serves."""
+    from apps.console.settings import ConsoleSettings
+
+    deployment = one(rendered, "Deployment", "console")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    c = container(rendered, "Deployment", "console")
+    e = env(c)
+    assert e["NATS_URL"]["value"].startswith("tls://console:$(NATS_PASSWORD)@")
+    assert e["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "reroute-nats", "key": "console-password"}
+    settings = {k: v["value"] for k, v in e.items() if "value" in v} | config(rendered)
+    read = ConsoleSettings.model_validate({k.removeprefix("REROUTE_").lower(): v for k, v in settings.items()
+                                           if k.startswith("REROUTE_CONSOLE_")})  # refused if served unsafely
+    assert read.tls and read.console_port == 8083
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    ingresses = [o for o in rendered if o["kind"] == "Ingress" and o["metadata"]["name"] == "console"]
+    for ingress in ingresses:  # the example overlay's
+        host = ingress["spec"]["rules"][0]["host"]
+        assert ingress["spec"]["tls"][0]["hosts"] == [host] and read.console_public_url == f"https://{host}"
 
 
 def mebibytes(quantity: str) -> float:
@@ -352,16 +375,18 @@ def test_network_policies_deny_by_default_and_allow_only_what_reroute_needs(rend
     assert len(deny) == 1 and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert not deny[0]["spec"].get("ingress") and not deny[0]["spec"].get("egress"), "it allows nothing"
     ingress, egress = allowed(rendered, "Ingress"), allowed(rendered, "Egress")
-    assert set(ingress) == {*CLIENTS, "nats"}, "every pod of ours is covered"
+    assert set(ingress) == {*CLIENTS, "nats", "console"}, "every pod of ours is covered"
     dns = {(Peer(namespace="kube-system"), 53)}
     nats_nodes = {(Peer(component="nats"), 4222)}
     for c in CLIENTS:
         database = {(peer, port) for peer, port in egress[c] if port == 5432}
         assert len(database) == 1, f"{c} reaches one PostgreSQL"
         assert egress[c] == dns | nats_nodes | database, f"{c} reaches NATS, PostgreSQL and DNS only"
+    assert egress["console"] == dns | nats_nodes, "the console reaches NATS and DNS only: no database"
     assert egress["nats"] == dns | {(Peer(component="nats"), 6222)}
-    assert ingress["nats"] == {(Peer(component=c), 4222) for c in CLIENTS} | {(Peer(component="nats"), 6222)}
-    for c in (*CLIENTS,):
+    assert ingress["nats"] == {(Peer(component=c), 4222) for c in (*CLIENTS, "console")} | {
+        (Peer(component="nats"), 6222)}
+    for c in (*CLIENTS, "console"):
         faces = {(p, port) for p, port in ingress[c] if port != 9464}
         expected = {(Peer(namespace="ingress-nginx"), FACES[c])} if c in FACES else set()
         assert faces == expected, f"{c}: only its public face, from the ingress controller"
@@ -422,7 +447,8 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
     certs = tmp_path / "certs"
     subprocess.run([sys.executable, "-m", "apps.container.certs", str(certs), "--name", "nats", "--name", "localhost"],
                    check=True, capture_output=True)
-    passwords = {u: secrets.token_urlsafe(24) for u in ("intake", "risk", "scheduling", "operator", "health")}
+    passwords = {u: secrets.token_urlsafe(24)
+                 for u in ("intake", "risk", "scheduling", "operator", "health", "console")}
     nodes = [{"client": free_port(), "cluster": free_port(), "monitor": free_port()} for _ in range(3)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REROUTE_", "NATS_"))}
     processes = []
@@ -512,7 +538,8 @@ def test_a_cluster_node_needs_its_name_and_well_formed_routes(tmp_path: Path) ->
 
     from apps.container.nats import NatsContainerSettings, ServerConfig
 
-    base = {f"{u}_password": secrets.token_urlsafe(24) for u in ("intake", "risk", "scheduling", "operator", "health")}
+    base = {f"{u}_password": secrets.token_urlsafe(24)
+            for u in ("intake", "risk", "scheduling", "operator", "health", "console")}
     with pytest.raises(ValidationError, match="each route is host:port"):
         NatsContainerSettings(**base, routes="nats-0.nats-headless:6222,nats-1 6222")  # type: ignore[arg-type]
     unnamed = NatsContainerSettings(**base, routes="a:6222,b:6222", data_dir=tmp_path)  # type: ignore[arg-type]
