@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Case:
-    item: str  # the item of issue 11 ("1" to "11"; "low" for the low ones; "basic" for what held before)
+    item: str  # the item of issue 11 ("1" to "11"; "low" for the low ones; "basic" for what held before);
+    # "console" for the web console's (issue 14)
     abuse: str  # what an attacker tries, in a few words
     tests: tuple[str, ...]
 
 
-E2E, INTEGRATION, UNIT = "tests/e2e/", "tests/integration/", "tests/unit/"
+BROWSER, E2E, INTEGRATION, UNIT = "tests/browser/", "tests/e2e/", "tests/integration/", "tests/unit/"
 
 CASES: tuple[Case, ...] = (
     Case("basic", "an agency publishes as another agency, reads another's outcomes, risk or safeguarding, or uses "
@@ -135,6 +136,38 @@ CASES: tuple[Case, ...] = (
         f"{UNIT}test_intake_decisions.py::test_another_agencys_referral_is_not_found_exactly_as_an_unknown_one",
         (f"{E2E}test_withdrawals.py::"
          "test_another_agencys_referral_is_not_found_through_both_doors_exactly_as_an_unknown_one"),
+    )),
+    Case("console", "guessing a person's console password without end, from one address or many", (
+        f"{BROWSER}test_alerts_page.py::test_five_wrong_passwords_lock_the_log_in_until_an_admin_issues_a_new_one",
+        f"{UNIT}test_console_logins.py::test_the_fifth_wrong_password_in_a_row_locks_and_a_right_one_clears_the_count",
+        f"{UNIT}test_console_app.py::test_log_in_attempts_are_limited_per_address",
+    )),
+    Case("console", "a form posted without the session's CSRF token, or from another site", (
+        f"{BROWSER}test_alerts_page.py::test_a_form_without_the_csrf_token_changes_nothing",
+        f"{UNIT}test_console_app.py::test_every_route_is_csrf_checked",
+    )),
+    Case("console", "a person without the role reaches a page, a fragment, a live stream or an action by its URL", (
+        (f"{BROWSER}test_alerts_page.py::"
+         "test_without_the_dsl_role_the_page_and_the_acknowledgement_are_refused_by_url_too"),
+        f"{BROWSER}test_risk_page.py::test_without_the_risk_lead_role_every_page_and_decision_is_refused_by_url_too",
+        f"{UNIT}test_console_app.py::test_every_route_declares_who_may_use_it",
+        f"{UNIT}test_console_app.py::test_an_areas_routes_need_its_roles",
+    )),
+    Case("console", "a session key planted in a browser before log-in (session fixation)", (
+        f"{BROWSER}test_console_abuse.py::test_a_session_key_planted_before_log_in_is_never_logged_in",
+    )),
+    Case("console", "a link that logs in to the console and then sends the person to another site", (
+        f"{UNIT}test_console_app.py::test_after_log_in_only_a_path_on_the_console",
+    )),
+    Case("console", "a removed person keeps using the console they had open", (
+        f"{BROWSER}test_console_abuse.py::test_a_removed_persons_open_console_is_shut_at_their_next_request",
+        f"{UNIT}test_console_logins.py::test_a_removed_person_cannot_log_in_and_comes_back_without_their_old_password",
+    )),
+    Case("console", "the console listens beyond this machine without TLS", (
+        f"{UNIT}test_console_app.py::test_it_listens_beyond_loopback_only_over_tls",
+    )),
+    Case("console", "a child's name is shown on a list of alerts or risk reviews", (
+        f"{BROWSER}test_console_abuse.py::test_no_list_shows_a_childs_name",
     )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
