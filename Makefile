@@ -41,6 +41,10 @@ test-prometheus: $(STAMP)
 docs: $(STAMP)  ## the AsyncAPI documents in docs/, generated from shared/contracts
 	$(BIN)/python -m shared.asyncapi
 
+.PHONY: screenshots
+screenshots: $(STAMP)  ## start reroute up --demo with its console; write a PNG of each console page to docs/screenshots/
+	$(BIN)/python -m tests.support.screenshots
+
 .PHONY: security-doc
 security-doc: $(STAMP)  ## run the abuse tests named in tests/security_cases.py; write their results into docs/security.md
 	$(BIN)/python -m tests.support.security_doc
