@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -41,11 +41,13 @@ from shared.contracts.scheduling_rpc import (
     CalendarFeed,
     CalendarRequest,
     CalendarSession,
+    CaseSession,
     Closed,
     ClosedBeforeRequest,
     CloseRequest,
     FeedRequest,
     ImportProblem,
+    LeaveDays,
     LeaveRecorded,
     LeaveRequest,
     ListedMentor,
@@ -209,15 +211,16 @@ async def calendar(request: CalendarRequest, scheduling: Scheduling) -> MentorCa
     start = datetime.combine(request.start or datetime.now(LONDON).date(), datetime.min.time(), tzinfo=LONDON)
     end = start + timedelta(days=request.days)
 
-    def read() -> tuple[MentorRecord | None, list[Any], dict[str, str]]:
+    def read() -> tuple[MentorRecord | None, list[Any], dict[str, str], list[tuple[date, date]]]:
         with host.engine.connect() as conn:
             record = store.mentor_record(conn, request.mentor_id)
             if record is None:
-                return None, [], {}
+                return None, [], {}, []
             return (record, store.mentor_calendar(conn, request.mentor_id, start, end),
-                    {v.id: v.name for v in store.venue_records(conn)})
+                    {v.id: v.name for v in store.venue_records(conn)},
+                    store.mentor_leave(conn, request.mentor_id, start.date(), (end - timedelta(days=1)).date()))
 
-    record, rows, venue_names = await host.database.run(read)
+    record, rows, venue_names, leave = await host.database.run(read)
     if record is None:
         raise NotFound(f"no mentor '{request.mentor_id}' (see `reroute mentors list`)")
     for office in default_offices(tuple(record.boroughs)):  # where no venues are registered
@@ -236,7 +239,7 @@ async def calendar(request: CalendarRequest, scheduling: Scheduling) -> MentorCa
             names[case] = answer.first_name
     return MentorCalendar(
         mentor=MentorSummary(id=record.id, name=record.name, kind=record.kind, max_caseload=record.max_caseload),
-        starts=start, ends=end,
+        starts=start, ends=end, leave=[LeaveDays(first_day=a, last_day=b) for a, b in leave],
         sessions=[CalendarSession(
             session_id=r.session_id, case=r.referral_id, first_name=names.get(r.referral_id),
             start=r.start.astimezone(LONDON), end=r.end.astimezone(LONDON), status=SessionStatus(r.status),
@@ -284,6 +287,7 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
                 return None
             mentor = store.mentor_record(conn, case.mentor_id) if case.mentor_id is not None else None
             sessions = store.case_sessions(conn, request.referral_id, LIVE)  # confirmed ones too
+            every = store.case_sessions(conn, request.referral_id, list(SessionStatus))
         names = mentor.name.split() if mentor else []
         return SchedulingStatus(
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
@@ -291,7 +295,9 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
             agency_reason=case.agency_reason or stored_before(CaseStatus(case.status)),
             first_session_due=deadline_for(store.case_from(case)) if case.facts and case.tier else None,
             sessions=[BookedSession(session_id=r.session_id, start=r.start.astimezone(LONDON),
-                                    end=r.end.astimezone(LONDON)) for r in sessions])
+                                    end=r.end.astimezone(LONDON)) for r in sessions],
+            history=[CaseSession(session_id=r.session_id, mentor_id=r.mentor_id, start=r.start.astimezone(LONDON),
+                                 end=r.end.astimezone(LONDON), status=SessionStatus(r.status)) for r in every])
 
     found = await scheduling.host.database.run(read)
     if found is None:

@@ -227,6 +227,14 @@ def add_leave(conn: Connection, mentor_id: str, first: date, last: date, *, now:
     conn.execute(insert(LeaveRow).values(mentor_id=mentor_id, first_day=first, last_day=last, created_at=now))
 
 
+def mentor_leave(conn: Connection, mentor_id: str, first: date, last: date) -> list[tuple[date, date]]:
+    """The mentor's leave overlapping the days `first` to `last` (inclusive), in order."""
+    return [(a, b) for a, b in conn.execute(
+        select(col(LeaveRow.first_day), col(LeaveRow.last_day))
+        .where(col(LeaveRow.mentor_id) == mentor_id, col(LeaveRow.last_day) >= first, col(LeaveRow.first_day) <= last)
+        .order_by(col(LeaveRow.first_day)))]
+
+
 def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
     """Every mentor with their caseload, risk-weighted points, bookings and leave, vetting and venues, as of now.
 

@@ -32,6 +32,16 @@ class BookedSession(Contract):
     end: LondonTime
 
 
+class CaseSession(Contract):
+    """One session of a referral and what became of it."""
+
+    session_id: str
+    mentor_id: str
+    start: LondonTime
+    end: LondonTime
+    status: SessionStatus
+
+
 class SchedulingStatus(Contract):
     """Where a referral stands in scheduling: its mentor and booked sessions, or why it waits."""
 
@@ -48,6 +58,9 @@ class SchedulingStatus(Contract):
         default=None, description="The same as the referring agency is told it: no mentor's vetting or licence "
         "status, no operator's name or note.")
     sessions: list[BookedSession] = Field(description="Booked and confirmed sessions, soonest first.")
+    history: list[CaseSession] = Field(default_factory=list, description=(
+        "Every session of the referral, past and future, whatever became of it (attended, missed, cancelled, ...), "
+        "in order of start."))
 
 
 class ClosedBeforeRequest(Contract):
@@ -134,11 +147,17 @@ class CalendarSession(Contract):
     mentor_route: list[str] | None = Field(description="A rotl mentor's route round their exclusion zones.")
 
 
+class LeaveDays(Contract):
+    first_day: date = Field(description="Europe/London.")
+    last_day: date = Field(description="Europe/London, inclusive.")
+
+
 class MentorCalendar(Contract):
     mentor: MentorSummary
     starts: datetime
     ends: datetime
     sessions: list[CalendarSession]
+    leave: list[LeaveDays] = Field(default_factory=list, description="The mentor's leave on any of these days.")
 
 
 class CloseRequest(Contract):

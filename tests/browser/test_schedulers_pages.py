@@ -7,6 +7,7 @@ person without the `scheduler` role is refused every page and every form, by URL
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import date
 
@@ -147,6 +148,13 @@ async def test_a_week_calendar_records_sessions_shows_a_licence_moves_sessions_f
     await expect(page.get_by_role("status")).to_contain_text("across 1 young person")
     await expect(page.get_by_role("table")).to_contain_text(rid)
     await accessible(page)
+    await page.get_by_role("link", name=f"Mentor {rotl}'s week").click()
+    await expect(page.locator("#week th").filter(has_text=first_day[:10])).to_contain_text(
+        "on leave")  # the leave drawn on its day
+    await page.goto(f"{stack.url}/referrals/{rid}")
+    lifecycle = page.get_by_role("table", name="Every session and what became of it")
+    await expect(lifecycle).to_contain_text(rotl)
+    await expect(lifecycle).to_contain_text(re.compile("confirmed|cancelled"))  # as the leave left it
 
 
 async def test_bad_addresses_say_what_is_wrong(browser: Browser, stack: ConsoleStack) -> None:

@@ -56,6 +56,7 @@ class Day:
     day: date
     sessions: list[tuple[sched.ListedMentor | None, sched.CalendarSession]]
     licence: str | None
+    leave: bool = False
 
 
 def _licence_on(mentor: sched.ListedMentor, day: date) -> str | None:
@@ -75,11 +76,12 @@ def _licence_on(mentor: sched.ListedMentor, day: date) -> str | None:
 
 
 def _days(monday: date, found: Sequence[tuple[sched.ListedMentor | None, sched.CalendarSession]],
-          rotl: sched.ListedMentor | None) -> list[Day]:
+          rotl: sched.ListedMentor | None, leave: Sequence[sched.LeaveDays] = ()) -> list[Day]:
     by_day: dict[date, list[tuple[sched.ListedMentor | None, sched.CalendarSession]]] = {}
     for mentor, s in sorted(found, key=lambda f: f[1].start):
         by_day.setdefault(s.start.astimezone(LONDON).date(), []).append((mentor, s))
-    return [Day(d, by_day.get(d, []), _licence_on(rotl, d) if rotl else None)
+    return [Day(d, by_day.get(d, []), _licence_on(rotl, d) if rotl else None,
+                any(away.first_day <= d <= away.last_day for away in leave))
             for d in (monday + timedelta(days=i) for i in range(7))]
 
 
@@ -123,7 +125,7 @@ async def mentor_week(request: Request, me: Me, session: MySession, mentor_id: s
     record = next((m for m in mentors if m.id == mentor_id), None)
     rotl = record if record is not None and record.kind == "rotl" else None
     return render(request, "calendar/mentor.html", session=session, area=AREA, cal=cal, record=record,
-                  days=_days(monday, [(record, s) for s in cal.sessions], rotl), problem=problem,
+                  days=_days(monday, [(record, s) for s in cal.sessions], rotl, cal.leave), problem=problem,
                   actions=ACTIONS, **_navigation(monday))
 
 
