@@ -116,6 +116,10 @@ async def test_leave_moves_only_the_sessions_it_touches_keeping_their_ids(cluste
         if s["session_id"] != second["session_id"]:
             same = datetime.fromisoformat(untouched[s["session_id"]]) == datetime.fromisoformat(s["start"])
             assert same, "other sessions stay where they were"
+    assert [h["session_id"] for h in status["history"]] == [s["session_id"] for s in status["sessions"]], \
+        "every session, with what became of it (none attended, missed or cancelled yet)"
+    week = await probe.rpc("scheduling", "calendar", {"mentor_id": mentor_id, "start": day.isoformat(), "days": 7})
+    assert week["leave"] == [{"first_day": day.isoformat(), "last_day": day.isoformat()}], "the leave on its week"
 
 
 @pytest.mark.parametrize("change", ["expired check", "suspended licence"])
