@@ -20,7 +20,7 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -131,6 +131,14 @@ def parked_id(event_id: str) -> str:
 def is_parked_id(dead_letter_id: str) -> bool:
     """An id `reroute deadletter list` gave a parked outbox event (or, once discarded, its dead letter)."""
     return dead_letter_id.startswith(f"{PARKED}-")
+
+
+def keepers(dead_letter_id: str, services: Sequence[str]) -> list[str]:
+    """The service that keeps a dead letter (of `services`); for a parked outbox event (`outbox-…`), every one of
+    them, to ask in turn; none for an id that is neither."""
+    if is_parked_id(dead_letter_id):
+        return list(services)
+    return [service_of(dead_letter_id)] if service_of(dead_letter_id) in services else []
 
 
 def find_parked(conn: Connection, dead_letter_id: str) -> OutboxRow | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +48,8 @@ STAGE_OF_SERVICE = {"intake": "intake", "risk": "assessment", "scheduling": "sch
 """The stage whose latency a service's consumers measure."""
 
 Labels = tuple[tuple[str, str], ...]
+PUBLISHED = "published"
+"""The throughput key of the events a replica published (the others are its consumers' durable names)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,37 @@ GAUGES: dict[str, tuple[str, str]] = {
          "deadline has passed.")),
 }
 _UNITS = {"outbox_oldest_unsent_age": "s", "waitlist_oldest_age": "s"}
+
+
+class Throughput:
+    """Counts since the replica started and in the last minute, by key (a consumer, `published`): what an operator's
+    overview shows (the `statistics` request); Prometheus computes its own rates from the counters."""
+
+    WINDOW_SECONDS = 60
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._totals: dict[str, int] = {}
+        self._recent: dict[str, deque[tuple[int, int]]] = {}
+        """Per key, (whole second, count in it), the last WINDOW_SECONDS of them at most."""
+
+    def add(self, key: str, n: int = 1) -> None:
+        self._totals[key] = self._totals.get(key, 0) + n
+        second = int(self._clock())
+        recent = self._recent.setdefault(key, deque())
+        if recent and recent[-1][0] == second:
+            recent[-1] = (second, recent[-1][1] + n)
+        else:
+            recent.append((second, n))
+        while recent[0][0] <= second - self.WINDOW_SECONDS:
+            recent.popleft()
+
+    def total(self, key: str) -> int:
+        return self._totals.get(key, 0)
+
+    def last_minute(self, key: str) -> int:
+        since = int(self._clock()) - self.WINDOW_SECONDS
+        return sum(n for second, n in self._recent.get(key, ()) if second > since)
 
 
 class ServiceMetrics:
@@ -113,6 +148,7 @@ class ServiceMetrics:
             description="From a message being stored in its stream to the commit of what it caused, by stage "
                         "(intake, assessment, scheduling).")
         self._values: dict[str, dict[Labels, float]] = {}
+        self.throughput = Throughput()
         for key, (name, description) in GAUGES.items():
             meter.create_observable_gauge(name, callbacks=[self._reader(key)], description=description,
                                           unit=_UNITS.get(key, ""))
@@ -142,6 +178,7 @@ class ServiceMetrics:
         """A consumer committed these (fresh) deliveries."""
         stage = STAGE_OF_SERVICE.get(self.service, self.service)
         labels = {"service": self.service, "consumer": consumer}
+        self.throughput.add(consumer, len(deliveries))
         for d in deliveries:
             self._processed.add(1, labels)
             if d.msg is None:  # a replayed dead letter: no stream timestamp, and no redelivery either
@@ -161,6 +198,7 @@ class ServiceMetrics:
 
     def published(self, messages: Sequence[Outgoing]) -> None:
         """NATS confirmed these events: count them by what they say (agency, tier, outcome, rule)."""
+        self.throughput.add(PUBLISHED, len(messages))
         for m in messages:
             kind, agency = self._event(m.subject)
             if kind not in _COUNTED:

@@ -67,6 +67,8 @@ from shared.contracts.rpc import (
     HELD,
     PING,
     REPLAY,
+    STATISTICS,
+    ConsumerFigures,
     Empty,
     Endpoint,
     Erased,
@@ -77,6 +79,7 @@ from shared.contracts.rpc import (
     PersonalData,
     ReferralIds,
     ServiceError,
+    ServiceStatistics,
     decode_reply,
     readable,
 )
@@ -91,7 +94,7 @@ from shared.messaging import (
     Delivery,
     commit_batch,
 )
-from shared.metrics import SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samples, stored_samples
+from shared.metrics import PUBLISHED, SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samples, stored_samples
 from shared.migrations import current, head, require_head
 from shared.nats_auth import jetstream_use
 from shared.ops import Discoverable, ops_app, register
@@ -163,6 +166,7 @@ class ServiceHost:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._started = False
+        self._started_at = datetime.now(UTC)
         self._http: HttpServer | None = None
         self._periodic: list[tuple[float, Callable[[], Awaitable[object]], str, bool]] = []
         self._seal: deadletters.Seal = bytes
@@ -472,7 +476,46 @@ class ServiceHost:
         async def ping(_: Empty) -> Health:
             return self.health()
 
+        @self.reply(STATISTICS)
+        async def statistics(_: Empty) -> ServiceStatistics:
+            return await self.statistics()
+
         self.broker.include_router(self.router)
+
+    async def statistics(self) -> ServiceStatistics:
+        """The figures /metrics exports, read now: the outbox and dead letters from the database (None when it does
+        not answer), each consumer's backlog from JetStream's consumer info, the throughput this replica counted."""
+        def read() -> dict[str, float]:
+            with self.engine.connect() as conn:
+                return {s.gauge: s.value for s in stored_samples(conn, datetime.now(UTC))}
+
+        try:
+            stored: dict[str, float] = await self.database.run(read)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            stored = {}
+        specs = [(c.stream, c.durable) for c in self._consumer_specs]
+        backlog: dict[str, dict[str, int]] = {}
+        for sample in await consumer_samples(self.broker.connection.jetstream(), specs):
+            backlog.setdefault(sample.labels["consumer"], {})[sample.gauge] = int(sample.value)
+        through = self.metrics.throughput
+
+        def counted(key: str) -> int | None:
+            return int(stored[key]) if key in stored else None
+
+        return ServiceStatistics(
+            health=self.health(), started_at=self._started_at, asked_at=datetime.now(UTC),
+            consumers=[ConsumerFigures(
+                durable=durable, stream=stream, pending=backlog.get(durable, {}).get("consumer_pending"),
+                ack_pending=backlog.get(durable, {}).get("consumer_ack_pending"),
+                redelivered=backlog.get(durable, {}).get("consumer_redelivered"),
+                processed=through.total(durable), processed_last_minute=through.last_minute(durable))
+                for stream, durable in specs],
+            published=through.total(PUBLISHED), published_last_minute=through.last_minute(PUBLISHED),
+            outbox_backlog=counted("outbox_backlog"), outbox_parked=counted("outbox_parked"),
+            outbox_oldest_unsent_seconds=stored.get("outbox_oldest_unsent_age"),
+            dead_letters_open=counted("dead_letters_open"))
 
     async def _check_streams(self, js: JetStreamContext) -> None:
         """Streams are provisioned by `reroute streams provision`, not by services: say what is missing.

@@ -28,7 +28,7 @@ from shared.contracts.deadletters import (
     DeadLetterShowRequest,
 )
 from shared.contracts.rpc import DEAD_LETTER, DEAD_LETTERS, DISCARD, REPLAY, ErrorCode, ServiceError
-from shared.deadletters import is_parked_id, service_of
+from shared.deadletters import is_parked_id, keepers
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)
@@ -39,13 +39,11 @@ By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the 
 
 def _services(dead_letter_id: str) -> list[str]:
     """The service that keeps it; for a parked outbox event (`outbox-…`), every service, asked in turn."""
-    if is_parked_id(dead_letter_id):
-        return list(SERVICES)
-    service = service_of(dead_letter_id)
-    if service not in SERVICES:
+    found = keepers(dead_letter_id, SERVICES)
+    if not found:
         raise typer.BadParameter(f"{dead_letter_id!r} is not a dead letter id (they look like risk-1a2b3c4d5e, or "
                                  "outbox-1a2b3c4d5e for an event a service parked)")
-    return [service]
+    return found
 
 
 async def _first_found(services: list[str], ask: Callable[[str], Awaitable[T]]) -> T:

@@ -31,6 +31,7 @@ from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
 from apps.cli.demo import demo_people, explain, mentor_names, named, print_demo_logins, safeguarding_alerts
+from apps.cli.health import health_cmd
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
 from apps.cli.people import people_app
@@ -89,6 +90,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(streams_app, name="streams")
+app.command("health")(health_cmd)
 app.add_typer(db_app, name="db")
 app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -210,6 +211,35 @@ class Health(Contract):
                                 "served, once started (REROUTE_OPS_PORT).")
 
 
+class ConsumerFigures(Contract):
+    """One durable consumer of the service: its backlog as JetStream reports it, and what this replica did."""
+
+    durable: str
+    stream: str
+    pending: int | None = Field(description="Messages in the stream the consumer has not had yet (JetStream "
+                                "consumer info, read as asked); None when NATS did not say.")
+    ack_pending: int | None = Field(description="Delivered and not acknowledged yet (the same consumer info).")
+    redelivered: int | None = Field(description="Delivered more than once and not acknowledged yet.")
+    processed: int = Field(description="Messages this replica committed since it started.")
+    processed_last_minute: int = Field(description="...of which in the last 60 seconds.")
+
+
+class ServiceStatistics(Contract):
+    """What one replica says of itself and of its service's backlog: the figures its /metrics exports, as of asking."""
+
+    health: Health
+    started_at: datetime
+    asked_at: datetime
+    consumers: list[ConsumerFigures]
+    published: int = Field(description="Events NATS confirmed from this replica since it started.")
+    published_last_minute: int
+    outbox_backlog: int | None = Field(description="Events in the outbox not yet confirmed by NATS (its database); "
+                                       "None when the database did not answer.")
+    outbox_oldest_unsent_seconds: float | None = None
+    outbox_parked: int | None = Field(description="Events NATS refused for good, parked in the outbox.")
+    dead_letters_open: int | None = Field(description="Dead letters kept and not yet replayed or discarded.")
+
+
 class ReferralIds(Contract):
     referral_ids: list[str] = Field(max_length=1000)
 
@@ -234,6 +264,9 @@ CASEWORK = frozenset({Role.SCHEDULER, Role.RISK_LEAD, Role.DSL, Role.OPERATOR})
 
 PING = Endpoint("ping", Empty, Health, "Liveness and readiness of the replica that answers, with what is wrong.",
                 roles=_OPERATOR)
+STATISTICS = Endpoint("statistics", Empty, ServiceStatistics,
+                      "The answering replica's health and throughput, its consumers' backlog (JetStream consumer "
+                      "info), its outbox and open dead letters, as of asking.", roles=_OPERATOR)
 DEAD_LETTERS = Endpoint("deadletters.list", DeadLetterListRequest, DeadLetterList,
                         "This service's dead letters, newest first, with the open ones counted by reason.",
                         roles=_OPERATOR)

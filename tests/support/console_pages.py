@@ -16,6 +16,7 @@ from apps.console.settings import ConsoleSettings
 from tests.support.console import ConsoleStack, log_in, new_person_logged_in
 from tests.support.console_risk import assessed_referral, decide_tier, open_case
 from tests.support.console_scheduling import rotl_mentor_with_a_session, waiting_with_a_free_place
+from tests.support.operations import kept_dead_letter
 
 Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
 
@@ -96,6 +97,24 @@ async def _risk_audit(browser: Browser, stack: ConsoleStack) -> Page:
     await assessed_referral(stack)
     _, page = await new_person_logged_in(browser, stack, "risk_lead", path="/risk/audit?min_group=1")
     await expect(page.get_by_label("The audit report")).to_be_visible()
+async def _operations(browser: Browser, stack: ConsoleStack) -> Page:
+    _, page = await new_person_logged_in(browser, stack, "operator", path="/operations")
+    await expect(page.get_by_role("table", name="Consumers").get_by_role("row")).not_to_have_count(1)
+    return page
+
+
+async def _dead_letters(browser: Browser, stack: ConsoleStack) -> Page:
+    dead_letter_id = await asyncio.to_thread(kept_dead_letter, stack)
+    _, page = await new_person_logged_in(browser, stack, "operator", path="/operations/dead-letters")
+    await expect(page.get_by_role("link", name=dead_letter_id)).to_be_visible()
+    return page
+
+
+async def _dead_letter(browser: Browser, stack: ConsoleStack) -> Page:
+    dead_letter_id = await asyncio.to_thread(kept_dead_letter, stack)
+    _, page = await new_person_logged_in(browser, stack, "operator", path=f"/operations/dead-letters/{dead_letter_id}")
+    await page.get_by_role("button", name="Open the message body").click()
+    await expect(page.get_by_text("Shown to you at your request")).to_be_visible()
     return page
 
 
@@ -169,4 +188,7 @@ PAGES: dict[str, Reach] = {
     "/calendar": lambda browser, stack: _scheduler_on(browser, stack, "/calendar"),
     "/calendar/mentors/{mentor_id}": lambda browser, stack: _week(browser, stack, "/calendar/mentors/{mentor_id}"),
     "/calendar/boroughs/{borough}": lambda browser, stack: _week(browser, stack, "/calendar/boroughs/Lewisham"),
+    "/operations": _operations,
+    "/operations/dead-letters": _dead_letters,
+    "/operations/dead-letters/{dead_letter_id}": _dead_letter,
 }
