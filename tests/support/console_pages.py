@@ -135,6 +135,30 @@ async def _access(browser: Browser, stack: ConsoleStack) -> Page:
     await expect(lead.get_by_role("region", name=f"Referral {rid}")).to_be_visible()
     _, page = await new_person_logged_in(browser, stack, "dpo", path=f"/access?referral_id={rid}")
     await expect(page.get_by_role("row").filter(has_text=rid)).to_have_count(1)
+async def _referral_traced(browser: Browser, stack: ConsoleStack) -> tuple[str, Page]:
+    referral_id = await asyncio.to_thread(stack.refer, "peers_offending")
+    _, page = await new_person_logged_in(browser, stack, "operator", path=f"/traces/referral?referral_id={referral_id}")
+    for service in ("intake", "risk", "scheduling"):  # each writes its spans within 200 ms of ending them
+        await expect(page.get_by_role("cell", name=service, exact=True).first).to_be_visible()
+    return referral_id, page
+
+
+async def _traces(browser: Browser, stack: ConsoleStack) -> Page:
+    referral_id, page = await _referral_traced(browser, stack)
+    await page.goto(stack.url + "/traces")
+    await expect(page.get_by_role("link", name=referral_id).first).to_be_visible()
+    return page
+
+
+async def _referral_traces(browser: Browser, stack: ConsoleStack) -> Page:
+    return (await _referral_traced(browser, stack))[1]
+
+
+async def _one_trace(browser: Browser, stack: ConsoleStack) -> Page:
+    _, page = await _referral_traced(browser, stack)
+    await page.get_by_role("link", name="All traces").click()
+    await page.get_by_role("table", name="Recent").get_by_role("row").nth(1).get_by_role("link").first.click()
+    await expect(page.get_by_role("heading", name="Trace ")).to_be_visible()
     return page
 
 
@@ -191,4 +215,7 @@ PAGES: dict[str, Reach] = {
     "/operations": _operations,
     "/operations/dead-letters": _dead_letters,
     "/operations/dead-letters/{dead_letter_id}": _dead_letter,
+    "/traces": _traces,
+    "/traces/referral": _referral_traces,
+    "/traces/{trace_id}": _one_trace,
 }

@@ -52,7 +52,8 @@ def test_pages_are_the_whole_page_routes() -> None:
     """Each area adds its own pages (listed in tests/support/console_pages.py); parts of a page are none."""
     assert {"/", "/login", "/password", "/second-factor", "/alerts", "/risk", "/risk/referral", "/risk/audit",
             "/identity", "/access"} <= pages(APP)
-    assert {"/operations", "/operations/dead-letters", "/operations/dead-letters/{dead_letter_id}"} <= pages(APP)
+    assert {"/operations", "/operations/dead-letters", "/operations/dead-letters/{dead_letter_id}", "/traces",
+            "/traces/referral", "/traces/{trace_id}"} <= pages(APP)
     assert not {"/alerts/list", "/alerts/events", "/healthz"} & pages(APP)
 
 

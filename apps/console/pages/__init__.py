@@ -4,7 +4,7 @@ To add one: write pages/<name>.py with `AREA = area(...)` and its routes, its te
 from __future__ import annotations
 
 from apps.console.areas import Area
-from apps.console.pages import access, alerts, calendar, identity, operations, referrals, risk, waitlist
+from apps.console.pages import access, alerts, calendar, identity, operations, referrals, risk, traces, waitlist
 
 AREAS: list[Area] = [alerts.AREA, risk.AREA, identity.AREA, access.AREA, waitlist.AREA, referrals.AREA, calendar.AREA,
-                     operations.AREA]
+                     operations.AREA, traces.AREA]

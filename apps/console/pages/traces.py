@@ -1,0 +1,162 @@
+"""Traces, for operators: the recent ones, the slowest and those with errors, and one referral's traces as a
+waterfall across intake, risk and scheduling. Read from the span files the services write to <data dir>/traces when
+they run without OTLP, as `reroute trace` reads them (shared/telemetry.py); every request reads them all (no index
+yet). Spans carry ids and outcomes, never a name: no personal data is on these pages."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from apps.console.areas import area
+from apps.console.auth import Me, MySession
+from apps.console.rendering import LONDON, render
+from apps.console.state import state_of
+from shared.contracts.rpc import Role
+from shared.telemetry import TRACES_DIR, StoredSpan, otlp_traces_endpoint, read_spans, spans_of_referral
+
+AREA = area("traces", "Traces", {Role.OPERATOR})
+LISTED = 20
+"""Traces in each list of the page."""
+REFERRAL_ID = re.compile(r"ref_[0-9a-f]{6,32}")
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """One trace in a line: its first span's name, the services it crossed, when, how long, and its errors."""
+
+    trace_id: str
+    name: str
+    services: list[str]
+    start_ns: int
+    duration_ms: float
+    spans: int
+    errors: int
+    referral_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One span of a waterfall: its depth in its tree, and where its bar starts and ends (0 to 1000 of the whole)."""
+
+    span: StoredSpan
+    depth: int
+    offset_ms: float
+    x: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    trace_id: str
+    duration_ms: float
+    bars: list[Bar]
+    linked: list[str]
+    """Other traces its spans link to (an agency's request, say)."""
+
+
+def summaries(spans: Iterable[StoredSpan]) -> list[TraceSummary]:
+    """Every trace of these spans, newest first."""
+    by_trace: dict[str, list[StoredSpan]] = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    found = []
+    for trace_id, members in by_trace.items():
+        members.sort(key=lambda s: s.start_ns)
+        ids = {s.span_id for s in members}
+        root = next((s for s in members if s.parent_id not in ids), members[0])
+        start, end = members[0].start_ns, max(s.end_ns for s in members)
+        found.append(TraceSummary(
+            trace_id=trace_id, name=root.name, services=sorted({s.service for s in members}), start_ns=start,
+            duration_ms=(end - start) / 1e6, spans=len(members), errors=sum(s.status == "ERROR" for s in members),
+            referral_ids=sorted({str(s.attributes["referral.id"]) for s in members if "referral.id" in s.attributes})))
+    return sorted(found, key=lambda t: t.start_ns, reverse=True)
+
+
+def waterfalls(spans: list[StoredSpan]) -> list[Waterfall]:
+    """Each trace of these spans as a waterfall, in the order the traces started: every span under its parent, the
+    children in start order, each bar placed on the trace's own time line."""
+    by_trace: dict[str, list[StoredSpan]] = {}
+    for s in sorted(spans, key=lambda s: s.start_ns):
+        by_trace.setdefault(s.trace_id, []).append(s)
+    found = []
+    for trace_id, members in by_trace.items():
+        ids = {s.span_id for s in members}
+        children: dict[str | None, list[StoredSpan]] = {}
+        for s in members:
+            children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
+        start, end = members[0].start_ns, max(s.end_ns for s in members)
+        whole = max(end - start, 1)
+        bars: list[Bar] = []
+
+        def add(span: StoredSpan, depth: int, *, start: int = start, whole: int = whole, bars: list[Bar] = bars,
+                children: dict[str | None, list[StoredSpan]] = children) -> None:
+            x = round((span.start_ns - start) * 1000 / whole)
+            bars.append(Bar(span, depth, (span.start_ns - start) / 1e6, x,
+                            max(2, min(1000 - x, round((span.end_ns - span.start_ns) * 1000 / whole)))))
+            for child in children.get(span.span_id, []):
+                add(child, depth + 1)
+
+        for root in children.get(None, []):
+            add(root, 0)
+        linked = sorted({link["trace_id"] for s in members for link in s.links} - {trace_id})
+        found.append(Waterfall(trace_id, whole / 1e6, bars, linked))
+    return found
+
+
+def started(start_ns: int) -> str:
+    """When a span started, as people here read it, to the second."""
+    return datetime.fromtimestamp(start_ns / 1e9, UTC).astimezone(LONDON).strftime("%a %d %b %H:%M:%S")
+
+
+def _spans_dir(request: Request) -> Path:
+    return state_of(request).settings.data_dir
+
+
+def _context(request: Request) -> dict[str, Any]:
+    return {"area": AREA, "otlp": otlp_traces_endpoint(), "where": _spans_dir(request) / TRACES_DIR,
+            "started": started}
+
+
+@AREA.router.get("")
+async def recent(request: Request, me: Me, session: MySession) -> Response:
+    """The recent traces, the slowest, and those with errors."""
+    found = summaries(await asyncio.to_thread(lambda: list(read_spans(_spans_dir(request)))))
+    return render(request, "traces/page.html", session=session, recent=found[:LISTED],
+                  slowest=sorted(found, key=lambda t: -t.duration_ms)[:LISTED],
+                  failed=[t for t in found if t.errors][:LISTED], **_context(request))
+
+
+@AREA.router.get("/referral")
+async def referral(request: Request, me: Me, session: MySession, referral_id: str = "") -> Response:
+    """Every trace of one referral (its own, and the callers' traces linked to it) as waterfalls."""
+    referral_id = referral_id.strip()
+    if not REFERRAL_ID.fullmatch(referral_id):
+        return render(request, "traces/waterfall.html", session=session, status_code=400, title=None,
+                      problem="Give a referral id, such as ref_1a2b3c4d5e6f7a8b.", falls=[], **_context(request))
+    spans = await asyncio.to_thread(spans_of_referral, _spans_dir(request), referral_id)
+    return render(request, "traces/waterfall.html", session=session, title=f"Referral {referral_id}",
+                  problem=None if spans else f"No spans of {referral_id} here.", falls=waterfalls(spans),
+                  status_code=200 if spans else 404, **_context(request))
+
+
+@AREA.router.get("/{trace_id}")
+async def one_trace(request: Request, me: Me, session: MySession, trace_id: str) -> Response:
+    """One trace as a waterfall."""
+    if not TRACE_ID.fullmatch(trace_id):
+        return render(request, "traces/waterfall.html", session=session, status_code=404, title=None,
+                      problem="That is not a trace id (32 hexadecimal digits).", falls=[], **_context(request))
+    spans = [s for s in await asyncio.to_thread(lambda: list(read_spans(_spans_dir(request))))
+             if s.trace_id == trace_id]
+    return render(request, "traces/waterfall.html", session=session, title=f"Trace {trace_id}",
+                  problem=None if spans else f"No spans of trace {trace_id} here.", falls=waterfalls(spans),
+                  status_code=200 if spans else 404, **_context(request))

@@ -1,0 +1,48 @@
+"""The operators' traces in Debian's Chromium, against a real `reroute up`: one referral's trace as a waterfall across
+intake, risk and scheduling, found by its id with the keyboard alone; the recent traces list it; a person without the
+`operator` role is refused every traces page, by URL too."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.support.console import ConsoleStack, accessible, new_person_logged_in
+
+pytestmark = [pytest.mark.browser]
+
+
+async def test_an_operator_finds_a_referral_s_trace_as_a_waterfall_across_the_three_services(
+        browser: Browser, stack: ConsoleStack) -> None:
+    referral_id = await asyncio.to_thread(stack.refer, "peers_offending")
+    _, page = await new_person_logged_in(browser, stack, "operator", path="/traces")
+    await page.get_by_label("One referral's traces, by its referral id").focus()
+    await page.keyboard.type(referral_id)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name=f"Referral {referral_id}", level=1)).to_be_visible()
+    waterfall = page.get_by_role("table").first
+    for service in ("intake", "risk", "scheduling"):
+        await expect(waterfall.get_by_role("cell", name=service, exact=True).first).to_be_visible()
+    first = waterfall.get_by_role("row").nth(1)
+    await expect(first.get_by_role("cell").nth(1)).to_have_text("+0.0 ms")  # the trace starts with its first span
+    await accessible(page)
+
+    await page.get_by_role("link", name="All traces").click()
+    await expect(page.get_by_role("table", name="Recent").get_by_role("link", name=referral_id).first).to_be_visible()
+
+    unknown = await page.goto(f"{stack.url}/traces/referral?referral_id=ref_0000000000000000")
+    assert unknown is not None and unknown.status == 404
+    await expect(page.get_by_role("alert")).to_contain_text("No spans of ref_0000000000000000 here.")
+    bad = await page.goto(f"{stack.url}/traces/referral?referral_id=<script>")
+    assert bad is not None and bad.status == 400
+
+
+async def test_without_the_operator_role_traces_are_refused_by_url_too(browser: Browser, stack: ConsoleStack) -> None:
+    _, page = await new_person_logged_in(browser, stack, "scheduler", "risk_lead", "dsl")
+    await expect(page.get_by_role("link", name="Traces")).to_have_count(0)
+    for path in ("/traces", "/traces/referral?referral_id=ref_0000000000000000", f"/traces/{'a' * 32}"):
+        response = await page.goto(stack.url + path)
+        assert response is not None and response.status == 403, path
+        await expect(page.get_by_role("heading", name="This page is not for your roles")).to_be_visible()
