@@ -31,8 +31,8 @@ VIEWPORT = ViewportSize(width=1280, height=800)
 
 
 def file_name(route: str) -> str:
-    """`/risk/audit` → `risk-audit.png`; `/` → `home.png`."""
-    return (route.strip("/").replace("/", "-") or "home") + ".png"
+    """`/risk/audit` → `risk-audit.png`; `/referrals/{referral_id}` → `referrals-referral_id.png`; `/` → `home.png`."""
+    return (route.strip("/").replace("/", "-").replace("{", "").replace("}", "") or "home") + ".png"
 
 
 async def take(routes: Sequence[str], out: Path, root: Path) -> list[Path]:
