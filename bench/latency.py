@@ -29,6 +29,7 @@ class Paced:
     in_flight: tuple[int, ...]  # sent but without an outcome, at each quarter of the sending
     growth: float  # how fast the in-flight count grew over the second half of the sending, per second
     tail_s: float  # from the last send to the last outcome
+    stages: dict[str, tuple[float, float]]  # p50 and p99 from submission to each stage on the way, ms
 
     @property
     def backlog_grows(self) -> bool:
@@ -39,7 +40,9 @@ class Paced:
                    else f"no growing backlog ({self.growth:+.1f}/s)")
         return (f"p50 {self.p50_ms:,.0f} ms, p99 {self.p99_ms:,.0f} ms, max {self.max_ms:,.0f} ms; in flight at each "
                 f"quarter of the sending {', '.join(f'{n:,}' for n in self.in_flight)}: {backlog}; last outcome "
-                f"{self.tail_s:.1f} s after the last send")
+                f"{self.tail_s:.1f} s after the last send"
+                + "".join(f"; to {stage} p50 {p50:,.0f} ms, p99 {p99:,.0f} ms"
+                          for stage, (p50, p99) in self.stages.items()))
 
 
 async def paced(js: nats.js.JetStreamContext, subject: str, bodies: list[bytes], arrivals: Arrivals, *,
@@ -59,11 +62,20 @@ async def paced(js: nats.js.JetStreamContext, subject: str, bodies: list[bytes],
     await sending  # raises what the publisher raised
     samples.append((time.perf_counter() - start, len(due) - len(arrivals.at)))
     await watch(arrivals, f"{label}, the rest", timeout=600, every=every)
-    late = [arrivals.at[i] - due[i] for i in range(len(bodies)) if due[i] - due[0] >= WARM_UP]
-    cuts = statistics.quantiles(late, n=100, method="inclusive")
+    counted = [i for i in range(len(bodies)) if due[i] - due[0] >= WARM_UP]
+    late = [arrivals.at[i] - due[i] for i in counted]
+    cuts = percentiles(late)
+    stages = {stage: (cut[49] * 1000, cut[98] * 1000)
+              for stage, ats in arrivals.stages.items()
+              if (cut := percentiles([ats[i] - due[i] for i in counted if i in ats]))}
     end = samples[-1][0]
     half = [(t, n) for t, n in samples if t >= end / 2]
     growth = statistics.linear_regression([t for t, _ in half], [n for _, n in half]).slope if len(half) > 1 else 0.0
     quarters = tuple(next(n for t, n in samples if t >= end * k / 4) for k in (1, 2, 3, 4))
     return Paced(rate, len(bodies), cuts[49] * 1000, cuts[98] * 1000, max(late) * 1000, quarters, growth,
-                 max(arrivals.at.values()) - due[-1])
+                 max(arrivals.at.values()) - due[-1], stages)
+
+
+def percentiles(values: list[float]) -> list[float]:
+    """The 99 cut points of `values` (the 50th is index 49); empty when there are fewer than two."""
+    return statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else []

@@ -75,7 +75,8 @@ async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Regi
             elapsed = time.perf_counter() - start
         cpu = {name: (seconds - cpu_before[name]) * 1000 / n for name, seconds in reroute.cpu_seconds().items()}
         rss = reroute.peak_rss()
-        for stage, at in sorted(reroute.stage_last.items(), key=lambda kv: kv[1]):
+        for stage, ats in arrivals.stages.items():
+            at = max(ats.values())
             print(f"  {stage}: all {n} after {at - start:.2f} s ({n / (at - start):,.0f}/s)")
         print(f"  sessions.*: all {n} after {elapsed:.2f} s ({n / elapsed:,.0f}/s)")
         print("  CPU per referral in the flood (robust to other work on the machine): "
@@ -112,7 +113,8 @@ def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
 
 
 async def latency_at(url: str, data_dir: Path, rate: float, bodies: list[bytes], reg: Registry, *,
-                     profile: Path | None) -> tuple[Paced, Paced]:
+                     profile: Path | None) -> tuple[Paced, Paced, dict[str, float]]:
+    """The raw relay, then reroute, at `rate`; and reroute's services' CPU per referral meanwhile (ms)."""
     async with raw_relay(url) as relay:
         raw = await paced(relay.js, relay.subject, bodies, relay.expect(bodies), rate=rate, label=f"raw @{rate:g}/s")
     print(f"  raw relay @{rate:g}/s: {raw.summary()}")
@@ -121,11 +123,12 @@ async def latency_at(url: str, data_dir: Path, rate: float, bodies: list[bytes],
             cpu_before, start = reroute.cpu_seconds(), time.perf_counter()
             ours = await paced(reroute.js, reroute.subject, bodies, reroute.expect(len(bodies)), rate=rate,
                                label=f"reroute @{rate:g}/s")
-            busy = {name: (seconds - cpu_before[name]) / (time.perf_counter() - start)
-                    for name, seconds in reroute.cpu_seconds().items()}
+            cpu = {name: seconds - cpu_before[name] for name, seconds in reroute.cpu_seconds().items()}
+            elapsed = time.perf_counter() - start
     print(f"  reroute   @{rate:g}/s: {ours.summary()}; services busy " + ", ".join(
-        f"{name} {share:.0%}" for name, share in busy.items()) + " of a core")
-    return raw, ours
+        f"{name} {seconds / elapsed:.0%}" for name, seconds in cpu.items()) + " of a core; CPU per referral "
+        + ", ".join(f"{name} {seconds * 1000 / len(bodies):.2f} ms" for name, seconds in cpu.items()))
+    return raw, ours, {name: seconds * 1000 / len(bodies) for name, seconds in cpu.items()}
 
 
 def latency(args: argparse.Namespace, reg: Registry) -> list[str]:
@@ -135,12 +138,13 @@ def latency(args: argparse.Namespace, reg: Registry) -> list[str]:
         bodies = referrals(round(rate * args.duration), args.seed)
         print(f"latency @{rate:g} referrals/s for {args.duration:g} s: the raw relay, then reroute")
         with tempfile.TemporaryDirectory(prefix="reroute-bench-") as tmp, nats_server(Path(tmp)) as url:
-            raw, ours = asyncio.run(latency_at(url, Path(tmp) / "data", rate, bodies, reg, profile=args.profile))
+            raw, ours, cpu = asyncio.run(latency_at(url, Path(tmp) / "data", rate, bodies, reg, profile=args.profile))
         lines.append(f"latency @{rate:g}/s: reroute p50 {ours.p50_ms:,.0f} ms, p99 {ours.p99_ms:,.0f} ms; raw relay "
                      f"p50 {raw.p50_ms:,.0f} ms, p99 {raw.p99_ms:,.0f} ms; p99 {ours.p99_ms / raw.p99_ms:,.1f}× raw's; "
                      + ("backlog GROWS" if ours.backlog_grows else "no growing backlog")
                      + f" ({ours.growth:+.1f}/s over the second half; in flight by quarter "
-                     + ", ".join(f"{n:,}" for n in ours.in_flight) + ")")
+                     + ", ".join(f"{n:,}" for n in ours.in_flight) + "); CPU per referral "
+                     + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()))
     return lines
 
 

@@ -61,6 +61,10 @@ class Arrivals:
     kinds: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    stages: dict[str, dict[int, float]] = field(default_factory=dict)  # when each passed a stage on the way
+
+    def reach(self, stage: str, i: int) -> None:
+        self.stages.setdefault(stage, {}).setdefault(i, time.perf_counter())
 
     def arrive(self, i: int, kind: str, tier: str | None = None) -> None:
         if i in self.at or not 0 <= i < self.n:  # a redelivered outcome, or one of another run
@@ -151,7 +155,6 @@ class Reroute:
         self.settings = ServiceSettings(data_dir=data_dir, DATABASE_URL=self.database_url,  # type: ignore[call-arg]
                                         db_schema_prefix=env.get("REROUTE_DB_SCHEMA_PREFIX"))
         self.procs = ServiceProcesses(env, log_dir=data_dir / "logs")
-        self.stage_last: dict[str, float] = {}  # when the last referrals.accepted / risk.assessed arrived
         self._ids: dict[str, int] = {}  # referral id → index, from referrals.accepted
         self._arrivals = Arrivals(0)
         self._nc: NatsClient | None = None
@@ -199,7 +202,6 @@ class Reroute:
     def expect(self, n: int) -> Arrivals:
         """Record the outcomes of the next `n` referrals, numbered as bench/workload.py numbers them."""
         self._ids.clear()
-        self.stage_last.clear()
         self._arrivals = Arrivals(n)
         return self._arrivals
 
@@ -217,10 +219,11 @@ class Reroute:
         event = json.loads(msg.data)
         if (i := index_of(event["agency_referral_id"])) is not None:
             self._ids[event["referral_id"]] = i
-        self.stage_last["referrals.accepted"] = time.perf_counter()
+            self._arrivals.reach("referrals.accepted", i)
 
     async def _stage(self, msg: nats.aio.msg.Msg) -> None:
-        self.stage_last["risk.assessed"] = time.perf_counter()
+        if (i := self._ids.get(json.loads(msg.data)["referral_id"])) is not None:
+            self._arrivals.reach("risk.assessed", i)
 
     async def _outcome(self, msg: nats.aio.msg.Msg) -> None:
         event = json.loads(msg.data)
