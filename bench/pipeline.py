@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps.devstack.processes import SERVICES
 from bench.latency import Paced, paced
 from bench.stack import Reroute, nats_server, profiled, publish, raw_relay, watch
 from bench.workload import Registry, referrals, registry
@@ -62,10 +63,10 @@ async def flood_raw(url: str, bodies: list[bytes]) -> float:
         return len(bodies) / (time.perf_counter() - start)
 
 
-async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Registry, *,
+async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Registry, *, replicas: dict[str, int],
                         profile: Path | None = None, label: str = "flood") -> Flood:
     n = len(bodies)
-    async with Reroute(url, data_dir, reg) as reroute:
+    async with Reroute(url, data_dir, reg, replicas) as reroute:
         arrivals = reroute.expect(n)
         with profiled(reroute.pids(), profile, label):
             cpu_before = reroute.cpu_seconds()
@@ -95,7 +96,8 @@ def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
         print(f"flood, round {r + 1} of {args.rounds}: the raw relay, then reroute, {args.referrals:,} each")
         with tempfile.TemporaryDirectory(prefix="reroute-bench-") as tmp, nats_server(Path(tmp)) as url:
             raw = asyncio.run(flood_raw(url, bodies))
-            run = asyncio.run(flood_reroute(url, Path(tmp) / "data", bodies, reg, profile=args.profile,
+            run = asyncio.run(flood_reroute(url, Path(tmp) / "data", bodies, reg, replicas=args.replicas,
+                                            profile=args.profile,
                                             label=f"flood{r + 1}"))
         ratios.append(run.rate / raw)
         floods.append(run)
@@ -113,12 +115,12 @@ def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
 
 
 async def latency_at(url: str, data_dir: Path, rate: float, bodies: list[bytes], reg: Registry, *,
-                     profile: Path | None) -> tuple[Paced, Paced, dict[str, float]]:
+                     replicas: dict[str, int], profile: Path | None) -> tuple[Paced, Paced, dict[str, float]]:
     """The raw relay, then reroute, at `rate`; and reroute's services' CPU per referral meanwhile (ms)."""
     async with raw_relay(url) as relay:
         raw = await paced(relay.js, relay.subject, bodies, relay.expect(bodies), rate=rate, label=f"raw @{rate:g}/s")
     print(f"  raw relay @{rate:g}/s: {raw.summary()}")
-    async with Reroute(url, data_dir, reg) as reroute:
+    async with Reroute(url, data_dir, reg, replicas) as reroute:
         with profiled(reroute.pids(), profile, f"rate{rate:g}"):
             cpu_before, start = reroute.cpu_seconds(), time.perf_counter()
             ours = await paced(reroute.js, reroute.subject, bodies, reroute.expect(len(bodies)), rate=rate,
@@ -138,7 +140,8 @@ def latency(args: argparse.Namespace, reg: Registry) -> list[str]:
         bodies = referrals(round(rate * args.duration), args.seed)
         print(f"latency @{rate:g} referrals/s for {args.duration:g} s: the raw relay, then reroute")
         with tempfile.TemporaryDirectory(prefix="reroute-bench-") as tmp, nats_server(Path(tmp)) as url:
-            raw, ours, cpu = asyncio.run(latency_at(url, Path(tmp) / "data", rate, bodies, reg, profile=args.profile))
+            raw, ours, cpu = asyncio.run(latency_at(url, Path(tmp) / "data", rate, bodies, reg, replicas=args.replicas,
+                                                    profile=args.profile))
         lines.append(f"latency @{rate:g}/s: reroute p50 {ours.p50_ms:,.0f} ms, p99 {ours.p99_ms:,.0f} ms; raw relay "
                      f"p50 {raw.p50_ms:,.0f} ms, p99 {raw.p99_ms:,.0f} ms; p99 {ours.p99_ms / raw.p99_ms:,.1f}× raw's; "
                      + ("backlog GROWS" if ours.backlog_grows else "no growing backlog")
@@ -148,9 +151,10 @@ def latency(args: argparse.Namespace, reg: Registry) -> list[str]:
     return lines
 
 
-async def drain_after_outage(url: str, data_dir: Path, bodies: list[bytes], reg: Registry) -> list[str]:
+async def drain_after_outage(url: str, data_dir: Path, bodies: list[bytes], reg: Registry, *,
+                             replicas: dict[str, int]) -> list[str]:
     n = len(bodies)
-    async with Reroute(url, data_dir, reg) as reroute:
+    async with Reroute(url, data_dir, reg, replicas) as reroute:
         reroute.stop()
         print(f"  services stopped; submitting {n:,} referrals")
         arrivals = reroute.expect(n)
@@ -168,7 +172,8 @@ async def drain_after_outage(url: str, data_dir: Path, bodies: list[bytes], reg:
 def drain(args: argparse.Namespace, reg: Registry) -> list[str]:
     print(f"drain: {args.backlog:,} referrals submitted while the services are down")
     with tempfile.TemporaryDirectory(prefix="reroute-bench-") as tmp, nats_server(Path(tmp)) as url:
-        return asyncio.run(drain_after_outage(url, Path(tmp) / "data", referrals(args.backlog, args.seed), reg))
+        return asyncio.run(drain_after_outage(url, Path(tmp) / "data", referrals(args.backlog, args.seed), reg,
+                                              replicas=args.replicas))
 
 
 def _sections(text: str) -> list[str]:
@@ -176,6 +181,18 @@ def _sections(text: str) -> list[str]:
     if unknown := [s for s in chosen if s not in SECTIONS]:
         raise argparse.ArgumentTypeError(f"unknown section {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
     return chosen
+
+
+def _replicas(text: str) -> dict[str, int]:
+    replicas = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, count = part.partition("=")
+        if name not in SERVICES or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"replicas are service=count, comma-separated (intake=2,risk=2), with services among "
+                f"{', '.join(SERVICES)} and counts of 1 or more, not {part!r}")
+        replicas[name] = int(count)
+    return replicas
 
 
 def _rates(text: str) -> list[float]:
@@ -199,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="offered rates for the latency section, referrals a second (default: 10,50,100)")
     parser.add_argument("--duration", type=float, default=30, help="seconds of sending at each rate")
     parser.add_argument("--backlog", type=int, default=2000, help="referrals submitted during the outage")
+    parser.add_argument("--replicas", type=_replicas, default={},
+                        help="processes of a service, e.g. intake=2,risk=2 (default: one of each)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample each service with py-spy during every flood and paced run, into DIR (the bench "
@@ -211,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.mentors} mentors ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in "
           f"{len({b for m in reg.mentors for b in m['boroughs']})} boroughs, {len(reg.venues)} venues, "
           f"{len(reg.leave)} on leave; {database}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-          f"sections {', '.join(args.sections)}")
+          f"sections {', '.join(args.sections)}"
+          + "".join(f"; {name} ×{n}" for name, n in args.replicas.items() if n > 1))
     started = time.perf_counter()
     run = {"flood": flood, "latency": latency, "drain": drain}
     summary = [line for section in args.sections for line in run[section](args, reg)]

@@ -33,6 +33,7 @@ from apps.devstack.processes import SERVICES, ServiceProcesses
 from bench.peak_rss import mebibytes, status
 from bench.workload import AGENCY, Registry, index_of, register
 from shared.migrations import upgrade_all
+from shared.ops import micro_name
 from shared.settings import ServiceSettings
 from shared.streams import provision_at
 from shared.subjects import Subjects
@@ -139,7 +140,7 @@ class Reroute:
     """reroute's three services as processes on a fresh data dir (SQLite, or schemas of their own on DATABASE_URL,
     dropped afterwards), the registry registered, and the bench's own connection watching every outcome."""
 
-    def __init__(self, url: str, data_dir: Path, reg: Registry) -> None:
+    def __init__(self, url: str, data_dir: Path, reg: Registry, replicas: dict[str, int] | None = None) -> None:
         self.url = url
         self.data_dir = data_dir
         self.reg = reg
@@ -154,7 +155,10 @@ class Reroute:
             env["REROUTE_INTAKE_MATCHING_KEY"] = Fernet.generate_key().decode()
         self.settings = ServiceSettings(data_dir=data_dir, DATABASE_URL=self.database_url,  # type: ignore[call-arg]
                                         db_schema_prefix=env.get("REROUTE_DB_SCHEMA_PREFIX"))
-        self.procs = ServiceProcesses(env, log_dir=data_dir / "logs")
+        self.replicas = {name: (replicas or {}).get(name, 1) for name in SERVICES}
+        # one set of processes per replica number: the first runs every service, the k-th those with k replicas
+        self.groups = [ServiceProcesses(env, log_dir=data_dir / "logs" / (f"replica{k}" if k else ""))
+                       for k in range(max(self.replicas.values()))]
         self._ids: dict[str, int] = {}  # referral id → index, from referrals.accepted
         self._arrivals = Arrivals(0)
         self._nc: NatsClient | None = None
@@ -186,18 +190,53 @@ class Reroute:
                         tb: TracebackType | None) -> None:
         if self._nc is not None:
             await self._nc.close()
-        self.procs.stop_all()
+        self.stop()
         if self.database_url:
             self._drop_schemas()
 
     async def start(self) -> None:
-        """Start the three services and wait until each answers as ready."""
-        self.procs.start_all()
-        await self.procs.wait_ready(self.url, SUBJECTS, timeout=120)
+        """Start every replica of the three services and wait until each answers as ready."""
+        for k, group in enumerate(self.groups):
+            for name in SERVICES:
+                if self.replicas[name] > k:
+                    group.start(name)
+        for group in self.groups:
+            await group.wait_ready(self.url, SUBJECTS, tuple(group.procs), timeout=120)
+        if len(self.groups) > 1:
+            await self._every_replica_ready(timeout=120)
 
     def stop(self) -> None:
         """Stop the three services (SIGTERM, as an operator or a node going away would)."""
-        self.procs.stop_all()
+        for group in self.groups:
+            group.stop_all()
+
+    async def _every_replica_ready(self, *, timeout: float) -> None:
+        """Wait until every replica (not just one of each service) says it is ready, over the NATS services API."""
+        wanted = {proc.pid for group in self.groups for proc in group.procs.values()}
+        nc = await nats.connect(self.url)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                inbox = nc.new_inbox()
+                sub = await nc.subscribe(inbox)
+                for name in SERVICES:
+                    await nc.publish(f"$SRV.INFO.{micro_name(name, '')}", b"", reply=inbox)
+                ready: set[int] = set()
+                try:
+                    while wanted - ready:
+                        metadata = json.loads((await sub.next_msg(timeout=0.5)).data).get("metadata", {})
+                        if metadata.get("ready") == "true":
+                            ready.add(int(metadata["pid"]))
+                except nats.errors.TimeoutError:
+                    pass
+                await sub.unsubscribe()
+                if not wanted - ready:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replicas not ready after {timeout:.0f} s: pids {sorted(wanted - ready)}")
+                await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
 
     def expect(self, n: int) -> Arrivals:
         """Record the outcomes of the next `n` referrals, numbered as bench/workload.py numbers them."""
@@ -206,14 +245,19 @@ class Reroute:
         return self._arrivals
 
     def pids(self) -> dict[str, int]:
-        return {name: proc.pid for name, proc in self.procs.procs.items()}
+        return {name + (f"-{k + 1}" if k else ""): proc.pid
+                for k, group in enumerate(self.groups) for name, proc in group.procs.items()}
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {name: cpu_seconds(proc.pid) for name, proc in self.procs.procs.items()}
+        """Each service's CPU time so far, all its replicas together."""
+        return {name: sum(cpu_seconds(group.procs[name].pid) for group in self.groups if name in group.procs)
+                for name in SERVICES}
 
     def peak_rss(self) -> dict[str, float]:
-        """Each service's peak resident set since it started (VmHWM), in MiB."""
-        return {name: mebibytes(status(proc.pid)["VmHWM"]) for name, proc in self.procs.procs.items()}
+        """Each service's peak resident set since it started (VmHWM), in MiB (the highest of its replicas)."""
+        return {name: max(mebibytes(status(group.procs[name].pid)["VmHWM"]) for group in self.groups
+                          if name in group.procs)
+                for name in SERVICES}
 
     async def _accepted(self, msg: nats.aio.msg.Msg) -> None:
         event = json.loads(msg.data)

@@ -26,9 +26,9 @@ from services.scheduling.store import (
     Outcome,
     UpcomingSession,
     add_sessions,
+    booking_state,
     case_from,
-    load_mentor_states,
-    load_rooms,
+    keep,
     lock_bookings,
     move_session,
     previous_mentors,
@@ -72,8 +72,10 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
     if not tasks:
         return []
     lock_bookings(conn)
-    mentors = load_mentor_states(conn, now=now)
-    rooms = load_rooms(conn, now=now)
+    mentors, rooms = booking_state(conn, now=now)
+    # Only plain bookings change the mentors and rooms here exactly as they change the stored rows; after any other
+    # kind (a reschedule keeps or moves sessions, a suspension holds them) the next batch loads them again.
+    plain = all(task.kind == "book" and task.row.mentor_id is None for task in tasks)
     earlier = previous_mentors(conn, [t.row for t in tasks if t.kind == "book" or t.row.mentor_id is None])
     out: list[Outgoing] = []
     new_sessions: list[dict[str, object]] = []
@@ -134,6 +136,8 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
     add_sessions(conn, new_sessions)
     set_outcomes(conn, outcomes, now=now)
     remember(mentors)  # the next batch reuses what it can of these, where the rows it reads then agree
+    if plain:
+        keep(conn, mentors, rooms, now=now)  # and all of them, if nothing else changes meanwhile
     return out
 
 

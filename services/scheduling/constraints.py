@@ -102,9 +102,10 @@ class MentorIndex(MutableMapping[str, MentorState]):
         return self._by_id[mentor_id]
 
     def __setitem__(self, mentor_id: str, mentor: MentorState) -> None:
-        if mentor_id in self._by_id:
+        before = self._by_id.get(mentor_id)
+        if before is not None and before.borough_keys != mentor.borough_keys:
             del self[mentor_id]
-        self._by_id[mentor_id] = mentor
+        self._by_id[mentor_id] = mentor  # a new state of a mentor keeps their place in the order
         for key in mentor.borough_keys:
             self._by_borough.setdefault(key, {})[mentor_id] = mentor
 

@@ -22,7 +22,7 @@ from services.scheduling.constraints import TIER_POINTS, Case, MentorIndex, Ment
 from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, SESSION, Interval, leave_interval
-from services.scheduling.tables import CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
+from services.scheduling.tables import BookingVersionRow, CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import SessionSlot
 from shared.contracts.intake import ReferralRecorded
@@ -34,8 +34,48 @@ BOOKING_LOCK = "scheduling:booking"
 
 def lock_bookings(conn: Connection) -> None:
     """Take the booking lock for this transaction: one booking change at a time across replicas, so no mentor
-    or room is double-booked."""
+    or room is double-booked.
+
+    On PostgreSQL the booking version's row is locked first: every write booking reads changes that row (by
+    trigger), so from here until commit no other transaction can change what booking reads, and the version read
+    under the lock stays true (`booking_state`). Taking it before the advisory lock means that whoever holds the
+    advisory lock holds the row too, so a transaction that changed the row before asking for the lock (a handler
+    saving a case that holds a place, then booking) cannot deadlock with one that holds the lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(col(BookingVersionRow.token)).with_for_update())
     lock_for_update(conn, BOOKING_LOCK)
+
+
+def booking_version(conn: Connection) -> str:
+    """The token that every change to what booking reads replaces (migration 0007's triggers)."""
+    return str(conn.execute(select(col(BookingVersionRow.token))).scalar_one())
+
+
+# The mentors and rooms as this process's last booking left them, with the booking version and the day they are
+# true for; taken (emptied) by whoever uses them, since booking changes them in place.
+_KEPT: list[tuple[str, date, MentorIndex, Rooms]] = []
+
+
+def booking_state(conn: Connection, *, now: datetime) -> tuple[MentorIndex, Rooms]:
+    """The mentors and rooms as they stand, for booking under the lock: as this process's last booking left them
+    when the booking version still reads as it did then (no change by anyone since, on any replica) on the same
+    day, else loaded (`load_mentor_states`, `load_rooms`)."""
+    kept = _KEPT.pop() if _KEPT else None
+    if kept is not None and kept[:2] == (booking_version(conn), now.astimezone(LONDON).date()):
+        return kept[2], kept[3]
+    return load_mentor_states(conn, now=now), load_rooms(conn, now=now)
+
+
+def keep(conn: Connection, mentors: MentorIndex, rooms: Rooms, *, now: datetime) -> None:
+    """After a booking whose changes `mentors` and `rooms` hold exactly as stored: keep them for the next, tagged
+    with the version this transaction leaves (a token no other transaction makes: if this one rolls back, or
+    another writes after it, the next reads another and loads)."""
+    _KEPT[:] = [(booking_version(conn), now.astimezone(LONDON).date(), mentors, rooms)]
+
+
+def forget_bookings() -> None:
+    """Keep nothing for the next booking (it loads)."""
+    _KEPT.clear()
 
 
 # Cases

@@ -111,4 +111,15 @@ class AlertRow(AlertColumns, table=True):
     __tablename__ = "sched_alert"
 
 
-TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken, AlertRow]
+class BookingVersionRow(SQLModel, table=True):
+    """One row: a token that triggers change with every session, leave, mentor, venue and case holding a place
+    (migration 0007), so booking knows whether what it kept from its last batch still stands (store.booking_state)."""
+
+    __tablename__ = "booking_version"
+
+    id: int = Field(primary_key=True)
+    token: str = Field(max_length=64)
+
+
+TABLES: list[type[SQLModel]] = [MentorRow, CaseRow, SessionRow, VenueRow, LeaveRow, CalendarToken, AlertRow,
+                                BookingVersionRow]

@@ -1,6 +1,10 @@
 """Loading the mentors for each batch reuses what it worked out last time only where the stored rows read the same:
 after bookings, cancellations, leave, a changed record, a booking that was never stored (a rolled-back batch, or
-another replica's view) and another replica's booking, every state equals one worked out from nothing."""
+another replica's view) and another replica's booking, every state equals one worked out from nothing.
+
+And booking reuses the mentors and rooms its last batch left it with, whole, only while the booking version reads
+the same: every change to a session, a leave, a mentor, a venue or a case holding a place, by anyone, and a batch
+rolled back, make it load again; on PostgreSQL no one can change them while a booking holds the lock."""
 
 from __future__ import annotations
 
@@ -10,15 +14,20 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text, update
+from sqlmodel import col
 
 from services.scheduling import store
 from services.scheduling.constraints import MentorIndex, MentorState
+from services.scheduling.lifecycle import HOLDING_A_PLACE
 from services.scheduling.matching import _day_slots, with_booking
+from services.scheduling.privacy import erase
+from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON
+from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.codes import Tier
 from shared.contracts.common import SessionSlot
-from shared.contracts.scheduling import SessionStatus
+from shared.contracts.scheduling import CaseStatus, SessionStatus, VenueRecord
 from shared.db import is_postgres, make_engine
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
@@ -65,9 +74,10 @@ def _assert_same(reused: MentorIndex, fresh: MentorIndex) -> None:
             assert slots == tuple(other.own_calendar.mentor_side(day)), (mentor_id, day)
 
 
-def _session(conn: Connection, mentor_id: str, start: datetime) -> str:
+def _session(conn: Connection, mentor_id: str, start: datetime, referral_id: str | None = None) -> str:
     slot = SessionSlot(session_id=f"ses_{uuid.uuid4().hex[:16]}", start=start, end=start + timedelta(hours=1))
-    store.add_sessions(conn, [store.session_row(f"r{uuid.uuid4().hex[:8]}", mentor_id, slot, NOW, None)])
+    store.add_sessions(conn, [store.session_row(referral_id or f"r{uuid.uuid4().hex[:8]}", mentor_id, slot, NOW,
+                                                None)])
     return slot.session_id
 
 
@@ -124,3 +134,130 @@ def test_a_state_reused_across_batches_is_a_mentor_state(engine: Engine) -> None
         store.save_mentors(conn, [mentor("solo").record], now=NOW)
         states = store.load_mentor_states(conn, now=NOW)
     assert isinstance(states["solo"], MentorState) and len(states) == 1
+
+
+MONDAY_10 = datetime(2026, 3, 9, 10, 0, tzinfo=LONDON)
+HALL = VenueRecord(id="hall", name="Hackney Hall", borough="Hackney", staffed=True, rooms=2)
+
+
+def _holds(rooms: Rooms) -> dict[str, list[tuple[datetime, datetime]]]:
+    return {venue: held for venue, held in rooms._held.items() if held}
+
+
+def _case(conn: Connection, referral_id: str, status: CaseStatus, mentor_id: str | None = None) -> None:
+    store.add_cases(conn, [{"referral_id": referral_id, "agency_id": "a1", "status": status, "tier": "low",
+                            "cadence_tier": "low", "mentor_id": mentor_id, "updated_at": NOW}])
+
+
+def _book(conn: Connection, mentor_id: str, start: datetime) -> tuple[MentorIndex, Rooms]:
+    """A batch that books one session at the hall, as booking does: under the lock, stored, the state kept."""
+    store.lock_bookings(conn)
+    mentors, rooms = store.booking_state(conn, now=NOW)
+    referral_id = f"r{uuid.uuid4().hex[:8]}"
+    _case(conn, referral_id, CaseStatus.SCHEDULED, mentor_id)
+    slot = SessionSlot(session_id=f"ses_{uuid.uuid4().hex[:16]}", start=start, end=start + timedelta(hours=1))
+    place = next(v for v in store.load_mentor_states(conn, now=NOW)[mentor_id].venues or () if v.id == HALL.id)
+    store.add_sessions(conn, [{**store.session_row(referral_id, mentor_id, slot, NOW, None), "venue_id": place.id}])
+    mentors[mentor_id] = with_booking(mentors[mentor_id], [(slot.start, slot.end)], Tier.LOW)
+    rooms.hold(place.id, slot.start, slot.end)
+    store.remember(mentors)
+    store.keep(conn, mentors, rooms, now=NOW)
+    return mentors, rooms
+
+
+def _reused(engine: Engine, kept: tuple[MentorIndex, Rooms]) -> bool:
+    """Whether the next booking reuses what was kept, checking that what it gets equals what loading gives."""
+    with engine.begin() as conn:
+        store.lock_bookings(conn)
+        mentors, rooms = store.booking_state(conn, now=NOW)
+        _assert_same(mentors, _from_nothing(conn))
+        assert _holds(rooms) == _holds(store.load_rooms(conn, now=NOW))
+        store.keep(conn, mentors, rooms, now=NOW)  # as a batch booking nothing would leave them
+    return mentors is kept[0] and rooms is kept[1]
+
+
+@pytest.fixture
+def registry(engine: Engine) -> Engine:
+    weekdays = [window(d, "09:00", "17:00") for d in ("mon", "tue", "wed", "thu", "fri")]  # type: ignore[arg-type]
+    with engine.begin() as conn:
+        store.save_venues(conn, [HALL], now=NOW)
+        store.save_mentors(conn, [mentor(f"m{i}", availability=weekdays).record for i in range(3)], now=NOW)
+    store.forget_bookings()
+    return engine
+
+
+def test_booking_reuses_what_its_last_batch_left_while_nothing_changes(registry: Engine) -> None:
+    with registry.begin() as conn:
+        kept = _book(conn, "m0", MONDAY_10)
+    assert _reused(registry, kept)
+    with registry.begin() as conn:  # cases that hold no place change nothing booking reads
+        _case(conn, f"r{uuid.uuid4().hex[:8]}", CaseStatus.AWAITING_ASSESSMENT)
+        _case(conn, f"r{uuid.uuid4().hex[:8]}", CaseStatus.WAITLISTED)
+        kept = _book(conn, "m1", MONDAY_10)
+    assert _reused(registry, kept)
+
+
+def _referral_of(conn: Connection, session_id: str) -> str:
+    return str(conn.execute(select(col(SessionRow.referral_id)).where(col(SessionRow.session_id) == session_id))
+               .scalar_one())
+
+
+CHANGES = {
+    "a session cancelled": lambda conn, booked: store.set_session_status(
+        conn, [booked], SessionStatus.CANCELLED, now=NOW),
+    "a session moved": lambda conn, booked: store.move_session(
+        conn, booked, start=MONDAY_10 + timedelta(hours=2), end=MONDAY_10 + timedelta(hours=3), venue=None, now=NOW),
+    "leave": lambda conn, _: store.add_leave(conn, "m2", date(2026, 3, 10), date(2026, 3, 11), now=NOW),
+    "a mentor's record": lambda conn, _: store.save_mentors(conn, [mentor("m2", max_caseload=1).record], now=NOW),
+    "a new mentor": lambda conn, _: store.save_mentors(conn, [mentor("m9").record], now=NOW),
+    "a venue": lambda conn, _: store.save_venues(conn, [HALL.model_copy(update={"rooms": 1})], now=NOW),
+    "another replica's booking": lambda conn, _: _session(conn, "m2", MONDAY_10 + timedelta(days=1)),
+    "a case holding a place, closed": lambda conn, booked: conn.execute(
+        update(CaseRow).where(col(CaseRow.referral_id) == _referral_of(conn, booked)).values(status="closed")),
+    "a case holding a place, erased": lambda conn, booked: erase(conn, [_referral_of(conn, booked)]),
+    "a case taking a place": lambda conn, _: _case(conn, f"r{uuid.uuid4().hex[:8]}", CaseStatus.SUSPENDED, "m2"),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_to_what_booking_reads_makes_it_load_again(registry: Engine, change: str) -> None:
+    with registry.begin() as conn:
+        _book(conn, "m0", MONDAY_10)
+    with registry.begin() as conn:
+        kept = _book(conn, "m1", MONDAY_10)
+        booked = str(conn.execute(select(col(SessionRow.session_id)).where(col(SessionRow.mentor_id) == "m1")).scalar())
+    with registry.begin() as conn:
+        CHANGES[change](conn, booked)
+    assert not _reused(registry, kept)
+
+
+def test_a_batch_rolled_back_leaves_nothing_to_reuse(registry: Engine) -> None:
+    with registry.begin() as conn:
+        _book(conn, "m0", MONDAY_10)
+    with pytest.raises(RuntimeError), registry.begin() as conn:
+        kept = _book(conn, "m1", MONDAY_10)  # kept, then the batch fails before its commit
+        raise RuntimeError("the outbox could not be written")
+    assert not _reused(registry, kept)
+
+
+def test_the_triggers_watch_the_statuses_that_hold_a_place() -> None:
+    import importlib
+
+    migration = importlib.import_module("services.scheduling.migrations.versions.0007_booking_version")
+    assert set(migration.HOLDING) == {status.value for status in HOLDING_A_PLACE}, (
+        "HOLDING_A_PLACE changed: a new migration must recreate the booking_version triggers on sched_case")
+
+
+def test_no_one_changes_what_booking_reads_while_it_holds_the_lock(registry: Engine) -> None:
+    if not is_postgres(registry):
+        pytest.skip("SQLite has one writer at a time already (every transaction begins IMMEDIATE)")
+    with registry.begin() as conn:
+        _book(conn, "m0", MONDAY_10)
+        booked = str(conn.execute(select(col(SessionRow.session_id))).scalar())
+    with registry.begin() as booking:
+        store.lock_bookings(booking)
+        with registry.connect() as other:
+            other.execute(text("SET lock_timeout = '100ms'"))
+            with pytest.raises(Exception, match="lock timeout"):
+                store.set_session_status(other, [booked], SessionStatus.CANCELLED, now=NOW)
+            other.rollback()
