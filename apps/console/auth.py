@@ -46,6 +46,7 @@ from shared.contracts.intake_rpc import (
     SecondFactorRequest,
 )
 from shared.contracts.rpc import ANY_ROLE, ErrorCode, Role, ServiceError
+from shared.proxies import client_address
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -247,7 +248,7 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
         return render(request, "login.html", session=before, next=local_path(next), problem=problem,
                       person_id=person_id, status_code=status)
 
-    if not console.limiter.allow(request.client.host if request.client else "-"):
+    if not console.limiter.allow(client_address(request, console.settings.console_trusted_proxies) or "-"):
         return again("Too many log-in attempts from this computer: wait five minutes, then try again.", 429)
     person_id = person_id.strip().lower()
     if not person_id or not password:

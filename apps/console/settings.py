@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from shared.proxies import Network, networks
 from shared.settings import HttpPort, ServiceSettings
 
 URL_FILE = "console.url"
@@ -41,6 +44,15 @@ class ConsoleSettings(ServiceSettings):
     console_login_attempts: int = Field(default=10, ge=1, le=1000, description=(
         "Log-in attempts one client address may make in 5 minutes (each person's own lock-out is intake's: five "
         "wrong passwords in a row)."))
+    console_trusted_proxies: Annotated[list[Network], NoDecode] = Field(default=[], description=(
+        "Addresses or networks (CIDR) of the reverse proxies in front of the console, comma-separated. Only a "
+        "request from one of them has its client address read from X-Forwarded-For (for the log-in limit above); "
+        "without it, behind a proxy everyone would share the proxy's address and its limit."))
+
+    @field_validator("console_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> list[Network]:
+        return networks(value, "REROUTE_CONSOLE_TRUSTED_PROXIES")
 
     @model_validator(mode="after")
     def _served_safely(self) -> ConsoleSettings:

@@ -6,10 +6,9 @@ its events in the outbox, under a span that carries the caller's trace context (
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,12 +35,13 @@ from services.intake.body_limit import BodySizeLimit
 from services.intake.crypto import IntakeKeys
 from services.intake.handlers import Decision, Kind, Submission, decide_submissions
 from services.intake.referral_status import ReferralStatus, ask_status
-from services.intake.settings import IntakeSettings, Network
+from services.intake.settings import IntakeSettings
 from services.intake.tables import ReferralRecord, as_utc
 from services.intake.validation import NotJson, load_json
 from shared.contracts.codes import WithdrawalReason
 from shared.contracts.common import FieldError
 from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral, Withdrawal
+from shared.proxies import client_address
 from shared.service import ServiceHost
 from shared.telemetry import caller_links, extract_context, referral_trace
 
@@ -80,41 +80,6 @@ async def _authenticated(
     failures.failed(client)
     raise HTTPException(401, "missing, wrong or revoked API key: send `Authorization: Bearer <key>`",
                         headers={"WWW-Authenticate": "Bearer"})
-
-
-def client_address(request: Request, trusted_proxies: Sequence[Network]) -> str:
-    """The address a request comes from: the one that connected, unless that is a trusted proxy; then the nearest
-    address in X-Forwarded-For that is not one (each proxy appends the address that connected to it, so what
-    lies further left is only what the client claims). Without trusted proxies the header is never read."""
-    peer = request.client.host if request.client else ""
-    if not _among(_ip(peer), trusted_proxies):
-        return peer
-    hops = [hop for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
-    for hop in reversed(hops):
-        ip = _ip(hop)
-        if ip is None:
-            break  # not written by a proxy of ours: count the request as the proxy's
-        if not _among(ip, trusted_proxies):
-            return str(ip)
-    return peer
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address as proxies write it (`1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:5678`)."""
-    text = text.strip()
-    if text.startswith("[") and "]" in text:
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:
-        text = text.partition(":")[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
-
-
-def _among(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, networks: Sequence[Network]) -> bool:
-    return ip is not None and any(ip in network for network in networks)
 
 
 Agency = Annotated[str, Depends(_authenticated)]

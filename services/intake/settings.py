@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from shared.proxies import Network, networks
 from shared.settings import HttpPort, ServiceSettings
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class IntakeSettings(ServiceSettings):
@@ -72,15 +70,4 @@ class IntakeSettings(ServiceSettings):
     @field_validator("intake_trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> list[Network]:
-        items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
-        networks = []
-        for item in items:
-            text = str(item).strip()
-            if not text:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(text))
-            except ValueError:
-                raise ValueError(f"REROUTE_INTAKE_TRUSTED_PROXIES: '{text}' is not an IP address or network (like "
-                                 "10.0.0.5 or 10.0.0.0/24; a network's host bits must be zero)") from None
-        return networks
+        return networks(value, "REROUTE_INTAKE_TRUSTED_PROXIES")

@@ -9,6 +9,7 @@ from typing import cast
 
 import pytest
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from apps.console.app import create_app, pages
 from apps.console.auth import Needs, Open, csrf_protected, local_path, routes_of
@@ -107,3 +108,36 @@ def test_the_access_log_names_an_areas_route_not_the_path_asked() -> None:
     scope = {"type": "http", "path": "/alerts/alert:ref_0123:E01_immediate_danger:1/ack", "method": "POST",
              "root_path": ""}
     assert AccessLog(APP)._route(scope) == "/alerts/{alert_id}/ack"
+
+
+def _log_in_tries(app: object, peer: str, forwarded: str | None, tries: int) -> list[int]:
+    """The status of each of `tries` log-in attempts (without a password) from `peer`, forwarded for `forwarded`."""
+    import re
+
+    from starlette.testclient import TestClient
+
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    with TestClient(cast(ASGIApp, app), base_url="http://127.0.0.1:8083", client=(peer, 40000)) as browser:
+        page = browser.get("/login", headers=headers)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found, page.text
+        return [browser.post("/login", data={"csrf_token": found.group(1), "person_id": "someone", "password": ""},
+                             headers=headers).status_code for _ in range(tries)]
+
+
+def test_behind_a_trusted_proxy_the_log_in_limit_counts_each_client_not_the_proxy() -> None:
+    """In compose and Kubernetes every request arrives from the proxy: counted by the proxy's address, one person
+    guessing passwords would lock the whole organisation out of the console."""
+    settings = ConsoleSettings(console_login_attempts=2, console_trusted_proxies="10.0.0.0/8")
+    app = create_app(settings, cast(ServicesClient, None), AlertFeed())
+    assert _log_in_tries(app, "10.0.0.5", "203.0.113.7", 3) == [400, 400, 429]
+    assert _log_in_tries(app, "10.0.0.5", "203.0.113.8", 1) == [400], "another client behind the proxy was locked out"
+    # The header is believed only from a trusted proxy: a client cannot choose a fresh address for each try.
+    untrusted = create_app(ConsoleSettings(console_login_attempts=2), cast(ServicesClient, None), AlertFeed())
+    assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.9", 3) == [400, 400, 429]
+    assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.10", 1) == [429]
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    with pytest.raises(ValidationError, match="REROUTE_CONSOLE_TRUSTED_PROXIES: 'proxy.local' is not an IP address"):
+        ConsoleSettings(console_trusted_proxies="10.0.0.1, proxy.local")

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, select, update
 from starlette.requests import Request
 
 from services.intake.agencies import AgencyRegistry, FailedAttempts, hash_key, key_matches
-from services.intake.http import client_address
 from services.intake.settings import IntakeSettings
 from services.intake.tables import AgencyRecord
+from shared.proxies import client_address
 from tests.support.databases import intake_database
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
