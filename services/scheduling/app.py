@@ -47,7 +47,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host.serve_http(calendar_api(host.engine), port=settings.calendar_port, port_setting="REROUTE_CALENDAR_PORT")
     s = host.subjects
     host.consume(stream=s.intake_stream, subjects=[s.recorded(), s.recorded_withdrawal()], what="recorded",
-                 formerly=("accepted",), handler=partial(handle_intake, subjects=s))  # one consumer keeps their order
+                 formerly=("accepted",),  # one consumer keeps their order
+                 handler=partial(handle_intake, subjects=s, tracer=host.tracer))
     host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
     scheduling = rpc.Scheduling(host, settings.calendar_url)

@@ -2,13 +2,14 @@
 so no mentor and no room is double-booked; the sessions, the case's outcome and its events are stored in the
 caller's transaction.
 
-The consumers (`handlers.py`), a mentor import (retrying the waitlist) and moving a barred mentor's cases
-(`mentor_changes.py`) all book through `carry_out`.
+The consumers (`handlers.py`), a mentor import (retrying the waitlist), a closure that frees a mentor's place
+(`retry_freed`) and moving a barred mentor's cases (`mentor_changes.py`) all book through `carry_out`.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -28,8 +29,10 @@ from services.scheduling.store import (
     add_sessions,
     booking_state,
     case_from,
+    cases_in,
     keep,
     lock_bookings,
+    mentor_record,
     move_session,
     previous_mentors,
     remember,
@@ -40,6 +43,7 @@ from services.scheduling.store import (
     upcoming_sessions,
 )
 from services.scheduling.tables import CaseRow
+from shared.contracts.codes import place_key
 from shared.contracts.common import Event, SessionSlot
 from shared.contracts.scheduling import (
     CaseStatus,
@@ -51,6 +55,7 @@ from shared.contracts.scheduling import (
 )
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
+from shared.telemetry import referral_trace
 
 NO_REASON = Reason("", "")  # a booking needs none
 
@@ -139,6 +144,29 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
     if plain:
         keep(conn, mentors, rooms, now=now)  # and all of them, if nothing else changes meanwhile
     return out
+
+
+def retry_freed(conn: Connection, mentor_ids: Collection[str | None], *, now: datetime, subjects: Subjects,
+                tracer: trace.Tracer, tried: Collection[str] = ()) -> list[Outgoing]:
+    """Closed cases freed these mentors' places: the waiting cases in a borough one of them covers are tried again,
+    as after a mentor import. Call it once per transaction, after the closures, and leave out the cases `tried`
+    in it already (a case tried twice in one transaction would repeat its waitlisted event's id)."""
+    boroughs: set[str] = set()
+    for mentor_id in {m for m in mentor_ids if m}:
+        if record := mentor_record(conn, mentor_id):
+            boroughs |= {place_key(b) for b in record.boroughs}
+    if not boroughs:
+        return []
+    waiting = [CaseTask(row, tracer.start_span("scheduling retry waitlisted", attributes={
+        "referral.id": row.referral_id}, context=referral_trace(row.trace_context)))
+        for row in cases_in(conn, CaseStatus.WAITLISTED)
+        if row.referral_id not in tried and row.facts is not None and row.tier is not None
+        and case_from(row).borough_key in boroughs]
+    try:
+        return carry_out(conn, waiting, now=now, subjects=subjects)
+    finally:
+        for task in waiting:
+            task.span.end()
 
 
 def _booking_events(row: CaseRow, case: Case, result: Match | Waitlist, *, now: datetime) -> list[Event]:

@@ -5,13 +5,14 @@ case when its agency withdraws the referral."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 from opentelemetry import trace
 from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import Reason, withdrawn
-from services.scheduling.booking import CaseTask, carry_out
+from services.scheduling.booking import CaseTask, carry_out, retry_freed
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.sessions import close
 from services.scheduling.store import add_cases, load_cases, save_assessments, save_facts
@@ -30,14 +31,18 @@ FOUND_WHY = Reason.shared("the young person is no longer missing: sessions resum
 STAFFED_WHY = Reason.shared("harm is now high or above: staffed venue, ending by 19:00")
 
 
-def handle_intake(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
+def handle_intake(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects,
+                  tracer: trace.Tracer | None = None) -> list[Outgoing]:
     """intake.recorded and intake.withdrawn, from one consumer, so a referral's withdrawal never overtakes its facts
     (intake records none after a withdrawal)."""
     withdrawal = subjects.recorded_withdrawal("")
     facts = [d for d in batch if not d.subject.startswith(withdrawal)]
     withdrawals = [d for d in batch if d.subject.startswith(withdrawal)]
     out = handle_recorded(conn, facts, now, subjects=subjects) if facts else []
-    return out + (handle_withdrawn(conn, withdrawals, now, subjects=subjects) if withdrawals else [])
+    if withdrawals:  # the facts' cases were tried just now: not again in this transaction
+        tried = {parse_event(ReferralRecorded, d).referral_id for d in facts}
+        out += handle_withdrawn(conn, withdrawals, now, subjects=subjects, tracer=tracer, tried=tried)
+    return out
 
 
 def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
@@ -124,13 +129,15 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
     return carry_out(conn, tasks, now=now, subjects=subjects)
 
 
-def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
+def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects,
+                     tracer: trace.Tracer | None = None, tried: Collection[str] = ()) -> list[Outgoing]:
     """Close each withdrawn referral's case as a closure does: its future sessions cancelled (the mentor's time and
-    place freed), off the waitlist, the agency's reason recorded; a case closed already stays as it was. Safeguarding
-    alerts are not touched: an open one stays open for the safeguarding lead."""
+    place freed, and the waiting cases tried again), off the waitlist, the agency's reason recorded; a case closed
+    already stays as it was. Safeguarding alerts are not touched: an open one stays open for the safeguarding lead."""
     events = [(d, parse_event(ReferralWithdrawn, d)) for d in batch]
     cases = load_cases(conn, [e.referral_id for _, e in events])
     out: list[Outgoing] = []
+    freed: list[str | None] = []  # the mentors of the cases closed
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
@@ -149,8 +156,10 @@ def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, 
             with trace.use_span(d.span, end_on_exit=False):  # its events continue the referral's trace
                 out += close(conn, row.referral_id, row.agency_id, now=now, subjects=subjects, reason=reason)
             row.status = CaseStatus.CLOSED
+            freed.append(row.mentor_id)
             d.span.set_attribute("reroute.outcome", "closed")
-    return out
+    return out + retry_freed(conn, freed, now=now, subjects=subjects,
+                             tracer=tracer or trace.get_tracer("reroute.scheduling"), tried=tried)
 
 
 def _revision(facts: str) -> int:

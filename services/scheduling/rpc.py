@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from services.scheduling import mentor_changes, store
 from services.scheduling.agency_reasons import CLOSED, Reason, stored_before
-from services.scheduling.booking import CaseTask, carry_out
+from services.scheduling.booking import CaseTask, carry_out, retry_freed
 from services.scheduling.calendar_feed import FeedRefused, feed_base_url, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import default_offices, mentor_problems, without_check
@@ -264,6 +264,7 @@ async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:
         with _traced(host, "scheduling close referral", row, request.referral_id):
             out = close(conn, request.referral_id, row.agency_id, now=now, subjects=host.subjects,
                         reason=Reason(f"closed by {by}: {reason}", CLOSED))
+        out += retry_freed(conn, [row.mentor_id], now=now, subjects=host.subjects, tracer=host.tracer)
         return Closed(referral_id=request.referral_id, status=CaseStatus.CLOSED), out
 
     return await host.transact(close_if_open)
@@ -315,6 +316,8 @@ async def change(request: SessionRequest, scheduling: Scheduling) -> SessionChan
         with _refusals(LifecycleRefused), traced:
             done, out = change_session(conn, request.session_id, request.action, reason=request.reason, now=now,
                                        subjects=host.subjects)
+        if session is not None and done["follow_up"] == "close":  # the mentor's place is free
+            out += retry_freed(conn, [session.mentor_id], now=now, subjects=host.subjects, tracer=host.tracer)
         return SessionChanged.model_validate(done), out
 
     return await host.transact(apply)
