@@ -15,7 +15,7 @@ from apps.console.live import AlertFeed
 from apps.console.settings import ConsoleSettings
 from tests.support.console import ConsoleStack, log_in, new_person_logged_in
 from tests.support.console_risk import assessed_referral, decide_tier, open_case
-from tests.support.console_scheduling import rotl_mentor_with_a_session, waiting_with_a_free_place
+from tests.support.console_scheduling import rotl_mentor_with_a_session, waiting_at_caseload
 from tests.support.operations import kept_dead_letter
 
 Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
@@ -168,13 +168,13 @@ async def _scheduler_on(browser: Browser, stack: ConsoleStack, path: str) -> Pag
 
 async def _waitlist(browser: Browser, stack: ConsoleStack) -> Page:
     """With a waiting case."""
-    await asyncio.to_thread(waiting_with_a_free_place, stack)
+    await asyncio.to_thread(waiting_at_caseload, stack)
     return await _scheduler_on(browser, stack, "/waitlist")
 
 
 async def _recommend(browser: Browser, stack: ConsoleStack) -> Page:
     """With options and excluded mentors."""
-    waiting = await asyncio.to_thread(waiting_with_a_free_place, stack)
+    waiting = await asyncio.to_thread(waiting_at_caseload, stack)
     return await _scheduler_on(browser, stack, f"/referrals/{waiting.referral_id}/recommend")
 
 

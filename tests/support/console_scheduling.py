@@ -1,5 +1,5 @@
 """What the schedulers' pages need in the console's stack, made through the CLI as its admin: mentors of a language
-no other test uses, referrals in that language, and a case waiting for a mentor while one has a free place."""
+no other test uses, referrals in that language, and a case waiting for a mentor at caseload."""
 
 from __future__ import annotations
 
@@ -34,16 +34,17 @@ def refer(stack: ConsoleStack, language: str, outcome: str, **overrides: Any) ->
 
 @dataclass(frozen=True)
 class Waiting:
-    """`referral_id` waits ("at caseload") although `mentor_id` has had a place free since another case closed;
-    `far_mentor_id` speaks its language but does not cover its borough (Hackney)."""
+    """`referral_id` waits ("at caseload"): `mentor_id` would take it but has one place, held by `taken`'s case
+    (closing it frees the place); `far_mentor_id` speaks its language but does not cover its borough (Hackney)."""
 
     referral_id: str
     mentor_id: str
     far_mentor_id: str
     language: str
+    taken: str
 
 
-def waiting_with_a_free_place(stack: ConsoleStack) -> Waiting:
+def waiting_at_caseload(stack: ConsoleStack) -> Waiting:
     language = unique_language()
     tag = uuid.uuid4().hex[:6]
     near, far = f"m-near-{tag}", f"m-far-{tag}"
@@ -51,9 +52,7 @@ def waiting_with_a_free_place(stack: ConsoleStack) -> Waiting:
                    mentor(far, language=language, borough="Croydon"))
     first = refer(stack, language, "scheduled")
     second = refer(stack, language, "waitlisted")
-    done = stack.reroute("close", first, "--reason", "moved out of London", "--by", "admin")
-    assert done.returncode == 0, said(done)
-    return Waiting(second, near, far, language)
+    return Waiting(second, near, far, language, first)
 
 
 def rotl_mentor_with_a_session(stack: ConsoleStack) -> tuple[str, str]:
