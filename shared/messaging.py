@@ -30,6 +30,7 @@ from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
 from shared.logs import about
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
+from shared.server_replies import is_server_reply
 from shared.subjects import Subjects
 from shared.telemetry import extract_context
 
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=BaseModel)
+
+
+SERVER_REPLY = "server_reply"
+"""Why a consumer dropped a message unread: it was one of the NATS server's own answers (a metric label)."""
 
 
 class PoisonMessage(Exception):
@@ -213,6 +218,9 @@ class BatchConsumer:
             self.last_progress = time.monotonic()
 
     async def _process(self, msgs: Sequence[Msg], stop: asyncio.Event) -> None:
+        msgs = await self._drop_server_replies(msgs)
+        if not msgs:
+            return
         deliveries = [self._delivery(m) for m in msgs]
         try:
             try:
@@ -249,6 +257,24 @@ class BatchConsumer:
         for d in deliveries:
             await _settle(d.received.ack())
             d.span.end()
+
+    async def _drop_server_replies(self, msgs: Sequence[Msg]) -> list[Msg]:
+        """The messages less the NATS server's own answers that a client aimed at this stream's subjects by naming
+        them as a reply subject (shared/server_replies.py): each is acknowledged, counted and never answered, so
+        no one is told of a rejection or left a dead letter that no one caused."""
+        kept: list[Msg] = []
+        dropped: list[Msg] = []
+        for m in msgs:
+            (dropped if is_server_reply(m.data) else kept).append(m)
+        for m in dropped:
+            await _settle(m.ack())
+        if dropped:
+            if self._metrics is not None:
+                self._metrics.dropped(self.durable, SERVER_REPLY, len(dropped))
+            log.warning("%s: dropped %d answer(s) of the NATS server on %s: a client named the subject as the reply "
+                        "subject of its own message", self.service, len(dropped),
+                        ", ".join(sorted({m.subject for m in dropped})))
+        return kept
 
     def _count(self, deliveries: list[Delivery]) -> None:
         if self._metrics is not None:

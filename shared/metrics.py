@@ -143,6 +143,10 @@ class ServiceMetrics:
             "reroute.messages.redelivered", description="Messages a consumer committed on a second or later delivery.")
         self._dead_lettered = meter.create_counter(
             "reroute.dead_letters.kept", description="Messages a consumer gave up on and kept as dead letters.")
+        self._dropped = meter.create_counter(
+            "reroute.messages.dropped",
+            description="Messages a consumer dropped unread, by reason (server_reply: an answer of the NATS server "
+                        "that a client aimed at the stream's subjects).")
         self._latency = meter.create_histogram(
             "reroute.stage.latency", unit="s",
             description="From a message being stored in its stream to the commit of what it caused, by stage "
@@ -195,6 +199,9 @@ class ServiceMetrics:
 
     def dead_lettered(self, consumer: str) -> None:
         self._dead_lettered.add(1, {"service": self.service, "consumer": consumer})
+
+    def dropped(self, consumer: str, reason: str, count: int) -> None:
+        self._dropped.add(count, {"service": self.service, "consumer": consumer, "reason": reason})
 
     def published(self, messages: Sequence[Outgoing]) -> None:
         """NATS confirmed these events: count them by what they say (agency, tier, outcome, rule)."""

@@ -16,6 +16,7 @@ from apps.cli.referral_files import ReferralRow
 from shared.contracts.risk_rpc import ASSESSMENT, AssessmentRequest
 from shared.contracts.rpc import ErrorCode, ServiceError
 from shared.contracts.scheduling_rpc import STATUS, ReferralRequest
+from shared.server_replies import is_server_reply
 
 
 @dataclass
@@ -80,6 +81,8 @@ async def submit(client: ServiceClient, rows: list[ReferralRow], agency: str, *,
     heard = asyncio.Event()
 
     async def on_answer(msg: Msg) -> None:
+        if is_server_reply(msg.data):  # the server's answer, aimed here as a reply subject: no one's outcome
+            return
         event = json.loads(msg.data)
         arid = event.get("agency_referral_id")
         candidates = by_arid.get(arid, []) if arid else unidentified

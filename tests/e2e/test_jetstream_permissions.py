@@ -5,6 +5,7 @@ read, learns nothing of another agency's referral of the same child (issue 11, i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
@@ -29,6 +31,7 @@ from shared.nats_auth import (
 )
 from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, launch_cluster, mentor, ready, referral, unique, unique_language
+from tests.support.observer import OBSERVER, observer_user
 from tests.support.stored import raw_held, stored_messages
 from tests.support.suite import RUN_ID, drop_schemas
 from tests.support.waiting import wait_until
@@ -46,6 +49,8 @@ class SecuredStack:
     other: str
     """A second agency."""
     other_url: str
+    observer_url: str
+    """The test's own eyes (tests/support/observer.py): every subject, any request."""
 
 
 PASSWORD = "pw-test"
@@ -53,11 +58,13 @@ PASSWORD = "pw-test"
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
-    """As `reroute up` runs them: the services' users and permissions from shared/nats_auth.py, an agency user,
-    and the operator; bare subjects (the permissions name them), so a nats-server of its own."""
+    """As `reroute up` runs them: the services' users and permissions from shared/nats_auth.py, two agency users,
+    the operator (which provisions the streams and pings) and the test's observer; bare subjects (the permissions
+    name them), so a nats-server of its own."""
     agency, other = unique("yot"), unique("police")
     users = [*(service_user(name, hash_password(PASSWORD)) for name in SERVICES), admin_user(hash_password(PASSWORD)),
-             agency_user(agency, hash_password(PASSWORD)), agency_user(other, hash_password(PASSWORD))]
+             agency_user(agency, hash_password(PASSWORD)), agency_user(other, hash_password(PASSWORD)),
+             observer_user(hash_password(PASSWORD))]
     config = tmp_path / "auth.conf"
     config.write_text(render_config(users))
     proc, url = start_nats_server(tmp_path / "nats", config=config, log_file=tmp_path / "nats.log")
@@ -68,7 +75,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
                              schema_prefix=f"t{RUN_ID}secured{uuid.uuid4().hex[:6]}", per_service=per_service)
     try:
         yield SecuredStack(await ready(cluster), agency, f"nats://agency-{agency}:{PASSWORD}@{base}", other,
-                           f"nats://agency-{other}:{PASSWORD}@{base}")
+                           f"nats://agency-{other}:{PASSWORD}@{base}", f"nats://{OBSERVER}:{PASSWORD}@{base}")
     finally:
         cluster.processes.stop_all()
         drop_schemas(cluster)
@@ -84,7 +91,7 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
     accepted event, the assessment, the sessions), and nothing about another young person."""
     cluster, agency = secured.cluster, secured.agency
     s, lang = cluster.subjects, unique_language()
-    probe = await Probe.open(cluster.nats_url, s)
+    probe = await Probe.open(secured.observer_url, s)
     client = await nats.connect(secured.agency_url, inbox_prefix=agency_inbox_prefix(agency).encode())
     try:
         await probe.rpc("scheduling", "mentors.import", {"mentors": [mentor(unique("m"), language=lang)]})
@@ -112,7 +119,8 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
 
         before = await naming(rid, erased)
         assert before == sorted([s.referrals_stream, s.intake_stream, s.risk_stream, s.sessions_stream]), before
-        done = await asyncio.to_thread(reroute, cluster, tmp_path, "person", "erase", person, "--yes")
+        as_observer = dataclasses.replace(cluster, nats_url=secured.observer_url)  # the operator account may not
+        done = await asyncio.to_thread(reroute, as_observer, tmp_path, "person", "erase", person, "--yes")
         assert done.returncode == 0, done.stdout + done.stderr
         assert await naming(rid, erased) == [], "every stored message about the erased young person is gone"
         assert await naming(other, kept) == before, "another young person's messages are untouched"
@@ -133,7 +141,7 @@ async def test_an_agency_learns_nothing_of_another_agencys_referral_of_the_same_
     nor read their stream; risk still counts the repeat referral from them."""
     cluster, agency, other = secured.cluster, secured.agency, secured.other
     s, lang = cluster.subjects, unique_language()
-    probe = await Probe.open(cluster.nats_url, s)  # the operator: sees what the services see
+    probe = await Probe.open(secured.observer_url, s)  # sees what the services see
     seen: list[tuple[str, dict[str, Any]]] = []
     refused: list[str] = []
 
@@ -214,4 +222,83 @@ async def test_an_agency_learns_nothing_of_another_agencys_referral_of_the_same_
     finally:
         await watcher.close()
         await police.close()
+        await probe.close()
+
+
+def _dropped(metrics: str, consumer: str) -> float:
+    """`reroute_messages_dropped_total` of a consumer, for the server's replies, from a /metrics page (0 if absent)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("reroute_messages_dropped_total{") and f'consumer="{consumer}"' in line
+               and 'reason="server_reply"' in line)
+
+
+async def test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_services_are_dropped_and_counted(
+    secured: SecuredStack,
+) -> None:
+    """The reply subject of a message is its sender's to choose, and the server publishes its answer there with its
+    own authority, whatever the sender may publish: a PubAck, an error, a consumer's information, the empty answer to
+    an acknowledgement. Agency A, with only its own credentials, aims each at agency B's submission subjects and at
+    the services' `intake.recorded`. Before, intake told B its "referral" was malformed (a rejection B never caused)
+    and risk and scheduling kept dead letters for operators; now every such body is dropped before it is read,
+    counted, and never answered, and B's own next referral is the first thing B hears of."""
+    cluster, a, b = secured.cluster, secured.agency, secured.other
+    s = cluster.subjects
+    probe = await Probe.open(secured.observer_url, s)
+    attacker = await nats.connect(secured.agency_url, inbox_prefix=agency_inbox_prefix(a).encode())
+    victim = await nats.connect(secured.other_url, inbox_prefix=agency_inbox_prefix(b).encode())
+    told_b: list[dict[str, Any]] = []
+
+    async def hear(msg: Msg) -> None:
+        told_b.append(json.loads(msg.data))
+
+    try:
+        assert "error" not in await probe.rpc("intake", "agencies.add", {"agency_id": a, "name": "Attacker"})
+        for told in (s.accepted(b), s.rejected(b)):  # what intake tells b (b's own submission subjects aside)
+            await victim.subscribe(told, cb=hear)
+        await victim.flush()
+        # one of agency a's own outcomes, read from its own consumer, so it has a message to acknowledge
+        await attacker.jetstream().publish(s.submitted(a), b"{}")
+        own = await attacker.jetstream().subscribe(s.about_referrals(a), durable=f"agency-{a}",
+                                                   stream=s.referrals_stream, manual_ack=True)
+        outcome = await own.next_msg(timeout=15)
+        targets = [s.submitted(b), s.updated(b), s.recorded(b)]
+        aimed: list[Msg] = []
+
+        async def watch(msg: Msg) -> None:
+            aimed.append(msg)
+
+        for target in targets:
+            await probe.nc.subscribe(target, cb=watch)
+        await probe.nc.flush()
+        for target in targets:
+            await attacker.publish(s.submitted(a), b'{"agency_referral_id": "A-1"}', reply=target)  # a PubAck
+            await attacker.publish(s.updated(a), b"{}", reply=target, headers={"Nats-Expected-Stream": "NONE"})  # error
+            await attacker.publish(f"$JS.API.CONSUMER.INFO.{s.referrals_stream}.agency-{a}", b"", reply=target)
+            await attacker.publish(outcome.reply, b"+ACK", reply=target)  # the empty answer to an acknowledgement
+        await attacker.flush()
+        # seen there, so in the streams' queues ahead of anything published later
+        await wait_until(lambda: all(len([m for m in aimed if m.subject == t]) == 4 for t in targets), timeout=10,
+                         every=0.05, what=lambda: f"the server's four answers on each of {targets}: {aimed}")
+        assert not any(m.data.startswith(b'{"agency_referral_id"') for m in aimed), "none of them is a's own body"
+
+        sentinel = unique("B-OWN")  # b's own referral, not valid: its rejection is the first b may hear of
+        await victim.jetstream().publish(s.submitted(b), json.dumps({"agency_referral_id": sentinel}).encode())
+        await wait_until(lambda: any(e.get("agency_referral_id") == sentinel for e in told_b), timeout=15,
+                         what=lambda: f"b told of its own rejection (told: {told_b})")
+        assert [e.get("agency_referral_id") for e in told_b] == [sentinel], \
+            f"b was told only of its own referral, not of what a aimed at it: {told_b}"
+        await probe.wait_processed(s.recorded(b), by=["risk-recorded", "scheduling-recorded"])
+        for service in SERVICES:
+            held = (await probe.rpc(service, "deadletters.list", {}))["dead_letters"]
+            assert held == [], f"{service} kept none of the server's answers as dead letters: {held}"
+
+        async with httpx.AsyncClient(timeout=5) as http:
+            pages = {service: (await http.get(f"{(await probe.rpc(service, 'ping', {}))['ops_url']}/metrics")).text
+                     for service in SERVICES}
+        assert _dropped(pages["intake"], "intake-submitted") == 8  # four answers on each of b's two subjects
+        assert _dropped(pages["risk"], "risk-recorded") == 4
+        assert _dropped(pages["scheduling"], "scheduling-recorded") == 4
+    finally:
+        await attacker.close()
+        await victim.close()
         await probe.close()
