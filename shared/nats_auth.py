@@ -161,14 +161,32 @@ def service_user(service: str, password_hash: str) -> NatsUser:
     )
 
 
+OPERATOR_INBOX = "_INBOX"
+"""The operator account's replies: a client's default inbox, which no other user may read (each has its own)."""
+
+
+def operator_publishes() -> list[str]:
+    """What the operator account may publish, each for one job: pings (`reroute up`, a deployment's checks, and the
+    NATS services API); keeping agency and people users in step (their password hashes) and making the first admin;
+    the JetStream API (`reroute streams provision`; the demo reads its alerts) with the flow control of an ordered
+    consumer; and the subjects provisioning moves an earlier layout's pending messages to (docs/reliability.md)."""
+    from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES
+    from shared.contracts.rpc import PING
+
+    return [_SUBJECTS.rpc("*", PING.verb),
+            *(_SUBJECTS.rpc("intake", e.verb) for e in (AGENCY_NATS_HASHES, PEOPLE_NATS_HASHES, BOOTSTRAP_ADMIN)),
+            SERVICES_API, "$JS.API.>", "$JS.FC.>",
+            _SUBJECTS.submitted("*"), _SUBJECTS.updated("*"), _SUBJECTS.recorded("*")]
+
+
 def admin_user(password_hash: str) -> NatsUser:
-    """The installation's own account, not a person's: `reroute up`'s supervisor (pings, keeping agency and people
-    users in step), `reroute streams provision`, the compose deployment's NATS process. It may do what the host can
-    do anyway, except speak for a person: it may not publish on any person's subjects, nor ask the services'
-    own subject of a request that records who asked or that makes or removes people, nor read people's replies."""
-    return NatsUser(user=ADMIN, password=password_hash, publish=[">"], subscribe=[">"],
-                    deny_publish=[_SUBJECTS.ask("*", "*", ">"), *_speaking_for_people()],
-                    deny_subscribe=[f"{PEOPLE_INBOXES}.>", f"{inbox_prefix(CONSOLE)}.>"])
+    """The installation's own account, not a person's: `reroute up`'s supervisor and a deployment's NATS process
+    (pings, keeping agency and people users in step), `reroute streams provision`, and the first admin, once. It
+    may do those and nothing else: ask no request a person may ask (so none that reads or changes anyone's data,
+    and none in anyone's name), and read nothing but the replies to its own requests (not a person's request, which
+    may be a name and birth date looked up, nor a raw referral on its way to intake, nor anyone else's replies)."""
+    return NatsUser(user=ADMIN, password=password_hash, publish=operator_publishes(),
+                    subscribe=[f"{OPERATOR_INBOX}.>"])
 
 
 # --- people: each their own user, confined to their own subjects, as agencies are ----------------------------
@@ -184,17 +202,6 @@ def person_nats_user(person_id: str) -> str:
 def person_inbox_prefix(person_id: str) -> str:
     """A person's private reply subjects: `_INBOX_PERSON.<id>`, a namespace of their own (as agencies have)."""
     return f"{PEOPLE_INBOXES}.{person_id}"
-
-
-def _speaking_for_people() -> list[str]:
-    """The services' own subjects of requests that record who asked, that make or remove people, or that issue or
-    check their console passwords."""
-    from shared.contracts.intake_rpc import ADD_PERSON, CONSOLE_ONLY, ISSUE_CONSOLE_PASSWORD, REMOVE_PERSON
-    from shared.contracts.rpc import all_endpoints
-
-    people = (ADD_PERSON, REMOVE_PERSON, ISSUE_CONSOLE_PASSWORD, *CONSOLE_ONLY)
-    return [_SUBJECTS.rpc(service, e.verb) for e in all_endpoints()
-            if e.acts_as is not None or e in people for service in e.services]
 
 
 def role_requests(person_id: str, roles: Iterable[str]) -> list[str]:

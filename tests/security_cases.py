@@ -169,6 +169,22 @@ CASES: tuple[Case, ...] = (
     Case("console", "a child's name is shown on a list of alerts or risk reviews", (
         f"{BROWSER}test_console_abuse.py::test_no_list_shows_a_childs_name",
     )),
+    Case("basic", "an agency names another agency's submission subject, or a service's event subject, as the reply "
+                  "subject of its own message, so that the server's answer (a PubAck, an error, a consumer's "
+                  "information, an acknowledgement's empty answer) is taken for a referral or an event there", (
+        (f"{E2E}test_jetstream_permissions.py::"
+         "test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_services_are_dropped_and_counted"),
+        f"{UNIT}test_server_replies.py::test_each_answer_of_the_server_is_recognised",
+        f"{UNIT}test_server_replies.py::test_no_message_of_ours_or_an_agencys_is_taken_for_one",
+        f"{UNIT}test_server_replies.py::test_no_example_referral_is_taken_for_one",
+    )),
+    Case("11", "the installation's operator account reads people's requests (a name and birth date looked up), raw "
+               "referrals or anyone's replies, or asks requests that record no one (a young person's export or "
+               "erasure, agencies, purging)", (
+        (f"{INTEGRATION}test_people_permissions.py::"
+         "test_the_operator_account_asks_nothing_a_person_may_ask_not_even_what_records_no_one"),
+        f"{INTEGRATION}test_people_permissions.py::test_the_operator_account_reads_no_ones_requests_or_replies",
+    )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
         f"{UNIT}test_http_access_log.py::test_the_route_is_logged_not_the_token_or_the_query",

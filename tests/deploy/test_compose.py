@@ -90,6 +90,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+FIRST_ADMIN, TESTER = "/people/admin.credentials.json", "/people/tester.credentials.json"
+"""Credentials files in the cli service's `people` volume."""
+
+
 @dataclass
 class Stack:
     compose: list[str]
@@ -120,8 +124,39 @@ class Stack:
                          "postgres", "psql", "-h", "127.0.0.1", "-U", role, "-d", "reroute", "-tAc", sql)
 
     def cli(self, *args: str, input: str | None = None) -> str:
-        """`reroute ARGS` in a one-off container of the cli service (the operator's credentials)."""
-        return self.run("run", "--rm", "--no-deps", "-T", "cli", *args, input=input)
+        """`reroute ARGS` in a one-off container of the cli service, as the test's person (`admit_tester`), with their
+        credentials file in the `people` volume, as the README tells people to run it."""
+        return self.run("run", "--rm", "--no-deps", "-T", "-e", f"REROUTE_CREDENTIALS={TESTER}", "cli", *args,
+                        input=input)
+
+    def admit_tester(self) -> str:
+        """Make the first admin as the operator account (all it may still do besides supervising), then, as them, the
+        test's person with the roles the tests act in; wait until NATS lets them in. Returns their credentials file
+        (to put back after a restore that dropped the volume)."""
+        self.run("run", "--rm", "--no-deps", "-T", "cli", "people", "bootstrap", "admin", "--out", FIRST_ADMIN)
+        self.until_admitted(FIRST_ADMIN)
+        self.run("run", "--rm", "--no-deps", "-T", "-e", f"REROUTE_CREDENTIALS={FIRST_ADMIN}", "cli", "people", "add",
+                 "tester", "--role", "admin", "--role", "scheduler", "--out", TESTER)
+        self.until_admitted(TESTER)
+        return self.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "cli", TESTER)
+
+    def put_back_tester(self, credentials: str) -> None:
+        """The tester's credentials file, written into a new `people` volume (the registry still has them)."""
+        self.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "cli", "-c", f"umask 077 && cat > {TESTER}",
+                 input=credentials)
+        self.until_admitted(TESTER)
+
+    def until_admitted(self, credentials: str, *, timeout: float = 90) -> None:
+        """The NATS container picks new people up from intake every few seconds: wait until it lets them in."""
+        deadline, said = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            done = self.call("run", "--rm", "--no-deps", "-T", "-e", f"REROUTE_CREDENTIALS={credentials}", "cli",
+                             "people", "whoami")
+            if done.returncode == 0:
+                return
+            said = done.stdout + done.stderr
+            time.sleep(1)
+        raise AssertionError(f"{credentials} not let in within {timeout:.0f} s: {said}")
 
     def container(self, service: str) -> dict[str, Any]:
         ids = self.run("ps", "-q", service).split()
@@ -167,6 +202,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.run("up", "-d", "--no-build", timeout=600)
         s.wait_healthy()
         s.ca_file.write_text(s.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "cli", "/certs/ca.crt"))
+        s.admit_tester()
         yield s
     finally:
         print(s.run("logs", "--no-color", "--tail", "60", check=False))  # shown when a test failed

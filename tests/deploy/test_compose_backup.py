@@ -68,6 +68,7 @@ def test_the_stack_comes_back_from_a_pg_dump_with_every_referral_readable(tmp_pa
         stack.wait_healthy()
         stack.ca_file.write_text(stack.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "cli",
                                            "/certs/ca.crt"))
+        tester = stack.admit_tester()
         agency, language = unique("yot"), unique_language()
         added = stack.cli("agencies", "add", agency, "--name", "Backup test YOT")
         found = re.search(r"HTTP API key:\s+(\S+)", added)
@@ -101,6 +102,7 @@ def test_the_stack_comes_back_from_a_pg_dump_with_every_referral_readable(tmp_pa
             assert _moment(migrate["FinishedAt"]) <= _moment(stack.container(service)["State"]["StartedAt"]), service
         stack.ca_file.write_text(stack.run("run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "cli",
                                            "/certs/ca.crt"))  # the certs volume went too: a new local CA
+        stack.put_back_tester(tester)  # and the people volume: the restored registry still knows them
 
         with stack.https() as http:
             for rid, name in booked.items():

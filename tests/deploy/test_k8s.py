@@ -482,7 +482,8 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
 
         processes[0].terminate()
         processes[0].wait(timeout=30)
-        asyncio.run(_events_taken_with_a_node_down(operator[1], tls))
+        asyncio.run(_events_taken_with_a_node_down(f"tls://intake:{passwords['intake']}@localhost:{nodes[1]['client']}",
+                                                   tls))
     finally:
         for p in processes:
             p.terminate()
@@ -507,8 +508,8 @@ async def _every_stream_on_three_nodes(url: str, tls: ssl.SSLContext) -> None:
 
 
 async def _events_taken_with_a_node_down(url: str, tls: ssl.SSLContext) -> None:
-    """An R3 stream keeps a quorum with two nodes of three: a publish is stored (after a leader election)."""
-    nc = await nats.connect(url, tls=tls)
+    """An R3 stream keeps a quorum with two nodes of three: intake's publish is stored (after a leader election)."""
+    nc = await nats.connect(url, tls=tls, inbox_prefix=b"_INBOX_intake")
     try:
         js = nc.jetstream()
         subject = Subjects().dead_letter("intake")

@@ -24,7 +24,7 @@ from shared.nats_auth import admin_user, agency_inbox_prefix, agency_user, hash_
 from shared.streams import provision
 from shared.subjects import Subjects
 
-PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "operator": "pw-op"}
+PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "scheduling": "pw-scheduling", "operator": "pw-op"}
 S = Subjects()
 
 
@@ -32,7 +32,8 @@ S = Subjects()
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("agency-outcomes")
     users = [agency_user("a", hash_password(PASSWORDS["a"])), agency_user("b", hash_password(PASSWORDS["b"])),
-             service_user("intake", hash_password(PASSWORDS["intake"])), admin_user(hash_password(PASSWORDS["operator"]))]
+             *(service_user(s, hash_password(PASSWORDS[s])) for s in ("intake", "scheduling")),
+             admin_user(hash_password(PASSWORDS["operator"]))]
     conf = store / "auth.conf"
     conf.write_text(render_config(users))
     proc, url = start_nats_server(store / "js", config=conf)
@@ -85,10 +86,13 @@ async def _agency(server: str, agency: str, errors: Errors | None = None) -> nat
 
 
 async def _publish_as_the_services(server: str, *events: tuple[str, dict[str, str]]) -> None:
-    operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
+    """Each event as the service that publishes it: scheduling the sessions, intake the rest."""
     for subject, body in events:
-        await operator.jetstream().publish(subject, json.dumps(body).encode())
-    await operator.close()
+        service = "scheduling" if subject.startswith("sessions.") else "intake"
+        nc = await nats.connect(f"nats://{service}:{PASSWORDS[service]}@{server}",
+                                inbox_prefix=f"_INBOX_{service}".encode())
+        await nc.jetstream().publish(subject, json.dumps(body).encode())
+        await nc.close()
 
 
 async def _drain(sub: nats.js.JetStreamContext.PushSubscription, *, until: str) -> list[dict[str, str]]:

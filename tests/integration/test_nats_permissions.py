@@ -323,30 +323,31 @@ async def test_each_service_may_use_its_own_consumers_and_streams(server: str, s
     """What the narrowed permissions still allow: each service binds, pulls and acknowledges on its own consumers
     and reads its own streams' info, with no permission violation."""
     errors = Errors()
-    operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
-    ojs = operator.jetstream()
-    for subject in ("referrals.submitted.a", "intake.recorded.a", "risk.assessed.a"):
-        await ojs.publish(subject, b"{}")
+    agency = await nats.connect(f"nats://agency-a:{PASSWORDS['a']}@{server}",
+                                inbox_prefix=agency_inbox_prefix("a").encode())
+    await agency.jetstream().publish("referrals.submitted.a", b"{}")
+    await agency.close()
+    for service, subject in (("intake", "intake.recorded.a"), ("risk", "risk.assessed.a")):  # as they publish them
+        nc = await _service(server, service, errors)
+        await nc.jetstream().publish(subject, b"{}")
+        await nc.close()
     own = {"intake": [("SUBMISSIONS", "intake-submitted", "referrals.submitted.*")],
            "risk": [("INTAKE", "risk-recorded", "intake.recorded.*")],
            "scheduling": [("INTAKE", "scheduling-recorded", "intake.recorded.*"),
                           ("RISK", "scheduling-assessed", "risk.assessed.*")]}
-    try:
-        for service, consumers in own.items():
-            nc = await _service(server, service, errors)
-            js = nc.jetstream(timeout=5)
-            for stream, durable, subject in consumers:
-                await js.stream_info(stream)
-                await js.add_consumer(stream, ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                                             filter_subjects=[subject]))
-                sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-                for msg in await sub.fetch(1, timeout=5):
-                    await msg.ack_sync()
-                await js.consumer_info(stream, durable)
-            await nc.close()
-        assert not errors.seen, errors.seen
-    finally:
-        await operator.close()
+    for service, consumers in own.items():
+        nc = await _service(server, service, errors)
+        js = nc.jetstream(timeout=5)
+        for stream, durable, subject in consumers:
+            await js.stream_info(stream)
+            await js.add_consumer(stream, ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+                                                         filter_subjects=[subject]))
+            sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+            for msg in await sub.fetch(1, timeout=5):
+                await msg.ack_sync()
+            await js.consumer_info(stream, durable)
+        await nc.close()
+    assert not errors.seen, errors.seen
 
 
 async def test_risk_may_ask_scheduling_which_referrals_are_closed_so_they_are_not_due_for_review(server: str) -> None:

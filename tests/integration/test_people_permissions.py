@@ -19,6 +19,7 @@ from shared.contracts.intake_rpc import CONSOLE_ONLY
 from shared.contracts.rpc import Role, all_endpoints
 from shared.nats_auth import (
     CONSOLE,
+    OPERATOR_INBOX,
     admin_user,
     console_user,
     hash_password,
@@ -127,7 +128,7 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
         await console.close()
 
     seen = Violations()
-    operator = await _connect(server, "operator", inbox_prefix("operator"), seen)
+    operator = await _connect(server, "operator", OPERATOR_INBOX, seen)
     try:
         speaking = [S.ask("p-admin", "intake", "people.whoami"), S.ask("p-risk_lead", "risk", "override"),
                     S.rpc("intake", "first_name"), S.rpc("risk", "override"), S.rpc("intake", "people.add"),
@@ -137,20 +138,62 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
         supervising = [S.rpc("intake", "people.nats"), S.rpc("intake", "agencies.nats"),
                        S.rpc("intake", "people.bootstrap"), *(S.rpc(s, "ping") for s in S_SERVICES)]
         assert await _refused(operator, seen, [*speaking, *supervising], set(speaking)) == set(speaking)
-        # a person's replies never reach it (the server filters a denied subject out of a wider subscription)
-        got: list[str] = []
-
-        async def record(msg: nats.aio.msg.Msg) -> None:
-            got.append(msg.subject)
-
-        await operator.subscribe(f"{person_inbox_prefix('p-dsl')}.>", cb=record)
-        await operator.subscribe("control.people", cb=record)
-        await operator.publish(f"{person_inbox_prefix('p-dsl')}.reply", b"first name")
-        await operator.publish("control.people", b"after it")
-        await wait_until(lambda: "control.people" in got, timeout=10, every=0.02, what="the control message")
-        assert got == ["control.people"]
     finally:
         await operator.close()
+
+
+async def test_the_operator_account_asks_nothing_a_person_may_ask_not_even_what_records_no_one(server: str) -> None:
+    """The installation's account once could ask, on the services' own subjects, every request that records no one:
+    export or erase a young person's data, add or revoke agencies, purge, import mentors, read assessments. Now it
+    may ask only what supervision and provisioning need (pings, the users' password hashes, the first admin)."""
+    seen = Violations()
+    operator = await _connect(server, "operator", OPERATOR_INBOX, seen)
+    try:
+        unrecorded = [S.rpc(service, verb) for service, verb, roles in EVERY_REQUEST
+                      if roles and verb != "ping"]
+        assert {"reroute.rpc.intake.person.export", "reroute.rpc.intake.agencies.add", "reroute.rpc.intake.purge",
+                "reroute.rpc.scheduling.mentors.import", "reroute.rpc.risk.assessment"} <= set(unrecorded)
+        service_only = [S.rpc("risk", "audit.rows"), S.rpc("scheduling", "closed.before")]
+        events = ["referrals.accepted.a", "referrals.rejected.a", "risk.assessed.a", "sessions.scheduled.a",
+                  "safeguarding.alert.a", "deadletter.intake"]
+        refused = [*unrecorded, *service_only, *events]
+        assert await _refused(operator, seen, refused, set(refused)) == set(refused)
+        with pytest.raises(nats.errors.NoRespondersError):  # what it needs reaches the services (none run here)
+            await operator.request(S.rpc("intake", "agencies.nats"), b"{}", timeout=5)
+    finally:
+        await operator.close()
+
+
+@pytest.mark.parametrize("subject", ["reroute.ask.>", "reroute.ask.*.intake.person.find", ">",
+                                     "referrals.submitted.*", "referrals.>", "reroute.rpc.>", "_INBOX_intake.>",
+                                     "_INBOX_scheduling.>", "_INBOX_PERSON.>", "_INBOX_AGENCY.>",
+                                     f"{inbox_prefix(CONSOLE)}.>"])
+async def test_the_operator_account_reads_no_ones_requests_or_replies(server: str, subject: str) -> None:
+    """A person's request may be a name and a birth date looked up (`person.find`); a raw referral goes to intake on
+    `referrals.submitted.*` and to its inbox when it pulls; the services' and people's replies hold first names and
+    assessments. The operator account could subscribe to all of it; now to its own replies alone. Tried as it would:
+    the operator subscribes, a safeguarding lead looks a child up by name, and nothing reaches the operator."""
+    seen = Violations()
+    operator = await _connect(server, "operator", OPERATOR_INBOX, seen)
+    dsl = await _connect(server, "person-p-dsl", person_inbox_prefix("p-dsl"), Violations())
+    got: list[str] = []
+
+    async def record(msg: nats.aio.msg.Msg) -> None:
+        got.append(msg.subject)
+
+    try:
+        await operator.subscribe(subject, cb=record)
+        await wait_until(lambda: subject.lower() in seen.subjects, timeout=10, every=0.02,  # as nats-py reports it
+                         what=lambda: f"the server refusing the operator's subscription to {subject} ({seen.subjects})")
+        with pytest.raises(nats.errors.NoRespondersError):  # no subscriber at all: not the operator's either
+            await dsl.request(S.ask("p-dsl", "intake", "person.find"),
+                              b'{"given_name": "Oyelaran", "family_name": "Known", "date_of_birth": "2010-03-04"}',
+                              timeout=5)
+        await operator.flush()
+        assert got == []
+    finally:
+        await operator.close()
+        await dsl.close()
 
 
 S_SERVICES = ("intake", "risk", "scheduling")
