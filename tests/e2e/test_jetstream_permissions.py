@@ -1,6 +1,7 @@
 """Each service's JetStream permissions cover only its own consumers and streams, and the pipeline runs on them;
 `reroute person erase` reaches every stream (issue 11, item 3). An agency, with everything its own credentials let it
-read, learns nothing of another agency's referral of the same child (issue 11, item 6)."""
+read, learns nothing of another agency's referral of the same child (issue 11, item 6), and cannot have the server's
+own answers, aimed by naming a reply subject, taken for another agency's referral or for a service's event."""
 
 from __future__ import annotations
 
