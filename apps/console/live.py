@@ -14,6 +14,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from shared.contracts.risk import SafeguardingAlert
+from shared.server_replies import is_server_reply
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 100
@@ -36,6 +37,8 @@ class AlertFeed:
             self._subscription = None
 
     async def _heard(self, msg: Msg) -> None:
+        if is_server_reply(msg.data):  # the server's answer, aimed here by a client as its reply subject: no alert
+            return
         try:
             alert = SafeguardingAlert.model_validate_json(msg.data)
         except ValidationError:
