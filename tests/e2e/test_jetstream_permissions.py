@@ -261,7 +261,7 @@ async def test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_se
         await attacker.jetstream().publish(s.submitted(a), b"{}")
         own = await attacker.jetstream().subscribe(s.about_referrals(a), durable=f"agency-{a}",
                                                    stream=s.referrals_stream, manual_ack=True)
-        outcome = await own.next_msg(timeout=15)
+        outcome = await own.next_msg(timeout=30)
         targets = [s.submitted(b), s.updated(b), s.recorded(b)]
         aimed: list[Msg] = []
 
@@ -278,17 +278,17 @@ async def test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_se
             await attacker.publish(outcome.reply, b"+ACK", reply=target)  # the empty answer to an acknowledgement
         await attacker.flush()
         # seen there, so in the streams' queues ahead of anything published later
-        await wait_until(lambda: all(len([m for m in aimed if m.subject == t]) == 4 for t in targets), timeout=10,
+        await wait_until(lambda: all(len([m for m in aimed if m.subject == t]) == 4 for t in targets), timeout=30,
                          every=0.05, what=lambda: f"the server's four answers on each of {targets}: {aimed}")
         assert not any(m.data.startswith(b'{"agency_referral_id"') for m in aimed), "none of them is a's own body"
 
         sentinel = unique("B-OWN")  # b's own referral, not valid: its rejection is the first b may hear of
         await victim.jetstream().publish(s.submitted(b), json.dumps({"agency_referral_id": sentinel}).encode())
-        await wait_until(lambda: any(e.get("agency_referral_id") == sentinel for e in told_b), timeout=15,
+        await wait_until(lambda: any(e.get("agency_referral_id") == sentinel for e in told_b), timeout=30,
                          what=lambda: f"b told of its own rejection (told: {told_b})")
         assert [e.get("agency_referral_id") for e in told_b] == [sentinel], \
             f"b was told only of its own referral, not of what a aimed at it: {told_b}"
-        await probe.wait_processed(s.recorded(b), by=["risk-recorded", "scheduling-recorded"])
+        await probe.wait_processed(s.recorded(b), by=["risk-recorded", "scheduling-recorded"], timeout=30)
         for service in SERVICES:
             held = (await probe.rpc(service, "deadletters.list", {}))["dead_letters"]
             assert held == [], f"{service} kept none of the server's answers as dead letters: {held}"
