@@ -30,7 +30,7 @@ from shared import deadletters
 from shared.db import DatabaseThread, is_unavailable
 from shared.logs import about
 from shared.outbox import OutboxRelay, Outgoing, add_to_outbox, describe, record_processed, seen
-from shared.server_replies import is_server_reply
+from shared.server_replies import SERVER_REPLY, is_server_reply
 from shared.subjects import Subjects
 from shared.telemetry import extract_context
 
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=BaseModel)
-
-
-SERVER_REPLY = "server_reply"
-"""Why a consumer dropped a message unread: it was one of the NATS server's own answers (a metric label)."""
 
 
 class PoisonMessage(Exception):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+SERVER_REPLY = "server_reply"
+"""Why a consumer dropped a message unread: it was one of the server's own answers (a metric label)."""
 API_RESPONSE_TYPE = "io.nats.jetstream.api.v1."
 PUB_ACK_FIELDS = frozenset({"stream", "seq", "duplicate", "domain", "error", "batch", "count", "val"})
 """Every field a PubAck, or a publish's error, may have (nats-server 2.15: JSPubAckResponse)."""

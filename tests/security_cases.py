@@ -177,6 +177,8 @@ CASES: tuple[Case, ...] = (
         f"{UNIT}test_server_replies.py::test_each_answer_of_the_server_is_recognised",
         f"{UNIT}test_server_replies.py::test_no_message_of_ours_or_an_agencys_is_taken_for_one",
         f"{UNIT}test_server_replies.py::test_no_example_referral_is_taken_for_one",
+        (f"{E2E}test_notifier.py::"
+         "test_the_servers_answer_aimed_at_an_alert_subject_is_dropped_and_the_next_alert_emailed"),
     )),
     Case("11", "the installation's operator account reads people's requests (a name and birth date looked up), raw "
                "referrals or anyone's replies, or asks requests that record no one (a young person's export or "

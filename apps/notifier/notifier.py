@@ -36,6 +36,7 @@ from apps.notifier.settings import NotifierSettings
 from shared.contracts.risk import SafeguardingAlert
 from shared.contracts.rpc import ErrorCode, Health, ServiceError, decode_reply
 from shared.contracts.safeguarding_rpc import ALERTS, AlertsRequest, SafeguardingAlertView
+from shared.server_replies import SERVER_REPLY, is_server_reply
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class Notifier:
         self.failing = Gauge("reroute_notifier_emails_failing_seconds", "How long emails have not been accepted (0: "
                              "they are).", registry=registry)
         self.failing.set_function(self._failing_seconds)
+        self.dropped = Counter("reroute_notifier_messages_dropped", "Messages on the alert subjects dropped unread, "
+                               "by reason (server_reply: the NATS server's own answer, aimed there by a client as its "
+                               "reply subject).", ["reason"], registry=registry)
         self.rounds = Counter("reroute_notifier_escalation_rounds", "Rounds that asked every service for overdue "
                               "alerts and escalated each new one.", registry=registry)
         self.kv: KeyValue | None = None
@@ -140,6 +144,10 @@ class Notifier:
 
     async def _new_alert(self, msg: Msg) -> bool:
         """Email one alert; False when the SMTP server did not accept it (it is then tried again later)."""
+        if is_server_reply(msg.data):  # no alert: the server's answer, aimed here by a client (shared/server_replies.py)
+            self.dropped.labels(SERVER_REPLY).inc()
+            await msg.ack()
+            return True
         try:
             alert = SafeguardingAlert.model_validate_json(msg.data)
         except ValidationError:

@@ -181,3 +181,38 @@ async def test_an_alert_raised_while_the_smtp_server_is_down_is_emailed_once_it_
     finally:
         n.stop()
     assert all(len(sink.about(alert_id, to=LEADS)) == 1 for alert_id in d.alerts.values())
+
+
+def _metric(n: Notifier, line_start: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{n.ops_port}/metrics", timeout=5) as response:
+        page = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines() if line.startswith(line_start))
+
+
+async def test_the_servers_answer_aimed_at_an_alert_subject_is_dropped_and_the_next_alert_emailed(
+    cluster: Cluster, probe: Probe, sink: Sink, tmp_path: Path
+) -> None:
+    """Any client may name `safeguarding.alert.<agency>` as the reply subject of its own JetStream publish, and the
+    server then stores its PubAck there: the notifier neither emails it nor logs it as a broken alert; it counts it
+    and goes on to the next real alert."""
+    sink.start()
+    n = notifier(cluster, tmp_path, sink)
+    n.start()
+    try:
+        await wait_until(lambda: consumer_exists(probe, cluster), timeout=30, what=lambda: f"the notifier's consumer "
+                         f"(log: {n.log()})")
+        s, aimed_at = cluster.subjects, unique("police")
+        await probe.nc.publish(s.submitted(aimed_at), b"{}", reply=s.alert(aimed_at))
+
+        async def stored() -> bool:
+            return await probe.stored_count(s.alert(aimed_at)) == 1
+
+        await wait_until(stored, timeout=10, what=f"the server's answer stored on {s.alert(aimed_at)}")
+        a = await refer(cluster, probe)
+        for alert_id in a.alerts.values():
+            await emailed(sink, alert_id, LEADS, n)
+        assert _metric(n, 'reroute_notifier_messages_dropped_total{reason="server_reply"}') == 1
+        assert "does not fit the safeguarding alert contract" not in n.log()
+        assert not any(aimed_at in m.text for m in sink.mails)
+    finally:
+        n.stop()
