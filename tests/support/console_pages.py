@@ -97,6 +97,9 @@ async def _risk_audit(browser: Browser, stack: ConsoleStack) -> Page:
     await assessed_referral(stack)
     _, page = await new_person_logged_in(browser, stack, "risk_lead", path="/risk/audit?min_group=1")
     await expect(page.get_by_label("The audit report")).to_be_visible()
+    return page
+
+
 async def _operations(browser: Browser, stack: ConsoleStack) -> Page:
     _, page = await new_person_logged_in(browser, stack, "operator", path="/operations")
     await expect(page.get_by_role("table", name="Consumers").get_by_role("row")).not_to_have_count(1)
@@ -135,6 +138,9 @@ async def _access(browser: Browser, stack: ConsoleStack) -> Page:
     await expect(lead.get_by_role("region", name=f"Referral {rid}")).to_be_visible()
     _, page = await new_person_logged_in(browser, stack, "dpo", path=f"/access?referral_id={rid}")
     await expect(page.get_by_role("row").filter(has_text=rid)).to_have_count(1)
+    return page
+
+
 async def _referral_traced(browser: Browser, stack: ConsoleStack) -> tuple[str, Page]:
     referral_id = await asyncio.to_thread(stack.refer, "peers_offending")
     _, page = await new_person_logged_in(browser, stack, "operator", path=f"/traces/referral?referral_id={referral_id}")
