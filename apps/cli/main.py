@@ -10,7 +10,6 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -51,10 +50,10 @@ from shared.contracts.rpc import (
     EXPORT_REFERRALS,
     HELD,
     Empty,
-    ErrorCode,
     ReferralIds,
     ServiceError,
     readable,
+    unless_not_found,
 )
 from shared.contracts.rules import RulesError, load_rules
 from shared.contracts.scheduling import CaseStatus
@@ -320,7 +319,7 @@ def status(
     async def find(c: ServiceClient) -> IntakeStatus:
         if agency is not None:
             return await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_id=agency, agency_referral_id=reference))
-        ours = await _unless_not_found(c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=reference)))
+        ours = await unless_not_found(c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=reference)))
         return ours or await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_referral_id=reference))
 
     async def fetch(c: ServiceClient) -> tuple[IntakeStatus, Assessment | None, sched.SchedulingStatus | None,
@@ -330,8 +329,8 @@ def status(
         asked = HeldRequest(referral_ids=[referral_id])
         held = [await c.call(HELD, asked, service=s) for s in ("risk", "scheduling")]
         return (intake,
-                await _unless_not_found(c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id))),
-                await _unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
+                await unless_not_found(c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id))),
+                await unless_not_found(c.call(sched.STATUS, sched.ReferralRequest(referral_id=referral_id))), held)
 
     intake, risk, scheduling, held = with_client(fetch, data_dir)
     referral_id = intake.referral_id
@@ -372,7 +371,7 @@ def status(
 @app.command()
 def assessment(referral_id: str, data_dir: DataDir = None) -> None:
     """The risk assessment of a referral, with every reason."""
-    result = with_client(lambda c: _unless_not_found(c.call(risk_rpc.ASSESSMENT,
+    result = with_client(lambda c: unless_not_found(c.call(risk_rpc.ASSESSMENT,
                                                              AssessmentRequest(referral_id=referral_id))), data_dir)
     if result is None:
         raise CliError(f"no assessment for {referral_id} (yet)")
@@ -908,16 +907,6 @@ def _add(node: Tree, span: StoredSpan, children: dict[str | None, list[StoredSpa
 def _local(moment: str | datetime) -> str:
     when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
     return when.astimezone(_london()).strftime("%a %d %b %H:%M")
-
-
-async def _unless_not_found(question: Awaitable[Rep]) -> Rep | None:
-    """The reply, or None when the service has no such thing (yet)."""
-    try:
-        return await question
-    except ServiceError as exc:
-        if exc.code == ErrorCode.NOT_FOUND:
-            return None
-        raise
 
 
 def _london() -> Any:

@@ -8,17 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
-
-from pydantic import ValidationError
 
 from apps.console.app import create_app
 from apps.console.client import ServicesClient, connect
 from apps.console.live import AlertFeed
 from apps.console.settings import URL_FILE, ConsoleSettings
+from apps.process import run
 from shared.http import HttpServer
-from shared.logs import configure_logging
-from shared.settings import ConfigurationError, keep_files_private
 from shared.subjects import Subjects
 
 log = logging.getLogger("apps.console")
@@ -53,17 +49,7 @@ async def serve(settings: ConsoleSettings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = ConsoleSettings()
-    except ValidationError as exc:
-        sys.exit(f"console: bad configuration: {'; '.join(e['msg'] for e in exc.errors())}")
-    keep_files_private()
-    configure_logging("console", settings.log_level, settings.log_format)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        asyncio.run(serve(settings))
-    except ConfigurationError as exc:
-        sys.exit(f"console: {exc}")
+    run("console", ConsoleSettings, serve)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 import nats
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from apps.notifier.notifier import Notifier, supervise
 from apps.notifier.settings import NotifierSettings
+from apps.process import run
 from shared.http import HttpServer
-from shared.logs import configure_logging
 from shared.ops import ops_app
-from shared.settings import ConfigurationError, keep_files_private
 
 log = logging.getLogger("apps.notifier")
 
@@ -58,17 +55,7 @@ async def serve(settings: NotifierSettings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = NotifierSettings()
-    except ValidationError as exc:
-        sys.exit(f"notifier: bad configuration: {'; '.join(e['msg'] for e in exc.errors())}")
-    keep_files_private()
-    configure_logging("notifier", settings.log_level, settings.log_format)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        asyncio.run(serve(settings))
-    except ConfigurationError as exc:
-        sys.exit(f"notifier: {exc}")
+    run("notifier", NotifierSettings, serve)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ answers (health, dead letters) are below.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -102,6 +102,19 @@ class ServiceError(Exception):
 
     def reply(self) -> ErrorReply:
         return ErrorReply(error=RpcError(code=self.code, message=self.message))
+
+
+_T = TypeVar("_T")
+
+
+async def unless_not_found(question: Awaitable[_T]) -> _T | None:
+    """The reply, or None when the service has no such thing (yet): a `not_found` error is an answer, not a fault."""
+    try:
+        return await question
+    except ServiceError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            return None
+        raise
 
 
 class NotFound(ServiceError):

@@ -23,22 +23,12 @@ from apps.console.state import state_of
 from shared.contracts import intake_rpc, risk_rpc
 from shared.contracts import scheduling_rpc as sched
 from shared.contracts.deadletters import Held, HeldRequest
-from shared.contracts.rpc import HELD, Empty, ErrorCode, Role, ServiceError
+from shared.contracts.rpc import HELD, Empty, ErrorCode, Role, ServiceError, unless_not_found
 from shared.deadletters import REFERRAL_ID
 
 AREA = area("referrals", "Referrals", {Role.SCHEDULER})
 T = TypeVar("T")
 REASON_MAX = 2000
-
-
-async def _unless_not_found(question: Awaitable[T]) -> T | None:
-    """The answer, or None when the service has no such thing (yet)."""
-    try:
-        return await question
-    except ServiceError as exc:
-        if exc.code == ErrorCode.NOT_FOUND:
-            return None
-        raise
 
 
 @dataclass
@@ -60,7 +50,7 @@ async def referral(client: ServicesClient, person: Person, referral_id: str) -> 
 
     async def part(name: str, question: Awaitable[Any]) -> Any:
         try:
-            return await _unless_not_found(question)
+            return await unless_not_found(question)
         except ServiceError as exc:
             found.missing.append(f"{name}: {exc.message}")
             return None
