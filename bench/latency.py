@@ -26,6 +26,7 @@ class Paced:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    settled: tuple[float, float]  # p50 and p99 of those due in the second half of the sending, ms (start-up over)
     in_flight: tuple[int, ...]  # sent but without an outcome, at each quarter of the sending
     growth: float  # how fast the in-flight count grew over the second half of the sending, per second
     tail_s: float  # from the last send to the last outcome
@@ -38,7 +39,8 @@ class Paced:
     def summary(self) -> str:
         backlog = (f"backlog GROWS {self.growth:,.1f}/s" if self.backlog_grows
                    else f"no growing backlog ({self.growth:+.1f}/s)")
-        return (f"p50 {self.p50_ms:,.0f} ms, p99 {self.p99_ms:,.0f} ms, max {self.max_ms:,.0f} ms; in flight at each "
+        return (f"p50 {self.p50_ms:,.0f} ms, p99 {self.p99_ms:,.0f} ms, max {self.max_ms:,.0f} ms (second half: p50 "
+                f"{self.settled[0]:,.0f} ms, p99 {self.settled[1]:,.0f} ms); in flight at each "
                 f"quarter of the sending {', '.join(f'{n:,}' for n in self.in_flight)}: {backlog}; last outcome "
                 f"{self.tail_s:.1f} s after the last send"
                 + "".join(f"; to {stage} p50 {p50:,.0f} ms, p99 {p99:,.0f} ms"
@@ -65,6 +67,8 @@ async def paced(js: nats.js.JetStreamContext, subject: str, bodies: list[bytes],
     counted = [i for i in range(len(bodies)) if due[i] - due[0] >= WARM_UP]
     late = [arrivals.at[i] - due[i] for i in counted]
     cuts = percentiles(late)
+    halfway = due[0] + (due[-1] - due[0]) / 2
+    settled = percentiles([arrivals.at[i] - due[i] for i in counted if due[i] >= halfway])
     stages = {stage: (cut[49] * 1000, cut[98] * 1000)
               for stage, ats in arrivals.stages.items()
               if (cut := percentiles([ats[i] - due[i] for i in counted if i in ats]))}
@@ -72,7 +76,8 @@ async def paced(js: nats.js.JetStreamContext, subject: str, bodies: list[bytes],
     half = [(t, n) for t, n in samples if t >= end / 2]
     growth = statistics.linear_regression([t for t, _ in half], [n for _, n in half]).slope if len(half) > 1 else 0.0
     quarters = tuple(next(n for t, n in samples if t >= end * k / 4) for k in (1, 2, 3, 4))
-    return Paced(rate, len(bodies), cuts[49] * 1000, cuts[98] * 1000, max(late) * 1000, quarters, growth,
+    return Paced(rate, len(bodies), cuts[49] * 1000, cuts[98] * 1000, max(late) * 1000,
+                 (settled[49] * 1000, settled[98] * 1000) if settled else (0.0, 0.0), quarters, growth,
                  max(arrivals.at.values()) - due[-1], stages)
 
 

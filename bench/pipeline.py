@@ -142,7 +142,8 @@ def latency(args: argparse.Namespace, reg: Registry) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="reroute-bench-") as tmp, nats_server(Path(tmp)) as url:
             raw, ours, cpu = asyncio.run(latency_at(url, Path(tmp) / "data", rate, bodies, reg, replicas=args.replicas,
                                                     profile=args.profile))
-        lines.append(f"latency @{rate:g}/s: reroute p50 {ours.p50_ms:,.0f} ms, p99 {ours.p99_ms:,.0f} ms; raw relay "
+        lines.append(f"latency @{rate:g}/s: reroute p50 {ours.p50_ms:,.0f} ms, p99 {ours.p99_ms:,.0f} ms (second half "
+                     f"{ours.settled[0]:,.0f} / {ours.settled[1]:,.0f} ms); raw relay "
                      f"p50 {raw.p50_ms:,.0f} ms, p99 {raw.p99_ms:,.0f} ms; p99 {ours.p99_ms / raw.p99_ms:,.1f}× raw's; "
                      + ("backlog GROWS" if ours.backlog_grows else "no growing backlog")
                      + f" ({ours.growth:+.1f}/s over the second half; in flight by quarter "

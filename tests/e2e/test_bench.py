@@ -27,14 +27,15 @@ def test_every_section_runs_and_prints_its_figures() -> None:
     assert re.search(r"flood: median over 1 rounds \d+\.\d+× raw", summary), summary
     assert re.search(r"CPU per referral intake \d+\.\d+ ms, risk \d+\.\d+ ms, scheduling \d+\.\d+ ms", summary), summary
     assert re.search(r"peak RSS \(highest of the rounds\) intake \d+ MiB, risk \d+ MiB, scheduling \d+ MiB", summary)
-    assert re.search(r"latency @20/s: reroute p50 [\d,]+ ms, p99 [\d,]+ ms; raw relay p50 [\d,]+ ms, p99 [\d,]+ ms",
-                     summary), summary
+    assert re.search(r"latency @20/s: reroute p50 [\d,]+ ms, p99 [\d,]+ ms \(second half [\d,]+ / [\d,]+ ms\); "
+                     r"raw relay p50 [\d,]+ ms, p99 [\d,]+ ms", summary), summary
     assert re.search(r"drain: a backlog of 30 referrals drained \d+\.\d s after the services were started", summary)
 
 
-def test_a_section_can_be_run_alone() -> None:
-    done = bench("--sections", "drain", "--mentors", "20", "--backlog", "10")
+def test_a_section_can_be_run_alone_and_a_service_with_replicas() -> None:
+    done = bench("--sections", "drain", "--mentors", "20", "--backlog", "10", "--replicas", "intake=2")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "intake ×2" in done.stdout
     assert "drain: a backlog of 10 referrals" in done.stdout
     assert "flood" not in done.stdout.split("\nsummary", 1)[1] and "latency @" not in done.stdout
 
@@ -43,6 +44,8 @@ def test_a_section_can_be_run_alone() -> None:
     (["--sections", "flood,speed"], "unknown section speed: choose from flood, latency, drain"),
     (["--rates", "10,fast"], "rates are numbers a second, comma-separated (10,50,100), not '10,fast'"),
     (["--rates", "0"], "rates must be above 0"),
+    (["--replicas", "intake=two"], "replicas are service=count, comma-separated (intake=2,risk=2)"),
+    (["--replicas", "notifier=2"], "not 'notifier=2'"),
 ])
 def test_bad_options_are_refused_clearly(args: list[str], said: str) -> None:
     done = bench(*args, timeout=60)
