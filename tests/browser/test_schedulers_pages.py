@@ -1,6 +1,7 @@
 """The schedulers' pages in Debian's Chromium, against a real `reroute up`: a scheduler finds a waitlisted case, reads
 why, is refused a mentor with the constraint named, and sees the case booked (the mentor's calendar shows the session)
-as soon as a case holding the mentor's place closes; sessions confirmed from the week calendar,
+as soon as a case holding the mentor's place closes; a scheduler moves a young person to another mentor, with the
+reason recorded in their name and the old sessions cancelled; sessions confirmed from the week calendar,
 a borough's week, a rotl mentor's licence on each day, leave and what it moved, a calendar feed issued and revoked; a
 person without the `scheduler` role is refused every page and every form, by URL too."""
 
@@ -16,7 +17,12 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.support.cluster import mentor, unique_language
 from tests.support.console import ConsoleStack, accessible, csrf_token, new_person_logged_in, said
-from tests.support.console_scheduling import import_mentors, rotl_mentor_with_a_session, waiting_at_caseload
+from tests.support.console_scheduling import (
+    import_mentors,
+    rotl_mentor_with_a_session,
+    scheduled_with_another_who_fits,
+    waiting_at_caseload,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -97,6 +103,32 @@ async def test_a_scheduler_finds_a_waitlisted_case_is_refused_a_mentor_and_sees_
     await expect(booked).to_contain_text(w.referral_id)
     await expect(booked).to_contain_text("booked")
     await accessible(page)
+
+
+async def test_a_scheduler_moves_a_young_person_to_another_mentor_with_a_reason_and_the_old_sessions_are_cancelled(
+        browser: Browser, stack: ConsoleStack) -> None:
+    booked, other, referral_id = await asyncio.to_thread(scheduled_with_another_who_fits, stack)
+    person, page = await new_person_logged_in(browser, stack, "scheduler", path=f"/referrals/{referral_id}")
+    await expect(page.get_by_role("link", name=f"{booked}'s calendar")).to_be_visible()
+
+    await press_enter_on(page, page.get_by_role("link", name="Who could take it, and assign a mentor"))
+    await expect(page.get_by_text(f"now with Mentor {booked} ({booked})")).to_be_visible()
+    option = page.get_by_role("article").filter(has=page.get_by_role("heading", name=re.compile(re.escape(other))))
+    await tab_to(page, option.get_by_label(f"Why {other}"))
+    await page.keyboard.type("Knows the family from the youth club")
+    await press_enter_on(page, option.get_by_role("button", name=f"Assign {other}"))
+
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Referral {referral_id}")
+    await expect(page.get_by_role("status")).to_contain_text(f"{referral_id} assigned to {other} by {person}")
+    await expect(page.get_by_role("link", name=f"{other}'s calendar")).to_be_visible()
+    await expect(page.locator("dd").filter(has_text=f"assigned by {person}: Knows the family from the youth club")
+                 ).to_be_visible()
+    history = page.locator("#history tbody tr")
+    await expect(history.filter(has_text=booked).first).to_contain_text("cancelled")
+    await expect(history.filter(has_text=booked).filter(has_not_text="cancelled")).to_have_count(0)
+    await expect(history.filter(has_text=other).first).to_contain_text("booked")
+    await accessible(page)
+    assert f"Scheduled with {other}" in await asyncio.to_thread(status_of, stack, referral_id)
 
 
 async def test_a_week_calendar_records_sessions_shows_a_licence_moves_sessions_for_leave_and_issues_a_feed(

@@ -55,6 +55,18 @@ def waiting_at_caseload(stack: ConsoleStack) -> Waiting:
     return Waiting(second, near, far, language, first)
 
 
+def scheduled_with_another_who_fits(stack: ConsoleStack) -> tuple[str, str, str]:
+    """A case booked with one mentor, and a second mentor registered since who could take it as well:
+    (booked mentor, other mentor, referral)."""
+    language = unique_language()
+    tag = uuid.uuid4().hex[:6]
+    booked, other = f"m-booked-{tag}", f"m-other-{tag}"
+    import_mentors(stack, mentor(booked, language=language))
+    referral_id = refer(stack, language, "scheduled")
+    import_mentors(stack, mentor(other, language=language))
+    return booked, other, referral_id
+
+
 def rotl_mentor_with_a_session(stack: ConsoleStack) -> tuple[str, str]:
     """A rotl mentor (back by 17:00, sessions from 10:00 on licence days) with one case booked: (mentor, referral)."""
     language = unique_language()
