@@ -58,6 +58,7 @@ from shared.contracts.rpc import (
 from shared.contracts.rules import RulesError, load_rules
 from shared.contracts.scheduling import CaseStatus
 from shared.settings import ConfigurationError, keep_files_private
+from shared.span_store import SpanStore
 from shared.subjects import AGENCY_ID
 from shared.telemetry import TRACES_DIR, StoredSpan, otlp_traces_endpoint, spans_of_referral
 
@@ -868,7 +869,12 @@ def trace(referral_id: str, data_dir: DataDir = None) -> None:
     """Every trace of one referral, in time order: its own (intake, risk and scheduling, and every later update and
     risk lead's decision) and the callers' traces linked to it, as span trees with durations."""
     settings = settings_for(data_dir)
-    spans = spans_of_referral(settings.data_dir, referral_id)
+    store = SpanStore.of(settings.data_dir)
+    if store.path.exists():  # the console's store: indexed, with the span files imported into it
+        store.import_files()
+        spans = store.spans_of_referral(referral_id)
+    else:
+        spans = spans_of_referral(settings.data_dir, referral_id)
     if (otlp := otlp_traces_endpoint()) is not None:
         console.print(f"Spans are sent over OTLP to {safe(otlp)} (OTEL_EXPORTER_OTLP_*), not kept here: search "
                       f"your tracing UI (Jaeger, Tempo, ...) for the attribute referral.id={safe(referral_id)}.")

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apps.console import auth
+from apps.console import auth, receiver
 from apps.console.areas import NOT_PAGES, TEXT
 from apps.console.auth import (
     CsrfRefused,
@@ -39,6 +39,7 @@ from apps.console.sessions import LoginLimiter, Sessions
 from apps.console.settings import ConsoleSettings
 from apps.console.state import ConsoleState
 from shared.contracts.rpc import ANY_ROLE
+from shared.span_store import SpanStore
 
 STATIC = Path(__file__).with_name("static")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -116,11 +117,13 @@ def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertF
                   dependencies=[Depends(auth.csrf_protected)])
     app.state.console = ConsoleState(
         settings=settings, client=client, alerts=alerts, templates=templates(),
+        spans=SpanStore.of(settings.data_dir),
         sessions=Sessions(idle_seconds=settings.console_idle_minutes * 60,
                           lifetime_seconds=settings.console_session_hours * 3600, clock=clock),
         limiter=LoginLimiter(settings.console_login_attempts, clock=clock))
     _refusals(app)
     app.include_router(auth.router)
+    app.include_router(receiver.router)
 
     @app.get("/", dependencies=[Depends(Needs(ANY_ROLE))])
     async def home(request: Request, session: MySession) -> Response:

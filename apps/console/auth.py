@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 
@@ -139,6 +139,20 @@ class Needs(Guard):
         return person
 
 
+class SpansSender(Guard):
+    """A service posting its spans (apps/console/receiver.py): the bearer token REROUTE_CONSOLE_SPANS_TOKEN, which a
+    browser never sends by itself (so no session and no CSRF token either); without the setting, nobody (404)."""
+
+    async def __call__(self, request: Request) -> None:
+        token = state_of(request).settings.console_spans_token
+        if token is None:
+            raise HTTPException(404, "This console receives no spans (REROUTE_CONSOLE_SPANS_TOKEN is not set).")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise HTTPException(401, "Give the console's spans token: Authorization: Bearer <token>.",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+
 @dataclass(frozen=True)
 class RouteInfo:
     """One route of the console as served: its path template, methods, tags and the guard it declared."""
@@ -182,6 +196,9 @@ async def csrf_protected(request: Request) -> None:
     """App-wide: a request that changes anything carries this session's token and comes from this console."""
     if request.method in SAFE_METHODS:
         return
+    route = getattr(request.scope.get("route"), "dependant", None)
+    if route is not None and any(isinstance(d.call, SpansSender) for d in route.dependencies):
+        return  # a bearer token no browser sends by itself: the guard checks it
 
     console = state_of(request)
     origin = request.headers.get("origin")

@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from shared.proxies import Network, networks
@@ -48,6 +48,25 @@ class ConsoleSettings(ServiceSettings):
         "Addresses or networks (CIDR) of the reverse proxies in front of the console, comma-separated. Only a "
         "request from one of them has its client address read from X-Forwarded-For (for the log-in limit above); "
         "without it, behind a proxy everyone would share the proxy's address and its limit."))
+
+    console_spans_token: SecretStr | None = Field(default=None, min_length=16, description=(
+        "Receive the services' spans over OTLP/HTTP on POST /v1/traces (into the span store the Traces pages read) "
+        "from senders that give this bearer token (OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20<token>); "
+        "unset: it receives none. `reroute up` makes one per run and points the services at the console."))
+    console_trace_url: str | None = Field(default=None, description=(
+        "Where a trace is seen in the deployment's tracing backend, with {trace_id} in it (Jaeger: "
+        "https://jaeger.example.org/trace/{trace_id}): the Traces pages link each trace there."))
+    retention_days: float = Field(default=365, ge=0, description=(
+        "The referrals' retention period (REROUTE_RETENTION_DAYS, as intake reads it): spans older than this are "
+        "deleted from the console's span store."))
+
+    @field_validator("console_trace_url")
+    @classmethod
+    def _trace_url(cls, value: str | None) -> str | None:
+        value = value.strip() or None if value is not None else None  # empty: unset (as compose passes it)
+        if value is not None and (not value.startswith(("https://", "http://")) or "{trace_id}" not in value):
+            raise ValueError("REROUTE_CONSOLE_TRACE_URL must be an http(s) address with {trace_id} in it")
+        return value
 
     @field_validator("console_trusted_proxies", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.sessions import LoginLimiter, Sessions
 from apps.console.settings import ConsoleSettings
+from shared.span_store import SpanStore
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ConsoleState:
     limiter: LoginLimiter
     alerts: AlertFeed
     templates: Jinja2Templates
+    spans: SpanStore
 
 
 def state_of(request: Request) -> ConsoleState:

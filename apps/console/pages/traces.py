@@ -1,7 +1,8 @@
 """Traces, for operators: the recent ones, the slowest and those with errors, and one referral's traces as a
-waterfall across intake, risk and scheduling. Read from the span files the services write to <data dir>/traces when
-they run without OTLP, as `reroute trace` reads them (shared/telemetry.py); every request reads them all (no index
-yet). Spans carry ids and outcomes, never a name: no personal data is on these pages."""
+waterfall across intake, risk and scheduling. Read from the console's indexed span store (shared/span_store.py):
+the spans the services post to its OTLP receiver (apps/console/receiver.py), and the span files they write to
+<data dir>/traces when no console receives them, imported as each page is opened (`reroute trace` reads the same).
+Spans carry ids and outcomes, never a name: no personal data is on these pages."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from apps.console.auth import Me, MySession
 from apps.console.rendering import LONDON, render
 from apps.console.state import state_of
 from shared.contracts.rpc import Role
-from shared.telemetry import TRACES_DIR, StoredSpan, otlp_traces_endpoint, read_spans, spans_of_referral
+from shared.span_store import SpanStore
+from shared.telemetry import StoredSpan, otlp_traces_endpoint
 
 AREA = area("traces", "Traces", {Role.OPERATOR})
 LISTED = 20
@@ -118,22 +120,36 @@ def started(start_ns: int) -> str:
     return datetime.fromtimestamp(start_ns / 1e9, UTC).astimezone(LONDON).strftime("%a %d %b %H:%M:%S")
 
 
-def _spans_dir(request: Request) -> Path:
-    return state_of(request).settings.data_dir
+def _store(request: Request) -> SpanStore:
+    return state_of(request).spans
 
 
 def _context(request: Request) -> dict[str, Any]:
-    return {"area": AREA, "otlp": otlp_traces_endpoint(), "where": _spans_dir(request) / TRACES_DIR,
-            "started": started}
+    where: Path = _store(request).path
+    return {"area": AREA, "otlp": otlp_traces_endpoint(), "where": where, "files": where.parent, "started": started,
+            "trace_url": state_of(request).settings.console_trace_url}
+
+
+def lists(store: SpanStore) -> tuple[list[TraceSummary], list[TraceSummary], list[TraceSummary]]:
+    """The recent traces, the slowest and those with errors, LISTED of each (new span files imported first)."""
+    store.import_files()
+    recent, slowest, failed = store.recent(LISTED), store.slowest(LISTED), store.failed(LISTED)
+    by_id = {t.trace_id: t for t in summaries(store.spans_of_traces([*recent, *slowest, *failed]))}
+    return ([by_id[t] for t in recent if t in by_id], [by_id[t] for t in slowest if t in by_id],
+            [by_id[t] for t in failed if t in by_id])
+
+
+def of_referral(store: SpanStore, referral_id: str) -> list[StoredSpan]:
+    store.import_files()
+    return store.spans_of_referral(referral_id)
 
 
 @AREA.router.get("")
 async def recent(request: Request, me: Me, session: MySession) -> Response:
     """The recent traces, the slowest, and those with errors."""
-    found = summaries(await asyncio.to_thread(lambda: list(read_spans(_spans_dir(request)))))
-    return render(request, "traces/page.html", session=session, recent=found[:LISTED],
-                  slowest=sorted(found, key=lambda t: -t.duration_ms)[:LISTED],
-                  failed=[t for t in found if t.errors][:LISTED], **_context(request))
+    latest, slowest, failed = await asyncio.to_thread(lists, _store(request))
+    return render(request, "traces/page.html", session=session, recent=latest, slowest=slowest, failed=failed,
+                  **_context(request))
 
 
 @AREA.router.get("/referral")
@@ -143,7 +159,7 @@ async def referral(request: Request, me: Me, session: MySession, referral_id: st
     if not REFERRAL_ID.fullmatch(referral_id):
         return render(request, "traces/waterfall.html", session=session, status_code=400, title=None,
                       problem="Give a referral id, such as ref_1a2b3c4d5e6f7a8b.", falls=[], **_context(request))
-    spans = await asyncio.to_thread(spans_of_referral, _spans_dir(request), referral_id)
+    spans = await asyncio.to_thread(of_referral, _store(request), referral_id)
     return render(request, "traces/waterfall.html", session=session, title=f"Referral {referral_id}",
                   problem=None if spans else f"No spans of {referral_id} here.", falls=waterfalls(spans),
                   status_code=200 if spans else 404, **_context(request))
@@ -155,8 +171,7 @@ async def one_trace(request: Request, me: Me, session: MySession, trace_id: str)
     if not TRACE_ID.fullmatch(trace_id):
         return render(request, "traces/waterfall.html", session=session, status_code=404, title=None,
                       problem="That is not a trace id (32 hexadecimal digits).", falls=[], **_context(request))
-    spans = [s for s in await asyncio.to_thread(lambda: list(read_spans(_spans_dir(request))))
-             if s.trace_id == trace_id]
+    spans = await asyncio.to_thread(_store(request).spans_of_traces, [trace_id])
     return render(request, "traces/waterfall.html", session=session, title=f"Trace {trace_id}",
                   problem=None if spans else f"No spans of trace {trace_id} here.", falls=waterfalls(spans),
                   status_code=200 if spans else 404, **_context(request))

@@ -1,0 +1,302 @@
+"""The indexed span store: spans in one SQLite file, <data dir>/traces/spans.sqlite3, so that one referral's traces,
+the recent ones, the slowest and those with errors are each found through an index, not by reading every span file
+(after a year of traffic a scan reads a million spans: docs/performance.md, *Span store*).
+
+Locally the console is the services' OTLP receiver (apps/console/receiver.py) and writes here; the span files the
+services write when no console receives their spans (shared/telemetry.py) are imported here too, each line once
+(`import_files`), so the console's *Traces* pages and `reroute trace` give the same answers whichever way spans came.
+
+Spans carry referral ids, so the store keeps them no longer than the referral (`prune`: spans older than
+REROUTE_RETENTION_DAYS go, and span files last written before then) and erases a young person's with them
+(`erase`, which `reroute person erase` calls). Never a service's database: the console reads none.
+
+Tables: `spans` (clustered by trace, indexed by referral id and start time), `traces` (one row per trace: its first
+start, last end and whether a span failed, indexed by start, by duration and, for the failed ones, by start), and
+`span_links` (which traces link to which, indexed by the trace linked to), `imported_files` (how far each span file
+has been read).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.telemetry import TRACES_DIR, StoredSpan
+
+STORE_FILE = "spans.sqlite3"
+REFERRAL_ATTRIBUTE = "referral.id"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL, service TEXT NOT NULL,
+    start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, status TEXT NOT NULL, referral_id TEXT,
+    attributes TEXT NOT NULL, links TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spans_by_referral ON spans (referral_id) WHERE referral_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, failed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_ns);
+CREATE INDEX IF NOT EXISTS traces_by_duration ON traces (end_ns - start_ns);
+CREATE INDEX IF NOT EXISTS failed_traces_by_start ON traces (start_ns) WHERE failed;
+CREATE TABLE IF NOT EXISTS span_links (
+    linked_trace_id TEXT NOT NULL, trace_id TEXT NOT NULL, PRIMARY KEY (linked_trace_id, trace_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS imported_files (path TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
+"""
+_COLUMNS = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, attributes, links"
+_INSERTED = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, referral_id, attributes, links"
+
+
+class SpanStore:
+    """The store in `path` (created, 0600 in a 0700 directory, at its first use; nothing happens before). Safe to
+    use from several threads (one connection, one at a time) and from several processes (SQLite's locking, WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, data_dir: Path) -> SpanStore:
+        return cls(data_dir / TRACES_DIR / STORE_FILE)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private before SQLite writes a byte
+                db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # spans are diagnostics: a power cut may lose the last few
+                db.executescript(_SCHEMA)
+                self._db = db
+            yield self._db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def add(self, spans: Sequence[StoredSpan]) -> int:
+        """Store these spans (one already stored, by trace and span id, is kept as it was); returns how many."""
+        if not spans:
+            return 0
+        rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.service, s.start_ns, s.end_ns, s.status,
+                 _referral_id(s), json.dumps(s.attributes, separators=(",", ":")),
+                 json.dumps(s.links, separators=(",", ":"))) for s in spans]
+        traces: dict[str, tuple[int, int, int]] = {}
+        for s in spans:
+            start, end, failed = traces.get(s.trace_id, (s.start_ns, s.end_ns, 0))
+            traces[s.trace_id] = (min(start, s.start_ns), max(end, s.end_ns), failed | (s.status == "ERROR"))
+        links = {(link["trace_id"], s.trace_id) for s in spans for link in s.links if link["trace_id"] != s.trace_id}
+        with self._connection() as db, _transaction(db):
+            before = db.total_changes
+            db.executemany(f"INSERT OR IGNORE INTO spans ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            added = db.total_changes - before
+            db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET "
+                           "start_ns = min(start_ns, excluded.start_ns), end_ns = max(end_ns, excluded.end_ns), "
+                           "failed = max(failed, excluded.failed)",
+                           [(t, *v) for t, v in traces.items()])
+            db.executemany("INSERT OR IGNORE INTO span_links VALUES (?, ?)", sorted(links))
+        return added
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    def spans_of_traces(self, trace_ids: Iterable[str]) -> list[StoredSpan]:
+        """Every span of these traces, in start order."""
+        ids = sorted(set(trace_ids))
+        with self._connection() as db:
+            return _spans(db, ids)
+
+    def spans_of_referral(self, referral_id: str) -> list[StoredSpan]:
+        """All spans of every trace that touched this referral (its own, and the callers' traces that link to it: an
+        agency's requests, say), in start order: as shared.telemetry.spans_of_referral finds them in the files."""
+        with self._connection() as db:
+            return _spans(db, _traces_of_referrals(db, [referral_id]))
+
+    def recent(self, limit: int) -> list[str]:
+        """The traces that started last, newest first."""
+        return self._trace_ids("SELECT trace_id FROM traces ORDER BY start_ns DESC LIMIT ?", limit)
+
+    def slowest(self, limit: int) -> list[str]:
+        """The traces longest from their first span's start to their last span's end, longest first."""
+        return self._trace_ids("SELECT trace_id FROM traces ORDER BY end_ns - start_ns DESC LIMIT ?", limit)
+
+    def failed(self, limit: int) -> list[str]:
+        """The traces with a span that ended in error, newest first."""
+        return self._trace_ids("SELECT trace_id FROM traces WHERE failed ORDER BY start_ns DESC LIMIT ?", limit)
+
+    def _trace_ids(self, query: str, limit: int) -> list[str]:
+        with self._connection() as db:
+            return [row[0] for row in db.execute(query, (limit,))]
+
+    # --- retention and erasure ----------------------------------------------------------------------------------
+
+    def prune(self, before_ns: int) -> int:
+        """Delete the spans that started before `before_ns` (the retention period), and the span files last written
+        before then; returns how many spans went. A trace keeps its later spans."""
+        with self._connection() as db, _transaction(db):
+            touched = [row[0] for row in db.execute("SELECT DISTINCT trace_id FROM spans WHERE start_ns < ?",
+                                                    (before_ns,))]
+            gone = db.execute("DELETE FROM spans WHERE start_ns < ?", (before_ns,)).rowcount
+            _summarise_again(db, touched)
+        for path in self.path.parent.glob("*.jsonl"):
+            try:
+                if path.stat().st_mtime_ns < before_ns:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            with self._connection() as db:
+                db.execute("DELETE FROM imported_files WHERE path = ?", (path.name,))
+        return gone
+
+    def erase(self, referral_ids: Sequence[str]) -> int:
+        """Delete every span of the traces that touched these referrals (theirs and the callers' linked to them:
+        what `spans_of_referral` shows), here and in the span files beside the store; returns how many spans went
+        from the store (the files' lines are imported first, so they are counted)."""
+        self.import_files()
+        with self._connection() as db, _transaction(db):
+            traces = _traces_of_referrals(db, referral_ids)
+            gone = 0
+            for chunk in _chunks(traces):
+                marks = ",".join("?" * len(chunk))
+                gone += db.execute(f"DELETE FROM spans WHERE trace_id IN ({marks})", chunk).rowcount
+                db.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM span_links WHERE trace_id IN ({marks}) OR linked_trace_id IN ({marks})",
+                           chunk + chunk)
+        self._erase_from_files(set(traces))
+        return gone
+
+    def _erase_from_files(self, trace_ids: set[str]) -> None:
+        """Each span file without these traces' lines, written anew and put in its place (a service appending to it
+        meanwhile, one run without a console, may lose the spans of that moment: never a line of these traces)."""
+        if not trace_ids:
+            return
+        for path in sorted(self.path.parent.glob("*.jsonl")):
+            try:
+                lines = path.read_bytes().splitlines(keepends=True)
+            except FileNotFoundError:
+                continue
+            kept = [line for line in lines if _trace_of_line(line) not in trace_ids]
+            if len(kept) == len(lines):
+                continue
+            fresh = path.with_name(path.name + ".erasing")
+            fd = os.open(fresh, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.writelines(kept)
+            os.replace(fresh, path)
+            whole = sum(len(line) for line in kept if line.endswith(b"\n"))
+            with self._connection() as db:
+                db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
+                           "offset = excluded.offset", (path.name, whole))
+
+    # --- the span files -----------------------------------------------------------------------------------------
+
+    def import_files(self) -> int:
+        """Store the lines of the span files beside the store (<data dir>/traces/*.jsonl) not read before (each file
+        from where the last import stopped; a torn last line waits for the next); returns how many spans."""
+        added = 0
+        for path in sorted(self.path.parent.glob("*.jsonl")):
+            with self._connection() as db:
+                row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
+            offset = row[0] if row else 0
+            try:
+                with path.open("rb") as fh:
+                    if os.fstat(fh.fileno()).st_size < offset:  # a new file of that name: from its start
+                        offset = 0
+                    fh.seek(offset)
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            whole = data[:data.rfind(b"\n") + 1]
+            if not whole:
+                continue
+            spans = []
+            for line in whole.splitlines():
+                try:
+                    spans.append(StoredSpan(**json.loads(line)))
+                except (ValueError, TypeError):
+                    continue
+            added += self.add(spans)
+            with self._connection() as db:
+                db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
+                           "offset = excluded.offset", (path.name, offset + len(whole)))
+        return added
+
+
+def _trace_of_line(line: bytes) -> str | None:
+    try:
+        found = json.loads(line).get("trace_id")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _referral_id(span: StoredSpan) -> str | None:
+    value = span.attributes.get(REFERRAL_ATTRIBUTE)
+    return str(value) if value is not None else None
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _chunks(ids: list[str], size: int = 400) -> Iterator[list[str]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+def _traces_of_referrals(db: sqlite3.Connection, referral_ids: Sequence[str]) -> list[str]:
+    own: set[str] = set()
+    for chunk in _chunks(sorted(set(referral_ids))):
+        own |= {row[0] for row in db.execute(
+            f"SELECT DISTINCT trace_id FROM spans WHERE referral_id IN ({','.join('?' * len(chunk))})", chunk)}
+    linked: set[str] = set()
+    for chunk in _chunks(sorted(own)):
+        linked |= {row[0] for row in db.execute(
+            f"SELECT trace_id FROM span_links WHERE linked_trace_id IN ({','.join('?' * len(chunk))})", chunk)}
+    return sorted(own | linked)
+
+
+def _spans(db: sqlite3.Connection, trace_ids: list[str]) -> list[StoredSpan]:
+    found = []
+    for chunk in _chunks(trace_ids):
+        for row in db.execute(f"SELECT {_COLUMNS} FROM spans WHERE trace_id IN ({','.join('?' * len(chunk))})",
+                              chunk):
+            trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, attributes, links = row
+            found.append(StoredSpan(trace_id, span_id, parent_id, name, service, start_ns, end_ns, status,
+                                    json.loads(attributes), json.loads(links)))
+    return sorted(found, key=lambda s: s.start_ns)
+
+
+def _summarise_again(db: sqlite3.Connection, trace_ids: list[str]) -> None:
+    """Each trace's row as its remaining spans have it; gone with its last span (and its links with it)."""
+    for chunk in _chunks(trace_ids):
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"UPDATE traces SET start_ns = coalesce((SELECT min(start_ns) FROM spans s WHERE s.trace_id = "
+                   f"traces.trace_id), -1), failed = EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = traces.trace_id "
+                   f"AND status = 'ERROR') WHERE trace_id IN ({marks})", chunk)
+        gone = [row[0] for row in db.execute(f"SELECT trace_id FROM traces WHERE start_ns = -1 AND trace_id IN "
+                                             f"({marks})", chunk)]
+        if gone:
+            more = ",".join("?" * len(gone))
+            db.execute(f"DELETE FROM traces WHERE trace_id IN ({more})", gone)
+            db.execute(f"DELETE FROM span_links WHERE trace_id IN ({more}) OR linked_trace_id IN ({more})",
+                       gone + gone)

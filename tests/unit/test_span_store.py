@@ -1,0 +1,124 @@
+"""The indexed span store (shared/span_store.py) on its own: a referral's traces (its own and the callers' linked to
+it) as the file scan finds them, the recent, slowest and failed traces, each answered through an index; the span
+files imported once; retention and erasure, in the store and in the files; private files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+
+from shared.span_store import SpanStore
+from shared.telemetry import TRACES_DIR, StoredSpan, spans_of_referral
+
+MS = 1_000_000
+DAY = 86_400 * 10**9
+A, B, C, D = "a" * 32, "b" * 32, "c" * 32, "d" * 32
+
+
+def span(trace: str, span_id: str, start_ms: int, end_ms: int, *, parent: str | None = None, status: str = "UNSET",
+         referral: str | None = None, links: list[str] | None = None) -> StoredSpan:
+    return StoredSpan(trace, span_id, parent, f"work {span_id}", "intake", start_ms * MS, end_ms * MS, status,
+                      {"referral.id": referral} if referral else {},
+                      [{"trace_id": t, "span_id": "0" * 16} for t in links or []])
+
+
+SPANS = [
+    span(A, "a1", 0, 10, referral="ref_aaa111"),
+    span(A, "a2", 20, 500, parent="a1", referral="ref_aaa111", links=[B]),  # an agency's update, in its own trace
+    span(B, "b1", 15, 25, links=[A]),
+    span(C, "c1", 100, 130, status="ERROR", referral="ref_ccc333"),
+    span(D, "d1", 200, 210, referral="ref_ddd444"),
+]
+
+
+def stored(tmp_path: Path, spans: list[StoredSpan] = SPANS) -> SpanStore:
+    store = SpanStore.of(tmp_path)
+    store.add(spans)
+    return store
+
+
+def write_file(tmp_path: Path, name: str, spans: list[StoredSpan], tail: str = "") -> Path:
+    path = tmp_path / TRACES_DIR / name
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as fh:
+        fh.write("".join(json.dumps(asdict(s)) + "\n" for s in spans) + tail)
+    return path
+
+
+def test_a_referrals_traces_are_its_own_and_the_callers_linked_as_the_file_scan_finds_them(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    found = store.spans_of_referral("ref_aaa111")
+    assert [s.span_id for s in found] == ["a1", "b1", "a2"]
+    assert found[2].links == [{"trace_id": B, "span_id": "0" * 16}] and found[0].attributes == {
+        "referral.id": "ref_aaa111"}
+    write_file(tmp_path, "intake-1.jsonl", SPANS)
+    assert found == spans_of_referral(tmp_path, "ref_aaa111")
+    assert store.spans_of_referral("ref_0000000000000000") == []
+    assert store.add(SPANS) == 0, "a span sent again is stored once"
+
+
+def test_recent_slowest_and_failed_traces_in_their_order(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    assert store.recent(3) == [D, C, B]
+    assert store.slowest(2) == [A, C]
+    assert store.failed(10) == [C]
+    assert [s.span_id for s in store.spans_of_traces([C, D])] == ["c1", "d1"]
+
+
+def test_every_lookup_is_answered_through_an_index(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    asked: list[str] = []
+    store.recent(1)  # connected
+    assert store._db is not None
+    store._db.set_trace_callback(asked.append)
+    store.spans_of_referral("ref_aaa111")
+    store.recent(20), store.slowest(20), store.failed(20)
+    store._db.set_trace_callback(None)
+    plans = {sql: [row[3] for row in sqlite3.connect(store.path).execute(f"EXPLAIN QUERY PLAN {sql}")]
+             for sql in asked if sql.startswith("SELECT")}
+    assert len(plans) == 6
+    for sql, plan in plans.items():
+        scans = [step for step in plan if step.startswith("SCAN") and "INDEX" not in step]
+        assert not scans, f"{sql} reads a whole table: {plan}"
+
+
+def test_span_files_are_imported_once_each_line_a_torn_last_line_when_whole(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "risk-7.jsonl", SPANS[:3], tail='{"trace_id": "' + D)
+    store = SpanStore.of(tmp_path)
+    assert store.import_files() == 3
+    assert store.import_files() == 0
+    with path.open("a") as fh:
+        fh.write(json.dumps(asdict(SPANS[4]))[len('{"trace_id": "') + 32:] + "\n")
+    assert store.import_files() == 1
+    assert store.recent(10) == [D, B, A]
+
+
+def test_spans_past_the_retention_period_go_a_trace_keeping_its_later_spans(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    old = write_file(tmp_path, "scheduling-1.jsonl", SPANS[:1])
+    store.import_files()
+    assert store.prune(before_ns=18 * MS) == 2  # a1 and b1; a2 (A's later span), c1 and d1 stay
+    assert store.recent(10) == [D, C, A] and store.slowest(1) == [A]
+    assert [s.span_id for s in store.spans_of_referral("ref_aaa111")] == ["a2"]
+    assert old.exists(), "written after the cut-off (now)"
+    assert store.prune(before_ns=2**62) == 3 and store.recent(10) == [] and not old.exists()
+
+
+def test_erasing_a_referral_deletes_its_traces_and_the_callers_linked_in_the_store_and_the_files(
+        tmp_path: Path) -> None:
+    store = stored(tmp_path, SPANS[3:])
+    path = write_file(tmp_path, "intake-9.jsonl", SPANS)  # not imported yet
+    assert store.erase(["ref_aaa111", "ref_ccc333"]) == 4
+    assert store.spans_of_referral("ref_aaa111") == [] and store.recent(10) == [D] and store.failed(10) == []
+    assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d1"]
+    assert spans_of_referral(tmp_path, "ref_aaa111") == []
+    assert store.import_files() == 0
+
+
+def test_the_store_is_its_users_alone(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert store.path.parent.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o077 == 0 for p in store.path.parent.iterdir())
