@@ -805,9 +805,12 @@ def person_erase(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Erase one young person from all three services, irreversibly (anonymous counts are kept)."""
+    """Erase one young person from all three services, irreversibly (anonymous counts are kept), and their referrals'
+    spans from the span store and span files in the data dir."""
     if not yes:
         typer.confirm(f"Erase {person_id} from intake, risk and scheduling? This cannot be undone", abort=True)
+
+    spans = SpanStore.of(settings_for(data_dir).data_dir)
 
     async def erase_all(c: ServiceClient) -> list[tuple[str, dict[str, int] | str]]:
         person = intake_rpc.PersonRequest(person_id=person_id)
@@ -825,6 +828,8 @@ def person_erase(
             results.append(("intake", (await c.call(intake_rpc.ERASE_PERSON, person)).erased))
         else:
             results.append(("intake", "not erased yet: the link is kept until every service has confirmed; run again"))
+        if spans.path.exists() or any(spans.path.parent.glob("*.jsonl")):  # last: spans of the erasure's moment too
+            results.append(("spans", {"referrals": len(ids), "spans": await asyncio.to_thread(spans.erase, ids)}))
         return results
 
     failed = False

@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from rich.console import Console
 
 from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
 from apps.console.settings import URL_FILE as CONSOLE_URL_FILE
+from apps.console.settings import is_loopback
 from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
 from apps.devstack.processes import CONSOLE, NOTIFIER, SERVICES, Backoff, ServiceProcesses, describe_exit
 from apps.notifier.settings import NotifierSettings
@@ -51,6 +53,7 @@ from shared.settings import (
 )
 from shared.streams import provision_at
 from shared.subjects import Subjects
+from shared.telemetry import otlp_traces_endpoint
 
 LOCK_FILE = "up.lock"
 START_GRACE_SECONDS = 60.0
@@ -321,6 +324,7 @@ class LocalStack:
             await provision_at([admin_url], self.subjects, replicas=self.settings.stream_replicas)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
+        spans = self._spans_to_console(per_service)
         env = {"REROUTE_DATA_DIR": str(data_dir.resolve()), "NATS_URL": self.url,
                "REROUTE_CALENDAR_PORT": str(self.faces.calendar_port),
                "REROUTE_INTAKE_HTTP_PORT": str(self.faces.intake_http_port),
@@ -342,10 +346,32 @@ class LocalStack:
         if console_url:
             self.console.print(f"Web console: {console_url} (log in with your person id and a console password: "
                                "`reroute people console-password PERSON_ID` issues a one-time one)")
+            if spans:
+                self.console.print(f"Spans: to the console's span store ({spans}), read by its Traces pages and "
+                                   "`reroute trace REFERRAL_ID`")
         self.console_url = console_url
         self._start_notifier(console_url)
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
+
+    def _spans_to_console(self, per_service: dict[str, dict[str, str]]) -> str | None:
+        """When the console runs here on plain http (loopback) and no tracing backend is set (OTEL_EXPORTER_OTLP_*):
+        the services send their spans to its OTLP receiver with a token made for this run (the console's port fixed
+        now, a free one for `auto`, so the services know it before it starts); returns the receiver's URL, or None
+        when spans go where the OTEL_* variables say, or to the span files."""
+        host = os.environ.get("REROUTE_CONSOLE_HOST", "127.0.0.1").strip() or "127.0.0.1"
+        if (not self.faces.console_port or otlp_traces_endpoint() is not None or not is_loopback(host)
+                or os.environ.get("REROUTE_CONSOLE_TLS_CERT")):
+            return None
+        if self.faces.console_port == "auto":
+            self.faces.console_port = free_port()
+        token = secrets.token_urlsafe(32)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{self.faces.console_port}/v1/traces"
+        per_service[CONSOLE]["REROUTE_CONSOLE_SPANS_TOKEN"] = token
+        for name in SERVICES:
+            per_service[name] |= {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": url,
+                                  "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"authorization=Bearer%20{token}"}
+        return url
 
     def _start_notifier(self, console_url: str | None) -> None:
         """Start the safeguarding notifier and say whether alerts are emailed (loudly when they are not); its emails

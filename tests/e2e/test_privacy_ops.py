@@ -1,4 +1,5 @@
-"""A subject access request and an erasure, end to end, through the CLI as an operator would run them."""
+"""A subject access request and an erasure, end to end, through the CLI as an operator would run them (the erasure
+reaching the referral's spans too)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.span_store import SpanStore
+from shared.telemetry import spans_of_referral
 from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 from tests.support.replies import refusal
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +45,15 @@ async def test_export_gathers_every_service_and_erase_removes_the_person_everywh
     assert doc["risk"]["assessments"][0]["referral_id"] == rid
     assert doc["scheduling"]["sessions"] and doc["scheduling"]["cases"][0]["referral_id"] == rid
 
+    await wait_until(lambda: bool(spans_of_referral(cluster.data_dir, rid)), timeout=5, every=0.1,
+                     what="the referral's spans in the span files")
     erased = await asyncio.to_thread(_cli, cluster, "person", "erase", person, "--yes")
     assert erased.returncode == 0, erased.stdout + erased.stderr
     for service in ("risk", "scheduling", "intake"):
         assert f"{service}: erased (1 referrals" in erased.stdout
     assert re.search(r"intake: erased \(1 referrals, [1-9]\d* stream messages\)", erased.stdout), erased.stdout
+    assert re.search(r"spans: erased \(1 referrals, [1-9]\d* spans\)", erased.stdout), erased.stdout
+    assert spans_of_referral(cluster.data_dir, rid) == [] == SpanStore.of(cluster.data_dir).spans_of_referral(rid)
 
     assert refusal(await probe.rpc("intake", "status", {"referral_id": rid})).code == "not_found"
     assert refusal(await probe.rpc("risk", "assessment", {"referral_id": rid})).code == "not_found"
