@@ -29,6 +29,8 @@ from pathlib import Path
 from shared.telemetry import TRACES_DIR, StoredSpan
 
 STORE_FILE = "spans.sqlite3"
+IMPORT_CHUNK = 8 * 2**20
+"""Bytes of a span file read at a time (a span's line is well under a kilobyte)."""
 REFERRAL_ATTRIBUTE = "referral.id"
 
 _SCHEMA = """
@@ -211,27 +213,35 @@ class SpanStore:
                 row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
             offset = row[0] if row else 0
             try:
-                with path.open("rb") as fh:
-                    if os.fstat(fh.fileno()).st_size < offset:  # a new file of that name: from its start
-                        offset = 0
-                    fh.seek(offset)
-                    data = fh.read()
+                fh = path.open("rb")
             except FileNotFoundError:
                 continue
-            whole = data[:data.rfind(b"\n") + 1]
-            if not whole:
-                continue
-            spans = []
-            for line in whole.splitlines():
-                try:
-                    spans.append(StoredSpan(**json.loads(line)))
-                except (ValueError, TypeError):
-                    continue
-            added += self.add(spans)
-            with self._connection() as db:
-                db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
-                           "offset = excluded.offset", (path.name, offset + len(whole)))
+            with fh:
+                if os.fstat(fh.fileno()).st_size < offset:  # a new file of that name: from its start
+                    offset = 0
+                fh.seek(offset)
+                while whole := _whole_lines(fh.read(IMPORT_CHUNK)):  # a chunk at a time: a year's file is large
+                    offset += len(whole)
+                    fh.seek(offset)  # a torn line again, whole, with the next chunk
+                    added += self.add(_parsed(whole))
+                    with self._connection() as db:  # after the spans: a crash between imports them again, once
+                        db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
+                                   "offset = excluded.offset", (path.name, offset))
         return added
+
+
+def _whole_lines(data: bytes) -> bytes:
+    return data[:data.rfind(b"\n") + 1]
+
+
+def _parsed(lines: bytes) -> list[StoredSpan]:
+    spans = []
+    for line in lines.splitlines():
+        try:
+            spans.append(StoredSpan(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return spans
 
 
 def _trace_of_line(line: bytes) -> str | None:

@@ -9,6 +9,9 @@ import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
+from shared import span_store
 from shared.span_store import SpanStore
 from shared.telemetry import TRACES_DIR, StoredSpan, spans_of_referral
 
@@ -93,6 +96,14 @@ def test_span_files_are_imported_once_each_line_a_torn_last_line_when_whole(tmp_
         fh.write(json.dumps(asdict(SPANS[4]))[len('{"trace_id": "') + 32:] + "\n")
     assert store.import_files() == 1
     assert store.recent(10) == [D, B, A]
+
+
+def test_a_file_larger_than_a_read_is_imported_whole_across_reads(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(span_store, "IMPORT_CHUNK", 500)  # about two lines a read, most lines cut in two
+    write_file(tmp_path, "intake-2.jsonl", SPANS)
+    store = SpanStore.of(tmp_path)
+    assert store.import_files() == len(SPANS) and store.recent(10) == [D, C, B, A]
 
 
 def test_spans_past_the_retention_period_go_a_trace_keeping_its_later_spans(tmp_path: Path) -> None:
