@@ -52,6 +52,10 @@ security-doc: $(STAMP)  ## run the abuse tests named in tests/security_cases.py;
 bench: $(STAMP)  ## throughput against raw NATS, latency at fixed rates, peak RSS, drain after an outage (docs/performance.md)
 	$(BIN)/python -m bench.pipeline
 
+.PHONY: bench-spans
+bench-spans: $(STAMP)  ## one referral's traces at a year of traffic (1M spans): the span store's index vs the file scan (minutes)
+	$(BIN)/python -m bench.span_store
+
 clean:
 	rm -rf $(VENV) .reroute
 

@@ -51,3 +51,11 @@ def test_bad_options_are_refused_clearly(args: list[str], said: str) -> None:
     done = bench(*args, timeout=60)
     assert done.returncode == 2
     assert said in done.stderr
+
+
+def test_the_span_store_bench_runs_and_prints_its_figures() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.span_store", "--referrals", "100", "--lookups", "5",
+                           "--scans", "1"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\| span store \(index\) \| [\d,.]+ m?s \| [\d,.]+ m?s \| 5 \|", done.stdout), done.stdout
+    assert re.search(r"\| scan of every span file \| [\d,.]+ m?s \|", done.stdout), done.stdout
