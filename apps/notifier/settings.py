@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from shared.settings import HttpPort, ServiceSettings
 
@@ -19,6 +20,9 @@ def addresses(value: str) -> list[str]:
 
 class NotifierSettings(ServiceSettings):
     """Where alert emails go and through which SMTP server; how often overdue alerts are looked for."""
+
+    # An empty variable is an unset one: compose passes each REROUTE_SMTP_* from deploy/.env, filled in or not.
+    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     smtp_host: str | None = Field(default=None, description=(
         "SMTP server that sends the alert emails; unset: no emails at all (the notifier says so, loudly)."))

@@ -9,13 +9,15 @@
 #
 # Secrets (name: keys):
 #   reroute-nats: intake-password risk-password scheduling-password operator-password health-password
-#     console-password
+#     console-password notifier-password
 #   reroute-postgres: owner-password intake-password risk-password scheduling-password (the roles
 #     deploy/postgres/10-reroute-roles.sh creates: run it against your database with these passwords)
 #   reroute-intake-keys: encryption-key matching-key (back them up with the database: without them no stored
 #     referral can be read or matched)
 #   reroute-nats-tls: ca.crt tls.crt tls.key (NATS's certificate; made self-signed here unless TLS_DIR is given: it
 #     must name nats, nats.<namespace>.svc and *.nats-headless(.<namespace>.svc), for server and client use)
+#   reroute-smtp: user password (optional, not made here: the notifier's log-in at your mail relay, if it asks for
+#     one; make it with `kubectl create secret generic reroute-smtp --from-literal=user=… --from-literal=password=…`)
 #
 # `kubectl create` refuses a Secret that exists already, so running this again never replaces a key.
 set -euo pipefail
@@ -40,7 +42,8 @@ secret() {  # secret NAME ARGS…: create it, or print it with --print
 secret generic reroute-nats \
     --from-literal=intake-password="$(password)" --from-literal=risk-password="$(password)" \
     --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
-    --from-literal=health-password="$(password)" --from-literal=console-password="$(password)"
+    --from-literal=health-password="$(password)" --from-literal=console-password="$(password)" \
+    --from-literal=notifier-password="$(password)"
 secret generic reroute-postgres \
     --from-literal=owner-password="$(password)" --from-literal=intake-password="$(password)" \
     --from-literal=risk-password="$(password)" --from-literal=scheduling-password="$(password)"

@@ -38,7 +38,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = os.environ.get("REROUTE_COMPOSE_FILES", "docker-compose.yml:docker-compose.ci.yml").split(":")
-RUNNING = ("nats", "postgres", "intake", "risk", "scheduling", "console", "proxy")
+RUNNING = ("nats", "postgres", "intake", "risk", "scheduling", "console", "notifier", "proxy")
+MAIL = {"REROUTE_SMTP_HOST": "smtp.invalid", "REROUTE_ALERT_EMAILS": "dsl@example.org,dsl2@example.org",
+        "REROUTE_ALERT_DEPUTY_EMAILS": "deputy@example.org"}
+"""The notifier's mail settings, as an operator fills them in deploy/.env (no email is sent in these tests)."""
 PUBLISHED = {"nats": "4222/tcp", "proxy": ("8443/tcp", "8444/tcp")}
 
 
@@ -189,7 +192,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {"REROUTE_PUBLISH_API_PORT": free_port(), "REROUTE_PUBLISH_CALENDAR_PORT": free_port(),
              "REROUTE_PUBLISH_CONSOLE_PORT": free_port(), "REROUTE_PUBLISH_NATS_PORT": free_port()}
     env_file = work / ".env"
-    env_file.write_text(compose_env(ports=ports))
+    env_file.write_text("".join(f"{line.split('=')[0]}={MAIL[line.split('=')[0]]}\n" if line.split("=")[0] in MAIL
+                                else f"{line}\n" for line in compose_env(ports=ports).splitlines()))
     compose = compose_command()
     problem = missing_docker(compose, env_file)
     if problem:
@@ -308,6 +312,23 @@ def test_the_console_answers_its_log_in_page_over_tls_through_the_proxy(stack: S
         assert answer.status_code == 401 and "Not logged in" in answer.text, answer.text[:500]
     plain = httpx.get(f"http://localhost:{stack.ports['REROUTE_PUBLISH_CONSOLE_PORT']}/login", timeout=5)
     assert plain.status_code == 400  # TLS only
+
+
+def test_the_notifier_asks_the_services_for_overdue_alerts_as_its_own_nats_user(stack: Stack) -> None:
+    """Healthy (its mail settings from the .env taken, NATS reached), and a whole escalation round done: risk and
+    scheduling asked for their unacknowledged alerts, its key-value bucket made, all as user `notifier`."""
+    def rounds() -> float:
+        page = stack.run("exec", "-T", "notifier", "python", "-c", "import urllib.request; print(urllib.request."
+                         "urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+                   if line.startswith("reroute_notifier_escalation_rounds_total"))
+
+    deadline = time.monotonic() + 150  # a round every 60 s; the first may come before the services answer
+    while rounds() < 1:
+        assert time.monotonic() < deadline, stack.run("logs", "--no-color", "notifier")
+        time.sleep(2)
+    assert "emailing new safeguarding alerts to 2 lead address(es) through smtp.invalid:587" in stack.run(
+        "logs", "--no-color", "notifier")
 
 
 def test_a_referral_over_https_is_scheduled_and_again_after_a_service_and_nats_restart(stack: Stack) -> None:

@@ -50,6 +50,7 @@ SERVICES = ("intake", "risk", "scheduling")
 CLIENTS = (*SERVICES, "migrate", "cli")  # the pods that talk to NATS and PostgreSQL
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 FACES = {"intake": 8081, "scheduling": 8082, "console": 8083}  # the HTTP faces people reach through the ingress
+SMTP_PORTS = {25, 465, 587}
 
 
 def _missing(what: str) -> None:
@@ -206,6 +207,35 @@ def test_the_console_runs_one_replica_behind_tls_as_its_own_nats_user(rendered: 
         assert ingress["spec"]["tls"][0]["hosts"] == [host] and read.console_public_url == f"https://{host}"
 
 
+def test_the_notifier_runs_one_replica_as_its_own_nats_user_with_its_mail_settings(
+        rendered: list[dict[str, Any]]) -> None:
+    """The settings its pod gets are ones the notifier accepts; in the example overlay they email the leads and the
+    deputies (no "emails are off"); its probes ask its ops port, readiness its /readyz (emails accepted)."""
+    from apps.notifier.settings import NotifierSettings
+
+    deployment = one(rendered, "Deployment", "notifier")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    c = container(rendered, "Deployment", "notifier")
+    e = env(c)
+    assert c["command"] == ["python", "-m", "apps.notifier"]
+    assert e["NATS_URL"]["value"].startswith("tls://notifier:$(NATS_PASSWORD)@")
+    assert e["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "reroute-nats", "key": "notifier-password"}
+    assert e["REROUTE_INBOX_PREFIX"]["value"] == "_INBOX_notifier"
+    maps = {o["metadata"]["name"].rsplit("-", 1)[0]: o["data"] for o in rendered if o["kind"] == "ConfigMap"}
+    console_url = e["REROUTE_CONSOLE_URL"]["valueFrom"]["configMapKeyRef"]
+    assert console_url["name"].startswith("reroute-config-"), "the generated name, hash and all"
+    settings = {**config(rendered), **maps["reroute-notifier"], **{k: v["value"] for k, v in e.items() if "value" in v},
+                "REROUTE_CONSOLE_URL": config(rendered)[console_url["key"]]}
+    read = NotifierSettings.model_validate({k.removeprefix("REROUTE_").lower(): v for k, v in settings.items()
+                                            if k.startswith("REROUTE_") and v != ""})
+    ops = {p["name"]: p["containerPort"] for p in c["ports"]}["ops"]
+    assert read.notifier_ops_port == ops and read.console_url == config(rendered)["REROUTE_CONSOLE_PUBLIC_URL"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+        assert c[probe]["httpGet"] == {"path": path, "port": "ops"}, probe
+    if read.smtp_host:  # the example overlay's
+        assert read.mail_off is None and read.leads and read.deputies
+
+
 def mebibytes(quantity: str) -> float:
     units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
     for suffix, factor in units.items():
@@ -258,7 +288,8 @@ def referenced_secrets(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
     for _, template in pod_templates(objects):
         for c in template["spec"]["containers"]:
             for e in c.get("env", []):
-                if ref := e.get("valueFrom", {}).get("secretKeyRef"):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref and not ref.get("optional"):  # an optional one is the site's to make, when it needs it
                     wanted.add((ref["name"], ref["key"]))
         for volume in template["spec"].get("volumes", []):
             if secret := volume.get("secret"):
@@ -375,7 +406,7 @@ def test_network_policies_deny_by_default_and_allow_only_what_reroute_needs(rend
     assert len(deny) == 1 and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert not deny[0]["spec"].get("ingress") and not deny[0]["spec"].get("egress"), "it allows nothing"
     ingress, egress = allowed(rendered, "Ingress"), allowed(rendered, "Egress")
-    assert set(ingress) == {*CLIENTS, "nats", "console"}, "every pod of ours is covered"
+    assert set(ingress) == {*CLIENTS, "nats", "console", "notifier"}, "every pod of ours is covered"
     dns = {(Peer(namespace="kube-system"), 53)}
     nats_nodes = {(Peer(component="nats"), 4222)}
     for c in CLIENTS:
@@ -383,14 +414,17 @@ def test_network_policies_deny_by_default_and_allow_only_what_reroute_needs(rend
         assert len(database) == 1, f"{c} reaches one PostgreSQL"
         assert egress[c] == dns | nats_nodes | database, f"{c} reaches NATS, PostgreSQL and DNS only"
     assert egress["console"] == dns | nats_nodes, "the console reaches NATS and DNS only: no database"
+    relay = {(p, port) for p, port in egress["notifier"] if port in SMTP_PORTS}
+    assert {port for _, port in relay} == SMTP_PORTS and len({p for p, _ in relay}) == 1, "one mail relay"
+    assert egress["notifier"] == dns | nats_nodes | relay, "the notifier reaches NATS, its mail relay and DNS only"
     assert egress["nats"] == dns | {(Peer(component="nats"), 6222)}
-    assert ingress["nats"] == {(Peer(component=c), 4222) for c in (*CLIENTS, "console")} | {
+    assert ingress["nats"] == {(Peer(component=c), 4222) for c in (*CLIENTS, "console", "notifier")} | {
         (Peer(component="nats"), 6222)}
-    for c in (*CLIENTS, "console"):
+    for c in (*CLIENTS, "console", "notifier"):
         faces = {(p, port) for p, port in ingress[c] if port != 9464}
         expected = {(Peer(namespace="ingress-nginx"), FACES[c])} if c in FACES else set()
         assert faces == expected, f"{c}: only its public face, from the ingress controller"
-    assert {port for c in SERVICES for _, port in ingress[c]} >= {9464}, "metrics reach Prometheus"
+    assert {port for c in (*SERVICES, "notifier") for _, port in ingress[c]} >= {9464}, "metrics reach Prometheus"
 
 
 def test_the_example_overlay_reaches_its_database_outside_the_cluster_only() -> None:
@@ -398,6 +432,7 @@ def test_the_example_overlay_reaches_its_database_outside_the_cluster_only() -> 
     for c in CLIENTS:
         assert {peer for peer, port in egress[c] if port == 5432} == {Peer(cidr="10.20.0.0/24")}
     assert config(render("overlays/example"))["POSTGRES_SSLMODE"] == "verify-full"
+    assert {peer for peer, port in egress["notifier"] if port in SMTP_PORTS} == {Peer(cidr="10.30.0.0/28")}
 
 
 # --- NATS: three nodes, R3 streams ---------------------------------------------------------------------------------
@@ -448,7 +483,7 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
     subprocess.run([sys.executable, "-m", "apps.container.certs", str(certs), "--name", "nats", "--name", "localhost"],
                    check=True, capture_output=True)
     passwords = {u: secrets.token_urlsafe(24)
-                 for u in ("intake", "risk", "scheduling", "operator", "health", "console")}
+                 for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier")}
     nodes = [{"client": free_port(), "cluster": free_port(), "monitor": free_port()} for _ in range(3)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REROUTE_", "NATS_"))}
     processes = []
@@ -540,7 +575,7 @@ def test_a_cluster_node_needs_its_name_and_well_formed_routes(tmp_path: Path) ->
     from apps.container.nats import NatsContainerSettings, ServerConfig
 
     base = {f"{u}_password": secrets.token_urlsafe(24)
-            for u in ("intake", "risk", "scheduling", "operator", "health", "console")}
+            for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier")}
     with pytest.raises(ValidationError, match="each route is host:port"):
         NatsContainerSettings(**base, routes="nats-0.nats-headless:6222,nats-1 6222")  # type: ignore[arg-type]
     unnamed = NatsContainerSettings(**base, routes="a:6222,b:6222", data_dir=tmp_path)  # type: ignore[arg-type]

@@ -51,3 +51,16 @@ def test_no_smtp_server_means_emails_are_off_and_says_so() -> None:
     assert "safeguarding alerts are NOT emailed" in (NotifierSettings().mail_off or "")
     on = NotifierSettings(smtp_host="smtp.example.org", alert_emails="a@example.org,b@example.org ")
     assert on.mail_off is None and on.leads == ["a@example.org", "b@example.org"]
+
+
+def test_mail_settings_left_empty_in_the_compose_env_file_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose.yml passes every REROUTE_SMTP_* from deploy/.env, filled in or not: an empty one is no setting
+    (no log-in with an empty name, the default port), and a host with leads still turns emails on."""
+    for name in ("REROUTE_SMTP_USER", "REROUTE_SMTP_PASSWORD", "REROUTE_SMTP_PORT", "REROUTE_SMTP_SECURITY",
+                 "REROUTE_ALERT_EMAIL_FROM", "REROUTE_ALERT_DEPUTY_EMAILS"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("REROUTE_SMTP_HOST", "smtp.example.org")
+    monkeypatch.setenv("REROUTE_ALERT_EMAILS", "dsl@example.org")
+    read = NotifierSettings()
+    assert (read.smtp_user, read.smtp_password, read.smtp_port, read.smtp_security) == (None, None, 587, "starttls")
+    assert read.mail_off is None and read.leads == ["dsl@example.org"]
