@@ -9,6 +9,7 @@ escalated; with the SMTP server down at first, readyz says so, and the emails go
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -173,6 +174,12 @@ async def test_an_alert_raised_while_the_smtp_server_is_down_is_emailed_once_it_
                          what=lambda: f"a failed try (log: {n.log()})")
         status, health = n.readyz()
         assert status == 503 and any("emails are not being accepted" in p for p in health["problems"]), health
+        # what the shipped alert rule (RerouteAlertEmailsFailing) watches is there, and counts the failure
+        rules = (Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "reroute-alerts.yml").read_text()
+        watched = set(re.findall(r"\breroute_notifier_[a-z_]+", rules))
+        assert watched == {"reroute_notifier_emails_failing_seconds"}, watched
+        await wait_until(lambda: _metric(n, "reroute_notifier_emails_failing_seconds ") > 0, timeout=10,
+                         what="the failing gauge counting up")
 
         sink.start()
         for alert_id in d.alerts.values():
