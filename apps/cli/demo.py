@@ -345,6 +345,6 @@ async def demo_people(client: ServiceClient) -> list[tuple[str, Role, str]]:
 
 def print_demo_logins(console: Console, url: str, people: list[tuple[str, Role, str]]) -> None:
     console.print(f"Web console: {url}. Demo log-ins, one per role (one-time passwords: at the first log-in each "
-                  "chooses their own, and dsl-demo sets up an authenticator app):", markup=False, soft_wrap=True)
+                  "chooses their own, and dsl-demo and dpo-demo set up an authenticator app):", markup=False, soft_wrap=True)
     for person_id, role, password in people:
         console.print(f"  {person_id:<15} {role:<10} {password}", markup=False, soft_wrap=True)

@@ -325,7 +325,7 @@ async def choose_password(request: Request, person: Me, session: MySession,
 
 @router.get(SECOND_FACTOR, dependencies=[Depends(_FIRST_STEPS)])
 async def second_factor_page(request: Request, person: Me, session: MySession) -> Response:
-    """Set up an authenticator app (admins and safeguarding leads, at their first log-in)."""
+    """Set up an authenticator app (admins, safeguarding leads and DPOs, at their first log-in)."""
     if not session.enrolling or session.choosing_password:
         return RedirectResponse(first_step(session) or "/", status_code=303)
     return await _enrolment(request, person, session)

@@ -3,7 +3,7 @@ log-in, checked here so that no hash ever leaves intake. Five wrong passwords in
 log-in for 15 minutes (an admin's new one-time password lifts it). Kept apart from their NATS credentials
 (services/intake/staff.py): a console password opens the console only.
 
-Admins and safeguarding leads (`SECOND_FACTOR_ROLES`) give a code from an authenticator app too (TOTP, RFC 6238: six
+Admins, safeguarding leads and data protection officers (`SECOND_FACTOR_ROLES`) give a code from an authenticator app too (TOTP, RFC 6238: six
 digits, 30-second steps, one step either side for a clock off by a little), once they have set one up; each code is
 accepted once. Its secret is kept encrypted with intake's keys (`reroute keys reencrypt` rotates it with the rest).
 A wrong code counts as a wrong password, and the refusal does not say which was wrong.

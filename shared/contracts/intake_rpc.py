@@ -443,8 +443,10 @@ CONSOLE_PASSWORD_MIN = 12
 """The least length of a password a person chooses for the console (a passphrase is better)."""
 
 
-SECOND_FACTOR_ROLES = frozenset({Role.ADMIN, Role.DSL})
-"""Whoever has one of these roles logs in to the console with a code from an authenticator app (TOTP) too."""
+SECOND_FACTOR_ROLES = frozenset({Role.ADMIN, Role.DSL, Role.DPO})
+"""Whoever has one of these roles logs in to the console with a code from an authenticator app (TOTP) too: admins
+(people and keys), safeguarding leads (who may see who a child is) and data protection officers (who see who looked
+at which child)."""
 
 
 class ConsoleLoginRequest(Contract):

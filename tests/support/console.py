@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from apps.console.settings import URL_FILE
+from shared.contracts.intake_rpc import SECOND_FACTOR_ROLES
 from tests.support.cluster import referral
 from tests.support.local_up import REROUTE, LocalUp, up_env
 
@@ -124,7 +125,7 @@ async def new_person_logged_in(browser: Browser, stack: ConsoleStack, *roles: st
     await page.get_by_label("New password again").fill(f"{person_id} long and private")
     await page.get_by_role("button", name="Save my password").click()
     await expect(page.get_by_text("Your password is changed.")).to_be_visible()
-    if {"dsl", "admin"} & set(roles):
+    if SECOND_FACTOR_ROLES & set(roles):
         await set_up_authenticator(page, stack, person_id)
     if path != "/":
         await page.goto(stack.url + path)

@@ -132,6 +132,7 @@ def test_an_authenticator_is_set_up_once_and_a_new_one_time_password_clears_it(
 
 def test_who_needs_a_second_factor() -> None:
     assert needs_second_factor([Role.DSL]) and needs_second_factor([Role.SCHEDULER, Role.ADMIN])
+    assert needs_second_factor([Role.DPO]), "the access log says who looked at which child"
     assert not needs_second_factor([Role.SCHEDULER, Role.RISK_LEAD, Role.OPERATOR])
 
 
