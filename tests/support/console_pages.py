@@ -179,9 +179,12 @@ async def _waitlist(browser: Browser, stack: ConsoleStack) -> Page:
 
 
 async def _recommend(browser: Browser, stack: ConsoleStack) -> Page:
-    """With options and excluded mentors."""
+    """With options and excluded mentors: a booked case, whose own place counts as free (its mentor is an option),
+    beside the one waiting for that place."""
     waiting = await asyncio.to_thread(waiting_at_caseload, stack)
-    return await _scheduler_on(browser, stack, f"/referrals/{waiting.referral_id}/recommend")
+    page = await _scheduler_on(browser, stack, f"/referrals/{waiting.taken}/recommend")
+    await expect(page.locator("li.option").filter(has_text=waiting.mentor_id)).to_be_visible()
+    return page
 
 
 async def _referral(browser: Browser, stack: ConsoleStack) -> Page:
