@@ -39,8 +39,11 @@ class AccessLog:
     `GET /v1/calendars/{token}.ics 200`. A path can carry a secret (a mentor's calendar token) or an id, and a
     query string anything at all; none of it belongs in a log. A path that matches no route is not written."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, quiet: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.quiet = quiet
+        """Routes whose answered requests (2xx) are logged at DEBUG only: the console's span receiver, which each
+        service posts to every fraction of a second."""
         # each route as served, those of included routers too (FastAPI keeps an included router as one entry)
         self._routes: list[Any] = list(iter_route_contexts(getattr(app, "routes", [])))
 
@@ -60,8 +63,10 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             host, port = scope.get("client") or ("-", 0)
-            access_log.info('%s:%d - "%s %s HTTP/%s" %d', host, port, scope["method"], self._route(scope),
-                            scope["http_version"], status)
+            route = self._route(scope)
+            level = logging.DEBUG if route in self.quiet and 200 <= status < 300 else logging.INFO
+            access_log.log(level, '%s:%d - "%s %s HTTP/%s" %d', host, port, scope["method"], route,
+                           scope["http_version"], status)
 
     def _route(self, scope: Scope) -> str:
         """The template of the route that served the request (as the router picks it: the first full match, else
@@ -77,8 +82,9 @@ class HttpServer:
     """An ASGI app served on host:port by uvicorn, as a task in the running event loop."""
 
     def __init__(self, app: ASGIApp, *, host: str, port: HttpPort, name: str, port_setting: str,
-                 what: str = "HTTP API", ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
-        self._config = uvicorn.Config(AccessLog(app), host=host, port=0 if port == "auto" else port, lifespan="off",
+                 what: str = "HTTP API", ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+                 quiet: frozenset[str] = frozenset()) -> None:
+        self._config = uvicorn.Config(AccessLog(app, quiet=quiet), host=host, port=0 if port == "auto" else port, lifespan="off",
                                       log_config=None, access_log=False, proxy_headers=False, server_header=False,
                                       timeout_graceful_shutdown=5, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         self._server = _EmbeddedServer(self._config)

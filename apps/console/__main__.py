@@ -11,6 +11,7 @@ import logging
 import signal
 import time
 
+from apps.console import receiver
 from apps.console.app import create_app
 from apps.console.client import ServicesClient, connect
 from apps.console.live import AlertFeed
@@ -46,7 +47,8 @@ async def serve(settings: ConsoleSettings) -> None:
     tls = {"ssl_certfile": str(settings.console_tls_cert), "ssl_keyfile": str(settings.console_tls_key)} \
         if settings.console_tls_cert and settings.console_tls_key else {}
     server = HttpServer(app, host=settings.console_host, port=settings.console_port, name="console",
-                        port_setting="REROUTE_CONSOLE_PORT", what="web console", **tls)
+                        port_setting="REROUTE_CONSOLE_PORT", what="web console", quiet=frozenset({receiver.PATH}),
+                        **tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -43,3 +43,14 @@ async def test_the_route_is_logged_not_the_token_or_the_query(caplog: pytest.Log
         '192.0.2.4:5123 - "PUT /v1/calendars/{mentor_id}.ics HTTP/1.1" 200',
     ]
     assert "s3cr3t" not in caplog.text and "also" not in caplog.text
+
+
+async def test_a_quiet_routes_answered_requests_are_logged_at_debug_and_its_refusals_as_any(
+        caplog: pytest.LogCaptureFixture) -> None:
+    transport = httpx.ASGITransport(app=AccessLog(_app(), quiet=frozenset({"/v1/calendars/{mentor_id}.ics"})))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with caplog.at_level(logging.INFO, logger="shared.http.access"):
+            await client.put("/v1/calendars/m1.ics")  # answered: DEBUG, not shown
+            await client.post("/v1/calendars/m1.ics")  # refused (405): shown
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.http.access"]
+    assert [line.split(" - ")[1] for line in lines] == ['"POST /v1/calendars/{mentor_id}.ics HTTP/1.1" 405']
