@@ -1,6 +1,7 @@
 """The operators' traces in Debian's Chromium, against a real `reroute up`: one referral's trace as a waterfall across
-intake, risk and scheduling, found by its id with the keyboard alone; the recent traces list it; a person without the
-`operator` role is refused every traces page, by URL too."""
+intake, risk and scheduling (which the services sent to the console's OTLP receiver), found by its id with the
+keyboard alone; the recent traces list it; a person without the `operator` role is refused every traces page, by URL
+too."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import asyncio
 import pytest
 from playwright.async_api import Browser, expect
 
+from shared.span_store import SpanStore
+from shared.telemetry import TRACES_DIR
 from tests.support.console import ConsoleStack, accessible, new_person_logged_in
 
 pytestmark = [pytest.mark.browser]
@@ -27,6 +30,9 @@ async def test_an_operator_finds_a_referral_s_trace_as_a_waterfall_across_the_th
         await expect(waterfall.get_by_role("cell", name=service, exact=True).first).to_be_visible()
     first = waterfall.get_by_role("row").nth(1)
     await expect(first.get_by_role("cell").nth(1)).to_have_text("+0.0 ms")  # the trace starts with its first span
+    # the services sent them to the console's OTLP receiver (`reroute up` points them there): no span files
+    assert SpanStore.of(stack.up.data_dir).spans_of_referral(referral_id)
+    assert not list((stack.up.data_dir / TRACES_DIR).glob("*.jsonl"))
     await accessible(page)
 
     await page.get_by_role("link", name="All traces").click()
