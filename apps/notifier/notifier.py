@@ -249,6 +249,7 @@ class Notifier:
             except nats.js.errors.BucketNotFoundError:
                 self.kv = await self.js.create_key_value(KeyValueConfig(
                     bucket=bucket, history=1, ttl=400 * 24 * 3600,
+                    replicas=self.settings.stream_replicas,  # R3 on a three-node cluster, as the streams are
                     description="Safeguarding alerts the notifier has escalated to the deputies, each once."))
         return self.kv
 

@@ -230,6 +230,7 @@ def test_the_notifier_runs_one_replica_as_its_own_nats_user_with_its_mail_settin
                                             if k.startswith("REROUTE_") and v != ""})
     ops = {p["name"]: p["containerPort"] for p in c["ports"]}["ops"]
     assert read.notifier_ops_port == ops and read.console_url == config(rendered)["REROUTE_CONSOLE_PUBLIC_URL"]
+    assert read.stream_replicas == 3, "its bucket of escalated alerts survives a NATS node, as the streams do"
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
         assert c[probe]["httpGet"] == {"path": path, "port": "ops"}, probe
     if read.smtp_host:  # the example overlay's
