@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Literal
 
 import pyotp
@@ -37,8 +38,14 @@ ISSUER = "reroute console"
 STEP_SECONDS = 30
 
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
-"""Checked against when there is no hash, so an unknown person takes as long to refuse as a wrong password."""
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when there is no hash, so an unknown person takes as long to refuse as a wrong password. Made
+    on first use, not at import: hashing holds argon2's 64 MiB, which would otherwise stay in every intake's peak RSS
+    from start-up. Two threads racing here each make one; either serves."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -48,7 +55,7 @@ def hash_password(password: str) -> str:
 def verify(password_hash: str | None, password: str) -> bool:
     """Whether `password` matches (always doing the slow work, even without a hash)."""
     try:
-        return _hasher.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
