@@ -92,7 +92,9 @@ async def test_a_form_without_the_csrf_token_changes_nothing(browser: Browser, s
     alert_id = f"alert:{rid}:{E02}:1"
     _, page = await new_person_logged_in(browser, stack, "dsl", path="/alerts")
 
-    for form in ({"note": "forged"}, {"note": "forged", "csrf_token": "not-the-sessions-token"}):
+    forged: list[dict[str, str | float | bool]] = [  # the type Playwright's `form=` takes (a dict is invariant)
+        {"note": "forged"}, {"note": "forged", "csrf_token": "not-the-sessions-token"}]
+    for form in forged:
         posted = await page.request.post(f"{stack.url}/alerts/{alert_id}/ack", form=form, max_redirects=0)
         assert posted.status == 403 and "That form was refused" in await posted.text()
     from_elsewhere = await page.request.post(f"{stack.url}/alerts/{alert_id}/ack", max_redirects=0, form={

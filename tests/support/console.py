@@ -151,7 +151,7 @@ async def csrf_token(page: Page) -> str:
 
 async def accessible(page: Page) -> None:
     """axe-core finds nothing serious or critical on the page as it is now (each problem named, with where)."""
-    from axe_playwright_python.async_playwright import Axe
+    from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]  # ships no py.typed
 
     results = await Axe().run(page)
     bad = [v for v in results.response["violations"] if v.get("impact") in {"serious", "critical"}]
