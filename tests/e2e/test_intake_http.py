@@ -14,6 +14,7 @@ from shared.telemetry import StoredSpan
 from tests.support.cluster import (
     Cluster,
     Probe,
+    bearer,
     fresh_language,
     intake_url,
     mentor,
@@ -26,16 +27,6 @@ from tests.support.suite import make_cluster, running
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def wait_for_status(http: httpx.AsyncClient, url: str, key: str, want: str, *, timeout: float = 15) -> dict[str, Any]:

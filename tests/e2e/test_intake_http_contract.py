@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,9 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from tests.support.cli import reroute
-from tests.support.cluster import Cluster, Probe, intake_url, referral, register_agency, unique
+from tests.support.cluster import Cluster, Probe, bearer, referral, register_agency, unique
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _ambiguous_paths(document: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ recorded), risk no longer lists it for review, and an open safeguarding alert st
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -21,7 +20,7 @@ from services.intake.tables import ReferralRecord
 from tests.support.cluster import (
     Cluster,
     Probe,
-    intake_url,
+    bearer,
     mentor,
     referral,
     register_agency,
@@ -32,16 +31,6 @@ from tests.support.cluster import (
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def naming(agency_referral_id: str, event: dict[str, Any]) -> bool:

@@ -244,6 +244,11 @@ def intake_url(cluster: Cluster) -> str:
     return cluster.http_url("intake")
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The headers that give an agency's API key to intake's HTTP API."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 async def register_agency(probe: Probe, agency_id: str, name: str = "Test agency") -> str:
     """Register an agency with intake and return its API key."""
     reply = await probe.rpc("intake", "agencies.add", {"agency_id": agency_id, "name": name})
