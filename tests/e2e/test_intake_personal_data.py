@@ -62,6 +62,16 @@ def person(arid: str, *, language: str) -> tuple[dict[str, Any], dict[str, str]]
     return body, identifiers
 
 
+async def referred(cluster: Cluster, probe: Probe) -> tuple[str, dict[str, str]]:
+    """A made-up person referred over NATS by an agency of their own: the referral id intake accepted, and their
+    identifiers."""
+    agency = unique("yot")
+    body, identifiers = person(unique("REF"), language="en")
+    await probe.submit(agency, body)
+    rid = (await probe.wait_for(cluster.subjects.accepted(agency)))[0]["referral_id"]
+    return str(rid), identifiers
+
+
 def leaks(identifiers: dict[str, str], where: str, text_: str) -> list[str]:
     lowered = text_.lower()
     return [f"{what} ({value!r}) in {where}" for what, value in identifiers.items() if value.lower() in lowered]
@@ -215,10 +225,7 @@ async def test_a_young_person_referred_again_by_another_agency_keeps_their_perso
 async def test_first_name_is_given_only_to_a_named_person_for_a_purpose_and_every_request_is_logged(
     cluster: Cluster, probe: Probe
 ) -> None:
-    agency = unique("yot")
-    body, identifiers = person(unique("REF"), language="en")
-    await probe.submit(agency, body)
-    rid = (await probe.wait_for(cluster.subjects.accepted(agency)))[0]["referral_id"]
+    rid, identifiers = await referred(cluster, probe)
     purpose = f"first session with mentor {unique('m')}"
 
     no_one = await probe.rpc("intake", "first_name", {"referral_id": rid, "purpose": purpose})
@@ -246,10 +253,7 @@ async def test_first_name_is_given_only_to_a_named_person_for_a_purpose_and_ever
 async def test_identity_is_given_for_a_purpose_logged_and_the_access_log_finds_who_looked(
     cluster: Cluster, probe: Probe
 ) -> None:
-    agency = unique("yot")
-    body, identifiers = person(unique("REF"), language="en")
-    await probe.submit(agency, body)
-    rid = (await probe.wait_for(cluster.subjects.accepted(agency)))[0]["referral_id"]
+    rid, identifiers = await referred(cluster, probe)
     lead, other = unique("dsl"), unique("dsl")
     purpose = f"calling the police about alert {unique('E01')}"
 
