@@ -12,7 +12,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,19 @@ async def consumer_exists(probe: Probe, cluster: Cluster) -> bool:
     return True
 
 
+@asynccontextmanager
+async def notifier_running(cluster: Cluster, probe: Probe, sink: Sink, data_dir: Path) -> AsyncIterator[Notifier]:
+    """The notifier started and reading alerts (its consumer made); stopped when the block ends."""
+    n = notifier(cluster, data_dir, sink)
+    n.start()
+    try:
+        await wait_until(lambda: consumer_exists(probe, cluster), timeout=30, what=lambda: f"the notifier's consumer "
+                         f"(log: {n.log()})")
+        yield n
+    finally:
+        n.stop()
+
+
 async def emailed(sink: Sink, alert_id: str, to: list[str], n: Notifier) -> None:
     await sink.wait(alert_id, to=to, why=n.log)
 
@@ -118,11 +132,7 @@ async def test_alerts_reach_the_leads_and_an_overdue_one_the_deputy_once(
     cluster: Cluster, probe: Probe, sink: Sink, tmp_path: Path
 ) -> None:
     sink.start()
-    n = notifier(cluster, tmp_path, sink)
-    n.start()
-    try:
-        await wait_until(lambda: consumer_exists(probe, cluster), timeout=30, what=lambda: f"the notifier's consumer "
-                         f"(log: {n.log()})")
+    async with notifier_running(cluster, probe, sink, tmp_path) as n:
         a = await refer(cluster, probe)
         for rule in (E01, E02):
             await emailed(sink, a.alerts[rule], LEADS, n)
@@ -145,8 +155,6 @@ async def test_alerts_reach_the_leads_and_an_overdue_one_the_deputy_once(
         for referred in (b, c):  # raised while it was down: emailed now
             for alert_id in referred.alerts.values():
                 await emailed(sink, alert_id, LEADS, n)
-    finally:
-        n.stop()
 
     # the round that escalated c's E01 listed a's first (the earlier deadline): recorded, so not sent again
     assert len(sink.about(a.alerts[E01], to=DEPUTY)) == 1, "escalated once, not again after the restart"
@@ -163,11 +171,7 @@ async def test_alerts_reach_the_leads_and_an_overdue_one_the_deputy_once(
 async def test_an_alert_raised_while_the_smtp_server_is_down_is_emailed_once_it_is_back(
     cluster: Cluster, probe: Probe, sink: Sink, tmp_path: Path
 ) -> None:
-    n = notifier(cluster, tmp_path, sink)
-    n.start()
-    try:
-        await wait_until(lambda: consumer_exists(probe, cluster), timeout=30, what=lambda: f"the notifier's consumer "
-                         f"(log: {n.log()})")
+    async with notifier_running(cluster, probe, sink, tmp_path) as n:
         d = await refer(cluster, probe)
         await wait_until(lambda: any(d.referral_id in line and "(alert) not accepted" in line
                                      for line in n.log().splitlines()), timeout=30,
@@ -185,8 +189,6 @@ async def test_an_alert_raised_while_the_smtp_server_is_down_is_emailed_once_it_
         for alert_id in d.alerts.values():
             await emailed(sink, alert_id, LEADS, n)
         await wait_until(lambda: n.readyz()[0] == 200, timeout=30, what=lambda: f"ready again: {n.readyz()}")
-    finally:
-        n.stop()
     assert all(len(sink.about(alert_id, to=LEADS)) == 1 for alert_id in d.alerts.values())
 
 
@@ -203,11 +205,7 @@ async def test_the_servers_answer_aimed_at_an_alert_subject_is_dropped_and_the_n
     server then stores its PubAck there: the notifier neither emails it nor logs it as a broken alert; it counts it
     and goes on to the next real alert."""
     sink.start()
-    n = notifier(cluster, tmp_path, sink)
-    n.start()
-    try:
-        await wait_until(lambda: consumer_exists(probe, cluster), timeout=30, what=lambda: f"the notifier's consumer "
-                         f"(log: {n.log()})")
+    async with notifier_running(cluster, probe, sink, tmp_path) as n:
         s, aimed_at = cluster.subjects, unique("police")
         await probe.nc.publish(s.submitted(aimed_at), b"{}", reply=s.alert(aimed_at))
 
@@ -221,5 +219,3 @@ async def test_the_servers_answer_aimed_at_an_alert_subject_is_dropped_and_the_n
         assert _metric(n, 'reroute_notifier_messages_dropped_total{reason="server_reply"}') == 1
         assert "does not fit the safeguarding alert contract" not in n.log()
         assert not any(aimed_at in m.text for m in sink.mails)
-    finally:
-        n.stop()
