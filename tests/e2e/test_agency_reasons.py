@@ -6,7 +6,6 @@ which mentor it concerns, or an operator's name or note. Schedulers keep the ful
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from tests.support.cli import reroute
 from tests.support.cluster import (
     Cluster,
     Probe,
-    intake_url,
     mentor,
     referral,
     register_agency,
@@ -35,12 +33,6 @@ BARRED = {  # how a mentor comes to be barred from mentoring, and what scheduler
                           {"kind": "rotl", "licence": {"return_by": "20:00", "suspended": True}},
                           "licence is suspended"),
 }
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
 
 
 async def _referred_over_http(probe: Probe, http: httpx.AsyncClient, cluster: Cluster, language: str,

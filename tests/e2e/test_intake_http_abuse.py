@@ -21,6 +21,7 @@ from services.intake.tables import AgencyRecord
 from tests.support.cluster import (
     Cluster,
     Probe,
+    bearer,
     intake_url,
     referral,
     register_agency,
@@ -32,10 +33,6 @@ from tests.support.suite import make_cluster, running
 pytestmark = pytest.mark.e2e
 
 BUDGET = IntakeSettings.model_fields["intake_auth_failures_per_minute"].default
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def loopback_address() -> str:

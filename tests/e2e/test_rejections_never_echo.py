@@ -3,20 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from tests.support.cluster import Cluster, Probe, intake_url, mentor, referral, register_agency, unique
+from tests.support.cluster import Cluster, Probe, mentor, referral, register_agency, unique
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
 
 
 async def test_a_rejection_names_each_field_and_rule_but_never_the_value_given(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,7 +22,6 @@ from tests.support.cli import reroute
 from tests.support.cluster import (
     Cluster,
     Probe,
-    intake_url,
     launch_cluster,
     mentor,
     referral,
@@ -45,12 +44,6 @@ UPDATE_TRACE = "0f0e0d0c0b0a09080706050403020100"
 
 def _traceparent(trace_id: str) -> dict[str, str]:
     return {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
-
-
-@pytest.fixture
-async def http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url(cluster), timeout=15) as client:
-        yield client
 
 
 async def test_submission_update_and_override_are_one_trace_that_reroute_trace_shows_in_time_order(
