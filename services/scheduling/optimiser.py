@@ -24,9 +24,11 @@ The flow's picks then become bookings in two passes. First sessions: each pick i
 session given out or still reserved (two starts half an hour apart both pass the flow), and against the
 time-independent rules with the mentor's load so far (the risk-weighted points cap, a knapsack, is beyond a
 flow), moving to the referral's next candidate or the mentor's next free start if it must; what still fails
-is re-solved against what is left. Follow-ups: for every placed referral, higher tiers first, `matching.sessions_from` against a
-calendar holding every session given out so far, so nothing is double-booked and no follow-up takes a time a
-first session needed. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
+is re-solved against what is left. Then every young person the flow moved goes back to the mentor they have where
+that mentor still has a place, the points and a start for them: the flow cannot count points, so a move it made to
+free a place can be for someone the cap then refuses there, and would otherwise stay, placing nobody. Follow-ups:
+for every placed referral, higher tiers first, `matching.sessions_from` against a calendar holding every session
+given out so far, so nothing is double-booked and no follow-up takes a time a first session needed. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
 waitlist reason.
 """
 
@@ -51,6 +53,7 @@ from services.scheduling.matching import (
     score,
     sessions_from,
     with_booking,
+    without_booking,
 )
 from services.scheduling.slots import LONDON, SESSION, STEP, Calendar, Interval, earliest_start, to_utc
 from shared.contracts.codes import WEEKDAYS, Tier, place_key
@@ -373,6 +376,35 @@ class _Optimisation:
         first = next((start for start in choice.starts if cal.fits(start)), None)
         return first if first is not None else cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)
 
+    def return_moved(self, firsts: dict[str, _First], keepable: Mapping[str, int]) -> None:
+        """Take back every move that made room for nobody: a young person placed away from the mentor they have goes
+        back to that mentor when the mentor still has a place, the risk-weighted points and a first start for them.
+
+        The flow counts places, not points, so it can move a young person to free a place for someone whom the
+        points cap then refuses there (or whom no start fits after all, in every re-solve); the move would then place
+        nobody. A return takes nobody's place, and frees one for the online matcher. It can let a young person moved
+        to make room for this one go back too, so it repeats until nothing changes.
+        """
+        changed = True
+        while changed:
+            changed = False
+            moved = [first for rid, first in firsts.items() if rid in keepable and first.mentor != keepable[rid]]
+            for first in sorted(moved, key=lambda f: _priority(f.case)):
+                home = keepable[first.case.referral_id]
+                if first_exclusion(first.case, self.states[home]) is not None:  # a place and the points, among others
+                    continue
+                start = calendar(first.case, self.states[home]).first_fit(not_before=self.grid.first,
+                                                                           not_after=self.grid.last)
+                if start is None:
+                    continue
+                self.states[first.mentor] = without_booking(self.states[first.mentor], [first.session[0]],
+                                                            first.case.tier)
+                self._masks.pop(first.mentor, None)
+                session = (start.astimezone(LONDON), (start + SESSION).astimezone(LONDON))
+                self.book(home, first.case, [session])
+                firsts[first.case.referral_id] = _First(first.case, home, session)
+                changed = True
+
     def follow_ups(self, first: _First) -> Match:
         """The first session and the tier's follow-ups, around every session given out so far."""
         state = self.states[first.mentor]
@@ -498,6 +530,7 @@ def optimise(
         pending = [case for case in pending if case.referral_id not in placed]
         if not failed or perf_counter() - started > time_limit_s:
             break
+    work.return_moved(firsts, keepable)
     order = sorted(firsts.values(), key=lambda f: (-f.case.tier.rank, f.session[0], f.case.referral_id))
     assignments = {first.case.referral_id: work.follow_ups(first) for first in order}
     waitlisted: dict[str, str] = {}

@@ -227,6 +227,19 @@ def test_one_move_is_never_traded_for_better_matches_of_others() -> None:
     assert_sound(cases, mentors, result)
 
 
+def test_a_booked_young_person_is_not_moved_to_free_a_place_the_points_cap_then_refuses() -> None:
+    # The flow counts places, not risk-weighted points: moving r0 to `other` frees a place at m0 for r1, the only
+    # Somali speaker's young person, but r1's 2 points on top of rW's 3 break m0's cap of 4. r0 stays; nobody moves.
+    m0 = mentor("m0", languages=("en", "so"), max_caseload=2, record={"max_points": 4.0})
+    cases = [case("r0", tier=Tier.LOW), case("r1", tier=Tier.HIGH, languages=["so"]), case("rW", tier=Tier.VERY_HIGH)]
+    mentors = [m0, mentor("other", boroughs=("Camden", "Hackney"))]
+    result = optimise(cases, mentors, now=NOW, current={"r0": "m0", "rW": "m0"})
+    assert mentors_of(result) == {"r0": "m0", "rW": "m0"}
+    assert result.waitlisted == {"r1": "no mentor fits: 1 shares no language, 1 at caseload"}
+    assert result.must_move == {}
+    assert_sound(cases, mentors, result)
+
+
 @pytest.mark.parametrize(("change", "why"), [
     ({"state": {"without_check": True}, "record": {"vetting": {"enhanced_check_expires": NOW.date()}}},
      "enhanced check expired on 2026-03-02"),
@@ -446,10 +459,6 @@ def test_the_optimiser_breaks_no_rule_and_places_at_least_as_many_as_online(data
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "known open bug, found by this test on 2026-12-06 after the continuity change landed: a round can move a young "
-    "person with a mentor while placing nobody more (must_move empty), and hypothesis's replay of the example does not "
-    "always fail, so something besides the inputs decides. Kept running (XFAIL/XPASS) until it is fixed"))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_round_moves_nobody_with_a_mentor_unless_it_places_someone_waiting(data: st.DataObject) -> None:
