@@ -87,6 +87,13 @@ def missing_docker(compose: list[str] | None, env_file: Path) -> str | None:
     return None
 
 
+def stack_env(ports: dict[str, int]) -> str:
+    """`make compose-env`'s file with these published ports and the mail settings filled in (MAIL)."""
+    lines = compose_env(ports=ports).splitlines()
+    return "".join(f"{name}={MAIL[name]}\n" if (name := line.split("=", 1)[0]) in MAIL else f"{line}\n"
+                   for line in lines)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -192,8 +199,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {"REROUTE_PUBLISH_API_PORT": free_port(), "REROUTE_PUBLISH_CALENDAR_PORT": free_port(),
              "REROUTE_PUBLISH_CONSOLE_PORT": free_port(), "REROUTE_PUBLISH_NATS_PORT": free_port()}
     env_file = work / ".env"
-    env_file.write_text("".join(f"{line.split('=')[0]}={MAIL[line.split('=')[0]]}\n" if line.split("=")[0] in MAIL
-                                else f"{line}\n" for line in compose_env(ports=ports).splitlines()))
+    env_file.write_text(stack_env(ports))
     compose = compose_command()
     problem = missing_docker(compose, env_file)
     if problem:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from apps.container.env import compose_env
 from tests.deploy.test_compose import (
     COMPOSE_FILES,
     ROOT,
@@ -27,6 +26,7 @@ from tests.deploy.test_compose import (
     free_port,
     missing_docker,
     post_until_accepted,
+    stack_env,
     wait_scheduled,
 )
 from tests.support.cluster import mentor, referral, unique, unique_language
@@ -56,7 +56,7 @@ def test_the_stack_comes_back_from_a_pg_dump_with_every_referral_readable(tmp_pa
     ports = {"REROUTE_PUBLISH_API_PORT": free_port(), "REROUTE_PUBLISH_CALENDAR_PORT": free_port(),
              "REROUTE_PUBLISH_CONSOLE_PORT": free_port(), "REROUTE_PUBLISH_NATS_PORT": free_port()}
     env_file = tmp_path / ".env"
-    env_file.write_text(compose_env(ports=ports))
+    env_file.write_text(stack_env(ports))  # the notifier's mail settings too: it is healthy only with them
     compose = compose_command()
     problem = missing_docker(compose, env_file)
     if problem:
