@@ -232,7 +232,8 @@ def person_user(person_id: str, password_hash: str, roles: Iterable[str]) -> Nat
 def console_user(password_hash: str) -> NatsUser:
     """The web console: the one client trusted to act for the people logged in to it, so it may ask every request
     any role may ask, in anyone's name (it must check the person's roles, from `people.whoami`, itself); it alone
-    may check and replace console passwords; it hears safeguarding alerts as they are raised (its live pages)."""
+    may check and replace console passwords; it hears safeguarding alerts as they are raised (its live pages); it
+    answers the requests to the console (`spans.erase`), asked in the name of the people whose roles may."""
     from shared.contracts.intake_rpc import CONSOLE_ONLY
     from shared.contracts.rpc import all_endpoints
 
@@ -240,7 +241,10 @@ def console_user(password_hash: str) -> NatsUser:
                     publish=[*(_SUBJECTS.ask("*", service, e.verb) for e in all_endpoints() if e.roles
                                for service in e.services),
                              *(_SUBJECTS.rpc(service, e.verb) for e in CONSOLE_ONLY for service in e.services)],
-                    subscribe=[f"{inbox_prefix(CONSOLE)}.>", _SUBJECTS.alert("*")])
+                    subscribe=[f"{inbox_prefix(CONSOLE)}.>", _SUBJECTS.alert("*"),
+                               *(subject for e in all_endpoints() if CONSOLE in e.services
+                                 for subject in (_SUBJECTS.ask("*", CONSOLE, e.verb), _SUBJECTS.rpc(CONSOLE, e.verb)))],
+                    allow_responses=True)  # answers the requests to the console (ERASE_SPANS)
 
 
 NOTIFIER = "notifier"

@@ -47,6 +47,7 @@ from shared.contracts.risk import RiskAssessed
 from shared.contracts.risk_rpc import Assessment, AssessmentRequest
 from shared.contracts.rpc import (
     ERASE_REFERRALS,
+    ERASE_SPANS,
     EXPORT_REFERRALS,
     HELD,
     Empty,
@@ -799,6 +800,29 @@ def write_private(path: Path, text: str, *, replace: bool) -> None:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+SPANS_ERASE_SECONDS = 60
+"""How long the console may take to erase a person's spans (it imports the span files beside its store first)."""
+
+
+async def erase_spans(c: ServiceClient, ids: list[str], local: SpanStore) -> dict[str, int] | str:
+    """Erase these referrals' spans: from the console's span store, wherever it runs, over NATS (`spans.erase`), and
+    from a span store and span files in the CLI's own data dir (`reroute up`'s, which its console shares, or the
+    services' span files where no console runs). What was erased, or why the spans were not."""
+    gone, unanswered = 0, None
+    try:
+        gone = (await c.call(ERASE_SPANS, ReferralIds(referral_ids=ids), timeout=SPANS_ERASE_SECONDS)).erased["spans"]
+    except ServiceError as exc:  # the console answered: it could not
+        return f"not erased: {exc.message.rstrip('.')}; run this again"
+    except CliError as exc:  # no console answered: none runs, or it is down
+        unanswered = str(exc)
+    if local.path.exists() or any(local.path.parent.glob("*.jsonl")):
+        return {"referrals": len(ids), "spans": gone + await asyncio.to_thread(local.erase, ids)}
+    if unanswered is not None:
+        return (f"not erased: {unanswered.rstrip('.')}; the console's span store keeps them: run this again once "
+                "the console runs")
+    return {"referrals": len(ids), "spans": gone}
+
+
 @person_app.command("erase")
 def person_erase(
     person_id: str,
@@ -806,7 +830,7 @@ def person_erase(
     data_dir: DataDir = None,
 ) -> None:
     """Erase one young person from all three services, irreversibly (anonymous counts are kept), and their referrals'
-    spans from the span store and span files in the data dir."""
+    spans from the console's span store (over NATS) and the span store and span files in the data dir."""
     if not yes:
         typer.confirm(f"Erase {person_id} from intake, risk and scheduling? This cannot be undone", abort=True)
 
@@ -824,12 +848,16 @@ def person_erase(
                 results.append((service, erased.erased))
             except (CliError, ServiceError) as exc:
                 results.append((service, str(exc)))
-        if all(isinstance(r, dict) for _, r in results):
+        # the spans before intake (its link lets a second run find them) and again after (the erasure's own spans)
+        first = await erase_spans(c, ids, spans)
+        if all(isinstance(r, dict) for _, r in results) and isinstance(first, dict):
             results.append(("intake", (await c.call(intake_rpc.ERASE_PERSON, person)).erased))
+            again = await erase_spans(c, ids, spans)
+            results.append(("spans", {"referrals": len(ids), "spans": first["spans"] + again["spans"]}
+                            if isinstance(again, dict) else again))
         else:
+            results.append(("spans", first))
             results.append(("intake", "not erased yet: the link is kept until every service has confirmed; run again"))
-        if spans.path.exists() or any(spans.path.parent.glob("*.jsonl")):  # last: spans of the erasure's moment too
-            results.append(("spans", {"referrals": len(ids), "spans": await asyncio.to_thread(spans.erase, ids)}))
         return results
 
     failed = False

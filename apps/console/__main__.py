@@ -2,7 +2,8 @@
 
 It connects to NATS as the console (NATS_URL names its user), hears safeguarding alerts, serves HTTP on
 REROUTE_CONSOLE_HOST:REROUTE_CONSOLE_PORT, and writes its address to <data dir>/console.url. Every hour (and as it
-starts) it deletes the spans older than the retention period from its span store."""
+starts) it deletes the spans older than the retention period from its span store; it erases a young person's spans
+from it when `reroute person erase` asks (apps/console/erasure.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from apps.console import receiver
 from apps.console.app import create_app
 from apps.console.client import ServicesClient, connect
+from apps.console.erasure import SpanErasure
 from apps.console.live import AlertFeed
 from apps.console.settings import URL_FILE, ConsoleSettings
 from apps.process import run
@@ -44,6 +46,8 @@ async def serve(settings: ConsoleSettings) -> None:
     alerts = AlertFeed()
     await alerts.start(nc, subjects.alert("*"))
     app = create_app(settings, ServicesClient(nc, subjects), alerts)
+    erasure = SpanErasure(app.state.console.spans)
+    await erasure.start(nc, subjects)  # `reroute person erase` reaches this store wherever the console runs
     tls = {"ssl_certfile": str(settings.console_tls_cert), "ssl_keyfile": str(settings.console_tls_key)} \
         if settings.console_tls_cert and settings.console_tls_key else {}
     server = HttpServer(app, host=settings.console_host, port=settings.console_port, name="console",
@@ -65,6 +69,7 @@ async def serve(settings: ConsoleSettings) -> None:
         (settings.data_dir / URL_FILE).unlink(missing_ok=True)
         retention.cancel()
         await server.stop()
+        await erasure.stop()
         app.state.console.spans.close()
         await alerts.stop()
         await nc.close()

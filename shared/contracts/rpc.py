@@ -299,3 +299,7 @@ EXPORT_REFERRALS = Endpoint("person.export", ReferralIds, PersonalData,
 ERASE_REFERRALS = Endpoint("person.erase", ReferralIds, Erased,
                            "Erase these referrals irreversibly, keeping anonymous counts only.",
                            services=("risk", "scheduling"), roles=frozenset({Role.ADMIN}))
+ERASE_SPANS = Endpoint("spans.erase", ReferralIds, Erased,
+                       "Erase every span of these referrals' traces (and of the callers' traces linked to them) from "
+                       "the console's span store and the span files beside it; erased.spans counts them.",
+                       services=("console",), roles=frozenset({Role.ADMIN}))

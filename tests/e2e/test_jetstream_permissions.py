@@ -85,7 +85,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
 
 
 async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_reaches_every_stream(
-    secured: SecuredStack, tmp_path: Path
+    secured: SecuredStack,
 ) -> None:
     """With each service confined to its own consumers and streams, a referral goes from an agency to a booked
     session; `reroute person erase` then deletes every message the streams hold about that young person (the
@@ -121,7 +121,8 @@ async def test_the_services_run_on_their_own_jetstream_permissions_and_erasure_r
         before = await naming(rid, erased)
         assert before == sorted([s.referrals_stream, s.intake_stream, s.risk_stream, s.sessions_stream]), before
         as_observer = dataclasses.replace(cluster, nats_url=secured.observer_url)  # the operator account may not
-        done = await asyncio.to_thread(reroute, as_observer, tmp_path, "person", "erase", person, "--yes")
+        # on the services' host, where their span files are (no console runs here to erase spans over NATS)
+        done = await asyncio.to_thread(reroute, as_observer, cluster.data_dir, "person", "erase", person, "--yes")
         assert done.returncode == 0, done.stdout + done.stderr
         assert await naming(rid, erased) == [], "every stored message about the erased young person is gone"
         assert await naming(other, kept) == before, "another young person's messages are untouched"

@@ -5,20 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from apps.console.settings import URL_FILE
 from shared.span_store import SpanStore
-from shared.telemetry import spans_of_referral
+from shared.telemetry import TRACES_DIR, spans_of_referral
 from tests.support.cli import reroute
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 from tests.support.replies import refusal
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def running_console(cluster: Cluster, data_dir: Path) -> Iterator[None]:
+    """The web console as a process of its own on the cluster's NATS, with `data_dir` its own; once it says where it
+    serves (console.url), it answers requests too."""
+    env = {**os.environ, "NATS_URL": cluster.nats_url, "REROUTE_NAMESPACE": cluster.namespace,
+           "REROUTE_DATA_DIR": str(data_dir), "REROUTE_CONSOLE_PORT": "auto"}
+    log = (data_dir / "console.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "apps.console"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_sync(lambda: (data_dir / URL_FILE).exists() or proc.poll() is not None, timeout=30, every=0.1,
+                        what="the console's address in console.url")
+        assert proc.poll() is None, (data_dir / "console.log").read_text()
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
 
 
 def _cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -47,12 +72,25 @@ async def test_export_gathers_every_service_and_erase_removes_the_person_everywh
 
     await wait_until(lambda: bool(spans_of_referral(cluster.data_dir, rid)), timeout=5, every=0.1,
                      what="the referral's spans in the span files")
-    erased = await asyncio.to_thread(_cli, cluster, "person", "erase", person, "--yes")
-    assert erased.returncode == 0, erased.stdout + erased.stderr
-    for service in ("risk", "scheduling", "intake"):
+    # a console with its own data dir (its volume in compose or Kubernetes), holding the referral's spans too
+    console_dir = tmp_path / "console"
+    shutil.copytree(cluster.data_dir / TRACES_DIR, console_dir / TRACES_DIR)
+    elsewhere = tmp_path / "cli"  # a CLI with no span store of its own: only the console can erase them
+
+    erased = await asyncio.to_thread(reroute, cluster, elsewhere, "person", "erase", person, "--yes")
+    assert erased.returncode == 1, erased.stdout + erased.stderr  # no console answers: nothing says the spans went
+    for service in ("risk", "scheduling"):
         assert f"{service}: erased (1 referrals" in erased.stdout
-    assert re.search(r"intake: erased \(1 referrals, [1-9]\d* stream messages\)", erased.stdout), erased.stdout
-    assert re.search(r"spans: erased \(1 referrals, [1-9]\d* spans\)", erased.stdout), erased.stdout
+    assert re.search(r"spans: not erased: The console service is not running.*run this again once the console runs",
+                     erased.stdout), erased.stdout
+    assert "intake: not erased yet" in erased.stdout
+
+    with running_console(cluster, console_dir):
+        again = await asyncio.to_thread(_cli, cluster, "person", "erase", person, "--yes")  # the erase, repeated
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert re.search(r"intake: erased \(1 referrals, [1-9]\d* stream messages\)", again.stdout), again.stdout
+        assert re.search(r"spans: erased \(1 referrals, [1-9]\d* spans\)", again.stdout), again.stdout
+        assert SpanStore.of(console_dir).spans_of_referral(rid) == []  # the console's own store, over NATS
     assert spans_of_referral(cluster.data_dir, rid) == [] == SpanStore.of(cluster.data_dir).spans_of_referral(rid)
 
     assert refusal(await probe.rpc("intake", "status", {"referral_id": rid})).code == "not_found"

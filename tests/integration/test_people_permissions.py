@@ -7,6 +7,7 @@ every violation for what was sent before it has arrived."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import nats
 import nats.aio.client
@@ -14,9 +15,10 @@ import nats.aio.msg
 import nats.errors
 import pytest
 
+from apps.console.erasure import SpanErasure
 from apps.devstack.local_nats import start_nats_server
 from shared.contracts.intake_rpc import CONSOLE_ONLY
-from shared.contracts.rpc import Role, all_endpoints
+from shared.contracts.rpc import ERASE_SPANS, Erased, ReferralIds, Role, all_endpoints
 from shared.nats_auth import (
     CONSOLE,
     OPERATOR_INBOX,
@@ -29,7 +31,9 @@ from shared.nats_auth import (
     render_config,
 )
 from shared.role_table import README, markdown, rewritten
+from shared.span_store import SpanStore
 from shared.subjects import Subjects
+from shared.telemetry import StoredSpan
 from tests.support.waiting import wait_until
 
 PASSWORD = "pw-people"
@@ -140,6 +144,28 @@ async def test_the_console_may_act_for_anyone_and_the_operator_account_for_no_on
         assert await _refused(operator, seen, [*speaking, *supervising], set(speaking)) == set(speaking)
     finally:
         await operator.close()
+
+
+async def test_the_console_answers_an_admins_erasure_of_spans_on_its_own_permissions(server: str, tmp_path: Path) -> None:
+    """`reroute person erase` reaches the console's span store over NATS: the console may take the request and answer
+    it (only an admin may ask it: the test above, per role)."""
+    store = SpanStore.of(tmp_path)
+    store.add([StoredSpan("ab" * 16, "cd" * 8, None, "intake.accept", "intake", 1, 2, "OK", {"referral.id": "R-1"})])
+    seen = Violations()
+    console = await _connect(server, CONSOLE, inbox_prefix(CONSOLE), seen)
+    admin = await _connect(server, "person-p-admin", person_inbox_prefix("p-admin"), seen)
+    erasure = SpanErasure(store)
+    try:
+        await erasure.start(console, S)
+        reply = await admin.request(S.ask("p-admin", "console", ERASE_SPANS.verb),
+                                    ReferralIds(referral_ids=["R-1"]).model_dump_json().encode(), timeout=5)
+        assert Erased.model_validate_json(reply.data).erased == {"referrals": 1, "spans": 1}
+        assert store.spans_of_referral("R-1") == [] and seen.subjects == set()
+    finally:
+        await erasure.stop()
+        await admin.close()
+        await console.close()
+        store.close()
 
 
 async def test_the_operator_account_asks_nothing_a_person_may_ask_not_even_what_records_no_one(server: str) -> None:
