@@ -2,7 +2,8 @@
 
 With OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) set, spans go out over OTLP/HTTP only: writing the
 local files as well would cost the pipeline about a fifth of its throughput again (../shared/perf-notes.md), so
-`reroute trace` names the backend instead. Otherwise they are appended as JSON lines to
+`reroute trace` names the backend instead. Without a backend, with REROUTE_CONSOLE_SPANS_URL and its token set (a
+deployment's console), they go to the console's OTLP receiver. Otherwise they are appended as JSON lines to
 <data dir>/traces/<service>-<pid>.jsonl. Either way they leave the process within OTEL_BSP_SCHEDULE_DELAY, 200 ms
 unless set (the SDK's default of 5 s left `reroute trace` blind for seconds after an outcome; under load the
 exporter sends full batches whatever the delay, so a shorter one costs nothing measurable).
@@ -47,6 +48,11 @@ def setup_tracing(service_name: str, data_dir: Path) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
+    elif (console := console_receiver()) is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url, token = console
+        exporter = OTLPSpanExporter(endpoint=url, headers={"authorization": f"Bearer {token}"})
     else:
         exporter = JsonLinesSpanExporter(data_dir / TRACES_DIR / f"{service_name}-{os.getpid()}.jsonl")
     delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else SCHEDULE_DELAY_MS  # None: the SDK reads it
@@ -63,6 +69,17 @@ def otlp_traces_endpoint(environ: Mapping[str, str] | None = None) -> str | None
     if url := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip():
         return url.rstrip("/") + "/v1/traces"
     return None
+
+
+def console_receiver(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """The console's OTLP receiver and its token, where a deployment's services send their spans when no tracing
+    backend is set (REROUTE_CONSOLE_SPANS_URL, REROUTE_CONSOLE_SPANS_TOKEN: compose and Kubernetes set both, always);
+    None when either is empty or a backend is set (OTEL_EXPORTER_OTLP_*): the backend wins."""
+    env = os.environ if environ is None else environ
+    url, token = env.get("REROUTE_CONSOLE_SPANS_URL", "").strip(), env.get("REROUTE_CONSOLE_SPANS_TOKEN", "").strip()
+    if not url or not token or otlp_traces_endpoint(env) is not None:
+        return None
+    return url, token
 
 
 def traceparent(span: trace.Span) -> str | None:

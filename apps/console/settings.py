@@ -60,6 +60,11 @@ class ConsoleSettings(ServiceSettings):
         "The referrals' retention period (REROUTE_RETENTION_DAYS, as intake reads it): spans older than this are "
         "deleted from the console's span store."))
 
+    @field_validator("console_spans_token", mode="before")
+    @classmethod
+    def _spans_token(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # empty: unset (as compose passes it)
+
     @field_validator("console_trace_url")
     @classmethod
     def _trace_url(cls, value: str | None) -> str | None:

@@ -31,6 +31,7 @@ from shared.contracts.intake_rpc import ConsoleLogin
 from shared.contracts.rpc import Role
 from shared.http import HttpServer
 from shared.span_store import SpanStore
+from shared.telemetry import setup_tracing
 
 TOKEN = "spans-" + "t" * 32
 
@@ -103,6 +104,24 @@ async def test_spans_the_sdk_exports_to_the_console_are_on_its_traces_pages(cons
         listed = (await browser.get("/traces")).text
         recent, _, failed = listed.split("<caption>")[1:4]
         assert referral_id in recent and referral_id in failed
+
+
+async def test_a_service_in_a_deployment_sends_its_spans_to_the_console_named_in_its_settings(
+        console: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compose and Kubernetes give each service REROUTE_CONSOLE_SPANS_URL and the token: with no tracing backend,
+    setup_tracing sends its spans there, and writes no span file."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REROUTE_CONSOLE_SPANS_URL", f"{console}/v1/traces")
+    monkeypatch.setenv("REROUTE_CONSOLE_SPANS_TOKEN", TOKEN)
+    referral_id = f"ref_{uuid.uuid4().hex}"
+    provider = setup_tracing("risk", tmp_path / "risk")
+    with provider.get_tracer("test").start_as_current_span("risk assess", attributes={"referral.id": referral_id}):
+        pass
+    assert await asyncio.to_thread(provider.force_flush)
+    provider.shutdown()
+    assert [s.service for s in SpanStore.of(tmp_path).spans_of_referral(referral_id)] == ["risk"]
+    assert not (tmp_path / "risk").exists()
 
 
 async def test_only_the_services_with_the_token_may_post_spans_and_every_refusal_says_why(

@@ -101,6 +101,11 @@ def test_it_listens_beyond_loopback_only_over_tls() -> None:
     assert behind.tls and not ConsoleSettings().tls
 
 
+def test_an_empty_spans_token_from_an_older_compose_env_receives_no_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REROUTE_CONSOLE_SPANS_TOKEN", "")  # compose passes it empty from an .env without it
+    assert ConsoleSettings().console_spans_token is None
+
+
 def test_the_access_log_names_an_areas_route_not_the_path_asked() -> None:
     """An alert id (or any id) in a path stays out of the log: the route's template is written instead."""
     from shared.http import AccessLog

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from shared.telemetry import (
     SCHEDULE_DELAY_MS,
     caller_links,
+    console_receiver,
     extract_context,
     otlp_traces_endpoint,
     referral_trace,
@@ -52,6 +53,20 @@ def test_spans_leave_within_a_fifth_of_a_second_unless_the_standard_variable_say
 ])
 def test_the_otlp_endpoint_is_the_one_the_exporter_uses(env: dict[str, str], url: str | None) -> None:
     assert otlp_traces_endpoint(env) == url
+
+
+CONSOLE = {"REROUTE_CONSOLE_SPANS_URL": "http://console:8083/v1/traces", "REROUTE_CONSOLE_SPANS_TOKEN": "t" * 32}
+
+
+@pytest.mark.parametrize(("env", "receiver"), [
+    (CONSOLE, ("http://console:8083/v1/traces", "t" * 32)),
+    ({**CONSOLE, "REROUTE_CONSOLE_SPANS_TOKEN": ""}, None),  # an .env from before the token: span files, as before
+    ({**CONSOLE, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"}, None),  # a tracing backend wins
+    ({**CONSOLE, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo.example.org/v1/traces"}, None),
+])
+def test_a_deployments_spans_go_to_its_console_unless_a_tracing_backend_is_set(
+        env: dict[str, str], receiver: tuple[str, str] | None) -> None:
+    assert console_receiver(env) == receiver
 
 
 def test_a_referrals_traces_are_its_own_and_the_callers_linked_to_it(tmp_path: Path,
