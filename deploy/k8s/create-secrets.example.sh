@@ -14,6 +14,8 @@
 #     deploy/postgres/10-reroute-roles.sh creates: run it against your database with these passwords)
 #   reroute-intake-keys: encryption-key matching-key (back them up with the database: without them no stored
 #     referral can be read or matched)
+#   reroute-console: spans-token (the services send their spans to the console's span store with it; without the
+#     Secret they write span files in their pods instead, which no console reads)
 #   reroute-nats-tls: ca.crt tls.crt tls.key (NATS's certificate; made self-signed here unless TLS_DIR is given: it
 #     must name nats, nats.<namespace>.svc and *.nats-headless(.<namespace>.svc), for server and client use)
 #   reroute-smtp: user password (optional, not made here: the notifier's log-in at your mail relay, if it asks for
@@ -48,6 +50,7 @@ secret generic reroute-postgres \
     --from-literal=owner-password="$(password)" --from-literal=intake-password="$(password)" \
     --from-literal=risk-password="$(password)" --from-literal=scheduling-password="$(password)"
 secret generic reroute-intake-keys --from-literal=encryption-key="$(fernet_key)" --from-literal=matching-key="$(fernet_key)"
+secret generic reroute-console --from-literal=spans-token="$(password)"
 
 tls_dir=${TLS_DIR:-}
 if [ -z "$tls_dir" ]; then

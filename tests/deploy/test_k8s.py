@@ -207,6 +207,26 @@ def test_the_console_runs_one_replica_behind_tls_as_its_own_nats_user(rendered: 
         assert ingress["spec"]["tls"][0]["hosts"] == [host] and read.console_public_url == f"https://{host}"
 
 
+def test_without_a_tracing_backend_the_services_spans_go_to_the_consoles_store(rendered: list[dict[str, Any]]) -> None:
+    """The services are given the console's receiver and the spans token the console takes (the Secret
+    reroute-console, which create-secrets.example.sh makes); a backend, set in reroute-config, would win over it
+    (shared/telemetry.py console_receiver), and REROUTE_CONSOLE_TRACE_URL links the Traces pages to it. The span
+    store is on a volume that outlives the pod."""
+    from shared.telemetry import console_receiver
+
+    settings = config(rendered)
+    token = {"name": "reroute-console", "key": "spans-token", "optional": True}
+    for name in (*SERVICES, "console"):
+        assert env(container(rendered, "Deployment", name))["REROUTE_CONSOLE_SPANS_TOKEN"]["valueFrom"][
+            "secretKeyRef"] == token, name
+    assert console_receiver({**settings, "REROUTE_CONSOLE_SPANS_TOKEN": "t" * 32}) == (
+        "http://console:8083/v1/traces", "t" * 32)
+    assert "REROUTE_CONSOLE_TRACE_URL" in settings
+    volumes = {v["name"]: v for v in one(rendered, "Deployment", "console")["spec"]["template"]["spec"]["volumes"]}
+    claim = one(rendered, "PersistentVolumeClaim", "console-data")
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
 def test_the_notifier_runs_one_replica_as_its_own_nats_user_with_its_mail_settings(
         rendered: list[dict[str, Any]]) -> None:
     """The settings its pod gets are ones the notifier accepts; in the example overlay they email the leads and the
@@ -311,6 +331,7 @@ def test_the_example_script_makes_every_secret_the_manifests_use(
     made = [[o for o in yaml.safe_load_all(out.stdout) if o] for out in outs]
     keys = {(s["metadata"]["name"], k) for s in made[0] for k in s["data"]}
     assert referenced_secrets(rendered) <= keys, f"not made: {referenced_secrets(rendered) - keys}"
+    assert ("reroute-console", "spans-token") in keys, "the spans token (optional in the pods, made here)"
     first = {(s["metadata"]["name"], k): v for s in made[0] for k, v in s["data"].items()}
     second = {(s["metadata"]["name"], k): v for s in made[1] for k, v in s["data"].items()}
     assert all(first[k] != second[k] for k in first), "each run makes new values"
@@ -413,7 +434,9 @@ def test_network_policies_deny_by_default_and_allow_only_what_reroute_needs(rend
     for c in CLIENTS:
         database = {(peer, port) for peer, port in egress[c] if port == 5432}
         assert len(database) == 1, f"{c} reaches one PostgreSQL"
-        assert egress[c] == dns | nats_nodes | database, f"{c} reaches NATS, PostgreSQL and DNS only"
+        spans = {(Peer(component="console"), 8083)} if c in SERVICES else set()
+        assert egress[c] == dns | nats_nodes | database | spans, f"{c} reaches NATS, PostgreSQL and DNS only (a " \
+                                                                 "service: the console's span receiver too)"
     assert egress["console"] == dns | nats_nodes, "the console reaches NATS and DNS only: no database"
     relay = {(p, port) for p, port in egress["notifier"] if port in SMTP_PORTS}
     assert {port for _, port in relay} == SMTP_PORTS and len({p for p, _ in relay}) == 1, "one mail relay"
@@ -424,6 +447,8 @@ def test_network_policies_deny_by_default_and_allow_only_what_reroute_needs(rend
     for c in (*CLIENTS, "console", "notifier"):
         faces = {(p, port) for p, port in ingress[c] if port != 9464}
         expected = {(Peer(namespace="ingress-nginx"), FACES[c])} if c in FACES else set()
+        if c == "console":
+            expected |= {(Peer(component=s), 8083) for s in SERVICES}  # their spans, to its receiver
         assert faces == expected, f"{c}: only its public face, from the ingress controller"
     assert {port for c in (*SERVICES, "notifier") for _, port in ingress[c]} >= {9464}, "metrics reach Prometheus"
 
