@@ -223,4 +223,17 @@ CASES: tuple[Case, ...] = (
     Case("low", "`person export --out` writes a world-readable file or follows a symlink", (
         f"{E2E}test_cli_safety.py::test_a_person_export_goes_only_to_a_new_private_file_and_never_through_a_symlink",
     )),
+    Case("console", "made-up spans posted to the console's span receiver (no token or a wrong one, a browser's "
+                    "cross-site form), or a body too large or of another type, to fill or poison its store", (
+        (f"{INTEGRATION}test_console_span_receiver.py::"
+         "test_only_the_services_with_the_token_may_post_spans_and_every_refusal_says_why"),
+        f"{INTEGRATION}test_console_span_receiver.py::test_without_a_spans_token_the_console_receives_no_spans",
+    )),
+    Case("console", "someone whose roles may not erase erases a young person's spans from the console's store over "
+                    "NATS; a person's spans outlive their erasure in a console with a volume of its own", (
+        f"{INTEGRATION}test_people_permissions.py::test_each_role_may_ask_exactly_its_requests_and_in_its_own_name_only",
+        (f"{INTEGRATION}test_people_permissions.py::"
+         "test_the_console_answers_an_admins_erasure_of_spans_on_its_own_permissions"),
+        f"{E2E}test_privacy_ops.py::test_export_gathers_every_service_and_erase_removes_the_person_everywhere",
+    )),
 )
