@@ -56,6 +56,10 @@ bench: $(STAMP)  ## throughput against raw NATS, latency at fixed rates, peak RS
 bench-spans: $(STAMP)  ## one referral's traces at a year of traffic (1M spans): the span store's index vs the file scan (minutes)
 	$(BIN)/python -m bench.span_store
 
+.PHONY: bench-history
+bench-history: $(STAMP)  ## scheduling on a simulated year of history against an empty one: the ratio per operation (docs/performance.md)
+	$(BIN)/python -m bench.history
+
 clean:
 	rm -rf $(VENV) .reroute
 
