@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from shared.alerts import AlertColumns
@@ -52,6 +53,10 @@ class CaseRow(SQLModel, table=True):
 
 class SessionRow(SQLModel, table=True):
     __tablename__ = "session"
+    __table_args__ = (  # a mentor's sessions in a window, without reading their whole history (migration 0008)
+        Index("ix_session_mentor_id_start", "mentor_id", "start"),
+        Index("ix_session_mentor_id_end", "mentor_id", "end"),
+    )
 
     session_id: str = Field(primary_key=True, max_length=40)
     referral_id: str = Field(index=True, max_length=40)
@@ -60,7 +65,7 @@ class SessionRow(SQLModel, table=True):
     route: str | None = Field(default=None, description="JSON list of boroughs: the young person's planned route.")
     mentor_route: str | None = Field(default=None, description="JSON list of boroughs: a rotl mentor's route.")
     start: datetime = Field(index=True)
-    end: datetime
+    end: datetime = Field(index=True)
     status: str = Field(
         default="booked", max_length=16,
         description="A SessionStatus: booked, confirmed, cancelled, attended, missed, suspended. Change it only through "
@@ -87,7 +92,7 @@ class LeaveRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     mentor_id: str = Field(index=True, max_length=64)
     first_day: date
-    last_day: date
+    last_day: date = Field(index=True)
     created_at: datetime
 
 
