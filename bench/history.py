@@ -10,8 +10,8 @@ of all three kinds, the boroughs' venues and rooms, leave) through the store. Th
 
 history  Only in one of them: a simulated year of closed referrals (`--referrals`, referred over the last year
          and closed before this week) and their weekly sessions (`--sessions-per-referral` each: attended, missed,
-         cancelled, a few never recorded and still booked), inserted in bulk through the store (`add_cases`,
-         `add_sessions`), not through the pipeline. Nothing of it holds a place or a room now, and its young people
+         cancelled, a few never recorded and still booked), inserted in bulk into the service's own tables, not
+         through the pipeline. Nothing of it holds a place or a room now, and its young people
          are not the present's, so both databases hold the same present and every choice is the same in both.
 present  In both, `--present` referrals drawn from the sample distribution, booked through scheduling's own
          handlers (facts, then the assessment, in batches): the open cases, their sessions and a waitlist.
@@ -55,7 +55,8 @@ from typing import Any, cast
 
 from alembic import command
 from opentelemetry import trace
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, insert, select, text
+from sqlmodel import col
 
 from bench.instances import draw_case
 from bench.workload import INDICATORS_FOR, registry
@@ -66,6 +67,7 @@ from services.scheduling import rpc, store
 from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.reoptimisation import book_round, plan_round, read_round
 from services.scheduling.slots import LONDON
+from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.codes import LONDON_BOROUGHS, place_key
 from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralRecorded
 from shared.contracts.risk import RiskAssessed
@@ -239,16 +241,20 @@ def fill_history(engine: Engine, mentors: list[MentorRecord], *, referrals: int,
 
 
 def _insert(engine: Engine, cases: list[dict[str, object]], sessions: list[dict[str, object]]) -> None:
+    """Into the service's own tables, a thousand rows a statement: an executemany (`store.add_sessions`) is a
+    statement a row on PostgreSQL, each changing the booking version (migration 0007), hours for a year."""
     with engine.begin() as conn:
-        store.add_cases(conn, cases)
-        store.add_sessions(conn, sessions)
+        for table, rows in ((CaseRow, cases), (SessionRow, sessions)):
+            for at in range(0, len(rows), 1_000):
+                conn.execute(insert(table).values(rows[at:at + 1_000]))
 
 
 def analyse(engine: Engine) -> None:
     """Statistics as autovacuum keeps them on PostgreSQL (SQLite has none unless asked: none is asked for)."""
     if is_postgres(engine):
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+            for table in ("session", "sched_case", "mentor_leave"):
+                conn.execute(text(f'ANALYZE "{schema_of(engine)}".{table}'))
 
 
 def present(engine: Engine, *, n: int, now: datetime, batch: int = 100) -> None:
@@ -302,15 +308,15 @@ def run(dbs: list[Database], args: argparse.Namespace, *, now: datetime) -> None
             present(db.engine, n=args.present, now=now)
         analyse(db.engine)
         with db.engine.connect() as conn:
-            counts: dict[str, int] = dict(conn.execute(text("SELECT status, count(*) FROM sched_case GROUP BY status")).all())
+            counts: dict[str, int] = dict(conn.execute(
+                select(col(CaseRow.status), func.count()).group_by(col(CaseRow.status))).all())
         print(f"{db.name}: present booked in {time.perf_counter() - started:.0f} s: {counts}", flush=True)
 
     rng = random.Random("new:1")
     weights = [rng.choice([1.0, 1.0, 1.5, 3.0]) for _ in LONDON_BOROUGHS]
     with empty.engine.connect() as conn:
-        open_ids = list(conn.execute(text(
-            "SELECT referral_id FROM sched_case WHERE status = 'scheduled' ORDER BY referral_id")).scalars())
-        mentor_ids = list(conn.execute(text("SELECT mentor_id FROM mentor ORDER BY mentor_id")).scalars())
+        open_ids = sorted(r.referral_id for r in store.cases_in(conn, CaseStatus.SCHEDULED))
+        mentor_ids = [m.id for m in store.mentor_records(conn)]
     week = now.astimezone(LONDON).date() + timedelta(days=7 - now.astimezone(LONDON).weekday())  # next Monday
     pick = random.Random("ops:1")
     for repeat in range(args.repeats):
