@@ -209,12 +209,15 @@ def fill_history(engine: Engine, mentors: list[MentorRecord], *, referrals: int,
     monday -= timedelta(days=monday.weekday())
     last_start = monday - timedelta(weeks=per_referral, days=1)  # the last session ends before this week
     statuses, odds = zip(*OUTCOMES, strict=True)
+    drawn = [facts(i, rng, weights, now=now, person_id="", referral_id="") for i in range(1_000)]
     cases: list[dict[str, object]] = []
     sessions: list[dict[str, object]] = []
     for i in range(referrals):
         referred = last_start - timedelta(minutes=rng.randint(0, (365 - 7 * per_referral) * 24 * 60))
         person = f"psn_h{rng.randint(0, int(referrals * 0.85))}"  # some young people are referred again
-        recorded = facts(i, rng, weights, now=referred, person_id=person, referral_id=f"ref_h{i:06d}")
+        recorded = rng.choice(drawn).model_copy(update={  # the draw is slow: a thousand, each reused
+            "referral_id": f"ref_h{i:06d}", "event_id": f"recorded:ref_h{i:06d}", "person_id": person,
+            "occurred_at": referred})
         mentor = rng.choice(covering.get(place_key(recorded.person.borough)) or mentors)
         first = datetime.combine((referred + timedelta(days=rng.randint(1, 5))).date(),
                                  clock(rng.randint(10, 18), rng.choice([0, 30])), tzinfo=LONDON)
@@ -274,8 +277,8 @@ def main() -> None:
     parser.add_argument("--present", type=int, default=1_500, help="open referrals, in both databases")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--round-every", type=int, default=10, help="time the batch round every this many repeats")
-    parser.add_argument("--revision", help="build both databases at this migration, not head (e.g. 0007, before "
-                        "0008's indexes); at the end, time upgrading the history's to head")
+    parser.add_argument("--revision", help="build both databases at this migration (e.g. 0007, before 0008's "
+                        "indexes), measure, upgrade both to head, and measure again")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     url = os.environ.get("DATABASE_URL")
@@ -294,7 +297,7 @@ def main() -> None:
 
 
 def run(dbs: list[Database], args: argparse.Namespace, *, now: datetime) -> None:
-    empty, history = dbs
+    history = dbs[1]
     for db in dbs:
         with db.current():
             mentors = register(db.engine, mentors=args.mentors, now=now)
@@ -312,16 +315,33 @@ def run(dbs: list[Database], args: argparse.Namespace, *, now: datetime) -> None
                 select(col(CaseRow.status), func.count()).group_by(col(CaseRow.status))).all())
         print(f"{db.name}: present booked in {time.perf_counter() - started:.0f} s: {counts}", flush=True)
 
-    rng = random.Random("new:1")
+    for revision in [args.revision, None] if args.revision else [None]:
+        if revision is None and args.revision:
+            for db in dbs:
+                started = time.perf_counter()
+                done = upgrade(db.engine, "scheduling")
+                analyse(db.engine)
+                print(f"{db.name}: upgraded from {done.before} to {done.after} in "
+                      f"{time.perf_counter() - started:.1f} s", flush=True)
+        measure(dbs, args, now=now, phase=revision or "head")
+        print(f"at {revision or 'head'}:\n{table(dbs)}", flush=True)
+        for db in dbs:
+            db.times.clear()
+
+
+def measure(dbs: list[Database], args: argparse.Namespace, *, now: datetime, phase: str) -> None:
+    """Each operation `--repeats` times on both databases, alternating which goes first."""
+    empty = dbs[0]
+    rng = random.Random(f"new:{phase}")
     weights = [rng.choice([1.0, 1.0, 1.5, 3.0]) for _ in LONDON_BOROUGHS]
     with empty.engine.connect() as conn:
         open_ids = sorted(r.referral_id for r in store.cases_in(conn, CaseStatus.SCHEDULED))
         mentor_ids = [m.id for m in store.mentor_records(conn)]
     week = now.astimezone(LONDON).date() + timedelta(days=7 - now.astimezone(LONDON).weekday())  # next Monday
-    pick = random.Random("ops:1")
+    pick = random.Random(f"ops:{phase}")
     for repeat in range(args.repeats):
-        new = [_with_assessment(facts(10_000 + 2 * repeat + k, rng, weights, now=now, person_id=f"psn_n{repeat}_{k}",
-                                      referral_id=f"ref_n{repeat:04d}_{k}"), now=now) for k in range(2)]
+        new = [_with_assessment(facts(10_000 + 2 * repeat + k, rng, weights, now=now, person_id=f"psn_n{phase}{repeat}_{k}",
+                                      referral_id=f"ref_n{phase}_{repeat:04d}_{k}"), now=now) for k in range(2)]
         referral, mentor_id = pick.choice(open_ids), pick.choice(mentor_ids)
         borough = pick.choice(LONDON_BOROUGHS)
         for db in dbs if repeat % 2 == 0 else dbs[::-1]:
@@ -329,11 +349,6 @@ def run(dbs: list[Database], args: argparse.Namespace, *, now: datetime) -> None
             if repeat % args.round_every == 0:
                 _round(db, now=now)
         print(f"repeat {repeat + 1}/{args.repeats}", end="\r", flush=True)
-    print(table(dbs))
-    if args.revision is not None:
-        started = time.perf_counter()
-        done = upgrade(history.engine, "scheduling")
-        print(f"history: upgraded from {done.before} to {done.after} in {time.perf_counter() - started:.1f} s")
 
 
 def operations(db: Database, new: list[Referral], *, referral: str, mentor_id: str, borough: str, week: date,
