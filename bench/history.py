@@ -3,6 +3,7 @@ and on one holding none, both with the same registry and the same present.
 
     .venv/bin/python -m bench.history [--referrals 50000] [--sessions-per-referral 9] [--repeats 30]
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.history
+    .venv/bin/python -m bench.history --revision 0007   # before migration 0008's indexes, then after, same data
 
 Two scheduling databases (SQLite files in a temporary directory, or two schemas of their own on PostgreSQL when
 DATABASE_URL is set, dropped at the end), migrated to head, each given bench/workload.py's registry (500 mentors
@@ -29,7 +30,8 @@ borough       a borough's next week: every mentor covering it (rpc.list_mentors,
 round-read    the batch round's read (`read_round`); round-plan is the optimiser on it (`plan_round`, pure) and
               round-book its booking (`book_round`, rolled back), every `--round-every` repeats
 
-Prints a markdown table: the median of each operation on each database and the ratio history/empty.
+Prints a markdown table: the median of each operation on each database and the ratio history/empty (with
+`--revision`, one at that migration and one at head, after upgrading both databases, timed).
 Run on demand, not in tests; docs/performance.md ("As history grows") records the figures.
 """
 
