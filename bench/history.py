@@ -28,7 +28,8 @@ calendar      one mentor's next week (rpc.calendar)
 borough       a borough's next week: every mentor covering it (rpc.list_mentors, then rpc.calendar for each, as the
               console's borough page asks)
 round-read    the batch round's read (`read_round`); round-plan is the optimiser on it (`plan_round`, pure) and
-              round-book its booking (`book_round`, rolled back), every `--round-every` repeats
+              round-book its booking (`book_round`, rolled back; both databases book the same plan), every
+              `--round-every` repeats
 
 Prints a markdown table: the median of each operation on each database and the ratio history/empty (with
 `--revision`, one at that migration and one at head, after upgrading both databases, timed).
@@ -67,6 +68,7 @@ from services.risk.handlers import next_assessment
 from services.risk.shipped_rules import SHIPPED_RULES
 from services.scheduling import rpc, store
 from services.scheduling.handlers import handle_assessed, handle_intake
+from services.scheduling.optimiser import Allocation
 from services.scheduling.reoptimisation import book_round, plan_round, read_round
 from services.scheduling.slots import LONDON
 from services.scheduling.tables import CaseRow, SessionRow
@@ -346,10 +348,11 @@ def measure(dbs: list[Database], args: argparse.Namespace, *, now: datetime, pha
                                       referral_id=f"ref_n{phase}_{repeat:04d}_{k}"), now=now) for k in range(2)]
         referral, mentor_id = pick.choice(open_ids), pick.choice(mentor_ids)
         borough = pick.choice(LONDON_BOROUGHS)
+        plan: Allocation | None = None
         for db in dbs if repeat % 2 == 0 else dbs[::-1]:
             operations(db, new, referral=referral, mentor_id=mentor_id, borough=borough, week=week, now=now)
             if repeat % args.round_every == 0:
-                _round(db, now=now)
+                plan = _round(db, now=now, plan=plan)
         print(f"repeat {repeat + 1}/{args.repeats}", end="\r", flush=True)
 
 
@@ -381,7 +384,9 @@ async def _borough_week(scheduling: rpc.Scheduling, borough: str, monday: date) 
     return sum(len(w.sessions) for w in weeks)
 
 
-def _round(db: Database, *, now: datetime) -> None:
+def _round(db: Database, *, now: datetime, plan: Allocation | None) -> Allocation:
+    """The batch round, timed in its three steps; booked (and rolled back) with `plan`, the other database's, when
+    given: the input is the same in both, but a plan cut short by the optimiser's time limit may not be."""
     with db.current():
         started = time.perf_counter()
         with db.engine.connect() as conn:
@@ -391,12 +396,13 @@ def _round(db: Database, *, now: datetime) -> None:
         planned_at = time.perf_counter()
         with db.engine.connect() as conn:
             tx = conn.begin()
-            book_round(conn, planned, result, now=now, subjects=SUBJECTS, tracer=trace.get_tracer("bench"))
+            book_round(conn, planned, plan or result, now=now, subjects=SUBJECTS, tracer=trace.get_tracer("bench"))
             tx.rollback()
         booked = time.perf_counter()
         store.forget_bookings()
     for op, ms in (("round-read", read - started), ("round-plan", planned_at - read), ("round-book", booked - planned_at)):
         db.times.setdefault(op, []).append(ms * 1000)
+    return plan or result
 
 
 def table(dbs: list[Database]) -> str:
