@@ -249,7 +249,8 @@ def fill_history(engine: Engine, mentors: list[MentorRecord], *, referrals: int,
 
 def _insert(engine: Engine, cases: list[dict[str, object]], sessions: list[dict[str, object]]) -> None:
     """Into the service's own tables, a thousand rows a statement: an executemany (`store.add_sessions`) is a
-    statement a row on PostgreSQL, each changing the booking version (migration 0007), hours for a year."""
+    statement a row on PostgreSQL, each changing the booking version (migration 0007): slower, though how much slower
+    was not measured apart from the machine's load and generating the rows."""
     with engine.begin() as conn:
         for table, rows in ((CaseRow, cases), (SessionRow, sessions)):
             for at in range(0, len(rows), 1_000):
