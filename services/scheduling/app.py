@@ -66,6 +66,7 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host.reply(scheduling_rpc.LEAVE)(partial(rpc.record_leave, scheduling=scheduling))
     host.reply(scheduling_rpc.MENTORS)(partial(rpc.list_mentors, scheduling=scheduling))
     host.reply(scheduling_rpc.CALENDAR)(partial(rpc.calendar, scheduling=scheduling))
+    host.reply(scheduling_rpc.VENUES_WEEK)(partial(rpc.venues_week, scheduling=scheduling))
     host.reply(scheduling_rpc.CALENDAR_FEED)(partial(rpc.calendar_feed, scheduling=scheduling))
     host.reply(scheduling_rpc.CLOSE)(partial(rpc.close_case, scheduling=scheduling))
     host.reply(scheduling_rpc.CLOSED_BEFORE)(partial(rpc.closed_before, scheduling=scheduling))

@@ -16,6 +16,8 @@ LIVE: frozenset[SessionStatus] = frozenset({SessionStatus.BOOKED, SessionStatus.
 CANCELLABLE: frozenset[SessionStatus] = LIVE | {SessionStatus.SUSPENDED}
 # Sessions that took place or did not: the attendance record.
 OUTCOMES: frozenset[SessionStatus] = frozenset({SessionStatus.ATTENDED, SessionStatus.MISSED})
+# Sessions that hold a room at their venue, or held one: a borough's rooms taken (booking counts the live ones).
+HOLDING_A_ROOM: frozenset[SessionStatus] = LIVE | OUTCOMES
 # Cases that hold a place in their mentor's caseload.
 HOLDING_A_PLACE: frozenset[CaseStatus] = frozenset({CaseStatus.SCHEDULED, CaseStatus.SUSPENDED})
 

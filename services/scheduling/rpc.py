@@ -22,14 +22,14 @@ from services.scheduling.booking import CaseTask, carry_out, retry_freed
 from services.scheduling.calendar_feed import FeedRefused, feed_base_url, issue_token, revoke_tokens
 from services.scheduling.choices import AssignmentRefused, assign, recommend, waitlist
 from services.scheduling.constraints import default_offices, mentor_problems, without_check
-from services.scheduling.lifecycle import LIVE, LifecycleRefused
+from services.scheduling.lifecycle import HOLDING_A_ROOM, LIVE, LifecycleRefused
 from services.scheduling.matching import LONDON, deadline_for
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
 from services.scheduling.reoptimisation import RoundInput, book_round, plan_round, read_round
 from services.scheduling.sessions import change_session, close
 from services.scheduling.tables import AlertRow, CaseRow
 from shared import alerts
-from shared.contracts.codes import Tier
+from shared.contracts.codes import Tier, place_key
 from shared.contracts.intake_rpc import FIRST_NAME, FirstNameRequest
 from shared.contracts.rpc import Empty, ErrorCode, NotFound, Refused, ServiceError
 from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
@@ -63,8 +63,12 @@ from shared.contracts.scheduling_rpc import (
     SchedulingStatus,
     SessionChanged,
     SessionRequest,
+    VenueRooms,
+    VenueSession,
     VenuesImported,
     VenuesImportRequest,
+    VenuesWeek,
+    VenuesWeekRequest,
     Waitlist,
 )
 from shared.outbox import Outgoing
@@ -247,6 +251,31 @@ async def calendar(request: CalendarRequest, scheduling: Scheduling) -> MentorCa
             route=json.loads(r.route) if r.route else None,
             mentor_route=json.loads(r.mentor_route) if r.mentor_route else None) for r in rows],
     )
+
+
+async def venues_week(request: VenuesWeekRequest, scheduling: Scheduling) -> VenuesWeek:
+    start = datetime.combine(request.start or datetime.now(LONDON).date(), datetime.min.time(), tzinfo=LONDON)
+    end = start + timedelta(days=request.days)
+    office = default_offices((request.borough,))[0]  # where no venue is registered, sessions are held there
+
+    def read() -> tuple[list[VenueRecord], list[Any]]:
+        with scheduling.host.engine.connect() as conn:
+            venues = [v for v in store.venue_records(conn) if place_key(v.borough) == place_key(request.borough)]
+            ids = [v.id for v in venues] + [office.id]
+            return venues, store.venue_sessions(conn, ids, start, end, HOLDING_A_ROOM)
+
+    venues, rows = await scheduling.host.database.run(read)
+    held: dict[str, list[VenueSession]] = {}
+    for r in rows:
+        held.setdefault(r.venue_id, []).append(VenueSession(
+            session_id=r.session_id, mentor_id=r.mentor_id, start=r.start.astimezone(LONDON),
+            end=r.end.astimezone(LONDON), status=SessionStatus(r.status)))
+    listed = [VenueRooms(id=v.id, name=v.name, staffed=v.staffed, rooms=v.rooms, sessions=held.get(v.id, []))
+              for v in sorted(venues, key=lambda v: (v.name, v.id))]
+    if not venues or office.id in held:
+        listed.append(VenueRooms(id=office.id, name=office.name, staffed=True, rooms=office.rooms,
+                                 default_office=True, sessions=held.get(office.id, [])))
+    return VenuesWeek(borough=request.borough, starts=start, ends=end, venues=listed)
 
 
 async def close_case(request: CloseRequest, scheduling: Scheduling) -> Closed:

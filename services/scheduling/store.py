@@ -434,6 +434,14 @@ def mentor_calendar(conn: Connection, mentor_id: str, start: datetime, end: date
                      col(SessionRow.start) < end)
 
 
+def venue_sessions(conn: Connection, venue_ids: Collection[str], start: datetime, end: datetime,
+                   statuses: Collection[SessionStatus]) -> list[SessionRow]:
+    """The venues' sessions in any of `statuses` that start in [start, end), in order (by venue and start, migration
+    0009's index)."""
+    return _sessions(conn, col(SessionRow.venue_id).in_(venue_ids), col(SessionRow.start) >= start,
+                     col(SessionRow.start) < end, col(SessionRow.status).in_(statuses))
+
+
 def mentor_feed(conn: Connection, mentor_id: str, *, ending_after: datetime) -> list[SessionRow]:
     """The mentor's sessions, whatever their status, that end after `ending_after`, in order."""
     return _sessions(conn, col(SessionRow.mentor_id) == mentor_id, col(SessionRow.end) > ending_after)

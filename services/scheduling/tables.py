@@ -53,9 +53,10 @@ class CaseRow(SQLModel, table=True):
 
 class SessionRow(SQLModel, table=True):
     __tablename__ = "session"
-    __table_args__ = (  # a mentor's sessions in a window, without reading their whole history (migration 0008)
+    __table_args__ = (  # a mentor's (migration 0008) or a venue's (0009) sessions in a window, not their whole history
         Index("ix_session_mentor_id_start", "mentor_id", "start"),
         Index("ix_session_mentor_id_end", "mentor_id", "end"),
+        Index("ix_session_venue_id_start", "venue_id", "start"),
     )
 
     session_id: str = Field(primary_key=True, max_length=40)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from shared.contracts.codes import Tier
+from shared.contracts.codes import Tier, london_borough
 from shared.contracts.common import Contract, LondonTime
 from shared.contracts.rpc import CASEWORK, Empty, Endpoint, Role
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
@@ -160,6 +160,47 @@ class MentorCalendar(Contract):
     leave: list[LeaveDays] = Field(default_factory=list, description="The mentor's leave on any of these days.")
 
 
+class VenuesWeekRequest(Contract):
+    borough: str = Field(max_length=60, description="A London borough, matched case-insensitively.")
+    start: date | None = Field(default=None, description="First day (default today, Europe/London).")
+    days: int = Field(default=7, ge=1, le=31)
+
+    @field_validator("borough")
+    @classmethod
+    def _borough(cls, value: str) -> str:
+        return london_borough(value)
+
+
+class VenueSession(Contract):
+    """A session that holds (or held) a room at a venue: ids only."""
+
+    session_id: str
+    mentor_id: str
+    start: LondonTime = Field(description="Europe/London, with offset.")
+    end: LondonTime
+    status: SessionStatus = Field(description="Booked, confirmed, attended or missed: cancelled sessions, and those "
+                                  "suspended while the young person is missing, hold no room.")
+
+
+class VenueRooms(Contract):
+    """A venue of the borough, its rooms, and the sessions held there in the days asked for."""
+
+    id: str
+    name: str
+    staffed: bool
+    rooms: int = Field(description="How many sessions it can hold at once.")
+    default_office: bool = Field(default=False, description=(
+        "The borough's staffed office, used where no venue is registered (not imported as a venue)."))
+    sessions: list[VenueSession] = Field(description="In order of start.")
+
+
+class VenuesWeek(Contract):
+    borough: str
+    starts: LondonTime
+    ends: LondonTime
+    venues: list[VenueRooms] = Field(description="Every venue in the borough, by name.")
+
+
 class CloseRequest(Contract):
     referral_id: str = Field(max_length=100)
     reason: str = Field(default="", max_length=2000)
@@ -300,6 +341,9 @@ MENTORS = Endpoint("mentors.list", Empty, Mentors,
 CALENDAR = Endpoint("calendar", CalendarRequest, MentorCalendar,
                     "A mentor's booked sessions (case references only, unless names are asked for and logged).",
                     _SCHEDULING, roles=_SCHEDULER, acts_as="names_for")
+VENUES_WEEK = Endpoint("venues.week", VenuesWeekRequest, VenuesWeek,
+                       "A borough's venues, each with its rooms and the sessions that hold one in the days asked for "
+                       "(ids only): how full each venue is.", _SCHEDULING, roles=_SCHEDULER)
 CALENDAR_FEED = Endpoint("calendar.feed", FeedRequest, CalendarFeed,
                          "Issue a new feed link for a mentor (the old one stops working), or revoke it.", _SCHEDULING, roles=_SCHEDULER)
 CLOSE = Endpoint("close", CloseRequest, Closed,
