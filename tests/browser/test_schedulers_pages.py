@@ -150,6 +150,9 @@ async def test_a_week_calendar_records_sessions_shows_a_licence_moves_sessions_f
     monday = page.url.split("week=")[1]
     await page.goto(f"{stack.url}/calendar/boroughs/Lewisham?week={monday}")
     await expect(page.locator("#week").get_by_role("row").filter(has_text=rid).first).to_contain_text(rotl)
+    rooms = page.get_by_role("table", name=re.compile("Rooms taken at each venue in Lewisham"))
+    await expect(rooms.get_by_role("row").filter(has_text="Lewisham office (office-lewisham): 50 rooms")
+                 ).to_contain_text(re.compile(r"\b[1-9]\d* of 50 rooms at \d\d:\d\d"))  # no venue registered there
     await page.get_by_role("link", name="Next week").click()
     await expect(page.get_by_role("heading", level=1)).not_to_contain_text(date.fromisoformat(monday).strftime("%d %b"))
 

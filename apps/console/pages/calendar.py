@@ -1,5 +1,6 @@
 """Week calendars, for schedulers: a mentor's week (sessions, venues, a rotl mentor's licence window and `return_by`
-on each day) and a borough's (every mentor covering it), navigable by week and read as tables; a session confirmed,
+on each day) and a borough's (every mentor covering it, and how many of each venue's rooms its sessions take at the
+busiest time of each day), navigable by week and read as tables; a session confirmed,
 cancelled, or recorded attended or missed; a mentor's leave recorded, with what moved; a mentor's calendar feed issued
 or revoked. The same contracts as `reroute calendar`, `session`, `mentors leave` and `calendar --feed`. Case
 references only: no child's name."""
@@ -85,6 +86,49 @@ def _days(monday: date, found: Sequence[tuple[sched.ListedMentor | None, sched.C
             for d in (monday + timedelta(days=i) for i in range(7))]
 
 
+@dataclass(frozen=True)
+class RoomsOnDay:
+    """A venue's day: how many of its rooms are taken at the busiest time, and from when."""
+
+    taken: int
+    at: datetime | None
+    rooms: int
+
+    @property
+    def full(self) -> bool:
+        return self.taken >= self.rooms
+
+
+@dataclass(frozen=True)
+class VenueDays:
+    venue: sched.VenueRooms
+    days: list[RoomsOnDay]
+
+
+def busiest(sessions: Sequence[tuple[datetime, datetime]]) -> tuple[int, datetime | None]:
+    """The most sessions held at once, and the start of the first time it happens (the most that overlap always
+    includes a session just starting)."""
+    most, at = 0, None
+    for start, _ in sorted(sessions):
+        held = sum(1 for s, e in sessions if s <= start < e)
+        if held > most:
+            most, at = held, start
+    return most, at
+
+
+def _rooms(monday: date, venues: Sequence[sched.VenueRooms]) -> list[VenueDays]:
+    """Each venue's week, day by day (Europe/London): the rooms taken at the busiest time, of how many."""
+    found = []
+    for venue in venues:
+        by_day: dict[date, list[tuple[datetime, datetime]]] = {}
+        for s in venue.sessions:
+            by_day.setdefault(s.start.astimezone(LONDON).date(), []).append((s.start, s.end))
+        days = [RoomsOnDay(*busiest(by_day.get(d, [])), rooms=venue.rooms)
+                for d in (monday + timedelta(days=i) for i in range(7))]
+        found.append(VenueDays(venue, days))
+    return found
+
+
 async def _mentors(client: ServicesClient, person: Person) -> list[sched.ListedMentor]:
     return (await client.ask(person, sched.MENTORS, Empty())).mentors
 
@@ -138,16 +182,29 @@ async def borough_week(request: Request, me: Me, session: MySession, borough: st
         return render(request, "calendar/missing.html", session=session, area=AREA, status_code=404,
                       said=f"“{borough[:60]}” is not a London borough.")
     client = state_of(request).client
+
+    async def rooms() -> list[VenueDays] | str:  # the sessions are shown even when the rooms cannot be
+        try:
+            week = await client.ask(me, sched.VENUES_WEEK, sched.VenuesWeekRequest(borough=name, start=monday))
+        except ServiceError as exc:
+            return exc.message
+        return _rooms(monday, week.venues)
+
+    asked_rooms = asyncio.ensure_future(rooms())
     try:
         covering = [m for m in await _mentors(client, me) if name in m.boroughs]
         calendars = await asyncio.gather(*(client.ask(me, sched.CALENDAR, sched.CalendarRequest(
             mentor_id=m.id, start=monday, days=7)) for m in covering))
     except ServiceError as exc:
+        asked_rooms.cancel()
         return render(request, "calendar/missing.html", session=session, area=AREA, status_code=503,
                       said=f"No calendar for {name}: {exc.message}.")
     found = [(m, s) for m, cal in zip(covering, calendars, strict=True) for s in cal.sessions]
+    venues = await asked_rooms
     return render(request, "calendar/borough.html", session=session, area=AREA, borough=name, mentors=covering,
-                  days=_days(monday, found, None), problem=problem, actions=ACTIONS, **_navigation(monday))
+                  days=_days(monday, found, None), problem=problem, actions=ACTIONS,
+                  venues=venues if isinstance(venues, list) else None,
+                  rooms_problem=venues if isinstance(venues, str) else None, **_navigation(monday))
 
 
 @AREA.router.post("/sessions/{session_id}")
