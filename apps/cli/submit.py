@@ -15,7 +15,7 @@ from apps.cli.client import ServiceClient
 from apps.cli.referral_files import ReferralRow
 from shared.contracts.risk_rpc import ASSESSMENT, AssessmentRequest
 from shared.contracts.rpc import ErrorCode, ServiceError
-from shared.contracts.scheduling_rpc import STATUS, ReferralRequest
+from shared.contracts.scheduling_rpc import STATUS, ReferralRequest, SchedulingStatus
 from shared.server_replies import is_server_reply
 
 
@@ -136,17 +136,22 @@ async def follow(client: ServiceClient, outcomes: list[Outcome], *, timeout: flo
 
 
 async def fill_status(client: ServiceClient, o: Outcome) -> None:
+    """The referral's tier and where scheduling has it. Scheduling is asked first: it acts only on an assessment risk
+    has stored, so once scheduling knows the referral its tier can be read (asked the other way round, the referral
+    could be assessed and placed between the two questions, and be shown placed with no tier)."""
     assert o.referral_id
+    try:
+        sched: SchedulingStatus | None = await client.call(STATUS, ReferralRequest(referral_id=o.referral_id))
+    except ServiceError as exc:
+        if exc.code != ErrorCode.NOT_FOUND:
+            raise
+        sched = None
     try:
         o.tier = (await client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id))).assessment.tier
     except ServiceError as exc:
         if exc.code != ErrorCode.NOT_FOUND:
             raise
-    try:
-        sched = await client.call(STATUS, ReferralRequest(referral_id=o.referral_id))
-    except ServiceError as exc:
-        if exc.code != ErrorCode.NOT_FOUND:
-            raise
+    if sched is None:
         return
     o.status = sched.status
     o.mentor_id = sched.mentor_id
