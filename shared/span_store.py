@@ -154,10 +154,11 @@ class SpanStore:
             _summarise_again(db, touched)
         for path in self.path.parent.glob("*.jsonl"):
             try:
-                if path.stat().st_mtime_ns < before_ns:
-                    path.unlink()
+                if path.stat().st_mtime_ns >= before_ns:
+                    continue  # still written to: its import offset stays, so its pruned lines are not read again
+                path.unlink()
             except FileNotFoundError:
-                continue
+                pass
             with self._connection() as db:
                 db.execute("DELETE FROM imported_files WHERE path = ?", (path.name,))
         return gone

@@ -114,6 +114,7 @@ def test_spans_past_the_retention_period_go_a_trace_keeping_its_later_spans(tmp_
     assert store.recent(10) == [D, C, A] and store.slowest(1) == [A]
     assert [s.span_id for s in store.spans_of_referral("ref_aaa111")] == ["a2"]
     assert old.exists(), "written after the cut-off (now)"
+    assert store.import_files() == 0, "a file still written to is not read again: its pruned lines stay gone"
     assert store.prune(before_ns=2**62) == 3 and store.recent(10) == [] and not old.exists()
 
 
