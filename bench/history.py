@@ -67,6 +67,7 @@ from services.risk.handlers import Case as RiskCase
 from services.risk.handlers import next_assessment
 from services.risk.shipped_rules import SHIPPED_RULES
 from services.scheduling import rpc, store
+from services.scheduling.constraints import default_offices
 from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.optimiser import Allocation
 from services.scheduling.reoptimisation import book_round, plan_round, read_round
@@ -232,7 +233,7 @@ def fill_history(engine: Engine, mentors: list[MentorRecord], *, referrals: int,
             "assessment_number": 1, "needs": "[]", "status": CaseStatus.CLOSED, "mentor_id": mentor.id,
             "reason": "closed by bench: programme complete", "agency_reason": "programme complete",
             "deadline_met": True, "updated_at": closed})
-        venues = [None, f"{'-'.join(place_key(recorded.person.borough).split())}-office"]
+        venues = [None, default_offices((recorded.person.borough,))[0].id]
         for week in range(per_referral):
             start = first + timedelta(weeks=week)
             venue = rng.choice(venues)

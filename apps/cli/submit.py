@@ -14,8 +14,8 @@ from nats.aio.msg import Msg
 from apps.cli.client import ServiceClient
 from apps.cli.referral_files import ReferralRow
 from shared.contracts.risk_rpc import ASSESSMENT, AssessmentRequest
-from shared.contracts.rpc import ErrorCode, ServiceError
-from shared.contracts.scheduling_rpc import STATUS, ReferralRequest, SchedulingStatus
+from shared.contracts.rpc import unless_not_found
+from shared.contracts.scheduling_rpc import STATUS, ReferralRequest
 from shared.server_replies import is_server_reply
 
 
@@ -140,17 +140,10 @@ async def fill_status(client: ServiceClient, o: Outcome) -> None:
     has stored, so once scheduling knows the referral its tier can be read (asked the other way round, the referral
     could be assessed and placed between the two questions, and be shown placed with no tier)."""
     assert o.referral_id
-    try:
-        sched: SchedulingStatus | None = await client.call(STATUS, ReferralRequest(referral_id=o.referral_id))
-    except ServiceError as exc:
-        if exc.code != ErrorCode.NOT_FOUND:
-            raise
-        sched = None
-    try:
-        o.tier = (await client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id))).assessment.tier
-    except ServiceError as exc:
-        if exc.code != ErrorCode.NOT_FOUND:
-            raise
+    sched = await unless_not_found(client.call(STATUS, ReferralRequest(referral_id=o.referral_id)))
+    assessed = await unless_not_found(client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id)))
+    if assessed is not None:
+        o.tier = assessed.assessment.tier
     if sched is None:
         return
     o.status = sched.status

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -27,7 +27,6 @@ from shared.contracts.rpc import HELD, Empty, ErrorCode, Role, ServiceError, unl
 from shared.deadletters import REFERRAL_ID
 
 AREA = area("referrals", "Referrals", {Role.SCHEDULER})
-T = TypeVar("T")
 REASON_MAX = 2000
 
 
