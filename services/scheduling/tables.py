@@ -53,7 +53,8 @@ class CaseRow(SQLModel, table=True):
 
 class SessionRow(SQLModel, table=True):
     __tablename__ = "session"
-    __table_args__ = (  # a mentor's (migration 0008) or a venue's (0009) sessions in a window, not their whole history
+    __table_args__ = (  # a mentor's (migration 0008) or a venue's (0009) sessions in a window, not their whole history;
+        # (mentor_id, start) serves every lookup by mentor, so mentor_id has no index of its own (0010)
         Index("ix_session_mentor_id_start", "mentor_id", "start"),
         Index("ix_session_mentor_id_end", "mentor_id", "end"),
         Index("ix_session_venue_id_start", "venue_id", "start"),
@@ -61,7 +62,7 @@ class SessionRow(SQLModel, table=True):
 
     session_id: str = Field(primary_key=True, max_length=40)
     referral_id: str = Field(index=True, max_length=40)
-    mentor_id: str = Field(index=True, max_length=64)
+    mentor_id: str = Field(max_length=64)
     venue_id: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, description="JSON list of boroughs: the young person's planned route.")
     mentor_route: str | None = Field(default=None, description="JSON list of boroughs: a rotl mentor's route.")
