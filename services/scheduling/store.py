@@ -237,7 +237,8 @@ def mentor_records(conn: Connection) -> list[MentorRecord]:
 
 
 def venue_records(conn: Connection) -> list[VenueRecord]:
-    return [VenueRecord.model_validate_json(raw) for raw in conn.execute(select(col(VenueRow.record))).scalars()]
+    """Every venue, by id: parsed again only when a stored record changed since the last read (`_venue_set`)."""
+    return list(_venue_set(conn)[1])
 
 
 def save_mentors(conn: Connection, records: Sequence[MentorRecord], *, now: datetime) -> set[str]:
@@ -342,10 +343,12 @@ _VENUES: list[tuple[tuple[str, ...], list[VenueRecord]]] = []  # the venue set l
 def _venue_set(conn: Connection) -> tuple[tuple[str, ...], list[VenueRecord]]:
     """The venues as stored and parsed: the same object as last time when every stored record reads the same."""
     raws = tuple(conn.execute(select(col(VenueRow.record)).order_by(col(VenueRow.venue_id))).scalars())
-    if _VENUES and _VENUES[0][0] == raws:
-        return _VENUES[0]
-    _VENUES[:] = [(raws, [VenueRecord.model_validate_json(raw) for raw in raws])]
-    return _VENUES[0]
+    last = _VENUES[0] if _VENUES else None  # read once: calendar feeds call this from other threads
+    if last is not None and last[0] == raws:
+        return last
+    fresh = (raws, [VenueRecord.model_validate_json(raw) for raw in raws])
+    _VENUES[:] = [fresh]
+    return fresh
 
 
 def _reuse(before: MentorState, fresh: MentorState) -> MentorState:

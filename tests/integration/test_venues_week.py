@@ -78,3 +78,17 @@ async def test_a_boroughs_venues_with_the_sessions_that_hold_their_rooms(schedul
 
     elsewhere = await venues_week(VenuesWeekRequest(borough="Hackney", start=MONDAY, days=7), scheduling)
     assert [(v.id, v.default_office, v.sessions) for v in elsewhere.venues] == [("office-hackney", True, [])]
+
+
+async def test_a_venue_changed_by_another_replica_shows_at_the_next_ask(scheduling: Scheduling) -> None:
+    with scheduling.host.engine.begin() as conn:
+        save_venues(conn, [VenueRecord(id="v-one", name="Peckham Hub", borough="Southwark", rooms=1)],
+                    now=datetime.now(LONDON))
+    first = await venues_week(VenuesWeekRequest(borough="Southwark", start=MONDAY), scheduling)
+    with scheduling.host.engine.begin() as conn:  # as another replica's import would: this process is not told
+        save_venues(conn, [VenueRecord(id="v-one", name="Peckham Hub", borough="Southwark", rooms=2)],
+                    now=datetime.now(LONDON))
+
+    second = await venues_week(VenuesWeekRequest(borough="Southwark", start=MONDAY), scheduling)
+
+    assert [v.rooms for v in first.venues] == [1] and [v.rooms for v in second.venues] == [2]
