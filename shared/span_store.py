@@ -8,12 +8,16 @@ services write when no console receives their spans (shared/telemetry.py) are im
 
 Spans carry referral ids, so the store keeps them no longer than the referral (`prune`: spans older than
 REROUTE_RETENTION_DAYS go, and span files last written before then) and erases a young person's with them
-(`erase`, which `reroute person erase` calls). Never a service's database: the console reads none.
+(`erase`, which `reroute person erase` calls). The services export a span up to OTEL_BSP_SCHEDULE_DELAY after it
+ends (longer under load), so spans of an erased referral may still arrive after its erasure: the store remembers the
+erased referral ids and trace ids (pseudonymous ids, nothing else) for the retention period, by when any span of
+theirs is past it too, and refuses their late spans, from the receiver and from the span files alike. Never a
+service's database: the console reads none.
 
 Tables: `spans` (clustered by trace, indexed by referral id and start time), `traces` (one row per trace: its first
 start, last end and whether a span failed, indexed by start, by duration and, for the failed ones, by start), and
 `span_links` (which traces link to which, indexed by the trace linked to), `imported_files` (how far each span file
-has been read).
+has been read), `erased_referrals` and `erased_traces` (what was erased, and when).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +57,8 @@ CREATE TABLE IF NOT EXISTS span_links (
     linked_trace_id TEXT NOT NULL, trace_id TEXT NOT NULL, PRIMARY KEY (linked_trace_id, trace_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS imported_files (path TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erased_referrals (referral_id TEXT PRIMARY KEY, erased_ns INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erased_traces (trace_id TEXT PRIMARY KEY, erased_ns INTEGER NOT NULL) WITHOUT ROWID;
 """
 _COLUMNS = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, attributes, links"
 _INSERTED = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, referral_id, attributes, links"
@@ -90,27 +97,21 @@ class SpanStore:
                 self._db = None
 
     def add(self, spans: Sequence[StoredSpan]) -> int:
-        """Store these spans (one already stored, by trace and span id, is kept as it was); returns how many."""
+        """Store these spans (one already stored, by trace and span id, is kept as it was); returns how many. The
+        spans of an erased referral or trace, and of a caller's trace linked to one, are refused (late arrivals)."""
+        return self._add(spans)[0]
+
+    def _add(self, spans: Sequence[StoredSpan]) -> tuple[int, set[str]]:
+        """How many spans were stored, and the traces refused as erased."""
         if not spans:
-            return 0
-        rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.service, s.start_ns, s.end_ns, s.status,
-                 _referral_id(s), json.dumps(s.attributes, separators=(",", ":")),
-                 json.dumps(s.links, separators=(",", ":"))) for s in spans]
-        traces: dict[str, tuple[int, int, int]] = {}
-        for s in spans:
-            start, end, failed = traces.get(s.trace_id, (s.start_ns, s.end_ns, 0))
-            traces[s.trace_id] = (min(start, s.start_ns), max(end, s.end_ns), failed | (s.status == "ERROR"))
-        links = {(link["trace_id"], s.trace_id) for s in spans for link in s.links if link["trace_id"] != s.trace_id}
+            return 0, set()
         with self._connection() as db, _transaction(db):
-            before = db.total_changes
-            db.executemany(f"INSERT OR IGNORE INTO spans ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            added = db.total_changes - before
-            db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET "
-                           "start_ns = min(start_ns, excluded.start_ns), end_ns = max(end_ns, excluded.end_ns), "
-                           "failed = max(failed, excluded.failed)",
-                           [(t, *v) for t, v in traces.items()])
-            db.executemany("INSERT OR IGNORE INTO span_links VALUES (?, ?)", sorted(links))
-        return added
+            refused = _erased_traces_of(db, spans)
+            if refused:  # with what came before them: an earlier batch's spans without the referral id, callers
+                refused |= _callers(db, refused)
+                _erase_traces(db, refused, time.time_ns())
+                spans = [s for s in spans if s.trace_id not in refused]
+            return _insert(db, spans), refused
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -145,13 +146,16 @@ class SpanStore:
     # --- retention and erasure ----------------------------------------------------------------------------------
 
     def prune(self, before_ns: int) -> int:
-        """Delete the spans that started before `before_ns` (the retention period), and the span files last written
-        before then; returns how many spans went. A trace keeps its later spans."""
+        """Delete the spans that started before `before_ns` (the retention period), the span files last written before
+        then, and the memory of erasures made before then; returns how many spans went. A trace keeps its later
+        spans."""
         with self._connection() as db, _transaction(db):
             touched = [row[0] for row in db.execute("SELECT DISTINCT trace_id FROM spans WHERE start_ns < ?",
                                                     (before_ns,))]
             gone = db.execute("DELETE FROM spans WHERE start_ns < ?", (before_ns,)).rowcount
             _summarise_again(db, touched)
+            for table in ("erased_referrals", "erased_traces"):  # any span of theirs is past the period too
+                db.execute(f"DELETE FROM {table} WHERE erased_ns < ?", (before_ns,))
         for path in self.path.parent.glob("*.jsonl"):
             try:
                 if path.stat().st_mtime_ns >= before_ns:
@@ -166,17 +170,15 @@ class SpanStore:
     def erase(self, referral_ids: Sequence[str]) -> int:
         """Delete every span of the traces that touched these referrals (theirs and the callers' linked to them:
         what `spans_of_referral` shows), here and in the span files beside the store; returns how many spans went
-        from the store (the files' lines are imported first, so they are counted)."""
+        from the store (the files' lines are imported first, so they are counted). The referrals and traces are
+        remembered, so that their spans arriving later are refused (`add`), until `prune` passes their erasure."""
         self.import_files()
+        now = time.time_ns()
         with self._connection() as db, _transaction(db):
             traces = _traces_of_referrals(db, referral_ids)
-            gone = 0
-            for chunk in _chunks(traces):
-                marks = ",".join("?" * len(chunk))
-                gone += db.execute(f"DELETE FROM spans WHERE trace_id IN ({marks})", chunk).rowcount
-                db.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", chunk)
-                db.execute(f"DELETE FROM span_links WHERE trace_id IN ({marks}) OR linked_trace_id IN ({marks})",
-                           chunk + chunk)
+            gone = _erase_traces(db, set(traces), now)
+            db.executemany("INSERT INTO erased_referrals VALUES (?, ?) ON CONFLICT (referral_id) DO UPDATE SET "
+                           "erased_ns = excluded.erased_ns", [(r, now) for r in sorted(set(referral_ids))])
         self._erase_from_files(set(traces))
         return gone
 
@@ -207,8 +209,9 @@ class SpanStore:
 
     def import_files(self) -> int:
         """Store the lines of the span files beside the store (<data dir>/traces/*.jsonl) not read before (each file
-        from where the last import stopped; a torn last line waits for the next); returns how many spans."""
-        added = 0
+        from where the last import stopped; a torn last line waits for the next); returns how many spans. Lines of
+        erased traces (written after the erasure) are refused, and taken out of the files."""
+        added, refused = 0, set()
         for path in sorted(self.path.parent.glob("*.jsonl")):
             with self._connection() as db:
                 row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
@@ -224,10 +227,13 @@ class SpanStore:
                 while whole := _whole_lines(fh.read(IMPORT_CHUNK)):  # a chunk at a time: a year's file is large
                     offset += len(whole)
                     fh.seek(offset)  # a torn line again, whole, with the next chunk
-                    added += self.add(_parsed(whole))
+                    stored, erased = self._add(_parsed(whole))
+                    added += stored
+                    refused |= erased
                     with self._connection() as db:  # after the spans: a crash between imports them again, once
                         db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
                                    "offset = excluded.offset", (path.name, offset))
+        self._erase_from_files(refused)  # an erased referral's lines written after its erasure: gone from the files
         return added
 
 
@@ -274,16 +280,74 @@ def _chunks(ids: list[str], size: int = 400) -> Iterator[list[str]]:
         yield ids[i:i + size]
 
 
+def _insert(db: sqlite3.Connection, spans: Sequence[StoredSpan]) -> int:
+    """Store these spans, their traces' summaries and links; how many spans were new."""
+    rows = [(s.trace_id, s.span_id, s.parent_id, s.name, s.service, s.start_ns, s.end_ns, s.status, _referral_id(s),
+             json.dumps(s.attributes, separators=(",", ":")), json.dumps(s.links, separators=(",", ":"))) for s in spans]
+    traces: dict[str, tuple[int, int, int]] = {}
+    for s in spans:
+        start, end, failed = traces.get(s.trace_id, (s.start_ns, s.end_ns, 0))
+        traces[s.trace_id] = (min(start, s.start_ns), max(end, s.end_ns), failed | (s.status == "ERROR"))
+    links = {(link["trace_id"], s.trace_id) for s in spans for link in s.links if link["trace_id"] != s.trace_id}
+    before = db.total_changes
+    db.executemany(f"INSERT OR IGNORE INTO spans ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    added = db.total_changes - before
+    db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET "
+                   "start_ns = min(start_ns, excluded.start_ns), end_ns = max(end_ns, excluded.end_ns), "
+                   "failed = max(failed, excluded.failed)", [(t, *v) for t, v in traces.items()])
+    db.executemany("INSERT OR IGNORE INTO span_links VALUES (?, ?)", sorted(links))
+    return added
+
+
+def _known(db: sqlite3.Connection, table: str, column: str, ids: set[str]) -> set[str]:
+    """Which of these ids the table holds."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(ids)):
+        found |= {row[0] for row in db.execute(
+            f"SELECT {column} FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)}
+    return found
+
+
+def _erased_traces_of(db: sqlite3.Connection, spans: Sequence[StoredSpan]) -> set[str]:
+    """The traces of these spans that are erased: an erased trace, one with a span of an erased referral, and a
+    caller's trace with a span linked to either."""
+    referrals = _known(db, "erased_referrals", "referral_id", {r for s in spans if (r := _referral_id(s))})
+    erased = _known(db, "erased_traces", "trace_id", {s.trace_id for s in spans} | {
+        link["trace_id"] for s in spans for link in s.links})
+    erased |= {s.trace_id for s in spans if _referral_id(s) in referrals}
+    callers = {s.trace_id for s in spans if any(link["trace_id"] in erased for link in s.links)}
+    return (erased | callers) & {s.trace_id for s in spans}
+
+
+def _erase_traces(db: sqlite3.Connection, traces: set[str], now_ns: int) -> int:
+    """Delete these traces' spans, summaries and links, and remember them as erased at `now_ns`; how many spans."""
+    gone = 0
+    for chunk in _chunks(sorted(traces)):
+        marks = ",".join("?" * len(chunk))
+        gone += db.execute(f"DELETE FROM spans WHERE trace_id IN ({marks})", chunk).rowcount
+        db.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", chunk)
+        db.execute(f"DELETE FROM span_links WHERE trace_id IN ({marks}) OR linked_trace_id IN ({marks})",
+                   chunk + chunk)
+    db.executemany("INSERT INTO erased_traces VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE SET "
+                   "erased_ns = excluded.erased_ns", [(t, now_ns) for t in sorted(traces)])
+    return gone
+
+
+def _callers(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
+    """The callers' traces linked to these."""
+    linked: set[str] = set()
+    for chunk in _chunks(sorted(traces)):
+        linked |= {row[0] for row in db.execute(
+            f"SELECT trace_id FROM span_links WHERE linked_trace_id IN ({','.join('?' * len(chunk))})", chunk)}
+    return linked
+
+
 def _traces_of_referrals(db: sqlite3.Connection, referral_ids: Sequence[str]) -> list[str]:
     own: set[str] = set()
     for chunk in _chunks(sorted(set(referral_ids))):
         own |= {row[0] for row in db.execute(
             f"SELECT DISTINCT trace_id FROM spans WHERE referral_id IN ({','.join('?' * len(chunk))})", chunk)}
-    linked: set[str] = set()
-    for chunk in _chunks(sorted(own)):
-        linked |= {row[0] for row in db.execute(
-            f"SELECT trace_id FROM span_links WHERE linked_trace_id IN ({','.join('?' * len(chunk))})", chunk)}
-    return sorted(own | linked)
+    return sorted(own | _callers(db, own))
 
 
 def _spans(db: sqlite3.Connection, trace_ids: list[str]) -> list[StoredSpan]:

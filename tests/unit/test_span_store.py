@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -127,6 +128,26 @@ def test_erasing_a_referral_deletes_its_traces_and_the_callers_linked_in_the_sto
     assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d1"]
     assert spans_of_referral(tmp_path, "ref_aaa111") == []
     assert store.import_files() == 0
+
+
+def test_spans_arriving_after_an_erasure_are_refused_and_taken_out_of_the_files_for_the_retention_period(
+        tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    store.erase(["ref_aaa111"])
+    E, F, G = "e" * 32, "f" * 32, "9" * 32
+    late = [span(A, "a3", 600, 610),  # the erased trace's last span, exported after the erasure
+            span(E, "e1", 700, 710, referral="ref_aaa111"),  # the erasure's own work, in a trace of its own
+            span(F, "f1", 720, 730, links=[E])]  # and its caller's
+    assert store.add(late) == 0
+    path = write_file(tmp_path, "risk-3.jsonl", [span(G, "g1", 800, 810), *late, span(D, "d2", 900, 910)])
+    assert store.import_files() == 2  # g1 (no referral id) and d2
+    write_file(tmp_path, "risk-3.jsonl", [span(G, "g2", 820, 830, referral="ref_aaa111")])
+    assert store.import_files() == 0  # g1's trace names the referral only now: g1 goes too
+    assert store.recent(10) == [D, C] and store.spans_of_referral("ref_aaa111") == []
+    assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d2"]
+    assert store.import_files() == 0 and store.recent(10) == [D, C], "the file's lines that stay are not read again"
+    store.prune(before_ns=time.time_ns() + 1)  # a year on: the erasure is forgotten, as any span of it would be
+    assert store.add(late[:1]) == 1
 
 
 def test_the_store_is_its_users_alone(tmp_path: Path) -> None:
