@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -195,27 +196,25 @@ class SpanStore:
         return gone
 
     def _erase_from_files(self, trace_ids: set[str]) -> None:
-        """Each span file without these traces' lines, written anew and put in its place (a service appending to it
-        meanwhile, one run without a console, may lose the spans of that moment: never a line of these traces)."""
+        """Each span file with lines of these traces written anew without them, a line at a time (a year's file is
+        large), into a private file put in its place (a service appending to it meanwhile, one run without a console,
+        may lose the spans of that moment: never a line of these traces). Its import offset moves back by the lines
+        taken out before it, so the lines after it are still imported."""
         if not trace_ids:
             return
         for path in sorted(self.path.parent.glob("*.jsonl")):
             try:
-                lines = path.read_bytes().splitlines(keepends=True)
+                with path.open("rb") as fh:
+                    if not any(_trace_of_line(line) in trace_ids for line in fh):
+                        continue
+                with self._connection() as db:
+                    row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
+                offset = _rewritten(path, trace_ids, imported=row[0] if row else 0)
             except FileNotFoundError:
                 continue
-            kept = [line for line in lines if _trace_of_line(line) not in trace_ids]
-            if len(kept) == len(lines):
-                continue
-            fresh = path.with_name(path.name + ".erasing")
-            fd = os.open(fresh, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.writelines(kept)
-            os.replace(fresh, path)
-            whole = sum(len(line) for line in kept if line.endswith(b"\n"))
             with self._connection() as db:
                 db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
-                           "offset = excluded.offset", (path.name, whole))
+                           "offset = excluded.offset", (path.name, offset))
 
     # --- the span files -----------------------------------------------------------------------------------------
 
@@ -247,6 +246,30 @@ class SpanStore:
                                    "offset = excluded.offset", (path.name, offset))
         self._erase_from_files(refused)  # an erased referral's lines written after its erasure: gone from the files
         return added
+
+
+def _rewritten(path: Path, trace_ids: set[str], *, imported: int) -> int:
+    """`path` without the lines of these traces, replaced whole (a private file renamed over it); returns the offset
+    in it that `imported` (an offset in the old file) comes to."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".erasing")  # 0600, new
+    fresh = Path(name)
+    read = kept = 0
+    try:
+        with os.fdopen(fd, "wb") as out, path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_size < imported:  # a new file of that name: none of it imported
+                imported = 0
+            for line in fh:
+                read += len(line)
+                if _trace_of_line(line) in trace_ids:
+                    continue
+                out.write(line)
+                if read <= imported:
+                    kept += len(line)
+        os.replace(fresh, path)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
+    return kept
 
 
 def _whole_lines(data: bytes) -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import tracemalloc
 from dataclasses import asdict
 from pathlib import Path
 
@@ -128,6 +129,26 @@ def test_erasing_a_referral_deletes_its_traces_and_the_callers_linked_in_the_sto
     assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d1"]
     assert spans_of_referral(tmp_path, "ref_aaa111") == []
     assert store.import_files() == 0
+
+
+def test_a_files_erasure_reads_it_a_line_at_a_time_and_keeps_the_lines_not_imported_yet(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "intake-4.jsonl", [
+        span(A, f"a{i}", i, i + 1, referral="ref_aaa111") if i % 2 else span(D, f"d{i}", i, i + 1)
+        for i in range(1_000)])
+    store = SpanStore.of(tmp_path)
+    assert store.import_files() == 1_000
+    size = path.stat().st_size
+    write_file(tmp_path, "intake-4.jsonl", [SPANS[3]])  # appended after the import, before the erasure's rewrite
+    tracemalloc.start()
+    try:
+        store._erase_from_files({A})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 4, f"{peak} bytes at most: the file is not read whole"
+    assert path.stat().st_mode & 0o777 == 0o600 and not list(path.parent.glob(".*.erasing"))
+    assert store.import_files() == 1 and store.failed(10) == [C], "the line not imported yet is imported, once"
+    assert sum(1 for _ in path.open()) == 501
 
 
 def test_spans_arriving_after_an_erasure_are_refused_and_taken_out_of_the_files_for_the_retention_period(
