@@ -57,6 +57,8 @@ class Delivery:
     msg: Msg | None = None
     duplicate: bool = False
     """Set by `commit_batch` when the inbox had already processed this message (a redelivery after a crash)."""
+    server_reply: bool = False
+    """Set by `drop_if_server_reply`: one of the NATS server's own answers, acknowledged and counted, never processed."""
 
     @property
     def received(self) -> Msg:
@@ -64,13 +66,29 @@ class Delivery:
         return self.msg
 
 
-def parse_event(model: type[E], d: Delivery) -> E:
-    """Decode an internal event; one that does not match its contract is poison (dead-lettered with the reason)."""
-    try:
-        return model.model_validate_json(d.data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise PoisonMessage(f"not a valid {model.__name__}: {problems}") from exc
+def drop_if_server_reply(d: Delivery) -> bool:
+    """For a message that did not decode as its contract: whether it is one of the NATS server's own answers, which a
+    client aimed at this subject by naming it as a reply subject (shared/server_replies.py). If so, it is marked, the
+    handler leaves it out of its decisions, and the consumer acknowledges it, counts it and answers nothing: no one
+    is told of a rejection or left a dead letter that no one caused. No contract we consume can read such an answer
+    (tests/unit/test_server_replies.py), so asking only on a failed decode misses none and costs nothing otherwise."""
+    d.server_reply = is_server_reply(d.data)
+    return d.server_reply
+
+
+def parse_events(model: type[E], batch: list[Delivery]) -> list[tuple[Delivery, E]]:
+    """Decode internal events, leaving out the NATS server's own answers (`drop_if_server_reply`); any other message
+    that does not match its contract is poison (dead-lettered with the reason)."""
+    events: list[tuple[Delivery, E]] = []
+    for d in batch:
+        try:
+            events.append((d, model.model_validate_json(d.data)))
+        except ValidationError as exc:
+            if drop_if_server_reply(d):
+                continue
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+            raise PoisonMessage(f"not a valid {model.__name__}: {problems}") from exc
+    return events
 
 
 BatchHandler = Callable[[Connection, list[Delivery], datetime], list[Outgoing]]
@@ -214,9 +232,6 @@ class BatchConsumer:
             self.last_progress = time.monotonic()
 
     async def _process(self, msgs: Sequence[Msg], stop: asyncio.Event) -> None:
-        msgs = await self._drop_server_replies(msgs)
-        if not msgs:
-            return
         deliveries = [self._delivery(m) for m in msgs]
         try:
             try:
@@ -254,27 +269,20 @@ class BatchConsumer:
             await _settle(d.received.ack())
             d.span.end()
 
-    async def _drop_server_replies(self, msgs: Sequence[Msg]) -> list[Msg]:
-        """The messages less the NATS server's own answers that a client aimed at this stream's subjects by naming
-        them as a reply subject (shared/server_replies.py): each is acknowledged, counted and never answered, so
-        no one is told of a rejection or left a dead letter that no one caused."""
-        kept: list[Msg] = []
-        dropped: list[Msg] = []
-        for m in msgs:
-            (dropped if is_server_reply(m.data) else kept).append(m)
-        for m in dropped:
-            await _settle(m.ack())
-        if dropped:
-            if self._metrics is not None:
+    def _count(self, deliveries: list[Delivery]) -> None:
+        """Count the messages processed, and report the NATS server's answers the handler dropped unread."""
+        dropped = [d for d in deliveries if d.server_reply]
+        for d in dropped:
+            d.span.set_attribute("reroute.outcome", SERVER_REPLY)
+        if self._metrics is not None:
+            self._metrics.processed(self.durable, [d for d in deliveries if not (d.duplicate or d.server_reply)],
+                                    datetime.now(UTC))
+            if dropped:
                 self._metrics.dropped(self.durable, SERVER_REPLY, len(dropped))
+        if dropped:
             log.warning("%s: dropped %d answer(s) of the NATS server on %s: a client named the subject as the reply "
                         "subject of its own message", self.service, len(dropped),
-                        ", ".join(sorted({m.subject for m in dropped})))
-        return kept
-
-    def _count(self, deliveries: list[Delivery]) -> None:
-        if self._metrics is not None:
-            self._metrics.processed(self.durable, [d for d in deliveries if not d.duplicate], datetime.now(UTC))
+                        ", ".join(sorted({d.subject for d in dropped})))
 
     async def _commit_when_available(self, deliveries: list[Delivery], stop: asyncio.Event) -> list[Outgoing]:
         """Commit the batch; while the database is unavailable, keep the batch and try again."""
@@ -414,14 +422,14 @@ def commit_batch(engine: Engine, handler: BatchHandler, deliveries: list[Deliver
         fresh: list[Delivery] = []
         keys: set[str] = set(done)
         for d in deliveries:
-            d.duplicate = d.key in keys
+            d.duplicate, d.server_reply = d.key in keys, False  # as found by this transaction, not an earlier try
             if d.duplicate:
                 d.span.set_attribute("reroute.duplicate", True)
                 continue
             keys.add(d.key)
             fresh.append(d)
         out = handler(conn, fresh, now) if fresh else []
-        record_processed(conn, [d.key for d in fresh], consumer=consumer, now=now)
+        record_processed(conn, [d.key for d in fresh if not d.server_reply], consumer=consumer, now=now)
         add_to_outbox(conn, out, now=now)
         relay.record_outcomes(conn, now=now)
         if also is not None:

@@ -6,8 +6,10 @@ land on another agency's submission subject or on `intake.recorded.*`, where a s
 *A reply subject is the sender's to choose*). Its body is always one of the server's own shapes, never the sender's
 data: a PubAck (`{"stream": …, "seq": …}`, with `duplicate` or `domain`), a publish error (`{"error": {"code": …,
 "err_code": …, "description": …}, …}`), a JetStream API response (`{"type": "io.nats.jetstream.api.v1.…", …}`), or
-nothing at all (the answer to an acknowledgement). No submission or event of ours has any of these shapes, so a
-consumer drops them before reading the message, and answers nothing.
+nothing at all (the answer to an acknowledgement). No submission or event of ours has any of these shapes: every
+contract we consume forbids fields it does not name and names none of `stream`, `error` or `type`, so none of these
+answers decodes as one. A consumer therefore asks only of a message that failed to decode
+(`shared.messaging.drop_if_server_reply`), drops it unanswered, and pays nothing for the messages that decode.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from shared.contracts.intake import (
     Withdrawal,
     age_band,
 )
-from shared.messaging import Delivery
+from shared.messaging import Delivery, drop_if_server_reply
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import AGENCY_ID, Subjects
 from shared.telemetry import caller_links, referral_trace, traceparent
@@ -73,6 +73,8 @@ class Submission:
     kind: Kind
     span: trace.Span
     cloudevent: str | None = None
+    delivery: Delivery | None = None
+    """The NATS message it came in (None through the HTTP door)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def handle_submissions(
     `max_body_bytes` (REROUTE_INTAKE_MAX_BODY_BYTES, the HTTP door's limit too) is rejected unread."""
     submissions = [
         Submission(subjects.agency_of(d.subject), d.data, d.key, _kind(subjects, d.subject), d.span,
-                   _cloudevent_headers(d.headers))
+                   _cloudevent_headers(d.headers), d)
         for d in batch
     ]
     return decide_submissions(conn, submissions, now, subjects=subjects, keys=keys, max_body_bytes=max_body_bytes,
@@ -107,12 +109,16 @@ def decide_submissions(
     conn: Connection, submissions: list[Submission], now: datetime, *, subjects: Subjects, keys: IntakeKeys,
     max_body_bytes: int | None = None, status_base: str | None = None, tracer: trace.Tracer | None = None,
 ) -> tuple[list[Decision], list[Outgoing]]:
-    """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral.
+    """Accept or reject each submission in order; a repeat of (agency, agency_referral_id) is the same referral. An
+    answer of the NATS server's that came in as a submission gets no decision (`drop_if_server_reply`).
     `max_body_bytes`: refuse larger bodies (the HTTP door refuses them before they get here, with 413).
     `status_base`: where the HTTP API serves a referral's status (its public URL, or '' for paths); None: no API.
     `tracer`: for the span an update or a repeat gets in the referral's own trace."""
     tracer = tracer or trace.get_tracer(__name__)
     checked = [(s, _check(s, max_body_bytes)) for s in submissions]
+    # the NATS server's own answer, aimed at a submission subject by another client: dropped unread, never rejected
+    checked = [(s, r) for s, r in checked
+               if not (isinstance(r, list) and s.delivery is not None and drop_if_server_reply(s.delivery))]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral | Withdrawal)]
     store = ReferralStore(conn, keys)
     store.load({(s.agency_id, r.agency_referral_id) for s, r in valid},

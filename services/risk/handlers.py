@@ -19,7 +19,7 @@ from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
 from shared.contracts.intake import ReferralRecorded
 from shared.contracts.risk import Change, Override, RiskAssessed, SafeguardingAlert
 from shared.contracts.rules import RuleSet
-from shared.messaging import Delivery, parse_event
+from shared.messaging import Delivery, parse_events
 from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 
@@ -49,7 +49,7 @@ def handle_recorded(
     conn: Connection, batch: list[Delivery], now: datetime, *, rules: RuleSet, subjects: Subjects
 ) -> list[Outgoing]:
     """Assess each new referral and re-assess each updated one; alerts go out first, never waiting for scheduling."""
-    events = [(d, parse_event(ReferralRecorded, d)) for d in batch]
+    events = parse_events(ReferralRecorded, batch)
     cases = load_cases(conn, [e.referral_id for _, e in events])
     decided: list[tuple[Decided, Delivery]] = []
     for d, accepted in events:

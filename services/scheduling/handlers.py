@@ -21,7 +21,7 @@ from shared.contracts.codes import Tier
 from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.scheduling import CaseStatus
-from shared.messaging import Delivery, parse_event
+from shared.messaging import Delivery, parse_events
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
 
@@ -40,14 +40,14 @@ def handle_intake(conn: Connection, batch: list[Delivery], now: datetime, *, sub
     withdrawals = [d for d in batch if d.subject.startswith(withdrawal)]
     out = handle_recorded(conn, facts, now, subjects=subjects) if facts else []
     if withdrawals:  # the facts' cases were tried just now: not again in this transaction
-        tried = {parse_event(ReferralRecorded, d).referral_id for d in facts}
+        tried = {e.referral_id for _, e in parse_events(ReferralRecorded, facts)}
         out += handle_withdrawn(conn, withdrawals, now, subjects=subjects, tracer=tracer, tried=tried)
     return out
 
 
 def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Keep the facts scheduling needs; book when the assessment is already here."""
-    events = [(d, parse_event(ReferralRecorded, d)) for d in batch]
+    events = parse_events(ReferralRecorded, batch)
     cases = load_cases(conn, [e.referral_id for _, e in events])
     tasks: list[CaseTask] = []
     new_rows: list[dict[str, object]] = []
@@ -77,7 +77,7 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
 
 def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, subjects: Subjects) -> list[Outgoing]:
     """Record the tier; book when the facts are here; reschedule when the cadence changes; suspend while missing."""
-    events = [(d, parse_event(RiskAssessed, d)) for d in batch]
+    events = parse_events(RiskAssessed, batch)
     cases = load_cases(conn, [e.referral_id for _, e in events])
     tasks: list[CaseTask] = []
     new_rows: list[dict[str, object]] = []
@@ -134,7 +134,7 @@ def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, 
     """Close each withdrawn referral's case as a closure does: its future sessions cancelled (the mentor's time and
     place freed, and the waiting cases tried again), off the waitlist, the agency's reason recorded; a case closed
     already stays as it was. Safeguarding alerts are not touched: an open one stays open for the safeguarding lead."""
-    events = [(d, parse_event(ReferralWithdrawn, d)) for d in batch]
+    events = parse_events(ReferralWithdrawn, batch)
     cases = load_cases(conn, [e.referral_id for _, e in events])
     out: list[Outgoing] = []
     freed: list[str | None] = []  # the mentors of the cases closed

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys, load_keys
-from services.intake.handlers import Decision, Kind, Submission, decide_submissions
+from services.intake.handlers import Decision, Kind, Submission, decide_submissions, handle_submissions
 from services.intake.tables import ReferralRecord, RejectionRecord
+from shared.messaging import Delivery
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
 from tests.support.cluster import referral
@@ -334,3 +335,22 @@ def test_a_submission_and_its_withdrawal_in_one_batch_are_decided_in_order(db: t
     assert [d.outcome for d in decisions] == ["accepted", "withdrawn"]
     assert [o.subject for o in out] == ["intake.recorded.yot", "referrals.accepted.yot", "intake.withdrawn.yot",
                                         "referrals.withdrawn.yot"]
+
+
+def test_the_nats_servers_answer_on_a_submission_subject_is_dropped_not_rejected(
+    db: tuple[Engine, IntakeKeys],
+) -> None:
+    """Another client can aim the server's answer at an agency's submission subject (shared/server_replies.py): the
+    NATS door drops it unread, telling the agency nothing, and decides the agency's own referral beside it."""
+    engine, keys = db
+    bodies = [b'{"stream":"SUBMISSIONS","seq":2}', b"", json.dumps(referral("OWN-1", language="en")).encode()]
+    batch = [Delivery(SUBJECTS.submitted("yot"), body, {}, f"k{i}", trace.INVALID_SPAN) for i, body in enumerate(bodies)]
+    with engine.begin() as conn:
+        out = handle_submissions(conn, batch, NOW, subjects=SUBJECTS, keys=keys, max_body_bytes=64 * 1024)
+
+    assert [d.server_reply for d in batch] == [True, True, False]
+    assert [e["subject"] for e in told([_event(o) for o in out])] == [SUBJECTS.accepted("yot")]
+    with engine.connect() as conn:
+        assert conn.execute(select(RejectionRecord)).first() is None
+    (decision,), _ = decide(db, bodies[0])  # over HTTP the same body is the caller's own, and malformed
+    assert decision.outcome == "rejected"

@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from pydantic import BaseModel, ValidationError
 
+from shared.contracts.common import Contract
+from shared.contracts.intake import Referral, ReferralRecorded, ReferralWithdrawn, Withdrawal
+from shared.contracts.risk import RiskAssessed
+from shared.messaging import Delivery, PoisonMessage, parse_events
 from shared.server_replies import is_server_reply
 
 SERVER = {
@@ -56,3 +62,33 @@ def test_no_message_of_ours_or_an_agencys_is_taken_for_one(name: str) -> None:
 def test_no_example_referral_is_taken_for_one() -> None:
     examples = _examples()
     assert examples and not any(is_server_reply(body) for body in examples)
+
+
+CONSUMED = [Referral, Withdrawal, ReferralRecorded, ReferralWithdrawn, RiskAssessed]
+"""Every contract a JetStream consumer of ours decodes (intake's submissions, risk's and scheduling's events)."""
+
+
+@pytest.mark.parametrize("model", CONSUMED, ids=lambda m: m.__name__)
+def test_no_answer_of_the_server_decodes_as_a_contract_we_consume(model: type[BaseModel]) -> None:
+    """Consumers ask whether a message is the server's answer only when it fails to decode (shared/messaging.py):
+    this holds only while each contract forbids unknown fields and names none of those every answer has."""
+    assert model.model_config.get("extra") == "forbid"
+    assert not {"stream", "error", "type"} & {f.alias or name for name, f in model.model_fields.items()}
+    for body in SERVER.values():
+        with pytest.raises(ValidationError):
+            model.model_validate_json(body)
+
+
+class _Ping(Contract):
+    n: int
+
+
+def test_a_batch_of_events_leaves_out_the_servers_answers_and_still_refuses_poison() -> None:
+    batch = [Delivery("intake.recorded.b", body, {}, f"k{i}", trace.INVALID_SPAN)
+             for i, body in enumerate([b'{"n": 1}', SERVER["puback"], SERVER["acknowledgement's answer"], b'{"n": 2}'])]
+    assert [(d.key, e.n) for d, e in parse_events(_Ping, batch)] == [("k0", 1), ("k3", 2)]
+    assert [d.server_reply for d in batch] == [False, True, True, False]
+    poison = Delivery("intake.recorded.b", b'{"stream": "S", "seq": 1, "n": 3}', {}, "k4", trace.INVALID_SPAN)
+    with pytest.raises(PoisonMessage, match="not a valid _Ping"):
+        parse_events(_Ping, [poison])
+    assert not poison.server_reply
