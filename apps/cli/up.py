@@ -356,9 +356,10 @@ class LocalStack:
 
     def _spans_to_console(self, per_service: dict[str, dict[str, str]]) -> str | None:
         """When the console runs here on plain http (loopback) and no tracing backend is set (OTEL_EXPORTER_OTLP_*):
-        the services send their spans to its OTLP receiver with a token made for this run (the console's port fixed
-        now, a free one for `auto`, so the services know it before it starts); returns the receiver's URL, or None
-        when spans go where the OTEL_* variables say, or to the span files."""
+        the services send their spans to its OTLP receiver (REROUTE_CONSOLE_SPANS_URL, as compose and Kubernetes do)
+        with a token made for this run (REROUTE_CONSOLE_SPANS_TOKEN; the console's port fixed now, a free one for
+        `auto`, so the services know it before it starts); returns the receiver's URL, or None when spans go where
+        the OTEL_* variables say, or to the span files."""
         host = os.environ.get("REROUTE_CONSOLE_HOST", "127.0.0.1").strip() or "127.0.0.1"
         if (not self.faces.console_port or otlp_traces_endpoint() is not None or not is_loopback(host)
                 or os.environ.get("REROUTE_CONSOLE_TLS_CERT")):
@@ -368,9 +369,8 @@ class LocalStack:
         token = secrets.token_urlsafe(32)
         url = f"http://{f'[{host}]' if ':' in host else host}:{self.faces.console_port}/v1/traces"
         per_service[CONSOLE]["REROUTE_CONSOLE_SPANS_TOKEN"] = token
-        for name in SERVICES:
-            per_service[name] |= {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": url,
-                                  "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"authorization=Bearer%20{token}"}
+        for name in SERVICES:  # as compose and Kubernetes point them at the console (shared/telemetry.py)
+            per_service[name] |= {"REROUTE_CONSOLE_SPANS_URL": url, "REROUTE_CONSOLE_SPANS_TOKEN": token}
         return url
 
     def _start_notifier(self, console_url: str | None) -> None:

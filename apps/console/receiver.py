@@ -3,7 +3,8 @@ OpenTelemetry exporters send it (opentelemetry-exporter-otlp-proto-http), stored
 (shared/span_store.py), which the Traces pages and `reroute trace` read.
 
 Who may post: a sender with the bearer token REROUTE_CONSOLE_SPANS_TOKEN (`SpansSender`); `reroute up` makes one per
-run and gives it to the services in OTEL_EXPORTER_OTLP_TRACES_HEADERS. A browser never sends it by itself, so the
+run and gives it to the services in that variable, beside REROUTE_CONSOLE_SPANS_URL (as compose and Kubernetes do,
+shared/telemetry.py). A browser never sends it by itself, so the
 route needs no session and no CSRF token; without the setting the console receives nothing. Bodies are bounded
 (MAX_BODY, compressed or not); anything else is a 4xx that says what was wrong."""
 

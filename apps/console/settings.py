@@ -51,8 +51,9 @@ class ConsoleSettings(ServiceSettings):
 
     console_spans_token: SecretStr | None = Field(default=None, min_length=16, description=(
         "Receive the services' spans over OTLP/HTTP on POST /v1/traces (into the span store the Traces pages read) "
-        "from senders that give this bearer token (OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=Bearer%20<token>); "
-        "unset: it receives none. `reroute up` makes one per run and points the services at the console."))
+        "from senders that give this bearer token (the services' REROUTE_CONSOLE_SPANS_TOKEN, beside "
+        "REROUTE_CONSOLE_SPANS_URL); unset: it receives none. `reroute up` makes one per run and points the services "
+        "at the console."))
     console_trace_url: str | None = Field(default=None, description=(
         "Where a trace is seen in the deployment's tracing backend, with {trace_id} in it (Jaeger: "
         "https://jaeger.example.org/trace/{trace_id}): the Traces pages link each trace there."))
