@@ -383,27 +383,35 @@ class _Optimisation:
         The flow counts places, not points, so it can move a young person to free a place for someone whom the
         points cap then refuses there (or whom no start fits after all, in every re-solve); the move would then place
         nobody. A return takes nobody's place, and frees one for the online matcher. It can let a young person moved
-        to make room for this one go back too, so it repeats until nothing changes.
+        to make room for this one go back too, so it repeats until nothing changes. The young people moved are found
+        once; on a later pass one is checked again only once their mentor's state has changed since it refused them
+        (a state is replaced on every change, and the checks are pure), so a pass costs what changed.
         """
+        moved = sorted((first for rid, first in firsts.items() if rid in keepable and first.mentor != keepable[rid]),
+                       key=lambda f: _priority(f.case))
+        refused_by: dict[str, MentorState] = {}  # referral id -> the state of their mentor that last refused them
         changed = True
         while changed:
             changed = False
-            moved = [first for rid, first in firsts.items() if rid in keepable and first.mentor != keepable[rid]]
-            for first in sorted(moved, key=lambda f: _priority(f.case)):
-                home = keepable[first.case.referral_id]
-                if first_exclusion(first.case, self.states[home]) is not None:  # a place and the points, among others
-                    continue
-                start = calendar(first.case, self.states[home]).first_fit(not_before=self.grid.first,
-                                                                           not_after=self.grid.last)
-                if start is None:
+            staying: list[_First] = []
+            for first in moved:
+                referral_id, home = first.case.referral_id, keepable[first.case.referral_id]
+                state = self.states[home]
+                start = None
+                if refused_by.get(referral_id) is not state and first_exclusion(first.case, state) is None:
+                    start = calendar(first.case, state).first_fit(not_before=self.grid.first, not_after=self.grid.last)
+                if start is None:  # refused: a place and the points, among others, or no start
+                    refused_by[referral_id] = state
+                    staying.append(first)
                     continue
                 self.states[first.mentor] = without_booking(self.states[first.mentor], [first.session[0]],
                                                             first.case.tier)
                 self._masks.pop(first.mentor, None)
                 session = (start.astimezone(LONDON), (start + SESSION).astimezone(LONDON))
                 self.book(home, first.case, [session])
-                firsts[first.case.referral_id] = _First(first.case, home, session)
+                firsts[referral_id] = _First(first.case, home, session)
                 changed = True
+            moved = staying
 
     def follow_ups(self, first: _First) -> Match:
         """The first session and the tier's follow-ups, around every session given out so far."""

@@ -240,6 +240,19 @@ def test_a_booked_young_person_is_not_moved_to_free_a_place_the_points_cap_then_
     assert_sound(cases, mentors, result)
 
 
+def test_a_return_that_frees_a_place_lets_the_young_person_moved_from_it_return_too() -> None:
+    # As above, but r0's only other mentor is m1, so the flow frees m1 by moving r2 (who has it) to m2. r1 is refused
+    # at m0, so both moves placed nobody: r2 comes first and finds m1 still full, then r0 goes back, and then r2 can.
+    m0 = mentor("m0", languages=("pl", "so"), max_caseload=2, record={"max_points": 4.0})
+    mentors = [m0, mentor("m1", languages=("en", "pl")), mentor("m2")]
+    cases = [case("r0", tier=Tier.LOW, languages=["pl"]), case("r1", tier=Tier.HIGH, languages=["so"]),
+             case("r2", tier=Tier.MEDIUM), case("rW", tier=Tier.VERY_HIGH, languages=["so"])]
+    result = optimise(cases, mentors, now=NOW, current={"r0": "m0", "r2": "m1", "rW": "m0"})
+    assert mentors_of(result) == {"r0": "m0", "r2": "m1", "rW": "m0"}
+    assert list(result.waitlisted) == ["r1"] and result.must_move == {}
+    assert_sound(cases, mentors, result)
+
+
 @pytest.mark.parametrize(("change", "why"), [
     ({"state": {"without_check": True}, "record": {"vetting": {"enhanced_check_expires": NOW.date()}}},
      "enhanced check expired on 2026-03-02"),
