@@ -14,6 +14,7 @@ from pathlib import Path
 
 import bcrypt
 
+from shared.streams import ACCEPTED_DURABLES_BEFORE, INTAKE_DURABLE_BEFORE
 from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
@@ -165,26 +166,46 @@ OPERATOR_INBOX = "_INBOX"
 """The operator account's replies: a client's default inbox, which no other user may read (each has its own)."""
 
 
+def operator_jetstream() -> list[str]:
+    """The JetStream API subjects the operator account may publish to, each for one job. Provisioning
+    (`reroute streams provision`, `reroute up`, a deployment's migrate step): read, create and update each of the
+    streams by name. Its upgrade of an earlier layout (shared/streams.py, docs/reliability.md), which reads, moves and
+    erases the raw submissions that `REFERRALS` kept then: that stream's messages (get, delete, purge) and the earlier
+    consumers (info, delete), on `REFERRALS` alone. The demo's reading of its alerts: an ephemeral ordered consumer of
+    `SAFEGUARDING` and its flow control. No `$JS.API.>`: no listing, no other stream's messages (none of
+    `SUBMISSIONS`, where raw submissions wait for intake, by `MSG.GET` or `DIRECT.GET`), no consumer of any other
+    stream, no stream made, purged or deleted besides these."""
+    old, alerts = _SUBJECTS.referrals_stream, _SUBJECTS.safeguarding_stream
+    return [*(f"$JS.API.STREAM.{verb}.{spec.name}" for spec in _SUBJECTS.streams()
+              for verb in ("INFO", "CREATE", "UPDATE")),
+            f"$JS.API.STREAM.MSG.GET.{old}", f"$JS.API.STREAM.MSG.DELETE.{old}", f"$JS.API.STREAM.PURGE.{old}",
+            *(f"$JS.API.CONSUMER.{verb}.{old}.{durable}" for durable in (INTAKE_DURABLE_BEFORE, *ACCEPTED_DURABLES_BEFORE)
+              for verb in ("INFO", "DELETE")),
+            f"$JS.API.CONSUMER.CREATE.{alerts}", f"$JS.FC.{alerts}.>"]
+
+
 def operator_publishes() -> list[str]:
     """What the operator account may publish, each for one job: pings (`reroute up`, a deployment's checks, and the
     NATS services API); keeping agency and people users in step (their password hashes) and making the first admin;
-    the JetStream API (`reroute streams provision`; the demo reads its alerts) with the flow control of an ordered
-    consumer; and the subjects provisioning moves an earlier layout's pending messages to (docs/reliability.md)."""
+    its JetStream API (`operator_jetstream`); and the subjects provisioning's upgrade of an earlier layout moves
+    pending messages to (raw submissions and updates, and intake's facts: shared/streams.py)."""
     from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES
     from shared.contracts.rpc import PING
 
     return [_SUBJECTS.rpc("*", PING.verb),
             *(_SUBJECTS.rpc("intake", e.verb) for e in (AGENCY_NATS_HASHES, PEOPLE_NATS_HASHES, BOOTSTRAP_ADMIN)),
-            SERVICES_API, "$JS.API.>", "$JS.FC.>",
+            SERVICES_API, *operator_jetstream(),
             _SUBJECTS.submitted("*"), _SUBJECTS.updated("*"), _SUBJECTS.recorded("*")]
 
 
 def admin_user(password_hash: str) -> NatsUser:
     """The installation's own account, not a person's: `reroute up`'s supervisor and a deployment's NATS process
-    (pings, keeping agency and people users in step), `reroute streams provision`, and the first admin, once. It
-    may do those and nothing else: ask no request a person may ask (so none that reads or changes anyone's data,
-    and none in anyone's name), and read nothing but the replies to its own requests (not a person's request, which
-    may be a name and birth date looked up, nor a raw referral on its way to intake, nor anyone else's replies)."""
+    (pings, keeping agency and people users in step), `reroute streams provision`, the demo's alerts, and the first
+    admin, once. It may do those and nothing else: ask no request a person may ask (so none that reads or changes
+    anyone's data, and none in anyone's name), use only the JetStream API those need (`operator_jetstream`: no raw
+    submission read from its stream, no stream purged or deleted but the earlier layout's upgrade purging
+    `REFERRALS`), and read nothing but the replies to its own requests (not a person's request, which may be a name
+    and birth date looked up, nor a raw referral on its way to intake, nor anyone else's replies)."""
     return NatsUser(user=ADMIN, password=password_hash, publish=operator_publishes(),
                     subscribe=[f"{OPERATOR_INBOX}.>"])
 

@@ -93,7 +93,7 @@ async def safeguarding_alerts(settings: ServiceSettings, agency: str) -> AsyncIt
         sub = None
         try:
             sub = await operator.nc.jetstream().subscribe(operator.subjects.alert(agency), ordered_consumer=True,
-                                                          cb=feed.take)
+                                                          stream=operator.subjects.safeguarding_stream, cb=feed.take)
         except (nats.errors.Error, TimeoutError) as exc:  # NATS_URL's user may not read the stream
             feed.unreadable = f"{type(exc).__name__}: {exc}".rstrip(": ")
         try:

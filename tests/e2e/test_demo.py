@@ -142,7 +142,8 @@ async def _alerts(settings: ServiceSettings, referral_id: str) -> list[Safeguard
 
 
 async def _read_alerts(client: ServiceClient, referral_id: str) -> list[SafeguardingAlert]:
-    sub = await client.nc.jetstream().subscribe(client.subjects.alert("demo"), ordered_consumer=True)
+    sub = await client.nc.jetstream().subscribe(client.subjects.alert("demo"), ordered_consumer=True,
+                                                stream=client.subjects.safeguarding_stream)
     found = []
     try:
         while True:

@@ -17,7 +17,7 @@ import nats.aio.client
 import nats.aio.msg
 import nats.errors
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig, StreamSource
 
 from apps.devstack.local_nats import start_nats_server
 from shared.nats_auth import (
@@ -385,3 +385,81 @@ async def test_the_notifier_may_only_read_alerts_and_keep_its_escalations(server
     await nc.publish(subject, b"{}")
     await errors.expect(f'permissions violation for publish to "{subject}"')
     await nc.close()
+
+
+async def _operator(server: str, errors: Errors) -> nats.aio.client.Client:
+    return await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}", error_cb=errors.callback,
+                              max_reconnect_attempts=1)
+
+
+@pytest.mark.parametrize("attempt", [
+    "read a raw submission", "read it directly", "consume them", "pull as intake", "copy them to a stream of its own",
+    "delete one", "purge them", "delete their stream", "delete the outcomes' stream", "read intake's facts",
+    "list the streams", "withdraw a referral as an agency"])
+async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream(
+    server: str, streams: None, attempt: str
+) -> None:
+    """The installation's account had `$JS.API.>`: it could get any stored message into its own inbox (a raw
+    submission: a child's name, birth date, contact details), purge or delete any stream. Now it has the JetStream
+    API its jobs need (provisioning by stream name, the earlier layout's upgrade on REFERRALS, the demo's alerts), so
+    each of these is refused, and the raw submission is still there for intake."""
+    errors = Errors()
+    agency = await _agency(server, "a", errors)
+    await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
+    await agency.close()
+    nc = await _operator(server, errors)
+    js = nc.jetstream(timeout=1)
+    spy = StreamConfig(name="SPY", subjects=["spy.>"], sources=[StreamSource(name="SUBMISSIONS")])
+    refused = {
+        "read a raw submission": ("$JS.API.STREAM.MSG.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1)),
+        "read it directly": ("$JS.API.DIRECT.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1, direct=True)),
+        "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
+            "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
+        "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
+                           lambda: js.pull_subscribe_bind(durable="intake-submitted", stream="SUBMISSIONS")),
+        "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
+        "delete one": ("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS",  # as js.delete_msg asks, with a shorter timeout
+                       lambda: nc.request("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS", b'{"seq": 1}', timeout=1)),
+        "purge them": ("$JS.API.STREAM.PURGE.SUBMISSIONS", lambda: js.purge_stream("SUBMISSIONS")),
+        "delete their stream": ("$JS.API.STREAM.DELETE.SUBMISSIONS", lambda: js.delete_stream("SUBMISSIONS")),
+        "delete the outcomes' stream": ("$JS.API.STREAM.DELETE.REFERRALS", lambda: js.delete_stream("REFERRALS")),
+        "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
+        "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
+        "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
+    }
+    subject, call = refused[attempt]
+    try:
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
+            result = await call()
+            if attempt == "pull as intake":  # binding sends nothing; the first fetch asks
+                await result.fetch(1, timeout=1)  # type: ignore[attr-defined]
+        await errors.expect(f'permissions violation for publish to "{subject}"')
+        held = (await nc.jetstream(timeout=5).stream_info("SUBMISSIONS", subjects_filter="referrals.submitted.a"))
+        assert (held.state.subjects or {}).get("referrals.submitted.a", 0) >= 1, "the raw submission waits for intake"
+    finally:
+        await nc.close()
+
+
+async def test_the_operator_account_provisions_and_reads_the_demos_alerts_on_its_own_permissions(
+    server: str, streams: None
+) -> None:
+    """What it is for still works with no permission violation: provisioning the streams again (by name), reading an
+    agency's alerts through an ordered consumer of SAFEGUARDING (`reroute up --demo`), and asking for pings and the
+    users' password hashes (no services run here: nobody answers)."""
+    errors = Errors()
+    risk = await _service(server, "risk", errors)
+    await risk.jetstream().publish("safeguarding.alert.a", b'{"event_id": "alert-1"}')
+    await risk.close()
+    nc = await _operator(server, errors)
+    try:
+        assert {p.action for p in await provision(nc.jetstream(), Subjects(), replicas=1)} == {"unchanged"}
+        sub = await nc.jetstream().subscribe("safeguarding.alert.a", ordered_consumer=True, stream="SAFEGUARDING")
+        assert (await sub.next_msg(timeout=5)).data == b'{"event_id": "alert-1"}'
+        await sub.unsubscribe()
+        for subject in ("reroute.rpc.intake.ping", "reroute.rpc.intake.agencies.nats", "reroute.rpc.intake.people.nats"):
+            with pytest.raises(nats.errors.NoRespondersError):
+                await nc.request(subject, b"{}", timeout=5)
+        await nc.flush()
+        assert errors.seen == []
+    finally:
+        await nc.close()

@@ -1,21 +1,29 @@
 """`reroute streams provision` gives every stream a maximum message size, and brings an existing stream to it; it
 upgrades an install of an earlier layout: whose REFERRALS stream kept agencies' raw submissions, or where risk and
-scheduling read their facts from `referrals.accepted`."""
+scheduling read their facts from `referrals.accepted`; each upgrade also as the installation's operator account, on
+its own permissions (shared/nats_auth.py `operator_jetstream`)."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import nats
+import pytest
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
+from apps.devstack.local_nats import start_nats_server
 from shared.contracts.intake import ReferralRecorded
+from shared.nats_auth import admin_user, hash_password, render_config
 from shared.streams import MAX_MESSAGE_BYTES, provision
 from shared.subjects import SUBMISSION_DUPLICATE_WINDOW_SECONDS, Subjects
+from tests.support.observer import OBSERVER, observer_user
 from tests.support.waiting import wait_until
 
 
@@ -51,6 +59,46 @@ async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_o
         await nc.close()
 
 
+@dataclass
+class Upgrade:
+    """Where an upgrade is tried: `js` plays the earlier version and looks at the outcome; `operator` provisions."""
+
+    js: JetStreamContext
+    operator: JetStreamContext
+    subjects: Subjects
+    refused: list[str]
+    """The server's errors to the provisioning connection (a permission it lacks)."""
+
+
+@pytest.fixture(params=["open server", "operator account"])
+async def upgrade(request: pytest.FixtureRequest, nats_url: str, tmp_path: Path) -> AsyncIterator[Upgrade]:
+    """On the shared server without users (a namespace of its own), or on a nats-server of its own with the
+    operator's permissions (bare names, as they spell them), where the test's observer plays the earlier version."""
+    refused: list[str] = []
+
+    async def record(exc: Exception) -> None:
+        refused.append(str(exc))
+
+    if request.param == "open server":
+        nc = await nats.connect(nats_url, error_cb=record)
+        yield Upgrade(nc.jetstream(), nc.jetstream(), Subjects(f"m{uuid.uuid4().hex[:8]}"), refused)
+        await nc.close()
+        return
+    config = tmp_path / "auth.conf"
+    config.write_text(render_config([admin_user(hash_password("pw-op")), observer_user(hash_password("pw-obs"))]))
+    proc, url = start_nats_server(tmp_path / "js", config=config)
+    base = url.removeprefix("nats://")
+    observer = await nats.connect(f"nats://{OBSERVER}:pw-obs@{base}")
+    operator = await nats.connect(f"nats://operator:pw-op@{base}", error_cb=record)
+    try:
+        yield Upgrade(observer.jetstream(), operator.jetstream(), Subjects(), refused)
+    finally:
+        await operator.close()
+        await observer.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 async def _messages(js: JetStreamContext, stream: str, subject: str) -> list[tuple[str, bytes, dict[str, str]]]:
     found, seq = [], 0
     while True:
@@ -62,18 +110,17 @@ async def _messages(js: JetStreamContext, stream: str, subject: str) -> list[tup
         seq = msg.seq or seq + 1
 
 
-async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_submissions(nats_url: str) -> None:
+async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_submissions(upgrade: Upgrade) -> None:
     """REFERRALS held agencies' raw submissions (names, birth dates) for 30 days, and intake's consumer read them
     there. Provisioning this version narrows REFERRALS to intake's events, purges the submissions intake had
     processed (up to its consumer's ack floor) and moves, in order and with their headers, those it had not to the
     submissions stream, where the new intake reads them. Running it again changes nothing."""
-    s = Subjects(f"m{uuid.uuid4().hex[:8]}")
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
+    js, s = upgrade.js, upgrade.subjects
     try:
         # the earlier layout, as its `reroute streams provision` made it (a short window here, so that two
         # agencies' messages with one id could both be stored, as they were when sent more than 300 s apart)
-        await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[f"{s.namespace}.referrals.>"],
+        everything = ".".join(filter(None, [s.namespace, "referrals.>"]))
+        await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[everything],
                                          max_age=30 * 86_400, duplicate_window=SUBMISSION_DUPLICATE_WINDOW_SECONDS))
         processed = await js.publish(s.submitted("a"), b'{"n": "processed"}', headers={"Nats-Msg-Id": "p1"})
         await js.publish(s.accepted("a"), b'{"event_id": "accepted-1"}')
@@ -94,7 +141,7 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         await got.ack_sync()
         await sub.unsubscribe()
 
-        done = await provision(js, s, replicas=1)
+        done = await provision(upgrade.operator, s, replicas=1)
 
         assert [p.action for p in done if p.stream == s.referrals_stream] == [
             "updated", f"migrated: 1 processed submissions purged, 4 pending moved to {s.submissions_stream}"]
@@ -110,8 +157,9 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         assert headers[0]["Nats-Msg-Id"] == "u1" and headers[1] == {"traceparent": "00-ab-cd-01"}
         assert headers[2]["Nats-Msg-Id"] == headers[3]["Nats-Msg-Id"] == "same", "both agencies' messages"
 
-        again = await provision(js, s, replicas=1)
+        again = await provision(upgrade.operator, s, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
+        assert upgrade.refused == [], "the operator account may do all of it"
         assert len(await _messages(js, s.submissions_stream, ">")) == 4
     finally:
         for spec in s.streams():
@@ -119,7 +167,6 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
                 await js.delete_stream(spec.name)
             except NotFoundError:
                 pass
-        await nc.close()
 
 
 V1_ACCEPTED = {  # a referrals.accepted event as schema_version 1 published it, with the facts risk and scheduling need
@@ -133,14 +180,12 @@ V1_ACCEPTED = {  # a referrals.accepted event as schema_version 1 published it, 
                                                                  "language": None}, "availability": []}
 
 
-async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_stream(nats_url: str) -> None:
+async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_stream(upgrade: Upgrade) -> None:
     """Before schema_version 2, risk and scheduling read their facts from `referrals.accepted` in REFERRALS (which
     told agencies about other agencies' referrals). Provisioning this version copies the events either had not
     processed yet to intake.recorded in INTAKE, in order and with their headers, and removes the old consumers, so
     nothing waiting is lost; the events each had processed are not copied. Running it again changes nothing."""
-    s = Subjects(f"u{uuid.uuid4().hex[:8]}")
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
+    js, s = upgrade.js, upgrade.subjects
     try:
         await js.add_stream(StreamConfig(name=s.referrals_stream, subjects=[s.accepted(), s.rejected()],
                                          max_age=30 * 86_400, duplicate_window=300))
@@ -158,7 +203,7 @@ async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_
                 await msg.ack_sync()
             await sub.unsubscribe()
 
-        done = await provision(js, s, replicas=1)
+        done = await provision(upgrade.operator, s, replicas=1)
 
         assert (s.intake_stream, "created") in [(p.stream, p.action) for p in done]
         assert [p.action for p in done if p.action.startswith("migrated")] == [
@@ -174,8 +219,9 @@ async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_
             "a version 1 body is what intake.recorded carries"
         assert not [c.name for c in await js.consumers_info(s.referrals_stream)], "the old consumers are gone"
 
-        again = await provision(js, s, replicas=1)
+        again = await provision(upgrade.operator, s, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
+        assert upgrade.refused == [], "the operator account may do all of it"
         assert len(await _messages(js, s.intake_stream, ">")) == 3
     finally:
         for spec in s.streams():
@@ -183,4 +229,3 @@ async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_
                 await js.delete_stream(spec.name)
             except NotFoundError:
                 pass
-        await nc.close()
