@@ -187,6 +187,14 @@ CASES: tuple[Case, ...] = (
          "test_the_operator_account_asks_nothing_a_person_may_ask_not_even_what_records_no_one"),
         f"{INTEGRATION}test_people_permissions.py::test_the_operator_account_reads_no_ones_requests_or_replies",
     )),
+    Case("11", "the installation's operator account gets a stored raw submission into its own inbox (`STREAM.MSG.GET`, "
+               "`DIRECT.GET`), consumes, pulls or copies `SUBMISSIONS`, reads `INTAKE`, lists the streams, purges or "
+               "deletes a stream, or withdraws a referral in an agency's name (it had `$JS.API.>`)", (
+        (f"{INTEGRATION}test_nats_permissions.py::"
+         "test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream"),
+        (f"{INTEGRATION}test_nats_permissions.py::"
+         "test_the_operator_account_provisions_and_reads_the_demos_alerts_on_its_own_permissions"),
+    )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",
         f"{UNIT}test_http_access_log.py::test_the_route_is_logged_not_the_token_or_the_query",
