@@ -93,6 +93,10 @@ class Mailer:
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
+        # Built once for the configuration, not per email: loading the trust stores is most of a context's cost.
+        # A changed CA file is read at the next start.
+        self.tls = (smtp_tls_context() if settings.smtp_host is not None and settings.smtp_security != "none"
+                    else None)
 
     async def send(self, message: EmailMessage) -> None:
         await asyncio.to_thread(self._send, message)
@@ -100,7 +104,7 @@ class Mailer:
     def _send(self, message: EmailMessage) -> None:
         s = self.settings
         assert s.smtp_host is not None
-        context = smtp_tls_context()
+        context = self.tls
         smtp: smtplib.SMTP = (smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds,
                                                context=context)
                               if s.smtp_security == "tls" else

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -45,8 +46,9 @@ class Sink:
         self.mails.append(Mail(list(envelope.rcpt_tos), message))
         return "250 OK"
 
-    def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+    def start(self, **options: Any) -> None:
+        """Start serving; `options` go to aiosmtpd's Controller (`tls_context` for STARTTLS, `ssl_context` for TLS)."""
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
     def stop(self) -> None:
