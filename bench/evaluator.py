@@ -84,6 +84,7 @@ class Report:
     full_programme_sessions: int  # what the tier cadences would give every placed young person
     deadline_met: int
     violations: list[Violation] = field(default_factory=list)
+    met_by_tier: dict[str, int] = field(default_factory=dict)  # deadline met, per tier
 
     @property
     def cadence_kept(self) -> float:
@@ -326,6 +327,7 @@ def evaluate(
         calendars[state.record.id].extend((start, end, "existing booking") for start, end in state.busy)
     sessions = full = met = 0
     by_tier: Counter[str] = Counter()
+    met_by_tier: Counter[str] = Counter()
     in_rooms: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
 
     def flag(referral_id: str, rule: str, detail: str = "") -> None:
@@ -363,7 +365,9 @@ def evaluate(
                 flag(referral_id, "venue_missing", f"{len(booked)} sessions, {len(visits.get(referral_id, ()))} venues")
         sessions += len(booked)
         full += FULL_PROGRAMME[str(case.tier)]
-        met += first.timestamp() <= (case.accepted_at + DEADLINE[str(case.tier)]).timestamp()
+        on_time = first.timestamp() <= (case.accepted_at + DEADLINE[str(case.tier)]).timestamp()
+        met += on_time
+        met_by_tier[str(case.tier)] += on_time
         by_tier[str(case.tier)] += 1
     for mentor_id, count in sorted(taken.items()):
         state = by_mentor[mentor_id]
@@ -384,4 +388,4 @@ def evaluate(
                 at_once = sum(1 for s, e, _ in intervals if s.timestamp() <= start.timestamp() < e.timestamp())
                 if at_once > rooms.get(venue_id, 1):
                     flag(referral_id, "room_double_booked", f"{venue_id} {start.isoformat()}: {at_once} sessions")
-    return Report(sum(by_tier.values()), dict(by_tier), sessions, full, met, violations)
+    return Report(sum(by_tier.values()), dict(by_tier), sessions, full, met, violations, dict(met_by_tier))
