@@ -60,6 +60,12 @@ bench-spans: $(STAMP)  ## one referral's traces at a year of traffic (1M spans):
 bench-history: $(STAMP)  ## scheduling on a simulated year of history against an empty one: the ratio per operation (docs/performance.md)
 	$(BIN)/python -m bench.history
 
+# b901b24: the last commit before issue 15's work (663e8cf was its first); `make bench-round AGAINST=<rev>` for another
+AGAINST ?= b901b24
+.PHONY: bench-round
+bench-round: $(STAMP)  ## the batch round's plan at 500 x 5,000 against $(AGAINST)'s, interleaved in one run: time, placements, gap to the bound, the event loop's waits (minutes)
+	$(BIN)/python -m bench.round_speed --against $(AGAINST) --loop
+
 clean:
 	rm -rf $(VENV) .reroute
 

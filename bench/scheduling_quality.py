@@ -102,10 +102,15 @@ def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: da
 def run_batch(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> Schedule:
     """The batch plan over the whole round, then rooms held for its sessions in referral order."""
     result = optimise(cases, mentors, now=now)
+    return hold_rooms(cases, mentors, {rid: (m.mentor_id, m.sessions) for rid, m in result.assignments.items()})
+
+
+def hold_rooms(cases: Sequence[Case], mentors: Sequence[MentorState], plan: dict[str, Booking]) -> Schedule:
+    """A plan's sessions given rooms in referral order, as the service's round books them."""
     by_case, by_mentor = {c.referral_id: c for c in cases}, {m.record.id: m for m in mentors}
     schedule, rooms = Schedule(), Rooms()
-    for referral_id, chosen in sorted(result.assignments.items()):
-        schedule.add(by_case[referral_id], by_mentor[chosen.mentor_id], chosen.sessions, rooms)
+    for referral_id, (mentor_id, sessions) in sorted(plan.items()):
+        schedule.add(by_case[referral_id], by_mentor[mentor_id], sessions, rooms)
     return schedule
 
 
