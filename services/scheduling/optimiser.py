@@ -40,9 +40,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from time import perf_counter
 
-import numpy as np
-from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
-
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, first_exclusion, summarise
 from services.scheduling.matching import (
     HORIZON_DAYS,
@@ -290,6 +287,11 @@ class _Optimisation:
             heads.append(sink)
             caps.append(1)
             costs.append(base * (1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)))
+        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on the service's
+        # database thread; Python's import lock makes a first import there safe) solves a flow.
+        import numpy as np
+        from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
+
         flow = SimpleMinCostFlow()
         flow.add_arcs_with_capacity_and_unit_cost(
             np.array(tails, dtype=np.int32),
