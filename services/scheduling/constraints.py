@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Literal
+from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
 from services.scheduling.slots import Calendar, Slot, mentor_calendar
@@ -262,7 +263,7 @@ def default_offices(boroughs: tuple[str, ...]) -> tuple[VenueRecord, ...]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class SafeVenue:
     """A venue both can reach safely: the young person's route from home, and a rotl mentor's from the
     establishment (None for other mentors, whose routes carry no licence conditions)."""
@@ -270,6 +271,20 @@ class SafeVenue:
     venue: VenueRecord
     route: Route
     mentor_route: Route | None = None
+
+
+# Every mentor's cache of safe venues (MentorState.safe_venues) holds the same few thousand of them: after a flood
+# of 2,000 referrals, 500 mentors held about 150,000 copies (16 MiB). Keyed by the venue record's identity, which
+# the entry's own SafeVenue keeps alive while the entry lasts; an entry goes when no cache holds it any longer.
+_SHARED_SAFE_VENUES: WeakValueDictionary[tuple[int, Route, Route | None], SafeVenue] = WeakValueDictionary()
+
+
+def _safe_venue(venue: VenueRecord, route: Route, mentor_route: Route | None) -> SafeVenue:
+    key = (id(venue), route, mentor_route)
+    found = _SHARED_SAFE_VENUES.get(key)
+    if found is None or found.venue is not venue:
+        found = _SHARED_SAFE_VENUES[key] = SafeVenue(venue, route, mentor_route)
+    return found
 
 
 def mentor_origin(record: MentorRecord) -> str:
@@ -309,7 +324,7 @@ def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
         mentor_route = plan_route(mentor_origin(mentor.record), v.borough, avoid_zones) if licence else None
         if licence is not None and mentor_route is None:
             continue
-        fits.append(SafeVenue(v, route, mentor_route))
+        fits.append(_safe_venue(v, route, mentor_route))
     fits.sort(key=lambda f: (len(f.route), f.venue.id))
     return fits
 

@@ -127,6 +127,14 @@ def test_the_nearest_safe_venue_comes_first() -> None:
     assert [f.venue.id for f in venues_for(case(), mentor([near, nearer]))] == ["nearer", "near"]
 
 
+def test_mentors_with_the_same_venues_share_their_safe_venues_and_a_changed_venue_gets_its_own() -> None:
+    hub = venue("hub", "Hackney")
+    first, second = venues_for(case(), mentor([hub])), venues_for(case(), mentor([hub], id="m2"))
+    assert first == second and first[0] is second[0]  # one object in every mentor's cache (memory)
+    (moved,) = venues_for(case(), mentor([hub.model_copy(update={"borough": "Islington"})]))
+    assert moved.venue.borough == "Islington" and moved.route == ("Hackney", "Islington")
+
+
 def rotl(zones: list[str], establishment: str | None, **licence: Any) -> dict[str, Any]:
     return {"kind": "rotl", "licence": {"return_by": "19:00", "exclusion_zones": zones,
                                         "establishment_borough": establishment, **licence}}
