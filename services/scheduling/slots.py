@@ -77,6 +77,17 @@ def returns_in_time(return_by: time, start: datetime, buffer: timedelta = RETURN
     return back.date() == start.astimezone(LONDON).date() and back.time() <= return_by
 
 
+# The day's 48 wall-clock half hours, one object each: every mentor's cached slots (MentorState.day_slots) hold
+# their start and end times, about 100,000 objects after a flood otherwise.
+_HALF_HOURS = tuple(time(minutes // 60, minutes % 60) for minutes in range(0, 24 * 60, 30))
+
+
+def _half_hour(at: time) -> time:
+    """The table's object for a plain :00 or :30 time, else `at` itself."""
+    plain = at.minute % 30 == 0 and not (at.second or at.microsecond or at.fold or at.tzinfo)
+    return _HALF_HOURS[at.hour * 2 + at.minute // 30] if plain else at
+
+
 def half_hours(windows: Sequence[WeeklyWindow], day: date) -> list[time]:
     """Wall-clock :00/:30 times on `day` that fall inside one of the windows (candidates, not yet checked)."""
     found: set[time] = set()
@@ -86,7 +97,7 @@ def half_hours(windows: Sequence[WeeklyWindow], day: date) -> list[time]:
         start = window.start_time.hour * 60 + window.start_time.minute
         end = window.end_time.hour * 60 + window.end_time.minute
         for minutes in range(-(-start // 30) * 30, end, 30):
-            found.add(time(minutes // 60, minutes % 60))
+            found.add(_HALF_HOURS[minutes // 30])
     return sorted(found)
 
 
@@ -170,7 +181,7 @@ class Calendar:
             if (end.date() == day and _inside_local(windows, name, at, end.time()) and self._licence_allows(day, at)
                     and not self._overlaps(start)
                     and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))):
-                found.append((start, name, at, end.time()))
+                found.append((start, name, at, _half_hour(end.time())))
         return found
 
     def _fits_case(self, slot: Slot) -> bool:
