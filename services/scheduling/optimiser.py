@@ -6,7 +6,7 @@ Pure: no I/O and no clock in the decision (`now` is passed in; the wall clock on
 The model is the research pilot's model B (scheduling-research.md §2.3). Each referral sends one unit of flow
 either to a candidate first slot, a node per (mentor, start) with capacity 1 so that no two referrals get the
 same slot, and on through its mentor (capacity max_caseload − caseload) to the sink; or straight to the sink
-along its "unassigned" arc. The costs come in three levels, each outweighing every sum of the levels below it:
+along its "unassigned" arc. The costs come in four levels, each outweighing every sum of the levels below it:
 
 1. placements: the unassigned penalty grows with the tier, and is larger still for a young person who has a mentor
    now (`current`), so the flow places as many young people as possible, those who have a mentor first (the round
@@ -18,10 +18,16 @@ along its "unassigned" arc. The costs come in three levels, each outweighing eve
    young people they have): never for a better score, an earlier day or a deadline met, theirs or others', however
    many young people it would suit. Rupture and re-matching harm trust (domain.md §5.3, continuity), so keeping a young
    person's mentor is a constraint the match gives way to, not one more score term;
-3. the match: deadline met, `matching.score`, earliest day.
+3. very high referrals seen within their 24 h deadline: for a very high referral who has a start that meets it,
+   missing it (a later start, or no place) costs more than any sum of the match costs below, so the flow never
+   trades one such referral's deadline for other deadlines met or better matches (the online matcher, taking
+   the highest tier first, sees them as soon as it can too). It comes below moves and placements: a deadline
+   never costs a young person their place or their mentor;
+4. the match: deadline met, `matching.score`, earliest day.
 
 The flow's picks then become bookings in two passes. First sessions: each pick is checked against every first
-session given out or still reserved (two starts half an hour apart both pass the flow), and against the
+session given out or still reserved (two starts half an hour apart both pass the flow; a very high pick keeps its
+own start that meets the deadline, and the other pick moves), and against the
 time-independent rules with the mentor's load so far (the risk-weighted points cap, a knapsack, is beyond a
 flow), moving to the referral's next candidate or the mentor's next free start if it must; what still fails
 is re-solved against what is left. Then every young person the flow moved goes back to the mentor they have where
@@ -248,10 +254,16 @@ class _Optimisation:
         costs: list[int] = []
         picks: list[tuple[int, int, int]] = []  # per referral → slot arc: (case index, mentor index, bit)
         moving: list[bool] = []  # per referral → slot arc: whether it takes a young person from their mentor
+        late: list[int] = []  # the referral → slot arcs that miss an urgent very high referral's deadline
         candidates = [self._candidates(case) for case in cases]
         best = max((total for found in candidates for _, total, _ in found), default=0.0)
+        on_time = [self._on_time(case) for case in cases]
+        # Urgent: a very high referral with a candidate start that meets their deadline.
+        urgent = [case.tier is Tier.VERY_HIGH and any(bit <= due for _, _, bits in found for bit, _ in bits)
+                  for case, found, due in zip(cases, candidates, on_time, strict=True)]
+        dearest = [0] * len(cases)  # per referral: its dearest arc, to size each level over the ones below
         for ci, found in enumerate(candidates):
-            referral_id = cases[ci].referral_id
+            referral_id, first_arc = cases[ci].referral_id, len(costs)
             for mi, total, bits in found:
                 shortfall = round(SCORE_UNIT * (best - total))  # ≥ 0: costs stay non-negative
                 away = referral_id in self.booked and self.held.get(referral_id) != mi
@@ -262,9 +274,19 @@ class _Optimisation:
                     costs.append(cost + shortfall)
                     picks.append((ci, mi, bit))
                     moving.append(away)
-        # A move outweighs any sum of match costs (level 2 of the module docstring over level 3).
-        move = (max(costs, default=0) + 1) * (len(cases) + 1)
+                    if urgent[ci] and bit > on_time[ci]:
+                        late.append(len(costs) - 1)
+            dearest[ci] = max(costs[first_arc:], default=0)
+        # Each level's unit outweighs any sum of the levels below: the sum of every referral's dearest arc there
+        # (a referral uses one arc). Level 3 over level 4: an urgent referral not seen in time.
+        seen = sum(dearest) + 1
+        for overdue in late:
+            costs[overdue] += seen
+        dearest = [top + seen if hurry else top for top, hurry in zip(dearest, urgent, strict=True)]
+        # Level 2 over levels 3 and 4: a move.
+        move = sum(dearest) + 1
         costs = [cost + move if away else cost for cost, away in zip(costs, moving, strict=True)]
+        dearest = [top + move if cases[ci].referral_id in self.booked else top for ci, top in enumerate(dearest)]
         caps = [1] * len(tails)
         for (mi, _), node in slot_nodes.items():
             tails.append(node)
@@ -280,13 +302,15 @@ class _Optimisation:
         # placed weights: 1 + rank, and len(Tier) more for a young person who has a mentor, so more than anyone
         # waiting. Placeable sets of referrals form a matroid (a gammoid), so a set of maximum positive weight is also
         # a largest one, and (by the greedy algorithm) holds as many of the heavier as can be placed together: the
-        # weights pick who is placed, never how many.
-        base = (max(costs, default=0) + 1) * (len(cases) + 1)
+        # weights pick who is placed, never how many. An urgent very high referral left out is not seen in time
+        # either (level 3), or a set of as much weight could leave them out for another very high one placed late.
+        base = sum(dearest) + 1
         for ci, case in enumerate(cases):
             tails.append(ci)
             heads.append(sink)
             caps.append(1)
-            costs.append(base * (1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)))
+            weight = 1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)
+            costs.append(base * weight + (seen if urgent[ci] else 0))
         # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on the service's
         # database thread; Python's import lock makes a first import there safe) solves a flow.
         import numpy as np
@@ -320,7 +344,7 @@ class _Optimisation:
     def _candidates(self, case: Case) -> list[tuple[int, float, list[tuple[int, int]]]]:
         """Every mentor who can take the case: (mentor, match score, [(start bit, cost apart from the score)])."""
         wanted = self.case_starts(case)
-        on_time = (to_utc(deadline_for(case)) - self.grid.first) // STEP  # the last start bit that meets the deadline
+        on_time = self._on_time(case)
         found: list[tuple[int, float, list[tuple[int, int]]]] = []
         for mi in self.eligible(case):
             fits, back_to_back = self.mentor_starts(mi)
@@ -336,6 +360,10 @@ class _Optimisation:
             late = MISSED_DEADLINE_COST
             found.append((mi, total, [(bit, bit // BITS_PER_DAY + (late if bit > on_time else 0)) for bit in bits]))
         return found
+
+    def _on_time(self, case: Case) -> int:
+        """The last start bit that meets the case's deadline."""
+        return (to_utc(deadline_for(case)) - self.grid.first) // STEP
 
     def place_firsts(self, cases: Sequence[Case], choices: dict[int, _Choice]) -> tuple[dict[str, _First], list[int]]:
         """Give each pick its first session, those who have a mentor first, then higher tiers; the case indices whose
@@ -372,8 +400,16 @@ class _Optimisation:
         return placed, failed
 
     def _first_start(self, case: Case, choice: _Choice, reserved: Iterable[Interval]) -> datetime | None:
-        """The pick's first candidate start that fits around `reserved`, else the mentor's first free one."""
+        """The pick's first candidate start that fits around `reserved`, else the mentor's first free one; but a
+        very high referral's own start that sees them in time wherever it fits the sessions given out.
+
+        Where two picks' starts are half an hour apart, the one placed first moves, except a very high referral
+        about to be seen in time: the other pick, later in the order (a lower tier), moves instead.
+        """
         state = self.states[choice.mentor]
+        own = choice.starts[0]
+        if case.tier is Tier.VERY_HIGH and own <= deadline_for(case) and calendar(case, state).fits(own):
+            return own
         cal = calendar(case, replace(state, busy=[*state.busy, *reserved]))
         first = next((start for start in choice.starts if cal.fits(start)), None)
         return first if first is not None else cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)

@@ -136,6 +136,26 @@ def test_higher_tiers_are_placed_first_when_places_are_short() -> None:
     assert result.waitlisted == {"low": "no mentor fits: 1 at caseload", "mid": "no mentor fits: 1 at caseload"}
 
 
+def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> None:
+    # Monday 11:00 is the only start within 24 h of the very high referral and within the high one's 72 h. Counting
+    # deadlines met alone, the high case should take it (its next start, Friday, is later than the very high one's,
+    # Tuesday); the round gives it to the very high case, as the online matcher does.
+    mentors = [mentor("m1", max_caseload=3, availability=[window("mon", "11:00", "12:00"),
+                                                           window("tue", "09:00", "17:00"),
+                                                           window("fri", "09:00", "17:00")])]
+    cases = [
+        case("high", tier=Tier.HIGH, accepted_at=NOW - timedelta(hours=69),
+             availability=[window("mon", "10:00", "13:00"), window("fri", "09:00", "17:00")]),
+        case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=21)),
+    ]
+    assert run_online(cases, mentors, now=NOW).bookings["very"][1][0] == (at(2, 11), at(2, 12))
+    result = optimise(cases, mentors, now=NOW)
+    assert result.assignments["very"].sessions[0] == (at(2, 11), at(2, 12))
+    assert result.assignments["very"].deadline_met
+    assert result.assignments["high"].sessions[0] == (at(6, 9), at(6, 10))
+    assert_sound(cases, mentors, result)
+
+
 # --- pinned assignments ----------------------------------------------------------------------------------------
 
 
@@ -230,8 +250,10 @@ def test_one_move_is_never_traded_for_better_matches_of_others() -> None:
 def test_a_booked_young_person_is_not_moved_to_free_a_place_the_points_cap_then_refuses() -> None:
     # The flow counts places, not risk-weighted points: moving r0 to `other` frees a place at m0 for r1, the only
     # Somali speaker's young person, but r1's 2 points on top of rW's 3 break m0's cap of 4. r0 stays; nobody moves.
+    # (rW prefers Somali, so the flow moves r0 rather than rW: moving either places as many, a tie otherwise.)
     m0 = mentor("m0", languages=("en", "so"), max_caseload=2, record={"max_points": 4.0})
-    cases = [case("r0", tier=Tier.LOW), case("r1", tier=Tier.HIGH, languages=["so"]), case("rW", tier=Tier.VERY_HIGH)]
+    cases = [case("r0", tier=Tier.LOW), case("r1", tier=Tier.HIGH, languages=["so"]),
+             case("rW", tier=Tier.VERY_HIGH, languages=["en", "so"], preferred_language="so")]
     mentors = [m0, mentor("other", boroughs=("Camden", "Hackney"))]
     result = optimise(cases, mentors, now=NOW, current={"r0": "m0", "rW": "m0"})
     assert mentors_of(result) == {"r0": "m0", "rW": "m0"}
