@@ -69,6 +69,9 @@ MAX_SLOTS = 25  # candidate first starts per (referral, mentor) at most; fewer w
 MAX_SOLVES = 3  # a solve after the first only places again what the previous one could not book
 MISSED_DEADLINE_COST = 10_000  # outweighs any score difference, as the online ranking puts the deadline first
 SCORE_UNIT = 100  # cost per point of matching.score
+COST_LIMIT = 2**62
+"""The largest cost times the nodes a flow may reach: OR-Tools refuses a wider cost range (BAD_COST_RANGE), and
+numpy's int64 holds no more. Level 3 (below) multiplies the range by about the urgent referrals' count."""
 BITS_PER_DAY = timedelta(days=1) // STEP
 NO_MENTORS = "no mentors registered"
 
@@ -244,8 +247,12 @@ class _Optimisation:
         self.states[index] = replace(with_booking(state, sessions), points=state.points + TIER_POINTS[case.tier])
         self._masks.pop(index, None)
 
-    def solve(self, cases: Sequence[Case]) -> dict[int, _Choice]:
-        """One min-cost flow over `cases` against the current states; case index -> the flow's pick."""
+    def solve(self, cases: Sequence[Case], *, urgent_level: bool = True) -> dict[int, _Choice]:
+        """One min-cost flow over `cases` against the current states; case index -> the flow's pick. Should level 3
+        (very high referrals seen in time) widen the costs past `COST_LIMIT`, as hundreds of urgent referrals among
+        thousands with a mentor could, the flow is solved without it: the very high still come first among the
+        placed (level 1) and in handing out first sessions, as the online matcher does, instead of the round
+        failing."""
         mentor_nodes = len(cases)
         sink = mentor_nodes + len(self.states)
         slot_nodes: dict[tuple[int, int], int] = {}
@@ -259,7 +266,8 @@ class _Optimisation:
         best = max((total for found in candidates for _, total, _ in found), default=0.0)
         on_time = [self._on_time(case) for case in cases]
         # Urgent: a very high referral with a candidate start that meets their deadline.
-        urgent = [case.tier is Tier.VERY_HIGH and any(bit <= due for _, _, bits in found for bit, _ in bits)
+        urgent = [urgent_level and case.tier is Tier.VERY_HIGH and any(bit <= due for _, _, bits in found
+                                                                        for bit, _ in bits)
                   for case, found, due in zip(cases, candidates, on_time, strict=True)]
         dearest = [0] * len(cases)  # per referral: its dearest arc, to size each level over the ones below
         for ci, found in enumerate(candidates):
@@ -311,6 +319,10 @@ class _Optimisation:
             caps.append(1)
             weight = 1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)
             costs.append(base * weight + (seen if urgent[ci] else 0))
+        if max(costs, default=0) * (sink + 1 + len(slot_nodes)) > COST_LIMIT:
+            if any(urgent):
+                return self.solve(cases, urgent_level=False)
+            raise RuntimeError(f"the round's costs exceed the flow's range ({len(cases)} referrals): split the round")
         # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on the service's
         # database thread; Python's import lock makes a first import there safe) solves a flow.
         import numpy as np

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.scheduling import optimiser
 from services.scheduling.matching import LONDON, Case, Match, MentorState, Waitlist, match
 from services.scheduling.optimiser import Allocation, Pinned, optimise
 from shared.contracts.codes import WEEKDAYS, Tier, Weekday
@@ -154,6 +155,40 @@ def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> 
     assert result.assignments["very"].deadline_met
     assert result.assignments["high"].sessions[0] == (at(6, 9), at(6, 10))
     assert_sound(cases, mentors, result)
+
+
+def test_a_round_whose_costs_would_pass_the_flows_range_drops_the_urgent_level_not_the_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The level that sees very high referrals in time multiplies the flow's cost range by about their number; past
+    # what OR-Tools accepts (COST_LIMIT), the round solves without that level rather than fail, and only a round
+    # too wide even without it is refused, saying so. The same two cases as above, under a rising limit.
+    mentors = [mentor("m1", max_caseload=3, availability=[window("mon", "11:00", "12:00"),
+                                                           window("tue", "09:00", "17:00"),
+                                                           window("fri", "09:00", "17:00")])]
+    cases = [
+        case("high", tier=Tier.HIGH, accepted_at=NOW - timedelta(hours=69),
+             availability=[window("mon", "10:00", "13:00"), window("fri", "09:00", "17:00")]),
+        case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=21)),
+    ]
+    kinds = ["refused", "without the urgent level", "with it"]
+    outcomes: list[str] = []
+    limit = 1_000.0
+    while not outcomes or outcomes[-1] != "with it":
+        monkeypatch.setattr(optimiser, "COST_LIMIT", int(limit))
+        try:
+            result = optimise(cases, mentors, now=NOW)
+        except RuntimeError as exc:
+            assert "exceed the flow's range" in str(exc)
+            outcomes.append("refused")
+        else:
+            assert set(result.assignments) == {"high", "very"}
+            assert_sound(cases, mentors, result)
+            in_time = result.assignments["very"].sessions[0] == (at(2, 11), at(2, 12))
+            outcomes.append("with it" if in_time else "without the urgent level")
+        limit *= 1.25
+    assert "without the urgent level" in outcomes
+    assert outcomes == sorted(outcomes, key=kinds.index), outcomes
 
 
 # --- pinned assignments ----------------------------------------------------------------------------------------
