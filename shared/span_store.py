@@ -17,15 +17,13 @@ service's database: the console reads none.
 Tables: `spans` (clustered by trace, indexed by referral id and start time), `traces` (one row per trace: its first
 start, last end and whether a span failed, indexed by start, by duration and, for the failed ones, by start), and
 `span_links` (which traces link to which, indexed by the trace linked to), `imported_files` (how far each span file
-has been read), `erased_referrals` and `erased_traces` (what was erased, and when), `identity` (the store's own
-random id: a console and a CLI that share a data dir can tell that they erase the same store).
+has been read), `erased_referrals` and `erased_traces` (what was erased, and when).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import tempfile
 import threading
@@ -62,7 +60,6 @@ CREATE TABLE IF NOT EXISTS span_links (
 CREATE TABLE IF NOT EXISTS imported_files (path TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erased_referrals (referral_id TEXT PRIMARY KEY, erased_ns INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS erased_traces (trace_id TEXT PRIMARY KEY, erased_ns INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS identity (store_id TEXT NOT NULL);
 """
 _COLUMNS = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, attributes, links"
 _INSERTED = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, status, referral_id, attributes, links"
@@ -91,17 +88,8 @@ class SpanStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # spans are diagnostics: a power cut may lose the last few
                 db.executescript(_SCHEMA)
-                db.execute("INSERT INTO identity SELECT ? WHERE NOT EXISTS (SELECT 1 FROM identity)",
-                           (secrets.token_hex(16),))  # one statement: two processes starting at once make one id
                 self._db = db
             yield self._db
-
-    @property
-    def store_id(self) -> str:
-        """This store's own random id, made with it (the same for every process that opens its file)."""
-        with self._connection() as db:
-            found: str = db.execute("SELECT store_id FROM identity").fetchone()[0]
-            return found
 
     def close(self) -> None:
         with self._lock:

@@ -806,19 +806,15 @@ SPANS_ERASE_SECONDS = 60
 
 async def erase_spans(c: ServiceClient, ids: list[str], local: SpanStore) -> dict[str, int] | str:
     """Erase these referrals' spans: from the console's span store, wherever it runs, over NATS (`spans.erase`), and
-    from a span store and span files in the CLI's own data dir (the services' span files where no console runs, or a
-    store the console does not keep), once: not again when the console's store is the data dir's (`reroute up`'s
-    console shares it). What was erased, or why the spans were not."""
-    answered, unanswered = None, None
+    from a span store and span files in the CLI's own data dir (`reroute up`'s, which its console shares, or the
+    services' span files where no console runs). What was erased, or why the spans were not."""
+    gone, unanswered = 0, None
     try:
-        answered = await c.call(ERASE_SPANS, ReferralIds(referral_ids=ids), timeout=SPANS_ERASE_SECONDS)
+        gone = (await c.call(ERASE_SPANS, ReferralIds(referral_ids=ids), timeout=SPANS_ERASE_SECONDS)).erased["spans"]
     except ServiceError as exc:  # the console answered: it could not
         return f"not erased: {exc.message.rstrip('.')}; run this again"
     except CliError as exc:  # no console answered: none runs, or it is down
         unanswered = str(exc)
-    gone = answered.erased["spans"] if answered else 0
-    if answered and local.path.exists() and await asyncio.to_thread(lambda: local.store_id) == answered.store_id:
-        return {"referrals": len(ids), "spans": gone}  # the console's store is this one, with its span files
     if local.path.exists() or any(local.path.parent.glob("*.jsonl")):
         return {"referrals": len(ids), "spans": gone + await asyncio.to_thread(local.erase, ids)}
     if unanswered is not None:

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
-from shared.contracts.rpc import ERASE_SPANS, ErrorCode, Invalid, ReferralIds, ServiceError, SpansErased, readable
+from shared.contracts.rpc import ERASE_SPANS, Erased, ErrorCode, Invalid, ReferralIds, ServiceError, readable
 from shared.span_store import SpanStore
 from shared.subjects import Subjects
 
@@ -60,13 +60,11 @@ class SpanErasure:
             return Invalid(f"{ERASE_SPANS.verb}: {readable(exc)}").reply().model_dump_json().encode()
         try:
             gone = await asyncio.to_thread(self.store.erase, request.referral_ids)
-            store_id = await asyncio.to_thread(lambda: self.store.store_id)
         except Exception as exc:
             log.exception("console: %s failed", ERASE_SPANS.verb)
             error = ServiceError(ErrorCode.INTERNAL, f"the console could not erase the spans ({type(exc).__name__}); "
                                                      "its log has the details")
             return error.reply().model_dump_json().encode()
         log.info("span store: erased %d spans of %d referrals", gone, len(request.referral_ids))
-        erased = SpansErased(service=CONSOLE, erased={"referrals": len(request.referral_ids), "spans": gone},
-                             store_id=store_id)
+        erased = Erased(service=CONSOLE, erased={"referrals": len(request.referral_ids), "spans": gone})
         return erased.model_dump_json().encode()

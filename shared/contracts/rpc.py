@@ -271,13 +271,6 @@ class Erased(Contract):
     erased: dict[str, int]
 
 
-class SpansErased(Erased):
-    """What the console erased from its span store, and which store that is."""
-
-    store_id: str = Field(description="The span store's own random id: a CLI whose data dir holds the same store "
-                                      "(the console shares it) does not erase it again.")
-
-
 _OPERATOR = frozenset({Role.OPERATOR})
 CASEWORK = frozenset({Role.SCHEDULER, Role.RISK_LEAD, Role.DSL, Role.OPERATOR})
 """Everyone who follows a referral (`reroute status`): ids, dates, tiers and bookings, never a name."""
@@ -306,7 +299,7 @@ EXPORT_REFERRALS = Endpoint("person.export", ReferralIds, PersonalData,
 ERASE_REFERRALS = Endpoint("person.erase", ReferralIds, Erased,
                            "Erase these referrals irreversibly, keeping anonymous counts only.",
                            services=("risk", "scheduling"), roles=frozenset({Role.ADMIN}))
-ERASE_SPANS = Endpoint("spans.erase", ReferralIds, SpansErased,
+ERASE_SPANS = Endpoint("spans.erase", ReferralIds, Erased,
                        "Erase every span of these referrals' traces (and of the callers' traces linked to them) from "
                        "the console's span store and the span files beside it; erased.spans counts them.",
                        services=("console",), roles=frozenset({Role.ADMIN}))
