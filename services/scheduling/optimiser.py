@@ -26,8 +26,9 @@ along its "unassigned" arc. The costs come in four levels, each outweighing ever
 4. the match: deadline met, `matching.score`, earliest day.
 
 The flow's picks then become bookings in two passes. First sessions: each pick is checked against every first
-session given out or still reserved (two starts half an hour apart both pass the flow; a very high pick keeps its
-own start that meets the deadline, and the other pick moves), and against the
+session given out or still reserved (two starts half an hour apart both pass the flow; a very high pick that would
+miss its deadline takes its own start instead where only waiting young people's reserved starts stand in the way
+and each still has another start with that mentor: they move), and against the
 time-independent rules with the mentor's load so far (the risk-weighted points cap, a knapsack, is beyond a
 flow), moving to the referral's next candidate or the mentor's next free start if it must; what still fails
 is re-solved against what is left. Then every young person the flow moved goes back to the mentor they have where
@@ -69,9 +70,10 @@ MAX_SLOTS = 25  # candidate first starts per (referral, mentor) at most; fewer w
 MAX_SOLVES = 3  # a solve after the first only places again what the previous one could not book
 MISSED_DEADLINE_COST = 10_000  # outweighs any score difference, as the online ranking puts the deadline first
 SCORE_UNIT = 100  # cost per point of matching.score
-COST_LIMIT = 2**62
-"""The largest cost times the nodes a flow may reach: OR-Tools refuses a wider cost range (BAD_COST_RANGE), and
-numpy's int64 holds no more. Level 3 (below) multiplies the range by about the urgent referrals' count."""
+COST_LIMIT = 2**61
+"""The largest cost times the nodes a flow may reach. OR-Tools refuses a wider cost range (BAD_COST_RANGE): measured
+with 9.15, from about 0.83 x 2^62 at a thousand nodes and more, less on tiny flows (which never come near). Level 3
+(below) multiplies the range by about the urgent referrals' count."""
 BITS_PER_DAY = timedelta(days=1) // STEP
 NO_MENTORS = "no mentors registered"
 
@@ -95,6 +97,8 @@ class Allocation:
     # them now, or no free start within the horizon; and where the mentor has fewer places than the young people they
     # could keep, as many of those the plan moves as they have too many. Every other move makes room for someone.
     must_move: dict[str, str] = field(default_factory=dict)
+    urgent_level_dropped: bool = False
+    """Whether a flow was solved without level 3 (very high referrals seen in time), its costs being too wide."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,7 @@ class _Optimisation:
             for borough in {place_key(b) for b in mentor.record.boroughs}:
                 self.covering[borough].append(index)
         self._masks: dict[int, tuple[int, int]] = {}  # mentor index -> (fitting starts, back-to-back starts)
+        self.urgent_level_dropped = False  # see Allocation
         self._windows: dict[WeeklyWindow, int] = {}
         self._end_by: dict[time, int] = {}
 
@@ -321,10 +326,11 @@ class _Optimisation:
             costs.append(base * weight + (seen if urgent[ci] else 0))
         if max(costs, default=0) * (sink + 1 + len(slot_nodes)) > COST_LIMIT:
             if any(urgent):
+                self.urgent_level_dropped = True
                 return self.solve(cases, urgent_level=False)
             raise RuntimeError(f"the round's costs exceed the flow's range ({len(cases)} referrals): split the round")
-        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on the service's
-        # database thread; Python's import lock makes a first import there safe) solves a flow.
+        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on a worker thread;
+        # Python's import lock makes a first import there safe) solves a flow.
         import numpy as np
         from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
 
@@ -340,6 +346,9 @@ class _Optimisation:
             np.array([*([1] * len(cases)), -len(cases)], dtype=np.int64),
         )
         status = flow.solve()
+        if status == flow.BAD_COST_RANGE and any(urgent):
+            self.urgent_level_dropped = True
+            return self.solve(cases, urgent_level=False)
         if status != flow.OPTIMAL:
             raise RuntimeError(f"min-cost flow ended {status}")  # a bug: the unassigned arcs make it feasible
         used = np.asarray(flow.flows(np.arange(len(picks), dtype=np.int32)))
@@ -400,6 +409,8 @@ class _Optimisation:
                 failed.append(ci)
                 continue
             first = self._first_start(case, choice, reserved[choice.mentor].values())
+            if case.tier is Tier.VERY_HIGH and (first is None or first > deadline_for(case)):
+                first = self._in_time_before_others(cases, case, choice, reserved[choice.mentor]) or first
             if first is None and case.referral_id in self.booked:
                 first = self._first_start(case, choice, [interval for cj, interval in reserved[choice.mentor].items()
                                                          if cases[cj].referral_id in self.booked])
@@ -412,19 +423,44 @@ class _Optimisation:
         return placed, failed
 
     def _first_start(self, case: Case, choice: _Choice, reserved: Iterable[Interval]) -> datetime | None:
-        """The pick's first candidate start that fits around `reserved`, else the mentor's first free one; but a
-        very high referral's own start that sees them in time wherever it fits the sessions given out.
+        """The pick's first candidate start that fits around `reserved`, else the mentor's first free one; for a very
+        high referral whose pick sees them in time, the first start around `reserved` that still does, where one is.
 
-        Where two picks' starts are half an hour apart, the one placed first moves, except a very high referral
-        about to be seen in time: the other pick, later in the order (a lower tier), moves instead.
+        Where two picks' starts are half an hour apart, the one placed first (the higher tier) moves; a very high
+        referral to a start that still meets their deadline where there is one (else `_in_time_before_others`).
         """
         state = self.states[choice.mentor]
-        own = choice.starts[0]
-        if case.tier is Tier.VERY_HIGH and own <= deadline_for(case) and calendar(case, state).fits(own):
-            return own
         cal = calendar(case, replace(state, busy=[*state.busy, *reserved]))
+        due = deadline_for(case)
+        if case.tier is Tier.VERY_HIGH and choice.starts[0] <= due:
+            in_time = next((start for start in choice.starts if start <= due and cal.fits(start)), None)
+            if in_time is None:
+                in_time = cal.first_fit(not_before=self.grid.first, not_after=min(to_utc(due), self.grid.last))
+            if in_time is not None:
+                return in_time
         first = next((start for start in choice.starts if cal.fits(start)), None)
         return first if first is not None else cal.first_fit(not_before=self.grid.first, not_after=self.grid.last)
+
+    def _in_time_before_others(self, cases: Sequence[Case], case: Case, choice: _Choice,
+                               reserved: Mapping[int, Interval]) -> datetime | None:
+        """A very high pick's own start, which sees them in time, when only starts reserved for other picks stand in
+        its way and each of those picks is waiting for a mentor (no one's mentor is at stake) and still has a free
+        start with this mentor around it: they move instead. None otherwise: a deadline never costs anyone their
+        place or their mentor."""
+        own, state = choice.starts[0], self.states[choice.mentor]
+        if own > deadline_for(case) or not calendar(case, state).fits(own):
+            return None
+        session: Interval = (own, own + SESSION)
+        in_the_way = [cj for cj, interval in reserved.items()
+                      if not calendar(case, replace(state, busy=[*state.busy, interval])).fits(own)]
+        for cj in in_the_way:
+            if cases[cj].referral_id in self.booked:
+                return None
+            around = [interval for ck, interval in reserved.items() if ck != cj]
+            elsewhere = calendar(cases[cj], replace(state, busy=[*state.busy, session, *around]))
+            if elsewhere.first_fit(not_before=self.grid.first, not_after=self.grid.last) is None:
+                return None
+        return own
 
     def return_moved(self, firsts: dict[str, _First], keepable: Mapping[str, int]) -> None:
         """Take back every move that made room for nobody: a young person placed away from the mentor they have goes
@@ -599,7 +635,7 @@ def optimise(
         else:
             waitlisted[case.referral_id] = outcome
     must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
-    return Allocation(assignments, waitlisted, perf_counter() - started, must_move)
+    return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped)
 
 
 def _keepable(work: _Optimisation, booked: list[Case], held: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:

@@ -14,6 +14,7 @@ the exact min-cost-flow optimiser, without chaos:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,6 +64,8 @@ from shared.outbox import Outgoing, outgoing
 from shared.subjects import Subjects
 from shared.telemetry import referral_trace
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RoundInput:
@@ -90,8 +93,13 @@ def plan_round(round_input: RoundInput, *, time_limit_s: float = 30) -> Allocati
     """The optimiser's plan: pure and CPU-bound, so the service runs it on a worker thread of its own."""
     current = {r.referral_id: r.mentor_id for r in round_input.movable
                if r.status == CaseStatus.SCHEDULED and r.mentor_id is not None}
-    return optimise(round_input.cases, round_input.mentors, now=round_input.now, current=current,
+    plan = optimise(round_input.cases, round_input.mentors, now=round_input.now, current=current,
                     time_limit_s=time_limit_s)
+    if plan.urgent_level_dropped:
+        log.warning("batch round over %d referrals: too wide to weigh very high referrals' 24 h deadlines above the "
+                    "match; planned without (very high still placed first). Smaller rounds keep it.",
+                    len(round_input.cases))
+    return plan
 
 
 def reoptimise(

@@ -157,6 +157,37 @@ def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> 
     assert_sound(cases, mentors, result)
 
 
+def _mondays_only(name: str, *, max_caseload: int = 2) -> MentorState:
+    """A mentor free on Monday 11:00-14:00 only (busy every later day of the horizon)."""
+    return mentor(name, max_caseload=max_caseload, availability=[window("mon", "11:00", "14:00")],
+                  busy=((at(3, 0), at(31, 23)),))
+
+
+def test_a_very_high_deadline_never_costs_a_waiting_young_person_their_place() -> None:
+    # The only start the low case can take is Monday 11:30; the very high case is due by 12:30 and may start at
+    # 11:00 or 12:30. Taking 11:00 would leave the low case nothing (found on review: it was waitlisted).
+    cases = [case("low", tier=Tier.LOW, availability=[window("mon", "11:30", "12:30")]),
+             case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=20, minutes=30))]
+    mentors = [_mondays_only("m1")]
+    result = optimise(cases, mentors, now=NOW)
+    assert set(result.assignments) == {"low", "very"}, result.waitlisted
+    assert result.assignments["low"].sessions[0] == (at(2, 11, 30), at(2, 12, 30))
+    assert result.assignments["very"].deadline_met
+    assert_sound(cases, mentors, result)
+
+
+def test_a_very_high_deadline_never_costs_a_young_person_their_mentor() -> None:
+    # As above, both with m1 now, and m2 free at the same times: the low case stays with m1.
+    cases = [case("low", tier=Tier.LOW, availability=[window("mon", "11:30", "12:30")]),
+             case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=20, minutes=30))]
+    mentors = [_mondays_only("m1"), mentor("m2", max_caseload=1, availability=[window("mon", "11:00", "14:00")])]
+    result = optimise(cases, mentors, now=NOW, current={"low": "m1", "very": "m1"})
+    assert {rid: m.mentor_id for rid, m in result.assignments.items()} == {"low": "m1", "very": "m1"}
+    assert result.must_move == {}
+    assert result.assignments["very"].deadline_met
+    assert_sound(cases, mentors, result)
+
+
 def test_a_round_whose_costs_would_pass_the_flows_range_drops_the_urgent_level_not_the_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -185,10 +216,28 @@ def test_a_round_whose_costs_would_pass_the_flows_range_drops_the_urgent_level_n
             assert set(result.assignments) == {"high", "very"}
             assert_sound(cases, mentors, result)
             in_time = result.assignments["very"].sessions[0] == (at(2, 11), at(2, 12))
+            assert result.urgent_level_dropped is not in_time
             outcomes.append("with it" if in_time else "without the urgent level")
         limit *= 1.25
     assert "without the urgent level" in outcomes
     assert outcomes == sorted(outcomes, key=kinds.index), outcomes
+
+
+@pytest.mark.parametrize("nodes", [1_000, 30_000, 300_000])
+def test_or_tools_solves_every_cost_range_the_round_lets_through(nodes: int) -> None:
+    # The round's check (COST_LIMIT) must stay inside what OR-Tools accepts, or a round it lets through still fails
+    # with BAD_COST_RANGE: one unit of flow along a chain of `nodes` nodes, one arc at the largest cost allowed.
+    import numpy as np
+    from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
+
+    flow = SimpleMinCostFlow()
+    tails = np.arange(nodes - 1, dtype=np.int32)
+    costs = np.zeros(nodes - 1, dtype=np.int64)
+    costs[0] = optimiser.COST_LIMIT // nodes
+    flow.add_arcs_with_capacity_and_unit_cost(tails, tails + 1, np.ones(nodes - 1, dtype=np.int64), costs)
+    flow.set_nodes_supplies(np.array([0, nodes - 1], dtype=np.int32), np.array([1, -1], dtype=np.int64))
+    assert flow.solve() == flow.OPTIMAL
+    assert flow.optimal_cost() == optimiser.COST_LIMIT // nodes
 
 
 # --- pinned assignments ----------------------------------------------------------------------------------------
