@@ -10,9 +10,11 @@ Spans carry referral ids, so the store keeps them no longer than the referral (`
 REROUTE_RETENTION_DAYS go, and span files last written before then) and erases a young person's with them
 (`erase`, which `reroute person erase` calls). The services export a span up to OTEL_BSP_SCHEDULE_DELAY after it
 ends (longer under load), so spans of an erased referral may still arrive after its erasure: the store remembers the
-erased referral ids and trace ids (pseudonymous ids, nothing else) for the retention period, by when any span of
-theirs is past it too, and refuses their late spans, from the receiver and from the span files alike. Never a
-service's database: the console reads none.
+erased referral ids (pseudonymous ids, nothing else) for the retention period, by when any span of theirs is past it
+too, and the erased traces that named no other referral for a day (ERASED_TRACE_MEMORY_NS), and refuses their late
+spans, from the receiver and from the span files alike. A span that names a referral not erased is never erased nor
+refused: a trace may carry several referrals (an agency's several under one traceparent) and link to an erased one's
+(its job polled it). Never a service's database: the console reads none.
 
 Tables: `spans` (clustered by trace, indexed by referral id and start time), `traces` (one row per trace: its first
 start, last end and whether a span failed, indexed by start, by duration and, for the failed ones, by start), and
@@ -38,6 +40,10 @@ STORE_FILE = "spans.sqlite3"
 IMPORT_CHUNK = 8 * 2**20
 """Bytes of a span file read at a time (a span's line is well under a kilobyte)."""
 REFERRAL_ATTRIBUTE = "referral.id"
+ERASED_TRACE_MEMORY_NS = 86_400 * 10**9
+"""How long an erased trace is remembered: a late span is exported seconds or minutes after it ends."""
+STALE_REWRITE_NS = 5 * 60 * 10**9
+"""Age past which a span file's rewrite (`.<file>.jsonl.<random>.erasing`) is taken for a crashed one's leftover."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -98,21 +104,27 @@ class SpanStore:
                 self._db = None
 
     def add(self, spans: Sequence[StoredSpan]) -> int:
-        """Store these spans (one already stored, by trace and span id, is kept as it was); returns how many. The
-        spans of an erased referral or trace, and of a caller's trace linked to one, are refused (late arrivals)."""
+        """Store these spans (one already stored, by trace and span id, is kept as it was); returns how many. Late
+        arrivals are refused: a span that names an erased referral, and one that names none in an erased trace that
+        names no other referral. A link to an erased trace refuses nothing."""
         return self._add(spans)[0]
 
-    def _add(self, spans: Sequence[StoredSpan]) -> tuple[int, set[str]]:
-        """How many spans were stored, and the traces refused as erased."""
+    def _add(self, spans: Sequence[StoredSpan]) -> tuple[int, set[str], set[str]]:
+        """How many spans were stored, the erased traces (naming no other referral) whose spans were refused, and the
+        erased referrals."""
         if not spans:
-            return 0, set()
+            return 0, set(), set()
         with self._connection() as db, _transaction(db):
-            refused = _erased_traces_of(db, spans)
-            if refused:  # with what came before them: an earlier batch's spans without the referral id, callers
-                refused |= _callers(db, refused)
-                _erase_traces(db, refused, time.time_ns())
-                spans = [s for s in spans if s.trace_id not in refused]
-            return _insert(db, spans), refused
+            referrals = _known(db, "erased_referrals", "referral_id", {r for s in spans if (r := _referral_id(s))})
+            remembered = _known(db, "erased_traces", "trace_id", {s.trace_id for s in spans})
+            erased = remembered | {s.trace_id for s in spans if _referral_id(s) in referrals}
+            others = {s.trace_id for s in spans if (r := _referral_id(s)) and r not in referrals}
+            traces = erased - others - _naming_others(db, erased)
+            if traces or referrals:  # with an earlier batch's spans of a trace that names the referral only now
+                _erase_spans(db, traces)
+                _remember_traces(db, traces - remembered, time.time_ns())
+                spans = [s for s in spans if not _refused(s, traces, referrals)]
+            return _insert(db, spans), traces, referrals
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -148,15 +160,17 @@ class SpanStore:
 
     def prune(self, before_ns: int) -> int:
         """Delete the spans that started before `before_ns` (the retention period), the span files last written before
-        then, and the memory of erasures made before then; returns how many spans went. A trace keeps its later
-        spans."""
+        then, a crashed rewrite's leftovers, the memory of erased referrals from before then and of erased traces
+        older than ERASED_TRACE_MEMORY_NS; returns how many spans went. A trace keeps its later spans."""
         with self._connection() as db, _transaction(db):
             touched = [row[0] for row in db.execute("SELECT DISTINCT trace_id FROM spans WHERE start_ns < ?",
                                                     (before_ns,))]
             gone = db.execute("DELETE FROM spans WHERE start_ns < ?", (before_ns,)).rowcount
             _summarise_again(db, touched)
-            for table in ("erased_referrals", "erased_traces"):  # any span of theirs is past the period too
-                db.execute(f"DELETE FROM {table} WHERE erased_ns < ?", (before_ns,))
+            db.execute("DELETE FROM erased_referrals WHERE erased_ns < ?", (before_ns,))  # their spans are past it too
+            db.execute("DELETE FROM erased_traces WHERE erased_ns < ?",
+                       (max(before_ns, time.time_ns() - ERASED_TRACE_MEMORY_NS),))
+        self._remove_stale_rewrites()
         for path in self.path.parent.glob("*.jsonl"):
             try:
                 if path.stat().st_mtime_ns >= before_ns:
@@ -169,48 +183,64 @@ class SpanStore:
         return gone
 
     def erase(self, referral_ids: Sequence[str]) -> int:
-        """Delete every span of the traces that touched these referrals (theirs and the callers' linked to them:
-        what `spans_of_referral` shows), here and in the span files beside the store; returns how many spans went
-        from the store (the files' lines are imported first, so they are counted). The referrals and traces are
-        remembered, so that their spans arriving later are refused (`add`), until `prune` passes their erasure."""
+        """Delete the spans of the traces that touched these referrals (theirs, and the callers' linked to a trace of
+        theirs that names no other referral), here and in the span files beside the store, except those that name
+        another referral; returns how many spans went from the store (the files' lines are imported first, so they
+        are counted). The referrals, and the traces that name no other, are remembered, so that their spans arriving
+        later are refused (`add`)."""
         self.import_files()
+        erased = set(referral_ids)
         now = time.time_ns()
         with self._connection() as db, _transaction(db):
-            traces = _traces_of_referrals(db, referral_ids)
-            gone = _erase_traces(db, set(traces), now)
             db.executemany("INSERT INTO erased_referrals VALUES (?, ?) ON CONFLICT (referral_id) DO UPDATE SET "
-                           "erased_ns = excluded.erased_ns", [(r, now) for r in sorted(set(referral_ids))])
-        self._erase_from_files(set(traces))
+                           "erased_ns = excluded.erased_ns", [(r, now) for r in sorted(erased)])
+            own = _own_traces(db, referral_ids)
+            traces = own | _callers(db, own - _naming_others(db, own))
+            gone = _erase_spans(db, traces)
+            _remember_traces(db, traces - _naming_others(db, traces), now)
+        self._erase_from_files(traces, erased)
         return gone
 
-    def _erase_from_files(self, trace_ids: set[str]) -> None:
-        """Each span file with lines of these traces written anew without them, a line at a time (a year's file is
-        large), into a private file put in its place (a service appending to it meanwhile, one run without a console,
-        may lose the spans of that moment: never a line of these traces). Its import offset moves back by the lines
-        taken out before it, so the lines after it are still imported."""
-        if not trace_ids:
+    def _erase_from_files(self, trace_ids: set[str], referral_ids: set[str]) -> None:
+        """Each span file with lines to erase (naming one of these referrals, or none in one of these traces) written
+        anew without them, a line at a time (a year's file is large), into a private file put in its place (a service
+        appending to it meanwhile, one run without a console, may lose the spans of that moment: never a line
+        erased). Its import offset moves back by the lines taken out before it, so the lines after it are still
+        imported."""
+        if not trace_ids and not referral_ids:
             return
+        self._remove_stale_rewrites()
         for path in sorted(self.path.parent.glob("*.jsonl")):
             try:
                 with path.open("rb") as fh:
-                    if not any(_trace_of_line(line) in trace_ids for line in fh):
+                    if not any(_erased_line(line, trace_ids, referral_ids) for line in fh):
                         continue
                 with self._connection() as db:
                     row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
-                offset = _rewritten(path, trace_ids, imported=row[0] if row else 0)
+                offset = _rewritten(path, trace_ids, referral_ids, imported=row[0] if row else 0)
             except FileNotFoundError:
                 continue
             with self._connection() as db:
                 db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
                            "offset = excluded.offset", (path.name, offset))
 
+    def _remove_stale_rewrites(self) -> None:
+        """Delete the private files of span files' rewrites that crashed before their rename (they hold other
+        referrals' spans, out of the retention's reach); a young one may be a rewrite still writing, and stays."""
+        for path in self.path.parent.glob(".*.jsonl.*.erasing"):
+            try:
+                if path.stat().st_mtime_ns < time.time_ns() - STALE_REWRITE_NS:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+
     # --- the span files -----------------------------------------------------------------------------------------
 
     def import_files(self) -> int:
         """Store the lines of the span files beside the store (<data dir>/traces/*.jsonl) not read before (each file
-        from where the last import stopped; a torn last line waits for the next); returns how many spans. Lines of
-        erased traces (written after the erasure) are refused, and taken out of the files."""
-        added, refused = 0, set()
+        from where the last import stopped; a torn last line waits for the next); returns how many spans. Lines
+        written after an erasure that `add` refuses are refused, and taken out of the files."""
+        added, refused_traces, refused_referrals = 0, set[str](), set[str]()
         for path in sorted(self.path.parent.glob("*.jsonl")):
             with self._connection() as db:
                 row = db.execute("SELECT offset FROM imported_files WHERE path = ?", (path.name,)).fetchone()
@@ -226,19 +256,20 @@ class SpanStore:
                 while whole := _whole_lines(fh.read(IMPORT_CHUNK)):  # a chunk at a time: a year's file is large
                     offset += len(whole)
                     fh.seek(offset)  # a torn line again, whole, with the next chunk
-                    stored, erased = self._add(_parsed(whole))
+                    stored, traces, referrals = self._add(_parsed(whole))
                     added += stored
-                    refused |= erased
+                    refused_traces |= traces
+                    refused_referrals |= referrals
                     with self._connection() as db:  # after the spans: a crash between imports them again, once
                         db.execute("INSERT INTO imported_files VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
                                    "offset = excluded.offset", (path.name, offset))
-        self._erase_from_files(refused)  # an erased referral's lines written after its erasure: gone from the files
+        self._erase_from_files(refused_traces, refused_referrals)  # late lines of an erasure: gone from the files
         return added
 
 
-def _rewritten(path: Path, trace_ids: set[str], *, imported: int) -> int:
-    """`path` without the lines of these traces, replaced whole (a private file renamed over it); returns the offset
-    in it that `imported` (an offset in the old file) comes to."""
+def _rewritten(path: Path, trace_ids: set[str], referral_ids: set[str], *, imported: int) -> int:
+    """`path` without the lines to erase (`_erased_line`), replaced whole (a private file renamed over it); returns the
+    offset in it that `imported` (an offset in the old file) comes to."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".erasing")  # 0600, new
     fresh = Path(name)
     read = kept = 0
@@ -248,7 +279,7 @@ def _rewritten(path: Path, trace_ids: set[str], *, imported: int) -> int:
                 imported = 0
             for line in fh:
                 read += len(line)
-                if _trace_of_line(line) in trace_ids:
+                if _erased_line(line, trace_ids, referral_ids):
                     continue
                 out.write(line)
                 if read <= imported:
@@ -274,17 +305,28 @@ def _parsed(lines: bytes) -> list[StoredSpan]:
     return spans
 
 
-def _trace_of_line(line: bytes) -> str | None:
+def _erased_line(line: bytes, trace_ids: set[str], referral_ids: set[str]) -> bool:
+    """Whether this span file's line names one of these referrals, or names none and is of one of these traces."""
     try:
-        found = json.loads(line).get("trace_id")
+        found = json.loads(line)
+        referral = found.get("attributes", {}).get(REFERRAL_ATTRIBUTE)
+        trace = found.get("trace_id")
     except (ValueError, AttributeError):
-        return None
-    return found if isinstance(found, str) else None
+        return False
+    if referral is not None:
+        return str(referral) in referral_ids
+    return isinstance(trace, str) and trace in trace_ids
 
 
 def _referral_id(span: StoredSpan) -> str | None:
     value = span.attributes.get(REFERRAL_ATTRIBUTE)
     return str(value) if value is not None else None
+
+
+def _refused(span: StoredSpan, trace_ids: set[str], referral_ids: set[str]) -> bool:
+    """As `_erased_line`, for a span."""
+    referral = _referral_id(span)
+    return referral in referral_ids if referral is not None else span.trace_id in trace_ids
 
 
 @contextmanager
@@ -331,29 +373,36 @@ def _known(db: sqlite3.Connection, table: str, column: str, ids: set[str]) -> se
     return found
 
 
-def _erased_traces_of(db: sqlite3.Connection, spans: Sequence[StoredSpan]) -> set[str]:
-    """The traces of these spans that are erased: an erased trace, one with a span of an erased referral, and a
-    caller's trace with a span linked to either."""
-    referrals = _known(db, "erased_referrals", "referral_id", {r for s in spans if (r := _referral_id(s))})
-    erased = _known(db, "erased_traces", "trace_id", {s.trace_id for s in spans} | {
-        link["trace_id"] for s in spans for link in s.links})
-    erased |= {s.trace_id for s in spans if _referral_id(s) in referrals}
-    callers = {s.trace_id for s in spans if any(link["trace_id"] in erased for link in s.links)}
-    return (erased | callers) & {s.trace_id for s in spans}
+def _naming_others(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
+    """Which of these traces have a stored span that names a referral not erased."""
+    named: set[str] = set()
+    for chunk in _chunks(sorted(traces)):
+        named |= {row[0] for row in db.execute(
+            f"SELECT DISTINCT trace_id FROM spans WHERE trace_id IN ({','.join('?' * len(chunk))}) AND referral_id IS "
+            "NOT NULL AND referral_id NOT IN (SELECT referral_id FROM erased_referrals)", chunk)}
+    return named
 
 
-def _erase_traces(db: sqlite3.Connection, traces: set[str], now_ns: int) -> int:
-    """Delete these traces' spans, summaries and links, and remember them as erased at `now_ns`; how many spans."""
+def _erase_spans(db: sqlite3.Connection, traces: set[str]) -> int:
+    """Delete the spans of these traces that name no referral or an erased one (those naming another stay, with
+    their trace's summary and links as they have them); how many spans."""
     gone = 0
     for chunk in _chunks(sorted(traces)):
         marks = ",".join("?" * len(chunk))
-        gone += db.execute(f"DELETE FROM spans WHERE trace_id IN ({marks})", chunk).rowcount
-        db.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", chunk)
-        db.execute(f"DELETE FROM span_links WHERE trace_id IN ({marks}) OR linked_trace_id IN ({marks})",
-                   chunk + chunk)
+        gone += db.execute(f"DELETE FROM spans WHERE trace_id IN ({marks}) AND (referral_id IS NULL OR referral_id "
+                           "IN (SELECT referral_id FROM erased_referrals))", chunk).rowcount
+        db.execute(f"DELETE FROM span_links WHERE trace_id IN ({marks})", chunk)
+        kept = db.execute(f"SELECT trace_id, links FROM spans WHERE trace_id IN ({marks})", chunk).fetchall()
+        db.executemany("INSERT OR IGNORE INTO span_links VALUES (?, ?)", sorted(
+            {(link["trace_id"], trace) for trace, links in kept for link in json.loads(links)
+             if link["trace_id"] != trace}))
+    _summarise_again(db, sorted(traces))
+    return gone
+
+
+def _remember_traces(db: sqlite3.Connection, traces: set[str], now_ns: int) -> None:
     db.executemany("INSERT INTO erased_traces VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE SET "
                    "erased_ns = excluded.erased_ns", [(t, now_ns) for t in sorted(traces)])
-    return gone
 
 
 def _callers(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
@@ -365,11 +414,17 @@ def _callers(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
     return linked
 
 
-def _traces_of_referrals(db: sqlite3.Connection, referral_ids: Sequence[str]) -> list[str]:
+def _own_traces(db: sqlite3.Connection, referral_ids: Sequence[str]) -> set[str]:
+    """The traces with a span that names one of these referrals."""
     own: set[str] = set()
     for chunk in _chunks(sorted(set(referral_ids))):
         own |= {row[0] for row in db.execute(
             f"SELECT DISTINCT trace_id FROM spans WHERE referral_id IN ({','.join('?' * len(chunk))})", chunk)}
+    return own
+
+
+def _traces_of_referrals(db: sqlite3.Connection, referral_ids: Sequence[str]) -> list[str]:
+    own = _own_traces(db, referral_ids)
     return sorted(own | _callers(db, own))
 
 
@@ -389,8 +444,9 @@ def _summarise_again(db: sqlite3.Connection, trace_ids: list[str]) -> None:
     for chunk in _chunks(trace_ids):
         marks = ",".join("?" * len(chunk))
         db.execute(f"UPDATE traces SET start_ns = coalesce((SELECT min(start_ns) FROM spans s WHERE s.trace_id = "
-                   f"traces.trace_id), -1), failed = EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = traces.trace_id "
-                   f"AND status = 'ERROR') WHERE trace_id IN ({marks})", chunk)
+                   f"traces.trace_id), -1), end_ns = coalesce((SELECT max(end_ns) FROM spans s WHERE s.trace_id = "
+                   f"traces.trace_id), end_ns), failed = EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = "
+                   f"traces.trace_id AND status = 'ERROR') WHERE trace_id IN ({marks})", chunk)
         gone = [row[0] for row in db.execute(f"SELECT trace_id FROM traces WHERE start_ns = -1 AND trace_id IN "
                                              f"({marks})", chunk)]
         if gone:

@@ -5,6 +5,7 @@ files imported once; retention and erasure, in the store and in the files; priva
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import tracemalloc
@@ -141,7 +142,7 @@ def test_a_files_erasure_reads_it_a_line_at_a_time_and_keeps_the_lines_not_impor
     write_file(tmp_path, "intake-4.jsonl", [SPANS[3]])  # appended after the import, before the erasure's rewrite
     tracemalloc.start()
     try:
-        store._erase_from_files({A})
+        store._erase_from_files({A}, {"ref_aaa111"})
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -158,17 +159,57 @@ def test_spans_arriving_after_an_erasure_are_refused_and_taken_out_of_the_files_
     E, F, G = "e" * 32, "f" * 32, "9" * 32
     late = [span(A, "a3", 600, 610),  # the erased trace's last span, exported after the erasure
             span(E, "e1", 700, 710, referral="ref_aaa111"),  # the erasure's own work, in a trace of its own
-            span(F, "f1", 720, 730, links=[E])]  # and its caller's
-    assert store.add(late) == 0
+            span(F, "f1", 720, 730, links=[E])]  # its caller's, which names no one: a link alone refuses nothing
+    assert store.add(late) == 1
     path = write_file(tmp_path, "risk-3.jsonl", [span(G, "g1", 800, 810), *late, span(D, "d2", 900, 910)])
     assert store.import_files() == 2  # g1 (no referral id) and d2
     write_file(tmp_path, "risk-3.jsonl", [span(G, "g2", 820, 830, referral="ref_aaa111")])
     assert store.import_files() == 0  # g1's trace names the referral only now: g1 goes too
-    assert store.recent(10) == [D, C] and store.spans_of_referral("ref_aaa111") == []
-    assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d2"]
-    assert store.import_files() == 0 and store.recent(10) == [D, C], "the file's lines that stay are not read again"
+    assert store.recent(10) == [F, D, C] and store.spans_of_referral("ref_aaa111") == []
+    assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["f1", "d2"]
+    assert store.import_files() == 0 and store.recent(10) == [F, D, C], "the lines that stay are not read again"
     store.prune(before_ns=time.time_ns() + 1)  # a year on: the erasure is forgotten, as any span of it would be
     assert store.add(late[:1]) == 1
+
+
+def test_erasing_one_of_two_referrals_sharing_a_door_trace_keeps_the_others_spans_early_and_late(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    J, R1, R2 = "e" * 32, "1" * 32, "2" * 32
+    store = stored(tmp_path, [
+        span(C, "c1", 0, 10, referral="ref_one"),  # an agency sends both under one traceparent: the door's trace
+        span(C, "c2", 0, 10, referral="ref_two"),
+        span(R1, "r1", 20, 30, referral="ref_one", links=[C]),
+        span(R2, "r2", 20, 30, referral="ref_two", links=[C]),
+        span(R2, "r2x", 22, 28, parent="r2"),  # ref_two's work that names no referral
+        span(J, "j1", 40, 50, links=[R1])])  # the agency's job polls ref_one's status
+    assert store.erase(["ref_one"]) == 3  # c1, r1 and the job's poll j1; c2 names ref_two
+    late = [span(R1, "r1b", 60, 70, referral="ref_one"),  # risk's span of ref_one, exported after the erasure
+            span(R1, "r1c", 62, 68, parent="r1b"),
+            span(C, "c3", 70, 75),  # the door's, in a trace that names ref_two too
+            span(J, "j2", 80, 90),  # the same job, naming no one, then updates ref_two...
+            span(R2, "r2b", 90, 100, referral="ref_two", links=[J])]  # ...and intake's span links to its trace
+    assert store.add(late) == 2  # c3 and r2b
+    assert store.add([span(R2, "r2c", 110, 120, referral="ref_two")]) == 1  # ref_two's later risk span
+    assert [s.span_id for s in store.spans_of_traces([C, R2])] == ["c2", "r2", "r2x", "c3", "r2b", "r2c"]
+    assert store.spans_of_referral("ref_one") == [] and store.spans_of_traces([R1, J]) == []
+    monkeypatch.setattr(span_store, "ERASED_TRACE_MEMORY_NS", 0)
+    store.prune(before_ns=0)  # a day on: the erased traces are forgotten, the erased referral is not
+    assert store.add([span(R1, "r1d", 130, 140)]) == 1 and store.add([span(D, "d9", 150, 160, referral="ref_one")]) == 0
+
+
+def test_a_crashed_rewrites_temporary_files_go_once_a_few_minutes_old(tmp_path: Path) -> None:
+    store = stored(tmp_path)
+    old, young = (store.path.parent / f".intake-1.jsonl.{tag}.erasing" for tag in ("x1y2z3", "a4b5c6"))
+    for path in (old, young):  # other referrals' spans, left by a rewrite that crashed before its rename
+        path.write_text(json.dumps(asdict(SPANS[4])) + "\n")
+    hour_ago = time.time_ns() - 3_600 * 10**9
+    os.utime(old, ns=(hour_ago, hour_ago))
+    store.prune(before_ns=0)
+    assert not old.exists() and young.exists(), "a young one may be a rewrite still writing"
+    os.utime(young, ns=(hour_ago, hour_ago))
+    write_file(tmp_path, "intake-1.jsonl", SPANS)
+    store.erase(["ref_ccc333"])
+    assert not young.exists()
 
 
 def test_the_store_is_its_users_alone(tmp_path: Path) -> None:
