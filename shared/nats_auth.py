@@ -203,9 +203,11 @@ def admin_user(password_hash: str) -> NatsUser:
     (pings, keeping agency and people users in step), `reroute streams provision`, the demo's alerts, and the first
     admin, once. It may do those and nothing else: ask no request a person may ask (so none that reads or changes
     anyone's data, and none in anyone's name), use only the JetStream API those need (`operator_jetstream`: no raw
-    submission read from its stream, no stream purged or deleted but the earlier layout's upgrade purging
-    `REFERRALS`), and read nothing but the replies to its own requests (not a person's request, which may be a name
-    and birth date looked up, nor a raw referral on its way to intake, nor anyone else's replies)."""
+    submission got from its stream, no stream purged or deleted but the earlier layout's upgrade purging
+    `REFERRALS`), and subscribe to nothing but the replies to its own requests. Not closed: updating its seven
+    streams (provisioning) is administering them, and a stream's configuration can take in any subject and
+    republish it, or cut the stream's limits; so whoever holds this password can still, by reconfiguring a
+    stream, read people's requests and replies in flight or empty a stream (deploy/nats-auth.md)."""
     return NatsUser(user=ADMIN, password=password_hash, publish=operator_publishes(),
                     subscribe=[f"{OPERATOR_INBOX}.>"])
 

@@ -78,7 +78,8 @@ async def provision(js: JetStreamContext, subjects: Subjects, *, replicas: int) 
             raise ProvisioningError(
                 f"stream {spec.name} has {current.retention} retention, not {wanted.retention}: the server cannot "
                 f"change it. Stop the services, delete the stream once nothing in it is needed (`nats stream rm "
-                f"{spec.name}`), and provision again")
+                f"{spec.name}`, as a NATS user with the whole JetStream API: the operator account may not delete "
+                f"streams), and provision again")
         same = (sorted(current.subjects or []) == sorted(wanted.subjects or []) and current.max_age == wanted.max_age
                 and current.duplicate_window == wanted.duplicate_window and current.max_msg_size == wanted.max_msg_size
                 and (current.num_replicas or 1) == keep)
