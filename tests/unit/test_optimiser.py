@@ -334,7 +334,8 @@ def test_one_move_is_never_traded_for_better_matches_of_others() -> None:
 def test_a_booked_young_person_is_not_moved_to_free_a_place_the_points_cap_then_refuses() -> None:
     # The flow counts places, not risk-weighted points: moving r0 to `other` frees a place at m0 for r1, the only
     # Somali speaker's young person, but r1's 2 points on top of rW's 3 break m0's cap of 4. r0 stays; nobody moves.
-    # (rW prefers Somali, so the flow moves r0 rather than rW: moving either places as many, a tie otherwise.)
+    # (rW prefers Somali, so the flow moves r0 rather than rW. Without that, today's costs move rW instead, which
+    # places all three: r1's 2 points fit beside r0's 1. This test is about the move that places nobody.)
     m0 = mentor("m0", languages=("en", "so"), max_caseload=2, record={"max_points": 4.0})
     cases = [case("r0", tier=Tier.LOW), case("r1", tier=Tier.HIGH, languages=["so"]),
              case("rW", tier=Tier.VERY_HIGH, languages=["en", "so"], preferred_language="so")]
