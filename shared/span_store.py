@@ -364,23 +364,24 @@ def _insert(db: sqlite3.Connection, spans: Sequence[StoredSpan]) -> int:
     return added
 
 
+def _first_column_in(db: sqlite3.Connection, query: str, ids: Iterable[str]) -> set[str]:
+    """The first column of `query`'s rows, whose `{}` takes a list of placeholders, asked for `ids` a chunk at a
+    time (SQLite caps a statement's parameters)."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        found |= {row[0] for row in db.execute(query.format(",".join("?" * len(chunk))), chunk)}
+    return found
+
+
 def _known(db: sqlite3.Connection, table: str, column: str, ids: set[str]) -> set[str]:
     """Which of these ids the table holds."""
-    found: set[str] = set()
-    for chunk in _chunks(sorted(ids)):
-        found |= {row[0] for row in db.execute(
-            f"SELECT {column} FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)}
-    return found
+    return _first_column_in(db, f"SELECT {column} FROM {table} WHERE {column} IN ({{}})", ids)
 
 
 def _naming_others(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
     """Which of these traces have a stored span that names a referral not erased."""
-    named: set[str] = set()
-    for chunk in _chunks(sorted(traces)):
-        named |= {row[0] for row in db.execute(
-            f"SELECT DISTINCT trace_id FROM spans WHERE trace_id IN ({','.join('?' * len(chunk))}) AND referral_id IS "
-            "NOT NULL AND referral_id NOT IN (SELECT referral_id FROM erased_referrals)", chunk)}
-    return named
+    return _first_column_in(db, "SELECT DISTINCT trace_id FROM spans WHERE trace_id IN ({}) AND referral_id IS NOT "
+                                "NULL AND referral_id NOT IN (SELECT referral_id FROM erased_referrals)", traces)
 
 
 def _erase_spans(db: sqlite3.Connection, traces: set[str]) -> int:
@@ -407,20 +408,12 @@ def _remember_traces(db: sqlite3.Connection, traces: set[str], now_ns: int) -> N
 
 def _callers(db: sqlite3.Connection, traces: Iterable[str]) -> set[str]:
     """The callers' traces linked to these."""
-    linked: set[str] = set()
-    for chunk in _chunks(sorted(traces)):
-        linked |= {row[0] for row in db.execute(
-            f"SELECT trace_id FROM span_links WHERE linked_trace_id IN ({','.join('?' * len(chunk))})", chunk)}
-    return linked
+    return _first_column_in(db, "SELECT trace_id FROM span_links WHERE linked_trace_id IN ({})", traces)
 
 
 def _own_traces(db: sqlite3.Connection, referral_ids: Sequence[str]) -> set[str]:
     """The traces with a span that names one of these referrals."""
-    own: set[str] = set()
-    for chunk in _chunks(sorted(set(referral_ids))):
-        own |= {row[0] for row in db.execute(
-            f"SELECT DISTINCT trace_id FROM spans WHERE referral_id IN ({','.join('?' * len(chunk))})", chunk)}
-    return own
+    return _first_column_in(db, "SELECT DISTINCT trace_id FROM spans WHERE referral_id IN ({})", referral_ids)
 
 
 def _traces_of_referrals(db: sqlite3.Connection, referral_ids: Sequence[str]) -> list[str]:

@@ -137,10 +137,8 @@ def test_higher_tiers_are_placed_first_when_places_are_short() -> None:
     assert result.waitlisted == {"low": "no mentor fits: 1 at caseload", "mid": "no mentor fits: 1 at caseload"}
 
 
-def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> None:
-    # Monday 11:00 is the only start within 24 h of the very high referral and within the high one's 72 h. Counting
-    # deadlines met alone, the high case should take it (its next start, Friday, is later than the very high one's,
-    # Tuesday); the round gives it to the very high case, as the online matcher does.
+def _one_start_in_time() -> tuple[list[Case], list[MentorState]]:
+    """A high and a very high case wanting Monday 11:00, the very high one's only start within 24 h."""
     mentors = [mentor("m1", max_caseload=3, availability=[window("mon", "11:00", "12:00"),
                                                            window("tue", "09:00", "17:00"),
                                                            window("fri", "09:00", "17:00")])]
@@ -149,6 +147,14 @@ def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> 
              availability=[window("mon", "10:00", "13:00"), window("fri", "09:00", "17:00")]),
         case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=21)),
     ]
+    return cases, mentors
+
+
+def test_a_very_high_case_takes_the_one_start_that_sees_it_within_24_hours() -> None:
+    # Monday 11:00 is the only start within 24 h of the very high referral and within the high one's 72 h. Counting
+    # deadlines met alone, the high case should take it (its next start, Friday, is later than the very high one's,
+    # Tuesday); the round gives it to the very high case, as the online matcher does.
+    cases, mentors = _one_start_in_time()
     assert run_online(cases, mentors, now=NOW).bookings["very"][1][0] == (at(2, 11), at(2, 12))
     result = optimise(cases, mentors, now=NOW)
     assert result.assignments["very"].sessions[0] == (at(2, 11), at(2, 12))
@@ -194,14 +200,7 @@ def test_a_round_whose_costs_would_pass_the_flows_range_drops_the_urgent_level_n
     # The level that sees very high referrals in time multiplies the flow's cost range by about their number; past
     # what OR-Tools accepts (COST_LIMIT), the round solves without that level rather than fail, and only a round
     # too wide even without it is refused, saying so. The same two cases as above, under a rising limit.
-    mentors = [mentor("m1", max_caseload=3, availability=[window("mon", "11:00", "12:00"),
-                                                           window("tue", "09:00", "17:00"),
-                                                           window("fri", "09:00", "17:00")])]
-    cases = [
-        case("high", tier=Tier.HIGH, accepted_at=NOW - timedelta(hours=69),
-             availability=[window("mon", "10:00", "13:00"), window("fri", "09:00", "17:00")]),
-        case("very", tier=Tier.VERY_HIGH, accepted_at=NOW - timedelta(hours=21)),
-    ]
+    cases, mentors = _one_start_in_time()
     kinds = ["refused", "without the urgent level", "with it"]
     outcomes: list[str] = []
     limit = 1_000.0
