@@ -9,7 +9,7 @@ answer to a later message is in, none is still coming for an earlier one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -17,6 +17,7 @@ import nats.aio.client
 import nats.aio.msg
 import nats.errors
 import pytest
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig, StreamSource
 
 from apps.devstack.local_nats import start_nats_server
@@ -134,6 +135,18 @@ async def test_an_agency_cannot_touch_streams(server: str, streams: None) -> Non
     await nc.close()
 
 
+async def _pull(js: JetStreamContext, stream: str, durable: str) -> None:
+    """Pull one message as `durable` would: binding sends nothing, the first fetch asks."""
+    await (await js.pull_subscribe_bind(durable=durable, stream=stream)).fetch(1, timeout=1)
+
+
+async def _refused(errors: Errors, subject: str, call: Callable[[], Awaitable[object]]) -> None:
+    """`call` gets no answer, and the server says it refused the publish to `subject` (refused, not merely slow)."""
+    with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
+        await call()
+    await errors.expect(f'permissions violation for publish to "{subject}"')
+
+
 @pytest.mark.parametrize("attempt", ["read a message", "read its info", "create a consumer", "pull as risk"])
 async def test_an_agency_cannot_read_the_stream_of_intakes_facts(server: str, streams: None, attempt: str) -> None:
     """INTAKE holds `intake.recorded`: the pseudonymous person id and earlier referrals by any agency. An agency may
@@ -149,16 +162,11 @@ async def test_an_agency_cannot_read_the_stream_of_intakes_facts(server: str, st
         "read its info": ("$JS.API.STREAM.INFO.INTAKE", lambda: js.stream_info("INTAKE")),
         "create a consumer": ("$JS.API.CONSUMER.DURABLE.CREATE.INTAKE.spy", lambda: js.add_consumer(
             "INTAKE", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
-        "pull as risk": ("$JS.API.CONSUMER.MSG.NEXT.INTAKE.risk-recorded",
-                         lambda: js.pull_subscribe_bind(durable="risk-recorded", stream="INTAKE")),
+        "pull as risk": ("$JS.API.CONSUMER.MSG.NEXT.INTAKE.risk-recorded", lambda: _pull(js, "INTAKE", "risk-recorded")),
     }
     subject, call = refused[attempt]
     try:
-        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
-            result = await call()
-            if attempt == "pull as risk":  # binding sends nothing; the first fetch asks
-                await result.fetch(1, timeout=1)  # type: ignore[attr-defined]
-        await errors.expect(f'permissions violation for publish to "{subject}"')
+        await _refused(errors, subject, call)
     finally:
         await nc.close()
 
@@ -305,16 +313,12 @@ async def test_risk_and_scheduling_cannot_reach_the_raw_submissions(
         "create a consumer": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
             "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
         "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
-                           lambda: js.pull_subscribe_bind(durable="intake-submitted", stream="SUBMISSIONS")),
+                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
         "read its info": ("$JS.API.STREAM.INFO.SUBMISSIONS", lambda: js.stream_info("SUBMISSIONS")),
     }
     subject, call = refused[attempt]
     try:
-        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
-            result = await call()
-            if attempt == "pull as intake":  # binding sends nothing; the first fetch asks
-                await result.fetch(1, timeout=1)  # type: ignore[attr-defined]
-        await errors.expect(f'permissions violation for publish to "{subject}"')
+        await _refused(errors, subject, call)
     finally:
         await nc.close()
 
