@@ -24,6 +24,7 @@ has been read), `erased_referrals` and `erased_traces` (what was erased, and whe
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -42,6 +43,8 @@ IMPORT_CHUNK = 8 * 2**20
 REFERRAL_ATTRIBUTE = "referral.id"
 ERASED_TRACE_MEMORY_NS = 86_400 * 10**9
 """How long an erased trace is remembered: a late span is exported seconds or minutes after it ends."""
+LOCK_FILE = "spans.lock"
+"""Beside the store: held (flock) while the span files or their import offsets change (`SpanStore._files_locked`)."""
 STALE_REWRITE_NS = 5 * 60 * 10**9
 """Age past which a span file's rewrite (`.<file>.jsonl.<random>.erasing`) is taken for a crashed one's leftover."""
 
@@ -73,7 +76,8 @@ _INSERTED = "trace_id, span_id, parent_id, name, service, start_ns, end_ns, stat
 
 class SpanStore:
     """The store in `path` (created, 0600 in a 0700 directory, at its first use; nothing happens before). Safe to
-    use from several threads (one connection, one at a time) and from several processes (SQLite's locking, WAL)."""
+    use from several threads (one connection, one at a time) and from several processes (SQLite's locking, WAL; the
+    span files' importers, pruners and erasers take turns: `_files_locked`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -96,6 +100,20 @@ class SpanStore:
                 db.executescript(_SCHEMA)
                 self._db = db
             yield self._db
+
+    @contextmanager
+    def _files_locked(self) -> Iterator[None]:
+        """Held while the span files or their import offsets change (import, prune, erase): by one thread of one
+        process at a time, an OS lock on LOCK_FILE, so that the console's threads and a CLI beside it (`reroute
+        trace`, `reroute person erase`) take turns. Otherwise a file rewritten from an older read can put back an
+        erasure's lines, and an import's offset from before a rewrite or a prune can skip lines written since."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path.parent / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+        try:  # a descriptor of its own each time: flock shuts out another descriptor in this process too
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # and the lock with it
 
     def close(self) -> None:
         with self._lock:
@@ -170,16 +188,17 @@ class SpanStore:
             db.execute("DELETE FROM erased_referrals WHERE erased_ns < ?", (before_ns,))  # their spans are past it too
             db.execute("DELETE FROM erased_traces WHERE erased_ns < ?",
                        (max(before_ns, time.time_ns() - ERASED_TRACE_MEMORY_NS),))
-        self._remove_stale_rewrites()
-        for path in self.path.parent.glob("*.jsonl"):
-            try:
-                if path.stat().st_mtime_ns >= before_ns:
-                    continue  # still written to: its import offset stays, so its pruned lines are not read again
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            with self._connection() as db:
-                db.execute("DELETE FROM imported_files WHERE path = ?", (path.name,))
+        with self._files_locked():
+            self._remove_stale_rewrites()
+            for path in self.path.parent.glob("*.jsonl"):
+                try:
+                    if path.stat().st_mtime_ns >= before_ns:
+                        continue  # still written to: its import offset stays, so its pruned lines are not read again
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                with self._connection() as db:
+                    db.execute("DELETE FROM imported_files WHERE path = ?", (path.name,))
         return gone
 
     def erase(self, referral_ids: Sequence[str]) -> int:
@@ -188,17 +207,18 @@ class SpanStore:
         another referral; returns how many spans went from the store (the files' lines are imported first, so they
         are counted). The referrals, and the traces that name no other, are remembered, so that their spans arriving
         later are refused (`add`)."""
-        self.import_files()
         erased = set(referral_ids)
-        now = time.time_ns()
-        with self._connection() as db, _transaction(db):
-            db.executemany("INSERT INTO erased_referrals VALUES (?, ?) ON CONFLICT (referral_id) DO UPDATE SET "
-                           "erased_ns = excluded.erased_ns", [(r, now) for r in sorted(erased)])
-            own = _own_traces(db, referral_ids)
-            traces = own | _callers(db, own - _naming_others(db, own))
-            gone = _erase_spans(db, traces)
-            _remember_traces(db, traces - _naming_others(db, traces), now)
-        self._erase_from_files(traces, erased)
+        with self._files_locked():
+            self._import_files()
+            now = time.time_ns()
+            with self._connection() as db, _transaction(db):
+                db.executemany("INSERT INTO erased_referrals VALUES (?, ?) ON CONFLICT (referral_id) DO UPDATE SET "
+                               "erased_ns = excluded.erased_ns", [(r, now) for r in sorted(erased)])
+                own = _own_traces(db, referral_ids)
+                traces = own | _callers(db, own - _naming_others(db, own))
+                gone = _erase_spans(db, traces)
+                _remember_traces(db, traces - _naming_others(db, traces), now)
+            self._erase_from_files(traces, erased)
         return gone
 
     def _erase_from_files(self, trace_ids: set[str], referral_ids: set[str]) -> None:
@@ -206,7 +226,7 @@ class SpanStore:
         anew without them, a line at a time (a year's file is large), into a private file put in its place (a service
         appending to it meanwhile, one run without a console, may lose the spans of that moment: never a line
         erased). Its import offset moves back by the lines taken out before it, so the lines after it are still
-        imported."""
+        imported. The caller holds `_files_locked`."""
         if not trace_ids and not referral_ids:
             return
         self._remove_stale_rewrites()
@@ -240,6 +260,10 @@ class SpanStore:
         """Store the lines of the span files beside the store (<data dir>/traces/*.jsonl) not read before (each file
         from where the last import stopped; a torn last line waits for the next); returns how many spans. Lines
         written after an erasure that `add` refuses are refused, and taken out of the files."""
+        with self._files_locked():
+            return self._import_files()
+
+    def _import_files(self) -> int:
         added, refused_traces, refused_referrals = 0, set[str](), set[str]()
         for path in sorted(self.path.parent.glob("*.jsonl")):
             with self._connection() as db:

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import pytest
 from shared import span_store
 from shared.span_store import SpanStore
 from shared.telemetry import TRACES_DIR, StoredSpan, spans_of_referral
+from tests.support.waiting import wait_until_sync
 
 MS = 1_000_000
 DAY = 86_400 * 10**9
@@ -195,6 +200,68 @@ def test_erasing_one_of_two_referrals_sharing_a_door_trace_keeps_the_others_span
     monkeypatch.setattr(span_store, "ERASED_TRACE_MEMORY_NS", 0)
     store.prune(before_ns=0)  # a day on: the erased traces are forgotten, the erased referral is not
     assert store.add([span(R1, "r1d", 130, 140)]) == 1 and store.add([span(D, "d9", 150, 160, referral="ref_one")]) == 0
+
+
+ERASE_REF_ONE = ("import sys, pathlib; from shared.span_store import SpanStore; "
+                 "SpanStore.of(pathlib.Path(sys.argv[1])).erase(['ref_one'])")
+"""`reroute person erase`'s erasure of a data dir's span store, as a process of its own."""
+
+
+@pytest.mark.parametrize("eraser", ["process", "thread"])
+def test_an_erasure_beside_an_import_that_rewrites_the_same_file_stays_erased(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eraser: str) -> None:
+    """The console imports a file and takes a late line of an erased referral out of it; meanwhile `reroute person
+    erase` (another process) or the console's `spans.erase` (another thread) erases another referral from the same
+    file. The import's rewrite, read before the erasure, must not be put in place over it: the erasure waits for the
+    import's turn to end, then erases."""
+    store = SpanStore.of(tmp_path)
+    store.erase(["ref_two"])
+    path = write_file(tmp_path, "intake-5.jsonl", [span(A, "a1", 0, 10, referral="ref_one"), SPANS[4]])
+    assert store.import_files() == 2
+    write_file(tmp_path, "intake-5.jsonl", [span(C, "c9", 20, 30, referral="ref_two")])  # late: refused, taken out
+    paused, go_on = threading.Event(), threading.Event()
+    replace = os.replace
+
+    def paused_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == path and not paused.is_set():  # the import's rewrite: read and written, not yet in place
+            paused.set()
+            assert go_on.wait(60)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", paused_replace)
+    importing = threading.Thread(target=store.import_files)
+    importing.start()
+    try:
+        assert paused.wait(60)
+        done: Callable[[], bool]
+        if eraser == "process":
+            process = subprocess.Popen([sys.executable, "-c", ERASE_REF_ONE, str(tmp_path)],
+                                       cwd=Path(__file__).parents[2])
+            done, pid = (lambda: process.poll() is not None), process.pid
+        else:
+            erasing = threading.Thread(target=store.erase, args=(["ref_one"],))
+            erasing.start()
+            done, pid = (lambda: not erasing.is_alive()), os.getpid()
+        lock = store.path.parent / span_store.LOCK_FILE
+        wait_until_sync(lambda: done() or waiting_on(lock, pid), timeout=60, every=0.05,
+                        what="the erasure's end, or its wait for the lock")
+    finally:
+        go_on.set()
+        importing.join()
+    if eraser == "process":
+        assert process.wait(60) == 0
+    else:
+        erasing.join()
+    assert [json.loads(line)["span_id"] for line in path.read_text().splitlines()] == ["d1"]
+    assert spans_of_referral(tmp_path, "ref_one") == [] and store.spans_of_referral("ref_one") == []
+    assert store.import_files() == 0 and store.recent(10) == [D]
+
+
+def waiting_on(lock: Path, pid: int) -> bool:
+    """Whether process `pid` waits for a lock on this file (Linux lists the waiters in /proc/locks, marked ->)."""
+    inode = str(lock.stat().st_ino)
+    return any(fields[1] == "->" and fields[5] == str(pid) and fields[6].split(":")[-1] == inode
+               for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines()))
 
 
 def test_a_crashed_rewrites_temporary_files_go_once_a_few_minutes_old(tmp_path: Path) -> None:
