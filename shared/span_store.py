@@ -292,8 +292,8 @@ class SpanStore:
 
 
 def _rewritten(path: Path, trace_ids: set[str], referral_ids: set[str], *, imported: int) -> int:
-    """`path` without the lines to erase (`_erased_line`), replaced whole (a private file renamed over it); returns the
-    offset in it that `imported` (an offset in the old file) comes to."""
+    """`path` without the lines to erase (`_erased_line`), replaced whole (a private file renamed over it, last written
+    when it was); returns the offset in it that `imported` (an offset in the old file) comes to."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".erasing")  # 0600, new
     fresh = Path(name)
     read = kept = 0
@@ -308,6 +308,8 @@ def _rewritten(path: Path, trace_ids: set[str], referral_ids: set[str], *, impor
                 out.write(line)
                 if read <= imported:
                     kept += len(line)
+            written = os.fstat(fh.fileno())
+        os.utime(fresh, ns=(written.st_atime_ns, written.st_mtime_ns))  # last written then: the retention counts from it
         os.replace(fresh, path)
     except BaseException:
         fresh.unlink(missing_ok=True)

@@ -137,6 +137,17 @@ def test_erasing_a_referral_deletes_its_traces_and_the_callers_linked_in_the_sto
     assert store.import_files() == 0
 
 
+def test_a_file_an_erasure_rewrote_goes_when_its_last_span_is_past_the_retention_period(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "risk-8.jsonl", SPANS)  # other referrals' spans too
+    two_days_ago = time.time_ns() - 2 * DAY
+    os.utime(path, ns=(two_days_ago, two_days_ago))
+    store = SpanStore.of(tmp_path)
+    store.erase(["ref_ccc333"])
+    assert path.stat().st_mtime_ns == two_days_ago and len(path.read_text().splitlines()) == 4
+    store.prune(before_ns=time.time_ns() - DAY)
+    assert not path.exists()
+
+
 def test_a_files_erasure_reads_it_a_line_at_a_time_and_keeps_the_lines_not_imported_yet(tmp_path: Path) -> None:
     path = write_file(tmp_path, "intake-4.jsonl", [
         span(A, f"a{i}", i, i + 1, referral="ref_aaa111") if i % 2 else span(D, f"d{i}", i, i + 1)
