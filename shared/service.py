@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
-from shared import deadletters, streams
+from shared import deadletters, process, streams
 from shared.contracts.deadletters import (
     DeadLetterDetail,
     DeadLetterDiscardRequest,
@@ -86,7 +85,6 @@ from shared.contracts.rpc import (
 from shared.db import DatabaseThread, is_unavailable, make_engine
 from shared.deadletters import DeadLetterRow
 from shared.http import HttpServer
-from shared.logs import configure_logging
 from shared.messaging import (
     SLOW_DATABASE_SECONDS,
     BatchConsumer,
@@ -99,7 +97,7 @@ from shared.migrations import current, head, require_head
 from shared.nats_auth import jetstream_use
 from shared.ops import Discoverable, ops_app, register
 from shared.outbox import OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
-from shared.settings import ConfigurationError, HttpPort, ServiceSettings, keep_files_private
+from shared.settings import HttpPort, ServiceSettings
 from shared.subjects import Subjects
 from shared.telemetry import extract_context, setup_tracing
 
@@ -671,15 +669,6 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def run_service(name: str, load: Callable[[], S], create_app: Callable[[S], FastStream]) -> None:
-    """`python -m services.<name>`: private files, settings (a bad one refused with its reason, exit 2),
-    logging, then the service until SIGTERM."""
-    keep_files_private()
-    try:
-        settings = load()
-        keep_files_private(settings.data_dir)
-        configure_logging(name, settings.log_level, settings.log_format)
-        asyncio.run(create_app(settings).run())
-    except (ConfigurationError, ValidationError) as exc:
-        print(f"{name} cannot start: {exc}", file=sys.stderr)
-        sys.exit(2)
-
+    """`python -m services.<name>`: the service's FastStream app until SIGTERM, started as every process is
+    (shared/process.py: private files, settings checked, logging)."""
+    process.run(name, load, lambda settings: create_app(settings).run())

@@ -18,8 +18,8 @@ from apps.console.client import ServicesClient, connect
 from apps.console.erasure import SpanErasure
 from apps.console.live import AlertFeed
 from apps.console.settings import URL_FILE, ConsoleSettings
-from apps.process import run
 from shared.http import HttpServer
+from shared.process import run
 from shared.span_store import SpanStore
 from shared.subjects import Subjects
 

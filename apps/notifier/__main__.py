@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from apps.notifier.notifier import Notifier, supervise
 from apps.notifier.settings import NotifierSettings
-from apps.process import run
 from shared.http import HttpServer
 from shared.ops import ops_app
+from shared.process import run
 
 log = logging.getLogger("apps.notifier")
 
