@@ -88,15 +88,41 @@ def smtp_tls_context() -> ssl.SSLContext:
     return context
 
 
+def _version(path: str | None) -> tuple[int, int, int] | None:
+    """What tells a rewritten or replaced file from the one read (None: no file there)."""
+    try:
+        found = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return (found.st_mtime_ns, found.st_ino, found.st_size) if found is not None else None
+
+
 class Mailer:
     """Hands an email to the configured SMTP server; returns once the server has accepted it, raises otherwise."""
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
-        # Built once for the configuration, not per email: loading the trust stores is most of a context's cost.
-        # A changed CA file is read at the next start.
-        self.tls = (smtp_tls_context() if settings.smtp_host is not None and settings.smtp_security != "none"
-                    else None)
+        self._cafile = ssl.get_default_verify_paths().cafile  # SSL_CERT_FILE's (else the system's), if there is one
+        self._read = _version(self._cafile)
+        # Built once, not per email (loading the trust stores is most of a context's cost), and again when the CA
+        # file changes (a rotated CA, checked as each email is sent), so a rotation needs no restart.
+        self.tls = (smtp_tls_context()
+                    if settings.smtp_host is not None and settings.smtp_security != "none" else None)
+
+    def _current_tls(self) -> ssl.SSLContext | None:
+        """The TLS context, built again from the CA file if it changed since it was read; a file that cannot be read
+        or is no CA leaves the context as it was, said once (the CA in use may still vouch for the server)."""
+        if self.tls is None or (now := _version(self._cafile)) == self._read:
+            return self.tls
+        self._read = now
+        try:
+            ssl.create_default_context(cafile=self._cafile)  # raises where it is no CA: the trust store would skip it
+            self.tls = smtp_tls_context()
+            log.info("read the changed CA file %s again for the SMTP server's certificate", self._cafile)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("the CA file %s changed but cannot be used (%s); still checking the SMTP server's certificate "
+                      "against the CA read before", self._cafile, exc)
+        return self.tls
 
     async def send(self, message: EmailMessage) -> None:
         await asyncio.to_thread(self._send, message)
@@ -104,7 +130,7 @@ class Mailer:
     def _send(self, message: EmailMessage) -> None:
         s = self.settings
         assert s.smtp_host is not None
-        context = self.tls
+        context = self._current_tls()
         smtp: smtplib.SMTP = (smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds,
                                                context=context)
                               if s.smtp_security == "tls" else
