@@ -106,7 +106,8 @@ class NatsUser:
     deny_subscribe: list[str] = field(default_factory=list)
 
 
-RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "notifier", "system", "sys"})
+RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "notifier", "provisioner", "system",
+                          "sys"})
 """Names no agency may take: the services', the operator's and the platform's own."""
 
 
@@ -167,49 +168,65 @@ OPERATOR_INBOX = "_INBOX"
 
 
 def operator_jetstream() -> list[str]:
-    """The JetStream API subjects the operator account may publish to, each for one job. Provisioning
-    (`reroute streams provision`, `reroute up`, a deployment's migrate step): read, create and update each of the
-    streams by name. Its upgrade of an earlier layout (shared/streams.py, docs/reliability.md), which reads, moves and
-    erases the raw submissions that `REFERRALS` kept then: that stream's messages (get, delete, purge) and the earlier
-    consumers (info, delete), on `REFERRALS` alone. The demo's reading of its alerts: an ephemeral ordered consumer of
-    `SAFEGUARDING` and its flow control. No `$JS.API.>`: no listing, no other stream's messages (none of
-    `SUBMISSIONS`, where raw submissions wait for intake, by `MSG.GET` or `DIRECT.GET`), no consumer of any other
-    stream, no stream made, purged or deleted besides these."""
-    old, alerts = _SUBJECTS.referrals_stream, _SUBJECTS.safeguarding_stream
-    return [*(f"$JS.API.STREAM.{verb}.{spec.name}" for spec in _SUBJECTS.streams()
-              for verb in ("INFO", "CREATE", "UPDATE")),
-            f"$JS.API.STREAM.MSG.GET.{old}", f"$JS.API.STREAM.MSG.DELETE.{old}", f"$JS.API.STREAM.PURGE.{old}",
-            *(f"$JS.API.CONSUMER.{verb}.{old}.{durable}" for durable in (INTAKE_DURABLE_BEFORE, *ACCEPTED_DURABLES_BEFORE)
-              for verb in ("INFO", "DELETE")),
-            f"$JS.API.CONSUMER.CREATE.{alerts}", f"$JS.FC.{alerts}.>"]
+    """The JetStream API subjects the operator account may publish to: the demo's reading of its alerts (an
+    ephemeral ordered consumer of `SAFEGUARDING` and its flow control), nothing else. Provisioning is the
+    provisioner's (`provisioner_jetstream`): the operator may not read, create, update or purge any stream."""
+    alerts = _SUBJECTS.safeguarding_stream
+    return [f"$JS.API.CONSUMER.CREATE.{alerts}", f"$JS.FC.{alerts}.>"]
 
 
 def operator_publishes() -> list[str]:
     """What the operator account may publish, each for one job: pings (`reroute up`, a deployment's checks, and the
     NATS services API); keeping agency and people users in step (their password hashes) and making the first admin;
-    its JetStream API (`operator_jetstream`); and the subjects provisioning's upgrade of an earlier layout moves
-    pending messages to (raw submissions and updates, and intake's facts: shared/streams.py)."""
+    and the demo's alerts (`operator_jetstream`)."""
     from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES
     from shared.contracts.rpc import PING
 
     return [_SUBJECTS.rpc("*", PING.verb),
             *(_SUBJECTS.rpc("intake", e.verb) for e in (AGENCY_NATS_HASHES, PEOPLE_NATS_HASHES, BOOTSTRAP_ADMIN)),
-            SERVICES_API, *operator_jetstream(),
-            _SUBJECTS.submitted("*"), _SUBJECTS.updated("*"), _SUBJECTS.recorded("*")]
+            SERVICES_API, *operator_jetstream()]
 
 
 def admin_user(password_hash: str) -> NatsUser:
     """The installation's own account, not a person's: `reroute up`'s supervisor and a deployment's NATS process
-    (pings, keeping agency and people users in step), `reroute streams provision`, the demo's alerts, and the first
-    admin, once. It may do those and nothing else: ask no request a person may ask (so none that reads or changes
-    anyone's data, and none in anyone's name), use only the JetStream API those need (`operator_jetstream`: no raw
-    submission got from its stream, no stream purged or deleted but the earlier layout's upgrade purging
-    `REFERRALS`), and subscribe to nothing but the replies to its own requests. Not closed: updating its seven
-    streams (provisioning) is administering them, and a stream's configuration can take in any subject and
-    republish it, or cut the stream's limits; so whoever holds this password can still, by reconfiguring a
-    stream, read people's requests and replies in flight or empty a stream (deploy/nats-auth.md)."""
+    (pings, keeping agency and people users in step), the demo's alerts, and the first admin, once. It may do those
+    and nothing else: ask no request a person may ask (so none that reads or changes anyone's data, and none in
+    anyone's name), administer no stream (provisioning is the provisioner's), and subscribe to nothing but the
+    replies to its own requests. Not closed: an ephemeral consumer's deliver subject is its creator's to choose, so
+    it can have SAFEGUARDING's alerts (ids and rules, nothing about a person) delivered anywhere (deploy/nats-auth.md)."""
     return NatsUser(user=ADMIN, password=password_hash, publish=operator_publishes(),
                     subscribe=[f"{OPERATOR_INBOX}.>"])
+
+
+PROVISIONER = "provisioner"
+"""The user stream provisioning runs as (`reroute streams provision`, `reroute up`, a deployment's migrate step)."""
+
+
+def provisioner_jetstream() -> list[str]:
+    """The JetStream API subjects provisioning publishes to: read, create and update each of the streams by name;
+    and for its upgrade of an earlier layout (shared/streams.py, docs/reliability.md), which reads, moves and erases
+    the raw submissions that `REFERRALS` kept then, that stream's messages (get, delete, purge) and the earlier
+    consumers (info, delete), on `REFERRALS` alone. No `$JS.API.>`: no listing, no other stream's messages (none of
+    `SUBMISSIONS` by `MSG.GET` or `DIRECT.GET`), no consumer of any other stream, no stream deleted."""
+    old = _SUBJECTS.referrals_stream
+    return [*(f"$JS.API.STREAM.{verb}.{spec.name}" for spec in _SUBJECTS.streams()
+              for verb in ("INFO", "CREATE", "UPDATE")),
+            f"$JS.API.STREAM.MSG.GET.{old}", f"$JS.API.STREAM.MSG.DELETE.{old}", f"$JS.API.STREAM.PURGE.{old}",
+            *(f"$JS.API.CONSUMER.{verb}.{old}.{durable}" for durable in (INTAKE_DURABLE_BEFORE, *ACCEPTED_DURABLES_BEFORE)
+              for verb in ("INFO", "DELETE"))]
+
+
+def provisioner_user(password_hash: str) -> NatsUser:
+    """Stream provisioning and its upgrade of an earlier layout, nothing else: its JetStream API
+    (`provisioner_jetstream`) and the subjects the upgrade moves pending messages to (raw submissions and updates,
+    and intake's facts); no request, and no subscription but its own replies (`_INBOX_provisioner`). Updating a
+    stream is administering it (a stream's configuration can take in any subject and republish it), so its
+    password is kept only where provisioning runs: `reroute up`'s data dir, a deployment's migrate step; not the
+    CLI containers, nor the NATS process, which has only its hash."""
+    return NatsUser(user=PROVISIONER, password=password_hash,
+                    publish=[*provisioner_jetstream(),
+                             _SUBJECTS.submitted("*"), _SUBJECTS.updated("*"), _SUBJECTS.recorded("*")],
+                    subscribe=[f"{inbox_prefix(PROVISIONER)}.>"])
 
 
 # --- people: each their own user, confined to their own subjects, as agencies are ----------------------------
@@ -327,16 +344,17 @@ def hash_password(password: str) -> str:
 
 @dataclass
 class LocalCredentials:
-    """The services' and the operator's passwords for a local server, kept in the data dir (mode 0600)."""
+    """The services', the operator's and the provisioner's passwords for a local server, kept in the data dir
+    (mode 0600)."""
 
     passwords: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load_or_create(cls, path: Path) -> LocalCredentials:
         """The passwords kept in `path`, with one made for any account the file does not have yet (the console's
-        in a data dir from before it existed)."""
+        or the provisioner's in a data dir from before it existed); those kept are kept."""
         kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in (*SERVICES, ADMIN, CONSOLE, NOTIFIER) if name not in kept]
+        missing = [name for name in (*SERVICES, ADMIN, CONSOLE, NOTIFIER, PROVISIONER) if name not in kept]
         creds = cls({**kept, **{name: secrets.token_urlsafe(24) for name in missing}})
         if missing:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,7 +382,7 @@ class PersonCredential:
 
 
 class NatsAuthFile:
-    """The local server's configuration: the services, the operator and every active agency."""
+    """The local server's configuration: the services, the operator, the provisioner and every active agency."""
 
     def __init__(self, path: Path, creds: LocalCredentials) -> None:
         self.path = path
@@ -380,7 +398,8 @@ class NatsAuthFile:
         if agencies == self._agencies and people == self._written_people:
             return False
         users = [service_user(s, self._hashes[s]) for s in SERVICES]
-        users += [admin_user(self._hashes[ADMIN]), *(agency_user(a.agency_id, a.password_hash) for a in agencies)]
+        users += [admin_user(self._hashes[ADMIN]), provisioner_user(self._hashes[PROVISIONER]),
+                  *(agency_user(a.agency_id, a.password_hash) for a in agencies)]
         users += [console_user(self._hashes[CONSOLE]), notifier_user(self._hashes[NOTIFIER]),
                   *(person_user(p.person_id, p.password_hash, p.roles) for p in people)]
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,8 @@ async def provision(js: JetStreamContext, subjects: Subjects, *, replicas: int) 
             raise ProvisioningError(
                 f"stream {spec.name} has {current.retention} retention, not {wanted.retention}: the server cannot "
                 f"change it. Stop the services, delete the stream once nothing in it is needed (`nats stream rm "
-                f"{spec.name}`, as a NATS user with the whole JetStream API: the operator account may not delete "
-                f"streams), and provision again")
+                f"{spec.name}`, as a NATS user with the whole JetStream API: neither the operator nor the "
+                f"provisioner may delete streams), and provision again")
         same = (sorted(current.subjects or []) == sorted(wanted.subjects or []) and current.max_age == wanted.max_age
                 and current.duplicate_window == wanted.duplicate_window and current.max_msg_size == wanted.max_msg_size
                 and (current.num_replicas or 1) == keep)
@@ -242,10 +242,14 @@ async def missing(js: JetStreamContext, names: list[str]) -> list[str]:
 
 
 async def provision_at(servers: list[str], subjects: Subjects, *, replicas: int) -> list[Provisioned]:
-    """Connect to NATS (any of `servers`) and provision every stream."""
+    """Connect to NATS (any of `servers`), as the provisioner on a server with users, and provision every stream.
+    Its replies come on the provisioner's own inbox, the only one it may read."""
     import nats
 
-    nc = await nats.connect(servers, max_reconnect_attempts=3, connect_timeout=5, name="reroute-provision")
+    from shared.nats_auth import PROVISIONER, inbox_prefix
+
+    nc = await nats.connect(servers, max_reconnect_attempts=3, connect_timeout=5, name="reroute-provision",
+                            inbox_prefix=inbox_prefix(PROVISIONER).encode())
     try:
         return await provision(nc.jetstream(), subjects, replicas=replicas)
     finally:

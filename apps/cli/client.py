@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.intake_rpc import PersonCredentials
 from shared.contracts.rpc import Endpoint, ServiceError, decode_reply
-from shared.nats_auth import ADMIN, LocalCredentials
+from shared.nats_auth import ADMIN, PROVISIONER, LocalCredentials
 from shared.settings import CREDENTIALS_FILE, ServiceSettings
 from shared.subjects import Subjects
 
@@ -132,6 +132,16 @@ def operator_url(settings: ServiceSettings) -> str:
     if settings.nats_url or not creds.exists():
         return url
     return LocalCredentials.load_or_create(creds).url(ADMIN, url)
+
+
+def provisioner_url(settings: ServiceSettings) -> str:
+    """NATS_URL as given (a deployment's migrate step names the provisioner there); else the local server `reroute
+    up` started, as its provisioner, the one user that may create and update the streams."""
+    url = settings.resolved_nats_url()
+    creds = settings.data_dir / CREDENTIALS_FILE
+    if settings.nats_url or not creds.exists():
+        return url
+    return LocalCredentials.load_or_create(creds).url(PROVISIONER, url)
 
 
 def person_url(settings: ServiceSettings, person: PersonCredentials) -> str:

@@ -1,5 +1,5 @@
 """`reroute streams provision`: create or update the JetStream streams, the one step that does (`reroute up` runs
-it; a deployment runs it once before the services, like its migrations)."""
+it; a deployment runs it once before the services, like its migrations), as the `provisioner` NATS user."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apps.cli.client import operator_url
+from apps.cli.client import provisioner_url
 from apps.cli.options import DataDir, settings_for
 from shared.settings import ConfigurationError
 from shared.streams import provision_at
@@ -30,7 +30,7 @@ def provision_cmd(
     """Create every stream, or bring an existing one to this version's settings (idempotent)."""
     try:
         settings = settings_for(data_dir)
-        servers = [u.strip() for u in operator_url(settings).split(",") if u.strip()]
+        servers = [u.strip() for u in provisioner_url(settings).split(",") if u.strip()]
         done = asyncio.run(provision_at(servers, Subjects(settings.namespace),
                                         replicas=replicas or settings.stream_replicas))
     except ConfigurationError as exc:

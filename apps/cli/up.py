@@ -35,6 +35,7 @@ from shared.contracts.rpc import PING, Health, Role, ServiceError, decode_reply
 from shared.migrations import upgrade_all
 from shared.nats_auth import (
     ADMIN,
+    PROVISIONER,
     AgencyCredential,
     LocalCredentials,
     NatsAuthFile,
@@ -293,7 +294,7 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         per_service: dict[str, dict[str, str]] = {name: {} for name in (*SERVICES, CONSOLE, NOTIFIER)}
         if self.settings.nats_url:
-            self.url = admin_url = self.settings.nats_url
+            self.url = admin_url = provisioner_url = self.settings.nats_url
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
         else:
             creds = LocalCredentials.load_or_create(data_dir / CREDENTIALS_FILE)
@@ -306,7 +307,7 @@ class LocalStack:
                     die_with_parent=True, pass_fds=(self.lock.fd,))
             self.watched["nats-server"] = Watched("nats-server", logs / "nats.log")
             (data_dir / NATS_URL_FILE).write_text(self.url)
-            admin_url = creds.url(ADMIN, self.url)
+            admin_url, provisioner_url = creds.url(ADMIN, self.url), creds.url(PROVISIONER, self.url)
             for name in SERVICES:
                 per_service[name] = {"NATS_URL": creds.url(name, self.url), "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
             per_service[CONSOLE] = {"NATS_URL": creds.url(CONSOLE_USER, self.url),
@@ -321,7 +322,7 @@ class LocalStack:
                 self.console.print(f"Database of {done.service}: upgraded from {done.before or 'nothing'} to "
                                    f"{done.after}" + (" (adopted from before migrations)" if done.adopted else ""))
         try:
-            await provision_at([admin_url], self.subjects, replicas=self.settings.stream_replicas)
+            await provision_at([provisioner_url], self.subjects, replicas=self.settings.stream_replicas)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise CliError(f"Cannot provision the streams: {type(exc).__name__}: {exc}") from None
         spans = self._spans_to_console(per_service)

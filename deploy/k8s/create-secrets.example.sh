@@ -10,6 +10,8 @@
 # Secrets (name: keys):
 #   reroute-nats: intake-password risk-password scheduling-password operator-password health-password
 #     console-password notifier-password
+#   reroute-provisioner: password password-hash (the NATS user `provisioner`, which alone may create and update the
+#     streams: the Job reroute-migrate reads the password, the NATS pods only its bcrypt hash)
 #   reroute-postgres: owner-password intake-password risk-password scheduling-password (the roles
 #     deploy/postgres/10-reroute-roles.sh creates: run it against your database with these passwords)
 #   reroute-intake-keys: encryption-key matching-key (back them up with the database: without them no stored
@@ -21,7 +23,8 @@
 #   reroute-smtp: user password (optional, not made here: the notifier's log-in at your mail relay, if it asks for
 #     one; make it with `kubectl create secret generic reroute-smtp --from-literal=user=… --from-literal=password=…`)
 #
-# `kubectl create` refuses a Secret that exists already, so running this again never replaces a key.
+# A Secret that exists already is kept as it is (never a key replaced), so running this again after an upgrade makes
+# only the Secrets the new version added (reroute-provisioner, for an install from before it).
 set -euo pipefail
 NAMESPACE=${NAMESPACE:-reroute}
 KUBECTL=${KUBECTL:-kubectl}
@@ -30,12 +33,17 @@ print=false
 [ "${1:-}" = "--print" ] && print=true
 
 password() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+bcrypt_hash() {  # of the password on stdin, as the NATS server checks it (shared/nats_auth.py)
+    "$PYTHON" -c 'import sys; from shared.nats_auth import hash_password; print(hash_password(sys.stdin.read()))'
+}
 fernet_key() { "$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'; }
 
-secret() {  # secret NAME ARGS…: create it, or print it with --print
+secret() {  # secret generic NAME ARGS…: create it unless it exists, or print it with --print
     if $print; then
         "$KUBECTL" create secret "$@" --namespace "$NAMESPACE" --dry-run=client -o yaml
         echo "---"
+    elif "$KUBECTL" get secret "$2" --namespace "$NAMESPACE" >/dev/null 2>&1; then
+        echo "secret/$2 exists: kept" >&2
     else
         "$KUBECTL" create secret "$@" --namespace "$NAMESPACE"
     fi
@@ -46,6 +54,9 @@ secret generic reroute-nats \
     --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
     --from-literal=health-password="$(password)" --from-literal=console-password="$(password)" \
     --from-literal=notifier-password="$(password)"
+provisioner_password=$(password)
+secret generic reroute-provisioner --from-literal=password="$provisioner_password" \
+    --from-literal=password-hash="$(printf %s "$provisioner_password" | bcrypt_hash)"
 secret generic reroute-postgres \
     --from-literal=owner-password="$(password)" --from-literal=intake-password="$(password)" \
     --from-literal=risk-password="$(password)" --from-literal=scheduling-password="$(password)"

@@ -17,6 +17,7 @@ skipped, naming what is missing; under CI (CI set) that is a failure.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import ipaddress
 import os
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import nats
 import nats.errors
 import nats.js.errors
@@ -39,6 +41,7 @@ import pytest
 import yaml
 
 from apps.devstack.local_nats import free_port
+from shared.nats_auth import PROVISIONER, hash_password, inbox_prefix
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from tests.support.waiting import wait_until
@@ -335,10 +338,30 @@ def test_the_example_script_makes_every_secret_the_manifests_use(
     first = {(s["metadata"]["name"], k): v for s in made[0] for k, v in s["data"].items()}
     second = {(s["metadata"]["name"], k): v for s in made[1] for k, v in s["data"].items()}
     assert all(first[k] != second[k] for k in first), "each run makes new values"
+    provisioner = {k: base64.b64decode(v) for (name, k), v in first.items() if name == "reroute-provisioner"}
+    assert bcrypt.checkpw(provisioner["password"], provisioner["password-hash"]), "the NATS pods' hash is of it"
     kv = validator()
     for s in made[0]:
         kv.validate(s, KUBERNETES_VERSIONS[-1], strict=True)
     assert not list(K8S.rglob("*.env")), "no secret files beside the manifests"
+
+
+def test_only_the_migrate_job_holds_the_provisioners_password_and_nats_only_its_hash(
+        rendered: list[dict[str, Any]]) -> None:
+    """The provisioner may reconfigure every stream (which can republish any subject): its password reaches the Job
+    that provisions and no other pod, the NATS nodes get only its bcrypt hash, and the CLI stays the operator's."""
+    holders, hashers = set(), set()
+    for where, template in pod_templates(rendered):
+        for c in template["spec"]["containers"]:
+            refs = {(r["name"], r["key"]) for e in c.get("env", []) if (r := e.get("valueFrom", {}).get("secretKeyRef"))}
+            if ("reroute-provisioner", "password") in refs:
+                holders.add(where)
+            if ("reroute-provisioner", "password-hash") in refs:
+                hashers.add(where)
+    assert holders == {"Job/reroute-migrate"}
+    assert hashers == {"StatefulSet/nats"}
+    assert env(container(rendered, "Job", "reroute-migrate"))["NATS_URL"]["value"].startswith("tls://provisioner:")
+    assert env(container(rendered, "Deployment", "reroute-cli"))["NATS_URL"]["value"].startswith("tls://operator:")
 
 
 def test_every_container_runs_as_non_root_on_a_read_only_root_filesystem(rendered: list[dict[str, Any]]) -> None:
@@ -509,13 +532,15 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
     subprocess.run([sys.executable, "-m", "apps.container.certs", str(certs), "--name", "nats", "--name", "localhost"],
                    check=True, capture_output=True)
     passwords = {u: secrets.token_urlsafe(24)
-                 for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier")}
+                 for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier", "provisioner")}
     nodes = [{"client": free_port(), "cluster": free_port(), "monitor": free_port()} for _ in range(3)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("REROUTE_", "NATS_"))}
     processes = []
     try:
         for i, node in enumerate(nodes):
-            run = {**clean, **{f"REROUTE_NATS_{u.upper()}_PASSWORD": pw for u, pw in passwords.items()}}
+            run = {**clean, **{f"REROUTE_NATS_{u.upper()}_PASSWORD": pw for u, pw in passwords.items()
+                               if u != "provisioner"},
+                   "REROUTE_NATS_PROVISIONER_PASSWORD_HASH": hash_password(passwords["provisioner"])}
             run.update(REROUTE_NATS_SERVER_NAME=f"nats-{i}", REROUTE_NATS_PORT=str(node["client"]),
                        REROUTE_NATS_MONITOR_PORT=str(node["monitor"]), REROUTE_NATS_CLUSTER_PORT=str(node["cluster"]),
                        REROUTE_NATS_ROUTES=",".join(f"localhost:{n['cluster']}" for n in nodes),
@@ -532,14 +557,14 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
 
         asyncio.run(wait_until(lambda: all(_healthz(n["monitor"]) for n in nodes), timeout=60,
                                what=lambda: f"the three nodes to form a JetStream cluster: {logs()}"))
-        operator = [f"tls://operator:{passwords['operator']}@localhost:{n['client']}" for n in nodes]
-        provision = {**clean, **config(rendered), "NATS_URL": ",".join(operator),
+        provisioner = [f"tls://provisioner:{passwords['provisioner']}@localhost:{n['client']}" for n in nodes]
+        provision = {**clean, **config(rendered), "NATS_URL": ",".join(provisioner),
                      "SSL_CERT_FILE": str(certs / "ca.crt"), "REROUTE_DATA_DIR": str(tmp_path / "cli")}
         out = subprocess.run([sys.executable, "-m", "apps.cli.main", "streams", "provision"], env=provision,
                              check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert out.returncode == 0, out.stdout + out.stderr
         tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
-        asyncio.run(_every_stream_on_three_nodes(operator[2], tls))
+        asyncio.run(_every_stream_on_three_nodes(provisioner[2], tls))
 
         processes[0].terminate()
         processes[0].wait(timeout=30)
@@ -556,7 +581,7 @@ def test_the_nats_nodes_as_the_statefulset_runs_them_form_a_cluster_with_r3_stre
 
 
 async def _every_stream_on_three_nodes(url: str, tls: ssl.SSLContext) -> None:
-    nc = await nats.connect(url, tls=tls)
+    nc = await nats.connect(url, tls=tls, inbox_prefix=inbox_prefix(PROVISIONER).encode())
     try:
         js = nc.jetstream()
         for spec in Subjects().streams():
@@ -600,8 +625,9 @@ def test_a_cluster_node_needs_its_name_and_well_formed_routes(tmp_path: Path) ->
 
     from apps.container.nats import NatsContainerSettings, ServerConfig
 
-    base = {f"{u}_password": secrets.token_urlsafe(24)
-            for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier")}
+    base = {**{f"{u}_password": secrets.token_urlsafe(24)
+               for u in ("intake", "risk", "scheduling", "operator", "health", "console", "notifier")},
+            "provisioner_password_hash": hash_password(secrets.token_urlsafe(24))}
     with pytest.raises(ValidationError, match="each route is host:port"):
         NatsContainerSettings(**base, routes="nats-0.nats-headless:6222,nats-1 6222")  # type: ignore[arg-type]
     unnamed = NatsContainerSettings(**base, routes="a:6222,b:6222", data_dir=tmp_path)  # type: ignore[arg-type]

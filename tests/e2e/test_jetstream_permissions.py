@@ -27,6 +27,7 @@ from shared.nats_auth import (
     agency_user,
     hash_password,
     inbox_prefix,
+    provisioner_user,
     render_config,
     service_user,
 )
@@ -60,10 +61,11 @@ PASSWORD = "pw-test"
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
     """As `reroute up` runs them: the services' users and permissions from shared/nats_auth.py, two agency users,
-    the operator (which provisions the streams and pings) and the test's observer; bare subjects (the permissions
-    name them), so a nats-server of its own."""
+    the operator (which pings), the provisioner (which provisions the streams) and the test's observer; bare
+    subjects (the permissions name them), so a nats-server of its own."""
     agency, other = unique("yot"), unique("police")
     users = [*(service_user(name, hash_password(PASSWORD)) for name in SERVICES), admin_user(hash_password(PASSWORD)),
+             provisioner_user(hash_password(PASSWORD)),
              agency_user(agency, hash_password(PASSWORD)), agency_user(other, hash_password(PASSWORD)),
              observer_user(hash_password(PASSWORD))]
     config = tmp_path / "auth.conf"
@@ -73,7 +75,8 @@ async def secured(tmp_path: Path) -> AsyncIterator[SecuredStack]:
     per_service = {name: {"NATS_URL": f"nats://{name}:{PASSWORD}@{base}", "REROUTE_INBOX_PREFIX": inbox_prefix(name)}
                    for name in SERVICES}
     cluster = launch_cluster(f"nats://operator:{PASSWORD}@{base}", tmp_path / "data", namespace="",
-                             schema_prefix=f"t{RUN_ID}secured{uuid.uuid4().hex[:6]}", per_service=per_service)
+                             schema_prefix=f"t{RUN_ID}secured{uuid.uuid4().hex[:6]}", per_service=per_service,
+                             provisioner_url=f"nats://provisioner:{PASSWORD}@{base}")
     try:
         yield SecuredStack(await ready(cluster), agency, f"nats://agency-{agency}:{PASSWORD}@{base}", other,
                            f"nats://agency-{other}:{PASSWORD}@{base}", f"nats://{OBSERVER}:{PASSWORD}@{base}")

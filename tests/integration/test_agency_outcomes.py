@@ -20,11 +20,19 @@ import pytest
 
 from apps.devstack.local_nats import start_nats_server
 from services.intake.outcomes import keep_outcome_consumers
-from shared.nats_auth import admin_user, agency_inbox_prefix, agency_user, hash_password, render_config, service_user
+from shared.nats_auth import (
+    agency_inbox_prefix,
+    agency_user,
+    hash_password,
+    inbox_prefix,
+    provisioner_user,
+    render_config,
+    service_user,
+)
 from shared.streams import provision
 from shared.subjects import Subjects
 
-PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "scheduling": "pw-scheduling", "operator": "pw-op"}
+PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "scheduling": "pw-scheduling", "provisioner": "pw-prov"}
 S = Subjects()
 
 
@@ -33,7 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("agency-outcomes")
     users = [agency_user("a", hash_password(PASSWORDS["a"])), agency_user("b", hash_password(PASSWORDS["b"])),
              *(service_user(s, hash_password(PASSWORDS[s])) for s in ("intake", "scheduling")),
-             admin_user(hash_password(PASSWORDS["operator"]))]
+             provisioner_user(hash_password(PASSWORDS["provisioner"]))]
     conf = store / "auth.conf"
     conf.write_text(render_config(users))
     proc, url = start_nats_server(store / "js", config=conf)
@@ -45,9 +53,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def consumers(server: str) -> AsyncIterator[None]:
     """The streams as provisioning makes them, and both agencies' consumers as intake makes them: as intake."""
-    operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
-    await provision(operator.jetstream(), S, replicas=1)
-    await operator.close()
+    provisioner = await nats.connect(f"nats://provisioner:{PASSWORDS['provisioner']}@{server}",
+                                     inbox_prefix=inbox_prefix("provisioner").encode())
+    await provision(provisioner.jetstream(), S, replicas=1)
+    await provisioner.close()
     intake = await nats.connect(f"nats://intake:{PASSWORDS['intake']}@{server}", inbox_prefix=b"_INBOX_intake")
     assert await keep_outcome_consumers(intake.jetstream(), S, ["a", "b"]) == 4
     assert await keep_outcome_consumers(intake.jetstream(), S, ["a", "b"]) == 4  # again: nothing changes, no error

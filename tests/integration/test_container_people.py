@@ -30,6 +30,7 @@ async def test_people_are_let_in_kept_across_a_restart_and_dropped_when_removed(
     settings = NatsContainerSettings(  # type: ignore[call-arg]
         **{f"{u}_password": secrets.token_urlsafe(24) for u in ("intake", "risk", "scheduling", "operator", "health",
                                                                     "console", "notifier")},
+        provisioner_password_hash=hash_password(secrets.token_urlsafe(24)),
         port=free_port(), monitor_port=free_port(), data_dir=tmp_path / "data", tls_cert=tmp_path / "server.crt",
         tls_key=tmp_path / "server.key", tls_ca=tmp_path / "ca.crt")
     settings.data_dir.mkdir()

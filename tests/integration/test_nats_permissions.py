@@ -18,7 +18,7 @@ import nats.aio.msg
 import nats.errors
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig, StreamSource
+from nats.js.api import AckPolicy, ConsumerConfig, RePublish, StreamConfig, StreamSource
 
 from apps.devstack.local_nats import start_nats_server
 from shared.nats_auth import (
@@ -28,6 +28,7 @@ from shared.nats_auth import (
     hash_password,
     inbox_prefix,
     notifier_user,
+    provisioner_user,
     render_config,
     service_user,
 )
@@ -36,7 +37,7 @@ from shared.subjects import Subjects
 from tests.support.waiting import wait_until
 
 PASSWORDS = {"a": "pw-a", "b": "pw-b", "intake": "pw-intake", "risk": "pw-risk", "scheduling": "pw-sched",
-             "operator": "pw-op", "notifier": "pw-notifier"}
+             "operator": "pw-op", "notifier": "pw-notifier", "provisioner": "pw-prov"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("nats-auth")
     users = [agency_user("a", hash_password(PASSWORDS["a"])), agency_user("b", hash_password(PASSWORDS["b"])),
              *(service_user(s, hash_password(PASSWORDS[s])) for s in ("intake", "risk", "scheduling")),
-             admin_user(hash_password(PASSWORDS["operator"])), notifier_user(hash_password(PASSWORDS["notifier"]))]
+             admin_user(hash_password(PASSWORDS["operator"])), notifier_user(hash_password(PASSWORDS["notifier"])),
+             provisioner_user(hash_password(PASSWORDS["provisioner"]))]
     conf = store / "auth.conf"
     conf.write_text(render_config(users))
     proc, url = start_nats_server(store / "js", config=conf)  # returns once the server listens
@@ -81,8 +83,8 @@ class Errors:
 
 @pytest.fixture
 async def streams(server: str) -> AsyncIterator[None]:
-    """The streams as `reroute streams provision` makes them."""
-    nc = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
+    """The streams as `reroute streams provision` makes them, as the provisioner."""
+    nc = await _provisioner(server, Errors())
     await provision(nc.jetstream(), Subjects(), replicas=1)
     yield
     await nc.close()
@@ -151,9 +153,9 @@ async def _refused(errors: Errors, subject: str, call: Callable[[], Awaitable[ob
 async def test_an_agency_cannot_read_the_stream_of_intakes_facts(server: str, streams: None, attempt: str) -> None:
     """INTAKE holds `intake.recorded`: the pseudonymous person id and earlier referrals by any agency. An agency may
     not reach it through the JetStream API either, whatever it tries."""
-    operator = await nats.connect(f"nats://operator:{PASSWORDS['operator']}@{server}")
-    await operator.jetstream().publish("intake.recorded.a", b'{"person_id": "psn_x", "previously_referred": null}')
-    await operator.close()
+    intake = await _service(server, "intake", Errors())
+    await intake.jetstream().publish("intake.recorded.a", b'{"person_id": "psn_x", "previously_referred": null}')
+    await intake.close()
     errors = Errors()
     nc = await _agency(server, "a", errors)
     js = nc.jetstream(timeout=1)
@@ -396,17 +398,38 @@ async def _operator(server: str, errors: Errors) -> nats.aio.client.Client:
                               max_reconnect_attempts=1)
 
 
+async def _provisioner(server: str, errors: Errors) -> nats.aio.client.Client:
+    return await nats.connect(f"nats://provisioner:{PASSWORDS['provisioner']}@{server}", error_cb=errors.callback,
+                              inbox_prefix=inbox_prefix("provisioner").encode(), max_reconnect_attempts=1)
+
+
+async def _raw_submission_held(server: str) -> bool:
+    """Whether agency a's raw submission still waits in SUBMISSIONS for intake (read as the provisioner, which may
+    read the stream's info but none of its messages)."""
+    nc = await _provisioner(server, Errors())
+    try:
+        held = await nc.jetstream(timeout=5).stream_info("SUBMISSIONS", subjects_filter="referrals.submitted.a")
+        return (held.state.subjects or {}).get("referrals.submitted.a", 0) >= 1
+    finally:
+        await nc.close()
+
+
 @pytest.mark.parametrize("attempt", [
     "read a raw submission", "read it directly", "consume them", "pull as intake", "copy them to a stream of its own",
     "delete one", "purge them", "delete their stream", "delete the outcomes' stream", "read intake's facts",
-    "list the streams", "withdraw a referral as an agency"])
+    "list the streams", "withdraw a referral as an agency", "submit a referral as an agency",
+    "update a referral as an agency", "record a fact as intake", "purge the outcomes' stream",
+    "delete an outcome", "read an outcome", "read a stream's info", "delete the earlier intake's consumer"])
 async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream(
     server: str, streams: None, attempt: str
 ) -> None:
     """The installation's account had `$JS.API.>`: it could get any stored message into its own inbox (a raw
-    submission: a child's name, birth date, contact details), purge or delete any stream. Now it has the JetStream
-    API its jobs need (provisioning by stream name, the earlier layout's upgrade on REFERRALS, the demo's alerts), so
-    each of these is refused, and the raw submission is still there for intake."""
+    submission: a child's name, birth date, contact details), purge or delete any stream. Then it had provisioning's
+    API (stream info, create, update; the earlier layout's upgrade on REFERRALS: its messages, its purge, its old
+    consumers, and publishing where the upgrade moves pending messages), which let it put a referral on an agency's
+    subject or a fact on intake's, or purge outcomes agencies had not had yet. Now provisioning is the provisioner's
+    and the operator keeps only the demo's alerts, so each of these is refused, and the raw submission is still there
+    for intake."""
     errors = Errors()
     agency = await _agency(server, "a", errors)
     await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
@@ -420,7 +443,7 @@ async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_del
         "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
             "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
         "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
-                           lambda: js.pull_subscribe_bind(durable="intake-submitted", stream="SUBMISSIONS")),
+                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
         "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
         "delete one": ("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS",  # as js.delete_msg asks, with a shorter timeout
                        lambda: nc.request("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS", b'{"seq": 1}', timeout=1)),
@@ -430,33 +453,68 @@ async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_del
         "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
         "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
         "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
+        "submit a referral as an agency": ("referrals.submitted.a", lambda: js.publish("referrals.submitted.a", b"{}")),
+        "update a referral as an agency": ("referrals.updated.a", lambda: js.publish("referrals.updated.a", b"{}")),
+        "record a fact as intake": ("intake.recorded.a", lambda: js.publish("intake.recorded.a", b"{}")),
+        "purge the outcomes' stream": ("$JS.API.STREAM.PURGE.REFERRALS", lambda: js.purge_stream("REFERRALS")),
+        "delete an outcome": ("$JS.API.STREAM.MSG.DELETE.REFERRALS",
+                              lambda: nc.request("$JS.API.STREAM.MSG.DELETE.REFERRALS", b'{"seq": 1}', timeout=1)),
+        "read an outcome": ("$JS.API.STREAM.MSG.GET.REFERRALS", lambda: js.get_msg("REFERRALS", 1)),
+        "read a stream's info": ("$JS.API.STREAM.INFO.REFERRALS", lambda: js.stream_info("REFERRALS")),
+        "delete the earlier intake's consumer": ("$JS.API.CONSUMER.DELETE.REFERRALS.intake-submitted",
+                                                 lambda: js.delete_consumer("REFERRALS", "intake-submitted")),
     }
     subject, call = refused[attempt]
     try:
-        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)):
-            result = await call()
-            if attempt == "pull as intake":  # binding sends nothing; the first fetch asks
-                await result.fetch(1, timeout=1)  # type: ignore[attr-defined]
-        await errors.expect(f'permissions violation for publish to "{subject}"')
-        held = (await nc.jetstream(timeout=5).stream_info("SUBMISSIONS", subjects_filter="referrals.submitted.a"))
-        assert (held.state.subjects or {}).get("referrals.submitted.a", 0) >= 1, "the raw submission waits for intake"
+        await _refused(errors, subject, call)
+        assert await _raw_submission_held(server), "the raw submission waits for intake"
     finally:
         await nc.close()
 
 
-async def test_the_operator_account_provisions_and_reads_the_demos_alerts_on_its_own_permissions(
+STREAMS = ("REFERRALS", "SUBMISSIONS", "INTAKE", "RISK", "SAFEGUARDING", "SESSIONS", "DEADLETTER")
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+async def test_the_operator_account_cannot_reconfigure_a_stream_to_capture_requests_or_empty_it(
+    server: str, streams: None, stream: str
+) -> None:
+    """Updating a stream is administering it: tried on review, DEADLETTER given `reroute.ask.>` and a republish to
+    the operator's inbox delivered a person's `person.find` (a name, a birth date) to it; cut limits empty a stream.
+    The operator may update none of the seven (nor provision them: the provisioner does), and each stream's
+    configuration is as provisioning left it."""
+    assert set(STREAMS) == {spec.name for spec in Subjects().streams()}
+    errors = Errors()
+    provisioner = await _provisioner(server, errors)
+    before = (await provisioner.jetstream(timeout=5).stream_info(stream)).config
+    nc = await _operator(server, errors)
+    capture = StreamConfig.from_response(before.as_dict())
+    capture.subjects = [*(before.subjects or []), "reroute.ask.>"]
+    capture.republish = RePublish(src=">", dest="_INBOX.spy.>")
+    capture.max_msgs = 1
+    try:
+        await _refused(errors, f"$JS.API.STREAM.UPDATE.{stream}", lambda: nc.jetstream(timeout=1).update_stream(capture))
+        await _refused(errors, "$JS.API.STREAM.INFO.REFERRALS",
+                       lambda: provision(nc.jetstream(timeout=1), Subjects(), replicas=1))
+        after = (await provisioner.jetstream(timeout=5).stream_info(stream)).config
+        assert after.subjects == before.subjects and after.republish is None and after.max_msgs == before.max_msgs
+    finally:
+        await nc.close()
+        await provisioner.close()
+
+
+async def test_the_operator_account_reads_the_demos_alerts_and_asks_pings_on_its_own_permissions(
     server: str, streams: None
 ) -> None:
-    """What it is for still works with no permission violation: provisioning the streams again (by name), reading an
-    agency's alerts through an ordered consumer of SAFEGUARDING (`reroute up --demo`), and asking for pings and the
-    users' password hashes (no services run here: nobody answers)."""
+    """What it is for still works with no permission violation: reading an agency's alerts through an ordered
+    consumer of SAFEGUARDING (`reroute up --demo`), and asking for pings and the users' password hashes (no services
+    run here: nobody answers)."""
     errors = Errors()
     risk = await _service(server, "risk", errors)
     await risk.jetstream().publish("safeguarding.alert.a", b'{"event_id": "alert-1"}')
     await risk.close()
     nc = await _operator(server, errors)
     try:
-        assert {p.action for p in await provision(nc.jetstream(), Subjects(), replicas=1)} == {"unchanged"}
         sub = await nc.jetstream().subscribe("safeguarding.alert.a", ordered_consumer=True, stream="SAFEGUARDING")
         assert (await sub.next_msg(timeout=5)).data == b'{"event_id": "alert-1"}'
         await sub.unsubscribe()
@@ -465,5 +523,82 @@ async def test_the_operator_account_provisions_and_reads_the_demos_alerts_on_its
                 await nc.request(subject, b"{}", timeout=5)
         await nc.flush()
         assert errors.seen == []
+    finally:
+        await nc.close()
+
+
+async def test_the_provisioner_provisions_on_its_own_permissions(server: str, streams: None) -> None:
+    """Provisioning again (by name) as the provisioner, with no permission violation; the upgrades of an earlier
+    layout run on these permissions in tests/integration/test_streams.py."""
+    errors = Errors()
+    nc = await _provisioner(server, errors)
+    try:
+        assert {p.action for p in await provision(nc.jetstream(), Subjects(), replicas=1)} == {"unchanged"}
+        await nc.flush()
+        assert errors.seen == []
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("attempt", [
+    "read a raw submission", "read it directly", "consume them", "pull as intake", "copy them to a stream of its own",
+    "purge them", "delete their stream", "read intake's facts", "list the streams", "ask intake for a person",
+    "ask in a person's name", "ask for a ping", "ask for the agencies' passwords", "withdraw a referral as an agency"])
+async def test_the_provisioner_cannot_read_raw_submissions_nor_ask_anything(
+    server: str, streams: None, attempt: str
+) -> None:
+    """The provisioner administers the streams, and that is all: it cannot get a raw submission into its inbox
+    (`STREAM.MSG.GET`, `DIRECT.GET`), consume, pull or copy SUBMISSIONS, read intake's facts, delete or purge a
+    stream other than the earlier layout's REFERRALS, nor publish a request of any kind."""
+    errors = Errors()
+    agency = await _agency(server, "a", errors)
+    await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
+    await agency.close()
+    nc = await _provisioner(server, errors)
+    js = nc.jetstream(timeout=1)
+    spy = StreamConfig(name="SPY", subjects=["spy.>"], sources=[StreamSource(name="SUBMISSIONS")])
+    refused = {
+        "read a raw submission": ("$JS.API.STREAM.MSG.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1)),
+        "read it directly": ("$JS.API.DIRECT.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1, direct=True)),
+        "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
+            "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
+        "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
+                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
+        "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
+        "purge them": ("$JS.API.STREAM.PURGE.SUBMISSIONS", lambda: js.purge_stream("SUBMISSIONS")),
+        "delete their stream": ("$JS.API.STREAM.DELETE.SUBMISSIONS", lambda: js.delete_stream("SUBMISSIONS")),
+        "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
+        "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
+        "ask intake for a person": ("reroute.rpc.intake.person.find",
+                                    lambda: nc.request("reroute.rpc.intake.person.find", b"{}", timeout=1)),
+        "ask in a person's name": ("reroute.ask.dana.intake.person.find",
+                                   lambda: nc.request("reroute.ask.dana.intake.person.find", b"{}", timeout=1)),
+        "ask for a ping": ("reroute.rpc.intake.ping", lambda: nc.request("reroute.rpc.intake.ping", b"{}", timeout=1)),
+        "ask for the agencies' passwords": ("reroute.rpc.intake.agencies.nats",
+                                            lambda: nc.request("reroute.rpc.intake.agencies.nats", b"{}", timeout=1)),
+        "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
+    }
+    subject, call = refused[attempt]
+    try:
+        await _refused(errors, subject, call)
+        assert await _raw_submission_held(server), "the raw submission waits for intake"
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("subject", ["reroute.ask.>", "reroute.rpc.>", "_INBOX.>", "_INBOX_intake.>",
+                                     "_INBOX_PERSON.>", "_INBOX_AGENCY.a.>", "_INBOX_console.>", "referrals.>",
+                                     "intake.>", ">"])
+async def test_the_provisioner_reads_nothing_but_its_own_replies(server: str, streams: None, subject: str) -> None:
+    """No one's requests (`reroute.ask.>`, where `person.find` carries a name and a birth date), no one else's
+    replies, no events: it subscribes to its own inbox, `_INBOX_provisioner`, alone."""
+    errors = Errors()
+    nc = await _provisioner(server, errors)
+    try:
+        await nc.subscribe(subject)
+        await errors.expect(f'permissions violation for subscription to "{subject}"')
+        await nc.subscribe(f"{inbox_prefix('provisioner')}.mine")  # its own: allowed, so no error follows
+        await nc.jetstream(timeout=5).stream_info("SUBMISSIONS")  # an answer, via its inbox
+        assert len(errors.seen) == 1, errors.seen
     finally:
         await nc.close()

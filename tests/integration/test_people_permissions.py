@@ -171,7 +171,7 @@ async def test_the_console_answers_an_admins_erasure_of_spans_on_its_own_permiss
 async def test_the_operator_account_asks_nothing_a_person_may_ask_not_even_what_records_no_one(server: str) -> None:
     """The installation's account once could ask, on the services' own subjects, every request that records no one:
     export or erase a young person's data, add or revoke agencies, purge, import mentors, read assessments. Now it
-    may ask only what supervision and provisioning need (pings, the users' password hashes, the first admin)."""
+    may ask only what supervision needs (pings, the users' password hashes, the first admin)."""
     seen = Violations()
     operator = await _connect(server, "operator", OPERATOR_INBOX, seen)
     try:

@@ -1,7 +1,7 @@
 """`reroute streams provision` gives every stream a maximum message size, and brings an existing stream to it; it
 upgrades an install of an earlier layout: whose REFERRALS stream kept agencies' raw submissions, or where risk and
-scheduling read their facts from `referrals.accepted`; each upgrade also as the installation's operator account, on
-its own permissions (shared/nats_auth.py `operator_jetstream`)."""
+scheduling read their facts from `referrals.accepted`; each upgrade also as the `provisioner` NATS user, on its own
+permissions (shared/nats_auth.py `provisioner_user`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 
 from apps.devstack.local_nats import start_nats_server
 from shared.contracts.intake import ReferralRecorded
-from shared.nats_auth import admin_user, hash_password, render_config
+from shared.nats_auth import PROVISIONER, hash_password, inbox_prefix, provisioner_user, render_config
 from shared.streams import MAX_MESSAGE_BYTES, provision
 from shared.subjects import SUBMISSION_DUPLICATE_WINDOW_SECONDS, Subjects
 from tests.support.observer import OBSERVER, observer_user
@@ -61,19 +61,19 @@ async def test_streams_are_created_with_a_maximum_message_size_and_an_existing_o
 
 @dataclass
 class Upgrade:
-    """Where an upgrade is tried: `js` plays the earlier version and looks at the outcome; `operator` provisions."""
+    """Where an upgrade is tried: `js` plays the earlier version and looks at the outcome; `provisioner` provisions."""
 
     js: JetStreamContext
-    operator: JetStreamContext
+    provisioner: JetStreamContext
     subjects: Subjects
     refused: list[str]
     """The server's errors to the provisioning connection (a permission it lacks)."""
 
 
-@pytest.fixture(params=["open server", "operator account"])
+@pytest.fixture(params=["open server", "provisioner"])
 async def upgrade(request: pytest.FixtureRequest, nats_url: str, tmp_path: Path) -> AsyncIterator[Upgrade]:
     """On the shared server without users (a namespace of its own), or on a nats-server of its own with the
-    operator's permissions (bare names, as they spell them), where the test's observer plays the earlier version."""
+    provisioner's permissions (bare names, as they spell them), where the test's observer plays the earlier version."""
     refused: list[str] = []
 
     async def record(exc: Exception) -> None:
@@ -85,15 +85,16 @@ async def upgrade(request: pytest.FixtureRequest, nats_url: str, tmp_path: Path)
         await nc.close()
         return
     config = tmp_path / "auth.conf"
-    config.write_text(render_config([admin_user(hash_password("pw-op")), observer_user(hash_password("pw-obs"))]))
+    config.write_text(render_config([provisioner_user(hash_password("pw-prov")), observer_user(hash_password("pw-obs"))]))
     proc, url = start_nats_server(tmp_path / "js", config=config)
     base = url.removeprefix("nats://")
     observer = await nats.connect(f"nats://{OBSERVER}:pw-obs@{base}")
-    operator = await nats.connect(f"nats://operator:pw-op@{base}", error_cb=record)
+    provisioner = await nats.connect(f"nats://{PROVISIONER}:pw-prov@{base}", error_cb=record,
+                                     inbox_prefix=inbox_prefix(PROVISIONER).encode())
     try:
-        yield Upgrade(observer.jetstream(), operator.jetstream(), Subjects(), refused)
+        yield Upgrade(observer.jetstream(), provisioner.jetstream(), Subjects(), refused)
     finally:
-        await operator.close()
+        await provisioner.close()
         await observer.close()
         proc.terminate()
         proc.wait(timeout=10)
@@ -141,7 +142,7 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         await got.ack_sync()
         await sub.unsubscribe()
 
-        done = await provision(upgrade.operator, s, replicas=1)
+        done = await provision(upgrade.provisioner, s, replicas=1)
 
         assert [p.action for p in done if p.stream == s.referrals_stream] == [
             "updated", f"migrated: 1 processed submissions purged, 4 pending moved to {s.submissions_stream}"]
@@ -157,9 +158,9 @@ async def test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_sub
         assert headers[0]["Nats-Msg-Id"] == "u1" and headers[1] == {"traceparent": "00-ab-cd-01"}
         assert headers[2]["Nats-Msg-Id"] == headers[3]["Nats-Msg-Id"] == "same", "both agencies' messages"
 
-        again = await provision(upgrade.operator, s, replicas=1)
+        again = await provision(upgrade.provisioner, s, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
-        assert upgrade.refused == [], "the operator account may do all of it"
+        assert upgrade.refused == [], "the provisioner may do all of it"
         assert len(await _messages(js, s.submissions_stream, ">")) == 4
     finally:
         for spec in s.streams():
@@ -203,7 +204,7 @@ async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_
                 await msg.ack_sync()
             await sub.unsubscribe()
 
-        done = await provision(upgrade.operator, s, replicas=1)
+        done = await provision(upgrade.provisioner, s, replicas=1)
 
         assert (s.intake_stream, "created") in [(p.stream, p.action) for p in done]
         assert [p.action for p in done if p.action.startswith("migrated")] == [
@@ -219,9 +220,9 @@ async def test_risk_and_schedulings_pending_accepted_events_move_to_intakes_own_
             "a version 1 body is what intake.recorded carries"
         assert not [c.name for c in await js.consumers_info(s.referrals_stream)], "the old consumers are gone"
 
-        again = await provision(upgrade.operator, s, replicas=1)
+        again = await provision(upgrade.provisioner, s, replicas=1)
         assert {p.action for p in again} == {"unchanged"}
-        assert upgrade.refused == [], "the operator account may do all of it"
+        assert upgrade.refused == [], "the provisioner may do all of it"
         assert len(await _messages(js, s.intake_stream, ">")) == 3
     finally:
         for spec in s.streams():

@@ -46,6 +46,8 @@ class Cluster:
     processes: ServiceProcesses
     http_urls: dict[str, str] = field(default_factory=dict)
     """Where each service serves HTTP, as it said when it last became ready (its ports are `auto`)."""
+    provisioner_url: str | None = None
+    """Who provisions the streams, on a server with users (the provisioner); None: `nats_url`."""
 
     @property
     def subjects(self) -> Subjects:
@@ -76,9 +78,10 @@ class Cluster:
 
 
 def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_prefix: str,
-                   per_service: dict[str, dict[str, str]] | None = None) -> Cluster:
+                   per_service: dict[str, dict[str, str]] | None = None, provisioner_url: str | None = None) -> Cluster:
     """Start the three service processes; await `ready(cluster)` before using them. `per_service`: environment of
-    one service only (on a server with users, each service's own NATS_URL, as `reroute up` gives them)."""
+    one service only (on a server with users, each service's own NATS_URL, as `reroute up` gives them);
+    `provisioner_url`: the user `ready` provisions the streams as, when not `nats_url`'s."""
     env = {
         "NATS_URL": nats_url,
         "REROUTE_DATA_DIR": str(data_dir),
@@ -100,14 +103,14 @@ def launch_cluster(nats_url: str, data_dir: Path, *, namespace: str, schema_pref
     upgrade_all(ServiceSettings(data_dir=data_dir, namespace=namespace, db_schema_prefix=schema_prefix,
                                 DATABASE_URL=os.environ.get("DATABASE_URL")))  # type: ignore[call-arg]  # as `reroute up`
     procs.start_all()
-    return Cluster(nats_url, namespace, data_dir, procs)
+    return Cluster(nats_url, namespace, data_dir, procs, provisioner_url=provisioner_url)
 
 
 async def ready(cluster: Cluster) -> Cluster:
     """Provision the streams (as `reroute up` does), then wait until all three services answer; on failure stop
     them and show their logs."""
     try:
-        await provision_at([cluster.nats_url], cluster.subjects, replicas=1)
+        await provision_at([cluster.provisioner_url or cluster.nats_url], cluster.subjects, replicas=1)
         await cluster.wait_ready(timeout=60)
     except BaseException:
         cluster.processes.stop_all()
