@@ -193,7 +193,27 @@ CASES: tuple[Case, ...] = (
         (f"{INTEGRATION}test_nats_permissions.py::"
          "test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream"),
         (f"{INTEGRATION}test_nats_permissions.py::"
-         "test_the_operator_account_provisions_and_reads_the_demos_alerts_on_its_own_permissions"),
+         "test_the_operator_account_reads_the_demos_alerts_and_asks_pings_on_its_own_permissions"),
+    )),
+    Case("11", "the installation's operator account reconfigures a stream to take in people's requests and republish "
+               "them to its inbox, or cuts a stream's limits (it could update all seven, for provisioning); purges "
+               "`REFERRALS`, or publishes a referral on an agency's subject or a fact on intake's (the upgrade's)", (
+        (f"{INTEGRATION}test_nats_permissions.py::"
+         "test_the_operator_account_cannot_reconfigure_a_stream_to_capture_requests_or_empty_it"),
+        (f"{INTEGRATION}test_nats_permissions.py::"
+         "test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream"),
+    )),
+    Case("11", "the provisioner, which administers the streams, reads raw submissions, people's requests or anyone's "
+               "replies, or asks a request; or its password is given to the CLI containers or the NATS process", (
+        f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_cannot_read_raw_submissions_nor_ask_anything",
+        f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_reads_nothing_but_its_own_replies",
+        f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_provisions_on_its_own_permissions",
+        (f"{INTEGRATION}test_streams.py::"
+         "test_an_install_of_the_earlier_layout_is_migrated_with_its_pending_submissions"),
+        (f"{UNIT}test_provisioner_secrets.py::"
+         "test_in_compose_only_the_migrate_step_has_the_provisioners_password_and_nats_its_hash"),
+        ("tests/deploy/test_k8s.py::"
+         "test_only_the_migrate_job_holds_the_provisioners_password_and_nats_only_its_hash"),
     )),
     Case("low", "a calendar feed's token is written to the access log", (
         f"{E2E}test_access_log.py::test_a_calendar_feed_token_is_not_written_to_the_log",

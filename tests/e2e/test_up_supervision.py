@@ -25,7 +25,8 @@ from nats.aio.client import Client
 
 from apps.devstack.local_nats import start_nats_server
 from apps.devstack.processes import SERVICES, die_with_parent
-from shared.nats_auth import ADMIN, LocalCredentials
+from shared.nats_auth import ADMIN, PROVISIONER, LocalCredentials
+from shared.settings import CREDENTIALS_FILE
 from shared.subjects import Subjects
 from tests.support.waiting import Describe, wait_until
 
@@ -306,6 +307,44 @@ async def test_sigkill_of_up_takes_its_children_down_and_a_new_up_starts_on_the_
             second.stop()
             assert second.proc.returncode == 0, second.output()
             assert "Stopped." in second.output()
+
+
+async def test_a_data_dir_from_before_the_provisioner_gets_its_password_at_the_next_up_which_provisions_as_it(
+    tmp_path: Path,
+) -> None:
+    """A data dir whose credentials file was written before the `provisioner` user existed gets its password on the
+    next `reroute up`, every other password kept; that up provisions the streams as it (the operator may no longer),
+    the services get ready, and `reroute streams provision` on the data dir works beside it."""
+    data = tmp_path / "data"
+    first = Up.launch(data)
+    second: Up | None = None
+    try:
+        await first.until_running()
+        first.stop()
+        assert first.proc.returncode == 0, first.output()
+        path = data / CREDENTIALS_FILE
+        earlier = {name: pw for name, pw in json.loads(path.read_text()).items() if name != PROVISIONER}
+        path.write_text(json.dumps(earlier))
+
+        second = Up.launch(data)
+        await second.until_running()
+
+        now = json.loads(path.read_text())
+        assert {name: pw for name, pw in now.items() if name != PROVISIONER} == earlier and now[PROVISIONER]
+        nc = await second.connect()
+        try:
+            await until(lambda: all_ready(nc), timeout=30, what="services ready")
+        finally:
+            await nc.close()
+        again = await asyncio.to_thread(subprocess.run, [str(REROUTE), "streams", "provision", "--data-dir", str(data)],
+                                        env=_env(), capture_output=True, text=True, timeout=60, check=False)
+        assert again.returncode == 0 and "unchanged" in again.stdout and "updated" not in again.stdout, \
+            again.stdout + again.stderr
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+            assert second.proc.returncode == 0, second.output()
 
 
 def _hold_lock(path: Path, owner: int) -> subprocess.Popen[str]:
