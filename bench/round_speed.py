@@ -10,8 +10,10 @@ instance, the same interpreter and the same load. Prints each run's wall-clock a
 new ÷ old; then scores one plan of each with this tree's evaluator after holding rooms as the service does
 (placements and the gap to the bound, cadence kept, deadlines met, very high seen within 24 h) and says whether
 every run of a revision gave the same plan (the repair re-solves stop at the time limit, so load can change it).
-With `--loop`, one more plan of each runs on a worker thread beside an event loop that wakes every millisecond,
-as the service's round does, and it prints how long the loop waited: the plan holds the GIL while it computes.
+With `--loop`, one more plan of each runs as that revision's service makes it (on a worker thread before
+issue 15's last change, in a process of its own after: bench/round_worker.py) beside an event loop that wakes
+every millisecond, and it prints that plan's wall-clock and how long the loop waited: a plan on a thread holds the
+GIL while OR-Tools solves.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from shared.contracts.codes import Tier
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("round_worker.py")
-SERVICE_TIME_LIMIT_S = 30.0  # reoptimisation.plan_round's
+SERVICE_TIME_LIMIT_S = 30.0  # reoptimisation.TIME_LIMIT_S
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label}: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU, {len(run.plan):,} placed "
                       f"(plan {plan_digest(run.plan)})", flush=True)
         for label in ("old", "new") if args.loop else ():
-            gaps = sorted(time_plan(label, trees[label], instance, work, args.time_limit, loop=True).loop_gaps_s)
-            print(f"  {label} on a worker thread: the event loop woke every {statistics.median(gaps) * 1000:.0f} ms "
+            beside = time_plan(label, trees[label], instance, work, args.time_limit, loop=True)
+            gaps = sorted(beside.loop_gaps_s)
+            print(f"  {label} as its service plans ({beside.wall_s:.1f} s wall, plan {plan_digest(beside.plan)}): "
+                  f"the event loop woke every {statistics.median(gaps) * 1000:.0f} ms "
                   f"(median), waited longest {gaps[-1] * 1000:,.0f} ms, {sum(g > 0.1 for g in gaps)} waits over "
                   f"100 ms", flush=True)
     end_load = os.getloadavg()

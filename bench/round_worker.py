@@ -4,9 +4,11 @@
 
 Imports nothing of bench/ (an older tree's bench may differ), only that tree's optimiser, so the same script
 times any revision. Reads (now, cases, mentors), plans as the service's round does (`optimise` with its time
-limit), and writes the plan as plain data with the wall-clock and CPU time of the call. With `loop`, it plans on
-a worker thread as the service does (`asyncio.to_thread`) while the event loop wakes every millisecond, and
-writes the gaps between its wake-ups as well: how long the plan keeps the loop (health, requests) waiting.
+limit), and writes the plan as plain data with the wall-clock and CPU time of the call. With `loop`, it plans as
+that tree's service does while the event loop wakes every millisecond, and writes the gaps between its wake-ups
+as well: how long the plan keeps the loop (health, requests) waiting. A tree with services/scheduling/planning.py
+plans in a process of its own (`Planner`, the wall-clock then includes starting it and the pickling both ways);
+an older one on a worker thread (`asyncio.to_thread`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,19 @@ def plan(now: Any, cases: Any, mentors: Any, time_limit_s: float) -> Any:
     return optimiser.optimise(cases, mentors, now=now, time_limit_s=time_limit_s)
 
 
+def as_the_service_plans(now: Any, cases: Any, mentors: Any, time_limit_s: float) -> Any:
+    """The plan as the tree's service makes it, awaitable: in a process of its own, or on a worker thread."""
+    try:
+        from services.scheduling import planning
+    except ImportError:
+        return asyncio.to_thread(plan, now, cases, mentors, time_limit_s)
+    job = planning.PlanJob.of(cases, mentors, now=now, current={}, time_limit_s=time_limit_s)
+    return planning.Planner().plan(job)
+
+
 async def plan_beside_loop(now: Any, cases: Any, mentors: Any, time_limit_s: float) -> tuple[Any, list[float]]:
-    """The plan on a worker thread, and the gaps between the event loop's wake-ups meanwhile."""
-    task = asyncio.create_task(asyncio.to_thread(plan, now, cases, mentors, time_limit_s))
+    """The plan as the service makes it, and the gaps between the event loop's wake-ups meanwhile."""
+    task = asyncio.create_task(as_the_service_plans(now, cases, mentors, time_limit_s))
     gaps, last = [], time.perf_counter()
     while not task.done():
         await asyncio.sleep(0.001)

@@ -123,7 +123,7 @@ class ServiceMetrics:
             metric_readers=[reader], resource=Resource.create({"service.name": service}),
             views=[View(instrument_name="reroute.stage.latency",
                         aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS))])
-        meter = self.provider.get_meter("reroute")
+        self._meter = meter = self.provider.get_meter("reroute")
         self._received = meter.create_counter(
             "reroute.referrals.received", description="Referral submissions and updates intake processed, by agency.")
         self._accepted = meter.create_counter(
@@ -158,6 +158,14 @@ class ServiceMetrics:
                                           unit=_UNITS.get(key, ""))
         meter.create_observable_gauge("reroute.ready", callbacks=[self._readiness],
                                       description="1 when the replica is ready (as /readyz), else 0.")
+
+    def live_gauge(self, name: str, read: Callable[[], float], *, description: str) -> None:
+        """A gauge of this replica's own state (`reroute.<name>`), read as Prometheus asks, not sampled: a state
+        that lasts seconds (a batch round in progress) is seen while it lasts."""
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(read(), {"service": self.service})]
+
+        self._meter.create_observable_gauge(f"reroute.{name}", callbacks=[observe], description=description)
 
     def _reader(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:

@@ -232,9 +232,11 @@ class ServiceHost:
         self._consumer_specs.append(ConsumerSpec(stream, subjects, self.subjects.durable(self.name, what), handler,
                                                  tuple(self.subjects.durable(self.name, w) for w in formerly)))
 
-    def reply(self, endpoint: Endpoint[Req, Rep]) -> Callable[[Answer[Req, Rep]], Answer[Req, Rep]]:
+    def reply(self, endpoint: Endpoint[Req, Rep], *, at_once: int = 1
+              ) -> Callable[[Answer[Req, Rep]], Answer[Req, Rep]]:
         """Decorator: `handler` answers `endpoint` on reroute.rpc.<service>.<verb> (the services') and, when people
-        may ask it, on reroute.ask.*.<service>.<verb>, load-shared by replicas.
+        may ask it, on reroute.ask.*.<service>.<verb>, load-shared by replicas. A replica answers `at_once` requests
+        of the endpoint at a time (the next waits), so a handler that refuses while one of its own runs needs 2.
 
         The handler takes the typed request and returns the typed reply; it raises `ServiceError` (NotFound,
         Refused, Invalid) to refuse with a reason. A request that does not fit the model is refused as
@@ -258,7 +260,8 @@ class ServiceHost:
                 return await self._answer(endpoint, handler, message.body, asker=asker)
 
             for subject in subjects:
-                self.router.subscriber(subject, queue=self.name, title=subject, description=endpoint.summary)(answer)
+                self.router.subscriber(subject, queue=self.name, title=subject, description=endpoint.summary,
+                                       max_workers=at_once)(answer)
             return handler
 
         return register

@@ -54,9 +54,15 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     scheduling = rpc.Scheduling(host, settings.calendar_url)
 
     async def reoptimise_periodically() -> None:
+        if scheduling.rounds.in_progress:  # one asked for is running: this one would re-plan what it books
+            log.info("re-optimisation round skipped: one is in progress on this replica")
+            return
         log.info("re-optimisation round: %s", await rpc.reoptimise_now(Empty(), scheduling))
 
     host.every(settings.plan_every_minutes * 60, reoptimise_periodically, name="reoptimisation-round")
+    host.metrics.live_gauge("scheduling.round.in_progress", lambda: float(scheduling.rounds.in_progress),
+                            description="1 while a batch round runs on this replica (its read, its plan in a process "
+                                        "of its own, its booking), else 0.")
     host.sample(waitlist_samples)
     host.sample(safeguarding_samples)
     host.every(settings.vetting_sweep_minutes * 60, partial(rpc.hand_on_barred_cases, scheduling), name="vetting-sweep",
@@ -74,7 +80,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host.reply(scheduling_rpc.SESSION)(partial(rpc.change, scheduling=scheduling))
     host.reply(scheduling_rpc.RECOMMEND)(partial(rpc.recommend_mentors, scheduling=scheduling))
     host.reply(scheduling_rpc.ASSIGN)(partial(rpc.assign_mentor, scheduling=scheduling))
-    host.reply(scheduling_rpc.REOPTIMISE)(partial(rpc.reoptimise_now, scheduling=scheduling))
+    # two at once: a second round asked for while one runs is refused at once, not queued behind it
+    host.reply(scheduling_rpc.REOPTIMISE, at_once=2)(partial(rpc.reoptimise_now, scheduling=scheduling))
     host.reply(scheduling_rpc.WAITLIST)(partial(rpc.waiting, scheduling=scheduling))
     host.reply(safeguarding_rpc.ALERTS)(partial(rpc.alerts_list, scheduling=scheduling))
     host.reply(safeguarding_rpc.ACKNOWLEDGE)(partial(rpc.alerts_ack, scheduling=scheduling))

@@ -37,7 +37,8 @@ from services.scheduling.matching import (
     with_booking,
     without_booking,
 )
-from services.scheduling.optimiser import Allocation, optimise
+from services.scheduling.optimiser import Allocation
+from services.scheduling.planning import PlanJob
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import Interval, earliest_start, to_utc
 from services.scheduling.store import (
@@ -89,27 +90,31 @@ def read_round(conn: Connection, *, now: datetime) -> RoundInput:
     return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()))
 
 
-def plan_round(round_input: RoundInput, *, time_limit_s: float = 30) -> Allocation:
-    """The optimiser's plan: pure and CPU-bound, so the service runs it on a worker thread of its own."""
+TIME_LIMIT_S = 30.0
+"""The round's bound on the optimiser's repair re-solves (`optimise`'s time_limit_s)."""
+
+
+def round_job(round_input: RoundInput, *, time_limit_s: float = TIME_LIMIT_S) -> PlanJob:
+    """What the optimiser plans from, as plain data: the service plans it in a process of its own
+    (services/scheduling/planning.py)."""
     current = {r.referral_id: r.mentor_id for r in round_input.movable
                if r.status == CaseStatus.SCHEDULED and r.mentor_id is not None}
-    plan = optimise(round_input.cases, round_input.mentors, now=round_input.now, current=current,
-                    time_limit_s=time_limit_s)
+    return PlanJob.of(round_input.cases, round_input.mentors, now=round_input.now, current=current,
+                      time_limit_s=time_limit_s)
+
+
+def plan_round(round_input: RoundInput, *, time_limit_s: float = TIME_LIMIT_S) -> Allocation:
+    """The optimiser's plan in this process (pure and CPU-bound: the service makes it in a process of its own)."""
+    plan = round_job(round_input, time_limit_s=time_limit_s).plan()
+    warn_if_urgent_level_dropped(round_input, plan)
+    return plan
+
+
+def warn_if_urgent_level_dropped(round_input: RoundInput, plan: Allocation) -> None:
     if plan.urgent_level_dropped:
         log.warning("batch round over %d referrals: too wide to weigh very high referrals' 24 h deadlines above the "
                     "match; planned without (very high still placed first). Smaller rounds keep it.",
                     len(round_input.cases))
-    return plan
-
-
-def reoptimise(
-    conn: Connection, *, now: datetime, subjects: Subjects, tracer: trace.Tracer, time_limit_s: float = 30
-) -> tuple[dict[str, object], list[Outgoing]]:
-    """Run one re-optimisation round in one transaction: read, plan and book what the optimiser places."""
-    lock_bookings(conn)
-    round_input = read_round(conn, now=now)
-    return book_round(conn, round_input, plan_round(round_input, time_limit_s=time_limit_s), now=now,
-                      subjects=subjects, tracer=tracer)
 
 
 def book_round(

@@ -3,12 +3,11 @@ it needs, and returns its typed reply or raises a `ServiceError`. `app.create_ap
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -25,7 +24,14 @@ from services.scheduling.constraints import default_offices, mentor_problems, wi
 from services.scheduling.lifecycle import HOLDING_A_ROOM, LIVE, LifecycleRefused
 from services.scheduling.matching import LONDON, deadline_for
 from services.scheduling.mentor_changes import move_cases_away, move_sessions_for_leave, why_cases_move
-from services.scheduling.reoptimisation import RoundInput, book_round, plan_round, read_round
+from services.scheduling.planning import PlannerDied, Rounds
+from services.scheduling.reoptimisation import (
+    RoundInput,
+    book_round,
+    read_round,
+    round_job,
+    warn_if_urgent_level_dropped,
+)
 from services.scheduling.sessions import change_session, close
 from services.scheduling.tables import AlertRow, CaseRow
 from shared import alerts
@@ -86,6 +92,7 @@ class Scheduling:
     host: ServiceHost
     feed_url: str | None
     """Public base URL of the calendar feeds when proxied; else where the service serves them."""
+    rounds: Rounds = field(default_factory=Rounds)
 
 
 @contextmanager
@@ -374,17 +381,35 @@ async def assign_mentor(request: AssignRequest, scheduling: Scheduling) -> Assig
 
 
 async def reoptimise_now(_: Empty, scheduling: Scheduling) -> RoundResult:
-    host = scheduling.host
+    """One batch round on this replica, refused while another runs here: a second round straight after would re-plan
+    what the first has just booked."""
+    rounds = scheduling.rounds
+    if rounds.since is not None:
+        raise Refused(f"a batch round is in progress on this replica (started {rounds.since:%H:%M:%S} UTC); ask "
+                      "again once it has finished (whoever started it gets its result)")
+    rounds.since = datetime.now(UTC)
+    try:
+        return await _round(scheduling.host, rounds)
+    finally:
+        rounds.since = None
 
+
+async def _round(host: ServiceHost, rounds: Rounds) -> RoundResult:
     def read() -> RoundInput:
         with host.engine.connect() as conn:
             return read_round(conn, now=datetime.now(UTC))
 
     planned = await host.database.run(read)
-    # The solve takes seconds of CPU at an organisation's size: it runs on a worker thread of its own, so the
-    # database thread (the consumers, other requests) and the event loop (health, the HTTP face) keep answering;
-    # the plan is checked again under the booking lock when it is booked.
-    result = await asyncio.to_thread(plan_round, planned)
+    # The solve takes seconds of CPU at an organisation's size, and OR-Tools holds the GIL while it solves: it runs
+    # in a process of its own, so the event loop (health, requests, the HTTP face) and the database thread (the
+    # consumers) keep answering; the plan is checked again under the booking lock when it is booked.
+    try:
+        result = await rounds.planner.plan(round_job(planned))
+    except PlannerDied as exc:
+        log.error("batch round over %d referrals failed, nothing booked: %s", len(planned.cases), exc)
+        raise ServiceError(ErrorCode.UNAVAILABLE, f"the batch round failed and booked nothing: {exc}; "
+                                                  "ask again (the next round starts a new one)") from None
+    warn_if_urgent_level_dropped(planned, result)
 
     def book(conn: Connection, now: datetime) -> tuple[RoundResult, list[Outgoing]]:
         done, out = book_round(conn, planned, result, now=now, subjects=host.subjects, tracer=host.tracer)

@@ -1,0 +1,134 @@
+"""The batch round's plan in a process of its own (`python -m services.scheduling.planning`, started per round).
+
+The plan is pure and CPU-bound, and OR-Tools' min-cost-flow solve holds Python's GIL for a second or more at an
+organisation's size: on a thread it held up the service's event loop (health, requests, consumers) that long. In a
+process of its own it holds nothing of the service's, and its memory (the flow's arcs) goes back to the system when
+the round ends. A round is rare, so a fresh process per round (about half a second to start) is simpler than a
+pool kept alive beside the service. The job goes in on stdin and the plan comes back on stdout, both pickled plain
+data (dataclasses of the domain: `Case`, `MentorState`, `Allocation`); the child writes nothing else there.
+
+The child is ours, started from this interpreter, and reads only what its parent wrote: pickle is safe here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from services.scheduling.constraints import Case, MentorState
+from services.scheduling.optimiser import Allocation, optimise
+
+log = logging.getLogger(__name__)
+
+MODULE = "services.scheduling.planning"
+
+
+class PlanFailed(Exception):
+    """The planning process gave no plan: the optimiser raised there (a fault: its words stay in the log)."""
+
+
+class PlannerDied(PlanFailed):
+    """The planning process ended without a plan: killed (out of memory, say) or crashed."""
+
+
+@dataclass(frozen=True)
+class PlanJob:
+    """Everything `optimise` plans from, as plain picklable data."""
+
+    now: datetime
+    cases: list[Case]
+    mentors: list[MentorState]
+    current: dict[str, str]
+    time_limit_s: float
+
+    @classmethod
+    def of(cls, cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime, current: dict[str, str],
+           time_limit_s: float) -> PlanJob:
+        """The job, its states rebuilt from their fields: the work they cached (days, venues) stays behind."""
+        return cls(now, [replace(c) for c in cases], [replace(m) for m in mentors], current, time_limit_s)
+
+    def plan(self) -> Allocation:
+        return optimise(self.cases, self.mentors, now=self.now, current=self.current, time_limit_s=self.time_limit_s)
+
+
+class Planner:
+    """Runs each round's plan in a fresh child process, one at a time; `pid` is the child's while it runs."""
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def plan(self, job: PlanJob) -> Allocation:
+        """The plan, made in a child process; `PlanFailed` saying why when there is none. Cancelled, it kills
+        the child."""
+        if self._process is not None:
+            raise RuntimeError("a plan is already being made")
+        data = await asyncio.to_thread(pickle.dumps, job, pickle.HIGHEST_PROTOCOL)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the modules we run
+        self._process = process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        try:
+            out, _ = await process.communicate(data)
+        except BaseException:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            raise
+        finally:
+            self._process = None
+        if process.returncode != 0 or not out:
+            raise PlannerDied(f"the planning process ended without a plan: {_ending(process.returncode)}")
+        outcome = pickle.loads(out)  # our own child's output: safe to unpickle
+        if isinstance(outcome, str):
+            raise PlanFailed(f"the optimiser failed: {outcome}")
+        if not isinstance(outcome, Allocation):
+            raise PlanFailed(f"the planning process answered {type(outcome).__name__}, not a plan")
+        return outcome
+
+
+@dataclass
+class Rounds:
+    """This replica's batch rounds: one at a time, each planned by `planner`."""
+
+    planner: Planner = field(default_factory=Planner)
+    since: datetime | None = None
+    """When the round in progress started (its read, plan and booking); None: none is."""
+
+    @property
+    def in_progress(self) -> bool:
+        return self.since is not None
+
+
+def _ending(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        why = " (killed: out of memory, or by an operator)" if -code == signal.SIGKILL else ""
+        return f"killed by {name}{why}"
+    return f"exit code {code}"
+
+
+def main() -> None:
+    """The child: a job on stdin, its plan on stdout; the optimiser's error, as words, in its place."""
+    job: PlanJob = pickle.load(sys.stdin.buffer)  # written by our parent: safe to unpickle
+    try:
+        outcome: Allocation | str = job.plan()
+    except Exception as exc:  # the parent reports it, and the round fails with it
+        logging.basicConfig()
+        log.exception("planning failed")
+        outcome = f"{type(exc).__name__}: {exc}"
+    sys.stdout.buffer.write(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    main()
