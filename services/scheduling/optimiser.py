@@ -329,8 +329,8 @@ class _Optimisation:
                 self.urgent_level_dropped = True
                 return self.solve(cases, urgent_level=False)
             raise RuntimeError(f"the round's costs exceed the flow's range ({len(cases)} referrals): split the round")
-        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (on a worker thread;
-        # Python's import lock makes a first import there safe) solves a flow.
+        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (in its planning
+        # process, services/scheduling/planning.py) solves a flow.
         import numpy as np
         from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
 
