@@ -9,6 +9,7 @@ consumer idempotent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import threading
@@ -19,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import nats.errors
+from nats.aio.client import NO_RESPONDERS_STATUS
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from nats.js.errors import APIError
+from nats.js.api import Header
+from nats.js.errors import APIError, NoStreamResponseError
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -123,8 +126,8 @@ REFUSED_FOR_GOOD = {10054: "the stream's maximum message size"}
 class OutboxRelay:
     """Publishes outbox rows: right after each commit, and in a sweep for anything left behind.
 
-    Each row is published as its own JetStream request, all of them in flight at once (pipelined), and each
-    row's PubAck or error is handled on its own; every wait is bounded (`ack_timeout`) and no lock is held
+    Each row is published as its own JetStream request, all of them in flight at once (pipelined, `PubAcks`), and
+    each row's PubAck or error is handled on its own; every wait is bounded (`ack_timeout`) and no lock is held
     across it. A row that is not confirmed (connection lost, server restarting, stream without a leader) is
     simply left unsent, and the sweep publishes it again with the same `Nats-Msg-Id`, which the stream
     acknowledges as a duplicate if the first copy was stored. A row NATS refuses for good (larger than the
@@ -152,6 +155,7 @@ class OutboxRelay:
         self.oldest_unsent_age: float = 0.0
         """Seconds since the oldest unsent (and not parked) row was written, as of the last sweep (0: none)."""
         self._failing_since: float | None = None
+        self._pubacks: PubAcks | None = None
 
     async def publish(self, messages: Sequence[Outgoing]) -> int:
         """Publish with pipelined PubAcks and remember what the stream confirmed or refused for good; returns how
@@ -162,8 +166,9 @@ class OutboxRelay:
         """
         if not messages:
             return 0
-        max_payload = _connection(self._js).max_payload
-        requests: dict[asyncio.Task[PubAck], Outgoing] = {}
+        nc = _connection(self._js)
+        max_payload = nc.max_payload
+        sending: list[tuple[Outgoing, dict[str, str]]] = []
         parked: list[tuple[Outgoing, str]] = []
         for m in messages:
             headers = {**m.headers, "Nats-Msg-Id": m.event_id}
@@ -171,25 +176,25 @@ class OutboxRelay:
             if size > max_payload:  # the server would close the connection on it: never send it
                 parked.append((m, f"{size} bytes, over the NATS server's max_payload of {max_payload} bytes"))
                 continue
-            requests[asyncio.ensure_future(self._js.publish(m.subject, m.payload, timeout=self._ack_timeout,
-                                                            headers=headers))] = m
+            sending.append((m, headers))
         confirmed: list[str] = []
         problem: BaseException | None = None
-        if requests:
-            try:  # each request times out on its own; this bounds a send stuck behind a full buffer too
-                done, pending = await asyncio.wait(requests, timeout=self._ack_timeout + 1)
-            finally:
-                for request in requests:
-                    request.cancel()  # those still pending (or all, when the service is stopping)
-            for request in done:
-                if (error := request.exception()) is None:
-                    confirmed.append(requests[request].event_id)
+        if sending:
+            if self._pubacks is None or self._pubacks.nc is not nc:
+                self._pubacks = PubAcks(nc)
+            answers = await self._pubacks.publish([(m.subject, m.payload, h) for m, h in sending], self._ack_timeout)
+            unanswered = 0
+            for (m, _), error in zip(sending, answers, strict=True):
+                if error is None:
+                    confirmed.append(m.event_id)
                 elif (why := refused_for_good(error)) is not None:
-                    parked.append((requests[request], why))
+                    parked.append((m, why))
+                elif isinstance(error, NoAnswer):
+                    unanswered += 1
                 else:
                     problem = problem or error
-            if pending and problem is None:
-                problem = TimeoutError(f"{len(pending)} PubAcks not received within {self._ack_timeout:g} s")
+            if unanswered and problem is None:
+                problem = TimeoutError(f"{unanswered} PubAcks not received within {self._ack_timeout:g} s")
         now = datetime.now(UTC)
         for m, why in parked:
             log.error("outbox: NATS refused event %s on %s for good (%s); it is parked: kept in the outbox, not "
@@ -198,9 +203,10 @@ class OutboxRelay:
         if confirmed:
             done_ids = set(confirmed)
             published = [m for m in messages if m.event_id in done_ids]
-            for m in published:  # an operator's trail: grep a referral id, or follow a trace id across services
-                log.info("published %s (event %s)", m.subject, m.event_id,
-                         extra=about(headers=m.headers, referral_id=referral_of(m.payload)))
+            if log.isEnabledFor(logging.INFO):  # reading each payload for its referral id costs more than the publish
+                for m in published:  # an operator's trail: grep a referral id, or follow a trace id across services
+                    log.info("published %s (event %s)", m.subject, m.event_id,
+                             extra=about(headers=m.headers, referral_id=referral_of(m.payload)))
             if self._on_published is not None:
                 self._on_published(published)
         with self._outcomes_lock:
@@ -287,6 +293,93 @@ class OutboxRelay:
                 await asyncio.wait_for(stop.wait(), timeout=self._sweep_seconds)
             except TimeoutError:
                 pass
+
+
+class NoAnswer(TimeoutError):
+    """No PubAck within the time allowed (the server restarting, the stream without a leader, the link gone)."""
+
+
+class PubAcks:
+    """JetStream publishes in flight at once, each answered on one reply subscription of our own.
+
+    What `js.publish` does for one message (a request whose answer is the PubAck or the stream's error), for many:
+    every message is written, then the answers are awaited together under one bound. `js.publish` each in a task of
+    its own cost three times as much CPU as the publish itself (a task, a future and a timer per message), which
+    was the most of a service's cost per event after its transaction. Public nats-py API only: the reply subjects
+    are under the client's inbox prefix (`_INBOX_<service>`, which its NATS user may subscribe to), and the
+    subscription is made once and kept across reconnects by the client."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self._prefix: str | None = None
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._next = itertools.count()
+
+    async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]],
+                      timeout: float) -> list[BaseException | None]:
+        """Each message's outcome, in order: None (stored, or a duplicate the stream dropped), the stream's or the
+        client's error, or `NoAnswer`. Waits at most `timeout` for the answers, and as long again for writes held
+        up behind a full buffer."""
+        outcomes: list[BaseException | None] = [NoAnswer() for _ in messages]
+        asked: dict[asyncio.Future[Msg], int] = {}
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    prefix = await self._subscribed()
+                    for i, (subject, payload, headers) in enumerate(messages):
+                        token = str(next(self._next))
+                        answer: asyncio.Future[Msg] = loop.create_future()
+                        self._waiting[token] = answer
+                        try:
+                            await self.nc.publish(subject, payload, reply=prefix + token, headers=headers)
+                        except Exception as exc:  # noqa: BLE001 - closed, draining, too large: this one's outcome
+                            del self._waiting[token]
+                            outcomes[i] = exc
+                            continue
+                        asked[answer] = i
+            except TimeoutError:
+                pass  # held up writing (or subscribing): what was not written has NoAnswer
+            if asked:
+                await asyncio.wait(asked, timeout=timeout)
+            for answer, i in asked.items():
+                if answer.done() and not answer.cancelled():
+                    outcomes[i] = _puback_error(answer.result())
+        finally:
+            for answer in asked:
+                answer.cancel()
+            self._waiting = {t: f for t, f in self._waiting.items() if not f.done()}
+        return outcomes
+
+    async def _subscribed(self) -> str:
+        if self._prefix is None:
+            prefix = self.nc.new_inbox() + "."
+            await self.nc.subscribe(prefix + "*", cb=self._answered)
+            self._prefix = prefix
+        return self._prefix
+
+    async def _answered(self, msg: Msg) -> None:
+        assert self._prefix is not None
+        answer = self._waiting.pop(msg.subject[len(self._prefix):], None)
+        if answer is not None and not answer.done():
+            answer.set_result(msg)
+
+
+def _puback_error(msg: Msg) -> BaseException | None:
+    """What `js.publish` would raise for this answer, or None for a PubAck."""
+    if msg.headers and msg.headers.get(Header.STATUS) == NO_RESPONDERS_STATUS:
+        return NoStreamResponseError()
+    try:
+        answer = json.loads(msg.data)
+    except ValueError as exc:
+        return exc
+    if isinstance(answer, dict) and "error" in answer:
+        try:
+            APIError.from_error(answer["error"])  # raises the error's own class, as js.publish does
+        except APIError as exc:
+            return exc
+        return APIError(description=str(answer["error"]))  # from_error always raises; never take an error for a PubAck
+    return None
 
 
 def referral_of(payload: bytes) -> str | None:

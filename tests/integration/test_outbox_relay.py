@@ -14,6 +14,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
+from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import Engine, insert, select
 from sqlmodel import SQLModel, col
 
@@ -21,7 +22,7 @@ from apps.devstack.local_nats import start_nats_server
 from shared import deadletters
 from shared.db import DatabaseThread, make_engine
 from shared.deadletters import DeadLetterRow
-from shared.outbox import OutboxRelay, OutboxRow
+from shared.outbox import NoAnswer, OutboxRelay, OutboxRow, PubAcks, refused_for_good
 from shared.settings import ServiceSettings
 
 
@@ -153,5 +154,38 @@ async def test_an_event_nobody_stores_yet_stays_unsent_and_goes_out_with_its_id_
 
         assert await _stored(nc, name) == ["e1"]
         assert outbox.row("e1").sent_at is not None
+    finally:
+        await nc.close()
+
+
+async def test_pubacks_of_one_batch_are_told_apart_message_by_message(nats_url: str) -> None:
+    """Many publishes in flight on one reply subscription: each message gets its own answer, in order, whatever the
+    others got; the same subscription serves the next batch; an answer that never comes is NoAnswer."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        name = f"ACKS{uuid.uuid4().hex[:8]}"
+        subject = f"{name.lower()}.events"
+        await js.add_stream(StreamConfig(name=name, subjects=[subject], max_msg_size=1000))
+        pubacks = PubAcks(nc)
+        first = [(subject, b"one", {"Nats-Msg-Id": "a"}), (subject, b"x" * 2000, {"Nats-Msg-Id": "big"}),
+                 (f"{name.lower()}.nobody", b"lost", {"Nats-Msg-Id": "b"}), (subject, b"one again", {"Nats-Msg-Id": "a"}),
+                 (subject, b"two", {"Nats-Msg-Id": "c"})]
+
+        outcomes = await pubacks.publish(first, timeout=2)
+
+        assert outcomes[0] is None and outcomes[3] is None and outcomes[4] is None, "stored, or dropped as duplicate"
+        assert isinstance(outcomes[1], APIError) and outcomes[1].err_code == 10054
+        assert refused_for_good(outcomes[1]) is not None
+        assert isinstance(outcomes[2], NoStreamResponseError) and refused_for_good(outcomes[2]) is None
+        assert await _stored(nc, name) == ["a", "c"]
+        assert await pubacks.publish([(subject, b"three", {"Nats-Msg-Id": "d"})], timeout=2) == [None]
+        assert await _stored(nc, name) == ["a", "c", "d"]
+
+        await js.delete_stream(name)
+        quiet = await nc.subscribe(subject)  # someone there (no "no responders"), who never answers
+        (silence,) = await pubacks.publish([(subject, b"four", {"Nats-Msg-Id": "e"})], timeout=0.3)
+        assert isinstance(silence, NoAnswer)
+        await quiet.unsubscribe()
     finally:
         await nc.close()
