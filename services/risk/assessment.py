@@ -178,6 +178,8 @@ def _lower_first(text: str) -> str:
 
 def _hit(factor: IndicatorFactor, facts: _Facts, recency: Sequence[RecencyBand]) -> _Hit | None:
     """The highest-scoring of the factor's indicators present (and within its window), if any."""
+    if facts.seen.keys().isdisjoint(factor.points):  # most factors, for most referrals: nothing more to look at
+        return None
     hits = [
         _Hit(code, points, _multiplier(recency, seen, facts.today) if recency else 1.0, seen)
         for code, points in factor.points.items()
