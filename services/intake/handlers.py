@@ -120,14 +120,14 @@ def decide_submissions(
     checked = [(s, r) for s, r in checked
                if not (isinstance(r, list) and s.delivery is not None and drop_if_server_reply(s.delivery))]
     valid = [(s, r) for s, r in checked if isinstance(r, Referral | Withdrawal)]
+    people = {id(r): match_keys(keys.matcher, r) for _, r in valid if isinstance(r, Referral)}  # once per referral
     store = ReferralStore(conn, keys)
-    store.load({(s.agency_id, r.agency_referral_id) for s, r in valid},
-               {k for _, r in valid if isinstance(r, Referral) for k in match_keys(keys.matcher, r)})
+    store.load({(s.agency_id, r.agency_referral_id) for s, r in valid}, {k for ks in people.values() for k in ks})
     decisions: list[Decision] = []
     out: list[Outgoing] = []
     for submission, result in checked:
         decision, events = _decide(store, submission, result, now=now, subjects=subjects, keys=keys,
-                                   status_base=status_base, tracer=tracer)
+                                   status_base=status_base, tracer=tracer, person_keys=people.get(id(result), []))
         decisions.append(decision)
         out += events
     store.save(now=now)
@@ -150,8 +150,9 @@ def _check(s: Submission, max_body_bytes: int | None) -> Referral | Withdrawal |
 
 def _decide(
     store: ReferralStore, s: Submission, result: Referral | Withdrawal | list[FieldError], *, now: datetime,
-    subjects: Subjects, keys: IntakeKeys, status_base: str | None, tracer: trace.Tracer,
+    subjects: Subjects, keys: IntakeKeys, status_base: str | None, tracer: trace.Tracer, person_keys: list[str],
 ) -> tuple[Decision, list[Outgoing]]:
+    """`person_keys`: the referral's `match_keys`, worked out once for the batch's look-up."""
     s.span.set_attribute("agency.id", s.agency_id)
     if isinstance(result, Withdrawal):
         return _withdraw(store, s, result, now=now, subjects=subjects, keys=keys, tracer=tracer)
@@ -170,13 +171,13 @@ def _decide(
     outcome: Outcome
     if stored is None:
         stored = StoredReferral(new_referral_id(), s.agency_id, result.agency_referral_id, now, body, revision=0,
-                                submissions=1, person_id=store.person_for(match_keys(keys.matcher, result)),
+                                submissions=1, person_id=store.person_for(person_keys),
                                 cloudevent=s.cloudevent, trace_context=traceparent(s.span))
         store.add(stored)
         event, outcome = event_id(keys, "accepted", stored.referral_id, "0"), "accepted"
     elif s.kind == "updated" and body != stored.body:
         stored.body, stored.revision, stored.changed = body, stored.revision + 1, True
-        person_id = store.person_for(match_keys(keys.matcher, result))
+        person_id = store.person_for(person_keys)
         if person_id != stored.person_id:
             store.move(stored, person_id)
         event, outcome = event_id(keys, "accepted", stored.referral_id, str(stored.revision)), "updated"

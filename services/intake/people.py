@@ -75,7 +75,8 @@ def first_name(referral: Referral) -> str:
 
 
 def _letters(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if unicodedata.category(c).startswith("L"))
+    """The letters (general category L*, exactly what `str.isalpha` tests) of the NFKD form."""
+    return "".join(filter(str.isalpha, unicodedata.normalize("NFKD", text)))
 
 
 def _skeleton(text: str) -> str:

@@ -125,6 +125,25 @@ def test_the_same_person_twice_in_one_batch_is_one_person_referred_again(db: tup
     assert events[1]["previously_referred"]["count"] == 1
 
 
+def test_in_one_batch_a_bad_submission_is_rejected_and_each_other_finds_its_own_person(
+    db: tuple[Engine, IntakeKeys]
+) -> None:
+    """Each referral's match keys are worked out once for the batch: a rejected body among them, and a repeat of one
+    of them, shift no one onto another's person."""
+    first = referral("R1", language="en")
+    other = referral("R2", language="en")
+    other["young_person"] |= {"given_name": "Amara", "date_of_birth": "2011-01-01"}
+    again = referral("R3", language="en")
+    again["young_person"] |= {"given_name": "JORDAN"}
+
+    decisions, everything = decide(db, b'{"agency_referral_id": "BAD"', first, other, first, again)
+
+    assert [d.outcome for d in decisions] == ["rejected", "accepted", "accepted", "duplicate", "accepted"]
+    people = {e["agency_referral_id"]: e["person_id"] for e in recorded(everything)}
+    assert people["R1"] == people["R3"] != people["R2"]
+    assert [e["agency_referral_id"] for e in told(everything) if e["subject"] == "referrals.rejected.yot"] == [None]
+
+
 def test_an_update_that_corrects_the_birth_date_moves_the_referral_to_that_person(
     db: tuple[Engine, IntakeKeys]
 ) -> None:
