@@ -72,12 +72,13 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def outgoing(event: Event, subject: str, *, span: trace.Span | None = None) -> Outgoing:
-    """Serialise an event, carrying the trace context of `span` (or the current one) on its headers."""
+def outgoing(event: Event, subject: str, *, span: trace.Span | None = None, payload: str | None = None) -> Outgoing:
+    """Serialise an event (unless given its `payload`, `event.model_dump_json()` done already), carrying the trace
+    context of `span` (or the current one) on its headers."""
     headers: dict[str, str] = {"content-type": "application/json"}
     ctx = trace.set_span_in_context(span) if span is not None else None
     _propagator.inject(headers, context=ctx)
-    return Outgoing(event.event_id, subject, event.model_dump_json().encode(), headers)
+    return Outgoing(event.event_id, subject, (payload or event.model_dump_json()).encode(), headers)
 
 
 def add_to_outbox(conn: Connection, messages: Sequence[Outgoing], *, now: datetime) -> None:

@@ -126,8 +126,10 @@ def review(case: Case, request: OverrideRequest, *, rules: RuleSet, now: datetim
 
 def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, now: datetime, subjects: Subjects,
           spans: dict[str, trace.Span] | None = None) -> list[Outgoing]:
-    """Save changed cases, the assessments and alerts; return the events (alerts first) for the outbox."""
-    save_cases(conn, cases, now=now)
+    """Save changed cases, the assessments and alerts; return the events (alerts first) for the outbox. Each new
+    assessment is serialised once, for its row, its case's `latest` and its event alike."""
+    dumped = {id(r.assessed): r.assessed.model_dump_json() for r in decided}
+    save_cases(conn, cases, now=now, dumped=dumped)
     out: list[Outgoing] = []
     assessments, alerts = [], []
     for result in decided:
@@ -137,7 +139,7 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
             "event_id": a.event_id, "referral_id": a.referral_id, "number": a.number, "assessed_at": now,
             "computed_tier": a.computed_tier.value, "final_tier": a.tier.value,
             "cause": a.change.cause if a.change else "referral", "changed_by": result.changed_by,
-            "rules_version": a.rules_version, "event": a.model_dump_json(),
+            "rules_version": a.rules_version, "event": dumped[id(a)],
         })
         for alert in result.alerts:
             alerts.append({
@@ -145,7 +147,7 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
                 "rule_id": alert.rule_id, "raised_at": now, "deadline": alert.deadline, "actions": json.dumps(alert.actions),
             })
             out.append(outgoing(alert, subjects.alert(alert.agency_id), span=span))
-        out.append(outgoing(a, subjects.assessed(a.agency_id), span=span))
+        out.append(outgoing(a, subjects.assessed(a.agency_id), span=span, payload=dumped[id(a)]))
     if assessments:
         conn.execute(insert(AssessmentRecord), assessments)
     if alerts:
@@ -166,11 +168,13 @@ def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
     return cases
 
 
-def save_cases(conn: Connection, cases: Iterable[Case], *, now: datetime) -> None:
+def save_cases(conn: Connection, cases: Iterable[Case], *, now: datetime, dumped: dict[int, str] | None = None) -> None:
+    """`dumped`: assessments serialised already, by `id()`."""
     def values(c: Case) -> dict[str, object]:
         a = c.latest
+        latest = (dumped or {}).get(id(a)) or a.model_dump_json()
         return {
-            "facts": c.facts.model_dump_json(), "latest": a.model_dump_json(), "tier": a.tier.value,
+            "facts": c.facts.model_dump_json(), "latest": latest, "tier": a.tier.value,
             "computed_tier": a.computed_tier.value, "override": a.override.kind if a.override else None,
             "rules_version": a.rules_version, "review_due": a.review_due, "updated_at": now,
             "trace_context": c.trace_context,
