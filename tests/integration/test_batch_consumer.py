@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, col
 from shared.db import DatabaseThread, make_engine
 from shared.deadletters import DeadLetterRow
 from shared.messaging import BatchConsumer, Delivery, PoisonMessage
-from shared.outbox import InboxRow, Outgoing, OutboxRelay, OutboxRow
+from shared.outbox import InboxRow, OutboxRelay, OutboxRow, Outgoing
 from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from tests.support.waiting import wait_until
@@ -59,7 +59,8 @@ async def test_a_poison_message_in_a_batch_holds_back_none_of_the_others(nats_ur
 
         async def settled() -> bool:
             info = await js.consumer_info(name, consumer.durable)
-            return info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq >= len(bodies)
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0
+                        and info.delivered.stream_seq >= len(bodies))
 
         await wait_until(settled, timeout=20, what="every message acknowledged, or terminated")
         stop.set()
