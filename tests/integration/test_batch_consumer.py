@@ -56,6 +56,7 @@ async def test_a_poison_message_in_a_batch_holds_back_none_of_the_others(nats_ur
                                  tracer=trace.get_tracer(__name__), subjects=Subjects(), stream=name,
                                  filter_subjects=[subject_in], durable=f"svc-{name.lower()}", handler=handler)
         running = asyncio.create_task(consumer.run(stop))
+        await asyncio.wait_for(consumer.ready.wait(), timeout=10)  # the durable consumer exists
 
         async def settled() -> bool:
             info = await js.consumer_info(name, consumer.durable)
