@@ -81,8 +81,8 @@ compose := $(COMPOSE) -p $(COMPOSE_PROJECT) --env-file $(COMPOSE_ENV)
 images:  ## CI's Debian-built images for docker-compose.ci.yml (as root: debootstrap; a running Docker engine)
 	deploy/ci/build-images.sh
 
-compose-env:  ## deploy/.env with fresh secrets and the published ports (an existing one is kept)
-	$(PYTHON) -m apps.container.env $(COMPOSE_ENV)
+compose-env: $(STAMP)  ## deploy/.env with fresh secrets and the published ports (an existing one is kept)
+	$(BIN)/python -m apps.container.env $(COMPOSE_ENV)
 
 compose-up: compose-env  ## build reroute's image on python:3.11-slim and start the stack; returns once it is healthy
 	$(compose) up -d --build

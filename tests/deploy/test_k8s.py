@@ -346,6 +346,27 @@ def test_the_example_script_makes_every_secret_the_manifests_use(
     assert not list(K8S.rglob("*.env")), "no secret files beside the manifests"
 
 
+def test_the_example_script_runs_from_any_directory_and_stops_when_it_cannot_hash(tmp_path: Path) -> None:
+    """Run from elsewhere it still finds the project's code; with a Python that cannot make the provisioner's bcrypt
+    hash it stops with a reason, instead of making (and, on a later run, keeping) a Secret with an empty hash."""
+    base = {**os.environ, "KUBECTL": str(kubectl()), "NAMESPACE": "reroute"}
+    elsewhere = subprocess.run([str(K8S / "create-secrets.example.sh"), "--print"], check=False, capture_output=True,
+                               text=True, env={**base, "PYTHON": sys.executable}, cwd=tmp_path, timeout=120)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    made = {o["metadata"]["name"]: o for o in yaml.safe_load_all(elsewhere.stdout) if o}
+    hashed = base64.b64decode(made["reroute-provisioner"]["data"]["password-hash"])
+    assert bcrypt.checkpw(base64.b64decode(made["reroute-provisioner"]["data"]["password"]), hashed)
+
+    no_bcrypt = tmp_path / "python"  # a Python on which `import bcrypt` fails, as a bare python3 without the venv
+    no_bcrypt.write_text(f"#!/bin/sh\nexec {sys.executable} -S -I \"$@\"\n")
+    no_bcrypt.chmod(0o755)
+    failed = subprocess.run([str(K8S / "create-secrets.example.sh"), "--print"], check=False, capture_output=True,
+                            text=True, env={**base, "PYTHON": str(no_bcrypt)}, cwd=tmp_path, timeout=120)
+    assert failed.returncode != 0
+    assert "could not make the provisioner's bcrypt hash" in failed.stderr
+    assert "reroute-provisioner" not in failed.stdout
+
+
 def test_only_the_migrate_job_holds_the_provisioners_password_and_nats_only_its_hash(
         rendered: list[dict[str, Any]]) -> None:
     """The provisioner may reconfigure every stream (which can republish any subject): its password reaches the Job
