@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
@@ -26,13 +26,20 @@ def run(name: str, load: Callable[[], S], serve: Callable[[S], Coroutine[Any, An
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keep_files_private(settings.data_dir)
         configure_logging(name, settings.log_level, settings.log_format)
-        asyncio.run(serve(settings))
     except (ConfigurationError, ValidationError) as exc:
-        print(f"{name} cannot start: {_reason(exc)}", file=sys.stderr)
-        sys.exit(2)
+        _cannot_start(name, exc)
+    try:
+        asyncio.run(serve(settings))
+    except ConfigurationError as exc:  # a setting checked as the process starts (intake's keys); a ValidationError
+        _cannot_start(name, exc)       # while it serves is a bug, with its traceback
 
 
-def _reason(exc: ConfigurationError | ValidationError) -> str:
+def _cannot_start(name: str, exc: ConfigurationError | ValidationError) -> NoReturn:
+    print(f"{name} cannot start: {setting_problems(exc)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def setting_problems(exc: ConfigurationError | ValidationError) -> str:
     """What to fix: a ValidationError as each setting and what is wrong with it, never its value (it may be a
     secret: a password in NATS_URL, a token)."""
     if isinstance(exc, ConfigurationError):

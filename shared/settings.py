@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -40,8 +41,14 @@ def keep_files_private(data_dir: Path | None = None) -> None:
     """Files this process creates are its user's alone (0600, directories 0700), and the data dir is closed to
     others: it holds children's data (databases, logs, traces, keys). Call first thing in every entry point."""
     os.umask(0o077)
-    if data_dir is not None and data_dir.is_dir():
+    if data_dir is None or not data_dir.is_dir():
+        return
+    try:
         data_dir.chmod(0o700)
+    except PermissionError:  # not this user's directory (a Kubernetes volume is root's, shared through fsGroup)
+        if data_dir.stat().st_mode & 0o007:
+            print(f"warning: {data_dir} is open to other users and this user may not close it: chmod o-rwx it",
+                  file=sys.stderr)
 
 
 class ConfigurationError(RuntimeError):
@@ -51,7 +58,7 @@ class ConfigurationError(RuntimeError):
 class ServiceSettings(BaseSettings):
     """Settings common to the three services. Environment variables are prefixed `REROUTE_` unless noted."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(default=Path(".reroute"), description="Where SQLite files, traces and the local NATS live.")
     nats_url: str | None = Field(

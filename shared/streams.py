@@ -243,13 +243,18 @@ async def missing(js: JetStreamContext, names: list[str]) -> list[str]:
 
 async def provision_at(servers: list[str], subjects: Subjects, *, replicas: int) -> list[Provisioned]:
     """Connect to NATS (any of `servers`), as the provisioner on a server with users, and provision every stream.
-    Its replies come on the provisioner's own inbox, the only one it may read."""
+    As the provisioner, replies come on its own inbox, the only one it may read; as any other user (a server
+    without users, a cluster's own administrator), on the default `_INBOX`."""
+    from urllib.parse import urlsplit
+
     import nats
 
     from shared.nats_auth import PROVISIONER, inbox_prefix
 
+    as_provisioner = any(urlsplit(server).username == PROVISIONER for server in servers)
+    prefix = inbox_prefix(PROVISIONER) if as_provisioner else "_INBOX"
     nc = await nats.connect(servers, max_reconnect_attempts=3, connect_timeout=5, name="reroute-provision",
-                            inbox_prefix=inbox_prefix(PROVISIONER).encode())
+                            inbox_prefix=prefix.encode())
     try:
         return await provision(nc.jetstream(), subjects, replicas=replicas)
     finally:

@@ -203,8 +203,10 @@ CASES: tuple[Case, ...] = (
         (f"{INTEGRATION}test_nats_permissions.py::"
          "test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_delete_a_stream"),
     )),
-    Case("11", "the provisioner, which administers the streams, reads raw submissions, people's requests or anyone's "
-               "replies, or asks a request; or its password is given to the CLI containers or the NATS process", (
+    Case("11", "the provisioner, which administers the streams, reads raw submissions directly (`STREAM.MSG.GET`, "
+               "`DIRECT.GET`, a consumer), people's requests or anyone's replies, or asks a request; or its password is "
+               "given to the CLI containers or the NATS process (a stream's administrator can still copy any stream "
+               "into `REFERRALS` and read it there: its password stays where provisioning runs)", (
         f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_cannot_read_raw_submissions_nor_ask_anything",
         f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_reads_nothing_but_its_own_replies",
         f"{INTEGRATION}test_nats_permissions.py::test_the_provisioner_provisions_on_its_own_permissions",

@@ -45,7 +45,7 @@ class CliError(RuntimeError):
 class Who(BaseSettings):
     """REROUTE_CREDENTIALS: the file with the person's credentials."""
 
-    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore", hide_input_in_errors=True)
 
     credentials: Path | None = None
 

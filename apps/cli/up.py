@@ -72,7 +72,7 @@ AGENCY_SYNC_SECONDS = 2.0
 class UpSettings(BaseSettings):
     """How `reroute up` watches what it runs (REROUTE_UP_*)."""
 
-    model_config = SettingsConfigDict(env_prefix="REROUTE_UP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REROUTE_UP_", extra="ignore", hide_input_in_errors=True)
 
     ping_seconds: float = Field(default=5, gt=0, le=300, description="How often each service is pinged.")
     hung_after_seconds: float = Field(default=30, gt=0, description="A service unanswered this long is restarted.")
@@ -204,7 +204,7 @@ class Faces(BaseSettings):
     """The ports of the services' HTTP faces, read from the variables the services themselves read; `reroute up`
     keeps them across restarts, so saved API and feed links keep working."""
 
-    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REROUTE_", extra="ignore", hide_input_in_errors=True)
 
     intake_http_port: HttpPort = 8081
     calendar_port: HttpPort = 8082

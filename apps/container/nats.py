@@ -30,7 +30,7 @@ from typing import Annotated
 import nats
 import nats.errors
 from nats.aio.client import Client
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from apps.devstack.local_nats import nats_server_binary
@@ -54,6 +54,7 @@ from shared.nats_auth import (
     render_config,
     service_user,
 )
+from shared.process import setting_problems
 from shared.subjects import Subjects
 
 log = logging.getLogger("reroute.nats")
@@ -71,7 +72,7 @@ def health_user(password_hash: str, subjects: Subjects) -> NatsUser:
 class NatsContainerSettings(BaseSettings):
     """Environment variables `REROUTE_NATS_*` (and `REROUTE_NAMESPACE`)."""
 
-    model_config = SettingsConfigDict(env_prefix="REROUTE_NATS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="REROUTE_NATS_", extra="ignore", hide_input_in_errors=True)
 
     intake_password: SecretStr
     risk_password: SecretStr
@@ -236,7 +237,11 @@ async def run(settings: NatsContainerSettings) -> int:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("nats").setLevel(logging.CRITICAL)  # its reconnect chatter while intake/the server start
-    settings = NatsContainerSettings()  # type: ignore[call-arg]  # the passwords come from the environment
+    try:
+        settings = NatsContainerSettings()  # type: ignore[call-arg]  # the passwords come from the environment
+    except ValidationError as exc:  # one line naming each setting, never its value (a password, a hash)
+        print(f"nats cannot start: {setting_problems(exc)}", file=sys.stderr)
+        return 2
     return asyncio.run(run(settings))
 
 

@@ -22,7 +22,7 @@ class NotifierSettings(ServiceSettings):
     """Where alert emails go and through which SMTP server; how often overdue alerts are looked for."""
 
     # An empty variable is an unset one: compose passes each REROUTE_SMTP_* from deploy/.env, filled in or not.
-    model_config = SettingsConfigDict(env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_ignore_empty=True, hide_input_in_errors=True)
 
     smtp_host: str | None = Field(default=None, description=(
         "SMTP server that sends the alert emails; unset: no emails at all (the notifier says so, loudly)."))
