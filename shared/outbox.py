@@ -315,6 +315,7 @@ class PubAcks:
         self._prefix: str | None = None
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._next = itertools.count()
+        self._subscribing = asyncio.Lock()
 
     async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]],
                       timeout: float) -> list[BaseException | None]:
@@ -327,7 +328,10 @@ class PubAcks:
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    prefix = await self._subscribed()
+                    try:
+                        prefix = await self._subscribed()
+                    except Exception as exc:  # noqa: BLE001 - the connection closed or draining: every message's outcome
+                        return [exc for _ in messages]
                     for i, (subject, payload, headers) in enumerate(messages):
                         token = str(next(self._next))
                         answer: asyncio.Future[Msg] = loop.create_future()
@@ -353,11 +357,13 @@ class PubAcks:
         return outcomes
 
     async def _subscribed(self) -> str:
-        if self._prefix is None:
-            prefix = self.nc.new_inbox() + "."
-            await self.nc.subscribe(prefix + "*", cb=self._answered)
-            self._prefix = prefix
-        return self._prefix
+        """The reply subjects' prefix, subscribed to once (the consumer's publishes and the sweep's may both ask first)."""
+        async with self._subscribing:
+            if self._prefix is None:
+                prefix = self.nc.new_inbox() + "."
+                await self.nc.subscribe(prefix + "*", cb=self._answered)
+                self._prefix = prefix
+            return self._prefix
 
     async def _answered(self, msg: Msg) -> None:
         assert self._prefix is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import Engine, insert, select
@@ -189,3 +190,5 @@ async def test_pubacks_of_one_batch_are_told_apart_message_by_message(nats_url: 
         await quiet.unsubscribe()
     finally:
         await nc.close()
+    closed = await PubAcks(nc).publish([(subject, b"five", {}), (subject, b"six", {})], timeout=1)
+    assert [type(e) for e in closed] == [ConnectionClosedError] * 2, "a closed connection is each one's outcome, not raised"
