@@ -14,7 +14,7 @@ from services.scheduling.routes import Route, boroughs_in, plan_route
 from services.scheduling.slots import Calendar, Slot, mentor_calendar
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
-from shared.contracts.scheduling import MentorRecord, VenueRecord, language_problems
+from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord, language_problems
 
 GenderRequest = Literal["female", "male", "non_binary", "not_stated", "any"]
 Rule = Literal[
@@ -45,9 +45,35 @@ class Case:
     conflict_groups: tuple[str, ...] = ()  # groups to keep the young person apart from
     gender_required: bool = True  # False: mentor_gender is a preference (scored), not a rule
 
+    # What the hard rules read of the case, worked out once per case instead of once per (case, mentor):
     @cached_property
     def borough_key(self) -> str:
         return place_key(self.borough)
+
+    @cached_property
+    def language_keys(self) -> frozenset[str]:
+        return frozenset(_language(x) for x in self.languages)
+
+    @cached_property
+    def area_keys(self) -> frozenset[str]:
+        """The borough and unsafe areas, which a rotl mentor's exclusion zones must keep clear of."""
+        return frozenset(place_key(area) for area in (self.borough, *self.unsafe_areas))
+
+    @cached_property
+    def conflict_keys(self) -> frozenset[str]:
+        return self.area_keys | {place_key(group) for group in self.conflict_groups}
+
+    @cached_property
+    def unsafe_keys(self) -> frozenset[str]:
+        return frozenset(place_key(area) for area in self.unsafe_areas)
+
+    @cached_property
+    def unsafe_boroughs(self) -> frozenset[str]:
+        return boroughs_in(tuple(self.unsafe_areas))
+
+    @cached_property
+    def need_keys(self) -> frozenset[str]:
+        return frozenset(n.casefold() for n in self.needs)
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,44 @@ class MentorState:
         return frozenset(_language(x) for x in self.record.languages)
 
     @cached_property
+    def home_key(self) -> str:
+        return place_key(self.record.boroughs[0])
+
+    @cached_property
+    def lived_keys(self) -> frozenset[str]:
+        return frozenset(tag.strip().casefold() for tag in self.record.lived_experience)
+
+    @cached_property
+    def licence(self) -> Licence | None:
+        """A rotl mentor's licence (other mentors' routes and venues carry no licence conditions)."""
+        return self.record.licence if self.record.kind == "rotl" else None
+
+    @cached_property
+    def zone_keys(self) -> frozenset[str]:
+        return frozenset(place_key(zone) for zone in self.licence.exclusion_zones) if self.licence else frozenset()
+
+    @cached_property
+    def zone_boroughs(self) -> frozenset[str]:
+        return boroughs_in(tuple(self.licence.exclusion_zones)) if self.licence else frozenset()
+
+    @cached_property
+    def venue_terms(self) -> tuple[tuple[VenueRecord, ...], tuple[object, ...]]:
+        """The venues the mentor may use, and all that their safe venues depend on besides the case: the venues'
+        identities and the licence's zones, approved venues and where journeys start."""
+        venues = tuple(v for v, _ in self.venue_names)
+        licence = self.licence
+        conditions = (tuple(licence.exclusion_zones), None if licence.approved_venues is None else
+                      tuple(licence.approved_venues), mentor_origin(self.record)) if licence is not None else None
+        return venues, (tuple(id(v) for v in venues), conditions)
+
+    @cached_property
+    def venue_names(self) -> tuple[tuple[VenueRecord, frozenset[str]], ...]:
+        """The venues the mentor may use, each with the keys of the names it goes by (borough, name, id, area),
+        which must keep clear of the young person's unsafe areas and the exclusion zones."""
+        venues = self.venues if self.venues is not None else default_offices(tuple(self.record.boroughs))
+        return tuple((v, _venue_keys(v)) for v in venues)
+
+    @cached_property
     def own_calendar(self) -> Calendar:
         """The mentor's side of the calendar, shared by every case (see matching.calendar)."""
         return mentor_calendar(self.record, self.busy_utc)
@@ -85,13 +149,15 @@ class MentorState:
 
 
 class MentorIndex(MutableMapping[str, MentorState]):
-    """The mentors by id, and by each borough they cover: a case's candidates without a look at every mentor.
+    """The mentors by id, by each borough they cover, and by what most hard rules read: a case's candidates
+    without a look at every mentor.
 
-    Setting a mentor (a new state after a booking, say) keeps both in step; iteration is in the order given."""
+    Setting a mentor (a new state after a booking, say) keeps them all in step; iteration is in the order given."""
 
     def __init__(self, mentors: Iterable[MentorState] = ()) -> None:
         self._by_id: dict[str, MentorState] = {}
         self._by_borough: dict[str, dict[str, MentorState]] = {}
+        self._open: dict[tuple[str, str, bool], dict[str, MentorState]] = {}  # see `candidates`
         for mentor in mentors:
             self[mentor.record.id] = mentor
 
@@ -99,26 +165,54 @@ class MentorIndex(MutableMapping[str, MentorState]):
         """The mentors who cover the borough (`place_key` of its name)."""
         return list(self._by_borough.get(borough_key, {}).values())
 
+    def candidates(self, case: Case) -> list[MentorState]:
+        """The mentors who may take the case as far as the borough, whether they may mentor at all, a shared
+        language, room in their caseload and the tier say (the first hard rules); every other mentor fails one of
+        them (`first_exclusion`). In no particular order."""
+        found: dict[str, MentorState] = {}
+        seniors = (True,) if case.tier not in LOWER_TIERS else (True, False)
+        for language in case.language_keys:
+            for senior in seniors:
+                found.update(self._open.get((case.borough_key, language, senior), {}))
+        return list(found.values())
+
     def __getitem__(self, mentor_id: str) -> MentorState:
         return self._by_id[mentor_id]
 
     def __setitem__(self, mentor_id: str, mentor: MentorState) -> None:
-        before = self._by_id.get(mentor_id)
-        if before is not None and before.borough_keys != mentor.borough_keys:
-            del self[mentor_id]
+        if mentor_id in self._by_id:
+            self._forget(mentor_id)
         self._by_id[mentor_id] = mentor  # a new state of a mentor keeps their place in the order
         for key in mentor.borough_keys:
             self._by_borough.setdefault(key, {})[mentor_id] = mentor
+        for bucket in _open_keys(mentor):
+            self._open.setdefault(bucket, {})[mentor_id] = mentor
+
+    def _forget(self, mentor_id: str) -> None:
+        before = self._by_id[mentor_id]
+        for key in before.borough_keys:
+            del self._by_borough[key][mentor_id]
+        for bucket in _open_keys(before):
+            del self._open[bucket][mentor_id]
 
     def __delitem__(self, mentor_id: str) -> None:
-        for key in self._by_id.pop(mentor_id).borough_keys:
-            del self._by_borough[key][mentor_id]
+        self._forget(mentor_id)
+        del self._by_id[mentor_id]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_id)
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+def _open_keys(mentor: MentorState) -> list[tuple[str, str, bool]]:
+    """Where `MentorIndex.candidates` finds the mentor: each (borough, language, takes high tiers) they would pass
+    the first rules for, and none when barred or at caseload."""
+    if barred(mentor.record, without_check=mentor.without_check) is not None or _capacity_full(mentor):
+        return []
+    senior = _tier_allowed(Tier.HIGH, mentor.record)
+    return [(borough, language, senior) for borough in mentor.borough_keys for language in mentor.language_keys]
 
 
 @dataclass(frozen=True)
@@ -191,13 +285,17 @@ def _borough(case: Case, mentor: MentorState) -> str | None:
 
 def _shared_language(case: Case, mentor: MentorState) -> str | None:
     # preferred_language is only a preference (scored); the hard rule reads case.languages.
-    if {_language(x) for x in case.languages} & mentor.language_keys:
+    if not case.language_keys.isdisjoint(mentor.language_keys):
         return None
     return "no shared language"
 
 
+def _capacity_full(mentor: MentorState) -> bool:
+    return mentor.caseload >= mentor.record.max_caseload
+
+
 def _capacity(case: Case, mentor: MentorState) -> str | None:
-    if mentor.caseload < mentor.record.max_caseload:
+    if not _capacity_full(mentor):
         return None
     return f"at caseload ({mentor.caseload} of {mentor.record.max_caseload})"
 
@@ -209,11 +307,14 @@ def _points(case: Case, mentor: MentorState) -> str | None:
     return f"at risk-weighted load ({mentor.points:g} of {cap:g} points; this case adds {TIER_POINTS[case.tier]:g})"
 
 
+def _tier_allowed(tier: Tier, record: MentorRecord) -> bool:
+    return (tier in LOWER_TIERS or record.kind == "staff"
+            or (record.kind == "volunteer" and record.experience == "experienced"))
+
+
 def _tier(case: Case, mentor: MentorState) -> str | None:
     record = mentor.record
-    if case.tier in LOWER_TIERS or record.kind == "staff":
-        return None
-    if record.kind == "volunteer" and record.experience == "experienced":
+    if _tier_allowed(case.tier, record):
         return None
     who = "rotl mentors" if record.kind == "rotl" else "new volunteers"
     return f"{who} take only low and medium tiers"
@@ -227,20 +328,18 @@ def _gender(case: Case, mentor: MentorState) -> str | None:
 
 
 def _exclusion_zone(case: Case, mentor: MentorState) -> str | None:
-    licence = mentor.record.licence
-    if mentor.record.kind != "rotl" or licence is None:
+    licence = mentor.licence
+    if licence is None or mentor.zone_keys.isdisjoint(case.area_keys):
         return None
-    areas = {place_key(area) for area in (case.borough, *case.unsafe_areas)}
-    for zone in licence.exclusion_zones:
-        if place_key(zone) in areas:
+    for zone in licence.exclusion_zones:  # the first, by name
+        if place_key(zone) in case.area_keys:
             return f"exclusion zone {zone} overlaps the young person's areas"
     return None
 
 
 def _conflict(case: Case, mentor: MentorState) -> str | None:
-    areas = {place_key(area) for area in (case.borough, *case.unsafe_areas, *case.conflict_groups)}
     for entry in mentor.record.conflicts:
-        if place_key(entry) in areas:
+        if place_key(entry) in case.conflict_keys:
             return f"conflict register: {entry}"
     return None
 
@@ -300,33 +399,54 @@ def venues_for(case: Case, mentor: MentorState) -> tuple[SafeVenue, ...]:
     key = (case.borough, tuple(case.unsafe_areas), case.staffed_only)  # all it reads of the case
     found = mentor.safe_venues.get(key)
     if found is None:
-        found = mentor.safe_venues[key] = tuple(_safe_venues(case, mentor))
+        found = mentor.safe_venues[key] = _shared_safe_venues(case, mentor, key)
+    return found
+
+
+# Safe venues by all they depend on: the case's part of it, and the mentor's venues (by identity: an entry keeps
+# its venue records alive, so their ids are not reused while it lasts) and licence conditions. Mentors with the
+# same venues and conditions (those covering the same boroughs, most of them without a licence) share one answer
+# instead of each working it out again for each case. A pure function of its key: it cannot go stale.
+_SAFE_VENUES_FOR: dict[tuple[object, ...], tuple[tuple[VenueRecord, ...], tuple[SafeVenue, ...]]] = {}
+_SAFE_VENUES_FOR_LIMIT = 20_000  # emptied when full: a few MiB at most
+
+
+def _shared_safe_venues(case: Case, mentor: MentorState, key: tuple[object, ...]) -> tuple[SafeVenue, ...]:
+    venues, terms = mentor.venue_terms
+    entry = _SAFE_VENUES_FOR.get((key, terms))  # the same ids, while the entry keeps them alive: the same venues
+    if entry is not None:
+        return entry[1]
+    found = tuple(_safe_venues(case, mentor))
+    if len(_SAFE_VENUES_FOR) >= _SAFE_VENUES_FOR_LIMIT:
+        _SAFE_VENUES_FOR.clear()
+    _SAFE_VENUES_FOR[(key, terms)] = (venues, found)
     return found
 
 
 def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
-    unsafe = tuple(case.unsafe_areas)
-    licence = mentor.record.licence if mentor.record.kind == "rotl" else None
-    zones = tuple(licence.exclusion_zones) if licence is not None else ()
-    blocked = {place_key(a) for a in (*unsafe, *zones)}
-    avoid, avoid_zones = boroughs_in(unsafe), boroughs_in(zones)
-    venues = mentor.venues if mentor.venues is not None else default_offices(tuple(mentor.record.boroughs))
+    licence = mentor.licence
+    blocked = case.unsafe_keys | mentor.zone_keys  # most cases have no unsafe area, most mentors no zone
+    avoid, avoid_zones = case.unsafe_boroughs, mentor.zone_boroughs
+    origin = mentor_origin(mentor.record) if licence is not None else ""
     fits: list[SafeVenue] = []
-    for v in venues:
-        names = {place_key(v.borough), place_key(v.name), place_key(v.id), place_key(v.area or v.borough)}
-        if (case.staffed_only and not v.staffed) or names & blocked:
+    for v, names in mentor.venue_names:
+        if (case.staffed_only and not v.staffed) or (blocked and not names.isdisjoint(blocked)):
             continue
         if licence is not None and licence.approved_venues is not None and v.id not in licence.approved_venues:
             continue
         route = plan_route(case.borough, v.borough, avoid)
         if route is None:
             continue
-        mentor_route = plan_route(mentor_origin(mentor.record), v.borough, avoid_zones) if licence else None
+        mentor_route = plan_route(origin, v.borough, avoid_zones) if licence is not None else None
         if licence is not None and mentor_route is None:
             continue
         fits.append(_safe_venue(v, route, mentor_route))
     fits.sort(key=lambda f: (len(f.route), f.venue.id))
     return fits
+
+
+def _venue_keys(v: VenueRecord) -> frozenset[str]:
+    return frozenset((place_key(v.borough), place_key(v.name), place_key(v.id), place_key(v.area or v.borough)))
 
 
 # After the borough and whether the mentor may mentor at all (`barred`), in this order:
@@ -342,15 +462,16 @@ _RULES: list[tuple[Rule, Callable[[Case, MentorState], str | None]]] = [
 ]
 
 
-def first_exclusion(case: Case, mentor: MentorState) -> Exclusion | None:
-    """The first hard, time-independent rule that rules the mentor out; None when eligible."""
+def first_exclusion(case: Case, mentor: MentorState, *, venue: bool = True) -> Exclusion | None:
+    """The first hard, time-independent rule that rules the mentor out; None when eligible. `venue=False`: every
+    rule but the last and dearest, the venue's, which the caller checks itself (`venues_for`) where it must."""
     reason = _borough(case, mentor)  # first: most mentors work elsewhere, and it is the plainest reason
     if reason is not None:
         return Exclusion("borough", reason)
     bar = barred(mentor.record, without_check=mentor.without_check)
     if bar is not None:
         return bar
-    for rule, check in _RULES:
+    for rule, check in _RULES if venue else _RULES[:-1]:
         reason = check(case, mentor)
         if reason is not None:
             return Exclusion(rule, reason)

@@ -37,7 +37,7 @@ from services.scheduling.slots import (
     to_utc,
     wall_clock_days_later,
 )
-from shared.contracts.codes import Tier, place_key
+from shared.contracts.codes import Tier
 
 __all__ = [
     "LONDON",
@@ -123,17 +123,17 @@ def deadline_for(case: Case) -> datetime:
 def score(case: Case, mentor: MentorState) -> dict[str, float]:
     """The soft score of an eligible mentor, by component (domain brief §6(e) weights); higher is better."""
     record = mentor.record
-    spoken = {language.strip().casefold() for language in record.languages}
-    preferred = case.preferred_language is not None and case.preferred_language.strip().casefold() in spoken
+    preferred = (case.preferred_language is not None
+                 and case.preferred_language.strip().casefold() in mentor.language_keys)
     load = mentor.caseload / record.max_caseload if record.max_caseload else 1.0
-    lived = {tag.strip().casefold() for tag in record.lived_experience} & {n.casefold() for n in case.needs}
+    lived = not mentor.lived_keys.isdisjoint(case.need_keys)
     wanted = case.mentor_gender not in ("any", "not_stated") and not case.gender_required
     return {
         "previous_mentor": CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0,
         **({"gender_preference": GENDER_WEIGHT if record.gender == case.mentor_gender else 0.0} if wanted else {}),
         "preferred_language": LANGUAGE_WEIGHT if preferred else 0.0,
         "lived_experience": LIVED_EXPERIENCE_WEIGHT if lived else 0.0,
-        "home_borough": PROXIMITY_WEIGHT if place_key(record.boroughs[0]) == place_key(case.borough) else 0.0,
+        "home_borough": PROXIMITY_WEIGHT if mentor.home_key == case.borough_key else 0.0,
         "workload_balance": WORKLOAD_WEIGHT * (1.0 - load),
     }
 
@@ -141,8 +141,7 @@ def score(case: Case, mentor: MentorState) -> dict[str, float]:
 def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Calendar:
     """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits,
     and (given `rooms`) a free room at one of the venues safe for both."""
-    return replace(
-        mentor.own_calendar,
+    return mentor.own_calendar.changed(
         young_person_windows=tuple(case.availability),
         end_by=STAFFED_END_BY if case.staffed_only else None,
         room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
@@ -229,21 +228,16 @@ def match(
     The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in order
     of their score before the routine (S09), a group of equal scores at a time, looking only up to the deadline
     first, and no further once no later group could beat the best found even with a perfect routine. Given a
-    `MentorIndex`, only the mentors covering the case's borough are looked at (the borough is the first rule, so
-    every other mentor would be ruled out by it, and is counted so).
+    `MentorIndex`, only its candidates for the case are looked at (every other mentor fails one of the first hard
+    rules), and should the case wait, the mentors covering its borough again, to say why.
     """
     if not mentors:
         return Waitlist("no mentors registered", NO_MENTOR_YET)
     excluded: Counter[Rule] = Counter()
-    if isinstance(mentors, MentorIndex):
-        candidates = mentors.covering(case.borough_key)
-        if len(candidates) < len(mentors):
-            excluded["borough"] = len(mentors) - len(candidates)
-    else:
-        candidates = list(mentors)
+    candidates = mentors.candidates(case) if isinstance(mentors, MentorIndex) else list(mentors)
     eligible: list[tuple[float, str, MentorState]] = []
-    for mentor in candidates:
-        ruled_out = first_exclusion(case, mentor)
+    for mentor in candidates:  # the venue rule, the dearest, only for the mentors looked at below
+        ruled_out = first_exclusion(case, mentor, venue=False)
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
         else:
@@ -258,6 +252,8 @@ def match(
             if best is not None and group[0][0] + ROUTINE_WEIGHT < -best[0] - 1e-9:
                 break
             for static, mentor_id, mentor in group:
+                if not venues_for(case, mentor):
+                    continue
                 start = calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=not_after)
                 if start is None:
                     continue
@@ -267,10 +263,29 @@ def match(
                     best = found
         if best is not None:
             return Match(best[2], best[3], best[1] <= due, deadline_for(case))
-    if eligible:
-        excluded["no_slot"] += len(eligible)
+    # Every eligible mentor's venues were checked above; those without a safe venue are counted as the venue rule's
+    with_venue = sum(1 for _, _, mentor in eligible if venues_for(case, mentor))
+    if isinstance(mentors, MentorIndex):
+        excluded = _exclusions(case, mentors)
+    elif len(eligible) > with_venue:
+        excluded["venue"] += len(eligible) - with_venue
+    if with_venue:
+        excluded["no_slot"] += with_venue
     return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS),
                     waiting(case, excluded, horizon_days=HORIZON_DAYS))
+
+
+def _exclusions(case: Case, mentors: MentorIndex) -> Counter[Rule]:
+    """How many mentors each hard rule rules out first, the borough's by count alone."""
+    covering = mentors.covering(case.borough_key)
+    excluded: Counter[Rule] = Counter()
+    if len(covering) < len(mentors):
+        excluded["borough"] = len(mentors) - len(covering)
+    for mentor in covering:
+        ruled_out = first_exclusion(case, mentor)
+        if ruled_out is not None:
+            excluded[ruled_out.rule] += 1
+    return excluded
 
 
 def reschedule(
