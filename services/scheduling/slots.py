@@ -47,6 +47,11 @@ def weekday(day: date) -> Weekday:
 
 def local_start(day: date, at: time) -> datetime | None:
     """The London wall-clock time `at` on `day` as a UTC instant; None when the clocks skip it."""
+    return _local_start(day, at, at.fold)  # times equal but for their fold are different instants when clocks go back
+
+
+@lru_cache(maxsize=8192)  # the matcher asks for the same few days' half hours for every mentor it looks at
+def _local_start(day: date, at: time, fold: int) -> datetime | None:
     wall = datetime.combine(day, at, tzinfo=LONDON)
     utc = wall.astimezone(UTC)
     if utc.astimezone(LONDON).replace(tzinfo=None) != wall.replace(tzinfo=None):

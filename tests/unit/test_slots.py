@@ -129,3 +129,13 @@ def test_booked_marks_the_hour_busy_without_touching_the_original() -> None:
     assert list(booked.busy) == busy
     assert not booked.fits(at(2, 14, 30))
     assert calendar.busy == ()
+
+
+def test_local_start_tells_the_two_half_past_ones_apart_when_the_clocks_go_back() -> None:
+    """local_start is cached: a time equal but for its fold (equal, and hashed alike) still gets its own instant."""
+    day, earlier, later = date(2026, 10, 25), datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30,
+                                                                                                 tzinfo=UTC)
+    assert local_start(day, time(1, 30)) == earlier
+    assert local_start(day, time(1, 30, fold=1)) == later
+    assert local_start(day, time(1, 30, fold=1)) == later  # asked again: from the cache
+    assert local_start(day, time(1, 30)) == earlier
