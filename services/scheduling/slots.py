@@ -198,11 +198,20 @@ class Calendar:
         end, bookings made since the mentor's side was worked out, and a room."""
         start, name, begin, end = slot
         return (
-            (not self.young_person_windows or _inside_local(self.young_person_windows, name, begin, end))
+            (not self.young_person_windows or any(
+                window_start <= begin and end <= window_end for window_start, window_end in self._young_spans.get(name, ())))
             and (self.end_by is None or end <= self.end_by)
             and not self._overlaps_since(start)
             and (self.room_free is None or self.room_free(start))
         )
+
+    @cached_property
+    def _young_spans(self) -> dict[Weekday, tuple[tuple[time, time], ...]]:
+        """The young person's windows by day, as wall-clock times (not read from the models for every start)."""
+        found: dict[Weekday, list[tuple[time, time]]] = {}
+        for window in self.young_person_windows:
+            found.setdefault(window.day, []).append((window.start_time, window.end_time))
+        return {day: tuple(spans) for day, spans in found.items()}
 
     def _overlaps_since(self, start: datetime) -> bool:
         """Overlap with the bookings the mentor's side has not seen (all of them when it is worked out here)."""
@@ -253,7 +262,7 @@ class Calendar:
     def changed(self, **changes: object) -> Calendar:
         """This calendar with some fields changed, as `dataclasses.replace` makes it but in a fifth of the time
         (the matcher makes one for each mentor it looks at, for each case): the fields are copied as they are,
-        without the checks of `__init__`, and nothing worked out from them (`_busy_index`) is carried over."""
+        without the checks of `__init__`; what was worked out from fields that do not change is carried over."""
         unknown = changes.keys() - _CALENDAR_FIELDS
         if unknown:
             raise TypeError(f"Calendar has no field {', '.join(sorted(unknown))}")
@@ -263,10 +272,14 @@ class Calendar:
         for name in _CALENDAR_FIELDS:
             fields[name] = source[name]
         fields.update(changes)
+        for worked_out, source_field in _WORKED_OUT_FROM.items():
+            if worked_out in source and source_field not in changes:
+                fields[worked_out] = source[worked_out]
         return copy
 
 
 _CALENDAR_FIELDS = tuple(f.name for f in fields(Calendar))
+_WORKED_OUT_FROM = {"_busy_index": "busy", "_young_spans": "young_person_windows"}  # each cached property's field
 
 
 def mentor_calendar(record: MentorRecord, busy: Sequence[Interval]) -> Calendar:

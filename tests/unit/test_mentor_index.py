@@ -1,10 +1,11 @@
 """The matcher's shortcuts skip only what the full check would rule out: the index's candidates, the safe venues
-shared between mentors, and a calendar changed without `dataclasses.replace`."""
+shared between mentors, and a calendar changed without `dataclasses.replace` (its worked-out values carried over)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import time, timedelta
+from functools import cached_property
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 
 from services.scheduling.constraints import MentorIndex, MentorState, first_exclusion, venues_for
 from services.scheduling.matching import with_booking
+from services.scheduling.slots import _WORKED_OUT_FROM, Calendar
 from shared.contracts.scheduling import VenueRecord
-from tests.support.matching import NOW, case, cases, mentor, mentors
+from tests.support.matching import NOW, case, cases, mentor, mentors, window
 
 # The rules the index answers for; any other rule must be checked on every candidate it gives.
 INDEXED = {"borough", "vetting", "licence", "language", "capacity", "tier"}
@@ -117,3 +119,16 @@ def test_a_changed_calendar_is_what_replace_makes_without_what_was_worked_out() 
     assert changed._overlaps(start + timedelta(hours=3)) and not own._overlaps(start + timedelta(hours=3))
     with pytest.raises(TypeError, match="no field busy_until"):
         own.changed(busy_until=None)
+
+
+def test_a_changed_calendar_keeps_what_was_worked_out_only_from_fields_that_did_not_change() -> None:
+    windows = (window("mon", "16:00", "18:00"), window("mon", "19:00", "20:00"), window("sat", "10:00", "12:00"))
+    cal = mentor().own_calendar.changed(young_person_windows=windows)
+    spans = cal._young_spans
+    assert spans == {"mon": ((time(16), time(18)), (time(19), time(20))), "sat": ((time(10), time(12)),)}
+    assert cal.booked(NOW + timedelta(days=1))._young_spans is spans  # the same windows: carried over
+    other = cal.changed(young_person_windows=(window("sun", "10:00", "11:00"),))
+    assert other._young_spans == {"sun": ((time(10), time(11)),)}
+    # Every cached property of Calendar names the field it is worked out from, so that `changed` knows it.
+    assert {name for name, value in vars(Calendar).items() if isinstance(value, cached_property)} == set(
+        _WORKED_OUT_FROM)
