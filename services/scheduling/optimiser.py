@@ -41,10 +41,12 @@ waitlist reason.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
+from itertools import repeat
 from time import perf_counter
 
 from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, first_exclusion, summarise
@@ -258,59 +260,57 @@ class _Optimisation:
         thousands with a mentor could, the flow is solved without it: the very high still come first among the
         placed (level 1) and in handing out first sessions, as the online matcher does, instead of the round
         failing."""
+        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (in its planning
+        # process, services/scheduling/planning.py) solves a flow.
+        import numpy as np
+        from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
+
         mentor_nodes = len(cases)
         sink = mentor_nodes + len(self.states)
         slot_nodes: dict[tuple[int, int], int] = {}
-        tails: list[int] = []
-        heads: list[int] = []
-        costs: list[int] = []
-        picks: list[tuple[int, int, int]] = []  # per referral → slot arc: (case index, mentor index, bit)
-        moving: list[bool] = []  # per referral → slot arc: whether it takes a young person from their mentor
-        late: list[int] = []  # the referral → slot arcs that miss an urgent very high referral's deadline
-        candidates = [self._candidates(case) for case in cases]
-        best = max((total for found in candidates for _, total, _ in found), default=0.0)
+        # One entry per referral → slot arc, in arrays: 8 bytes an entry, where a list held an int or a tuple each
+        # (hundreds of thousands of arcs at an organisation's size).
+        arc_case, arc_mentor, arc_bit, arc_node = array("q"), array("q"), array("q"), array("q")
+        arc_cost = array("q")  # apart from the score
+        arc_total = array("d")  # the match score
+        arc_away = array("b")  # whether it takes a young person from their mentor
         on_time = [self._on_time(case) for case in cases]
         # Urgent: a very high referral with a candidate start that meets their deadline.
-        urgent = [urgent_level and case.tier is Tier.VERY_HIGH and any(bit <= due for _, _, bits in found
-                                                                        for bit, _ in bits)
-                  for case, found, due in zip(cases, candidates, on_time, strict=True)]
-        dearest = [0] * len(cases)  # per referral: its dearest arc, to size each level over the ones below
-        for ci, found in enumerate(candidates):
-            referral_id, first_arc = cases[ci].referral_id, len(costs)
-            for mi, total, bits in found:
-                shortfall = round(SCORE_UNIT * (best - total))  # ≥ 0: costs stay non-negative
+        urgent = [False] * len(cases)
+        for ci, case in enumerate(cases):
+            referral_id, very_high = case.referral_id, urgent_level and case.tier is Tier.VERY_HIGH
+            for mi, total, bits in self._candidates(case):
                 away = referral_id in self.booked and self.held.get(referral_id) != mi
+                arc_case.extend(repeat(ci, len(bits)))
+                arc_mentor.extend(repeat(mi, len(bits)))
+                arc_total.extend(repeat(total, len(bits)))
+                arc_away.extend(repeat(away, len(bits)))
                 for bit, cost in bits:
-                    node = slot_nodes.setdefault((mi, bit), sink + 1 + len(slot_nodes))
-                    tails.append(ci)
-                    heads.append(node)
-                    costs.append(cost + shortfall)
-                    picks.append((ci, mi, bit))
-                    moving.append(away)
-                    if urgent[ci] and bit > on_time[ci]:
-                        late.append(len(costs) - 1)
-            dearest[ci] = max(costs[first_arc:], default=0)
+                    arc_bit.append(bit)
+                    arc_cost.append(cost)
+                    arc_node.append(slot_nodes.setdefault((mi, bit), sink + 1 + len(slot_nodes)))
+                if very_high and not urgent[ci]:
+                    urgent[ci] = any(bit <= on_time[ci] for bit, _ in bits)
+        n_arcs = len(arc_case)
+        arc_cases = np.frombuffer(arc_case, dtype=np.int64) if n_arcs else np.zeros(0, dtype=np.int64)
+        totals = np.frombuffer(arc_total, dtype=np.float64) if n_arcs else np.zeros(0, dtype=np.float64)
+        best = float(totals.max()) if n_arcs else 0.0
+        # the score's shortfall from the best, ≥ 0 so costs stay non-negative; rint rounds half to even, as round()
+        costs = (np.frombuffer(arc_cost, dtype=np.int64) if n_arcs else np.zeros(0, dtype=np.int64)) + np.rint(
+            SCORE_UNIT * (best - totals)).astype(np.int64)
+        top = np.zeros(len(cases), dtype=np.int64)  # per referral: its dearest arc, to size each level over the below
+        np.maximum.at(top, arc_cases, costs)
+        dearest = [int(x) for x in top]
+        urgent_arcs = np.asarray(urgent, dtype=bool)[arc_cases] if cases else np.zeros(0, dtype=bool)
+        late = urgent_arcs & (np.frombuffer(arc_bit, dtype=np.int64) > np.asarray(on_time, dtype=np.int64)[arc_cases]
+                              if n_arcs else np.zeros(0, dtype=bool))
         # Each level's unit outweighs any sum of the levels below: the sum of every referral's dearest arc there
         # (a referral uses one arc). Level 3 over level 4: an urgent referral not seen in time.
         seen = sum(dearest) + 1
-        for overdue in late:
-            costs[overdue] += seen
         dearest = [top + seen if hurry else top for top, hurry in zip(dearest, urgent, strict=True)]
         # Level 2 over levels 3 and 4: a move.
         move = sum(dearest) + 1
-        costs = [cost + move if away else cost for cost, away in zip(costs, moving, strict=True)]
         dearest = [top + move if cases[ci].referral_id in self.booked else top for ci, top in enumerate(dearest)]
-        caps = [1] * len(tails)
-        for (mi, _), node in slot_nodes.items():
-            tails.append(node)
-            heads.append(mentor_nodes + mi)
-            caps.append(1)
-            costs.append(0)
-        for mi in range(len(self.states)):
-            tails.append(mentor_nodes + mi)
-            heads.append(sink)
-            caps.append(max(0, self.free(mi)))
-            costs.append(0)
         # The unit of the unassigned penalty outweighs any sum of assignment costs, so the flow first maximises the
         # placed weights: 1 + rank, and len(Tier) more for a young person who has a mentor, so more than anyone
         # waiting. Placeable sets of referrals form a matroid (a gammoid), so a set of maximum positive weight is also
@@ -318,28 +318,32 @@ class _Optimisation:
         # weights pick who is placed, never how many. An urgent very high referral left out is not seen in time
         # either (level 3), or a set of as much weight could leave them out for another very high one placed late.
         base = sum(dearest) + 1
-        for ci, case in enumerate(cases):
-            tails.append(ci)
-            heads.append(sink)
-            caps.append(1)
-            weight = 1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0)
-            costs.append(base * weight + (seen if urgent[ci] else 0))
-        if max(costs, default=0) * (sink + 1 + len(slot_nodes)) > COST_LIMIT:
+        unassigned = [base * (1 + case.tier.rank + (len(Tier) if case.referral_id in self.booked else 0))
+                      + (seen if urgent[ci] else 0) for ci, case in enumerate(cases)]
+        # Every arc costs less than `base` (its referral's dearest, with the levels above it, is below it), so the
+        # unassigned arcs are the dearest: checked before any sum below could pass 64 bits.
+        if max(unassigned, default=0) * (sink + 1 + len(slot_nodes)) > COST_LIMIT:
             if any(urgent):
                 self.urgent_level_dropped = True
                 return self.solve(cases, urgent_level=False)
             raise RuntimeError(f"the round's costs exceed the flow's range ({len(cases)} referrals): split the round")
-        # Imported here, not at the top: numpy and ortools hold about 40 MiB, and only the round (in its planning
-        # process, services/scheduling/planning.py) solves a flow.
-        import numpy as np
-        from ortools.graph.python.min_cost_flow import SimpleMinCostFlow  # type: ignore[import-untyped]
-
+        costs[late] += seen
+        costs[np.frombuffer(arc_away, dtype=np.int8).astype(bool) if n_arcs else np.zeros(0, dtype=bool)] += move
+        slots = list(slot_nodes.items())
+        mentors = range(len(self.states))
         flow = SimpleMinCostFlow()
         flow.add_arcs_with_capacity_and_unit_cost(
-            np.array(tails, dtype=np.int32),
-            np.array(heads, dtype=np.int32),
-            np.array(caps, dtype=np.int64),
-            np.array(costs, dtype=np.int64),
+            np.concatenate([arc_cases, np.fromiter((node for _, node in slots), np.int64, len(slots)),
+                            np.arange(mentor_nodes, mentor_nodes + len(self.states)),
+                            np.arange(len(cases))]).astype(np.int32),
+            np.concatenate([np.frombuffer(arc_node, dtype=np.int64) if n_arcs else np.zeros(0, dtype=np.int64),
+                            np.fromiter((mentor_nodes + mi for (mi, _), _ in slots), np.int64, len(slots)),
+                            np.full(len(self.states), sink), np.full(len(cases), sink)]).astype(np.int32),
+            np.concatenate([np.ones(n_arcs + len(slots), dtype=np.int64),
+                            np.fromiter((max(0, self.free(mi)) for mi in mentors), np.int64, len(self.states)),
+                            np.ones(len(cases), dtype=np.int64)]),
+            np.concatenate([costs, np.zeros(len(slots) + len(self.states), dtype=np.int64),
+                            np.array(unassigned, dtype=np.int64)]),
         )
         flow.set_nodes_supplies(
             np.array([*range(len(cases)), sink], dtype=np.int32),
@@ -351,14 +355,16 @@ class _Optimisation:
             return self.solve(cases, urgent_level=False)
         if status != flow.OPTIMAL:
             raise RuntimeError(f"min-cost flow ended {status}")  # a bug: the unassigned arcs make it feasible
-        used = np.asarray(flow.flows(np.arange(len(picks), dtype=np.int32)))
-        options: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for ci, mi, bit in picks:
-            options[ci, mi].append(bit)
+        used = np.asarray(flow.flows(np.arange(n_arcs, dtype=np.int32)))
         choices: dict[int, _Choice] = {}
-        for arc in np.flatnonzero(used):
-            ci, mi, bit = picks[int(arc)]
-            others = sorted(b for b in options[ci, mi] if b != bit)
+        for arc in (int(a) for a in np.flatnonzero(used)):
+            ci, mi, bit = arc_case[arc], arc_mentor[arc], arc_bit[arc]
+            lo, hi = arc, arc + 1  # the pair's other starts: its arcs are side by side
+            while lo > 0 and arc_case[lo - 1] == ci and arc_mentor[lo - 1] == mi:
+                lo -= 1
+            while hi < n_arcs and arc_case[hi] == ci and arc_mentor[hi] == mi:
+                hi += 1
+            others = sorted(b for b in arc_bit[lo:hi] if b != bit)
             choices[ci] = _Choice(mi, [self.grid.at(b) for b in (bit, *others)])
         return choices
 
