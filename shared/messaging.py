@@ -434,11 +434,15 @@ def commit_batch(engine: Engine, handler: BatchHandler, deliveries: list[Deliver
     return out
 
 
+SETTLE_SECONDS = 5.0
+"""The bound on acking (or extending) a message, or a batch's messages together."""
+
+
 async def _settle(call: Awaitable[object]) -> None:
     """Ack, nak, term or extend a message. If NATS is away the message is simply redelivered later, which the
     inbox makes harmless, so a failure here is no reason to stop."""
     try:
-        await asyncio.wait_for(call, timeout=5)
+        await asyncio.wait_for(call, timeout=SETTLE_SECONDS)
     except Exception:  # noqa: BLE001, S110 - see above
         pass
 
@@ -446,9 +450,15 @@ async def _settle(call: Awaitable[object]) -> None:
 async def _settle_each(calls: Iterable[Callable[[], Awaitable[object]]]) -> None:
     """`_settle` for many messages: each ack (or extension) is a write to the client's buffer, not a round trip, so
     they share one bound instead of a task and a timer each (which cost ten times the ack itself). One that fails is
-    skipped, as `_settle` would, and the rest go on."""
+    skipped, as `_settle` would, and the rest go on. The bound is also checked before each one: nats-py's write
+    swallows the cancellation that ends one blocked on a stalled link, and the next would block again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_SECONDS
+
     async def each() -> None:
         for call in calls:
+            if loop.time() >= deadline:
+                return  # the rest are redelivered, which the inbox makes harmless
             try:
                 await call()
             except Exception:  # noqa: BLE001, S110 - see _settle

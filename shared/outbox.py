@@ -320,19 +320,23 @@ class PubAcks:
     async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]],
                       timeout: float) -> list[BaseException | None]:
         """Each message's outcome, in order: None (stored, or a duplicate the stream dropped), the stream's or the
-        client's error, or `NoAnswer`. Waits at most `timeout` for the answers, and as long again for writes held
-        up behind a full buffer."""
+        client's error, or `NoAnswer`. Returns within about `timeout`, writes and answers together, even when the
+        link stalls: nats-py's publish swallows the cancellation that ends a write blocked on a full buffer, so the
+        deadline is also checked before each write (what was not written keeps NoAnswer and is sent again later)."""
         outcomes: list[BaseException | None] = [NoAnswer() for _ in messages]
         asked: dict[asyncio.Future[Msg], int] = {}
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     try:
                         prefix = await self._subscribed()
                     except Exception as exc:  # noqa: BLE001 - the connection closed or draining: every message's outcome
                         return [exc for _ in messages]
                     for i, (subject, payload, headers) in enumerate(messages):
+                        if loop.time() >= deadline:
+                            break
                         token = str(next(self._next))
                         answer: asyncio.Future[Msg] = loop.create_future()
                         self._waiting[token] = answer
@@ -346,7 +350,7 @@ class PubAcks:
             except TimeoutError:
                 pass  # held up writing (or subscribing): what was not written has NoAnswer
             if asked:
-                await asyncio.wait(asked, timeout=timeout)
+                await asyncio.wait(asked, timeout=max(0.0, deadline - loop.time()))
             for answer, i in asked.items():
                 if answer.done() and not answer.cancelled():
                     outcomes[i] = _puback_error(answer.result())

@@ -75,15 +75,16 @@ def next_assessment(case: Case, facts: ReferralRecorded, *, rules: RuleSet, now:
     """Compute the next assessment of `case` from `facts` (or take `result`, already computed) and update the case
     in place."""
     result = result or assess(facts, rules, now=now)
-    number = 1 if case.new else case.latest.number + 1
+    first = case.latest.number == 0  # the placeholder: a new case not yet assessed, even earlier in this batch
+    number = case.latest.number + 1
     assessed = _from_result(facts, result, number=number, rules=rules, now=now)
-    if not case.new:
+    if not first:
         previous = case.latest
         carried = _carry_override(previous, assessed)
         assessed = (carried or assessed).model_copy(
             update={"change": change_between(previous, carried or assessed, cause=cause)}
         )
-    raised = set() if case.new else set(case.latest.escalations)
+    raised = set() if first else set(case.latest.escalations)
     alerts = [
         SafeguardingAlert(
             event_id=f"alert:{facts.referral_id}:{e.rule_id}:{number}",

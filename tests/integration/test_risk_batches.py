@@ -76,3 +76,21 @@ def test_each_referral_and_revision_in_a_batch_is_assessed_once_and_stored_as_pu
     assert stored == published, "each assessment's row holds the event as published"
     assert latest == {r1: published[f"assessed:{r1}:2"], r2: published[f"assessed:{r2}:1"]}
     assert json.loads(latest[r1])["change"]["cause"] == "update"
+
+
+def test_a_new_referral_and_its_update_in_one_batch_are_assessed_one_after_the_other(engine: Engine) -> None:
+    """Under a backlog a referral and its update arrive in one batch: the update is the second assessment, with its
+    change from the first (before, both were number 1, the batch failed on the duplicate event id and was retried
+    one message at a time)."""
+    r = f"ref_{uuid.uuid4().hex[:16]}"
+
+    out = batch(engine, facts(r), facts(r, revision=1, indicators=("weapon_carrying",)))
+
+    published = [json.loads(o.payload) for o in out if o.subject == S.assessed("yot")]
+    assert [p["event_id"] for p in published] == [f"assessed:{r}:1", f"assessed:{r}:2"]
+    assert published[1]["change"]["cause"] == "update"
+    with engine.connect() as conn:
+        numbers = sorted(conn.execute(select(col(AssessmentRecord.event_id))).scalars())
+        (latest,) = conn.execute(select(col(RiskCase.latest)).where(col(RiskCase.referral_id) == r)).scalars()
+    assert numbers == [f"assessed:{r}:1", f"assessed:{r}:2"]
+    assert json.loads(latest)["event_id"] == f"assessed:{r}:2"
