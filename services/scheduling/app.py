@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import partial
 
 from faststream import FastStream
@@ -12,6 +13,7 @@ from services.scheduling import privacy, rpc
 from services.scheduling.calendar_feed import calendar_api, check_feed_url
 from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.metrics import safeguarding_samples, waitlist_samples
+from services.scheduling.planning import PLAN_TIMEOUT_S, Planner, Rounds
 from services.scheduling.tables import TABLES
 from shared.contracts import safeguarding_rpc, scheduling_rpc
 from shared.contracts.rpc import Empty
@@ -28,6 +30,9 @@ class SchedulingSettings(ServiceSettings):
         "face listens on a loopback address, as under `reroute up`."))
     plan_every_minutes: float = Field(default=0, ge=0,
                                       description="Run the re-optimisation round this often; 0: on request.")
+    plan_timeout_minutes: float = Field(default=PLAN_TIMEOUT_S / 60, gt=0, description=(
+        "The longest a batch round's plan may take: past it the planning process is stopped and the round fails, "
+        "booking nothing (the next round starts afresh)."))
     vetting_sweep_minutes: float = Field(default=60, ge=0, description=(
         "Hand on the cases of mentors who may no longer mentor (a check run out, a suspended licence) as the "
         "service starts and this often; 0: only when mentors are imported."))
@@ -51,11 +56,14 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
                  handler=partial(handle_intake, subjects=s, tracer=host.tracer))
     host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
-    scheduling = rpc.Scheduling(host, settings.calendar_url)
+    scheduling = rpc.Scheduling(host, settings.calendar_url,
+                                Rounds(Planner(timeout_s=settings.plan_timeout_minutes * 60)))
 
     async def reoptimise_periodically() -> None:
-        if scheduling.rounds.in_progress:  # one asked for is running: this one would re-plan what it books
-            log.info("re-optimisation round skipped: one is in progress on this replica")
+        if (since := scheduling.rounds.since) is not None:  # one is running: this one would re-plan what it books
+            running = (datetime.now(UTC) - since).total_seconds() / 60
+            (log.warning if running > settings.plan_every_minutes else log.info)(
+                "re-optimisation round skipped: one has been in progress on this replica for %.0f minutes", running)
             return
         log.info("re-optimisation round: %s", await rpc.reoptimise_now(Empty(), scheduling))
 

@@ -7,12 +7,16 @@ the round ends. A round is rare, so a fresh process per round (about half a seco
 pool kept alive beside the service. The job goes in on stdin and the plan comes back on stdout, both pickled plain
 data (dataclasses of the domain: `Case`, `MentorState`, `Allocation`); the child writes nothing else there.
 
-The child is ours, started from this interpreter, and reads only what its parent wrote: pickle is safe here.
+The child is ours, started from this interpreter, and reads only what its parent wrote: pickle is safe here. It
+gets none of the service's secrets (an allow-listed environment), dies with its parent, is the one the kernel's
+out-of-memory killer picks first, and is stopped once it has run for `timeout_s` (REROUTE_PLAN_TIMEOUT_MINUTES), so
+one stuck plan cannot hold every later round on the replica.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import pickle
@@ -24,6 +28,7 @@ from datetime import datetime
 
 from services.scheduling.constraints import Case, MentorState
 from services.scheduling.optimiser import Allocation, optimise
+from shared.logs import LogFormat, configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +63,25 @@ class PlanJob:
         return optimise(self.cases, self.mentors, now=self.now, current=self.current, time_limit_s=self.time_limit_s)
 
 
+PLAN_TIMEOUT_S = 30 * 60.0
+"""The longest a plan may take by default (a plan at 500 mentors x 5,000 referrals takes under a minute here)."""
+
+KEPT_ENVIRONMENT = ("PATH", "LANG", "TZ", "REROUTE_LOG_FORMAT")
+"""What the child keeps of the service's environment (and `LC_*`, `PYTHON*`): none of its passwords, URLs or tokens."""
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal this process gets when its parent ends."""
+
+PARENT = "REROUTE_PLANNING_PARENT"
+"""The parent's pid, which the child checks after asking to die with it (a parent gone before that, and the child
+stops at once)."""
+
+
 class Planner:
     """Runs each round's plan in a fresh child process, one at a time; `pid` is the child's while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = PLAN_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -74,11 +94,15 @@ class Planner:
         if self._process is not None:
             raise RuntimeError("a plan is already being made")
         data = await asyncio.to_thread(pickle.dumps, job, pickle.HIGHEST_PROTOCOL)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the modules we run
         self._process = process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+            sys.executable, "-m", MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=_child_environment())
         try:
-            out, _ = await process.communicate(data)
+            try:
+                out, _ = await asyncio.wait_for(process.communicate(data), self.timeout_s)
+            except TimeoutError:
+                raise PlannerDied(f"the planning process had not finished after {self.timeout_s / 60:g} minutes "
+                                  "(REROUTE_PLAN_TIMEOUT_MINUTES) and was stopped") from None
         except BaseException:
             if process.returncode is None:
                 process.kill()
@@ -88,7 +112,10 @@ class Planner:
             self._process = None
         if process.returncode != 0 or not out:
             raise PlannerDied(f"the planning process ended without a plan: {_ending(process.returncode)}")
-        outcome = pickle.loads(out)  # our own child's output: safe to unpickle
+        try:
+            outcome = pickle.loads(out)  # our own child's output: safe to unpickle
+        except Exception as exc:  # noqa: BLE001 - not a whole answer: said as the round's failure
+            raise PlanFailed(f"the planning process's answer could not be read ({type(exc).__name__})") from None
         if isinstance(outcome, str):
             raise PlanFailed(f"the optimiser failed: {outcome}")
         if not isinstance(outcome, Allocation):
@@ -117,17 +144,42 @@ def _ending(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _child_environment() -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT or k.startswith(("LC_", "PYTHON"))}
+    return {**kept, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the modules we run
+            PARENT: str(os.getpid())}
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent ends (a service killed mid-round leaves no plan
+    running on), and its out-of-memory killer takes this process before the service."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write("1000")
+    except (OSError, AttributeError):  # not Linux: the parent still kills it when the round is cancelled
+        pass
+    if os.environ.get(PARENT) not in (None, str(os.getppid())):
+        sys.exit("the service that started this plan has gone")
+
+
 def main() -> None:
-    """The child: a job on stdin, its plan on stdout; the optimiser's error, as words, in its place."""
+    """The child: a job on stdin, its plan on stdout; the optimiser's error, as words, in its place. Anything else
+    written to stdout (a library's print) goes to stderr, so the answer stays whole."""
+    _die_with_parent()
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    fmt: LogFormat = "json" if os.environ.get("REROUTE_LOG_FORMAT", "").strip().lower() == "json" else "text"
+    configure_logging("scheduling-planning", "WARNING", fmt)
     job: PlanJob = pickle.load(sys.stdin.buffer)  # written by our parent: safe to unpickle
     try:
         outcome: Allocation | str = job.plan()
     except Exception as exc:  # the parent reports it, and the round fails with it
-        logging.basicConfig()
         log.exception("planning failed")
         outcome = f"{type(exc).__name__}: {exc}"
-    sys.stdout.buffer.write(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
+    answer.write(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+    answer.flush()
 
 
 if __name__ == "__main__":
