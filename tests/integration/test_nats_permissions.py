@@ -274,7 +274,6 @@ async def test_intake_may_ask_which_referrals_are_held_and_risk_may_not_ask_inta
             await nc.close()
 
 
-
 @pytest.mark.parametrize("inbox", ["_INBOX_intake.>", "_INBOX_risk.x", "_INBOX_scheduling.>", "_INBOX.>",
                                    "_INBOX_AGENCY.b.>", "_INBOX_AGENCY.>", "_INBOX_b.>"])
 async def test_an_agency_can_never_subscribe_to_another_partys_inbox(server: str, streams: None, inbox: str) -> None:
@@ -413,6 +412,42 @@ async def _raw_submission_held(server: str) -> bool:
     finally:
         await nc.close()
 
+async def _a_raw_submission(server: str, errors: Errors) -> None:
+    """Agency a submits a referral: its raw submission waits in SUBMISSIONS for intake."""
+    agency = await _agency(server, "a", errors)
+    await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
+    await agency.close()
+
+
+def _reaching_raw_submissions(js: JetStreamContext) -> dict[str, tuple[str, Callable[[], Awaitable[object]]]]:
+    """What reaches raw submissions, removes them, or acts in an agency's name: refused to everyone but intake (and
+    the agency its own). Each: the subject the server refuses, and the attempt."""
+    spy = StreamConfig(name="SPY", subjects=["spy.>"], sources=[StreamSource(name="SUBMISSIONS")])
+    return {
+        "read a raw submission": ("$JS.API.STREAM.MSG.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1)),
+        "read it directly": ("$JS.API.DIRECT.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1, direct=True)),
+        "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
+            "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
+        "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
+                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
+        "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
+        "purge them": ("$JS.API.STREAM.PURGE.SUBMISSIONS", lambda: js.purge_stream("SUBMISSIONS")),
+        "delete their stream": ("$JS.API.STREAM.DELETE.SUBMISSIONS", lambda: js.delete_stream("SUBMISSIONS")),
+        "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
+        "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
+        "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
+    }
+
+
+async def _refused_and_still_held(server: str, nc: nats.aio.client.Client, errors: Errors, subject: str,
+                                  call: Callable[[], Awaitable[object]]) -> None:
+    """`call` is refused on `subject`, and agency a's raw submission still waits for intake."""
+    try:
+        await _refused(errors, subject, call)
+        assert await _raw_submission_held(server), "the raw submission waits for intake"
+    finally:
+        await nc.close()
+
 
 @pytest.mark.parametrize("attempt", [
     "read a raw submission", "read it directly", "consume them", "pull as intake", "copy them to a stream of its own",
@@ -431,28 +466,13 @@ async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_del
     and the operator keeps only the demo's alerts, so each of these is refused, and the raw submission is still there
     for intake."""
     errors = Errors()
-    agency = await _agency(server, "a", errors)
-    await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
-    await agency.close()
+    await _a_raw_submission(server, errors)
     nc = await _operator(server, errors)
     js = nc.jetstream(timeout=1)
-    spy = StreamConfig(name="SPY", subjects=["spy.>"], sources=[StreamSource(name="SUBMISSIONS")])
-    refused = {
-        "read a raw submission": ("$JS.API.STREAM.MSG.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1)),
-        "read it directly": ("$JS.API.DIRECT.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1, direct=True)),
-        "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
-            "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
-        "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
-                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
-        "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
+    refused = {**_reaching_raw_submissions(js),
         "delete one": ("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS",  # as js.delete_msg asks, with a shorter timeout
                        lambda: nc.request("$JS.API.STREAM.MSG.DELETE.SUBMISSIONS", b'{"seq": 1}', timeout=1)),
-        "purge them": ("$JS.API.STREAM.PURGE.SUBMISSIONS", lambda: js.purge_stream("SUBMISSIONS")),
-        "delete their stream": ("$JS.API.STREAM.DELETE.SUBMISSIONS", lambda: js.delete_stream("SUBMISSIONS")),
         "delete the outcomes' stream": ("$JS.API.STREAM.DELETE.REFERRALS", lambda: js.delete_stream("REFERRALS")),
-        "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
-        "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
-        "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
         "submit a referral as an agency": ("referrals.submitted.a", lambda: js.publish("referrals.submitted.a", b"{}")),
         "update a referral as an agency": ("referrals.updated.a", lambda: js.publish("referrals.updated.a", b"{}")),
         "record a fact as intake": ("intake.recorded.a", lambda: js.publish("intake.recorded.a", b"{}")),
@@ -464,12 +484,7 @@ async def test_the_operator_account_cannot_read_raw_submissions_nor_purge_or_del
         "delete the earlier intake's consumer": ("$JS.API.CONSUMER.DELETE.REFERRALS.intake-submitted",
                                                  lambda: js.delete_consumer("REFERRALS", "intake-submitted")),
     }
-    subject, call = refused[attempt]
-    try:
-        await _refused(errors, subject, call)
-        assert await _raw_submission_held(server), "the raw submission waits for intake"
-    finally:
-        await nc.close()
+    await _refused_and_still_held(server, nc, errors, *refused[attempt])
 
 
 STREAMS = ("REFERRALS", "SUBMISSIONS", "INTAKE", "RISK", "SAFEGUARDING", "SESSIONS", "DEADLETTER")
@@ -551,24 +566,10 @@ async def test_the_provisioner_cannot_read_raw_submissions_nor_ask_anything(
     (`STREAM.MSG.GET`, `DIRECT.GET`), consume, pull or copy SUBMISSIONS, read intake's facts, delete or purge a
     stream other than the earlier layout's REFERRALS, nor publish a request of any kind."""
     errors = Errors()
-    agency = await _agency(server, "a", errors)
-    await agency.jetstream().publish("referrals.submitted.a", b'{"young_person": {"given_name": "Zephyrine"}}')
-    await agency.close()
+    await _a_raw_submission(server, errors)
     nc = await _provisioner(server, errors)
     js = nc.jetstream(timeout=1)
-    spy = StreamConfig(name="SPY", subjects=["spy.>"], sources=[StreamSource(name="SUBMISSIONS")])
-    refused = {
-        "read a raw submission": ("$JS.API.STREAM.MSG.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1)),
-        "read it directly": ("$JS.API.DIRECT.GET.SUBMISSIONS", lambda: js.get_msg("SUBMISSIONS", 1, direct=True)),
-        "consume them": ("$JS.API.CONSUMER.DURABLE.CREATE.SUBMISSIONS.spy", lambda: js.add_consumer(
-            "SUBMISSIONS", ConsumerConfig(durable_name="spy", ack_policy=AckPolicy.EXPLICIT))),
-        "pull as intake": ("$JS.API.CONSUMER.MSG.NEXT.SUBMISSIONS.intake-submitted",
-                           lambda: _pull(js, "SUBMISSIONS", "intake-submitted")),
-        "copy them to a stream of its own": ("$JS.API.STREAM.CREATE.SPY", lambda: js.add_stream(spy)),
-        "purge them": ("$JS.API.STREAM.PURGE.SUBMISSIONS", lambda: js.purge_stream("SUBMISSIONS")),
-        "delete their stream": ("$JS.API.STREAM.DELETE.SUBMISSIONS", lambda: js.delete_stream("SUBMISSIONS")),
-        "read intake's facts": ("$JS.API.STREAM.MSG.GET.INTAKE", lambda: js.get_msg("INTAKE", 1)),
-        "list the streams": ("$JS.API.STREAM.LIST", lambda: js.streams_info()),
+    refused = {**_reaching_raw_submissions(js),
         "ask intake for a person": ("reroute.rpc.intake.person.find",
                                     lambda: nc.request("reroute.rpc.intake.person.find", b"{}", timeout=1)),
         "ask in a person's name": ("reroute.ask.dana.intake.person.find",
@@ -576,14 +577,8 @@ async def test_the_provisioner_cannot_read_raw_submissions_nor_ask_anything(
         "ask for a ping": ("reroute.rpc.intake.ping", lambda: nc.request("reroute.rpc.intake.ping", b"{}", timeout=1)),
         "ask for the agencies' passwords": ("reroute.rpc.intake.agencies.nats",
                                             lambda: nc.request("reroute.rpc.intake.agencies.nats", b"{}", timeout=1)),
-        "withdraw a referral as an agency": ("referrals.withdraw.a", lambda: js.publish("referrals.withdraw.a", b"{}")),
     }
-    subject, call = refused[attempt]
-    try:
-        await _refused(errors, subject, call)
-        assert await _raw_submission_held(server), "the raw submission waits for intake"
-    finally:
-        await nc.close()
+    await _refused_and_still_held(server, nc, errors, *refused[attempt])
 
 
 @pytest.mark.parametrize("subject", ["reroute.ask.>", "reroute.rpc.>", "_INBOX.>", "_INBOX_intake.>",
