@@ -15,7 +15,7 @@ from services.scheduling.agency_reasons import Reason, withdrawn
 from services.scheduling.booking import CaseTask, carry_out, retry_freed
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.sessions import close
-from services.scheduling.store import add_cases, load_cases, save_assessments, save_facts
+from services.scheduling.store import add_cases, case_row, load_cases, save_assessments, save_facts
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import Tier
 from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
@@ -61,7 +61,7 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
                 "person_id": event.person_id, "status": CaseStatus.AWAITING_ASSESSMENT, "updated_at": now,
                 "trace_context": d.headers.get("traceparent")}  # the referral's trace, for re-plans of our own
             new_rows.append(values)
-            cases[event.referral_id] = CaseRow.model_validate(values)
+            cases[event.referral_id] = case_row(values)
             continue
         if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
             continue  # a repeat submission, or facts we already hold
@@ -96,7 +96,7 @@ def handle_assessed(conn: Connection, batch: list[Delivery], now: datetime, *, s
                 "status": CaseStatus.AWAITING_REFERRAL, "updated_at": now,
                 "trace_context": d.headers.get("traceparent")}
             new_rows.append(values)
-            cases[event.referral_id] = CaseRow.model_validate(values)
+            cases[event.referral_id] = case_row(values)
             continue
         if event.number <= row.assessment_number:
             continue  # an older or repeated assessment
@@ -148,7 +148,7 @@ def handle_withdrawn(conn: Connection, batch: list[Delivery], now: datetime, *, 
                 "reason": reason.detail, "agency_reason": reason.agency, "updated_at": now,
                 "trace_context": d.headers.get("traceparent")}
             add_cases(conn, [values])
-            cases[event.referral_id] = CaseRow.model_validate(values)
+            cases[event.referral_id] = case_row(values)
             d.span.set_attribute("reroute.outcome", "closed")
         elif row.status == CaseStatus.CLOSED:
             d.span.set_attribute("reroute.outcome", "already_closed")
