@@ -115,7 +115,9 @@ async def watch(arrivals: Arrivals, label: str, *, timeout: float, every: float 
 def profiled(pids: dict[str, int], directory: Path | None, label: str) -> Iterator[None]:
     """py-spy samples each process while the block runs (100 Hz, not pausing it), into `directory`/`label`-`name`.txt
     as collapsed stacks, one line per distinct stack with its count (`py-spy record --format raw`); nothing when
-    `directory` is None."""
+    `directory` is None. Only the thread holding the GIL is sampled (`--gil`): py-spy's idle detection counts a
+    thread waiting for the GIL (and, not pausing the process, one in epoll) as busy, which inflated the other
+    threads' share; what runs with the GIL released (SQLite's or libpq's own C) is left out instead."""
     if directory is None:
         yield
         return
@@ -123,8 +125,8 @@ def profiled(pids: dict[str, int], directory: Path | None, label: str) -> Iterat
     if spy is None:
         raise SystemExit("py-spy not found: install the bench extra (pip install -e '.[bench]')")
     directory.mkdir(parents=True, exist_ok=True)
-    spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--format", "raw",
-                               "--output", str(directory / f"{label}-{name}.txt")],
+    spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--gil",
+                               "--format", "raw", "--output", str(directory / f"{label}-{name}.txt")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for name, pid in pids.items()]
     try:
