@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.instances import generate
-from services.scheduling.planning import PlanFailed, PlanJob, Planner, PlannerDied
+from services.scheduling.planning import PlanFailed, Planner, PlannerDied
+from tests.support.schedules import plan_job as _job
 from tests.support.waiting import wait_until, wait_until_sync
-
-
-def _job(mentors: int = 20, referrals: int = 200) -> PlanJob:
-    inst = generate(mentors, referrals, seed=7)
-    return PlanJob.of(inst.cases, inst.mentors, now=inst.now, current={}, time_limit_s=30)
 
 
 def _chosen(plan: object) -> object:
@@ -125,7 +120,7 @@ def test_the_planning_process_ends_with_the_service_that_started_it(tmp_path: Pa
 
 _SERVICE_KILLED_MID_ROUND = """
 import asyncio, os, signal
-from tests.integration.test_round_planning import _job
+from tests.support.schedules import plan_job as _job
 from services.scheduling.planning import Planner
 
 async def main():
