@@ -251,7 +251,8 @@ async def provision_at(servers: list[str], subjects: Subjects, *, replicas: int)
 
     from shared.nats_auth import PROVISIONER, inbox_prefix
 
-    as_provisioner = any(urlsplit(server).username == PROVISIONER for server in servers)
+    as_provisioner = any(urlsplit(server if "://" in server else f"nats://{server}").username == PROVISIONER
+                         for server in servers)  # nats-py takes `user:pw@host:port` without a scheme too
     prefix = inbox_prefix(PROVISIONER) if as_provisioner else "_INBOX"
     nc = await nats.connect(servers, max_reconnect_attempts=3, connect_timeout=5, name="reroute-provision",
                             inbox_prefix=prefix.encode())

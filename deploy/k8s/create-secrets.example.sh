@@ -28,7 +28,7 @@
 set -euo pipefail
 NAMESPACE=${NAMESPACE:-reroute}
 KUBECTL=${KUBECTL:-kubectl}
-TLS_DIR=${TLS_DIR:+$(cd "$TLS_DIR" && pwd)}  # absolute before the cd below
+TLS_DIR=${TLS_DIR:+$(CDPATH='' cd -- "$TLS_DIR" >/dev/null && pwd)}  # absolute before the cd below
 cd "$(dirname "$0")/../.."                  # the checkout's root: the hash and the certificates come from its code
 PYTHON=${PYTHON:-$(command -v .venv/bin/python || command -v python3)}
 print=false
@@ -51,17 +51,18 @@ secret() {  # secret generic NAME ARGS…: create it unless it exists, or print 
     fi
 }
 
-secret generic reroute-nats \
-    --from-literal=intake-password="$(password)" --from-literal=risk-password="$(password)" \
-    --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
-    --from-literal=health-password="$(password)" --from-literal=console-password="$(password)" \
-    --from-literal=notifier-password="$(password)"
+# First, before anything is made or printed: the one value that needs the project's code (bcrypt).
 provisioner_password=$(password)
 provisioner_hash=$(printf %s "$provisioner_password" | bcrypt_hash) || provisioner_hash=""
 if [[ $provisioner_hash != '$2'* ]]; then
     echo "could not make the provisioner's bcrypt hash with $PYTHON (make .venv/.installed-stamp, or PYTHON=…)" >&2
     exit 1
 fi
+secret generic reroute-nats \
+    --from-literal=intake-password="$(password)" --from-literal=risk-password="$(password)" \
+    --from-literal=scheduling-password="$(password)" --from-literal=operator-password="$(password)" \
+    --from-literal=health-password="$(password)" --from-literal=console-password="$(password)" \
+    --from-literal=notifier-password="$(password)"
 secret generic reroute-provisioner --from-literal=password="$provisioner_password" \
     --from-literal=password-hash="$provisioner_hash"
 secret generic reroute-postgres \

@@ -33,6 +33,9 @@ class SchedulingSettings(ServiceSettings):
     plan_timeout_minutes: float = Field(default=PLAN_TIMEOUT_S / 60, gt=0, description=(
         "The longest a batch round's plan may take: past it the planning process is stopped and the round fails, "
         "booking nothing (the next round starts afresh)."))
+    plan_memory_mib: int | None = Field(default=None, gt=0, description=(
+        "The most memory a batch round's plan may take, in MiB (its planning process's data); past it the round "
+        "fails, booking nothing. Unset: no cap of its own (a container's limit then takes the whole service)."))
     vetting_sweep_minutes: float = Field(default=60, ge=0, description=(
         "Hand on the cases of mentors who may no longer mentor (a check run out, a suspended licence) as the "
         "service starts and this often; 0: only when mentors are imported."))
@@ -57,7 +60,8 @@ def create_app(settings: SchedulingSettings | None = None) -> FastStream:
     host.consume(stream=s.risk_stream, subjects=[s.assessed()], what="assessed",
                  handler=partial(handle_assessed, subjects=s))
     scheduling = rpc.Scheduling(host, settings.calendar_url,
-                                Rounds(Planner(timeout_s=settings.plan_timeout_minutes * 60)))
+                                Rounds(Planner(timeout_s=settings.plan_timeout_minutes * 60,
+                                                memory_mib=settings.plan_memory_mib)))
 
     async def reoptimise_periodically() -> None:
         if (since := scheduling.rounds.since) is not None:  # one is running: this one would re-plan what it books

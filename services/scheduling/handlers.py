@@ -50,7 +50,8 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
     events = parse_events(ReferralRecorded, batch)
     cases = load_cases(conn, [e.referral_id for _, e in events])
     tasks: list[CaseTask] = []
-    new_rows: list[dict[str, object]] = []
+    new_rows: dict[str, dict[str, object]] = {}  # inserted together at the end: an update in this batch changes
+    # its row here, as the database has no row yet to update
     for d, event in events:
         d.span.set_attribute("referral.id", event.referral_id)
         row = cases.get(event.referral_id)
@@ -60,18 +61,21 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
                 "referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
                 "person_id": event.person_id, "status": CaseStatus.AWAITING_ASSESSMENT, "updated_at": now,
                 "trace_context": d.headers.get("traceparent")}  # the referral's trace, for re-plans of our own
-            new_rows.append(values)
+            new_rows[event.referral_id] = values
             cases[event.referral_id] = case_row(values)
             continue
         if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
             continue  # a repeat submission, or facts we already hold
-        save_facts(conn, event.referral_id, facts=facts, person_id=event.person_id, now=now)
+        if (queued := new_rows.get(event.referral_id)) is not None:
+            queued.update(facts=facts, person_id=event.person_id)
+        else:
+            save_facts(conn, event.referral_id, facts=facts, person_id=event.person_id, now=now)
         row.person_id = event.person_id
         waiting_for_facts = row.facts is None
         row.facts = facts
         if waiting_for_facts and row.tier is not None and row.status != CaseStatus.CLOSED:
             tasks.append(CaseTask(row, d.span, "suspend", MISSING_WHY) if row.missing else CaseTask(row, d.span))
-    add_cases(conn, new_rows)
+    add_cases(conn, list(new_rows.values()))
     return carry_out(conn, tasks, now=now, subjects=subjects)
 
 

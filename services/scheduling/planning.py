@@ -20,6 +20,7 @@ import ctypes
 import logging
 import os
 import pickle
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -80,8 +81,10 @@ stops at once)."""
 class Planner:
     """Runs each round's plan in a fresh child process, one at a time; `pid` is the child's while it runs."""
 
-    def __init__(self, timeout_s: float = PLAN_TIMEOUT_S) -> None:
+    def __init__(self, timeout_s: float = PLAN_TIMEOUT_S, memory_mib: int | None = None) -> None:
         self.timeout_s = timeout_s
+        self.memory_mib = memory_mib
+        """The most memory the plan may take (its data, RLIMIT_DATA), past which it fails; None: no cap of its own."""
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -96,7 +99,7 @@ class Planner:
         data = await asyncio.to_thread(pickle.dumps, job, pickle.HIGHEST_PROTOCOL)
         self._process = process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=_child_environment())
+            env=_child_environment(self.memory_mib))
         try:
             try:
                 out, _ = await asyncio.wait_for(process.communicate(data), self.timeout_s)
@@ -111,7 +114,8 @@ class Planner:
         finally:
             self._process = None
         if process.returncode != 0 or not out:
-            raise PlannerDied(f"the planning process ended without a plan: {_ending(process.returncode)}")
+            capped = f" (its memory is capped at {self.memory_mib} MiB: REROUTE_PLAN_MEMORY_MIB)" if self.memory_mib else ""
+            raise PlannerDied(f"the planning process ended without a plan: {_ending(process.returncode)}{capped}")
         try:
             outcome = pickle.loads(out)  # our own child's output: safe to unpickle
         except Exception as exc:  # noqa: BLE001 - not a whole answer: said as the round's failure
@@ -144,18 +148,27 @@ def _ending(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _child_environment() -> dict[str, str]:
+def _child_environment(memory_mib: int | None) -> dict[str, str]:
     kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT or k.startswith(("LC_", "PYTHON"))}
     return {**kept, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the modules we run
-            PARENT: str(os.getpid())}
+            "OPENBLAS_NUM_THREADS": "1",  # numpy's arrays only: not a thread (and its buffers) per CPU of the node
+            PARENT: str(os.getpid()), **({MEMORY: str(memory_mib)} if memory_mib else {})}
+
+
+MEMORY = "REROUTE_PLANNING_MEMORY_MIB"
 
 
 def _die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent ends (a service killed mid-round leaves no plan
-    running on), and its out-of-memory killer takes this process before the service."""
+    running on; the signal comes when the thread that started it ends: the service's event loop, its main thread),
+    its out-of-memory killer takes this process before the service, and its data is capped where the parent says."""
+    if (cap := os.environ.get(MEMORY)) is not None:
+        limit = int(cap) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # past it an allocation fails: the plan with it
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            log.warning("planning: could not ask to end with the service (errno %d)", ctypes.get_errno())
         with open("/proc/self/oom_score_adj", "w") as adj:
             adj.write("1000")
     except (OSError, AttributeError):  # not Linux: the parent still kills it when the round is cancelled
@@ -167,14 +180,17 @@ def _die_with_parent() -> None:
 def main() -> None:
     """The child: a job on stdin, its plan on stdout; the optimiser's error, as words, in its place. Anything else
     written to stdout (a library's print) goes to stderr, so the answer stays whole."""
-    _die_with_parent()
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     fmt: LogFormat = "json" if os.environ.get("REROUTE_LOG_FORMAT", "").strip().lower() == "json" else "text"
     configure_logging("scheduling-planning", "WARNING", fmt)
+    _die_with_parent()
     job: PlanJob = pickle.load(sys.stdin.buffer)  # written by our parent: safe to unpickle
     try:
         outcome: Allocation | str = job.plan()
+    except MemoryError:
+        outcome = (f"the plan needed more than the {os.environ.get(MEMORY)} MiB REROUTE_PLAN_MEMORY_MIB allows it "
+                   "(a round over fewer referrals, or more memory for scheduling and a higher cap)")
     except Exception as exc:  # the parent reports it, and the round fails with it
         log.exception("planning failed")
         outcome = f"{type(exc).__name__}: {exc}"

@@ -139,3 +139,12 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+async def test_a_plan_over_its_memory_cap_fails_that_round_only() -> None:
+    """On Kubernetes (1.28 and later, cgroup v2) a container's out-of-memory kill takes every process in it: the
+    plan's own cap (REROUTE_PLAN_MEMORY_MIB) fails the plan instead, and the service, and the next plan, go on."""
+    job = _job(60, 1500)
+    with pytest.raises(PlanFailed, match="40 MiB.*REROUTE_PLAN_MEMORY_MIB"):  # failed importing numpy, or planning
+        await Planner(memory_mib=40).plan(job)
+    assert _chosen(await Planner(memory_mib=1024).plan(job)) == _chosen(job.plan())

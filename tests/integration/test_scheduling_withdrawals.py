@@ -1,6 +1,7 @@
 """Scheduling's handlers on a real database: a withdrawal closes the case whatever scheduling held of it, and a case
 closed before its referral's facts arrive (a withdrawal, or a scheduler's closure, while the facts were held as a dead
-letter) is never booked when they do. Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
+letter) is never booked when they do; a referral's update in the same batch as its first facts is what is kept. Runs
+on SQLite, and on PostgreSQL when DATABASE_URL is set."""
 
 from __future__ import annotations
 
@@ -110,3 +111,22 @@ def test_a_withdrawal_scheduling_never_heard_of_closes_a_case_nothing_later_book
         case = load_case(conn, rid)
     assert case is not None and case.status == "closed"
     assert case.agency_reason == "withdrawn by your agency (consent withdrawn): its remaining sessions are cancelled"
+
+
+def test_an_update_in_the_same_batch_as_the_referrals_first_facts_is_the_one_kept(engine: Engine) -> None:
+    """Under a backlog a referral and its update arrive in one batch: scheduling books from the update (here the young
+    person moved borough). Before, the update's facts went to a row not yet inserted and the first facts were kept."""
+    r = f"ref_{uuid.uuid4().hex[:16]}"
+    first = facts(r)
+    moved = first.model_copy(update={"event_id": f"recorded-{r}-1", "revision": 1,
+                                     "person": first.person.model_copy(update={"borough": "Camden"})})
+    batch = [Delivery(S.recorded("yot"), e.model_dump_json().encode(), {}, e.event_id, trace.INVALID_SPAN)
+             for e in (first, moved)]
+
+    with engine.begin() as conn:
+        handle_intake(conn, batch, NOW, subjects=S)
+
+    with engine.connect() as conn:
+        kept = load_case(conn, r)
+    assert kept is not None and kept.facts is not None
+    assert json.loads(kept.facts)["revision"] == 1 and json.loads(kept.facts)["person"]["borough"] == "Camden"
