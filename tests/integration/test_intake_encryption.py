@@ -4,16 +4,14 @@ it did. Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select
 from sqlmodel import col
 
 from services.intake.crypto import IntakeKeys, PersonalDataCipher, PersonMatcher
@@ -27,25 +25,16 @@ from services.intake.store import (
 )
 from services.intake.tables import EqualityRecord, ReferralRecord
 from shared.contracts.intake_rpc import ENCRYPTED_TABLES, EncryptedTable
-from shared.db import make_engine
 from shared.deadletters import DeadLetterRow
-from shared.migrations import schema_of, upgrade
-from shared.settings import ServiceSettings
+from tests.support.databases import service_database
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"enc{uuid.uuid4().hex[:8]}",
-                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
-    made = make_engine("intake", settings)
-    upgrade(made, "intake")
-    yield made
-    if made.dialect.name == "postgresql":
-        with made.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(made)}" CASCADE'))
-    made.dispose()
+    with service_database("intake", tmp_path) as made:
+        yield made
 
 
 def keys(*fernet_keys: bytes) -> IntakeKeys:

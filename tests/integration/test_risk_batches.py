@@ -5,7 +5,6 @@ and on PostgreSQL when DATABASE_URL is set."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from services.risk.handlers import handle_recorded
@@ -21,12 +20,10 @@ from services.risk.shipped_rules import SHIPPED_RULES
 from services.risk.tables import AssessmentRecord, RiskCase
 from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralRecorded
 from shared.contracts.rules import load_rules
-from shared.db import make_engine
 from shared.messaging import Delivery
-from shared.migrations import schema_of, upgrade
 from shared.outbox import Outgoing
-from shared.settings import ServiceSettings
 from shared.subjects import Subjects
+from tests.support.databases import service_database
 
 NOW = datetime.now(UTC)
 S = Subjects()
@@ -35,15 +32,8 @@ RULES = load_rules(SHIPPED_RULES)
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"rb{uuid.uuid4().hex[:8]}",
-                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
-    made = make_engine("risk", settings)
-    upgrade(made, "risk")
-    yield made
-    if made.dialect.name == "postgresql":
-        with made.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(made)}" CASCADE'))
-    made.dispose()
+    with service_database("risk", tmp_path) as made:
+        yield made
 
 
 def facts(referral_id: str, *, revision: int = 0, indicators: tuple[str, ...] = ()) -> ReferralRecorded:

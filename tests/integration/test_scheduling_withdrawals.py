@@ -6,7 +6,6 @@ on SQLite, and on PostgreSQL when DATABASE_URL is set."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from services.risk.handlers import Case, next_assessment
 from services.risk.shipped_rules import SHIPPED_RULES
@@ -25,13 +24,11 @@ from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded, 
 from shared.contracts.risk import RiskAssessed
 from shared.contracts.rules import load_rules
 from shared.contracts.scheduling import MentorRecord
-from shared.db import make_engine
 from shared.messaging import Delivery
-from shared.migrations import schema_of, upgrade
 from shared.outbox import Outgoing
-from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from tests.support.cluster import mentor
+from tests.support.databases import service_database
 
 NOW = datetime.now(UTC)
 S = Subjects()
@@ -39,17 +36,10 @@ S = Subjects()
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"sw{uuid.uuid4().hex[:8]}",
-                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
-    made = make_engine("scheduling", settings)
-    upgrade(made, "scheduling")
-    with made.begin() as conn:
-        save_mentors(conn, [MentorRecord.model_validate(mentor("m-1", language="en"))], now=NOW)
-    yield made
-    if made.dialect.name == "postgresql":
+    with service_database("scheduling", tmp_path) as made:
         with made.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(made)}" CASCADE'))
-    made.dispose()
+            save_mentors(conn, [MentorRecord.model_validate(mentor("m-1", language="en"))], now=NOW)
+        yield made
 
 
 def facts(referral_id: str) -> ReferralRecorded:

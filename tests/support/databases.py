@@ -12,7 +12,8 @@ from sqlalchemy import Engine, text
 
 from services.intake.settings import IntakeSettings
 from shared.db import is_postgres, make_engine
-from shared.migrations import upgrade
+from shared.migrations import schema_of, upgrade
+from shared.settings import ServiceSettings
 
 
 @contextmanager
@@ -27,4 +28,20 @@ def intake_database(data_dir: Path, **settings: Any) -> Iterator[tuple[Engine, I
         if is_postgres(engine):
             with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{chosen.db_schema_prefix}_intake" CASCADE'))
+        engine.dispose()
+
+
+@contextmanager
+def service_database(service: str, data_dir: Path) -> Iterator[Engine]:
+    """`service`'s tables migrated to head (a SQLite file in `data_dir`, or a schema of their own on the PostgreSQL
+    DATABASE_URL names); the schema is dropped afterwards."""
+    settings = ServiceSettings(data_dir=data_dir, db_schema_prefix=f"t{uuid.uuid4().hex[:12]}")
+    engine = make_engine(service, settings)
+    upgrade(engine, service)
+    try:
+        yield engine
+    finally:
+        if is_postgres(engine):
+            with engine.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(engine)}" CASCADE'))
         engine.dispose()
