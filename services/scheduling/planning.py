@@ -44,6 +44,10 @@ class PlannerDied(PlanFailed):
     """The planning process ended without a plan: killed (out of memory, say) or crashed."""
 
 
+class PlanTooBig(PlannerDied):
+    """The plan needed more memory than its cap (REROUTE_PLAN_MEMORY_MIB): the round fails, and says why."""
+
+
 @dataclass(frozen=True)
 class PlanJob:
     """Everything `optimise` plans from, as plain picklable data."""
@@ -120,6 +124,8 @@ class Planner:
             outcome = pickle.loads(out)  # our own child's output: safe to unpickle
         except Exception as exc:  # noqa: BLE001 - not a whole answer: said as the round's failure
             raise PlanFailed(f"the planning process's answer could not be read ({type(exc).__name__})") from None
+        if isinstance(outcome, tuple) and outcome[:1] == (TOO_BIG,):
+            raise PlanTooBig(outcome[1])
         if isinstance(outcome, str):
             raise PlanFailed(f"the optimiser failed: {outcome}")
         if not isinstance(outcome, Allocation):
@@ -156,6 +162,7 @@ def _child_environment(memory_mib: int | None) -> dict[str, str]:
 
 
 MEMORY = "REROUTE_PLANNING_MEMORY_MIB"
+TOO_BIG = "too big"
 
 
 def _die_with_parent() -> None:
@@ -187,10 +194,11 @@ def main() -> None:
     _die_with_parent()
     job: PlanJob = pickle.load(sys.stdin.buffer)  # written by our parent: safe to unpickle
     try:
-        outcome: Allocation | str = job.plan()
-    except MemoryError:
-        outcome = (f"the plan needed more than the {os.environ.get(MEMORY)} MiB REROUTE_PLAN_MEMORY_MIB allows it "
-                   "(a round over fewer referrals, or more memory for scheduling and a higher cap)")
+        outcome: Allocation | str | tuple[str, str] = job.plan()
+    except MemoryError:  # plain data: this module runs as __main__ here, so its own classes would not unpickle
+        why = (f"the plan needed more than the {os.environ.get(MEMORY)} MiB REROUTE_PLAN_MEMORY_MIB allows it (a round "
+               "over fewer referrals, or more memory for scheduling and a higher cap)")
+        outcome = (TOO_BIG, why)
     except Exception as exc:  # the parent reports it, and the round fails with it
         log.exception("planning failed")
         outcome = f"{type(exc).__name__}: {exc}"

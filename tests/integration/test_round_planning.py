@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.scheduling.planning import PlanFailed, Planner, PlannerDied
+from services.scheduling.planning import PlanFailed, Planner, PlannerDied, PlanTooBig
 from tests.support.schedules import plan_job as _job
 from tests.support.waiting import wait_until, wait_until_sync
 
@@ -144,7 +144,9 @@ asyncio.run(main())
 async def test_a_plan_over_its_memory_cap_fails_that_round_only() -> None:
     """On Kubernetes (1.28 and later, cgroup v2) a container's out-of-memory kill takes every process in it: the
     plan's own cap (REROUTE_PLAN_MEMORY_MIB) fails the plan instead, and the service, and the next plan, go on."""
-    job = _job(60, 1500)
-    with pytest.raises(PlanFailed, match="40 MiB.*REROUTE_PLAN_MEMORY_MIB"):  # failed importing numpy, or planning
+    job, big = _job(), _job(300, 6000)
+    with pytest.raises(PlannerDied, match="40 MiB.*REROUTE_PLAN_MEMORY_MIB"):  # too little even to import numpy
         await Planner(memory_mib=40).plan(job)
+    with pytest.raises(PlanTooBig, match="needed more than the 110 MiB REROUTE_PLAN_MEMORY_MIB allows"):
+        await Planner(memory_mib=110).plan(big)  # numpy imports within 80, then planning runs out
     assert _chosen(await Planner(memory_mib=1024).plan(job)) == _chosen(job.plan())
