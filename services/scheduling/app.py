@@ -33,7 +33,7 @@ class SchedulingSettings(ServiceSettings):
     plan_timeout_minutes: float = Field(default=PLAN_TIMEOUT_S / 60, gt=0, description=(
         "The longest a batch round's plan may take: past it the planning process is stopped and the round fails, "
         "booking nothing (the next round starts afresh)."))
-    plan_memory_mib: int | None = Field(default=None, gt=0, description=(
+    plan_memory_mib: int | None = Field(default=None, ge=128, description=(
         "The most memory a batch round's plan may take, in MiB (its planning process's data); past it the round "
         "fails, booking nothing. Unset: no cap of its own (a container's limit then takes the whole service)."))
     vetting_sweep_minutes: float = Field(default=60, ge=0, description=(

@@ -168,10 +168,7 @@ TOO_BIG = "too big"
 def _die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent ends (a service killed mid-round leaves no plan
     running on; the signal comes when the thread that started it ends: the service's event loop, its main thread),
-    its out-of-memory killer takes this process before the service, and its data is capped where the parent says."""
-    if (cap := os.environ.get(MEMORY)) is not None:
-        limit = int(cap) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # past it an allocation fails: the plan with it
+    and its out-of-memory killer takes this process before the service."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
@@ -184,6 +181,18 @@ def _die_with_parent() -> None:
         sys.exit("the service that started this plan has gone")
 
 
+def _cap_memory() -> None:
+    """The parent's cap on this process's data (RLIMIT_DATA), set once the job is read and numpy and OR-Tools are
+    imported (about 65 MiB), so that a cap too low for them fails the plan the one way: a MemoryError, said as
+    PlanTooBig."""
+    if (cap := os.environ.get(MEMORY)) is not None:
+        import numpy  # noqa: F401
+        import ortools.graph.python.min_cost_flow  # type: ignore[import-untyped]  # noqa: F401
+
+        limit = int(cap) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # past it an allocation fails: the plan with it
+
+
 def main() -> None:
     """The child: a job on stdin, its plan on stdout; the optimiser's error, as words, in its place. Anything else
     written to stdout (a library's print) goes to stderr, so the answer stays whole."""
@@ -194,11 +203,15 @@ def main() -> None:
     _die_with_parent()
     job: PlanJob = pickle.load(sys.stdin.buffer)  # written by our parent: safe to unpickle
     try:
+        _cap_memory()
         outcome: Allocation | str | tuple[str, str] = job.plan()
     except MemoryError:  # plain data: this module runs as __main__ here, so its own classes would not unpickle
-        why = (f"the plan needed more than the {os.environ.get(MEMORY)} MiB REROUTE_PLAN_MEMORY_MIB allows it (a round "
-               "over fewer referrals, or more memory for scheduling and a higher cap)")
-        outcome = (TOO_BIG, why)
+        if (cap := os.environ.get(MEMORY)) is None:
+            outcome = "MemoryError: out of memory, with no cap of its own (the host's or the container's limit)"
+        else:
+            why = (f"the plan needed more than the {cap} MiB REROUTE_PLAN_MEMORY_MIB allows it (a round over fewer "
+                   "referrals, or more memory for scheduling and a higher cap)")
+            outcome = (TOO_BIG, why)
     except Exception as exc:  # the parent reports it, and the round fails with it
         log.exception("planning failed")
         outcome = f"{type(exc).__name__}: {exc}"
