@@ -103,9 +103,14 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    """Under REROUTE_REQUIRE_DOCKER=1 a skipped test fails, saying why it would have been skipped."""
+    """Under REROUTE_REQUIRE_DOCKER=1 a skipped test fails, saying why it would have been skipped. A failed test
+    that used services shows their last warnings and errors (the services' logs are in their data dir)."""
     outcome = yield
     report = outcome.get_result()
+    if report.failed and report.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Cluster) and (said := value.complaints()):
+                report.sections.append(("services' warnings and errors", said))
     if containers.required() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"

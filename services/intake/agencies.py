@@ -163,6 +163,7 @@ class AgencyRegistry:
             raise AgencyError("give the agency's name (1 to 200 characters) with --name")
         key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
+        key_hash, password_hash = hash_key(key, salt), hash_password(nats_password)  # before the write lock
         exists = AgencyError(f"agency '{agency_id}' is already registered: `reroute agencies rotate {agency_id}` "
                              "issues it a new key")
         try:
@@ -174,8 +175,8 @@ class AgencyRegistry:
                     raise AgencyError(f"agency id '{agency_id}' is too like the registered '{alike}' (they differ only "
                                       "in - and _): choose an id that differs in letters or digits")
                 conn.execute(insert(AgencyRecord).values(
-                    agency_id=agency_id, name=name.strip(), key_salt=salt.hex(), key_hash=hash_key(key, salt),
-                    nats_password_hash=hash_password(nats_password), status="active", created_at=now))
+                    agency_id=agency_id, name=name.strip(), key_salt=salt.hex(), key_hash=key_hash,
+                    nats_password_hash=password_hash, status="active", created_at=now))
         except IntegrityError:  # added at the same moment by another replica
             raise exists from None
         return self._public(agency_id), key, nats_password
@@ -184,9 +185,10 @@ class AgencyRegistry:
         """A new key and NATS password for the agency (re-activating a revoked one); the old ones stop at once."""
         key, nats_password = new_api_key(agency_id), secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
+        key_hash, password_hash = hash_key(key, salt), hash_password(nats_password)  # before the write lock
         with self._engine.begin() as conn:
             done = conn.execute(update(AgencyRecord).where(col(AgencyRecord.agency_id) == agency_id).values(
-                key_salt=salt.hex(), key_hash=hash_key(key, salt), nats_password_hash=hash_password(nats_password),
+                key_salt=salt.hex(), key_hash=key_hash, nats_password_hash=password_hash,
                 status="active", rotated_at=now, revoked_at=None))
         if done.rowcount == 0:
             raise AgencyError(f"no agency '{agency_id}': register it with `reroute agencies add {agency_id} --name ...`")

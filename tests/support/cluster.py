@@ -57,6 +57,25 @@ class Cluster:
     def calendar_url(self) -> str:
         return self.http_url("scheduling")
 
+    def complaints(self, *, last: int = 40) -> str:
+        """The last `last` warnings and errors (with their tracebacks) in each service's log: shown beside a failed
+        test, since a service's "try again in a minute" says nothing of the cause its log names."""
+        out = []
+        for log in sorted((self.data_dir / "logs").glob("*.log")):
+            kept: list[str] = []
+            in_traceback = False
+            for line in log.read_text(errors="replace").splitlines():
+                if " WARNING " in line or " ERROR " in line or " CRITICAL " in line:
+                    kept.append(line)
+                    in_traceback = True
+                elif in_traceback and (line.startswith((" ", "Traceback")) or not line[:4].isdigit()):
+                    kept.append(line)
+                else:
+                    in_traceback = False
+            if kept:
+                out.append(f"--- {log.name}\n" + "\n".join(kept[-last:]))
+        return "\n".join(out)
+
     def http_url(self, service: str) -> str:
         """Base URL of a service's HTTP API in this cluster."""
         if service not in self.http_urls:
