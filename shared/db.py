@@ -8,12 +8,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -30,6 +31,23 @@ def make_engine(service: str, settings: ServiceSettings) -> Engine:
         prefix = settings.db_schema_prefix if settings.db_schema_prefix is not None else settings.namespace
         return _postgres_engine(settings.database_url, schema=f"{prefix}_{service}" if prefix else service)
     return _sqlite_engine(settings.data_dir / f"{service}.db")
+
+
+READS_ONLY = "reroute_reads_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection that only reads, for work done beside the database thread (an HTTP request's look-up).
+
+    On SQLite its transaction is deferred: in WAL mode a reader neither waits for the writer nor holds it up,
+    where a write transaction (every other one here) would wait up to 30 s for the database thread's batch, on the
+    caller's thread (the event loop, for an async route). Never write through it: a deferred transaction that
+    writes after another connection has written fails at once ("database is locked"). On PostgreSQL it is an
+    ordinary connection."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READS_ONLY: True})
+        yield conn
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -61,7 +79,7 @@ def _sqlite_engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READS_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -36,6 +36,7 @@ from sqlmodel import col
 
 from services.intake.tables import AgencyRecord, as_utc
 from shared.contracts.intake_rpc import Agency, AgencyNatsHash
+from shared.db import reading
 from shared.nats_auth import RESERVED_IDS, hash_password, normalised_agency_id
 from shared.subjects import AGENCY_ID
 
@@ -228,7 +229,7 @@ class AgencyRegistry:
         agency_id = agency_of_key(api_key)
         row = None
         if agency_id is not None:
-            with self._engine.connect() as conn:
+            with reading(self._engine) as conn:  # on the event loop: never waits for the database thread's batch
                 row = conn.execute(select(col(AgencyRecord.status), col(AgencyRecord.key_salt),
                                           col(AgencyRecord.key_hash)).where(col(AgencyRecord.agency_id) == agency_id)
                                    ).first()

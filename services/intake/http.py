@@ -41,6 +41,7 @@ from services.intake.validation import NotJson, load_json
 from shared.contracts.codes import WithdrawalReason
 from shared.contracts.common import FieldError
 from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral, Withdrawal
+from shared.db import reading
 from shared.proxies import client_address
 from shared.service import ServiceHost
 from shared.telemetry import caller_links, extract_context, referral_trace
@@ -258,7 +259,7 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
         """Where your referral stands: received, assessed, scheduled (first session, mentor), waitlisted, withdrawn..."""
         with door.span(request, "/v1/referrals/{referral_id}", agency_id) as span:
             span.set_attribute("referral.id", referral_id)  # a poll is a trace of its own, linked to the referral's
-            with host.engine.connect() as conn:
+            with reading(host.engine) as conn:
                 row = conn.execute(
                     select(col(ReferralRecord.agency_referral_id), col(ReferralRecord.received_at),
                            col(ReferralRecord.revision), col(ReferralRecord.trace_context),
@@ -283,7 +284,7 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
                                            agency_id: Agency) -> ReferralStatus:
         """Where your referral stands, found by your own id (`?agency_referral_id=YOT%2F2026%2F17`): the same answer
         as `GET /v1/referrals/{referral_id}`. Only your agency's referrals are searched."""
-        with host.engine.connect() as conn:
+        with reading(host.engine) as conn:
             referral_id = conn.execute(
                 select(col(ReferralRecord.referral_id))
                 .where(col(ReferralRecord.agency_id) == agency_id,

@@ -29,6 +29,7 @@ from services.scheduling.matching import LONDON
 from services.scheduling.store import mentor_feed, mentor_record, venue_records
 from services.scheduling.tables import CalendarToken, MentorRow
 from shared.contracts.scheduling import MentorRecord, SessionStatus, VenueRecord
+from shared.db import reading
 
 PAST_DAYS = 30
 
@@ -168,7 +169,7 @@ def calendar_api(engine: Engine) -> FastAPI:
     @api.api_route("/v1/calendars/{token}.ics", methods=["GET", "HEAD"], response_class=Response)
     def ics(token: str, request: Request) -> Response:
         now = datetime.now(UTC)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             feed = _feed(conn, token, now)
         body = build_feed(mentor_id=feed.mentor.id, mentor_name=feed.mentor.name, sessions=feed.sessions, now=now)
         return _conditional(request, body, "text/calendar; charset=utf-8", _last_modified(feed))
@@ -176,7 +177,7 @@ def calendar_api(engine: Engine) -> FastAPI:
     @api.api_route("/v1/calendars/{token}.json", methods=["GET", "HEAD"], response_class=Response)
     def json_calendar(token: str, request: Request) -> Response:
         now = datetime.now(UTC)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             feed = _feed(conn, token, now)
         body = json.dumps({"mentor": {"id": feed.mentor.id, "name": feed.mentor.name}, "sessions": [
             {"session_id": s.session_id, "case": s.case_ref, "start": s.start.astimezone(LONDON).isoformat(),
