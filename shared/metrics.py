@@ -34,7 +34,7 @@ from sqlmodel import col
 
 from shared.contracts.rpc import Health
 from shared.deadletters import DeadLetterRow
-from shared.heap import GcPauses
+from shared.heap import GcCollector, GcPauses
 from shared.outbox import OutboxRow, Outgoing
 
 if TYPE_CHECKING:
@@ -160,15 +160,8 @@ class ServiceMetrics:
         meter.create_observable_gauge("reroute.ready", callbacks=[self._readiness],
                                       description="1 when the replica is ready (as /readyz), else 0.")
         self.gc = GcPauses()
-        meter.create_observable_counter(
-            "reroute.gc.collections", callbacks=[self._gc_reader(lambda g: self.gc.count[g])],
-            description="Garbage collections by generation (2: a full pass, which pauses the whole process).")
-        meter.create_observable_counter(
-            "reroute.gc.pause", unit="s", callbacks=[self._gc_reader(lambda g: self.gc.seconds[g])],
-            description="Time the process spent paused in garbage collections, by generation.")
-        meter.create_observable_gauge(
-            "reroute.gc.longest_pause", unit="s", callbacks=[self._gc_reader(self.gc.longest)],
-            description="The longest garbage-collection pause since the last scrape, by generation.")
+        self._registry, self._gc_collector = registry, GcCollector(self.gc, service)
+        registry.register(self._gc_collector)
 
     def live_gauge(self, name: str, read: Callable[[], float], *, description: str) -> None:
         """A gauge of this replica's own state (`reroute.<name>`), read as Prometheus asks, not sampled: a state
@@ -181,13 +174,6 @@ class ServiceMetrics:
     def _reader(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(v, dict(labels)) for labels, v in self._values.get(key, {}).items()]
-
-        return observe
-
-    def _gc_reader(self, read: Callable[[int], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(_: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(read(g), {"service": self.service, "generation": str(g)})
-                    for g in GcPauses.GENERATIONS]
 
         return observe
 
@@ -260,6 +246,7 @@ class ServiceMetrics:
 
     def shutdown(self) -> None:
         self.gc.close()
+        self._registry.unregister(self._gc_collector)
         self.provider.shutdown()
 
 

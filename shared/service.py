@@ -609,7 +609,8 @@ class ServiceHost:
             await self._ops.start()
 
     async def _start(self) -> None:
-        js = self.broker.connection.jetstream()
+        frozen = heap.settle()  # what start-up made lives as long as the process: out of every later full pass,
+        js = self.broker.connection.jetstream()  # frozen before any task runs, so no batch is frozen with it
         await self._check_streams(js)
         relay = OutboxRelay(self.database, js, on_published=self.metrics.published)
         self.relay = relay
@@ -641,7 +642,6 @@ class ServiceHost:
         self._micro = await register(self.broker.connection, service=self.name, namespace=self.settings.namespace,
                                      health=self.health)
         self._started = True
-        frozen = heap.settle()  # what start-up made lives as long as the process: out of every later full pass
         log.info("%s started (pid %d; %d objects kept out of garbage collection)", self.name, os.getpid(), frozen)
 
     async def _shutdown(self) -> None:

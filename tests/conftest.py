@@ -101,16 +101,22 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         proc.wait(timeout=10)
 
 
+_LOGS_AT_START = pytest.StashKey[dict[int, dict[str, int]]]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
     """Under REROUTE_REQUIRE_DOCKER=1 a skipped test fails, saying why it would have been skipped. A failed test
     that used services shows their last warnings and errors (the services' logs are in their data dir)."""
     outcome = yield
     report = outcome.get_result()
+    clusters = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Cluster)]
+    if report.when == "setup" and clusters:
+        item.stash[_LOGS_AT_START] = {id(c): c.log_sizes() for c in clusters}
     if report.failed and report.when == "call":
-        for value in getattr(item, "funcargs", {}).values():
-            if isinstance(value, Cluster) and (said := value.complaints()):
-                report.sections.append(("services' warnings and errors", said))
+        for cluster in clusters:
+            if said := cluster.complaints(since=item.stash.get(_LOGS_AT_START, {}).get(id(cluster))):
+                report.sections.append(("services' warnings and errors during the test", said))
     if containers.required() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"

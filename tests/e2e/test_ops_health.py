@@ -71,7 +71,7 @@ async def test_every_service_answers_its_probes_and_serves_metrics(own_cluster: 
             assert readiness.json()["ready"] is True and readiness.json()["problems"] == []
             metrics = await http.get(f"{url}/metrics")
             assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-            assert f'reroute_gc_pause_seconds_total{{generation="2",service="{service}"}}' in metrics.text
+            assert f'reroute_gc_pause_seconds_count{{generation="2",service="{service}"}}' in metrics.text
 
 
 async def test_the_services_api_finds_each_service_and_reports_its_health(own_cluster: Cluster,

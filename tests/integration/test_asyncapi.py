@@ -148,6 +148,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[
         for host in hosts:
             host.database.close()
             host.tracer_provider.shutdown()
+            host.metrics.shutdown()
             host.engine.dispose()
 
 

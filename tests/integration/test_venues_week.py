@@ -44,6 +44,7 @@ async def scheduling(tmp_path: Path) -> AsyncIterator[Scheduling]:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(host.engine)}" CASCADE'))
     host.engine.dispose()
     host.tracer_provider.shutdown()
+    host.metrics.shutdown()
 
 
 def _at(day: int, hour: int) -> datetime:

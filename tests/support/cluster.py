@@ -57,23 +57,21 @@ class Cluster:
     def calendar_url(self) -> str:
         return self.http_url("scheduling")
 
-    def complaints(self, *, last: int = 40) -> str:
-        """The last `last` warnings and errors (with their tracebacks) in each service's log: shown beside a failed
-        test, since a service's "try again in a minute" says nothing of the cause its log names."""
+    def log_sizes(self) -> dict[str, int]:
+        """How far each service's log has been written: `complaints(since=...)` reads on from there."""
+        return {log.name: log.stat().st_size for log in (self.data_dir / "logs").glob("*.log")}
+
+    def complaints(self, *, since: dict[str, int] | None = None, last: int = 10) -> str:
+        """The last `last` warnings and errors (each with its traceback) in each service's log, from `since` on:
+        shown beside a failed test, since a service's "try again in a minute" does not say what its log says."""
         out = []
         for log in sorted((self.data_dir / "logs").glob("*.log")):
-            kept: list[str] = []
-            in_traceback = False
-            for line in log.read_text(errors="replace").splitlines():
-                if " WARNING " in line or " ERROR " in line or " CRITICAL " in line:
-                    kept.append(line)
-                    in_traceback = True
-                elif in_traceback and (line.startswith((" ", "Traceback")) or not line[:4].isdigit()):
-                    kept.append(line)
-                else:
-                    in_traceback = False
-            if kept:
-                out.append(f"--- {log.name}\n" + "\n".join(kept[-last:]))
+            with log.open("rb") as f:
+                f.seek((since or {}).get(log.name, 0))
+                text = f.read().decode(errors="replace")
+            records = _complaints(text.splitlines())
+            if records:
+                out.append(f"--- {log.name}\n" + "\n".join(records[-last:]))
         return "\n".join(out)
 
     def http_url(self, service: str) -> str:
@@ -292,3 +290,33 @@ def service_engine(cluster: Cluster, service: str) -> Any:
 def fresh_language() -> str:
     """The same as `unique_language` (one pool, large enough for the whole suite)."""
     return unique_language()
+
+
+_LOUD = ("WARNING", "ERROR", "CRITICAL")
+
+
+def _complaints(lines: list[str]) -> list[str]:
+    """Each warning or error of a log, plain or JSON (`REROUTE_LOG_FORMAT`), with the traceback below it."""
+    records: list[str] = []
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if isinstance(entry, dict):
+                current = None
+                if entry.get("level") in _LOUD:
+                    records.append(f"{entry.get('time')} {entry.get('level')} {entry.get('logger')}: "
+                                   f"{entry.get('message')}" + (f"\n{entry['exception']}" if entry.get("exception") else ""))
+                continue
+        if line[:4].isdigit():  # a plain record: "2026-12-07 05:00:01,123 LEVEL service logger: message"
+            level = line.split(" ", 3)[2] if line.count(" ") >= 3 else ""
+            current = [line] if level in _LOUD else None
+            if current is not None:
+                records.append(line)
+        elif current is not None:  # a traceback's line, under the record it belongs to
+            records[-1] += "\n" + line
+    return records
+

@@ -21,25 +21,32 @@ def _scrape(registry: CollectorRegistry) -> dict[str, float]:
     return out
 
 
-def test_each_collection_is_counted_with_its_pause_and_the_longest_is_per_scrape() -> None:
+def test_each_full_pass_is_counted_with_its_time_in_a_histogram_that_reading_does_not_change() -> None:
     registry = CollectorRegistry()
     metrics = ServiceMetrics("risk", registry, namespace="",
                              health=lambda: Health(service="risk", pid=1, live=True, ready=True, problems=[]))
+    full = 'generation="2",service="risk"'
     try:
         before = _scrape(registry)
         gc.collect(2)
         gc.collect(2)
         after = _scrape(registry)
-        full = 'generation="2",service="risk"'
-        assert after[f"reroute_gc_collections_total{{{full}}}"] >= before[f"reroute_gc_collections_total{{{full}}}"] + 2
-        assert after[f"reroute_gc_pause_seconds_total{{{full}}}"] > before[f"reroute_gc_pause_seconds_total{{{full}}}"]
-        assert after[f"reroute_gc_longest_pause_seconds{{{full}}}"] > 0
-        assert _scrape(registry)[f"reroute_gc_longest_pause_seconds{{{full}}}"] == 0, "a scrape sees its own interval"
+        assert after[f"reroute_gc_pause_seconds_count{{{full}}}"] >= before[f"reroute_gc_pause_seconds_count{{{full}}}"] + 2
+        assert after[f"reroute_gc_pause_seconds_sum{{{full}}}"] > before[f"reroute_gc_pause_seconds_sum{{{full}}}"]
+        buckets = [v for k, v in after.items() if k.startswith('reroute_gc_pause_seconds_bucket{generation="2"')]
+        assert buckets == sorted(buckets), "a histogram's buckets are cumulative"
+        assert buckets[-1] == after[f"reroute_gc_pause_seconds_count{{{full}}}"], "+Inf holds every pass"
+        gc.disable()  # no pass of its own between the two reads
+        try:
+            assert _scrape(registry) == _scrape(registry), "reading the figures does not change them"
+        finally:
+            gc.enable()
     finally:
         metrics.shutdown()
     counted = metrics.gc.count[2]
     gc.collect(2)
     assert metrics.gc.count[2] == counted, "a stopped service's hook is gone"
+    assert not _scrape(registry), "and so are its figures"
 
 
 def test_settle_keeps_what_lives_now_out_of_later_passes_but_still_frees_what_dies() -> None:
