@@ -10,7 +10,9 @@ venues with rooms, licences, leave) and sends referrals drawn from the same samp
 
 flood    Rounds of: the raw relay (three JetStream hops in one process) floods the payloads, then reroute does;
          the throughput ratio is taken within each round and the median over rounds printed, with each service's
-         CPU time per referral (robust to other work on the machine) and peak RSS (VmHWM) at the end of the flood.
+         CPU time per referral (robust to other work on the machine) and peak RSS (VmHWM) at the end of the flood;
+         and where the cores went meanwhile (the services, nats-server, the bench, other work on the machine, which
+         includes py-spy under --profile) with each service's run delay per referral (runnable, waiting for a core).
 latency  At each fixed offered rate, an open-loop publisher sends for --duration seconds, first through the raw
          relay, then through reroute: p50/p99 from submission to outcome (sessions.scheduled or
          sessions.waitlisted), and whether a backlog grows.
@@ -35,7 +37,17 @@ from pathlib import Path
 
 from apps.devstack.processes import SERVICES
 from bench.latency import Paced, paced
-from bench.stack import Reroute, nats_server, profiled, publish, raw_relay, watch
+from bench.stack import (
+    SERVER_PIDS,
+    Reroute,
+    cpu_seconds,
+    machine_busy_seconds,
+    nats_server,
+    profiled,
+    publish,
+    raw_relay,
+    watch,
+)
 from bench.workload import Registry, referrals, registry
 
 SECTIONS = ("flood", "latency", "drain")
@@ -50,6 +62,8 @@ class Flood:
     waitlisted: int
     tiers: dict[str, int]
     cpu_ms: dict[str, float]  # each service's CPU time per referral
+    run_delay_ms: dict[str, float]  # each service's time per referral runnable but waiting for a core
+    others_cores: float  # cores busy with other work on the machine meanwhile (not the services, nats-server or bench)
     peak_rss: dict[str, float]  # each service's peak resident set at the end, MiB
 
 
@@ -68,13 +82,20 @@ async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Regi
     n = len(bodies)
     async with Reroute(url, data_dir, reg, replicas) as reroute:
         arrivals = reroute.expect(n)
+        server = SERVER_PIDS[url]
         with profiled(reroute.pids(), profile, label):
-            cpu_before = reroute.cpu_seconds()
+            cpu_before, delay_before = reroute.cpu_seconds(), reroute.run_delay_seconds()
+            machine_before, server_before, own_before = machine_busy_seconds(), cpu_seconds(server), time.process_time()
             start = time.perf_counter()
             await publish(reroute.js, reroute.subject, bodies, due=[])
             await watch(arrivals, "reroute", timeout=900)
             elapsed = time.perf_counter() - start
+            machine = machine_busy_seconds() - machine_before
+            server_cpu, own = cpu_seconds(server) - server_before, time.process_time() - own_before
         cpu = {name: (seconds - cpu_before[name]) * 1000 / n for name, seconds in reroute.cpu_seconds().items()}
+        delay = {name: (seconds - delay_before[name]) * 1000 / n
+                 for name, seconds in reroute.run_delay_seconds().items()}
+        others = (machine - sum(cpu.values()) * n / 1000 - server_cpu - own) / elapsed
         rss = reroute.peak_rss()
         for stage, ats in arrivals.stages.items():
             at = max(ats.values())
@@ -82,10 +103,14 @@ async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Regi
         print(f"  sessions.*: all {n} after {elapsed:.2f} s ({n / elapsed:,.0f}/s)")
         print("  CPU per referral in the flood (robust to other work on the machine): "
               + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()) + f"; all {sum(cpu.values()):.2f} ms")
+        print(f"  the {os.cpu_count()} cores meanwhile: the services {sum(cpu.values()) * n / 1000 / elapsed:.2f}, "
+              f"nats-server {server_cpu / elapsed:.2f}, the bench {own / elapsed:.2f}, other work on the machine "
+              f"{others:.2f}; waiting for a core (run delay) per referral: "
+              + ", ".join(f"{name} {ms:.2f} ms" for name, ms in delay.items()))
         print("  peak RSS (VmHWM) at the end of the flood: " + ", ".join(f"{name} {mib:.0f} MiB"
                                                                         for name, mib in rss.items()))
         return Flood(n / elapsed, arrivals.kinds["placed"], arrivals.kinds["waitlisted"], dict(arrivals.tiers), cpu,
-                     rss)
+                     delay, others, rss)
 
 
 def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
@@ -105,12 +130,16 @@ def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
               f"({ratios[-1]:.3f}× raw); placed {run.placed} ({run.placed / args.referrals:.0%}), waitlisted "
               f"{run.waitlisted}; tiers {dict(sorted(run.tiers.items()))}")
     cpu = {name: statistics.median(f.cpu_ms[name] for f in floods) for name in floods[0].cpu_ms}
+    delay = {name: statistics.median(f.run_delay_ms[name] for f in floods) for name in floods[0].run_delay_ms}
     rss = {name: max(f.peak_rss[name] for f in floods) for name in floods[0].peak_rss}
     return [(f"flood: median over {args.rounds} rounds {statistics.median(ratios):.3f}× raw "
              f"[{min(ratios):.3f}–{max(ratios):.3f}]; placed {min(f.placed for f in floods) / args.referrals:.0%} or "
              f"more in every round"),
             "flood: median CPU per referral " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
             + f"; all {sum(cpu.values()):.2f} ms",
+            "flood: median wait for a core per referral " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in delay.items())
+            + f"; other work on the machine took {statistics.median(f.others_cores for f in floods):.2f} cores "
+              "(median)",
             "flood: peak RSS (highest of the rounds) " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in rss.items())]
 
 

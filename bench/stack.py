@@ -39,15 +39,19 @@ from shared.streams import provision_at
 from shared.subjects import Subjects
 
 SUBJECTS = Subjects()
+SERVER_PIDS: dict[str, int] = {}
+"""The process of each running bench nats-server, by URL (for its CPU time)."""
 
 
 @contextmanager
 def nats_server(tmp: Path) -> Iterator[str]:
     """A nats-server -js of the bench's own, storing in `tmp`; yields its URL."""
     server, url = start_nats_server(tmp / "nats")
+    SERVER_PIDS[url] = server.pid
     try:
         yield url
     finally:
+        del SERVER_PIDS[url]
         server.terminate()
         server.wait()
 
@@ -255,6 +259,11 @@ class Reroute:
         return {name: sum(cpu_seconds(group.procs[name].pid) for group in self.groups if name in group.procs)
                 for name in SERVICES}
 
+    def run_delay_seconds(self) -> dict[str, float]:
+        """Each service's time so far runnable but waiting for a core (all its threads and replicas)."""
+        return {name: sum(run_delay_seconds(group.procs[name].pid) for group in self.groups if name in group.procs)
+                for name in SERVICES}
+
     def peak_rss(self) -> dict[str, float]:
         """Each service's peak resident set since it started (VmHWM), in MiB (the highest of its replicas)."""
         return {name: max(mebibytes(status(group.procs[name].pid)["VmHWM"]) for group in self.groups
@@ -295,6 +304,25 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_delay_seconds(pid: int) -> float:
+    """Time a process's threads have spent runnable but waiting for a core (the kernel's run delay, the second field
+    of /proc/<pid>/task/<tid>/schedstat): the machine's other work, or the process's own threads competing."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread ending meanwhile
+            continue
+    return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, all cores together, from /proc/stat (Linux)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager
