@@ -12,14 +12,15 @@
   the `X-CSRF-Token` header (htmx sends it, from `hx-headers` on <body>), and an Origin, when the browser sends one,
   of this console.
 - **Log-in.** intake checks the console password (argon2id; five wrong in a row lock that person's log-in for 15
-  minutes: services/intake/console_logins.py); here each client address gets `console_login_attempts` tries per
-  5 minutes. A one-time password (an admin's `reroute people console-password`) opens only the page where the person
+  minutes: services/intake/console_logins.py); here each client address may fail `console_login_attempts` times in
+  5 minutes (a log-in that succeeds is not counted, so people sharing an address are not refused for logging in). A one-time password (an admin's `reroute people console-password`) opens only the page where the person
   chooses their own. Admins and safeguarding leads also give an authenticator code (TOTP) at each log-in; at their
   first log-in they set their app up on /second-factor, which is all they may open until they have.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -239,6 +240,11 @@ def set_session_cookie(response: Response, session: Session, settings: ConsoleSe
                         path="/", max_age=int(settings.console_session_hours * 3600))
 
 
+def _minutes(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
 @router.get("/login", dependencies=[Depends(_LOGIN_PAGE)])
 async def login_page(request: Request, next: str = "/") -> Response:
     console = state_of(request)
@@ -248,7 +254,8 @@ async def login_page(request: Request, next: str = "/") -> Response:
     fresh = session is None
     if session is None:
         session = console.sessions.new()
-    response = render(request, "login.html", session=session, next=local_path(next))
+    response = render(request, "login.html", session=session, next=local_path(next),
+                      attempts=console.settings.console_login_attempts)
     if fresh:
         set_session_cookie(response, session, console.settings)
     return response
@@ -261,12 +268,18 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
     before = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
     assert before is not None  # csrf_protected refused a request without one
 
-    def again(problem: str, status: int) -> Response:
-        return render(request, "login.html", session=before, next=local_path(next), problem=problem,
-                      person_id=person_id, status_code=status)
+    def again(problem: str, status: int, headers: dict[str, str] | None = None) -> Response:
+        response = render(request, "login.html", session=before, next=local_path(next), problem=problem,
+                          person_id=person_id, status_code=status, attempts=console.settings.console_login_attempts)
+        response.headers.update(headers or {})
+        return response
 
-    if not console.limiter.allow(client_address(request, console.settings.console_trusted_proxies) or "-"):
-        return again("Too many log-in attempts from this computer: wait five minutes, then try again.", 429)
+    address = client_address(request, console.settings.console_trusted_proxies) or "-"
+    attempt = console.limiter.begin(address)  # counted unless it logs in: only failures use up the address's tries
+    if attempt is None:
+        wait = max(1, math.ceil(console.limiter.retry_after(address)))
+        return again(f"Too many failed log-ins from this computer ({console.settings.console_login_attempts} in 5 "
+                     f"minutes): try again in {_minutes(wait)}.", 429, {"Retry-After": str(wait)})
     person_id = person_id.strip().lower()
     if not person_id or not password:
         return again("Give your person id and your console password.", 400)
@@ -282,6 +295,7 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
         if exc.code == ErrorCode.REFUSED:
             return again(f"Not logged in: {exc.message}.", 401)
         return again("Not logged in: wrong person id, password or authenticator code.", 401)
+    console.limiter.logged_in(attempt)
     console.sessions.end(before)
     session = console.sessions.new(Person(logged.person_id, frozenset(logged.roles)))
     session.choosing_password, session.enrolling = logged.one_time, logged.second_factor == "enrol"

@@ -1,4 +1,4 @@
-"""The console's sessions, in this process's memory, and the log-in attempts each client address may make.
+"""The console's sessions, in this process's memory, and the failed log-ins each client address may make.
 
 A session's key is random (32 bytes) and travels only in an HttpOnly, SameSite=Strict cookie, Secure and `__Host-`
 prefixed when people reach the console over TLS (on plain http the browser would drop a Secure cookie; the console
@@ -85,19 +85,54 @@ class Sessions:
             self.end(session)
 
 
+@dataclass(eq=False)
+class Attempt:
+    """One log-in attempt, holding its place in its address's count until it is known to have logged in."""
+
+    address: str
+    at: float
+
+
 class LoginLimiter:
-    """At most `attempts` log-in attempts per client address in a sliding `LOGIN_WINDOW_SECONDS`."""
+    """At most `attempts` failed log-ins per client address in a sliding `LOGIN_WINDOW_SECONDS`: what guards against
+    guessing passwords from one computer (each person's own lock-out is intake's). A successful log-in is not counted,
+    so a team trying the demo, or an office behind one public address, is never refused for logging in.
+
+    An attempt takes its place when it starts (`begin`) and gives it back only once it has logged in (`logged_in`):
+    so a burst of guesses sent all at once is held to the same number as guesses sent one after another."""
 
     def __init__(self, attempts: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.attempts, self._clock = attempts, clock
-        self._seen: dict[str, deque[float]] = {}
+        self._counted: dict[str, deque[Attempt]] = {}
 
-    def allow(self, address: str) -> bool:
+    def begin(self, address: str) -> Attempt | None:
+        """The attempt, counted from now; None when the address has failed (or has in flight) `attempts` already."""
         now = self._clock()
-        seen = self._seen.setdefault(address, deque())
-        while seen and now - seen[0] > LOGIN_WINDOW_SECONDS:
-            seen.popleft()
-        if len(seen) >= self.attempts:
-            return False
-        seen.append(now)
-        return True
+        counted = self._current(address, now)
+        if len(counted) >= self.attempts:
+            return None
+        attempt = Attempt(address, now)
+        counted.append(attempt)
+        return attempt
+
+    def logged_in(self, attempt: Attempt) -> None:
+        """It logged in: it no longer counts."""
+        counted = self._counted.get(attempt.address)
+        if counted is not None and attempt in counted:
+            counted.remove(attempt)
+            if not counted:
+                del self._counted[attempt.address]
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until the address may try again (0 when it may now)."""
+        now = self._clock()
+        counted = self._current(address, now)
+        if len(counted) < self.attempts:
+            return 0.0
+        return max(0.0, counted[len(counted) - self.attempts].at + LOGIN_WINDOW_SECONDS - now)
+
+    def _current(self, address: str, now: float) -> deque[Attempt]:
+        counted = self._counted.setdefault(address, deque())
+        while counted and now - counted[0].at > LOGIN_WINDOW_SECONDS:
+            counted.popleft()
+        return counted

@@ -1,14 +1,17 @@
 """The console's structure, read from the app itself: every route declares exactly one guard (the roles it needs, or
 why anyone may use it), an area's routes need the area's roles, every route that changes anything is CSRF-checked;
-sessions end when idle or old; log-in attempts are limited per address; it refuses to listen beyond loopback without
+sessions end when idle or old; failed log-ins are limited per address; it refuses to listen beyond loopback without
 TLS; after logging in it goes only to a path on the console itself."""
 
 from __future__ import annotations
 
+import re
 from typing import cast
 
 import pytest
+from httpx import Response
 from pydantic import ValidationError
+from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 from apps.console.app import create_app, pages
@@ -18,6 +21,8 @@ from apps.console.live import AlertFeed
 from apps.console.pages import AREAS
 from apps.console.sessions import LoginLimiter, Sessions
 from apps.console.settings import ConsoleSettings
+from shared.contracts.intake_rpc import CONSOLE_LOGIN, ConsoleLogin, ConsoleLoginRequest
+from shared.contracts.rpc import ErrorCode, Role, ServiceError
 
 APP = create_app(ConsoleSettings(), cast(ServicesClient, None), AlertFeed())
 OPEN = {("/login", "GET"), ("/login", "POST"), ("/logout", "POST"), ("/healthz", "GET")}
@@ -73,13 +78,27 @@ def test_a_session_ends_when_idle_or_too_old() -> None:
     assert sessions.find(idle.key) is None and sessions.find(None) is None
 
 
-def test_log_in_attempts_are_limited_per_address() -> None:
+def test_failed_log_ins_are_limited_per_address_and_successful_ones_are_not_counted() -> None:
     now = [0.0]
     limiter = LoginLimiter(3, clock=lambda: now[0])
-    assert [limiter.allow("10.0.0.1") for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow("10.0.0.2")
+    for _ in range(50):  # a team logging in one after another from one office
+        attempt = limiter.begin("10.0.0.1")
+        assert attempt is not None
+        limiter.logged_in(attempt)
+    assert [limiter.begin("10.0.0.1") is not None for _ in range(4)] == [True, True, True, False]  # none logged in
+    assert limiter.begin("10.0.0.2") is not None
+    assert limiter.retry_after("10.0.0.1") == 300
     now[0] += 301
-    assert limiter.allow("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 0 and limiter.begin("10.0.0.1") is not None
+
+
+def test_log_in_attempts_still_being_checked_count_until_they_succeed() -> None:
+    """Guesses sent all at once are held to the limit too: each counts from its start, not once it has failed."""
+    limiter = LoginLimiter(3)
+    in_flight = [limiter.begin("10.0.0.1") for _ in range(3)]
+    assert limiter.begin("10.0.0.1") is None
+    limiter.logged_in(in_flight[0])
+    assert limiter.begin("10.0.0.1") is not None
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "", None,
@@ -117,10 +136,6 @@ def test_the_access_log_names_an_areas_route_not_the_path_asked() -> None:
 
 def _log_in_tries(app: object, peer: str, forwarded: str | None, tries: int) -> list[int]:
     """The status of each of `tries` log-in attempts (without a password) from `peer`, forwarded for `forwarded`."""
-    import re
-
-    from starlette.testclient import TestClient
-
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     with TestClient(cast(ASGIApp, app), base_url="http://127.0.0.1:8083", client=(peer, 40000)) as browser:
         page = browser.get("/login", headers=headers)
@@ -141,6 +156,42 @@ def test_behind_a_trusted_proxy_the_log_in_limit_counts_each_client_not_the_prox
     untrusted = create_app(ConsoleSettings(console_login_attempts=2), cast(ServicesClient, None), AlertFeed())
     assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.9", 3) == [400, 400, 429]
     assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.10", 1) == [429]
+
+
+class _Intake:
+    """intake's `console.login` as the console sees it: right for the password `<person id> password`."""
+
+    async def call(self, endpoint: object, request: ConsoleLoginRequest, *, timeout: float = 5) -> ConsoleLogin:
+        assert endpoint is CONSOLE_LOGIN
+        if request.password != f"{request.person_id} password":
+            raise ServiceError(ErrorCode.REFUSED, "wrong person id, password or authenticator code")
+        return ConsoleLogin(person_id=request.person_id, roles=[Role.SCHEDULER], one_time=False)
+
+
+def _log_in(browser: TestClient, person_id: str, password: str) -> Response:
+    """Log in from the log-in page, as a new visitor (a browser without the console's cookie)."""
+    browser.cookies.clear()
+    page = browser.get("/login")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return browser.post("/login", data={"csrf_token": found.group(1), "person_id": person_id, "password": password},
+                        follow_redirects=False)
+
+
+def test_many_successful_log_ins_from_one_computer_are_never_refused_and_failures_still_are() -> None:
+    """A team trying the demo, or an office behind one public address: only wrong passwords use up its tries."""
+    app = create_app(ConsoleSettings(console_login_attempts=3), cast(ServicesClient, _Intake()), AlertFeed())
+    people = [f"demo-{n}" for n in range(5)]
+    with TestClient(cast(ASGIApp, app), base_url="http://127.0.0.1:8083", client=("203.0.113.5", 40000)) as browser:
+        for round_ in range(10):
+            for person in people:
+                logged = _log_in(browser, person, f"{person} password")
+                assert logged.status_code == 303 and logged.headers["location"] == "/", (round_, person, logged.text)
+        assert [_log_in(browser, "demo-0", "guess").status_code for _ in range(3)] == [401, 401, 401]
+        refused = _log_in(browser, "demo-1", "demo-1 password")  # even the right password: nothing is checked
+        assert refused.status_code == 429
+        assert "Too many failed log-ins from this computer (3 in 5 minutes): try again in 5 minutes" in refused.text
+        assert refused.headers["retry-after"] == "300"
 
 
 def test_trusted_proxies_are_addresses_or_networks() -> None:
