@@ -3,8 +3,8 @@ live views, every asset from apps/console/static (no CDN, no build step). A clie
 (apps/console/client.py): it never reads a service's database.
 
 `create_app` wires it (nothing at import time): the log-in routes (apps/console/auth.py), the home page, every area
-in `apps.console.pages.AREAS`, the refusal pages, and the headers every response carries (a strict Content Security
-Policy: scripts and styles from this console only, no inline script)."""
+in `apps.console.pages.AREAS`, the refusal pages, a page for an address it does not serve, and the headers every
+response carries (a strict Content Security Policy: scripts and styles from this console only, no inline script)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.console import auth, receiver
@@ -30,6 +33,7 @@ from apps.console.auth import (
     PasswordNeeded,
     SecondFactorNeeded,
     routes_of,
+    visitor,
 )
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
@@ -42,6 +46,9 @@ from shared.contracts.rpc import ANY_ROLE
 from shared.span_store import SpanStore
 
 STATIC = Path(__file__).with_name("static")
+NEVER_PAGES = (receiver.PREFIX, "/static/")
+"""Paths answered in their own terms, never with a page: the OTLP receiver's protocol, the static files."""
+NO_PAGE_TITLES = {400: "This address cannot be read", 404: "Page not found", 405: "This address is not a page"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -111,6 +118,39 @@ def _refusals(app: FastAPI) -> None:
         return render(request, "stale_form.html", status_code=403)
 
 
+def wants_page(request: Request) -> bool:
+    """Whether an error is answered with a page (in the console's layout): for anything but `NEVER_PAGES`, unless the
+    client asks for JSON and not HTML."""
+    if request.url.path.startswith(NEVER_PAGES):
+        return False
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept or "json" not in accept
+
+
+def _no_pages(app: FastAPI) -> None:
+    """A page, not FastAPI's bare JSON, for an address the console does not serve (404), one only its forms post to
+    (405), or one whose query a page cannot read (400); with the areas for a person logged in, else a link to log in."""
+
+    @app.exception_handler(HTTPException)
+    async def no_page(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code not in (404, 405) or not wants_page(request):
+            return await http_exception_handler(request, exc)
+        response = render(request, "no_page.html", session=await visitor(request), status_code=exc.status_code,
+                          title=NO_PAGE_TITLES[exc.status_code], status=exc.status_code, path=request.url.path[:200])
+        response.headers.update(exc.headers or {})  # Allow, on a 405
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def unreadable(request: Request, exc: RequestValidationError) -> Response:
+        if not wants_page(request):
+            return await request_validation_exception_handler(request, exc)
+        said = "; ".join(f"{'.'.join(str(part) for part in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+                         for e in exc.errors())
+        session = getattr(request.state, "session", None) or await visitor(request)  # the guard's, when it ran
+        return render(request, "no_page.html", session=session, status_code=400, status=400,
+                      title=NO_PAGE_TITLES[400], path=request.url.path[:200], unreadable=said)
+
+
 def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertFeed, *,
                clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app = FastAPI(title="reroute console", docs_url=None, redoc_url=None, openapi_url=None,
@@ -122,6 +162,7 @@ def create_app(settings: ConsoleSettings, client: ServicesClient, alerts: AlertF
                           lifetime_seconds=settings.console_session_hours * 3600, clock=clock),
         limiter=LoginLimiter(settings.console_login_attempts, clock=clock))
     _refusals(app)
+    _no_pages(app)
     app.include_router(auth.router)
     app.include_router(receiver.router)
 

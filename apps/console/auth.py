@@ -178,6 +178,25 @@ def routes_of(app: FastAPI) -> list[RouteInfo]:
     return found
 
 
+async def visitor(request: Request) -> Session | None:
+    """The session of whoever asks for something no route serves, with its person checked against `people.whoami` as
+    `Needs` does (so a removed person sees no areas), without keeping the log-in alive. Its person is None when they
+    have not logged in, or intake cannot say who they are just now."""
+    console = state_of(request)
+    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    if session is None or session.person is None:
+        return session
+    try:
+        person = await console.client.whoami(session.person.person_id)
+    except ServiceError:
+        return None  # a page without the areas, rather than an error on top of an error
+    if person is None:
+        console.sessions.end(session)
+        return None
+    session.person = person
+    return session
+
+
 def current_person(request: Request) -> Person:
     """The person the route's guard let in (a route without a `Needs` guard has none: a bug, not a refusal)."""
     person: Person = request.state.person

@@ -28,7 +28,9 @@ from apps.console.auth import SpansSender
 from apps.console.state import state_of
 from shared.telemetry import StoredSpan
 
-PATH = "/v1/traces"
+PREFIX = "/v1/"
+"""OTLP/HTTP's paths: a sender is answered in its protocol (never a page), even at a path the console does not serve."""
+PATH = f"{PREFIX}traces"
 PROTOBUF = "application/x-protobuf"
 MAX_BODY = 4 * 1024 * 1024
 """The largest request, after decompression: a full batch of the SDK's exporter (512 spans) is about a tenth."""

@@ -9,7 +9,6 @@ import re
 from typing import cast
 
 import pytest
-from httpx import Response
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
@@ -21,8 +20,8 @@ from apps.console.live import AlertFeed
 from apps.console.pages import AREAS
 from apps.console.sessions import LoginLimiter, Sessions
 from apps.console.settings import ConsoleSettings
-from shared.contracts.intake_rpc import CONSOLE_LOGIN, ConsoleLogin, ConsoleLoginRequest
-from shared.contracts.rpc import ErrorCode, Role, ServiceError
+from shared.contracts.rpc import Role
+from tests.support.console_intake import FakeIntake, log_in
 
 APP = create_app(ConsoleSettings(), cast(ServicesClient, None), AlertFeed())
 OPEN = {("/login", "GET"), ("/login", "POST"), ("/logout", "POST"), ("/healthz", "GET")}
@@ -158,37 +157,18 @@ def test_behind_a_trusted_proxy_the_log_in_limit_counts_each_client_not_the_prox
     assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.10", 1) == [429]
 
 
-class _Intake:
-    """intake's `console.login` as the console sees it: right for the password `<person id> password`."""
-
-    async def call(self, endpoint: object, request: ConsoleLoginRequest, *, timeout: float = 5) -> ConsoleLogin:
-        assert endpoint is CONSOLE_LOGIN
-        if request.password != f"{request.person_id} password":
-            raise ServiceError(ErrorCode.REFUSED, "wrong person id, password or authenticator code")
-        return ConsoleLogin(person_id=request.person_id, roles=[Role.SCHEDULER], one_time=False)
-
-
-def _log_in(browser: TestClient, person_id: str, password: str) -> Response:
-    """Log in from the log-in page, as a new visitor (a browser without the console's cookie)."""
-    browser.cookies.clear()
-    page = browser.get("/login")
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, page.text
-    return browser.post("/login", data={"csrf_token": found.group(1), "person_id": person_id, "password": password},
-                        follow_redirects=False)
-
-
 def test_many_successful_log_ins_from_one_computer_are_never_refused_and_failures_still_are() -> None:
     """A team trying the demo, or an office behind one public address: only wrong passwords use up its tries."""
-    app = create_app(ConsoleSettings(console_login_attempts=3), cast(ServicesClient, _Intake()), AlertFeed())
     people = [f"demo-{n}" for n in range(5)]
+    intake = FakeIntake({person: {Role.SCHEDULER} for person in people})
+    app = create_app(ConsoleSettings(console_login_attempts=3), cast(ServicesClient, intake), AlertFeed())
     with TestClient(cast(ASGIApp, app), base_url="http://127.0.0.1:8083", client=("203.0.113.5", 40000)) as browser:
         for round_ in range(10):
             for person in people:
-                logged = _log_in(browser, person, f"{person} password")
+                logged = log_in(browser, person, f"{person} password")
                 assert logged.status_code == 303 and logged.headers["location"] == "/", (round_, person, logged.text)
-        assert [_log_in(browser, "demo-0", "guess").status_code for _ in range(3)] == [401, 401, 401]
-        refused = _log_in(browser, "demo-1", "demo-1 password")  # even the right password: nothing is checked
+        assert [log_in(browser, "demo-0", "guess").status_code for _ in range(3)] == [401, 401, 401]
+        refused = log_in(browser, "demo-1", "demo-1 password")  # even the right password: nothing is checked
         assert refused.status_code == 429
         assert "Too many failed log-ins from this computer (3 in 5 minutes): try again in 5 minutes" in refused.text
         assert refused.headers["retry-after"] == "300"
