@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -320,6 +321,62 @@ async def explain(client: ServiceClient, outcomes: list[Outcome], feed: AlertFee
             console.print(line, soft_wrap=True)
     console.print("\n[bold]Next[/bold], in another terminal:")
     console.print(_next_commands(cases, names, client, command))
+
+
+DEMO_AGENCY = "demo"
+"""The agency the sample is submitted as; `reroute up --demo` registers it (never outside --demo)."""
+DEMO_AGENCY_KEY_FILE = "demo-agency.key"
+DEMO_AGENCY_NATS_FILE = "demo-agency.nats-password"
+
+
+@dataclass
+class DemoAgency:
+    """Where the demo agency's secrets are kept, and whether this start issued them."""
+
+    key_file: Path
+    nats_file: Path
+    nats_user: str
+    inbox_prefix: str
+    issued: bool
+
+
+async def demo_agency(client: ServiceClient, data_dir: Path) -> DemoAgency:
+    """Register the demo agency (or issue it a new key when it was revoked or its files are gone) and keep its HTTP API
+    key and NATS password in files only their user can read, in the data dir, for a developer trying the agencies'
+    HTTP API and NATS by hand. Never printed: unlike the demo people's one-time passwords they stay valid."""
+    from apps.cli.main import write_private
+
+    key_file, nats_file = data_dir / DEMO_AGENCY_KEY_FILE, data_dir / DEMO_AGENCY_NATS_FILE
+    listed = await client.call(intake_rpc.LIST_AGENCIES, Empty(), timeout=15)
+    known = next((a for a in listed.agencies if a.agency_id == DEMO_AGENCY), None)
+    if known is not None and known.status == "active" and _written_since(key_file, nats_file, known):
+        return DemoAgency(key_file, nats_file, f"agency-{DEMO_AGENCY}", f"_INBOX_AGENCY.{DEMO_AGENCY}", issued=False)
+    if known is None:
+        keys = await client.call(intake_rpc.ADD_AGENCY, intake_rpc.AgencyRequest(
+            agency_id=DEMO_AGENCY, name="Demo agency (the sample data of reroute up --demo)"), timeout=15)
+    else:
+        keys = await client.call(intake_rpc.ROTATE_AGENCY, intake_rpc.AgencyRequest(agency_id=DEMO_AGENCY),
+                                 timeout=15)
+    write_private(key_file, keys.api_key + "\n", replace=True)
+    write_private(nats_file, keys.nats.password + "\n", replace=True)
+    return DemoAgency(key_file, nats_file, keys.nats.user, keys.nats.inbox_prefix, issued=True)
+
+
+def _written_since(key_file: Path, nats_file: Path, agency: intake_rpc.Agency) -> bool:
+    """Both files are there and hold the agency's current key: written after it was last keyed (a `reroute agencies
+    rotate demo` since leaves them stale)."""
+    keyed = (agency.rotated_at or agency.created_at).timestamp()
+    try:
+        return min(key_file.stat().st_mtime, nats_file.stat().st_mtime) >= keyed
+    except OSError:
+        return False
+
+
+def print_demo_agency(console: Console, agency: DemoAgency) -> None:
+    done = "registered, with a new key" if agency.issued else "registered"
+    console.print(f"Demo agency {DEMO_AGENCY} ({done}): its HTTP API key is in {agency.key_file} and its NATS password "
+                  f"in {agency.nats_file} (user {agency.nats_user}, inbox prefix {agency.inbox_prefix}), for the "
+                  "README's curl and NATS examples.", markup=False, soft_wrap=True)
 
 
 DEMO_PEOPLE = (("dsl-demo", Role.DSL), ("scheduler-demo", Role.SCHEDULER), ("risk-demo", Role.RISK_LEAD),

@@ -29,7 +29,17 @@ from apps.cli.backup import backup_app
 from apps.cli.client import CliError, ServiceClient, connect
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
-from apps.cli.demo import demo_people, explain, mentor_names, named, print_demo_logins, safeguarding_alerts
+from apps.cli.demo import (
+    DEMO_AGENCY,
+    demo_agency,
+    demo_people,
+    explain,
+    mentor_names,
+    named,
+    print_demo_agency,
+    print_demo_logins,
+    safeguarding_alerts,
+)
 from apps.cli.health import health_cmd
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
@@ -129,9 +139,13 @@ def up(
         try:
             await stack.start()
             if demo:
-                async with connect(settings) as client, safeguarding_alerts(settings, "demo") as alerts:
+                async with connect(settings) as client, safeguarding_alerts(settings, DEMO_AGENCY) as alerts:
+                    agency = await demo_agency(client, settings.data_dir)
+                    if agency.issued:
+                        await stack.let_agency_in(agency.nats_user, agency.nats_file.read_text().strip())
+                    print_demo_agency(console, agency)
                     await _import_mentors(client, examples / "mentors.yaml")
-                    outcomes = await _submit(client, examples / "referrals.json", "demo", timeout=30)
+                    outcomes = await _submit(client, examples / "referrals.json", DEMO_AGENCY, timeout=30)
                     names = await mentor_names(client)
                     _print_outcomes(outcomes, names)
                     await explain(client, outcomes, alerts, names=names, console=console, command=_command())
@@ -251,6 +265,7 @@ def submit_cmd(
 
 async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: float,
                   update: bool = False) -> list[Outcome]:
+    await _refuse_unregistered(client, agency)
     rows = read_referrals(file)
     readable = sum(1 for r in rows if r.body is not None)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
@@ -275,6 +290,19 @@ async def _submit(client: ServiceClient, file: Path, agency: str, *, timeout: fl
         for o in outcomes:
             o.rejected = [{**e, "field": csv_column(e.get("field") or "")} for e in o.rejected]
     return outcomes
+
+
+async def _refuse_unregistered(client: ServiceClient, agency: str) -> None:
+    """Referrals only for a registered, active agency: a mistyped --agency would file them under an agency nobody
+    registered (and make its references look shared with another agency's)."""
+    agencies = (await client.call(intake_rpc.LIST_AGENCIES, Empty(), timeout=15)).agencies
+    found = next((a for a in agencies if a.agency_id == agency), None)
+    if found is None:
+        raise CliError(f"no agency '{agency}' is registered, so nothing was sent: `reroute agencies list` shows the "
+                       f"registered ones; `reroute agencies add {agency} --name NAME` registers it")
+    if found.status != "active":
+        raise CliError(f"the agency '{agency}' is revoked, so nothing was sent: `reroute agencies rotate {agency}` makes "
+                       "it active again with a new key")
 
 
 def _print_outcomes(outcomes: list[Outcome], mentors: dict[str, str] | None = None) -> None:

@@ -27,7 +27,14 @@ from rich.console import Console
 from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
 from apps.console.settings import URL_FILE as CONSOLE_URL_FILE
 from apps.console.settings import is_loopback
-from apps.devstack.local_nats import NatsServerError, free_port, port_open, spawn_nats_server, start_nats_server
+from apps.devstack.local_nats import (
+    NatsServerError,
+    free_port,
+    port_free,
+    port_open,
+    spawn_nats_server,
+    start_nats_server,
+)
 from apps.devstack.processes import CONSOLE, NOTIFIER, SERVICES, Backoff, ServiceProcesses, describe_exit
 from apps.notifier.settings import NotifierSettings
 from shared.contracts.intake_rpc import AGENCY_NATS_HASHES, BOOTSTRAP_ADMIN, PEOPLE_NATS_HASHES, StaffRequest
@@ -57,6 +64,8 @@ from shared.subjects import Subjects
 from shared.telemetry import otlp_traces_endpoint
 
 LOCK_FILE = "up.lock"
+NATS_PORT_FILE = "nats.port"
+"""The port of the data dir's own NATS, chosen on its first start and kept, so a NATS_URL written down keeps working."""
 START_GRACE_SECONDS = 60.0
 """A service that has not answered since it started gets this long (at least the hung bound) before it is hung."""
 RECONNECT_GRACE_SECONDS = 10.0
@@ -298,7 +307,7 @@ class LocalStack:
             self.console.print(f"Using NATS at {self.url} (NATS_URL)")
         else:
             creds = LocalCredentials.load_or_create(data_dir / CREDENTIALS_FILE)
-            self.nats_port = free_port()
+            self.nats_port = self._nats_port()
             self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
             self.auth.write(agencies=[])
             with self.console.status("Starting NATS with JetStream…"):
@@ -314,7 +323,8 @@ class LocalStack:
                                     "REROUTE_INBOX_PREFIX": inbox_prefix(CONSOLE_USER)}
             per_service[NOTIFIER] = {"NATS_URL": creds.url(NOTIFIER_USER, self.url),
                                      "REROUTE_INBOX_PREFIX": inbox_prefix(NOTIFIER_USER)}
-            self.console.print(f"NATS with JetStream on {self.url} (pid {self.nats.pid}; store {data_dir / 'nats'}; "
+            self.console.print(f"NATS with JetStream on {self.url} (also in {data_dir / NATS_URL_FILE} while it runs; "
+                               f"the same port on every start; pid {self.nats.pid}; store {data_dir / 'nats'}; "
                                f"users and permissions in {self.auth.path})")
         self.admin_url = admin_url
         for done in upgrade_all(self.settings):  # the schema first: services refuse to start behind head
@@ -342,8 +352,8 @@ class LocalStack:
         pids = ", ".join(f"{name} (pid {proc.pid})" for name, proc in self.services.procs.items())
         self.console.print(f"Services ready: {pids}; logs in {logs}")
         api, feeds = ready["intake"].http_url, ready["scheduling"].http_url
-        self.console.print(f"Agencies' HTTP API: {f'{api}/docs' if api else 'off (REROUTE_INTAKE_HTTP_PORT=0)'}; "
-                           f"calendar feeds: {feeds or 'off (REROUTE_CALENDAR_PORT=0)'}")
+        shown = f"{api} (try-it page {api}/docs)" if api else "off (REROUTE_INTAKE_HTTP_PORT=0)"
+        self.console.print(f"Agencies' HTTP API: {shown}; calendar feeds: {feeds or 'off (REROUTE_CALENDAR_PORT=0)'}")
         if console_url:
             self.console.print(f"Web console: {console_url} (log in with your person id and a console password: "
                                "`reroute people console-password PERSON_ID` issues a one-time one)")
@@ -354,6 +364,24 @@ class LocalStack:
         self._start_notifier(console_url)
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
+
+    def _nats_port(self) -> int:
+        """The port this data dir's NATS listened on before (nats.port), while it is free; else a free one, kept for
+        the next starts (and said, when it replaces one another program has taken since)."""
+        kept = self.settings.data_dir / NATS_PORT_FILE
+        try:
+            before: int | None = int(kept.read_text().strip())
+        except (OSError, ValueError):
+            before = None
+        if before is not None and port_free(before):
+            return before
+        port = free_port()
+        kept.write_text(f"{port}\n")
+        if before is not None:
+            self.console.print(f"[yellow]Port {before}, where this data dir's NATS listened before, is taken by another "
+                               f"program: NATS listens on {port} from now on (kept in {kept}), so point NATS_URL at "
+                               f"nats://127.0.0.1:{port}.[/yellow]")
+        return port
 
     def _spans_to_console(self, per_service: dict[str, dict[str, str]]) -> str | None:
         """When the console runs here on plain http (loopback) and no tracing backend is set (OTEL_EXPORTER_OTLP_*):
@@ -646,7 +674,20 @@ class LocalStack:
         if path.exists():
             await self._until_let_in(person_url(self.settings, read_credentials(path)))
 
-    async def _until_let_in(self, url: str) -> None:
+    async def let_agency_in(self, user: str, password: str) -> None:
+        """On its own server: the agency's NATS user now, not at the next sync, so that what the demo says works at
+        once."""
+        if self.auth is None:
+            return
+        nc = await nats.connect(self.admin_url, name="reroute-up", error_cb=_quiet_error)
+        try:
+            await self._sync_agencies(nc)
+        finally:
+            await nc.close()
+        scheme, rest = self.url.split("://", 1)
+        await self._until_let_in(f"{scheme}://{user}:{password}@{rest}", who=user)
+
+    async def _until_let_in(self, url: str, *, who: str = "the first admin") -> None:
         """The server reloads its users after SIGHUP in its own time: wait until it lets the person in."""
         deadline = time.monotonic() + 10
         while True:
@@ -655,7 +696,7 @@ class LocalStack:
                 return
             except (OSError, TimeoutError, nats.errors.Error):
                 if time.monotonic() > deadline:
-                    raise CliError("The local NATS server did not let the first admin in after reloading its users; "
+                    raise CliError(f"The local NATS server did not let {who} in after reloading its users; "
                                    f"see {self.settings.data_dir / 'logs' / 'nats.log'}") from None
                 await asyncio.sleep(0.1)
 

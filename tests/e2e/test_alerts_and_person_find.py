@@ -80,6 +80,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     up = LocalUp.launch(tmp_path_factory.mktemp("alerts") / "data")
     try:
         await up.until_running()
+        up.register_agency("demo")  # the agency its referrals are submitted as
         yield Stack(up, (up.data_dir / "nats.url").read_text().strip(), tmp_path_factory.mktemp("home"))
     finally:
         up.stop()

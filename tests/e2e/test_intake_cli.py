@@ -64,6 +64,7 @@ async def test_submit_a_csv_file_keeps_going_past_bad_rows_and_a_rerun_reports_d
     refused = _row(unique("CSV"), lang, borough="Atlantis")
     first_part, whole = tmp_path / "first.csv", tmp_path / "all.csv"
     _write_csv(first_part, good[:2])
+    assert reroute(cluster, tmp_path, "agencies", "add", agency, "--name", "CSV YOT").returncode == 0
     _write_csv(whole, [*good, unreadable, refused])
 
     interrupted = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(first_part), "--agency", agency)
@@ -95,3 +96,29 @@ def test_agencies_add_refuses_a_reserved_id_and_a_look_alike(cluster: Cluster, t
     assert alike.returncode == 1 and f"too like the registered '{agency}'" in alike.stdout
     added = reroute(cluster, tmp_path, "agencies", "add", unique("school"), "--name", "A school")
     assert "_INBOX_AGENCY." in added.stdout, "the agency is told its own inbox prefix"
+
+
+async def test_submit_refuses_an_agency_that_is_not_registered_or_revoked_and_sends_nothing(
+    cluster: Cluster, probe: Probe, tmp_path: Path
+) -> None:
+    """A typo in --agency once filed referrals under an agency nobody registered."""
+    typo, revoked = unique("never-registered"), unique("yot")
+    arid = unique("TYPO")
+    path = tmp_path / "one.csv"
+    _write_csv(path, [_row(arid, fresh_language())])
+    assert reroute(cluster, tmp_path, "agencies", "add", revoked, "--name", "Revoked YOT").returncode == 0
+    assert reroute(cluster, tmp_path, "agencies", "revoke", revoked).returncode == 0
+
+    unknown = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(path), "--agency", typo)
+    gone = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(path), "--agency", revoked)
+
+    said = " ".join(unknown.stdout.split())
+    assert unknown.returncode == 1, said
+    assert f"no agency '{typo}' is registered, so nothing was sent: `reroute agencies list` shows the registered " \
+           f"ones; `reroute agencies add {typo} --name NAME` registers it" in said
+    said = " ".join(gone.stdout.split())
+    assert gone.returncode == 1 and f"the agency '{revoked}' is revoked, so nothing was sent: `reroute agencies " \
+                                     f"rotate {revoked}`" in said, said
+    status = reroute(cluster, tmp_path, "status", arid)
+    assert status.returncode == 1 and f"no referral with the agency's reference {arid}" in status.stdout, status.stdout
+    assert not probe.matching(cluster.subjects.accepted(typo), lambda e: True)

@@ -41,6 +41,7 @@ async def test_reroute_up_runs_the_notifier_with_its_own_user(sink: Sink, tmp_pa
         await up.until_running()
         assert "Safeguarding alerts are emailed to dsl@example.org through 127.0.0.1; overdue ones to " \
                "deputy@example.org" in up.output()
+        up.register_agency("demo")  # the agency its referrals are submitted as
         arid = f"NOTIFY-UP-{uuid.uuid4().hex[:8]}"
         path = tmp_path / "referral.json"
         path.write_text(json.dumps([referral(arid, language="en", indicators=["intent_to_use_weapon"])]))

@@ -19,6 +19,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from apps.cli.up import Faces
 from apps.devstack.processes import die_with_parent
 from tests.support.readme import README, CodeBlock, code_blocks
 from tests.support.waiting import wait_until
@@ -85,19 +86,20 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A `reroute up` of its own, as an organisation runs it: NATS with users and permissions, no namespace."""
+    """`make run`'s `reroute up --demo` of its own: NATS with users and permissions, no namespace, the demo agency."""
     data_dir = tmp_path_factory.mktemp("readme") / "data"
     console = data_dir.parent / "up.out"
     with console.open("wb") as out:
-        up = subprocess.Popen([str(REROUTE), "up", "--data-dir", str(data_dir)], env=_env(), stdout=out,
-                              stderr=subprocess.STDOUT, preexec_fn=die_with_parent())  # noqa: PLW1509
+        up = subprocess.Popen([str(REROUTE), "up", "--demo", "--examples", str(REPO / "examples"), "--data-dir",
+                               str(data_dir)], env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                              preexec_fn=die_with_parent())  # noqa: PLW1509
     try:
         def said() -> str:
             assert up.poll() is None, f"reroute up exited with {up.returncode}: {console.read_text()}"
             return " ".join(console.read_text(errors="replace").split())
 
         asyncio.run(wait_until(lambda: "reroute is running" in said(), timeout=120, what="reroute up to be running"))
-        api = re.search(r"Agencies' HTTP API: (http://[\d.]+:\d+)/docs", said())
+        api = re.search(r"Agencies' HTTP API: (http://[\d.]+:\d+) ", said())
         assert api, said()
         yield Stack(data_dir, console, api[1])
     finally:
@@ -193,17 +195,56 @@ async def test_without_the_inbox_prefix_the_same_example_fails_as_the_readme_say
     assert ran.returncode != 0 and "Timeout" in ran.stderr, ran.stdout + ran.stderr
 
 
-async def test_the_curl_example_submits_a_referral_with_the_agencys_api_key(stack: Stack, tmp_path: Path) -> None:
+def in_the_checkout(stack: Stack, folder: Path) -> None:
+    """`folder` as the checkout `make run` ran in: its `.reroute` is the stack's data dir."""
+    (folder / ".reroute").symlink_to(stack.data_dir, target_is_directory=True)
+
+
+async def test_the_curl_example_submits_a_referral_as_the_demo_agency_with_its_kept_key(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """As written, from where `make run` ran: the demo agency's key from `.reroute/demo-agency.key`, and the API at
+    the address `reroute up` printed (the README's is the default port; this run's is its own)."""
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed: the README's curl example cannot run")
     example = only("sh", containing="curl")
-    agency = await register(stack)
+    assert "REROUTE_API=http://127.0.0.1:8081 " in example.code and Faces.model_fields["intake_http_port"].default == 8081
+    said = " ".join(stack.console.read_text().split())
+    assert f"Agencies' HTTP API: {stack.api} (try-it page {stack.api}/docs)" in said, said
+    key = (stack.data_dir / "demo-agency.key").read_text().strip()
+    assert key not in stack.console.read_text(), "the key is kept in a file, never printed"
+    assert f"HTTP API key is in {stack.data_dir / 'demo-agency.key'}" in said, said
+    assert (stack.data_dir / "demo-agency.key").stat().st_mode & 0o777 == 0o600
+    in_the_checkout(stack, tmp_path)
     _, reference = a_referral(tmp_path)
 
-    ran = run_shell(example.code, tmp_path, {"REROUTE_API": stack.api, "REROUTE_API_KEY": agency.api_key})
+    ran = run_shell(example.code.replace("http://127.0.0.1:8081", stack.api), tmp_path, {})
 
     assert ran.returncode == 0, ran.stdout + ran.stderr
     reply = json.loads(ran.stdout)
     assert (reply["outcome"], reply["agency_referral_id"]) == ("accepted", reference), reply
     shown = stack.reroute("status", reply["referral_id"])
-    assert shown.returncode == 0 and f"from {agency.agency_id}" in shown.stdout, shown.stdout
+    assert shown.returncode == 0 and "from demo" in shown.stdout, shown.stdout
+    listed = stack.reroute("agencies", "list")
+    assert re.search(r"│ demo\s+│[^│]*│ active", listed.stdout), listed.stdout
+
+
+async def test_the_nats_example_runs_as_the_demo_agency_with_the_files_the_readme_names(
+    stack: Stack, tmp_path: Path
+) -> None:
+    example = only("python", containing="nats.connect")
+    command = re.search(r"`(AGENCY_ID=demo NATS_URL=\$\(cat [^`]+ python\s+submit\.py referral\.json)`",
+                        README.read_text(encoding="utf-8"))
+    assert command, "the README says how to run the example as the demo agency"
+    in_the_checkout(stack, tmp_path)
+    _, reference = a_referral(tmp_path)
+    (tmp_path / "submit.py").write_text(example.code)
+    assert (stack.data_dir / "demo-agency.nats-password").stat().st_mode & 0o777 == 0o600
+
+    ran = run_shell(" ".join(command[1].split()).replace("python ", f"{sys.executable} "), tmp_path, {})
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    outcome = re.fullmatch(r"accepted (ref_\w+)\n", ran.stdout)
+    assert outcome, ran.stdout
+    shown = stack.reroute("status", outcome[1])
+    assert shown.returncode == 0 and f"from demo (their ref {reference})" in shown.stdout, shown.stdout

@@ -457,3 +457,33 @@ async def test_up_says_where_the_agencies_api_and_the_feeds_answer(tmp_path: Pat
             assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
     finally:
         up.stop()
+
+
+async def test_the_nats_port_stays_the_same_across_restarts_of_a_data_dir_unless_another_program_takes_it(
+    tmp_path: Path,
+) -> None:
+    """An agency developer's NATS_URL keeps working after `reroute up` is restarted; a port taken meanwhile is
+    replaced by a new one, and that is said."""
+    data_dir = tmp_path / "data"
+
+    async def one_run() -> tuple[str, str]:
+        up = Up.launch(data_dir)
+        try:
+            await up.until_running()
+            return (data_dir / "nats.url").read_text().strip(), up.output()
+        finally:
+            up.stop()
+
+    first, _ = await one_run()
+    again, said = await one_run()
+    assert again == first and f"NATS with JetStream on {first} " in said, said
+    port = int(first.rsplit(":", 1)[1])
+    with socket.socket() as other:  # another program listens there now
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        moved, said = await one_run()
+    new = int(moved.rsplit(":", 1)[1])
+    assert new != port
+    assert (f"Port {port}, where this data dir's NATS listened before, is taken by another program: NATS listens on "
+            f"{new} from now on") in said, said
+    assert (await one_run())[0] == moved

@@ -64,6 +64,7 @@ class ConsoleStack:
         # tested here)
         up = LocalUp.launch(root / "data", REROUTE_CONSOLE_LOGIN_ATTEMPTS="1000")
         await up.until_running()
+        up.register_agency("demo")  # the agency `refer` submits as
         home = root / "home"
         home.mkdir()
         return cls(up, (up.data_dir / URL_FILE).read_text().strip(), home)

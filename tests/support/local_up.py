@@ -86,6 +86,13 @@ class LocalUp:
 
         await wait_until(running, timeout=120, every=0.1, what=lambda: f"reroute up running (it said: {self.output()})")
 
+    def register_agency(self, agency_id: str = "demo") -> None:
+        """`reroute agencies add`, as the first admin: `reroute submit` sends only for a registered agency."""
+        done = subprocess.run([str(REROUTE), "agencies", "add", agency_id, "--name", f"Test agency {agency_id}",
+                               "--data-dir", str(self.data_dir)], env=up_env(), capture_output=True, text=True,
+                              timeout=90, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
