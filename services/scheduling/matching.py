@@ -247,22 +247,17 @@ def match(
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
-        best: tuple[float, datetime, str, list[Interval]] | None = None  # (-total, first start, mentor, sessions)
+        best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         for group in groups:
             if best is not None and group[0][0] + ROUTINE_WEIGHT < -best[0] - 1e-9:
                 break
             for static, mentor_id, mentor in group:
-                if not venues_for(case, mentor):
-                    continue
-                start = calendar(case, mentor, rooms).first_fit(not_before=earliest, not_after=not_after)
-                if start is None:
-                    continue
-                sessions, routine = _programme(case, mentor, start.astimezone(LONDON), rooms)
-                found = (-(static + ROUTINE_WEIGHT * routine), start, mentor_id, sessions)
-                if best is None or found[:3] < best[:3]:
-                    best = found
+                found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
+                if found is not None and (best is None or found < best[:3]):
+                    best = (*found, mentor)
         if best is not None:
-            return Match(best[2], best[3], best[1] <= due, deadline_for(case))
+            sessions = sessions_from(case, best[3], best[1].astimezone(LONDON), rooms)
+            return Match(best[2], sessions, best[1] <= due, deadline_for(case))
     # Every eligible mentor's venues were checked above; those without a safe venue are counted as the venue rule's
     with_venue = sum(1 for _, _, mentor in eligible if venues_for(case, mentor))
     if isinstance(mentors, MentorIndex):
@@ -273,6 +268,48 @@ def match(
         excluded["no_slot"] += with_venue
     return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS),
                     waiting(case, excluded, horizon_days=HORIZON_DAYS))
+
+
+def _look_at(
+    case: Case, mentor: MentorState, static: float, best: tuple[float, datetime, str, MentorState] | None, *,
+    window: tuple[datetime, datetime], rooms: Rooms | None,
+) -> tuple[float, datetime, str] | None:
+    """The mentor's (-total, first start, id), as `match` orders them; None when they have no safe venue or free
+    start in `window`, or cannot beat `best`. A perfect routine is the most a mentor can add, a bound known before any
+    slot: below `best` even so, they are not looked at; only level with it, their first fit is looked for no later
+    than its first session (the next tie-break)."""
+    not_before, not_after = window
+    if best is not None:
+        most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
+        if most > best[0]:
+            return None
+        if most == best[0]:
+            not_after = min(not_after, best[1])
+    if not venues_for(case, mentor):
+        return None
+    cal = calendar(case, mentor, rooms)
+    start = cal.first_fit(not_before=not_before, not_after=not_after)
+    if start is None:
+        return None
+    return -(static + ROUTINE_WEIGHT * _routine(case, cal, start.astimezone(LONDON))), start, mentor.record.id
+
+
+def _routine(case: Case, cal: Calendar, first: datetime) -> float:
+    """`_programme`'s share of follow-ups that keep the routine, without booking them: a follow-up keeps it only
+    at its target day's time (`Calendar.follow_up` tries that first), and the sessions booked before it lie on
+    earlier days (a session never crosses midnight; each follow-up falls before the next target day), so whether
+    that time fits does not depend on them (tests/unit/test_match_equals_rank.py holds the two equal)."""
+    local = first.astimezone(LONDON)
+    limit = wall_clock_days_later(first, PROGRAMME_DAYS)
+    offset, targets, kept = 0, 0, 0
+    for interval in cycle(CADENCE[case.tier]):
+        offset += interval
+        if offset > PROGRAMME_DAYS:
+            break
+        targets += 1
+        same = local_start(local.date() + timedelta(days=offset), local.time())
+        kept += same is not None and same <= limit and cal.fits(same)
+    return kept / targets if targets else 1.0
 
 
 def _exclusions(case: Case, mentors: MentorIndex) -> Counter[Rule]:

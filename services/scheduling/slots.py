@@ -140,7 +140,10 @@ class Calendar:
         """Whether a session may start then (a start on :00 or :30 when the mentor's side is shared)."""
         start = to_utc(start)
         if self.mentor_slots is not None:
-            slot = next((s for s in self._mentor_day(start.astimezone(LONDON).date()) if s[0] == start), None)
+            day = start.astimezone(LONDON).date()
+            if not self._young_person_free_on(day):
+                return False
+            slot = next((s for s in self._mentor_day(day) if s[0] == start), None)
             return slot is not None and self._fits_case(slot)
         local, local_end = start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)
         day = local.date()
@@ -223,15 +226,22 @@ class Calendar:
     def _mentor_day(self, day: date) -> Sequence[Slot]:
         return self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
 
+    def _young_person_free_on(self, day: date) -> bool:
+        """Whether the young person has a window on the day's weekday (no start fits otherwise): checked before the
+        mentor's side of the day is looked at, or worked out at all."""
+        return not self.young_person_windows or weekday(day) in self._young_spans
+
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
+        if not self._young_person_free_on(day):
+            return []
         return [slot[0] for slot in self._mentor_day(day) if self._fits_case(slot)]
 
     def first_fit(self, *, not_before: datetime, not_after: datetime) -> datetime | None:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            for slot in self._mentor_day(day):  # earliest first: stop at the first fit
+            for slot in self._mentor_day(day) if self._young_person_free_on(day) else ():  # earliest first
                 start = slot[0]
                 if start < not_before:
                     continue

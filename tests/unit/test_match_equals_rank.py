@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduling.matching import Match, MentorIndex, match, rank, with_booking
+from services.scheduling.matching import (
+    HORIZON_DAYS,
+    LONDON,
+    Match,
+    MentorIndex,
+    _programme,
+    _routine,
+    calendar,
+    match,
+    rank,
+    with_booking,
+)
+from services.scheduling.rooms import Rooms
+from services.scheduling.slots import earliest_start
 from tests.support.matching import NOW, cases, mentors
 
 
@@ -51,3 +65,19 @@ def test_the_borough_index_and_kept_free_starts_change_nothing(data: st.DataObje
             index[fast.mentor_id] = booked
             position = next(i for i, m in enumerate(pool) if m.record.id == fast.mentor_id)
             pool[position] = replace(booked)  # the same mentor with nothing worked out yet
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_routine_is_known_without_booking_the_follow_ups(data: st.DataObject) -> None:
+    """The match scores a mentor's routine from whether each target day's time fits (`_routine`); booking the
+    follow-ups (`_programme`, which the ranking uses) gives the same share, from any first start."""
+    mentor, case = data.draw(mentors("m1")), data.draw(cases("r1"))
+    rooms = data.draw(st.none() | st.just(Rooms()))
+    cal = calendar(case, mentor, rooms)
+    earliest = earliest_start(NOW)
+    starts = [s for day in range(HORIZON_DAYS) for s in cal.starts_on((earliest + timedelta(days=day)).date())]
+    for first in data.draw(st.lists(st.sampled_from(starts), max_size=3)) if starts else []:
+        local = first.astimezone(LONDON)
+        assert _routine(case, cal, local) == _programme(case, mentor, local, rooms)[1]
