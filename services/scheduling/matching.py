@@ -29,15 +29,21 @@ from services.scheduling.rooms import Rooms
 from services.scheduling.slots import (
     LONDON,
     SESSION,
+    WHOLE_DAY,
     Calendar,
     Interval,
     Slot,
+    clocks_change,
     earliest_start,
     local_start,
+    minutes,
+    session_mask,
+    spans_by_day,
     to_utc,
     wall_clock_days_later,
+    weekday,
 )
-from shared.contracts.codes import Tier
+from shared.contracts.codes import Tier, Weekday
 
 __all__ = [
     "LONDON",
@@ -248,10 +254,13 @@ def match(
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
+        wanted = _wanted(case, earliest, not_after)
         for group in groups:
             if best is not None and group[0][0] + ROUTINE_WEIGHT < -best[0] - 1e-9:
                 break
             for static, mentor_id, mentor in group:
+                if not _may_fit(mentor, wanted):
+                    continue
                 found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
                 if found is not None and (best is None or found < best[:3]):
                     best = (*found, mentor)
@@ -268,6 +277,41 @@ def match(
         excluded["no_slot"] += with_venue
     return Waitlist(summarise(case, excluded, horizon_days=HORIZON_DAYS),
                     waiting(case, excluded, horizon_days=HORIZON_DAYS))
+
+
+Wanted = tuple[tuple[tuple[Weekday, int], ...], frozenset[Weekday]]
+
+
+def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
+    """The session starts the young person's windows and a staffed venue's end allow on the London days from
+    `not_before` to `not_after`: by weekday (`session_mask`) for days without a clock change, and the weekdays
+    of those with one, on which any start the young person's windows allow may fit."""
+    first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    spans = spans_by_day(case.availability)
+    staffed = session_mask([(0, minutes(STAFFED_END_BY))]) if case.staffed_only else WHOLE_DAY
+    masks: dict[Weekday, int] = {}
+    changing: set[Weekday] = set()
+    for day in days:
+        name = weekday(day)
+        if case.availability and name not in spans:
+            continue
+        if clocks_change(day):
+            changing.add(name)
+        elif name not in masks:
+            own = session_mask((minutes(b), minutes(e)) for b, e in spans[name]) if case.availability else WHOLE_DAY
+            masks[name] = own & staffed
+    return tuple((name, mask) for name, mask in masks.items() if mask), frozenset(changing)
+
+
+def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
+    """Whether the mentor's weekly windows and licence (`Calendar.week_masks`) leave a start the young person's
+    windows allow (`_wanted`): False means the mentor has no first fit in those days, so is not looked at."""
+    week = mentor.own_calendar.week_masks
+    if week is None:
+        return True
+    by_mask, changing = wanted
+    return any(week.get(name, 0) & mask for name, mask in by_mask) or not changing.isdisjoint(week)
 
 
 def _look_at(

@@ -7,7 +7,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
@@ -100,15 +100,54 @@ def _day_slot(day: date, at: time) -> Slot | None:
 
 def half_hours(windows: Sequence[WeeklyWindow], day: date) -> list[time]:
     """Wall-clock :00/:30 times on `day` that fall inside one of the windows (candidates, not yet checked)."""
-    found: set[time] = set()
+    return list(_half_hours_within(spans_by_day(windows).get(weekday(day), ())))
+
+
+Span = tuple[time, time]  # a window's wall-clock start and end
+
+
+def spans_by_day(windows: Sequence[WeeklyWindow]) -> dict[Weekday, tuple[Span, ...]]:
+    """The windows by day as wall-clock times, read from the models once (each `start_time` parses its text)."""
+    found: dict[Weekday, list[Span]] = {}
     for window in windows:
-        if window.day != weekday(day):
-            continue
-        start = window.start_time.hour * 60 + window.start_time.minute
-        end = window.end_time.hour * 60 + window.end_time.minute
-        for minutes in range(-(-start // 30) * 30, end, 30):
+        found.setdefault(window.day, []).append((window.start_time, window.end_time))
+    return {day: tuple(spans) for day, spans in found.items()}
+
+
+@lru_cache(maxsize=1024)  # mentors share a few patterns of windows
+def _half_hours_within(spans: tuple[Span, ...]) -> tuple[time, ...]:
+    """`half_hours` of the day's windows, given as spans."""
+    found: set[time] = set()
+    for begin, end in spans:
+        first, last = begin.hour * 60 + begin.minute, end.hour * 60 + end.minute
+        for minutes in range(-(-first // 30) * 30, last, 30):
             found.add(_HALF_HOURS[minutes // 30])
-    return sorted(found)
+    return tuple(sorted(found))
+
+
+def session_mask(spans: Iterable[tuple[int, int]]) -> int:
+    """The half hours (bit i: a session from i × 30 minutes past midnight to an hour later) that lie within one of
+    the spans (minutes past midnight, wall clock): on a day without a clock change, what a window allows."""
+    mask = 0
+    for begin, end in spans:
+        low, high = -(-begin // 30), (end - 60) // 30
+        if high >= low:
+            mask |= ((1 << (high + 1)) - 1) ^ ((1 << low) - 1)
+    return mask
+
+
+WHOLE_DAY = session_mask([(0, 24 * 60 - 1)])
+
+
+def minutes(at: time) -> int:
+    return at.hour * 60 + at.minute
+
+
+@lru_cache(maxsize=512)
+def clocks_change(day: date) -> bool:
+    """Whether London's clocks go forward or back on `day` (wall-clock arithmetic is off on such a day)."""
+    begin, end = datetime.combine(day, time(0), tzinfo=LONDON), datetime.combine(day, time(23, 59), tzinfo=LONDON)
+    return begin.utcoffset() != end.utcoffset()
 
 
 @dataclass(frozen=True)
@@ -185,13 +224,16 @@ class Calendar:
     def mentor_side(self, day: date) -> list[Slot]:
         """The day's starts allowed by the mentor's windows, licence and bookings alone, earliest first."""
         found: list[Slot] = []
-        windows, name = self.windows_on(day), weekday(day)
-        for at in half_hours(windows, day):
+        name = weekday(day)
+        override = self.overrides.get(day)
+        spans = self._mentor_spans.get(name, ()) if override is None else spans_by_day(override).get(name, ())
+        for at in _half_hours_within(spans):
             slot = _day_slot(day, at)
             if slot is None:
                 continue
             start, _, _, end = slot
-            if (_inside_local(windows, name, at, end) and self._licence_allows(day, at) and not self._overlaps(start)
+            if (any(begin <= at and end <= until for begin, until in spans) and self._licence_allows(day, at)
+                    and not self._overlaps(start)
                     and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))):
                 found.append(slot)
         return found
@@ -209,12 +251,29 @@ class Calendar:
         )
 
     @cached_property
-    def _young_spans(self) -> dict[Weekday, tuple[tuple[time, time], ...]]:
+    def _young_spans(self) -> dict[Weekday, tuple[Span, ...]]:
         """The young person's windows by day, as wall-clock times (not read from the models for every start)."""
-        found: dict[Weekday, list[tuple[time, time]]] = {}
-        for window in self.young_person_windows:
-            found.setdefault(window.day, []).append((window.start_time, window.end_time))
-        return {day: tuple(spans) for day, spans in found.items()}
+        return spans_by_day(self.young_person_windows)
+
+    @cached_property
+    def _mentor_spans(self) -> dict[Weekday, tuple[Span, ...]]:
+        """The mentor's weekly windows by day, as wall-clock times (not read from the models for every start)."""
+        return spans_by_day(self.mentor_windows)
+
+    @cached_property
+    def week_masks(self) -> dict[Weekday, int] | None:
+        """By weekday, the session starts (`session_mask`) the mentor's weekly windows and licence allow on a day
+        without a clock change, bookings aside: a bound on `mentor_side`'s. None when a day has windows of its own."""
+        if self.overrides:
+            return None
+        earliest = minutes(self.not_before) if self.not_before is not None else 0
+        latest = 24 * 60 - 1  # the session's end, and with a licence the return after it
+        if self.return_by is not None:
+            latest = minutes(self.return_by) - int(self.return_buffer.total_seconds()) // 60
+        licence = session_mask([(earliest, latest)])
+        return {day: session_mask((minutes(begin), minutes(end)) for begin, end in spans) & licence
+                for day, spans in self._mentor_spans.items()
+                if self.licence_days is None or day in self.licence_days}
 
     def _overlaps_since(self, start: datetime) -> bool:
         """Overlap with the bookings the mentor's side has not seen (all of them when it is worked out here)."""
@@ -282,14 +341,19 @@ class Calendar:
         for name in _CALENDAR_FIELDS:
             fields[name] = source[name]
         fields.update(changes)
-        for worked_out, source_field in _WORKED_OUT_FROM.items():
-            if worked_out in source and source_field not in changes:
+        for worked_out, source_fields in _WORKED_OUT_FROM.items():
+            if worked_out in source and changes.keys().isdisjoint(source_fields):
                 fields[worked_out] = source[worked_out]
         return copy
 
 
 _CALENDAR_FIELDS = tuple(f.name for f in fields(Calendar))
-_WORKED_OUT_FROM = {"_busy_index": "busy", "_young_spans": "young_person_windows"}  # each cached property's field
+_WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out from
+    "_busy_index": ("busy",),
+    "_young_spans": ("young_person_windows",),
+    "_mentor_spans": ("mentor_windows",),
+    "week_masks": ("mentor_windows", "overrides", "not_before", "return_by", "return_buffer", "licence_days"),
+}  # each cached property's field
 
 
 def mentor_calendar(record: MentorRecord, busy: Sequence[Interval]) -> Calendar:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scheduling.matching import calendar
+from services.scheduling.matching import _may_fit, _wanted, calendar
 from services.scheduling.rooms import Rooms
-from services.scheduling.slots import LONDON, STEP, earliest_start
+from services.scheduling.slots import LONDON, STEP, clocks_change, earliest_start, minutes, weekday
 from tests.support.matching import NOW, cases, mentors
 
 
@@ -37,3 +37,24 @@ def test_first_fit_and_starts_on_agree_with_fits_at_every_half_hour(data: st.Dat
         booked_full = replace(booked, mentor_slots=None, shared_busy=0)
         assert booked.first_fit(not_before=earliest, not_after=grid[-1]) == next(
             (s for s in allowed if s >= allowed[0] + timedelta(hours=1) and booked_full.fits(s)), None)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_mentor_the_weekly_bound_leaves_out_has_no_first_fit(data: st.DataObject) -> None:
+    """`_may_fit` (the mentor's weekly windows and licence against the young person's, by weekday) never leaves out
+    a mentor who has a first fit in the days looked at, the clocks' change included (NOW + 28 days crosses it); and
+    every start of the mentor's side lies within the weekly bound on a day without a clock change."""
+    mentor, case = data.draw(mentors("m1")), data.draw(cases("r1"))
+    case = replace(case, staffed_only=data.draw(st.booleans()))
+    earliest = earliest_start(NOW)
+    not_after = earliest + timedelta(hours=data.draw(st.integers(0, 28 * 24)))
+    if not _may_fit(mentor, _wanted(case, earliest, not_after)):
+        assert calendar(case, mentor).first_fit(not_before=earliest, not_after=not_after) is None
+    week = mentor.own_calendar.week_masks
+    assert week is not None
+    for day in (earliest.astimezone(LONDON).date() + timedelta(days=n) for n in range(29)):
+        if not clocks_change(day):
+            for slot in mentor.own_calendar.mentor_side(day):
+                assert week.get(weekday(day), 0) >> (minutes(slot[2]) // 30) & 1
