@@ -11,7 +11,7 @@ from typing import Literal
 from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
-from services.scheduling.slots import Calendar, Slot, mentor_calendar
+from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, week_masks
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord, language_problems
@@ -141,6 +141,11 @@ class MentorState:
     def own_calendar(self) -> Calendar:
         """The mentor's side of the calendar, shared by every case (see matching.calendar)."""
         return mentor_calendar(self.record, self.busy_utc)
+
+    @cached_property
+    def week_masks(self) -> WeekMasks | None:
+        """A bound on the starts of the mentor's side, by weekday (`slots.week_masks`), without their bookings."""
+        return week_masks(self.record)
 
     @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
@@ -472,6 +477,20 @@ def first_exclusion(case: Case, mentor: MentorState, *, venue: bool = True) -> E
     if bar is not None:
         return bar
     for rule, check in _RULES if venue else _RULES[:-1]:
+        reason = check(case, mentor)
+        if reason is not None:
+            return Exclusion(rule, reason)
+    return None
+
+
+# The rules `MentorIndex.candidates` does not answer for, the venue's aside, in `_RULES`'s order:
+_AFTER_INDEX = [(rule, check) for rule, check in _RULES[:-1] if rule not in ("language", "capacity", "tier")]
+
+
+def candidate_exclusion(case: Case, mentor: MentorState) -> Exclusion | None:
+    """`first_exclusion(case, mentor, venue=False)` for one of `MentorIndex.candidates(case)`, which pass every rule
+    the index answers for (the borough, `barred`, language, capacity and tier): only the others are checked."""
+    for rule, check in _AFTER_INDEX:
         reason = check(case, mentor)
         if reason is not None:
             return Exclusion(rule, reason)

@@ -20,6 +20,7 @@ from services.scheduling.constraints import (
     MentorIndex,
     MentorState,
     Rule,
+    candidate_exclusion,
     exclusion,
     first_exclusion,
     summarise,
@@ -240,10 +241,11 @@ def match(
     if not mentors:
         return Waitlist("no mentors registered", NO_MENTOR_YET)
     excluded: Counter[Rule] = Counter()
+    indexed = isinstance(mentors, MentorIndex)
     candidates = mentors.candidates(case) if isinstance(mentors, MentorIndex) else list(mentors)
     eligible: list[tuple[float, str, MentorState]] = []
     for mentor in candidates:  # the venue rule, the dearest, only for the mentors looked at below
-        ruled_out = first_exclusion(case, mentor, venue=False)
+        ruled_out = candidate_exclusion(case, mentor) if indexed else first_exclusion(case, mentor, venue=False)
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
         else:
@@ -305,9 +307,9 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
-    """Whether the mentor's weekly windows and licence (`Calendar.week_masks`) leave a start the young person's
+    """Whether the mentor's weekly windows and licence (`MentorState.week_masks`) leave a start the young person's
     windows allow (`_wanted`): False means the mentor has no first fit in those days, so is not looked at."""
-    week = mentor.own_calendar.week_masks
+    week = mentor.week_masks
     if week is None:
         return True
     by_mask, changing = wanted

@@ -260,21 +260,6 @@ class Calendar:
         """The mentor's weekly windows by day, as wall-clock times (not read from the models for every start)."""
         return spans_by_day(self.mentor_windows)
 
-    @cached_property
-    def week_masks(self) -> dict[Weekday, int] | None:
-        """By weekday, the session starts (`session_mask`) the mentor's weekly windows and licence allow on a day
-        without a clock change, bookings aside: a bound on `mentor_side`'s. None when a day has windows of its own."""
-        if self.overrides:
-            return None
-        earliest = minutes(self.not_before) if self.not_before is not None else 0
-        latest = 24 * 60 - 1  # the session's end, and with a licence the return after it
-        if self.return_by is not None:
-            latest = minutes(self.return_by) - int(self.return_buffer.total_seconds()) // 60
-        licence = session_mask([(earliest, latest)])
-        return {day: session_mask((minutes(begin), minutes(end)) for begin, end in spans) & licence
-                for day, spans in self._mentor_spans.items()
-                if self.licence_days is None or day in self.licence_days}
-
     def _overlaps_since(self, start: datetime) -> bool:
         """Overlap with the bookings the mentor's side has not seen (all of them when it is worked out here)."""
         if self.mentor_slots is None:
@@ -341,35 +326,83 @@ class Calendar:
         for name in _CALENDAR_FIELDS:
             fields[name] = source[name]
         fields.update(changes)
-        for worked_out, source_fields in _WORKED_OUT_FROM.items():
-            if worked_out in source and changes.keys().isdisjoint(source_fields):
+        for worked_out, source_field in _WORKED_OUT_FROM.items():
+            if worked_out in source and source_field not in changes:
                 fields[worked_out] = source[worked_out]
         return copy
 
 
 _CALENDAR_FIELDS = tuple(f.name for f in fields(Calendar))
-_WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out from
-    "_busy_index": ("busy",),
-    "_young_spans": ("young_person_windows",),
-    "_mentor_spans": ("mentor_windows",),
-    "week_masks": ("mentor_windows", "overrides", "not_before", "return_by", "return_buffer", "licence_days"),
-}  # each cached property's field
+_WORKED_OUT_FROM = {"_busy_index": "busy", "_young_spans": "young_person_windows", "_mentor_spans": "mentor_windows"}  # each cached property's field
+
+
+@dataclass(frozen=True)
+class LicenceTerms:
+    """What a rotl licence limits of a mentor's session times (no limits for other mentors)."""
+
+    return_by: time | None = None
+    return_buffer: timedelta = RETURN_BUFFER
+    licence_days: frozenset[Weekday] | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    not_before: time | None = None
+
+
+def licence_terms(record: MentorRecord) -> LicenceTerms:
+    """The record's licence as `Calendar` reads it (rotl mentors only)."""
+    licence = record.licence if record.kind == "rotl" else None
+    if licence is None:
+        return LicenceTerms()
+    return LicenceTerms(
+        return_by=parse_hhmm(licence.return_by),
+        return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes),
+        licence_days=frozenset(licence.days) if licence.days is not None else None,
+        valid_from=licence.valid_from,
+        valid_to=licence.valid_to,
+        not_before=parse_hhmm(licence.window_start) if licence.window_start else None,
+    )
 
 
 def mentor_calendar(record: MentorRecord, busy: Sequence[Interval]) -> Calendar:
     """A mentor's side of the calendar alone: their windows and date overrides, bookings and leave (`busy`,
     UTC, in order), and for rotl mentors the licence."""
-    licence = record.licence if record.kind == "rotl" else None
+    terms = licence_terms(record)
     return Calendar(
         mentor_windows=tuple(record.availability),
         young_person_windows=(),
         busy=busy,
-        return_by=parse_hhmm(licence.return_by) if licence else None,
-        return_buffer=RETURN_BUFFER + timedelta(minutes=licence.travel_minutes) if licence else RETURN_BUFFER,
-        licence_days=frozenset(licence.days) if licence and licence.days is not None else None,
-        valid_from=licence.valid_from if licence else None,
-        valid_to=licence.valid_to if licence else None,
-        not_before=parse_hhmm(licence.window_start) if licence and licence.window_start else None,
+        return_by=terms.return_by,
+        return_buffer=terms.return_buffer,
+        licence_days=terms.licence_days,
+        valid_from=terms.valid_from,
+        valid_to=terms.valid_to,
+        not_before=terms.not_before,
         overrides={o.date: tuple(WeeklyWindow(day=weekday(o.date), start=start, end=end) for start, end in o.windows)
                    for o in record.date_overrides},
     )
+
+
+WeekMasks = Mapping[Weekday, int]
+
+
+def week_masks(record: MentorRecord) -> WeekMasks | None:
+    """By weekday, the session starts (`session_mask`) the mentor's weekly windows and licence allow on a day
+    without a clock change, bookings aside: a bound on `Calendar.mentor_side`'s. None when the record has days
+    with windows of their own. Shared between mentors with the same windows and licence: not to be changed."""
+    if record.date_overrides:
+        return None
+    return _week_masks(tuple((w.day, w.start, w.end) for w in record.availability), licence_terms(record))
+
+
+@lru_cache(maxsize=4096)  # mentors share a few patterns of windows and licence
+def _week_masks(windows: tuple[tuple[Weekday, str, str], ...], terms: LicenceTerms) -> WeekMasks:
+    earliest = minutes(terms.not_before) if terms.not_before is not None else 0
+    latest = 24 * 60 - 1  # the session's end, and with a licence the return after it
+    if terms.return_by is not None:
+        latest = minutes(terms.return_by) - int(terms.return_buffer.total_seconds()) // 60
+    licence = session_mask([(earliest, latest)])
+    found: dict[Weekday, int] = {}
+    for day, begin, end in windows:
+        if terms.licence_days is None or day in terms.licence_days:
+            found[day] = found.get(day, 0) | session_mask([(minutes(parse_hhmm(begin)), minutes(parse_hhmm(end)))])
+    return {day: mask & licence for day, mask in found.items()}

@@ -52,7 +52,7 @@ def test_a_mentor_the_weekly_bound_leaves_out_has_no_first_fit(data: st.DataObje
     not_after = earliest + timedelta(hours=data.draw(st.integers(0, 28 * 24)))
     if not _may_fit(mentor, _wanted(case, earliest, not_after)):
         assert calendar(case, mentor).first_fit(not_before=earliest, not_after=not_after) is None
-    week = mentor.own_calendar.week_masks
+    week = mentor.week_masks
     assert week is not None
     for day in (earliest.astimezone(LONDON).date() + timedelta(days=n) for n in range(29)):
         if not clocks_change(day):
