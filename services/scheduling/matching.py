@@ -30,15 +30,13 @@ from services.scheduling.rooms import Rooms
 from services.scheduling.slots import (
     LONDON,
     SESSION,
-    WHOLE_DAY,
     Calendar,
     Interval,
     Slot,
+    case_masks,
     clocks_change,
     earliest_start,
     local_start,
-    minutes,
-    session_mask,
     spans_by_day,
     to_utc,
     wall_clock_days_later,
@@ -154,6 +152,7 @@ def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Cal
         room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
         mentor_slots=partial(_day_slots, mentor),
         shared_busy=len(mentor.busy_utc),
+        week_masks=mentor.week_masks,
     )
 
 
@@ -286,24 +285,21 @@ Wanted = tuple[tuple[tuple[Weekday, int], ...], frozenset[Weekday]]
 
 def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     """The session starts the young person's windows and a staffed venue's end allow on the London days from
-    `not_before` to `not_after`: by weekday (`session_mask`) for days without a clock change, and the weekdays
-    of those with one, on which any start the young person's windows allow may fit."""
+    `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
+    those with one on which the young person has a window (or is free any time), where any start may fit."""
+    spans = spans_by_day(case.availability) if case.availability else None
+    allowed = case_masks(spans, STAFFED_END_BY if case.staffed_only else None)
     first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    spans = spans_by_day(case.availability)
-    staffed = session_mask([(0, minutes(STAFFED_END_BY))]) if case.staffed_only else WHOLE_DAY
-    masks: dict[Weekday, int] = {}
+    by_mask: dict[Weekday, int] = {}
     changing: set[Weekday] = set()
-    for day in days:
+    for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         name = weekday(day)
-        if case.availability and name not in spans:
-            continue
         if clocks_change(day):
-            changing.add(name)
-        elif name not in masks:
-            own = session_mask((minutes(b), minutes(e)) for b, e in spans[name]) if case.availability else WHOLE_DAY
-            masks[name] = own & staffed
-    return tuple((name, mask) for name, mask in masks.items() if mask), frozenset(changing)
+            if spans is None or name in spans:
+                changing.add(name)
+        elif allowed.get(name):
+            by_mask[name] = allowed[name]
+    return tuple(by_mask.items()), frozenset(changing)
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:

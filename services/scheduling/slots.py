@@ -104,6 +104,7 @@ def half_hours(windows: Sequence[WeeklyWindow], day: date) -> list[time]:
 
 
 Span = tuple[time, time]  # a window's wall-clock start and end
+WeekMasks = Mapping[Weekday, int]  # by weekday, a set of session starts (`session_mask`)
 
 
 def spans_by_day(windows: Sequence[WeeklyWindow]) -> dict[Weekday, tuple[Span, ...]]:
@@ -136,11 +137,18 @@ def session_mask(spans: Iterable[tuple[int, int]]) -> int:
     return mask
 
 
-WHOLE_DAY = session_mask([(0, 24 * 60 - 1)])
-
-
 def minutes(at: time) -> int:
     return at.hour * 60 + at.minute
+
+
+def case_masks(young: Mapping[Weekday, Sequence[Span]] | None, end_by: time | None) -> dict[Weekday, int]:
+    """By weekday, the starts (`session_mask`) the young person's windows (None: any time) and a staffed venue's
+    end allow on a day without a clock change."""
+    within = session_mask([(0, minutes(end_by) if end_by is not None else 24 * 60 - 1)])
+    if young is None:
+        return {day: within for day in WEEKDAYS}
+    return {day: session_mask((minutes(begin), minutes(end)) for begin, end in spans) & within
+            for day, spans in young.items()}
 
 
 @lru_cache(maxsize=512)
@@ -170,6 +178,9 @@ class Calendar:
     # windows, licence and the bookings they had when it was made (see matching.calendar). None: worked out here.
     mentor_slots: Callable[[date], Sequence[Slot]] | None = None
     shared_busy: int = 0  # how many of `busy` (the first) mentor_slots already keeps clear of
+    # A bound on the mentor's side by weekday (`week_masks`), so that a day it rules out for this case is not looked
+    # at, or worked out; None: no bound.
+    week_masks: WeekMasks | None = None
 
     def windows_on(self, day: date) -> Sequence[WeeklyWindow]:
         """The mentor's windows on a London day: the day's override, else the weekly pattern."""
@@ -179,8 +190,9 @@ class Calendar:
         """Whether a session may start then (a start on :00 or :30 when the mentor's side is shared)."""
         start = to_utc(start)
         if self.mentor_slots is not None:
-            day = start.astimezone(LONDON).date()
-            if not self._young_person_free_on(day):
+            local = start.astimezone(LONDON)
+            day = local.date()
+            if not self._day_mask(day) >> (minutes(local.time()) // 30) & 1:  # not on the bound: not worked out
                 return False
             slot = next((s for s in self._mentor_day(day) if s[0] == start), None)
             return slot is not None and self._fits_case(slot)
@@ -270,14 +282,21 @@ class Calendar:
     def _mentor_day(self, day: date) -> Sequence[Slot]:
         return self.mentor_slots(day) if self.mentor_slots is not None else self.mentor_side(day)
 
-    def _young_person_free_on(self, day: date) -> bool:
-        """Whether the young person has a window on the day's weekday (no start fits otherwise): checked before the
-        mentor's side of the day is looked at, or worked out at all."""
-        return not self.young_person_windows or weekday(day) in self._young_spans
+    @cached_property
+    def _case_masks(self) -> dict[Weekday, int]:
+        return case_masks(self._young_spans if self.young_person_windows else None, self.end_by)
+
+    def _day_mask(self, day: date) -> int:
+        """The starts on `day` both sides' weekly bounds allow (bit i: i × 30 minutes past midnight); every bit
+        when there is no bound, or the clocks change that day (when wall-clock sums are off)."""
+        if self.week_masks is None or clocks_change(day):
+            return -1 if not self.young_person_windows or weekday(day) in self._young_spans else 0
+        name = weekday(day)
+        return self.week_masks.get(name, 0) & self._case_masks.get(name, 0)
 
     def starts_on(self, day: date) -> list[datetime]:
         """Every start on the London `day` that fits, earliest first (UTC)."""
-        if not self._young_person_free_on(day):
+        if not self._day_mask(day):  # no start fits: the mentor's side of the day is not worked out
             return []
         return [slot[0] for slot in self._mentor_day(day) if self._fits_case(slot)]
 
@@ -285,7 +304,7 @@ class Calendar:
         """The earliest start in [not_before, not_after] that fits (UTC)."""
         day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
         while day <= last:
-            for slot in self._mentor_day(day) if self._young_person_free_on(day) else ():  # earliest first
+            for slot in self._mentor_day(day) if self._day_mask(day) else ():  # earliest first: stop at a fit
                 start = slot[0]
                 if start < not_before:
                     continue
@@ -326,14 +345,19 @@ class Calendar:
         for name in _CALENDAR_FIELDS:
             fields[name] = source[name]
         fields.update(changes)
-        for worked_out, source_field in _WORKED_OUT_FROM.items():
-            if worked_out in source and source_field not in changes:
+        for worked_out, source_fields in _WORKED_OUT_FROM.items():
+            if worked_out in source and changes.keys().isdisjoint(source_fields):
                 fields[worked_out] = source[worked_out]
         return copy
 
 
 _CALENDAR_FIELDS = tuple(f.name for f in fields(Calendar))
-_WORKED_OUT_FROM = {"_busy_index": "busy", "_young_spans": "young_person_windows", "_mentor_spans": "mentor_windows"}  # each cached property's field
+_WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out from
+    "_busy_index": ("busy",),
+    "_young_spans": ("young_person_windows",),
+    "_mentor_spans": ("mentor_windows",),
+    "_case_masks": ("young_person_windows", "end_by"),
+}
 
 
 @dataclass(frozen=True)
@@ -380,9 +404,6 @@ def mentor_calendar(record: MentorRecord, busy: Sequence[Interval]) -> Calendar:
         overrides={o.date: tuple(WeeklyWindow(day=weekday(o.date), start=start, end=end) for start, end in o.windows)
                    for o in record.date_overrides},
     )
-
-
-WeekMasks = Mapping[Weekday, int]
 
 
 def week_masks(record: MentorRecord) -> WeekMasks | None:

@@ -4,7 +4,7 @@ exactly the starts that the full check allows (the same calendar without the sha
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.scheduling.matching import _may_fit, _wanted, calendar
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, STEP, clocks_change, earliest_start, minutes, weekday
-from tests.support.matching import NOW, cases, mentors
+from tests.support.matching import NOW, case, cases, mentor, mentors, window
 
 
 @pytest.mark.slow
@@ -54,7 +54,31 @@ def test_a_mentor_the_weekly_bound_leaves_out_has_no_first_fit(data: st.DataObje
         assert calendar(case, mentor).first_fit(not_before=earliest, not_after=not_after) is None
     week = mentor.week_masks
     assert week is not None
-    for day in (earliest.astimezone(LONDON).date() + timedelta(days=n) for n in range(29)):
+    days = [earliest.astimezone(LONDON).date() + timedelta(days=n) for n in range(29)]
+    for day in days:
         if not clocks_change(day):
             for slot in mentor.own_calendar.mentor_side(day):
                 assert week.get(weekday(day), 0) >> (minutes(slot[2]) // 30) & 1
+    # and a calendar that skips what the bound rules out finds what one without it finds
+    bounded = calendar(case, mentor)
+    unbounded = replace(bounded, week_masks=None)
+    assert bounded.first_fit(not_before=earliest, not_after=not_after) == unbounded.first_fit(
+        not_before=earliest, not_after=not_after)
+    for day in days:
+        assert bounded.starts_on(day) == unbounded.starts_on(day)
+    grid = [earliest + STEP * i for i in range(29 * 48)]
+    assert [start for start in grid if bounded.fits(start)] == [start for start in grid if unbounded.fits(start)]
+
+
+def test_the_weekly_bound_does_not_rule_out_a_start_on_the_night_the_clocks_go_back() -> None:
+    """On 25 October 2026 the session from 01:00 BST ends at 01:00 GMT, inside a 01:00-01:30 window, which on any
+    other Sunday holds no hour-long session: the bound is not applied on a day the clocks change."""
+    sunday = date(2026, 10, 25)
+    the_mentor = mentor(availability=[window("sun", "01:00", "01:30")])
+    assert the_mentor.week_masks == {"sun": 0}
+    cal = calendar(case(), the_mentor)
+    assert cal.starts_on(sunday) == [datetime(2026, 10, 25, 0, 0, tzinfo=UTC)]
+    assert cal.starts_on(sunday + timedelta(days=7)) == []
+    saturday_noon = datetime(2026, 10, 24, 12, tzinfo=UTC)
+    assert _may_fit(the_mentor, _wanted(case(), saturday_noon, saturday_noon + timedelta(days=2)))
+    assert not _may_fit(the_mentor, _wanted(case(), saturday_noon + timedelta(days=7), saturday_noon + timedelta(days=9)))
