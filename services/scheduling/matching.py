@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from itertools import cycle, groupby
+from itertools import cycle
 
 from services.scheduling.agency_reasons import NO_MENTOR_YET, waiting
 from services.scheduling.constraints import (
@@ -127,20 +127,34 @@ def deadline_for(case: Case) -> datetime:
 
 def score(case: Case, mentor: MentorState) -> dict[str, float]:
     """The soft score of an eligible mentor, by component (domain brief §6(e) weights); higher is better."""
+    values = _score_values(case, mentor)
+    return dict(zip(_SCORED if len(values) == len(_SCORED) else _SCORED_UNLESS_GENDER, values, strict=True))
+
+
+_SCORED = ("previous_mentor", "gender_preference", "preferred_language", "lived_experience", "home_borough",
+           "workload_balance")
+_SCORED_UNLESS_GENDER = tuple(name for name in _SCORED if name != "gender_preference")
+
+
+def _score_values(case: Case, mentor: MentorState) -> tuple[float, ...]:
+    """`score`'s components in its order, gender_preference only when the gender is preferred rather than
+    required: their `sum` is the same float as `sum(score(...).values())`, without the dict."""
     record = mentor.record
     preferred = (case.preferred_language is not None
                  and case.preferred_language.strip().casefold() in mentor.language_keys)
     load = mentor.caseload / record.max_caseload if record.max_caseload else 1.0
     lived = not mentor.lived_keys.isdisjoint(case.need_keys)
     wanted = case.mentor_gender not in ("any", "not_stated") and not case.gender_required
-    return {
-        "previous_mentor": CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0,
-        **({"gender_preference": GENDER_WEIGHT if record.gender == case.mentor_gender else 0.0} if wanted else {}),
-        "preferred_language": LANGUAGE_WEIGHT if preferred else 0.0,
-        "lived_experience": LIVED_EXPERIENCE_WEIGHT if lived else 0.0,
-        "home_borough": PROXIMITY_WEIGHT if mentor.home_key == case.borough_key else 0.0,
-        "workload_balance": WORKLOAD_WEIGHT * (1.0 - load),
-    }
+    previous = CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0
+    rest = (
+        LANGUAGE_WEIGHT if preferred else 0.0,
+        LIVED_EXPERIENCE_WEIGHT if lived else 0.0,
+        PROXIMITY_WEIGHT if mentor.home_key == case.borough_key else 0.0,
+        WORKLOAD_WEIGHT * (1.0 - load),
+    )
+    if wanted:
+        return (previous, GENDER_WEIGHT if record.gender == case.mentor_gender else 0.0, *rest)
+    return (previous, *rest)
 
 
 def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Calendar:
@@ -232,8 +246,9 @@ def match(
     """Book the best mentor's first session and cadence, or say why the case waits.
 
     The same choice as `rank(...)[0]`, found without a first slot for every mentor: mentors are taken in order
-    of their score before the routine (S09), a group of equal scores at a time, looking only up to the deadline
-    first, and no further once no later group could beat the best found even with a perfect routine. Given a
+    of their score before the routine (S09), looking only up to the deadline first, and no further once no later
+    mentor could beat the best found even with a perfect routine; a mentor whose weekly windows share no start
+    with the young person's in those days (`_may_fit`) is passed over, and `_look_at` bounds the rest. Given a
     `MentorIndex`, only its candidates for the case are looked at (every other mentor fails one of the first hard
     rules), and should the case wait, the mentors covering its borough again, to say why.
     """
@@ -248,23 +263,21 @@ def match(
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
         else:
-            eligible.append((sum(score(case, mentor).values()), mentor.record.id, mentor))
+            eligible.append((sum(_score_values(case, mentor)), mentor.record.id, mentor))
     eligible.sort(key=lambda item: (-item[0], item[1]))
-    groups = [list(g) for _, g in groupby(eligible, key=lambda item: item[0])]
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         wanted = _wanted(case, earliest, not_after)
-        for group in groups:
-            if best is not None and group[0][0] + ROUTINE_WEIGHT < -best[0] - 1e-9:
-                break
-            for static, mentor_id, mentor in group:
-                if not _may_fit(mentor, wanted):
-                    continue
-                found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
-                if found is not None and (best is None or found < best[:3]):
-                    best = (*found, mentor)
+        for static, _, mentor in eligible:
+            if best is not None and static + ROUTINE_WEIGHT < -best[0] - 1e-9:
+                break  # nor can anyone after: their scores are no higher
+            if not _may_fit(mentor, wanted):
+                continue
+            found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
+            if found is not None and (best is None or found < best[:3]):
+                best = (*found, mentor)
         if best is not None:
             sessions = sessions_from(case, best[3], best[1].astimezone(LONDON), rooms)
             return Match(best[2], sessions, best[1] <= due, deadline_for(case))
@@ -319,19 +332,21 @@ def _look_at(
     """The mentor's (-total, first start, id), as `match` orders them; None when they have no safe venue or free
     start in `window`, or cannot beat `best`. A perfect routine is the most a mentor can add, a bound known before any
     slot: below `best` even so, they are not looked at; only level with it, their first fit is looked for no later
-    than its first session (the next tie-break)."""
+    than its first session, and their routine only if they would come first on the next tie-breaks (first session,
+    then id)."""
     not_before, not_after = window
+    most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
+    level = best is not None and most == best[0]
     if best is not None:
-        most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
         if most > best[0]:
             return None
-        if most == best[0]:
+        if level:
             not_after = min(not_after, best[1])
     if not venues_for(case, mentor):
         return None
     cal = calendar(case, mentor, rooms)
     start = cal.first_fit(not_before=not_before, not_after=not_after)
-    if start is None:
+    if start is None or (best is not None and level and (start, mentor.record.id) > best[1:3]):
         return None
     return -(static + ROUTINE_WEIGHT * _routine(case, cal, start.astimezone(LONDON))), start, mentor.record.id
 
