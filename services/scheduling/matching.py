@@ -85,6 +85,7 @@ LIVED_EXPERIENCE_WEIGHT = 6.0  # S04
 PROXIMITY_WEIGHT = 5.0  # S05, by borough: the mentor's home borough is the young person's
 WORKLOAD_WEIGHT = 2.0
 ROUTINE_WEIGHT = 3.0  # S09: each follow-up on the weekday and at the time the routine says
+_INSTANT = timedelta(microseconds=1)  # a start `_INSTANT` before another is before it (starts are whole minutes)
 
 
 @dataclass(frozen=True)
@@ -331,22 +332,22 @@ def _look_at(
 ) -> tuple[float, datetime, str] | None:
     """The mentor's (-total, first start, id), as `match` orders them; None when they have no safe venue or free
     start in `window`, or cannot beat `best`. A perfect routine is the most a mentor can add, a bound known before any
-    slot: below `best` even so, they are not looked at; only level with it, their first fit is looked for no later
-    than its first session, and their routine only if they would come first on the next tie-breaks (first session,
-    then id)."""
+    slot: below `best` even so, they are not looked at; only level with it, their first fit is looked for only
+    where it would come first on the next tie-breaks (first session, then id)."""
     not_before, not_after = window
-    most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
-    level = best is not None and most == best[0]
     if best is not None:
+        most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
         if most > best[0]:
             return None
-        if level:
-            not_after = min(not_after, best[1])
+        if most == best[0]:  # then the first session must come before the best's (at the same time, the id)
+            not_after = min(not_after, best[1] if mentor.record.id < best[2] else best[1] - _INSTANT)
+            if not_after < not_before:
+                return None
     if not venues_for(case, mentor):
         return None
     cal = calendar(case, mentor, rooms)
     start = cal.first_fit(not_before=not_before, not_after=not_after)
-    if start is None or (best is not None and level and (start, mentor.record.id) > best[1:3]):
+    if start is None:
         return None
     return -(static + ROUTINE_WEIGHT * _routine(case, cal, start.astimezone(LONDON))), start, mentor.record.id
 
