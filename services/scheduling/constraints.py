@@ -75,6 +75,16 @@ class Case:
     def need_keys(self) -> frozenset[str]:
         return frozenset(n.casefold() for n in self.needs)
 
+    # ... and what the soft score reads of it:
+    @cached_property
+    def preferred_key(self) -> str | None:
+        return None if self.preferred_language is None else _language(self.preferred_language)
+
+    @cached_property
+    def gender_preferred(self) -> bool:
+        """A gender asked for as a preference (scored), not as a rule."""
+        return self.mentor_gender not in ("any", "not_stated") and not self.gender_required
+
 
 @dataclass(frozen=True)
 class MentorState:

@@ -10,8 +10,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from itertools import cycle
+from operator import itemgetter
 
 from services.scheduling.agency_reasons import NO_MENTOR_YET, waiting
 from services.scheduling.constraints import (
@@ -43,6 +44,7 @@ from services.scheduling.slots import (
     weekday,
 )
 from shared.contracts.codes import Tier, Weekday
+from shared.contracts.common import WeeklyWindow
 
 __all__ = [
     "LONDON",
@@ -141,11 +143,9 @@ def _score_values(case: Case, mentor: MentorState) -> tuple[float, ...]:
     """`score`'s components in its order, gender_preference only when the gender is preferred rather than
     required: their `sum` is the same float as `sum(score(...).values())`, without the dict."""
     record = mentor.record
-    preferred = (case.preferred_language is not None
-                 and case.preferred_language.strip().casefold() in mentor.language_keys)
+    preferred = case.preferred_key is not None and case.preferred_key in mentor.language_keys
     load = mentor.caseload / record.max_caseload if record.max_caseload else 1.0
     lived = not mentor.lived_keys.isdisjoint(case.need_keys)
-    wanted = case.mentor_gender not in ("any", "not_stated") and not case.gender_required
     previous = CONTINUITY_WEIGHT if case.previous_mentor == record.id else 0.0
     rest = (
         LANGUAGE_WEIGHT if preferred else 0.0,
@@ -153,7 +153,7 @@ def _score_values(case: Case, mentor: MentorState) -> tuple[float, ...]:
         PROXIMITY_WEIGHT if mentor.home_key == case.borough_key else 0.0,
         WORKLOAD_WEIGHT * (1.0 - load),
     )
-    if wanted:
+    if case.gender_preferred:
         return (previous, GENDER_WEIGHT if record.gender == case.mentor_gender else 0.0, *rest)
     return (previous, *rest)
 
@@ -258,23 +258,26 @@ def match(
     excluded: Counter[Rule] = Counter()
     indexed = isinstance(mentors, MentorIndex)
     candidates = mentors.candidates(case) if isinstance(mentors, MentorIndex) else list(mentors)
-    eligible: list[tuple[float, str, MentorState]] = []
+    # (-score before the routine, id, mentor), best first; an index's candidates are checked against the rules it
+    # leaves (`candidate_exclusion`) only if the walk below reaches them, since they are not counted here.
+    ranked: list[tuple[float, str, MentorState]] = []
     for mentor in candidates:  # the venue rule, the dearest, only for the mentors looked at below
-        ruled_out = candidate_exclusion(case, mentor) if indexed else first_exclusion(case, mentor, venue=False)
+        ruled_out = None if indexed else first_exclusion(case, mentor, venue=False)
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
         else:
-            eligible.append((sum(_score_values(case, mentor)), mentor.record.id, mentor))
-    eligible.sort(key=lambda item: (-item[0], item[1]))
+            ranked.append((-sum(_score_values(case, mentor)), mentor.record.id, mentor))
+    ranked.sort(key=itemgetter(0, 1))
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         wanted = _wanted(case, earliest, not_after)
-        for static, _, mentor in eligible:
+        for negative, _, mentor in ranked:
+            static = -negative
             if best is not None and static + ROUTINE_WEIGHT < -best[0] - 1e-9:
                 break  # nor can anyone after: their scores are no higher
-            if not _may_fit(mentor, wanted):
+            if (indexed and candidate_exclusion(case, mentor) is not None) or not _may_fit(mentor, wanted):
                 continue
             found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
             if found is not None and (best is None or found < best[:3]):
@@ -283,7 +286,8 @@ def match(
             sessions = sessions_from(case, best[3], best[1].astimezone(LONDON), rooms)
             return Match(best[2], sessions, best[1] <= due, deadline_for(case))
     # Every eligible mentor's venues were checked above; those without a safe venue are counted as the venue rule's
-    with_venue = sum(1 for _, _, mentor in eligible if venues_for(case, mentor))
+    eligible = [mentor for _, _, mentor in ranked if not indexed or candidate_exclusion(case, mentor) is None]
+    with_venue = sum(1 for mentor in eligible if venues_for(case, mentor))
     if isinstance(mentors, MentorIndex):
         excluded = _exclusions(case, mentors)
     elif len(eligible) > with_venue:
@@ -301,19 +305,26 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     """The session starts the young person's windows and a staffed venue's end allow on the London days from
     `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
     those with one on which the young person has a window (or is free any time), where any start may fit."""
-    spans = spans_by_day(case.availability) if case.availability else None
-    allowed = case_masks(spans, STAFFED_END_BY if case.staffed_only else None)
+    allowed, with_windows = _allowed(tuple(case.availability), case.staffed_only)
     first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
     by_mask: dict[Weekday, int] = {}
     changing: set[Weekday] = set()
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         name = weekday(day)
         if clocks_change(day):
-            if spans is None or name in spans:
+            if with_windows is None or name in with_windows:
                 changing.add(name)
         elif allowed.get(name):
             by_mask[name] = allowed[name]
     return tuple(by_mask.items()), frozenset(changing)
+
+
+@lru_cache(maxsize=4096)  # cases share a few patterns of windows
+def _allowed(windows: tuple[WeeklyWindow, ...], staffed: bool) -> tuple[dict[Weekday, int], frozenset[Weekday] | None]:
+    """`case_masks` of a young person's windows, and the weekdays they have one on (None: free any time). Shared
+    between cases: not to be changed."""
+    spans = spans_by_day(windows) if windows else None
+    return case_masks(spans, STAFFED_END_BY if staffed else None), None if spans is None else frozenset(spans)
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
@@ -341,7 +352,7 @@ def _look_at(
             return None
         if most == best[0]:  # then the first session must come before the best's (at the same time, the id)
             not_after = min(not_after, best[1] if mentor.record.id < best[2] else best[1] - _INSTANT)
-            if not_after < not_before:
+            if not_after < not_before or not _may_fit(mentor, _wanted(case, not_before, not_after)):
                 return None
     if not venues_for(case, mentor):
         return None
