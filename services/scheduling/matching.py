@@ -270,7 +270,7 @@ def match(
     ranked.sort(key=itemgetter(0, 1))
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
-    for not_after in (min(due, horizon), horizon):  # first: who can meet the deadline; then: anyone at all
+    for not_after in (min(due, horizon), horizon) if ranked else ():  # first: who can meet the deadline; then: anyone
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         wanted = _wanted(case, earliest, not_after)
         for negative, _, mentor in ranked:
@@ -305,26 +305,24 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     """The session starts the young person's windows and a staffed venue's end allow on the London days from
     `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
     those with one on which the young person has a window (or is free any time), where any start may fit."""
-    allowed, with_windows = _allowed(tuple(case.availability), case.staffed_only)
     first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
+    return _wanted_on(tuple(case.availability), case.staffed_only, first, last)
+
+
+@lru_cache(maxsize=4096)  # cases share a few patterns of windows, and a round's cases the same days
+def _wanted_on(windows: tuple[WeeklyWindow, ...], staffed: bool, first: date, last: date) -> Wanted:
+    spans = spans_by_day(windows) if windows else None
+    allowed = case_masks(spans, STAFFED_END_BY if staffed else None)
     by_mask: dict[Weekday, int] = {}
     changing: set[Weekday] = set()
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         name = weekday(day)
         if clocks_change(day):
-            if with_windows is None or name in with_windows:
+            if spans is None or name in spans:
                 changing.add(name)
         elif allowed.get(name):
             by_mask[name] = allowed[name]
     return tuple(by_mask.items()), frozenset(changing)
-
-
-@lru_cache(maxsize=4096)  # cases share a few patterns of windows
-def _allowed(windows: tuple[WeeklyWindow, ...], staffed: bool) -> tuple[dict[Weekday, int], frozenset[Weekday] | None]:
-    """`case_masks` of a young person's windows, and the weekdays they have one on (None: free any time). Shared
-    between cases: not to be changed."""
-    spans = spans_by_day(windows) if windows else None
-    return case_masks(spans, STAFFED_END_BY if staffed else None), None if spans is None else frozenset(spans)
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
