@@ -73,7 +73,9 @@ def load_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise NotJson("body is not valid JSON: it is not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
-        raise NotJson(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        # Some of json's messages end in "at" ("Unterminated string starting at"), to be followed by a position
+        reason = exc.msg.removesuffix(" at")
+        raise NotJson(f"body is not valid JSON: {reason} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise NotJson("body is not valid JSON: it nests arrays or objects too deeply") from exc
     except ValueError as exc:  # an integer longer than Python converts
