@@ -37,7 +37,7 @@ from services.intake.handlers import Decision, Kind, Submission, decide_submissi
 from services.intake.referral_status import ReferralStatus, ask_status
 from services.intake.settings import IntakeSettings
 from services.intake.tables import ReferralRecord, as_utc
-from services.intake.validation import NotJson, load_json
+from services.intake.validation import NotJson, field_error, load_json
 from shared.contracts.codes import WithdrawalReason
 from shared.contracts.common import FieldError
 from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral, Withdrawal
@@ -154,6 +154,15 @@ def _refused(agency_referral_id: str | None, errors: list[FieldError]) -> JSONRe
     return JSONResponse(body.model_dump(mode="json"), status_code=422)
 
 
+def _parameter_error(error: Any) -> FieldError:
+    """A query or path parameter's problem in the words of a body's (its location, `query`, is not part of the name)."""
+    where, *_ = error["loc"]
+    said = field_error({**error, "loc": error["loc"][1:]})
+    if error["type"] == "missing" and where == "query":
+        return FieldError(field=said.field, message=f"required: give it in the query (?{said.field}=...)")
+    return said
+
+
 def problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An error answer of `status` in the shape every error answer has."""
     code = _CODES.get(status, "invalid")
@@ -201,8 +210,7 @@ def create_http_api(*, host: ServiceHost, keys: IntakeKeys, agencies: AgencyRegi
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(field=".".join(str(p) for p in e["loc"][1:]), message=e["msg"]) for e in exc.errors()]
-        return _refused(None, errors)
+        return _refused(None, [_parameter_error(e) for e in exc.errors()])
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -28,13 +28,28 @@ MAX_ERRORS = 20
 """A rejection lists at most this many problems (the last entry says how many more there were)."""
 _MAX_ECHO = 200  # characters of a field path or message in a rejection: a body's own text is never echoed at length
 
+_DATETIME = "not a date and time in ISO 8601 form with its offset, e.g. 2026-05-01T10:00:00+01:00"
 _MESSAGES = {
     "missing": "required field is missing",
     "extra_forbidden": "unknown field: not part of the contract",
     "date_from_datetime_parsing": "not a date in YYYY-MM-DD form",
     "date_parsing": "not a date in YYYY-MM-DD form",
     "date_from_datetime_inexact": "not a date in YYYY-MM-DD form",
+    "date_type": "not a date in YYYY-MM-DD form",
     "timezone_aware": "give the time with its offset, e.g. 2026-05-01T10:00:00+01:00",
+    "datetime_type": _DATETIME,
+    "datetime_parsing": _DATETIME,
+    "datetime_from_date_parsing": _DATETIME,
+    # The JSON type a field takes: the JSON Schema's own words, and nothing pydantic would have converted.
+    "bool_type": "must be true or false (JSON true/false), not text or a number",
+    "int_type": "must be a whole number (a JSON number such as 3), not text or true/false",
+    "int_parsing": "must be a whole number (a JSON number such as 3), not text or true/false",
+    "int_from_float": "must be a whole number, without a fraction",
+    "string_type": "must be text (a JSON string)",
+    "list_type": "must be a list (a JSON array)",
+    "model_type": "must be an object (JSON {...}) with its own fields",
+    "model_attributes_type": "must be an object (JSON {...}) with its own fields",
+    "dict_type": "must be an object (JSON {...})",
 }
 # A rejection names the field and the rule it breaks, never the value given: a name typed in the wrong field would
 # otherwise be stored and published with `referrals.rejected`. The contract's own validators quote the value, so
@@ -111,7 +126,7 @@ def _validate(model: type[M], data: bytes, *, max_bytes: int | None) -> M | list
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        return _at_most(MAX_ERRORS, _one_per_field([_field_error(err) for err in exc.errors()]))
+        return _at_most(MAX_ERRORS, _one_per_field([field_error(err) for err in exc.errors()]))
 
 
 def _one_per_field(errors: list[FieldError]) -> list[FieldError]:
@@ -183,7 +198,8 @@ def readable_agency_referral_id(data: bytes) -> str | None:
         return None
 
 
-def _field_error(err: Any) -> FieldError:
+def field_error(err: Any) -> FieldError:
+    """One of pydantic's errors as reroute says it: the field's dotted path, and the rule it breaks in plain words."""
     loc = [str(part) for part in err["loc"] if not _UNION_BRANCH.match(str(part))]
     path = ""
     for part in loc:
@@ -202,8 +218,18 @@ def _field_error(err: Any) -> FieldError:
         message = err["msg"].replace("Input should be", "must be")
     elif err["type"] == "too_long" and err.get("ctx", {}).get("field_type") == "List":
         message = f"too many: at most {err['ctx']['max_length']} items, not {err['ctx']['actual_length']}"
+    elif err["type"] == "too_short" and err.get("ctx", {}).get("field_type") == "List":
+        least = err["ctx"]["min_length"]
+        message = f"too few: at least {least} item{'' if least == 1 else 's'}, not {err['ctx']['actual_length']}"
     elif err["type"] == "string_too_long":
         message = f"too long: at most {err['ctx']['max_length']} characters"
+    elif err["type"] == "string_too_short":
+        least = err["ctx"]["min_length"]
+        message = "must not be empty" if least == 1 else f"too short: at least {least} characters"
+    elif err["type"] == "greater_than_equal":
+        message = f"must be at least {err['ctx']['ge']}"
+    elif err["type"] == "less_than_equal":
+        message = f"must be at most {err['ctx']['le']}"
     may_quote = err["type"] in _MAY_QUOTE or err["type"] not in _PYDANTIC_ERRORS
     if not said_here and may_quote and _quotes(message, err.get("input"), shortest=2):
         message = f"not valid here ({err['type'].replace('_', ' ')})"  # a rule that would quote the value given

@@ -13,7 +13,17 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticKnownError
 
 from shared.contracts.codes import (
     INDICATOR_CODES,
@@ -53,6 +63,36 @@ LanguageCode = Annotated[str, StringConstraints(max_length=20), AfterValidator(_
 ListItem = Annotated[str, StringConstraints(max_length=MAX_ITEM_CHARS)]
 
 
+# A referral is read as JSON and must mean what the published JSON Schema says, which an agency may validate against:
+# pydantic's lax mode would also take "yes", 1 or "true" for a boolean, "3" or true for an integer, and a number of
+# seconds for a date. Booleans are StrictBool (only JSON true/false); the types below refuse the rest, each with
+# pydantic's own error type, so that intake words it like any other (services/intake/validation.py).
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: a number without a fraction (3, or 3.0), never text or true/false."""
+    if isinstance(value, str | bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+def _json_date_text(value: object) -> object:
+    """A date is ISO 8601 text, never a number (pydantic would read one as seconds since 1970)."""
+    if isinstance(value, int | float):  # bool included
+        raise PydanticKnownError("date_type")
+    return value
+
+
+def _json_datetime_text(value: object) -> object:
+    if isinstance(value, int | float):
+        raise PydanticKnownError("datetime_type")
+    return value
+
+
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""For `Annotated[int, Field(ge=..., le=...), JSON_INTEGER]`: after the bounds, or the schema loses them."""
+DateText = Annotated[date, BeforeValidator(_json_date_text)]
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_json_datetime_text)]
+
+
 class Referrer(Contract):
     """The professional making the referral."""
 
@@ -87,7 +127,7 @@ class YoungPerson(Contract):
 
     given_name: PersonName = Field(min_length=1, max_length=100)
     family_name: PersonName = Field(min_length=1, max_length=100)
-    date_of_birth: date = Field(description="YYYY-MM-DD; the young person must be aged 8 to 25 on the referral date.")
+    date_of_birth: DateText = Field(description="YYYY-MM-DD; the young person must be aged 8 to 25 on the referral date.")
     gender: Gender
     borough: str = Field(max_length=MAX_ITEM_CHARS, description="A London borough, matched case-insensitively.")
     languages: list[LanguageCode] = Field(
@@ -103,8 +143,9 @@ class YoungPerson(Contract):
 class Consent(Contract):
     """The young person's (or guardian's) consent to the referral."""
 
-    given: bool
-    recorded_at: AwareDatetime = Field(
+    given: StrictBool = Field(description=(
+        "Must be JSON true: a referral without consent is refused, and so is text or a number (\"yes\", 1)."))
+    recorded_at: DateTimeText = Field(
         description="When consent was recorded, ISO 8601 with offset; not in the future (5 minutes of clock skew allowed)."
     )
 
@@ -113,7 +154,7 @@ class Indicator(Contract):
     """An indicator code with the date it was last observed (the referral date when not given)."""
 
     code: str = Field(max_length=MAX_ITEM_CHARS)
-    observed_at: date | None = Field(
+    observed_at: DateText | None = Field(
         default=None,
         description="YYYY-MM-DD, from the date of birth to the day after the referral is received; defaults to the "
         "referral date.",
@@ -131,7 +172,7 @@ class Preferences(Contract):
     """What the young person asked for in a mentor."""
 
     mentor_gender: Gender | Literal["any"] = "any"
-    mentor_gender_required: bool = Field(
+    mentor_gender_required: StrictBool = Field(
         default=True, description="True: only a mentor of that gender (a request); false: preferred, scored."
     )
     language: str | None = Field(default=None, max_length=20)
@@ -170,8 +211,8 @@ class Referral(Contract):
     consent: Consent
     reason: str = Field(min_length=1, max_length=10_000)
     index_offence: IndexOffence | None = None
-    prior_proven_offences: int | None = Field(default=None, ge=0, le=200)
-    age_at_first_proven_offence: int | None = Field(default=None, ge=8, le=30)
+    prior_proven_offences: Annotated[int, Field(ge=0, le=200), JSON_INTEGER] | None = None
+    age_at_first_proven_offence: Annotated[int, Field(ge=8, le=30), JSON_INTEGER] | None = None
     indicators: list[Indicator] = Field(
         default_factory=list, max_length=MAX_INDICATORS,
         description=f"Codes, or {{code, observed_at}} objects; at most {MAX_INDICATORS} (there are {MAX_INDICATORS} "

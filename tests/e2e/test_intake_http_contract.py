@@ -84,7 +84,8 @@ async def test_every_refusal_has_a_code_and_a_message(probe: Probe, http: httpx.
     assert invalid["agency_referral_id"] == small["agency_referral_id"], "the 422 body agencies parse is kept"
     assert {e["field"] for e in invalid["errors"]} >= {"young_person.given_name"}
     assert missing_query.status_code == 422 and missing_query.json()["code"] == "invalid"
-    assert [e["field"] for e in missing_query.json()["errors"]] == ["agency_referral_id"]
+    assert missing_query.json()["errors"] == [{"field": "agency_referral_id", "message": (
+        "required: give it in the query (?agency_referral_id=...)")}], "in reroute's words, not 'Field required'"
     assert impossible.status_code == 422, "a reference no referral can have (PostgreSQL cannot even compare a NUL)"
     assert [e["field"] for e in impossible.json()["errors"]] == ["agency_referral_id"]
     assert impossible_id.status_code == 422 and [e["field"] for e in impossible_id.json()["errors"]] == ["referral_id"]
@@ -163,3 +164,66 @@ async def test_the_try_it_page_loads_nothing_from_elsewhere(http: httpx.AsyncCli
         assert asset.status_code == 200 and len(asset.content) > 100, source
     bundle = await http.get(next(s for s in sources if s.endswith(".js")))
     assert "SwaggerUIBundle" in bundle.text
+
+
+def _consent(body: dict[str, Any], given: Any) -> dict[str, Any]:
+    return {**body, "consent": {**body["consent"], "given": given}}
+
+
+async def test_consent_and_counts_are_json_true_and_numbers_at_both_doors(
+    cluster: Cluster, probe: Probe, http: httpx.AsyncClient
+) -> None:
+    """The published schema says consent.given is a boolean that must be true and a count an integer: "yes", 1,
+    "true" or "3" are refused naming the field, over HTTP and over NATS alike, and nothing is stored."""
+    agency = unique("yot")
+    key = await register_agency(probe, agency)
+    bad = {f"{given!r}": (_consent(referral(unique("BAD"), language="en"), given), "consent.given")
+           for given in ["yes", "1", 1, "true"]}
+    bad["'3' offences"] = ({**referral(unique("BAD"), language="en"), "prior_proven_offences": "3"},
+                           "prior_proven_offences")
+    good = {**referral(unique("GOOD"), language="en"), "prior_proven_offences": 3, "age_at_first_proven_offence": 12,
+            "preferences": {"mentor_gender": "any", "mentor_gender_required": False}}
+    good_on_nats = {**good, "agency_referral_id": unique("GOOD")}
+
+    answers = {name: await http.post("/v1/referrals", json=body, headers=bearer(key)) for name, (body, _) in bad.items()}
+    for body, _ in bad.values():
+        await probe.submit(agency, body)
+    accepted = await http.post("/v1/referrals", json=good, headers=bearer(key))
+    await probe.submit(agency, good_on_nats)
+    update = await http.put("/v1/referrals", params={"agency_referral_id": good["agency_referral_id"]},
+                            json=_consent(good, "yes"), headers=bearer(key))
+
+    for name, (body, field) in bad.items():
+        answer = answers[name]
+        assert answer.status_code == 422, (name, answer.text)
+        errors = answer.json()["errors"]
+        assert [e["field"] for e in errors] == [field], (name, errors)
+        assert "must be" in errors[0]["message"] and "Input should" not in errors[0]["message"], errors
+        published = await probe.wait_for(cluster.subjects.rejected(agency), count=2,  # one per door
+                                         where=lambda e, b=body: e["agency_referral_id"] == b["agency_referral_id"])
+        assert all(e["errors"] == errors for e in published), "one validator for both doors"
+    assert "true or false" in answers["'yes'"].json()["errors"][0]["message"]
+    assert "whole number" in answers["'3' offences"].json()["errors"][0]["message"]
+    assert accepted.status_code == 202, accepted.text
+    await probe.wait_for(cluster.subjects.accepted(agency),
+                         lambda e: e["agency_referral_id"] == good_on_nats["agency_referral_id"])
+    assert update.status_code == 422 and [e["field"] for e in update.json()["errors"]] == ["consent.given"]
+    assert not probe.matching(cluster.subjects.accepted(agency),
+                              lambda e: e["agency_referral_id"].startswith("BAD") or e["revision"] > 0)
+
+
+async def test_an_unterminated_string_is_refused_in_plain_words_at_both_doors(
+    cluster: Cluster, probe: Probe, http: httpx.AsyncClient
+) -> None:
+    agency = unique("yot")
+    key = await register_agency(probe, agency)
+    body = b'{"agency_referral_id": "R'  # cut off inside a string
+
+    answer = await http.post("/v1/referrals", content=body,
+                             headers={**bearer(key), "content-type": "application/json"})
+    await probe.submit(agency, body)
+
+    said = "body is not valid JSON: Unterminated string starting at line 1 column 24"
+    assert answer.status_code == 422 and answer.json()["errors"] == [{"field": "", "message": said}]
+    published = await probe.wait_for(cluster.subjects.rejected(agency), count=2)  # one per door
+    assert all(e["errors"] == [{"field": "", "message": said}] for e in published), published

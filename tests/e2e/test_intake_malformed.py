@@ -85,13 +85,13 @@ combinable = st.one_of(
     .map(lambda c: Flaw(_set(("indicators",), [c]), "indicators[0].code", "unknown indicator")),
     st.just(Flaw(_set(("consent", "given"), False), "consent", "consent has not been given")),
     st.integers(-10**6, -1).map(lambda n: Flaw(_set(("prior_proven_offences",), n), "prior_proven_offences",
-                                                 "greater than or equal to 0")),
+                                                 "must be at least 0")),
     st.one_of(st.text(alphabet=string.ascii_letters, min_size=1, max_size=10)
               .filter(lambda t: t.lower() not in {"inf", "nan", "infinity"}),
               st.lists(st.integers(), max_size=2))
-    .map(lambda v: Flaw(_set(("age_at_first_proven_offence",), v), "age_at_first_proven_offence", "integer")),
+    .map(lambda v: Flaw(_set(("age_at_first_proven_offence",), v), "age_at_first_proven_offence", "whole number")),
     st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
-    .map(lambda v: Flaw(_set(("reason",), v), "reason", "string")),
+    .map(lambda v: Flaw(_set(("reason",), v), "reason", "JSON string")),
     st.text(max_size=40).filter(lambda e: "@" not in e)
     .map(lambda e: Flaw(_set(("referrer", "email"), e), "referrer.email", "not an email address")),
     st.tuples(st.integers(1, 23), st.integers(0, 22)).filter(lambda t: t[1] < t[0]).map(

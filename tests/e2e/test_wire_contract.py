@@ -25,8 +25,10 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from apps.devstack.local_nats import start_nats_server
+from services.intake.validation import validate_referral
 from shared import asyncapi
 from shared.contracts.channels import CHANNELS, Channel
+from shared.contracts.intake import Referral
 from shared.contracts.rpc import SERVICES, all_endpoints
 from tests.support.cluster import Cluster, Probe, mentor, ready, referral, unique, unique_language
 from tests.support.suite import drop_schemas, make_cluster
@@ -303,3 +305,35 @@ def test_the_referral_forms_agencies_send_fit_the_published_schema_and_bad_ones_
                      ({**codes, "consent": {"given": True, "recorded_at": "yesterday"}}, "is not a 'date-time'")]:
         errors = published.errors(document, message["payload"], bad)
         assert any(why in e for e in errors), (why, errors)
+
+
+@pytest.mark.parametrize(("field", "value", "agrees"), [
+    *[(("consent", "given"), v, False) for v in ["yes", "1", 1, "true", None]],
+    (("consent", "given"), True, True),
+    *[(("prior_proven_offences",), v, False) for v in ["3", True, 2.5]],
+    *[(("prior_proven_offences",), v, True) for v in [3, 3.0, None]],
+    (("age_at_first_proven_offence",), "12", False),
+    (("preferences",), {"mentor_gender_required": "false"}, False),
+    (("preferences",), {"mentor_gender_required": False}, True),
+    (("young_person", "date_of_birth"), 1262304000, False),
+    (("consent", "recorded_at"), 1700000000, False),
+])
+def test_the_published_schema_and_intake_agree_on_each_fields_json_type(
+    field: tuple[str, ...], value: Any, agrees: bool
+) -> None:
+    """An agency that validates against docs/asyncapi.json gets the verdict intake gives: no "yes" for true, no "3"
+    for 3, no number of seconds for a date (pydantic's lax mode would have taken them)."""
+    published = Published(_documents())
+    found = published.message("referrals.submitted.yot-a")
+    assert found is not None
+    body = referral("YOT/2026/19", language="en")
+    here = body
+    for part in field[:-1]:
+        here = here[part]
+    here[field[-1]] = value
+
+    schema_errors = published.errors(found[0], found[1]["payload"], body)
+    intake = validate_referral(json.dumps(body).encode())
+
+    assert (schema_errors == []) is agrees, schema_errors
+    assert isinstance(intake, Referral) is agrees, intake

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.intake.validation import readable_agency_referral_id, validate_referral
+from shared.contracts.intake import Referral
 from tests.support.cluster import referral
 
 NAME = "Zebedee Quartermaine"
@@ -75,3 +76,64 @@ def test_no_name_typed_in_a_checked_field_comes_back(text: str) -> None:
 def test_the_rejections_agency_referral_id_is_given_back_only_when_the_contract_allows_it() -> None:
     assert readable_agency_referral_id(json.dumps(_with(("agency_referral_id",), NAME)).encode()) is None
     assert readable_agency_referral_id(json.dumps(_with(("young_person", "gender"), NAME)).encode()) == "R-1"
+
+
+# What the published JSON Schema says a field is, and only that: pydantic's lax mode would take "yes" or 1 for
+# consent, "3" for a count and a number of seconds for a date, which a schema-validating agency's system refuses.
+@pytest.mark.parametrize(("path", "value", "field", "rule"), [
+    *[(("consent", "given"), v, "consent.given", "must be true or false (JSON true/false)")
+      for v in ["yes", "1", 1, "true", "True", 0, None]],
+    (("preferences",), {"mentor_gender_required": "false"}, "preferences.mentor_gender_required", "true or false"),
+    *[(("prior_proven_offences",), v, "prior_proven_offences", "must be a whole number (a JSON number")
+      for v in ["3", True, [3]]],
+    (("age_at_first_proven_offence",), "12", "age_at_first_proven_offence", "must be a whole number"),
+    (("prior_proven_offences",), 2.5, "prior_proven_offences", "must be a whole number, without a fraction"),
+    (("young_person", "date_of_birth"), 1262304000, "young_person.date_of_birth", "not a date in YYYY-MM-DD form"),
+    (("indicators",), [{"code": "peers_offending", "observed_at": 0}], "indicators[0].observed_at", "YYYY-MM-DD"),
+    (("consent", "recorded_at"), 1700000000, "consent.recorded_at", "not a date and time in ISO 8601 form"),
+])
+def test_a_value_of_another_json_type_is_refused_naming_the_field(
+    path: tuple[str | int, ...], value: Any, field: str, rule: str
+) -> None:
+    errors = _errors(_with(path, value))
+    assert list(errors) == [field], errors
+    assert rule in errors[field], errors
+    assert "Input should" not in errors[field] and "yes" not in errors[field]
+
+
+@pytest.mark.parametrize(("path", "value", "read"), [
+    (("consent", "given"), True, lambda r: r.consent.given is True),
+    (("prior_proven_offences",), 3, lambda r: r.prior_proven_offences == 3),
+    (("prior_proven_offences",), 3.0, lambda r: r.prior_proven_offences == 3),  # JSON Schema's integer admits 3.0
+    (("prior_proven_offences",), 0, lambda r: r.prior_proven_offences == 0),
+    (("age_at_first_proven_offence",), 12, lambda r: r.age_at_first_proven_offence == 12),
+    (("preferences",), {"mentor_gender_required": False}, lambda r: r.preferences.mentor_gender_required is False),
+    (("young_person", "date_of_birth"), "2010-03-04", lambda r: str(r.young_person.date_of_birth) == "2010-03-04"),
+    (("indicators",), [{"code": "peers_offending", "observed_at": "2026-01-02"}],
+     lambda r: str(r.indicators[0].observed_at) == "2026-01-02"),
+    (("consent", "recorded_at"), "2026-05-01T10:00:00+01:00", lambda r: r.consent.recorded_at.utcoffset().seconds == 3600),
+])
+def test_json_true_false_numbers_and_iso_dates_are_still_read(
+    path: tuple[str | int, ...], value: Any, read: Any
+) -> None:
+    result = validate_referral(json.dumps(_with(path, value)).encode())
+    assert isinstance(result, Referral), result
+    assert read(result)
+
+
+def test_consent_false_is_refused_as_not_given() -> None:
+    assert _errors(_with(("consent", "given"), False)) == {
+        "consent": "consent has not been given; we cannot accept a referral without it"}
+
+
+@pytest.mark.parametrize(("path", "value", "field", "rule"), [
+    (("young_person", "languages"), "en", "young_person.languages", "must be a list (a JSON array)"),
+    (("young_person", "languages"), [], "young_person.languages", "too few: at least 1 item, not 0"),
+    (("consent",), "yes", "consent", "must be an object (JSON {...}) with its own fields"),
+    (("reason",), 5, "reason", "must be text (a JSON string)"),
+    (("reason",), "", "reason", "must not be empty"),
+    (("prior_proven_offences",), -1, "prior_proven_offences", "must be at least 0"),
+    (("age_at_first_proven_offence",), 31, "age_at_first_proven_offence", "must be at most 30"),
+])
+def test_pydantics_wording_is_said_in_reroutes(path: tuple[str | int, ...], value: Any, field: str, rule: str) -> None:
+    assert _errors(_with(path, value)) == {field: rule}
