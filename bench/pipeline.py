@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import sys
@@ -77,6 +78,19 @@ async def flood_raw(url: str, bodies: list[bytes]) -> float:
         return len(bodies) / (time.perf_counter() - start)
 
 
+OTHER_WORK = ("other work on the machine (PostgreSQL, the pipeline's database, included)" if os.environ.get("DATABASE_URL")
+              else "other work on the machine")
+
+
+def _floor(seconds: float) -> float:
+    """A run delay's difference at 0 or more (a thread that ended took its delay with it); NaN stays NaN."""
+    return seconds if math.isnan(seconds) else max(0.0, seconds)
+
+
+def _ms(ms: float) -> str:
+    return "n/a (no schedstat here)" if math.isnan(ms) else f"{ms:.2f} ms"
+
+
 async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Registry, *, replicas: dict[str, int],
                         profile: Path | None = None, label: str = "flood") -> Flood:
     n = len(bodies)
@@ -90,11 +104,11 @@ async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Regi
             await publish(reroute.js, reroute.subject, bodies, due=[])
             await watch(arrivals, "reroute", timeout=900)
             elapsed = time.perf_counter() - start
-            machine = machine_busy_seconds() - machine_before
-            server_cpu, own = cpu_seconds(server) - server_before, time.process_time() - own_before
-        cpu = {name: (seconds - cpu_before[name]) * 1000 / n for name, seconds in reroute.cpu_seconds().items()}
-        delay = {name: (seconds - delay_before[name]) * 1000 / n
-                 for name, seconds in reroute.run_delay_seconds().items()}
+            machine = machine_busy_seconds() - machine_before  # every reading after, together, before any
+            server_cpu, own = cpu_seconds(server) - server_before, time.process_time() - own_before  # profiler stops
+            cpu_after, delay_after = reroute.cpu_seconds(), reroute.run_delay_seconds()
+        cpu = {name: (seconds - cpu_before[name]) * 1000 / n for name, seconds in cpu_after.items()}
+        delay = {name: _floor(seconds - delay_before[name]) * 1000 / n for name, seconds in delay_after.items()}
         others = (machine - sum(cpu.values()) * n / 1000 - server_cpu - own) / elapsed
         rss = reroute.peak_rss()
         for stage, ats in arrivals.stages.items():
@@ -103,10 +117,10 @@ async def flood_reroute(url: str, data_dir: Path, bodies: list[bytes], reg: Regi
         print(f"  sessions.*: all {n} after {elapsed:.2f} s ({n / elapsed:,.0f}/s)")
         print("  CPU per referral in the flood (robust to other work on the machine): "
               + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items()) + f"; all {sum(cpu.values()):.2f} ms")
-        print(f"  the {os.cpu_count()} cores meanwhile: the services {sum(cpu.values()) * n / 1000 / elapsed:.2f}, "
-              f"nats-server {server_cpu / elapsed:.2f}, the bench {own / elapsed:.2f}, other work on the machine "
-              f"{others:.2f}; waiting for a core (run delay) per referral: "
-              + ", ".join(f"{name} {ms:.2f} ms" for name, ms in delay.items()))
+        print(f"  the {len(os.sched_getaffinity(0))} cores meanwhile: the services "
+              f"{sum(cpu.values()) * n / 1000 / elapsed:.2f}, nats-server {server_cpu / elapsed:.2f}, the bench "
+              f"{own / elapsed:.2f}, {OTHER_WORK} {others:.2f}; waiting for a core (run delay of live threads) per "
+              "referral: " + ", ".join(f"{name} {_ms(ms)}" for name, ms in delay.items()))
         print("  peak RSS (VmHWM) at the end of the flood: " + ", ".join(f"{name} {mib:.0f} MiB"
                                                                         for name, mib in rss.items()))
         return Flood(n / elapsed, arrivals.kinds["placed"], arrivals.kinds["waitlisted"], dict(arrivals.tiers), cpu,
@@ -137,9 +151,8 @@ def flood(args: argparse.Namespace, reg: Registry) -> list[str]:
              f"more in every round"),
             "flood: median CPU per referral " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
             + f"; all {sum(cpu.values()):.2f} ms",
-            "flood: median wait for a core per referral " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in delay.items())
-            + f"; other work on the machine took {statistics.median(f.others_cores for f in floods):.2f} cores "
-              "(median)",
+            "flood: median wait for a core per referral " + ", ".join(f"{name} {_ms(ms)}" for name, ms in delay.items())
+            + f"; {OTHER_WORK} took {statistics.median(f.others_cores for f in floods):.2f} cores (median)",
             "flood: peak RSS (highest of the rounds) " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in rss.items())]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import secrets
 import shutil
@@ -307,15 +308,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_delay_seconds(pid: int) -> float:
-    """Time a process's threads have spent runnable but waiting for a core (the kernel's run delay, the second field
-    of /proc/<pid>/task/<tid>/schedstat): the machine's other work, or the process's own threads competing."""
-    total = 0
+    """Time a process's live threads have spent runnable but waiting for a core (the kernel's run delay, the second
+    field of /proc/<pid>/task/<tid>/schedstat): the machine's other work, or the process's own threads competing.
+    A thread that has ended is no longer counted, so a difference of two readings is a floor (clamp it at 0); NaN
+    where the kernel keeps no schedstat (or shows only zeros), so that it prints as not measured, never as 0."""
+    total, read = 0, False
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[1])
-        except (OSError, IndexError, ValueError):  # a thread ending meanwhile
+            fields = (task / "schedstat").read_text().split()
+            total += int(fields[1])
+            read = read or any(int(f) for f in fields)
+        except (OSError, IndexError, ValueError):  # a thread ending meanwhile, or no schedstat here
             continue
-    return total / 1e9
+    return total / 1e9 if read else math.nan
 
 
 def machine_busy_seconds() -> float:
