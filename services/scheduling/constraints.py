@@ -460,6 +460,7 @@ def _safe_venues(case: Case, mentor: MentorState) -> list[SafeVenue]:
     return fits
 
 
+@lru_cache(maxsize=4096)  # mentors share venues: each venue's keys once, not once per mentor (a pure function of them)
 def _venue_keys(v: VenueRecord) -> frozenset[str]:
     return frozenset((place_key(v.borough), place_key(v.name), place_key(v.id), place_key(v.area or v.borough)))
 

@@ -7,7 +7,7 @@ the case, books the first session and the follow-ups of the tier's cadence, or e
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache, partial
@@ -358,25 +358,47 @@ def _look_at(
     start = cal.first_fit(not_before=not_before, not_after=not_after)
     if start is None:
         return None
-    return -(static + ROUTINE_WEIGHT * _routine(case, cal, start.astimezone(LONDON))), start, mentor.record.id
+    found = (start, mentor.record.id)
+    routine = _routine(case, cal, start.astimezone(LONDON),
+                       enough=None if best is None else partial(_beats, static, found, best))
+    return None if routine is None else (-(static + ROUTINE_WEIGHT * routine), *found)
 
 
-def _routine(case: Case, cal: Calendar, first: datetime) -> float:
+def _beats(static: float, found: tuple[datetime, str], best: tuple[float, datetime, str, MentorState],
+           routine: float) -> bool:
+    """Whether a mentor with this score, first session and id, and `routine`, comes before `best`."""
+    return (-(static + ROUTINE_WEIGHT * routine), *found) < best[:3]
+
+
+def _routine(
+    case: Case, cal: Calendar, first: datetime, enough: Callable[[float], bool] | None = None
+) -> float | None:
     """`_programme`'s share of follow-ups that keep the routine, without booking them: a follow-up keeps it only
     at its target day's time (`Calendar.follow_up` tries that first), and the sessions booked before it lie on
     earlier days (a session never crosses midnight; each follow-up falls before the next target day), so whether
-    that time fits does not depend on them (tests/unit/test_match_equals_rank.py holds the two equal)."""
+    that time fits does not depend on them (tests/unit/test_match_equals_rank.py holds the two equal). None as soon
+    as even keeping every target left would not be `enough`."""
     local = first.astimezone(LONDON)
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
-    offset, targets, kept = 0, 0, 0
-    for interval in cycle(CADENCE[case.tier]):
+    targets = list(_targets(case.tier))
+    missed = 0
+    for offset in targets:
+        same = local_start(local.date() + timedelta(days=offset), local.time())
+        if not (same is not None and same <= limit and cal.fits(same)):
+            missed += 1
+            if enough is not None and not enough((len(targets) - missed) / len(targets)):
+                return None
+    return (len(targets) - missed) / len(targets) if targets else 1.0
+
+
+def _targets(tier: Tier) -> Iterable[int]:
+    """The days after the first session on which the cadence's follow-ups fall due, up to PROGRAMME_DAYS."""
+    offset = 0
+    for interval in cycle(CADENCE[tier]):
         offset += interval
         if offset > PROGRAMME_DAYS:
-            break
-        targets += 1
-        same = local_start(local.date() + timedelta(days=offset), local.time())
-        kept += same is not None and same <= limit and cal.fits(same)
-    return kept / targets if targets else 1.0
+            return
+        yield offset
 
 
 def _exclusions(case: Case, mentors: MentorIndex) -> Counter[Rule]:
