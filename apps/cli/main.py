@@ -61,6 +61,7 @@ from shared.contracts.rpc import (
     EXPORT_REFERRALS,
     HELD,
     Empty,
+    ErrorCode,
     ReferralIds,
     ServiceError,
     readable,
@@ -350,7 +351,17 @@ def status(
         if agency is not None:
             return await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_id=agency, agency_referral_id=reference))
         ours = await unless_not_found(c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(referral_id=reference)))
-        return ours or await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_referral_id=reference))
+        if ours is not None:
+            return ours
+        try:
+            return await c.call(intake_rpc.STATUS, intake_rpc.StatusRequest(agency_referral_id=reference))
+        except ServiceError as exc:
+            if exc.code == ErrorCode.NOT_FOUND and reference.startswith("ref_"):  # our ids' shape: say it as ours
+                raise CliError(f"no referral {reference} at intake") from None
+            if exc.code == ErrorCode.REFUSED:  # several agencies use the reference
+                raise CliError(f"{exc.message} with --agency ID: `reroute status {reference} --agency ID` "
+                               "(`reroute agencies list` shows the ids)") from None
+            raise
 
     async def fetch(c: ServiceClient) -> tuple[IntakeStatus, Assessment | None, sched.SchedulingStatus | None,
                                                list[Held]]:

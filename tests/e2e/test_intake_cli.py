@@ -122,3 +122,27 @@ async def test_submit_refuses_an_agency_that_is_not_registered_or_revoked_and_se
     status = reroute(cluster, tmp_path, "status", arid)
     assert status.returncode == 1 and f"no referral with the agency's reference {arid}" in status.stdout, status.stdout
     assert not probe.matching(cluster.subjects.accepted(typo), lambda e: True)
+
+
+async def test_status_says_no_referral_for_an_id_of_our_shape_and_how_to_name_the_agency_for_a_shared_reference(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    missing = reroute(cluster, tmp_path, "status", "ref_doesnotexist")
+    assert missing.returncode == 1 and "no referral ref_doesnotexist at intake" in " ".join(missing.stdout.split())
+    assert "agency's reference" not in missing.stdout
+
+    shared, first, second = unique("SHARED"), unique("yot"), unique("school")
+    path = tmp_path / "shared.csv"
+    _write_csv(path, [_row(shared, fresh_language())])
+    for agency in (first, second):
+        assert reroute(cluster, tmp_path, "agencies", "add", agency, "--name", "Sharing").returncode == 0
+        sent = await asyncio.to_thread(reroute, cluster, tmp_path, "submit", str(path), "--agency", agency)
+        assert "1 accepted" in sent.stdout, sent.stdout
+
+    ambiguous = reroute(cluster, tmp_path, "status", shared)
+
+    said = " ".join(ambiguous.stdout.split())
+    assert ambiguous.returncode == 1 and "used by several agencies" in said, said
+    assert f"name the agency with --agency ID: `reroute status {shared} --agency ID`" in said, said
+    named = reroute(cluster, tmp_path, "status", shared, "--agency", second)
+    assert named.returncode == 0 and f"from {second}" in named.stdout, named.stdout
