@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from apps.cli.options import DataDir, with_client
+from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import (
     ADD_AGENCY,
     LIST_AGENCIES,
@@ -21,7 +21,7 @@ from shared.contracts.intake_rpc import (
 from shared.contracts.rpc import Empty
 
 agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 
 
 def _show_key(result: AgencyKeys, what: str) -> None:

@@ -10,12 +10,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from apps.cli.client import CliError, ServiceClient
 from apps.cli.options import DataDir, with_client
+from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import FIND_PERSON, FindPersonRequest, FoundPerson
 from shared.contracts.rpc import ErrorCode, ServiceError
 from shared.contracts.safeguarding_rpc import (
@@ -30,7 +30,7 @@ from shared.contracts.safeguarding_rpc import (
 
 alerts_app = typer.Typer(help="Safeguarding alerts: open ones first, most urgent first; acknowledge one by name.",
                          invoke_without_command=True)
-console = Console()
+console = cli_console()
 LONDON = ZoneInfo("Europe/London")
 
 

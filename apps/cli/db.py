@@ -6,18 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from apps.cli.options import DataDir, settings_for
+from apps.cli.output import cli_console
 from apps.devstack.processes import SERVICES
 from shared.db import make_engine
 from shared.migrations import current, head, upgrade_all
 from shared.settings import ConfigurationError, ServiceSettings
 
 db_app = typer.Typer(help="The services' database schemas (migrations).", no_args_is_help=True)
-console = Console()
+console = cli_console()
 def _settings(data_dir: Path | None) -> ServiceSettings:
     try:
         return settings_for(data_dir)

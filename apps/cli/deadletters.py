@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
+from apps.cli.output import cli_console
 from apps.devstack.processes import SERVICES
 from shared.contracts.deadletters import (
     DeadLetterDiscardRequest,
@@ -32,7 +32,7 @@ from shared.deadletters import is_parked_id, keepers
 
 deadletter_app = typer.Typer(help="Messages a service could not process: list, show, replay once fixed, discard.",
                              no_args_is_help=True)
-console = Console()
+console = cli_console()
 T = TypeVar("T")
 By = Annotated[str, typer.Option("--by", help="Who is acting (recorded with the dead letter).")]
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
+from apps.cli.output import cli_console
 from shared.contracts.rpc import SERVICES, STATISTICS, Empty, ServiceError, ServiceStatistics
 
-console = Console()
+console = cli_console()
 
 
 def _count(value: int | None) -> str:

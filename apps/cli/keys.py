@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from apps.cli.client import ServiceClient
 from apps.cli.options import DataDir, with_client
+from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import (
     ENCRYPTED_TABLES,
     REENCRYPT,
@@ -27,7 +27,7 @@ from shared.contracts.intake_rpc import (
 )
 
 keys_app = typer.Typer(help="Intake's encryption keys.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 _COUNTS = ("checked", "reencrypted", "encrypted", "current", "changed", "unreadable")
 _WHAT: dict[EncryptedTable, str] = {"referral": "referral bodies", "equality_monitoring": "equality answers",
                                     "dead_letters": "dead letters",

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -43,6 +42,7 @@ from apps.cli.demo import (
 from apps.cli.health import health_cmd
 from apps.cli.keys import keys_app
 from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.output import cli_console
 from apps.cli.people import people_app
 from apps.cli.referral_files import csv_column, read_records, read_referrals
 from apps.cli.streams import streams_app
@@ -108,7 +108,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(keys_app, name="keys")
 app.add_typer(people_app, name="people")
 app.add_typer(alerts_app, name="alerts")
-console = Console()
+console = cli_console()
 T = TypeVar("T")
 Rep = TypeVar("Rep")
 # C0 and C1 controls (ESC starts a terminal's escape sequences and hyperlinks) and the bidirectional-text controls

@@ -11,11 +11,11 @@ from typing import Annotated
 import nats
 import nats.errors
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from apps.cli.client import connect, person_url, refuse_existing, write_credentials
 from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import (
     ADD_PERSON,
     BOOTSTRAP_ADMIN,
@@ -33,7 +33,7 @@ from shared.contracts.rpc import Empty, Role
 LET_IN_SECONDS = 15.0
 
 people_app = typer.Typer(help="People who use reroute: their identities and roles.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 
 Out = Annotated[Path | None, typer.Option("--out", help="Where to write their credentials (default ./ID.credentials"
                                                        ".json; never over an existing file).")]

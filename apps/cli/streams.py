@@ -8,17 +8,17 @@ from typing import Annotated
 
 import nats.errors
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from apps.cli.client import provisioner_url
 from apps.cli.options import DataDir, settings_for
+from apps.cli.output import cli_console
 from shared.settings import ConfigurationError
 from shared.streams import provision_at
 from shared.subjects import Subjects
 
 streams_app = typer.Typer(help="The JetStream streams reroute runs on.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 
 
 @streams_app.command("provision")

@@ -6,8 +6,10 @@ file; and `make run`'s shipped sample shows the explained demo the README descri
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import re
 import string
 import uuid
 from collections.abc import AsyncIterator
@@ -69,8 +71,8 @@ class Demo:
         return ServiceSettings(data_dir=self.up.data_dir, NATS_URL=None, namespace="")  # type: ignore[call-arg]
 
 
-async def run_demo(data_dir: Path, examples: Path) -> AsyncIterator[Demo]:
-    up = LocalUp.launch(data_dir, "--demo", "--examples", str(examples))
+async def run_demo(data_dir: Path, examples: Path, **env: str) -> AsyncIterator[Demo]:
+    up = LocalUp.launch(data_dir, "--demo", "--examples", str(examples), **env)
     try:
         await up.until_running()
         yield Demo(up, up.out.read_text(errors="replace"))
@@ -221,7 +223,8 @@ async def test_the_explanation_follows_the_sample_not_text_written_for_it(demo: 
 
 @pytest.fixture(scope="module")
 async def shipped(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    async for running in run_demo(tmp_path_factory.mktemp("shipped") / "data", REPO / "examples"):
+    # as under `nohup make run > demo.log`: written to a file, with no COLUMNS to say how wide
+    async for running in run_demo(tmp_path_factory.mktemp("shipped") / "data", REPO / "examples", COLUMNS=""):
         yield running
 
 
@@ -241,3 +244,13 @@ async def test_make_run_explains_the_shipped_sample_as_the_readme_shows(shipped:
     for heading in ("Referral outcomes", "Why each referral went where it did", "⚠ safeguarding", "would place them:",
                     "Next, in another terminal:", "reroute is running"):
         assert heading in pictured.code and heading in shipped.text, heading
+
+
+async def test_written_to_a_file_the_demo_cuts_no_cell_and_wraps_no_command(shipped: Demo) -> None:
+    table = shipped.text.split("Referral outcomes", 1)[1].split("Why each referral", 1)[0]
+    assert "…" not in table, table
+    tried = list(itertools.takewhile(lambda line: line.startswith("  "), shipped.next_commands().splitlines()[1:]))
+    assert tried, shipped.text
+    for line in tried:  # each command whole on its line, with what it shows beside it
+        assert re.fullmatch(r"  \S*reroute (assessment|status|calendar|recommend|waitlist|trace)( \S+)?  +\S.*", line), \
+            tried
