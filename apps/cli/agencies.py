@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from apps.cli.options import DataDir, with_client
+from apps.cli.options import AgencyId, DataDir, with_client
 from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import (
     ADD_AGENCY,
@@ -42,7 +42,7 @@ def _show_key(result: AgencyKeys, what: str) -> None:
 
 @agencies_app.command("add")
 def add(
-    agency_id: Annotated[str, typer.Argument(help="Lower-case letters, digits, - and _, e.g. yot-southwark.")],
+    agency_id: Annotated[str, typer.Argument(metavar="ID", help="Lower-case letters, digits, - and _, e.g. yot-southwark.")],
     name: Annotated[str, typer.Option(help="The agency's name, e.g. 'Southwark Youth Offending Team'.")],
     data_dir: DataDir = None,
 ) -> None:
@@ -52,14 +52,14 @@ def add(
 
 
 @agencies_app.command("rotate")
-def rotate(agency_id: str, data_dir: DataDir = None) -> None:
+def rotate(agency_id: AgencyId, data_dir: DataDir = None) -> None:
     """Issue a new API key (printed once); the old key stops working at once."""
     asked = AgencyRequest(agency_id=agency_id)
     _show_key(with_client(lambda c: c.call(ROTATE_AGENCY, asked, timeout=15), data_dir), "New key for")
 
 
 @agencies_app.command("revoke")
-def revoke(agency_id: str, data_dir: DataDir = None) -> None:
+def revoke(agency_id: AgencyId, data_dir: DataDir = None) -> None:
     """Revoke the agency's API key at once (`rotate` issues a new one)."""
     asked = AgencyRequest(agency_id=agency_id)
     agency = with_client(lambda c: c.call(REVOKE_AGENCY, asked, timeout=15), data_dir).agency

@@ -109,7 +109,7 @@ def alerts(
 
 @alerts_app.command("ack")
 def ack(
-    alert_id: Annotated[str, typer.Argument(help="The alert's id, as `reroute alerts` shows it.")],
+    alert_id: Annotated[str, typer.Argument(metavar="ALERT_ID", help="The alert's id, as `reroute alerts` shows it.")],
     note: Annotated[str, typer.Option("--note", help="What was done or arranged (recorded with it).")] = "",
     data_dir: DataDir = None,
 ) -> None:

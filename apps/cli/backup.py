@@ -333,7 +333,7 @@ def _settings(data_dir: Path | None) -> BackupSettings:
 
 @backup_app.command("create")
 def create_cmd(
-    directory: Path,
+    directory: Annotated[Path, typer.Argument(metavar="DIRECTORY", help="A new directory for the backup.")],
     keys_out: Annotated[Path | None, typer.Option("--keys-out", help="Write intake's keys to this new file instead "
                                                   "of into DIRECTORY, to keep them apart from the data.")] = None,
     data_dir: DataDir = None,
@@ -352,7 +352,7 @@ def create_cmd(
 
 @backup_app.command("restore")
 def restore_cmd(
-    directory: Path,
+    directory: Annotated[Path, typer.Argument(metavar="DIRECTORY", help="A directory `reroute backup create` wrote.")],
     keys: Annotated[Path | None, typer.Option("--keys", help="The backup's keys file, if it was written apart "
                                               "(--keys-out).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a store that holds data already.")] = False,

@@ -88,7 +88,7 @@ def list_cmd(
 
 @deadletter_app.command("show")
 def show_cmd(
-    dead_letter_id: Annotated[str, typer.Argument(metavar="ID")],
+    dead_letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `reroute deadletter list` shows it.")],
     body: Annotated[bool, typer.Option("--body", help="Print the message body too (logged: it may hold personal "
                                                       "data).")] = False,
     by: By = "",
@@ -154,7 +154,7 @@ def replay_cmd(
 
 @deadletter_app.command("discard")
 def discard_cmd(
-    dead_letter_id: Annotated[str, typer.Argument(metavar="ID")],
+    dead_letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `reroute deadletter list` shows it.")],
     reason: Annotated[str, typer.Option("--reason", help="Why it is set aside for good (recorded).")],
     by: By = "",
     data_dir: DataDir = None,

@@ -41,7 +41,7 @@ from apps.cli.demo import (
 )
 from apps.cli.health import health_cmd
 from apps.cli.keys import keys_app
-from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.options import DataDir, MentorId, PersonId, ReferralId, SessionId, settings_for, with_client
 from apps.cli.output import cli_console
 from apps.cli.people import people_app
 from apps.cli.referral_files import csv_column, read_records, read_referrals
@@ -164,7 +164,8 @@ def up(
 
 
 @mentors_app.command("import")
-def mentors_import(file: Path, data_dir: DataDir = None) -> None:
+def mentors_import(file: Annotated[Path, typer.Argument(metavar="FILE", help="Mentors as a YAML or JSON list.")],
+                   data_dir: DataDir = None) -> None:
     """Create or update mentors from a YAML or JSON list (re-importing never duplicates)."""
     with_client(lambda c: _import_mentors(c, file), data_dir)
 
@@ -210,7 +211,7 @@ def mentors_list(
 
 @mentors_app.command("leave")
 def mentors_leave(
-    mentor_id: str,
+    mentor_id: MentorId,
     first: Annotated[str, typer.Option("--from", help="First day of leave, YYYY-MM-DD (Europe/London).")],
     last: Annotated[str, typer.Option("--to", help="Last day of leave, YYYY-MM-DD (inclusive).")],
     data_dir: DataDir = None,
@@ -231,7 +232,8 @@ app.add_typer(venues_app, name="venues")
 
 
 @venues_app.command("import")
-def venues_import(file: Path, data_dir: DataDir = None) -> None:
+def venues_import(file: Annotated[Path, typer.Argument(metavar="FILE", help="Venues as a YAML or JSON list.")],
+                  data_dir: DataDir = None) -> None:
     """Create or update venues from YAML or JSON: id, name, borough, area, staffed, rooms."""
     venues = read_records(file, "venues")
 
@@ -243,7 +245,7 @@ def venues_import(file: Path, data_dir: DataDir = None) -> None:
 
 @app.command("submit")
 def submit_cmd(
-    file: Path,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Referrals as a JSON list, NDJSON or CSV.")],
     agency: Annotated[str, typer.Option(help="Your agency id: lower-case letters, digits, - and _.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for outcomes.")] = 30,
     update: Annotated[bool, typer.Option("--update", help="Send as updates of referrals already submitted.")] = False,
@@ -410,7 +412,7 @@ def status(
 
 
 @app.command()
-def assessment(referral_id: str, data_dir: DataDir = None) -> None:
+def assessment(referral_id: ReferralId, data_dir: DataDir = None) -> None:
     """The risk assessment of a referral, with every reason."""
     result = with_client(lambda c: unless_not_found(c.call(risk_rpc.ASSESSMENT,
                                                              AssessmentRequest(referral_id=referral_id))), data_dir)
@@ -448,7 +450,7 @@ def assessment(referral_id: str, data_dir: DataDir = None) -> None:
 
 @app.command()
 def override(
-    referral_id: str,
+    referral_id: ReferralId,
     tier: Annotated[str, typer.Option(help="The tier you decide: low, medium, high or very_high.")],
     reason: Annotated[str, typer.Option(help="Why (needed to raise or lower the tier).")] = "",
     by: Annotated[str, typer.Option(help="Your name, on a server without users only (otherwise the services "
@@ -469,7 +471,7 @@ def override(
 
 @app.command()
 def countersign(
-    referral_id: str,
+    referral_id: ReferralId,
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse it instead (or withdraw your own).")] = False,
     reason: Annotated[str, typer.Option(help="Why you refuse it (needed with --refuse).")] = "",
     by: Annotated[str, typer.Option(help="Your name, on a server without users only.")] = "",
@@ -546,7 +548,7 @@ def audit_cmd(
 
 
 @rules_app.command("check")
-def rules_check(file: Path) -> None:
+def rules_check(file: Annotated[Path, typer.Argument(metavar="FILE", help="A risk rules YAML file.")]) -> None:
     """Validate a rules file exactly as the risk service does when it starts (no service needed)."""
     try:
         rules = load_rules(file)
@@ -592,7 +594,7 @@ def rules_list(data_dir: DataDir = None) -> None:
 
 @app.command()
 def calendar(
-    mentor_id: str,
+    mentor_id: MentorId,
     weeks: Annotated[int, typer.Option(help="How many weeks to show.")] = 4,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default today).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -655,7 +657,7 @@ def calendar(
 
 
 @app.command()
-def recommend(referral_id: str, data_dir: DataDir = None) -> None:
+def recommend(referral_id: ReferralId, data_dir: DataDir = None) -> None:
     """The top three mentor + first-slot options with their scores, and why every other mentor is excluded."""
     r = with_client(lambda c: c.call(sched.RECOMMEND, sched.ReferralRequest(referral_id=referral_id)), data_dir)
     current = f"; now with {safe(r.current_mentor)}" if r.current_mentor else ""
@@ -672,8 +674,8 @@ def recommend(referral_id: str, data_dir: DataDir = None) -> None:
 
 @app.command()
 def assign(
-    referral_id: str,
-    mentor_id: str,
+    referral_id: ReferralId,
+    mentor_id: MentorId,
     reason: Annotated[str, typer.Option(help="Why this mentor (recorded).")],
     by: Annotated[str, typer.Option(help="Your name (recorded).")],
     start: Annotated[str | None, typer.Option(help="First session, YYYY-MM-DDTHH:MM (Europe/London).")] = None,
@@ -723,8 +725,8 @@ def waitlist(data_dir: DataDir = None) -> None:
 
 @app.command()
 def session(
-    action: Annotated[str, typer.Argument(help="confirm, cancel, attended or missed")],
-    session_id: str,
+    action: Annotated[str, typer.Argument(metavar="ACTION", help="confirm, cancel, attended or missed")],
+    session_id: SessionId,
     reason: Annotated[str, typer.Option(help="Why (for a cancellation). The referring agency is told it as "
                                              "written: no names, nothing of the mentor's circumstances.")] = "",
     data_dir: DataDir = None,
@@ -774,7 +776,7 @@ def person_access_log(
 
 @person_app.command("export")
 def person_export(
-    person_id: str,
+    person_id: PersonId,
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON to this new file, readable only by you "
                                                            "(default: print it).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the file at --out if there is one (a symlink "
@@ -864,7 +866,7 @@ async def erase_spans(c: ServiceClient, ids: list[str], local: SpanStore) -> dic
 
 @person_app.command("erase")
 def person_erase(
-    person_id: str,
+    person_id: PersonId,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -913,7 +915,7 @@ def person_erase(
 
 @app.command("close")
 def close_cmd(
-    referral_id: str,
+    referral_id: ReferralId,
     reason: Annotated[str, typer.Option(help="Why (recorded for schedulers; the agency is told only that the "
                                              "service closed it).")],
     by: Annotated[str, typer.Option(help="Your name (recorded for schedulers, never sent to the agency).")],
@@ -937,7 +939,7 @@ def purge(
 
 
 @app.command()
-def trace(referral_id: str, data_dir: DataDir = None) -> None:
+def trace(referral_id: ReferralId, data_dir: DataDir = None) -> None:
     """Every trace of one referral, in time order: its own (intake, risk and scheduling, and every later update and
     risk lead's decision) and the callers' traces linked to it, as span trees with durations."""
     settings = settings_for(data_dir)

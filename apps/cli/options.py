@@ -30,3 +30,13 @@ def with_client(fn: Callable[[ServiceClient], Awaitable[T]], data_dir: Path | No
             return await fn(client)
 
     return asyncio.run(main())
+
+# The positional arguments, named in usage lines as the README names them (upper case), each with its help.
+ReferralId = Annotated[str, typer.Argument(
+    metavar="REFERRAL_ID", help="Our referral id (ref_…), as `reroute submit` and `reroute status` show it.")]
+MentorId = Annotated[str, typer.Argument(metavar="MENTOR_ID", help="The mentor's id, as `reroute mentors list` shows it.")]
+SessionId = Annotated[str, typer.Argument(metavar="SESSION_ID", help="The session's id, as `reroute calendar` shows it.")]
+PersonId = Annotated[str, typer.Argument(
+    metavar="PERSON_ID", help="The young person's id, as `reroute person find` shows it.")]
+AgencyId = Annotated[str, typer.Argument(metavar="ID", help="The agency's id, as `reroute agencies list` shows it.")]
+StaffName = Annotated[str, typer.Argument(metavar="NAME", help="The person's id, as `reroute people list` shows it.")]

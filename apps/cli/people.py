@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from apps.cli.client import connect, person_url, refuse_existing, write_credentials
-from apps.cli.options import DataDir, settings_for, with_client
+from apps.cli.options import DataDir, StaffName, settings_for, with_client
 from apps.cli.output import cli_console
 from shared.contracts.intake_rpc import (
     ADD_PERSON,
@@ -74,7 +74,7 @@ async def _quiet(_: Exception) -> None:
 
 @people_app.command("add")
 def add(
-    person_id: Annotated[str, typer.Argument(help="Lower-case letters, digits, - and _, e.g. sam-okafor.")],
+    person_id: Annotated[str, typer.Argument(metavar="NAME", help="Lower-case letters, digits, - and _, e.g. sam-okafor.")],
     role: Annotated[list[Role], typer.Option("--role", help="What they may do (repeat for several roles).")],
     out: Out = None,
     data_dir: DataDir = None,
@@ -87,7 +87,7 @@ def add(
 
 
 @people_app.command("remove")
-def remove(person_id: str, data_dir: DataDir = None) -> None:
+def remove(person_id: StaffName, data_dir: DataDir = None) -> None:
     """Remove a person: their credentials stop working and their live connections are dropped within seconds."""
     asked = PersonIdRequest(person_id=person_id)
     member = with_client(lambda c: c.call(REMOVE_PERSON, asked, timeout=15), data_dir).member
@@ -107,7 +107,7 @@ def list_people(data_dir: DataDir = None) -> None:
 
 @people_app.command("console-password")
 def console_password(
-    person_id: Annotated[str, typer.Argument(help="The person who is to log in to the web console.")],
+    person_id: Annotated[str, typer.Argument(metavar="NAME", help="The person who is to log in to the web console.")],
     data_dir: DataDir = None,
 ) -> None:
     """Issue a one-time password for a person's web console log-in (replacing any they had, and lifting a lock-out
@@ -129,7 +129,7 @@ def whoami(data_dir: DataDir = None) -> None:
 
 @people_app.command("bootstrap")
 def bootstrap(
-    person_id: Annotated[str, typer.Argument(help="The first admin's id.")],
+    person_id: Annotated[str, typer.Argument(metavar="NAME", help="The first admin's id.")],
     out: Out = None,
     data_dir: DataDir = None,
 ) -> None:

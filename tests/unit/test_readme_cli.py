@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from apps.cli.main import app
@@ -61,3 +63,36 @@ def test_each_command_in_the_readme_exists_with_the_options_it_names(path: tuple
     assert shown.exit_code == 0, f"README.md names `reroute {' '.join(path)}`: {shown.output}"
     for option in options:
         assert option in shown.output, f"README.md names `reroute {' '.join(path)} {option}`, which has no {option}"
+
+
+def _cli_commands() -> dict[tuple[str, ...], Any]:
+    """Every command the CLI has (leaves of its command tree), by path (typer's own click: told apart by shape)."""
+    found: dict[tuple[str, ...], Any] = {}
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        else:
+            found[path] = command
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_command_of_the_cli_is_in_the_readmes_table() -> None:
+    """`reroute backup` was in --help and missing here."""
+    written = {path for path, _ in COMMANDS}
+    missing = [" ".join(path) for path in _cli_commands()  # `session confirm|…` names session's ACTION too
+               if not any(w[:len(path)] == path for w in written)]
+    assert not missing, f"README.md's CLI table lacks: {', '.join(missing)}"
+
+
+def test_every_argument_says_what_it_is_in_one_notation() -> None:
+    """Usage lines name each argument in upper case, as the README does, and its help says what it is."""
+    for path, command in _cli_commands().items():
+        for param in command.params:
+            if param.param_type_name == "argument":
+                where = f"reroute {' '.join(path)} {param.name}"
+                assert param.metavar and re.fullmatch(r"[A-Z_]+(\.\.\.)?", param.metavar), f"{where}: {param.metavar}"
+                assert getattr(param, "help", None), f"{where} has no help text"
