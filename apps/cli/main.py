@@ -143,8 +143,8 @@ def up(
                 async with connect(settings) as client, safeguarding_alerts(settings, DEMO_AGENCY) as alerts:
                     agency = await demo_agency(client, settings.data_dir)
                     if agency.issued:
-                        await stack.let_agency_in(agency.nats_user, agency.nats_file.read_text().strip())
-                    print_demo_agency(console, agency)
+                        await stack.sync_users()
+                        print_demo_agency(console, agency)
                     await _import_mentors(client, examples / "mentors.yaml")
                     outcomes = await _submit(client, examples / "referrals.json", DEMO_AGENCY, timeout=30)
                     names = await mentor_names(client)

@@ -285,6 +285,18 @@ class LocalStack:
         self.console_url: str | None = None
         self._reachable = True  # NATS answered the supervisor's last flush
         self._resumed_at = 0.0  # when it answered again after not answering
+        self._nc: nats.aio.client.Client | None = None
+        self._sighups = 0  # reloads asked for since `sync_users` last waited for one
+
+    async def _supervisor(self) -> nats.aio.client.Client:
+        """The one connection `reroute up` asks and syncs users on, as the operator, from the first sync to Ctrl-C: a
+        connection closing while the server reloads its users (SIGHUP) is logged as the operator's authentication
+        error (`Problem registering with account "$G": connection closed`), so none closes around a reload."""
+        if self._nc is None:
+            self._nc = await nats.connect(self.admin_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                          name="reroute-up", error_cb=_quiet_error, disconnected_cb=_quiet_event,
+                                          reconnected_cb=_quiet_event)
+        return self._nc
 
     @property
     def _hung_after(self) -> float:
@@ -362,6 +374,7 @@ class LocalStack:
                                    "`reroute trace REFERRAL_ID`")
         self.console_url = console_url
         self._start_notifier(console_url)
+        await self._until_admin_let_in()
         self.console.print(f"Watching them: a ping every {self.up.ping_seconds:g} s; a service that stops, or does not "
                            f"answer for {self._hung_after:g} s, is restarted.")
 
@@ -450,8 +463,7 @@ class LocalStack:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        nc = await nats.connect(self.admin_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="reroute-up",
-                                error_cb=_quiet_error, disconnected_cb=_quiet_event, reconnected_cb=_quiet_event)
+        nc = await self._supervisor()
         tick = min(0.5, self.up.ping_seconds / 2)
         next_ping = next_sync = 0.0
         pinging: asyncio.Task[None] | None = None
@@ -647,6 +659,7 @@ class LocalStack:
             return  # intake is restarting (or answered oddly): try again next time
         if self.auth.write(agencies=agencies, people=people) and self.nats.poll() is None:
             self.nats.send_signal(signal.SIGHUP)
+            self._sighups += 1
 
     async def _let_people_in(self) -> None:
         """On its own server only: its users as the registry has them now (not seconds later), and, on a first start,
@@ -655,37 +668,53 @@ class LocalStack:
         if self.auth is None:
             return
         path = self.settings.data_dir / LOCAL_ADMIN_FILE
-        nc = await nats.connect(self.admin_url, name="reroute-up", error_cb=_quiet_error)
-        try:
-            if not path.exists():
-                reply = await nc.request(self.subjects.rpc("intake", BOOTSTRAP_ADMIN.verb), StaffRequest(
-                    person_id="admin", roles=list(Role)).model_dump_json().encode(), timeout=10)
-                try:
-                    write_credentials(path, decode_reply(BOOTSTRAP_ADMIN, reply.data).credentials)
-                    self.console.print(f"First admin made for local use: `admin`, with every role (credentials in "
-                                       f"{path}; the CLI acts as admin unless REROUTE_CREDENTIALS names another "
-                                       "person's file). Add people with `reroute people add NAME --role ROLE`.")
-                except ServiceError as exc:
-                    self.console.print(f"[yellow]No local admin made ({exc.message}); {path} is gone, so use your "
-                                       "own credentials (REROUTE_CREDENTIALS).[/yellow]")
-            await self._sync_agencies(nc)
-        finally:
-            await nc.close()
-        if path.exists():
+        nc = await self._supervisor()
+        if not path.exists():
+            reply = await nc.request(self.subjects.rpc("intake", BOOTSTRAP_ADMIN.verb), StaffRequest(
+                person_id="admin", roles=list(Role)).model_dump_json().encode(), timeout=10)
+            try:
+                write_credentials(path, decode_reply(BOOTSTRAP_ADMIN, reply.data).credentials)
+                self.console.print(f"First admin made for local use: `admin`, with every role (credentials in "
+                                   f"{path}; the CLI acts as admin unless REROUTE_CREDENTIALS names another "
+                                   "person's file). Add people with `reroute people add NAME --role ROLE`.")
+            except ServiceError as exc:
+                self.console.print(f"[yellow]No local admin made ({exc.message}); {path} is gone, so use your "
+                                   "own credentials (REROUTE_CREDENTIALS).[/yellow]")
+        await self.sync_users()
+
+    async def _until_admin_let_in(self) -> None:
+        """Asked last in `start`, so that the server has reloaded its users meanwhile (each refused try is logged as
+        an authentication error)."""
+        path = self.settings.data_dir / LOCAL_ADMIN_FILE
+        if self.auth is not None and path.exists():
             await self._until_let_in(person_url(self.settings, read_credentials(path)))
 
-    async def let_agency_in(self, user: str, password: str) -> None:
-        """On its own server: the agency's NATS user now, not at the next sync, so that what the demo says works at
-        once."""
+    async def sync_users(self) -> None:
+        """On its own server: its users as the registry has them now, not at the next sync, once the server has
+        finished reloading them: a reply to a request made while it reloads is refused (a publish violation), and a
+        user it has not loaded yet is logged as an authentication error."""
         if self.auth is None:
             return
-        nc = await nats.connect(self.admin_url, name="reroute-up", error_cb=_quiet_error)
+        before, self._sighups = self._reloads(), 0
+        await self._sync_agencies(await self._supervisor())
+        deadline = time.monotonic() + 10
+        while self._sighups > 0 and self._reloads() <= before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self._sighups = 0
+
+    def _reloads(self) -> int:
+        """How many times the server has said it reloaded its configuration (it says so only in its log)."""
         try:
-            await self._sync_agencies(nc)
-        finally:
-            await nc.close()
-        scheme, rest = self.url.split("://", 1)
-        await self._until_let_in(f"{scheme}://{user}:{password}@{rest}", who=user)
+            return (self.settings.data_dir / "logs" / "nats.log").read_text(errors="replace").count(
+                "Reloaded server configuration")
+        except OSError:
+            return 0
+
+    async def until_let_in(self, user: str, password: str) -> None:
+        """On its own server: once it lets this user in."""
+        if self.auth is not None:
+            scheme, rest = self.url.split("://", 1)
+            await self._until_let_in(f"{scheme}://{user}:{password}@{rest}", who=user)
 
     async def _until_let_in(self, url: str, *, who: str = "the first admin") -> None:
         """The server reloads its users after SIGHUP in its own time: wait until it lets the person in."""

@@ -254,3 +254,10 @@ async def test_written_to_a_file_the_demo_cuts_no_cell_and_wraps_no_command(ship
     for line in tried:  # each command whole on its line, with what it shows beside it
         assert re.fullmatch(r"  \S*reroute (assessment|status|calendar|recommend|waitlist|trace)( \S+)?  +\S.*", line), \
             tried
+
+
+async def test_the_start_leaves_no_error_in_the_nats_log(shipped: Demo) -> None:
+    """Every start once logged `"$G/user:operator" - authentication error`: a connection of `reroute up` closing
+    while the server reloaded its users."""
+    log = (shipped.up.data_dir / "logs" / "nats.log").read_text()
+    assert "[ERR]" not in log, [line for line in log.splitlines() if "[ERR]" in line]

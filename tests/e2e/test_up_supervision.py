@@ -449,11 +449,13 @@ async def test_up_says_where_the_agencies_api_and_the_feeds_answer(tmp_path: Pat
     try:
         await up.until_running()
         said = up.output()
-        api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+)/docs", said)
+        api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+) \(try-it page \1/docs\)", said)
         feeds = re.search(r"calendar feeds: (http://127\.0\.0\.1:\d+)", said)
         assert api and feeds, said
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{api[1]}/openapi.json")).status_code == 200
+            assert (await http.get(f"{api[1]}/v1/referrals/ref_0000000000000000")).status_code == 401, \
+                "the base the README's curl example takes as REROUTE_API"
             assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
     finally:
         up.stop()
@@ -477,6 +479,8 @@ async def test_the_nats_port_stays_the_same_across_restarts_of_a_data_dir_unless
     first, _ = await one_run()
     again, said = await one_run()
     assert again == first and f"NATS with JetStream on {first} " in said, said
+    log = (data_dir / "logs" / "nats.log").read_text()  # a start, and a restart, refuse nobody on the way
+    assert "[ERR]" not in log, [line for line in log.splitlines() if "[ERR]" in line]
     port = int(first.rsplit(":", 1)[1])
     with socket.socket() as other:  # another program listens there now
         other.bind(("127.0.0.1", port))
