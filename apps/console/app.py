@@ -46,8 +46,10 @@ from shared.contracts.rpc import ANY_ROLE
 from shared.span_store import SpanStore
 
 STATIC = Path(__file__).with_name("static")
-NEVER_PAGES = (receiver.PREFIX, "/static/")
-"""Paths answered in their own terms, never with a page: the OTLP receiver's protocol, the static files."""
+NEVER_PAGES = (receiver.PREFIX, "/static/", "/favicon.ico")
+"""Paths answered in their own terms, never with a page: the OTLP receiver's protocol, the static files, and the icon
+a browser asks for by itself when a page links none (every page links /static/favicon.png; a page, with its check of
+who is logged in, would cost more than the icon)."""
 NO_PAGE_TITLES = {400: "This address cannot be read", 404: "Page not found", 405: "This address is not a page"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

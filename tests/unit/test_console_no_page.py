@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 from apps.console.app import create_app
-from apps.console.client import ServicesClient
+from apps.console.client import Person, ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.settings import ConsoleSettings
 from shared.contracts.rpc import Role
@@ -97,3 +97,27 @@ def test_the_span_receiver_and_a_client_asking_for_json_keep_json(browser: TestC
         assert answered.status_code == status and answered.headers["content-type"] == "application/json"
         assert answered.json()["detail"]
     assert browser.get("/v1/traces").headers["allow"] == "POST"
+
+
+def test_every_page_links_the_consoles_icon_so_the_browser_does_not_ask_for_favicon_ico(
+        browser: TestClient, intake: FakeIntake) -> None:
+    """Without a linked icon every browser asks for /favicon.ico: a whole 404 page, and intake asked who is logged in."""
+    icon = '<link rel="icon" href="/static/favicon.png" type="image/png">'
+    assert icon in _is_page(browser.get("/login"), 200) and icon in _is_page(browser.get("/nonexistent"), 404)
+    served = browser.get("/static/favicon.png")
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content.startswith(b"\x89PNG")
+    assert "img-src 'self'" in browser.get("/login").headers["content-security-policy"]  # the icon is on 'self'
+
+    asked: list[str] = []
+    whoami = intake.whoami
+
+    async def counted(person_id: str) -> Person | None:
+        asked.append(person_id)
+        return await whoami(person_id)
+
+    assert log_in(browser, "ops", "ops password").status_code == 303
+    intake.whoami = counted  # type: ignore[method-assign]
+    ico = browser.get("/favicon.ico", headers={"Accept": "image/avif,image/webp,image/png,image/*,*/*;q=0.8"})
+    assert ico.status_code == 404 and ico.headers["content-type"] == "application/json"  # not a page
+    assert asked == []
