@@ -12,8 +12,9 @@
   the `X-CSRF-Token` header (htmx sends it, from `hx-headers` on <body>), and an Origin, when the browser sends one,
   of this console.
 - **Log-in.** intake checks the console password (argon2id; five wrong in a row lock that person's log-in for 15
-  minutes: services/intake/console_logins.py); here each client address may fail `console_login_attempts` times in
-  5 minutes (a log-in that succeeds is not counted, so people sharing an address are not refused for logging in). A one-time password (an admin's `reroute people console-password`) opens only the page where the person
+  minutes: services/intake/console_logins.py); here each client address (an IPv6 one's /64) may fail
+  `console_login_attempts` times in 5 minutes, log-ins still being checked holding places too (a log-in that succeeds
+  is not counted, so people sharing an address are not refused for logging in: apps/console/sessions.py). A one-time password (an admin's `reroute people console-password`) opens only the page where the person
   chooses their own. Admins and safeguarding leads also give an authenticator code (TOTP) at each log-in; at their
   first log-in they set their app up on /second-factor, which is all they may open until they have.
 """
@@ -32,7 +33,7 @@ from fastapi.routing import iter_route_contexts
 
 from apps.console.client import Person
 from apps.console.rendering import render
-from apps.console.sessions import Session, cookie_name
+from apps.console.sessions import Refusal, Session, cookie_name
 from apps.console.settings import ConsoleSettings
 from apps.console.state import state_of
 from shared.contracts.intake_rpc import (
@@ -264,6 +265,20 @@ def _minutes(seconds: int) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
+def _refused(refusal: Refusal, attempts: int) -> tuple[str, int, dict[str, str]]:
+    """The log-in page's problem, status and headers when the address may not try now."""
+    wait = max(1, math.ceil(refusal.wait))
+    if refusal.reason == "checking":
+        said = ("Several log-ins from this computer are being checked" if refusal.checking > 1
+                else "A log-in from this computer is being checked")
+        return f"{said}: try again in a few seconds.", 429, {"Retry-After": str(wait)}
+    if refusal.reason == "crowded":
+        return (f"Too many computers have been trying to log in within 5 minutes: try again in {_minutes(wait)}.", 429,
+                {"Retry-After": str(wait)})
+    return (f"Too many failed log-ins from this computer ({attempts} in 5 minutes): try again in {_minutes(wait)}.",
+            429, {"Retry-After": str(wait)})
+
+
 @router.get("/login", dependencies=[Depends(_LOGIN_PAGE)])
 async def login_page(request: Request, next: str = "/") -> Response:
     console = state_of(request)
@@ -293,27 +308,29 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
         response.headers.update(headers or {})
         return response
 
-    address = client_address(request, console.settings.console_trusted_proxies) or "-"
-    attempt = console.limiter.begin(address)  # counted unless it logs in: only failures use up the address's tries
-    if attempt is None:
-        wait = max(1, math.ceil(console.limiter.retry_after(address)))
-        return again(f"Too many failed log-ins from this computer ({console.settings.console_login_attempts} in 5 "
-                     f"minutes): try again in {_minutes(wait)}.", 429, {"Retry-After": str(wait)})
     person_id = person_id.strip().lower()
-    if not person_id or not password:
+    if not person_id or not password:  # not a guess (nothing is checked): not counted
         return again("Give your person id and your console password.", 400)
     code = "".join(code.split())
-    if len(person_id) > 64 or len(password) > 1024 or len(code) > 12:
+    if len(person_id) > 64 or len(password) > 1024 or len(code) > 12:  # no such person or password: not counted either
         return again("Not logged in: wrong person id, password or authenticator code.", 401)
+    address = client_address(request, console.settings.console_trusted_proxies) or "-"
+    attempt = console.limiter.begin(address)  # holds a place until it logs in: only failures use up the tries
+    if isinstance(attempt, Refusal):
+        return again(*_refused(attempt, console.settings.console_login_attempts))
     try:
         logged = await console.client.call(CONSOLE_LOGIN, ConsoleLoginRequest(person_id=person_id, password=password,
                                                                               code=code))
     except ServiceError as exc:
+        console.limiter.failed(attempt)
         if exc.code == ErrorCode.UNAVAILABLE:
             return again(f"Cannot check your password just now: {exc.message}.", 503)
         if exc.code == ErrorCode.REFUSED:
             return again(f"Not logged in: {exc.message}.", 401)
         return again("Not logged in: wrong person id, password or authenticator code.", 401)
+    except BaseException:  # given up (the browser went away) or a bug: intake may have checked it all the same
+        console.limiter.failed(attempt)
+        raise
     console.limiter.logged_in(attempt)
     console.sessions.end(before)
     session = console.sessions.new(Person(logged.person_id, frozenset(logged.roles)))

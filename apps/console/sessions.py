@@ -8,16 +8,24 @@ without a request and after `console_session_hours` in all; a restart ends every
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from apps.console.client import Person
 from apps.console.settings import ConsoleSettings
 
 LOGIN_WINDOW_SECONDS = 300.0
+CHECKING_RETRY_SECONDS = 5.0
+"""How long to wait when the log-ins still being checked fill an address's limit: intake answers a log-in, or the
+console gives up on it, within 5 s."""
+LOGIN_ADDRESSES_MAX = 100_000
+"""At most this many client addresses in the log-in limit's table (about 280 bytes each, and 32 more for each failure
+it remembers: under 40 MB with the default of 10 attempts): see `LoginLimiter`."""
 
 
 def cookie_name(settings: ConsoleSettings) -> str:
@@ -85,54 +93,138 @@ class Sessions:
             self.end(session)
 
 
-@dataclass(eq=False)
-class Attempt:
-    """One log-in attempt, holding its place in its address's count until it is known to have logged in."""
+def counted_as(address: str) -> str:
+    """Whose count a client address's log-ins go to: an IPv4 address itself (an IPv4-mapped IPv6 one too), an IPv6
+    address's /64 network (a home or office is given a whole /64, so one computer could otherwise use a fresh address
+    for each guess); anything else (no address) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
-    address: str
-    at: float
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    """One log-in being checked: it holds a place in its address's count until it is known to have logged in, or
+    failed (then it counts as a failure for `LOGIN_WINDOW_SECONDS`)."""
+
+    counted_as: str
+    over: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Refusal:
+    """Why an address may not try now, and for how many seconds: `failures` (it failed `attempts` times in the window),
+    `checking` (its failures and the log-ins still being checked fill the limit) or `crowded` (the table of addresses
+    is full and this one is not in it)."""
+
+    reason: Literal["failures", "checking", "crowded"]
+    wait: float
+    checking: int = 0
+
+
+@dataclass(slots=True)
+class _Address:
+    failures: list[float]
+    """When each failed log-in within the window was known to have failed, oldest first."""
+    checking: int = 0
+    """Log-ins being checked."""
+    last: float = 0.0
+    """When its newest log-in began or ended (the table is kept in this order)."""
 
 
 class LoginLimiter:
-    """At most `attempts` failed log-ins per client address in a sliding `LOGIN_WINDOW_SECONDS`: what guards against
-    guessing passwords from one computer (each person's own lock-out is intake's). A successful log-in is not counted,
-    so a team trying the demo, or an office behind one public address, is never refused for logging in.
+    """At most `attempts` failed log-ins per client address (`counted_as`) in a sliding `LOGIN_WINDOW_SECONDS`: what
+    guards against guessing passwords from one computer (each person's own lock-out is intake's). A successful log-in
+    is not counted, so a team trying the demo, or an office behind one public address, is never refused for logging in.
 
-    An attempt takes its place when it starts (`begin`) and gives it back only once it has logged in (`logged_in`):
-    so a burst of guesses sent all at once is held to the same number as guesses sent one after another."""
+    A log-in holds a place from when it starts (`begin`) until it has logged in (`logged_in`) or failed (`failed`): so
+    a burst of guesses sent all at once is held to the same number as guesses sent one after another. When it is the
+    log-ins still being checked that fill the limit, the refusal says so and asks for a few seconds, not the window.
 
-    def __init__(self, attempts: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.attempts, self._clock = attempts, clock
-        self._counted: dict[str, deque[Attempt]] = {}
+    Memory: an address is in the table only while it has a log-in being checked or a failure within the window (the
+    table is kept in order of each address's last log-in, so the ones past the window are swept from its front as
+    others arrive); at most `addresses` of them. When that many are in it, an address not in it is refused until the
+    oldest ages out, rather than forgetting another address's failures: forgetting would let whoever filled the table
+    wipe the count of the address they guess from."""
 
-    def begin(self, address: str) -> Attempt | None:
-        """The attempt, counted from now; None when the address has failed (or has in flight) `attempts` already."""
+    def __init__(self, attempts: int, clock: Callable[[], float] = time.monotonic, *,
+                 addresses: int = LOGIN_ADDRESSES_MAX) -> None:
+        self.attempts, self.addresses, self._clock = attempts, addresses, clock
+        self._table: OrderedDict[str, _Address] = OrderedDict()
+
+    def __len__(self) -> int:
+        """The addresses in the table."""
+        return len(self._table)
+
+    def begin(self, address: str) -> Attempt | Refusal:
+        """The attempt, holding its place from now; a `Refusal` when the address may not try now."""
         now = self._clock()
-        counted = self._current(address, now)
-        if len(counted) >= self.attempts:
-            return None
-        attempt = Attempt(address, now)
-        counted.append(attempt)
-        return attempt
+        self._sweep(now)
+        key = counted_as(address)
+        entry = self._table.get(key)
+        if entry is None:
+            if len(self._table) >= self.addresses:
+                oldest = next(iter(self._table.values()))
+                return Refusal("crowded", max(1.0, oldest.last + LOGIN_WINDOW_SECONDS - now))
+            entry = self._table[key] = _Address([])
+        _forget_old(entry.failures, now)
+        if len(entry.failures) >= self.attempts:
+            return Refusal("failures", entry.failures[0] + LOGIN_WINDOW_SECONDS - now)
+        if len(entry.failures) + entry.checking >= self.attempts:
+            return Refusal("checking", CHECKING_RETRY_SECONDS, entry.checking)
+        entry.checking += 1
+        self._used(key, entry, now)
+        return Attempt(key)
 
     def logged_in(self, attempt: Attempt) -> None:
         """It logged in: it no longer counts."""
-        counted = self._counted.get(attempt.address)
-        if counted is not None and attempt in counted:
-            counted.remove(attempt)
-            if not counted:
-                del self._counted[attempt.address]
+        self._end(attempt, failed=False)
 
-    def retry_after(self, address: str) -> float:
-        """Seconds until the address may try again (0 when it may now)."""
+    def failed(self, attempt: Attempt) -> None:
+        """It did not log in (a wrong password, a refusal, intake not answering, the request given up): it counts as a
+        failure from now."""
+        self._end(attempt, failed=True)
+
+    def _end(self, attempt: Attempt, *, failed: bool) -> None:
+        if attempt.over:
+            return
+        attempt.over = True
         now = self._clock()
-        counted = self._current(address, now)
-        if len(counted) < self.attempts:
-            return 0.0
-        return max(0.0, counted[len(counted) - self.attempts].at + LOGIN_WINDOW_SECONDS - now)
+        entry = self._table.get(attempt.counted_as)
+        if entry is None:  # swept as past the window while being checked (not seen to happen: checks time out in 5 s)
+            if not failed:
+                return
+            entry = self._table[attempt.counted_as] = _Address([])
+        else:
+            entry.checking = max(0, entry.checking - 1)
+        if failed:
+            entry.failures.append(now)
+            del entry.failures[:-self.attempts]  # only the newest `attempts` can matter
+        self._used(attempt.counted_as, entry, now)
 
-    def _current(self, address: str, now: float) -> deque[Attempt]:
-        counted = self._counted.setdefault(address, deque())
-        while counted and now - counted[0].at > LOGIN_WINDOW_SECONDS:
-            counted.popleft()
-        return counted
+    def _used(self, key: str, entry: _Address, now: float) -> None:
+        _forget_old(entry.failures, now)
+        entry.last = now
+        self._table.move_to_end(key)
+        if not entry.checking and not entry.failures:
+            del self._table[key]
+
+    def _sweep(self, now: float) -> None:
+        """Forget the addresses whose last log-in began or ended before the window: nothing of theirs counts any more
+        (a log-in still being checked after that long is taken as given up)."""
+        while self._table:
+            key, entry = next(iter(self._table.items()))
+            if now - entry.last <= LOGIN_WINDOW_SECONDS:
+                return
+            del self._table[key]
+
+
+def _forget_old(failures: list[float], now: float) -> None:
+    kept = next((n for n, at in enumerate(failures) if now - at <= LOGIN_WINDOW_SECONDS), len(failures))
+    del failures[:kept]

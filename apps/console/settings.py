@@ -42,8 +42,9 @@ class ConsoleSettings(ServiceSettings):
         "A log-in ends after this long without a request (an open live page does not keep it alive)."))
     console_session_hours: float = Field(default=12, gt=0, le=7 * 24, description="A log-in ends after this long.")
     console_login_attempts: int = Field(default=10, ge=1, le=1000, description=(
-        "Failed log-ins one client address may make in 5 minutes, then it waits (a log-in that succeeds is not "
-        "counted; each person's own lock-out is intake's: five wrong passwords in a row)."))
+        "Failed log-ins one client address (an IPv6 address's /64) may make in 5 minutes, then it waits (a log-in "
+        "that succeeds is not counted, but holds a place while it is being checked; each person's own lock-out is "
+        "intake's: five wrong passwords in a row)."))
     console_trusted_proxies: Annotated[list[Network], NoDecode] = Field(default=[], description=(
         "Addresses or networks (CIDR) of the reverse proxies in front of the console, comma-separated. Only a "
         "request from one of them has its client address read from X-Forwarded-For (for the log-in limit above); "

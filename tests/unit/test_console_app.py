@@ -18,7 +18,7 @@ from apps.console.auth import Needs, Open, csrf_protected, local_path, routes_of
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.pages import AREAS
-from apps.console.sessions import LoginLimiter, Sessions
+from apps.console.sessions import Attempt, LoginLimiter, Refusal, Sessions
 from apps.console.settings import ConsoleSettings
 from shared.contracts.rpc import Role
 from tests.support.console_intake import FakeIntake, log_in
@@ -82,22 +82,28 @@ def test_failed_log_ins_are_limited_per_address_and_successful_ones_are_not_coun
     limiter = LoginLimiter(3, clock=lambda: now[0])
     for _ in range(50):  # a team logging in one after another from one office
         attempt = limiter.begin("10.0.0.1")
-        assert attempt is not None
+        assert isinstance(attempt, Attempt)
         limiter.logged_in(attempt)
-    assert [limiter.begin("10.0.0.1") is not None for _ in range(4)] == [True, True, True, False]  # none logged in
-    assert limiter.begin("10.0.0.2") is not None
-    assert limiter.retry_after("10.0.0.1") == 300
+    for _ in range(3):
+        attempt = limiter.begin("10.0.0.1")
+        assert isinstance(attempt, Attempt)
+        limiter.failed(attempt)
+    assert limiter.begin("10.0.0.1") == Refusal("failures", 300)
+    assert isinstance(limiter.begin("10.0.0.2"), Attempt)
     now[0] += 301
-    assert limiter.retry_after("10.0.0.1") == 0 and limiter.begin("10.0.0.1") is not None
+    assert isinstance(limiter.begin("10.0.0.1"), Attempt)
 
 
 def test_log_in_attempts_still_being_checked_count_until_they_succeed() -> None:
-    """Guesses sent all at once are held to the limit too: each counts from its start, not once it has failed."""
+    """Guesses sent all at once are held to the limit too: each counts from its start, not once it has failed; the
+    refusal says they are being checked (a few seconds), not that they failed (the window)."""
     limiter = LoginLimiter(3)
     in_flight = [limiter.begin("10.0.0.1") for _ in range(3)]
-    assert limiter.begin("10.0.0.1") is None
-    limiter.logged_in(in_flight[0])
-    assert limiter.begin("10.0.0.1") is not None
+    assert limiter.begin("10.0.0.1") == Refusal("checking", 5, checking=3)
+    logged_in = in_flight[0]
+    assert isinstance(logged_in, Attempt)
+    limiter.logged_in(logged_in)
+    assert isinstance(limiter.begin("10.0.0.1"), Attempt)
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "", None,
@@ -134,26 +140,27 @@ def test_the_access_log_names_an_areas_route_not_the_path_asked() -> None:
 
 
 def _log_in_tries(app: object, peer: str, forwarded: str | None, tries: int) -> list[int]:
-    """The status of each of `tries` log-in attempts (without a password) from `peer`, forwarded for `forwarded`."""
+    """The status of each of `tries` log-in attempts (a wrong password) from `peer`, forwarded for `forwarded`."""
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     with TestClient(cast(ASGIApp, app), base_url="http://127.0.0.1:8083", client=(peer, 40000)) as browser:
         page = browser.get("/login", headers=headers)
         found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert found, page.text
-        return [browser.post("/login", data={"csrf_token": found.group(1), "person_id": "someone", "password": ""},
+        return [browser.post("/login", data={"csrf_token": found.group(1), "person_id": "someone", "password": "guess"},
                              headers=headers).status_code for _ in range(tries)]
 
 
 def test_behind_a_trusted_proxy_the_log_in_limit_counts_each_client_not_the_proxy() -> None:
     """In compose and Kubernetes every request arrives from the proxy: counted by the proxy's address, one person
     guessing passwords would lock the whole organisation out of the console."""
+    intake = cast(ServicesClient, FakeIntake({}))
     settings = ConsoleSettings(console_login_attempts=2, console_trusted_proxies="10.0.0.0/8")
-    app = create_app(settings, cast(ServicesClient, None), AlertFeed())
-    assert _log_in_tries(app, "10.0.0.5", "203.0.113.7", 3) == [400, 400, 429]
-    assert _log_in_tries(app, "10.0.0.5", "203.0.113.8", 1) == [400], "another client behind the proxy was locked out"
+    app = create_app(settings, intake, AlertFeed())
+    assert _log_in_tries(app, "10.0.0.5", "203.0.113.7", 3) == [401, 401, 429]
+    assert _log_in_tries(app, "10.0.0.5", "203.0.113.8", 1) == [401], "another client behind the proxy was locked out"
     # The header is believed only from a trusted proxy: a client cannot choose a fresh address for each try.
-    untrusted = create_app(ConsoleSettings(console_login_attempts=2), cast(ServicesClient, None), AlertFeed())
-    assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.9", 3) == [400, 400, 429]
+    untrusted = create_app(ConsoleSettings(console_login_attempts=2), intake, AlertFeed())
+    assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.9", 3) == [401, 401, 429]
     assert _log_in_tries(untrusted, "198.51.100.9", "203.0.113.10", 1) == [429]
 
 
