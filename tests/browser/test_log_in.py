@@ -66,3 +66,18 @@ async def test_until_the_authenticator_is_set_up_nothing_else_opens(browser: Bro
     posted = await page.request.post(f"{stack.url}/alerts/alert:none:E01:1/ack", form={
         "csrf_token": await csrf_token(page)}, max_redirects=0)
     assert posted.status == 303 and posted.headers["location"] == "/second-factor"
+
+
+async def test_the_log_in_page_links_the_consoles_icon_and_its_policy_lets_the_browser_load_it(
+        browser: Browser, stack: ConsoleStack) -> None:
+    """A page that links no icon makes a browser ask for /favicon.ico (a whole 404 page); the one linked loads under
+    the page's own Content Security Policy (img-src 'self': a data: icon would not). Headless Chromium fetches no
+    icon by itself, so the page loads it as an image."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(stack.url + "/login")
+    icon = await page.locator('link[rel="icon"]').get_attribute("href", timeout=5000)
+    assert icon == "/static/favicon.png"
+    width = await page.evaluate("""href => new Promise(done => {
+        const image = new Image(); image.onload = () => done(image.naturalWidth); image.onerror = () => done(0);
+        image.src = href; })""", icon)
+    assert width == 16
