@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from itertools import cycle
 from operator import itemgetter
 
@@ -373,32 +373,47 @@ def _beats(static: float, found: tuple[datetime, str], best: tuple[float, dateti
 def _routine(
     case: Case, cal: Calendar, first: datetime, enough: Callable[[float], bool] | None = None
 ) -> float | None:
-    """`_programme`'s share of follow-ups that keep the routine, without booking them: a follow-up keeps it only
-    at its target day's time (`Calendar.follow_up` tries that first), and the sessions booked before it lie on
-    earlier days (a session never crosses midnight; each follow-up falls before the next target day), so whether
-    that time fits does not depend on them (tests/unit/test_match_equals_rank.py holds the two equal). None as soon
-    as even keeping every target left would not be `enough`."""
+    """`_programme`'s share of follow-ups that keep the routine, booking only the follow-ups that can change it.
+
+    A follow-up keeps the routine only at its target day's time (`Calendar.follow_up` tries that first, from the
+    target day on) and a session never crosses midnight, so whether that time fits depends only on the sessions
+    booked on that day: none of a kept follow-up (on its own, earlier, target day), nor of a missed one whose search
+    (`days` from its target) ends before the next target day. A missed follow-up whose search reaches the next
+    target day (the very-high cadence's 4-day gap, followed by a 3-day one) may land there, at the routine's time,
+    so it is booked as `_programme` books it before the next target is tested. None as soon as even keeping every
+    target left would not be `enough`."""
     local = first.astimezone(LONDON)
+    at = local.time()
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
-    targets = list(_targets(case.tier))
+    targets = _targets(case.tier)
     missed = 0
-    for offset in targets:
-        same = local_start(local.date() + timedelta(days=offset), local.time())
-        if not (same is not None and same <= limit and cal.fits(same)):
-            missed += 1
-            if enough is not None and not enough((len(targets) - missed) / len(targets)):
-                return None
+    for (offset, days), following in zip(targets, (*targets[1:], None), strict=True):
+        target = local.date() + timedelta(days=offset)
+        same = local_start(target, at)
+        if same is not None and same <= limit and cal.fits(same):
+            continue
+        missed += 1
+        if enough is not None and not enough((len(targets) - missed) / len(targets)):
+            return None
+        if following is not None and offset + days > following[0]:
+            start = cal.follow_up(target=target, at=at, days=days, not_after=limit)
+            if start is not None:
+                cal = cal.booked(start)
     return (len(targets) - missed) / len(targets) if targets else 1.0
 
 
-def _targets(tier: Tier) -> Iterable[int]:
-    """The days after the first session on which the cadence's follow-ups fall due, up to PROGRAMME_DAYS."""
+@cache  # one per tier
+def _targets(tier: Tier) -> tuple[tuple[int, int], ...]:
+    """The days after the first session on which the cadence's follow-ups fall due, up to PROGRAMME_DAYS, each
+    with the days its follow-up is looked for (from the target day on, as `_programme` books it)."""
+    found: list[tuple[int, int]] = []
     offset = 0
     for interval in cycle(CADENCE[tier]):
         offset += interval
         if offset > PROGRAMME_DAYS:
-            return
-        yield offset
+            break
+        found.append((offset, interval))
+    return tuple(found)
 
 
 def _exclusions(case: Case, mentors: MentorIndex) -> Counter[Rule]:
