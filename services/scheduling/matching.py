@@ -120,7 +120,18 @@ class Option:
 
     @property
     def total(self) -> float:
-        return sum(self.score.values())
+        routine = self.score.get(_ROUTINE, 0.0)
+        return _total(sum(value for name, value in self.score.items() if name != _ROUTINE), routine)
+
+
+_ROUTINE = "same_weekly_slot"  # the routine's (S09) component of `Option.score`, weighted
+
+
+def _total(static: float, routine: float) -> float:
+    """A mentor's total: the components before the routine (summed in `score`'s order), then the weighted routine
+    added. The one way both `rank` (`Option.total`) and `match` add it up: from Python 3.12 `sum` of floats is
+    compensated, so summing the routine in with the rest could give another float than adding it after."""
+    return static + routine
 
 
 def deadline_for(case: Case) -> datetime:
@@ -197,7 +208,7 @@ def _assess(
             excluded["no_slot"] += 1
             continue
         sessions, routine = _programme(case, mentor, start.astimezone(LONDON), rooms)
-        scored = {**score(case, mentor), "same_weekly_slot": ROUTINE_WEIGHT * routine}
+        scored = {**score(case, mentor), _ROUTINE: ROUTINE_WEIGHT * routine}
         options.append((Option(mentor.record.id, sessions[0], start <= due, scored), mentor))
     options.sort(key=lambda pair: _order(pair[0]))
     return options, excluded
@@ -275,7 +286,7 @@ def match(
         wanted = _wanted(case, earliest, not_after)
         for negative, _, mentor in ranked:
             static = -negative
-            if best is not None and static + ROUTINE_WEIGHT < -best[0] - 1e-9:
+            if best is not None and _total(static, ROUTINE_WEIGHT) < -best[0] - 1e-9:
                 break  # nor can anyone after: their scores are no higher
             if (indexed and candidate_exclusion(case, mentor) is not None) or not _may_fit(mentor, wanted):
                 continue
@@ -345,7 +356,7 @@ def _look_at(
     where it would come first on the next tie-breaks (first session, then id)."""
     not_before, not_after = window
     if best is not None:
-        most = -(static + ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
+        most = -_total(static, ROUTINE_WEIGHT)  # the total with a perfect routine, computed exactly as below
         if most > best[0]:
             return None
         if most == best[0]:  # then the first session must come before the best's (at the same time, the id)
@@ -361,13 +372,13 @@ def _look_at(
     found = (start, mentor.record.id)
     routine = _routine(case, cal, start.astimezone(LONDON),
                        enough=None if best is None else partial(_beats, static, found, best))
-    return None if routine is None else (-(static + ROUTINE_WEIGHT * routine), *found)
+    return None if routine is None else (-_total(static, ROUTINE_WEIGHT * routine), *found)
 
 
 def _beats(static: float, found: tuple[datetime, str], best: tuple[float, datetime, str, MentorState],
            routine: float) -> bool:
     """Whether a mentor with this score, first session and id, and `routine`, comes before `best`."""
-    return (-(static + ROUTINE_WEIGHT * routine), *found) < best[:3]
+    return (-_total(static, ROUTINE_WEIGHT * routine), *found) < best[:3]
 
 
 def _routine(

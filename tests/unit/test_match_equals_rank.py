@@ -16,6 +16,7 @@ from services.scheduling.matching import (
     Match,
     MentorIndex,
     MentorState,
+    Option,
     _programme,
     _routine,
     calendar,
@@ -133,3 +134,11 @@ def test_the_routine_is_known_without_booking_the_follow_ups(data: st.DataObject
     for first in data.draw(st.lists(st.sampled_from(starts), max_size=3)) if starts else []:
         local = first.astimezone(LONDON)
         assert _routine(case, cal, local) == _programme(case, mentor, local, rooms)[1]
+
+
+def test_the_ranking_adds_the_routine_after_the_rest_as_the_match_does() -> None:
+    """`match` orders mentors by their score before the routine plus the routine; `Option.total` must be that same
+    float on every Python (from 3.12 `sum` of floats is compensated: summing 0.1, 0.2 and 0.3 in one go gives 0.6,
+    adding 0.3 to the sum of the others 0.6000000000000001)."""
+    option = Option("m1", (NOW, NOW + timedelta(hours=1)), True, {"a": 0.1, "b": 0.2, "same_weekly_slot": 0.3})
+    assert option.total == sum((0.1, 0.2)) + 0.3
