@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from shared.contracts.codes import WEEKDAYS, Weekday
@@ -22,6 +23,7 @@ SESSION = timedelta(minutes=60)
 STEP = timedelta(minutes=30)
 NOTICE = timedelta(hours=2)
 RETURN_BUFFER = timedelta(minutes=60)
+_SESSION_MINUTES, _STEP_MINUTES = SESSION // timedelta(minutes=1), STEP // timedelta(minutes=1)
 
 Interval = tuple[datetime, datetime]
 Slot = tuple[datetime, Weekday, time, time]  # a start (UTC), its London weekday, and its wall-clock start and end
@@ -127,11 +129,11 @@ def _half_hours_within(spans: tuple[Span, ...]) -> tuple[time, ...]:
 
 
 def session_mask(spans: Iterable[tuple[int, int]]) -> int:
-    """The half hours (bit i: a session from i × 30 minutes past midnight to an hour later) that lie within one of
+    """The starts (bit i: a session from i × STEP past midnight, SESSION long) that lie within one of
     the spans (minutes past midnight, wall clock): on a day without a clock change, what a window allows."""
     mask = 0
     for begin, end in spans:
-        low, high = -(-begin // 30), (end - 60) // 30
+        low, high = -(-begin // _STEP_MINUTES), (end - _SESSION_MINUTES) // _STEP_MINUTES
         if high >= low:
             mask |= ((1 << (high + 1)) - 1) ^ ((1 << low) - 1)
     return mask
@@ -192,7 +194,7 @@ class Calendar:
         if self.mentor_slots is not None:
             local = start.astimezone(LONDON)
             day = local.date()
-            if not self._day_mask(day) >> (minutes(local.time()) // 30) & 1:  # not on the bound: not worked out
+            if not self._day_mask(day) >> (minutes(local.time()) // _STEP_MINUTES) & 1:  # not on the bound: not worked out
                 return False
             slot = next((s for s in self._mentor_day(day) if s[0] == start), None)
             return slot is not None and self._fits_case(slot)
@@ -412,18 +414,23 @@ def week_masks(record: MentorRecord) -> WeekMasks | None:
     with windows of their own. Shared between mentors with the same windows and licence: not to be changed."""
     if record.date_overrides:
         return None
-    return _week_masks(tuple((w.day, w.start, w.end) for w in record.availability), licence_terms(record))
+    terms = licence_terms(record)
+    return _week_masks(tuple((w.day, w.start, w.end) for w in record.availability),
+                       terms.licence_days, terms.not_before, terms.return_by, terms.return_buffer)
 
 
-@lru_cache(maxsize=4096)  # mentors share a few patterns of windows and licence
-def _week_masks(windows: tuple[tuple[Weekday, str, str], ...], terms: LicenceTerms) -> WeekMasks:
-    earliest = minutes(terms.not_before) if terms.not_before is not None else 0
+@lru_cache(maxsize=4096)  # mentors share a few patterns of windows and licence (its dates aside: a weekly bound)
+def _week_masks(
+    windows: tuple[tuple[Weekday, str, str], ...], licence_days: frozenset[Weekday] | None, not_before: time | None,
+    return_by: time | None, return_buffer: timedelta,
+) -> WeekMasks:
+    earliest = minutes(not_before) if not_before is not None else 0
     latest = 24 * 60 - 1  # the session's end, and with a licence the return after it
-    if terms.return_by is not None:
-        latest = minutes(terms.return_by) - int(terms.return_buffer.total_seconds()) // 60
+    if return_by is not None:
+        latest = minutes(return_by) - return_buffer // timedelta(minutes=1)
     licence = session_mask([(earliest, latest)])
     found: dict[Weekday, int] = {}
     for day, begin, end in windows:
-        if terms.licence_days is None or day in terms.licence_days:
+        if licence_days is None or day in licence_days:
             found[day] = found.get(day, 0) | session_mask([(minutes(parse_hhmm(begin)), minutes(parse_hhmm(end)))])
-    return {day: mask & licence for day, mask in found.items()}
+    return MappingProxyType({day: mask & licence for day, mask in found.items()})  # shared: read-only

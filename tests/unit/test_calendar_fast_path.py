@@ -82,3 +82,11 @@ def test_the_weekly_bound_does_not_rule_out_a_start_on_the_night_the_clocks_go_b
     saturday_noon = datetime(2026, 10, 24, 12, tzinfo=UTC)
     assert _may_fit(the_mentor, _wanted(case(), saturday_noon, saturday_noon + timedelta(days=2)))
     assert not _may_fit(the_mentor, _wanted(case(), saturday_noon + timedelta(days=7), saturday_noon + timedelta(days=9)))
+
+
+def test_the_weekly_bound_shared_by_mentors_with_the_same_windows_cannot_be_changed_through_one_of_them() -> None:
+    first, second = mentor("m1"), mentor("m2")
+    assert first.week_masks is second.week_masks  # worked out once for the pattern
+    with pytest.raises(TypeError):
+        first.week_masks["mon"] = 0  # type: ignore[index]
+    assert second.week_masks is not None and second.week_masks["mon"]
