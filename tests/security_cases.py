@@ -140,7 +140,8 @@ CASES: tuple[Case, ...] = (
     Case("console", "guessing a person's console password without end, from one address or many", (
         f"{BROWSER}test_alerts_page.py::test_five_wrong_passwords_lock_the_log_in_until_an_admin_issues_a_new_one",
         f"{UNIT}test_console_logins.py::test_the_fifth_wrong_password_in_a_row_locks_and_a_right_one_clears_the_count",
-        f"{UNIT}test_console_app.py::test_log_in_attempts_are_limited_per_address",
+        f"{UNIT}test_console_app.py::test_failed_log_ins_are_limited_per_address_and_successful_ones_are_not_counted",
+        f"{UNIT}test_console_login_limit.py::test_ipv6_addresses_in_one_64_share_its_limit",
     )),
     Case("console", "a form posted without the session's CSRF token, or from another site", (
         f"{BROWSER}test_alerts_page.py::test_a_form_without_the_csrf_token_changes_nothing",
