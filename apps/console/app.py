@@ -26,6 +26,7 @@ from apps.console.areas import NOT_PAGES, TEXT
 from apps.console.auth import (
     CsrfRefused,
     LoginNeeded,
+    LoginPageExpired,
     MySession,
     Needs,
     NotAllowed,
@@ -114,6 +115,10 @@ def _refusals(app: FastAPI) -> None:
     async def not_allowed(request: Request, exc: NotAllowed) -> Response:
         return render(request, "refused.html", session=request.state.session, status_code=403,
                       needed=sorted(exc.roles), who=exc.person)
+
+    @app.exception_handler(LoginPageExpired)
+    async def login_page_expired(request: Request, exc: LoginPageExpired) -> Response:
+        return auth.expired_login_page(request, exc)
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, _: CsrfRefused) -> Response:

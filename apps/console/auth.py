@@ -3,12 +3,14 @@
 - **Sessions** live in this process's memory (a random key in an HttpOnly, SameSite=Strict cookie; Secure and
   `__Host-` prefixed when people reach the console over TLS). A log-in ends after `console_idle_minutes` without a
   request and after `console_session_hours` in all; logging in gives a new key (no session fixation). A restart logs
-  everyone out; run one console replica (or sticky sessions).
+  everyone out; run one console replica (or sticky sessions). Only log-ins are kept: the log-in page gives a visitor a
+  pre-log-in entry kept nowhere (its token signed by this process), so requests for it cost no memory.
 - **Guards.** Every route names who may use it with exactly one guard: `Needs(roles)` (logged in, with one of
   them, checked against `people.whoami` on every request, so a removed person or a withdrawn role is refused at once)
   or `Open(why)` (the log-in page, logging out). An area's router carries its `Needs` (apps/console/areas.py);
   `routes_of(app)` reads them back, and a test holds that no route is without one.
-- **CSRF.** Every request that is not GET/HEAD must carry the session's token, in the form field `csrf_token` or
+- **CSRF.** Every request that is not GET/HEAD must carry the session's token (the log-in form, its pre-log-in
+  entry's; a log-in form without a current one gets the page again, "expired"), in the form field `csrf_token` or
   the `X-CSRF-Token` header (htmx sends it, from `hx-headers` on <body>), and an Origin, when the browser sends one,
   of this console.
 - **Log-in.** intake checks the console password (argon2id; five wrong in a row lock that person's log-in for 15
@@ -88,6 +90,15 @@ class NotAllowed(Exception):
 
 class CsrfRefused(Exception):
     """A state-changing request without this session's token, or from another site."""
+
+
+class LoginPageExpired(CsrfRefused):
+    """A log-in form from this console without a current pre-log-in entry (its page was left longer than the idle
+    time, or shown before a restart): the log-in page again, with a new one."""
+
+    def __init__(self, *, person_id: str, next: str) -> None:
+        super().__init__(person_id)
+        self.person_id, self.next = person_id, next
 
 
 # --- guards --------------------------------------------------------------------------------------------------------
@@ -225,13 +236,19 @@ async def csrf_protected(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
         raise CsrfRefused()
-    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    cookie = request.cookies.get(cookie_name(console.settings))
+    logging_in = route is not None and any(d.call is _LOGIN_PAGE for d in route.dependencies)
+    session = console.sessions.find(cookie) or (console.sessions.pre_log_in(cookie) if logging_in else None)
     token = request.headers.get(CSRF_HEADER)
-    if token is None:
-        form = await request.form()  # parsed once: the route's Form fields read the same
+    form = await request.form() if token is None else None  # parsed once: the route's Form fields read the same
+    if form is not None:
         value = form.get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     if session is None or token is None or not secrets.compare_digest(token, session.csrf):
+        if logging_in and request.method == "POST" and form is not None:  # nothing done: a new form costs nothing
+            person_id, next = form.get("person_id"), form.get("next")
+            raise LoginPageExpired(person_id=person_id if isinstance(person_id, str) else "",
+                                   next=next if isinstance(next, str) else "/")
         raise CsrfRefused()
 
 
@@ -285,21 +302,37 @@ async def login_page(request: Request, next: str = "/") -> Response:
     session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
     if session is not None and session.person is not None and not (session.choosing_password or session.enrolling):
         return RedirectResponse(local_path(next), status_code=303)  # logged in already
-    fresh = session is None
+    return _login_form(request, session, next=next)
+
+
+def _login_form(request: Request, session: Session | None, *, next: str, problem: str | None = None,
+                person_id: str = "", status_code: int = 200) -> Response:
+    """The log-in page, for the session the cookie names or else a pre-log-in entry (a new one in the cookie)."""
+    console = state_of(request)
+    cookie = request.cookies.get(cookie_name(console.settings))
     if session is None:
-        session = console.sessions.new()
-    response = render(request, "login.html", session=session, next=local_path(next),
-                      attempts=console.settings.console_login_attempts)
-    if fresh:
+        session = console.sessions.before_log_in(cookie)
+    response = render(request, "login.html", session=session, next=local_path(next), problem=problem,
+                      person_id=person_id, status_code=status_code, attempts=console.settings.console_login_attempts)
+    if session.key != cookie:
         set_session_cookie(response, session, console.settings)
     return response
+
+
+def expired_login_page(request: Request, expired: LoginPageExpired) -> Response:
+    """A log-in form whose page expired: nothing was checked (not counted); the form again, with a new entry."""
+    console = state_of(request)
+    session = console.sessions.find(request.cookies.get(cookie_name(console.settings)))  # kept: not logged out
+    return _login_form(request, session, next=expired.next, problem="Your log-in page expired; please try again.",
+                       person_id=expired.person_id.strip().lower()[:64], status_code=403)
 
 
 @router.post("/login", dependencies=[Depends(_LOGIN_PAGE)])
 async def login(request: Request, person_id: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                 code: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
     console = state_of(request)
-    before = console.sessions.find(request.cookies.get(cookie_name(console.settings)))
+    cookie = request.cookies.get(cookie_name(console.settings))
+    before = console.sessions.find(cookie) or console.sessions.pre_log_in(cookie)
     assert before is not None  # csrf_protected refused a request without one
 
     def again(problem: str, status: int, headers: dict[str, str] | None = None) -> Response:

@@ -4,10 +4,16 @@ A session's key is random (32 bytes) and travels only in an HttpOnly, SameSite=S
 prefixed when people reach the console over TLS (on plain http the browser would drop a Secure cookie; the console
 then listens on loopback only, where the traffic never leaves the machine). It ends after `console_idle_minutes`
 without a request and after `console_session_hours` in all; a restart ends every session.
+
+Only log-ins are kept (and the session a log-out leaves for its notice, in place of the one it ends): a visitor who
+has not logged in gets a pre-log-in entry that is kept nowhere (`Sessions.before_log_in`), so no number of requests for
+the log-in page grows the table. The table is in order of last use, and the idle ones are swept from its front.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import secrets
 import time
@@ -52,19 +58,30 @@ class Session:
 
 
 class Sessions:
-    """The sessions of this process, by key; an expired one is gone when next looked up."""
+    """The log-ins of this process, by key, in order of last use (least recent first): an idle one is swept from the
+    front when a session is made, one past its lifetime is gone when next looked up (it is not used after that, so it
+    reaches the front by its idle time). Each sweep removes only what it finds expired: O(1) per session, amortised.
+
+    A visitor who has not logged in is not kept: `before_log_in` gives the log-in form a pre-log-in entry whose key
+    (`<made at>.<random>`, in the same cookie; a session's key has no dot) is signed with this process's own secret
+    into the form's CSRF token (a signed double-submit), valid for the idle time."""
 
     def __init__(self, *, idle_seconds: float, lifetime_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._by_key: dict[str, Session] = {}
+        self._by_key: OrderedDict[str, Session] = OrderedDict()
         self.idle_seconds, self.lifetime_seconds, self._clock = idle_seconds, lifetime_seconds, clock
+        self._secret = secrets.token_bytes(32)  # a restart changes it: a log-in page from before expires, as log-ins do
+
+    def __len__(self) -> int:
+        """The sessions kept (expired ones not swept yet included)."""
+        return len(self._by_key)
 
     def new(self, person: Person | None = None, *, notices: list[str] | None = None) -> Session:
         now = self._clock()
+        self._sweep(now)
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now, person,
                           notices=notices or [])
         self._by_key[session.key] = session
-        self._sweep(now)
         return session
 
     def find(self, key: str | None) -> Session | None:
@@ -79,6 +96,8 @@ class Sessions:
 
     def touch(self, session: Session) -> None:
         session.seen = self._clock()
+        if session.key in self._by_key:
+            self._by_key.move_to_end(session.key)
 
     def alive(self, session: Session) -> bool:
         """Still current (a live page asks, without keeping it alive)."""
@@ -87,10 +106,38 @@ class Sessions:
     def end(self, session: Session) -> None:
         self._by_key.pop(session.key, None)
 
+    def before_log_in(self, cookie: str | None) -> Session:
+        """The log-in form's pre-log-in entry: the one `cookie` holds while it is current, else a new one (its key
+        goes in the cookie), so that a form shown has at least half the idle time left. Kept nowhere; logging in makes
+        a new session with a new key."""
+        now = self._clock()
+        found = self.pre_log_in(cookie)
+        if found is not None and now - found.started <= self.idle_seconds / 2:
+            return found
+        made = int(now)
+        key = f"{made}.{secrets.token_urlsafe(16)}"
+        return Session(key, self._sign(key), made, made)
+
+    def pre_log_in(self, cookie: str | None) -> Session | None:
+        """The pre-log-in entry `cookie` holds, if it is one this process made within the idle time (a key with
+        another time in it has another token, which only a request for the log-in page with it would show)."""
+        made, dot, rest = (cookie or "").partition(".")
+        if not dot or not rest or not made.isdigit() or len(cookie or "") > 100:
+            return None
+        now = self._clock()
+        if not 0 <= now - int(made) <= self.idle_seconds:
+            return None
+        return Session(cookie or "", self._sign(cookie or ""), int(made), now)
+
+    def _sign(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
+
     def _sweep(self, now: float) -> None:
-        for session in [s for s in self._by_key.values() if now - s.seen > self.idle_seconds
-                        or now - s.started > self.lifetime_seconds]:
-            self.end(session)
+        while self._by_key:
+            session = next(iter(self._by_key.values()))
+            if now - session.seen <= self.idle_seconds:
+                return
+            del self._by_key[session.key]
 
 
 def counted_as(address: str) -> str:

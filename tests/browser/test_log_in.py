@@ -81,3 +81,21 @@ async def test_the_log_in_page_links_the_consoles_icon_and_its_policy_lets_the_b
         const image = new Image(); image.onload = () => done(image.naturalWidth); image.onerror = () => done(0);
         image.src = href; })""", icon)
     assert width == 16
+
+
+async def test_a_log_in_form_whose_page_expired_says_so_and_the_next_try_logs_in(
+        browser: Browser, stack: ConsoleStack) -> None:
+    """The log-in page's entry is kept nowhere but in its cookie and its form: when it has gone (the page left longer
+    than the idle time, or shown before the console restarted), the form is shown again with a fresh one."""
+    person = stack.person("scheduler")
+    page = await (await browser.new_context()).new_page()
+    await page.goto(stack.url + "/login")
+    await page.context.clear_cookies()
+    await page.get_by_label("Person id").fill(person)
+    await page.get_by_label("Console password").fill(stack.one_time_password(person))
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Your log-in page expired; please try again.")
+    await expect(page.get_by_label("Person id")).to_have_value(person)
+
+    await log_in(page, stack, person, stack.one_time_password(person))
+    await expect(page.get_by_role("heading", name="Choose your console password")).to_be_visible()
