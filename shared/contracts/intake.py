@@ -65,8 +65,8 @@ ListItem = Annotated[str, StringConstraints(max_length=MAX_ITEM_CHARS)]
 
 # A referral is read as JSON and must mean what the published JSON Schema says, which an agency may validate against:
 # pydantic's lax mode would also take "yes", 1 or "true" for a boolean, "3" or true for an integer, and a number of
-# seconds for a date. Booleans are StrictBool (only JSON true/false); the types below refuse the rest, each with
-# pydantic's own error type, so that intake words it like any other (services/intake/validation.py).
+# seconds (or text of its digits) for a date. Booleans are StrictBool (only JSON true/false); the types below refuse
+# the rest, each with pydantic's own error type, so that intake words it like any other (services/intake/validation.py).
 def _json_integer(value: object) -> object:
     """JSON Schema's integer: a number without a fraction (3, or 3.0), never text or true/false."""
     if isinstance(value, str | bool):
@@ -74,15 +74,20 @@ def _json_integer(value: object) -> object:
     return value
 
 
+# Text of digits alone ("1262304000", "-5", "1700000000.5"): pydantic reads it as seconds (or milliseconds) since 1970,
+# as it would a number, where the schema's date and date-time formats refuse it.
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
 def _json_date_text(value: object) -> object:
-    """A date is ISO 8601 text, never a number (pydantic would read one as seconds since 1970)."""
-    if isinstance(value, int | float):  # bool included
+    """A date is ISO 8601 text, never a number or text of digits (pydantic would read either as seconds since 1970)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _SECONDS.fullmatch(value.strip())):  # bool too
         raise PydanticKnownError("date_type")
     return value
 
 
 def _json_datetime_text(value: object) -> object:
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) or (isinstance(value, str) and _SECONDS.fullmatch(value.strip())):
         raise PydanticKnownError("datetime_type")
     return value
 

@@ -317,12 +317,18 @@ def test_the_referral_forms_agencies_send_fit_the_published_schema_and_bad_ones_
     (("preferences",), {"mentor_gender_required": False}, True),
     (("young_person", "date_of_birth"), 1262304000, False),
     (("consent", "recorded_at"), 1700000000, False),
+    # Text of digits alone: pydantic would read it as seconds (or milliseconds) since 1970, as it would a number
+    *[(("young_person", "date_of_birth"), v, False) for v in ["1262304000", "1262304000000"]],
+    (("consent", "recorded_at"), "1700000000", False),
+    (("indicators",), [{"code": "peers_offending", "observed_at": "1767312000"}], False),
+    (("young_person", "date_of_birth"), "2010-01-01", True),
+    (("indicators",), [{"code": "peers_offending", "observed_at": "2026-01-02"}], True),
 ])
 def test_the_published_schema_and_intake_agree_on_each_fields_json_type(
     field: tuple[str, ...], value: Any, agrees: bool
 ) -> None:
     """An agency that validates against docs/asyncapi.json gets the verdict intake gives: no "yes" for true, no "3"
-    for 3, no number of seconds for a date (pydantic's lax mode would have taken them)."""
+    for 3, no number of seconds for a date, as a number or as text (pydantic's lax mode would have taken them)."""
     published = Published(_documents())
     found = published.message("referrals.submitted.yot-a")
     assert found is not None
