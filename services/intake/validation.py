@@ -19,7 +19,7 @@ from pydantic_core.core_schema import ErrorType
 
 from shared.contracts.codes import PROTECTIVE_FACTOR_CODES
 from shared.contracts.common import FieldError
-from shared.contracts.intake import Referral, Withdrawal
+from shared.contracts.intake import AGENCY_REFERRAL_ID_PATTERN, Referral, Withdrawal
 
 LONDON = ZoneInfo("Europe/London")
 YOUNGEST, OLDEST = 8, 25  # whole years on the referral date, both included
@@ -41,9 +41,10 @@ _MESSAGES = {
     "datetime_parsing": _DATETIME,
     "datetime_from_date_parsing": _DATETIME,
     # The JSON type a field takes: the JSON Schema's own words, and nothing pydantic would have converted.
-    "bool_type": "must be true or false (JSON true/false), not text or a number",
-    "int_type": "must be a whole number (a JSON number such as 3), not text or true/false",
-    "int_parsing": "must be a whole number (a JSON number such as 3), not text or true/false",
+    "bool_type": "must be true or false (JSON true/false)",
+    "int_type": "must be a whole number (a JSON number such as 3)",
+    "int_parsing": "must be a whole number (a JSON number such as 3)",
+    "finite_number": "must be a whole number (a JSON number such as 3): this one is too large to read",
     "int_from_float": "must be a whole number, without a fraction",
     "string_type": "must be text (a JSON string)",
     "list_type": "must be a list (a JSON array)",
@@ -71,6 +72,9 @@ _RULES = {
 # error type. Pydantic's other messages say only the rule ("Input should be a valid integer").
 _MAY_QUOTE = {"value_error", "assertion_error", "union_tag_invalid"}
 _PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
+_SAYS_WHAT_WAS_SENT = {"bool_type", "int_type", "int_parsing"}  # "..., not text": the JSON type sent, never its value
+_SAYS_WHY = {"datetime_parsing", "datetime_from_date_parsing"}  # pydantic's reason ("day value is outside ...")
+_PATTERNS = {AGENCY_REFERRAL_ID_PATTERN: "may hold only letters (A-Z, a-z), digits (0-9) and . _ : / -, no spaces"}
 _UNION_BRANCH = re.compile(r"^[a-z-]+\[.*\]$")  # "literal['any']": which type of a union pydantic tried
 _AGENCY_REFERRAL_ID: TypeAdapter[str] = TypeAdapter(Annotated[str, Referral.model_fields["agency_referral_id"]])
 M = TypeVar("M", bound=BaseModel)
@@ -80,11 +84,19 @@ class NotJson(ValueError):
     """A body that is not JSON we will read; the message says why without echoing it."""
 
 
+def _not_a_json_number(_: str) -> Any:
+    """json.loads reads NaN, Infinity and -Infinity, which JSON does not have (RFC 8259), as numbers."""
+    raise NotJson("body is not valid JSON: NaN and Infinity are not JSON numbers")
+
+
 def load_json(data: bytes) -> Any:
     """Parse a body from outside. Refuses, with a clear reason, what would otherwise escape as an unexpected
-    error: nesting deep enough to exhaust the parser's recursion, numbers too long to convert, bad UTF-8."""
+    error: nesting deep enough to exhaust the parser's recursion, numbers too long to convert, bad UTF-8; and NaN or
+    Infinity, which json.loads reads as numbers but JSON has not."""
     try:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_not_a_json_number)
+    except NotJson:
+        raise
     except UnicodeDecodeError as exc:
         raise NotJson("body is not valid JSON: it is not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
@@ -230,10 +242,32 @@ def field_error(err: Any) -> FieldError:
         message = f"must be at least {err['ctx']['ge']}"
     elif err["type"] == "less_than_equal":
         message = f"must be at most {err['ctx']['le']}"
+    elif err["type"] == "string_pattern_mismatch":
+        message = _PATTERNS.get(err.get("ctx", {}).get("pattern"), "not in the form this field takes")
+    elif err["type"] in _SAYS_WHAT_WAS_SENT:
+        message = f"{message}, not {_json_type(err.get('input'))}"
+    elif (err["type"] in _SAYS_WHY and isinstance(why := err.get("ctx", {}).get("error"), str)
+          and not _quotes(why, err.get("input"), shortest=2)):
+        # pydantic's reason is one of a fixed list ("day value is outside expected range"), never the value; checked
+        # all the same, as any text that could quote it is
+        message = f"{message} ({why})"
     may_quote = err["type"] in _MAY_QUOTE or err["type"] not in _PYDANTIC_ERRORS
     if not said_here and may_quote and _quotes(message, err.get("input"), shortest=2):
         message = f"not valid here ({err['type'].replace('_', ' ')})"  # a rule that would quote the value given
     return FieldError(field=_clip(path, _MAX_ECHO), message=_clip(message, _MAX_ECHO))
+
+
+def _json_type(value: Any) -> str:
+    """What JSON type a value was sent as, in a rejection's words (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list | tuple) else "an object"
 
 
 def _quotes(message: str, value: Any, *, shortest: int) -> bool:

@@ -17,6 +17,10 @@ from services.intake.validation import NotJson, load_json, validate_referral
     (b"{not json", "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
     (b'{"reason": "unfinished', "not valid JSON: Unterminated string starting at line 1 column 12$"),
     (b'{"reason": "a\x01"}', "not valid JSON: Invalid control character at line 1 column 14$"),
+    # json.loads reads these as numbers; JSON has no such literals (RFC 8259), and no schema-checking agency sends them
+    (b'{"prior_proven_offences": NaN}', "not valid JSON: NaN and Infinity are not JSON numbers$"),
+    (b'{"prior_proven_offences": Infinity}', "not valid JSON: NaN and Infinity are not JSON numbers$"),
+    (b'{"age_at_first_proven_offence": -Infinity}', "not valid JSON: NaN and Infinity are not JSON numbers$"),
 ])
 def test_a_body_that_is_not_json_we_read_is_refused_with_its_reason(body: bytes, reason: str) -> None:
     with pytest.raises(NotJson, match=reason):

@@ -38,7 +38,8 @@ def _errors(body: dict[str, Any]) -> dict[str, str]:
     (("index_offence",), NAME, "index_offence", "must be 'none_prevention_referral', "),
     (("preferences",), {"mentor_gender": NAME}, "preferences.mentor_gender",
      "must be 'female', 'male', 'non_binary' or 'not_stated', or 'any'"),
-    (("agency_referral_id",), NAME, "agency_referral_id", "String should match pattern"),
+    (("agency_referral_id",), NAME, "agency_referral_id",
+     "may hold only letters (A-Z, a-z), digits (0-9) and . _ : / -, no spaces"),
     (("young_person", "borough"), NAME, "young_person.borough", "not a London borough"),
     (("young_person", "languages"), [NAME], "young_person.languages[0]", "not an ISO 639-1 language code"),
     (("preferences",), {"language": NAME}, "preferences.language", "not an ISO 639-1 language code"),
@@ -126,6 +127,51 @@ def test_json_true_false_numbers_and_iso_dates_are_still_read(
     result = validate_referral(json.dumps(_with(path, value)).encode())
     assert isinstance(result, Referral), result
     assert read(result)
+
+
+@pytest.mark.parametrize(("path", "value", "field", "message"), [
+    (("consent", "given"), None, "consent.given", "must be true or false (JSON true/false), not null"),
+    (("consent", "given"), "yes", "consent.given", "must be true or false (JSON true/false), not text"),
+    (("consent", "given"), 1, "consent.given", "must be true or false (JSON true/false), not a number"),
+    (("consent", "given"), [True], "consent.given", "must be true or false (JSON true/false), not a list"),
+    (("prior_proven_offences",), True, "prior_proven_offences",
+     "must be a whole number (a JSON number such as 3), not true/false"),
+    (("prior_proven_offences",), "3", "prior_proven_offences", "must be a whole number (a JSON number such as 3), not text"),
+])
+def test_a_value_of_another_json_type_is_said_as_the_type_it_was_sent_as(
+    path: tuple[str | int, ...], value: Any, field: str, message: str
+) -> None:
+    assert _errors(_with(path, value)) == {field: message}
+
+
+_DATETIME = "not a date and time in ISO 8601 form with its offset, e.g. 2026-05-01T10:00:00+01:00"
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("2026-02-30T10:00:00Z", "day value is outside expected range"),
+    ("2026-13-01T10:00:00Z", "month value is outside expected range of 1-12"),
+])
+def test_a_well_formed_impossible_date_and_time_says_which_part_is_wrong(value: str, why: str) -> None:
+    assert _errors(_with(("consent", "recorded_at"), value)) == {"consent.recorded_at": f"{_DATETIME} ({why})"}
+
+
+@given(st.text(alphabet="0123456789-:TZ+. abcdeinrtyz", min_size=2, max_size=30))
+def test_the_reason_a_date_and_time_is_refused_never_quotes_it(text: str) -> None:
+    result = validate_referral(json.dumps(_with(("consent", "recorded_at"), text)).encode())
+    if isinstance(result, list) and len(text.strip()) >= 2:  # one letter is in any sentence
+        said = " ".join(e.message.removeprefix(_DATETIME) for e in result).casefold()
+        assert text.strip().casefold() not in said, result
+
+
+def test_a_count_too_large_to_read_is_refused_in_plain_words() -> None:
+    body = json.dumps(_with(("prior_proven_offences",), 0)).replace(
+        '"prior_proven_offences": 0', '"prior_proven_offences": 1e400, "age_at_first_proven_offence": -1e400')
+    result = validate_referral(body.encode())
+    assert isinstance(result, list)
+    assert {e.field: e.message for e in result} == {
+        "prior_proven_offences": "must be a whole number (a JSON number such as 3): this one is too large to read",
+        "age_at_first_proven_offence": "must be a whole number (a JSON number such as 3): this one is too large to read",
+    }
 
 
 def test_consent_false_is_refused_as_not_given() -> None:
