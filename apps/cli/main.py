@@ -144,7 +144,7 @@ def up(
                     agency = await demo_agency(client, settings.data_dir)
                     if agency.issued:
                         await stack.sync_users()
-                        print_demo_agency(console, agency)
+                    print_demo_agency(console, agency)  # every run: the README's examples read these files
                     await _import_mentors(client, examples / "mentors.yaml")
                     outcomes = await _submit(client, examples / "referrals.json", DEMO_AGENCY, timeout=30)
                     names = await mentor_names(client)
@@ -158,6 +158,7 @@ def up(
                           ".venv/bin/activate` first, so that `reroute` alone works)") + ". Ctrl-C stops everything.")
             await stack.watch()
         finally:
+            await stack.disconnect()
             stack.stop()
 
     asyncio.run(main())

@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import math
 import os
+import random
 import secrets
 import signal
 import socket
@@ -368,7 +369,7 @@ class LocalStack:
         self.console.print(f"Agencies' HTTP API: {shown}; calendar feeds: {feeds or 'off (REROUTE_CALENDAR_PORT=0)'}")
         if console_url:
             self.console.print(f"Web console: {console_url} (log in with your person id and a console password: "
-                               "`reroute people console-password PERSON_ID` issues a one-time one)")
+                               "`reroute people console-password NAME` issues a one-time one)")
             if spans:
                 self.console.print(f"Spans: to the console's span store ({spans}), read by its Traces pages and "
                                    "`reroute trace REFERRAL_ID`")
@@ -379,21 +380,24 @@ class LocalStack:
                            f"answer for {self._hung_after:g} s, is restarted.")
 
     def _nats_port(self) -> int:
-        """The port this data dir's NATS listened on before (nats.port), while it is free; else a free one, kept for
-        the next starts (and said, when it replaces one another program has taken since)."""
+        """The port this data dir's NATS listened on before (nats.port), while it is free; else a free one below the
+        ephemeral range, kept for the next starts (and said, when it replaces one another program has taken since)."""
         kept = self.settings.data_dir / NATS_PORT_FILE
-        try:
-            before: int | None = int(kept.read_text().strip())
-        except (OSError, ValueError):
-            before = None
+        before = kept_port(kept)
+        if before is None and kept.exists():
+            self.console.print(f"[yellow]{kept} does not hold a port from 1024 to 65535: choosing a new one.[/yellow]")
         if before is not None and port_free(before):
             return before
-        port = free_port()
-        kept.write_text(f"{port}\n")
+        port = stable_port()
+        from apps.cli.main import write_private  # main imports this module
+
+        write_private(kept, f"{port}\n", replace=True)
         if before is not None:
             self.console.print(f"[yellow]Port {before}, where this data dir's NATS listened before, is taken by another "
-                               f"program: NATS listens on {port} from now on (kept in {kept}), so point NATS_URL at "
-                               f"nats://127.0.0.1:{port}.[/yellow]")
+                               f"program: NATS listens on {port} from now on (kept in {kept}). Clients you pointed "
+                               f"at port {before} (the README's submit.py, an agency's test client) now need "
+                               f"nats://127.0.0.1:{port}; {self.settings.data_dir / 'nats.url'} holds it while reroute "
+                               "runs.[/yellow]")
         return port
 
     def _spans_to_console(self, per_service: dict[str, dict[str, str]]) -> str | None:
@@ -492,7 +496,17 @@ class LocalStack:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*(t for t in (pinging, syncing) if t is not None), return_exceptions=True)
-            await nc.close()
+            await self.disconnect()
+
+    async def disconnect(self) -> None:
+        """Close the supervisor's connection, if open: before NATS is stopped, so that it does not reconnect for
+        ever to a server that is gone (a start that failed half-way included)."""
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), timeout=5)
+            except (TimeoutError, nats.errors.Error):
+                pass
 
     # A process's round: running -> (exited | hung | not live) -> stopping -> waiting out its back-off -> running.
 
@@ -692,29 +706,25 @@ class LocalStack:
     async def sync_users(self) -> None:
         """On its own server: its users as the registry has them now, not at the next sync, once the server has
         finished reloading them: a reply to a request made while it reloads is refused (a publish violation), and a
-        user it has not loaded yet is logged as an authentication error."""
+        user it has not loaded yet is logged as an authentication error. The server says it has reloaded only in its
+        log, so the log is read on from where it ended before the reload was asked for."""
         if self.auth is None:
             return
-        before, self._sighups = self._reloads(), 0
-        await self._sync_agencies(await self._supervisor())
-        deadline = time.monotonic() + 10
-        while self._sighups > 0 and self._reloads() <= before and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        log = ReloadLog(self.settings.data_dir / "logs" / "nats.log")
         self._sighups = 0
-
-    def _reloads(self) -> int:
-        """How many times the server has said it reloaded its configuration (it says so only in its log)."""
-        try:
-            return (self.settings.data_dir / "logs" / "nats.log").read_text(errors="replace").count(
-                "Reloaded server configuration")
-        except OSError:
-            return 0
-
-    async def until_let_in(self, user: str, password: str) -> None:
-        """On its own server: once it lets this user in."""
-        if self.auth is not None:
-            scheme, rest = self.url.split("://", 1)
-            await self._until_let_in(f"{scheme}://{user}:{password}@{rest}", who=user)
+        await self._sync_agencies(await self._supervisor())
+        if self._sighups == 0:
+            return
+        self._sighups = 0
+        deadline = time.monotonic() + 10
+        while (said := log.said()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if said is None:
+            self.console.print("[yellow]NATS has not said within 10 s that it reloaded its users (logs/nats.log): a "
+                               "new or changed user may be refused for a moment.[/yellow]")
+        elif not said:
+            self.console.print("[red]NATS could not reload its users: see logs/nats.log (the users it had before "
+                               "still apply).[/red]")
 
     async def _until_let_in(self, url: str, *, who: str = "the first admin") -> None:
         """The server reloads its users after SIGHUP in its own time: wait until it lets the person in."""
@@ -748,3 +758,51 @@ class LocalStack:
         self.lock.release()
         self.lock = None
         self.console.print("Stopped.")
+
+
+def kept_port(path: Path) -> int | None:
+    """The port in `path` (nats.port), if it holds one a server here could listen on."""
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 1024 <= port <= 65535 else None
+
+
+def stable_port() -> int:
+    """A free port from 20000 to 32767, below Linux's ephemeral range, so that no outgoing connection or another
+    data dir's first pick is likely to take it between starts (an ephemeral one if none of 200 tries is free)."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)  # a port number, not a secret
+        if port_free(port):
+            return port
+    return free_port()
+
+
+class ReloadLog:
+    """What nats-server's log says after this was made: whether it reloaded its configuration or failed to."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._at = self._size()
+
+    def _size(self) -> int:
+        try:
+            return self._path.stat().st_size
+        except OSError:
+            return 0
+
+    def said(self) -> bool | None:
+        """True once it says it reloaded, False if it says it failed to, None while it says neither."""
+        if self._size() < self._at:  # truncated or replaced meanwhile: read it from the start
+            self._at = 0
+        try:
+            with self._path.open("rb") as f:
+                f.seek(self._at)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return None
+        if "Failed to reload" in text:
+            return False
+        return True if "Reloaded server configuration" in text else None
+
