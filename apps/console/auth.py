@@ -244,7 +244,7 @@ async def csrf_protected(request: Request) -> None:
     if form is not None:
         value = form.get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
-    if session is None or token is None or not secrets.compare_digest(token, session.csrf):
+    if session is None or token is None or not secrets.compare_digest(token.encode(), session.csrf.encode()):
         if logging_in and request.method == "POST" and form is not None:  # nothing done: a new form costs nothing
             person_id, next = form.get("person_id"), form.get("next")
             raise LoginPageExpired(person_id=person_id if isinstance(person_id, str) else "",
@@ -336,8 +336,12 @@ async def login(request: Request, person_id: Annotated[str, Form()] = "", passwo
     assert before is not None  # csrf_protected refused a request without one
 
     def again(problem: str, status: int, headers: dict[str, str] | None = None) -> Response:
-        response = render(request, "login.html", session=before, next=local_path(next), problem=problem,
+        """The form again, with a pre-log-in entry renewed once half its time has gone (a retry minutes later works)."""
+        session = before if console.sessions.find(cookie) is not None else console.sessions.before_log_in(cookie)
+        response = render(request, "login.html", session=session, next=local_path(next), problem=problem,
                           person_id=person_id, status_code=status, attempts=console.settings.console_login_attempts)
+        if session.key != cookie:
+            set_session_cookie(response, session, console.settings)
         response.headers.update(headers or {})
         return response
 

@@ -71,6 +71,7 @@ class Sessions:
         self._by_key: OrderedDict[str, Session] = OrderedDict()
         self.idle_seconds, self.lifetime_seconds, self._clock = idle_seconds, lifetime_seconds, clock
         self._secret = secrets.token_bytes(32)  # a restart changes it: a log-in page from before expires, as log-ins do
+        self._epoch = clock()  # pre-log-in keys count seconds from here: not the host's uptime, which the clock holds
 
     def __len__(self) -> int:
         """The sessions kept (expired ones not swept yet included)."""
@@ -114,20 +115,20 @@ class Sessions:
         found = self.pre_log_in(cookie)
         if found is not None and now - found.started <= self.idle_seconds / 2:
             return found
-        made = int(now)
+        made = int(now - self._epoch)
         key = f"{made}.{secrets.token_urlsafe(16)}"
-        return Session(key, self._sign(key), made, made)
+        return Session(key, self._sign(key), self._epoch + made, self._epoch + made)
 
     def pre_log_in(self, cookie: str | None) -> Session | None:
         """The pre-log-in entry `cookie` holds, if it is one this process made within the idle time (a key with
         another time in it has another token, which only a request for the log-in page with it would show)."""
         made, dot, rest = (cookie or "").partition(".")
-        if not dot or not rest or not made.isdigit() or len(cookie or "") > 100:
+        if not dot or not rest or not (made.isascii() and made.isdigit()) or len(cookie or "") > 100:
             return None
-        now = self._clock()
-        if not 0 <= now - int(made) <= self.idle_seconds:
+        now, started = self._clock(), self._epoch + int(made)
+        if not 0 <= now - started <= self.idle_seconds:
             return None
-        return Session(cookie or "", self._sign(cookie or ""), int(made), now)
+        return Session(cookie or "", self._sign(cookie or ""), started, now)
 
     def _sign(self, key: str) -> str:
         return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
@@ -196,9 +197,11 @@ class LoginLimiter:
 
     Memory: an address is in the table only while it has a log-in being checked or a failure within the window (the
     table is kept in order of each address's last log-in, so the ones past the window are swept from its front as
-    others arrive); at most `addresses` of them. When that many are in it, an address not in it is refused until the
-    oldest ages out, rather than forgetting another address's failures: forgetting would let whoever filled the table
-    wipe the count of the address they guess from."""
+    others arrive); at most `addresses` of them. When that many are in it, the least recently seen address with no
+    log-in being checked is forgotten to make room. Refusing newcomers instead would let whoever fills the table (a
+    hundred thousand IPv6 /64s, one failure each) keep everyone else from logging in; forgetting lets them wipe the
+    count of an address they guess from, which gains them nothing they do not have already (each of their addresses
+    has its own count), and intake's lock-out of a person after five wrong passwords stays whole."""
 
     def __init__(self, attempts: int, clock: Callable[[], float] = time.monotonic, *,
                  addresses: int = LOGIN_ADDRESSES_MAX) -> None:
@@ -216,7 +219,7 @@ class LoginLimiter:
         key = counted_as(address)
         entry = self._table.get(key)
         if entry is None:
-            if len(self._table) >= self.addresses:
+            if len(self._table) >= self.addresses and not self._make_room():
                 oldest = next(iter(self._table.values()))
                 return Refusal("crowded", max(1.0, oldest.last + LOGIN_WINDOW_SECONDS - now))
             entry = self._table[key] = _Address([])
@@ -261,6 +264,14 @@ class LoginLimiter:
         self._table.move_to_end(key)
         if not entry.checking and not entry.failures:
             del self._table[key]
+
+    def _make_room(self) -> bool:
+        """Forget the least recently seen address with no log-in being checked, if any (False: every one is)."""
+        idle = next((key for key, entry in self._table.items() if not entry.checking), None)
+        if idle is None:
+            return False
+        del self._table[idle]
+        return True
 
     def _sweep(self, now: float) -> None:
         """Forget the addresses whose last log-in began or ended before the window: nothing of theirs counts any more

@@ -6,6 +6,7 @@ which is wrong across a clock change); rules about the time of day read the Lond
 
 from __future__ import annotations
 
+import copyreg
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -419,6 +420,15 @@ def week_masks(record: MentorRecord) -> WeekMasks | None:
                        terms.licence_days, terms.not_before, terms.return_by, terms.return_buffer)
 
 
+# A MentorState caches its week masks; it must still pickle (the round's planning process gets its mentors that way)
+# and deep-copy, which a read-only mapping does not by itself.
+def read_only(values: dict[Weekday, int]) -> MappingProxyType[Weekday, int]:
+    return MappingProxyType(values)
+
+
+copyreg.pickle(MappingProxyType, lambda proxy: (read_only, (dict(proxy),)))
+
+
 @lru_cache(maxsize=4096)  # mentors share a few patterns of windows and licence (its dates aside: a weekly bound)
 def _week_masks(
     windows: tuple[tuple[Weekday, str, str], ...], licence_days: frozenset[Weekday] | None, not_before: time | None,
@@ -433,4 +443,4 @@ def _week_masks(
     for day, begin, end in windows:
         if licence_days is None or day in licence_days:
             found[day] = found.get(day, 0) | session_mask([(minutes(parse_hhmm(begin)), minutes(parse_hhmm(end)))])
-    return MappingProxyType({day: mask & licence for day, mask in found.items()})  # shared: read-only
+    return read_only({day: mask & licence for day, mask in found.items()})  # shared: read-only

@@ -90,3 +90,15 @@ def test_the_weekly_bound_shared_by_mentors_with_the_same_windows_cannot_be_chan
     with pytest.raises(TypeError):
         first.week_masks["mon"] = 0  # type: ignore[index]
     assert second.week_masks is not None and second.week_masks["mon"]
+
+
+def test_a_mentor_whose_weekly_bound_was_worked_out_still_pickles_and_copies() -> None:
+    """The round's planning process receives its mentors pickled; a state that has been matched must still go."""
+    import copy
+    import pickle
+
+    matched = mentor("m1")
+    assert matched.week_masks is not None  # worked out and cached on the state
+    again = pickle.loads(pickle.dumps(matched))
+    assert dict(again.week_masks or {}) == dict(matched.week_masks)
+    assert dict(copy.deepcopy(matched).week_masks or {}) == dict(matched.week_masks)

@@ -1,6 +1,6 @@
 """The console's per-address log-in limit (apps/console/sessions.py LoginLimiter): people logging in at the same
 moment are asked to wait seconds, not told they failed; its table of addresses forgets each one once nothing of it
-counts, never holds more than its cap, and a full table forgets no one's failures; an IPv6 client is counted by its
+counts, never holds more than its cap, and a full table keeps no newcomer out; an IPv6 client is counted by its
 /64; a form with nothing to check is not counted."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_the_table_forgets_an_address_once_nothing_of_it_counts() -> None:
     assert len(limiter) == 2  # the two being checked
 
 
-def test_a_refusal_adds_nothing_and_a_full_table_forgets_no_ones_failures() -> None:
+def test_a_refusal_adds_nothing_and_a_full_table_never_keeps_a_newcomer_out() -> None:
     now = [0.0]
     limiter = LoginLimiter(2, clock=lambda: now[0], addresses=3)
     for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
@@ -101,13 +101,23 @@ def test_a_refusal_adds_nothing_and_a_full_table_forgets_no_ones_failures() -> N
             assert isinstance(attempt, Attempt)
             limiter.failed(attempt)
         now[0] += 10
-    # Whoever fills the table cannot wipe an address's failures by adding others: a new address waits instead.
-    assert limiter.begin("198.51.100.4") == Refusal("crowded", 270)
-    assert limiter.begin("198.51.100.1") == Refusal("failures", 270)
-    assert len(limiter) == 3
-    now[0] += 271  # the first address's failures are past the window: its place is free
+    assert limiter.begin("198.51.100.2") == Refusal("failures", 280)
+    assert len(limiter) == 3, "a refusal adds nothing"
+    # Whoever fills the table (one failure from each of many addresses) cannot keep others from logging in: the least
+    # recently seen address is forgotten to make room, and the newcomer may try.
     assert isinstance(limiter.begin("198.51.100.4"), Attempt)
-    assert limiter.begin("198.51.100.2") == Refusal("failures", 9)
+    assert len(limiter) == 3
+    assert isinstance(limiter.begin("198.51.100.1"), Attempt), "the forgotten address counts afresh"
+
+
+def test_a_full_table_refuses_only_while_every_address_in_it_is_being_checked() -> None:
+    limiter = LoginLimiter(5, clock=lambda: 0.0, addresses=2)
+    held = [limiter.begin("198.51.100.1"), limiter.begin("198.51.100.2")]
+    assert all(isinstance(a, Attempt) for a in held)
+    refused = limiter.begin("198.51.100.3")
+    assert isinstance(refused, Refusal) and refused.reason == "crowded"
+    limiter.failed(cast(Attempt, held[0]))
+    assert isinstance(limiter.begin("198.51.100.3"), Attempt), "an address no longer being checked makes room"
 
 
 @pytest.mark.parametrize(("address", "counted"), [

@@ -137,3 +137,38 @@ def test_a_sweep_looks_at_the_idle_sessions_and_one_more_however_many_are_in_use
     table.looked = 0
     sessions.new(person)
     assert table.looked == 1 and len(sessions) == 5003
+
+
+def test_a_log_in_page_key_says_nothing_of_how_long_the_host_has_been_up() -> None:
+    now = [5_000_000.0]  # the monotonic clock: seconds since the host booted
+    app, _ = _console(now)
+    with TestClient(app, base_url="http://127.0.0.1:8083") as visitor:
+        visitor.get("/login")
+        made = visitor.cookies[COOKIE].split(".", 1)[0]
+    assert int(made) < 60, "counted from the console's start"
+
+
+def test_a_cookie_or_token_in_other_scripts_is_refused_not_a_crash() -> None:
+    now = [1000.0]
+    app, sessions = _console(now)
+    assert sessions.pre_log_in("\u00b2.abc") is None and sessions.pre_log_in("\u0661\u0660.abc") is None
+    with TestClient(app, base_url="http://127.0.0.1:8083") as visitor:
+        visitor.get("/login")
+        refused = visitor.post("/login", data={"csrf_token": "\u00e9" * 64, "person_id": "dana",
+                                               "password": "dana password"}, follow_redirects=False)
+    assert refused.status_code == 403 and "Your log-in page expired" in refused.text
+
+
+def test_a_wrong_password_renews_an_ageing_log_in_page_so_a_later_retry_works() -> None:
+    now = [1000.0]
+    app, _ = _console(now)
+    with TestClient(app, base_url="http://127.0.0.1:8083") as visitor:
+        token = _token(visitor.get("/login").text)
+        now[0] += IDLE * 0.6
+        wrong = visitor.post("/login", data={"csrf_token": token, "person_id": "dana", "password": "nope"},
+                             follow_redirects=False)
+        assert wrong.status_code == 401
+        now[0] += IDLE * 0.6  # past the first page's time: the retry's form is the renewed one
+        right = visitor.post("/login", data={"csrf_token": _token(wrong.text), "person_id": "dana",
+                                             "password": "dana password"}, follow_redirects=False)
+        assert right.status_code == 303
