@@ -143,6 +143,12 @@ CASES: tuple[Case, ...] = (
         f"{UNIT}test_console_app.py::test_failed_log_ins_are_limited_per_address_and_successful_ones_are_not_counted",
         f"{UNIT}test_console_login_limit.py::test_ipv6_addresses_in_one_64_share_its_limit",
     )),
+    Case("console", "many visits to the log-in page without a cookie, to fill the console's memory or push people's "
+         "log-ins out", (
+        f"{UNIT}test_console_sessions.py::test_requests_for_the_log_in_page_keep_nothing_and_a_log_in_still_works",
+        f"{UNIT}test_console_sessions.py::test_a_log_in_survives_a_flood_of_visitors",
+        f"{UNIT}test_console_login_limit.py::test_a_refusal_adds_nothing_and_a_full_table_forgets_no_ones_failures",
+    )),
     Case("console", "a form posted without the session's CSRF token, or from another site", (
         f"{BROWSER}test_alerts_page.py::test_a_form_without_the_csrf_token_changes_nothing",
         f"{UNIT}test_console_app.py::test_every_route_is_csrf_checked",
