@@ -63,3 +63,19 @@ def _ip(text: str) -> Address | None:
 
 def _among(ip: Address | None, trusted: Sequence[Network]) -> bool:
     return ip is not None and any(ip in network for network in trusted)
+
+
+def counted_as(address: str) -> str:
+    """Whose count a client address's requests go to, for a limit per client (intake's key checks, the console's
+    log-ins): an IPv4 address itself (an IPv4-mapped IPv6 one too), an IPv6 address's /64 network (a home or office is
+    given a whole /64, so one computer could otherwise use a fresh address for each try); anything else (no address)
+    as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

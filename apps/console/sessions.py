@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from typing import Literal
 
 from apps.console.client import Person
 from apps.console.settings import ConsoleSettings
+from shared.proxies import counted_as
 
 LOGIN_WINDOW_SECONDS = 300.0
 CHECKING_RETRY_SECONDS = 5.0
@@ -139,21 +139,6 @@ class Sessions:
             if now - session.seen <= self.idle_seconds:
                 return
             del self._by_key[session.key]
-
-
-def counted_as(address: str) -> str:
-    """Whose count a client address's log-ins go to: an IPv4 address itself (an IPv4-mapped IPv6 one too), an IPv6
-    address's /64 network (a home or office is given a whole /64, so one computer could otherwise use a fresh address
-    for each guess); anything else (no address) as it is."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 @dataclass(slots=True, eq=False)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import secrets
@@ -38,6 +37,7 @@ from services.intake.tables import AgencyRecord, as_utc
 from shared.contracts.intake_rpc import Agency, AgencyNatsHash
 from shared.db import reading
 from shared.nats_auth import RESERVED_IDS, hash_password, normalised_agency_id
+from shared.proxies import counted_as
 from shared.subjects import AGENCY_ID
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,11 @@ class FailedAttempts:
 
     def retry_after(self, address: str) -> int | None:
         """Whole seconds until the address may fail again; None while it is within its budget."""
-        left = self._left(_client_of(address))
+        left = self._left(counted_as(address))
         return None if left >= 1 else max(1, math.ceil((1 - left) / self._rate))
 
     def failed(self, address: str) -> None:
-        client = _client_of(address)
+        client = counted_as(address)
         self._clients[client] = (self._left(client) - 1, self._clock())
         self._clients.move_to_end(client)
         while len(self._clients) > self._max_clients:
@@ -120,19 +120,6 @@ class FailedAttempts:
     def _left(self, client: str) -> float:
         left, since = self._clients.get(client, (self._burst, 0.0))
         return min(self._burst, left + (self._clock() - since) * self._rate)
-
-
-def _client_of(address: str) -> str:
-    """The unit a budget is kept for: an IPv4 address, an IPv6 /64, or the text as given if it is not an IP."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 def public(row: AgencyRecord | Any) -> Agency:

@@ -16,11 +16,12 @@ from starlette.types import ASGIApp
 from apps.console.app import create_app
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
-from apps.console.sessions import Attempt, LoginLimiter, Refusal, counted_as
+from apps.console.sessions import Attempt, LoginLimiter, Refusal
 from apps.console.settings import ConsoleSettings
 from apps.console.state import ConsoleState
 from shared.contracts.intake_rpc import ConsoleLogin, ConsoleLoginRequest
 from shared.contracts.rpc import Role
+from shared.proxies import counted_as
 from tests.support.console_intake import FakeIntake
 
 OFFICE = "203.0.113.5"
