@@ -37,10 +37,6 @@ free a place can be for someone the cap then refuses there, and would otherwise 
 for every placed referral, higher tiers first, `matching.sessions_from` against a calendar holding every session
 given out so far, so nothing is double-booked and no follow-up takes a time a first session needed. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
 waitlist reason.
-
-The flow gives a mentor no more places than their points cap fits of the referrals they could take, lightest first
-(without it, it gave a mentor two young people whose points only one fits, and a repair cannot undo a pick already
-booked: the one booked may be the one who could have gone elsewhere).
 """
 
 from __future__ import annotations
@@ -201,19 +197,6 @@ class _Optimisation:
         state = self.states[index]
         return state.record.max_caseload - state.caseload
 
-    def places(self, index: int, weights: list[float]) -> int:
-        """The most referrals the mentor can take in one flow: their free places, and no more of the referrals whose
-        risk-weighted points are `weights` than fit their points cap, lightest first. The flow cannot count points
-        (a knapsack), but it can count this: without it, it gives a mentor two referrals the cap lets them take one
-        of, and the one booked first may be the one who had somewhere else to go."""
-        state = self.states[index]
-        room, fit = state.record.points_cap - state.points + 1e-9, 0
-        for weight in sorted(weights):
-            if weight > room:
-                break
-            room, fit = room - weight, fit + 1
-        return max(0, min(self.free(index), fit))
-
     def mentor_starts(self, index: int) -> tuple[int, int]:
         """Starts that fit the mentor's windows, bookings and licence, whoever the young person is."""
         if index not in self._masks:
@@ -294,11 +277,9 @@ class _Optimisation:
         on_time = [self._on_time(case) for case in cases]
         # Urgent: a very high referral with a candidate start that meets their deadline.
         urgent = [False] * len(cases)
-        weights: dict[int, list[float]] = defaultdict(list)  # mentor -> the points of each referral they could take
         for ci, case in enumerate(cases):
             referral_id, very_high = case.referral_id, urgent_level and case.tier is Tier.VERY_HIGH
             for mi, total, bits in self._candidates(case):
-                weights[mi].append(TIER_POINTS[case.tier])
                 away = referral_id in self.booked and self.held.get(referral_id) != mi
                 arc_case.extend(repeat(ci, len(bits)))
                 arc_mentor.extend(repeat(mi, len(bits)))
@@ -359,8 +340,7 @@ class _Optimisation:
                             np.fromiter((mentor_nodes + mi for (mi, _), _ in slots), np.int64, len(slots)),
                             np.full(len(self.states), sink), np.full(len(cases), sink)]).astype(np.int32),
             np.concatenate([np.ones(n_arcs + len(slots), dtype=np.int64),
-                            np.fromiter((self.places(mi, weights[mi]) for mi in mentors), np.int64,
-                                        len(self.states)),
+                            np.fromiter((max(0, self.free(mi)) for mi in mentors), np.int64, len(self.states)),
                             np.ones(len(cases), dtype=np.int64)]),
             np.concatenate([costs, np.zeros(len(slots) + len(self.states), dtype=np.int64),
                             np.array(unassigned, dtype=np.int64)]),
@@ -636,7 +616,7 @@ def optimise(
         replace(m, caseload=m.caseload + places[m.record.id], points=m.points + load[m.record.id])
         for m in sorted(mentors, key=lambda m: m.record.id)
     ]
-    work = _Optimisation(list(states), now=now, current=held)
+    work = _Optimisation(states, now=now, current=held)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
     keepable, must_move = _keepable(work, [case for case in pending if case.referral_id in held], held)
     room = {mi: max(work.free(mi), 0) for mi in keepable.values()}  # before the round fills them
