@@ -489,7 +489,7 @@ def windows(draw: st.DrawFn, min_size: int, max_size: int) -> list[WeeklyWindow]
 
 
 @st.composite
-def mentors_strategy(draw: st.DrawFn, mentor_id: str) -> MentorState:
+def mentors_strategy(draw: st.DrawFn, mentor_id: str, *, points_caps: bool = True) -> MentorState:
     kind: MentorKind = draw(st.sampled_from(["staff", "volunteer", "rotl"]))
     max_caseload = draw(st.integers(0, 3))
     sometimes = st.booleans().map(lambda yes: yes and draw(st.booleans()))  # true about a quarter of the time
@@ -507,7 +507,7 @@ def mentors_strategy(draw: st.DrawFn, mentor_id: str) -> MentorState:
         "date_overrides": [{"date": day_off, "windows": draw(st.sampled_from([[], [("12:00", "14:00")]]))}]
         if draw(sometimes)
         else [],
-        "max_points": draw(st.none() | st.sampled_from([1.0, 2.5, 4.0])),
+        "max_points": draw(st.none() | st.sampled_from([1.0, 2.5, 4.0])) if points_caps else None,
     }
     venues = [VenueRecord.model_validate(v) for v in draw(venues_strategy(mentor_id))] if draw(st.booleans()) else None
     if venues is not None and draw(st.booleans()):
@@ -565,7 +565,10 @@ def cases_strategy(draw: st.DrawFn, referral_id: str) -> Case:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_optimiser_breaks_no_rule_and_places_at_least_as_many_as_online(data: st.DataObject) -> None:
-    mentors = [data.draw(mentors_strategy(f"m{n}")) for n in range(data.draw(st.integers(1, 6)))]
+    # Without mentors' points caps: with them, the flow (which counts places, not points) can place fewer than the
+    # online matcher on a rare input (docs/performance.md, "Never fewer than the online matcher? Not always"). The
+    # next property test draws caps and checks every rule with them.
+    mentors = [data.draw(mentors_strategy(f"m{n}", points_caps=False)) for n in range(data.draw(st.integers(1, 6)))]
     cases = [data.draw(cases_strategy(f"r{n}")) for n in range(data.draw(st.integers(1, 14)))]
     result = optimise(cases, mentors, now=NOW)
     assert_sound(cases, mentors, result)
