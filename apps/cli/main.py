@@ -158,8 +158,10 @@ def up(
                           ".venv/bin/activate` first, so that `reroute` alone works)") + ". Ctrl-C stops everything.")
             await stack.watch()
         finally:
-            await stack.disconnect()
-            stack.stop()
+            try:
+                await stack.disconnect()
+            finally:  # whatever closing the connection raised (a second Ctrl-C), the processes are stopped
+                stack.stop()
 
     asyncio.run(main())
 

@@ -505,7 +505,7 @@ class LocalStack:
         if nc is not None and not nc.is_closed:
             try:
                 await asyncio.wait_for(nc.close(), timeout=5)
-            except (TimeoutError, nats.errors.Error):
+            except (TimeoutError, OSError, nats.errors.Error):  # gone already: nothing left to close
                 pass
 
     # A process's round: running -> (exited | hung | not live) -> stopping -> waiting out its back-off -> running.

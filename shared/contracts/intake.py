@@ -76,7 +76,7 @@ def _json_integer(value: object) -> object:
 
 # Text of digits alone ("1262304000", "-5", "1700000000.5"): pydantic reads it as seconds (or milliseconds) since 1970,
 # as it would a number, where the schema's date and date-time formats refuse it.
-_SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # what pydantic reads as seconds
 
 
 def _json_date_text(value: object) -> object:

@@ -94,11 +94,12 @@ def test_the_rejections_agency_referral_id_is_given_back_only_when_the_contract_
     (("consent", "recorded_at"), 1700000000, "consent.recorded_at", "not a date and time in ISO 8601 form"),
     # Text of digits alone, which pydantic also reads as seconds (or milliseconds) since 1970: 2010-01-01 here
     *[(("young_person", "date_of_birth"), v, "young_person.date_of_birth", "not a date in YYYY-MM-DD form")
-      for v in ["1262304000", "1262304000000", " 1262304000 ", "-5", "+1262304000", "1262304000.5"]],
+      for v in ["1262304000", "1262304000000", " 1262304000 ", "-5", "+1262304000", "1262304000.5", "1.262304e9",
+                "1.262304E12"]],
     (("indicators",), [{"code": "peers_offending", "observed_at": "1767312000"}], "indicators[0].observed_at",
      "not a date in YYYY-MM-DD form"),
     *[(("consent", "recorded_at"), v, "consent.recorded_at", "not a date and time in ISO 8601 form")
-      for v in ["1700000000", "1700000000000", "1700000000.5", ".5", "-1"]],
+      for v in ["1700000000", "1700000000000", "1700000000.5", ".5", "-1", "1.7e9", "17.0e8", "1.7E+9"]],
 ])
 def test_a_value_of_another_json_type_is_refused_naming_the_field(
     path: tuple[str | int, ...], value: Any, field: str, rule: str
