@@ -609,8 +609,10 @@ class ServiceHost:
             await self._ops.start()
 
     async def _start(self) -> None:
-        frozen = heap.settle()  # what start-up made lives as long as the process: out of every later full pass,
-        js = self.broker.connection.jetstream()  # frozen before any task runs, so no batch is frozen with it
+        # What start-up made lives as long as the process: frozen out of every later full garbage collection, before
+        # any task runs, so that no batch in flight is frozen with it (shared/heap.py).
+        frozen = heap.settle()
+        js = self.broker.connection.jetstream()
         await self._check_streams(js)
         relay = OutboxRelay(self.database, js, on_published=self.metrics.published)
         self.relay = relay
