@@ -82,7 +82,7 @@ MALFORMED = [
     pytest.param(b"{not json", "", "not valid JSON", id="not-json"),
     pytest.param(b"[1, 2]", "", "JSON object", id="not-an-object"),
     pytest.param({"drop": "young_person"}, "young_person", "required", id="missing-field"),
-    pytest.param({"set": ("prior_proven_offences", "many")}, "prior_proven_offences", "integer", id="wrong-type"),
+    pytest.param({"set": ("prior_proven_offences", "many")}, "prior_proven_offences", "whole number", id="wrong-type"),
     pytest.param({"set_yp": ("date_of_birth", "2011-02-31")}, "young_person.date_of_birth", "YYYY-MM-DD", id="bad-date"),
     pytest.param({"set_yp": ("borough", "Atlantis")}, "young_person.borough", "not a London borough", id="bad-borough"),
     pytest.param({"set": ("indicators", ["knife_crime"])}, "indicators[0].code", "unknown indicator code",
