@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -190,3 +191,34 @@ def write_credentials(path: Path, credentials: PersonCredentials) -> None:
         raise CliError(f"{path} exists already: give another --out (nothing was written).") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps(credentials.model_dump(mode="json"), indent=2) + "\n")
+
+
+def write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write `text` to a new file that only its user can read from its first byte (0600), never through a symlink.
+    An existing path is refused unless `replace`: then a new file takes its place (a symlink there is replaced,
+    whatever it points at is left alone), so a reader never sees it half-written."""
+    data = text.encode("utf-8")
+    try:
+        if not replace:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                raise CliError(f"{path} exists: choose another file, or --force to replace it") from None
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            return
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # 0600, new
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(temporary, path)  # renames over the path itself: a symlink there goes, its target stays
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None

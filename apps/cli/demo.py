@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from apps.cli.client import ServiceClient, connect
+from apps.cli.client import ServiceClient, connect, write_private
 from apps.cli.submit import Outcome
 from shared.contracts import intake_rpc, risk_rpc
 from shared.contracts import scheduling_rpc as sched
@@ -344,7 +344,6 @@ async def demo_agency(client: ServiceClient, data_dir: Path) -> DemoAgency:
     """Register the demo agency (or issue it a new key when it was revoked or its files are gone) and keep its HTTP API
     key and NATS password in files only their user can read, in the data dir, for a developer trying the agencies'
     HTTP API and NATS by hand. Never printed: unlike the demo people's one-time passwords they stay valid."""
-    from apps.cli.main import write_private
 
     key_file, nats_file = data_dir / DEMO_AGENCY_KEY_FILE, data_dir / DEMO_AGENCY_NATS_FILE
     listed = await client.call(intake_rpc.LIST_AGENCIES, Empty(), timeout=15)

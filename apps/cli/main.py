@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +24,7 @@ from rich.tree import Tree
 from apps.cli.agencies import agencies_app
 from apps.cli.alerts import alerts_app, find
 from apps.cli.backup import backup_app
-from apps.cli.client import CliError, ServiceClient, connect
+from apps.cli.client import CliError, ServiceClient, connect, write_private
 from apps.cli.db import db_app
 from apps.cli.deadletters import deadletter_app
 from apps.cli.demo import (
@@ -811,37 +810,6 @@ def person_export(
         write_private(out, text, replace=force)
         console.print(f"Wrote {safe(out)} ({len(doc['intake']['referrals'])} referrals). It holds personal data: "
                       "keep it safe and delete it once the request is answered.")
-
-
-def write_private(path: Path, text: str, *, replace: bool) -> None:
-    """Write `text` to a new file that only its user can read from its first byte (0600), never through a symlink.
-    An existing path is refused unless `replace`: then a new file takes its place (a symlink there is replaced,
-    whatever it points at is left alone), so a reader never sees it half-written."""
-    data = text.encode("utf-8")
-    try:
-        if not replace:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-            try:
-                fd = os.open(path, flags, 0o600)
-            except FileExistsError:
-                raise CliError(f"{path} exists: choose another file, or --force to replace it") from None
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
-            return
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # 0600, new
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(temporary, path)  # renames over the path itself: a symlink there goes, its target stays
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 SPANS_ERASE_SECONDS = 60

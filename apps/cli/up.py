@@ -25,7 +25,14 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from apps.cli.client import LOCAL_ADMIN_FILE, CliError, person_url, read_credentials, write_credentials
+from apps.cli.client import (
+    LOCAL_ADMIN_FILE,
+    CliError,
+    person_url,
+    read_credentials,
+    write_credentials,
+    write_private,
+)
 from apps.console.settings import URL_FILE as CONSOLE_URL_FILE
 from apps.console.settings import is_loopback
 from apps.devstack.local_nats import (
@@ -389,14 +396,12 @@ class LocalStack:
         if before is not None and port_free(before):
             return before
         port = stable_port()
-        from apps.cli.main import write_private  # main imports this module
-
         write_private(kept, f"{port}\n", replace=True)
         if before is not None:
             self.console.print(f"[yellow]Port {before}, where this data dir's NATS listened before, is taken by another "
                                f"program: NATS listens on {port} from now on (kept in {kept}). Clients you pointed "
                                f"at port {before} (the README's submit.py, an agency's test client) now need "
-                               f"nats://127.0.0.1:{port}; {self.settings.data_dir / 'nats.url'} holds it while reroute "
+                               f"nats://127.0.0.1:{port}; {self.settings.data_dir / NATS_URL_FILE} holds it while reroute "
                                "runs.[/yellow]")
         return port
 
