@@ -24,7 +24,10 @@ Hard rules checked, per booking:
   override replaces the weekly pattern) and (if any) the young person's, on the Europe/London wall clock;
   ending by 19:00 when the case needs a staffed venue;
 - the first session no earlier than `now` rounded up to the half hour plus two hours, no later than now + 28 days;
-- no two sessions of a mentor overlap, counting the sessions they already had; nor two of one young person.
+- no two sessions of a mentor overlap, counting the sessions they already had; nor two of one young person;
+- when the venues are given (`visits`): between two sessions of a mentor at different venues, counting those they
+  already had where their venue is known (`MentorState.places`), time to travel: 15 minutes within a borough, and
+  15 more for each borough boundary on the fewest-boroughs journey over the map (none at the same venue).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -60,6 +64,9 @@ POINTS = {"very_high": 3.0, "high": 2.0, "medium": 1.5, "low": 1.0}
 STAFFED_END = time(19, 0)
 # Sessions in a full programme: the first plus the tier's cadence over the following 28 days.
 FULL_PROGRAMME = {"very_high": 9, "high": 5, "medium": 5, "low": 3}
+
+SAME_BOROUGH = timedelta(minutes=15)  # the travel rule, as README's Scheduling section states it
+PER_BOROUGH = timedelta(minutes=15)
 
 Interval = tuple[datetime, datetime]
 Booking = tuple[str, Sequence[Interval]]  # mentor id, sessions
@@ -135,6 +142,46 @@ def _reachable(start: str, goal: str, avoid: set[str]) -> bool:
                 seen.add(there)
                 todo.append(there)
     return False
+
+
+def _boundaries(start: str, goal: str) -> int | None:
+    """Borough boundaries crossed on the fewest-boroughs journey from `start` to `goal`, avoiding nothing."""
+    seen, todo = {_place(start): 0}, [_place(start)]
+    for here in todo:  # breadth first: `todo` grows as it is read
+        if here == _place(goal):
+            return seen[here]
+        for there in sorted(_NEIGHBOURS.get(here, ())):
+            if there not in seen:
+                seen[there] = seen[here] + 1
+                todo.append(there)
+    return None
+
+
+def travel_needed(one: tuple[str, str], other: tuple[str, str]) -> timedelta:
+    """The least gap between sessions at two venues, each (venue id, borough)."""
+    if one[0] == other[0]:
+        return timedelta(0)
+    hops = _boundaries(one[1], other[1])  # None only off the map (VenueRecord checks it is a London borough)
+    return SAME_BOROUGH + PER_BOROUGH * (hops if hops is not None else _farthest())
+
+
+@cache
+def _farthest() -> int:
+    return max(hops for a in _NEIGHBOURS for b in _NEIGHBOURS if (hops := _boundaries(a, b)) is not None)
+
+
+def _too_close(sessions: list[tuple[datetime, datetime, tuple[str, str], str]]) -> Iterable[tuple[str, str, str]]:
+    """(owner, other owner, detail) for each two sessions at different venues without the time to travel between."""
+    ordered = sorted(sessions, key=lambda s: s[0].timestamp())
+    for i, (start, end, where, owner) in enumerate(ordered):
+        for later_start, _, there, other in ordered[i + 1:]:
+            if later_start.timestamp() >= end.timestamp() + 4 * 3600:  # past any journey on the map
+                break
+            gap = later_start.timestamp() - end.timestamp()
+            need = travel_needed(where, there)
+            if gap >= 0 and gap < need.total_seconds():
+                yield owner, other, (f"{where[1]} until {end.astimezone(LONDON):%H:%M}, {there[1]} from "
+                                     f"{later_start.astimezone(LONDON):%H:%M}: needs {need.total_seconds() / 60:g} min")
 
 
 def _venue_allowed(case: Case, state: MentorState, venue: VenueRecord) -> bool:
@@ -329,6 +376,10 @@ def evaluate(
     by_tier: Counter[str] = Counter()
     met_by_tier: Counter[str] = Counter()
     in_rooms: dict[str, list[tuple[datetime, datetime, str]]] = defaultdict(list)
+    located: dict[str, list[tuple[datetime, datetime, tuple[str, str], str]]] = defaultdict(list)
+    for state in mentors:
+        located[state.record.id].extend((start, end, (where.venue_id, where.borough), "existing booking")
+                                        for start, end in state.busy if (where := state.places.get(start)) is not None)
 
     def flag(referral_id: str, rule: str, detail: str = "") -> None:
         violations.append(Violation(referral_id, rule, detail))
@@ -361,6 +412,7 @@ def evaluate(
                     flag(referral_id, problem, f"{mentor_id} {start.isoformat()}")
                 if visit is not None:
                     in_rooms[visit.venue.id].append((start, end, referral_id))
+                    located[mentor_id].append((start, end, (visit.venue.id, visit.venue.borough), referral_id))
             if len(visits.get(referral_id, ())) != len(booked):
                 flag(referral_id, "venue_missing", f"{len(booked)} sessions, {len(visits.get(referral_id, ()))} venues")
         sessions += len(booked)
@@ -380,6 +432,10 @@ def evaluate(
             if other != "existing booking" or one != "existing booking":  # the instance's own overlaps are not ours
                 culprit = other if other != "existing booking" else one
                 flag(culprit, "mentor_double_booked", f"{mentor_id}: {one} / {other}")
+    for mentor_id, sessions_at in sorted(located.items()):
+        for one, other, detail in _too_close(sessions_at):
+            if other != "existing booking" or one != "existing booking":
+                flag(other if other != "existing booking" else one, "travel_time", f"{mentor_id}: {detail}")
     rooms = {v.id: v.rooms for state in mentors for v in _venues(state)}
     for venue_id, intervals in sorted(in_rooms.items()):
         intervals += [(start, end, "held") for start, end in (held or {}).get(venue_id, ())]

@@ -4,7 +4,8 @@
 
 For each size, bench/instances.py's London registry (seed 1, the records' default points caps) and `--referrals`
 referrals from its sample distribution, matched one after another as the service books them (`matching.match`
-with the venues' rooms in view, each booking applied with `with_booking`, the rooms held), timed per referral in
+with the venues' rooms in view, each booking applied with `with_booking` where it is held, the rooms held, so the
+travel time between venues is kept as the service keeps it), timed per referral in
 the process's own CPU time (so that other work on a shared machine counts less).
 Pure: no database, no NATS. Prints a markdown table for docs/performance.md.
 """
@@ -35,10 +36,11 @@ def cost(n_mentors: int, n_referrals: int, warm: int = 0) -> tuple[float, float]
         result = match(case, index, now=inst.now, rooms=rooms)
         if isinstance(result, Match):
             mentor = index[result.mentor_id]
-            kept = rooms.place(venues_for(case, mentor), result.sessions)
+            kept = rooms.place(venues_for(case, mentor), result.sessions, mentor.itinerary)
             if kept:
                 placed += 1
-                index[result.mentor_id] = with_booking(mentor, [interval for interval, _ in kept], case.tier)
+                index[result.mentor_id] = with_booking(mentor, [interval for interval, _ in kept], case.tier,
+                                                       venues=[venue for _, venue in kept])
     return (time.process_time() - started) * 1000 / (n_referrals - warm), placed / (n_referrals - warm)
 
 

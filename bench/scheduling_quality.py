@@ -74,16 +74,18 @@ class Schedule:
     visits: dict[str, list[SafeVenue | None]] = field(default_factory=dict)
     no_room: int = 0  # young people a plan placed but no venue had a room for
 
-    def add(self, case: Case, mentor: MentorState, sessions: Sequence[Interval], rooms: Rooms) -> list[Interval]:
-        """Hold rooms for the sessions the way the service does (a session without a room is dropped); the
-        sessions kept, none when the first cannot be held anywhere."""
-        placed = rooms.place(venues_for(case, mentor), sessions)
+    def add(self, case: Case, mentor: MentorState, sessions: Sequence[Interval], rooms: Rooms) -> MentorState | None:
+        """Hold rooms for the sessions the way the service does (a session without a room, or too far to travel
+        from the mentor's others, is dropped); the mentor with the sessions kept, None when the first cannot be held
+        anywhere."""
+        placed = rooms.place(venues_for(case, mentor), sessions, mentor.itinerary)
         if not placed:
             self.no_room += 1
-            return []
+            return None
         self.bookings[case.referral_id] = (mentor.record.id, [interval for interval, _ in placed])
         self.visits[case.referral_id] = [visit for _, visit in placed]
-        return [interval for interval, _ in placed]
+        return with_booking(mentor, [interval for interval, _ in placed], case.tier,
+                            venues=[visit for _, visit in placed])
 
 
 def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: datetime) -> Schedule:
@@ -93,9 +95,9 @@ def run_online(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: da
     for case in sorted(cases, key=lambda c: (-c.tier.rank, c.accepted_at, c.referral_id)):
         result = match(case, list(states.values()), now=now, rooms=rooms)  # as the service: rooms in view
         if isinstance(result, Match):
-            kept = schedule.add(case, states[result.mentor_id], result.sessions, rooms)
-            if kept:  # as the service sees the mentor once the booking is stored: one more place and its points
-                states[result.mentor_id] = with_booking(states[result.mentor_id], kept, case.tier)
+            booked = schedule.add(case, states[result.mentor_id], result.sessions, rooms)
+            if booked is not None:  # as the service sees the mentor once the booking is stored: one more place, its
+                states[result.mentor_id] = booked  # points, and its sessions where they are held
     return schedule
 
 
@@ -106,11 +108,14 @@ def run_batch(cases: Sequence[Case], mentors: Sequence[MentorState], *, now: dat
 
 
 def hold_rooms(cases: Sequence[Case], mentors: Sequence[MentorState], plan: dict[str, Booking]) -> Schedule:
-    """A plan's sessions given rooms in referral order, as the service's round books them."""
+    """A plan's sessions given rooms in referral order, as the service's round books them (each mentor's sessions
+    so far in view, for the travel between venues)."""
     by_case, by_mentor = {c.referral_id: c for c in cases}, {m.record.id: m for m in mentors}
     schedule, rooms = Schedule(), Rooms()
     for referral_id, (mentor_id, sessions) in sorted(plan.items()):
-        schedule.add(by_case[referral_id], by_mentor[mentor_id], sessions, rooms)
+        booked = schedule.add(by_case[referral_id], by_mentor[mentor_id], sessions, rooms)
+        if booked is not None:
+            by_mentor[mentor_id] = booked
     return schedule
 
 

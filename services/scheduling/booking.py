@@ -103,7 +103,8 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
             before = upcoming_sessions(conn, [row.referral_id], CANCELLABLE, now=now)
             result, events, said = _reschedule(task, case, mentors, rooms, before, now=now)
         if isinstance(result, Match):
-            placed = rooms.place(venues_for(case, mentors[result.mentor_id]), result.sessions)
+            taker = mentors[result.mentor_id]
+            placed = rooms.place(venues_for(case, taker), result.sessions, taker.itinerary)
             if placed:
                 result = replace(result, sessions=[interval for interval, _ in placed])
             else:
@@ -122,7 +123,8 @@ def carry_out(conn: Connection, tasks: list[CaseTask], *, now: datetime, subject
                 else:
                     new_sessions.append(session_row(row.referral_id, result.mentor_id, slot, now, venue))
             events = [e.model_copy(update={"sessions": slots}) if hasattr(e, "sessions") else e for e in events]
-            mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier)
+            mentors[result.mentor_id] = with_booking(mentors[result.mentor_id], result.sessions, case.tier,
+                                                     venues=[venue for _, venue in placed])
             outcomes.append(Outcome(row.referral_id, CaseStatus.SCHEDULED, result.mentor_id, result.deadline_met, said))
             row.status, row.mentor_id = CaseStatus.SCHEDULED, result.mentor_id
             span.set_attribute("mentor.id", result.mentor_id)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from services.scheduling.agency_reasons import CHOSEN, Reason
 from services.scheduling.booking import slots_for, subject_for
-from services.scheduling.constraints import Case, MentorState, first_exclusion, venues_for
+from services.scheduling.constraints import Case, MentorState, SafeVenue, first_exclusion, venues_for
 from services.scheduling.lifecycle import CANCELLABLE, HOLDING_A_PLACE, LIVE
 from services.scheduling.matching import (
     HORIZON_DAYS,
@@ -20,8 +20,8 @@ from services.scheduling.matching import (
     sessions_from,
     without_booking,
 )
-from services.scheduling.rooms import Rooms
-from services.scheduling.slots import earliest_start, to_utc
+from services.scheduling.rooms import Rooms, reachable
+from services.scheduling.slots import SESSION, earliest_start, to_utc
 from services.scheduling.store import (
     add_sessions,
     case_from,
@@ -37,6 +37,7 @@ from services.scheduling.store import (
     waitlisted_cases,
 )
 from services.scheduling.tables import CaseRow
+from services.scheduling.travel import says
 from shared.contracts.common import Event
 from shared.contracts.scheduling import CaseStatus, SessionsRescheduled, SessionsScheduled, SessionStatus
 from shared.outbox import Outgoing, outgoing
@@ -74,7 +75,7 @@ def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str,
     rooms = _without(mentors, row, conn, now)
     options = rank(case, list(mentors.values()), now=now, rooms=rooms)
     top = options[:3]
-    where = {o.mentor_id: venues_for(case, mentors[o.mentor_id])[0] for o in top}  # eligible: at least one
+    where = {o.mentor_id: _venue(case, mentors[o.mentor_id], rooms, o.first) for o in top}
     shown = {o.mentor_id for o in top}
     others = []
     for mentor_id, m in mentors.items():
@@ -95,6 +96,13 @@ def recommend(conn: Connection, referral_id: str, *, now: datetime) -> dict[str,
                      "mentor_route": list(r) if (r := where[o.mentor_id].mentor_route) else None} for o in top],
         "excluded": others,
     }
+
+
+def _venue(case: Case, mentor: MentorState, rooms: Rooms, first: tuple[datetime, datetime]) -> SafeVenue:
+    """Where the first session would be held: the best safe venue with a room free that the mentor can reach in
+    time (`rooms.place`); the best safe venue should none (an eligible mentor has at least one)."""
+    venues = venues_for(case, mentor)
+    return reachable(venues, first[0], first[1], mentor.itinerary, rooms) or venues[0]
 
 
 def assign(
@@ -123,9 +131,11 @@ def assign(
         if start.minute % 30 or start.second or start.microsecond:
             raise AssignmentRefused(f"sessions start on the hour or at half past, not at {start:%H:%M}")
         if not cal.fits(start):
-            raise AssignmentRefused(f"{mentor_id} cannot meet at {start.astimezone(LONDON):%a %d %b %H:%M}: outside "
-                                    "their or the young person's availability, already booked, past a licence "
-                                    "return time, or no room free at a safe venue")
+            when = f"{start.astimezone(LONDON):%a %d %b %H:%M}"
+            too_far = _travel_refusal(case, mentor, rooms, start) if cal.changed(room_free=None).fits(start) else None
+            raise AssignmentRefused(f"{mentor_id} cannot meet at {when}: " + (too_far or (
+                "outside their or the young person's availability, already booked, past a licence return time, or no "
+                "room free at a safe venue")))
         first = to_utc(start)
     else:
         found = cal.first_fit(not_before=earliest, not_after=to_utc(now) + timedelta(days=HORIZON_DAYS))
@@ -135,7 +145,7 @@ def assign(
     cancelled = [s.session_id for s in upcoming_sessions(conn, [referral_id], CANCELLABLE, now=now)]
     set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)
     sessions = sessions_from(case, mentor, first.astimezone(LONDON), rooms)
-    placed = rooms.place(venues_for(case, mentor), sessions)
+    placed = rooms.place(venues_for(case, mentor), sessions, mentor.itinerary)
     if not placed:
         raise AssignmentRefused(f"no venue has a room free at {mentor_id}'s times")
     slots = slots_for(placed)
@@ -155,6 +165,21 @@ def assign(
             mentor_id=mentor_id, tier=case.tier, sessions=slots, deadline_met=first <= to_utc(deadline_for(case)))
     return {"referral_id": referral_id, "mentor_id": mentor_id, "sessions": len(slots),
             "first": slots[0].start.isoformat()}, [outgoing(event, subject_for(subjects, event, row.agency_id))]
+
+
+def _travel_refusal(case: Case, mentor: MentorState, rooms: Rooms, start: datetime) -> str | None:
+    """Why a start the mentor's and young person's times allow is refused, when the travel rule is why: every
+    safe venue with a room free then is too far from the mentor's session before or after. Said of the best of
+    them, where the booking would hold it: 'they have a session in Croydon until 17:00 and need 90 minutes to reach
+    Enfield (the travel time between venues)'."""
+    begin = to_utc(start)
+    end = begin + SESSION
+    with_room = [fit for fit in venues_for(case, mentor) if reachable([fit], begin, end, None, rooms) is not None]
+    if not with_room or reachable(with_room, begin, end, mentor.itinerary) is not None:
+        return None
+    place = with_room[0].place
+    clash = mentor.itinerary.clash(begin, end, place)
+    return None if clash is None else f"{says(clash, place, begin)} (the travel time between venues)"
 
 
 def waitlist(conn: Connection, *, now: datetime) -> list[dict[str, object]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -12,6 +12,7 @@ from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
 from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, week_masks
+from services.scheduling.travel import Itinerary, Place, place_of
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord, language_problems
@@ -96,6 +97,7 @@ class MentorState:
     points: float = 0.0  # risk-weighted load of the current caseload
     without_check: bool = False  # `without_check(record, today)`, as of the day the state was loaded
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
+    places: Mapping[datetime, Place] = field(default_factory=dict)  # where booked sessions are held, by start
     # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
     day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
     safe_venues: dict[tuple[str, tuple[str, ...], bool], tuple[SafeVenue, ...]] = field(
@@ -158,9 +160,20 @@ class MentorState:
         return week_masks(self.record)
 
     @cached_property
+    def itinerary(self) -> Itinerary:
+        """The booked sessions held at a known venue, for the travel rule (`travel.py`)."""
+        places = self.places
+        if not places:
+            return _NOWHERE
+        return Itinerary((start, end, place) for start, end in self.busy_utc if (place := places.get(start)) is not None)
+
+    @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:
         """The booked sessions in UTC, in order (computed once per state, reused for every case)."""
         return tuple(sorted((start.astimezone(UTC), end.astimezone(UTC)) for start, end in self.busy))
+
+
+_NOWHERE = Itinerary()  # no session at a known venue (shared: an itinerary is never changed in place)
 
 
 class MentorIndex(MutableMapping[str, MentorState]):
@@ -385,6 +398,10 @@ class SafeVenue:
     venue: VenueRecord
     route: Route
     mentor_route: Route | None = None
+    place: Place = field(init=False, repr=False, compare=False)  # where it is, as the travel rule reads it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "place", place_of(self.venue))  # once, not for every start the matcher tries
 
 
 # Every mentor's cache of safe venues (MentorState.safe_venues) holds the same few thousand of them: after a flood

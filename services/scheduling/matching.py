@@ -21,13 +21,14 @@ from services.scheduling.constraints import (
     MentorIndex,
     MentorState,
     Rule,
+    SafeVenue,
     candidate_exclusion,
     exclusion,
     first_exclusion,
     summarise,
     venues_for,
 )
-from services.scheduling.rooms import Rooms
+from services.scheduling.rooms import Rooms, venue_free
 from services.scheduling.slots import (
     LONDON,
     SESSION,
@@ -171,11 +172,14 @@ def _score_values(case: Case, mentor: MentorState) -> tuple[float, ...]:
 
 def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Calendar:
     """The mentor's calendar for this case: both parties' windows, bookings and leave, licence and safety limits,
-    and (given `rooms`) a free room at one of the venues safe for both."""
+    and one of the venues safe for both with (given `rooms`) a free room, and time for the mentor to travel there
+    from the session before and on to the next (`travel.py`)."""
+    itinerary = mentor.itinerary  # the travel rule: time to reach the venue and to leave it for the next session
     return mentor.own_calendar.changed(
         young_person_windows=tuple(case.availability),
         end_by=STAFFED_END_BY if case.staffed_only else None,
-        room_free=rooms.room_free(venues_for(case, mentor)) if rooms is not None else None,
+        room_free=venue_free(venues_for(case, mentor), itinerary or None, rooms)
+        if rooms is not None or itinerary else None,
         mentor_slots=partial(_day_slots, mentor),
         shared_busy=len(mentor.busy_utc),
         week_masks=mentor.week_masks,
@@ -468,15 +472,29 @@ def without_booking(mentor: MentorState, starts: Iterable[datetime], tier: Tier)
     """The mentor as if they no longer held one young person (of `tier`) and the sessions starting at `starts`:
     the inverse of `with_booking`. The input is left untouched."""
     gone = set(starts)  # aware datetimes hash by instant, whatever their zone
+    places = {b: p for b, p in mentor.places.items() if b not in gone} if mentor.places else mentor.places
     return replace(mentor, caseload=max(mentor.caseload - 1, 0), points=max(mentor.points - TIER_POINTS[tier], 0.0),
-                   busy=[(b, e) for b, e in mentor.busy if b not in gone])
+                   busy=[(b, e) for b, e in mentor.busy if b not in gone], places=places)
 
 
-def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None) -> MentorState:
-    """The mentor after taking one more young person (of `tier`, for the risk-weighted points) with these sessions.
-    The input is left untouched."""
+def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None, *,
+                 venues: Sequence[SafeVenue | None] = ()) -> MentorState:
+    """The mentor after taking one more young person (of `tier`, for the risk-weighted points) with these sessions,
+    held at `venues` (in the same order, as `Rooms.place` placed them; none given: nowhere known, so no travel time
+    is kept around them). The input is left untouched."""
     points = mentor.points + (TIER_POINTS[tier] if tier is not None else 0.0)
-    after = replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points)
+    places, itinerary = mentor.places, None
+    if any(v is not None for v in venues):
+        located = [(start, end, v.place) for (start, end), v in zip(sessions, venues, strict=True) if v is not None]
+        places = {**places, **{start: place for start, _, place in located}}
+        if "itinerary" in mentor.__dict__:  # worked out already: the new sessions added to it, not worked out again
+            itinerary = mentor.itinerary
+            for start, end, place in located:
+                itinerary = itinerary.add(to_utc(start), to_utc(end), place)
+    after = replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points,
+                    places=places)
+    if itinerary is not None:
+        after.__dict__["itinerary"] = itinerary  # a cached property, as `MentorState.itinerary` would work it out
     # The mentor's free starts carry over: a booking only takes away the starts its sessions overlap (the day's
     # starts are those the windows and licence allow, less those overlapping a booking), so a day is kept
     # without them instead of worked out again. The safe venues carry over as they are.

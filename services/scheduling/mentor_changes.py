@@ -73,13 +73,14 @@ def move_sessions_for_leave(
                                   not_after=to_utc(local + timedelta(days=7)))
             # the same venue if it still has a room, else the best other safe one (rooms and routes re-checked)
             venues = sorted(venues_for(case, state), key=lambda f: f.venue.id != s.venue_id)
-            placed = rooms.place(venues, [(start, start + SESSION)]) if start is not None else []
+            placed = rooms.place(venues, [(start, start + SESSION)], state.itinerary) if start is not None else []
             if start is None or not placed:
                 cancelled.append(s.session_id)
                 continue
             end, where = start + SESSION, placed[0][1]
             move_session(conn, s.session_id, start=start, end=end, venue=where, now=now)
-            state = replace(state, busy=[*state.busy, (start, end)])
+            state = replace(state, busy=[*state.busy, (start, end)],
+                            places={**state.places, start: where.place} if where else state.places)
             new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
                                          end=end.astimezone(LONDON), venue=where.venue.name if where else None))
         set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)

@@ -35,7 +35,11 @@ is re-solved against what is left. Then every young person the flow moved goes b
 that mentor still has a place, the points and a start for them: the flow cannot count points, so a move it made to
 free a place can be for someone the cap then refuses there, and would otherwise stay, placing nobody. Follow-ups:
 for every placed referral, higher tiers first, `matching.sessions_from` against a calendar holding every session
-given out so far, so nothing is double-booked and no follow-up takes a time a first session needed. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
+given out so far, so nothing is double-booked and no follow-up takes a time a first session needed. Each session
+given out is held, for the travel rule (travel.py), at the first safe venue the mentor can reach in time from their
+session before and leave in time for the next (`rooms.place` without rooms: the round's booking holds the rooms);
+the flow's candidate starts do not know it (it reads the mentor's and the case's sides together), so a start it
+rules out is passed over when the pick is booked, as a taken start is. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
 waitlist reason.
 """
 
@@ -49,7 +53,15 @@ from datetime import datetime, time, timedelta
 from itertools import repeat
 from time import perf_counter
 
-from services.scheduling.constraints import TIER_POINTS, Case, MentorState, Rule, first_exclusion, summarise
+from services.scheduling.constraints import (
+    TIER_POINTS,
+    Case,
+    MentorState,
+    Rule,
+    first_exclusion,
+    summarise,
+    venues_for,
+)
 from services.scheduling.matching import (
     HORIZON_DAYS,
     Match,
@@ -61,6 +73,7 @@ from services.scheduling.matching import (
     with_booking,
     without_booking,
 )
+from services.scheduling.rooms import place
 from services.scheduling.slots import LONDON, SESSION, STEP, Calendar, Interval, earliest_start, to_utc
 from shared.contracts.codes import WEEKDAYS, Tier, place_key
 from shared.contracts.common import WeeklyWindow
@@ -248,11 +261,17 @@ class _Optimisation:
                 found.append(index)
         return found
 
-    def book(self, index: int, case: Case, sessions: list[Interval]) -> None:
-        """The mentor takes the case: one more place, its risk-weighted points, and the sessions."""
+    def book(self, index: int, case: Case, sessions: list[Interval]) -> list[Interval]:
+        """The mentor takes the case: one more place, its risk-weighted points, and the sessions, each at the first
+        safe venue within travel of the mentor's other sessions (`rooms.place`, rooms left to the booking). The
+        sessions kept: a follow-up too close to another of the same young person's at another venue is dropped."""
         state = self.states[index]
-        self.states[index] = replace(with_booking(state, sessions), points=state.points + TIER_POINTS[case.tier])
+        placed = place(venues_for(case, state), sessions, state.itinerary)
+        kept = [interval for interval, _ in placed]
+        self.states[index] = replace(with_booking(state, kept, venues=[venue for _, venue in placed]),
+                                     points=state.points + TIER_POINTS[case.tier])
         self._masks.pop(index, None)
+        return kept
 
     def solve(self, cases: Sequence[Case], *, urgent_level: bool = True) -> dict[int, _Choice]:
         """One min-cost flow over `cases` against the current states; case index -> the flow's pick. Should level 3
@@ -511,10 +530,13 @@ class _Optimisation:
         busy = list(state.busy)
         busy.remove(first.session)  # the mentor's calendar without this young person's own first session
         sessions = sessions_from(first.case, replace(state, busy=busy), first.session[0])
-        self.states[first.mentor] = replace(state, busy=[*state.busy, *sessions[1:]])
+        placed = place(venues_for(first.case, state), sessions[1:], state.itinerary)  # the first is placed already
+        follow_ups = [interval for interval, _ in placed]
+        where = {interval[0]: venue.place for interval, venue in placed if venue is not None}
+        self.states[first.mentor] = replace(state, busy=[*state.busy, *follow_ups], places={**state.places, **where})
         self._masks.pop(first.mentor, None)
         due = deadline_for(first.case)
-        return Match(state.record.id, sessions, first.session[0] <= due, due)
+        return Match(state.record.id, [sessions[0], *follow_ups], first.session[0] <= due, due)
 
     def fill_or_explain(self, case: Case) -> Match | str:
         """The online matcher's answer for a case the flow left over: a booking, or the waitlist reason."""
@@ -537,8 +559,7 @@ class _Optimisation:
                 result = match(case, [self.states[mi] for mi in group], now=self.now)
                 if isinstance(result, Match):
                     taker = next(mi for mi in group if self.states[mi].record.id == result.mentor_id)
-                    self.book(taker, case, result.sessions)
-                    return result
+                    return replace(result, sessions=self.book(taker, case, result.sessions))
             counts["no_slot"] += len(open_to)
         return summarise(case, counts, horizon_days=HORIZON_DAYS)
 

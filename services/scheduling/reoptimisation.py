@@ -211,7 +211,8 @@ def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, Mentor
         return None
     for s in old:  # its rooms are free for its new sessions (and for others)
         rooms.release(s.venue_id, s.start, s.end)
-    bookings = rooms.place(venues_for(case, mentor), _sessions_now(case, mentor, chosen, rooms, now=now))
+    bookings = rooms.place(venues_for(case, mentor), _sessions_now(case, mentor, chosen, rooms, now=now),
+                           mentor.itinerary)
     if not bookings or not no_worse([(s.start, s.end) for s in old], [i for i, _ in bookings], case.tier):
         for (start, end), venue in bookings:
             if venue is not None:
@@ -227,7 +228,8 @@ def _book(conn: Connection, row: CaseRow, chosen: Match, state: dict[str, Mentor
         state[row.mentor_id] = without_booking(state[row.mentor_id], (s.start for s in old), counted_tier(row))
     add_sessions(conn, [session_row(row.referral_id, chosen.mentor_id, slot, now, venue)
                         for slot, (_, venue) in zip(slots, bookings, strict=True)])
-    state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier)
+    state[chosen.mentor_id] = with_booking(mentor, [i for i, _ in bookings], case.tier,
+                                           venues=[venue for _, venue in bookings])
     deadline_met = to_utc(bookings[0][0][0]) <= to_utc(deadline_for(case))
     set_case_status(conn, row.referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=chosen.mentor_id,
                     deadline_met=deadline_met, reason=why)

@@ -1,4 +1,5 @@
-"""Rooms at venues: which safe venue holds each session, so no room is ever double-booked."""
+"""Rooms at venues: which safe venue holds each session, so no room is ever double-booked and the mentor has time
+to travel there from their session before and on to the next (`travel.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 
 from services.scheduling.constraints import SafeVenue
 from services.scheduling.slots import SESSION, to_utc
+from services.scheduling.travel import Itinerary
 
 Interval = tuple[datetime, datetime]
 Placed = tuple[Interval, SafeVenue | None]  # None only when no venue applies at all
@@ -51,21 +53,59 @@ class Rooms:
     def _has_room(self, fit: SafeVenue, start: datetime, end: datetime) -> bool:
         return self.in_use(fit.venue.id, start, end) < fit.venue.rooms
 
-    def room_free(self, venues: Sequence[SafeVenue]) -> Callable[[datetime], bool]:
-        """Whether one of these venues has a room free for a session starting then."""
-        def free(start: datetime) -> bool:
-            return not venues or any(self._has_room(f, start, start + SESSION) for f in venues)
-        return free
+    def room_free(self, venues: Sequence[SafeVenue], itinerary: Itinerary | None = None) -> Callable[[datetime], bool]:
+        """Whether one of these venues has a room free for a session starting then (and, given the mentor's
+        `itinerary`, one they can reach in time from their session before and leave in time for the next)."""
+        return venue_free(venues, itinerary, self)
 
-    def place(self, venues: Sequence[SafeVenue], sessions: Sequence[Interval]) -> list[Placed]:
-        """Each session at the first (best) venue with a free room, which it then holds; a session no venue has
-        room for is dropped."""
-        placed: list[Placed] = []
-        for start, end in sessions:
-            fit = next((f for f in venues if self._has_room(f, start, end)), None)
-            if fit is None and venues:
-                continue
-            if fit is not None:
-                self.hold(fit.venue.id, start, end)
-            placed.append(((start, end), fit))
-        return placed
+    def place(self, venues: Sequence[SafeVenue], sessions: Sequence[Interval],
+              itinerary: Itinerary | None = None) -> list[Placed]:
+        """Each session at the first (best) venue with a free room (and, given the mentor's `itinerary`, within
+        travel of their other sessions and of those placed before it here), which it then holds; a session no
+        venue has room for is dropped."""
+        return place(venues, sessions, itinerary, self)
+
+
+def place(venues: Sequence[SafeVenue], sessions: Sequence[Interval], itinerary: Itinerary | None,
+          rooms: Rooms | None = None) -> list[Placed]:
+    """`Rooms.place`, with rooms in view only given `rooms` (without, the first venue within travel: the batch
+    round's plan, which leaves rooms to its booking)."""
+    placed: list[Placed] = []
+    for start, end in sessions:
+        fit = reachable(venues, start, end, itinerary, rooms)
+        if fit is None and venues:
+            continue
+        if fit is not None:
+            if rooms is not None:
+                rooms.hold(fit.venue.id, start, end)
+            if itinerary is not None:
+                itinerary = itinerary.add(to_utc(start), to_utc(end), fit.place)
+        placed.append(((start, end), fit))
+    return placed
+
+
+def venue_free(venues: Sequence[SafeVenue], itinerary: Itinerary | None,
+               rooms: Rooms | None) -> Callable[[datetime], bool]:
+    """Whether a session starting then can be held at one of the venues (`reachable`); always, with no venues."""
+    if rooms is not None and not itinerary:  # no session at a known venue: rooms alone
+        def with_room(start: datetime) -> bool:
+            return not venues or any(rooms._has_room(f, start, start + SESSION) for f in venues)
+        return with_room
+
+    def free(start: datetime) -> bool:
+        return not venues or reachable(venues, start, start + SESSION, itinerary, rooms) is not None
+    return free
+
+
+def reachable(venues: Sequence[SafeVenue], start: datetime, end: datetime, itinerary: Itinerary | None,
+              rooms: Rooms | None = None) -> SafeVenue | None:
+    """The first (best) of the venues with a room free from `start` to `end` (given `rooms`; else any) that the
+    mentor can reach from their session before and leave in time for the next (given their `itinerary`)."""
+    near = itinerary.near(to_utc(start), to_utc(end)) if itinerary else None
+    for fit in venues:
+        if rooms is not None and not rooms._has_room(fit, start, end):
+            continue
+        if near and itinerary is not None and itinerary.clash(to_utc(start), to_utc(end), fit.place, near):
+            continue
+        return fit
+    return None

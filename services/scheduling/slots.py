@@ -176,7 +176,9 @@ class Calendar:
     not_before: time | None = None  # the licence's window start
     end_by: time | None = None  # staffed-venue cases end by 19:00
     overrides: Mapping[date, tuple[WeeklyWindow, ...]] = field(default_factory=dict)  # a day's own windows
-    room_free: Callable[[datetime], bool] | None = None  # whether a safe venue has a room then; None: not asked
+    # Whether a safe venue has a room then, and the mentor time to travel there and on (`rooms.venue_free`); None:
+    # not asked
+    room_free: Callable[[datetime], bool] | None = None
     # The mentor's side of this calendar worked out once for every case: the day's starts that fit the mentor's
     # windows, licence and the bookings they had when it was made (see matching.calendar). None: worked out here.
     mentor_slots: Callable[[date], Sequence[Slot]] | None = None

@@ -18,12 +18,21 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, selec
 from sqlmodel import col
 
 from services.scheduling.agency_reasons import Reason
-from services.scheduling.constraints import TIER_POINTS, Case, MentorIndex, MentorState, SafeVenue, without_check
+from services.scheduling.constraints import (
+    TIER_POINTS,
+    Case,
+    MentorIndex,
+    MentorState,
+    SafeVenue,
+    default_offices,
+    without_check,
+)
 from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, SESSION, Interval, leave_interval
 from services.scheduling.tables import BookingVersionRow, CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
-from shared.contracts.codes import Tier, place_key
+from services.scheduling.travel import Place, place_of
+from shared.contracts.codes import LONDON_BOROUGHS, Tier, place_key
 from shared.contracts.common import SessionSlot
 from shared.contracts.intake import ReferralRecorded
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
@@ -300,18 +309,23 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
         caseloads[mentor_id] += 1
         points[mentor_id] += TIER_POINTS[Tier(tier)]
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
-    for mentor_id, start, end in conn.execute(
-        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end)).where(
+    places: dict[str, dict[datetime, Place]] = {}
+    venues = _venue_set(conn)
+    where = _places(venues[1])
+    for mentor_id, start, end, venue_id in conn.execute(
+        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id)).where(
             col(SessionRow.status).in_(LIVE), col(SessionRow.end) > now - timedelta(days=1)
         )
     ):
-        busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
+        start = start.astimezone(LONDON)
+        busy.setdefault(mentor_id, []).append((start, end.astimezone(LONDON)))
+        if venue_id is not None and (place := where.get(venue_id)) is not None:
+            places.setdefault(mentor_id, {})[start] = place
     today = now.astimezone(LONDON).date()
     for mentor_id, first, last in conn.execute(
         select(col(LeaveRow.mentor_id), col(LeaveRow.first_day), col(LeaveRow.last_day)).where(col(LeaveRow.last_day) >= today)
     ):
         busy.setdefault(mentor_id, []).append(leave_interval(first, last))
-    venues = _venue_set(conn)
     states = MentorIndex()
     for mentor_id, raw in conn.execute(
         select(col(MentorRow.mentor_id), col(MentorRow.record)).order_by(col(MentorRow.mentor_id))
@@ -327,6 +341,7 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
             points=points.get(record.id, 0.0),
             without_check=without_check(record, today),
             venues=seen.state.venues if seen is not None and same_venues else _venues_of(record, venues[1]),
+            places=places.get(record.id, {}),
         )
         states[record.id] = state = _reuse(seen.state, fresh) if seen is not None and same_venues else fresh
         _SEEN[mentor_id] = _Seen(raw, venues, state)
@@ -362,8 +377,8 @@ def _reuse(before: MentorState, fresh: MentorState) -> MentorState:
     """`fresh`, with what was worked out for `before` (same record, same venues) where its inputs read the same:
     the whole state when nothing changed, else the safe venues and the free starts of every day that no added or
     removed booking or leave touches."""
-    if (before.caseload, before.points, before.without_check, before.busy_utc) == (
-            fresh.caseload, fresh.points, fresh.without_check, fresh.busy_utc):
+    if (before.caseload, before.points, before.without_check, before.busy_utc, before.places) == (
+            fresh.caseload, fresh.points, fresh.without_check, fresh.busy_utc, fresh.places):
         return before
     fresh.safe_venues.update(before.safe_venues)
     changed = set(before.busy_utc) ^ set(fresh.busy_utc)
@@ -383,6 +398,22 @@ def remember(states: MentorIndex) -> None:
         seen = _SEEN.get(mentor_id)
         if seen is not None and seen.state.record is state.record:
             _SEEN[mentor_id] = _Seen(seen.raw, seen.venues, state)
+
+
+def _places(venues: list[VenueRecord]) -> dict[str, Place]:
+    """Where a stored session's venue id is, for the travel rule: the registered venues and every borough's default
+    office (`default_offices`); a venue no longer registered is nowhere known. Worked out again only when the venue
+    set is another (`_venue_set` returns the same list while the stored venues read the same)."""
+    last = _PLACES[0] if _PLACES else None
+    if last is not None and last[0] is venues:
+        return last[1]
+    found = {v.id: place_of(v) for v in default_offices(LONDON_BOROUGHS)}
+    found.update((v.id, place_of(v)) for v in venues)
+    _PLACES[:] = [(venues, found)]
+    return found
+
+
+_PLACES: list[tuple[list[VenueRecord], dict[str, Place]]] = []  # the last venue set's places
 
 
 def _venues_of(record: MentorRecord, venues: list[VenueRecord]) -> tuple[VenueRecord, ...] | None:

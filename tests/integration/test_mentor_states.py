@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select, text, update
 from sqlmodel import col
 
 from services.scheduling import store
-from services.scheduling.constraints import MentorIndex, MentorState
+from services.scheduling.constraints import MentorIndex, MentorState, SafeVenue
 from services.scheduling.lifecycle import HOLDING_A_PLACE
 from services.scheduling.matching import _day_slots, with_booking
 from services.scheduling.privacy import erase
@@ -69,6 +69,7 @@ def _assert_same(reused: MentorIndex, fresh: MentorIndex) -> None:
         assert (state.caseload, state.points, state.without_check) == (other.caseload, other.points,
                                                                          other.without_check)
         assert state.busy_utc == other.busy_utc
+        assert state.places == other.places  # where each session is held: the travel rule reads it
         assert state.venues == other.venues
         for day, slots in state.day_slots.items():  # what was kept is what working it out again gives
             assert slots == tuple(other.own_calendar.mentor_side(day)), (mentor_id, day)
@@ -158,7 +159,8 @@ def _book(conn: Connection, mentor_id: str, start: datetime) -> tuple[MentorInde
     slot = SessionSlot(session_id=f"ses_{uuid.uuid4().hex[:16]}", start=start, end=start + timedelta(hours=1))
     place = next(v for v in store.load_mentor_states(conn, now=NOW)[mentor_id].venues or () if v.id == HALL.id)
     store.add_sessions(conn, [{**store.session_row(referral_id, mentor_id, slot, NOW, None), "venue_id": place.id}])
-    mentors[mentor_id] = with_booking(mentors[mentor_id], [(slot.start, slot.end)], Tier.LOW)
+    mentors[mentor_id] = with_booking(mentors[mentor_id], [(slot.start, slot.end)], Tier.LOW,
+                                      venues=[SafeVenue(place, ("Hackney",))])
     rooms.hold(place.id, slot.start, slot.end)
     store.remember(mentors)
     store.keep(conn, mentors, rooms, now=NOW)

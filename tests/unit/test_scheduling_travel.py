@@ -1,0 +1,167 @@
+"""Travel between venues, a hard rule: a mentor is never booked back to back at two venues too far apart to get from
+one to the other, by the online match, the batch round, or a scheduler's choice; the same venue needs no gap."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.scheduling.choices import _travel_refusal
+from services.scheduling.constraints import Case, MentorState, SafeVenue, venues_for
+from services.scheduling.matching import LONDON, Match, match, rank
+from services.scheduling.optimiser import optimise
+from services.scheduling.rooms import Rooms
+from services.scheduling.travel import PER_BOROUGH, SAME_BOROUGH, Itinerary, place_of, travel_time
+from shared.contracts.codes import Tier
+from shared.contracts.scheduling import MentorRecord, VenueRecord
+from tests.support.matching import NOW, window
+from tests.support.schedules import evaluate, run_batch, run_online
+
+CROYDON = VenueRecord(id="croydon-hub", name="Croydon hub", borough="Croydon", rooms=2)
+ENFIELD = VenueRecord(id="enfield-hub", name="Enfield hub", borough="Enfield", rooms=2)
+ENFIELD_ANNEX = VenueRecord(id="enfield-annex", name="Enfield annex", borough="Enfield", rooms=2)
+MONDAY = NOW.date()  # Monday 2 March 2026, from 09:00: its afternoon is past the two hours' notice
+WEEK = timedelta(days=7)
+
+
+def at(hh: int, mm: int = 0) -> datetime:
+    return datetime.combine(MONDAY, datetime.min.time(), tzinfo=LONDON).replace(hour=hh, minute=mm)
+
+
+def jason(*, busy_at: VenueRecord | None = CROYDON, venues: tuple[VenueRecord, ...] = (CROYDON, ENFIELD)) -> MentorState:
+    """m-jason, free on Mondays 16:00-20:00, with a session 16:00-17:00 on 2 March at `busy_at`."""
+    record = MentorRecord.model_validate({
+        "id": "m-jason", "name": "Jason", "kind": "staff", "boroughs": ["Enfield", "Croydon"], "languages": ["en"],
+        "gender": "male", "max_caseload": 4, "availability": [window("mon", "16:00", "20:00")],
+        "vetting": {"enhanced_check_expires": "2030-12-31"}})
+    session = (at(16), at(17))
+    places = {session[0]: place_of(busy_at)} if busy_at is not None else {}
+    return MentorState(record=record, caseload=0, busy=[session], venues=venues, places=places)
+
+
+def young_person(referral_id: str = "r1", *, unsafe: tuple[str, ...] = ("Croydon",)) -> Case:
+    """In Enfield, free on Mondays 17:00-19:30 only; Croydon unsafe for them, so only Enfield venues will do."""
+    return Case(referral_id=referral_id, tier=Tier.LOW, borough="Enfield", languages=["en"], mentor_gender="any",
+                preferred_language=None, availability=[window("mon", "17:00", "19:30")], unsafe_areas=list(unsafe),
+                accepted_at=NOW)
+
+
+def _first(result: object) -> datetime:
+    assert isinstance(result, Match)
+    return result.sessions[0][0]
+
+
+@pytest.mark.parametrize(("one", "other", "minutes"), [
+    (CROYDON, CROYDON, 0),
+    (ENFIELD, ENFIELD_ANNEX, 15),  # the same borough
+    (CROYDON, VenueRecord(id="lambeth", name="Lambeth hub", borough="Lambeth"), 30),  # neighbours
+    (CROYDON, ENFIELD, 90),  # Croydon, Bromley, Greenwich, Newham, Waltham Forest, Enfield: five boundaries
+])
+def test_travel_time_is_a_fixed_buffer_plus_one_per_borough_boundary(
+        one: VenueRecord, other: VenueRecord, minutes: int) -> None:
+    assert travel_time(place_of(one), place_of(other)) == travel_time(place_of(other), place_of(one)) == timedelta(
+        minutes=minutes)
+    assert (SAME_BOROUGH, PER_BOROUGH) == (timedelta(minutes=15), timedelta(minutes=15))
+
+
+def test_a_back_to_back_session_at_a_far_venue_is_skipped_for_the_first_start_that_leaves_time_to_travel() -> None:
+    mentor, case = jason(), young_person()
+    assert [f.venue.id for f in venues_for(case, mentor)] == ["enfield-hub"]
+    for rooms in (None, Rooms()):  # the batch plan leaves rooms out; the online match has them in view
+        assert _first(match(case, [mentor], now=NOW, rooms=rooms)) == at(18, 30)  # 17:00 + 90 minutes
+        assert rank(case, [mentor], now=NOW, rooms=rooms)[0].first[0] == at(18, 30)
+
+
+def test_the_same_venue_back_to_back_needs_no_travel_time() -> None:
+    mentor, case = jason(busy_at=ENFIELD), young_person()
+    assert _first(match(case, [mentor], now=NOW, rooms=Rooms())) == at(17)
+
+
+def test_a_session_stored_without_a_venue_and_leave_need_no_travel_time() -> None:
+    assert _first(match(young_person(), [jason(busy_at=None)], now=NOW, rooms=Rooms())) == at(17)
+
+
+def test_where_a_near_venue_will_do_the_session_goes_there_back_to_back() -> None:
+    """Croydon is safe for this young person: the first start is 17:00, held at the Croydon hub (the same venue),
+    not the Enfield hub the route prefers, which the mentor could not reach by then."""
+    mentor, case = jason(), young_person(unsafe=())
+    result = match(case, [mentor], now=NOW, rooms=(rooms := Rooms()))
+    assert _first(result) == at(17)
+    assert isinstance(result, Match)
+    placed = rooms.place(venues_for(case, mentor), result.sessions, mentor.itinerary)
+    assert placed[0][1] is not None and placed[0][1].venue.id == "croydon-hub"
+
+
+def test_the_travel_time_before_the_next_session_counts_too() -> None:
+    """A session at 18:00 in Croydon: a young person in Enfield free from 16:00 cannot be seen that day (a session
+    must end by 16:30 to leave 90 minutes, and after 19:00 + 90 minutes the mentor's window is over)."""
+    mentor = jason()
+    later = replace(mentor, busy=[(at(18), at(19))], places={at(18): place_of(CROYDON)})
+    case = replace(young_person(), availability=[window("mon", "16:00", "19:30")])
+    assert _first(match(case, [later], now=NOW, rooms=Rooms())) == at(16) + WEEK
+    assert Itinerary([(at(18), at(19), place_of(CROYDON))]).clash(at(16), at(17), place_of(ENFIELD)) is not None
+    assert Itinerary([(at(18), at(19), place_of(CROYDON))]).clash(at(15), at(16), place_of(ENFIELD)) is None
+
+
+def test_placing_drops_a_session_no_venue_can_be_reached_for_and_moves_on_to_one_that_can() -> None:
+    itinerary = Itinerary([(at(16), at(17), place_of(CROYDON))])
+    enfield, croydon = SafeVenue(ENFIELD, ("Enfield",)), SafeVenue(CROYDON, ("Enfield", "Croydon"))
+    assert Rooms().place([enfield], [(at(17), at(18))], itinerary) == []
+    placed = Rooms().place([enfield, croydon], [(at(17), at(18))], itinerary)
+    assert [(interval, venue.venue.id if venue else None) for interval, venue in placed] == [
+        ((at(17), at(18)), "croydon-hub")]
+
+
+def test_a_schedulers_choice_of_a_back_to_back_far_start_is_refused_naming_the_travel_time() -> None:
+    mentor, case = jason(), young_person()
+    said = _travel_refusal(case, mentor, Rooms(), at(17))
+    assert said == ("they have a session in Croydon until 17:00 and need 90 minutes to reach Enfield (the travel "
+                    "time between venues)")
+    assert _travel_refusal(case, jason(busy_at=ENFIELD), Rooms(), at(17)) is None
+    later = replace(mentor, busy=[(at(18), at(19))], places={at(18): place_of(CROYDON)})
+    assert _travel_refusal(case, later, Rooms(), at(17)) == (
+        "they have a session in Croydon from 18:00 and need 90 minutes to get there from Enfield (the travel time "
+        "between venues)")
+
+
+def test_the_round_never_books_a_mentor_back_to_back_at_venues_too_far_apart() -> None:
+    """Two young people in Enfield for m-jason, who has a session in Croydon until 17:00: the plan and the online
+    match keep the travel time, and the judge of every schedule checks it."""
+    mentor = jason()
+    cases = [young_person("r1"), young_person("r2")]
+    result = optimise(cases, [mentor], now=NOW)
+    assert set(result.assignments) == {"r1", "r2"}
+    starts = [start for m in result.assignments.values() for start, _ in m.sessions]
+    assert not [start for start in starts if at(17) <= start < at(18, 30)]  # nothing within 90 minutes of Croydon
+    for schedule in (run_batch(cases, [mentor], now=NOW), run_online(cases, [mentor], now=NOW)):
+        report = evaluate(cases, [mentor], schedule.bookings, now=NOW, visits=schedule.visits)
+        assert report.violations == []
+        assert report.placed == 2
+
+
+def test_the_round_never_books_two_young_people_back_to_back_at_venues_too_far_apart() -> None:
+    """One young person in Croydon (Enfield unsafe for them) free 16:00-17:00, one in Enfield (Croydon unsafe)
+    free 17:00-18:00, both on Mondays, both with m-jason: never the same Monday."""
+    mentor = replace(jason(busy_at=None), busy=[])
+    croydon = replace(young_person("r1", unsafe=("Enfield",)), borough="Croydon",
+                      availability=[window("mon", "16:00", "17:00")])
+    enfield = replace(young_person("r2"), availability=[window("mon", "17:00", "18:00")])
+    cases = [croydon, enfield]
+    for schedule in (run_batch(cases, [mentor], now=NOW), run_online(cases, [mentor], now=NOW)):
+        report = evaluate(cases, [mentor], schedule.bookings, now=NOW, visits=schedule.visits)
+        assert report.violations == []
+        assert report.placed == 2
+        days = [{start.date() for start, _ in schedule.bookings[r][1]} for r in ("r1", "r2")]
+        assert not days[0] & days[1]
+
+
+def test_the_judge_flags_a_back_to_back_pair_at_venues_too_far_apart() -> None:
+    mentor, case = jason(), young_person()
+    enfield = SafeVenue(ENFIELD, ("Enfield",))
+    report = evaluate([case], [mentor], {"r1": ("m-jason", [(at(17), at(18))])}, now=NOW, visits={"r1": [enfield]})
+    assert [(v.referral_id, v.rule) for v in report.violations] == [("r1", "travel_time")]
+    fine = evaluate([case], [mentor], {"r1": ("m-jason", [(at(18, 30), at(19, 30))])}, now=NOW,
+                    visits={"r1": [enfield]})
+    assert fine.violations == []
