@@ -46,8 +46,8 @@ def agency_document() -> dict[str, Any]:
                     "JetStream consumers intake makes for it, agency-<agency_id> on the streams REFERRALS "
                     "(referrals.*.<agency_id>) and SESSIONS (sessions.*.<agency_id>), which push them to "
                     "_INBOX_AGENCY.<agency_id>.outcomes.REFERRALS and ...outcomes.SESSIONS: an agency may bind them "
-                    "($JS.API.CONSUMER.INFO) and acknowledge their messages ($JS.ACK), nothing else (README, The "
-                    "event contract). What changed, and what to do: docs/agency-changelog.md.",
+                    "(with the JetStream API prefix $JS.REROUTE.API: its NATS account is its own and has no "
+                    "JetStream) and acknowledge their messages ($JS.ACK), nothing else (README, The event contract). What changed, and what to do: docs/agency-changelog.md.",
         channels=[c for c in CHANNELS if c.audience == "agency"],
         endpoints=[],
         security={"agency": {

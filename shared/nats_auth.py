@@ -1,7 +1,13 @@
-"""NATS users and permissions: each agency confined to its own subjects, each service to what it needs.
+"""NATS accounts, users and permissions: each agency in an account of its own, confined to its own subjects; each
+service to what it needs.
 
-`render_config` writes the authorization block nats-server reads; `reroute up` runs its server with it and
-reloads it when the agency registry changes. deploy/nats-auth.md shows the same for an operator-run cluster.
+`render_config` writes the accounts nats-server reads; `reroute up` runs its server with it and reloads it when the
+agency registry changes. deploy/nats-auth.md shows the same for an operator-run cluster.
+
+Everyone but the agencies (the services, the operator, the provisioner, the console, the notifier and the people)
+is in one account, `REROUTE`, which holds the streams. Each agency is in an account of its own that imports only its
+own subjects from it, so whatever reply subject an agency names on a message (where the server sends that message's
+acknowledgement or error) lies in the agency's own account, never on another agency's subjects or in a stream.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from shared.subjects import Subjects
 
 SERVICES = ("intake", "risk", "scheduling")
 ADMIN = "operator"
+SERVICES_ACCOUNT = "REROUTE"
+"""The account everyone but the agencies is in, and where the streams are."""
+AGENCY_JS_API = "$JS.REROUTE.API"
+"""The JetStream API prefix an agency's client uses (`nc.jetstream(prefix=AGENCY_JS_API)`): its own account has no
+JetStream, so it reaches the few calls it may make on the services' account's streams through this prefix."""
 SERVICES_API = "$SRV.>"
 """The NATS services API (nats.micro): every service answers PING, INFO and STATS there; the operator asks."""
 
@@ -104,6 +115,9 @@ class NatsUser:
     allow_responses: bool = False
     deny_publish: list[str] = field(default_factory=list)
     deny_subscribe: list[str] = field(default_factory=list)
+    account: str = SERVICES_ACCOUNT
+    imports: list[dict[str, object]] = field(default_factory=list)
+    """What the user's account imports from the services' account (an agency's account; `agency_imports`)."""
 
 
 RESERVED_IDS = frozenset({*SERVICES, ADMIN, "admin", "reroute", "console", "notifier", "provisioner", "system",
@@ -128,14 +142,46 @@ def normalised_agency_id(agency_id: str) -> str:
 
 
 def agency_consumer_permissions(agency_id: str) -> list[str]:
-    """The JetStream API an agency may use: read the info of its own durable consumers of its outcomes and
-    acknowledge what they deliver. Intake makes those consumers; an agency may make none itself, since a consumer's
-    configuration (its deliver subject, which the server publishes on for it) cannot be confined by a permission,
-    and no pull (`MSG.NEXT`), whose reply subject it would choose just as freely."""
+    """The JetStream API an agency may use: read the info of its own durable consumers of its outcomes (through
+    `AGENCY_JS_API`) and acknowledge what they deliver. Intake makes those consumers; an agency may make none itself,
+    since a consumer's configuration (its deliver subject, which the server publishes on for it) cannot be confined
+    by a permission, and no pull (`MSG.NEXT`)."""
     allowed: list[str] = []
     for c in _SUBJECTS.agency_outcomes(agency_id):
-        allowed += [f"$JS.API.CONSUMER.INFO.{c.stream}.{c.durable}", f"$JS.ACK.{c.stream}.{c.durable}.>"]
+        allowed += [f"{AGENCY_JS_API}.CONSUMER.INFO.{c.stream}.{c.durable}", f"$JS.ACK.{c.stream}.{c.durable}.>"]
     return allowed
+
+
+def agency_account(agency_id: str) -> str:
+    return f"agency-{agency_id}"
+
+
+def agency_exports() -> list[dict[str, object]]:
+    """What the services' account offers the agencies' accounts; each agency imports only its own part
+    (`agency_imports`). A service export carries an agency's message in, and the server's answer back to the reply
+    subject the agency named, in the agency's account; a stream export lets an agency's subscriptions see messages."""
+    s = _SUBJECTS
+    return [*({"service": subject} for subject in (s.submitted("*"), s.updated("*"), s.withdraw("*"),
+                                                     "$JS.API.CONSUMER.INFO.*.*", "$JS.ACK.*.*.>")),
+            *({"stream": subject} for subject in (s.about_referrals("*"), s.sessions("*"), "_INBOX_AGENCY.*.outcomes.>"))]
+
+
+def agency_imports(agency_id: str) -> list[dict[str, object]]:
+    """An agency's account imports its own submissions, updates and withdrawals (to the streams), its own events
+    (live), its own durable consumers' info (as `AGENCY_JS_API`), their acknowledgements and what they push into
+    its inbox namespace; nothing of any other agency's."""
+    s, source = _SUBJECTS, SERVICES_ACCOUNT
+    imports: list[dict[str, object]] = [
+        {"service": {"account": source, "subject": subject}}
+        for subject in (s.submitted(agency_id), s.updated(agency_id), s.withdraw(agency_id))]
+    for c in s.agency_outcomes(agency_id):
+        imports += [{"service": {"account": source, "subject": f"$JS.API.CONSUMER.INFO.{c.stream}.{c.durable}"},
+                     "to": f"{AGENCY_JS_API}.CONSUMER.INFO.{c.stream}.{c.durable}"},
+                    {"service": {"account": source, "subject": f"$JS.ACK.{c.stream}.{c.durable}.>"}},
+                    {"stream": {"account": source, "subject": c.deliver_subject}}]
+    imports += [{"stream": {"account": source, "subject": subject}}
+                for subject in (s.about_referrals(agency_id), s.sessions(agency_id))]
+    return imports
 
 
 def agency_user(agency_id: str, password_hash: str) -> NatsUser:
@@ -148,6 +194,8 @@ def agency_user(agency_id: str, password_hash: str) -> NatsUser:
                  *agency_consumer_permissions(agency_id)],
         subscribe=[_SUBJECTS.about_referrals(agency_id), _SUBJECTS.sessions(agency_id),
                    f"{agency_inbox_prefix(agency_id)}.>"],
+        account=agency_account(agency_id),
+        imports=agency_imports(agency_id),
     )
 
 
@@ -312,30 +360,47 @@ def notifier_user(password_hash: str) -> NatsUser:
                     subscribe=[f"{inbox_prefix(NOTIFIER)}.>"])
 
 
+def _user_entry(u: NatsUser) -> dict[str, object]:
+    return {
+        "user": u.user,
+        "password": u.password,
+        "permissions": {
+            "publish": {"allow": u.publish, **({"deny": u.deny_publish} if u.deny_publish else {})},
+            "subscribe": {"allow": u.subscribe, **({"deny": u.deny_subscribe} if u.deny_subscribe else {})},
+            **({"allow_responses": True} if u.allow_responses else {}),
+        },
+    }
+
+
 def render_config(users: list[NatsUser], *, host: str | None = None, port: int | None = None,
                   store_dir: Path | None = None) -> str:
-    """A nats-server configuration with these users, and JetStream when `store_dir` is given (JSON is valid NATS
+    """A nats-server configuration with these users in their accounts (`SERVICES_ACCOUNT`, with JetStream and the
+    exports the agencies import, and each agency's own), and JetStream when `store_dir` is given (JSON is valid NATS
     config syntax). Leave host, port and store out when the command line gives them."""
+    accounts: dict[str, dict[str, object]] = {
+        SERVICES_ACCOUNT: {"jetstream": "enabled", "users": [], "exports": agency_exports()}}
+    for u in users:
+        account = accounts.setdefault(u.account, {"users": [], "imports": u.imports})
+        account["users"].append(_user_entry(u))  # type: ignore[attr-defined]
     config: dict[str, object] = {
         **({"host": host} if host else {}),
         **({"port": port} if port else {}),
         **({"jetstream": {"store_dir": str(store_dir)}} if store_dir else {}),
-        "authorization": {
-            "users": [
-                {
-                    "user": u.user,
-                    "password": u.password,
-                    "permissions": {
-                        "publish": {"allow": u.publish, **({"deny": u.deny_publish} if u.deny_publish else {})},
-                        "subscribe": {"allow": u.subscribe, **({"deny": u.deny_subscribe} if u.deny_subscribe else {})},
-                        **({"allow_responses": True} if u.allow_responses else {}),
-                    },
-                }
-                for u in users
-            ]
-        },
+        "accounts": accounts,
     }
     return json.dumps(config, indent=2)
+
+
+def move_streams_into_account(store_dir: Path) -> bool:
+    """Streams made before the accounts (this version) are in the global account's directory of a server's store
+    (`jetstream/$G`): move them into the services' account's, where they are from now on. Only while the server is
+    stopped, and only for a single server (a cluster's streams are assigned by its meta group: deploy/nats-auth.md).
+    True when it moved them; nothing to move (a new store, or moved before) is False."""
+    old, new = store_dir / "jetstream" / "$G", store_dir / "jetstream" / SERVICES_ACCOUNT
+    if not old.is_dir() or new.exists():
+        return False
+    old.rename(new)
+    return True
 
 
 def hash_password(password: str) -> str:
@@ -390,6 +455,11 @@ class NatsAuthFile:
         self._agencies: list[AgencyCredential] | None = None
         self._people: list[PersonCredential] = []
         self._written_people: list[PersonCredential] | None = None
+
+    @property
+    def agency_ids(self) -> set[str]:
+        """The agencies last written (each an account of its own)."""
+        return {a.agency_id for a in self._agencies or []}
 
     def write(self, *, agencies: list[AgencyCredential], people: list[PersonCredential] | None = None) -> bool:
         """Write the configuration; False when the agencies and people are unchanged (nothing to reload).

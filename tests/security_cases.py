@@ -176,11 +176,12 @@ CASES: tuple[Case, ...] = (
     Case("console", "a child's name is shown on a list of alerts or risk reviews", (
         f"{BROWSER}test_console_abuse.py::test_no_list_shows_a_childs_name",
     )),
-    Case("basic", "an agency names another agency's submission subject, or a service's event subject, as the reply "
-                  "subject of its own message, so that the server's answer (a PubAck, an error, a consumer's "
-                  "information, an acknowledgement's empty answer) is taken for a referral or an event there", (
+    Case("basic", "an agency names another agency's submission or outcome subject, or a service's event subject, as "
+                  "the reply subject of its own message, so that the server's answer (a PubAck, an error, a "
+                  "consumer's information, an acknowledgement's empty answer) is taken for a referral or an event "
+                  "there, or kept by a stream and delivered to the other agency", (
         (f"{E2E}test_jetstream_permissions.py::"
-         "test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_services_are_dropped_and_counted"),
+         "test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_services_stay_in_its_own_account"),
         f"{UNIT}test_server_replies.py::test_each_answer_of_the_server_is_recognised",
         f"{UNIT}test_server_replies.py::test_no_message_of_ours_or_an_agencys_is_taken_for_one",
         f"{UNIT}test_server_replies.py::test_no_example_referral_is_taken_for_one",

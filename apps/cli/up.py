@@ -51,11 +51,13 @@ from shared.migrations import upgrade_all
 from shared.nats_auth import (
     ADMIN,
     PROVISIONER,
+    SERVICES_ACCOUNT,
     AgencyCredential,
     LocalCredentials,
     NatsAuthFile,
     PersonCredential,
     inbox_prefix,
+    move_streams_into_account,
 )
 from shared.nats_auth import CONSOLE as CONSOLE_USER
 from shared.nats_auth import NOTIFIER as NOTIFIER_USER
@@ -294,7 +296,6 @@ class LocalStack:
         self._reachable = True  # NATS answered the supervisor's last flush
         self._resumed_at = 0.0  # when it answered again after not answering
         self._nc: nats.aio.client.Client | None = None
-        self._sighups = 0  # reloads asked for since `sync_users` last waited for one
 
     async def _supervisor(self) -> nats.aio.client.Client:
         """The one connection `reroute up` asks and syncs users on, as the operator, from the first sync to Ctrl-C: a
@@ -330,6 +331,9 @@ class LocalStack:
             self.nats_port = self._nats_port()
             self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
             self.auth.write(agencies=[])
+            if move_streams_into_account(data_dir / "nats"):
+                self.console.print(f"Streams moved into the services' NATS account ({SERVICES_ACCOUNT}): each agency "
+                                   "now has an account of its own (deploy/nats-auth.md).")
             with self.console.status("Starting NATS with JetStream…"):
                 self.nats, self.url = start_nats_server(
                     data_dir / "nats", port=self.nats_port, log_file=logs / "nats.log", config=self.auth.path,
@@ -676,9 +680,32 @@ class LocalStack:
                       for p in decode_reply(PEOPLE_NATS_HASHES, reply.data).people]
         except (nats.errors.Error, TimeoutError, ServiceError):
             return  # intake is restarting (or answered oddly): try again next time
-        if self.auth.write(agencies=agencies, people=people) and self.nats.poll() is None:
+        added = {a.agency_id for a in agencies} - self.auth.agency_ids
+        if self.auth.write(agencies=agencies, people=people):
+            await self._reload(times=2 if added else 1)
+
+    async def _reload(self, *, times: int) -> None:
+        """Have the server reload its users `times` times, each once it has said it finished the one before (it says
+        so only in its log, read on from where it ended before each was asked for): a reply to a request made while
+        it reloads is refused (a publish violation), and a user it has not loaded yet is logged as an authentication
+        error. An agency's account added by a reload reaches the services' account only after a second one
+        (nats-server 2.15: until then its submissions get no answer), so adding an agency takes two."""
+        for _ in range(times):
+            if self.nats is None or self.nats.poll() is not None:
+                return
+            log = ReloadLog(self.settings.data_dir / "logs" / "nats.log")
             self.nats.send_signal(signal.SIGHUP)
-            self._sighups += 1
+            deadline = time.monotonic() + 10
+            while (said := log.said()) is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if said is None:
+                self.console.print("[yellow]NATS has not said within 10 s that it reloaded its users (logs/nats.log): "
+                                   "a new or changed user may be refused for a moment.[/yellow]")
+                return
+            if not said:
+                self.console.print("[red]NATS could not reload its users: see logs/nats.log (the users it had before "
+                                   "still apply).[/red]")
+                return
 
     async def _let_people_in(self) -> None:
         """On its own server only: its users as the registry has them now (not seconds later), and, on a first start,
@@ -710,26 +737,9 @@ class LocalStack:
 
     async def sync_users(self) -> None:
         """On its own server: its users as the registry has them now, not at the next sync, once the server has
-        finished reloading them: a reply to a request made while it reloads is refused (a publish violation), and a
-        user it has not loaded yet is logged as an authentication error. The server says it has reloaded only in its
-        log, so the log is read on from where it ended before the reload was asked for."""
-        if self.auth is None:
-            return
-        log = ReloadLog(self.settings.data_dir / "logs" / "nats.log")
-        self._sighups = 0
-        await self._sync_agencies(await self._supervisor())
-        if self._sighups == 0:
-            return
-        self._sighups = 0
-        deadline = time.monotonic() + 10
-        while (said := log.said()) is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if said is None:
-            self.console.print("[yellow]NATS has not said within 10 s that it reloaded its users (logs/nats.log): a "
-                               "new or changed user may be refused for a moment.[/yellow]")
-        elif not said:
-            self.console.print("[red]NATS could not reload its users: see logs/nats.log (the users it had before "
-                               "still apply).[/red]")
+        finished reloading them (`_reload`)."""
+        if self.auth is not None:
+            await self._sync_agencies(await self._supervisor())
 
     async def _until_let_in(self, url: str, *, who: str = "the first admin") -> None:
         """The server reloads its users after SIGHUP in its own time: wait until it lets the person in."""

@@ -24,6 +24,7 @@ import re
 import signal
 import ssl
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,7 @@ from shared.nats_auth import (
     CONSOLE,
     NOTIFIER,
     SERVICES,
+    SERVICES_ACCOUNT,
     AgencyCredential,
     NatsUser,
     PersonCredential,
@@ -48,6 +50,7 @@ from shared.nats_auth import (
     agency_user,
     console_user,
     hash_password,
+    move_streams_into_account,
     notifier_user,
     person_user,
     provisioner_user,
@@ -215,13 +218,56 @@ async def keep_agencies_in_step(config: ServerConfig, server: asyncio.subprocess
             log.debug("agency and people users not refreshed: %s", exc)  # intake or the server is starting
             continue
         if agencies != config.agencies or people != config.people:
+            added = {a.agency_id for a in agencies} - {a.agency_id for a in config.agencies}
             config.write(agencies, people)
-            server.send_signal(signal.SIGHUP)
+            await reload(server, s.monitor_port, times=2 if added else 1)
             log.info("users now: agencies %s; people %s; server reloaded",
                      ", ".join(a.agency_id for a in agencies) or "none", ", ".join(p.person_id for p in people) or "none")
 
 
+async def loaded_at(monitor_port: int) -> str | None:
+    """When the server last loaded its configuration, from its monitoring endpoint (/varz); None if it does not
+    answer."""
+    def ask() -> str | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{monitor_port}/varz", timeout=2) as answer:
+            return str(json.load(answer).get("config_load_time"))
+    try:
+        return await asyncio.to_thread(ask)
+    except (OSError, ValueError):
+        return None
+
+
+async def reload(server: asyncio.subprocess.Process, monitor_port: int, *, times: int) -> None:
+    """Reload the server's configuration `times` times, each once the one before has been loaded (its load time
+    changed, within 10 s). An agency's account added by a reload reaches the services' account only after a second
+    one (nats-server 2.15: until then its submissions get no answer), so adding an agency takes two."""
+    for _ in range(times):
+        before = await loaded_at(monitor_port)
+        server.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if (now := await loaded_at(monitor_port)) is not None and now != before:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            log.warning("the server has not said within 10 s that it reloaded its configuration")
+            return
+
+
+def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
+    """Streams made before each agency had an account of its own are in the global account: a single server moves
+    them into the services' account as it starts; a cluster node cannot (its meta group assigns streams to
+    accounts) and says what to do (deploy/nats-auth.md, "Upgrading a cluster")."""
+    if not settings.routes:
+        if move_streams_into_account(settings.data_dir):
+            log.info("streams moved into the services' account (%s): each agency now has an account of its own",
+                     SERVICES_ACCOUNT)
+    elif (settings.data_dir / "jetstream" / "$G" / "streams").is_dir():
+        log.error("this cluster's streams were made by an earlier version, in the global account, which the services "
+                  "no longer use: see deploy/nats-auth.md, 'Upgrading a cluster', before serving agencies")
+
+
 async def run(settings: NatsContainerSettings) -> int:
+    adopt_earlier_streams(settings)
     config = ServerConfig(settings)
     config.write(config.load_known(), config.load_known_people())
     server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path))

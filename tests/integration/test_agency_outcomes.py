@@ -21,6 +21,7 @@ import pytest
 from apps.devstack.local_nats import start_nats_server
 from services.intake.outcomes import keep_outcome_consumers
 from shared.nats_auth import (
+    AGENCY_JS_API,
     agency_inbox_prefix,
     agency_user,
     hash_password,
@@ -124,7 +125,7 @@ async def test_an_agency_offline_when_its_outcomes_are_published_reads_its_own_a
 
     errors = Errors()
     nc = await _agency(server, "a", errors)
-    js = nc.jetstream()
+    js = nc.jetstream(prefix=AGENCY_JS_API)
     referrals = await js.subscribe(S.about_referrals("a"), durable="agency-a", stream=S.referrals_stream,
                                    manual_ack=True)
     sessions = await js.subscribe(S.sessions("a"), durable="agency-a", stream=S.sessions_stream, manual_ack=True)
@@ -140,7 +141,7 @@ async def test_an_agency_offline_when_its_outcomes_are_published_reads_its_own_a
     # acknowledged is done with: back again, only what is new arrives
     await _publish_as_the_services(server, (S.cancelled("a"), {"mark": f"{run}-cancelled"}))
     nc = await _agency(server, "a")
-    sessions = await nc.jetstream().subscribe(S.sessions("a"), durable="agency-a", stream=S.sessions_stream,
+    sessions = await nc.jetstream(prefix=AGENCY_JS_API).subscribe(S.sessions("a"), durable="agency-a", stream=S.sessions_stream,
                                               manual_ack=True)
     assert [e["mark"] for e in await _drain(sessions, until=f"{run}-cancelled")] == [f"{run}-cancelled"]
     await nc.close()
@@ -150,7 +151,7 @@ async def test_agency_b_reads_its_own_outcomes_from_its_own_consumer(server: str
     mark = f"b-{uuid.uuid4().hex[:8]}"
     await _publish_as_the_services(server, (S.rejected("b"), {"mark": mark}))
     nc = await _agency(server, "b")
-    sub = await nc.jetstream().subscribe(S.about_referrals("b"), durable="agency-b", stream=S.referrals_stream,
+    sub = await nc.jetstream(prefix=AGENCY_JS_API).subscribe(S.about_referrals("b"), durable="agency-b", stream=S.referrals_stream,
                                          manual_ack=True)
     got = await _drain(sub, until=mark)
     await nc.close()
@@ -161,8 +162,9 @@ async def test_an_agency_cannot_bind_or_read_another_agencys_consumer(server: st
     errors = Errors()
     nc = await _agency(server, "a", errors)
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
-        await nc.jetstream(timeout=1).subscribe(S.about_referrals("b"), durable="agency-b", stream=S.referrals_stream)
-    await errors.expect(f'permissions violation for publish to "$JS.API.CONSUMER.INFO.{S.referrals_stream}.agency-b"')
+        await nc.jetstream(prefix=AGENCY_JS_API, timeout=1).subscribe(S.about_referrals("b"), durable="agency-b",
+                                                                       stream=S.referrals_stream)
+    await errors.expect(f'permissions violation for publish to "{AGENCY_JS_API}.CONSUMER.INFO.{S.referrals_stream}.agency-b"')
     await nc.subscribe(f"{agency_inbox_prefix('b')}.outcomes.{S.referrals_stream}")
     await errors.expect(f'permissions violation for subscription to "_INBOX_AGENCY.b.outcomes.{S.referrals_stream}"')
     await nc.close()
@@ -186,6 +188,7 @@ async def test_an_agency_cannot_make_a_consumer_not_even_one_filtered_to_its_own
     await nc.close()
 
 
+@pytest.mark.parametrize("prefix", ["$JS.API", AGENCY_JS_API])
 @pytest.mark.parametrize("api", [
     "CONSUMER.MSG.NEXT.{REFERRALS}.agency-a",  # a pull's reply subject is the sender's to choose: none
     "CONSUMER.DELETE.{REFERRALS}.agency-a", "CONSUMER.DELETE.{REFERRALS}.agency-b",
@@ -194,11 +197,12 @@ async def test_an_agency_cannot_make_a_consumer_not_even_one_filtered_to_its_own
     "STREAM.MSG.DELETE.{SESSIONS}", "CONSUMER.INFO.{INTAKE}.risk-recorded", "CONSUMER.LIST.{REFERRALS}",
 ])
 async def test_an_agency_can_neither_pull_nor_read_nor_delete_anything_in_the_streams(
-    server: str, consumers: None, api: str
+    server: str, consumers: None, api: str, prefix: str
 ) -> None:
+    """Through the services' account's API (`AGENCY_JS_API`) as through its own account's (which has no JetStream)."""
     errors = Errors()
     nc = await _agency(server, "a", errors)
-    subject = "$JS.API." + api.format(REFERRALS=S.referrals_stream, SESSIONS=S.sessions_stream,
+    subject = f"{prefix}." + api.format(REFERRALS=S.referrals_stream, SESSIONS=S.sessions_stream,
                                       INTAKE=S.intake_stream)
     with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
         await nc.request(subject, b'{"seq": 1, "batch": 1}', timeout=1)

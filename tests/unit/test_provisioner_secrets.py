@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 
 from apps.container.env import PROVISIONER_HASH, PROVISIONER_PASSWORD, compose_env
 from apps.container.env import main as compose_env_main
-from shared.nats_auth import ADMIN, PROVISIONER, LocalCredentials, NatsAuthFile
+from shared.nats_auth import ADMIN, PROVISIONER, SERVICES_ACCOUNT, LocalCredentials, NatsAuthFile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def test_a_data_dir_from_before_the_provisioner_gets_its_password_and_keeps_the_
     assert LocalCredentials.load_or_create(path).passwords == stored, "made once"
     auth = NatsAuthFile(tmp_path / "nats-auth.conf", creds)
     auth.write(agencies=[])
-    users = {u["user"]: u for u in json.loads(auth.path.read_text())["authorization"]["users"]}
+    users = {u["user"]: u for u in json.loads(auth.path.read_text())["accounts"][SERVICES_ACCOUNT]["users"]}
     assert _matches(stored[PROVISIONER], users[PROVISIONER]["password"])
 
 
