@@ -403,8 +403,16 @@ def move_streams_into_account(store_dir: Path) -> bool:
     return True
 
 
+NATS_BCRYPT_COST = 4
+"""bcrypt's lowest cost, for NATS passwords: each is made by reroute, 192 random bits or more, so no cost could make
+guessing one any harder, while nats-server checks the hash of every connected client again at each reload (about
+60 ms a client at cost 10: a reload with a dozen clients took most of a second, and connections opened or closed
+meanwhile were refused or logged as errors)."""
+
+
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode().replace("$2b$", "$2a$", 1)
+    """The bcrypt hash nats-server reads (`$2a$`) of a password reroute made (`NATS_BCRYPT_COST`)."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=NATS_BCRYPT_COST)).decode().replace("$2b$", "$2a$", 1)
 
 
 @dataclass
