@@ -161,9 +161,10 @@ def agency_exports() -> list[dict[str, object]]:
     (`agency_imports`). A service export carries an agency's message in, and the server's answer back to the reply
     subject the agency named, in the agency's account; a stream export lets an agency's subscriptions see messages."""
     s = _SUBJECTS
-    return [*({"service": subject} for subject in (s.submitted("*"), s.updated("*"), s.withdraw("*"),
-                                                     "$JS.API.CONSUMER.INFO.*.*", "$JS.ACK.*.*.>")),
-            *({"stream": subject} for subject in (s.about_referrals("*"), s.sessions("*"), "_INBOX_AGENCY.*.outcomes.>"))]
+    services = (s.submitted("*"), s.updated("*"), s.withdraw("*"), "$JS.API.CONSUMER.INFO.*.*", "$JS.ACK.*.*.>")
+    streams = (s.about_referrals("*"), s.sessions("*"), "_INBOX_AGENCY.*.outcomes.>")
+    exports: list[dict[str, object]] = [{"service": subject} for subject in services]
+    return exports + [{"stream": subject} for subject in streams]
 
 
 def agency_imports(agency_id: str) -> list[dict[str, object]]:

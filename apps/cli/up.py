@@ -698,11 +698,10 @@ class LocalStack:
             deadline = time.monotonic() + 10
             while (said := log.said()) is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            if said is None:
+            if said is None:  # slow, not refused: the next reload (if any) is still asked for
                 self.console.print("[yellow]NATS has not said within 10 s that it reloaded its users (logs/nats.log): "
                                    "a new or changed user may be refused for a moment.[/yellow]")
-                return
-            if not said:
+            elif not said:
                 self.console.print("[red]NATS could not reload its users: see logs/nats.log (the users it had before "
                                    "still apply).[/red]")
                 return
