@@ -136,6 +136,13 @@ def agency_inbox_prefix(agency_id: str) -> str:
     return f"_INBOX_AGENCY.{agency_id}"
 
 
+def answerable_at(reply: str) -> bool:
+    """Whether a service may answer a request onto `reply`: an inbox (`_INBOX.…`, `_INBOX_<name>.…`, a person's),
+    never an agency's (its namespace holds its durable consumers' deliveries, which a stream export carries to the
+    agency), nor any other subject (an event subject a stream keeps). The reply subject is the asker's to choose."""
+    return reply.startswith(("_INBOX.", "_INBOX_")) and not reply.startswith("_INBOX_AGENCY.")
+
+
 def normalised_agency_id(agency_id: str) -> str:
     """The form two ids must not share: `yot-c` and `yot_c` look alike to people, so only one may exist."""
     return agency_id.lower().replace("-", "_")

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import nats.errors
 from fastapi import FastAPI
 from faststream import FastStream
+from faststream.exceptions import SkipMessage
 from faststream.nats import NatsBroker, NatsRouter
 from faststream.nats.annotations import NatsMessage
 from faststream.specification import AsyncAPI
@@ -94,7 +95,7 @@ from shared.messaging import (
 )
 from shared.metrics import PUBLISHED, SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samples, stored_samples
 from shared.migrations import current, head, require_head
-from shared.nats_auth import jetstream_use
+from shared.nats_auth import answerable_at, jetstream_use
 from shared.ops import Discoverable, ops_app, register
 from shared.outbox import OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
 from shared.settings import HttpPort, ServiceSettings
@@ -256,6 +257,13 @@ class ServiceHost:
                     # message must not act on anyone's behalf.
                     log.warning("%s: %s: ignored a message that asks for no reply", self.name, endpoint.verb)
                     return None
+                if not answerable_at(message.raw_message.reply):
+                    # The reply subject is the asker's to choose, and this service may answer onto any: answered,
+                    # a person could have an assessment published on an agency's outcome subject, where a stream
+                    # keeps it and the agency's consumer delivers it. Answers go to an inbox, and never an agency's.
+                    log.warning("%s: %s: refused to answer onto %.80s, which is not the asker's inbox", self.name,
+                                endpoint.verb, message.raw_message.reply)
+                    raise SkipMessage
                 asker = self.subjects.asker(message.raw_message.subject)
                 return await self._answer(endpoint, handler, message.body, asker=asker)
 

@@ -182,6 +182,8 @@ CASES: tuple[Case, ...] = (
                   "there, or kept by a stream and delivered to the other agency", (
         (f"{E2E}test_jetstream_permissions.py::"
          "test_the_servers_replies_an_agency_aims_at_another_agency_or_at_the_services_stay_in_its_own_account"),
+        (f"{E2E}test_agency_outcomes.py::"
+         "test_a_service_answers_a_request_only_onto_an_inbox_never_onto_an_agencys_subjects"),
         f"{UNIT}test_server_replies.py::test_each_answer_of_the_server_is_recognised",
         f"{UNIT}test_server_replies.py::test_no_message_of_ours_or_an_agencys_is_taken_for_one",
         f"{UNIT}test_server_replies.py::test_no_example_referral_is_taken_for_one",

@@ -67,3 +67,32 @@ async def test_a_service_acts_on_no_message_that_asks_for_no_answer(cluster: Clu
     listed = {a["agency_id"] for a in (await probe.rpc("intake", "agencies.list", {}))["agencies"]}
     assert asked in listed
     assert reflected not in listed
+
+
+async def test_a_service_answers_a_request_only_onto_an_inbox_never_onto_an_agencys_subjects(
+    cluster: Cluster, probe: Probe
+) -> None:
+    """A request's reply subject is its sender's to choose, and a service may answer onto any subject: a person who
+    names an agency's outcome subject, or its durable consumer's deliver subject, would have the answer (an
+    assessment, a status) kept by a stream and delivered to the agency. Such a request is not answered at all."""
+    s, agency = cluster.subjects, unique("yot")
+    aimed = [s.accepted(agency), s.scheduled(agency), f"_INBOX_AGENCY.{agency}.outcomes.{s.referrals_stream}",
+             s.alert(agency)]
+    heard: list[str] = []
+
+    async def hear(msg: nats.aio.msg.Msg) -> None:
+        heard.append(msg.subject)
+
+    watching = [await probe.nc.subscribe(subject, cb=hear) for subject in aimed]
+    await probe.nc.flush()
+    for subject in aimed:
+        await probe.nc.publish(s.rpc("scheduling", "status"), json.dumps({"referral_id": "ref_x"}).encode(),
+                               reply=subject)
+    # the same subscription answers in order: once this is answered, the ones before it have been dealt with
+    answered = await probe.rpc("scheduling", "status", {"referral_id": "ref_x"})
+    await probe.nc.flush()
+
+    assert answered["error"]["code"] == "not_found", answered
+    assert heard == [], f"answered onto {heard}"
+    for sub in watching:
+        await sub.unsubscribe()
