@@ -462,8 +462,48 @@ class PersonCredential:
     password_hash: str
 
 
+@dataclass(frozen=True)
+class KnownUsers:
+    """The agencies and people a server last let in (their password hashes), kept in two files beside its
+    configuration (0600), so that a restarted server lets them in at once, before intake answers again."""
+
+    agencies_file: Path
+    people_file: Path
+
+    def load(self) -> tuple[list[AgencyCredential], list[PersonCredential]]:
+        """What was kept; nothing from a file that is missing or unreadable (the first sync brings them)."""
+        try:
+            agencies = [AgencyCredential(a["agency_id"], a["password_hash"])
+                        for a in json.loads(self.agencies_file.read_text())]
+        except (OSError, ValueError, KeyError, TypeError):
+            agencies = []
+        try:
+            people = [PersonCredential(p["person_id"], tuple(p["roles"]), p["password_hash"])
+                      for p in json.loads(self.people_file.read_text())]
+        except (OSError, ValueError, KeyError, TypeError):
+            people = []
+        return agencies, people
+
+    def save(self, agencies: list[AgencyCredential], people: list[PersonCredential]) -> None:
+        write_private_json(self.agencies_file, [a.__dict__ for a in agencies])
+        write_private_json(self.people_file, [{**p.__dict__, "roles": list(p.roles)} for p in people])
+
+
+def write_private_json(path: Path, value: object) -> None:
+    write_private_text(path, json.dumps(value, indent=2))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """`text` in `path`, readable by its owner only, replaced whole (a reader never sees it half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 class NatsAuthFile:
-    """The local server's configuration: the services, the operator, the provisioner and every active agency."""
+    """The local server's configuration: the services, the operator, the provisioner, every active agency and
+    person (kept beside it: `known`)."""
 
     def __init__(self, path: Path, creds: LocalCredentials) -> None:
         self.path = path
@@ -471,6 +511,7 @@ class NatsAuthFile:
         self._agencies: list[AgencyCredential] | None = None
         self._people: list[PersonCredential] = []
         self._written_people: list[PersonCredential] | None = None
+        self.known = KnownUsers(path.with_name("nats-agencies.json"), path.with_name("nats-people.json"))
 
     @property
     def agency_ids(self) -> set[str]:
@@ -489,8 +530,8 @@ class NatsAuthFile:
         users += [console_user(self._hashes[CONSOLE]), notifier_user(self._hashes[NOTIFIER]),
                   *(person_user(p.person_id, p.password_hash, p.roles) for p in people)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(mode=0o600)
-        self.path.write_text(render_config(users))
+        write_private_text(self.path, render_config(users))
+        self.known.save(list(agencies), people)
         self._agencies = list(agencies)
         self._people = self._written_people = people
         return True

@@ -330,7 +330,8 @@ class LocalStack:
             creds = LocalCredentials.load_or_create(data_dir / CREDENTIALS_FILE)
             self.nats_port = self._nats_port()
             self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
-            self.auth.write(agencies=[])
+            agencies, people = self.auth.known.load()  # as last let in: no one waits for the first sync
+            self.auth.write(agencies=agencies, people=people)
             if move_streams_into_account(data_dir / "nats"):
                 self.console.print(f"Streams moved into the services' NATS account ({SERVICES_ACCOUNT}): each agency "
                                    "now has an account of its own (deploy/nats-auth.md).")

@@ -44,6 +44,7 @@ from shared.nats_auth import (
     SERVICES,
     SERVICES_ACCOUNT,
     AgencyCredential,
+    KnownUsers,
     NatsUser,
     PersonCredential,
     admin_user,
@@ -56,6 +57,7 @@ from shared.nats_auth import (
     provisioner_user,
     render_config,
     service_user,
+    write_private_text,
 )
 from shared.process import setting_problems
 from shared.subjects import Subjects
@@ -139,24 +141,10 @@ class ServerConfig:
     def __init__(self, settings: NatsContainerSettings) -> None:
         self.settings = settings
         self.path = settings.data_dir / "nats.conf"
-        self.known = settings.data_dir / "agencies.json"
-        self.known_people = settings.data_dir / "people.json"
+        self.known = KnownUsers(settings.data_dir / "agencies.json", settings.data_dir / "people.json")
         self._hashes = {name: hash_password(pw) for name, pw in settings.passwords().items()}
         self.agencies: list[AgencyCredential] = []
         self.people: list[PersonCredential] = []
-
-    def load_known(self) -> list[AgencyCredential]:
-        try:
-            return [AgencyCredential(a["agency_id"], a["password_hash"]) for a in json.loads(self.known.read_text())]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
-
-    def load_known_people(self) -> list[PersonCredential]:
-        try:
-            return [PersonCredential(p["person_id"], tuple(p["roles"]), p["password_hash"])
-                    for p in json.loads(self.known_people.read_text())]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
 
     def write(self, agencies: list[AgencyCredential], people: list[PersonCredential] | None = None) -> None:
         """`people` None: as last written."""
@@ -183,13 +171,8 @@ class ServerConfig:
                 "tls": {"cert_file": str(s.tls_cert), "key_file": str(s.tls_key), "ca_file": str(s.tls_ca),
                         "timeout": 5},
             }
-        for path, text in ((self.path, json.dumps(config, indent=2)),
-                           (self.known, json.dumps([a.__dict__ for a in agencies])),
-                           (self.known_people, json.dumps([{**p.__dict__, "roles": list(p.roles)} for p in people]))):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.touch(mode=0o600)
-            tmp.write_text(text)
-            tmp.replace(path)
+        write_private_text(self.path, json.dumps(config, indent=2))
+        self.known.save(list(agencies), people)
         self.agencies, self.people = list(agencies), people
 
 
@@ -268,7 +251,7 @@ def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
 async def run(settings: NatsContainerSettings) -> int:
     adopt_earlier_streams(settings)
     config = ServerConfig(settings)
-    config.write(config.load_known(), config.load_known_people())
+    config.write(*config.known.load())
     server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # PID 1 gets no default handlers: pass the stop on

@@ -38,8 +38,8 @@ async def test_people_are_let_in_kept_across_a_restart_and_dropped_when_removed(
     ServerConfig(settings).write([], [sam])
 
     config = ServerConfig(settings)  # as a restarted server: what it knew is in the data volume
-    assert config.load_known_people() == [sam]
-    config.write(config.load_known(), config.load_known_people())
+    assert config.known.load()[1] == [sam]
+    config.write(*config.known.load())
     server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path),
                                                   stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     closed = asyncio.Event()
@@ -63,7 +63,7 @@ async def test_people_are_let_in_kept_across_a_restart_and_dropped_when_removed(
         server.send_signal(signal.SIGHUP)
         await asyncio.wait_for(closed.wait(), timeout=30)
         assert nc.is_closed
-        assert config.load_known_people() == []
+        assert config.known.load()[1] == []
     finally:
         server.terminate()
         await asyncio.wait_for(server.wait(), timeout=10)
