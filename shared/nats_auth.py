@@ -168,7 +168,10 @@ def agency_exports() -> list[dict[str, object]]:
     (`agency_imports`). A service export carries an agency's message in, and the server's answer back to the reply
     subject the agency named, in the agency's account; a stream export lets an agency's subscriptions see messages."""
     s = _SUBJECTS
-    services = (s.submitted("*"), s.updated("*"), s.withdraw("*"), "$JS.API.CONSUMER.INFO.*.*", "$JS.ACK.*.*.>")
+    outcome_streams = dict.fromkeys(c.stream for c in s.agency_outcomes("*"))  # REFERRALS and SESSIONS only
+    services = (s.submitted("*"), s.updated("*"), s.withdraw("*"),
+                *(f"$JS.API.CONSUMER.INFO.{stream}.*" for stream in outcome_streams),
+                *(f"$JS.ACK.{stream}.*.>" for stream in outcome_streams))
     streams = (s.about_referrals("*"), s.sessions("*"), "_INBOX_AGENCY.*.outcomes.>")
     exports: list[dict[str, object]] = [{"service": subject} for subject in services]
     return exports + [{"stream": subject} for subject in streams]
@@ -399,14 +402,28 @@ def render_config(users: list[NatsUser], *, host: str | None = None, port: int |
     return json.dumps(config, indent=2)
 
 
+class StoreConflict(Exception):
+    """Both an earlier version's streams (`jetstream/$G`) and this version's (`jetstream/REROUTE`) are in the store."""
+
+
 def move_streams_into_account(store_dir: Path) -> bool:
     """Streams made before the accounts (this version) are in the global account's directory of a server's store
     (`jetstream/$G`): move them into the services' account's, where they are from now on. Only while the server is
     stopped, and only for a single server (a cluster's streams are assigned by its meta group: deploy/nats-auth.md).
-    True when it moved them; nothing to move (a new store, or moved before) is False."""
+    True when it moved them; nothing to move (a new store, or moved before) is False. Raises `StoreConflict` when
+    both hold streams (an earlier version ran again after this one): neither may be dropped without a person's say."""
     old, new = store_dir / "jetstream" / "$G", store_dir / "jetstream" / SERVICES_ACCOUNT
-    if not old.is_dir() or new.exists():
+    if not old.is_dir():
         return False
+    if new.exists():
+        if any((old / "streams").glob("*")):
+            raise StoreConflict(
+                f"{store_dir / 'jetstream'} holds streams in both $G (an earlier version's, made after this version "
+                f"last ran: the earlier version was started again) and {SERVICES_ACCOUNT} (this version's). Neither is "
+                f"dropped for you: keep the one with the newer data and move the other out of {store_dir / 'jetstream'}"
+                " (deploy/nats-auth.md, 'Upgrading from a version without accounts'); to run the earlier version, "
+                f"rename {SERVICES_ACCOUNT} to $G first.")
+        return False  # an empty $G (a server started without accounts made it): nothing to keep
     old.rename(new)
     return True
 
@@ -517,6 +534,10 @@ class NatsAuthFile:
     def agency_ids(self) -> set[str]:
         """The agencies last written (each an account of its own)."""
         return {a.agency_id for a in self._agencies or []}
+
+    def forget(self) -> None:
+        """What was written is not known to be in force (its reload failed): the next `write` writes it again."""
+        self._agencies = self._written_people = None
 
     def write(self, *, agencies: list[AgencyCredential], people: list[PersonCredential] | None = None) -> bool:
         """Write the configuration; False when the agencies and people are unchanged (nothing to reload).

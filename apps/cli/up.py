@@ -56,6 +56,7 @@ from shared.nats_auth import (
     LocalCredentials,
     NatsAuthFile,
     PersonCredential,
+    StoreConflict,
     inbox_prefix,
     move_streams_into_account,
 )
@@ -332,7 +333,11 @@ class LocalStack:
             self.auth = NatsAuthFile(data_dir / "nats-auth.conf", creds)
             agencies, people = self.auth.known.load()  # as last let in: no one waits for the first sync
             self.auth.write(agencies=agencies, people=people)
-            if move_streams_into_account(data_dir / "nats"):
+            try:
+                moved = move_streams_into_account(data_dir / "nats")
+            except StoreConflict as exc:
+                raise CliError(str(exc)) from None
+            if moved:
                 self.console.print(f"Streams moved into the services' NATS account ({SERVICES_ACCOUNT}): each agency "
                                    "now has an account of its own (deploy/nats-auth.md).")
             with self.console.status("Starting NATS with JetStream…"):
@@ -682,30 +687,33 @@ class LocalStack:
         except (nats.errors.Error, TimeoutError, ServiceError):
             return  # intake is restarting (or answered oddly): try again next time
         added = {a.agency_id for a in agencies} - self.auth.agency_ids
-        if self.auth.write(agencies=agencies, people=people):
-            await self._reload(times=2 if added else 1)
+        if self.auth.write(agencies=agencies, people=people) and not await self._reload(times=2 if added else 1):
+            self.auth.forget()  # not known to be in force: written and reloaded again at the next sync
 
-    async def _reload(self, *, times: int) -> None:
+    async def _reload(self, *, times: int) -> bool:
         """Have the server reload its users `times` times, each once it has said it finished the one before (it says
         so only in its log, read on from where it ended before each was asked for): a reply to a request made while
         it reloads is refused (a publish violation), and a user it has not loaded yet is logged as an authentication
         error. An agency's account added by a reload reaches the services' account only after a second one
-        (nats-server 2.15: until then its submissions get no answer), so adding an agency takes two."""
+        (nats-server 2.15: until then its submissions get no answer), so adding an agency takes two. False when one
+        failed or was not seen to finish."""
         for _ in range(times):
             if self.nats is None or self.nats.poll() is not None:
-                return
+                return False
             log = ReloadLog(self.settings.data_dir / "logs" / "nats.log")
             self.nats.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 10
             while (said := log.said()) is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            if said is None:  # slow, not refused: the next reload (if any) is still asked for
+            if said is None:
                 self.console.print("[yellow]NATS has not said within 10 s that it reloaded its users (logs/nats.log): "
-                                   "a new or changed user may be refused for a moment.[/yellow]")
-            elif not said:
+                                   "it is asked again at the next sync.[/yellow]")
+                return False
+            if not said:
                 self.console.print("[red]NATS could not reload its users: see logs/nats.log (the users it had before "
-                                   "still apply).[/red]")
-                return
+                                   "still apply; it is asked again at the next sync).[/red]")
+                return False
+        return True
 
     async def _let_people_in(self) -> None:
         """On its own server only: its users as the registry has them now (not seconds later), and, on a first start,

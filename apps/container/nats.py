@@ -47,6 +47,7 @@ from shared.nats_auth import (
     KnownUsers,
     NatsUser,
     PersonCredential,
+    StoreConflict,
     admin_user,
     agency_user,
     console_user,
@@ -203,7 +204,9 @@ async def keep_agencies_in_step(config: ServerConfig, server: asyncio.subprocess
         if agencies != config.agencies or people != config.people:
             added = {a.agency_id for a in agencies} - {a.agency_id for a in config.agencies}
             config.write(agencies, people)
-            await reload(server, s.monitor_port, times=2 if added else 1)
+            if not await reload(server, s.monitor_port, times=2 if added else 1):
+                config.agencies, config.people = [], []  # not known to be in force: written and reloaded again next
+                continue
             log.info("users now: agencies %s; people %s; server reloaded",
                      ", ".join(a.agency_id for a in agencies) or "none", ", ".join(p.person_id for p in people) or "none")
 
@@ -220,25 +223,33 @@ async def loaded_at(monitor_port: int) -> str | None:
         return None
 
 
-async def reload(server: asyncio.subprocess.Process, monitor_port: int, *, times: int) -> None:
+async def reload(server: asyncio.subprocess.Process, monitor_port: int, *, times: int) -> bool:
     """Reload the server's configuration `times` times, each once the one before has been loaded (its load time
-    changed, within 10 s). An agency's account added by a reload reaches the services' account only after a second
+    changed, within 10 s); False if one was not seen to load (the caller asks again at its next round). An agency's account added by a reload reaches the services' account only after a second
     one (nats-server 2.15: until then its submissions get no answer), so adding an agency takes two."""
     for _ in range(times):
         before = await loaded_at(monitor_port)
-        server.send_signal(signal.SIGHUP)
-        for _ in range(100):
-            if (now := await loaded_at(monitor_port)) is not None and now != before:
+        for _ in range(50):  # a load time to compare with, or a change could not be told from no change
+            if before is not None:
                 break
             await asyncio.sleep(0.1)
-        else:  # slow, not refused: the next reload (if any) is still asked for
+            before = await loaded_at(monitor_port)
+        server.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if (now := await loaded_at(monitor_port)) is not None and before is not None and now != before:
+                break
+            await asyncio.sleep(0.1)
+        else:
             log.warning("the server has not said within 10 s that it reloaded its configuration")
+            return False
+    return True
 
 
 def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
     """Streams made before each agency had an account of its own are in the global account: a single server moves
     them into the services' account as it starts; a cluster node cannot (its meta group assigns streams to
-    accounts) and says what to do (deploy/nats-auth.md, "Upgrading a cluster")."""
+    accounts) and says what to do (deploy/nats-auth.md, "Upgrading a cluster"). Raises `StoreConflict` when the
+    store holds both (an earlier version ran again after this one)."""
     if not settings.routes:
         if move_streams_into_account(settings.data_dir):
             log.info("streams moved into the services' account (%s): each agency now has an account of its own",
@@ -249,7 +260,11 @@ def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
 
 
 async def run(settings: NatsContainerSettings) -> int:
-    adopt_earlier_streams(settings)
+    try:
+        adopt_earlier_streams(settings)
+    except StoreConflict as exc:
+        log.error("nats cannot start: %s", exc)
+        return 2
     config = ServerConfig(settings)
     config.write(*config.known.load())
     server = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(config.path))

@@ -1,6 +1,7 @@
 """Each agency in a NATS account of its own (shared/nats_auth.py), against real nats-servers: streams an earlier
 version made in the global account are moved into the services' account with their messages and consumers'
-positions; an agency added while the server runs can submit once the container's NATS process has reloaded it."""
+positions (and never over this version's); an agency added while the server runs can submit once the container's
+NATS process has reloaded it; the console answers no request onto an agency's subjects."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import asyncio
 import json
 import logging
 import subprocess
+import uuid
 from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
+from apps.console.erasure import SpanErasure
 from apps.container.nats import NatsContainerSettings, adopt_earlier_streams, reload
 from apps.devstack.local_nats import free_port, nats_server_binary, port_open, start_nats_server
+from shared.contracts.rpc import ERASE_SPANS
 from shared.nats_auth import (
     AGENCY_JS_API,
     SERVICES_ACCOUNT,
+    StoreConflict,
     agency_inbox_prefix,
     agency_user,
     hash_password,
@@ -27,6 +33,7 @@ from shared.nats_auth import (
     provisioner_user,
     render_config,
 )
+from shared.span_store import SpanStore
 from shared.streams import provision
 from shared.subjects import Subjects
 from tests.support.observer import OBSERVER, observer_user
@@ -137,3 +144,46 @@ async def test_an_agency_added_while_the_container_server_runs_can_submit_once_r
     finally:
         server.terminate()
         await server.wait()
+
+
+def test_a_store_with_streams_of_both_versions_is_refused_and_an_empty_earlier_one_is_not(tmp_path: Path) -> None:
+    """An earlier version started again after this one made new streams in `$G`: neither set is dropped unasked."""
+    both, empty = tmp_path / "both", tmp_path / "empty"
+    for store in (both, empty):
+        (store / "jetstream" / SERVICES_ACCOUNT / "streams" / "SUBMISSIONS").mkdir(parents=True)
+    (both / "jetstream" / "$G" / "streams" / "SUBMISSIONS").mkdir(parents=True)
+    (empty / "jetstream" / "$G").mkdir()
+
+    with pytest.raises(StoreConflict, match=r"both \$G .* and REROUTE"):
+        move_streams_into_account(both)
+    with pytest.raises(StoreConflict):
+        adopt_earlier_streams(_settings(both, routes=[]))
+    assert not move_streams_into_account(empty)
+    assert (both / "jetstream" / "$G" / "streams" / "SUBMISSIONS").is_dir(), "nothing moved or removed"
+
+
+async def test_the_consoles_span_erasure_answers_onto_no_agencys_subject(tmp_path: Path) -> None:
+    """As the services (tests/e2e/test_agency_outcomes.py): a request whose reply subject is not an inbox, or is an
+    agency's, is not answered; one with an inbox after it is."""
+    s = Subjects(f"t{uuid.uuid4().hex[:8]}")
+    erasure = SpanErasure(SpanStore(tmp_path / "spans.db"))
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    heard: list[str] = []
+
+    async def hear(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    aimed = [s.accepted("yot"), "_INBOX_AGENCY.yot.outcomes.REFERRALS"]
+    try:
+        for subject in aimed:
+            await nc.subscribe(subject, cb=hear)
+        await erasure.start(nc, s)
+        for subject in aimed:
+            await nc.publish(s.rpc("console", ERASE_SPANS.verb), b'{"referral_ids": []}', reply=subject)
+        answer = await nc.request(s.rpc("console", ERASE_SPANS.verb), b'{"referral_ids": []}', timeout=10)
+        await nc.flush()
+        assert json.loads(answer.data)["service"] == "console"
+        assert heard == [], f"answered onto {heard}"
+    finally:
+        await erasure.stop()
+        await nc.close()

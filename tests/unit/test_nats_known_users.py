@@ -39,3 +39,13 @@ def test_unreadable_kept_users_start_with_none_until_the_first_sync(tmp_path: Pa
     auth.known.agencies_file.write_text("{not json")
     auth.known.people_file.write_text('[{"person_id": "sam"}]')  # no roles, no hash
     assert auth.known.load() == ([], [])
+
+
+def test_a_configuration_whose_reload_failed_is_written_again(tmp_path: Path) -> None:
+    auth = NatsAuthFile(tmp_path / "nats-auth.conf", LocalCredentials.load_or_create(tmp_path / "credentials.json"))
+    yot = AgencyCredential("yot-camden", "$2a$04$" + "a" * 53)
+    assert auth.write(agencies=[yot], people=[])
+    assert not auth.write(agencies=[yot], people=[]), "unchanged: nothing to reload"
+    auth.forget()
+    assert auth.agency_ids == set(), "so the agency counts as added again: two reloads"
+    assert auth.write(agencies=[yot], people=[])
