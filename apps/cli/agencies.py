@@ -19,6 +19,7 @@ from shared.contracts.intake_rpc import (
     AgencyRequest,
 )
 from shared.contracts.rpc import Empty
+from shared.nats_auth import AGENCY_JS_API
 
 agencies_app = typer.Typer(help="Agencies and their HTTP API keys.", no_args_is_help=True)
 console = cli_console()
@@ -36,8 +37,9 @@ def _show_key(result: AgencyKeys, what: str) -> None:
                   soft_wrap=True)
     console.print(nats.password, markup=False, soft_wrap=True)
     console.print(f"Connect with inbox prefix {nats.inbox_prefix}; it may publish on {' and '.join(nats.publish)} "
-                  f"and read {' and '.join(nats.subscribe)}. The local server started by `reroute up` picks the "
-                  "change up within seconds.", soft_wrap=True)
+                  f"and read {' and '.join(nats.subscribe)}; it binds its durable consumers of its outcomes with the "
+                  f"JetStream API prefix {AGENCY_JS_API} (README). The local server started by `reroute up` picks "
+                  "the change up within seconds.", soft_wrap=True)
 
 
 @agencies_app.command("add")

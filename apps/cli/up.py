@@ -50,6 +50,7 @@ from shared.contracts.rpc import PING, Health, Role, ServiceError, decode_reply
 from shared.migrations import upgrade_all
 from shared.nats_auth import (
     ADMIN,
+    AGENCY_JS_API,
     PROVISIONER,
     SERVICES_ACCOUNT,
     AgencyCredential,
@@ -339,7 +340,9 @@ class LocalStack:
                 raise CliError(str(exc)) from None
             if moved:
                 self.console.print(f"Streams moved into the services' NATS account ({SERVICES_ACCOUNT}): each agency "
-                                   "now has an account of its own (deploy/nats-auth.md).")
+                                   "now has an account of its own, and agencies that read their durable consumers "
+                                   f"must bind them with the JetStream API prefix {AGENCY_JS_API}: tell them "
+                                   "(docs/agency-changelog.md; deploy/nats-auth.md).")
             with self.console.status("Starting NATS with JetStream…"):
                 self.nats, self.url = start_nats_server(
                     data_dir / "nats", port=self.nats_port, log_file=logs / "nats.log", config=self.auth.path,

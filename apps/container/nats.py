@@ -248,7 +248,7 @@ async def reload(server: asyncio.subprocess.Process, monitor_port: int, *, times
 def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
     """Streams made before each agency had an account of its own are in the global account: a single server moves
     them into the services' account as it starts; a cluster node cannot (its meta group assigns streams to
-    accounts) and says what to do (deploy/nats-auth.md, "Upgrading a cluster"). Raises `StoreConflict` when the
+    accounts) and says what to do (deploy/nats-auth.md, "Upgrading from a version without accounts"). Raises `StoreConflict` when the
     store holds both (an earlier version ran again after this one)."""
     if not settings.routes:
         if move_streams_into_account(settings.data_dir):
@@ -256,7 +256,7 @@ def adopt_earlier_streams(settings: NatsContainerSettings) -> None:
                      SERVICES_ACCOUNT)
     elif (settings.data_dir / "jetstream" / "$G" / "streams").is_dir():
         log.error("this cluster's streams were made by an earlier version, in the global account, which the services "
-                  "no longer use: see deploy/nats-auth.md, 'Upgrading a cluster', before serving agencies")
+                  "no longer use: see deploy/nats-auth.md, 'Upgrading from a version without accounts', before serving agencies")
 
 
 async def run(settings: NatsContainerSettings) -> int:

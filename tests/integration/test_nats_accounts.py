@@ -108,7 +108,7 @@ def test_the_container_moves_a_single_servers_streams_and_tells_a_cluster_how_to
     assert (single / "jetstream" / SERVICES_ACCOUNT / "streams" / "REFERRALS").is_dir()
     assert not (single / "jetstream" / "$G").exists()
     assert (node / "jetstream" / "$G" / "streams" / "REFERRALS").is_dir(), "a cluster node's streams are left"
-    assert "Upgrading a cluster" in caplog.text and "deploy/nats-auth.md" in caplog.text
+    assert "Upgrading from a version without accounts" in caplog.text and "deploy/nats-auth.md" in caplog.text
 
 
 async def test_an_agency_added_while_the_container_server_runs_can_submit_once_reloaded(tmp_path: Path) -> None:
