@@ -27,7 +27,8 @@ Hard rules checked, per booking:
 - no two sessions of a mentor overlap, counting the sessions they already had; nor two of one young person;
 - when the venues are given (`visits`): between two sessions of a mentor at different venues, counting those they
   already had where their venue is known (`MentorState.places`), time to travel: 15 minutes within a borough, and
-  15 more for each borough boundary on the fewest-boroughs journey over the map (none at the same venue).
+  15 more for each borough boundary on the fewest-boroughs journey over the map (none at the same venue); for a
+  rotl mentor, the journey entering none of the licence's exclusion zones, and with none, not on one London day.
 """
 
 from __future__ import annotations
@@ -144,25 +145,34 @@ def _reachable(start: str, goal: str, avoid: set[str]) -> bool:
     return False
 
 
-def _boundaries(start: str, goal: str) -> int | None:
-    """Borough boundaries crossed on the fewest-boroughs journey from `start` to `goal`, avoiding nothing."""
+@cache  # per (borough, borough, places avoided): the same few pairs for every two sessions judged
+def _boundaries(start: str, goal: str, avoid: frozenset[str] = frozenset()) -> int | None:
+    """Borough boundaries crossed on the fewest-boroughs journey from `start` to `goal` entering none of `avoid`
+    (place keys; setting out from one is fine); None when there is none."""
+    if _place(goal) in avoid:
+        return None
     seen, todo = {_place(start): 0}, [_place(start)]
     for here in todo:  # breadth first: `todo` grows as it is read
         if here == _place(goal):
             return seen[here]
         for there in sorted(_NEIGHBOURS.get(here, ())):
-            if there not in seen:
+            if there not in seen and there not in avoid:
                 seen[there] = seen[here] + 1
                 todo.append(there)
     return None
 
 
-def travel_needed(one: tuple[str, str], other: tuple[str, str]) -> timedelta:
-    """The least gap between sessions at two venues, each (venue id, borough)."""
+def travel_needed(one: tuple[str, str], other: tuple[str, str], avoid: frozenset[str] = frozenset()) -> timedelta | None:
+    """The least gap between sessions at two venues, each (venue id, borough), for a mentor whose journeys enter
+    none of `avoid` (a rotl licence's exclusion zones, place keys): None when no journey does, either way."""
     if one[0] == other[0]:
         return timedelta(0)
-    hops = _boundaries(one[1], other[1])  # None only off the map (VenueRecord checks it is a London borough)
-    return SAME_BOROUGH + PER_BOROUGH * (hops if hops is not None else _farthest())
+    if _place(one[1]) not in _NEIGHBOURS or _place(other[1]) not in _NEIGHBOURS:  # off the map
+        return SAME_BOROUGH + PER_BOROUGH * _farthest()
+    hops = _boundaries(one[1], other[1], avoid)
+    if hops is None or _boundaries(other[1], one[1], avoid) is None:
+        return None
+    return SAME_BOROUGH + PER_BOROUGH * hops
 
 
 @cache
@@ -170,16 +180,24 @@ def _farthest() -> int:
     return max(hops for a in _NEIGHBOURS for b in _NEIGHBOURS if (hops := _boundaries(a, b)) is not None)
 
 
-def _too_close(sessions: list[tuple[datetime, datetime, tuple[str, str], str]]) -> Iterable[tuple[str, str, str]]:
-    """(owner, other owner, detail) for each two sessions at different venues without the time to travel between."""
+def _too_close(sessions: list[tuple[datetime, datetime, tuple[str, str], str]],
+               avoid: frozenset[str] = frozenset()) -> Iterable[tuple[str, str, str]]:
+    """(owner, other owner, detail) for each two sessions at different venues without the time to travel between,
+    or (around a rotl mentor's exclusion zones, `avoid`) on one London day with no journey between them."""
     ordered = sorted(sessions, key=lambda s: s[0].timestamp())
+    reach = 25 * 3600 if avoid else 4 * 3600  # past any journey on the map; around zones, past the London day
     for i, (start, end, where, owner) in enumerate(ordered):
         for later_start, _, there, other in ordered[i + 1:]:
-            if later_start.timestamp() >= end.timestamp() + 4 * 3600:  # past any journey on the map
+            if later_start.timestamp() >= end.timestamp() + reach:
                 break
             gap = later_start.timestamp() - end.timestamp()
-            need = travel_needed(where, there)
-            if gap >= 0 and gap < need.total_seconds():
+            need = travel_needed(where, there, avoid)
+            if need is None:
+                if later_start.astimezone(LONDON).date() == start.astimezone(LONDON).date():
+                    yield owner, other, (f"{where[1]} until {end.astimezone(LONDON):%H:%M}, {there[1]} from "
+                                         f"{later_start.astimezone(LONDON):%H:%M}: no journey around the exclusion "
+                                         "zones")
+            elif gap >= 0 and gap < need.total_seconds():
                 yield owner, other, (f"{where[1]} until {end.astimezone(LONDON):%H:%M}, {there[1]} from "
                                      f"{later_start.astimezone(LONDON):%H:%M}: needs {need.total_seconds() / 60:g} min")
 
@@ -379,7 +397,7 @@ def evaluate(
     located: dict[str, list[tuple[datetime, datetime, tuple[str, str], str]]] = defaultdict(list)
     for state in mentors:
         located[state.record.id].extend((start, end, (where.venue_id, where.borough), "existing booking")
-                                        for start, end in state.busy if (where := state.places.get(start)) is not None)
+                                        for start, end, where in state.places.values())
 
     def flag(referral_id: str, rule: str, detail: str = "") -> None:
         violations.append(Violation(referral_id, rule, detail))
@@ -433,7 +451,9 @@ def evaluate(
                 culprit = other if other != "existing booking" else one
                 flag(culprit, "mentor_double_booked", f"{mentor_id}: {one} / {other}")
     for mentor_id, sessions_at in sorted(located.items()):
-        for one, other, detail in _too_close(sessions_at):
+        licence = _licence(by_mentor[mentor_id].record)
+        zones = frozenset(_place(z) for z in licence.exclusion_zones) if licence is not None else frozenset()
+        for one, other, detail in _too_close(sessions_at, zones):
             if other != "existing booking" or one != "existing booking":
                 flag(other if other != "existing booking" else one, "travel_time", f"{mentor_id}: {detail}")
     rooms = {v.id: v.rooms for state in mentors for v in _venues(state)}

@@ -179,7 +179,7 @@ def _travel_refusal(case: Case, mentor: MentorState, rooms: Rooms, start: dateti
         return None
     place = with_room[0].place
     clash = mentor.itinerary.clash(begin, end, place)
-    return None if clash is None else f"{says(clash, place, begin)} (the travel time between venues)"
+    return None if clash is None else f"{says(clash, place, begin, mentor.itinerary.avoid)} (the travel time between venues)"
 
 
 def waitlist(conn: Connection, *, now: datetime) -> list[dict[str, object]]:

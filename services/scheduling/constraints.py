@@ -12,7 +12,7 @@ from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
 from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, week_masks
-from services.scheduling.travel import Itinerary, Place, place_of
+from services.scheduling.travel import Itinerary, Located, Place, place_of
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord, language_problems
@@ -97,7 +97,9 @@ class MentorState:
     points: float = 0.0  # risk-weighted load of the current caseload
     without_check: bool = False  # `without_check(record, today)`, as of the day the state was loaded
     venues: tuple[VenueRecord, ...] | None = None  # where the mentor may meet; None: a staffed office per borough
-    places: Mapping[datetime, Place] = field(default_factory=dict)  # where booked sessions are held, by start
+    # Where the mentor is or was, for the travel rule: each session at a known venue, booked or lately taken place
+    # (attended or missed: the mentor still travels on from it), by its start in UTC (`travel.Located`).
+    places: Mapping[datetime, Located] = field(default_factory=dict)
     # Worked out once per state and reused for every case (a new state, after a booking say, starts empty):
     day_slots: dict[date, tuple[Slot, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
     safe_venues: dict[tuple[str, tuple[str, ...], bool], tuple[SafeVenue, ...]] = field(
@@ -161,11 +163,11 @@ class MentorState:
 
     @cached_property
     def itinerary(self) -> Itinerary:
-        """The booked sessions held at a known venue, for the travel rule (`travel.py`)."""
-        places = self.places
-        if not places:
+        """The sessions at a known venue (`places`), for the travel rule (`travel.py`): around the exclusion zones,
+        for a rotl mentor."""
+        if not self.places:
             return _NOWHERE
-        return Itinerary((start, end, place) for start, end in self.busy_utc if (place := places.get(start)) is not None)
+        return Itinerary(self.places.values(), self.zone_boroughs)
 
     @cached_property
     def busy_utc(self) -> tuple[tuple[datetime, datetime], ...]:

@@ -28,7 +28,7 @@ from services.scheduling.constraints import (
     summarise,
     venues_for,
 )
-from services.scheduling.rooms import Rooms, venue_free
+from services.scheduling.rooms import Rooms, reachable, venue_free
 from services.scheduling.slots import (
     LONDON,
     SESSION,
@@ -44,6 +44,7 @@ from services.scheduling.slots import (
     wall_clock_days_later,
     weekday,
 )
+from services.scheduling.travel import Itinerary
 from shared.contracts.codes import Tier, Weekday
 from shared.contracts.common import WeeklyWindow
 
@@ -237,7 +238,8 @@ def _programme(
 ) -> tuple[list[Interval], float]:
     """The sessions from `first`, and the share of the cadence's follow-ups that keep the routine: on the day
     the cadence sets, at the first session's time (1.0 when the cadence has none)."""
-    cal = calendar(case, mentor, rooms).booked(first)
+    venues = venues_for(case, mentor)
+    cal, itinerary = _book(calendar(case, mentor, rooms), first, venues, mentor.itinerary, rooms)
     local = first.astimezone(LONDON)
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
     starts, offset, targets, kept = [to_utc(first)], 0, 0, 0
@@ -250,10 +252,24 @@ def _programme(
         start = cal.follow_up(target=target, at=local.time(), days=interval, not_after=limit)
         if start is not None:
             starts.append(start)
-            cal = cal.booked(start)
+            cal, itinerary = _book(cal, start, venues, itinerary, rooms)
             kept += start == local_start(target, local.time())
     sessions = [(start.astimezone(LONDON), (start + SESSION).astimezone(LONDON)) for start in starts]
     return sessions, kept / targets if targets else 1.0
+
+
+def _book(cal: Calendar, start: datetime, venues: Sequence[SafeVenue], itinerary: Itinerary,
+          rooms: Rooms | None) -> tuple[Calendar, Itinerary]:
+    """`cal` with a session at `start` booked, and the mentor's itinerary with it held where `Rooms.place` will hold
+    it (the first of `venues` with a room that the mentor can reach in time): the young person's sessions booked
+    after it leave the time to travel to and from it, as placing them asks (none when no venue applies)."""
+    begin = to_utc(start)
+    end = begin + SESSION
+    fit = reachable(venues, begin, end, itinerary or None, rooms)
+    if fit is None:
+        return cal.booked(begin), itinerary
+    itinerary = itinerary.add(begin, end, fit.place)
+    return cal.changed(busy=(*cal.busy, (begin, end)), room_free=venue_free(venues, itinerary, rooms)), itinerary
 
 
 def match(
@@ -374,7 +390,7 @@ def _look_at(
     if start is None:
         return None
     found = (start, mentor.record.id)
-    routine = _routine(case, cal, start.astimezone(LONDON),
+    routine = _routine(case, cal, start.astimezone(LONDON), held=(venues_for(case, mentor), mentor.itinerary, rooms),
                        enough=None if best is None else partial(_beats, static, found, best))
     return None if routine is None else (-_total(static, ROUTINE_WEIGHT * routine), *found)
 
@@ -385,22 +401,29 @@ def _beats(static: float, found: tuple[datetime, str], best: tuple[float, dateti
     return (-_total(static, ROUTINE_WEIGHT * routine), *found) < best[:3]
 
 
+Held = tuple[Sequence[SafeVenue], Itinerary, Rooms | None]  # where sessions may be held: `_book`'s venues and rooms
+
+
 def _routine(
-    case: Case, cal: Calendar, first: datetime, enough: Callable[[float], bool] | None = None
+    case: Case, cal: Calendar, first: datetime, *, held: Held, enough: Callable[[float], bool] | None = None
 ) -> float | None:
     """`_programme`'s share of follow-ups that keep the routine, booking only the follow-ups that can change it.
 
     A follow-up keeps the routine only at its target day's time (`Calendar.follow_up` tries that first, from the
     target day on) and a session never crosses midnight, so whether that time fits depends only on the sessions
-    booked on that day: none of a kept follow-up (on its own, earlier, target day), nor of a missed one whose search
-    (`days` from its target) ends before the next target day. A missed follow-up whose search reaches the next
-    target day (the very-high cadence's 4-day gap, followed by a 3-day one) may land there, at the routine's time,
-    so it is booked as `_programme` books it before the next target is tested. None as soon as even keeping every
-    target left would not be `enough`."""
+    booked on that day and, for the travel time between venues, the evening before (travel reaches less than a day:
+    `travel.WHOLE_DAY` for a rotl mentor is their own London day): none of a kept follow-up (on its own, earlier,
+    target day), nor of a missed one whose search (`days` from its target) ends two days or more before the next
+    target day. A missed follow-up whose search reaches the next target day (the very-high cadence's 4-day gap,
+    followed by a 3-day one) may land there, at the routine's time, or on the day before, so it is booked as
+    `_programme` books it (`_book`: `held` gives the venues safe for the case, the mentor's itinerary and the rooms)
+    before the next target is tested. The first session is days before any follow-up, so too far for travel to
+    matter. None as soon as even keeping every target left would not be `enough`."""
     local = first.astimezone(LONDON)
     at = local.time()
     limit = wall_clock_days_later(first, PROGRAMME_DAYS)
     targets = _targets(case.tier)
+    venues, itinerary, rooms = held
     missed = 0
     for (offset, days), following in zip(targets, (*targets[1:], None), strict=True):
         target = local.date() + timedelta(days=offset)
@@ -410,10 +433,10 @@ def _routine(
         missed += 1
         if enough is not None and not enough((len(targets) - missed) / len(targets)):
             return None
-        if following is not None and offset + days > following[0]:
+        if following is not None and offset + days >= following[0]:
             start = cal.follow_up(target=target, at=at, days=days, not_after=limit)
             if start is not None:
-                cal = cal.booked(start)
+                cal, itinerary = _book(cal, start, venues, itinerary, rooms)
     return (len(targets) - missed) / len(targets) if targets else 1.0
 
 
@@ -471,10 +494,12 @@ def reschedule(
 def without_booking(mentor: MentorState, starts: Iterable[datetime], tier: Tier) -> MentorState:
     """The mentor as if they no longer held one young person (of `tier`) and the sessions starting at `starts`:
     the inverse of `with_booking`. The input is left untouched."""
-    gone = set(starts)  # aware datetimes hash by instant, whatever their zone
+    # By instant, in UTC: aware datetimes of different zones never compare equal in the hour the clocks go back
+    # (PEP 495), and two of London's own compare by wall clock, so the two 01:30s of that night would be one.
+    gone = {to_utc(start) for start in starts}
     places = {b: p for b, p in mentor.places.items() if b not in gone} if mentor.places else mentor.places
     return replace(mentor, caseload=max(mentor.caseload - 1, 0), points=max(mentor.points - TIER_POINTS[tier], 0.0),
-                   busy=[(b, e) for b, e in mentor.busy if b not in gone], places=places)
+                   busy=[(b, e) for b, e in mentor.busy if to_utc(b) not in gone], places=places)
 
 
 def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier | None = None, *,
@@ -485,12 +510,13 @@ def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier |
     points = mentor.points + (TIER_POINTS[tier] if tier is not None else 0.0)
     places, itinerary = mentor.places, None
     if any(v is not None for v in venues):
-        located = [(start, end, v.place) for (start, end), v in zip(sessions, venues, strict=True) if v is not None]
-        places = {**places, **{start: place for start, _, place in located}}
+        located = [(to_utc(start), to_utc(end), v.place) for (start, end), v in zip(sessions, venues, strict=True)
+                   if v is not None]
+        places = {**places, **{session[0]: session for session in located}}
         if "itinerary" in mentor.__dict__:  # worked out already: the new sessions added to it, not worked out again
             itinerary = mentor.itinerary
-            for start, end, place in located:
-                itinerary = itinerary.add(to_utc(start), to_utc(end), place)
+            for session in located:
+                itinerary = itinerary.add(*session)
     after = replace(mentor, caseload=mentor.caseload + 1, busy=[*mentor.busy, *sessions], points=points,
                     places=places)
     if itinerary is not None:

@@ -56,8 +56,9 @@ def move_sessions_for_leave(
     for s in affected:
         by_case[s.referral_id].append(s)
     mentor = mentors[mentor_id]
-    taken = {s.start for s in affected}
-    state = replace(mentor, busy=[(b, e) for b, e in mentor.busy if b not in taken] + [away])
+    taken = {to_utc(s.start) for s in affected}  # by instant in UTC (see matching.without_booking)
+    state = replace(mentor, busy=[(b, e) for b, e in mentor.busy if to_utc(b) not in taken] + [away],
+                    places={b: p for b, p in mentor.places.items() if b not in taken})
     out: list[Outgoing] = []
     moved = dropped = 0
     rooms = load_rooms(conn, now=now, excluding=[s.session_id for s in affected])
@@ -79,8 +80,8 @@ def move_sessions_for_leave(
                 continue
             end, where = start + SESSION, placed[0][1]
             move_session(conn, s.session_id, start=start, end=end, venue=where, now=now)
-            state = replace(state, busy=[*state.busy, (start, end)],
-                            places={**state.places, start: where.place} if where else state.places)
+            state = replace(state, busy=[*state.busy, (start, end)], places={
+                **state.places, to_utc(start): (to_utc(start), to_utc(end), where.place)} if where else state.places)
             new_slots.append(SessionSlot(session_id=s.session_id, start=start.astimezone(LONDON),
                                          end=end.astimezone(LONDON), venue=where.venue.name if where else None))
         set_session_status(conn, cancelled, SessionStatus.CANCELLED, now=now)

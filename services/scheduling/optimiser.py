@@ -268,8 +268,7 @@ class _Optimisation:
         state = self.states[index]
         placed = place(venues_for(case, state), sessions, state.itinerary)
         kept = [interval for interval, _ in placed]
-        self.states[index] = replace(with_booking(state, kept, venues=[venue for _, venue in placed]),
-                                     points=state.points + TIER_POINTS[case.tier])
+        self.states[index] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
         self._masks.pop(index, None)
         return kept
 
@@ -529,10 +528,13 @@ class _Optimisation:
         state = self.states[first.mentor]
         busy = list(state.busy)
         busy.remove(first.session)  # the mentor's calendar without this young person's own first session
-        sessions = sessions_from(first.case, replace(state, busy=busy), first.session[0])
+        own = to_utc(first.session[0])  # nor its venue: the programme holds it again, where it was placed
+        places = {start: session for start, session in state.places.items() if start != own}
+        sessions = sessions_from(first.case, replace(state, busy=busy, places=places), first.session[0])
         placed = place(venues_for(first.case, state), sessions[1:], state.itinerary)  # the first is placed already
         follow_ups = [interval for interval, _ in placed]
-        where = {interval[0]: venue.place for interval, venue in placed if venue is not None}
+        where = {to_utc(start): (to_utc(start), to_utc(end), venue.place) for (start, end), venue in placed
+                 if venue is not None}
         self.states[first.mentor] = replace(state, busy=[*state.busy, *follow_ups], places={**state.places, **where})
         self._masks.pop(first.mentor, None)
         due = deadline_for(first.case)

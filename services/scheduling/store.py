@@ -11,7 +11,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, update
@@ -27,11 +27,11 @@ from services.scheduling.constraints import (
     default_offices,
     without_check,
 )
-from services.scheduling.lifecycle import HOLDING_A_PLACE, LIVE
+from services.scheduling.lifecycle import HOLDING_A_PLACE, HOLDING_A_ROOM, LIVE
 from services.scheduling.rooms import Rooms
 from services.scheduling.slots import LONDON, SESSION, Interval, leave_interval
 from services.scheduling.tables import BookingVersionRow, CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
-from services.scheduling.travel import Place, place_of
+from services.scheduling.travel import WHOLE_DAY, Located, Place, place_of
 from shared.contracts.codes import LONDON_BOROUGHS, Tier, place_key
 from shared.contracts.common import SessionSlot
 from shared.contracts.intake import ReferralRecorded
@@ -309,18 +309,23 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
         caseloads[mentor_id] += 1
         points[mentor_id] += TIER_POINTS[Tier(tier)]
     busy: dict[str, list[tuple[datetime, datetime]]] = {}
-    places: dict[str, dict[datetime, Place]] = {}
+    places: dict[str, dict[datetime, Located]] = {}
     venues = _venue_set(conn)
     where = _places(venues[1])
-    for mentor_id, start, end, venue_id in conn.execute(
-        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id)).where(
-            col(SessionRow.status).in_(LIVE), col(SessionRow.end) > now - timedelta(days=1)
+    # Booked sessions hold the mentor's time; for the travel rule, those that took place count too: attendance is
+    # recorded once a session starts, and the mentor still has to get from it to the next (up to a day's reach).
+    recent, travel_from = now - timedelta(days=1), now - WHOLE_DAY
+    for mentor_id, start, end, venue_id, status in conn.execute(
+        select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id),
+               col(SessionRow.status)).where(
+            col(SessionRow.status).in_(HOLDING_A_ROOM), col(SessionRow.end) > min(recent, travel_from)
         )
     ):
-        start = start.astimezone(LONDON)
-        busy.setdefault(mentor_id, []).append((start, end.astimezone(LONDON)))
-        if venue_id is not None and (place := where.get(venue_id)) is not None:
-            places.setdefault(mentor_id, {})[start] = place
+        if status in LIVE and end > recent:
+            busy.setdefault(mentor_id, []).append((start.astimezone(LONDON), end.astimezone(LONDON)))
+        if venue_id is not None and (place := where.get(venue_id)) is not None and end > travel_from:
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            places.setdefault(mentor_id, {})[start] = (start, end, place)
     today = now.astimezone(LONDON).date()
     for mentor_id, first, last in conn.execute(
         select(col(LeaveRow.mentor_id), col(LeaveRow.first_day), col(LeaveRow.last_day)).where(col(LeaveRow.last_day) >= today)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from services.scheduling import store
 from services.scheduling.choices import AssignmentRefused, assign
 from services.scheduling.constraints import SafeVenue
-from services.scheduling.slots import LONDON
+from services.scheduling.slots import LONDON, to_utc
 from services.scheduling.travel import place_of
 from shared.contracts.common import SessionSlot, WeeklyWindow
 from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded
@@ -73,7 +73,7 @@ def _assign(engine: Engine, referral_id: str, start: datetime) -> dict[str, obje
 def test_the_stored_sessions_venue_is_where_the_mentor_is(engine: Engine) -> None:
     with engine.connect() as conn:
         mentor = store.load_mentor_states(conn, now=NOW)["m-jason"]
-    assert dict(mentor.places) == {at(16): place_of(CROYDON)}
+    assert dict(mentor.places) == {to_utc(at(16)): (to_utc(at(16)), to_utc(at(17)), place_of(CROYDON))}
 
 
 def test_a_schedulers_back_to_back_start_at_a_far_venue_is_refused_naming_the_travel_time(engine: Engine) -> None:
@@ -94,3 +94,20 @@ def test_the_same_venue_back_to_back_is_booked(engine: Engine) -> None:
     _waiting(engine, "r2")
     _assign(engine, "r1", at(18, 30))
     assert _assign(engine, "r2", at(19, 30))["first"] == at(19, 30).isoformat()
+
+
+def test_a_session_marked_attended_still_needs_the_travel_time_after_it(engine: Engine) -> None:
+    """At 16:00 the Croydon session has started and is marked attended: the mentor is still in Croydon until 17:00,
+    so an 18:00 start in Enfield (90 minutes away) stays refused, as it was while the session was booked."""
+    started = at(16)
+    _waiting(engine, "r1")
+    for status in (None, SessionStatus.ATTENDED, SessionStatus.MISSED):
+        if status is not None:
+            with engine.begin() as conn:
+                store.set_session_status(conn, ["ses_croydon"], status, now=started)
+        with engine.begin() as conn, pytest.raises(AssignmentRefused, match="need 90 minutes to reach Enfield"):
+            assign(conn, "r1", "m-jason", start=at(18), reason="r", by="sam", now=started, subjects=Subjects())
+    with engine.begin() as conn:
+        done, _ = assign(conn, "r1", "m-jason", start=at(18, 30), reason="r", by="sam", now=started,
+                         subjects=Subjects())
+    assert done["first"] == at(18, 30).isoformat()

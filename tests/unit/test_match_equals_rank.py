@@ -141,7 +141,8 @@ def test_the_routine_is_known_without_booking_the_follow_ups(data: st.DataObject
     starts = [s for day in range(HORIZON_DAYS) for s in cal.starts_on((earliest + timedelta(days=day)).date())]
     for first in data.draw(st.lists(st.sampled_from(starts), max_size=3)) if starts else []:
         local = first.astimezone(LONDON)
-        assert _routine(case, cal, local) == _programme(case, mentor, local, rooms)[1]
+        held = (venues_for(case, mentor), mentor.itinerary, rooms)
+        assert _routine(case, cal, local, held=held) == _programme(case, mentor, local, rooms)[1]
 
 
 def test_the_ranking_adds_the_routine_after_the_rest_as_the_match_does() -> None:
