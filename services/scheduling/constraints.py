@@ -165,8 +165,8 @@ class MentorState:
     def itinerary(self) -> Itinerary:
         """The sessions at a known venue (`places`), for the travel rule (`travel.py`): around the exclusion zones,
         for a rotl mentor."""
-        if not self.places:
-            return _NOWHERE
+        if not self.places and not self.zone_boroughs:
+            return _NOWHERE  # a rotl mentor's zones apply from their first session on, so theirs is their own
         return Itinerary(self.places.values(), self.zone_boroughs)
 
     @cached_property

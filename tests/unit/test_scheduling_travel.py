@@ -305,3 +305,28 @@ def test_the_judge_counts_a_rotl_mentors_journey_around_their_exclusion_zones() 
         ("travel_time", "m-jason: Croydon until 17:00, Enfield from 18:30: needs 105 min")]
     at_19 = evaluate([case], [rotl], {"r1": ("m-jason", [(at(19), at(20))])}, now=NOW, visits={"r1": [enfield]})
     assert at_19.violations == []
+
+
+def _rotl_without_sessions() -> MentorState:
+    staff = jason(busy_at=None)
+    record = staff.record.model_copy(update={
+        "kind": "rotl", "licence": Licence(return_by="23:00", exclusion_zones=sorted(ZONES))})
+    return replace(staff, record=record, busy=[], places={})
+
+
+def test_the_empty_itinerary_of_a_rotl_mentor_knows_their_zones() -> None:
+    assert _rotl_without_sessions().itinerary.avoid == frozenset(ZONES)
+
+
+def test_a_rotl_mentors_first_booking_carried_over_keeps_the_journey_around_the_zones() -> None:
+    """Their first session at a known venue: judged around the zones whether worked out afresh (another replica)
+    or carried over from the empty itinerary (this one)."""
+    mentor = _rotl_without_sessions()
+    assert mentor.itinerary.near(at(9), at(10)) == []  # worked out first, as any match does
+    booked = with_booking(mentor, [(at(16), at(17))], Tier.LOW, venues=[SafeVenue(CROYDON, ("Croydon",))])
+    fresh = replace(booked)  # what another replica (or a reload after a change) works out
+    case = young_person()
+    expected = ("they have a session in Croydon until 17:00 and need 105 minutes to reach Enfield (the travel "
+                "time between venues)")
+    assert _travel_refusal(case, fresh, Rooms(), at(18, 30)) == expected
+    assert _travel_refusal(case, booked, Rooms(), at(18, 30)) == expected
