@@ -136,11 +136,20 @@ def agency_inbox_prefix(agency_id: str) -> str:
     return f"_INBOX_AGENCY.{agency_id}"
 
 
-def answerable_at(reply: str) -> bool:
-    """Whether a service may answer a request onto `reply`: an inbox (`_INBOX.…`, `_INBOX_<name>.…`, a person's),
-    never an agency's (its namespace holds its durable consumers' deliveries, which a stream export carries to the
-    agency), nor any other subject (an event subject a stream keeps). The reply subject is the asker's to choose."""
-    return reply.startswith(("_INBOX.", "_INBOX_")) and not reply.startswith("_INBOX_AGENCY.")
+def unanswerable(reply: str | None) -> str | None:
+    """Why a request with reply subject `reply` gets no answer, or None to answer it.
+
+    No reply subject: not a request from a client, but a message the server itself sent here because someone named
+    this subject as the reply to something else (a publish's PubAck, the empty reply to an acknowledgement); it must
+    not act on anyone's behalf. Otherwise the reply subject is the asker's to choose, so an answer goes only onto an
+    inbox (`_INBOX.…`, `_INBOX_<name>.…`, a person's), never an agency's (its namespace holds its durable consumers'
+    deliveries, which a stream export carries to the agency), nor any other subject (an event subject a stream keeps):
+    a person could otherwise have an assessment published on an agency's outcome subject."""
+    if not reply:
+        return "ignored a message that asks for no reply"
+    if not reply.startswith(("_INBOX.", "_INBOX_")) or reply.startswith("_INBOX_AGENCY."):
+        return f"refused to answer onto {reply:.80}, which is not the asker's inbox"
+    return None
 
 
 def normalised_agency_id(agency_id: str) -> str:

@@ -95,7 +95,7 @@ from shared.messaging import (
 )
 from shared.metrics import PUBLISHED, SAMPLE_SECONDS, Sample, ServiceMetrics, consumer_samples, stored_samples
 from shared.migrations import current, head, require_head
-from shared.nats_auth import answerable_at, jetstream_use
+from shared.nats_auth import jetstream_use, unanswerable
 from shared.ops import Discoverable, ops_app, register
 from shared.outbox import OutboxRelay, OutboxRow, Outgoing, add_to_outbox, describe
 from shared.settings import HttpPort, ServiceSettings
@@ -250,19 +250,8 @@ class ServiceHost:
 
         def register(handler: Answer[Req, Rep]) -> Answer[Req, Rep]:
             async def answer(message: NatsMessage) -> dict[str, Any] | None:
-                if not message.raw_message.reply:
-                    # No one waits for an answer: not a request from a client, but a message the server itself sent
-                    # here because someone named this subject as the reply to something else (the empty reply to
-                    # an acknowledgement, a publish's PubAck). Any client may name any reply subject, so such a
-                    # message must not act on anyone's behalf.
-                    log.warning("%s: %s: ignored a message that asks for no reply", self.name, endpoint.verb)
-                    return None
-                if not answerable_at(message.raw_message.reply):
-                    # The reply subject is the asker's to choose, and this service may answer onto any: answered,
-                    # a person could have an assessment published on an agency's outcome subject, where a stream
-                    # keeps it and the agency's consumer delivers it. Answers go to an inbox, and never an agency's.
-                    log.warning("%s: %s: refused to answer onto %.80s, which is not the asker's inbox", self.name,
-                                endpoint.verb, message.raw_message.reply)
+                if why := unanswerable(message.raw_message.reply):
+                    log.warning("%s: %s: %s", self.name, endpoint.verb, why)
                     raise SkipMessage
                 asker = self.subjects.asker(message.raw_message.subject)
                 return await self._answer(endpoint, handler, message.body, asker=asker)

@@ -17,7 +17,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from shared.contracts.rpc import ERASE_SPANS, Erased, ErrorCode, Invalid, ReferralIds, ServiceError, readable
-from shared.nats_auth import answerable_at
+from shared.nats_auth import unanswerable
 from shared.span_store import SpanStore
 from shared.subjects import Subjects
 
@@ -48,12 +48,8 @@ class SpanErasure:
         self._subscriptions.clear()
 
     async def _asked(self, msg: Msg) -> None:
-        if not msg.reply:  # the server's message, aimed here as someone's reply subject: no one asked
-            log.warning("console: %s: ignored a message that asks for no reply", ERASE_SPANS.verb)
-            return
-        if not answerable_at(msg.reply):  # as the services: an answer goes to the asker's inbox, never an agency's
-            log.warning("console: %s: refused to answer onto %.80s, which is not the asker's inbox", ERASE_SPANS.verb,
-                        msg.reply)
+        if why := unanswerable(msg.reply):  # as the services: only the asker's inbox gets an answer
+            log.warning("console: %s: %s", ERASE_SPANS.verb, why)
             return
         await msg.respond(await self.answer(msg.data))
 
