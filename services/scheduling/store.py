@@ -313,12 +313,13 @@ def load_mentor_states(conn: Connection, *, now: datetime) -> MentorIndex:
     venues = _venue_set(conn)
     where = _places(venues[1])
     # Booked sessions hold the mentor's time; for the travel rule, those that took place count too: attendance is
-    # recorded once a session starts, and the mentor still has to get from it to the next (up to a day's reach).
+    # recorded once a session starts, and the mentor still has to get from it to the next (up to a day's reach,
+    # WHOLE_DAY, which reaches further back than `recent`: so the query reads from `travel_from`).
     recent, travel_from = now - timedelta(days=1), now - WHOLE_DAY
     for mentor_id, start, end, venue_id, status in conn.execute(
         select(col(SessionRow.mentor_id), col(SessionRow.start), col(SessionRow.end), col(SessionRow.venue_id),
                col(SessionRow.status)).where(
-            col(SessionRow.status).in_(HOLDING_A_ROOM), col(SessionRow.end) > min(recent, travel_from)
+            col(SessionRow.status).in_(HOLDING_A_ROOM), col(SessionRow.end) > travel_from
         )
     ):
         if status in LIVE and end > recent:
