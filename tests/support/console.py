@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from apps.console.settings import URL_FILE
 from shared.contracts.intake_rpc import SECOND_FACTOR_ROLES
@@ -130,6 +130,62 @@ async def new_person_logged_in(browser: Browser, stack: ConsoleStack, *roles: st
         await set_up_authenticator(page, stack, person_id)
     if path != "/":
         await page.goto(stack.url + path)
+    return person_id, page
+
+
+async def tab_to(page: Page, target: Locator, *, limit: int = 120) -> None:
+    """Press Tab until `target` has the focus (as a person without a mouse does)."""
+    element = await target.element_handle()
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("(el) => document.activeElement === el", element):
+            return
+    raise AssertionError(f"{target} never had the focus after {limit} presses of Tab")
+
+
+async def press_enter_on(page: Page, target: Locator) -> None:
+    """Tab to a link or button and press Enter on it, then wait for the page it leads to."""
+    await tab_to(page, target)
+    await page.keyboard.press("Enter")
+    await page.wait_for_load_state()
+
+
+async def type_into(page: Page, field: Locator, text: str) -> None:
+    """Tab to a field and type into it, key by key."""
+    await tab_to(page, field)
+    await page.keyboard.type(text)
+
+
+async def type_date_and_time(page: Page, field: Locator, moment: datetime) -> None:
+    """Type a wall-clock date and time into a datetime-local field from the keyboard: Chromium lays the field out in
+    its own locale (month, day, year, then hour and minute; not the page's en-GB), moving on by itself once a part is
+    full, except after the year (Tab). The field's value is checked, so another layout fails here, saying so."""
+    await tab_to(page, field)
+    await page.keyboard.type(moment.strftime("%m%d%Y"))
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(moment.strftime("%H%M"))
+    await expect(field).to_have_value(moment.strftime("%Y-%m-%dT%H:%M"))
+
+
+async def new_person_logged_in_by_keyboard(browser: Browser, stack: ConsoleStack, *roles: str) -> tuple[str, Page]:
+    """`new_person_logged_in` with the keyboard alone: the console's address opened once, then Tab, typing and Enter
+    through the log-in and the one-time password's change (roles without a second factor: setting one up reads a
+    key off the page, which a keyboard test would only mimic)."""
+    assert not SECOND_FACTOR_ROLES & set(roles), "these roles set up an authenticator: use new_person_logged_in"
+    person_id = stack.person(*roles)
+    one_time = stack.one_time_password(person_id)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(stack.url + "/")
+    await expect(page.get_by_role("heading", name="Log in to the reroute console")).to_be_visible()
+    await type_into(page, page.get_by_label("Person id"), person_id)
+    await type_into(page, page.get_by_label("Console password"), one_time)
+    await page.keyboard.press("Enter")  # submits the form, as in any browser
+    await expect(page.get_by_role("heading", name="Choose your console password")).to_be_visible()
+    await type_into(page, page.get_by_label("Your current password"), one_time)
+    await type_into(page, page.get_by_label("New password", exact=True), f"{person_id} long and private")
+    await type_into(page, page.get_by_label("New password again"), f"{person_id} long and private")
+    await press_enter_on(page, page.get_by_role("button", name="Save my password"))
+    await expect(page.get_by_text("Your password is changed.")).to_be_visible()
     return person_id, page
 
 
