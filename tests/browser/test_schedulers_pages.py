@@ -196,20 +196,20 @@ async def test_a_scheduler_is_refused_a_mentor_with_the_rule_named_and_sees_the_
     # the case holding the mentor's one place closes: the waiting case is booked with them, nobody assigning it
     closed = await asyncio.to_thread(stack.reroute, "close", w.taken, "--reason", "moved out of London", "--by", "admin")
     assert closed.returncode == 0, said(closed)
-    await page.goto(f"{stack.url}/referrals/{w.referral_id}")
+    await press_enter_on(page, page.get_by_role("link", name="Back to the referral"))
     await expect(page.get_by_role("heading", name="Scheduling: scheduled")).to_be_visible()
     session_id = (await page.locator("#sessions tbody tr code").first.inner_text()).strip()
     assert f"Scheduled with {w.mentor_id}" in await asyncio.to_thread(status_of, stack, w.referral_id)
-    await page.goto(f"{stack.url}/waitlist")
-    await expect(page.get_by_role("main")).not_to_contain_text(w.referral_id)
 
-    await page.goto(f"{stack.url}/referrals/{w.referral_id}")
     await press_enter_on(page, page.get_by_role("link", name=f"{w.mentor_id}'s calendar"))
     week = page.get_by_role("table").filter(has_text="sessions, week of")
     booked = week.get_by_role("row").filter(has_text=session_id)
     await expect(booked).to_contain_text(w.referral_id)
     await expect(booked).to_contain_text("booked")
     await accessible(page)
+    await press_enter_on(page, page.get_by_role("navigation", name="Areas").get_by_role("link", name="Waitlist"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Waitlist")
+    await expect(page.get_by_role("main")).not_to_contain_text(w.referral_id)
 
 
 async def test_a_scheduler_moves_a_young_person_to_another_mentor_with_a_reason_and_the_old_sessions_are_cancelled(
@@ -236,6 +236,12 @@ async def test_a_scheduler_moves_a_young_person_to_another_mentor_with_a_reason_
     await expect(history.filter(has_text=other).first).to_contain_text("booked")
     await accessible(page)
     assert f"Scheduled with {other}" in await asyncio.to_thread(status_of, stack, referral_id)
+    first = (await page.locator("#sessions tbody tr code").first.inner_text()).strip()
+
+    await press_enter_on(page, page.get_by_role("link", name=f"{other}'s calendar"))  # the session, on their week
+    moved = page.get_by_role("table").filter(has_text="sessions, week of").get_by_role("row").filter(has_text=first)
+    await expect(moved).to_contain_text(referral_id)
+    await expect(moved).to_contain_text("booked")
 
 
 async def test_a_week_calendar_records_sessions_shows_a_licence_moves_sessions_for_leave_and_issues_a_feed(
