@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import nats.errors
 import pytest
 import yaml
@@ -244,6 +245,36 @@ async def test_make_run_explains_the_shipped_sample_as_the_readme_shows(shipped:
     for heading in ("Referral outcomes", "Why each referral went where it did", "⚠ safeguarding", "would place them:",
                     "Next, in another terminal:", "reroute is running"):
         assert heading in pictured.code and heading in shipped.text, heading
+
+
+DEMO_PEOPLE = {"dsl-demo": "dsl", "scheduler-demo": "scheduler", "risk-demo": "risk_lead", "operator-demo": "operator",
+               "dpo-demo": "dpo"}
+"""The demo people the README's web console section names, with their roles."""
+
+
+async def test_make_run_prints_the_console_and_a_one_time_log_in_that_works_for_each_demo_person(
+        shipped: Demo) -> None:
+    """Issue 14: `make run` says where the console answers and gives each demo person the README names, with their
+    role, a one-time password that logs them in there (to choose their own)."""
+    shown = re.search(r"^Web console: (http://127\.0\.0\.1:\d+)\. Demo log-ins, one per role .*\n((?:  .*\n)+)",
+                      shipped.text, re.MULTILINE)
+    assert shown, shipped.text
+    url, rows = shown[1], [line.split() for line in shown[2].splitlines()]
+    assert {row[0]: row[1] for row in rows} == DEMO_PEOPLE and all(len(row) == 3 for row in rows), shown[0]
+    async with connect(shipped.settings()) as client:
+        people = {p.person_id: p for p in (await client.call(intake_rpc.LIST_PEOPLE, Empty())).people}
+    assert all(people[p].roles == [role] and people[p].status == "active" for p, role in DEMO_PEOPLE.items()), people
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for person_id, _, password in rows:
+            http.cookies.clear()
+            form = await http.get("/login")
+            assert form.status_code == 200 and "Log in to the reroute console" in form.text, form.text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf, form.text
+            logged = await http.post("/login", data={"csrf_token": csrf[1], "person_id": person_id,
+                                                     "password": password, "next": "/"})
+            assert (logged.status_code, logged.headers.get("location")) == (303, "/password"), (person_id, logged.text)
 
 
 async def test_written_to_a_file_the_demo_cuts_no_cell_and_wraps_no_command(shipped: Demo) -> None:
