@@ -444,19 +444,35 @@ def test_a_port_setting_that_is_not_a_port_is_refused_naming_it(tmp_path: Path) 
     assert refused.returncode == 1 and "REROUTE_CALENDAR_PORT must be a port number 1-65535, 0 (off) or auto" in said
 
 
-async def test_up_says_where_the_agencies_api_and_the_feeds_answer(tmp_path: Path) -> None:
+async def test_up_says_where_the_agencies_api_the_feeds_and_the_console_answer_and_makes_no_demo_people(
+        tmp_path: Path) -> None:
+    """Demo people with one-time passwords exist only under `make run` (`--demo`, tests/e2e/test_demo.py): a plain
+    `reroute up` prints the console's address and how to get a log-in, and the only person it makes is the first admin."""
     up = Up.launch(tmp_path / "data")  # its own: the shared stack's services are restarted by other tests
     try:
         await up.until_running()
         said = up.output()
         api = re.search(r"Agencies' HTTP API: (http://127\.0\.0\.1:\d+) \(try-it page \1/docs\)", said)
         feeds = re.search(r"calendar feeds: (http://127\.0\.0\.1:\d+)", said)
-        assert api and feeds, said
+        console = re.search(r"Web console: (http://127\.0\.0\.1:\d+) \(log in with your person id and a console "
+                            r"password: `reroute people console-password NAME` issues a one-time one\)", said)
+        assert api and feeds and console, said
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{api[1]}/openapi.json")).status_code == 200
             assert (await http.get(f"{api[1]}/v1/referrals/ref_0000000000000000")).status_code == 401, \
                 "the base the README's curl example takes as REROUTE_API"
             assert (await http.get(f"{feeds[1]}/v1/calendars/not-a-token.ics")).status_code == 404
+            login = await http.get(f"{console[1]}/login")
+            assert login.status_code == 200 and "Log in to the reroute console" in login.text
+
+        people = await asyncio.to_thread(subprocess.run, [str(REROUTE), "people", "list", "--data-dir",
+                                                          str(up.data_dir)], env=_env(), capture_output=True,
+                                         text=True, timeout=60, check=False)
+        assert people.returncode == 0, people.stdout + people.stderr
+        rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in people.stdout.splitlines()
+                if line.startswith("│")]
+        assert [row[0] for row in rows] == ["admin"], people.stdout  # the first admin `reroute up` makes, nobody else
+        assert "Demo log-ins" not in said, said
     finally:
         up.stop()
 
