@@ -2,14 +2,16 @@
 consumers and its figures, and they move on the open page as referrals go through, without a reload; a referral that
 fails in risk for a real cause is dead-lettered, read with its reason (its body hidden until opened), replayed in
 vain while the cause remains, and replayed once it is fixed, after which it is gone from the list and risk has
-assessed it; a person without the `operator` role is refused every page and action, by URL too."""
+assessed it; a person without the `operator` role is refused every page and action, by URL too. The overview and
+`reroute health` name the same services, ready or not, and the same consumers."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -61,6 +63,41 @@ async def test_the_overview_shows_each_service_and_its_figures_move_without_a_re
     await expect(risk_row.locator("td").last).not_to_have_text(before, timeout=30_000)
     assert await page.evaluate("window.sameDocument") == "since the page was opened", "the page was reloaded"
     await accessible(page)
+
+
+def _cli_rows(table: str) -> list[list[str]]:
+    """A rich table's rows, cell by cell (a cell wrapped onto more lines: its first line)."""
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    return [row for row in rows if row[0]]
+
+
+async def _page_rows(page: Page, table: str) -> list[tuple[str, str]]:
+    """(service, first cell after it) of each row of one of the overview's tables."""
+    rows = page.get_by_role("table", name=table).locator("tbody tr")
+    return [(await row.locator("th").inner_text(), await row.locator("td").first.inner_text()) for row in await rows.all()]
+
+
+async def test_the_overview_and_reroute_health_name_the_same_services_readiness_and_consumers(
+        browser: Browser, stack: ConsoleStack) -> None:
+    """Issue 14: the CLI and the console give the same answers (both ask each service's `statistics`); compared on
+    what does not move between two readings: the services, ready or not, and each one's consumers and streams."""
+    health = await asyncio.to_thread(stack.reroute, "health")
+    services, consumers = health.stdout.split("Consumers (JetStream consumer info)", 1)
+    cli_ready = {row[0]: row[1].startswith("ready") for row in _cli_rows(services)}
+    cli_consumers = sorted((row[0], row[1], row[2]) for row in _cli_rows(consumers))
+    assert health.returncode == (0 if all(cli_ready.values()) else 1), health.stdout + health.stderr
+    assert set(cli_ready) == {"intake", "risk", "scheduling"} and cli_consumers, health.stdout
+
+    _, page = await new_person_logged_in(browser, stack, "operator", path="/operations")
+    page_ready = {service: ready.startswith("Ready") for service, ready in await _page_rows(page, "Services")}
+    page_consumers = []
+    for service, cell in await _page_rows(page, "Consumers"):
+        named = re.fullmatch(r"(\S+) \((\S+)\)", cell.strip())
+        assert named, cell
+        page_consumers.append((service, named[1], named[2]))
+
+    assert page_ready == cli_ready, health.stdout
+    assert sorted(page_consumers) == cli_consumers, health.stdout
 
 
 async def test_an_operator_replays_a_dead_letter_once_its_cause_is_fixed_and_sees_it_gone(
