@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, insert, select, update
 from sqlmodel import col
 
+from services.risk.review import AskedLowering
 from services.risk.tables import PendingOverrideRecord
 from shared.contracts.codes import Tier
 from shared.contracts.risk_rpc import PendingOverride
@@ -28,6 +29,17 @@ def latest(conn: Connection, referral_id: str) -> tuple[int, PendingOverride] | 
         col(PendingOverrideRecord.referral_id) == referral_id, col(PendingOverrideRecord.status) == "pending",
     ).order_by(col(PendingOverrideRecord.id).desc())).first()
     return (row.id, _public(row)) if row is not None else None  # type: ignore[arg-type]
+
+
+def asked(conn: Connection, referral_id: str, requested_at: datetime) -> AskedLowering | None:
+    """The referral's lowering asked at exactly `requested_at`, whatever became of it; None when none was."""
+    rows = conn.execute(select(PendingOverrideRecord).where(
+        col(PendingOverrideRecord.referral_id) == referral_id).order_by(col(PendingOverrideRecord.id))).all()
+    for row in rows:  # compared here, not in SQL: how each database stores a time differs, its value does not
+        if _utc(row.requested_at) == requested_at:
+            return AskedLowering(tier=Tier(row.tier), by=row.requested_by, requested_at=_utc(row.requested_at),
+                                 status=row.status, decided_by=row.decided_by, decision=row.decision_reason)
+    return None
 
 
 def in_force(conn: Connection, referral_id: str, *, now: datetime) -> PendingOverride | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from shared.contracts.codes import Tier
@@ -81,6 +81,57 @@ def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request
     if problems:
         raise OverrideRefused("; ".join(problems))
     return kind
+
+
+@dataclass(frozen=True)
+class AskedLowering:
+    """A lowering of a tier as it was asked, and what became of it (status pending, countersigned, refused or
+    replaced; `decided_by` and `decision` once decided)."""
+
+    tier: Tier
+    by: str
+    requested_at: datetime
+    status: str = "pending"
+    decided_by: str | None = None
+    decision: str | None = None
+
+
+def _moment(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _fate(seen: AskedLowering, tier: Tier) -> str:
+    if seen.tier != tier:
+        return f"asks for {seen.tier.value}, not {tier.value}"
+    who = seen.decided_by or "someone"
+    if seen.status == "countersigned":
+        return f"was countersigned already, by {who}"
+    if seen.status == "refused":
+        return f"was withdrawn by {who}" if _person(who) == _person(seen.by) else f"was refused by {who}"
+    if seen.status == "replaced":
+        return f"was replaced: {who} asked again" if seen.decision == "asked again" else \
+            f"was set aside: {who} decided the tier meanwhile"
+    return "is no longer the one pending"
+
+
+def unseen_lowering(*, tier: Tier, requested_at: datetime, seen: AskedLowering | None,
+                    pending: AskedLowering | None) -> str | None:
+    """Why a countersignature or refusal naming the lowering to `tier` asked at `requested_at` (what the risk lead
+    saw; `seen` is what is stored under that time) cannot be taken for the `pending` one; None when it is that one.
+
+    A second risk lead signs only what they saw: if the lowering was withdrawn and another asked for between their
+    reading the case and deciding, they must read it again.
+    """
+    if pending is not None and pending.requested_at == requested_at and pending.tier == tier:
+        return None
+    if seen is None:
+        said = f"no lowering to {tier.value} was asked at {_moment(requested_at)}"
+    else:
+        said = (f"the lowering you saw (to {tier.value}, asked by {seen.by} at {_moment(requested_at)}) "
+                f"{_fate(seen, tier)}")
+    now = ("none is pending now" if pending is None else
+           f"the pending one asks for {pending.tier.value} (asked by {pending.by} at {_moment(pending.requested_at)})")
+    return f"{said}; {now}: open the case again"
 
 
 def _axes(assessed: RiskAssessed) -> tuple[AxisAssessment, AxisAssessment, AxisAssessment]:

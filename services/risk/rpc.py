@@ -18,7 +18,16 @@ from sqlmodel import col
 from services.risk import pending
 from services.risk.assessment import assess
 from services.risk.handlers import Case, load_cases, next_assessment, review, store
-from services.risk.review import OverrideRefused, check_override, diff, overall_floor, overdue, rescore_summary
+from services.risk.review import (
+    AskedLowering,
+    OverrideRefused,
+    check_override,
+    diff,
+    overall_floor,
+    overdue,
+    rescore_summary,
+    unseen_lowering,
+)
 from services.risk.review import OverrideRequest as Decision
 from services.risk.tables import AlertRecord, AssessmentRecord, RiskCase
 from shared import alerts
@@ -41,6 +50,7 @@ from shared.contracts.risk_rpc import (
     ReviewsDue,
     ReviewsRequest,
     RulesListing,
+    SeenLowering,
     TierChange,
 )
 from shared.contracts.rpc import Empty, NotFound, Refused, ServiceError
@@ -118,7 +128,7 @@ async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
         case = _case(conn, request.referral_id)
         with _traced(risk, "risk countersign", case) as span:
-            row_id, asked = _waiting(conn, request.referral_id, now=now)
+            row_id, asked = _waiting(conn, request.referral_id, request.lowering, now=now, doing="countersign")
             span.set_attribute("risk.tier", asked.tier.value)
             decision = Decision(tier=asked.tier, reason=asked.reason, by=asked.by, countersign=request.by.strip())
             applied = _apply(conn, case, decision, risk=risk, now=now, span=span)
@@ -133,7 +143,7 @@ async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewe
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
         case = _case(conn, request.referral_id)
         with _traced(risk, "risk refuse override", case) as span:
-            row_id, _ = _waiting(conn, request.referral_id, now=now)
+            row_id, _ = _waiting(conn, request.referral_id, request.lowering, now=now, doing="refuse")
             pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(),
                            now=now)
             span.set_attribute("reroute.outcome", "override_refused")
@@ -161,10 +171,22 @@ def _case(conn: Connection, referral_id: str) -> Case:
     return cases[referral_id]
 
 
-def _waiting(conn: Connection, referral_id: str, *, now: datetime) -> tuple[int, PendingOverride]:
+def _waiting(conn: Connection, referral_id: str, seen: SeenLowering | None, *, now: datetime,
+             doing: str) -> tuple[int, PendingOverride]:
+    """The pending lowering, if it is the one the risk lead saw (and names) and has not lapsed."""
+    if seen is None:  # an older console or CLI: deciding on whatever is pending now could be deciding unseen
+        raise Refused(f"name the lowering you {doing}: its tier and when it was asked, as the case shows them; this "
+                      "request names none (an older console or CLI: update it, then open the case again)")
     found = pending.latest(conn, referral_id)
+    now_pending = None if found is None else AskedLowering(tier=found[1].tier, by=found[1].by,
+                                                            requested_at=found[1].requested_at)
+    problem = unseen_lowering(tier=seen.tier, requested_at=seen.requested_at, pending=now_pending,
+                              seen=pending.asked(conn, referral_id, seen.requested_at))
     if found is None:
-        raise NotFound(f"no lowering of {referral_id}'s tier is waiting for a countersignature")
+        raise NotFound(f"no lowering of {referral_id}'s tier is waiting for a countersignature: {problem}")
+    if problem is not None:
+        log.info("risk: a %s of %s named a lowering no longer pending; refused", doing, referral_id)
+        raise Refused(problem)
     if now >= found[1].expires_at:
         raise Refused(f"the lowering of {referral_id}'s tier asked by {found[1].by} lapsed unsigned at "
                       f"{found[1].expires_at:%Y-%m-%d %H:%M} UTC; a risk lead may ask again")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.contracts.codes import Tier
 from shared.contracts.common import Contract
@@ -71,14 +71,29 @@ class Reviewed(Contract):
                                                                       "lead's countersignature.")
 
 
+class SeenLowering(Contract):
+    """The pending lowering a risk lead saw, named when they countersign or refuse it: a different one (asked again
+    meanwhile) is never decided unseen."""
+
+    tier: Tier = Field(description="The tier it asks for, as shown.")
+    requested_at: AwareDatetime = Field(description="When it was asked: `PendingOverride.requested_at`, exactly as "
+                                               "`assessment` or `overrides.pending` gave it.")
+
+
+_SEEN = ("The pending lowering the risk lead saw. Required: a request naming none (an older console or CLI) is "
+         "refused, and so is one naming a lowering no longer pending; either way nothing changes.")
+
+
 class CountersignRequest(Contract):
     referral_id: str = Field(max_length=100)
+    lowering: SeenLowering | None = Field(default=None, description=_SEEN)
     by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
 
 
 class RefuseOverrideRequest(Contract):
     referral_id: str = Field(max_length=100)
     reason: str = Field(min_length=1, max_length=2000)
+    lowering: SeenLowering | None = Field(default=None, description=_SEEN)
     by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
 
 
@@ -144,11 +159,12 @@ OVERRIDE = Endpoint("override", OverrideRequest, Reviewed,
                     "for a second risk lead's countersignature, the tier in force unchanged.", _RISK, roles=_LEADS,
                     acts_as="by")
 COUNTERSIGN = Endpoint("override.countersign", CountersignRequest, Reviewed,
-                       "Countersign the lowering another risk lead asked for: it takes effect now (never one's own).",
+                       "Countersign the lowering another risk lead asked for, naming the one seen: it takes effect now "
+                       "(never one's own; refused if another is pending now).",
                        _RISK, roles=_LEADS, acts_as="by")
 REFUSE_OVERRIDE = Endpoint("override.refuse", RefuseOverrideRequest, Reviewed,
-                           "Refuse (or, for its own asker, withdraw) a lowering waiting for a countersignature, with "
-                           "a reason; the tier in force stays.", _RISK, roles=_LEADS, acts_as="by")
+                           "Refuse (or, for its own asker, withdraw) the lowering seen waiting for a "
+                           "countersignature, with a reason; the tier in force stays.", _RISK, roles=_LEADS, acts_as="by")
 PENDING_OVERRIDES = Endpoint("overrides.pending", Empty, PendingOverrides,
                              "Every lowering waiting for a second risk lead's countersignature (not lapsed), oldest "
                              "first.", _RISK, roles=_LEADS)

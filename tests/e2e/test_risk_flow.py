@@ -66,9 +66,11 @@ async def test_override_up_then_a_countersigned_lowering_changes_the_published_t
     assert shown["assessment"]["tier"] == "high" and shown["pending"]["tier"] == "low"
     waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
     assert [(w["tier"], w["by"]) for w in waiting if w["referral_id"] == rid] == [("low", "Ana Lee")]
-    same_person = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "ana lee"})
+    same_person = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "ana lee",
+                                                                   "lowering": _seen(shown["pending"])})
     assert "second person" in refusal(same_person).message and refusal(same_person).code == "refused"
-    down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy"})
+    down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
+                                                            "lowering": _seen(shown["pending"])})
     assert down["assessment"]["tier"] == "low"
     assert (await _assessed(probe, cluster, agency, arid, number=3))["tier"] == "low"
     waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
@@ -78,6 +80,50 @@ async def test_override_up_then_a_countersigned_lowering_changes_the_published_t
     assert [(h["tier"], h["cause"], h["by"]) for h in history] == [
         ("low", "referral", None), ("high", "override", "Ana Lee"), ("low", "override", "Ana Lee")]
     assert history[2]["countersigned_by"] == "Sam Roy" and history[2]["reason"] == "Knife disclosure withdrawn"
+
+
+def _seen(pending: dict) -> dict:  # type: ignore[type-arg]
+    """What a countersignature or refusal names: the pending lowering as the signer was shown it."""
+    return {"tier": pending["tier"], "requested_at": pending["requested_at"]}
+
+
+async def test_a_countersignature_naming_a_withdrawn_lowering_is_refused_and_the_new_one_stays_pending(
+    cluster: Cluster, probe: Probe
+) -> None:
+    agency, arid = unique("yot"), unique("SEEN")
+    await probe.submit(agency, referral(arid, language="en", indicators=["peers_offending"]))
+    rid = (await _assessed(probe, cluster, agency, arid))["referral_id"]
+    await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee", "reason": "Knife seen"})
+    first = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "medium", "by": "Ana Lee",
+                                                 "reason": "Calmer at school"})
+    shown = (await probe.rpc("risk", "assessment", {"referral_id": rid}))["pending"]
+    assert shown == first["pending"], "the second lead reads the case: a lowering to medium waits"
+
+    withdrawn = await probe.rpc("risk", "override.refuse", {"referral_id": rid, "by": "Ana Lee",
+                                                            "reason": "Asked too soon", "lowering": _seen(shown)})
+    assert withdrawn["assessment"]["tier"] == "high"
+    second = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
+                                                  "reason": "Moved school"})
+    signed = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
+                                                              "lowering": _seen(shown)})
+    refused = await probe.rpc("risk", "override.refuse", {"referral_id": rid, "by": "Sam Roy",
+                                                          "reason": "Not convinced", "lowering": _seen(shown)})
+    unnamed = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy"})
+
+    said = refusal(signed)
+    assert said.code == "refused", said
+    assert said.message.startswith("the lowering you saw (to medium, asked by Ana Lee at "), said.message
+    assert "was withdrawn by Ana Lee; the pending one asks for low (asked by Ana Lee at " in said.message
+    assert "open the case again" in said.message
+    assert refusal(refused).code == "refused" and "the pending one asks for low" in refusal(refused).message
+    assert refusal(unnamed).code == "refused" and "name the lowering you countersign" in refusal(unnamed).message
+    after = await probe.rpc("risk", "assessment", {"referral_id": rid})
+    assert after["assessment"]["tier"] == "high" and len(after["history"]) == 2, "nothing signed, nothing published"
+    assert after["pending"] == second["pending"], "the lowering to low still waits, unsigned and unrefused"
+
+    down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
+                                                            "lowering": _seen(after["pending"])})
+    assert down["assessment"]["tier"] == "low" and down["assessment"]["override"]["reason"] == "Moved school"
 
 
 async def test_a_down_override_below_an_escalation_floor_is_refused(cluster: Cluster, probe: Probe) -> None:

@@ -81,8 +81,9 @@ async def test_the_cadence_rises_at_once_and_steps_down_only_after_two_lower_rev
     assert raised[0]["tier"] == "very_high"
 
     down = {"referral_id": rid, "tier": "high", "by": "Ana Lee", "reason": "Threat withdrawn"}
-    assert (await probe.rpc("risk", "override", down))["pending"]["tier"] == "high"
-    signed = {"referral_id": rid, "by": "Sam Roy"}
+    asked = (await probe.rpc("risk", "override", down))["pending"]
+    assert asked["tier"] == "high"
+    signed = {"referral_id": rid, "by": "Sam Roy", "lowering": {"tier": "high", "requested_at": asked["requested_at"]}}
     assert (await probe.rpc("risk", "override.countersign", signed))["assessment"]["tier"] == "high"
     await probe.wait_for(cluster.subjects.assessed(agency), lambda e: e["referral_id"] == rid and e["number"] == 3)
     confirm = {"referral_id": rid, "tier": "high", "by": "Sam Roy"}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.risk.review import (
+    AskedLowering,
     AssessmentDiff,
     Direction,
     OverrideRefused,
@@ -17,6 +18,7 @@ from services.risk.review import (
     overdue,
     rescore_summary,
     review_due,
+    unseen_lowering,
 )
 from services.risk.shipped_rules import SHIPPED_RULES
 from shared.contracts.codes import Tier
@@ -133,6 +135,41 @@ def test_a_forbidden_tier_is_refused_without_asking_for_paperwork() -> None:
     with pytest.raises(OverrideRefused) as refused:
         check_override(computed=HIGH, current=HIGH, floor=HIGH, request=request(MEDIUM, reason=""))
     assert str(refused.value) == "an escalation (floor high) forbids a tier below high"
+
+
+ASKED, AGAIN = NOW - timedelta(minutes=30), NOW - timedelta(minutes=5)
+SEEN = AskedLowering(tier=MEDIUM, by="Ana Lee", requested_at=ASKED)
+PENDING_LOW = AskedLowering(tier=LOW, by="Ana Lee", requested_at=AGAIN)
+
+
+def decided(status: str, by: str, decision: str | None = None, *, tier: Tier = MEDIUM) -> AskedLowering:
+    return AskedLowering(tier=tier, by="Ana Lee", requested_at=ASKED, status=status, decided_by=by, decision=decision)
+
+
+def test_the_lowering_seen_and_still_pending_is_the_one_decided() -> None:
+    assert unseen_lowering(tier=MEDIUM, requested_at=ASKED, seen=SEEN, pending=SEEN) is None
+
+
+@pytest.mark.parametrize(("seen", "pending", "message"), [
+    (decided("refused", "ana lee", "asked too soon"), PENDING_LOW,
+     ("the lowering you saw (to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) was withdrawn by ana lee; the "
+     "pending one asks for low (asked by Ana Lee at 2025-06-15 11:55:00 UTC): open the case again")),
+    (decided("refused", "Sam Roy", "not convinced"), None,
+     ("the lowering you saw (to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) was refused by Sam Roy; none is "
+     "pending now: open the case again")),
+    (decided("replaced", "Ana Lee", "asked again"), PENDING_LOW, "was replaced: Ana Lee asked again; the pending"),
+    (decided("replaced", "Sam Roy", "up decided meanwhile"), None,
+     "was set aside: Sam Roy decided the tier meanwhile; none is pending now"),
+    (decided("countersigned", "Sam Roy"), None, "was countersigned already, by Sam Roy; none is pending now"),
+    (decided("pending", "", tier=LOW), decided("pending", "", tier=LOW),
+     "(to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) asks for low, not medium; the pending one asks for low"),
+    (None, PENDING_LOW, "no lowering to medium was asked at 2025-06-15 11:30:00 UTC; the pending one asks for low"),
+], ids=["withdrawn", "refused", "asked-again", "set-aside", "signed", "other-tier", "never-asked"])
+def test_a_lowering_no_longer_pending_is_named_with_what_became_of_it_and_what_waits_now(
+    seen: AskedLowering | None, pending: AskedLowering | None, message: str
+) -> None:
+    said = unseen_lowering(tier=MEDIUM, requested_at=ASKED, seen=seen, pending=pending)
+    assert said is not None and message in said, said
 
 
 def test_override_refused_is_a_value_error() -> None:
