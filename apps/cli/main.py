@@ -444,10 +444,13 @@ def assessment(referral_id: ReferralId, data_dir: DataDir = None) -> None:
                       safe(h.reason or h.summary))
     console.print(table)
     if result.pending is not None:
-        p = result.pending
-        console.print(f"[yellow]Pending:[/yellow] lower to {safe(p.tier)}, asked by {safe(p.by)} at "
-                      f"{_local(p.requested_at)} ({safe(p.reason)}); waiting for a second risk lead's countersignature "
-                      f"until {_local(p.expires_at)}. Tier {safe(a.tier)} stays in force until then.")
+        _show_pending(result.pending, a.tier)
+
+
+def _show_pending(p: risk_rpc.PendingOverride, in_force: Tier) -> None:
+    console.print(f"[yellow]Pending:[/yellow] lower to {safe(p.tier)}, asked by {safe(p.by)} at "
+                  f"{_local(p.requested_at)} ({safe(p.reason)}); waiting for a second risk lead's countersignature "
+                  f"until {_local(p.expires_at)}. Tier {safe(in_force)} stays in force until then.")
 
 
 @app.command()
@@ -474,27 +477,45 @@ def override(
 @app.command()
 def countersign(
     referral_id: ReferralId,
+    tier: Annotated[str, typer.Option(help="The tier the lowering asks for, as `reroute assessment` shows it: "
+                                           "only the lowering waiting with that tier is decided.")],
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse it instead (or withdraw your own).")] = False,
     reason: Annotated[str, typer.Option(help="Why you refuse it (needed with --refuse).")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask to confirm the lowering shown.")] = False,
     by: Annotated[str, typer.Option(help="Your name, on a server without users only.")] = "",
     data_dir: DataDir = None,
 ) -> None:
-    """Countersign (or --refuse) the lowering of a referral's tier that another risk lead asked for."""
+    """Countersign (or --refuse) the lowering of a referral's tier that another risk lead asked for. The lowering
+    waiting is shown first and only that one is decided: risk refuses if it was withdrawn or asked again meanwhile."""
+    if tier not in set(Tier):
+        raise CliError(f"--tier '{tier}' is not one of {', '.join(Tier)}")
+    if refuse and not reason.strip():
+        raise CliError("say why you refuse it: --reason TEXT")
+    found = with_client(lambda c: c.call(risk_rpc.ASSESSMENT, AssessmentRequest(referral_id=referral_id)), data_dir)
+    p, doing = found.pending, "refused" if refuse else "signed"
+    if p is None:
+        raise CliError(f"no lowering of {referral_id}'s tier is waiting for a countersignature: nothing {doing}")
+    _show_pending(p, found.assessment.tier)
+    if p.tier != tier:
+        raise CliError(f"the lowering waiting (shown above) asks for {p.tier}, not {tier}: nothing {doing}. Read it, "
+                       f"then name its tier to decide on it")
+    if not yes:
+        typer.confirm("Refuse this lowering?" if refuse else "Countersign this lowering?", abort=True)
+    seen = risk_rpc.SeenLowering(tier=p.tier, requested_at=p.requested_at)  # what was shown, nothing newer
     if refuse:
-        if not reason.strip():
-            raise CliError("say why you refuse it: --reason TEXT")
-        refused = risk_rpc.RefuseOverrideRequest(referral_id=referral_id, reason=reason, by=by)
+        refused = risk_rpc.RefuseOverrideRequest(referral_id=referral_id, reason=reason, lowering=seen, by=by)
         kept = with_client(lambda c: c.call(risk_rpc.REFUSE_OVERRIDE, refused), data_dir).assessment
         console.print(f"Refused: {safe(referral_id)} stays at tier {safe(kept.tier)}.")
         return
-    signed = risk_rpc.CountersignRequest(referral_id=referral_id, by=by)
+    signed = risk_rpc.CountersignRequest(referral_id=referral_id, lowering=seen, by=by)
     _say_in_force(referral_id, with_client(lambda c: c.call(risk_rpc.COUNTERSIGN, signed), data_dir).assessment)
 
 
 def _say_pending(pending: risk_rpc.PendingOverride, in_force: Tier) -> None:
     console.print(f"Lowering {safe(pending.referral_id)} to {safe(pending.tier)} (asked by {safe(pending.by)}) waits for "
-                  f"a second risk lead: `reroute countersign {safe(pending.referral_id)}` (or `--refuse`) before "
-                  f"{_local(pending.expires_at)}. Until then tier {safe(in_force)} stays in force.")
+                  f"a second risk lead: `reroute countersign {safe(pending.referral_id)} --tier {safe(pending.tier)}` "
+                  f"(or `--refuse`) before {_local(pending.expires_at)}. Until then tier {safe(in_force)} stays in "
+                  "force.")
 
 
 def _say_in_force(referral_id: str, a: RiskAssessed) -> None:

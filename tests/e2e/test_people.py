@@ -232,11 +232,12 @@ async def test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_
     shown = stack.reroute("assessment", rid)
     assert "overall tier high" in said(shown) and "Pending: lower to low, asked by rita" in said(shown), said(shown)
 
-    own = await rita.ask("override.countersign", {"referral_id": rid, "by": "rob"})
+    seen = {"tier": asked["pending"]["tier"], "requested_at": asked["pending"]["requested_at"]}
+    own = await rita.ask("override.countersign", {"referral_id": rid, "by": "rob", "lowering": seen})
     assert own["error"]["code"] == "refused" and "second person, not rita again" in own["error"]["message"]
     assert (await rita.ask("assessment", {"referral_id": rid}))["assessment"]["tier"] == "high"
 
-    signed = await rob.ask("override.countersign", {"referral_id": rid, "by": "rita"})
+    signed = await rob.ask("override.countersign", {"referral_id": rid, "by": "rita", "lowering": seen})
     assert signed["assessment"]["tier"] == "low"
     override = signed["assessment"]["override"]
     assert (override["by"], override["countersigned_by"], override["kind"]) == ("rita", "rob", "down")
@@ -244,24 +245,60 @@ async def test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_
     assert after["pending"] is None and after["history"][-1]["countersigned_by"] == "rob"
 
 
+async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
+    stack: Stack, leads: tuple[Lead, Lead]
+) -> None:
+    rita, rob = leads
+    rid = _referred(stack, tag="CLISEEN")
+    await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
+    first = (await rita.ask("override", {"referral_id": rid, "tier": "medium", "reason": "Calmer"}))["pending"]
+    wrong = stack.reroute("countersign", rid, "--tier", "low", "--yes", person="rob")
+    assert wrong.returncode == 1 and "asks for medium, not low: nothing signed" in said(wrong), said(wrong)
+
+    # rob's CLI shows him the lowering to medium and asks; meanwhile rita withdraws it and asks for low instead
+    cli = await asyncio.create_subprocess_exec(
+        str(REROUTE), "countersign", rid, "--tier", "medium", "--data-dir", str(stack.up.data_dir), cwd=stack.home,
+        env=up_env() | {"REROUTE_CREDENTIALS": str(stack.credentials("rob"))}, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert cli.stdout is not None
+    shown = (await asyncio.wait_for(cli.stdout.readuntil(b"Countersign this lowering?"), timeout=90)).decode()
+    assert "Pending: lower to medium, asked by rita" in " ".join(shown.split()), shown
+    seen = {"tier": "medium", "requested_at": first["requested_at"]}
+    await rita.ask("override.refuse", {"referral_id": rid, "reason": "Asked too soon", "lowering": seen})
+    second = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Moved school"}))["pending"]
+    out, _ = await asyncio.wait_for(cli.communicate(b"y\n"), timeout=90)
+
+    told = " ".join(out.decode().split())
+    assert cli.returncode == 1, told
+    assert "the lowering you saw (to medium, asked by rita at" in told and "was withdrawn by rita" in told, told
+    assert "the pending one asks for low (asked by rita at" in told, told
+    after = await rob.ask("assessment", {"referral_id": rid})
+    assert after["assessment"]["tier"] == "high" and after["pending"] == second, "nothing signed; low still waits"
+    signed = stack.reroute("countersign", rid, "--tier", "low", "--yes", person="rob")
+    assert signed.returncode == 0 and f"{rid}: tier low" in said(signed), said(signed)
+
+
 async def test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force(stack: Stack, leads: tuple[Lead, Lead]) -> None:
     rita, rob = leads
     refused, lapsing = _referred(stack, tag="REFUSE"), _referred(stack, tag="LAPSE")
+    seen = {}
     for rid in (refused, lapsing):
         await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
-        assert (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Withdrawn"}))["pending"]
+        asked = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Withdrawn"}))["pending"]
+        seen[rid] = {"tier": asked["tier"], "requested_at": asked["requested_at"]}
 
-    no = await rob.ask("override.refuse", {"referral_id": refused, "reason": "Not convinced"})
+    no = await rob.ask("override.refuse", {"referral_id": refused, "reason": "Not convinced",
+                                           "lowering": seen[refused]})
     assert no["assessment"]["tier"] == "high"
     shown = await rob.ask("assessment", {"referral_id": refused})
     assert shown["pending"] is None and shown["assessment"]["tier"] == "high"
-    late = await rob.ask("override.countersign", {"referral_id": refused})
+    late = await rob.ask("override.countersign", {"referral_id": refused, "lowering": seen[refused]})
     assert late["error"]["code"] == "not_found"
 
     async def lapsed() -> bool:
         return (await rob.ask("assessment", {"referral_id": lapsing}))["pending"] is None
 
     await wait_until(lapsed, timeout=60, every=0.5, what="the unsigned lowering lapsing")
-    too_late = await rob.ask("override.countersign", {"referral_id": lapsing})
+    too_late = await rob.ask("override.countersign", {"referral_id": lapsing, "lowering": seen[lapsing]})
     assert too_late["error"]["code"] == "refused" and "lapsed unsigned" in too_late["error"]["message"]
     assert (await rob.ask("assessment", {"referral_id": lapsing}))["assessment"]["tier"] == "high"
