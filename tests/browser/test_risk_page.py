@@ -28,8 +28,10 @@ async def test_a_lowering_waits_for_a_second_lead_who_countersigns_it(browser: B
     await expect(page.get_by_role("button", name="Countersign")).to_have_count(0)  # not offered to the asker
 
     # the asker posts the countersignature by hand: risk refuses it, and nothing changes
+    shown = page.locator('form[action="/risk/referral/refuse"] input[name="requested_at"]')
     posted = await page.request.post(f"{stack.url}/risk/referral/countersign", form={
-        "csrf_token": await csrf_token(page), "referral_id": rid}, max_redirects=0)
+        "csrf_token": await csrf_token(page), "referral_id": rid, "tier": "high",
+        "requested_at": await shown.get_attribute("value") or ""}, max_redirects=0)
     assert posted.status == 303
     await page.reload()
     await expect(page.locator(".notice")).to_contain_text(f"Nothing recorded: override refused: a down-override needs "
@@ -53,6 +55,32 @@ async def test_a_lowering_waits_for_a_second_lead_who_countersigns_it(browser: B
     assert risk_record(stack, rid) == RiskRecord("high", [("high", "countersigned", second)])
     history = other.get_by_role("row").filter(has_text=f"(countersigned by {second})")
     await expect(history).to_contain_text(first)
+
+
+async def test_a_second_lead_signs_only_the_lowering_the_page_showed(browser: Browser, stack: ConsoleStack) -> None:
+    rid = await assessed_referral(stack)
+    first, page = await new_person_logged_in(browser, stack, "risk_lead", path="/risk")
+    await decide_tier(page, stack, rid, "very_high", "Older associates seen with a knife at the school gate")
+    await decide_tier(page, stack, rid, "high", "Knife surrendered")
+    _, other = await new_person_logged_in(browser, stack, "risk_lead", path="/risk")
+    await open_case(other, stack, rid)
+    await expect(other.get_by_role("heading", name="Waiting for a second risk lead: lower to high")).to_be_visible()
+
+    # while the second lead reads the case, the first withdraws that lowering and asks for another
+    await open_case(page, stack, rid)
+    await page.get_by_label("Why you withdraw it").fill("Asked too soon")
+    await page.get_by_role("button", name="Withdraw my lowering").click()
+    await expect(page.locator(".notice")).to_contain_text(f"The lowering is refused: {rid} stays at tier very_high.")
+    await decide_tier(page, stack, rid, "medium", "Moved school, away from the group")
+
+    await other.get_by_role("button", name=f"Countersign: lower {rid} to high").click()
+    notice = other.locator(".notice")
+    await expect(notice).to_contain_text(f"Nothing recorded: the lowering you saw (to high, asked by {first} at ")
+    await expect(notice).to_contain_text(f"was withdrawn by {first}; the pending one asks for medium (asked by {first}"
+                                         " at ")
+    await expect(notice).to_contain_text("open the case again")
+    assert risk_record(stack, rid) == RiskRecord("very_high", [("high", "refused", first), ("medium", "pending", None)])
+    await expect(other.get_by_role("heading", name="Waiting for a second risk lead: lower to medium")).to_be_visible()
 
 
 async def test_a_second_lead_refuses_a_lowering_and_the_tier_stays(browser: Browser, stack: ConsoleStack) -> None:

@@ -87,18 +87,30 @@ async def case(request: Request, me: Me, session: MySession,
                   problem=problem, tiers=list(Tier), status_code=status)
 
 
+UNSEEN = "Nothing recorded: the page did not say which lowering you saw; open the case again."
+
+
+def _seen(tier: str, requested_at: str) -> risk_rpc.SeenLowering | None:
+    """The lowering the page showed (its hidden fields); None when they do not say (a page from an older console)."""
+    try:
+        return risk_rpc.SeenLowering.model_validate({"tier": tier, "requested_at": requested_at})
+    except ValidationError:
+        return None
+
+
 async def _decide(client: ServicesClient, me: Person, referral_id: str, action: str, *, tier: str = "",
-                  reason: str = "") -> str:
+                  reason: str = "", seen: risk_rpc.SeenLowering | None = None) -> str:
     """Ask risk for the decision in `me`'s name; what happened, in a sentence."""
     try:
         if action == "override":
             reviewed = await client.ask(me, risk_rpc.OVERRIDE, risk_rpc.OverrideRequest(
                 referral_id=referral_id, tier=Tier(tier), reason=reason))
         elif action == "countersign":
-            reviewed = await client.ask(me, risk_rpc.COUNTERSIGN, risk_rpc.CountersignRequest(referral_id=referral_id))
+            reviewed = await client.ask(me, risk_rpc.COUNTERSIGN, risk_rpc.CountersignRequest(
+                referral_id=referral_id, lowering=seen))
         else:
             reviewed = await client.ask(me, risk_rpc.REFUSE_OVERRIDE, risk_rpc.RefuseOverrideRequest(
-                referral_id=referral_id, reason=reason))
+                referral_id=referral_id, reason=reason, lowering=seen))
     except ValidationError as exc:
         return f"Nothing recorded: {readable(exc)}."
     except ServiceError as exc:
@@ -139,23 +151,27 @@ async def override(request: Request, me: Me, session: MySession, referral_id: An
 
 
 @AREA.router.post("/referral/countersign")
-async def countersign(request: Request, me: Me, session: MySession,
-                      referral_id: Annotated[str, Form()] = "") -> Response:
-    """Countersign another lead's lowering (`reroute countersign`): risk refuses one's own."""
-    said = _too_long(referral_id, "")
-    session.notices.append(said or await _decide(state_of(request).client, me, referral_id.strip(), "countersign"))
+async def countersign(request: Request, me: Me, session: MySession, referral_id: Annotated[str, Form()] = "",
+                      tier: Annotated[str, Form()] = "", requested_at: Annotated[str, Form()] = "") -> Response:
+    """Countersign the lowering the page showed (`reroute countersign`): risk refuses one's own, and any other."""
+    seen = _seen(tier, requested_at)
+    said = _too_long(referral_id, "") or (None if seen else UNSEEN)
+    session.notices.append(said or await _decide(state_of(request).client, me, referral_id.strip(), "countersign",
+                                                 seen=seen))
     return _back(referral_id.strip())
 
 
 @AREA.router.post("/referral/refuse")
 async def refuse(request: Request, me: Me, session: MySession, referral_id: Annotated[str, Form()] = "",
-                 reason: Annotated[str, Form()] = "") -> Response:
-    """Refuse a lowering, or withdraw one's own (`reroute countersign --refuse`), with a reason."""
-    said = _too_long(referral_id, reason)
+                 reason: Annotated[str, Form()] = "", tier: Annotated[str, Form()] = "",
+                 requested_at: Annotated[str, Form()] = "") -> Response:
+    """Refuse the lowering the page showed, or withdraw one's own (`reroute countersign --refuse`), with a reason."""
+    seen = _seen(tier, requested_at)
+    said = _too_long(referral_id, reason) or (None if seen else UNSEEN)
     if said is None and not reason.strip():
         said = "Nothing recorded: say why you refuse the lowering."
     session.notices.append(said or await _decide(state_of(request).client, me, referral_id.strip(), "refuse",
-                                                 reason=reason.strip()))
+                                                 reason=reason.strip(), seen=seen))
     return _back(referral_id.strip())
 
 
