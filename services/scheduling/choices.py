@@ -152,7 +152,9 @@ def assign(
     add_sessions(conn, [session_row(referral_id, mentor_id, slot, now, venue)
                         for slot, (_, venue) in zip(slots, placed, strict=True)])
     note = Reason(f"assigned by {by.strip()}: {reason.strip()}", CHOSEN)  # who chose and why: for schedulers only
-    set_case_status(conn, referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=mentor_id, reason=note)
+    # the batch round keeps a person's choice (reoptimisation.read_round) until the mentor changes another way
+    set_case_status(conn, referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=mentor_id, reason=note,
+                    assigned_by=by.strip())
     event: Event
     if row.mentor_id is not None and row.status in HOLDING_A_PLACE:
         event = SessionsRescheduled(

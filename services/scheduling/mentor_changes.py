@@ -115,7 +115,8 @@ def why_cases_move(record: MentorRecord, today: date) -> Reason | None:
 def move_cases_away(
     conn: Connection, mentor_id: str, why: Reason, *, now: datetime, subjects: Subjects, tracer: trace.Tracer
 ) -> tuple[int, list[Outgoing]]:
-    """Reschedule every case of a mentor who may no longer take them (`why_cases_move`) with other mentors."""
+    """Reschedule every case of a mentor who may no longer take them (`why_cases_move`) with other mentors: a
+    scheduler's choice of that mentor (`CaseRow.assigned_by`) ends with the move (`store.set_outcomes`)."""
     rows = cases_in(conn, CaseStatus.SCHEDULED, mentor_id=mentor_id)
     tasks = []
     for row in rows:

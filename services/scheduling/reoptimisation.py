@@ -3,6 +3,12 @@ the README and the events' reasons): waitlisted referrals and unconfirmed assign
 the exact min-cost-flow optimiser, without chaos:
 
 - a session the young person confirmed never moves;
+- a mentor a scheduler chose by hand (`reroute assign`, `CaseRow.assigned_by`) is kept, sessions and all, even with a
+  first session past the horizon: the round never undoes a person's decision, for a score, its horizon or to make
+  room. It stands until a person changes it, or until the mentor truly can no longer keep the young person: barred
+  or their licence suspended (mentor_changes.py), or a hard rule that now fails, other than the caseload (then the
+  round may move them, as below). Like a confirmed session's, such a case is left out of the plan and counted
+  as pinned;
 - a young person who has a mentor keeps them (continuity: a rupture harms trust), unless moving them is what lets the
   round place someone (a waiting young person, or one whose mentor can no longer keep them), or their own mentor can
   no longer keep them: no longer eligible for them (a check, a licence, a rule), no free time within the horizon, or
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -74,20 +80,33 @@ class RoundInput:
 
     now: datetime
     considered: list[CaseRow]  # waitlisted and scheduled cases with their facts
-    movable: list[CaseRow]  # of those, the ones no confirmed session pins
+    movable: list[CaseRow]  # of those, the ones neither a confirmed session nor a scheduler's choice pins
     cases: list[Case]  # the matcher's view of each movable case
     mentors: list[MentorState]  # as if every movable case's unconfirmed sessions and place were free
+    by_hand: int = 0  # of the pinned, how many a scheduler's choice of mentor pins (`kept_by_hand`)
 
 
 def read_round(conn: Connection, *, now: datetime) -> RoundInput:
     """The round's input: no lock taken, as the plan is checked again when it is booked (`book_round`)."""
     rows = [r for r in cases_in(conn, CaseStatus.WAITLISTED, CaseStatus.SCHEDULED) if r.facts is not None]
     confirmed = referrals_with_confirmed_sessions(conn, now=now)
-    movable = [r for r in rows if r.referral_id not in confirmed]
     mentors = load_mentor_states(conn, now=now)
+    by_hand = {r.referral_id for r in rows if kept_by_hand(r, mentors)}
+    movable = [r for r in rows if r.referral_id not in confirmed and r.referral_id not in by_hand]
     scheduled = [r for r in movable if r.status == CaseStatus.SCHEDULED]
     released = _release(mentors, scheduled, _unconfirmed(conn, [r.referral_id for r in scheduled], now))
-    return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()))
+    return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()), len(by_hand))
+
+
+def kept_by_hand(row: CaseRow, mentors: Mapping[str, MentorState]) -> bool:
+    """Whether a scheduler chose the case's mentor by hand and the mentor may still take it: every hard rule but the
+    caseload's passes (a caseload cut moves the services' own placements; a mentor who may no longer mentor hands
+    their cases on in mentor_changes.py). Such a case keeps its mentor and sessions in the round, whatever their
+    free time within the horizon."""
+    mentor = mentors.get(row.mentor_id or "")
+    if row.status != CaseStatus.SCHEDULED or row.assigned_by is None or mentor is None:
+        return False
+    return first_exclusion(case_from(row), replace(mentor, caseload=0, points=0.0)) is None
 
 
 TIME_LIMIT_S = 30.0
@@ -122,8 +141,9 @@ def book_round(
     tracer: trace.Tracer,
 ) -> tuple[dict[str, object], list[Outgoing]]:
     """Book the plan under the booking lock against the cases, mentors and rooms as they stand now: a case that
-    changed since the plan was read (a newer assessment, a booking, a confirmed session) stays as it is, and every
-    booking is checked again, so nothing booked meanwhile, here or by another replica, is double-booked.
+    changed since the plan was read (a newer assessment, a booking, a confirmed session, a scheduler's choice of
+    mentor) stays as it is, and every booking is checked again, so nothing booked meanwhile, here or by another
+    replica, is double-booked.
 
     The plan decides who goes to which mentor; its times give way where they no longer fit (`_sessions_now`). A
     case whose new mentor has no place until another case moves on is tried again once that move is booked,
@@ -133,7 +153,7 @@ def book_round(
     fresh = load_cases(conn, [r.referral_id for r in planned.movable])
     rows = [now_row for r in planned.movable  # in the order the plan was read, as one transaction would book
             if (now_row := fresh.get(r.referral_id)) is not None and now_row.updated_at == r.updated_at
-            and r.referral_id not in confirmed]
+            and r.referral_id not in confirmed and now_row.assigned_by == r.assigned_by]
     mentors = load_mentor_states(conn, now=now)
     future = _unconfirmed(conn, [r.referral_id for r in rows if r.status == CaseStatus.SCHEDULED], now)
     state = dict(mentors)  # as it stands: kept assignments keep their sessions
@@ -175,7 +195,7 @@ def book_round(
         to_book = left
     waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)
     return {"considered": len(planned.movable), "pinned": len(planned.considered) - len(planned.movable),
-            "waitlisted_before": waiting,
+            "pinned_by_scheduler": planned.by_hand, "waitlisted_before": waiting,
             "placed": placed, "moved": moved, "moved_to_make_room": moved - mentor_cannot_keep,
             "moved_mentor_cannot_keep": mentor_cannot_keep, "solve_seconds": round(result.solve_seconds, 3)}, out
 

@@ -41,6 +41,10 @@ class CaseRow(SQLModel, table=True):
         description="A CaseStatus: awaiting_referral, awaiting_assessment, scheduled, waitlisted, suspended, closed.",
     )
     mentor_id: str | None = Field(default=None, index=True, max_length=64)
+    assigned_by: str | None = Field(default=None, max_length=200, description=(
+        "Who chose the mentor by hand (`reroute assign`), while the case keeps that mentor: the batch round leaves "
+        "the case as it is. None when the services chose; cleared whenever the mentor changes any other way, or "
+        "the case leaves them (store.set_case_status, store.set_outcomes)."))
     reason: str | None = Field(default=None, description="Why it waits, moved or closed, in full: for schedulers.")
     agency_reason: str | None = Field(
         default=None, description="The same as the referring agency is told it (`agency_reasons`); None on cases "

@@ -1,0 +1,247 @@
+"""A scheduler's choice of mentor stands in the batch round: a case assigned by hand (even with a first session past
+the online match's 28-day horizon, to a mentor away until then) is neither moved nor re-booked, for a better score,
+for its horizon, or to make room; a case the services placed themselves, in the same round, still is. The choice
+ends when the case's mentor changes by another path (a mentor who may no longer mentor, a closure), and then the
+round may move the case again. Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from sqlalchemy import Engine, text
+
+from services.scheduling import store
+from services.scheduling.agency_reasons import Reason
+from services.scheduling.booking import CaseTask, carry_out
+from services.scheduling.choices import assign
+from services.scheduling.matching import HORIZON_DAYS
+from services.scheduling.mentor_changes import hand_on_barred_cases
+from services.scheduling.reoptimisation import book_round, plan_round, read_round
+from services.scheduling.rpc import Scheduling, assign_mentor, reoptimise_now, status
+from services.scheduling.sessions import close
+from services.scheduling.slots import LONDON
+from services.scheduling.tables import TABLES
+from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded
+from shared.contracts.rpc import Empty
+from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
+from shared.contracts.scheduling_rpc import AssignRequest, ReferralRequest
+from shared.db import make_engine
+from shared.migrations import schema_of, upgrade
+from shared.outbox import Outgoing
+from shared.service import ServiceHost
+from shared.settings import ServiceSettings
+from shared.subjects import Subjects
+from tests.support.cluster import mentor
+from tests.support.databases import service_database
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)  # a Monday
+AWAY_DAYS = 31  # m-away's leave from today: past the horizon
+BACK = NOW.replace(hour=10) + timedelta(days=AWAY_DAYS + 1)  # the day after m-away is back, 10:00
+S = Subjects()
+TRACER = trace.get_tracer("test")
+
+
+def _mentors(engine: Engine, *records: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        store.save_mentors(conn, [MentorRecord.model_validate(r) for r in records], now=NOW)
+
+
+def _waiting(engine: Engine, referral_id: str, *languages: str, now: datetime = NOW) -> None:
+    """A low-tier young person in Hackney speaking `languages`, free whenever their mentor is: on the waitlist."""
+    facts = ReferralRecorded(
+        event_id=f"recorded-{referral_id}", occurred_at=now, referral_id=referral_id, agency_id="yot",
+        agency_referral_id=f"A-{referral_id}", person_id=f"psn_{referral_id}",
+        person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney",
+                           languages=list(languages)),
+        indicators=[], protective_factors=[], unsafe_areas=[], preferences=Preferences(), availability=[])
+    with engine.begin() as conn:
+        store.add_cases(conn, [{"referral_id": referral_id, "agency_id": "yot", "person_id": facts.person_id,
+                                "facts": facts.model_dump_json(), "tier": "low", "status": CaseStatus.WAITLISTED,
+                                "updated_at": now}])
+
+
+def _placed_by_the_services(engine: Engine, referral_id: str) -> None:
+    """The online match books the waiting case (as the consumers do)."""
+    with engine.begin() as conn:
+        row = store.load_case(conn, referral_id)
+        assert row is not None
+        carry_out(conn, [CaseTask(row, trace.INVALID_SPAN)], now=NOW, subjects=S)
+
+
+def _assigned(engine: Engine, referral_id: str, mentor_id: str, *, start: datetime | None = None) -> None:
+    with engine.begin() as conn:
+        assign(conn, referral_id, mentor_id, start=start, reason="knows the family", by="sam", now=NOW, subjects=S)
+
+
+def _round(engine: Engine, now: datetime = NOW) -> dict[str, object]:
+    with engine.connect() as conn:
+        planned = read_round(conn, now=now)
+    result = plan_round(planned)
+    with engine.begin() as conn:
+        done, _ = book_round(conn, planned, result, now=now, subjects=S, tracer=TRACER)
+    return done
+
+
+def _held(engine: Engine, referral_id: str) -> tuple[str, str | None, list[str]]:
+    """The case's status, mentor and booked sessions (ids)."""
+    with engine.connect() as conn:
+        row = store.load_case(conn, referral_id)
+        assert row is not None
+        booked = store.case_sessions(conn, referral_id, [SessionStatus.BOOKED])
+    return row.status, row.mentor_id, [s.session_id for s in booked]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with service_database("scheduling", tmp_path) as made:
+        yield made
+
+
+def test_the_round_keeps_cases_assigned_by_hand_and_moves_one_it_placed_itself(engine: Engine) -> None:
+    """m-busy (the only Turkish speaker) and m-somali (the only Somali speaker) have one place each; r-tr and r-so
+    wait for them. r-auto was placed with m-busy by the online match; r-hand was put with m-somali by a scheduler,
+    and r-far with m-away, who is away for 31 days, for a day after they are back. m-spare could take any of the
+    three: the round moves r-auto there to place r-tr, and leaves both of the scheduler's choices as they are."""
+    _mentors(engine, mentor("m-busy", language="en", languages=["en", "tr"], max_caseload=1))
+    _waiting(engine, "r-auto", "en")
+    _placed_by_the_services(engine, "r-auto")
+    assert _held(engine, "r-auto")[:2] == (CaseStatus.SCHEDULED, "m-busy")
+    _mentors(engine, mentor("m-spare", language="en"), mentor("m-away", language="en"),
+             mentor("m-somali", language="en", languages=["en", "so"], max_caseload=1))
+    with engine.begin() as conn:
+        store.add_leave(conn, "m-away", NOW.date(), NOW.date() + timedelta(days=AWAY_DAYS - 1), now=NOW)
+    for rid in ("r-hand", "r-far"):
+        _waiting(engine, rid, "en")
+    _assigned(engine, "r-hand", "m-somali")
+    assert BACK - NOW > timedelta(days=HORIZON_DAYS)
+    _assigned(engine, "r-far", "m-away", start=BACK)
+    _waiting(engine, "r-tr", "tr")
+    _waiting(engine, "r-so", "so")
+    hand, far = _held(engine, "r-hand"), _held(engine, "r-far")
+    assert hand[:2] == (CaseStatus.SCHEDULED, "m-somali") and far[:2] == (CaseStatus.SCHEDULED, "m-away")
+
+    report = _round(engine)
+
+    assert _held(engine, "r-hand") == hand, "a scheduler's choice is not moved to make room"
+    assert _held(engine, "r-far") == far, "nor for the horizon it looked past"
+    assert _held(engine, "r-auto")[:2] == (CaseStatus.SCHEDULED, "m-spare"), "a case the services placed still moves"
+    assert _held(engine, "r-tr")[:2] == (CaseStatus.SCHEDULED, "m-busy")
+    assert _held(engine, "r-so")[:2] == (CaseStatus.WAITLISTED, None)
+    assert (report["placed"], report["moved"], report["moved_mentor_cannot_keep"]) == (1, 1, 0), report
+    assert (report["pinned"], report["pinned_by_scheduler"]) == (2, 2), report
+    with engine.connect() as conn:
+        reasons = {rid: row.reason for rid, row in store.load_cases(conn, ["r-hand", "r-far"]).items()}
+    assert reasons == {"r-hand": "assigned by sam: knows the family", "r-far": "assigned by sam: knows the family"}
+
+
+def test_a_choice_ends_when_the_mentor_may_no_longer_mentor_and_the_round_may_move_the_case_again(
+    engine: Engine,
+) -> None:
+    """m-lapsed's check runs out: the vetting sweep moves their hand-assigned case to m-one (the only other mentor
+    then), and the scheduler's choice goes with the mentor; the round may then move it to make room."""
+    _mentors(engine, mentor("m-lapsed", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-lapsed")
+    _mentors(engine, mentor("m-one", language="en", languages=["en", "tr"], max_caseload=1),
+             mentor("m-lapsed", language="en", vetting={"enhanced_check_expires": "2026-03-01"}))
+    with engine.begin() as conn:
+        moved, _ = hand_on_barred_cases(conn, now=NOW, subjects=S, tracer=TRACER)
+    assert moved == 1 and _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-one")
+    with engine.connect() as conn:
+        assert store.load_case(conn, "r-hand").assigned_by is None  # type: ignore[union-attr]
+    _mentors(engine, mentor("m-two", language="en"))
+    _waiting(engine, "r-tr", "tr")
+
+    report = _round(engine)
+
+    assert (report["placed"], report["moved"], report["pinned_by_scheduler"]) == (1, 1, 0), report
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-two")
+    assert _held(engine, "r-tr")[:2] == (CaseStatus.SCHEDULED, "m-one")
+
+
+def test_a_choice_is_recorded_with_who_made_it_and_ends_with_the_case(engine: Engine) -> None:
+    _mentors(engine, mentor("m-one", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-one")
+    with engine.connect() as conn:
+        assert store.load_case(conn, "r-hand").assigned_by == "sam"  # type: ignore[union-attr]
+    with engine.begin() as conn:
+        close(conn, "r-hand", "yot", now=NOW, subjects=S, reason=Reason("closed by sam: moved away", "closed"))
+        assert store.load_case(conn, "r-hand").assigned_by is None  # type: ignore[union-attr]
+
+
+def test_the_round_moves_a_case_assigned_by_hand_when_a_hard_rule_now_rules_its_mentor_out(engine: Engine) -> None:
+    """m-moved no longer covers Hackney (re-imported): the scheduler's choice cannot stand, and the round moves the
+    young person, saying why."""
+    _mentors(engine, mentor("m-moved", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-moved")
+    _mentors(engine, mentor("m-moved", language="en", borough="Camden"), mentor("m-other", language="en"))
+
+    report = _round(engine)
+
+    assert (report["moved"], report["moved_mentor_cannot_keep"], report["pinned_by_scheduler"]) == (1, 1, 0), report
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-other")
+    with engine.connect() as conn:
+        row = store.load_case(conn, "r-hand")
+    assert row is not None and row.assigned_by is None
+    assert row.reason is not None and row.reason.startswith("moved by the batch round: m-moved can no longer keep them")
+
+
+class _Published:
+    """The relay, as far as these endpoints need it: their events are in the outbox, and not sent anywhere."""
+
+    async def publish(self, messages: Sequence[Outgoing]) -> int:
+        return 0
+
+
+@pytest.fixture
+async def scheduling(tmp_path: Path) -> AsyncIterator[Scheduling]:
+    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"hand{uuid.uuid4().hex[:8]}", ops_port=0,
+                               NATS_URL="nats://127.0.0.1:4222",  # never connected
+                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
+    made = make_engine("scheduling", settings)
+    upgrade(made, "scheduling")
+    made.dispose()
+    host = ServiceHost("scheduling", settings, TABLES)
+    host.relay = _Published()  # type: ignore[assignment]
+    yield Scheduling(host, None)
+    host.database.close()
+    if host.engine.dialect.name == "postgresql":
+        with host.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(host.engine)}" CASCADE'))
+    host.engine.dispose()
+    host.tracer_provider.shutdown()
+    host.metrics.shutdown()
+
+
+async def test_a_schedulers_assignment_past_the_horizon_outlasts_reroute_plan_and_status_says_who_chose(
+    scheduling: Scheduling,
+) -> None:
+    """Through the endpoints `reroute assign`, `reroute plan` and `reroute status` ask: the one mentor the scheduler
+    wants is away for 31 days; the first session is booked for after they are back, and a batch round leaves it."""
+    engine, now = scheduling.host.engine, datetime.now(UTC)
+    today = now.astimezone(LONDON).date()
+    _mentors(engine, mentor("m-away", language="en"), mentor("m-spare", language="en"))
+    with engine.begin() as conn:
+        store.add_leave(conn, "m-away", today, today + timedelta(days=AWAY_DAYS - 1), now=now)
+    _waiting(engine, "r-far", "en", now=now)
+    back = datetime.combine(today + timedelta(days=AWAY_DAYS + 1), datetime.min.time(), tzinfo=LONDON).replace(hour=10)
+    await assign_mentor(AssignRequest(referral_id="r-far", mentor_id="m-away", start=back, by="psn-sam",
+                                      reason="the only mentor who knows the family"), scheduling)
+    before = await status(ReferralRequest(referral_id="r-far"), scheduling)
+
+    report = await reoptimise_now(Empty(), scheduling)
+
+    after = await status(ReferralRequest(referral_id="r-far"), scheduling)
+    assert after.mentor_id == "m-away" and after.sessions == before.sessions and after.sessions[0].start == back
+    assert after.reason == "assigned by psn-sam: the only mentor who knows the family"
+    assert after.mentor_chosen_by == "psn-sam"
+    assert (report.moved, report.pinned, report.pinned_by_scheduler) == (0, 1, 1), report
