@@ -166,6 +166,22 @@ def test_a_choice_ends_when_the_mentor_may_no_longer_mentor_and_the_round_may_mo
     assert _held(engine, "r-tr")[:2] == (CaseStatus.SCHEDULED, "m-one")
 
 
+def test_a_choice_outlasts_a_re_plan_that_keeps_the_mentor_and_a_suspension(engine: Engine) -> None:
+    """A new cadence re-planned with the same mentor (the only one), and the young person missing for a while: the
+    mentor is still the one the scheduler chose."""
+    _mentors(engine, mentor("m-one", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-one")
+    for kind in ("reschedule", "suspend", "resume"):
+        with engine.begin() as conn:
+            row = store.load_case(conn, "r-hand")
+            assert row is not None
+            carry_out(conn, [CaseTask(row, trace.INVALID_SPAN, kind, Reason.shared(kind))],
+                      now=NOW, subjects=S)
+            row = store.load_case(conn, "r-hand")
+        assert row is not None and (row.mentor_id, row.assigned_by) == ("m-one", "sam"), kind
+
+
 def test_a_choice_is_recorded_with_who_made_it_and_ends_with_the_case(engine: Engine) -> None:
     _mentors(engine, mentor("m-one", language="en"))
     _waiting(engine, "r-hand", "en")
