@@ -1,5 +1,5 @@
 """The schedulers' pages in Debian's Chromium, against a real `reroute up`: with the keyboard alone, a scheduler logs in,
-finds a waitlisted case, reads why (as `reroute waitlist` says it), assigns the mentor who fits every rule for a day
+finds a waitlisted case, reads why (as `reroute waitlist` says it) and its trace, assigns the mentor who fits every rule for a day
 the online match does not look at, and the mentor's calendar shows the session; a scheduler is refused a mentor with
 the constraint named and sees the case booked as soon as a case holding the mentor's place closes; a scheduler moves
 a young person to another mentor, with the reason recorded in their name and the old sessions cancelled; sessions
@@ -33,6 +33,7 @@ from tests.support.console import (
     type_date_and_time,
     type_into,
 )
+from tests.support.console_pages import TRACED, traced
 from tests.support.console_scheduling import (
     import_mentors,
     refer,
@@ -120,10 +121,18 @@ async def test_a_scheduler_finds_a_waitlisted_case_reads_why_assigns_a_mentor_an
     await expect(risk).to_contain_text("Peers & lifestyle: significant")  # peers who offend, unstructured time
     await expect(risk).to_contain_text("Focus: N04")
     await expect(risk).not_to_contain_text("Safeguarding escalations")  # none for these indicators
-    trace = page.locator("section").filter(has=page.get_by_role("heading", name="Trace"))
-    # a scheduler is told how to read it; the waterfall link is on the operators' pages (Traces)
-    await expect(trace).to_contain_text(f"reroute trace {w.referral_id}")
     await accessible(page)
+
+    # its trace, by the link on its page (the waterfall of this referral only: the traces' lists are operators')
+    await traced(stack, w.referral_id)
+    trace = page.get_by_role("region", name="Trace")
+    await press_enter_on(page, trace.get_by_role("link", name="Its trace across intake, risk and scheduling"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Trace of referral {w.referral_id}")
+    for service in TRACED:
+        await expect(page.get_by_role("table").first.get_by_role("cell", name=service, exact=True).first).to_be_visible()
+    await accessible(page)
+    await press_enter_on(page, page.get_by_role("link", name=f"Back to referral {w.referral_id}"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"Referral {w.referral_id}")
 
     await press_enter_on(page, page.get_by_role("link", name="Who could take it, and assign a mentor"))
     await expect(page.get_by_text("No mentor can take this referral now.")).to_be_visible()

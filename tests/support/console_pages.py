@@ -13,12 +13,30 @@ from apps.console.app import create_app, pages
 from apps.console.client import ServicesClient
 from apps.console.live import AlertFeed
 from apps.console.settings import ConsoleSettings
+from shared.span_store import SpanStore
 from tests.support.console import ConsoleStack, log_in, new_person_logged_in
 from tests.support.console_risk import assessed_referral, decide_tier, open_case
 from tests.support.console_scheduling import rotl_mentor_with_a_session, waiting_at_caseload
 from tests.support.operations import kept_dead_letter
+from tests.support.waiting import wait_until
 
 Reach = Callable[[Browser, ConsoleStack], Awaitable[Page]]
+TRACED = ("intake", "risk", "scheduling")
+
+
+async def traced(stack: ConsoleStack, referral_id: str) -> None:
+    """Until the console's span store holds spans of the referral from each of the three services (each exports its
+    spans up to 200 ms after they end, later on a loaded machine), so that a page opened now shows them all."""
+    store = SpanStore.of(stack.up.data_dir)
+
+    def services() -> set[str]:
+        return {s.service for s in store.spans_of_referral(referral_id)}
+
+    try:
+        await wait_until(lambda: services() >= set(TRACED), timeout=60,
+                         what=lambda: f"spans of {referral_id} from {TRACED} (only from {sorted(services())})")
+    finally:
+        store.close()
 
 
 def page_routes() -> set[str]:
@@ -168,6 +186,17 @@ async def _one_trace(browser: Browser, stack: ConsoleStack) -> Page:
     return page
 
 
+async def _referral_trace(browser: Browser, stack: ConsoleStack) -> Page:
+    """A scheduler's view of a referral's traces, by the link on the referral's page."""
+    referral_id = await asyncio.to_thread(stack.refer, "peers_offending")
+    await traced(stack, referral_id)
+    page = await _scheduler_on(browser, stack, f"/referrals/{referral_id}")
+    await page.get_by_role("link", name="Its trace across intake, risk and scheduling").click()
+    for service in TRACED:
+        await expect(page.get_by_role("cell", name=service, exact=True).first).to_be_visible()
+    return page
+
+
 async def _scheduler_on(browser: Browser, stack: ConsoleStack, path: str) -> Page:
     return (await new_person_logged_in(browser, stack, "scheduler", path=path))[1]
 
@@ -218,6 +247,7 @@ PAGES: dict[str, Reach] = {
     "/referrals": lambda browser, stack: _scheduler_on(browser, stack, "/referrals"),
     "/referrals/{referral_id}": _referral,
     "/referrals/{referral_id}/recommend": _recommend,
+    "/referrals/{referral_id}/trace": _referral_trace,
     "/calendar": lambda browser, stack: _scheduler_on(browser, stack, "/calendar"),
     "/calendar/mentors/{mentor_id}": lambda browser, stack: _week(browser, stack, "/calendar/mentors/{mentor_id}"),
     "/calendar/boroughs/{borough}": lambda browser, stack: _week(browser, stack, "/calendar/boroughs/Lewisham"),

@@ -1,8 +1,13 @@
 """A referral's page, for schedulers: where it stands at intake, risk's tier with every reason on each axis, its needs
-and focus, escalations and the history of its assessments, scheduling's status with its sessions, and how to read its
+and focus, escalations and the history of its assessments, scheduling's status with its sessions, and a link to its
 trace; then who could take it (`recommend`: the top three with their scores, and why every other mentor is out) and
 assigning one with a recorded reason (refused with the constraint named). The same contracts as `reroute status`,
-`assessment`, `recommend` and `assign`. Ids only: no child's name on these pages."""
+`assessment`, `recommend` and `assign`. Ids only: no child's name on these pages.
+
+Its trace (`/<id>/trace`) is this referral's waterfall across intake, risk and scheduling, under this area's guard:
+whoever may open the referral's page may open its trace, because the trace shows less than the page (span names,
+services, timings, errors and outcome codes; ids, never a name or free text: apps/console/pages/traces.py says
+why). The traces pages themselves (every trace, the slowest, those with errors, one by id) stay operators'."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from apps.console.areas import area
 from apps.console.auth import Me, MySession
 from apps.console.client import Person, ServicesClient
+from apps.console.pages.traces import referral_waterfall
 from apps.console.rendering import LONDON, local, render
 from apps.console.state import state_of
 from shared.contracts import intake_rpc, risk_rpc
@@ -127,6 +133,14 @@ async def recommend(request: Request, me: Me, session: MySession, referral_id: s
     if not _known(referral_id):
         return _no_such(request, session, "That is not a referral id.")
     return await _recommendation(request, me, session, referral_id)
+
+
+@AREA.router.get("/{referral_id}/trace")
+async def trace(request: Request, me: Me, session: MySession, referral_id: str) -> Response:
+    """This referral's traces as waterfalls (its own, and the callers' linked to it), from the span store."""
+    if not _known(referral_id):
+        return _no_such(request, session, "That is not a referral id.")
+    return await referral_waterfall(request, me, session, referral_id, shown_in=AREA)
 
 
 def _first_start(text: str) -> datetime | None:
