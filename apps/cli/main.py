@@ -396,8 +396,6 @@ def status(
         console.print(f"Scheduled with {safe(scheduling.mentor_id)}: {len(scheduling.sessions)} sessions, first "
                       f"{_local(scheduling.sessions[0].start)}"
                       + ("" if scheduling.deadline_met else " (after the tier's deadline)"))
-        if scheduling.mentor_chosen_by:
-            console.print(f"Mentor chosen by {safe(scheduling.mentor_chosen_by)}: batch rounds keep them")
         if scheduling.reason:  # why it last moved or who assigned it: for schedulers, the agency is told less
             console.print(f"Last change: {safe(scheduling.reason)}")
     elif scheduling is not None and scheduling.status == CaseStatus.WAITLISTED:
@@ -724,15 +722,15 @@ def assign(
 @app.command("plan")
 def plan_cmd(data_dir: DataDir = None) -> None:
     """Run the re-optimisation round now: place as many waiting young people as the rules allow (exact optimisation),
-    never moving a session someone has confirmed, nor a young person whose mentor a scheduler chose (`reroute
-    assign`), nor any other young person from their mentor unless that places someone or their mentor can no longer
-    keep them."""
+    never moving a session someone has confirmed, nor a young person from a mentor a scheduler chose (`reroute
+    assign`) while that mentor may still take them, nor any other young person from their mentor unless that places
+    someone or their mentor can no longer keep them."""
     with console.status("Optimising…"):
         r = with_client(lambda c: c.call(sched.REOPTIMISE, Empty(), timeout=300), data_dir)
     why = (f" ({r.moved_to_make_room} to make room for another young person, {r.moved_mentor_cannot_keep} whose "
            "mentor can no longer keep them)") if r.moved else ""
-    console.print(f"Re-optimisation round: {r.considered} referrals considered ({r.pinned} kept as they are: "
-                  f"{r.pinned_by_scheduler} whose mentor a scheduler chose, the rest for confirmed sessions); "
+    console.print(f"Re-optimisation round: {r.considered} referrals considered, {r.pinned} more left as they are (a "
+                  "confirmed session, or a mentor a scheduler chose); "
                   f"{r.placed} of {r.waitlisted_before} waiting placed, {r.moved} moved to another mentor"
                   f"{why} (solved in {r.solve_seconds} s).")
 

@@ -195,7 +195,7 @@ def book_round(
         to_book = left
     waiting = sum(1 for r in planned.movable if r.status == CaseStatus.WAITLISTED)
     return {"considered": len(planned.movable), "pinned": len(planned.considered) - len(planned.movable),
-            "pinned_by_scheduler": planned.by_hand, "waitlisted_before": waiting,
+            "waitlisted_before": waiting,
             "placed": placed, "moved": moved, "moved_to_make_room": moved - mentor_cannot_keep,
             "moved_mentor_cannot_keep": mentor_cannot_keep, "solve_seconds": round(result.solve_seconds, 3)}, out
 

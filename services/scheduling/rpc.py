@@ -328,8 +328,7 @@ async def status(request: ReferralRequest, scheduling: Scheduling) -> Scheduling
         names = mentor.name.split() if mentor else []
         return SchedulingStatus(
             status=CaseStatus(case.status), tier=Tier(case.tier) if case.tier else None, mentor_id=case.mentor_id,
-            mentor_first_name=names[0] if names else None, mentor_chosen_by=case.assigned_by,
-            deadline_met=case.deadline_met, reason=case.reason,
+            mentor_first_name=names[0] if names else None, deadline_met=case.deadline_met, reason=case.reason,
             agency_reason=case.agency_reason or stored_before(CaseStatus(case.status)),
             first_session_due=deadline_for(store.case_from(case)) if case.facts and case.tier else None,
             sessions=[BookedSession(session_id=r.session_id, start=r.start.astimezone(LONDON),

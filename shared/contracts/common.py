@@ -69,7 +69,10 @@ OneLine = Annotated[str, AfterValidator(_printable)]
 
 
 class Contract(BaseModel):
-    """Base of every model on the wire: unknown fields are refused, so nothing slips in unseen."""
+    """Base of every model on the wire: unknown fields are refused, so nothing slips in unseen; except that a client
+    reads a request-reply endpoint's REPLY ignoring fields it does not know (`shared.contracts.rpc.decode_reply`), so
+    a newer service may add an optional reply field without breaking an older CLI or console. A request field is
+    never ignored: a service refuses one it does not know."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -12,6 +12,19 @@ A reply is either the reply model or, when the service could not do what was ask
 `code` is for programs to branch on; `message` is for the person who asked. No reply model has a field
 called `error`, so the two never mix.
 
+Replies and requests differ in what they forgive, so that replicas of two versions work side by side through a
+rolling upgrade (README, *Upgrade*):
+
+- a client reads a reply leniently (`decode_reply`): a field its model does not know, at any depth, is ignored, so
+  a newer service may ADD a reply field and an older CLI, console or service still reads the reply. Give the new
+  field a default, as a newer client reads an older service's reply too. Removing or renaming a field, or changing
+  its type or meaning, still breaks older clients: add the new one beside it, and retire the old one a release
+  after no client reads it. Never call a reply field `error`. Clients released before this rule (December 2026)
+  refuse any reply field they do not know: add none while one of those may still run;
+- a service reads a request strictly (`ServiceHost._answer`, `Contract`'s `extra="forbid"`): a field it does not
+  know is refused as `invalid`, naming it, so nothing a caller means is silently dropped. A new request field
+  reaches an older replica as a refusal, never as a half-done change: say so in the README's *Upgrade*.
+
 The endpoints themselves are declared per service in `shared/contracts/{intake,risk,scheduling}_rpc.py`, the
 safeguarding alerts risk and scheduling both keep in `shared/contracts/safeguarding_rpc.py`; the ones every service
 answers (health, dead letters) are below.
@@ -24,6 +37,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -138,17 +152,33 @@ def readable(exc: ValidationError) -> str:
 
 
 def decode_reply(endpoint: Endpoint[Req, Rep], data: bytes) -> Rep:
-    """The reply as its model; an error reply is raised as `ServiceError` with its code and message."""
+    """The reply as its model, ignoring fields the model does not know (a newer service's: see the module's
+    docstring); an error reply is raised as `ServiceError` with its code and message."""
+    if _fits_an_error(endpoint.reply) and (failed := _error_in(data)) is not None:
+        raise failed
     try:
-        return endpoint.reply.model_validate_json(data)
+        return endpoint.reply.model_validate_json(data, extra="ignore")
     except ValidationError as exc:
-        try:
-            failed = ErrorReply.model_validate_json(data)
-        except ValidationError:
-            raise ServiceError(ErrorCode.INTERNAL, f"the reply to {endpoint.verb} does not fit its contract "
-                                                   f"({readable(exc)}): is a service of another version running?"
-                               ) from None
-        raise ServiceError(failed.error.code, failed.error.message) from None
+        failed = _error_in(data) or ServiceError(
+            ErrorCode.INTERNAL, f"the reply to {endpoint.verb} does not fit its contract ({readable(exc)}): is a "
+                                "service of another version running?")
+        raise failed from None
+
+
+@cache
+def _fits_an_error(reply: type[BaseModel]) -> bool:
+    """Whether the error shape would pass for this reply once unknown fields are ignored: every field has a
+    default (no reply model has one called `error`)."""
+    return not any(f.is_required() for f in reply.model_fields.values())
+
+
+def _error_in(data: bytes) -> ServiceError | None:
+    """The error a reply reports, if it is the error shape."""
+    try:
+        failed = ErrorReply.model_validate_json(data, extra="ignore")
+    except ValidationError:
+        return None
+    return ServiceError(failed.error.code, failed.error.message)
 
 
 class Empty(Contract):

@@ -49,9 +49,6 @@ class SchedulingStatus(Contract):
     tier: Tier | None
     mentor_id: str | None
     mentor_first_name: str | None
-    mentor_chosen_by: str | None = Field(default=None, description=(
-        "Who chose the mentor by hand (`reroute assign`: their person id or name), while the young person keeps "
-        "that mentor: batch rounds leave the case as it is. For schedulers; none when the services chose."))
     deadline_met: bool | None = Field(description="Whether the first session is within the tier's deadline.")
     first_session_due: LondonTime | None = Field(default=None, description=(
         "When the first session is due: the tier's deadline, counted from when intake accepted the referral (or "
@@ -274,10 +271,8 @@ class RoundResult(Contract):
 
     considered: int
     pinned: int = Field(description=(
-        "Cases left as they are: a session the young person confirmed, or a mentor a scheduler chose by hand."))
-    pinned_by_scheduler: int = Field(default=0, description=(
-        "Of those, how many because a scheduler chose their mentor by hand (`reroute assign`): the round never "
-        "undoes a person's choice, for a better score or its horizon."))
+        "Cases left as they are: a session the young person confirmed, or a mentor a scheduler chose by hand "
+        "(`reroute assign`), which the round never undoes for a better score or its horizon."))
     waitlisted_before: int
     placed: int
     moved: int = Field(description=(
