@@ -152,9 +152,9 @@ def assign(
     add_sessions(conn, [session_row(referral_id, mentor_id, slot, now, venue)
                         for slot, (_, venue) in zip(slots, placed, strict=True)])
     note = Reason(f"assigned by {by.strip()}: {reason.strip()}", CHOSEN)  # who chose and why: for schedulers only
-    # the batch round keeps a person's choice (reoptimisation.read_round) until the mentor changes another way
+    # the batch round keeps a person's choice (reoptimisation.kept_by_hand) while the case has the mentor chosen
     set_case_status(conn, referral_id, CaseStatus.SCHEDULED, now=now, mentor_id=mentor_id, reason=note,
-                    assigned_by=by.strip())
+                    assigned_by=by.strip(), assigned_mentor_id=mentor_id)
     event: Event
     if row.mentor_id is not None and row.status in HOLDING_A_PLACE:
         event = SessionsRescheduled(

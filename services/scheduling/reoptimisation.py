@@ -83,7 +83,6 @@ class RoundInput:
     movable: list[CaseRow]  # of those, the ones neither a confirmed session nor a scheduler's choice pins
     cases: list[Case]  # the matcher's view of each movable case
     mentors: list[MentorState]  # as if every movable case's unconfirmed sessions and place were free
-    by_hand: int = 0  # of the pinned, how many a scheduler's choice of mentor pins (`kept_by_hand`)
 
 
 def read_round(conn: Connection, *, now: datetime) -> RoundInput:
@@ -91,20 +90,22 @@ def read_round(conn: Connection, *, now: datetime) -> RoundInput:
     rows = [r for r in cases_in(conn, CaseStatus.WAITLISTED, CaseStatus.SCHEDULED) if r.facts is not None]
     confirmed = referrals_with_confirmed_sessions(conn, now=now)
     mentors = load_mentor_states(conn, now=now)
-    by_hand = {r.referral_id for r in rows if kept_by_hand(r, mentors)}
-    movable = [r for r in rows if r.referral_id not in confirmed and r.referral_id not in by_hand]
+    movable = [r for r in rows if r.referral_id not in confirmed and not kept_by_hand(r, mentors)]
     scheduled = [r for r in movable if r.status == CaseStatus.SCHEDULED]
     released = _release(mentors, scheduled, _unconfirmed(conn, [r.referral_id for r in scheduled], now))
-    return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()), len(by_hand))
+    return RoundInput(now, rows, movable, [case_from(r) for r in movable], list(released.values()))
 
 
 def kept_by_hand(row: CaseRow, mentors: Mapping[str, MentorState]) -> bool:
-    """Whether a scheduler chose the case's mentor by hand and the mentor may still take it: every hard rule but the
-    caseload's passes (a caseload cut moves the services' own placements; a mentor who may no longer mentor hands
-    their cases on in mentor_changes.py). Such a case keeps its mentor and sessions in the round, whatever their
-    free time within the horizon."""
+    """Whether a scheduler chose the case's mentor by hand, the case still has that mentor (`assigned_mentor_id`: a
+    replica that changed the mentor without clearing `assigned_by` ends the choice all the same), and the mentor
+    may still take it: every hard rule passes but the caseload and the risk-weighted load, which are set aside (a
+    cut to either moves the services' own placements; a mentor who may no longer mentor hands their cases on in
+    mentor_changes.py). Such a case keeps its mentor and sessions in the round, whatever their free time within
+    the horizon."""
     mentor = mentors.get(row.mentor_id or "")
-    if row.status != CaseStatus.SCHEDULED or row.assigned_by is None or mentor is None:
+    if (row.status != CaseStatus.SCHEDULED or row.assigned_by is None or mentor is None
+            or row.assigned_mentor_id != row.mentor_id):
         return False
     return first_exclusion(case_from(row), replace(mentor, caseload=0, points=0.0)) is None
 
@@ -153,7 +154,7 @@ def book_round(
     fresh = load_cases(conn, [r.referral_id for r in planned.movable])
     rows = [now_row for r in planned.movable  # in the order the plan was read, as one transaction would book
             if (now_row := fresh.get(r.referral_id)) is not None and now_row.updated_at == r.updated_at
-            and r.referral_id not in confirmed and now_row.assigned_by == r.assigned_by]
+            and r.referral_id not in confirmed]  # updated_at: any write to the case since, an assignment too
     mentors = load_mentor_states(conn, now=now)
     future = _unconfirmed(conn, [r.referral_id for r in rows if r.status == CaseStatus.SCHEDULED], now)
     state = dict(mentors)  # as it stands: kept assignments keep their sessions

@@ -159,22 +159,25 @@ def save_assessments(conn: Connection, rows: Sequence[CaseRow], *, now: datetime
 def set_case_status(conn: Connection, referral_id: str, status: CaseStatus, *, now: datetime, reason: Reason,
                     **values: Any) -> None:
     """A case's new status and why (in full, and as its agency is told it), with any other columns that change
-    with it (mentor_id, deadline_met, assigned_by). Unless `assigned_by` is given, a scheduler's choice of mentor
-    stands only while the case keeps that mentor and a place with them (`_choice_kept`)."""
+    with it (mentor_id, deadline_met, assigned_by and assigned_mentor_id). Unless `assigned_by` is given, a
+    scheduler's choice of mentor stands only while the case keeps that mentor and a place with them
+    (`_choice_kept`)."""
     if "assigned_by" not in values:
         if status not in HOLDING_A_PLACE:
-            values["assigned_by"] = None
+            values |= {"assigned_by": None, "assigned_mentor_id": None}
         elif "mentor_id" in values:
-            values["assigned_by"] = _choice_kept(values["mentor_id"])
+            values |= _choice_kept(values["mentor_id"])
     conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == referral_id)
                  .values(status=status, updated_at=now, reason=reason.detail, agency_reason=reason.agency, **values))
 
 
-def _choice_kept(mentor_id: object) -> ColumnElement[str | None]:
-    """`assigned_by` as a case's mentor is set to `mentor_id` (a value or a bound parameter): kept when it is the
-    mentor the case has, else none (the services chose, or another path moved the case). Both databases read the
-    row's old mentor_id on the right of an UPDATE's SET."""
-    return case((col(CaseRow.mentor_id) == mentor_id, col(CaseRow.assigned_by)), else_=None)
+def _choice_kept(mentor_id: object) -> dict[str, ColumnElement[str | None]]:
+    """`assigned_by` and `assigned_mentor_id` as a case's mentor is set to `mentor_id` (a value or a bound
+    parameter): kept when it is the mentor the case has, else none (the services chose, or another path moved the
+    case). Both databases read the row's old mentor_id on the right of an UPDATE's SET."""
+    same = col(CaseRow.mentor_id) == mentor_id
+    return {"assigned_by": case((same, col(CaseRow.assigned_by)), else_=None),
+            "assigned_mentor_id": case((same, col(CaseRow.assigned_mentor_id)), else_=None)}
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def set_outcomes(conn: Connection, outcomes: Sequence[Outcome], *, now: datetime
         update(CaseRow).where(col(CaseRow.referral_id) == bindparam("rid"))
         .values(status=bindparam("b_status"), mentor_id=bindparam("b_mentor"), deadline_met=bindparam("b_met"),
                 reason=bindparam("b_reason"), agency_reason=bindparam("b_agency_reason"), updated_at=now,
-                assigned_by=_choice_kept(bindparam("b_mentor"))),
+                **_choice_kept(bindparam("b_mentor"))),
         [{"rid": o.referral_id, "b_status": o.status, "b_mentor": o.mentor_id, "b_met": o.deadline_met,
           "b_reason": o.reason and o.reason.detail, "b_agency_reason": o.reason and o.reason.agency}
          for o in outcomes],

@@ -45,6 +45,9 @@ class CaseRow(SQLModel, table=True):
         "Who chose the mentor by hand (`reroute assign`), while the case keeps that mentor: the batch round leaves "
         "the case as it is. None when the services chose; cleared whenever the mentor changes any other way, or "
         "the case leaves them (store.set_case_status, store.set_outcomes)."))
+    assigned_mentor_id: str | None = Field(default=None, max_length=64, description=(
+        "The mentor `assigned_by` chose: the round keeps the case only while it is mentor_id, so a replica that "
+        "changes the mentor without clearing `assigned_by` (an older version's) ends the choice all the same."))
     reason: str | None = Field(default=None, description="Why it waits, moved or closed, in full: for schedulers.")
     agency_reason: str | None = Field(
         default=None, description="The same as the referring agency is told it (`agency_reasons`); None on cases "

@@ -1,9 +1,10 @@
 """A scheduler's choice of mentor stands in the batch round: a case assigned by hand (even with a first session past
 the online match's 28-day horizon, to a mentor away until then) is neither moved nor re-booked, for a better score,
 for its horizon, or to make room; a case the services placed themselves, in the same round, still is. The choice
-ends when the case's mentor changes by another path (a mentor who may no longer mentor, a closure), and then the
-round may move the case again. The endpoints' replies carry no field a client of the previous release does not know.
-Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
+ends when the case's mentor changes by another path (a mentor who may no longer mentor, a closure, a replica that
+changes the mentor without clearing the choice), and then the round may move the case again. The endpoints'
+replies carry no field a client of the previous release does not know. Runs on SQLite, and on PostgreSQL when
+DATABASE_URL is set."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, text, update
+from sqlmodel import col
 
 from services.scheduling import store
 from services.scheduling.agency_reasons import Reason
@@ -28,7 +30,7 @@ from services.scheduling.reoptimisation import book_round, plan_round, read_roun
 from services.scheduling.rpc import Scheduling, assign_mentor, reoptimise_now, status
 from services.scheduling.sessions import close
 from services.scheduling.slots import LONDON
-from services.scheduling.tables import TABLES
+from services.scheduling.tables import TABLES, CaseRow, SessionRow
 from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded
 from shared.contracts.rpc import Empty
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
@@ -210,6 +212,37 @@ def test_the_round_moves_a_case_assigned_by_hand_when_a_hard_rule_now_rules_its_
         row = store.load_case(conn, "r-hand")
     assert row is not None and row.assigned_by is None
     assert row.reason is not None and row.reason.startswith("moved by the batch round: m-moved can no longer keep them")
+
+
+def _choice(engine: Engine, referral_id: str) -> tuple[str | None, str | None]:
+    """Who chose the case's mentor by hand, and which mentor they chose."""
+    with engine.connect() as conn:
+        row = store.load_case(conn, referral_id)
+    assert row is not None
+    return row.assigned_by, row.assigned_mentor_id
+
+
+def test_a_mentor_changed_without_clearing_the_choice_is_not_kept_by_the_round(engine: Engine) -> None:
+    """A replica that changes the mentor without clearing who chose (the previous version's, during a rolling upgrade)
+    moves r-hand from m-one, whom sam chose, to m-busy, the only Turkish speaker: nobody chose m-busy, so the round
+    moves r-hand on to m-spare to place r-tr, as it would any case the services placed."""
+    _mentors(engine, mentor("m-one", language="en"),
+             mentor("m-busy", language="en", languages=["en", "tr"], max_caseload=1))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-one")
+    with engine.begin() as conn:  # as an older replica's move writes it: the mentor, and nothing of the choice
+        conn.execute(update(CaseRow).where(col(CaseRow.referral_id) == "r-hand").values(mentor_id="m-busy", updated_at=NOW))
+        conn.execute(update(SessionRow).where(col(SessionRow.referral_id) == "r-hand").values(mentor_id="m-busy"))
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-busy") and _choice(engine, "r-hand")[0] == "sam"
+    _mentors(engine, mentor("m-spare", language="en"))
+    _waiting(engine, "r-tr", "tr")
+
+    report = _round(engine)
+
+    assert (report["pinned"], report["placed"], report["moved"]) == (0, 1, 1), report
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-spare")
+    assert _held(engine, "r-tr")[:2] == (CaseStatus.SCHEDULED, "m-busy")
+    assert _choice(engine, "r-hand") == (None, None)
 
 
 class _Published:

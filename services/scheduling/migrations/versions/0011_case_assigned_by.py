@@ -1,11 +1,12 @@
-"""`sched_case.assigned_by`: who chose the case's mentor by hand (`reroute assign`), so the batch round keeps a
-scheduler's decision instead of undoing it for a better score, its horizon or to make room; cleared whenever the
-case's mentor changes any other way.
+"""`sched_case.assigned_by` and `assigned_mentor_id`: who chose the case's mentor by hand (`reroute assign`) and
+which mentor they chose, so the batch round keeps a scheduler's decision instead of undoing it for a better score,
+its horizon or to make room; both cleared whenever the case's mentor changes any other way.
 
-Expand only: a nullable column. A case stored before it has none, and the round treats it as before (the services'
-own choice). A replica of the previous version never reads it; one that moves a case while both versions run
-leaves the column as it was, so the new version would keep that case with its new mentor until a person or a
-mentor change moves it: a rolling upgrade should not run a batch round on the old version meanwhile.
+Expand only: two nullable columns. A case stored before them has none, and the round treats it as before (the
+services' own choice). A replica of the previous version never reads them; one that moves a case while both
+versions run leaves them as they were, but the case's mentor_id is then another than `assigned_mentor_id`, so the
+round no longer keeps it (the choice is over, as it would have been on this version). Only a case an older replica
+moves away and back to the very mentor chosen is kept again: with the mentor the scheduler chose.
 
 Revision ID: 0011
 Revises: 0010
@@ -26,9 +27,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("sched_case", sa.Column("assigned_by", AutoString(length=200), nullable=True),
-                  schema=schema_of(op.get_bind()))
+    schema = schema_of(op.get_bind())
+    op.add_column("sched_case", sa.Column("assigned_by", AutoString(length=200), nullable=True), schema=schema)
+    op.add_column("sched_case", sa.Column("assigned_mentor_id", AutoString(length=64), nullable=True), schema=schema)
 
 
 def downgrade() -> None:
-    op.drop_column("sched_case", "assigned_by", schema=schema_of(op.get_bind()))
+    schema = schema_of(op.get_bind())
+    op.drop_column("sched_case", "assigned_mentor_id", schema=schema)
+    op.drop_column("sched_case", "assigned_by", schema=schema)
