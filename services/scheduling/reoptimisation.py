@@ -3,12 +3,16 @@ the README and the events' reasons): waitlisted referrals and unconfirmed assign
 the exact min-cost-flow optimiser, without chaos:
 
 - a session the young person confirmed never moves;
-- a mentor a scheduler chose by hand (`reroute assign`, `CaseRow.assigned_by`) is kept, sessions and all, even with a
-  first session past the horizon: the round never undoes a person's decision, for a score, its horizon or to make
-  room. It stands until a person changes it, or until the mentor truly can no longer keep the young person: barred
-  or their licence suspended (mentor_changes.py), or a hard rule that now fails, other than the caseload (then the
-  round may move them, as below). Like a confirmed session's, such a case is left out of the plan and counted
-  as pinned;
+- a mentor a scheduler chose by hand (`reroute assign`: `CaseRow.assigned_by`, while the case's mentor is still
+  `assigned_mentor_id`) is kept, sessions and all, even with a first session past the horizon: the round never
+  undoes a person's decision, for a score, its horizon or to make room. Its exemption sets aside the mentor's
+  caseload and risk-weighted load (a cut to either moves the services' own placements, never this one), and no
+  other rule: it stands until a person changes it, or until the mentor truly can no longer keep the young person:
+  barred or their licence suspended (mentor_changes.py), or another hard rule that now fails (then the round may
+  move them, as below). Like a confirmed session's, such a case is left out of the plan and counted as pinned.
+  The round is not the only re-plan: an online re-plan after a new assessment (booking's reschedule) keeps the
+  mentor where their booked weekly time still fits, else searches the online match's 28 days, so it can still
+  move a hand-chosen case whose mentor has no time until past the horizon, and the choice ends with that move;
 - a young person who has a mentor keeps them (continuity: a rupture harms trust), unless moving them is what lets the
   round place someone (a waiting young person, or one whose mentor can no longer keep them), or their own mentor can
   no longer keep them: no longer eligible for them (a check, a licence, a rule), no free time within the horizon, or

@@ -1,10 +1,10 @@
 """A scheduler's choice of mentor stands in the batch round: a case assigned by hand (even with a first session past
 the online match's 28-day horizon, to a mentor away until then) is neither moved nor re-booked, for a better score,
-for its horizon, or to make room; a case the services placed themselves, in the same round, still is. The choice
-ends when the case's mentor changes by another path (a mentor who may no longer mentor, a closure, a replica that
-changes the mentor without clearing the choice), and then the round may move the case again. The endpoints'
-replies carry no field a client of the previous release does not know. Runs on SQLite, and on PostgreSQL when
-DATABASE_URL is set."""
+for its horizon, to make room, or for a cut to its mentor's caseload or risk-weighted load; a case the services
+placed themselves, in the same round, still is. The choice ends when the case's mentor changes by another path (a
+mentor who may no longer mentor, a re-plan to another mentor, the waitlist, a closure, a replica that changes the
+mentor without clearing the choice), and then the round may move the case again. The endpoints' replies carry no
+field a client of the previous release does not know. Runs on SQLite, and on PostgreSQL when DATABASE_URL is set."""
 
 from __future__ import annotations
 
@@ -222,6 +222,15 @@ def _choice(engine: Engine, referral_id: str) -> tuple[str | None, str | None]:
     return row.assigned_by, row.assigned_mentor_id
 
 
+def _re_planned(engine: Engine, referral_id: str) -> None:
+    """A new assessment re-plans the case online (the consumers' `reschedule`)."""
+    with engine.begin() as conn:
+        row = store.load_case(conn, referral_id)
+        assert row is not None
+        carry_out(conn, [CaseTask(row, trace.INVALID_SPAN, "reschedule", Reason.shared("reassessed"))],
+                  now=NOW, subjects=S)
+
+
 def test_a_mentor_changed_without_clearing_the_choice_is_not_kept_by_the_round(engine: Engine) -> None:
     """A replica that changes the mentor without clearing who chose (the previous version's, during a rolling upgrade)
     moves r-hand from m-one, whom sam chose, to m-busy, the only Turkish speaker: nobody chose m-busy, so the round
@@ -243,6 +252,64 @@ def test_a_mentor_changed_without_clearing_the_choice_is_not_kept_by_the_round(e
     assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-spare")
     assert _held(engine, "r-tr")[:2] == (CaseStatus.SCHEDULED, "m-busy")
     assert _choice(engine, "r-hand") == (None, None)
+
+
+@pytest.mark.parametrize("cut", [{"max_caseload": 1}, {"max_points": 1.0}], ids=["caseload", "risk-weighted load"])
+def test_a_cut_below_the_cases_chosen_by_hand_moves_only_the_one_the_services_placed(
+    engine: Engine, cut: dict[str, Any],
+) -> None:
+    """m-one holds r-hand-1 and r-hand-2, both chosen by sam, and r-auto, placed by the online match; m-one's
+    caseload (or risk-weighted load) is then cut below the two chosen by hand: the round moves r-auto, whom the
+    services placed, to m-spare and leaves both of sam's choices with m-one, sessions and all."""
+    _mentors(engine, mentor("m-one", language="en", max_caseload=3))
+    for rid in ("r-hand-1", "r-hand-2", "r-auto"):
+        _waiting(engine, rid, "en")
+    _assigned(engine, "r-hand-1", "m-one")
+    _assigned(engine, "r-hand-2", "m-one")
+    _placed_by_the_services(engine, "r-auto")
+    chosen = {rid: _held(engine, rid) for rid in ("r-hand-1", "r-hand-2")}
+    assert _held(engine, "r-auto")[:2] == (CaseStatus.SCHEDULED, "m-one")
+    _mentors(engine, mentor("m-one", language="en", **({"max_caseload": 3} | cut)), mentor("m-spare", language="en"))
+
+    report = _round(engine)
+
+    assert {rid: _held(engine, rid) for rid in chosen} == chosen
+    assert _held(engine, "r-auto")[:2] == (CaseStatus.SCHEDULED, "m-spare")
+    assert (report["pinned"], report["moved"], report["moved_mentor_cannot_keep"]) == (2, 1, 1), report
+
+
+def test_a_choice_ends_on_the_waitlist_when_a_re_plan_finds_no_mentor(engine: Engine) -> None:
+    """m-one moves to Camden (re-imported) and nobody else covers Hackney: the re-plan after a new assessment puts
+    r-hand on the waitlist, and sam's choice ends there; booked with m-one again later by the services, the round
+    does not keep r-hand as if sam had chosen."""
+    _mentors(engine, mentor("m-one", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-one")
+    _mentors(engine, mentor("m-one", language="en", borough="Camden"))
+
+    _re_planned(engine, "r-hand")
+
+    assert _held(engine, "r-hand") == (CaseStatus.WAITLISTED, None, [])
+    assert _choice(engine, "r-hand") == (None, None)
+    _mentors(engine, mentor("m-one", language="en"))
+    _placed_by_the_services(engine, "r-hand")
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-one")
+    assert _round(engine)["pinned"] == 0
+
+
+def test_a_choice_ends_when_a_re_plan_moves_the_case_to_another_mentor(engine: Engine) -> None:
+    """m-one moves to Camden (re-imported): the re-plan after a new assessment books r-hand with m-two, and sam's
+    choice of m-one ends; the round treats r-hand as the services' placement."""
+    _mentors(engine, mentor("m-one", language="en"))
+    _waiting(engine, "r-hand", "en")
+    _assigned(engine, "r-hand", "m-one")
+    _mentors(engine, mentor("m-one", language="en", borough="Camden"), mentor("m-two", language="en"))
+
+    _re_planned(engine, "r-hand")
+
+    assert _held(engine, "r-hand")[:2] == (CaseStatus.SCHEDULED, "m-two")
+    assert _choice(engine, "r-hand") == (None, None)
+    assert _round(engine)["pinned"] == 0
 
 
 class _Published:
