@@ -12,6 +12,7 @@ from services.risk.review import AskedLowering
 from services.risk.tables import PendingOverrideRecord
 from shared.contracts.codes import Tier
 from shared.contracts.risk_rpc import PendingOverride
+from shared.contracts.rpc import Refused
 
 
 def _utc(moment: datetime) -> datetime:
@@ -68,8 +69,13 @@ def ask(conn: Connection, *, referral_id: str, tier: Tier, reason: str, by: str,
 
 
 def decide(conn: Connection, row_id: int, *, status: str, by: str, reason: str | None, now: datetime) -> None:
-    conn.execute(update(PendingOverrideRecord).where(col(PendingOverrideRecord.id) == row_id).values(
-        status=status, decided_by=by, decided_at=now, decision_reason=reason))
+    """Record what became of a lowering still pending; `Refused` (the caller's transaction rolls back) when it was
+    decided meanwhile: a lowering has one fate, never a second written over it."""
+    changed = conn.execute(update(PendingOverrideRecord).where(
+        col(PendingOverrideRecord.id) == row_id, col(PendingOverrideRecord.status) == "pending",
+    ).values(status=status, decided_by=by, decided_at=now, decision_reason=reason))
+    if changed.rowcount != 1:
+        raise Refused("the lowering was decided by someone else meanwhile: nothing changed; open the case again")
 
 
 def decide_all(conn: Connection, referral_id: str, *, status: str, by: str, reason: str, now: datetime) -> None:

@@ -57,6 +57,7 @@ from shared.contracts.rpc import Empty, NotFound, Refused, ServiceError
 from shared.contracts.rules import RulesError, RuleSet, load_rules
 from shared.contracts.safeguarding_rpc import Acknowledged, AcknowledgeRequest, AlertsRequest, SafeguardingAlerts
 from shared.contracts.scheduling_rpc import CLOSED_BEFORE, ClosedBeforeRequest
+from shared.db import lock_for_update
 from shared.outbox import Outgoing
 from shared.service import ServiceHost
 from shared.telemetry import referral_trace
@@ -100,7 +101,7 @@ async def assessment(request: AssessmentRequest, risk: Risk) -> Assessment:
 async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
     """Confirm or raise a tier at once; a lowering is only asked for: it waits for a second risk lead."""
     def decide_review(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        case = _case(conn, request.referral_id)
+        case = _locked_case(conn, request.referral_id)
         with _traced(risk, "risk override", case, tier=request.tier) as span:
             decision = Decision(tier=request.tier, reason=request.reason.strip(), by=request.by.strip())
             previous = case.latest
@@ -126,7 +127,7 @@ async def override(request: OverrideRequest, risk: Risk) -> Reviewed:
 async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
     """A second risk lead countersigns a pending lowering: it takes effect, checked again against the case now."""
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        case = _case(conn, request.referral_id)
+        case = _locked_case(conn, request.referral_id)
         with _traced(risk, "risk countersign", case) as span:
             row_id, asked = _waiting(conn, request.referral_id, request.lowering, now=now, doing="countersign")
             span.set_attribute("risk.tier", asked.tier.value)
@@ -141,7 +142,7 @@ async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
 async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewed:
     """A pending lowering is refused (or withdrawn by the lead who asked): the tier in force stays."""
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
-        case = _case(conn, request.referral_id)
+        case = _locked_case(conn, request.referral_id)
         with _traced(risk, "risk refuse override", case) as span:
             row_id, _ = _waiting(conn, request.referral_id, request.lowering, now=now, doing="refuse")
             pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(),
@@ -164,7 +165,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _case(conn: Connection, referral_id: str) -> Case:
+def _locked_case(conn: Connection, referral_id: str) -> Case:
+    """The case, read once this transaction holds its tier's lock: a risk lead's decisions on one referral's tier
+    (asking, countersigning, refusing, withdrawing) are taken one at a time across replicas, each seeing the last."""
+    lock_for_update(conn, f"risk-tier:{referral_id}")
     cases = load_cases(conn, [referral_id])
     if referral_id not in cases:
         raise NotFound(f"no assessment of {referral_id} to review")
