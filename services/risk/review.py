@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.contracts.codes import Tier
+from shared.contracts.common import LONDON
 from shared.contracts.risk import AxisAssessment, RiskAssessed
 from shared.contracts.rules import RuleSet
 
@@ -96,8 +97,10 @@ class AskedLowering:
     decision: str | None = None
 
 
-def _moment(at: datetime) -> str:
-    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+def said_at(at: datetime) -> str:
+    """A moment as a risk lead reads it: London time as the console and the CLI show it (`Sun 06 Dec 20:04`), with
+    its seconds, which tell two lowerings asked in one minute apart, and the zone named (`Sun 06 Dec 20:04:09 GMT`)."""
+    return f"{at.astimezone(LONDON):%a %d %b %H:%M:%S %Z}"
 
 
 def _fate(seen: AskedLowering, tier: Tier) -> str:
@@ -125,12 +128,12 @@ def unseen_lowering(*, tier: Tier, requested_at: datetime, seen: AskedLowering |
     if pending is not None and pending.requested_at == requested_at and pending.tier == tier:
         return None
     if seen is None:
-        said = f"no lowering to {tier.value} was asked at {_moment(requested_at)}"
+        said = f"no lowering to {tier.value} was asked at {said_at(requested_at)}"
     else:
-        said = (f"the lowering you saw (to {tier.value}, asked by {seen.by} at {_moment(requested_at)}) "
+        said = (f"the lowering you saw (to {tier.value}, asked by {seen.by} at {said_at(requested_at)}) "
                 f"{_fate(seen, tier)}")
     now = ("none is pending now" if pending is None else
-           f"the pending one asks for {pending.tier.value} (asked by {pending.by} at {_moment(pending.requested_at)})")
+           f"the pending one asks for {pending.tier.value} (asked by {pending.by} at {said_at(pending.requested_at)})")
     return f"{said}; {now}: open the case again"
 
 

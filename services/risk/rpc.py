@@ -26,6 +26,7 @@ from services.risk.review import (
     overall_floor,
     overdue,
     rescore_summary,
+    said_at,
     unseen_lowering,
 )
 from services.risk.review import OverrideRequest as Decision
@@ -193,7 +194,7 @@ def _waiting(conn: Connection, referral_id: str, seen: SeenLowering | None, *, n
         raise Refused(problem)
     if now >= found[1].expires_at:
         raise Refused(f"the lowering of {referral_id}'s tier asked by {found[1].by} lapsed unsigned at "
-                      f"{found[1].expires_at:%Y-%m-%d %H:%M} UTC; a risk lead may ask again")
+                      f"{said_at(found[1].expires_at)}; a risk lead may ask again")
     return found
 
 

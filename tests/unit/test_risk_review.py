@@ -18,6 +18,7 @@ from services.risk.review import (
     overdue,
     rescore_summary,
     review_due,
+    said_at,
     unseen_lowering,
 )
 from services.risk.shipped_rules import SHIPPED_RULES
@@ -152,24 +153,34 @@ def test_the_lowering_seen_and_still_pending_is_the_one_decided() -> None:
 
 @pytest.mark.parametrize(("seen", "pending", "message"), [
     (decided("refused", "ana lee", "asked too soon"), PENDING_LOW,
-     ("the lowering you saw (to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) was withdrawn by ana lee; the "
-     "pending one asks for low (asked by Ana Lee at 2025-06-15 11:55:00 UTC): open the case again")),
+     ("the lowering you saw (to medium, asked by Ana Lee at Sun 15 Jun 12:30:00 BST) was withdrawn by ana lee; the "
+     "pending one asks for low (asked by Ana Lee at Sun 15 Jun 12:55:00 BST): open the case again")),
     (decided("refused", "Sam Roy", "not convinced"), None,
-     ("the lowering you saw (to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) was refused by Sam Roy; none is "
+     ("the lowering you saw (to medium, asked by Ana Lee at Sun 15 Jun 12:30:00 BST) was refused by Sam Roy; none is "
      "pending now: open the case again")),
     (decided("replaced", "Ana Lee", "asked again"), PENDING_LOW, "was replaced: Ana Lee asked again; the pending"),
     (decided("replaced", "Sam Roy", "up decided meanwhile"), None,
      "was set aside: Sam Roy decided the tier meanwhile; none is pending now"),
     (decided("countersigned", "Sam Roy"), None, "was countersigned already, by Sam Roy; none is pending now"),
     (decided("pending", "", tier=LOW), decided("pending", "", tier=LOW),
-     "(to medium, asked by Ana Lee at 2025-06-15 11:30:00 UTC) asks for low, not medium; the pending one asks for low"),
-    (None, PENDING_LOW, "no lowering to medium was asked at 2025-06-15 11:30:00 UTC; the pending one asks for low"),
+     "(to medium, asked by Ana Lee at Sun 15 Jun 12:30:00 BST) asks for low, not medium; the pending one asks for low"),
+    (None, PENDING_LOW, "no lowering to medium was asked at Sun 15 Jun 12:30:00 BST; the pending one asks for low"),
 ], ids=["withdrawn", "refused", "asked-again", "set-aside", "signed", "other-tier", "never-asked"])
 def test_a_lowering_no_longer_pending_is_named_with_what_became_of_it_and_what_waits_now(
     seen: AskedLowering | None, pending: AskedLowering | None, message: str
 ) -> None:
     said = unseen_lowering(tier=MEDIUM, requested_at=ASKED, seen=seen, pending=pending)
     assert said is not None and message in said, said
+
+
+@pytest.mark.parametrize(("at", "said"), [
+    (datetime(2025, 6, 15, 11, 30, 5, tzinfo=UTC), "Sun 15 Jun 12:30:05 BST"),
+    (datetime(2025, 12, 7, 13, 45, 12, 900, tzinfo=UTC), "Sun 07 Dec 13:45:12 GMT"),
+], ids=["summer", "winter"])
+def test_a_refusal_says_when_in_london_time_as_the_console_and_cli_show_it_with_seconds_and_zone(
+    at: datetime, said: str
+) -> None:
+    assert said_at(at) == said
 
 
 def test_override_refused_is_a_value_error() -> None:
