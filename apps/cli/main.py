@@ -501,7 +501,8 @@ def countersign(
                        f"then name its tier to decide on it")
     if not yes:
         typer.confirm("Refuse this lowering?" if refuse else "Countersign this lowering?", abort=True)
-    seen = risk_rpc.SeenLowering(tier=p.tier, requested_at=p.requested_at)  # what was shown, nothing newer
+    seen = risk_rpc.SeenLowering(tier=p.tier, requested_at=p.requested_at,  # what was shown, nothing newer
+                                 assessment_number=found.assessment.number)
     if refuse:
         refused = risk_rpc.RefuseOverrideRequest(referral_id=referral_id, reason=reason, lowering=seen, by=by)
         kept = with_client(lambda c: c.call(risk_rpc.REFUSE_OVERRIDE, refused), data_dir).assessment

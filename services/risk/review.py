@@ -137,6 +137,19 @@ def unseen_lowering(*, tier: Tier, requested_at: datetime, seen: AskedLowering |
     return f"{said}; {now}: open the case again"
 
 
+def unseen_case(*, seen: int | None, latest: int, at: datetime) -> str | None:
+    """Why a decision on a lowering, taken reading assessment `seen` of the case, cannot stand now that its latest
+    is assessment `latest` (made `at`); None when it is that one. An update or a re-score gives the case new reasons
+    without touching the lowering: the risk lead must read them before signing."""
+    if seen is None:
+        return ("name the assessment of the case you read with the lowering (its number, as the case shows it); this "
+                "request names none (an older console or CLI: update it, then open the case again)")
+    if seen == latest:
+        return None
+    return (f"the case was re-assessed (assessment {latest}, at {said_at(at)}) since you opened it (assessment "
+            f"{seen}): open it again")
+
+
 def _axes(assessed: RiskAssessed) -> tuple[AxisAssessment, AxisAssessment, AxisAssessment]:
     return assessed.likelihood, assessed.harm, assessed.wellbeing
 

@@ -27,6 +27,7 @@ from services.risk.review import (
     overdue,
     rescore_summary,
     said_at,
+    unseen_case,
     unseen_lowering,
 )
 from services.risk.review import OverrideRequest as Decision
@@ -130,7 +131,7 @@ async def countersign(request: CountersignRequest, risk: Risk) -> Reviewed:
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
         case = _locked_case(conn, request.referral_id)
         with _traced(risk, "risk countersign", case) as span:
-            row_id, asked = _waiting(conn, request.referral_id, request.lowering, now=now, doing="countersign")
+            row_id, asked = _waiting(conn, case, request.lowering, now=now, doing="countersign")
             span.set_attribute("risk.tier", asked.tier.value)
             decision = Decision(tier=asked.tier, reason=asked.reason, by=asked.by, countersign=request.by.strip())
             applied = _apply(conn, case, decision, risk=risk, now=now, span=span)
@@ -145,7 +146,7 @@ async def refuse_override(request: RefuseOverrideRequest, risk: Risk) -> Reviewe
     def decide(conn: Connection, now: datetime) -> tuple[Reviewed, list[Outgoing]]:
         case = _locked_case(conn, request.referral_id)
         with _traced(risk, "risk refuse override", case) as span:
-            row_id, _ = _waiting(conn, request.referral_id, request.lowering, now=now, doing="refuse")
+            row_id, _ = _waiting(conn, case, request.lowering, now=now, doing="refuse")
             pending.decide(conn, row_id, status="refused", by=request.by.strip(), reason=request.reason.strip(),
                            now=now)
             span.set_attribute("reroute.outcome", "override_refused")
@@ -176,9 +177,11 @@ def _locked_case(conn: Connection, referral_id: str) -> Case:
     return cases[referral_id]
 
 
-def _waiting(conn: Connection, referral_id: str, seen: SeenLowering | None, *, now: datetime,
+def _waiting(conn: Connection, case: Case, seen: SeenLowering | None, *, now: datetime,
              doing: str) -> tuple[int, PendingOverride]:
-    """The pending lowering, if it is the one the risk lead saw (and names) and has not lapsed."""
+    """The pending lowering, if it is the one the risk lead saw (and names), read with the case as it stands, and has
+    not lapsed."""
+    referral_id = case.facts.referral_id
     if seen is None:  # an older console or CLI: deciding on whatever is pending now could be deciding unseen
         raise Refused(f"name the lowering you {doing}: its tier and when it was asked, as the case shows them; this "
                       "request names none (an older console or CLI: update it, then open the case again)")
@@ -192,6 +195,9 @@ def _waiting(conn: Connection, referral_id: str, seen: SeenLowering | None, *, n
     if problem is not None:
         log.info("risk: a %s of %s named a lowering no longer pending; refused", doing, referral_id)
         raise Refused(problem)
+    if (stale := unseen_case(seen=seen.assessment_number, latest=case.latest.number, at=case.latest.occurred_at)):
+        log.info("risk: a %s of %s named an assessment not the latest; refused", doing, referral_id)
+        raise Refused(stale)
     if now >= found[1].expires_at:
         raise Refused(f"the lowering of {referral_id}'s tier asked by {found[1].by} lapsed unsigned at "
                       f"{said_at(found[1].expires_at)}; a risk lead may ask again")

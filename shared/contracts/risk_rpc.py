@@ -72,12 +72,17 @@ class Reviewed(Contract):
 
 
 class SeenLowering(Contract):
-    """The pending lowering a risk lead saw, named when they countersign or refuse it: a different one (asked again
-    meanwhile) is never decided unseen."""
+    """The pending lowering a risk lead saw, and the assessment of the case they read with it, named when they
+    countersign or refuse it: a different lowering (asked again meanwhile), or the case re-assessed meanwhile, is never
+    decided unseen."""
 
     tier: Tier = Field(description="The tier it asks for, as shown.")
     requested_at: AwareDatetime = Field(description="When it was asked: `PendingOverride.requested_at`, exactly as "
                                                "`assessment` or `overrides.pending` gave it.")
+    assessment_number: int | None = Field(default=None, ge=1, description=(
+        "The number of the case's assessment shown with it (`Assessment.assessment.number`): a case re-assessed since "
+        "(an update or a re-score gave it new reasons) is refused, to be read again. Required: a request naming none "
+        "(an older console or CLI) is refused."))
 
 
 _SEEN = ("The pending lowering the risk lead saw. Required: a request naming none (an older console or CLI) is "

@@ -6,12 +6,19 @@ refused with a reason; a person without the `risk_lead` role is refused every pa
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.support.console import ConsoleStack, accessible, csrf_token, new_person_logged_in
 from tests.support.console_risk import RiskRecord, assessed_referral, decide_tier, open_case, risk_record, tab_to
 
 pytestmark = [pytest.mark.browser]
+
+
+async def lowering_shown(page: Page) -> dict[str, str]:
+    """The hidden fields by which the case page's forms name the lowering and the assessment it showed."""
+    form = page.locator('form[action="/risk/referral/refuse"]')
+    return {name: await form.locator(f'input[name="{name}"]').get_attribute("value") or ""
+            for name in ("tier", "requested_at", "assessment_number")}
 
 
 async def test_a_lowering_waits_for_a_second_lead_who_countersigns_it(browser: Browser, stack: ConsoleStack) -> None:
@@ -28,10 +35,8 @@ async def test_a_lowering_waits_for_a_second_lead_who_countersigns_it(browser: B
     await expect(page.get_by_role("button", name="Countersign")).to_have_count(0)  # not offered to the asker
 
     # the asker posts the countersignature by hand: risk refuses it, and nothing changes
-    shown = page.locator('form[action="/risk/referral/refuse"] input[name="requested_at"]')
     posted = await page.request.post(f"{stack.url}/risk/referral/countersign", form={
-        "csrf_token": await csrf_token(page), "referral_id": rid, "tier": "high",
-        "requested_at": await shown.get_attribute("value") or ""}, max_redirects=0)
+        "csrf_token": await csrf_token(page), "referral_id": rid, **await lowering_shown(page)}, max_redirects=0)
     assert posted.status == 303
     await page.reload()
     await expect(page.locator(".notice")).to_contain_text(f"Nothing recorded: override refused: a down-override needs "
@@ -104,6 +109,7 @@ async def test_without_the_risk_lead_role_every_page_and_decision_is_refused_by_
     _, lead = await new_person_logged_in(browser, stack, "risk_lead", path="/risk")
     await decide_tier(lead, stack, rid, "very_high", "Seen with older associates")
     await decide_tier(lead, stack, rid, "high", "Moved school")
+    shown = await lowering_shown(lead)  # valid fields, as a lead's page has them: only the role can refuse the posts
 
     someone, page = await new_person_logged_in(browser, stack, "dsl", "scheduler", "operator", "admin")
     await expect(page.get_by_role("link", name="Risk reviews")).to_have_count(0)
@@ -114,8 +120,8 @@ async def test_without_the_risk_lead_role_every_page_and_decision_is_refused_by_
         await expect(page.get_by_text(f"You are logged in as {someone}")).to_be_visible()
     await accessible(page)
     token = await csrf_token(page)
-    for action, form in (("override", {"tier": "low", "reason": "not mine"}), ("countersign", {}),
-                         ("refuse", {"reason": "not mine"})):
+    for action, form in (("override", {"tier": "low", "reason": "not mine"}), ("countersign", shown),
+                         ("refuse", {**shown, "reason": "not mine"})):
         posted = await page.request.post(f"{stack.url}/risk/referral/{action}", max_redirects=0,
                                          form={"csrf_token": token, "referral_id": rid, **form})
         assert posted.status == 403, action

@@ -25,6 +25,7 @@ from shared.contracts.intake_rpc import PersonCredentials
 from shared.subjects import Subjects
 from tests.support.cluster import referral
 from tests.support.local_up import REROUTE, LocalUp, up_env
+from tests.support.risk import seen
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -232,12 +233,12 @@ async def test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_
     shown = stack.reroute("assessment", rid)
     assert "overall tier high" in said(shown) and "Pending: lower to low, asked by rita" in said(shown), said(shown)
 
-    seen = {"tier": asked["pending"]["tier"], "requested_at": asked["pending"]["requested_at"]}
-    own = await rita.ask("override.countersign", {"referral_id": rid, "by": "rob", "lowering": seen})
+    named = seen(asked)
+    own = await rita.ask("override.countersign", {"referral_id": rid, "by": "rob", "lowering": named})
     assert own["error"]["code"] == "refused" and "second person, not rita again" in own["error"]["message"]
     assert (await rita.ask("assessment", {"referral_id": rid}))["assessment"]["tier"] == "high"
 
-    signed = await rob.ask("override.countersign", {"referral_id": rid, "by": "rita", "lowering": seen})
+    signed = await rob.ask("override.countersign", {"referral_id": rid, "by": "rita", "lowering": named})
     assert signed["assessment"]["tier"] == "low"
     override = signed["assessment"]["override"]
     assert (override["by"], override["countersigned_by"], override["kind"]) == ("rita", "rob", "down")
@@ -251,7 +252,7 @@ async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
     rita, rob = leads
     rid = _referred(stack, tag="CLISEEN")
     await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
-    first = (await rita.ask("override", {"referral_id": rid, "tier": "medium", "reason": "Calmer"}))["pending"]
+    first = await rita.ask("override", {"referral_id": rid, "tier": "medium", "reason": "Calmer"})
     wrong = stack.reroute("countersign", rid, "--tier", "low", "--yes", person="rob")
     assert wrong.returncode == 1 and "asks for medium, not low: nothing signed" in said(wrong), said(wrong)
 
@@ -263,8 +264,7 @@ async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
     assert cli.stdout is not None
     shown = (await asyncio.wait_for(cli.stdout.readuntil(b"Countersign this lowering?"), timeout=90)).decode()
     assert "Pending: lower to medium, asked by rita" in " ".join(shown.split()), shown
-    seen = {"tier": "medium", "requested_at": first["requested_at"]}
-    await rita.ask("override.refuse", {"referral_id": rid, "reason": "Asked too soon", "lowering": seen})
+    await rita.ask("override.refuse", {"referral_id": rid, "reason": "Asked too soon", "lowering": seen(first)})
     second = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Moved school"}))["pending"]
     out, _ = await asyncio.wait_for(cli.communicate(b"y\n"), timeout=90)
 
@@ -281,24 +281,23 @@ async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
 async def test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force(stack: Stack, leads: tuple[Lead, Lead]) -> None:
     rita, rob = leads
     refused, lapsing = _referred(stack, tag="REFUSE"), _referred(stack, tag="LAPSE")
-    seen = {}
+    named = {}
     for rid in (refused, lapsing):
         await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
-        asked = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Withdrawn"}))["pending"]
-        seen[rid] = {"tier": asked["tier"], "requested_at": asked["requested_at"]}
+        named[rid] = seen(await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Withdrawn"}))
 
     no = await rob.ask("override.refuse", {"referral_id": refused, "reason": "Not convinced",
-                                           "lowering": seen[refused]})
+                                           "lowering": named[refused]})
     assert no["assessment"]["tier"] == "high"
     shown = await rob.ask("assessment", {"referral_id": refused})
     assert shown["pending"] is None and shown["assessment"]["tier"] == "high"
-    late = await rob.ask("override.countersign", {"referral_id": refused, "lowering": seen[refused]})
+    late = await rob.ask("override.countersign", {"referral_id": refused, "lowering": named[refused]})
     assert late["error"]["code"] == "not_found"
 
     async def lapsed() -> bool:
         return (await rob.ask("assessment", {"referral_id": lapsing}))["pending"] is None
 
     await wait_until(lapsed, timeout=60, every=0.5, what="the unsigned lowering lapsing")
-    too_late = await rob.ask("override.countersign", {"referral_id": lapsing, "lowering": seen[lapsing]})
+    too_late = await rob.ask("override.countersign", {"referral_id": lapsing, "lowering": named[lapsing]})
     assert too_late["error"]["code"] == "refused" and "lapsed unsigned" in too_late["error"]["message"]
     assert (await rob.ask("assessment", {"referral_id": lapsing}))["assessment"]["tier"] == "high"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ import pytest
 
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 from tests.support.replies import refusal
+from tests.support.risk import seen
 from tests.support.shipped_rules import likelihood_points, with_points
 
 pytestmark = pytest.mark.e2e
@@ -67,10 +69,10 @@ async def test_override_up_then_a_countersigned_lowering_changes_the_published_t
     waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
     assert [(w["tier"], w["by"]) for w in waiting if w["referral_id"] == rid] == [("low", "Ana Lee")]
     same_person = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "ana lee",
-                                                                   "lowering": _seen(shown["pending"])})
+                                                                   "lowering": seen(shown)})
     assert "second person" in refusal(same_person).message and refusal(same_person).code == "refused"
     down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
-                                                            "lowering": _seen(shown["pending"])})
+                                                            "lowering": seen(shown)})
     assert down["assessment"]["tier"] == "low"
     assert (await _assessed(probe, cluster, agency, arid, number=3))["tier"] == "low"
     waiting = (await probe.rpc("risk", "overrides.pending", {}))["lowerings"]
@@ -82,11 +84,6 @@ async def test_override_up_then_a_countersigned_lowering_changes_the_published_t
     assert history[2]["countersigned_by"] == "Sam Roy" and history[2]["reason"] == "Knife disclosure withdrawn"
 
 
-def _seen(pending: dict) -> dict:  # type: ignore[type-arg]
-    """What a countersignature or refusal names: the pending lowering as the signer was shown it."""
-    return {"tier": pending["tier"], "requested_at": pending["requested_at"]}
-
-
 async def test_a_countersignature_naming_a_withdrawn_lowering_is_refused_and_the_new_one_stays_pending(
     cluster: Cluster, probe: Probe
 ) -> None:
@@ -96,18 +93,18 @@ async def test_a_countersignature_naming_a_withdrawn_lowering_is_refused_and_the
     await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee", "reason": "Knife seen"})
     first = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "medium", "by": "Ana Lee",
                                                  "reason": "Calmer at school"})
-    shown = (await probe.rpc("risk", "assessment", {"referral_id": rid}))["pending"]
-    assert shown == first["pending"], "the second lead reads the case: a lowering to medium waits"
+    shown = await probe.rpc("risk", "assessment", {"referral_id": rid})
+    assert shown["pending"] == first["pending"], "the second lead reads the case: a lowering to medium waits"
 
     withdrawn = await probe.rpc("risk", "override.refuse", {"referral_id": rid, "by": "Ana Lee",
-                                                            "reason": "Asked too soon", "lowering": _seen(shown)})
+                                                            "reason": "Asked too soon", "lowering": seen(shown)})
     assert withdrawn["assessment"]["tier"] == "high"
     second = await probe.rpc("risk", "override", {"referral_id": rid, "tier": "low", "by": "Ana Lee",
                                                   "reason": "Moved school"})
     signed = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
-                                                              "lowering": _seen(shown)})
+                                                              "lowering": seen(shown)})
     refused = await probe.rpc("risk", "override.refuse", {"referral_id": rid, "by": "Sam Roy",
-                                                          "reason": "Not convinced", "lowering": _seen(shown)})
+                                                          "reason": "Not convinced", "lowering": seen(shown)})
     unnamed = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy"})
 
     said = refusal(signed)
@@ -122,8 +119,43 @@ async def test_a_countersignature_naming_a_withdrawn_lowering_is_refused_and_the
     assert after["pending"] == second["pending"], "the lowering to low still waits, unsigned and unrefused"
 
     down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
-                                                            "lowering": _seen(after["pending"])})
+                                                            "lowering": seen(after)})
     assert down["assessment"]["tier"] == "low" and down["assessment"]["override"]["reason"] == "Moved school"
+
+
+async def test_a_countersignature_of_a_case_reassessed_since_it_was_read_is_refused_until_it_is_read_again(
+    cluster: Cluster, probe: Probe
+) -> None:
+    agency, arid = unique("yot"), unique("READ")
+    body = referral(arid, language="en", indicators=["peers_offending"])
+    await probe.submit(agency, body)
+    rid = (await _assessed(probe, cluster, agency, arid))["referral_id"]
+    await probe.rpc("risk", "override", {"referral_id": rid, "tier": "high", "by": "Ana Lee", "reason": "Knife seen"})
+    await probe.rpc("risk", "override", {"referral_id": rid, "tier": "medium", "by": "Ana Lee", "reason": "Calmer"})
+    read = await probe.rpc("risk", "assessment", {"referral_id": rid})  # the second lead opens the case: assessment 2
+
+    # the agency updates the referral meanwhile: new reasons, the lowering to medium still pending and still legal
+    updated = {**body, "indicators": ["peers_offending", "unstructured_time"]}
+    await probe.nc.jetstream().publish(cluster.subjects.updated(agency), json.dumps(updated).encode())
+    again = await _assessed(probe, cluster, agency, arid, number=3)
+    assert again["tier"] == "high" and "L17_unstructured_time_late_nights" in again["change"]["rules_added"]
+
+    unread = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
+                                                              "lowering": seen(read)})
+    older = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",  # an older client
+                                                             "lowering": {k: v for k, v in seen(read).items()
+                                                                          if k != "assessment_number"}})
+    said = refusal(unread)
+    assert said.code == "refused", said
+    assert said.message.startswith("the case was re-assessed (assessment 3, at "), said.message
+    assert said.message.endswith(") since you opened it (assessment 2): open it again"), said.message
+    assert refusal(older).code == "refused" and "name the assessment of the case you read" in refusal(older).message
+    after = await probe.rpc("risk", "assessment", {"referral_id": rid})
+    assert after["assessment"]["tier"] == "high" and after["pending"] == read["pending"], "nothing signed"
+
+    down = await probe.rpc("risk", "override.countersign", {"referral_id": rid, "by": "Sam Roy",
+                                                            "lowering": seen(after)})
+    assert down["assessment"]["tier"] == "medium" and down["assessment"]["number"] == 4
 
 
 async def test_a_down_override_below_an_escalation_floor_is_refused(cluster: Cluster, probe: Probe) -> None:

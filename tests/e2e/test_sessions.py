@@ -9,6 +9,7 @@ import pytest
 from shared.contracts.rpc import ErrorCode, RpcError
 from tests.support.cluster import Cluster, Probe, mentor, referral, unique, unique_language
 from tests.support.replies import refusal
+from tests.support.risk import seen
 
 pytestmark = pytest.mark.e2e
 
@@ -81,9 +82,9 @@ async def test_the_cadence_rises_at_once_and_steps_down_only_after_two_lower_rev
     assert raised[0]["tier"] == "very_high"
 
     down = {"referral_id": rid, "tier": "high", "by": "Ana Lee", "reason": "Threat withdrawn"}
-    asked = (await probe.rpc("risk", "override", down))["pending"]
-    assert asked["tier"] == "high"
-    signed = {"referral_id": rid, "by": "Sam Roy", "lowering": {"tier": "high", "requested_at": asked["requested_at"]}}
+    asked = await probe.rpc("risk", "override", down)
+    assert asked["pending"]["tier"] == "high"
+    signed = {"referral_id": rid, "by": "Sam Roy", "lowering": seen(asked)}
     assert (await probe.rpc("risk", "override.countersign", signed))["assessment"]["tier"] == "high"
     await probe.wait_for(cluster.subjects.assessed(agency), lambda e: e["referral_id"] == rid and e["number"] == 3)
     confirm = {"referral_id": rid, "tier": "high", "by": "Sam Roy"}

@@ -94,8 +94,8 @@ def assessed(engine: Engine) -> str:
     return rid
 
 
-def on_its_own(work: Callable[[], Any]) -> tuple[threading.Thread, list[object]]:
-    """`work` (a coroutine's maker) run on a thread of its own; what it returned or raised, once done."""
+def on_its_own(work: Callable[[], Any], *, name: str) -> tuple[threading.Thread, list[object]]:
+    """`work` (a coroutine's maker) run on a thread of its own named `name`; what it returned or raised, once done."""
     outcome: list[object] = []
 
     def run() -> None:
@@ -104,7 +104,7 @@ def on_its_own(work: Callable[[], Any]) -> tuple[threading.Thread, list[object]]
         except Exception as exc:  # noqa: BLE001 - the outcome the test reads, a refusal or a bug alike
             outcome.append(exc)
 
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread, outcome
 
@@ -125,22 +125,23 @@ def test_a_withdrawal_while_another_replica_countersigns_leaves_one_decision_and
     asked = asyncio.run(rpc.override(OverrideRequest(referral_id=rid, tier=Tier.MEDIUM, reason="Calmer at school",
                                                      by="Ana Lee"), a))
     assert asked.pending is not None
-    shown = SeenLowering(tier=asked.pending.tier, requested_at=asked.pending.requested_at)
+    shown = SeenLowering(tier=asked.pending.tier, requested_at=asked.pending.requested_at,
+                         assessment_number=asked.assessment.number)
 
     checked, go = threading.Event(), threading.Event()
     waiting = rpc._waiting
 
     def held_after_the_check(*args: Any, **kwargs: Any) -> Any:
         found = waiting(*args, **kwargs)
-        if threading.current_thread() is countersigning:
+        if threading.current_thread().name == "countersigning":
             checked.set()
             go.wait(timeout=60)
         return found
 
     monkeypatch.setattr(rpc, "_waiting", held_after_the_check)
     countersigning, signed = on_its_own(lambda: rpc.countersign(
-        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), b))
-    assert checked.wait(timeout=30), "the countersignature never reached its check"
+        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), b), name="countersigning")
+    assert checked.wait(timeout=30), f"the countersignature never reached its check: {signed}"
 
     async def withdraw_and_ask_again() -> Reviewed:
         await rpc.refuse_override(RefuseOverrideRequest(referral_id=rid, reason="Asked too soon",
@@ -148,7 +149,7 @@ def test_a_withdrawal_while_another_replica_countersigns_leaves_one_decision_and
         return await rpc.override(OverrideRequest(referral_id=rid, tier=Tier.LOW, reason="Moved school",
                                                   by="Ana Lee"), a)
 
-    withdrawing, withdrawn = on_its_own(withdraw_and_ask_again)
+    withdrawing, withdrawn = on_its_own(withdraw_and_ask_again, name="withdrawing")
     wait_until_sync(lambda: not withdrawing.is_alive() or waits_for_a_lock(engine, asker), timeout=30, every=0.05,
                     what="the withdrawal finishing or waiting for the countersignature's lock")
     go.set()

@@ -1,8 +1,10 @@
-"""Inputs for the pure risk assessment: an accepted referral built from indicator codes and coded facts."""
+"""Inputs for risk: an accepted referral built from indicator codes and coded facts (for the pure assessment), and
+what a risk lead names when they countersign or refuse a lowering (for its endpoints)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from shared.contracts.codes import IndexOffence
 from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralRecorded
@@ -36,3 +38,11 @@ def referral(
         preferences=Preferences(),
         availability=[],
     )
+
+
+def seen(shown: dict[str, Any]) -> dict[str, Any]:
+    """What a countersignature or refusal names (`SeenLowering`): the pending lowering and the assessment of the case
+    as `shown`, an `assessment` or `override` reply, gave them to the risk lead."""
+    pending = shown["pending"]
+    return {"tier": pending["tier"], "requested_at": pending["requested_at"],
+            "assessment_number": shown["assessment"]["number"]}

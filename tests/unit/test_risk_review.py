@@ -19,6 +19,7 @@ from services.risk.review import (
     rescore_summary,
     review_due,
     said_at,
+    unseen_case,
     unseen_lowering,
 )
 from services.risk.shipped_rules import SHIPPED_RULES
@@ -171,6 +172,19 @@ def test_a_lowering_no_longer_pending_is_named_with_what_became_of_it_and_what_w
 ) -> None:
     said = unseen_lowering(tier=MEDIUM, requested_at=ASKED, seen=seen, pending=pending)
     assert said is not None and message in said, said
+
+
+@pytest.mark.parametrize(("seen", "message"), [
+    (3, None),
+    (2, ("the case was re-assessed (assessment 3, at Sun 15 Jun 13:00:00 BST) since you opened it (assessment 2): "
+        "open it again")),
+    (None, ("name the assessment of the case you read with the lowering (its number, as the case shows it); this "
+           "request names none (an older console or CLI: update it, then open the case again)")),
+], ids=["read", "re-assessed", "older-client"])
+def test_a_lowering_is_decided_only_on_the_latest_assessment_of_the_case_read_with_it(
+    seen: int | None, message: str | None
+) -> None:
+    assert unseen_case(seen=seen, latest=3, at=NOW) == message
 
 
 @pytest.mark.parametrize(("at", "said"), [

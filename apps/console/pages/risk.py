@@ -87,13 +87,17 @@ async def case(request: Request, me: Me, session: MySession,
                   problem=problem, tiers=list(Tier), status_code=status)
 
 
-UNSEEN = "Nothing recorded: the page did not say which lowering you saw; open the case again."
+UNSEEN = "Nothing recorded: the page did not say which lowering and assessment you saw; open the case again."
 
 
-def _seen(tier: str, requested_at: str) -> risk_rpc.SeenLowering | None:
-    """The lowering the page showed (its hidden fields); None when they do not say (a page from an older console)."""
+def _seen(tier: str, requested_at: str, assessment_number: str) -> risk_rpc.SeenLowering | None:
+    """The lowering and the assessment the page showed (its hidden fields); None when they do not say (a page from an
+    older console)."""
+    if not assessment_number.strip():
+        return None
     try:
-        return risk_rpc.SeenLowering.model_validate({"tier": tier, "requested_at": requested_at})
+        return risk_rpc.SeenLowering.model_validate({"tier": tier, "requested_at": requested_at,
+                                                     "assessment_number": assessment_number})
     except ValidationError:
         return None
 
@@ -152,9 +156,11 @@ async def override(request: Request, me: Me, session: MySession, referral_id: An
 
 @AREA.router.post("/referral/countersign")
 async def countersign(request: Request, me: Me, session: MySession, referral_id: Annotated[str, Form()] = "",
-                      tier: Annotated[str, Form()] = "", requested_at: Annotated[str, Form()] = "") -> Response:
-    """Countersign the lowering the page showed (`reroute countersign`): risk refuses one's own, and any other."""
-    seen = _seen(tier, requested_at)
+                      tier: Annotated[str, Form()] = "", requested_at: Annotated[str, Form()] = "",
+                      assessment_number: Annotated[str, Form()] = "") -> Response:
+    """Countersign the lowering the page showed (`reroute countersign`): risk refuses one's own, any other, and any
+    once the case was re-assessed since."""
+    seen = _seen(tier, requested_at, assessment_number)
     said = _too_long(referral_id, "") or (None if seen else UNSEEN)
     session.notices.append(said or await _decide(state_of(request).client, me, referral_id.strip(), "countersign",
                                                  seen=seen))
@@ -164,9 +170,9 @@ async def countersign(request: Request, me: Me, session: MySession, referral_id:
 @AREA.router.post("/referral/refuse")
 async def refuse(request: Request, me: Me, session: MySession, referral_id: Annotated[str, Form()] = "",
                  reason: Annotated[str, Form()] = "", tier: Annotated[str, Form()] = "",
-                 requested_at: Annotated[str, Form()] = "") -> Response:
+                 requested_at: Annotated[str, Form()] = "", assessment_number: Annotated[str, Form()] = "") -> Response:
     """Refuse the lowering the page showed, or withdraw one's own (`reroute countersign --refuse`), with a reason."""
-    seen = _seen(tier, requested_at)
+    seen = _seen(tier, requested_at, assessment_number)
     said = _too_long(referral_id, reason) or (None if seen else UNSEEN)
     if said is None and not reason.strip():
         said = "Nothing recorded: say why you refuse the lowering."
