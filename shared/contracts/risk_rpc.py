@@ -6,9 +6,9 @@ Implemented in `services/risk/rpc.py`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from shared.contracts.codes import Tier
 from shared.contracts.common import Contract
@@ -71,10 +71,27 @@ class Reviewed(Contract):
                                                                       "lead's countersignature.")
 
 
+def _required(*names: str) -> ConfigDict:
+    """Fields the schema (and so the AsyncAPI document) calls required, of their one non-null type, that still take
+    None at run time: a request from an older client, naming none, gets risk's own refusal saying what to do, not a
+    validation error."""
+    def mark(schema: dict[str, Any]) -> None:
+        for name in names:
+            field = schema["properties"][name]
+            field.pop("default", None)
+            kinds = [k for k in field.pop("anyOf", []) if k != {"type": "null"}]
+            field.update(kinds[0] if len(kinds) == 1 else {"anyOf": kinds})
+        schema["required"] = [*schema.get("required", []), *(n for n in names if n not in schema.get("required", []))]
+
+    return ConfigDict(json_schema_extra=mark)
+
+
 class SeenLowering(Contract):
     """The pending lowering a risk lead saw, and the assessment of the case they read with it, named when they
     countersign or refuse it: a different lowering (asked again meanwhile), or the case re-assessed meanwhile, is never
     decided unseen."""
+
+    model_config = _required("assessment_number")
 
     tier: Tier = Field(description="The tier it asks for, as shown.")
     requested_at: AwareDatetime = Field(description="When it was asked: `PendingOverride.requested_at`, exactly as "
@@ -90,12 +107,16 @@ _SEEN = ("The pending lowering the risk lead saw. Required: a request naming non
 
 
 class CountersignRequest(Contract):
+    model_config = _required("lowering")
+
     referral_id: str = Field(max_length=100)
     lowering: SeenLowering | None = Field(default=None, description=_SEEN)
     by: str = Field(default="", max_length=200, description="Set by risk to the person the subject names.")
 
 
 class RefuseOverrideRequest(Contract):
+    model_config = _required("lowering")
+
     referral_id: str = Field(max_length=100)
     reason: str = Field(min_length=1, max_length=2000)
     lowering: SeenLowering | None = Field(default=None, description=_SEEN)
