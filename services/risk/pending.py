@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, insert, select, update
 from sqlmodel import col
 
-from services.risk.review import AskedLowering
+from services.risk.review import ASKED_AGAIN, AskedLowering
 from services.risk.tables import PendingOverrideRecord
 from shared.contracts.codes import Tier
 from shared.contracts.risk_rpc import PendingOverride
@@ -59,7 +59,7 @@ def waiting(conn: Connection, *, now: datetime) -> list[PendingOverride]:
 def ask(conn: Connection, *, referral_id: str, tier: Tier, reason: str, by: str, now: datetime,
         lasts: timedelta) -> PendingOverride:
     """Record a lowering asked for; one pending before it is replaced."""
-    decide_all(conn, referral_id, status="replaced", by=by, reason="asked again", now=now)
+    decide_all(conn, referral_id, status="replaced", by=by, reason=ASKED_AGAIN, now=now)
     conn.execute(insert(PendingOverrideRecord).values(
         referral_id=referral_id, tier=tier.value, reason=reason, requested_by=by, requested_at=now,
         expires_at=now + lasts, status="pending"))

@@ -84,6 +84,10 @@ def check_override(*, computed: Tier, current: Tier, floor: Tier | None, request
     return kind
 
 
+ASKED_AGAIN = "asked again"
+"""The decision recorded on a pending lowering that another asked for replaced."""
+
+
 @dataclass(frozen=True)
 class AskedLowering:
     """A lowering of a tier as it was asked, and what became of it (status pending, countersigned, refused or
@@ -112,7 +116,7 @@ def _fate(seen: AskedLowering, tier: Tier) -> str:
     if seen.status == "refused":
         return f"was withdrawn by {who}" if _person(who) == _person(seen.by) else f"was refused by {who}"
     if seen.status == "replaced":
-        return f"was replaced: {who} asked again" if seen.decision == "asked again" else \
+        return f"was replaced: {who} asked again" if seen.decision == ASKED_AGAIN else \
             f"was set aside: {who} decided the tier meanwhile"
     return "is no longer the one pending"
 
