@@ -112,6 +112,13 @@ CASES: tuple[Case, ...] = (
         f"{E2E}test_people.py::test_removing_a_person_drops_their_live_connection_and_shuts_them_out",
         f"{E2E}test_people.py::test_a_lowered_tier_waits_for_a_second_risk_lead_and_the_asker_cannot_countersign",
         f"{E2E}test_people.py::test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force",
+        f"{E2E}test_people.py::test_reroute_countersign_shows_the_lowering_and_signs_only_that_one",
+        (f"{E2E}test_risk_flow.py::"
+         "test_a_countersignature_naming_a_withdrawn_lowering_is_refused_and_the_new_one_stays_pending"),
+        (f"{E2E}test_risk_flow.py::"
+         "test_a_countersignature_of_a_case_reassessed_since_it_was_read_is_refused_until_it_is_read_again"),
+        (f"{INTEGRATION}test_risk_countersign_race.py::"
+         "test_a_withdrawal_while_another_replica_countersigns_leaves_one_decision_and_its_tier"),
         (f"{INTEGRATION}test_people_permissions.py::"
          "test_each_role_may_ask_exactly_its_requests_and_in_its_own_name_only"),
         f"{INTEGRATION}test_people_permissions.py::test_a_person_cannot_read_another_persons_replies",
