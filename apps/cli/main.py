@@ -477,11 +477,13 @@ def override(
 @app.command()
 def countersign(
     referral_id: ReferralId,
-    tier: Annotated[str, typer.Option(help="The tier the lowering asks for, as `reroute assessment` shows it: "
-                                           "only the lowering waiting with that tier is decided.")],
+    tier: Annotated[str, typer.Option(help="The tier the lowering asks for (low, medium, high or very_high), as "
+                                           "`reroute assessment` shows it: only the lowering waiting with that tier is "
+                                           "decided.")],
     refuse: Annotated[bool, typer.Option("--refuse", help="Refuse it instead (or withdraw your own).")] = False,
     reason: Annotated[str, typer.Option(help="Why you refuse it (needed with --refuse).")] = "",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask to confirm the lowering shown.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask to confirm the lowering shown (needed without a "
+                                                    "terminal).")] = False,
     by: Annotated[str, typer.Option(help="Your name, on a server without users only.")] = "",
     data_dir: DataDir = None,
 ) -> None:
@@ -500,7 +502,7 @@ def countersign(
         raise CliError(f"the lowering waiting (shown above) asks for {p.tier}, not {tier}: nothing {doing}. Read it, "
                        f"then name its tier to decide on it")
     if not yes:
-        typer.confirm("Refuse this lowering?" if refuse else "Countersign this lowering?", abort=True)
+        _confirm("Refuse this lowering?" if refuse else "Countersign this lowering?", doing=doing)
     seen = risk_rpc.SeenLowering(tier=p.tier, requested_at=p.requested_at,  # what was shown, nothing newer
                                  assessment_number=found.assessment.number)
     if refuse:
@@ -510,6 +512,17 @@ def countersign(
         return
     signed = risk_rpc.CountersignRequest(referral_id=referral_id, lowering=seen, by=by)
     _say_in_force(referral_id, with_client(lambda c: c.call(risk_rpc.COUNTERSIGN, signed), data_dir).assessment)
+
+
+def _confirm(question: str, *, doing: str) -> None:
+    """Ask the person at the terminal; without one, say to pass --yes. A "no" is a cancel: said, and exit 1, as
+    `reroute person erase`'s prompt exits."""
+    if not sys.stdin.isatty():
+        raise CliError(f"nothing {doing}: no terminal to confirm the lowering shown above; once you have read it, "
+                       "pass --yes")
+    if not typer.confirm(question):
+        console.print(f"Nothing {doing}.")
+        raise typer.Exit(1)
 
 
 def _say_pending(pending: risk_rpc.PendingOverride, in_force: Tier) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,9 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from apps.cli.main import app
 from services.intake.tables import PersonalDataAccessRecord
 from shared.contracts.intake_rpc import PersonCredentials
 from shared.subjects import Subjects
@@ -44,7 +49,25 @@ class Stack:
         """`reroute ARGS` on this stack, as the local first admin or as `person` (their credentials file)."""
         env = up_env() | ({"REROUTE_CREDENTIALS": str(self.credentials(person))} if person else {})
         return subprocess.run([str(REROUTE), *args, "--data-dir", str(self.up.data_dir)], env=env, cwd=self.home,
-                              capture_output=True, text=True, timeout=90, check=False)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90, check=False)
+
+    @asynccontextmanager
+    async def at_a_terminal(self, *args: str, person: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+        """`reroute ARGS` as `person` with a terminal (a pty) for its input, and the end of it where one answers;
+        killed on the way out if it still runs."""
+        answers, terminal = pty.openpty()
+        cli = await asyncio.create_subprocess_exec(
+            str(REROUTE), *args, "--data-dir", str(self.up.data_dir), cwd=self.home,
+            env=up_env() | {"REROUTE_CREDENTIALS": str(self.credentials(person))}, stdin=terminal,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        os.close(terminal)
+        try:
+            yield cli, answers
+        finally:
+            if cli.returncode is None:
+                cli.kill()
+                await cli.wait()
+            os.close(answers)
 
     def add(self, person: str, *roles: str) -> PersonCredentials:
         done = self.reroute("people", "add", person, *(f"--role={r}" for r in roles), "--out",
@@ -257,16 +280,15 @@ async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
     assert wrong.returncode == 1 and "asks for medium, not low: nothing signed" in said(wrong), said(wrong)
 
     # rob's CLI shows him the lowering to medium and asks; meanwhile rita withdraws it and asks for low instead
-    cli = await asyncio.create_subprocess_exec(
-        str(REROUTE), "countersign", rid, "--tier", "medium", "--data-dir", str(stack.up.data_dir), cwd=stack.home,
-        env=up_env() | {"REROUTE_CREDENTIALS": str(stack.credentials("rob"))}, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert cli.stdout is not None
-    shown = (await asyncio.wait_for(cli.stdout.readuntil(b"Countersign this lowering?"), timeout=90)).decode()
-    assert "Pending: lower to medium, asked by rita" in " ".join(shown.split()), shown
-    await rita.ask("override.refuse", {"referral_id": rid, "reason": "Asked too soon", "lowering": seen(first)})
-    second = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Moved school"}))["pending"]
-    out, _ = await asyncio.wait_for(cli.communicate(b"y\n"), timeout=90)
+    async with stack.at_a_terminal("countersign", rid, "--tier", "medium", person="rob") as (cli, answers):
+        assert cli.stdout is not None
+        shown = (await asyncio.wait_for(cli.stdout.readuntil(b"Countersign this lowering?"), timeout=90)).decode()
+        assert "Pending: lower to medium, asked by rita" in " ".join(shown.split()), shown
+        await rita.ask("override.refuse", {"referral_id": rid, "reason": "Asked too soon", "lowering": seen(first)})
+        second = (await rita.ask("override", {"referral_id": rid, "tier": "low", "reason": "Moved school"}))["pending"]
+        os.write(answers, b"y\n")
+        out = await asyncio.wait_for(cli.stdout.read(), timeout=90)
+        await cli.wait()
 
     told = " ".join(out.decode().split())
     assert cli.returncode == 1, told
@@ -276,6 +298,32 @@ async def test_reroute_countersign_shows_the_lowering_and_signs_only_that_one(
     assert after["assessment"]["tier"] == "high" and after["pending"] == second, "nothing signed; low still waits"
     signed = stack.reroute("countersign", rid, "--tier", "low", "--yes", person="rob")
     assert signed.returncode == 0 and f"{rid}: tier low" in said(signed), said(signed)
+
+
+async def test_reroute_countersign_asks_only_at_a_terminal_and_a_no_signs_nothing(
+    stack: Stack, leads: tuple[Lead, Lead]
+) -> None:
+    rita, rob = leads
+    rid = _referred(stack, tag="CLIASK")
+    await rita.ask("override", {"referral_id": rid, "tier": "high", "reason": "Knife disclosed"})
+    asked = (await rita.ask("override", {"referral_id": rid, "tier": "medium", "reason": "Calmer"}))["pending"]
+
+    piped = stack.reroute("countersign", rid, "--tier", "medium", person="rob")  # a script: no terminal, no --yes
+    assert piped.returncode == 1 and "Pending: lower to medium, asked by rita" in said(piped), said(piped)
+    assert ("error: nothing signed: no terminal to confirm the lowering shown above; once you have read it, pass "
+            "--yes") in said(piped), said(piped)
+    async with stack.at_a_terminal("countersign", rid, "--tier", "medium", person="rob") as (cli, answers):
+        assert cli.stdout is not None
+        await asyncio.wait_for(cli.stdout.readuntil(b"Countersign this lowering?"), timeout=90)
+        os.write(answers, b"n\n")
+        told = " ".join((await asyncio.wait_for(cli.stdout.read(), timeout=90)).decode().split())
+        await cli.wait()
+    assert cli.returncode == 1 and told.endswith("Nothing signed."), told
+    after = await rob.ask("assessment", {"referral_id": rid})
+    assert after["assessment"]["tier"] == "high" and after["pending"] == asked, "nothing signed; medium still waits"
+
+    helped = CliRunner().invoke(app, ["countersign", "--help"], env={"COLUMNS": "250"})
+    assert "The tier the lowering asks for (low, medium, high or very_high)" in helped.output, helped.output
 
 
 async def test_a_refused_or_lapsed_lowering_leaves_the_tier_in_force(stack: Stack, leads: tuple[Lead, Lead]) -> None:
