@@ -166,6 +166,11 @@ CASES: tuple[Case, ...] = (
         f"{BROWSER}test_risk_page.py::test_without_the_risk_lead_role_every_page_and_decision_is_refused_by_url_too",
         f"{UNIT}test_console_app.py::test_every_route_declares_who_may_use_it",
         f"{UNIT}test_console_app.py::test_an_areas_routes_need_its_roles",
+        f"{BROWSER}test_traces_page.py::test_without_the_operator_role_traces_are_refused_by_url_too",
+        (f"{BROWSER}test_traces_page.py::"
+         "test_without_a_role_that_may_open_referrals_a_referral_s_trace_is_refused_by_url_too"),
+        (f"{BROWSER}test_traces_page.py::"
+         "test_a_scheduler_follows_the_link_on_a_referral_s_page_to_its_waterfall_and_no_further"),
     )),
     Case("console", "a session key planted in a browser before log-in (session fixation)", (
         f"{BROWSER}test_console_abuse.py::test_a_session_key_planted_before_log_in_is_never_logged_in",
@@ -180,8 +185,10 @@ CASES: tuple[Case, ...] = (
     Case("console", "the console listens beyond this machine without TLS", (
         f"{UNIT}test_console_app.py::test_it_listens_beyond_loopback_only_over_tls",
     )),
-    Case("console", "a child's name is shown on a list of alerts or risk reviews", (
+    Case("console", "a child's name is shown on a list of alerts or risk reviews, or on a referral's trace", (
         f"{BROWSER}test_console_abuse.py::test_no_list_shows_a_childs_name",
+        (f"{BROWSER}test_console_abuse.py::"
+         "test_no_page_of_a_referral_s_trace_shows_a_childs_name_even_from_a_span_that_carries_one"),
     )),
     Case("basic", "an agency names another agency's submission or outcome subject, or a service's event subject, as "
                   "the reply subject of its own message, so that the server's answer (a PubAck, an error, a "
