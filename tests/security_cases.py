@@ -32,7 +32,7 @@ CASES: tuple[Case, ...] = (
          "test_a_new_agency_is_admitted_after_a_reload_and_a_revoked_one_shut_out"),
     )),
     Case("1", "an agency registers as a service, the operator, or a look-alike of another agency's id", (
-        f"{UNIT}test_intake_agencies.py::test_a_service_or_operator_name_cannot_be_registered_as_an_agency",
+        f"{INTEGRATION}test_intake_agencies.py::test_a_service_or_operator_name_cannot_be_registered_as_an_agency",
         f"{E2E}test_intake_cli.py::test_agencies_add_refuses_a_reserved_id_and_a_look_alike",
     )),
     Case("1", "an agency subscribes to a service's, the operator's or another agency's inbox", (
@@ -66,14 +66,14 @@ CASES: tuple[Case, ...] = (
     Case("5", "agency A publishes first under agency B's message id, or predicts intake's event ids", (
         (f"{E2E}test_raw_submissions.py::"
         "test_another_agencys_message_id_drops_nothing_and_a_resend_is_still_processed_once"),
-        (f"{UNIT}test_intake_decisions.py::"
+        (f"{INTEGRATION}test_intake_decisions.py::"
         "test_event_ids_are_unpredictable_outside_intake_and_the_same_for_the_same_decision"),
     )),
     Case("6", "an agency learns from its events that another agency referred the same child, or reads intake's "
               "facts for risk and scheduling", (
         (f"{E2E}test_jetstream_permissions.py::"
          "test_an_agency_learns_nothing_of_another_agencys_referral_of_the_same_child"),
-        (f"{UNIT}test_intake_decisions.py::"
+        (f"{INTEGRATION}test_intake_decisions.py::"
          "test_what_an_agency_is_told_is_the_same_whether_or_not_another_agency_referred_the_child"),
         f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_read_the_stream_of_intakes_facts",
     )),
@@ -95,7 +95,7 @@ CASES: tuple[Case, ...] = (
         f"{E2E}test_intake_http_abuse.py::test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget",
         (f"{E2E}test_intake_http_abuse.py::"
         "test_a_key_kept_under_the_old_scrypt_hash_still_works_and_is_then_kept_as_the_fast_hash"),
-        (f"{UNIT}test_intake_key_checks.py::"
+        (f"{INTEGRATION}test_intake_key_checks.py::"
         "test_the_addresses_remembered_are_bounded_forgetting_the_least_recently_failed"),
     )),
     Case("10", "an agency is told a mentor's criminal-justice status or an operator's name", (
@@ -140,13 +140,13 @@ CASES: tuple[Case, ...] = (
     Case("basic", "an agency withdraws another agency's referral (issue 12), or learns from the answer whether "
                   "another agency's reference exists", (
         f"{INTEGRATION}test_nats_permissions.py::test_an_agency_cannot_publish_as_another",
-        f"{UNIT}test_intake_decisions.py::test_another_agencys_referral_is_not_found_exactly_as_an_unknown_one",
+        f"{INTEGRATION}test_intake_decisions.py::test_another_agencys_referral_is_not_found_exactly_as_an_unknown_one",
         (f"{E2E}test_withdrawals.py::"
          "test_another_agencys_referral_is_not_found_through_both_doors_exactly_as_an_unknown_one"),
     )),
     Case("console", "guessing a person's console password without end, from one address or many", (
         f"{BROWSER}test_alerts_page.py::test_five_wrong_passwords_lock_the_log_in_until_an_admin_issues_a_new_one",
-        f"{UNIT}test_console_logins.py::test_the_fifth_wrong_password_in_a_row_locks_and_a_right_one_clears_the_count",
+        f"{INTEGRATION}test_console_logins.py::test_the_fifth_wrong_password_in_a_row_locks_and_a_right_one_clears_the_count",
         f"{UNIT}test_console_app.py::test_failed_log_ins_are_limited_per_address_and_successful_ones_are_not_counted",
         f"{UNIT}test_console_login_limit.py::test_ipv6_addresses_in_one_64_share_its_limit",
     )),
@@ -180,7 +180,7 @@ CASES: tuple[Case, ...] = (
     )),
     Case("console", "a removed person keeps using the console they had open", (
         f"{BROWSER}test_console_abuse.py::test_a_removed_persons_open_console_is_shut_at_their_next_request",
-        f"{UNIT}test_console_logins.py::test_a_removed_person_cannot_log_in_and_comes_back_without_their_old_password",
+        f"{INTEGRATION}test_console_logins.py::test_a_removed_person_cannot_log_in_and_comes_back_without_their_old_password",
     )),
     Case("console", "the console listens beyond this machine without TLS", (
         f"{UNIT}test_console_app.py::test_it_listens_beyond_loopback_only_over_tls",

@@ -52,3 +52,11 @@ def test_tests_share_helpers_only_through_tests_support() -> None:
             assert not name.startswith(test_modules), f"{path} imports {name}: move what it needs to tests/support/"
             if path != ROOT / "tests" / "support" / "schedules.py":
                 assert name.split(".")[0] != "bench", f"{path} imports {name}: use tests/support/schedules.py"
+
+
+def test_no_unit_test_uses_the_database_under_test() -> None:
+    """CI runs tests/unit once, not once per database (.ci/run): a test on the database DATABASE_URL names
+    (tests/support/databases.py) belongs in tests/integration, which runs on SQLite and on PostgreSQL."""
+    for path in (ROOT / "tests" / "unit").rglob("*.py"):
+        assert "tests.support.databases" not in _imports(path), (
+            f"{path.relative_to(ROOT)} uses the database under test: move it to tests/integration")
