@@ -60,6 +60,10 @@ bench-spans: $(STAMP)  ## one referral's traces at a year of traffic (1M spans):
 bench-history: $(STAMP)  ## scheduling on a simulated year of history against an empty one: the ratio per operation (docs/performance.md)
 	$(BIN)/python -m bench.history
 
+.PHONY: bench-console
+bench-console: $(STAMP)  ## the console's main pages on a real reroute up with 500 mentors: p50/p95/max, body size, CPU per request, RSS (docs/performance.md)
+	$(BIN)/python -m bench.console_pages
+
 # b901b24: the last commit before issue 15's work (663e8cf was its first); `make bench-round AGAINST=<rev>` for another
 AGAINST ?= b901b24
 .PHONY: bench-round

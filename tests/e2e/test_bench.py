@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.console_pages import PAGES
+
 pytestmark = [pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +61,13 @@ def test_the_span_store_bench_runs_and_prints_its_figures() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\| span store \(index\) \| [\d,.]+ m?s \| [\d,.]+ m?s \| 5 \|", done.stdout), done.stdout
     assert re.search(r"\| scan of every span file \| [\d,.]+ m?s \|", done.stdout), done.stdout
+
+
+def test_the_console_pages_bench_runs_and_prints_a_row_per_page() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.console_pages", "--mentors", "20", "--referrals", "10",
+                           "--requests", "2"], check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for page in PAGES:
+        assert re.search(rf"^\| {re.escape(page.name)} \| {page.role} \|( [\d.]+ \|){{{8}}}$", done.stdout,
+                         re.MULTILINE), (page.name, done.stdout)
+    assert re.search(r"console RSS at the end \d+ MiB", done.stdout), done.stdout
