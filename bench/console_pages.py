@@ -5,7 +5,8 @@
 
 Starts `reroute up` with its console on a fresh data dir, as the console's tests do (tests/support/console.py),
 registers bench/workload.py's London registry (mentors, venues with rooms, leave) and pushes referrals through it
-with `reroute submit`'s own code, so that calendars, the waitlist, alerts and traces have content. Then people with the
+with `reroute submit`'s own code, so that calendars, the waitlist, alerts and traces have content (and keeps one dead
+letter as scheduling's consumer keeps one, as the console's tests do, so that list is not empty). Then people with the
 roles each page needs (scheduler, risk lead, safeguarding lead, operator) log in over HTTP as a browser would: the
 log-in form's CSRF token, their one-time password changed for their own, an authenticator set up where the role
 needs a second factor, and a fresh log-in with password (and code). Each page is requested once untimed (a warm-up
