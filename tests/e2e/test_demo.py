@@ -30,6 +30,7 @@ from shared.contracts.risk import RiskAssessed, SafeguardingAlert
 from shared.contracts.rpc import Empty
 from shared.contracts.scheduling import CaseStatus
 from shared.settings import ServiceSettings
+from tests.support.cli import cli_rows
 from tests.support.local_up import LocalUp
 from tests.support.readme import code_blocks
 
@@ -62,8 +63,7 @@ class Demo:
     def referral_ids(self) -> dict[str, str]:
         """Our referral id by the agency's reference, from the outcome table (accepted rows only)."""
         table = self.text.split("Referral outcomes", 1)[1].split("Why each referral", 1)[0]
-        cells = [[c.strip() for c in line.split("│")] for line in table.splitlines() if line.startswith("│")]
-        return {row[2]: row[3] for row in cells if len(row) > 3 and row[3].startswith("ref_")}
+        return {row[1]: row[2] for row in cli_rows(table) if row[2].startswith("ref_")}
 
     def next_commands(self) -> str:
         return self.text.split("\nNext", 1)[1].split("reroute is running", 1)[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts.rpc import STATISTICS, ServiceStatistics, decode_reply
-from tests.support.cli import reroute
+from tests.support.cli import cli_rows, reroute
 from tests.support.cluster import Cluster, Probe, referral, register_agency, unique, unique_language
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +38,10 @@ async def test_each_service_says_it_is_ready_and_counts_what_its_consumers_proce
 
     shown = reroute(cluster, tmp_path, "health")
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    for service in ("intake", "risk", "scheduling"):
-        assert any(line.split("│")[1].strip() == service and "ready" in line for line in shown.stdout.splitlines()
-                   if line.count("│") > 2), f"{service} is listed as ready:\n{shown.stdout}"
-    assert recorded.durable in shown.stdout and "JetStream consumer info" in shown.stdout
+    services, consumers = shown.stdout.split("Consumers (JetStream consumer info)", 1)
+    assert {row[0]: row[1] for row in cli_rows(services)} == dict.fromkeys(("intake", "risk", "scheduling"), "ready"), \
+        shown.stdout
+    assert ("risk", recorded.durable) in [(row[0], row[1]) for row in cli_rows(consumers)], shown.stdout
 
     unknown = reroute(cluster, tmp_path, "health", "--service", "nonsense")
     assert unknown.returncode == 2 and "is not a service" in unknown.stdout + unknown.stderr

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.cli import reroute
+from tests.support.cli import cli_rows, reroute
 from tests.support.cluster import Cluster, Probe, intake_url, ready, referral, register_agency, unique
 from tests.support.suite import drop_schemas, make_cluster
 
@@ -100,7 +100,7 @@ async def test_after_a_new_matching_key_and_rematch_known_young_people_are_still
         rematched = reroute(cluster, tmp_path, "keys", "rematch", "--batch", "2")  # step 2
         assert rematched.returncode == 0, rematched.stdout + rematched.stderr
         assert "Every person is stored under the first matching key" in rematched.stdout
-        assert row_of(rematched.stdout)[:2] == ["3", "3"], rematched.stdout  # checked, moved
+        assert [row[:2] for row in cli_rows(rematched.stdout)] == [["3", "3"]], rematched.stdout  # checked, moved
         await restart_intake(cluster, **{MATCHING_KEY: new})  # step 3: the old key dropped
 
         again = young_person("Kwabena".translate(CYRILLIC), family)
@@ -109,7 +109,8 @@ async def test_after_a_new_matching_key_and_rematch_known_young_people_are_still
         assert await person_of(probe, second) == known["Kwabena"]
         assert await repeat_rule_fired(probe, cluster, agency, second), "the repeat factor still counts"
         again_rematched = reroute(cluster, tmp_path, "keys", "rematch")
-        assert row_of(again_rematched.stdout)[:3] == ["3", "0", "0"], again_rematched.stdout  # nothing left to do
+        assert [row[:3] for row in cli_rows(again_rematched.stdout)] == [["3", "0", "0"]], \
+            again_rematched.stdout  # nothing left to do
     finally:
         await probe.close()
         cluster.processes.stop_all()
@@ -130,8 +131,3 @@ async def restart_intake(cluster: Cluster, **env: str) -> None:
     cluster.processes.start("intake")
     await cluster.wait_ready(("intake",), timeout=60)
 
-
-def row_of(output: str) -> list[str]:
-    """The counts in `reroute keys rematch`'s table (its one row of numbers)."""
-    line = next(line for line in output.splitlines() if any(c.isdigit() for c in line) and "│" in line)
-    return [cell.strip() for cell in line.split("│")[1:-1]]

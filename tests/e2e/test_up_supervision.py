@@ -28,6 +28,7 @@ from apps.devstack.processes import SERVICES, die_with_parent
 from shared.nats_auth import ADMIN, PROVISIONER, LocalCredentials
 from shared.settings import CREDENTIALS_FILE
 from shared.subjects import Subjects
+from tests.support.cli import cli_rows
 from tests.support.waiting import Describe, wait_until
 
 pytestmark = [
@@ -469,9 +470,7 @@ async def test_up_says_where_the_agencies_api_the_feeds_and_the_console_answer_a
                                                           str(up.data_dir)], env=_env(), capture_output=True,
                                          text=True, timeout=60, check=False)
         assert people.returncode == 0, people.stdout + people.stderr
-        rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in people.stdout.splitlines()
-                if line.startswith("│")]
-        assert [row[0] for row in rows] == ["admin"], people.stdout  # the first admin `reroute up` makes, nobody else
+        assert [row[0] for row in cli_rows(people.stdout)] == ["admin"], people.stdout  # the first admin `reroute up` makes, nobody else
         assert "Demo log-ins" not in said, said
     finally:
         up.stop()
