@@ -144,10 +144,12 @@ async def tab_to(page: Page, target: Locator, *, limit: int = 120) -> None:
 
 
 async def press_enter_on(page: Page, target: Locator) -> None:
-    """Tab to a link or button and press Enter on it, then wait for the page it leads to."""
+    """Tab to a link or a form's button and press Enter on it, then wait for the page it leads to: waiting for a load
+    state after Enter returns at once on the page still open, whose links (the Areas on every page) the next `tab_to`
+    would find."""
     await tab_to(page, target)
-    await page.keyboard.press("Enter")
-    await page.wait_for_load_state()
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
 
 
 async def type_into(page: Page, field: Locator, text: str) -> None:
@@ -179,7 +181,8 @@ async def new_person_logged_in_by_keyboard(browser: Browser, stack: ConsoleStack
     await expect(page.get_by_role("heading", name="Log in to the reroute console")).to_be_visible()
     await type_into(page, page.get_by_label("Person id"), person_id)
     await type_into(page, page.get_by_label("Console password"), one_time)
-    await page.keyboard.press("Enter")  # submits the form, as in any browser
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")  # submits the form, as in any browser
     await expect(page.get_by_role("heading", name="Choose your console password")).to_be_visible()
     await type_into(page, page.get_by_label("Your current password"), one_time)
     await type_into(page, page.get_by_label("New password", exact=True), f"{person_id} long and private")
