@@ -158,14 +158,31 @@ async def type_into(page: Page, field: Locator, text: str) -> None:
     await page.keyboard.type(text)
 
 
+_FIELD_ORDER = """() => new Intl.DateTimeFormat(navigator.language, {year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit"}).formatToParts(0).map((part) => part.type).filter((type) => type !== "literal")"""
+"""The parts of a date and time in the order the browser's own language writes them (with `dayPeriod` if its clock
+has 12 hours)."""
+
+
+def _keys(part: str, moment: datetime, *, twelve_hours: bool) -> str:
+    if part == "dayPeriod":
+        return "A" if moment.hour < 12 else "P"
+    return moment.strftime({"year": "%Y", "month": "%m", "day": "%d", "minute": "%M",
+                            "hour": "%I" if twelve_hours else "%H"}[part])
+
+
 async def type_date_and_time(page: Page, field: Locator, moment: datetime) -> None:
-    """Type a wall-clock date and time into a datetime-local field from the keyboard: Chromium lays the field out in
-    its own locale (month, day, year, then hour and minute; not the page's en-GB), moving on by itself once a part is
-    full, except after the year (Tab). The field's value is checked, so another layout fails here, saying so."""
+    """Type a wall-clock date and time into a datetime-local field from the keyboard, part by part in the order
+    Chromium lays the field out: that of its own language, which the machine's LANGUAGE or LANG set (month first and
+    AM/PM in en-US, day first in en-GB), not the page's `lang` nor a context's `locale` (so the page's context must
+    set none: `navigator.language` is then Chromium's language). Each part moves on by itself once full, except the
+    year (Tab). The field's value is checked, so a layout read wrongly fails here, saying so."""
+    order: list[str] = await page.evaluate(_FIELD_ORDER)
     await tab_to(page, field)
-    await page.keyboard.type(moment.strftime("%m%d%Y"))
-    await page.keyboard.press("Tab")
-    await page.keyboard.type(moment.strftime("%H%M"))
+    for part in order:
+        await page.keyboard.type(_keys(part, moment, twelve_hours="dayPeriod" in order))
+        if part == "year":
+            await page.keyboard.press("Tab")
     await expect(field).to_have_value(moment.strftime("%Y-%m-%dT%H:%M"))
 
 
@@ -176,7 +193,7 @@ async def new_person_logged_in_by_keyboard(browser: Browser, stack: ConsoleStack
     assert not SECOND_FACTOR_ROLES & set(roles), "these roles set up an authenticator: use new_person_logged_in"
     person_id = stack.person(*roles)
     one_time = stack.one_time_password(person_id)
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context()).new_page()  # no `locale`: type_date_and_time reads Chromium's own
     await page.goto(stack.url + "/")
     await expect(page.get_by_role("heading", name="Log in to the reroute console")).to_be_visible()
     await type_into(page, page.get_by_label("Person id"), person_id)
