@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -17,6 +18,7 @@ from sqlmodel import col
 
 from services.risk.tables import AssessmentRecord
 from shared.deadletters import DeadLetterRow
+from tests.support.cli import cli_rows
 from tests.support.console import ConsoleStack, accessible, csrf_token, new_person_logged_in
 from tests.support.operations import RiskFailing, kept_dead_letter
 from tests.support.waiting import wait_until
@@ -65,39 +67,58 @@ async def test_the_overview_shows_each_service_and_its_figures_move_without_a_re
     await accessible(page)
 
 
-def _cli_rows(table: str) -> list[list[str]]:
-    """A rich table's rows, cell by cell (a cell wrapped onto more lines: its first line)."""
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
-    return [row for row in rows if row[0]]
+_READ_FIGURES = """figures => Object.fromEntries([...figures.querySelectorAll("table")].map((table) => [
+    table.caption.innerText.trim(),
+    [...table.tBodies[0].rows].map((row) => [row.cells[0].innerText.trim(), row.cells[1].innerText.trim()])]))"""
 
 
-async def _page_rows(page: Page, table: str) -> list[tuple[str, str]]:
-    """(service, first cell after it) of each row of one of the overview's tables."""
-    rows = page.get_by_role("table", name=table).locator("tbody tr")
-    return [(await row.locator("th").inner_text(), await row.locator("td").first.inner_text()) for row in await rows.all()]
+async def _page_figures(page: Page) -> dict[str, list[tuple[str, str]]]:
+    """(service, the cell after it) of each row of each of the overview's tables, by caption, read in one evaluation:
+    htmx swaps the figures every few seconds, and reads between which it swapped would mix two versions."""
+    read: dict[str, list[list[str]]] = await page.locator("#figures").evaluate(_READ_FIGURES)
+    return {caption: [(service, cell) for service, cell in rows] for caption, rows in read.items()}
+
+
+def _cli_figures(health: subprocess.CompletedProcess[str]) -> tuple[dict[str, bool], list[tuple[str, str, str]]]:
+    """Each service ready or not, and (service, consumer, stream) of each consumer, as `reroute health` printed them;
+    its exit status says whether all were ready."""
+    services, consumers = health.stdout.split("Consumers (JetStream consumer info)", 1)
+    ready = {row[0]: row[1].startswith("ready") for row in cli_rows(services)}
+    assert health.returncode == (0 if all(ready.values()) else 1), health.stdout + health.stderr
+    return ready, sorted((row[0], row[1], row[2]) for row in cli_rows(consumers))
+
+
+def _page_ready(figures: dict[str, list[tuple[str, str]]]) -> dict[str, bool]:
+    return {service: cell.startswith("Ready") for service, cell in figures["Services"]}
 
 
 async def test_the_overview_and_reroute_health_name_the_same_services_readiness_and_consumers(
         browser: Browser, stack: ConsoleStack) -> None:
-    """Issue 14: the CLI and the console give the same answers (both ask each service's `statistics`); compared on
-    what does not move between two readings: the services, ready or not, and each one's consumers and streams."""
-    health = await asyncio.to_thread(stack.reroute, "health")
-    services, consumers = health.stdout.split("Consumers (JetStream consumer info)", 1)
-    cli_ready = {row[0]: row[1].startswith("ready") for row in _cli_rows(services)}
-    cli_consumers = sorted((row[0], row[1], row[2]) for row in _cli_rows(consumers))
-    assert health.returncode == (0 if all(cli_ready.values()) else 1), health.stdout + health.stderr
-    assert set(cli_ready) == {"intake", "risk", "scheduling"} and cli_consumers, health.stdout
+    """Issue 14: the CLI and the console give the same answers (both ask each service's `statistics`): the same
+    services and consumers (and streams) at any moment; readiness can change between two readings, so both are read
+    again until they agree."""
+    cli_ready, cli_consumers = _cli_figures(await asyncio.to_thread(stack.reroute, "health"))
+    assert set(cli_ready) == {"intake", "risk", "scheduling"} and cli_consumers, cli_ready
 
     _, page = await new_person_logged_in(browser, stack, "operator", path="/operations")
-    page_ready = {service: ready.startswith("Ready") for service, ready in await _page_rows(page, "Services")}
+    figures = await _page_figures(page)
     page_consumers = []
-    for service, cell in await _page_rows(page, "Consumers"):
-        named = re.fullmatch(r"(\S+) \((\S+)\)", cell.strip())
+    for service, cell in figures["Consumers"]:
+        named = re.fullmatch(r"(\S+) \((\S+)\)", cell)
         assert named, cell
         page_consumers.append((service, named[1], named[2]))
+    assert sorted(service for service, _ in figures["Services"]) == sorted(cli_ready), figures
+    assert sorted(page_consumers) == cli_consumers, figures
 
-    assert page_ready == cli_ready, health.stdout
-    assert sorted(page_consumers) == cli_consumers, health.stdout
+    last: list[tuple[dict[str, bool], dict[str, bool]]] = []
+
+    async def readiness_agrees() -> bool:
+        cli, _ = _cli_figures(await asyncio.to_thread(stack.reroute, "health"))
+        last.append((cli, _page_ready(await _page_figures(page))))
+        return cli == last[-1][1]
+
+    await wait_until(readiness_agrees, timeout=60, every=1,
+                     what=lambda: f"reroute health and the overview agreeing on readiness (last: {last[-1]})")
 
 
 async def test_an_operator_replays_a_dead_letter_once_its_cause_is_fixed_and_sees_it_gone(
