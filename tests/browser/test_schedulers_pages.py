@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests.support.cli import cli_rows
 from tests.support.cluster import mentor, unique_language
 from tests.support.console import (
     ConsoleStack,
@@ -85,9 +86,9 @@ def waitlist_reason_said_by_cli(stack: ConsoleStack, referral_id: str) -> str:
     done = subprocess.run([str(REROUTE), "waitlist", "--data-dir", str(stack.up.data_dir)], env=up_env(COLUMNS="1000"),
                           cwd=stack.home, capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode == 0, said(done)
-    rows = [line for line in done.stdout.splitlines() if referral_id in line]
+    rows = [row for row in cli_rows(done.stdout) if row[0] == referral_id]
     assert len(rows) == 1, done.stdout
-    return " ".join(rows[0].split("│")[4].split())  # │ referral │ tier │ waiting │ why │ would place them │
+    return " ".join(rows[0][3].split())  # referral │ tier │ waiting │ why │ would place them
 
 
 async def test_a_scheduler_finds_a_waitlisted_case_reads_why_assigns_a_mentor_and_the_calendar_shows_it_by_keyboard(
