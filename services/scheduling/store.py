@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, case, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from services.scheduling.agency_reasons import Reason
@@ -544,9 +545,22 @@ def _changed(now: datetime) -> dict[str, Any]:
 
 
 def add_sessions(conn: Connection, rows: list[dict[str, object]]) -> None:
-    """Newly booked sessions (`session_row`), one statement for the batch."""
-    if rows:
+    """Newly booked sessions (`session_row`), one statement for the batch.
+
+    On PostgreSQL the rows go as one array per column, unnested into one INSERT: an executemany there is one INSERT
+    per row, and each fires migration 0007's statement trigger, which updates the booking version's one row (a batch
+    of bookings, hundreds of sessions, updated it as many times in one transaction). SQLite keeps its executemany, a
+    C loop (its triggers fire per row either way)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
         conn.execute(insert(SessionRow), rows)
+        return
+    into = insert(SessionRow)
+    columns = [into.table.c[name] for name in rows[0]]
+    arrays = [cast(bindparam(f"all_{c.name}", [row[c.name] for row in rows]), ARRAY(c.type)) for c in columns]
+    given = func.unnest(*arrays).table_valued(*(c.name for c in columns)).render_derived()
+    conn.execute(into.from_select([c.name for c in columns], select(*given.c)))
 
 
 def session_row(referral_id: str, mentor_id: str, slot: SessionSlot, now: datetime,
