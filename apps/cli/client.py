@@ -11,6 +11,7 @@ where the services read who asked; without, it asks the services' own subjects, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -154,23 +155,48 @@ def person_url(settings: ServiceSettings, person: PersonCredentials) -> str:
     return ",".join(servers)
 
 
+RELOAD_TRIES = 6
+RELOAD_PAUSE = 0.2
+"""nats-server refuses every user for a moment while it reloads its users (2.15: `Authorization Violation` for a user
+whose entry did not change, logged as an authentication error), and `reroute up` reloads whenever people or agencies
+change (`reroute up --demo` adds its demo people just before it says it is running). So a refused connection is
+tried again, this many times this many seconds apart, before a person is told they are not let in."""
+
+
+def _refused(exc: Exception, refusals: Refusals) -> bool:
+    return any("authorization" in e.lower() for e in (str(exc), *refusals.seen))
+
+
+async def _open(url: str, person: PersonCredentials | None) -> tuple[Client, Refusals]:
+    """A connection, tried again when the server refused or dropped it while it was being made (`RELOAD_TRIES`)."""
+    tried = 1
+    while True:
+        refusals = Refusals([])
+        try:
+            nc = await nats.connect(url.split(","), max_reconnect_attempts=1, connect_timeout=3, reconnect_time_wait=0.2,
+                                    allow_reconnect=False, name="reroute-cli", error_cb=refusals.record,
+                                    **({"inbox_prefix": person.inbox_prefix} if person is not None else {}))
+            return nc, refusals
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            refused = _refused(exc, refusals)
+            if tried < RELOAD_TRIES and (refused or isinstance(exc, ConnectionResetError)):
+                tried += 1
+                await asyncio.sleep(RELOAD_PAUSE)
+                continue
+            shown = url.split("@")[-1]
+            if person is not None and refused:
+                raise CliError(f"NATS at {shown} does not let {person.person_id} in: removed, or an old credentials "
+                               "file (an admin can add them again).") from None
+            raise CliError(f"Cannot reach NATS at {shown}. Is `reroute up` running (or NATS_URL right)?") from None
+
+
 @asynccontextmanager
 async def connect(settings: ServiceSettings, *, as_operator: bool = False) -> AsyncIterator[ServiceClient]:
     """A client acting as the person (`identity`); `as_operator`: as the installation's operator account instead
     (what `reroute up` and a deployment's first-admin bootstrap use)."""
     person = None if as_operator else identity(settings)
     url = person_url(settings, person) if person is not None else operator_url(settings)
-    refusals = Refusals([])
-    try:
-        nc = await nats.connect(url.split(","), max_reconnect_attempts=1, connect_timeout=3, reconnect_time_wait=0.2,
-                                allow_reconnect=False, name="reroute-cli", error_cb=refusals.record,
-                                **({"inbox_prefix": person.inbox_prefix} if person is not None else {}))
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        shown = url.split("@")[-1]
-        if person is not None and any("authorization" in e.lower() for e in (str(exc), *refusals.seen)):
-            raise CliError(f"NATS at {shown} does not let {person.person_id} in: removed, or an old credentials "
-                           "file (an admin can add them again).") from None
-        raise CliError(f"Cannot reach NATS at {shown}. Is `reroute up` running (or NATS_URL right)?") from None
+    nc, refusals = await _open(url, person)
     try:
         yield ServiceClient(nc, Subjects(settings.namespace), url.split("@")[-1], person=person, refusals=refusals)
     finally:
