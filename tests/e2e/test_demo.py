@@ -33,6 +33,7 @@ from shared.settings import ServiceSettings
 from tests.support.cli import cli_rows
 from tests.support.local_up import LocalUp
 from tests.support.readme import code_blocks
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 LONDON = ZoneInfo("Europe/London")
@@ -72,10 +73,30 @@ class Demo:
         return ServiceSettings(data_dir=self.up.data_dir, NATS_URL=None, namespace="")  # type: ignore[call-arg]
 
 
+def demo_people_loaded(up: LocalUp) -> bool:
+    """nats-server has reloaded its users since `reroute up` wrote the demo people into them. The demo adds them after
+    its last sync, so the first sync of its watch reloads the server just after it says it is running; meanwhile the
+    server refuses connections, and the replies to requests in flight (a publish violation), so a test asks only
+    after that reload (the people file is written just before the reload is asked for)."""
+    people = up.data_dir / "nats-people.json"
+    try:
+        if not set(DEMO_PEOPLE) <= {p["person_id"] for p in json.loads(people.read_text())}:
+            return False
+        written = datetime.fromtimestamp(people.stat().st_mtime)
+        log = (up.data_dir / "logs" / "nats.log").read_text(errors="replace").splitlines()
+    except (OSError, ValueError):
+        return False
+    reloads = [datetime.strptime(" ".join(line.split()[1:3]), "%Y/%m/%d %H:%M:%S.%f") for line in log
+               if "Reloaded server configuration" in line]
+    return bool(reloads) and reloads[-1] >= written
+
+
 async def run_demo(data_dir: Path, examples: Path, **env: str) -> AsyncIterator[Demo]:
     up = LocalUp.launch(data_dir, "--demo", "--examples", str(examples), **env)
     try:
         await up.until_running()
+        await wait_until(lambda: demo_people_loaded(up), timeout=30, every=0.1,
+                         what="nats-server reloading its users with the demo people")
         yield Demo(up, up.out.read_text(errors="replace"))
     finally:
         up.stop()
