@@ -150,7 +150,9 @@ def up(
                     _print_outcomes(outcomes, names)
                     await explain(client, outcomes, alerts, names=names, console=console, command=_command())
                     if stack.console_url:
-                        print_demo_logins(console, stack.console_url, await demo_people(client))
+                        people = await demo_people(client)
+                        await stack.sync_users()  # their users in force before "running": a reload refuses clients
+                        print_demo_logins(console, stack.console_url, people)
             console.print(f"[bold green]reroute is running[/bold green] (data in {safe(settings.data_dir)}). "
                           + ("Try the commands above" if demo else f"Try `{safe(_command())} --help`")
                           + " in another terminal" + ("" if _command() == "reroute" else " (or `source "

@@ -33,7 +33,6 @@ from shared.settings import ServiceSettings
 from tests.support.cli import cli_rows
 from tests.support.local_up import LocalUp
 from tests.support.readme import code_blocks
-from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e]
 LONDON = ZoneInfo("Europe/London")
@@ -74,10 +73,10 @@ class Demo:
 
 
 def demo_people_loaded(up: LocalUp) -> bool:
-    """nats-server has reloaded its users since `reroute up` wrote the demo people into them. The demo adds them after
-    its last sync, so the first sync of its watch reloads the server just after it says it is running; meanwhile the
-    server refuses connections, and the replies to requests in flight (a publish violation), so a test asks only
-    after that reload (the people file is written just before the reload is asked for)."""
+    """nats-server has reloaded its users since `reroute up` wrote the demo people into them (the people file is
+    written just before the reload is asked for). While it reloads, the server refuses connections and the replies to
+    requests in flight (a publish violation), so the demo must have it done before it says it is running, or a
+    command typed at once may fail."""
     people = up.data_dir / "nats-people.json"
     try:
         if not set(DEMO_PEOPLE) <= {p["person_id"] for p in json.loads(people.read_text())}:
@@ -95,8 +94,7 @@ async def run_demo(data_dir: Path, examples: Path, **env: str) -> AsyncIterator[
     up = LocalUp.launch(data_dir, "--demo", "--examples", str(examples), **env)
     try:
         await up.until_running()
-        await wait_until(lambda: demo_people_loaded(up), timeout=30, every=0.1,
-                         what="nats-server reloading its users with the demo people")
+        assert demo_people_loaded(up), "reroute up --demo said it is running before NATS let its demo people in"
         yield Demo(up, up.out.read_text(errors="replace"))
     finally:
         up.stop()
