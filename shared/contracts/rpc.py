@@ -19,7 +19,9 @@ rolling upgrade (README, *Upgrade*):
   a newer service may ADD a reply field and an older CLI, console or service still reads the reply. Give the new
   field a default, as a newer client reads an older service's reply too. Removing or renaming a field, or changing
   its type or meaning, still breaks older clients: add the new one beside it, and retire the old one a release
-  after no client reads it. Never call a reply field `error`. Clients released before this rule (December 2026)
+  after no client reads it (a renamed field that has a default breaks them silently: they read the default). A new
+  value of an enum in a reply, or a new `ErrorCode`, is refused by an older client too (an error it cannot read
+  still reaches the person as `internal` with its message). Never call a reply field `error`. Clients released before this rule (December 2026)
   refuse any reply field they do not know: add none while one of those may still run;
 - a service reads a request strictly (`ServiceHost._answer`, `Contract`'s `extra="forbid"`): a field it does not
   know is refused as `invalid`, naming it, so nothing a caller means is silently dropped. A new request field
@@ -32,12 +34,12 @@ answers (health, dead letters) are below.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -153,32 +155,39 @@ def readable(exc: ValidationError) -> str:
 
 def decode_reply(endpoint: Endpoint[Req, Rep], data: bytes) -> Rep:
     """The reply as its model, ignoring fields the model does not know (a newer service's: see the module's
-    docstring); an error reply is raised as `ServiceError` with its code and message."""
-    if _fits_an_error(endpoint.reply) and (failed := _error_in(data)) is not None:
-        raise failed
+    docstring); an error reply is raised as `ServiceError` with its code and message.
+
+    A reply is an error exactly when it is an object with an `error` key (no reply model has that field): decided by
+    the key, not by which model fits, so that an error this version cannot read in full (a newer code) is still an
+    error, never taken for a reply whose fields all have defaults."""
+    if b'"error"' in data and isinstance(body := _json_or_none(data), dict) and "error" in body:
+        raise _error_of(body["error"], endpoint.verb)
     try:
         return endpoint.reply.model_validate_json(data, extra="ignore")
     except ValidationError as exc:
-        failed = _error_in(data) or ServiceError(
-            ErrorCode.INTERNAL, f"the reply to {endpoint.verb} does not fit its contract ({readable(exc)}): is a "
-                                "service of another version running?")
-        raise failed from None
+        raise ServiceError(ErrorCode.INTERNAL, f"the reply to {endpoint.verb} does not fit its contract "
+                                               f"({readable(exc)}): is a service of another version running?"
+                           ) from None
 
 
-@cache
-def _fits_an_error(reply: type[BaseModel]) -> bool:
-    """Whether the error shape would pass for this reply once unknown fields are ignored: every field has a
-    default (no reply model has one called `error`)."""
-    return not any(f.is_required() for f in reply.model_fields.values())
-
-
-def _error_in(data: bytes) -> ServiceError | None:
-    """The error a reply reports, if it is the error shape."""
+def _json_or_none(data: bytes) -> object:
     try:
-        failed = ErrorReply.model_validate_json(data, extra="ignore")
-    except ValidationError:
+        return json.loads(data)
+    except ValueError:
         return None
-    return ServiceError(failed.error.code, failed.error.message)
+
+
+def _error_of(error: object, verb: str) -> ServiceError:
+    """The error an error reply reports; one this version cannot read (a newer code, no message) as `internal`,
+    with its message when it has one."""
+    try:
+        failed = RpcError.model_validate(error, extra="ignore")
+    except ValidationError:
+        message = error.get("message") if isinstance(error, dict) else None
+        said = f": {message}" if isinstance(message, str) and message else ""
+        return ServiceError(ErrorCode.INTERNAL, f"{verb} failed with an error this version cannot read (is a service "
+                                                f"of another version running?){said}")
+    return ServiceError(failed.code, failed.message)
 
 
 class Empty(Contract):

@@ -56,6 +56,23 @@ def test_an_error_reply_is_raised_even_where_every_field_of_the_reply_is_optiona
         assert (raised.value.code, raised.value.message) == (ErrorCode.NOT_FOUND, "no mentor m-x")
 
 
+@pytest.mark.parametrize("error", [
+    {"code": "some_newer_code", "message": "the link was not revoked"},  # a code this version does not know
+    {"code": "refused"},  # no message
+    "refused",  # not even an object
+])
+def test_an_error_this_version_cannot_read_is_still_an_error_never_an_empty_reply(error: object) -> None:
+    """calendar.feed's reply has no required field, so `{"error": …}` would pass for it once unknown fields are
+    ignored: a refused revocation read as a reply saying nothing was wrong."""
+    for endpoint in (CALENDAR_FEED, STATUS):
+        with pytest.raises(ServiceError) as raised:
+            decode_reply(endpoint, json.dumps({"error": error}).encode())
+        assert raised.value.code == ErrorCode.INTERNAL, raised.value
+        assert "cannot read" in raised.value.message
+        if isinstance(error, dict) and "message" in error:
+            assert error["message"] in raised.value.message
+
+
 def test_a_reply_missing_a_field_of_its_contract_is_still_refused_naming_it() -> None:
     wire = SCHEDULED.model_dump(mode="json")
     del wire["mentor_id"]
