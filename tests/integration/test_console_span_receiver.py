@@ -10,6 +10,7 @@ import gzip
 import re
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,20 +38,23 @@ TOKEN = "spans-" + "t" * 32
 
 
 class Services:
-    """Answers as intake would for one operator."""
+    """Answers as intake would for one person, an operator unless told another role."""
+
+    def __init__(self, role: Role = Role.OPERATOR) -> None:
+        self.role = role
 
     async def call(self, endpoint: Any, request: Any, **_: Any) -> ConsoleLogin:
-        return ConsoleLogin(person_id="olu", roles=[Role.OPERATOR], one_time=False, second_factor="done")
+        return ConsoleLogin(person_id="olu", roles=[self.role], one_time=False, second_factor="done")
 
     async def whoami(self, person_id: str) -> Person:
-        return Person(person_id, frozenset({Role.OPERATOR}))
+        return Person(person_id, frozenset({self.role}))
 
 
-@pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[str]:
+@asynccontextmanager
+async def console_as(tmp_path: Path, role: Role) -> AsyncIterator[str]:
     settings = ConsoleSettings(data_dir=tmp_path, console_spans_token=SecretStr(TOKEN),
                                console_trace_url="https://jaeger.example.org/trace/{trace_id}")
-    server = HttpServer(create_app(settings, cast(ServicesClient, Services()), AlertFeed()), host="127.0.0.1",
+    server = HttpServer(create_app(settings, cast(ServicesClient, Services(role)), AlertFeed()), host="127.0.0.1",
                         port="auto", name="console", port_setting="REROUTE_CONSOLE_PORT", what="web console")
     await server.start()
     try:
@@ -58,6 +62,12 @@ async def console(tmp_path: Path) -> AsyncIterator[str]:
         yield server.url
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[str]:
+    async with console_as(tmp_path, Role.OPERATOR) as url:
+        yield url
 
 
 async def log_in(browser: httpx.AsyncClient) -> None:
@@ -104,6 +114,18 @@ async def test_spans_the_sdk_exports_to_the_console_are_on_its_traces_pages(cons
         listed = (await browser.get("/traces")).text
         recent, _, failed = listed.split("<caption>")[1:4]
         assert referral_id in recent and referral_id in failed
+
+
+async def test_a_scheduler_sees_a_referrals_waterfall_without_the_tracing_backends_link(tmp_path: Path) -> None:
+    """The backend shows everything a span holds (status texts, events): its link is the operators' only."""
+    referral_id = f"ref_{uuid.uuid4().hex[:16]}"
+    async with console_as(tmp_path, Role.SCHEDULER) as url:
+        trace_id = await asyncio.to_thread(send, url, referral_id)
+        async with httpx.AsyncClient(base_url=url) as browser:
+            await log_in(browser)
+            page = await browser.get(f"/referrals/{referral_id}/trace")
+    assert page.status_code == 200 and "risk assess" in page.text, page.text
+    assert "jaeger.example.org" not in page.text and trace_id[:8] in page.text
 
 
 async def test_a_service_in_a_deployment_sends_its_spans_to_the_console_named_in_its_settings(
