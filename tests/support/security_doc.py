@@ -52,6 +52,10 @@ class Collector:
 
     def __init__(self, ids: Sequence[str]) -> None:
         self.outcomes = {test_id: Outcome() for test_id in ids}
+        self.databases: set[str] = set()  # what the tests ran on: tests/conftest.py may start a PostgreSQL container
+
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        self.databases.add("PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite")
 
     def _owner(self, nodeid: str) -> Outcome | None:
         base = nodeid.split("[", 1)[0]
@@ -127,11 +131,12 @@ def expected(cases: Sequence[Case]) -> list[tuple[str, str, str]]:
     return [(case.item, case.abuse, test) for case in cases for test in (case.tests or ("",))]
 
 
-def run(ids: Sequence[str]) -> dict[str, Outcome]:
-    """Run exactly these tests, in this process, and add up what each did."""
+def run(ids: Sequence[str]) -> tuple[dict[str, Outcome], str]:
+    """Run exactly these tests, in this process, and add up what each did; and the database they ran on (the one
+    DATABASE_URL named while they ran, which the suite's own PostgreSQL container sets and unsets)."""
     collector = Collector(ids)
     pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT), *ids], plugins=[collector])
-    return collector.outcomes
+    return collector.outcomes, " and ".join(sorted(collector.databases)) or "no database"
 
 
 def rewrite(doc: str, new_table: str) -> str:
@@ -150,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "docs/security.md's abuse table differs from tests/security_cases.py: run `make security-doc`")
         return 0 if same else 1
     os.chdir(ROOT)
-    outcomes = run(registered_ids())
-    database = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    outcomes, database = run(registered_ids())
     DOC.write_text(rewrite(doc, table(CASES, outcomes, when=datetime.now(UTC), database=database)), encoding="utf-8")
     failed = [t for t, o in outcomes.items() if o.failed or str(o) == "not run"]
     print(f"wrote the abuse table of {DOC.relative_to(ROOT)}" + (f"; failed or not run: {failed}" if failed else ""))

@@ -76,3 +76,23 @@ def test_the_collector_counts_each_parameter_under_its_test_and_a_failed_setup_a
     assert got == {"test_sample.py::test_param": "**failed** (1 of 3)",
                    "test_sample.py::test_setup": "**failed** (1 of 1)",
                    "test_sample.py::test_skip": "skipped: needs Docker"}
+
+
+def test_the_collector_names_the_database_the_tests_ran_on_not_the_one_named_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py may start a PostgreSQL container and set DATABASE_URL only while the tests run. (A module
+    name of its own: an earlier run in this process imported test_sample.)"""
+    (tmp_path / "conftest.py").write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(autouse=True)\n"
+        "def container(monkeypatch):\n"
+        "    monkeypatch.setenv('DATABASE_URL', 'postgresql://postgres@127.0.0.1:1/test')\n")
+    (tmp_path / "test_on_a_database.py").write_text("def test_on_it():\n    pass\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    collector = Collector(["test_on_a_database.py::test_on_it"])
+
+    pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", str(tmp_path / "pytest.ini"),
+                 str(tmp_path / "test_on_a_database.py")], plugins=[collector])
+
+    assert collector.databases == {"PostgreSQL"}
