@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -155,12 +156,12 @@ def person_url(settings: ServiceSettings, person: PersonCredentials) -> str:
     return ",".join(servers)
 
 
-RELOAD_TRIES = 6
+RELOAD_WITHIN = 3.0
 RELOAD_PAUSE = 0.2
 """nats-server refuses every user for a moment while it reloads its users (2.15: `Authorization Violation` for a user
 whose entry did not change, logged as an authentication error), and `reroute up` reloads whenever people or agencies
-change (`reroute up --demo` adds its demo people just before it says it is running). So a refused connection is
-tried again, this many times this many seconds apart, before a person is told they are not let in."""
+change. So a refused connection is tried again, `RELOAD_PAUSE` seconds apart, for up to `RELOAD_WITHIN` seconds (a
+reload on a loaded machine can take longer than a few tries), before a person is told they are not let in."""
 
 
 def _refused(exc: Exception, refusals: Refusals) -> bool:
@@ -168,8 +169,8 @@ def _refused(exc: Exception, refusals: Refusals) -> bool:
 
 
 async def _open(url: str, person: PersonCredentials | None) -> tuple[Client, Refusals]:
-    """A connection, tried again when the server refused or dropped it while it was being made (`RELOAD_TRIES`)."""
-    tried = 1
+    """A connection, tried again when the server refused or dropped it while it was being made (`RELOAD_WITHIN`)."""
+    until = time.monotonic() + RELOAD_WITHIN
     while True:
         refusals = Refusals([])
         try:
@@ -179,14 +180,16 @@ async def _open(url: str, person: PersonCredentials | None) -> tuple[Client, Ref
             return nc, refusals
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             refused = _refused(exc, refusals)
-            if tried < RELOAD_TRIES and (refused or isinstance(exc, ConnectionResetError)):
-                tried += 1
+            if time.monotonic() < until and (refused or isinstance(exc, ConnectionResetError)):
                 await asyncio.sleep(RELOAD_PAUSE)
                 continue
             shown = url.split("@")[-1]
             if person is not None and refused:
                 raise CliError(f"NATS at {shown} does not let {person.person_id} in: removed, or an old credentials "
                                "file (an admin can add them again).") from None
+            if refused:
+                raise CliError(f"NATS at {shown} does not let the operator account in: is this the data dir (or "
+                               "NATS_URL) of the server it was made for?") from None
             raise CliError(f"Cannot reach NATS at {shown}. Is `reroute up` running (or NATS_URL right)?") from None
 
 
