@@ -8,16 +8,14 @@ field a client of the previous release does not know. Runs on SQLite, and on Pos
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 from sqlmodel import col
 
 from services.scheduling import store
@@ -30,19 +28,15 @@ from services.scheduling.reoptimisation import book_round, plan_round, read_roun
 from services.scheduling.rpc import Scheduling, assign_mentor, reoptimise_now, status
 from services.scheduling.sessions import close
 from services.scheduling.slots import LONDON
-from services.scheduling.tables import TABLES, CaseRow, SessionRow
+from services.scheduling.tables import CaseRow, SessionRow
 from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded
 from shared.contracts.rpc import Empty
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus
 from shared.contracts.scheduling_rpc import REOPTIMISE, STATUS, AssignRequest, ReferralRequest
-from shared.db import make_engine
-from shared.migrations import schema_of, upgrade
-from shared.outbox import Outgoing
-from shared.service import ServiceHost
-from shared.settings import ServiceSettings
 from shared.subjects import Subjects
 from tests.support.cluster import mentor
 from tests.support.databases import service_database
+from tests.support.scheduling_endpoints import scheduling_endpoints
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LONDON)  # a Monday
 AWAY_DAYS = 31  # m-away's leave from today: past the horizon
@@ -312,31 +306,10 @@ def test_a_choice_ends_when_a_re_plan_moves_the_case_to_another_mentor(engine: E
     assert _round(engine)["pinned"] == 0
 
 
-class _Published:
-    """The relay, as far as these endpoints need it: their events are in the outbox, and not sent anywhere."""
-
-    async def publish(self, messages: Sequence[Outgoing]) -> int:
-        return 0
-
-
 @pytest.fixture
 async def scheduling(tmp_path: Path) -> AsyncIterator[Scheduling]:
-    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"hand{uuid.uuid4().hex[:8]}", ops_port=0,
-                               NATS_URL="nats://127.0.0.1:4222",  # never connected
-                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
-    made = make_engine("scheduling", settings)
-    upgrade(made, "scheduling")
-    made.dispose()
-    host = ServiceHost("scheduling", settings, TABLES)
-    host.relay = _Published()  # type: ignore[assignment]
-    yield Scheduling(host, None)
-    host.database.close()
-    if host.engine.dialect.name == "postgresql":
-        with host.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(host.engine)}" CASCADE'))
-    host.engine.dispose()
-    host.tracer_provider.shutdown()
-    host.metrics.shutdown()
+    async with scheduling_endpoints(tmp_path) as endpoints:
+        yield endpoints
 
 
 async def test_a_schedulers_assignment_past_the_horizon_outlasts_reroute_plan_and_status_says_who_chose(

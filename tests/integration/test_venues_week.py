@@ -5,46 +5,28 @@ test_people_permissions.py."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from services.scheduling.rpc import Scheduling, venues_week
 from services.scheduling.slots import LONDON
 from services.scheduling.store import save_venues
-from services.scheduling.tables import TABLES, SessionRow
+from services.scheduling.tables import SessionRow
 from shared.contracts.scheduling import VenueRecord
 from shared.contracts.scheduling_rpc import VenuesWeekRequest
-from shared.db import make_engine
-from shared.migrations import schema_of, upgrade
-from shared.service import ServiceHost
-from shared.settings import ServiceSettings
+from tests.support.scheduling_endpoints import scheduling_endpoints
 
 MONDAY = date(2026, 3, 2)
 
 
 @pytest.fixture
 async def scheduling(tmp_path: Path) -> AsyncIterator[Scheduling]:
-    settings = ServiceSettings(data_dir=tmp_path, db_schema_prefix=f"vw{uuid.uuid4().hex[:8]}", ops_port=0,
-                               NATS_URL="nats://127.0.0.1:4222",  # never connected: the endpoint only reads
-                               DATABASE_URL=os.environ.get("DATABASE_URL"))  # type: ignore[call-arg]
-    made = make_engine("scheduling", settings)
-    upgrade(made, "scheduling")
-    made.dispose()
-    host = ServiceHost("scheduling", settings, TABLES)
-    yield Scheduling(host, None)
-    host.database.close()
-    if host.engine.dialect.name == "postgresql":
-        with host.engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_of(host.engine)}" CASCADE'))
-    host.engine.dispose()
-    host.tracer_provider.shutdown()
-    host.metrics.shutdown()
+    async with scheduling_endpoints(tmp_path) as endpoints:
+        yield endpoints
 
 
 def _at(day: int, hour: int) -> datetime:
