@@ -17,6 +17,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from apps.devstack.local_nats import start_nats_server
 from tests.support import containers
@@ -24,6 +25,14 @@ from tests.support.cluster import Cluster, Probe
 from tests.support.suite import RUN_ID, make_cluster, running
 
 _orphans_removed = False
+
+# Property tests draw fresh examples at every run, and print how to replay a failure (`@reproduce_failure`). CI's runs
+# (`.ci/run`: HYPOTHESIS_PROFILE=ci) draw the same examples every time instead: a red CI run stops a change from
+# landing, so it must be the change's doing, not a rare example found that day. A rare failure is for `make test`
+# here to find, and a test of its own once found.
+settings.register_profile("default", print_blob=True)
+settings.register_profile("ci", print_blob=True, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _container(role: str, start: Callable[[str], containers.Started]) -> containers.Started | None:
