@@ -10,13 +10,20 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e]
+# Each bench runs under its own time-out, inside the test's (the suite's 180 s would cut a tiny bench slowed by a
+# loaded machine short, and say nothing of where it was).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(660)]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.pipeline", *args], check=False, cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    """`python -m bench.pipeline` with `args`; past `timeout` the test fails showing what the bench had printed."""
+    try:
+        return subprocess.run([sys.executable, "-m", "bench.pipeline", *args], check=False, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        said = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        pytest.fail(f"bench.pipeline {' '.join(args)} still running after {timeout:.0f} s; it had printed:\n{said}")
 
 
 def test_every_section_runs_and_prints_its_figures() -> None:
