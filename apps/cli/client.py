@@ -45,6 +45,10 @@ class CliError(RuntimeError):
     """Something the person at the terminal can fix; printed without a traceback."""
 
 
+class NoAnswer(CliError):
+    """A running service did not answer in time (busy, or its machine overloaded): asking again may work."""
+
+
 class Who(BaseSettings):
     """REROUTE_CREDENTIALS: the file with the person's credentials."""
 
@@ -116,7 +120,7 @@ class ServiceClient:
         except nats.errors.TimeoutError:
             if self._refusals.of(subject):
                 raise CliError(self._not_yours(asked, endpoint) + " (the NATS server refused it)") from None
-            raise CliError(f"The {asked} service did not answer within {timeout:.0f} s.") from None
+            raise NoAnswer(f"The {asked} service did not answer within {timeout:.0f} s.") from None
         try:
             return decode_reply(endpoint, reply.data)
         except ServiceError as exc:

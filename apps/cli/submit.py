@@ -11,7 +11,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from apps.cli.client import ServiceClient
+from apps.cli.client import NoAnswer, ServiceClient
 from apps.cli.referral_files import ReferralRow
 from shared.contracts.risk_rpc import ASSESSMENT, AssessmentRequest
 from shared.contracts.rpc import unless_not_found
@@ -122,26 +122,39 @@ async def submit(client: ServiceClient, rows: list[ReferralRow], agency: str, *,
 
 
 async def follow(client: ServiceClient, outcomes: list[Outcome], *, timeout: float, on_progress: Any = None) -> None:
-    """Poll risk and scheduling until each referral is scheduled or waitlisted, or the time runs out."""
+    """Poll risk and scheduling until each referral is scheduled or waitlisted, or the time runs out.
+
+    A poll a busy service does not answer in time is asked again while time remains; only when the time is up with
+    a referral still unfollowed because a service never answered is that said (`NoAnswer`), rather than shown as not
+    yet placed."""
     deadline = time.monotonic() + timeout
     pending = [o for o in outcomes if not o.finished]
+    unanswered: NoAnswer | None = None
     while pending and time.monotonic() < deadline:
+        unanswered = None
         for o in pending:
-            await fill_status(client, o)
+            try:
+                await fill_status(client, o, timeout=min(5.0, max(1.0, deadline - time.monotonic())))
+            except NoAnswer as exc:
+                unanswered = exc
+                break
             if o.finished and on_progress:
                 on_progress("finished", o)
         pending = [o for o in pending if not o.finished]
         if pending:
             await asyncio.sleep(0.3)
+    if pending and unanswered is not None:
+        raise unanswered
 
 
-async def fill_status(client: ServiceClient, o: Outcome) -> None:
+async def fill_status(client: ServiceClient, o: Outcome, *, timeout: float = 5) -> None:
     """The referral's tier and where scheduling has it. Scheduling is asked first: it acts only on an assessment risk
     has stored, so once scheduling knows the referral its tier can be read (asked the other way round, the referral
     could be assessed and placed between the two questions, and be shown placed with no tier)."""
     assert o.referral_id
-    sched = await unless_not_found(client.call(STATUS, ReferralRequest(referral_id=o.referral_id)))
-    assessed = await unless_not_found(client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id)))
+    sched = await unless_not_found(client.call(STATUS, ReferralRequest(referral_id=o.referral_id), timeout=timeout))
+    assessed = await unless_not_found(client.call(ASSESSMENT, AssessmentRequest(referral_id=o.referral_id),
+                                                  timeout=timeout))
     if assessed is not None:
         o.tier = assessed.assessment.tier
     if sched is None:
