@@ -157,9 +157,15 @@ def store(conn: Connection, cases: Iterable[Case], decided: list[Decided], *, no
 
 
 def load_cases(conn: Connection, referral_ids: list[str]) -> dict[str, Case]:
+    """The cases, each locked until the transaction ends: every path that writes a case reads it here, so a
+    re-assessment and a risk lead's decision on the same referral, on two replicas, are taken one after the other,
+    the second building on the first (each would otherwise number its assessment the same, and one would fail).
+    Locked in referral order, so two batches never deadlock. On SQLite the transaction holds the one writer already
+    (`FOR UPDATE` is not rendered there)."""
     rows = conn.execute(
         select(col(RiskCase.facts), col(RiskCase.latest), col(RiskCase.trace_context))
         .where(col(RiskCase.referral_id).in_(referral_ids))
+        .order_by(col(RiskCase.referral_id)).with_for_update()
     )
     cases = {}
     for facts, latest, trace_context in rows:

@@ -23,7 +23,7 @@ from sqlmodel import col
 from services.risk import pending, rpc
 from services.risk.handlers import handle_recorded
 from services.risk.shipped_rules import SHIPPED_RULES
-from services.risk.tables import PendingOverrideRecord, RiskCase
+from services.risk.tables import AssessmentRecord, PendingOverrideRecord, RiskCase
 from shared.contracts.codes import Tier
 from shared.contracts.intake import Indicator, PersonFacts, Preferences, ReferralRecorded
 from shared.contracts.risk_rpc import (
@@ -78,19 +78,23 @@ def engine(any_engine: Engine) -> Iterator[Engine]:
     yield any_engine
 
 
-def assessed(engine: Engine) -> str:
-    """A referral risk has assessed (ordinary indicators: computed low)."""
-    rid = f"ref_{uuid.uuid4().hex[:16]}"
+def recorded(rid: str, *, revision: int = 0) -> Delivery:
+    """Intake's facts of a referral with ordinary indicators (computed low), as risk's consumer receives them."""
     facts = ReferralRecorded(
-        event_id=f"recorded-{rid}", occurred_at=datetime.now(UTC), referral_id=rid, agency_id="yot",
-        agency_referral_id=f"A-{rid}", person_id=f"psn_{rid}",
+        event_id=f"recorded-{rid}-{revision}", occurred_at=datetime.now(UTC), referral_id=rid, agency_id="yot",
+        agency_referral_id=f"A-{rid}", person_id=f"psn_{rid}", revision=revision,
         person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney", languages=["en"]),
         indicators=[Indicator(code="peers_offending", observed_at=date.today())], protective_factors=[],
         unsafe_areas=[], preferences=Preferences(), availability=[])
-    delivery = Delivery(Subjects().recorded("yot"), facts.model_dump_json().encode(), {}, f"k-{rid}",
-                        trace.INVALID_SPAN)
+    return Delivery(Subjects().recorded("yot"), facts.model_dump_json().encode(), {}, f"k-{rid}-{revision}",
+                    trace.INVALID_SPAN)
+
+
+def assessed(engine: Engine) -> str:
+    """A referral risk has assessed."""
+    rid = f"ref_{uuid.uuid4().hex[:16]}"
     with engine.begin() as conn:
-        handle_recorded(conn, [delivery], datetime.now(UTC), rules=RULES, subjects=Subjects())
+        handle_recorded(conn, [recorded(rid)], datetime.now(UTC), rules=RULES, subjects=Subjects())
     return rid
 
 
@@ -187,3 +191,59 @@ def test_a_lowering_decided_already_is_never_decided_again(any_engine: Engine) -
     with any_engine.connect() as conn:
         row = conn.execute(select(PendingOverrideRecord).where(col(PendingOverrideRecord.id) == row_id)).one()
     assert (row.status, row.decided_by, row.decision_reason) == ("refused", "Ana Lee", "Asked too soon")
+
+
+def test_a_reassessment_while_another_replica_countersigns_builds_on_the_countersigned_tier(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agency's update reaching one replica while a second risk lead countersigns on another: the re-assessment
+    waits for the countersignature and keeps the tier it set (the computed tier is unchanged), and both succeed.
+    Before, both numbered their assessment the same and one failed."""
+    rid = assessed(engine)
+    signer, reassessing = f"b-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
+    a, b = replica(engine, f"a-{uuid.uuid4().hex[:8]}"), replica(engine, signer)
+    asyncio.run(rpc.override(OverrideRequest(referral_id=rid, tier=Tier.HIGH, reason="Knife seen", by="Ana Lee"), a))
+    asked = asyncio.run(rpc.override(OverrideRequest(referral_id=rid, tier=Tier.MEDIUM, reason="Calmer at school",
+                                                     by="Ana Lee"), a))
+    assert asked.pending is not None
+    shown = SeenLowering(tier=asked.pending.tier, requested_at=asked.pending.requested_at,
+                         assessment_number=asked.assessment.number)
+
+    checked, go = threading.Event(), threading.Event()
+    waiting = rpc._waiting
+
+    def held_after_the_check(*args: Any, **kwargs: Any) -> Any:
+        found = waiting(*args, **kwargs)
+        if threading.current_thread().name == "countersigning":
+            checked.set()
+            go.wait(timeout=60)
+        return found
+
+    monkeypatch.setattr(rpc, "_waiting", held_after_the_check)
+    countersigning, signed = on_its_own(lambda: rpc.countersign(
+        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), b), name="countersigning")
+    assert checked.wait(timeout=30), f"the countersignature never reached its check: {signed}"
+
+    async def reassess() -> list[Outgoing]:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT set_config('application_name', :n, true)"), {"n": reassessing})
+            return handle_recorded(conn, [recorded(rid, revision=1)], datetime.now(UTC), rules=RULES,
+                                   subjects=Subjects())
+
+    updating, updated = on_its_own(reassess, name="reassessing")
+    wait_until_sync(lambda: not updating.is_alive() or waits_for_a_lock(engine, reassessing), timeout=30,
+                    every=0.05, what="the re-assessment finishing or waiting for the countersignature's lock")
+    go.set()
+    countersigning.join(timeout=60)
+    updating.join(timeout=60)
+
+    assert isinstance(signed[0], Reviewed), signed
+    assert isinstance(updated[0], list), updated
+    with engine.connect() as conn:
+        tier = conn.execute(select(col(RiskCase.tier)).where(col(RiskCase.referral_id) == rid)).scalar()
+        history = [(r.number, r.cause, r.final_tier) for r in conn.execute(
+            select(AssessmentRecord).where(col(AssessmentRecord.referral_id) == rid)
+            .order_by(col(AssessmentRecord.number)))]
+    assert history == [(1, "referral", "low"), (2, "override", "high"), (3, "override", "medium"),
+                       (4, "update", "medium")], history
+    assert tier == "medium"
