@@ -11,7 +11,7 @@ from typing import Literal
 from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
-from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, week_masks
+from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, packed_week, week_masks
 from services.scheduling.travel import Itinerary, Located, Place, place_of
 from shared.contracts.codes import Tier, place_key
 from shared.contracts.common import WeeklyWindow
@@ -160,6 +160,12 @@ class MentorState:
     def week_masks(self) -> WeekMasks | None:
         """A bound on the starts of the mentor's side, by weekday (`slots.week_masks`), without their bookings."""
         return week_masks(self.record)
+
+    @cached_property
+    def week_bits(self) -> tuple[int, int] | None:
+        """`week_masks` packed (`slots.packed_week`): the starts, and the weekdays it names; None without a bound."""
+        masks = self.week_masks
+        return None if masks is None else packed_week(masks)
 
     @cached_property
     def itinerary(self) -> Itinerary:

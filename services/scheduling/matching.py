@@ -39,6 +39,7 @@ from services.scheduling.slots import (
     clocks_change,
     earliest_start,
     local_start,
+    packed_week,
     spans_by_day,
     to_utc,
     wall_clock_days_later,
@@ -289,18 +290,22 @@ def match(
     excluded: Counter[Rule] = Counter()
     indexed = isinstance(mentors, MentorIndex)
     candidates = mentors.candidates(case) if isinstance(mentors, MentorIndex) else list(mentors)
-    # (-score before the routine, id, mentor), best first; an index's candidates are checked against the rules it
-    # leaves (`candidate_exclusion`) only if the walk below reaches them, since they are not counted here.
-    ranked: list[tuple[float, str, MentorState]] = []
-    for mentor in candidates:  # the venue rule, the dearest, only for the mentors looked at below
+    # An index's candidates are checked against the rules it leaves (`candidate_exclusion`) only if the walk below
+    # reaches them, since they are not counted here; the venue rule, the dearest, only for the mentors looked at.
+    eligible: list[MentorState] = []
+    for mentor in candidates:
         ruled_out = None if indexed else first_exclusion(case, mentor, venue=False)
         if ruled_out is not None:
             excluded[ruled_out.rule] += 1
         else:
-            ranked.append((-sum(_score_values(case, mentor)), mentor.record.id, mentor))
-    ranked.sort(key=itemgetter(0, 1))
+            eligible.append(mentor)
     earliest, due = earliest_start(now), to_utc(deadline_for(case))
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
+    # (-score before the routine, id, mentor), best first, of the mentors whose weekly bound leaves a start up to the
+    # horizon: each pass below would pass over the others (its days are among these), so they are not even scored.
+    anywhen = _wanted(case, earliest, horizon)
+    ranked = sorted(((-sum(_score_values(case, mentor)), mentor.record.id, mentor) for mentor in eligible
+                     if _may_fit(mentor, anywhen)), key=itemgetter(0, 1))
     for not_after in (min(due, horizon), horizon) if ranked else ():  # first: who can meet the deadline; then: anyone
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         wanted = _wanted(case, earliest, not_after)
@@ -308,7 +313,7 @@ def match(
             static = -negative
             if best is not None and _total(static, ROUTINE_WEIGHT) < -best[0] - 1e-9:
                 break  # nor can anyone after: their scores are no higher
-            if (indexed and candidate_exclusion(case, mentor) is not None) or not _may_fit(mentor, wanted):
+            if not _may_fit(mentor, wanted) or (indexed and candidate_exclusion(case, mentor) is not None):
                 continue
             found = _look_at(case, mentor, static, best, window=(earliest, not_after), rooms=rooms)
             if found is not None and (best is None or found < best[:3]):
@@ -317,7 +322,7 @@ def match(
             sessions = sessions_from(case, best[3], best[1].astimezone(LONDON), rooms)
             return Match(best[2], sessions, best[1] <= due, deadline_for(case))
     # Every eligible mentor's venues were checked above; those without a safe venue are counted as the venue rule's
-    eligible = [mentor for _, _, mentor in ranked if not indexed or candidate_exclusion(case, mentor) is None]
+    eligible = [mentor for mentor in eligible if not indexed or candidate_exclusion(case, mentor) is None]
     with_venue = sum(1 for mentor in eligible if venues_for(case, mentor))
     if isinstance(mentors, MentorIndex):
         excluded = _exclusions(case, mentors)
@@ -329,13 +334,14 @@ def match(
                     waiting(case, excluded, horizon_days=HORIZON_DAYS))
 
 
-Wanted = tuple[tuple[tuple[Weekday, int], ...], frozenset[Weekday]]
+Wanted = tuple[int, int]  # the starts allowed on days without a clock change, packed by weekday; weekdays with one
 
 
 def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     """The session starts the young person's windows and a staffed venue's end allow on the London days from
     `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
-    those with one on which the young person has a window (or is free any time), where any start may fit."""
+    those with one on which the young person has a window (or is free any time), where any start may fit; both
+    packed as `slots.packed_week` packs a mentor's bound (`MentorState.week_bits`)."""
     first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
     return _wanted_on(tuple(case.availability), case.staffed_only, first, last)
 
@@ -345,25 +351,23 @@ def _wanted_on(windows: tuple[WeeklyWindow, ...], staffed: bool, first: date, la
     spans = spans_by_day(windows) if windows else None
     allowed = case_masks(spans, STAFFED_END_BY if staffed else None)
     by_mask: dict[Weekday, int] = {}
-    changing: set[Weekday] = set()
+    changing: dict[Weekday, int] = {}
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         name = weekday(day)
         if clocks_change(day):
             if spans is None or name in spans:
-                changing.add(name)
+                changing[name] = 0
         elif allowed.get(name):
             by_mask[name] = allowed[name]
-    return tuple(by_mask.items()), frozenset(changing)
+    return packed_week(by_mask)[0], packed_week(changing)[1]
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
     """Whether the mentor's weekly windows and licence (`MentorState.week_masks`) leave a start the young person's
-    windows allow (`_wanted`): False means the mentor has no first fit in those days, so is not looked at."""
-    week = mentor.week_masks
-    if week is None:
-        return True
-    by_mask, changing = wanted
-    return any(week.get(name, 0) & mask for name, mask in by_mask) or not changing.isdisjoint(week)
+    windows allow (`_wanted`): False means the mentor has no first fit in those days, so is not looked at. Two `&`s
+    of packed bounds: cheap enough to ask of every candidate before they are scored."""
+    week = mentor.week_bits
+    return week is None or bool(week[0] & wanted[0] or week[1] & wanted[1])
 
 
 def _look_at(

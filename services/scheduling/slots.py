@@ -154,6 +154,20 @@ def case_masks(young: Mapping[Weekday, Sequence[Span]] | None, end_by: time | No
             for day, spans in young.items()}
 
 
+DAY_BITS = 24 * 60 // _STEP_MINUTES  # a day's starts (`session_mask`): the bits of one weekday in `packed_week`
+
+
+def packed_week(masks: Mapping[Weekday, int]) -> tuple[int, int]:
+    """A weekly bound (`week_masks`, `case_masks`) as one number, weekday i's starts from bit DAY_BITS × i on, and
+    the weekdays it names (bit i), even with no start: whether two share a start is then one `&`."""
+    starts = days = 0
+    for i, name in enumerate(WEEKDAYS):
+        if name in masks:
+            starts |= masks[name] << DAY_BITS * i
+            days |= 1 << i
+    return starts, days
+
+
 @lru_cache(maxsize=512)
 def clocks_change(day: date) -> bool:
     """Whether London's clocks go forward or back on `day` (wall-clock arithmetic is off on such a day)."""
