@@ -231,12 +231,12 @@ class Calendar:
         )
 
     def _licence_allows(self, day: date, at: time) -> bool:
-        return (
-            (self.licence_days is None or weekday(day) in self.licence_days)
-            and (self.valid_from is None or day >= self.valid_from)
-            and (self.valid_to is None or day <= self.valid_to)
-            and (self.not_before is None or at >= self.not_before)
-        )
+        return _licence_allows(self._terms, day, at)
+
+    @cached_property
+    def _terms(self) -> LicenceTerms:
+        return LicenceTerms(return_by=self.return_by, return_buffer=self.return_buffer, licence_days=self.licence_days,
+                            valid_from=self.valid_from, valid_to=self.valid_to, not_before=self.not_before)
 
     @cached_property
     def _busy_index(self) -> tuple[list[datetime], list[datetime]]:
@@ -254,20 +254,13 @@ class Calendar:
 
     def mentor_side(self, day: date) -> list[Slot]:
         """The day's starts allowed by the mentor's windows, licence and bookings alone, earliest first."""
-        found: list[Slot] = []
         name = weekday(day)
         override = self.overrides.get(day)
         spans = self._mentor_spans.get(name, ()) if override is None else spans_by_day(override).get(name, ())
-        for at in _half_hours_within(spans):
-            slot = _day_slot(day, at)
-            if slot is None:
-                continue
-            start, _, _, end = slot
-            if (any(begin <= at and end <= until for begin, until in spans) and self._licence_allows(day, at)
-                    and not self._overlaps(start)
-                    and (self.return_by is None or returns_in_time(self.return_by, start, self.return_buffer))):
-                found.append(slot)
-        return found
+        allowed = _free_starts(day, spans, self._terms)
+        if not self.busy:
+            return list(allowed)
+        return [slot for slot in allowed if not self._overlaps(slot[0])]
 
     def _fits_case(self, slot: Slot) -> bool:
         """The rest of `fits` for a start the mentor's side allows: the young person's windows, the staffed-venue
@@ -376,6 +369,7 @@ _WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out fr
     "_young_spans": ("young_person_windows",),
     "_mentor_spans": ("mentor_windows",),
     "_case_masks": ("young_person_windows", "end_by"),
+    "_terms": ("return_by", "return_buffer", "licence_days", "valid_from", "valid_to", "not_before"),
 }
 
 
@@ -389,6 +383,32 @@ class LicenceTerms:
     valid_from: date | None = None
     valid_to: date | None = None
     not_before: time | None = None
+
+
+@lru_cache(maxsize=16384)  # mentors share a few patterns of windows and licence, and the days looked at
+def _free_starts(day: date, spans: tuple[Span, ...], terms: LicenceTerms) -> tuple[Slot, ...]:
+    """`Calendar.mentor_side` before bookings: the day's starts within `spans` (the day's windows) that the licence
+    allows, earliest first. A pure function of its key, worked out once for every mentor with the same windows that
+    day and the same licence, not once per mentor."""
+    found: list[Slot] = []
+    for at in _half_hours_within(spans):
+        slot = _day_slot(day, at)
+        if slot is None:
+            continue
+        start, _, _, end = slot
+        if (any(begin <= at and end <= until for begin, until in spans) and _licence_allows(terms, day, at)
+                and (terms.return_by is None or returns_in_time(terms.return_by, start, terms.return_buffer))):
+            found.append(slot)
+    return tuple(found)
+
+
+def _licence_allows(terms: LicenceTerms, day: date, at: time) -> bool:
+    return (
+        (terms.licence_days is None or weekday(day) in terms.licence_days)
+        and (terms.valid_from is None or day >= terms.valid_from)
+        and (terms.valid_to is None or day <= terms.valid_to)
+        and (terms.not_before is None or at >= terms.not_before)
+    )
 
 
 def licence_terms(record: MentorRecord) -> LicenceTerms:
