@@ -5,15 +5,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import Literal
 from weakref import WeakValueDictionary
 
 from services.scheduling.routes import Route, boroughs_in, plan_route
-from services.scheduling.slots import Calendar, Slot, WeekMasks, mentor_calendar, packed_week, week_masks
+from services.scheduling.slots import (
+    Calendar,
+    Slot,
+    Span,
+    WeekMasks,
+    case_masks,
+    mentor_calendar,
+    packed_week,
+    spans_by_day,
+    week_masks,
+)
 from services.scheduling.travel import Itinerary, Located, Place, place_of
-from shared.contracts.codes import Tier, place_key
+from shared.contracts.codes import Tier, Weekday, place_key
 from shared.contracts.common import WeeklyWindow
 from shared.contracts.scheduling import Licence, MentorRecord, VenueRecord, language_problems
 
@@ -25,6 +35,7 @@ Rule = Literal[
 TIER_POINTS: dict[Tier, float] = {Tier.VERY_HIGH: 3.0, Tier.HIGH: 2.0, Tier.MEDIUM: 1.5, Tier.LOW: 1.0}
 
 LOWER_TIERS = frozenset({Tier.LOW, Tier.MEDIUM})
+STAFFED_END_BY = time(19, 0)  # harm high or above, or risk to staff: sessions end by 19:00
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,18 @@ class Case:
     @cached_property
     def need_keys(self) -> frozenset[str]:
         return frozenset(n.casefold() for n in self.needs)
+
+    # ... what its calendars read of it (`slots.Calendar`'s `_young_spans` and `_case_masks`, given to each):
+    @cached_property
+    def window_spans(self) -> dict[Weekday, tuple[Span, ...]]:
+        """The young person's windows by day, as wall-clock times."""
+        return spans_by_day(self.availability)
+
+    @cached_property
+    def start_masks(self) -> dict[Weekday, int]:
+        """By weekday, the starts the young person's windows and a staffed venue's end allow (`slots.case_masks`)."""
+        return case_masks(self.window_spans if self.availability else None,
+                          STAFFED_END_BY if self.staffed_only else None)
 
     # ... and what the soft score reads of it:
     @cached_property
@@ -180,6 +203,11 @@ class MentorState:
         """The booked sessions in UTC, in order (computed once per state, reused for every case)."""
         return tuple(sorted((start.astimezone(UTC), end.astimezone(UTC)) for start, end in self.busy))
 
+
+# What a state works out from its record and venues alone: a booking (`matching.with_booking`) changes neither, so the
+# new state takes these over instead of working them out again.
+OF_RECORD = ("borough_keys", "language_keys", "home_key", "lived_keys", "licence", "zone_keys", "zone_boroughs",
+             "venue_terms", "venue_names", "week_masks", "week_bits")
 
 _NOWHERE = Itinerary()  # no session at a known venue (shared: an itinerary is never changed in place)
 

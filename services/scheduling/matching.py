@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache, lru_cache, partial
 from itertools import cycle
 from operator import itemgetter
 
 from services.scheduling.agency_reasons import NO_MENTOR_YET, waiting
 from services.scheduling.constraints import (
+    OF_RECORD,
+    STAFFED_END_BY,
     TIER_POINTS,
     Case,
     MentorIndex,
@@ -68,7 +70,6 @@ __all__ = [
 ]
 
 HORIZON_DAYS = 28  # the first session must start within this many days of now
-STAFFED_END_BY = time(19, 0)  # harm high or above, or risk to staff: sessions end by 19:00
 PROGRAMME_DAYS = 28  # follow-ups are booked up to this many days after the first session
 DEADLINE: dict[Tier, timedelta] = {
     Tier.VERY_HIGH: timedelta(hours=24),
@@ -185,6 +186,8 @@ def calendar(case: Case, mentor: MentorState, rooms: Rooms | None = None) -> Cal
         mentor_slots=partial(_day_slots, mentor),
         shared_busy=len(mentor.busy_utc),
         week_masks=mentor.week_masks,
+        _young_spans=case.window_spans,  # worked out once per case, not once per (case, mentor)
+        _case_masks=case.start_masks,
     )
 
 
@@ -303,9 +306,7 @@ def match(
     horizon = to_utc(now) + timedelta(days=HORIZON_DAYS)
     # (-score before the routine, id, mentor), best first, of the mentors whose weekly bound leaves a start up to the
     # horizon: each pass below would pass over the others (its days are among these), so they are not even scored.
-    anywhen = _wanted(case, earliest, horizon)
-    ranked = sorted(((-sum(_score_values(case, mentor)), mentor.record.id, mentor) for mentor in eligible
-                     if _may_fit(mentor, anywhen)), key=itemgetter(0, 1))
+    ranked = _ranked(case, eligible, _wanted(case, earliest, horizon))
     for not_after in (min(due, horizon), horizon) if ranked else ():  # first: who can meet the deadline; then: anyone
         best: tuple[float, datetime, str, MentorState] | None = None  # (-total, first start, mentor, mentor)
         wanted = _wanted(case, earliest, not_after)
@@ -360,6 +361,19 @@ def _wanted_on(windows: tuple[WeeklyWindow, ...], staffed: bool, first: date, la
         elif allowed.get(name):
             by_mask[name] = allowed[name]
     return packed_week(by_mask)[0], packed_week(changing)[1]
+
+
+def _ranked(case: Case, mentors: Iterable[MentorState], wanted: Wanted) -> list[tuple[float, str, MentorState]]:
+    """(-score before the routine, id, mentor) of the mentors that `_may_fit`, best first: the one loop of the match
+    that runs over every candidate, so `_may_fit` is written out in it."""
+    starts, changing = wanted
+    found = []
+    for mentor in mentors:
+        week = mentor.week_bits
+        if week is None or week[0] & starts or week[1] & changing:
+            found.append((-sum(_score_values(case, mentor)), mentor.record.id, mentor))
+    found.sort(key=itemgetter(0, 1))
+    return found
 
 
 def _may_fit(mentor: MentorState, wanted: Wanted) -> bool:
@@ -536,4 +550,6 @@ def with_booking(mentor: MentorState, sessions: Sequence[Interval], tier: Tier |
         after.day_slots[day] = tuple(slot for slot in mentor.day_slots[day]
                                      if not any(slot[0] < e and s < slot[0] + SESSION for s, e in new))
     after.safe_venues.update(mentor.safe_venues)
+    known = mentor.__dict__
+    after.__dict__.update((name, known[name]) for name in OF_RECORD if name in known)  # the same record and venues
     return after

@@ -347,23 +347,27 @@ class Calendar:
     def changed(self, **changes: object) -> Calendar:
         """This calendar with some fields changed, as `dataclasses.replace` makes it but in a fifth of the time
         (the matcher makes one for each mentor it looks at, for each case): the fields are copied as they are,
-        without the checks of `__init__`; what was worked out from fields that do not change is carried over."""
-        unknown = changes.keys() - _CALENDAR_FIELDS
-        if unknown:
-            raise TypeError(f"Calendar has no field {', '.join(sorted(unknown))}")
+        without the checks of `__init__`; what was worked out from fields that do not change is carried over. A
+        caller that knows what is worked out from the fields it changes (`_WORKED_OUT_FROM`) may give that too."""
+        names = frozenset(changes)
+        stale = _STALE.get(names)
+        if stale is None:
+            unknown = names - _CALENDAR_FIELDS_SET - _WORKED_OUT_FROM.keys()
+            if unknown:
+                raise TypeError(f"Calendar has no field {', '.join(sorted(unknown))}")
+            stale = _STALE[names] = tuple(name for name, source_fields in _WORKED_OUT_FROM.items()
+                                          if not names.isdisjoint(source_fields))
         copy = object.__new__(Calendar)
         fields = copy.__dict__  # a frozen dataclass's fields live in its __dict__, as __init__ leaves them
-        source = self.__dict__
-        for name in _CALENDAR_FIELDS:
-            fields[name] = source[name]
+        fields.update(self.__dict__)  # its fields and what was worked out from them, less what the changes make stale
+        for name in stale:
+            fields.pop(name, None)
         fields.update(changes)
-        for worked_out, source_fields in _WORKED_OUT_FROM.items():
-            if worked_out in source and changes.keys().isdisjoint(source_fields):
-                fields[worked_out] = source[worked_out]
         return copy
 
 
 _CALENDAR_FIELDS = tuple(f.name for f in fields(Calendar))
+_CALENDAR_FIELDS_SET = frozenset(_CALENDAR_FIELDS)
 _WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out from
     "_busy_index": ("busy",),
     "_young_spans": ("young_person_windows",),
@@ -371,6 +375,7 @@ _WORKED_OUT_FROM = {  # each cached property, and the fields it is worked out fr
     "_case_masks": ("young_person_windows", "end_by"),
     "_terms": ("return_by", "return_buffer", "licence_days", "valid_from", "valid_to", "not_before"),
 }
+_STALE: dict[frozenset[str], tuple[str, ...]] = {}  # by the names `changed` is given: what it must work out again
 
 
 @dataclass(frozen=True)
