@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, cast, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, case, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from services.scheduling.agency_reasons import Reason
@@ -91,21 +92,26 @@ def forget_bookings() -> None:
 # Cases
 
 def case_row(values: Mapping[Any, Any]) -> CaseRow:
-    """A case from its columns' values (a row read back, or the columns a consumer inserts). Setting the columns
-    directly, past validation, was measured at 8.5 µs a row against 45-52 µs (about 4 % of scheduling's work per
-    referral, within this machine's noise), but needed SQLModel's private `partial_init`, which a release may move:
-    kept the plain way (docs/performance.md)."""
+    """A case from the columns a consumer inserts, validated (the rows read back are loaded by `_case_rows`)."""
     return CaseRow.model_validate(values)
 
 
+def _case_rows(conn: Connection, query: Select[CaseRow]) -> list[CaseRow]:
+    """The cases `query` selects, loaded as SQLAlchemy's ORM loads a mapped class: each row's values, already of their
+    columns' types, go into the instance as they are, where `model_validate` set the 21 columns one by one through
+    SQLAlchemy's instrumentation (45-100 µs a row, against 8-17 here: docs/performance.md). The session only loads:
+    it joins the caller's transaction and leaves it open, and the rows it returns belong to no session."""
+    with Session(conn) as session:
+        return list(session.scalars(query))
+
+
 def load_case(conn: Connection, referral_id: str) -> CaseRow | None:
-    row = conn.execute(select(CaseRow).where(col(CaseRow.referral_id) == referral_id)).first()
-    return None if row is None else case_row(row._mapping)
+    found = _case_rows(conn, select(CaseRow).where(col(CaseRow.referral_id) == referral_id))
+    return found[0] if found else None
 
 
 def load_cases(conn: Connection, referral_ids: Collection[str]) -> dict[str, CaseRow]:
-    rows = conn.execute(select(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids)))
-    return {r.referral_id: case_row(r._mapping) for r in rows}
+    return {r.referral_id: r for r in _case_rows(conn, select(CaseRow).where(col(CaseRow.referral_id).in_(referral_ids)))}
 
 
 def cases_in(conn: Connection, *statuses: CaseStatus, mentor_id: str | None = None) -> list[CaseRow]:
@@ -113,13 +119,13 @@ def cases_in(conn: Connection, *statuses: CaseStatus, mentor_id: str | None = No
     query = select(CaseRow).where(col(CaseRow.status).in_(statuses))
     if mentor_id is not None:
         query = query.where(col(CaseRow.mentor_id) == mentor_id)
-    return [case_row(r._mapping) for r in conn.execute(query)]
+    return _case_rows(conn, query)
 
 
 def waitlisted_cases(conn: Connection) -> list[CaseRow]:
     """The waitlist, longest waiting first."""
-    return [case_row(r._mapping) for r in conn.execute(
-        select(CaseRow).where(col(CaseRow.status) == CaseStatus.WAITLISTED).order_by(col(CaseRow.updated_at)))]
+    return _case_rows(conn, select(CaseRow).where(col(CaseRow.status) == CaseStatus.WAITLISTED)
+                      .order_by(col(CaseRow.updated_at)))
 
 
 def closed_before(conn: Connection, cutoff: datetime) -> list[str]:

@@ -1,0 +1,113 @@
+"""Scheduling's consumers on a real database when one batch carries a new referral twice: the case the batch inserts is
+the one the second message finds (its row is made only then), and a case read back is what was stored. Runs on
+SQLite, and on PostgreSQL when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from sqlalchemy import Engine, select
+
+from services.risk.handlers import Case, next_assessment
+from services.risk.shipped_rules import SHIPPED_RULES
+from services.scheduling.handlers import handle_assessed, handle_intake
+from services.scheduling.store import case_row, cases_in, load_case, load_cases, save_mentors, waitlisted_cases
+from services.scheduling.tables import CaseRow
+from shared.contracts.common import Event
+from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded, ReferralWithdrawn
+from shared.contracts.risk import RiskAssessed
+from shared.contracts.rules import load_rules
+from shared.contracts.scheduling import CaseStatus, MentorRecord
+from shared.messaging import Delivery
+from shared.subjects import Subjects
+from tests.support.cluster import mentor
+from tests.support.databases import service_database
+
+NOW = datetime.now(UTC)
+S = Subjects()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with service_database("scheduling", tmp_path) as made:
+        with made.begin() as conn:
+            save_mentors(conn, [MentorRecord.model_validate(mentor("m-1", language="en"))], now=NOW)
+        yield made
+
+
+def facts(referral_id: str) -> ReferralRecorded:
+    return ReferralRecorded(
+        event_id=f"recorded-{referral_id}", occurred_at=NOW, referral_id=referral_id, agency_id="yot",
+        agency_referral_id=f"A-{referral_id}", person_id="psn_1",
+        person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney", languages=["en"]),
+        indicators=[], protective_factors=[], unsafe_areas=[], preferences=Preferences(), availability=[])
+
+
+def assessed(referral_id: str) -> RiskAssessed:
+    recorded = facts(referral_id)
+    first = RiskAssessed.model_construct(referral_id=referral_id, number=0, escalations=[])  # no assessment yet
+    return next_assessment(Case(recorded, first, new=True), recorded, rules=load_rules(SHIPPED_RULES), now=NOW,
+                           cause="referral").assessed
+
+
+def batch(subject: str, *events: Event) -> list[Delivery]:
+    return [Delivery(subject, e.model_dump_json().encode(), {}, e.event_id, trace.INVALID_SPAN) for e in events]
+
+
+def test_a_new_referrals_second_assessment_in_the_batch_is_the_one_kept(engine: Engine) -> None:
+    r = f"ref_{uuid.uuid4().hex[:16]}"
+    first = assessed(r)
+    second = first.model_copy(update={"event_id": f"assessed-{r}-2", "number": first.number + 1})
+    older = first.model_copy(update={"event_id": f"assessed-{r}-0"})
+
+    with engine.begin() as conn:
+        out = handle_assessed(conn, batch(S.assessed("yot"), first, second, older), NOW, subjects=S)
+
+    assert out == [], "no facts yet: nothing to book"
+    with engine.connect() as conn:
+        kept = load_case(conn, r)
+    assert kept is not None
+    assert (kept.status, kept.assessment_number, kept.tier) == (
+        CaseStatus.AWAITING_REFERRAL, second.number, second.tier.value)
+
+
+def test_a_withdrawal_repeated_in_the_batch_of_a_referral_never_heard_of_closes_it_once(engine: Engine) -> None:
+    r = f"ref_{uuid.uuid4().hex[:16]}"
+    once = ReferralWithdrawn(event_id=f"withdrawn-{r}", occurred_at=NOW, referral_id=r, agency_id="yot",
+                             agency_referral_id=f"A-{r}", reason="consent_withdrawn", withdrawn_at=NOW)
+    again = once.model_copy(update={"event_id": f"withdrawn-{r}-again"})
+
+    with engine.begin() as conn:
+        out = handle_intake(conn, batch(S.recorded_withdrawal("yot"), once, again), NOW, subjects=S)
+
+    assert out == []
+    with engine.connect() as conn:
+        kept = load_case(conn, r)
+    assert kept is not None and kept.status == CaseStatus.CLOSED
+
+
+def test_cases_read_back_are_the_rows_stored(engine: Engine) -> None:
+    """The store loads cases without validating each row again: every column reads as validation would give it."""
+    booked, waiting = f"ref_{uuid.uuid4().hex[:16]}", f"ref_{uuid.uuid4().hex[:16]}"
+    with engine.begin() as conn:
+        handle_intake(conn, batch(S.recorded("yot"), facts(booked)), NOW, subjects=S)
+        handle_assessed(conn, batch(S.assessed("yot"), assessed(booked), assessed(waiting)), NOW, subjects=S)
+
+    with engine.connect() as conn:
+        validated = {r.referral_id: case_row(r._mapping) for r in conn.execute(select(CaseRow))}
+        loaded = load_cases(conn, [booked, waiting])
+        found = [load_case(conn, booked), *cases_in(conn, CaseStatus.SCHEDULED, CaseStatus.AWAITING_REFERRAL)]
+        listed = waitlisted_cases(conn)
+        assert conn.in_transaction(), "the loads leave the caller's transaction open"
+
+    assert loaded[booked].status == CaseStatus.SCHEDULED and loaded[booked].mentor_id == "m-1"
+    assert listed == []
+    for row in [*loaded.values(), *found]:
+        assert row is not None
+        assert {name: getattr(row, name) for name in CaseRow.model_fields} == {
+            name: getattr(validated[row.referral_id], name) for name in CaseRow.model_fields}
