@@ -15,7 +15,14 @@ from services.scheduling.agency_reasons import Reason, withdrawn
 from services.scheduling.booking import CaseTask, carry_out, retry_freed
 from services.scheduling.lifecycle import MISSING, cadence_after
 from services.scheduling.sessions import close
-from services.scheduling.store import add_cases, case_row, load_cases, save_assessments, save_facts
+from services.scheduling.store import (
+    add_cases,
+    case_row,
+    load_cases,
+    remember_facts,
+    save_assessments,
+    save_facts,
+)
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import Tier
 from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
@@ -57,6 +64,7 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
         row = _case(cases, new_rows, event.referral_id)
         facts = event.model_dump_json()
         if row is None:
+            remember_facts(facts, event)  # booking reads them from the row without parsing them again
             new_rows[event.referral_id] = {
                 "referral_id": event.referral_id, "agency_id": event.agency_id, "facts": facts,
                 "person_id": event.person_id, "status": CaseStatus.AWAITING_ASSESSMENT, "updated_at": now,
@@ -64,6 +72,7 @@ def handle_recorded(conn: Connection, batch: list[Delivery], now: datetime, *, s
             continue
         if event.duplicate or (row.facts is not None and _revision(row.facts) >= event.revision):
             continue  # a repeat submission, or facts we already hold
+        remember_facts(facts, event)
         if (queued := new_rows.get(event.referral_id)) is not None:
             queued.update(facts=facts, person_id=event.person_id)
         else:

@@ -23,6 +23,7 @@ from services.scheduling.agency_reasons import Reason
 from services.scheduling.constraints import (
     TIER_POINTS,
     Case,
+    GenderRequest,
     MentorIndex,
     MentorState,
     SafeVenue,
@@ -35,7 +36,7 @@ from services.scheduling.slots import LONDON, SESSION, Interval, leave_interval
 from services.scheduling.tables import BookingVersionRow, CaseRow, LeaveRow, MentorRow, SessionRow, VenueRow
 from services.scheduling.travel import WHOLE_DAY, Located, Place, place_of
 from shared.contracts.codes import LONDON_BOROUGHS, Tier, place_key
-from shared.contracts.common import SessionSlot
+from shared.contracts.common import SessionSlot, WeeklyWindow
 from shared.contracts.intake import ReferralRecorded
 from shared.contracts.scheduling import CaseStatus, MentorRecord, SessionStatus, VenueRecord
 from shared.db import lock_for_update
@@ -222,23 +223,65 @@ def counted_tier(row: CaseRow) -> Tier:
 def case_from(row: CaseRow) -> Case:
     """The matcher's view of an accepted, assessed case."""
     assert row.facts is not None and row.tier is not None
-    facts = ReferralRecorded.model_validate_json(row.facts)
+    facts = _matching_facts(row.facts)
     needs = tuple(json.loads(row.needs)) if row.needs else ()
     return Case(
         referral_id=row.referral_id,
         tier=counted_tier(row),
-        borough=facts.person.borough,
-        languages=facts.person.languages,
-        mentor_gender=facts.preferences.mentor_gender,
-        preferred_language=facts.preferences.language,
-        availability=facts.availability,
-        unsafe_areas=facts.unsafe_areas,
-        accepted_at=facts.occurred_at,
+        borough=facts.borough,
+        languages=list(facts.languages),  # lists of its own, as each case had from its own parse
+        mentor_gender=facts.mentor_gender,
+        preferred_language=facts.preferred_language,
+        availability=list(facts.availability),
+        unsafe_areas=list(facts.unsafe_areas),
+        accepted_at=facts.accepted_at,
         staffed_only=row.staffed_only,
-        needs=needs + tuple(i.code for i in facts.indicators),
-        conflict_groups=tuple(facts.conflict_groups),
-        gender_required=facts.preferences.mentor_gender_required,
+        needs=needs + facts.indicators,
+        conflict_groups=facts.conflict_groups,
+        gender_required=facts.gender_required,
     )
+
+
+class MatchingFacts(NamedTuple):
+    """What the matcher reads of a referral's facts (`ReferralRecorded`), immutable (its windows are frozen models)."""
+
+    borough: str
+    languages: tuple[str, ...]
+    mentor_gender: GenderRequest
+    preferred_language: str | None
+    availability: tuple[WeeklyWindow, ...]
+    unsafe_areas: tuple[str, ...]
+    accepted_at: datetime
+    indicators: tuple[str, ...]
+    conflict_groups: tuple[str, ...]
+    gender_required: bool
+
+    @classmethod
+    def of(cls, facts: ReferralRecorded) -> MatchingFacts:
+        return cls(facts.person.borough, tuple(facts.person.languages), facts.preferences.mentor_gender,
+                   facts.preferences.language, tuple(facts.availability), tuple(facts.unsafe_areas), facts.occurred_at,
+                   tuple(i.code for i in facts.indicators), tuple(facts.conflict_groups),
+                   facts.preferences.mentor_gender_required)
+
+
+FACTS_KEPT = 4096
+"""How many referrals' facts this process keeps parsed, by their stored text (`remember_facts`)."""
+_FACTS: dict[str, MatchingFacts] = {}
+
+
+def remember_facts(stored: str, facts: ReferralRecorded) -> None:
+    """`facts`, stored as `stored` (its `model_dump_json()`): booking reads them from it without parsing it again. Kept
+    by the text itself, so what is found is always what the text says, whoever stored it; the oldest go first."""
+    _FACTS[stored] = MatchingFacts.of(facts)
+    while len(_FACTS) > FACTS_KEPT:
+        del _FACTS[next(iter(_FACTS))]
+
+
+def _matching_facts(stored: str) -> MatchingFacts:
+    """The facts stored as `stored`: as remembered when this process stored them, else parsed (a case's facts stored
+    by another replica, or long ago)."""
+    found = _FACTS.get(stored)
+    return found if found is not None else MatchingFacts.of(ReferralRecorded.model_validate_json(stored))
 
 
 def previous_mentors(conn: Connection, rows: list[CaseRow]) -> dict[str, str]:
