@@ -73,7 +73,7 @@ from services.scheduling.matching import (
     with_booking,
     without_booking,
 )
-from services.scheduling.rooms import place
+from services.scheduling.rooms import Rooms, place
 from services.scheduling.slots import LONDON, SESSION, STEP, Calendar, Interval, earliest_start, to_utc
 from shared.contracts.codes import WEEKDAYS, Tier, place_key
 from shared.contracts.common import WeeklyWindow
@@ -114,6 +114,8 @@ class Allocation:
     must_move: dict[str, str] = field(default_factory=dict)
     urgent_level_dropped: bool = False
     """Whether a flow was solved without level 3 (very high referrals seen in time), its costs being too wide."""
+    online_taken: bool = False
+    """Whether the plan is the online matcher's schedule, which placed more than the flow's (see `optimise`)."""
 
 
 @dataclass(frozen=True)
@@ -565,6 +567,33 @@ class _Optimisation:
             counts["no_slot"] += len(open_to)
         return summarise(case, counts, horizon_days=HORIZON_DAYS)
 
+    def online(self, cases: Sequence[Case]) -> tuple[dict[str, Match], dict[str, str]]:
+        """The online matcher's schedule of `cases` from these states: one after another, as the service books
+        them (rooms held as it goes, as `bench.scheduling_quality.run_online` does), those who have a mentor first,
+        each with that mentor where they still fit, then the rest, higher tiers first and the longest waiting."""
+        rooms = Rooms()
+        by_id = {state.record.id: mi for mi, state in enumerate(self.states)}
+        assignments: dict[str, Match] = {}
+        waitlisted: dict[str, str] = {}
+        for case in sorted(cases, key=lambda c: (c.referral_id not in self.held, *_priority(c))):
+            held = self.held.get(case.referral_id)
+            result = None if held is None else match(case, [self.states[held]], now=self.now, rooms=rooms)
+            if not isinstance(result, Match):
+                result = match(case, self.states, now=self.now, rooms=rooms)
+            if not isinstance(result, Match):
+                waitlisted[case.referral_id] = result.reason
+                continue
+            mi = by_id[result.mentor_id]
+            state = self.states[mi]
+            placed = rooms.place(venues_for(case, state), result.sessions, state.itinerary)
+            if not placed:
+                waitlisted[case.referral_id] = "no venue had a room for the first session"
+                continue
+            kept = [interval for interval, _ in placed]
+            self.states[mi] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
+            assignments[case.referral_id] = replace(result, sessions=kept)
+        return assignments, waitlisted
+
 
 # A case with no windows and no limits: `calendar(_ANYONE, mentor)` is the mentor's side of the calendar alone.
 _ANYONE = Case(
@@ -618,6 +647,13 @@ def optimise(
     keep them (`Allocation.must_move`). `time_limit_s` bounds the repair re-solves only: the first
     min-cost flow always runs to optimality (building and solving it is about 6 s of a 10 s call at 500
     mentors × 5,000 referrals on two cores).
+
+    Never fewer than the online matcher: the flow counts places, not the risk-weighted points, so where the points
+    check (or a start taken) refuses picks at hand-out the plan can place fewer than the flow picked, and fewer
+    than the online matcher would. Then, and only then, the online matcher's schedule is made as well (`online`),
+    and taken when it places more young people who have a mentor, or as many of them and more in all. Where the
+    plan places as many as the flow picked, nothing can place more (the flow's count is the most any schedule
+    can place), so the online schedule is not made.
     """
     started = perf_counter()
     _check_unique([case.referral_id for case in cases], "referral")
@@ -639,8 +675,10 @@ def optimise(
         replace(m, caseload=m.caseload + places[m.record.id], points=m.points + load[m.record.id])
         for m in sorted(mentors, key=lambda m: m.record.id)
     ]
-    work = _Optimisation(states, now=now, current=held)
+    work = _Optimisation(list(states), now=now, current=held)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
+    planned = list(pending)
+    picked = 0  # how many the first flow placed: the most any schedule can place
     keepable, must_move = _keepable(work, [case for case in pending if case.referral_id in held], held)
     room = {mi: max(work.free(mi), 0) for mi in keepable.values()}  # before the round fills them
     firsts: dict[str, _First] = {}
@@ -648,7 +686,9 @@ def optimise(
     for _ in range(MAX_SOLVES):
         if not pending or not states:
             break
-        placed, failed = work.place_firsts(pending, work.solve(pending))
+        choices = work.solve(pending)
+        picked = picked or len(choices)
+        placed, failed = work.place_firsts(pending, choices)
         firsts.update(placed)
         pending = [case for case in pending if case.referral_id not in placed]
         if not failed or perf_counter() - started > time_limit_s:
@@ -663,8 +703,19 @@ def optimise(
             assignments[case.referral_id] = outcome
         else:
             waitlisted[case.referral_id] = outcome
+    online_taken = False
+    if len(assignments) < picked:  # the hand-out lost picks: the online matcher might place more
+        online, online_waitlisted = _Optimisation(list(states), now=now, current=held).online(planned)
+        if _placed(online, held) > _placed(assignments, held):
+            assignments, waitlisted, online_taken = online, online_waitlisted, True
     must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
-    return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped)
+    return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped,
+                      online_taken)
+
+
+def _placed(assignments: Mapping[str, Match], held: Mapping[str, str]) -> tuple[int, int]:
+    """How a plan's placements rank, as the flow's weights rank them: young people who have a mentor, then all."""
+    return sum(rid in held for rid in assignments), len(assignments)
 
 
 def _keepable(work: _Optimisation, booked: list[Case], held: dict[str, str]) -> tuple[dict[str, int], dict[str, str]]:
