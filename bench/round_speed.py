@@ -51,6 +51,8 @@ class Run:
     cpu_s: float
     plan: dict[str, Booking]
     loop_gaps_s: list[float]  # with --loop: the event loop's gaps between wake-ups while the plan ran
+    online_placed: int | None  # how many the online schedule the round made too placed; None: not made (or no such step)
+    online_taken: bool | None  # whether the plan is that online schedule
 
 
 def checkout(rev: str, into: Path) -> str:
@@ -79,7 +81,8 @@ def time_plan(label: str, tree: Path, instance: Path, work: Path, time_limit_s: 
     result = pickle.loads(out.read_bytes())
     if not Path(result["optimiser"]).resolve().is_relative_to(tree.resolve()):
         raise RuntimeError(f"{label} ran {result['optimiser']}, not the optimiser in {tree}")
-    return Run(label, result["wall_s"], result["cpu_s"], result["plan"], result["loop_gaps_s"])
+    return Run(label, result["wall_s"], result["cpu_s"], result["plan"], result["loop_gaps_s"],
+               result.get("online_placed"), result.get("online_taken"))
 
 
 def plan_digest(plan: dict[str, Booking]) -> str:
@@ -119,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             for label in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
                 run = time_plan(label, trees[label], instance, work, args.time_limit)
                 runs[label].append(run)
+                online = ("" if run.online_placed is None else
+                          f", online schedule made too: {run.online_placed:,} placed, taken: {run.online_taken}")
                 print(f"  {label}: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU, {len(run.plan):,} placed "
-                      f"(plan {plan_digest(run.plan)})", flush=True)
+                      f"(plan {plan_digest(run.plan)}){online}", flush=True)
         for label in ("old", "new") if args.loop else ():
             beside = time_plan(label, trees[label], instance, work, args.time_limit, loop=True)
             gaps = sorted(beside.loop_gaps_s)

@@ -63,7 +63,10 @@ def main(instance_path: str, plan_path: str, time_limit_s: str, mode: str = "") 
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     chosen = {rid: (match.mentor_id, list(match.sessions)) for rid, match in result.assignments.items()}
     Path(plan_path).write_bytes(pickle.dumps({"optimiser": optimiser.__file__, "wall_s": wall, "cpu_s": cpu,
-                                              "plan": chosen, "loop_gaps_s": gaps}))
+                                              "plan": chosen, "loop_gaps_s": gaps,
+                                              # an older tree's Allocation has no such fields: None
+                                              "online_placed": getattr(result, "online_placed", None),
+                                              "online_taken": getattr(result, "online_taken", None)}))
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ class Allocation:
     must_move: dict[str, str] = field(default_factory=dict)
     urgent_level_dropped: bool = False
     """Whether a flow was solved without level 3 (very high referrals seen in time), its costs being too wide."""
+    online_placed: int | None = None
+    """How many the online matcher's schedule placed, where it was made (the hand-out lost picks); None: not made."""
     online_taken: bool = False
-    """Whether the plan is the online matcher's schedule, which placed more than the flow's (see `optimise`)."""
+    """Whether the plan is that schedule, having placed more than the flow's (see `optimise`)."""
 
 
 @dataclass(frozen=True)
@@ -678,7 +680,7 @@ def optimise(
     work = _Optimisation(list(states), now=now, current=held)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
     planned = list(pending)
-    picked = 0  # how many the first flow placed: the most any schedule can place
+    picked: int | None = None  # how many the first flow placed: the most any schedule can place
     keepable, must_move = _keepable(work, [case for case in pending if case.referral_id in held], held)
     room = {mi: max(work.free(mi), 0) for mi in keepable.values()}  # before the round fills them
     firsts: dict[str, _First] = {}
@@ -687,7 +689,7 @@ def optimise(
         if not pending or not states:
             break
         choices = work.solve(pending)
-        picked = picked or len(choices)
+        picked = len(choices) if picked is None else picked
         placed, failed = work.place_firsts(pending, choices)
         firsts.update(placed)
         pending = [case for case in pending if case.referral_id not in placed]
@@ -703,14 +705,15 @@ def optimise(
             assignments[case.referral_id] = outcome
         else:
             waitlisted[case.referral_id] = outcome
-    online_taken = False
-    if len(assignments) < picked:  # the hand-out lost picks: the online matcher might place more
+    online_placed, online_taken = None, False
+    if picked is not None and len(assignments) < picked:  # the hand-out lost picks: the online matcher might place more
         online, online_waitlisted = _Optimisation(list(states), now=now, current=held).online(planned)
+        online_placed = len(online)
         if _placed(online, held) > _placed(assignments, held):
             assignments, waitlisted, online_taken = online, online_waitlisted, True
     must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
     return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped,
-                      online_taken)
+                      online_placed, online_taken)
 
 
 def _placed(assignments: Mapping[str, Match], held: Mapping[str, str]) -> tuple[int, int]:
