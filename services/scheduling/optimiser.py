@@ -115,7 +115,8 @@ class Allocation:
     urgent_level_dropped: bool = False
     """Whether a flow was solved without level 3 (very high referrals seen in time), its costs being too wide."""
     online_placed: int | None = None
-    """How many the online matcher's schedule placed, where it was made (the hand-out lost picks); None: not made."""
+    """How many the online matcher's schedule placed, where it was made (the hand-out lost picks); None: not made;
+    -1: given up part way, once it could no longer place more than the flow's plan."""
     online_taken: bool = False
     """Whether the plan is that schedule, having placed more than the flow's (see `optimise`)."""
 
@@ -569,31 +570,38 @@ class _Optimisation:
             counts["no_slot"] += len(open_to)
         return summarise(case, counts, horizon_days=HORIZON_DAYS)
 
-    def online(self, cases: Sequence[Case]) -> tuple[dict[str, Match], dict[str, str]]:
+    def online(self, cases: Sequence[Case], *,
+               to_beat: tuple[int, int]) -> tuple[dict[str, Match], dict[str, str]] | None:
         """The online matcher's schedule of `cases` from these states: one after another, as the service books
         them (rooms held as it goes, as `bench.scheduling_quality.run_online` does), those who have a mentor first,
-        each with that mentor where they still fit, then the rest, higher tiers first and the longest waiting."""
+        each with that mentor where they still fit, then the rest, higher tiers first and the longest waiting.
+        None as soon as it can no longer place more than `to_beat` (`_placed`): even if everyone left were placed."""
         rooms = Rooms()
         by_id = {state.record.id: mi for mi, state in enumerate(self.states)}
         assignments: dict[str, Match] = {}
         waitlisted: dict[str, str] = {}
-        for case in sorted(cases, key=lambda c: (c.referral_id not in self.held, *_priority(c))):
+        ordered = sorted(cases, key=lambda c: (c.referral_id not in self.held, *_priority(c)))
+        most = [sum(case.referral_id in self.booked for case in ordered), len(ordered)]  # were all the rest placed
+        for case in ordered:
             held = self.held.get(case.referral_id)
             result = None if held is None else match(case, [self.states[held]], now=self.now, rooms=rooms)
             if not isinstance(result, Match):
                 result = match(case, self.states, now=self.now, rooms=rooms)
-            if not isinstance(result, Match):
-                waitlisted[case.referral_id] = result.reason
-                continue
-            mi = by_id[result.mentor_id]
-            state = self.states[mi]
-            placed = rooms.place(venues_for(case, state), result.sessions, state.itinerary)
-            if not placed:
-                waitlisted[case.referral_id] = "no venue had a room for the first session"
-                continue
-            kept = [interval for interval, _ in placed]
-            self.states[mi] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
-            assignments[case.referral_id] = replace(result, sessions=kept)
+            if isinstance(result, Match):
+                mi = by_id[result.mentor_id]
+                state = self.states[mi]
+                placed = rooms.place(venues_for(case, state), result.sessions, state.itinerary)
+                if placed:
+                    kept = [interval for interval, _ in placed]
+                    self.states[mi] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
+                    assignments[case.referral_id] = replace(result, sessions=kept)
+                    continue
+            waitlisted[case.referral_id] = (result.reason if not isinstance(result, Match)
+                                            else "no venue had a room for the first session")
+            most[0] -= case.referral_id in self.booked
+            most[1] -= 1
+            if tuple(most) <= to_beat:
+                return None
         return assignments, waitlisted
 
 
@@ -707,10 +715,10 @@ def optimise(
             waitlisted[case.referral_id] = outcome
     online_placed, online_taken = None, False
     if picked is not None and len(assignments) < picked:  # the hand-out lost picks: the online matcher might place more
-        online, online_waitlisted = _Optimisation(list(states), now=now, current=held).online(planned)
-        online_placed = len(online)
-        if _placed(online, held) > _placed(assignments, held):
-            assignments, waitlisted, online_taken = online, online_waitlisted, True
+        online = _Optimisation(list(states), now=now, current=held).online(planned, to_beat=_placed(assignments, held))
+        online_placed = -1 if online is None else len(online[0])
+        if online is not None and _placed(online[0], held) > _placed(assignments, held):
+            (assignments, waitlisted), online_taken = online, True
     must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
     return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped,
                       online_placed, online_taken)
