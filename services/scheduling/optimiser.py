@@ -40,7 +40,8 @@ given out is held, for the travel rule (travel.py), at the first safe venue the 
 session before and leave in time for the next (`rooms.place` without rooms: the round's booking holds the rooms);
 the flow's candidate starts do not know it (it reads the mentor's and the case's sides together), so a start it
 rules out is passed over when the pick is booked, as a taken start is. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
-waitlist reason.
+waitlist reason. Where all that places fewer than the flow picked (the points refused picks), the online matcher's
+schedule of the whole round is made too, and taken if it places more: the round never places fewer than it.
 """
 
 from __future__ import annotations
@@ -662,8 +663,9 @@ def optimise(
     check (or a start taken) refuses picks at hand-out the plan can place fewer than the flow picked, and fewer
     than the online matcher would. Then, and only then, the online matcher's schedule is made as well (`online`),
     and taken when it places more young people who have a mentor, or as many of them and more in all. Where the
-    plan places as many as the flow picked, nothing can place more (the flow's count is the most any schedule
-    can place), so the online schedule is not made.
+    plan places as many as the flow picked, nothing can place more (the flow relaxes the points, the overlaps and
+    travel, and its candidate starts lose no one while a mentor has at most `MAX_SLOTS` places), so the online
+    schedule is not made.
     """
     started = perf_counter()
     _check_unique([case.referral_id for case in cases], "referral")
