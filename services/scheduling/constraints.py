@@ -99,6 +99,12 @@ class Case:
         return case_masks(self.window_spans if self.availability else None,
                           STAFFED_END_BY if self.staffed_only else None)
 
+    @cached_property
+    def start_bits(self) -> tuple[int, int]:
+        """`start_masks` packed (`slots.packed_week`): the starts, and the weekdays with a window (all when free any
+        time)."""
+        return packed_week(self.start_masks)
+
     # ... and what the soft score reads of it:
     @cached_property
     def preferred_key(self) -> str | None:

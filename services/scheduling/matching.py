@@ -32,24 +32,20 @@ from services.scheduling.constraints import (
 )
 from services.scheduling.rooms import Rooms, reachable, venue_free
 from services.scheduling.slots import (
+    DAY_BITS,
     LONDON,
     SESSION,
     Calendar,
     Interval,
     Slot,
-    case_masks,
     clocks_change,
     earliest_start,
     local_start,
-    packed_week,
-    spans_by_day,
     to_utc,
     wall_clock_days_later,
-    weekday,
 )
 from services.scheduling.travel import Itinerary
-from shared.contracts.codes import Tier, Weekday
-from shared.contracts.common import WeeklyWindow
+from shared.contracts.codes import Tier
 
 __all__ = [
     "LONDON",
@@ -344,23 +340,24 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     those with one on which the young person has a window (or is free any time), where any start may fit; both
     packed as `slots.packed_week` packs a mentor's bound (`MentorState.week_bits`)."""
     first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
-    return _wanted_on(tuple(case.availability), case.staffed_only, first, last)
+    return _wanted_on(*case.start_bits, first, last)
 
 
 @lru_cache(maxsize=4096)  # cases share a few patterns of windows, and a round's cases the same days
-def _wanted_on(windows: tuple[WeeklyWindow, ...], staffed: bool, first: date, last: date) -> Wanted:
-    spans = spans_by_day(windows) if windows else None
-    allowed = case_masks(spans, STAFFED_END_BY if staffed else None)
-    by_mask: dict[Weekday, int] = {}
-    changing: dict[Weekday, int] = {}
+def _wanted_on(starts: int, days: int, first: date, last: date) -> Wanted:
+    """`_wanted` of a case whose `Case.start_masks`, packed, are `starts` (the weekdays it names, where the young
+    person has a window or is free any time: `days`), keyed by numbers, quick to look up."""
+    allowed = changing = 0
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
-        name = weekday(day)
+        i = day.weekday()  # `packed_week`'s order: WEEKDAYS, Monday first
         if clocks_change(day):
-            if spans is None or name in spans:
-                changing[name] = 0
-        elif allowed.get(name):
-            by_mask[name] = allowed[name]
-    return packed_week(by_mask)[0], packed_week(changing)[1]
+            changing |= days & 1 << i
+        else:
+            allowed |= starts & _ONE_DAY << DAY_BITS * i
+    return allowed, changing
+
+
+_ONE_DAY = (1 << DAY_BITS) - 1
 
 
 def _ranked(case: Case, mentors: Iterable[MentorState], wanted: Wanted) -> list[tuple[float, str, MentorState]]:
