@@ -339,22 +339,23 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
     those with one on which the young person has a window (or is free any time), where any start may fit; both
     packed as `slots.packed_week` packs a mentor's bound (`MentorState.week_bits`)."""
-    first, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
-    return _wanted_on(*case.start_bits, first, last)
+    normal, changing = _days_in(not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date())
+    starts, days = case.start_bits  # `Case.start_masks` packed, and the weekdays it names
+    return starts & normal, days & changing
 
 
-@lru_cache(maxsize=4096)  # cases share a few patterns of windows, and a round's cases the same days
-def _wanted_on(starts: int, days: int, first: date, last: date) -> Wanted:
-    """`_wanted` of a case whose `Case.start_masks`, packed, are `starts` (the weekdays it names, where the young
-    person has a window or is free any time: `days`), keyed by numbers, quick to look up."""
-    allowed = changing = 0
+@lru_cache(maxsize=1024)  # a round's cases look at the same few ranges of days
+def _days_in(first: date, last: date) -> tuple[int, int]:
+    """The London days from `first` to `last`, as masks of `packed_week`'s numbers: every start of each weekday that
+    has a day without a clock change among them, and (bit i) the weekdays that have one with."""
+    normal = changing = 0
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         i = day.weekday()  # `packed_week`'s order: WEEKDAYS, Monday first
         if clocks_change(day):
-            changing |= days & 1 << i
+            changing |= 1 << i
         else:
-            allowed |= starts & _ONE_DAY << DAY_BITS * i
-    return allowed, changing
+            normal |= _ONE_DAY << DAY_BITS * i
+    return normal, changing
 
 
 _ONE_DAY = (1 << DAY_BITS) - 1

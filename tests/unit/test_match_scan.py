@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.scheduling.constraints import OF_RECORD, MentorState
 from services.scheduling.matching import _may_fit, _ranked, _score_values, _wanted, calendar, with_booking
-from services.scheduling.slots import LONDON, STEP, earliest_start
+from services.scheduling.slots import LONDON, STEP, clocks_change, earliest_start
 from shared.contracts.codes import WEEKDAYS
 from shared.contracts.scheduling import Licence
 from tests.support.matching import NOW, case, cases, mentor, mentors, window
@@ -100,3 +100,25 @@ def test_a_mentor_free_only_when_the_young_person_is_not_is_not_ranked() -> None
         1] == "m2"
     assert [m for _, m, _ in _ranked(mornings, [evenings], _wanted(mornings, earliest, earliest + timedelta(days=28)))
             ] == []
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_wanted_starts_are_the_young_person_s_day_by_day(data: st.DataObject) -> None:
+    """`_wanted` from the case's packed masks and a table of the days' weekdays is the union, day by day from
+    `not_before` to `not_after`, of what the young person's windows allow that weekday (`Case.start_masks`), and the
+    weekdays of a day the clocks change on which the young person is free; the range crosses 25 October 2026."""
+    the_case = replace(data.draw(cases("r1")), staffed_only=data.draw(st.booleans()))
+    not_before = datetime(2026, 10, 10, 12, tzinfo=UTC) + timedelta(hours=data.draw(st.integers(0, 20 * 24)))
+    not_after = not_before + timedelta(hours=data.draw(st.integers(0, 28 * 24)))
+    starts = changing = 0
+    day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
+    while day <= last:
+        name = WEEKDAYS[day.weekday()]
+        if clocks_change(day):
+            changing |= (name in the_case.start_masks) << day.weekday()
+        else:
+            starts |= the_case.start_masks.get(name, 0) << 48 * day.weekday()
+        day += timedelta(days=1)
+    assert _wanted(the_case, not_before, not_after) == (starts, changing)
