@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache, lru_cache, partial
 from itertools import cycle
 from operator import itemgetter
@@ -338,10 +338,34 @@ def _wanted(case: Case, not_before: datetime, not_after: datetime) -> Wanted:
     """The session starts the young person's windows and a staffed venue's end allow on the London days from
     `not_before` to `not_after`: by weekday (`case_masks`) for days without a clock change, and the weekdays of
     those with one on which the young person has a window (or is free any time), where any start may fit; both
-    packed as `slots.packed_week` packs a mentor's bound (`MentorState.week_bits`)."""
-    normal, changing = _days_in(not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date())
+    packed as `slots.packed_week` packs a mentor's bound (`MentorState.week_bits`). Over less than a week, the first
+    and last days (without a clock change) only from `not_before`'s time and up to `not_after`'s."""
+    normal, changing = _starts_in(not_before.astimezone(LONDON), not_after.astimezone(LONDON))
     starts, days = case.start_bits  # `Case.start_masks` packed, and the weekdays it names
     return starts & normal, days & changing
+
+
+@lru_cache(maxsize=4096)  # the walk asks again for the same ends: the deadline, the horizon, the best's first start
+def _starts_in(first: datetime, last: datetime) -> tuple[int, int]:
+    """`_days_in` of the London days of `first` to `last`; when each weekday comes at most once among them, its first
+    day keeps only the starts from `first`'s wall-clock time and its last day those up to `last`'s (on a day without
+    a clock change, where a later wall-clock time is a later instant)."""
+    normal, changing = _days_in(first.date(), last.date())
+    if (last.date() - first.date()).days >= 7:
+        return normal, changing
+    if not clocks_change(first.date()):  # clear the starts before `first`: bits below the first half hour at or after
+        normal &= ~(((1 << -(-_micros(first.time()) // _HALF_HOUR)) - 1) << DAY_BITS * first.weekday())
+    if not clocks_change(last.date()):  # and those after `last`: bits above the last half hour at or before it
+        above = _ONE_DAY & ~((1 << _micros(last.time()) // _HALF_HOUR + 1) - 1)
+        normal &= ~(above << DAY_BITS * last.weekday())
+    return normal, changing
+
+
+_HALF_HOUR = 30 * 60 * 1_000_000  # microseconds
+
+
+def _micros(at: time) -> int:
+    return ((at.hour * 60 + at.minute) * 60 + at.second) * 1_000_000 + at.microsecond
 
 
 @lru_cache(maxsize=1024)  # a round's cases look at the same few ranges of days

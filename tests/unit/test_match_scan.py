@@ -103,22 +103,39 @@ def test_a_mentor_free_only_when_the_young_person_is_not_is_not_ranked() -> None
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_the_wanted_starts_are_the_young_person_s_day_by_day(data: st.DataObject) -> None:
-    """`_wanted` from the case's packed masks and a table of the days' weekdays is the union, day by day from
-    `not_before` to `not_after`, of what the young person's windows allow that weekday (`Case.start_masks`), and the
-    weekdays of a day the clocks change on which the young person is free; the range crosses 25 October 2026."""
+def test_the_wanted_starts_hold_every_start_between_the_ends_and_no_more_than_their_days(data: st.DataObject) -> None:
+    """`_wanted` (the case's packed masks, a table of the days' weekdays, the first and last days trimmed to the ends'
+    times over less than a week) holds every start from `not_before` to `not_after` that the young person's windows
+    allow (`Case.start_masks`), and nothing outside the day-by-day union of those days; exactly the former over less
+    than a week without a clock change. The ends fall anywhere (the best's first start less a microsecond, say), and
+    the range may cross 25 October 2026."""
     the_case = replace(data.draw(cases("r1")), staffed_only=data.draw(st.booleans()))
-    not_before = datetime(2026, 10, 10, 12, tzinfo=UTC) + timedelta(hours=data.draw(st.integers(0, 20 * 24)))
-    not_after = not_before + timedelta(hours=data.draw(st.integers(0, 28 * 24)))
-    starts = changing = 0
+    not_before = datetime(2026, 10, 10, 12, tzinfo=UTC) + timedelta(minutes=30 * data.draw(st.integers(0, 40 * 48)))
+    not_after = not_before + timedelta(minutes=data.draw(st.integers(0, 28 * 24 * 60)),
+                                       microseconds=-data.draw(st.integers(0, 1)))
+    daywise = changing = 0  # the union of the days' weekdays
     day, last = not_before.astimezone(LONDON).date(), not_after.astimezone(LONDON).date()
+    crosses = False
     while day <= last:
         name = WEEKDAYS[day.weekday()]
         if clocks_change(day):
+            crosses = True
             changing |= (name in the_case.start_masks) << day.weekday()
         else:
-            starts |= the_case.start_masks.get(name, 0) << 48 * day.weekday()
+            daywise |= the_case.start_masks.get(name, 0) << 48 * day.weekday()
         day += timedelta(days=1)
-    assert _wanted(the_case, not_before, not_after) == (starts, changing)
+    exact = 0  # each start between the ends, on a day without a clock change
+    start = not_before
+    while start <= not_after:
+        local = start.astimezone(LONDON)
+        if not clocks_change(local.date()):
+            bit = (local.hour * 60 + local.minute) // 30
+            exact |= (the_case.start_masks.get(WEEKDAYS[local.weekday()], 0) >> bit & 1) << 48 * local.weekday() + bit
+        start += timedelta(minutes=30)
+    starts, days = _wanted(the_case, not_before, not_after)
+    assert days == changing
+    assert starts & ~daywise == 0 and exact & ~starts == 0
+    if (last - not_before.astimezone(LONDON).date()).days < 7 and not crosses:
+        assert starts == exact
