@@ -40,8 +40,9 @@ given out is held, for the travel rule (travel.py), at the first safe venue the 
 session before and leave in time for the next (`rooms.place` without rooms: the round's booking holds the rooms);
 the flow's candidate starts do not know it (it reads the mentor's and the case's sides together), so a start it
 rules out is passed over when the pick is booked, as a taken start is. Referrals still unplaced are offered to the online matcher and, if nothing fits, get its
-waitlist reason. Where all that places fewer than the flow picked (the points refused picks), the online matcher's
-schedule of the whole round is made too, and taken if it places more: the round never places fewer than it.
+waitlist reason. Where all that places fewer than the flow picked, or fewer who have a mentor (the points refused
+picks), the online matcher's schedule of the whole round is made too, and taken if it places more: the round never
+places fewer than it.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ class Allocation:
     urgent_level_dropped: bool = False
     """Whether a flow was solved without level 3 (very high referrals seen in time), its costs being too wide."""
     online_placed: int | None = None
-    """How many the online matcher's schedule placed, where it was made (the hand-out lost picks); None: not made;
-    -1: given up part way, once it could no longer place more than the flow's plan."""
+    """How many the online matcher's schedule placed (the better of its two, see `optimise`), where it was made (the
+    hand-out lost picks); None: not made; -1: each given up part way, once it could no longer place more than the
+    plan it had to beat."""
     online_taken: bool = False
     """Whether the plan is that schedule, having placed more than the flow's (see `optimise`)."""
 
@@ -201,8 +203,8 @@ class _Optimisation:
         self.grid = _Grid(earliest_start(now), to_utc(now) + timedelta(days=HORIZON_DAYS))
         self.states = mentors
         self.booked = frozenset(current)  # young people who have a mentor now
-        by_id = {state.record.id: mi for mi, state in enumerate(mentors)}
-        self.held = {rid: by_id[mentor_id] for rid, mentor_id in current.items() if mentor_id in by_id}
+        self.by_id = {state.record.id: mi for mi, state in enumerate(mentors)}  # mentor id -> index
+        self.held = {rid: self.by_id[mentor_id] for rid, mentor_id in current.items() if mentor_id in self.by_id}
         self.covering: dict[str, list[int]] = defaultdict(list)
         for index, mentor in enumerate(mentors):
             for borough in {place_key(b) for b in mentor.record.boroughs}:
@@ -571,32 +573,34 @@ class _Optimisation:
             counts["no_slot"] += len(open_to)
         return summarise(case, counts, horizon_days=HORIZON_DAYS)
 
-    def online(self, cases: Sequence[Case], *,
-               to_beat: tuple[int, int]) -> tuple[dict[str, Match], dict[str, str]] | None:
+    def online(self, cases: Sequence[Case], *, to_beat: tuple[int, int],
+               keep: Mapping[str, Match] | None = None) -> tuple[dict[str, Match], dict[str, str]] | None:
         """The online matcher's schedule of `cases` from these states: one after another, as the service books
         them (rooms held as it goes, as `bench.scheduling_quality.run_online` does), those who have a mentor first,
         each with that mentor where they still fit, then the rest, higher tiers first and the longest waiting.
-        None as soon as it can no longer place more than `to_beat` (`_placed`): even if everyone left were placed."""
+        None as soon as it can no longer place more than `to_beat` (`_placed`): even if everyone left were placed.
+
+        `keep` (referral id -> the flow's plan for a young person it kept with the mentor they have) come before
+        all, each at the plan's sessions where they still fit: booked one at a time at the earliest start, two young
+        people of one mentor can otherwise leave no start for the second, who would move though the plan kept both.
+        """
+        keep = keep or {}
         rooms = Rooms()
-        by_id = {state.record.id: mi for mi, state in enumerate(self.states)}
         assignments: dict[str, Match] = {}
         waitlisted: dict[str, str] = {}
-        ordered = sorted(cases, key=lambda c: (c.referral_id not in self.held, *_priority(c)))
+        ordered = sorted(cases, key=lambda c: (c.referral_id not in keep, c.referral_id not in self.held,
+                                               *_priority(c)))
         most = [sum(case.referral_id in self.booked for case in ordered), len(ordered)]  # were all the rest placed
         for case in ordered:
             held = self.held.get(case.referral_id)
+            as_planned = self._as_planned(case, keep.get(case.referral_id))
+            if as_planned is not None and self._hold(case, as_planned, rooms, assignments):
+                continue
             result = None if held is None else match(case, [self.states[held]], now=self.now, rooms=rooms)
             if not isinstance(result, Match):
                 result = match(case, self.states, now=self.now, rooms=rooms)
-            if isinstance(result, Match):
-                mi = by_id[result.mentor_id]
-                state = self.states[mi]
-                placed = rooms.place(venues_for(case, state), result.sessions, state.itinerary)
-                if placed:
-                    kept = [interval for interval, _ in placed]
-                    self.states[mi] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
-                    assignments[case.referral_id] = replace(result, sessions=kept)
-                    continue
+            if isinstance(result, Match) and self._hold(case, result, rooms, assignments):
+                continue
             waitlisted[case.referral_id] = (result.reason if not isinstance(result, Match)
                                             else "no venue had a room for the first session")
             most[0] -= case.referral_id in self.booked
@@ -604,6 +608,29 @@ class _Optimisation:
             if tuple(most) <= to_beat:
                 return None
         return assignments, waitlisted
+
+    def _hold(self, case: Case, result: Match, rooms: Rooms, assignments: dict[str, Match]) -> bool:
+        """Book the match, each session at the first venue with a room within travel (one without is dropped);
+        False when none has a room for any."""
+        mi = self.by_id[result.mentor_id]
+        state = self.states[mi]
+        placed = rooms.place(venues_for(case, state), result.sessions, state.itinerary)
+        if not placed:
+            return False
+        kept = [interval for interval, _ in placed]
+        self.states[mi] = with_booking(state, kept, case.tier, venues=[venue for _, venue in placed])
+        assignments[case.referral_id] = replace(result, sessions=kept)
+        return True
+
+    def _as_planned(self, case: Case, planned: Match | None) -> Match | None:
+        """The plan's booking of the case, where its mentor still takes them and its first start still fits (the
+        follow-ups fitted among more bookings, the plan's); None otherwise."""
+        if planned is None:
+            return None
+        state = self.states[self.held[case.referral_id]]
+        if state.record.id != planned.mentor_id or first_exclusion(case, state) is not None:
+            return None
+        return planned if calendar(case, state).fits(planned.sessions[0][0]) else None
 
 
 # A case with no windows and no limits: `calendar(_ANYONE, mentor)` is the mentor's side of the calendar alone.
@@ -661,11 +688,15 @@ def optimise(
 
     Never fewer than the online matcher: the flow counts places, not the risk-weighted points, so where the points
     check (or a start taken) refuses picks at hand-out the plan can place fewer than the flow picked, and fewer
-    than the online matcher would. Then, and only then, the online matcher's schedule is made as well (`online`),
-    and taken when it places more young people who have a mentor, or as many of them and more in all. Where the
-    plan places as many as the flow picked, nothing can place more (the flow relaxes the points, the overlaps and
-    travel, and its candidate starts lose no one while a mentor has at most `MAX_SLOTS` places), so the online
-    schedule is not made.
+    than the online matcher would. Then, and only then (fewer picks, or fewer of those who have a mentor), the online
+    matcher's schedule is made as well (`online`), twice: with those the plan kept with their mentor booked first at
+    the plan's sessions, so that it moves nobody the plan kept, and as the online matcher alone makes it. The better
+    is taken (the first on a tie) when it places more young people who have a mentor, or as many of them and more in
+    all; the second only when it places more than the first, so a move it makes that the plan did not comes with a
+    young person more placed. Where the plan places as many as the flow picked, and as many who have a mentor,
+    nothing can place more (the flow relaxes the points, the overlaps and travel, its weights put anyone who has a
+    mentor above anyone waiting, and its candidate starts lose no one while a mentor has at most `MAX_SLOTS`
+    places), so the online schedule is not made.
     """
     started = perf_counter()
     _check_unique([case.referral_id for case in cases], "referral")
@@ -690,7 +721,7 @@ def optimise(
     work = _Optimisation(list(states), now=now, current=held)
     pending = sorted((case for case in cases if case.referral_id not in kept), key=_priority)
     planned = list(pending)
-    picked: int | None = None  # how many the first flow placed: the most any schedule can place
+    picked: tuple[int, int] | None = None  # the first flow's picks (`_placed`): the most any schedule places
     keepable, must_move = _keepable(work, [case for case in pending if case.referral_id in held], held)
     room = {mi: max(work.free(mi), 0) for mi in keepable.values()}  # before the round fills them
     firsts: dict[str, _First] = {}
@@ -699,7 +730,8 @@ def optimise(
         if not pending or not states:
             break
         choices = work.solve(pending)
-        picked = len(choices) if picked is None else picked
+        if picked is None:
+            picked = (sum(pending[ci].referral_id in held for ci in choices), len(choices))
         placed, failed = work.place_firsts(pending, choices)
         firsts.update(placed)
         pending = [case for case in pending if case.referral_id not in placed]
@@ -716,11 +748,20 @@ def optimise(
         else:
             waitlisted[case.referral_id] = outcome
     online_placed, online_taken = None, False
-    if picked is not None and len(assignments) < picked:  # the hand-out lost picks: the online matcher might place more
-        online = _Optimisation(list(states), now=now, current=held).online(planned, to_beat=_placed(assignments, held))
-        online_placed = -1 if online is None else len(online[0])
-        if online is not None and _placed(online[0], held) > _placed(assignments, held):
-            (assignments, waitlisted), online_taken = online, True
+    if picked is not None and _placed(assignments, held) < picked:  # the hand-out lost picks: online might do better
+        # The online matcher's schedule, those the plan kept with their mentor first at the plan's sessions (no move
+        # the plan did not make), and the online matcher's own: the better, the first on a tie.
+        best = _placed(assignments, held)
+        keep = {rid: m for rid, m in assignments.items() if held.get(rid) == m.mentor_id}
+        for kept_first in (keep, {}):
+            online = _Optimisation(list(states), now=now, current=held).online(planned, to_beat=best, keep=kept_first)
+            if online is None:
+                continue
+            online_placed = max(online_placed or 0, len(online[0]))
+            if _placed(online[0], held) > best:
+                (assignments, waitlisted), online_taken = online, True
+                best = _placed(assignments, held)
+        online_placed = -1 if online_placed is None else online_placed
     must_move.update(_over_places(keepable, room, assignments, [state.record.id for state in states]))
     return Allocation(assignments, waitlisted, perf_counter() - started, must_move, work.urgent_level_dropped,
                       online_placed, online_taken)

@@ -133,7 +133,60 @@ def test_the_optimiser_places_as_many_as_online_when_the_points_cap_refuses_a_pi
     result = optimise(cases, mentors, now=NOW)
     assert result.waitlisted == {}
     assert mentors_of(result) == {"x": "a", "y": "c", "z": "b"}
+    assert result.online_taken and result.online_placed == 3
     assert_sound(cases, mentors, result)
+
+
+def test_a_taken_online_schedule_keeps_whom_the_flows_plan_kept_with_their_mentor() -> None:
+    # As above, with p's two young people beside: h3 and h4, both with p (two places, Tuesday 10:00-12:00); h4 is
+    # free Tuesday or Sunday 10:00-11:00 only, where q has one place. The flow's plan keeps both with p (h4 at 10:00,
+    # h3 later), and the online schedule, taken for x, y and z, must not book h3 at 10:00 first and move h4 to q:
+    # that move would make room for nobody.
+    mentors = [
+        mentor("a", languages=("so",), max_caseload=2, availability=[window("fri", "09:00", "12:00")]),
+        mentor("b", languages=("en", "so"), max_caseload=3, availability=[window("thu", "09:30", "12:45")],
+               record={"max_points": 4.0}, state={"points": 3.0}),
+        mentor("c", max_caseload=1, availability=[window("mon", "08:00", "12:00")], record={"max_points": 1.0}),
+        mentor("p", boroughs=("Lambeth",), max_caseload=2, availability=[window("tue", "10:00", "12:00")]),
+        mentor("q", boroughs=("Lambeth",), max_caseload=1, availability=[window("sun", "10:00", "12:00")]),
+    ]
+    cases = [case("x", tier=Tier.LOW, languages=["so"]), case("y", tier=Tier.LOW, accepted_at=NOW - 2 * DAY),
+             case("z", tier=Tier.LOW, accepted_at=NOW - DAY),
+             case("h3", tier=Tier.HIGH, borough="Lambeth", accepted_at=NOW - 3 * DAY),
+             case("h4", tier=Tier.HIGH, borough="Lambeth",
+                  availability=[window("tue", "10:00", "11:00"), window("sun", "10:00", "11:00")])]
+    result = optimise(cases, mentors, now=NOW, current={"h3": "p", "h4": "p"})
+    assert result.online_taken and result.waitlisted == {}
+    assert mentors_of(result) == {"x": "a", "y": "c", "z": "b", "h3": "p", "h4": "p"}
+    assert result.must_move == {}
+    assert_sound(cases, mentors, result)
+
+
+def test_the_online_schedule_is_made_when_the_hand_out_loses_a_young_person_who_has_a_mentor() -> None:
+    # The flow keeps h1 and h2 with m and gives n to w2, but m's points (4) fit very high h1 (3) and one low: h2
+    # (high, 2) is refused, and the re-solve gives m's place to w, who waits. The plan places as many as the flow
+    # picked, but one fewer who has a mentor; online, h2 goes to n first. Those who have a mentor come first.
+    mentors = [mentor("m", boroughs=("Hackney", "Lambeth"), languages=("en", "so"), max_caseload=2,
+                      record={"max_points": 4.0}),
+               mentor("n", boroughs=("Hackney", "Southwark"), languages=("en",), max_caseload=1)]
+    cases = [case("h1", tier=Tier.VERY_HIGH, languages=["so"]),
+             case("h2", tier=Tier.HIGH, languages=["en"], accepted_at=NOW - HOUR),
+             case("w2", tier=Tier.LOW, borough="Southwark"), case("w", tier=Tier.LOW, borough="Lambeth")]
+    result = optimise(cases, mentors, now=NOW, current={"h1": "m", "h2": "m"})
+    assert result.online_taken
+    assert mentors_of(result) == {"h1": "m", "h2": "n", "w": "m"}
+    assert list(result.waitlisted) == ["w2"]
+    assert_sound(cases, mentors, result)
+
+
+def test_the_online_schedule_is_given_up_once_it_can_no_longer_place_more() -> None:
+    # The flow gives m (two places, 4 points) both very high referrals; the points refuse the second, whom nobody
+    # else can take. Online, m refuses them too: once they wait, the online schedule cannot place more than the
+    # plan's one and is given up there.
+    cases = [case("v1", tier=Tier.VERY_HIGH), case("v2", tier=Tier.VERY_HIGH, accepted_at=NOW - HOUR)]
+    result = optimise(cases, [mentor("m", max_caseload=2, record={"max_points": 4.0})], now=NOW)
+    assert len(result.assignments) == 1 and len(result.waitlisted) == 1
+    assert result.online_placed == -1 and not result.online_taken
 
 
 def test_the_optimiser_leaves_a_narrow_weekly_slot_to_the_one_young_person_who_needs_it() -> None:
