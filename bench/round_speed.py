@@ -51,7 +51,8 @@ class Run:
     cpu_s: float
     plan: dict[str, Booking]
     loop_gaps_s: list[float]  # with --loop: the event loop's gaps between wake-ups while the plan ran
-    online_placed: int | None  # how many the online schedule the round made too placed; None: not made (or no such step)
+    online_placed: int | None  # how many the online schedule the round made too placed; None: not made (or no such
+    # step); -1: given up part way
     online_taken: bool | None  # whether the plan is that online schedule
 
 
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = time_plan(label, trees[label], instance, work, args.time_limit)
                 runs[label].append(run)
                 online = ("" if run.online_placed is None else
+                          ", online schedule made too: given up part way" if run.online_placed == -1 else
                           f", online schedule made too: {run.online_placed:,} placed, taken: {run.online_taken}")
                 print(f"  {label}: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU, {len(run.plan):,} placed "
                       f"(plan {plan_digest(run.plan)}){online}", flush=True)
