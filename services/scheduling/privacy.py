@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlmodel import col
 
+from services.scheduling.store import forget_facts
 from services.scheduling.tables import AlertRow, CaseRow, SessionRow
 from shared.outbox import OutboxRow
 
@@ -39,7 +40,9 @@ def export(conn: Connection, referral_ids: list[str]) -> dict[str, Any]:
 def erase(conn: Connection, referral_ids: list[str]) -> dict[str, int]:
     if not referral_ids:
         return {"referrals": 0}
-    found = list(conn.execute(select(col(CaseRow.referral_id)).where(col(CaseRow.referral_id).in_(referral_ids))).scalars())
+    found = conn.execute(select(col(CaseRow.referral_id), col(CaseRow.facts))
+                         .where(col(CaseRow.referral_id).in_(referral_ids))).all()
+    forget_facts(facts for _, facts in found if facts is not None)
     for rid in referral_ids:
         anon = f"erased_{secrets.token_hex(8)}"
         conn.execute(update(SessionRow).where(col(SessionRow.referral_id) == rid).values(referral_id=anon))

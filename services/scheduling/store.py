@@ -7,9 +7,10 @@ feeds send the change; a case's status changes through `set_case_status` or `set
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -101,7 +102,11 @@ def _case_rows(conn: Connection, query: Select[CaseRow]) -> list[CaseRow]:
     """The cases `query` selects, loaded as SQLAlchemy's ORM loads a mapped class: each row's values, already of their
     columns' types, go into the instance as they are, where `model_validate` set the 21 columns one by one through
     SQLAlchemy's instrumentation (45-100 µs a row, against 8-17 here: docs/performance.md). The session only loads:
-    it joins the caller's transaction and leaves it open, and the rows it returns belong to no session."""
+    it joins the caller's transaction and leaves it open, and the rows it returns belong to no session. A caller that
+    has begun none (a request's reads on `engine.connect()`) gets one begun here, as its first statement would have,
+    so its later reads see the same state: a session that begins the transaction would end it on closing."""
+    if not conn.in_transaction():
+        conn.begin()
     with Session(conn) as session:
         return list(session.scalars(query))
 
@@ -265,22 +270,34 @@ class MatchingFacts(NamedTuple):
 
 
 FACTS_KEPT = 4096
-"""How many referrals' facts this process keeps parsed, by their stored text (`remember_facts`)."""
-_FACTS: dict[str, MatchingFacts] = {}
+"""How many referrals' facts this process keeps parsed, by a digest of their stored text (`remember_facts`)."""
+_FACTS: dict[bytes, MatchingFacts] = {}
+
+
+def _digest(stored: str) -> bytes:
+    """The key of a stored text: a digest, so that the process keeps no referral id, person id or offence history, only
+    what the matcher reads (docs/security.md, *In the services' memory*)."""
+    return hashlib.blake2b(stored.encode(), digest_size=16).digest()
 
 
 def remember_facts(stored: str, facts: ReferralRecorded) -> None:
     """`facts`, stored as `stored` (its `model_dump_json()`): booking reads them from it without parsing it again. Kept
-    by the text itself, so what is found is always what the text says, whoever stored it; the oldest go first."""
-    _FACTS[stored] = MatchingFacts.of(facts)
+    by the text's digest, so what is found is always what the text says, whoever stored it; the oldest go first."""
+    _FACTS[_digest(stored)] = MatchingFacts.of(facts)
     while len(_FACTS) > FACTS_KEPT:
         del _FACTS[next(iter(_FACTS))]
+
+
+def forget_facts(stored: Iterable[str]) -> None:
+    """Erasure: the facts kept for these stored texts go (this process's; another replica's go as newer ones come)."""
+    for text in stored:
+        _FACTS.pop(_digest(text), None)
 
 
 def _matching_facts(stored: str) -> MatchingFacts:
     """The facts stored as `stored`: as remembered when this process stored them, else parsed (a case's facts stored
     by another replica, or long ago)."""
-    found = _FACTS.get(stored)
+    found = _FACTS.get(_digest(stored))
     return found if found is not None else MatchingFacts.of(ReferralRecorded.model_validate_json(stored))
 
 

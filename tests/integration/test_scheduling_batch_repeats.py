@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from services.risk.handlers import Case, next_assessment
 from services.risk.shipped_rules import SHIPPED_RULES
+from services.scheduling import privacy, store
 from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.store import case_row, cases_in, load_case, load_cases, save_mentors, waitlisted_cases
 from services.scheduling.tables import CaseRow
@@ -111,3 +113,28 @@ def test_cases_read_back_are_the_rows_stored(engine: Engine) -> None:
         assert row is not None
         assert {name: getattr(row, name) for name in CaseRow.model_fields} == {
             name: getattr(validated[row.referral_id], name) for name in CaseRow.model_fields}
+
+
+def test_a_request_whose_first_read_is_a_case_reads_the_rest_in_the_same_transaction(engine: Engine) -> None:
+    """`status` reads the case, then its mentor and sessions: the load must not end the transaction it began, or a
+    booking could commit between the reads and the answer mix two states."""
+    rid = f"ref_{uuid.uuid4().hex[:16]}"
+    with engine.begin() as conn:
+        handle_intake(conn, batch(S.recorded("yot"), facts(rid)), NOW, subjects=S)
+
+    with engine.connect() as conn:
+        assert load_case(conn, rid) is not None
+        assert conn.in_transaction(), "the first load began the reads' transaction and left it open"
+
+
+def test_erasure_forgets_the_facts_scheduling_kept_in_memory(engine: Engine) -> None:
+    rid = f"ref_{uuid.uuid4().hex[:16]}"
+    with engine.begin() as conn:
+        handle_intake(conn, batch(S.recorded("yot"), facts(rid)), NOW, subjects=S)
+        stored = conn.execute(select(col(CaseRow.facts)).where(col(CaseRow.referral_id) == rid)).scalar_one()
+    assert stored is not None
+    assert store._digest(stored) in store._FACTS
+
+    with engine.begin() as conn:
+        assert privacy.erase(conn, [rid]) == {"referrals": 1}
+    assert store._digest(stored) not in store._FACTS

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.scheduling import store
-from services.scheduling.store import case_from, case_row, remember_facts
+from services.scheduling.store import case_from, case_row, forget_facts, remember_facts
 from services.scheduling.tables import CaseRow
 from shared.contracts.codes import INDICATOR_CODES
 from shared.contracts.common import WeeklyWindow
@@ -57,5 +57,20 @@ def test_only_the_latest_facts_are_kept() -> None:
         remember_facts(event.model_dump_json(), event)
 
     assert len(store._FACTS) == store.FACTS_KEPT
-    assert not any(e.model_dump_json() in store._FACTS for e in first)
+    assert not any(store._digest(e.model_dump_json()) in store._FACTS for e in first)
     assert case_from(row_with(first[0].model_dump_json(), first[0].referral_id)).borough == "Tower Hamlets"
+
+
+def test_what_is_kept_names_no_referral_or_young_person_and_goes_on_erasure() -> None:
+    r = f"ref_{uuid.uuid4().hex[:16]}"
+    event = facts(r)
+    stored = event.model_dump_json()
+    remember_facts(stored, event)
+
+    kept = repr(list(store._FACTS.items()))
+    assert r not in kept and str(event.person_id) not in kept and event.agency_referral_id not in kept
+    assert store._digest(stored) in store._FACTS
+
+    forget_facts([stored])
+    assert store._digest(stored) not in store._FACTS
+    assert case_from(row_with(stored, r)).borough == "Tower Hamlets"  # parsed again from the stored text
