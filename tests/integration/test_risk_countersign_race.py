@@ -113,6 +113,27 @@ def on_its_own(work: Callable[[], Any], *, name: str) -> tuple[threading.Thread,
     return thread, outcome
 
 
+def held_countersignature(monkeypatch: pytest.MonkeyPatch, rid: str, shown: SeenLowering, signer: rpc.Risk,
+                          ) -> tuple[threading.Thread, list[object], threading.Event]:
+    """Sam Roy's countersignature of `shown`, on a thread of its own, held just after it found the lowering pending
+    (holding the referral's locks) until the event returned is set; its thread and outcome."""
+    checked, go = threading.Event(), threading.Event()
+    waiting = rpc._waiting
+
+    def held_after_the_check(*args: Any, **kwargs: Any) -> Any:
+        found = waiting(*args, **kwargs)
+        if threading.current_thread().name == "countersigning":
+            checked.set()
+            go.wait(timeout=60)
+        return found
+
+    monkeypatch.setattr(rpc, "_waiting", held_after_the_check)
+    countersigning, signed = on_its_own(lambda: rpc.countersign(
+        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), signer), name="countersigning")
+    assert checked.wait(timeout=30), f"the countersignature never reached its check: {signed}"
+    return countersigning, signed, go
+
+
 def waits_for_a_lock(engine: Engine, name: str) -> bool:
     with engine.connect() as conn:
         return bool(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n AND "
@@ -132,20 +153,7 @@ def test_a_withdrawal_while_another_replica_countersigns_leaves_one_decision_and
     shown = SeenLowering(tier=asked.pending.tier, requested_at=asked.pending.requested_at,
                          assessment_number=asked.assessment.number)
 
-    checked, go = threading.Event(), threading.Event()
-    waiting = rpc._waiting
-
-    def held_after_the_check(*args: Any, **kwargs: Any) -> Any:
-        found = waiting(*args, **kwargs)
-        if threading.current_thread().name == "countersigning":
-            checked.set()
-            go.wait(timeout=60)
-        return found
-
-    monkeypatch.setattr(rpc, "_waiting", held_after_the_check)
-    countersigning, signed = on_its_own(lambda: rpc.countersign(
-        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), b), name="countersigning")
-    assert checked.wait(timeout=30), f"the countersignature never reached its check: {signed}"
+    countersigning, signed, go = held_countersignature(monkeypatch, rid, shown, b)
 
     async def withdraw_and_ask_again() -> Reviewed:
         await rpc.refuse_override(RefuseOverrideRequest(referral_id=rid, reason="Asked too soon",
@@ -209,20 +217,7 @@ def test_a_reassessment_while_another_replica_countersigns_builds_on_the_counter
     shown = SeenLowering(tier=asked.pending.tier, requested_at=asked.pending.requested_at,
                          assessment_number=asked.assessment.number)
 
-    checked, go = threading.Event(), threading.Event()
-    waiting = rpc._waiting
-
-    def held_after_the_check(*args: Any, **kwargs: Any) -> Any:
-        found = waiting(*args, **kwargs)
-        if threading.current_thread().name == "countersigning":
-            checked.set()
-            go.wait(timeout=60)
-        return found
-
-    monkeypatch.setattr(rpc, "_waiting", held_after_the_check)
-    countersigning, signed = on_its_own(lambda: rpc.countersign(
-        CountersignRequest(referral_id=rid, lowering=shown, by="Sam Roy"), b), name="countersigning")
-    assert checked.wait(timeout=30), f"the countersignature never reached its check: {signed}"
+    countersigning, signed, go = held_countersignature(monkeypatch, rid, shown, b)
 
     async def reassess() -> list[Outgoing]:
         with engine.begin() as conn:

@@ -15,20 +15,17 @@ import pytest
 from opentelemetry import trace
 from sqlalchemy import Engine
 
-from services.risk.handlers import Case, next_assessment
-from services.risk.shipped_rules import SHIPPED_RULES
 from services.scheduling.handlers import handle_assessed, handle_intake
-from services.scheduling.store import load_case, save_mentors
+from services.scheduling.store import load_case
 from shared.contracts.common import Event
-from shared.contracts.intake import PersonFacts, Preferences, ReferralRecorded, ReferralWithdrawn
+from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
 from shared.contracts.risk import RiskAssessed
-from shared.contracts.rules import load_rules
-from shared.contracts.scheduling import MentorRecord
 from shared.messaging import Delivery
 from shared.outbox import Outgoing
 from shared.subjects import Subjects
-from tests.support.cluster import mentor
-from tests.support.databases import service_database
+from tests.support.scheduling_cases import assessed as first_assessment
+from tests.support.scheduling_cases import facts as recorded_facts
+from tests.support.scheduling_cases import with_one_mentor
 
 NOW = datetime.now(UTC)
 S = Subjects()
@@ -36,25 +33,16 @@ S = Subjects()
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    with service_database("scheduling", tmp_path) as made:
-        with made.begin() as conn:
-            save_mentors(conn, [MentorRecord.model_validate(mentor("m-1", language="en"))], now=NOW)
+    with with_one_mentor(tmp_path, NOW) as made:
         yield made
 
 
 def facts(referral_id: str) -> ReferralRecorded:
-    return ReferralRecorded(
-        event_id=f"recorded-{referral_id}", occurred_at=NOW, referral_id=referral_id, agency_id="yot",
-        agency_referral_id=f"A-{referral_id}", person_id="psn_1",
-        person=PersonFacts(age_years=15, age_band="14-15", gender="male", borough="Hackney", languages=["en"]),
-        indicators=[], protective_factors=[], unsafe_areas=[], preferences=Preferences(), availability=[])
+    return recorded_facts(referral_id, NOW)
 
 
 def assessed(referral_id: str) -> RiskAssessed:
-    recorded = facts(referral_id)
-    first = RiskAssessed.model_construct(referral_id=referral_id, number=0, escalations=[])  # no assessment yet
-    return next_assessment(Case(recorded, first, new=True), recorded, rules=load_rules(SHIPPED_RULES), now=NOW,
-                           cause="referral").assessed
+    return first_assessment(referral_id, NOW)
 
 
 def withdrawn(referral_id: str) -> ReferralWithdrawn:
