@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from apps.cli.client import CliError, connect
+from apps.cli.client import CliError, NoAnswer, ServiceClient, connect
 from apps.cli.referral_files import ReferralRow
 from apps.cli.submit import Outcome, submit
 from apps.devstack.processes import CONSOLE, SERVICES
@@ -49,6 +49,7 @@ from bench.workload import AGENCY, Registry, referrals, registry
 from services.scheduling.slots import LONDON
 from shared.contracts import scheduling_rpc as sched
 from shared.contracts.intake_rpc import SECOND_FACTOR_ROLES
+from shared.contracts.rpc import Endpoint, Rep, Req
 from shared.settings import ServiceSettings
 from tests.support.console import ConsoleStack
 from tests.support.console_pages import traced
@@ -145,10 +146,10 @@ async def fill(stack: ConsoleStack, reg: Registry, bodies: list[bytes]) -> Conte
     stack.up.register_agency(AGENCY)
     settings = ServiceSettings(data_dir=stack.up.data_dir, NATS_URL=None, namespace="")  # type: ignore[call-arg]
     async with connect(settings) as client:
-        for problems in ((await client.call(sched.VENUES_IMPORT, sched.VenuesImportRequest.model_validate(
-                              {"venues": reg.venues}), timeout=120)).errors,
-                         (await client.call(sched.MENTORS_IMPORT, sched.MentorsImportRequest.model_validate(
-                              {"mentors": reg.mentors}), timeout=120)).errors):
+        for problems in ((await _imported(client, sched.VENUES_IMPORT, sched.VenuesImportRequest.model_validate(
+                              {"venues": reg.venues}))).errors,
+                         (await _imported(client, sched.MENTORS_IMPORT, sched.MentorsImportRequest.model_validate(
+                              {"mentors": reg.mentors}))).errors):
             if problems:
                 raise RuntimeError(f"the registry was refused: {problems[:3]}")
         for leave in reg.leave:
@@ -163,6 +164,19 @@ async def fill(stack: ConsoleStack, reg: Registry, bodies: list[bytes]) -> Conte
                     raise
                 print(f"  {exc} Asking again ({attempt} of {ATTEMPTS - 1}).")
     return content(outcomes, bodies)
+
+
+async def _imported(client: ServiceClient, endpoint: Endpoint[Req, Rep], request: Req) -> Rep:
+    """An import, asked again when no answer came: the agency just registered reloads the NATS server, which can
+    lose a request sent meanwhile (seen once in CI: no answer in 120 s), and an import done twice changes nothing."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await client.call(endpoint, request, timeout=30)
+        except NoAnswer as exc:
+            if attempt == ATTEMPTS:
+                raise
+            print(f"  {exc} Asking again ({attempt} of {ATTEMPTS - 1}).")
+    raise AssertionError("unreachable")
 
 
 def content(outcomes: list[Outcome], bodies: list[bytes]) -> Content:
