@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,31 +18,20 @@ from services.scheduling.handlers import handle_assessed, handle_intake
 from services.scheduling.store import case_row, cases_in, load_case, load_cases, waitlisted_cases
 from services.scheduling.tables import CaseRow
 from shared.contracts.common import Event
-from shared.contracts.intake import ReferralRecorded, ReferralWithdrawn
-from shared.contracts.risk import RiskAssessed
+from shared.contracts.intake import ReferralWithdrawn
 from shared.contracts.scheduling import CaseStatus
 from shared.messaging import Delivery
 from shared.subjects import Subjects
-from tests.support.scheduling_cases import assessed as first_assessment
-from tests.support.scheduling_cases import facts as recorded_facts
-from tests.support.scheduling_cases import with_one_mentor
+from tests.support.scheduling_cases import NOW, assessed, facts, with_one_mentor
 
-NOW = datetime.now(UTC)
 S = Subjects()
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    with with_one_mentor(tmp_path, NOW) as made:
+    with with_one_mentor(tmp_path) as made:
         yield made
 
-
-def facts(referral_id: str) -> ReferralRecorded:
-    return recorded_facts(referral_id, NOW)
-
-
-def assessed(referral_id: str) -> RiskAssessed:
-    return first_assessment(referral_id, NOW)
 
 
 def batch(subject: str, *events: Event) -> list[Delivery]:

@@ -71,10 +71,8 @@ async def test_a_service_that_never_answers_is_named_when_the_time_given_is_up(n
     services = Services(silent=1_000)
     client = ServiceClient(nc, await _answering(nc, services), "test")
     outcome = Outcome(row=1, agency_referral_id="A-1", referral_id="ref_follow")
-    started = time.monotonic()
 
-    with pytest.raises(NoAnswer, match="The risk service did not answer within 2 s"):
+    with pytest.raises(NoAnswer, match="The risk service did not answer within 2 s"):  # the time left, not 5 s
         await follow(client, [outcome], timeout=2)
 
-    assert not outcome.finished
-    assert services.asked_risk and services.asked_risk[0] - started < 1  # asked at once, then given the time left
+    assert not outcome.finished and services.asked_risk

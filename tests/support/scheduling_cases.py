@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -20,9 +20,12 @@ from shared.contracts.scheduling import MentorRecord
 from tests.support.cluster import mentor
 from tests.support.databases import service_database
 
+NOW = datetime.now(UTC)
+"""The moment the events below are made at, unless another is given."""
+
 
 @contextmanager
-def with_one_mentor(tmp_path: Path, now: datetime) -> Iterator[Engine]:
+def with_one_mentor(tmp_path: Path, now: datetime = NOW) -> Iterator[Engine]:
     """Scheduling's database (SQLite, or PostgreSQL when DATABASE_URL is set) with mentor m-1 (English)."""
     with service_database("scheduling", tmp_path) as made:
         with made.begin() as conn:
@@ -30,7 +33,7 @@ def with_one_mentor(tmp_path: Path, now: datetime) -> Iterator[Engine]:
         yield made
 
 
-def facts(referral_id: str, now: datetime) -> ReferralRecorded:
+def facts(referral_id: str, now: datetime = NOW) -> ReferralRecorded:
     """Intake's facts of a referral in Hackney, English-speaking, with no indicators."""
     return ReferralRecorded(
         event_id=f"recorded-{referral_id}", occurred_at=now, referral_id=referral_id, agency_id="yot",
@@ -39,7 +42,7 @@ def facts(referral_id: str, now: datetime) -> ReferralRecorded:
         indicators=[], protective_factors=[], unsafe_areas=[], preferences=Preferences(), availability=[])
 
 
-def assessed(referral_id: str, now: datetime) -> RiskAssessed:
+def assessed(referral_id: str, now: datetime = NOW) -> RiskAssessed:
     """Risk's first assessment of `facts(referral_id)`, by the shipped rules."""
     recorded = facts(referral_id, now)
     first = RiskAssessed.model_construct(referral_id=referral_id, number=0, escalations=[])  # no assessment yet
